@@ -1,0 +1,17 @@
+// `aha version`: the version of this build.
+#include <iostream>
+
+#include "commands.h"
+#include "options.h"
+
+namespace aha::cli {
+
+int cmd_version(const Args& args) {
+  po::options_description desc("options");
+  po::variables_map vm;
+  if (!parse_options(args, desc, vm, "usage: aha version")) return 0;
+  std::cout << "aha 0.1.0\n";
+  return 0;
+}
+
+}  // namespace aha::cli

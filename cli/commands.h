@@ -1,0 +1,14 @@
+// The subcommands of the `aha` binary. Each takes its own arguments (after the command name)
+// and returns the process exit code; run-ending errors are thrown as aha::Error.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace aha::cli {
+
+using Args = std::vector<std::string>;
+
+int cmd_version(const Args& args);
+
+}  // namespace aha::cli

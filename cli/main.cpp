@@ -1,0 +1,65 @@
+// Entry point of the `aha` binary: dispatches subcommands and turns every escaping error into one
+// `error: ...` line on stderr and a non-zero exit.
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "aha/core/error.h"
+#include "commands.h"
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*run)(const aha::cli::Args&);
+  const char* summary;
+};
+
+constexpr Command kCommands[] = {
+    {"version", aha::cli::cmd_version, "print the aha version"},
+};
+
+void print_usage() {
+  std::cout << "aha: GRPO post-training for MLA + DeepSeekMoE language models\n\n"
+               "usage: aha <command> [options]    (aha <command> --help for details)\n\n"
+               "commands:\n";
+  for (const auto& c : kCommands) std::printf("  %-16s %s\n", c.name, c.summary);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  std::string name = argv[1];
+  std::vector<std::string> args(argv + 2, argv + argc);
+  // Two-word commands ("aha tokenizer train") are looked up as "tokenizer train" first.
+  if (argc >= 3) {
+    std::string two = name + " " + argv[2];
+    for (const auto& c : kCommands) {
+      if (two == c.name) {
+        name = two;
+        args.erase(args.begin());
+        break;
+      }
+    }
+  }
+  for (const auto& c : kCommands) {
+    if (name != c.name) continue;
+    try {
+      return c.run(args);
+    } catch (const std::exception& e) {
+      std::cout.flush();
+      std::cerr << "error: " << e.what() << std::endl;
+      return 1;
+    }
+  }
+  std::cerr << "error: unknown command '" << name << "' (see aha --help)" << std::endl;
+  return 2;
+}

@@ -1,0 +1,37 @@
+// Shared option parsing for subcommands: Boost.program_options with `--help` on every command.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "aha/core/error.h"
+
+namespace aha::cli {
+
+namespace po = boost::program_options;
+
+// Parses args into vm. Returns false after printing help when --help was given.
+// Unknown options and bad values become aha::Error (one `error:` line).
+inline bool parse_options(const std::vector<std::string>& args, po::options_description& desc,
+                          po::variables_map& vm, const std::string& usage,
+                          const po::positional_options_description* positional = nullptr) {
+  desc.add_options()("help,h", "show this help");
+  try {
+    auto parser = po::command_line_parser(args).options(desc);
+    if (positional != nullptr) parser.positional(*positional);
+    po::store(parser.run(), vm);
+    if (vm.count("help")) {
+      std::cout << usage << "\n\n" << desc << "\n";
+      return false;
+    }
+    po::notify(vm);
+  } catch (const po::error& e) {
+    fail(e.what(), " (see --help)");
+  }
+  return true;
+}
+
+}  // namespace aha::cli

@@ -1,0 +1,38 @@
+# Helpers that give every module, test and benchmark the same shape.
+
+# aha_add_module(NAME SOURCES ... DEPS ...): library target aha_NAME with public headers in
+# NAME/include and an alias aha::NAME.
+function(aha_add_module name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_library(aha_${name} ${ARG_SOURCES})
+  add_library(aha::${name} ALIAS aha_${name})
+  target_include_directories(aha_${name} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:include>)
+  target_link_libraries(aha_${name} PUBLIC ${ARG_DEPS})
+endfunction()
+
+# aha_add_test(NAME SOURCES ... DEPS ... [LABELS ...]): one GoogleTest binary per module,
+# registered test by test with CTest.
+function(aha_add_test name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  if(NOT ARG_LABELS)
+    set(ARG_LABELS unit)
+  endif()
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${name} PRIVATE
+    AHA_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
+    AHA_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    AHA_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  include(GoogleTest)
+  gtest_discover_tests(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 300
+    DISCOVERY_TIMEOUT 60)
+endfunction()
+
+# aha_add_bench(NAME SOURCES ... DEPS ...): a Google Benchmark binary.
+function(aha_add_bench name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${name} ${ARG_SOURCES})
+  target_link_libraries(${name} PRIVATE ${ARG_DEPS} benchmark::benchmark)
+endfunction()

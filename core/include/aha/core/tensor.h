@@ -1,0 +1,43 @@
+// Small tensor helpers: row-major Eigen maps over raw buffers, and the three GEMM shapes of a
+// linear layer (forward, input gradient, weight gradient) split across TBB workers.
+// Activations are row-major [n_rows, n_cols]; a Linear weight is [n_out, n_in] as in PyTorch.
+#pragma once
+
+#include <Eigen/Core>
+
+#include <cstdint>
+#include <vector>
+
+namespace aha {
+
+template <typename T>
+using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+template <typename T>
+using MatMap = Eigen::Map<Mat<T>>;
+template <typename T>
+using CMatMap = Eigen::Map<const Mat<T>>;
+template <typename T>
+using VecMap = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+template <typename T>
+using CVecMap = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, 1>>;
+
+// Strided view: rows of `cols` values starting every `stride` values (a column slice).
+template <typename T>
+using StridedMap = Eigen::Map<Mat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+template <typename T>
+using CStridedMap = Eigen::Map<const Mat<T>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// y[n, out] (+)= x[n, in] * w[out, in]^T (+ b[out]); accumulate adds into y.
+template <typename T>
+void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, int64_t out,
+              bool accumulate = false);
+
+// dx[n, in] += dy[n, out] * w[out, in]
+template <typename T>
+void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out);
+
+// dw[out, in] += dy[n, out]^T * x[n, in]; db[out] += column sums of dy (when db != nullptr).
+template <typename T>
+void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int64_t out);
+
+}  // namespace aha
