@@ -1,0 +1,520 @@
+// Math equivalence: structural comparison of two parsed answers (tuples, intervals, sets,
+// matrices, equations) down to scalars, which compare exactly as rationals where possible and
+// otherwise numerically; expressions with variables are evaluated at seeded random points.
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <optional>
+
+#include "aha/core/rng.h"
+#include "aha/rewards/math.h"
+#include "math_internal.h"
+
+namespace aha::rewards {
+namespace detail {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr double kE = 2.71828182845904523536;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+struct Binding {
+  std::string name;
+  Value value;
+};
+
+struct EvalCtx {
+  const Tree& tree;
+  const std::vector<Binding>& env;
+  unsigned pm_mask;
+  Budget& budget;
+};
+
+Value nan_value() { return Value::of_d(kNaN); }
+
+Value arith(K kind, const Value& x, const Value& y) {
+  if (x.exact && y.exact) {
+    Q r;
+    bool ok = false;
+    switch (kind) {
+      case K::kAdd: ok = q_add(x.q, y.q, r); break;
+      case K::kSub: ok = q_add(x.q, Q{-y.q.num, y.q.den}, r); break;
+      case K::kMul: ok = q_mul(x.q, y.q, r); break;
+      case K::kDiv:
+        if (y.q.num == 0) return nan_value();
+        ok = q_div(x.q, y.q, r);
+        break;
+      default: break;
+    }
+    if (ok) return Value::of_q(r);
+  }
+  switch (kind) {
+    case K::kAdd: return Value::of_d(x.d + y.d);
+    case K::kSub: return Value::of_d(x.d - y.d);
+    case K::kMul: return Value::of_d(x.d * y.d);
+    case K::kDiv: return Value::of_d(y.d == 0 ? kNaN : x.d / y.d);
+    default: return nan_value();
+  }
+}
+
+Value power(const Value& base, const Value& exponent) {
+  if (base.exact && exponent.exact) {
+    Q r;
+    if (exponent.q.den == 1 && q_pow(base.q, static_cast<int64_t>(std::clamp<i128>(
+                                                  exponent.q.num, -100000, 100000)),
+                                     r)) {
+      return Value::of_q(r);
+    }
+    // rational exponent p/q: exact q-th root, then the p-th power
+    if (exponent.q.den <= 64 && exponent.q.num >= -256 && exponent.q.num <= 256) {
+      Q root;
+      if (q_root(base.q, static_cast<int64_t>(exponent.q.den), root) &&
+          q_pow(root, static_cast<int64_t>(exponent.q.num), r)) {
+        return Value::of_q(r);
+      }
+    }
+  }
+  if (base.d < 0 && exponent.exact && exponent.q.den % 2 == 1) {
+    double m = std::pow(-base.d, exponent.d);
+    return Value::of_d(exponent.q.num % 2 == 0 ? m : -m);
+  }
+  return Value::of_d(std::pow(base.d, exponent.d));
+}
+
+Value factorial(const Value& x) {
+  if (x.exact && x.q.den == 1 && x.q.num >= 0 && x.q.num <= 30) {
+    Q r{1, 1};
+    for (i128 k = 2; k <= x.q.num; ++k) q_mul(r, Q{k, 1}, r);
+    return Value::of_q(r);
+  }
+  if (x.d < 0 && x.d == std::floor(x.d)) return nan_value();
+  if (x.d > 171) return Value::of_d(std::numeric_limits<double>::infinity());
+  return Value::of_d(std::tgamma(x.d + 1));
+}
+
+Value binomial(const Value& n, const Value& k) {
+  if (n.exact && k.exact && n.q.den == 1 && k.q.den == 1 && k.q.num >= 0 && n.q.num >= 0 &&
+      k.q.num <= n.q.num && k.q.num < 200) {
+    Q r{1, 1};
+    bool ok = true;
+    for (i128 i = 0; i < k.q.num && ok; ++i) {
+      ok = q_mul(r, Q{n.q.num - i, 1}, r) && q_div(r, Q{i + 1, 1}, r);
+    }
+    if (ok) return Value::of_q(r);
+  }
+  double lg = std::lgamma(n.d + 1) - std::lgamma(k.d + 1) - std::lgamma(n.d - k.d + 1);
+  return Value::of_d(std::exp(lg));
+}
+
+Value apply_function(const std::string& f, const Value& x, const std::optional<Value>& base) {
+  double v = x.d;
+  if (f == "sin") return Value::of_d(std::sin(v));
+  if (f == "cos") return Value::of_d(std::cos(v));
+  if (f == "tan") return Value::of_d(std::tan(v));
+  if (f == "sec") return Value::of_d(1 / std::cos(v));
+  if (f == "csc") return Value::of_d(1 / std::sin(v));
+  if (f == "cot") return Value::of_d(1 / std::tan(v));
+  if (f == "arcsin") return Value::of_d(std::asin(v));
+  if (f == "arccos") return Value::of_d(std::acos(v));
+  if (f == "arctan") return Value::of_d(std::atan(v));
+  if (f == "sinh") return Value::of_d(std::sinh(v));
+  if (f == "cosh") return Value::of_d(std::cosh(v));
+  if (f == "tanh") return Value::of_d(std::tanh(v));
+  if (f == "exp") return Value::of_d(std::exp(v));
+  if (f == "ln") return Value::of_d(std::log(v));
+  if (f == "log") {
+    if (base) return Value::of_d(std::log(v) / std::log(base->d));
+    return Value::of_d(std::log10(v));
+  }
+  return nan_value();
+}
+
+int pm_ordinal(const Tree& t, int idx) {
+  int n = 0;
+  for (int i = 0; i < idx; ++i) n += t.nodes[i].kind == K::kPm;
+  return n;
+}
+
+// Scalar value of a node; nullopt for non-scalars (tuples, sets, equations...).
+std::optional<Value> eval(EvalCtx& c, int idx) {
+  if (!c.budget.step()) return std::nullopt;
+  const Node& n = c.tree.nodes[idx];
+  switch (n.kind) {
+    case K::kNum: {
+      Value v = n.exact ? Value::of_q(n.q) : Value::of_d(n.d);
+      return n.percent ? arith(K::kDiv, v, Value::of_q(Q{100, 1})) : v;
+    }
+    case K::kVar:
+      for (const auto& b : c.env) {
+        if (b.name == n.name) return b.value;
+      }
+      return std::nullopt;
+    case K::kPi: return Value::of_d(kPi);
+    case K::kE: return Value::of_d(kE);
+    case K::kInf: return Value::of_d(std::numeric_limits<double>::infinity());
+    case K::kAdd: case K::kSub: case K::kMul: case K::kDiv: case K::kPow: case K::kPm:
+    case K::kBinom: {
+      auto x = eval(c, n.a);
+      if (!x) return std::nullopt;
+      auto y = eval(c, n.b);
+      if (!y) return std::nullopt;
+      if (n.kind == K::kPow) return power(*x, *y);
+      if (n.kind == K::kBinom) return binomial(*x, *y);
+      if (n.kind == K::kPm) {
+        bool minus = (c.pm_mask >> pm_ordinal(c.tree, idx)) & 1u;
+        return arith(minus ? K::kSub : K::kAdd, *x, *y);
+      }
+      return arith(n.kind, *x, *y);
+    }
+    case K::kNeg: case K::kFact: case K::kPercent: case K::kAbs: {
+      auto x = eval(c, n.a);
+      if (!x) return std::nullopt;
+      if (n.kind == K::kFact) return factorial(*x);
+      if (n.kind == K::kPercent) return arith(K::kDiv, *x, Value::of_q(Q{100, 1}));
+      bool negate = n.kind == K::kNeg || (x->exact ? x->q.num < 0 : x->d < 0);
+      if (!negate) return x;
+      return x->exact ? Value::of_q(Q{-x->q.num, x->q.den}) : Value::of_d(-x->d);
+    }
+    case K::kFunc: {
+      auto x = eval(c, n.a);
+      if (!x) return std::nullopt;
+      std::optional<Value> base;
+      if (n.b >= 0) {
+        base = eval(c, n.b);
+        if (!base) return std::nullopt;
+      }
+      return apply_function(n.name, *x, base);
+    }
+    default:
+      return std::nullopt;
+  }
+}
+
+void collect_vars(const Tree& t, int idx, std::vector<std::string>& vars, int& n_pm) {
+  const Node& n = t.nodes[idx];
+  if (n.kind == K::kVar && std::find(vars.begin(), vars.end(), n.name) == vars.end()) {
+    vars.push_back(n.name);
+  }
+  n_pm += n.kind == K::kPm;
+  if (n.a >= 0) collect_vars(t, n.a, vars, n_pm);
+  if (n.b >= 0) collect_vars(t, n.b, vars, n_pm);
+  for (int k : n.kids) collect_vars(t, k, vars, n_pm);
+}
+
+bool is_collection(K k) {
+  return k == K::kTuple || k == K::kInterval || k == K::kSet || k == K::kUnion ||
+         k == K::kMatrix;
+}
+
+enum class Cmp { kEqual, kNotEqual, kInvalid };
+
+class Comparer {
+ public:
+  Comparer(const Tree& a, const Tree& b, const MathOptions& o, Budget& budget)
+      : ta_(a), tb_(b), o_(o), budget_(budget) {}
+
+  Cmp compare(int a, int b) {
+    if (!budget_.step()) return Cmp::kInvalid;
+    const Node& x = ta_.nodes[a];
+    const Node& y = tb_.nodes[b];
+    if (x.kind == K::kEq || y.kind == K::kEq) return equations(a, b);
+    if (x.kind == K::kRel || y.kind == K::kRel) return relations(a, b);
+    if (is_collection(x.kind) || is_collection(y.kind)) return collections(a, b);
+    Cmp r = scalars(a, b);
+    if (r == Cmp::kNotEqual && o_.percent_equiv) {
+      // "50%" also matches "50"
+      if (x.kind == K::kPercent) r = scalars_swapped(x.a, b);
+      if (r != Cmp::kEqual && y.kind == K::kPercent) r = scalars(a, y.a);
+    }
+    return r;
+  }
+
+ private:
+  Cmp swapped(int a, int b) {  // compare a node of tb_ against one of ta_
+    Comparer other(tb_, ta_, o_, budget_);
+    return other.compare(a, b);
+  }
+  Cmp scalars_swapped(int a_inner, int b) {
+    Comparer same(ta_, tb_, o_, budget_);
+    return same.scalars(a_inner, b);
+  }
+
+  static bool is_var(const Tree& t, int i) { return t.nodes[i].kind == K::kVar; }
+
+  Cmp equations(int a, int b) {
+    const Node& x = ta_.nodes[a];
+    const Node& y = tb_.nodes[b];
+    if (x.kind == K::kEq && y.kind == K::kEq) {
+      Cmp l = compare(x.a, y.a);
+      if (l == Cmp::kEqual && compare(x.b, y.b) == Cmp::kEqual) return Cmp::kEqual;
+      if (compare(x.a, y.b) == Cmp::kEqual && compare(x.b, y.a) == Cmp::kEqual) {
+        return Cmp::kEqual;
+      }
+      // "y = 2x + 1" vs "2x + 1 = y" done above; differing variable names are not equal.
+      return l == Cmp::kInvalid ? Cmp::kInvalid : Cmp::kNotEqual;
+    }
+    if (x.kind == K::kEq) {  // "x = 3" vs "3"
+      if (is_var(ta_, x.a)) return compare(x.b, b);
+      if (is_var(ta_, x.b)) return compare(x.a, b);
+      return compare(x.b, b);
+    }
+    if (is_var(tb_, y.a)) return compare(a, y.b);
+    if (is_var(tb_, y.b)) return compare(a, y.a);
+    return compare(a, y.b);
+  }
+
+  Cmp relations(int a, int b) {
+    const Node& x = ta_.nodes[a];
+    const Node& y = tb_.nodes[b];
+    if (x.kind != K::kRel || y.kind != K::kRel) return Cmp::kNotEqual;
+    auto flip = [](const std::string& op) -> std::string {
+      if (op == "<") return ">";
+      if (op == ">") return "<";
+      if (op == "<=") return ">=";
+      if (op == ">=") return "<=";
+      return op;
+    };
+    if (x.name == y.name && compare(x.a, y.a) == Cmp::kEqual && compare(x.b, y.b) == Cmp::kEqual) {
+      return Cmp::kEqual;
+    }
+    if (x.name == flip(y.name) && compare(x.a, y.b) == Cmp::kEqual &&
+        compare(x.b, y.a) == Cmp::kEqual) {
+      return Cmp::kEqual;
+    }
+    return Cmp::kNotEqual;
+  }
+
+  Cmp in_order(const std::vector<int>& xs, const std::vector<int>& ys) {
+    if (xs.size() != ys.size()) return Cmp::kNotEqual;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      Cmp r = compare(xs[i], ys[i]);
+      if (r != Cmp::kEqual) return r;
+    }
+    return Cmp::kEqual;
+  }
+
+  // Order-insensitive: every element of xs matches a distinct element of ys (greedy).
+  Cmp any_order(const std::vector<int>& xs, const std::vector<int>& ys) {
+    if (xs.size() != ys.size()) return Cmp::kNotEqual;
+    std::vector<bool> used(ys.size(), false);
+    for (int x : xs) {
+      bool found = false;
+      for (size_t j = 0; j < ys.size() && !found; ++j) {
+        if (used[j]) continue;
+        Cmp r = compare(x, ys[j]);
+        if (r == Cmp::kInvalid && !budget_.ok()) return Cmp::kInvalid;
+        if (r == Cmp::kEqual) used[j] = found = true;
+      }
+      if (!found) return Cmp::kNotEqual;
+    }
+    return Cmp::kEqual;
+  }
+
+  Cmp collections(int a, int b) {
+    const Node& x = ta_.nodes[a];
+    const Node& y = tb_.nodes[b];
+    // a one-element set equals its element; a scalar with \pm equals the set of its values
+    if (!is_collection(y.kind)) {
+      if (x.kind == K::kSet && x.kids.size() == 1) return compare(x.kids[0], b);
+      if (x.kind == K::kSet) return pm_set(b, a, /*scalar_in_a=*/false);
+      return Cmp::kNotEqual;
+    }
+    if (!is_collection(x.kind)) {
+      if (y.kind == K::kSet && y.kids.size() == 1) return compare(a, y.kids[0]);
+      if (y.kind == K::kSet) return pm_set(a, b, /*scalar_in_a=*/true);
+      return Cmp::kNotEqual;
+    }
+    if (x.kind == K::kMatrix || y.kind == K::kMatrix) {
+      if (x.kind == K::kMatrix && y.kind == K::kMatrix &&
+          (x.rows != y.rows || x.cols != y.cols)) {
+        return Cmp::kNotEqual;
+      }
+      // a row or column vector equals a tuple of the same entries
+      const Node& m = x.kind == K::kMatrix ? x : y;
+      if (x.kind != y.kind && m.rows != 1 && m.cols != 1) return Cmp::kNotEqual;
+      return in_order(x.kids, y.kids);
+    }
+    if (x.kind == K::kInterval || y.kind == K::kInterval) {
+      if (x.kind != y.kind || x.lo_closed != y.lo_closed || x.hi_closed != y.hi_closed) {
+        return Cmp::kNotEqual;
+      }
+      return in_order(x.kids, y.kids);
+    }
+    if (x.kind == K::kTuple && y.kind == K::kTuple) return in_order(x.kids, y.kids);
+    if ((x.kind == K::kSet && y.kind == K::kSet) || (x.kind == K::kUnion && y.kind == K::kUnion)) {
+      return any_order(x.kids, y.kids);
+    }
+    // a bare list "1, 2" against a tuple "(1, 2)": in order
+    if ((x.kind == K::kSet && y.kind == K::kTuple) || (x.kind == K::kTuple && y.kind == K::kSet)) {
+      return in_order(x.kids, y.kids);
+    }
+    return Cmp::kNotEqual;
+  }
+
+  // A scalar with \pm (in `scalar`) against a set of values.
+  Cmp pm_set(int scalar, int set, bool scalar_in_a) {
+    const Tree& ts = scalar_in_a ? ta_ : tb_;
+    const Tree& tset = scalar_in_a ? tb_ : ta_;
+    std::vector<std::string> vars;
+    int n_pm = 0;
+    collect_vars(ts, scalar, vars, n_pm);
+    const auto& kids = tset.nodes[set].kids;
+    if (n_pm == 0 || n_pm > 3 || kids.size() != (1u << n_pm) || !vars.empty()) {
+      return Cmp::kNotEqual;
+    }
+    std::vector<Value> values;
+    std::vector<Binding> env;
+    for (unsigned mask = 0; mask < (1u << n_pm); ++mask) {
+      EvalCtx c{ts, env, mask, budget_};
+      auto v = eval(c, scalar);
+      if (!v) return Cmp::kInvalid;
+      values.push_back(*v);
+    }
+    std::vector<bool> used(values.size(), false);
+    for (int k : kids) {
+      EvalCtx c{tset, env, 0, budget_};
+      auto v = eval(c, k);
+      if (!v) return Cmp::kNotEqual;
+      bool found = false;
+      for (size_t i = 0; i < values.size() && !found; ++i) {
+        if (!used[i] && values_equal(values[i], *v) == Cmp::kEqual) used[i] = found = true;
+      }
+      if (!found) return Cmp::kNotEqual;
+    }
+    return Cmp::kEqual;
+  }
+
+  Cmp values_equal(const Value& x, const Value& y) const {
+    if (x.exact && y.exact) {
+      return x.q.num == y.q.num && x.q.den == y.q.den ? Cmp::kEqual : Cmp::kNotEqual;
+    }
+    if (std::isnan(x.d) || std::isnan(y.d)) return Cmp::kInvalid;
+    if (std::isinf(x.d) || std::isinf(y.d)) {
+      if (std::isinf(x.d) && std::isinf(y.d) && (x.d > 0) == (y.d > 0) && !x.exact &&
+          !y.exact) {
+        return Cmp::kEqual;
+      }
+      return std::isinf(x.d) && std::isinf(y.d) ? Cmp::kNotEqual : Cmp::kInvalid;
+    }
+    double diff = std::fabs(x.d - y.d);
+    double scale = std::max(std::fabs(x.d), std::fabs(y.d));
+    return diff <= std::max(o_.rel_tol * scale, o_.abs_tol) ? Cmp::kEqual : Cmp::kNotEqual;
+  }
+
+  Cmp scalars(int a, int b);
+
+  const Tree& ta_;
+  const Tree& tb_;
+  const MathOptions& o_;
+  Budget& budget_;
+};
+
+Cmp Comparer::scalars(int a, int b) {
+  std::vector<std::string> vars;
+  int pm_a = 0, pm_b = 0;
+  collect_vars(ta_, a, vars, pm_a);
+  collect_vars(tb_, b, vars, pm_b);
+  if (pm_a != pm_b || pm_a > 3) return pm_a > 3 ? Cmp::kInvalid : Cmp::kNotEqual;
+  if (vars.size() > 12) return Cmp::kInvalid;
+  int n_points = vars.empty() ? 1 : std::max(2, o_.n_points);
+  Rng rng(0x5eed, vars.size());
+  std::vector<Binding> env(vars.size());
+  int valid = 0;
+  for (int p = 0; p < n_points; ++p) {
+    for (size_t i = 0; i < vars.size(); ++i) {
+      // small rationals, both signs, never zero: exact arithmetic stays exact
+      int64_t num = static_cast<int64_t>(rng.below(17)) + 1;
+      int64_t den = static_cast<int64_t>(rng.below(5)) + 1;
+      if (p % 3 == 2) num = -num;
+      Q q;
+      q_make(num * 7 + static_cast<int64_t>(i), den * 3 + 1, q);
+      env[i] = Binding{vars[i], Value::of_q(q)};
+    }
+    for (unsigned mask = 0; mask < (1u << pm_a); ++mask) {
+      EvalCtx ca{ta_, env, mask, budget_};
+      EvalCtx cb{tb_, env, mask, budget_};
+      auto x = eval(ca, a);
+      auto y = eval(cb, b);
+      if (!x || !y) return Cmp::kInvalid;
+      Cmp r = values_equal(*x, *y);
+      if (r == Cmp::kNotEqual) return r;
+      if (r == Cmp::kInvalid) {
+        // one side defined and the other not: different functions
+        if (std::isnan(x->d) != std::isnan(y->d)) return Cmp::kNotEqual;
+        continue;
+      }
+      ++valid;
+    }
+  }
+  return valid > 0 ? Cmp::kEqual : Cmp::kInvalid;
+}
+
+std::string lower_key(std::string_view s) {
+  std::string key;
+  for (char c : s) {
+    if (c == ' ' || c == '(' || c == ')' || c == '.' || c == '{' || c == '}') continue;
+    key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return key;
+}
+
+bool has_word(std::string_view s) {
+  int run = 0;
+  for (char c : s) {
+    run = std::isalpha(static_cast<unsigned char>(c)) ? run + 1 : 0;
+    if (run >= 3) return true;
+  }
+  return false;
+}
+
+bool all_alpha(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!std::isalpha(static_cast<unsigned char>(c))) return false;
+  }
+  return true;
+}
+
+std::string without_spaces(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c != ' ') out += c;
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace detail
+
+std::string normalize_answer(std::string_view answer) { return detail::normalize(answer); }
+
+MathVerdict math_equal(std::string_view predicted, std::string_view gold,
+                       const MathOptions& options) {
+  using namespace detail;
+  if (predicted.size() > static_cast<size_t>(options.max_chars) ||
+      gold.size() > static_cast<size_t>(options.max_chars)) {
+    return MathVerdict::kUnparsable;
+  }
+  std::string p = normalize(predicted);
+  std::string g = normalize(gold);
+  if (p.empty() || g.empty()) return MathVerdict::kUnparsable;
+  if (without_spaces(p) == without_spaces(g)) return MathVerdict::kEqual;
+  // word answers ("Monday", "(A) yes"): case-insensitive text comparison
+  std::string kp = lower_key(p), kg = lower_key(g);
+  if (all_alpha(kp) && all_alpha(kg) && (has_word(p) || has_word(g))) {
+    return kp == kg ? MathVerdict::kEqual : MathVerdict::kNotEqual;
+  }
+  Budget budget(200000, options.time_limit_ms);
+  Tree tp, tg;
+  if (!parse(g, tg, budget) || !parse(p, tp, budget)) return MathVerdict::kUnparsable;
+  Comparer comparer(tp, tg, options, budget);
+  Cmp r = comparer.compare(tp.root, tg.root);
+  if (!budget.ok()) return MathVerdict::kUnparsable;
+  switch (r) {
+    case Cmp::kEqual: return MathVerdict::kEqual;
+    case Cmp::kNotEqual: return MathVerdict::kNotEqual;
+    default: return MathVerdict::kUnparsable;
+  }
+}
+
+}  // namespace aha::rewards

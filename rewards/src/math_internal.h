@@ -1,0 +1,99 @@
+// Private to the math checker: exact rationals, the expression tree and the work budget that
+// bounds parsing and evaluation.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aha::rewards::detail {
+
+using i128 = __int128;
+
+// A rational num/den in lowest terms, den > 0. Operations report overflow instead of wrapping.
+struct Q {
+  i128 num = 0;
+  i128 den = 1;
+  double to_double() const { return static_cast<double>(num) / static_cast<double>(den); }
+};
+bool q_make(i128 num, i128 den, Q& out);  // false on den == 0
+bool q_add(const Q& a, const Q& b, Q& out);
+bool q_mul(const Q& a, const Q& b, Q& out);
+bool q_div(const Q& a, const Q& b, Q& out);
+bool q_pow(const Q& a, int64_t k, Q& out);
+bool q_root(const Q& a, int64_t n, Q& out);  // exact n-th root when one exists
+
+// A number: exact when `exact`, else only `d` is meaningful.
+struct Value {
+  bool exact = false;
+  Q q;
+  double d = 0.0;
+  static Value of_q(const Q& q) { return {true, q, q.to_double()}; }
+  static Value of_d(double d) { return {false, Q{}, d}; }
+};
+
+// Bounds the work of one check: a step counter and a wall-clock deadline.
+class Budget {
+ public:
+  Budget(int64_t max_steps, double time_limit_ms)
+      : max_steps_(max_steps),
+        deadline_(std::chrono::steady_clock::now() +
+                  std::chrono::microseconds(static_cast<int64_t>(time_limit_ms * 1000))) {}
+  // False once the budget is spent; cheap (the clock is read every 256 steps).
+  bool step() {
+    if (++steps_ > max_steps_) return false;
+    if ((steps_ & 255) == 0 && std::chrono::steady_clock::now() > deadline_) {
+      steps_ = max_steps_ + 1;
+      return false;
+    }
+    return true;
+  }
+  bool ok() const { return steps_ <= max_steps_; }
+
+ private:
+  int64_t steps_ = 0;
+  int64_t max_steps_;
+  std::chrono::steady_clock::time_point deadline_;
+};
+
+enum class K : uint8_t {
+  kNum, kVar, kPi, kE, kInf,
+  kAdd, kSub, kMul, kDiv, kPow, kNeg, kPm, kFact, kPercent, kFunc, kAbs, kBinom,
+  kTuple,     // (a, b) -- also an open interval
+  kInterval,  // [a, b), (a, b], [a, b]: flags in lo_closed / hi_closed
+  kSet,       // {a, b} or a bare list "a, b": order-insensitive
+  kUnion,     // A \cup B
+  kMatrix,    // rows x cols, kids row-major
+  kEq,        // a = b
+  kRel,       // a < b etc.: name holds the operator
+};
+
+struct Node {
+  K kind = K::kNum;
+  bool lo_closed = false;  // kInterval
+  bool hi_closed = false;  // kInterval
+  bool percent = false;    // kNum written with %
+  int a = -1, b = -1;      // children of unary/binary nodes
+  int rows = 0, cols = 0;  // kMatrix
+  Q q;                     // kNum exact value (when `exact`)
+  bool exact = true;
+  double d = 0.0;          // kNum inexact value
+  std::string name;        // kVar name, kFunc name, kRel operator
+  std::vector<int> kids;   // collections
+};
+
+struct Tree {
+  std::vector<Node> nodes;
+  int root = -1;
+  const Node& at(int i) const { return nodes[i]; }
+};
+
+// Normalised LaTeX (spacing, \left/\right, \dfrac, units, degrees, thousands separators...).
+std::string normalize(std::string_view s);
+
+// Parses a normalised answer; false when it is not understood or the budget runs out.
+bool parse(std::string_view normalized, Tree& out, Budget& budget);
+
+}  // namespace aha::rewards::detail

@@ -1,0 +1,222 @@
+// LaTeX normalisation for the math checker: one pass over commands (\left, \dfrac, spacing,
+// \text{..}, \cdot, \le ...), then degrees, thousands separators, "and"/"or" lists and
+// trailing unit words.
+#include <cctype>
+#include <cstring>
+#include <string>
+
+#include "math_internal.h"
+
+namespace aha::rewards::detail {
+namespace {
+
+bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
+bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+bool is_space(char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; }
+
+struct Replacement {
+  const char* cmd;
+  const char* out;
+};
+
+// Commands replaced wholesale (name without the backslash).
+constexpr Replacement kCommands[] = {
+    {"left", ""}, {"right", ""}, {"bigl", ""}, {"bigr", ""}, {"Bigl", ""}, {"Bigr", ""},
+    {"biggl", ""}, {"biggr", ""}, {"big", ""}, {"Big", ""}, {"bigg", ""}, {"Bigg", ""},
+    {"displaystyle", ""}, {"textstyle", ""}, {"limits", ""}, {"nolimits", ""},
+    {"quad", " "}, {"qquad", " "}, {"circ", ""}, {"degree", ""}, {"dfrac", "\\frac"},
+    {"tfrac", "\\frac"}, {"cfrac", "\\frac"}, {"dbinom", "\\binom"}, {"tbinom", "\\binom"},
+    {"cdot", "*"}, {"times", "*"}, {"ast", "*"}, {"div", "/"}, {"lbrace", "\\{"},
+    {"rbrace", "\\}"}, {"langle", "("}, {"rangle", ")"}, {"emptyset", "\\{\\}"},
+    {"varnothing", "\\{\\}"}, {"leq", "<="}, {"le", "<="}, {"leqslant", "<="}, {"geq", ">="},
+    {"ge", ">="}, {"geqslant", ">="}, {"neq", "!="}, {"ne", "!="}, {"lt", "<"}, {"gt", ">"},
+    {"in", "="}, {"mid", "|"}, {"vert", "|"}, {"lvert", "|"}, {"rvert", "|"}, {"dots", ""},
+    {"ldots", ""}, {"cdots", ""}, {"infin", "\\infty"}, {"hline", ""}, {"Big", ""},
+    {"boldsymbol", ""}, {"bm", ""}, {"vec", ""}, {"overline", ""},
+};
+
+// Commands whose braced argument is plain text: replaced by " content ".
+constexpr const char* kTextCommands[] = {"text",   "textbf", "textit", "textrm", "mathrm",
+                                         "mbox",   "mathbf", "mathit", "textnormal", "hbox",
+                                         "textup", "mathsf", "mathtt"};
+
+// Reads a balanced {...} at s[i] == '{'; returns the end index (past '}') or npos.
+size_t skip_braced(std::string_view s, size_t i) {
+  int depth = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] == '{') ++depth;
+    if (s[i] == '}' && --depth == 0) return i + 1;
+  }
+  return std::string_view::npos;
+}
+
+void replace_all(std::string& s, std::string_view from, std::string_view to) {
+  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) {
+    s.replace(p, from.size(), to);
+  }
+}
+
+// The command pass: s has no degree signs any more.
+std::string commands_pass(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    char c = s[i];
+    if (c == '$' || c == '~') {
+      if (c == '~') out += ' ';
+      ++i;
+      continue;
+    }
+    if (c != '\\' || i + 1 == s.size()) {
+      out += c;
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < s.size() && is_alpha(s[j])) ++j;
+    if (j == i + 1) {  // one-symbol command: \, \; \! \{ \% \\ ...
+      char sym = s[i + 1];
+      if (sym == ',' || sym == ';' || sym == ':' || sym == '!' || sym == ' ' || sym == '$' ||
+          sym == '(' || sym == ')' || sym == '[' || sym == ']') {
+        // dropped
+      } else if (sym == '%') {
+        out += '%';
+      } else {
+        out += '\\';
+        out += sym;
+      }
+      i += 2;
+      continue;
+    }
+    std::string_view name = s.substr(i + 1, j - i - 1);
+    bool done = false;
+    for (const char* t : kTextCommands) {
+      if (name == t && j < s.size() && s[j] == '{') {
+        size_t end = skip_braced(s, j);
+        if (end == std::string_view::npos) break;
+        out += ' ';
+        out += commands_pass(s.substr(j + 1, end - j - 2));
+        out += ' ';
+        i = end;
+        done = true;
+        break;
+      }
+    }
+    if (done) continue;
+    if (name == "operatorname" && j < s.size() && s[j] == '{') {
+      size_t end = skip_braced(s, j);
+      if (end != std::string_view::npos) {
+        out += '\\';
+        out += s.substr(j + 1, end - j - 2);
+        i = end;
+        continue;
+      }
+    }
+    for (const auto& r : kCommands) {
+      if (name == r.cmd) {
+        out += r.out;
+        i = j;
+        // "\left." and "\right." are invisible delimiters.
+        if ((name == "left" || name == "right") && i < s.size() && s[i] == '.') ++i;
+        done = true;
+        break;
+      }
+    }
+    if (done) continue;
+    out.append(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+// "1,234,567" -> "1234567" and "1 234 567" -> "1234567" (groups of exactly three digits).
+std::string join_thousands(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  size_t i = 0;
+  while (i < s.size()) {
+    bool starts_number = is_digit(s[i]) && (i == 0 || (!is_digit(s[i - 1]) && s[i - 1] != '.'));
+    if (!starts_number) {
+      out += s[i++];
+      continue;
+    }
+    size_t j = i;
+    while (j < s.size() && is_digit(s[j])) ++j;
+    std::string number(s, i, j - i);
+    if (j - i <= 3) {
+      while (j + 4 <= s.size() && (s[j] == ',' || s[j] == ' ') && is_digit(s[j + 1]) &&
+             is_digit(s[j + 2]) && is_digit(s[j + 3]) &&
+             (j + 4 == s.size() || (!is_digit(s[j + 4]) && s[j + 4] != '/' &&
+                                    !(s[j] == ' ' && s[j + 4] == '.')))) {
+        number.append(s, j + 1, 3);
+        j += 4;
+      }
+    }
+    out += number;
+    i = j;
+  }
+  return out;
+}
+
+bool is_function_word(std::string_view w) {
+  static constexpr const char* kWords[] = {"sin", "cos", "tan", "ln", "log", "exp", "sqrt",
+                                           "pi",  "sec", "csc", "cot", "inf", "infty"};
+  for (const char* k : kWords) {
+    if (w == k) return true;
+  }
+  return false;
+}
+
+// Removes trailing unit words ("5 cm", "12 square feet", "3 m^2") after a number.
+void strip_units(std::string& s) {
+  for (int guard = 0; guard < 4; ++guard) {
+    size_t end = s.size();
+    while (end > 0 && is_space(s[end - 1])) --end;
+    size_t e = end;
+    // optional exponent: ^2, ^{2}
+    size_t p = e;
+    while (p > 0 && (is_digit(s[p - 1]) || s[p - 1] == '{' || s[p - 1] == '}')) --p;
+    if (p < e && p > 0 && s[p - 1] == '^') e = p - 1;
+    while (e > 0 && is_space(s[e - 1])) --e;
+    size_t w = e;
+    while (w > 0 && is_alpha(s[w - 1])) --w;
+    if (e - w < 2 || w == 0 || !is_space(s[w - 1])) return;
+    if (is_function_word(std::string_view(s).substr(w, e - w))) return;
+    size_t q = w;
+    while (q > 0 && is_space(s[q - 1])) --q;
+    if (q == 0) return;
+    char before = s[q - 1];
+    if (!is_digit(before) && before != ')' && before != '}' && before != '%' && !is_alpha(before)) {
+      return;
+    }
+    s.resize(q);
+  }
+}
+
+}  // namespace
+
+std::string normalize(std::string_view input) {
+  std::string s(input);
+  for (const char* deg : {"^{\\circ}", "^\\circ", "^{\\circ }", "^{ \\circ}", "\xC2\xB0",
+                          "^\\degree", "\\degree"}) {
+    replace_all(s, deg, "");
+  }
+  replace_all(s, "{,}", ",");
+  s = commands_pass(s);
+  for (char& c : s) {
+    if (c == '\n' || c == '\t' || c == '\r') c = ' ';
+  }
+  s = join_thousands(s);
+  // "1 and 2", "x = 1 or x = 2": lists.
+  for (const char* word : {" and ", " or ", " AND ", " OR "}) replace_all(s, word, ",");
+  // trim, drop a trailing period
+  size_t b = 0;
+  while (b < s.size() && is_space(s[b])) ++b;
+  s.erase(0, b);
+  while (!s.empty() && (is_space(s.back()) || s.back() == '.')) s.pop_back();
+  strip_units(s);
+  while (!s.empty() && is_space(s.back())) s.pop_back();
+  return s;
+}
+
+}  // namespace aha::rewards::detail

@@ -1,0 +1,589 @@
+// Tokenizer and recursive-descent parser for normalised answers: arithmetic with implicit
+// multiplication, \frac/\sqrt/\binom, functions, factorial, percent, \pm, tuples, intervals,
+// sets, unions, matrices, equations and relations. Depth and work are bounded by the Budget.
+#include <cctype>
+#include <cstring>
+#include <string>
+
+#include "math_internal.h"
+
+namespace aha::rewards::detail {
+namespace {
+
+enum class T : uint8_t { kEnd, kNum, kVar, kCmd, kSym };
+
+struct Token {
+  T type = T::kEnd;
+  std::string text;  // number digits, variable name, command name (no backslash), symbol
+  bool space_before = false;
+};
+
+bool is_alpha(char c) { return std::isalpha(static_cast<unsigned char>(c)) != 0; }
+bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+
+constexpr const char* kFunctions[] = {"sin",    "cos",    "tan",  "sec",  "csc",  "cot",
+                                      "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
+                                      "ln",     "log",    "exp"};
+
+bool is_function(std::string_view name) {
+  for (const char* f : kFunctions) {
+    if (name == f) return true;
+  }
+  return false;
+}
+
+// Reads a subscript after '_' (braced or one character) into name.
+size_t read_subscript(std::string_view s, size_t i, std::string& name) {
+  if (i >= s.size()) return i;
+  name += '_';
+  if (s[i] == '{') {
+    size_t j = i + 1;
+    while (j < s.size() && s[j] != '}') name += s[j++];
+    return j < s.size() ? j + 1 : j;
+  }
+  name += s[i];
+  return i + 1;
+}
+
+bool tokenize(std::string_view s, std::vector<Token>& out, Budget& budget) {
+  bool space = false;
+  for (size_t i = 0; i < s.size();) {
+    if (!budget.step()) return false;
+    char c = s[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      space = true;
+      ++i;
+      continue;
+    }
+    Token t;
+    t.space_before = space;
+    space = false;
+    if (is_digit(c) || (c == '.' && i + 1 < s.size() && is_digit(s[i + 1]))) {
+      size_t j = i;
+      bool dot = false;
+      while (j < s.size() && (is_digit(s[j]) || (s[j] == '.' && !dot && j + 1 < s.size() &&
+                                                  is_digit(s[j + 1])))) {
+        dot |= s[j] == '.';
+        ++j;
+      }
+      // scientific notation: 1.5e-3, 2E10
+      if (j + 1 < s.size() && (s[j] == 'e' || s[j] == 'E')) {
+        size_t k = j + 1;
+        if (k < s.size() && (s[k] == '-' || s[k] == '+')) ++k;
+        if (k < s.size() && is_digit(s[k])) {
+          while (k < s.size() && is_digit(s[k])) ++k;
+          j = k;
+        }
+      }
+      t.type = T::kNum;
+      t.text.assign(s.substr(i, j - i));
+      i = j;
+    } else if (is_alpha(c)) {
+      size_t j = i;
+      while (j < s.size() && is_alpha(s[j])) ++j;
+      std::string_view word = s.substr(i, j - i);
+      if (is_function(word) || word == "sqrt" || word == "pi" || word == "infty" ||
+          word == "inf") {
+        t.type = T::kCmd;
+        t.text.assign(word);
+        i = j;
+      } else {
+        t.type = T::kVar;  // each letter is its own variable: "xy" = x*y
+        t.text.assign(1, c);
+        i = i + 1;
+        if (i < s.size() && s[i] == '_' && (i + 1 == s.size() || s[i + 1] != '\\')) {
+          i = read_subscript(s, i + 1, t.text);
+        }
+      }
+    } else if (c == '\\') {
+      size_t j = i + 1;
+      while (j < s.size() && is_alpha(s[j])) ++j;
+      if (j == i + 1) {  // \{ \} \\ and friends
+        if (i + 1 >= s.size()) return false;
+        t.type = T::kSym;
+        t.text.assign(s.substr(i, 2));
+        i += 2;
+      } else {
+        t.type = T::kCmd;
+        t.text.assign(s.substr(i + 1, j - i - 1));
+        i = j;
+      }
+    } else {
+      t.type = T::kSym;
+      t.text.assign(1, c);
+      if ((c == '<' || c == '>' || c == '!') && i + 1 < s.size() && s[i + 1] == '=') {
+        t.text += '=';
+        ++i;
+      }
+      ++i;
+    }
+    out.push_back(std::move(t));
+  }
+  out.push_back(Token{});
+  return true;
+}
+
+class Parser {
+ public:
+  Parser(std::vector<Token>& tokens, Tree& tree, Budget& budget)
+      : toks_(tokens), tree_(tree), budget_(budget) {}
+
+  bool run() {
+    std::vector<int> items;
+    if (!list(items, "")) return false;
+    if (peek().type != T::kEnd) return false;
+    if (items.size() == 1) {
+      tree_.root = items[0];
+    } else {
+      tree_.root = collection(K::kSet, std::move(items));
+    }
+    return budget_.ok();
+  }
+
+ private:
+  static constexpr int kMaxDepth = 64;
+  static constexpr size_t kMaxNodes = 4000;
+
+  const Token& peek(size_t ahead = 0) const {
+    size_t i = pos_ + ahead;
+    return i < toks_.size() ? toks_[i] : toks_.back();
+  }
+  bool is_sym(const char* s, size_t ahead = 0) const {
+    const Token& t = peek(ahead);
+    return t.type == T::kSym && t.text == s;
+  }
+  bool is_cmd(const char* s) const { return peek().type == T::kCmd && peek().text == s; }
+  bool accept(const char* s) {
+    if (!is_sym(s)) return false;
+    ++pos_;
+    return true;
+  }
+
+  int add(Node n) {
+    if (tree_.nodes.size() >= kMaxNodes || !budget_.step()) return -1;
+    tree_.nodes.push_back(std::move(n));
+    return static_cast<int>(tree_.nodes.size()) - 1;
+  }
+  int binary(K kind, int a, int b) {
+    if (a < 0 || b < 0) return -1;
+    Node n;
+    n.kind = kind;
+    n.a = a;
+    n.b = b;
+    return add(std::move(n));
+  }
+  int unary(K kind, int a) { return binary(kind, a, a) < 0 ? -1 : fix_unary(); }
+  int fix_unary() {
+    tree_.nodes.back().b = -1;
+    return static_cast<int>(tree_.nodes.size()) - 1;
+  }
+  int collection(K kind, std::vector<int> kids) {
+    Node n;
+    n.kind = kind;
+    n.kids = std::move(kids);
+    return add(std::move(n));
+  }
+
+  struct DepthGuard {
+    int& d;
+    explicit DepthGuard(int& depth) : d(depth) { ++d; }
+    ~DepthGuard() { --d; }
+  };
+
+  // Comma-separated items up to (not including) a closer symbol or the end.
+  bool list(std::vector<int>& items, const char* closer) {
+    while (true) {
+      if (*closer != 0 && is_sym(closer)) return true;
+      int item = relation();
+      if (item < 0) return false;
+      items.push_back(item);
+      if (!accept(",") && !accept(";")) return true;
+    }
+  }
+
+  int relation() {
+    int left = expr();
+    while (left >= 0) {
+      const Token& t = peek();
+      if (t.type != T::kSym) break;
+      const std::string& op = t.text;
+      if (op != "=" && op != "<" && op != ">" && op != "<=" && op != ">=" && op != "!=") break;
+      std::string name = op;
+      ++pos_;
+      int right = expr();
+      if (right < 0) return -1;
+      if (name == "=") {
+        // a chain "x = 2 + 3 = 5" keeps the first left side and the last right side
+        int lhs = tree_.nodes[left].kind == K::kEq ? tree_.nodes[left].a : left;
+        left = binary(K::kEq, lhs, right);
+      } else {
+        left = binary(K::kRel, left, right);
+        if (left >= 0) tree_.nodes[left].name = name;
+      }
+    }
+    return left;
+  }
+
+  int expr() {
+    int left = sum();
+    while (left >= 0 && is_cmd("cup")) {
+      ++pos_;
+      int right = sum();
+      if (right < 0) return -1;
+      std::vector<int> kids;
+      for (int side : {left, right}) {
+        if (tree_.nodes[side].kind == K::kUnion) {
+          for (int k : tree_.nodes[side].kids) kids.push_back(k);
+        } else {
+          kids.push_back(side);
+        }
+      }
+      left = collection(K::kUnion, std::move(kids));
+    }
+    return left;
+  }
+
+  int sum() {
+    int left = term();
+    while (left >= 0) {
+      K kind;
+      if (is_sym("+")) {
+        kind = K::kAdd;
+      } else if (is_sym("-")) {
+        kind = K::kSub;
+      } else if (is_cmd("pm") || is_cmd("mp")) {
+        kind = K::kPm;
+      } else {
+        break;
+      }
+      ++pos_;
+      left = binary(kind, left, term());
+    }
+    return left;
+  }
+
+  bool starts_implicit() const {
+    const Token& t = peek();
+    switch (t.type) {
+      case T::kNum:
+      case T::kVar:
+        return true;
+      case T::kSym:
+        return t.text == "(" || t.text == "{";
+      case T::kCmd:
+        return t.text != "cup" && t.text != "pm" && t.text != "mp" && t.text != "end" &&
+               t.text != "cap" && t.text != "setminus";
+      default:
+        return false;
+    }
+  }
+
+  static bool is_int_literal(const Node& n) {
+    return n.kind == K::kNum && n.exact && n.q.den == 1 && !n.percent;
+  }
+
+  int term() {
+    int left = unary_minus();
+    while (left >= 0) {
+      if (accept("*")) {
+        left = binary(K::kMul, left, unary_minus());
+      } else if (accept("/")) {
+        left = binary(K::kDiv, left, unary_minus());
+      } else if (starts_implicit()) {
+        const T type = peek().type;
+        bool frac_next = type == T::kCmd && peek().text == "frac";
+        bool slash_next = type == T::kNum && peek().space_before && is_sym("/", 1) &&
+                          peek(2).type == T::kNum;
+        bool mixed = is_int_literal(tree_.nodes[left]) && (frac_next || slash_next);
+        if (type == T::kNum && !mixed) return -1;  // "2 3" is not an answer
+        int right = unary_minus();
+        if (right >= 0 && slash_next && mixed) {
+          ++pos_;  // "/"
+          right = binary(K::kDiv, right, unary_minus());
+        }
+        if (right < 0) return -1;
+        const Node& r = tree_.nodes[right];
+        // 3\frac{1}{2} and "3 1/2" are mixed numbers; 2\frac{\pi}{3} is a product
+        if (mixed && r.kind == K::kDiv && is_int_literal(tree_.nodes[r.a]) &&
+            is_int_literal(tree_.nodes[r.b])) {
+          left = binary(K::kAdd, left, right);
+        } else {
+          left = binary(K::kMul, left, right);
+        }
+      } else {
+        break;
+      }
+    }
+    return left;
+  }
+
+  int unary_minus() {
+    DepthGuard g(depth_);
+    if (depth_ > kMaxDepth) return -1;
+    if (accept("-")) return unary(K::kNeg, unary_minus());
+    if (accept("+")) return unary_minus();
+    return power();
+  }
+
+  int power() {
+    DepthGuard g(depth_);
+    if (depth_ > kMaxDepth) return -1;
+    int base = postfix();
+    if (base < 0 || !accept("^")) return base;
+    int exponent;
+    if (accept("-")) {
+      exponent = unary(K::kNeg, power());
+    } else {
+      exponent = power();
+    }
+    return postfix_ops(binary(K::kPow, base, exponent));
+  }
+
+  int postfix_ops(int node) {
+    while (node >= 0) {
+      if (accept("!")) {
+        node = unary(K::kFact, node);
+      } else if (accept("%")) {
+        node = unary(K::kPercent, node);
+      } else {
+        break;
+      }
+    }
+    return node;
+  }
+
+  int postfix() { return postfix_ops(primary()); }
+
+  int number(const std::string& text) {
+    Node n;
+    n.kind = K::kNum;
+    size_t e = text.find_first_of("eE");
+    std::string mant = text.substr(0, e);
+    int64_t exp10 = 0;
+    if (e != std::string::npos) exp10 = std::stoll(text.substr(e + 1));
+    size_t dot = mant.find('.');
+    std::string digits = mant;
+    if (dot != std::string::npos) {
+      digits.erase(dot, 1);
+      exp10 -= static_cast<int64_t>(mant.size() - dot - 1);
+    }
+    size_t nz = digits.find_first_not_of('0');
+    digits = nz == std::string::npos ? "0" : digits.substr(nz);
+    bool ok = digits.size() <= 30 && exp10 > -30 && exp10 < 30;
+    if (ok) {
+      i128 v = 0;
+      for (char c : digits) v = v * 10 + (c - '0');
+      i128 p = 1;
+      for (int64_t k = 0; k < (exp10 < 0 ? -exp10 : exp10); ++k) p *= 10;
+      Q big;
+      ok = exp10 >= 0 ? q_make(v, 1, big) && q_mul(big, Q{p, 1}, n.q) : q_make(v, p, n.q);
+    }
+    if (!ok) {
+      n.exact = false;
+      n.d = std::strtod(text.c_str(), nullptr);
+    }
+    return add(std::move(n));
+  }
+
+  int variable(std::string name) {
+    Node n;
+    n.kind = K::kVar;
+    n.name = std::move(name);
+    return add(std::move(n));
+  }
+
+  int leaf(K kind) {
+    Node n;
+    n.kind = kind;
+    return add(std::move(n));
+  }
+
+  // A command argument: {expr}, or one token ("\frac12", "\sqrt2", "\sqrt x").
+  int argument() {
+    if (accept("{")) {
+      int e = relation();
+      if (e < 0 || !accept("}")) return -1;
+      return e;
+    }
+    const Token& t = peek();
+    if (t.type == T::kNum && t.text.size() > 1 && t.text.find_first_not_of("0123456789") ==
+                                                      std::string::npos) {
+      // "\frac12": the first digit only; the rest stays for the next argument
+      std::string first = t.text.substr(0, 1);
+      toks_[pos_].text.erase(0, 1);
+      toks_[pos_].space_before = false;
+      return number(first);
+    }
+    return primary();
+  }
+
+  int bracketed(const std::string& open) {
+    std::vector<int> items;
+    if (!list(items, ")") && items.empty()) return -1;
+    std::string close = peek().text;
+    if (peek().type != T::kSym || (close != ")" && close != "]")) return -1;
+    ++pos_;
+    if (items.empty()) return -1;
+    if (items.size() == 1) return items[0];
+    if (items.size() == 2 && !(open == "(" && close == ")")) {
+      int n = collection(K::kInterval, std::move(items));
+      if (n >= 0) {
+        tree_.nodes[n].lo_closed = open == "[";
+        tree_.nodes[n].hi_closed = close == "]";
+      }
+      return n;
+    }
+    return collection(K::kTuple, std::move(items));
+  }
+
+  int matrix() {
+    if (!accept("{")) return -1;
+    std::string env;
+    while (peek().type != T::kEnd && !is_sym("}")) env += peek(0).text, ++pos_;
+    if (!accept("}")) return -1;
+    if (env == "array" && accept("{")) {  // column spec
+      while (peek().type != T::kEnd && !is_sym("}")) ++pos_;
+      if (!accept("}")) return -1;
+    }
+    std::vector<int> kids;
+    int rows = 0, cols = 0, col = 0;
+    while (true) {
+      if (is_cmd("end")) break;
+      int cell = relation();
+      if (cell < 0) return -1;
+      kids.push_back(cell);
+      ++col;
+      if (accept("&")) continue;
+      if (rows == 0) cols = col;
+      if (col != cols) return -1;
+      ++rows;
+      col = 0;
+      if (accept("\\\\")) continue;
+      if (!is_cmd("end")) return -1;
+    }
+    ++pos_;  // \end
+    if (!accept("{")) return -1;
+    while (peek().type != T::kEnd && !is_sym("}")) ++pos_;
+    if (!accept("}") || rows == 0) return -1;
+    int n = collection(K::kMatrix, std::move(kids));
+    if (n >= 0) {
+      tree_.nodes[n].rows = rows;
+      tree_.nodes[n].cols = cols;
+    }
+    return n;
+  }
+
+  int function(std::string name) {
+    int power_of = -1;
+    int base = -1;
+    if (name == "log" && accept("_")) base = argument();
+    if (accept("^")) power_of = argument();
+    int arg = is_sym("(") || is_sym("{") ? primary() : power();
+    if (arg < 0) return -1;
+    Node n;
+    n.kind = K::kFunc;
+    n.name = std::move(name);
+    n.a = arg;
+    n.b = base;
+    int f = add(std::move(n));
+    if (power_of >= 0) f = binary(K::kPow, f, power_of);
+    return f;
+  }
+
+  int command(const std::string& name) {
+    if (name == "frac") {
+      int num = argument();
+      if (num < 0) return -1;
+      return binary(K::kDiv, num, argument());
+    }
+    if (name == "sqrt") {
+      int index = -1;
+      if (accept("[")) {
+        index = expr();
+        if (index < 0 || !accept("]")) return -1;
+      }
+      int arg = argument();
+      if (arg < 0) return -1;
+      if (index < 0) {
+        Node two;
+        two.kind = K::kNum;
+        two.q = Q{2, 1};
+        index = add(std::move(two));
+      }
+      Node one;
+      one.kind = K::kNum;
+      one.q = Q{1, 1};
+      int inv = binary(K::kDiv, add(std::move(one)), index);
+      return binary(K::kPow, arg, inv);
+    }
+    if (name == "binom") {
+      int n = argument();
+      if (n < 0) return -1;
+      return binary(K::kBinom, n, argument());
+    }
+    if (name == "pi") return leaf(K::kPi);
+    if (name == "infty" || name == "inf") return leaf(K::kInf);
+    if (name == "begin") return matrix();
+    if (is_function(name)) return function(name);
+    static constexpr const char* kGreek[] = {
+        "alpha", "beta", "gamma", "delta", "theta", "lambda", "mu", "sigma", "phi",
+        "omega", "epsilon", "varepsilon", "rho", "tau", "eta", "zeta", "xi", "psi", "varphi"};
+    for (const char* g : kGreek) {
+      if (name == g) return variable(name);
+    }
+    return -1;
+  }
+
+  int primary() {
+    DepthGuard g(depth_);
+    if (depth_ > kMaxDepth || !budget_.step()) return -1;
+    Token t = peek();
+    ++pos_;
+    switch (t.type) {
+      case T::kNum:
+        return number(t.text);
+      case T::kVar:
+        return variable(t.text);
+      case T::kCmd:
+        return command(t.text);
+      case T::kSym:
+        break;
+      default:
+        return -1;
+    }
+    if (t.text == "(" || t.text == "[") return bracketed(t.text);
+    if (t.text == "{" || t.text == "\\{") {
+      const char* close = t.text == "{" ? "}" : "\\}";
+      std::vector<int> items;
+      if (!list(items, close) || !accept(close)) return -1;
+      if (t.text == "{" && items.size() == 1) return items[0];
+      return collection(K::kSet, std::move(items));
+    }
+    if (t.text == "|") {
+      int inner = sum();
+      if (inner < 0 || !accept("|")) return -1;
+      return unary(K::kAbs, inner);
+    }
+    return -1;
+  }
+
+  std::vector<Token>& toks_;
+  Tree& tree_;
+  Budget& budget_;
+  size_t pos_ = 0;
+  int depth_ = 0;
+};
+
+}  // namespace
+
+bool parse(std::string_view normalized, Tree& out, Budget& budget) {
+  std::vector<Token> tokens;
+  if (!tokenize(normalized, tokens, budget)) return false;
+  if (tokens.size() <= 1) return false;
+  out.nodes.clear();
+  out.nodes.reserve(tokens.size() + 4);
+  Parser parser(tokens, out, budget);
+  return parser.run();
+}
+
+}  // namespace aha::rewards::detail
