@@ -1,0 +1,121 @@
+// The decoder: embedding, N blocks (attention: MLA or GQA; FFN: SwiGLU or DeepSeekMoE), final
+// RMSNorm and LM head, over packed variable-length sequences, with a hand-written backward.
+// Model<float> is the production model; Model<double> is the same code used by the
+// finite-difference gradient checks.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aha/policy/blocks.h"
+#include "aha/policy/model_config.h"
+#include "aha/policy/params.h"
+
+namespace aha::policy {
+
+// Sequences packed back to back with no padding.
+struct Batch {
+  std::vector<int32_t> tokens;       // [n_tokens]
+  std::vector<int64_t> seq_starts;   // [n_seqs + 1]; seq_starts[0] == 0
+  static Batch from_sequences(const std::vector<std::vector<int32_t>>& seqs);
+  int64_t n_tokens() const { return static_cast<int64_t>(tokens.size()); }
+  int64_t n_seqs() const { return static_cast<int64_t>(seq_starts.size()) - 1; }
+};
+
+struct ForwardOptions {
+  double temperature = 1.0;   // logprobs of softmax(logits / temperature)
+  bool keep_activations = true;  // false: scoring only, activations of one layer reused
+  bool entropy = false;       // also fill Activations::entropy
+  // Keep routing: for every MoE layer (in order), the expert ids [n_tokens * K] to replay.
+  const std::vector<std::vector<int32_t>>* replay_topk = nullptr;
+};
+
+template <typename T>
+struct LayerActs {
+  Buf<T> x_in, h1, rstd1;   // block input, normed, 1/rms  [n, d], [n, d], [n]
+  Buf<T> x_mid, h2, rstd2;  // after attention residual
+  MlaActs<T> mla;
+  GqaActs<T> gqa;
+  MlpActs<T> mlp;
+  MoeActs<T> moe;
+};
+
+template <typename T>
+struct Activations {
+  SeqLayout layout;
+  std::vector<int32_t> tokens, targets;  // targets[t] = next token in the sequence or -1
+  std::vector<LayerActs<T>> layers;
+  Buf<T> x_final, h_final, rstd_final, lse;
+  Buf<T> logprob;   // [n] log p(targets[t] | ...), NaN where targets[t] < 0
+  Buf<T> entropy;   // [n] when requested
+  double aux_loss = 0;  // sum over MoE layers of the balance loss (unweighted)
+  double temperature = 1.0;
+};
+
+// Per-layer block parameters (offsets into the parameter block).
+struct LayerP {
+  NormP input_norm, post_attn_norm;
+  bool mla = false, moe = false;
+  MlaP mla_p;
+  GqaP gqa_p;
+  MlpP mlp_p;
+  MoeP moe_p;
+};
+
+// Parameters and gradients are each one contiguous block (see ParamTable). forward() is
+// const and thread-safe (distinct Activations per caller); backward() and the optimizer mutate
+// the model and need exclusive access. Non-copyable.
+template <typename T>
+class Model {
+ public:
+  explicit Model(const ModelConfig& config);
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const { return c_; }
+  const ParamTable& table() const { return table_; }
+  std::vector<T>& params() { return params_; }
+  const std::vector<T>& params() const { return params_; }
+  std::vector<T>& grads() { return grads_; }
+  T* param(const std::string& name) { return params_.data() + table_.at(name).offset; }
+  const std::vector<LayerP>& layers() const { return layers_; }
+  size_t embed_offset() const { return embed_; }
+  size_t lm_head_offset() const { return lm_head_; }
+  const NormP& final_norm() const { return final_norm_; }
+  const RopeTable& rope() const { return *rope_; }
+  int64_t n_params() const;  // trainable values, tied weights counted once
+
+  // HF-style init: normal(0, std) for matrices and embeddings, ones for norms, zero biases.
+  void init_random(uint64_t seed, double std = 0.02);
+  void zero_grad();
+
+  // Per-token logprobs of each next token (and what backward needs, in acts).
+  void forward(const Batch& batch, const ForwardOptions& opts, Activations<T>& acts) const;
+  // Accumulates into grads() the gradient of sum_t dlogprob[t] * logprob[t]
+  // + aux_weight * aux_loss_alpha * acts.aux_loss.
+  void backward(const Activations<T>& acts, const T* dlogprob, double aux_weight = 0.0);
+
+  // Tokens routed to each expert of each MoE layer by that forward: [moe layer][expert].
+  std::vector<std::vector<int64_t>> expert_loads(const Activations<T>& acts) const;
+  // DeepSeek-V3 auxiliary-loss-free balancing: bias_e += gamma * sign(mean load - load_e).
+  void update_routing_bias(const std::vector<std::vector<int64_t>>& loads, double gamma);
+
+ private:
+  void block_forward(int l, const SeqLayout& layout, const ForwardOptions& opts, T* x,
+                     LayerActs<T>& la, int moe_index) const;
+
+  ModelConfig c_;
+  ParamTable table_;
+  std::vector<T> params_, grads_;
+  size_t embed_ = kNoParam, lm_head_ = kNoParam;
+  NormP final_norm_;
+  std::vector<LayerP> layers_;
+  std::unique_ptr<RopeTable> rope_;
+};
+
+// Largest position the RoPE table covers (min of max_position_embeddings and this cap).
+constexpr int kMaxRopePositions = 32768;
+
+}  // namespace aha::policy

@@ -1,0 +1,92 @@
+// The model's hyper-parameters, read from (and written to) a Hugging Face config.json.
+// One struct is the single source of truth for every layer's shapes.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "aha/core/config.h"
+
+namespace aha::policy {
+
+enum class ModelType { kDeepseekV2, kDeepseekV3, kLlama, kQwen2 };
+enum class ScoreFunc { kSoftmax, kSigmoid };
+enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
+
+// rope_scaling of the config: none, linear, yarn (DeepSeek) or llama3.
+struct RopeScaling {
+  std::string type = "none";
+  double factor = 1.0;
+  // yarn
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  double mscale = 1.0;
+  double mscale_all_dim = 0.0;
+  int original_max_position_embeddings = 4096;
+  // llama3
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+};
+
+struct ModelConfig {
+  ModelType model_type = ModelType::kDeepseekV3;
+  int vocab_size = 0;
+  int hidden_size = 0;         // d_model
+  int num_hidden_layers = 0;   // n_layers
+  int num_attention_heads = 0; // n_heads
+  int num_key_value_heads = 0; // n_kv_heads (GQA; MLA uses n_heads)
+  int intermediate_size = 0;   // dense SwiGLU width
+  int max_position_embeddings = 4096;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  bool tie_word_embeddings = false;
+  bool attention_bias = false;  // q/k/v bias (qwen2: true)
+  int head_dim = 0;             // GQA head width
+
+  // MLA (deepseek_v2/v3)
+  std::optional<int> q_lora_rank;  // nullopt: direct q_proj
+  int kv_lora_rank = 0;
+  int qk_nope_head_dim = 0;
+  int qk_rope_head_dim = 0;
+  int v_head_dim = 0;
+
+  // DeepSeekMoE
+  int n_routed_experts = 0;  // 0: every layer dense
+  int n_shared_experts = 0;
+  int num_experts_per_tok = 0;
+  int moe_intermediate_size = 0;
+  int first_k_dense_replace = 0;
+  int moe_layer_freq = 1;
+  int n_group = 1;
+  int topk_group = 1;
+  ScoreFunc scoring_func = ScoreFunc::kSoftmax;
+  TopkMethod topk_method = TopkMethod::kGreedy;
+  bool norm_topk_prob = false;
+  double routed_scaling_factor = 1.0;
+  double aux_loss_alpha = 0.0;  // sequence-wise balance loss weight (0: off)
+
+  std::optional<int> bos_token_id;
+  std::optional<int> eos_token_id;
+
+  // Parses an HF config.json; validates every shape relation and throws aha::Error with the key.
+  static ModelConfig from_json(const Json& j);
+  static ModelConfig load(const std::string& path);
+  Json to_json() const;
+
+  bool is_mla() const {
+    return model_type == ModelType::kDeepseekV2 || model_type == ModelType::kDeepseekV3;
+  }
+  bool is_moe_layer(int layer) const {
+    return is_mla() && n_routed_experts > 0 && layer >= first_k_dense_replace &&
+           layer % moe_layer_freq == 0;
+  }
+  int qk_head_dim() const { return is_mla() ? qk_nope_head_dim + qk_rope_head_dim : head_dim; }
+  int attn_v_dim() const { return is_mla() ? v_head_dim : head_dim; }
+  int rope_dim() const { return is_mla() ? qk_rope_head_dim : head_dim; }
+  // Softmax scale of attention including YaRN's mscale correction.
+  double softmax_scale() const;
+  const char* type_name() const;
+};
+
+}  // namespace aha::policy

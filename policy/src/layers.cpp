@@ -1,0 +1,316 @@
+// RMSNorm, RoPE, SwiGLU and the chunked LM-head log-softmax, forward and backward.
+#include "aha/policy/layers.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numbers>
+
+#include "aha/core/error.h"
+#include "aha/core/tensor.h"
+
+namespace aha::policy {
+
+namespace {
+
+// Fixed-size chunks with simple_partitioner: the split, and so every partial sum, is the same
+// for any number of threads.
+template <typename F>
+void for_chunks(int64_t n, int64_t chunk, F&& f) {
+  int64_t n_chunks = (n + chunk - 1) / chunk;
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, n_chunks, 1),
+      [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t c = r.begin(); c < r.end(); ++c) f(c, c * chunk, std::min(n, (c + 1) * chunk));
+      },
+      tbb::simple_partitioner());
+}
+
+constexpr int64_t kRowChunk = 64;
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// RMSNorm
+
+template <typename T>
+void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int64_t n_tokens, int dim, double eps,
+                     int64_t x_stride) {
+  if (x_stride < 0) x_stride = dim;
+  for_chunks(n_tokens, kRowChunk, [&](int64_t, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* xr = x + t * x_stride;
+      T* yr = y + t * dim;
+      double ss = 0;
+      for (int i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+      T r = static_cast<T>(1.0 / std::sqrt(ss / dim + eps));
+      rstd[t] = r;
+      for (int i = 0; i < dim; ++i) yr[i] = xr[i] * r * w[i];
+    }
+  });
+}
+
+template <typename T>
+void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx, T* dw,
+                      int64_t n_tokens, int dim, int64_t x_stride) {
+  if (x_stride < 0) x_stride = dim;
+  int64_t n_chunks = (n_tokens + kRowChunk - 1) / kRowChunk;
+  std::vector<T> partial(static_cast<size_t>(n_chunks) * dim, T(0));
+  for_chunks(n_tokens, kRowChunk, [&](int64_t c, int64_t t0, int64_t t1) {
+    T* pw = partial.data() + c * dim;
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* xr = x + t * x_stride;
+      const T* dyr = dy + t * dim;
+      T* dxr = dx + t * x_stride;
+      T r = rstd[t];
+      double dot = 0;  // sum_i dy_i w_i x_i
+      for (int i = 0; i < dim; ++i) {
+        dot += static_cast<double>(dyr[i]) * w[i] * xr[i];
+        pw[i] += dyr[i] * xr[i] * r;
+      }
+      T k = static_cast<T>(dot / dim) * r * r * r;
+      for (int i = 0; i < dim; ++i) dxr[i] += dyr[i] * w[i] * r - xr[i] * k;
+    }
+  });
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    for (int i = 0; i < dim; ++i) dw[i] += partial[c * dim + i];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// RoPE
+
+namespace {
+
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+double yarn_correction_dim(double n_rot, int dim, double base, double max_pos) {
+  return dim * std::log(max_pos / (n_rot * 2 * std::numbers::pi)) / (2 * std::log(base));
+}
+
+}  // namespace
+
+RopeTable::RopeTable(const ModelConfig& c, int max_pos)
+    : dim_(c.rope_dim()),
+      max_pos_(max_pos),
+      style_(c.is_mla() ? RopeStyle::kInterleaved : RopeStyle::kHalf) {
+  AHA_CHECK(dim_ % 2 == 0 && max_pos > 0, dim_, " ", max_pos);
+  const int half = dim_ / 2;
+  const double base = c.rope_theta;
+  const RopeScaling& rs = c.rope_scaling;
+  inv_freq_.resize(half);
+  for (int i = 0; i < half; ++i) inv_freq_[i] = 1.0 / std::pow(base, 2.0 * i / dim_);
+  double cs_scale = 1.0;
+  if (rs.type == "linear") {
+    for (double& f : inv_freq_) f /= rs.factor;
+  } else if (rs.type == "yarn") {
+    double low = std::floor(
+        yarn_correction_dim(rs.beta_fast, dim_, base, rs.original_max_position_embeddings));
+    double high = std::ceil(
+        yarn_correction_dim(rs.beta_slow, dim_, base, rs.original_max_position_embeddings));
+    low = std::max(low, 0.0);
+    high = std::min(high, static_cast<double>(dim_ - 1));
+    if (low == high) high += 0.001;
+    for (int i = 0; i < half; ++i) {
+      double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
+      double extra_mask = 1.0 - ramp;  // 1: keep the original (extrapolated) frequency
+      inv_freq_[i] = inv_freq_[i] / rs.factor * (1.0 - extra_mask) + inv_freq_[i] * extra_mask;
+    }
+    cs_scale = yarn_mscale(rs.factor, rs.mscale) / yarn_mscale(rs.factor, rs.mscale_all_dim);
+  } else if (rs.type == "llama3") {
+    const double old_ctx = rs.original_max_position_embeddings;
+    const double low_wl = old_ctx / rs.low_freq_factor, high_wl = old_ctx / rs.high_freq_factor;
+    for (double& f : inv_freq_) {
+      double wl = 2 * std::numbers::pi / f;
+      if (wl < high_wl) continue;
+      if (wl > low_wl) {
+        f /= rs.factor;
+      } else {
+        double smooth = (old_ctx / wl - rs.low_freq_factor) /
+                        (rs.high_freq_factor - rs.low_freq_factor);
+        f = (1 - smooth) * f / rs.factor + smooth * f;
+      }
+    }
+  }
+  cos_.resize(static_cast<size_t>(max_pos) * half);
+  sin_.resize(cos_.size());
+  for (int p = 0; p < max_pos; ++p) {
+    for (int i = 0; i < half; ++i) {
+      // Angles in float like the reference (positions and frequencies are fp32 there).
+      float angle = static_cast<float>(p) * static_cast<float>(inv_freq_[i]);
+      cos_[p * half + i] = static_cast<float>(std::cos(angle) * cs_scale);
+      sin_[p * half + i] = static_cast<float>(std::sin(angle) * cs_scale);
+    }
+  }
+}
+
+template <typename T>
+void RopeTable::apply(T* x, const int32_t* positions, int64_t n_tokens, int n_heads,
+                      int64_t row_stride, int64_t head_stride, bool inverse) const {
+  const int half = dim_ / 2;
+  const int64_t i_stride = style_ == RopeStyle::kInterleaved ? 2 : 1;
+  const int64_t pair_off = style_ == RopeStyle::kInterleaved ? 1 : half;
+  const T sign = inverse ? T(-1) : T(1);
+  for_chunks(n_tokens, kRowChunk, [&](int64_t, int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      int32_t pos = positions[t];
+      AHA_CHECK(pos >= 0 && pos < max_pos_, "position ", pos, " outside the RoPE table of ",
+                max_pos_);
+      const float* c = cos_.data() + static_cast<size_t>(pos) * half;
+      const float* s = sin_.data() + static_cast<size_t>(pos) * half;
+      for (int h = 0; h < n_heads; ++h) {
+        T* v = x + t * row_stride + h * head_stride;
+        for (int i = 0; i < half; ++i) {
+          T& a = v[i * i_stride];
+          T& b = v[i * i_stride + pair_off];
+          T ci = static_cast<T>(c[i]), si = sign * static_cast<T>(s[i]);
+          T a0 = a;
+          a = a0 * ci - b * si;
+          b = a0 * si + b * ci;
+        }
+      }
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// SwiGLU
+
+template <typename T>
+void swiglu_forward(const T* g, const T* u, T* a, int64_t n_tokens, int inter) {
+  const int64_t total = n_tokens * inter;
+  for_chunks(total, kRowChunk * 256, [&](int64_t, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) a[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+  });
+}
+
+template <typename T>
+void swiglu_backward(const T* da, const T* g, const T* u, T* dg, T* du, int64_t n_tokens,
+                     int inter) {
+  const int64_t total = n_tokens * inter;
+  for_chunks(total, kRowChunk * 256, [&](int64_t, int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      T sig = T(1) / (T(1) + std::exp(-g[i]));
+      dg[i] = da[i] * u[i] * sig * (T(1) + g[i] * (T(1) - sig));
+      du[i] = da[i] * g[i] * sig;
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// LM head + log-softmax
+
+namespace {
+
+constexpr int64_t kHeadChunk = 32;
+
+// Row statistics of z = logits / temperature: log-sum-exp, and the entropy of softmax(z).
+template <typename T>
+void row_stats(const T* logits, int vocab, double inv_temp, double& lse, double& entropy) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int j = 0; j < vocab; ++j) mx = std::max(mx, logits[j] * inv_temp);
+  double sum = 0, sum_pz = 0;
+  for (int j = 0; j < vocab; ++j) {
+    double z = logits[j] * inv_temp;
+    double e = std::exp(z - mx);
+    sum += e;
+    sum_pz += e * z;
+  }
+  lse = mx + std::log(sum);
+  entropy = lse - sum_pz / sum;
+}
+
+}  // namespace
+
+template <typename T>
+void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob, T* entropy,
+                     T* lse, int64_t n_tokens, int dim, int vocab, double temperature) {
+  AHA_CHECK(temperature > 0, temperature);
+  const double inv_temp = 1.0 / temperature;
+  CMatMap<T> W(w, vocab, dim);
+  for_chunks(n_tokens, kHeadChunk, [&](int64_t, int64_t t0, int64_t t1) {
+    Mat<T> logits = CMatMap<T>(h + t0 * dim, t1 - t0, dim) * W.transpose();
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* row = logits.data() + (t - t0) * vocab;
+      double l, ent;
+      row_stats(row, vocab, inv_temp, l, ent);
+      lse[t] = static_cast<T>(l);
+      int32_t y = targets[t];
+      if (y < 0) {
+        logprob[t] = std::numeric_limits<T>::quiet_NaN();
+        if (entropy) entropy[t] = std::numeric_limits<T>::quiet_NaN();
+        continue;
+      }
+      AHA_CHECK(y < vocab, "target id ", y, " >= vocab ", vocab);
+      logprob[t] = static_cast<T>(row[y] * inv_temp - l);
+      if (entropy) entropy[t] = static_cast<T>(ent);
+    }
+  });
+}
+
+template <typename T>
+void logprob_backward(const T* dlogprob, const T* h, const T* w, const int32_t* targets,
+                      const T* lse, T* dh, T* dw, int64_t n_tokens, int dim, int vocab,
+                      double temperature) {
+  const double inv_temp = 1.0 / temperature;
+  // Chunks run one after another (dw is shared); each GEMM inside is parallel.
+  constexpr int64_t kChunk = 256;
+  Mat<T> logits;
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kChunk) {
+    int64_t t1 = std::min(n_tokens, t0 + kChunk);
+    int64_t rows = t1 - t0;
+    logits.resize(rows, vocab);
+    gemm_xwt(h + t0 * dim, w, static_cast<const T*>(nullptr), logits.data(), rows, dim, vocab);
+    // logits -> dlogits in place: dlp * (onehot(y) - softmax(z)) / temperature
+    for_chunks(rows, 8, [&](int64_t, int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        T* row = logits.data() + r * vocab;
+        int64_t t = t0 + r;
+        int32_t y = targets[t];
+        T g = y < 0 ? T(0) : dlogprob[t];
+        if (g == T(0)) {
+          std::fill(row, row + vocab, T(0));
+          continue;
+        }
+        double l = lse[t];
+        for (int j = 0; j < vocab; ++j) {
+          row[j] = static_cast<T>(-g * std::exp(row[j] * inv_temp - l) * inv_temp);
+        }
+        row[y] += static_cast<T>(g * inv_temp);
+      }
+    });
+    gemm_dytx(logits.data(), h + t0 * dim, dw, static_cast<T*>(nullptr), rows, dim, vocab);
+    gemm_dyw(logits.data(), w, dh + t0 * dim, rows, dim, vocab);
+  }
+}
+
+template <typename T>
+void logits_forward(const T* h, const T* w, T* logits, int64_t n_rows, int dim, int vocab) {
+  gemm_xwt(h, w, static_cast<const T*>(nullptr), logits, n_rows, dim, vocab);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#define AHA_INSTANTIATE_LAYERS(T)                                                              \
+  template void rmsnorm_forward<T>(const T*, const T*, T*, T*, int64_t, int, double, int64_t);  \
+  template void rmsnorm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, int64_t,    \
+                                    int, int64_t);                                             \
+  template void RopeTable::apply<T>(T*, const int32_t*, int64_t, int, int64_t, int64_t, bool)   \
+      const;                                                                                   \
+  template void swiglu_forward<T>(const T*, const T*, T*, int64_t, int);                       \
+  template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int);        \
+  template void logprob_forward<T>(const T*, const T*, const int32_t*, T*, T*, T*, int64_t,     \
+                                   int, int, double);                                          \
+  template void logprob_backward<T>(const T*, const T*, const T*, const int32_t*, const T*, T*, \
+                                    T*, int64_t, int, int, double);                            \
+  template void logits_forward<T>(const T*, const T*, T*, int64_t, int, int);
+
+AHA_INSTANTIATE_LAYERS(float)
+AHA_INSTANTIATE_LAYERS(double)
+
+}  // namespace aha::policy

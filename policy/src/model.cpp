@@ -1,0 +1,266 @@
+// The decoder's composition: parameter table in HF names, forward and backward over the stack.
+#include "aha/policy/model.h"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "aha/core/error.h"
+#include "aha/core/rng.h"
+
+namespace aha::policy {
+
+Batch Batch::from_sequences(const std::vector<std::vector<int32_t>>& seqs) {
+  Batch b;
+  b.seq_starts.push_back(0);
+  for (const auto& s : seqs) {
+    b.tokens.insert(b.tokens.end(), s.begin(), s.end());
+    b.seq_starts.push_back(static_cast<int64_t>(b.tokens.size()));
+  }
+  return b;
+}
+
+template <typename T>
+Model<T>::Model(const ModelConfig& c) : c_(c) {
+  const int d = c.hidden_size;
+  embed_ = table_.add("model.embed_tokens.weight", {c.vocab_size, d});
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string pre = "model.layers." + std::to_string(l);
+    LayerP lp;
+    lp.input_norm = add_norm(table_, pre + ".input_layernorm.weight", d);
+    lp.mla = c.is_mla();
+    if (lp.mla) {
+      lp.mla_p = add_mla(table_, pre + ".self_attn", c);
+    } else {
+      lp.gqa_p = add_gqa(table_, pre + ".self_attn", c);
+    }
+    lp.post_attn_norm = add_norm(table_, pre + ".post_attention_layernorm.weight", d);
+    lp.moe = c.is_moe_layer(l);
+    if (lp.moe) {
+      lp.moe_p = add_moe(table_, pre + ".mlp", c);
+    } else {
+      lp.mlp_p = add_mlp(table_, pre + ".mlp", d, c.intermediate_size);
+    }
+    layers_.push_back(lp);
+  }
+  final_norm_ = add_norm(table_, "model.norm.weight", d);
+  lm_head_ = c.tie_word_embeddings ? embed_ : table_.add("lm_head.weight", {c.vocab_size, d});
+  params_.assign(table_.total(), T(0));
+  grads_.assign(table_.total(), T(0));
+  rope_ = std::make_unique<RopeTable>(c, std::min(c.max_position_embeddings, kMaxRopePositions));
+}
+
+template <typename T>
+int64_t Model<T>::n_params() const {
+  int64_t n = 0;
+  for (const auto& e : table_.entries()) n += e.trainable ? static_cast<int64_t>(e.numel) : 0;
+  return n;
+}
+
+template <typename T>
+void Model<T>::init_random(uint64_t seed, double std) {
+  const auto& entries = table_.entries();
+  tbb::parallel_for(size_t{0}, entries.size(), [&](size_t i) {
+    const ParamEntry& e = entries[i];
+    T* p = params_.data() + e.offset;
+    const bool is_norm = e.name.find("norm") != std::string::npos;
+    const bool is_vector = e.shape.size() == 1;
+    if (is_norm) {
+      std::fill(p, p + e.numel, T(1));
+    } else if (is_vector) {  // biases and the routing bias
+      std::fill(p, p + e.numel, T(0));
+    } else {
+      Rng rng(seed, i);  // one stream per tensor: init does not depend on scheduling
+      for (size_t j = 0; j < e.numel; ++j) p[j] = static_cast<T>(rng.normal() * std);
+    }
+  });
+}
+
+template <typename T>
+void Model<T>::zero_grad() {
+  std::fill(grads_.begin(), grads_.end(), T(0));
+}
+
+template <typename T>
+void Model<T>::block_forward(int l, const SeqLayout& layout, const ForwardOptions& opts, T* x,
+                             LayerActs<T>& la, int moe_index) const {
+  const int64_t n = layout.n_tokens();
+  const int d = c_.hidden_size;
+  const LayerP& lp = layers_[l];
+  const T* P = params_.data();
+  la.x_in.assign(x, x + n * d);
+  la.h1.resize(n * d);
+  la.rstd1.resize(n);
+  rmsnorm_forward(x, P + lp.input_norm.w, la.h1.data(), la.rstd1.data(), n, d, c_.rms_norm_eps);
+  Buf<T> y(n * d);
+  if (lp.mla) {
+    mla_forward(c_, lp.mla_p, *rope_, P, la.h1.data(), y.data(), layout, la.mla);
+  } else {
+    gqa_forward(c_, lp.gqa_p, *rope_, P, la.h1.data(), y.data(), layout, la.gqa);
+  }
+  for (int64_t i = 0; i < n * d; ++i) x[i] += y[i];
+  la.x_mid.assign(x, x + n * d);
+  la.h2.resize(n * d);
+  la.rstd2.resize(n);
+  rmsnorm_forward(x, P + lp.post_attn_norm.w, la.h2.data(), la.rstd2.data(), n, d,
+                  c_.rms_norm_eps);
+  if (lp.moe) {
+    const int32_t* forced = nullptr;
+    if (opts.replay_topk != nullptr) {
+      AHA_CHECK(moe_index < static_cast<int>(opts.replay_topk->size()), "replay_topk has ",
+                opts.replay_topk->size(), " MoE layers");
+      const auto& r = (*opts.replay_topk)[moe_index];
+      AHA_CHECK(static_cast<int64_t>(r.size()) == n * c_.num_experts_per_tok,
+                "replay_topk layer size ", r.size());
+      forced = r.data();
+    }
+    moe_forward(c_, lp.moe_p, P, la.h2.data(), y.data(), layout, la.moe, forced);
+  } else {
+    mlp_forward(lp.mlp_p, P, la.h2.data(), y.data(), n, la.mlp);
+  }
+  for (int64_t i = 0; i < n * d; ++i) x[i] += y[i];
+}
+
+template <typename T>
+void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
+                       Activations<T>& acts) const {
+  const int64_t n = batch.n_tokens();
+  const int d = c_.hidden_size;
+  AHA_CHECK(!batch.seq_starts.empty() && batch.seq_starts.front() == 0 &&
+                batch.seq_starts.back() == n,
+            "seq_starts must start at 0 and end at n_tokens");
+  acts.layout.seq_starts = batch.seq_starts;
+  acts.layout.positions.resize(n);
+  acts.targets.assign(n, -1);
+  for (int64_t s = 0; s + 1 < static_cast<int64_t>(batch.seq_starts.size()); ++s) {
+    int64_t t0 = batch.seq_starts[s], t1 = batch.seq_starts[s + 1];
+    AHA_CHECK(t1 >= t0, "seq_starts must be non-decreasing");
+    if (t1 - t0 > rope_->max_pos()) {
+      fail("sequence of ", t1 - t0, " tokens exceeds the model's context of ", rope_->max_pos());
+    }
+    for (int64_t t = t0; t < t1; ++t) {
+      acts.layout.positions[t] = static_cast<int32_t>(t - t0);
+      if (t + 1 < t1) acts.targets[t] = batch.tokens[t + 1];
+    }
+  }
+  for (int32_t tok : batch.tokens) {
+    if (tok < 0 || tok >= c_.vocab_size) {
+      fail("token id ", tok, " outside the vocabulary [0, ", c_.vocab_size, ")");
+    }
+  }
+  acts.tokens = batch.tokens;
+  acts.temperature = opts.temperature;
+  Buf<T> x(n * d);
+  for (int64_t t = 0; t < n; ++t) {
+    std::copy_n(params_.data() + embed_ + int64_t{batch.tokens[t]} * d, d, x.data() + t * d);
+  }
+  acts.layers.resize(opts.keep_activations ? c_.num_hidden_layers : 1);
+  acts.aux_loss = 0;
+  int moe_index = 0;
+  for (int l = 0; l < c_.num_hidden_layers; ++l) {
+    LayerActs<T>& la = acts.layers[opts.keep_activations ? l : 0];
+    block_forward(l, acts.layout, opts, x.data(), la, moe_index);
+    if (layers_[l].moe) {
+      acts.aux_loss += la.moe.aux_loss;
+      ++moe_index;
+    }
+  }
+  acts.x_final = std::move(x);
+  acts.h_final.resize(n * d);
+  acts.rstd_final.resize(n);
+  rmsnorm_forward(acts.x_final.data(), params_.data() + final_norm_.w, acts.h_final.data(),
+                  acts.rstd_final.data(), n, d, c_.rms_norm_eps);
+  acts.logprob.resize(n);
+  acts.lse.resize(n);
+  acts.entropy.resize(opts.entropy ? n : 0);
+  logprob_forward(acts.h_final.data(), params_.data() + lm_head_, acts.targets.data(),
+                  acts.logprob.data(), opts.entropy ? acts.entropy.data() : nullptr,
+                  acts.lse.data(), n, d, c_.vocab_size, opts.temperature);
+}
+
+template <typename T>
+void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double aux_weight) {
+  const int64_t n = acts.layout.n_tokens();
+  const int d = c_.hidden_size;
+  AHA_CHECK(static_cast<int>(acts.layers.size()) == c_.num_hidden_layers,
+            "backward needs a forward with keep_activations");
+  const T* P = params_.data();
+  T* G = grads_.data();
+  Buf<T> dh(n * d, T(0));
+  logprob_backward(dlogprob, acts.h_final.data(), P + lm_head_, acts.targets.data(),
+                   acts.lse.data(), dh.data(), G + lm_head_, n, d, c_.vocab_size,
+                   acts.temperature);
+  Buf<T> dx(n * d, T(0));
+  rmsnorm_backward(dh.data(), acts.x_final.data(), P + final_norm_.w, acts.rstd_final.data(),
+                   dx.data(), G + final_norm_.w, n, d);
+  const double aux_coef = aux_weight * c_.aux_loss_alpha;
+  for (int l = c_.num_hidden_layers - 1; l >= 0; --l) {
+    const LayerP& lp = layers_[l];
+    const LayerActs<T>& la = acts.layers[l];
+    // x_out = x_mid + ffn(norm2(x_mid)); dx holds d x_out.
+    std::fill(dh.begin(), dh.end(), T(0));
+    if (lp.moe) {
+      moe_backward(c_, lp.moe_p, P, G, la.h2.data(), dx.data(), dh.data(), acts.layout, la.moe,
+                   aux_coef);
+    } else {
+      mlp_backward(lp.mlp_p, P, G, la.h2.data(), dx.data(), dh.data(), n, la.mlp);
+    }
+    rmsnorm_backward(dh.data(), la.x_mid.data(), P + lp.post_attn_norm.w, la.rstd2.data(),
+                     dx.data(), G + lp.post_attn_norm.w, n, d);
+    // x_mid = x_in + attn(norm1(x_in))
+    std::fill(dh.begin(), dh.end(), T(0));
+    if (lp.mla) {
+      mla_backward(c_, lp.mla_p, *rope_, P, G, la.h1.data(), dx.data(), dh.data(), acts.layout,
+                   la.mla);
+    } else {
+      gqa_backward(c_, lp.gqa_p, *rope_, P, G, la.h1.data(), dx.data(), dh.data(), acts.layout,
+                   la.gqa);
+    }
+    rmsnorm_backward(dh.data(), la.x_in.data(), P + lp.input_norm.w, la.rstd1.data(), dx.data(),
+                     G + lp.input_norm.w, n, d);
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    T* row = G + embed_ + int64_t{acts.tokens[t]} * d;
+    for (int i = 0; i < d; ++i) row[i] += dx[t * d + i];
+  }
+}
+
+template <typename T>
+std::vector<std::vector<int64_t>> Model<T>::expert_loads(const Activations<T>& acts) const {
+  std::vector<std::vector<int64_t>> loads;
+  for (int l = 0; l < c_.num_hidden_layers; ++l) {
+    if (!layers_[l].moe || l >= static_cast<int>(acts.layers.size())) continue;
+    std::vector<int64_t> counts(c_.n_routed_experts, 0);
+    for (int32_t e : acts.layers[l].moe.topk) ++counts[e];
+    loads.push_back(std::move(counts));
+  }
+  return loads;
+}
+
+template <typename T>
+void Model<T>::update_routing_bias(const std::vector<std::vector<int64_t>>& loads, double gamma) {
+  size_t m = 0;
+  for (const LayerP& lp : layers_) {
+    if (!lp.moe) continue;
+    AHA_CHECK(m < loads.size(), "loads for ", loads.size(), " MoE layers");
+    if (lp.moe_p.e_bias == kNoParam) {
+      ++m;
+      continue;
+    }
+    const auto& load = loads[m++];
+    double mean = 0;
+    for (int64_t v : load) mean += static_cast<double>(v);
+    mean /= static_cast<double>(load.size());
+    T* bias = params_.data() + lp.moe_p.e_bias;
+    for (size_t e = 0; e < load.size(); ++e) {
+      double diff = mean - static_cast<double>(load[e]);
+      bias[e] += static_cast<T>(gamma * ((diff > 0) - (diff < 0)));
+    }
+  }
+}
+
+template class Model<float>;
+template class Model<double>;
+
+}  // namespace aha::policy

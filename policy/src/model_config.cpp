@@ -1,0 +1,275 @@
+// Parsing and validation of HF config.json for deepseek_v2/v3, llama and qwen2.
+#include "aha/policy/model_config.h"
+
+#include <cmath>
+
+namespace aha::policy {
+
+namespace {
+
+template <typename T>
+T get_or(const Json& j, const char* key, T fallback) {
+  auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return fallback;
+  try {
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    fail("[config.json] ", key, ": wrong type (", it->dump(), ")");
+  }
+}
+
+void require_positive(int v, const char* key) {
+  if (v <= 0) fail("[config.json] ", key, " must be positive, got ", v);
+}
+
+double yarn_mscale(double scale, double mscale) {
+  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
+}
+
+RopeScaling parse_rope_scaling(const Json& j) {
+  RopeScaling rs;
+  if (!j.is_object()) fail("[config.json] rope_scaling must be an object or null");
+  rs.type = get_or<std::string>(j, "type", get_or<std::string>(j, "rope_type", "none"));
+  rs.factor = get_or<double>(j, "factor", 1.0);
+  if (rs.type == "default") rs.type = "none";
+  if (rs.type != "none" && rs.type != "linear" && rs.type != "yarn" && rs.type != "llama3") {
+    fail("[config.json] unsupported rope_scaling type '", rs.type,
+         "' (aha supports linear, yarn, llama3)");
+  }
+  if (rs.type != "none" && !(rs.factor > 0)) fail("[config.json] rope_scaling.factor must be > 0");
+  rs.beta_fast = get_or<double>(j, "beta_fast", 32.0);
+  rs.beta_slow = get_or<double>(j, "beta_slow", 1.0);
+  rs.mscale = get_or<double>(j, "mscale", 1.0);
+  rs.mscale_all_dim = get_or<double>(j, "mscale_all_dim", 0.0);
+  rs.original_max_position_embeddings = get_or<int>(j, "original_max_position_embeddings", 4096);
+  rs.low_freq_factor = get_or<double>(j, "low_freq_factor", 1.0);
+  rs.high_freq_factor = get_or<double>(j, "high_freq_factor", 4.0);
+  return rs;
+}
+
+}  // namespace
+
+ModelConfig ModelConfig::from_json(const Json& j) {
+  if (!j.is_object()) fail("[config.json] expected a JSON object");
+  ModelConfig c;
+  std::string type = get_or<std::string>(j, "model_type", "");
+  if (type == "deepseek_v2") {
+    c.model_type = ModelType::kDeepseekV2;
+  } else if (type == "deepseek_v3") {
+    c.model_type = ModelType::kDeepseekV3;
+  } else if (type == "llama") {
+    c.model_type = ModelType::kLlama;
+  } else if (type == "qwen2") {
+    c.model_type = ModelType::kQwen2;
+  } else {
+    fail("[config.json] unknown model_type '", type,
+         "' (aha supports deepseek_v2, deepseek_v3, llama, qwen2)");
+  }
+  c.vocab_size = get_or<int>(j, "vocab_size", 0);
+  c.hidden_size = get_or<int>(j, "hidden_size", 0);
+  c.num_hidden_layers = get_or<int>(j, "num_hidden_layers", 0);
+  c.num_attention_heads = get_or<int>(j, "num_attention_heads", 0);
+  c.num_key_value_heads = get_or<int>(j, "num_key_value_heads", c.num_attention_heads);
+  c.intermediate_size = get_or<int>(j, "intermediate_size", 0);
+  c.max_position_embeddings = get_or<int>(j, "max_position_embeddings", 4096);
+  c.rms_norm_eps = get_or<double>(j, "rms_norm_eps", 1e-6);
+  c.rope_theta = get_or<double>(j, "rope_theta", 10000.0);
+  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
+    c.rope_scaling = parse_rope_scaling(j["rope_scaling"]);
+  }
+  c.tie_word_embeddings = get_or<bool>(j, "tie_word_embeddings", false);
+  c.attention_bias = c.model_type == ModelType::kQwen2 || get_or<bool>(j, "attention_bias", false);
+  if (c.is_mla() && get_or<bool>(j, "attention_bias", false)) {
+    fail("[config.json] attention_bias is not supported for MLA models");
+  }
+  std::string act = get_or<std::string>(j, "hidden_act", "silu");
+  if (act != "silu") fail("[config.json] hidden_act '", act, "' is not supported (silu only)");
+  if (j.contains("bos_token_id") && j["bos_token_id"].is_number_integer()) {
+    c.bos_token_id = j["bos_token_id"].get<int>();
+  }
+  if (j.contains("eos_token_id") && j["eos_token_id"].is_number_integer()) {
+    c.eos_token_id = j["eos_token_id"].get<int>();
+  }
+  require_positive(c.vocab_size, "vocab_size");
+  require_positive(c.hidden_size, "hidden_size");
+  require_positive(c.num_hidden_layers, "num_hidden_layers");
+  require_positive(c.num_attention_heads, "num_attention_heads");
+  require_positive(c.max_position_embeddings, "max_position_embeddings");
+  if (!(c.rms_norm_eps > 0)) fail("[config.json] rms_norm_eps must be > 0");
+  if (!(c.rope_theta > 0)) fail("[config.json] rope_theta must be > 0");
+
+  if (c.is_mla()) {
+    if (j.contains("q_lora_rank") && !j["q_lora_rank"].is_null()) {
+      c.q_lora_rank = get_or<int>(j, "q_lora_rank", 0);
+      require_positive(*c.q_lora_rank, "q_lora_rank");
+    }
+    c.kv_lora_rank = get_or<int>(j, "kv_lora_rank", 0);
+    c.qk_nope_head_dim = get_or<int>(j, "qk_nope_head_dim", 0);
+    c.qk_rope_head_dim = get_or<int>(j, "qk_rope_head_dim", 0);
+    c.v_head_dim = get_or<int>(j, "v_head_dim", 0);
+    require_positive(c.kv_lora_rank, "kv_lora_rank");
+    require_positive(c.qk_nope_head_dim, "qk_nope_head_dim");
+    require_positive(c.qk_rope_head_dim, "qk_rope_head_dim");
+    require_positive(c.v_head_dim, "v_head_dim");
+    if (c.qk_rope_head_dim % 2) fail("[config.json] qk_rope_head_dim must be even");
+    c.num_key_value_heads = c.num_attention_heads;
+    c.n_routed_experts = get_or<int>(j, "n_routed_experts", 0);
+    c.first_k_dense_replace = get_or<int>(j, "first_k_dense_replace", 0);
+    c.moe_layer_freq = get_or<int>(j, "moe_layer_freq", 1);
+    require_positive(c.moe_layer_freq, "moe_layer_freq");
+    if (c.first_k_dense_replace < 0) fail("[config.json] first_k_dense_replace must be >= 0");
+    if (c.n_routed_experts > 0) {
+      c.n_shared_experts = get_or<int>(j, "n_shared_experts", 0);
+      c.num_experts_per_tok = get_or<int>(j, "num_experts_per_tok", 0);
+      c.moe_intermediate_size = get_or<int>(j, "moe_intermediate_size", 0);
+      c.n_group = get_or<int>(j, "n_group", 1);
+      c.topk_group = get_or<int>(j, "topk_group", 1);
+      c.norm_topk_prob = get_or<bool>(j, "norm_topk_prob", false);
+      c.routed_scaling_factor = get_or<double>(j, "routed_scaling_factor", 1.0);
+      c.aux_loss_alpha = get_or<double>(j, "aux_loss_alpha", 0.0);
+      if (c.n_shared_experts < 0) fail("[config.json] n_shared_experts must be >= 0");
+      require_positive(c.num_experts_per_tok, "num_experts_per_tok");
+      require_positive(c.moe_intermediate_size, "moe_intermediate_size");
+      require_positive(c.n_group, "n_group");
+      require_positive(c.topk_group, "topk_group");
+      if (c.num_experts_per_tok > c.n_routed_experts) {
+        fail("[config.json] num_experts_per_tok ", c.num_experts_per_tok, " > n_routed_experts ",
+             c.n_routed_experts);
+      }
+      if (c.n_routed_experts % c.n_group) fail("[config.json] n_routed_experts % n_group != 0");
+      if (c.topk_group > c.n_group) fail("[config.json] topk_group > n_group");
+      std::string sf = get_or<std::string>(j, "scoring_func", "softmax");
+      if (sf == "softmax") {
+        c.scoring_func = ScoreFunc::kSoftmax;
+      } else if (sf == "sigmoid") {
+        c.scoring_func = ScoreFunc::kSigmoid;
+      } else {
+        fail("[config.json] unknown scoring_func '", sf, "'");
+      }
+      std::string tm = get_or<std::string>(j, "topk_method", "greedy");
+      if (tm == "greedy" || tm == "gready") {  // "gready" is the HF DeepSeek-V2 default spelling
+        c.topk_method = TopkMethod::kGreedy;
+      } else if (tm == "group_limited_greedy") {
+        c.topk_method = TopkMethod::kGroupLimitedGreedy;
+      } else if (tm == "noaux_tc") {
+        c.topk_method = TopkMethod::kNoauxTc;
+      } else {
+        fail("[config.json] unknown topk_method '", tm, "'");
+      }
+      if (c.topk_method == TopkMethod::kNoauxTc && c.n_routed_experts / c.n_group < 2) {
+        fail("[config.json] noaux_tc needs at least 2 experts per group");
+      }
+      if (c.topk_method != TopkMethod::kGreedy &&
+          c.topk_group * (c.n_routed_experts / c.n_group) < c.num_experts_per_tok) {
+        fail("[config.json] topk_group groups hold fewer experts than num_experts_per_tok");
+      }
+    }
+    if (c.first_k_dense_replace > 0 || c.n_routed_experts == 0) {
+      require_positive(c.intermediate_size, "intermediate_size");
+    }
+  } else {
+    c.head_dim = get_or<int>(j, "head_dim", c.hidden_size / c.num_attention_heads);
+    require_positive(c.head_dim, "head_dim");
+    require_positive(c.num_key_value_heads, "num_key_value_heads");
+    require_positive(c.intermediate_size, "intermediate_size");
+    if (c.head_dim % 2) fail("[config.json] head_dim must be even");
+    if (c.num_attention_heads % c.num_key_value_heads) {
+      fail("[config.json] num_attention_heads must be a multiple of num_key_value_heads");
+    }
+  }
+  return c;
+}
+
+ModelConfig ModelConfig::load(const std::string& path) { return from_json(load_json_file(path)); }
+
+const char* ModelConfig::type_name() const {
+  switch (model_type) {
+    case ModelType::kDeepseekV2: return "deepseek_v2";
+    case ModelType::kDeepseekV3: return "deepseek_v3";
+    case ModelType::kLlama: return "llama";
+    case ModelType::kQwen2: return "qwen2";
+  }
+  return "?";
+}
+
+double ModelConfig::softmax_scale() const {
+  double scale = 1.0 / std::sqrt(static_cast<double>(qk_head_dim()));
+  if (rope_scaling.type == "yarn" && rope_scaling.mscale_all_dim != 0.0) {
+    double m = yarn_mscale(rope_scaling.factor, rope_scaling.mscale_all_dim);
+    scale *= m * m;
+  }
+  return scale;
+}
+
+Json ModelConfig::to_json() const {
+  Json j;
+  j["model_type"] = type_name();
+  j["architectures"] = {is_mla() ? (model_type == ModelType::kDeepseekV2 ? "DeepseekV2ForCausalLM"
+                                                                         : "DeepseekV3ForCausalLM")
+                                 : (model_type == ModelType::kLlama ? "LlamaForCausalLM"
+                                                                    : "Qwen2ForCausalLM")};
+  j["vocab_size"] = vocab_size;
+  j["hidden_size"] = hidden_size;
+  j["num_hidden_layers"] = num_hidden_layers;
+  j["num_attention_heads"] = num_attention_heads;
+  j["num_key_value_heads"] = num_key_value_heads;
+  j["intermediate_size"] = intermediate_size;
+  j["max_position_embeddings"] = max_position_embeddings;
+  j["rms_norm_eps"] = rms_norm_eps;
+  j["rope_theta"] = rope_theta;
+  j["hidden_act"] = "silu";
+  j["tie_word_embeddings"] = tie_word_embeddings;
+  j["torch_dtype"] = "float32";
+  if (bos_token_id) j["bos_token_id"] = *bos_token_id;
+  if (eos_token_id) j["eos_token_id"] = *eos_token_id;
+  if (rope_scaling.type == "none") {
+    j["rope_scaling"] = nullptr;
+  } else {
+    Json rs = {{"type", rope_scaling.type}, {"factor", rope_scaling.factor}};
+    if (rope_scaling.type == "yarn") {
+      rs["beta_fast"] = rope_scaling.beta_fast;
+      rs["beta_slow"] = rope_scaling.beta_slow;
+      rs["mscale"] = rope_scaling.mscale;
+      rs["mscale_all_dim"] = rope_scaling.mscale_all_dim;
+      rs["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
+    } else if (rope_scaling.type == "llama3") {
+      rs["rope_type"] = "llama3";
+      rs["low_freq_factor"] = rope_scaling.low_freq_factor;
+      rs["high_freq_factor"] = rope_scaling.high_freq_factor;
+      rs["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
+    }
+    j["rope_scaling"] = rs;
+  }
+  if (is_mla()) {
+    j["q_lora_rank"] = q_lora_rank ? Json(*q_lora_rank) : Json(nullptr);
+    j["kv_lora_rank"] = kv_lora_rank;
+    j["qk_nope_head_dim"] = qk_nope_head_dim;
+    j["qk_rope_head_dim"] = qk_rope_head_dim;
+    j["v_head_dim"] = v_head_dim;
+    j["attention_bias"] = false;
+    j["first_k_dense_replace"] = first_k_dense_replace;
+    j["moe_layer_freq"] = moe_layer_freq;
+    j["n_routed_experts"] = n_routed_experts > 0 ? Json(n_routed_experts) : Json(nullptr);
+    if (n_routed_experts > 0) {
+      j["n_shared_experts"] = n_shared_experts;
+      j["num_experts_per_tok"] = num_experts_per_tok;
+      j["moe_intermediate_size"] = moe_intermediate_size;
+      j["n_group"] = n_group;
+      j["topk_group"] = topk_group;
+      j["norm_topk_prob"] = norm_topk_prob;
+      j["routed_scaling_factor"] = routed_scaling_factor;
+      j["aux_loss_alpha"] = aux_loss_alpha;
+      j["seq_aux"] = true;
+      j["scoring_func"] = scoring_func == ScoreFunc::kSoftmax ? "softmax" : "sigmoid";
+      j["topk_method"] = topk_method == TopkMethod::kGreedy ? "greedy"
+                         : topk_method == TopkMethod::kGroupLimitedGreedy ? "group_limited_greedy"
+                                                                          : "noaux_tc";
+    }
+  } else {
+    j["head_dim"] = head_dim;
+    j["attention_bias"] = attention_bias;
+  }
+  return j;
+}
+
+}  // namespace aha::policy

@@ -1,0 +1,360 @@
+// The SwiGLU MLP and DeepSeekMoE (router, expert selection, routed + shared experts, the
+// sequence-wise balance loss), forward and backward.
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "aha/core/error.h"
+#include "aha/core/tensor.h"
+#include "aha/policy/blocks.h"
+
+namespace aha::policy {
+
+// ---------------------------------------------------------------------------------------------
+// MLP
+
+MlpP add_mlp(ParamTable& t, const std::string& prefix, int d_model, int inter) {
+  MlpP p;
+  p.gate_proj = add_linear(t, prefix + ".gate_proj", d_model, inter);
+  p.up_proj = add_linear(t, prefix + ".up_proj", d_model, inter);
+  p.down_proj = add_linear(t, prefix + ".down_proj", inter, d_model);
+  return p;
+}
+
+template <typename T>
+void mlp_forward(const MlpP& p, const T* params, const T* x, T* y, int64_t n, MlpActs<T>& a,
+                 bool accumulate) {
+  const int d = p.gate_proj.n_in, inter = p.gate_proj.n_out;
+  a.g.resize(n * inter);
+  a.u.resize(n * inter);
+  a.a.resize(n * inter);
+  gemm_xwt(x, params + p.gate_proj.w, static_cast<const T*>(nullptr), a.g.data(), n, d, inter);
+  gemm_xwt(x, params + p.up_proj.w, static_cast<const T*>(nullptr), a.u.data(), n, d, inter);
+  swiglu_forward(a.g.data(), a.u.data(), a.a.data(), n, inter);
+  gemm_xwt(a.a.data(), params + p.down_proj.w, static_cast<const T*>(nullptr), y, n, inter, d,
+           accumulate);
+}
+
+template <typename T>
+void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
+                  int64_t n, const MlpActs<T>& a) {
+  const int d = p.gate_proj.n_in, inter = p.gate_proj.n_out;
+  Buf<T> da(n * inter, T(0)), dg(n * inter), du(n * inter);
+  gemm_dyw(dy, params + p.down_proj.w, da.data(), n, inter, d);
+  gemm_dytx(dy, a.a.data(), grads + p.down_proj.w, static_cast<T*>(nullptr), n, inter, d);
+  swiglu_backward(da.data(), a.g.data(), a.u.data(), dg.data(), du.data(), n, inter);
+  gemm_dyw(dg.data(), params + p.gate_proj.w, dx, n, d, inter);
+  gemm_dyw(du.data(), params + p.up_proj.w, dx, n, d, inter);
+  gemm_dytx(dg.data(), x, grads + p.gate_proj.w, static_cast<T*>(nullptr), n, d, inter);
+  gemm_dytx(du.data(), x, grads + p.up_proj.w, static_cast<T*>(nullptr), n, d, inter);
+}
+
+// ---------------------------------------------------------------------------------------------
+// MoE
+
+MoeP add_moe(ParamTable& t, const std::string& prefix, const ModelConfig& c) {
+  MoeP p;
+  const int d = c.hidden_size;
+  p.gate = add_linear(t, prefix + ".gate", d, c.n_routed_experts);
+  if (c.topk_method == TopkMethod::kNoauxTc) {
+    p.e_bias = t.add(prefix + ".gate.e_score_correction_bias", {c.n_routed_experts}, false);
+  }
+  for (int e = 0; e < c.n_routed_experts; ++e) {
+    p.experts.push_back(add_mlp(t, prefix + ".experts." + std::to_string(e), d,
+                                c.moe_intermediate_size));
+  }
+  if (c.n_shared_experts > 0) {
+    p.has_shared = true;
+    p.shared = add_mlp(t, prefix + ".shared_experts", d,
+                       c.moe_intermediate_size * c.n_shared_experts);
+  }
+  return p;
+}
+
+namespace {
+
+// Indices of the k largest values; ties go to the lower index (deterministic).
+template <typename T>
+void top_k(const T* v, int n, int k, int32_t* out) {
+  std::vector<int32_t> idx(n);
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
+    return v[a] > v[b] || (v[a] == v[b] && a < b);
+  });
+  std::copy_n(idx.begin(), k, out);
+}
+
+template <typename T>
+void select_impl(const ModelConfig& c, const T* scores, const T* bias, int32_t* topk) {
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok;
+  std::vector<T> choice(scores, scores + E);
+  if (c.topk_method == TopkMethod::kNoauxTc && bias != nullptr) {
+    for (int e = 0; e < E; ++e) choice[e] += bias[e];
+  }
+  if (c.topk_method != TopkMethod::kGreedy && c.n_group > 1) {
+    const int G = c.n_group, per = E / G;
+    std::vector<T> group_score(G);
+    for (int g = 0; g < G; ++g) {
+      const T* s = choice.data() + g * per;
+      if (c.topk_method == TopkMethod::kGroupLimitedGreedy) {
+        group_score[g] = *std::max_element(s, s + per);
+      } else {  // noaux_tc: sum of the group's two best biased scores
+        int32_t best[2];
+        top_k(s, per, 2, best);
+        group_score[g] = s[best[0]] + s[best[1]];
+      }
+    }
+    std::vector<int32_t> groups(c.topk_group);
+    top_k(group_score.data(), G, c.topk_group, groups.data());
+    std::vector<char> keep(G, 0);
+    for (int32_t g : groups) keep[g] = 1;
+    // -inf (DeepSeek's reference) rather than 0: a masked expert can never win.
+    for (int e = 0; e < E; ++e) {
+      if (!keep[e / per]) choice[e] = -std::numeric_limits<T>::infinity();
+    }
+  }
+  top_k(choice.data(), E, K, topk);
+}
+
+template <typename T>
+bool normalises(const ModelConfig& c) {
+  return c.num_experts_per_tok > 1 && c.norm_topk_prob;
+}
+
+// V2 scales by routed_scaling_factor only when it does not normalise; V3 always scales.
+double weight_scale(const ModelConfig& c) {
+  bool norm = c.num_experts_per_tok > 1 && c.norm_topk_prob;
+  if (c.model_type == ModelType::kDeepseekV2) return norm ? 1.0 : c.routed_scaling_factor;
+  return c.routed_scaling_factor;
+}
+
+}  // namespace
+
+void moe_select(const ModelConfig& c, const float* scores, const float* bias, int32_t* topk) {
+  select_impl(c, scores, bias, topk);
+}
+void moe_select(const ModelConfig& c, const double* scores, const double* bias, int32_t* topk) {
+  select_impl(c, scores, bias, topk);
+}
+
+template <typename T>
+void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
+                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk) {
+  const int64_t n = layout.n_tokens();
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const bool norm = normalises<T>(c);
+  const double scale = weight_scale(c);
+  a.scores.resize(n * E);
+  gemm_xwt(x, params + p.gate.w, static_cast<const T*>(nullptr), a.scores.data(), n, d, E);
+  a.topk.resize(n * K);
+  a.weights.resize(n * K);
+  const T* bias = p.e_bias == kNoParam ? nullptr : params + p.e_bias;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
+    for (int64_t t = r.begin(); t < r.end(); ++t) {
+      T* s = a.scores.data() + t * E;
+      if (c.scoring_func == ScoreFunc::kSoftmax) {
+        T mx = *std::max_element(s, s + E), sum = 0;
+        for (int e = 0; e < E; ++e) sum += (s[e] = std::exp(s[e] - mx));
+        for (int e = 0; e < E; ++e) s[e] /= sum;
+      } else {
+        for (int e = 0; e < E; ++e) s[e] = T(1) / (T(1) + std::exp(-s[e]));
+      }
+      int32_t* tk = a.topk.data() + t * K;
+      if (forced_topk != nullptr) {
+        std::copy_n(forced_topk + t * K, K, tk);
+        for (int k = 0; k < K; ++k) {
+          AHA_CHECK(tk[k] >= 0 && tk[k] < E, "replayed expert id ", tk[k], " of ", E);
+          for (int j = 0; j < k; ++j) AHA_CHECK(tk[j] != tk[k], "replayed expert twice");
+        }
+      } else {
+        select_impl(c, s, bias, tk);
+      }
+      T* w = a.weights.data() + t * K;
+      T sum = 0;
+      for (int k = 0; k < K; ++k) sum += (w[k] = s[tk[k]]);
+      for (int k = 0; k < K; ++k) {
+        if (norm) w[k] /= (sum + T(1e-20));
+        w[k] *= static_cast<T>(scale);
+      }
+    }
+  });
+
+  a.slots.assign(E, {});
+  for (int64_t i = 0; i < n * K; ++i) a.slots[a.topk[i]].push_back(static_cast<int32_t>(i));
+  a.xin.resize(E);
+  a.out.resize(E);
+  a.expert_acts.resize(E);
+  tbb::parallel_for(0, E, [&](int e) {
+    const auto& slots = a.slots[e];
+    const int64_t m = static_cast<int64_t>(slots.size());
+    a.xin[e].resize(m * d);
+    a.out[e].resize(m * d);
+    if (m == 0) return;
+    for (int64_t r = 0; r < m; ++r) std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
+    mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e]);
+  });
+  // Combine in (token, k) order so the sum does not depend on scheduling.
+  std::vector<int32_t> row_of(n * K);
+  for (int e = 0; e < E; ++e) {
+    for (size_t r = 0; r < a.slots[e].size(); ++r) row_of[a.slots[e][r]] = static_cast<int32_t>(r);
+  }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
+    for (int64_t t = r.begin(); t < r.end(); ++t) {
+      T* yr = y + t * d;
+      std::fill(yr, yr + d, T(0));
+      for (int k = 0; k < K; ++k) {
+        int e = a.topk[t * K + k];
+        const T* o = a.out[e].data() + int64_t{row_of[t * K + k]} * d;
+        T w = a.weights[t * K + k];
+        for (int i = 0; i < d; ++i) yr[i] += w * o[i];
+      }
+    }
+  });
+  if (p.has_shared) mlp_forward(p.shared, params, x, y, n, a.shared_acts, true);
+
+  // Sequence-wise balance loss: mean over sequences of sum_i f_i * P_i.
+  a.aux_loss = 0;
+  const size_t n_seqs = layout.seq_starts.size() - 1;
+  std::vector<double> f(E), P(E);
+  for (size_t sq = 0; sq < n_seqs; ++sq) {
+    int64_t t0 = layout.seq_starts[sq], t1 = layout.seq_starts[sq + 1];
+    if (t1 == t0) continue;
+    std::fill(f.begin(), f.end(), 0.0);
+    std::fill(P.begin(), P.end(), 0.0);
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int k = 0; k < K; ++k) f[a.topk[t * K + k]] += 1.0;
+      const T* s = a.scores.data() + t * E;
+      double z = c.scoring_func == ScoreFunc::kSigmoid ? std::accumulate(s, s + E, 0.0) : 1.0;
+      for (int e = 0; e < E; ++e) P[e] += s[e] / z;
+    }
+    double l = 0;
+    for (int e = 0; e < E; ++e) l += f[e] * E / (K * double(t1 - t0)) * P[e] / double(t1 - t0);
+    a.aux_loss += l / n_seqs;
+  }
+}
+
+template <typename T>
+void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads, const T* x,
+                  const T* dy, T* dx, const SeqLayout& layout, const MoeActs<T>& a,
+                  double aux_coef) {
+  const int64_t n = layout.n_tokens();
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  if (p.has_shared) mlp_backward(p.shared, params, grads, x, dy, dx, n, a.shared_acts);
+
+  std::vector<int32_t> row_of(n * K);
+  for (int e = 0; e < E; ++e) {
+    for (size_t r = 0; r < a.slots[e].size(); ++r) row_of[a.slots[e][r]] = static_cast<int32_t>(r);
+  }
+  // Each expert's gradients are its own; its input gradient goes to a private buffer.
+  std::vector<Buf<T>> dxe(E);
+  tbb::parallel_for(0, E, [&](int e) {
+    const auto& slots = a.slots[e];
+    const int64_t m = static_cast<int64_t>(slots.size());
+    if (m == 0) return;
+    Buf<T> dye(m * d);
+    for (int64_t r = 0; r < m; ++r) {
+      T w = a.weights[slots[r]];
+      const T* src = dy + (slots[r] / K) * d;
+      for (int i = 0; i < d; ++i) dye[r * d + i] = w * src[i];
+    }
+    dxe[e].assign(m * d, T(0));
+    mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye.data(), dxe[e].data(), m,
+                 a.expert_acts[e]);
+  });
+
+  const bool norm = normalises<T>(c);
+  const double scale = weight_scale(c);
+  Buf<T> dlogits(n * E, T(0));
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
+    std::vector<T> dw(K), ds(E);
+    for (int64_t t = r.begin(); t < r.end(); ++t) {
+      T* dxr = dx + t * d;
+      const T* dyr = dy + t * d;
+      const int32_t* tk = a.topk.data() + t * K;
+      for (int k = 0; k < K; ++k) {
+        const int64_t row = row_of[t * K + k];
+        const T* o = a.out[tk[k]].data() + row * d;
+        const T* g = dxe[tk[k]].data() + row * d;
+        T acc = 0;
+        for (int i = 0; i < d; ++i) {
+          acc += dyr[i] * o[i];
+          dxr[i] += g[i];
+        }
+        dw[k] = acc;
+      }
+      const T* s = a.scores.data() + t * E;
+      std::fill(ds.begin(), ds.end(), T(0));
+      if (norm) {
+        T sum = 0, dot = 0;
+        for (int k = 0; k < K; ++k) sum += s[tk[k]];
+        sum += T(1e-20);
+        for (int k = 0; k < K; ++k) dot += dw[k] * s[tk[k]];
+        for (int k = 0; k < K; ++k) {
+          ds[tk[k]] += static_cast<T>(scale) * (dw[k] / sum - dot / (sum * sum));
+        }
+      } else {
+        for (int k = 0; k < K; ++k) ds[tk[k]] += static_cast<T>(scale) * dw[k];
+      }
+      T* dl = dlogits.data() + t * E;
+      if (c.scoring_func == ScoreFunc::kSoftmax) {
+        T dot = 0;
+        for (int e = 0; e < E; ++e) dot += ds[e] * s[e];
+        for (int e = 0; e < E; ++e) dl[e] = s[e] * (ds[e] - dot);
+      } else {
+        for (int e = 0; e < E; ++e) dl[e] = ds[e] * s[e] * (T(1) - s[e]);
+      }
+    }
+  });
+
+  if (aux_coef != 0.0) {
+    const size_t n_seqs = layout.seq_starts.size() - 1;
+    std::vector<double> f(E);
+    for (size_t sq = 0; sq < n_seqs; ++sq) {
+      int64_t t0 = layout.seq_starts[sq], t1 = layout.seq_starts[sq + 1];
+      if (t1 == t0) continue;
+      double len = double(t1 - t0);
+      std::fill(f.begin(), f.end(), 0.0);
+      for (int64_t t = t0; t < t1; ++t) {
+        for (int k = 0; k < K; ++k) f[a.topk[t * K + k]] += 1.0;
+      }
+      for (int64_t t = t0; t < t1; ++t) {
+        const T* s = a.scores.data() + t * E;
+        T* dl = dlogits.data() + t * E;
+        // g_e = dL/ds'_e where s' are the normalised scores.
+        std::vector<double> g(E);
+        for (int e = 0; e < E; ++e) g[e] = aux_coef / n_seqs * f[e] * E / (K * len) / len;
+        if (c.scoring_func == ScoreFunc::kSoftmax) {
+          double dot = 0;
+          for (int e = 0; e < E; ++e) dot += g[e] * s[e];
+          for (int e = 0; e < E; ++e) dl[e] += static_cast<T>(s[e] * (g[e] - dot));
+        } else {
+          double z = std::accumulate(s, s + E, 0.0), dot = 0;
+          for (int e = 0; e < E; ++e) dot += g[e] * s[e] / z;
+          for (int e = 0; e < E; ++e) {
+            dl[e] += static_cast<T>((g[e] - dot) / z * s[e] * (1.0 - s[e]));
+          }
+        }
+      }
+    }
+  }
+  gemm_dyw(dlogits.data(), params + p.gate.w, dx, n, d, E);
+  gemm_dytx(dlogits.data(), x, grads + p.gate.w, static_cast<T*>(nullptr), n, d, E);
+}
+
+#define AHA_INSTANTIATE_MOE(T)                                                                  \
+  template void mlp_forward<T>(const MlpP&, const T*, const T*, T*, int64_t, MlpActs<T>&, bool); \
+  template void mlp_backward<T>(const MlpP&, const T*, T*, const T*, const T*, T*, int64_t,      \
+                                const MlpActs<T>&);                                             \
+  template void moe_forward<T>(const ModelConfig&, const MoeP&, const T*, const T*, T*,          \
+                               const SeqLayout&, MoeActs<T>&, const int32_t*);                  \
+  template void moe_backward<T>(const ModelConfig&, const MoeP&, const T*, T*, const T*,         \
+                                const T*, T*, const SeqLayout&, const MoeActs<T>&, double);
+
+AHA_INSTANTIATE_MOE(float)
+AHA_INSTANTIATE_MOE(double)
+
+}  // namespace aha::policy

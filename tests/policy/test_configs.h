@@ -1,0 +1,49 @@
+// Tiny model configurations shared by the policy tests: every architecture variant aha reads.
+#pragma once
+
+#include "aha/core/config.h"
+
+namespace aha::policy::testing {
+
+inline Json tiny_v3_json() {
+  return Json{{"model_type", "deepseek_v3"}, {"vocab_size", 37}, {"hidden_size", 16},
+              {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"intermediate_size", 24},
+              {"moe_intermediate_size", 8}, {"q_lora_rank", 12}, {"kv_lora_rank", 8},
+              {"qk_nope_head_dim", 6}, {"qk_rope_head_dim", 4}, {"v_head_dim", 5},
+              {"n_routed_experts", 8}, {"n_shared_experts", 1}, {"num_experts_per_tok", 3},
+              {"first_k_dense_replace", 1}, {"n_group", 4}, {"topk_group", 2},
+              {"scoring_func", "sigmoid"}, {"topk_method", "noaux_tc"}, {"norm_topk_prob", true},
+              {"routed_scaling_factor", 2.5}, {"aux_loss_alpha", 0.01},
+              {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-6},
+              {"rope_scaling", {{"type", "yarn"}, {"factor", 4.0}, {"beta_fast", 32},
+                                {"beta_slow", 1}, {"mscale", 1.0}, {"mscale_all_dim", 1.0},
+                                {"original_max_position_embeddings", 16}}}};
+}
+
+inline Json tiny_v2_json() {
+  return Json{{"model_type", "deepseek_v2"}, {"vocab_size", 41}, {"hidden_size", 16},
+              {"num_hidden_layers", 2}, {"num_attention_heads", 3}, {"intermediate_size", 20},
+              {"moe_intermediate_size", 6}, {"q_lora_rank", nullptr}, {"kv_lora_rank", 10},
+              {"qk_nope_head_dim", 4}, {"qk_rope_head_dim", 6}, {"v_head_dim", 4},
+              {"n_routed_experts", 6}, {"n_shared_experts", 2}, {"num_experts_per_tok", 2},
+              {"first_k_dense_replace", 0}, {"n_group", 3}, {"topk_group", 2},
+              {"scoring_func", "softmax"}, {"topk_method", "group_limited_greedy"},
+              {"norm_topk_prob", false}, {"routed_scaling_factor", 1.5},
+              {"aux_loss_alpha", 0.001}, {"max_position_embeddings", 64}};
+}
+
+inline Json tiny_llama_json() {
+  return Json{{"model_type", "llama"}, {"vocab_size", 33}, {"hidden_size", 16},
+              {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+              {"intermediate_size", 24}, {"max_position_embeddings", 64},
+              {"rope_theta", 10000.0}, {"tie_word_embeddings", true}};
+}
+
+inline Json tiny_qwen2_json() {
+  return Json{{"model_type", "qwen2"}, {"vocab_size", 35}, {"hidden_size", 12},
+              {"num_hidden_layers", 2}, {"num_attention_heads", 3}, {"num_key_value_heads", 1},
+              {"intermediate_size", 20}, {"max_position_embeddings", 64},
+              {"rope_theta", 1000000.0}, {"tie_word_embeddings", false}};
+}
+
+}  // namespace aha::policy::testing
