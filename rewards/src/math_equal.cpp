@@ -46,7 +46,7 @@ Value arith(K kind, const Value& x, const Value& y) {
         break;
       default: break;
     }
-    if (ok) return Value::of_q(r);
+    if (ok) return Value::of_q(r, x.approx || y.approx);
   }
   switch (kind) {
     case K::kAdd: return Value::of_d(x.d + y.d);
@@ -60,17 +60,18 @@ Value arith(K kind, const Value& x, const Value& y) {
 Value power(const Value& base, const Value& exponent) {
   if (base.exact && exponent.exact) {
     Q r;
+    bool approx = base.approx || exponent.approx;
     if (exponent.q.den == 1 && q_pow(base.q, static_cast<int64_t>(std::clamp<i128>(
                                                   exponent.q.num, -100000, 100000)),
                                      r)) {
-      return Value::of_q(r);
+      return Value::of_q(r, approx);
     }
     // rational exponent p/q: exact q-th root, then the p-th power
     if (exponent.q.den <= 64 && exponent.q.num >= -256 && exponent.q.num <= 256) {
       Q root;
       if (q_root(base.q, static_cast<int64_t>(exponent.q.den), root) &&
           q_pow(root, static_cast<int64_t>(exponent.q.num), r)) {
-        return Value::of_q(r);
+        return Value::of_q(r, approx);
       }
     }
   }
@@ -141,7 +142,7 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
   const Node& n = c.tree.nodes[idx];
   switch (n.kind) {
     case K::kNum: {
-      Value v = n.exact ? Value::of_q(n.q) : Value::of_d(n.d);
+      Value v = n.exact ? Value::of_q(n.q, n.approx) : Value::of_d(n.d);
       return n.percent ? arith(K::kDiv, v, Value::of_q(Q{100, 1})) : v;
     }
     case K::kVar:
@@ -173,7 +174,7 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
       if (n.kind == K::kPercent) return arith(K::kDiv, *x, Value::of_q(Q{100, 1}));
       bool negate = n.kind == K::kNeg || (x->exact ? x->q.num < 0 : x->d < 0);
       if (!negate) return x;
-      return x->exact ? Value::of_q(Q{-x->q.num, x->q.den}) : Value::of_d(-x->d);
+      return x->exact ? Value::of_q(Q{-x->q.num, x->q.den}, x->approx) : Value::of_d(-x->d);
     }
     case K::kFunc: {
       auto x = eval(c, n.a);
@@ -385,9 +386,8 @@ class Comparer {
   }
 
   Cmp values_equal(const Value& x, const Value& y) const {
-    if (x.exact && y.exact) {
-      return x.q.num == y.q.num && x.q.den == y.q.den ? Cmp::kEqual : Cmp::kNotEqual;
-    }
+    if (x.exact && y.exact && x.q.num == y.q.num && x.q.den == y.q.den) return Cmp::kEqual;
+    if (x.exact && y.exact && !x.approx && !y.approx) return Cmp::kNotEqual;
     if (std::isnan(x.d) || std::isnan(y.d)) return Cmp::kInvalid;
     if (std::isinf(x.d) || std::isinf(y.d)) {
       if (std::isinf(x.d) && std::isinf(y.d) && (x.d > 0) == (y.d > 0) && !x.exact &&
@@ -439,14 +439,14 @@ Cmp Comparer::scalars(int a, int b) {
       Cmp r = values_equal(*x, *y);
       if (r == Cmp::kNotEqual) return r;
       if (r == Cmp::kInvalid) {
-        // one side defined and the other not: different functions
-        if (std::isnan(x->d) != std::isnan(y->d)) return Cmp::kNotEqual;
+        // outside one side's domain (sqrt, log of a negative): this point says nothing
+        if (vars.empty() && std::isnan(x->d) != std::isnan(y->d)) return Cmp::kNotEqual;
         continue;
       }
       ++valid;
     }
   }
-  return valid > 0 ? Cmp::kEqual : Cmp::kInvalid;
+  return valid >= (vars.empty() ? 1 : 2) ? Cmp::kEqual : Cmp::kInvalid;
 }
 
 std::string lower_key(std::string_view s) {
@@ -475,10 +475,21 @@ bool all_alpha(std::string_view s) {
   return true;
 }
 
+// Spaces removed, except between two digits ("3 4" is not "34").
 std::string without_spaces(std::string_view s) {
   std::string out;
-  for (char c : s) {
-    if (c != ' ') out += c;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == ' ') {
+      size_t j = i;
+      while (j < s.size() && s[j] == ' ') ++j;
+      if (!out.empty() && j < s.size() && std::isdigit(static_cast<unsigned char>(out.back())) &&
+          std::isdigit(static_cast<unsigned char>(s[j]))) {
+        out += ' ';
+      }
+      i = j - 1;
+      continue;
+    }
+    out += s[i];
   }
   return out;
 }

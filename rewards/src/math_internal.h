@@ -30,8 +30,9 @@ struct Value {
   bool exact = false;
   Q q;
   double d = 0.0;
-  static Value of_q(const Q& q) { return {true, q, q.to_double()}; }
-  static Value of_d(double d) { return {false, Q{}, d}; }
+  bool approx = false;  // derived from a decimal literal: compare with tolerance
+  static Value of_q(const Q& q, bool approx = false) { return {true, q, q.to_double(), approx}; }
+  static Value of_d(double d) { return {false, Q{}, d, true}; }
 };
 
 // Bounds the work of one check: a step counter and a wall-clock deadline.
@@ -79,6 +80,7 @@ struct Node {
   int rows = 0, cols = 0;  // kMatrix
   Q q;                     // kNum exact value (when `exact`)
   bool exact = true;
+  bool approx = false;     // kNum written with a decimal point or exponent
   double d = 0.0;          // kNum inexact value
   std::string name;        // kVar name, kFunc name, kRel operator
   std::vector<int> kids;   // collections

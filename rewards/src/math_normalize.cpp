@@ -50,6 +50,40 @@ size_t skip_braced(std::string_view s, size_t i) {
   return std::string_view::npos;
 }
 
+// A \text{} that follows a number and holds only words is a unit ("5 \text{ cm}").
+bool is_unit_text(std::string_view before, std::string_view content) {
+  size_t b = before.size();
+  while (b > 0 && is_space(before[b - 1])) --b;
+  if (b == 0) return false;
+  char last = before[b - 1];
+  if (!is_digit(last) && last != '}' && last != ')' && last != '%') return false;
+  bool letters = false;
+  for (char c : content) {
+    if (is_alpha(c)) {
+      letters = true;
+    } else if (!is_space(c) && c != '.') {
+      return false;
+    }
+  }
+  std::string_view t = content;
+  while (!t.empty() && is_space(t.front())) t.remove_prefix(1);
+  while (!t.empty() && is_space(t.back())) t.remove_suffix(1);
+  return letters && t != "and" && t != "or";
+}
+
+// Past "^2" or "^{2}" at s[i], if any.
+size_t skip_exponent(std::string_view s, size_t i) {
+  size_t k = i;
+  while (k < s.size() && is_space(s[k])) ++k;
+  if (k >= s.size() || s[k] != '^') return i;
+  ++k;
+  if (k < s.size() && s[k] == '{') {
+    size_t end = skip_braced(s, k);
+    return end == std::string_view::npos ? i : end;
+  }
+  return k < s.size() && is_digit(s[k]) ? k + 1 : i;
+}
+
 void replace_all(std::string& s, std::string_view from, std::string_view to) {
   for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) {
     s.replace(p, from.size(), to);
@@ -94,6 +128,11 @@ std::string commands_pass(std::string_view s) {
       if (name == t && j < s.size() && s[j] == '{') {
         size_t end = skip_braced(s, j);
         if (end == std::string_view::npos) break;
+        if (is_unit_text(out, s.substr(j + 1, end - j - 2))) {
+          i = skip_exponent(s, end);  // "5 \text{ cm}^2" -> "5"
+          done = true;
+          break;
+        }
         out += ' ';
         out += commands_pass(s.substr(j + 1, end - j - 2));
         out += ' ';

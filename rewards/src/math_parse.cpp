@@ -87,6 +87,11 @@ bool tokenize(std::string_view s, std::vector<Token>& out, Budget& budget) {
         t.type = T::kCmd;
         t.text.assign(word);
         i = j;
+      } else if (c == 'e' && (i + 1 == s.size() || !is_alpha(s[i + 1])) &&
+                 (i + 1 >= s.size() || s[i + 1] != '_')) {
+        t.type = T::kCmd;  // a lone "e" is Euler's number
+        t.text = "e";
+        i = i + 1;
       } else {
         t.type = T::kVar;  // each letter is its own variable: "xy" = x*y
         t.text.assign(1, c);
@@ -322,6 +327,12 @@ class Parser {
     if (depth_ > kMaxDepth) return -1;
     if (accept("-")) return unary(K::kNeg, unary_minus());
     if (accept("+")) return unary_minus();
+    if (is_cmd("pm")) {  // "\pm 1"
+      ++pos_;
+      Node zero;
+      zero.kind = K::kNum;
+      return binary(K::kPm, add(std::move(zero)), unary_minus());
+    }
     return power();
   }
 
@@ -360,6 +371,7 @@ class Parser {
     size_t e = text.find_first_of("eE");
     std::string mant = text.substr(0, e);
     int64_t exp10 = 0;
+    n.approx = text.find_first_of(".eE") != std::string::npos;
     if (e != std::string::npos) exp10 = std::stoll(text.substr(e + 1));
     size_t dot = mant.find('.');
     std::string digits = mant;
@@ -369,7 +381,7 @@ class Parser {
     }
     size_t nz = digits.find_first_not_of('0');
     digits = nz == std::string::npos ? "0" : digits.substr(nz);
-    bool ok = digits.size() <= 30 && exp10 > -30 && exp10 < 30;
+    bool ok = digits.size() <= 36 && exp10 > -30 && exp10 < 30;
     if (ok) {
       i128 v = 0;
       for (char c : digits) v = v * 10 + (c - '0');
@@ -522,6 +534,7 @@ class Parser {
       return binary(K::kBinom, n, argument());
     }
     if (name == "pi") return leaf(K::kPi);
+    if (name == "e") return leaf(K::kE);
     if (name == "infty" || name == "inf") return leaf(K::kInf);
     if (name == "begin") return matrix();
     if (is_function(name)) return function(name);
