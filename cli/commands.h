@@ -10,5 +10,9 @@ namespace aha::cli {
 using Args = std::vector<std::string>;
 
 int cmd_version(const Args& args);
+int cmd_tokenize(const Args& args);
+int cmd_tokenizer_train(const Args& args);
+// `aha bench tokenize` (dispatched by cmd_bench).
+int bench_tokenize(const Args& args);
 
 }  // namespace aha::cli

@@ -20,6 +20,8 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"version", aha::cli::cmd_version, "print the aha version"},
+    {"tokenize", aha::cli::cmd_tokenize, "JSONL text -> token ids (--decode: back)"},
+    {"tokenizer train", aha::cli::cmd_tokenizer_train, "train a byte-level BPE tokenizer"},
 };
 
 void print_usage() {

@@ -1,0 +1,231 @@
+// Byte-level BPE trainer: counts pre-tokenized pieces, then repeatedly merges the most frequent
+// adjacent pair (ties: lowest ids first) with incremental pair counts and a lazy max-heap.
+#include "aha/policy/bpe_trainer.h"
+
+#include <filesystem>
+#include <queue>
+#include <unordered_map>
+
+#include "aha/core/fileio.h"
+#include "tokenizer_impl.h"
+
+namespace aha::policy {
+
+namespace {
+
+// DeepSeek-V3's pre-tokenizer: digits in runs of at most 3, CJK runs, then words/punctuation.
+const std::vector<std::string> kDeepSeekSplits = {
+    R"re(\p{N}{1,3})re",
+    "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+    R"re([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re",
+};
+const std::vector<std::string> kGpt2Splits = {
+    R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)re"};
+
+uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
+
+struct HeapEntry {
+  int64_t count;
+  int32_t a, b;
+  bool operator<(const HeapEntry& o) const {  // max-heap: larger count, then smaller ids
+    if (count != o.count) return count < o.count;
+    return a != o.a ? a > o.a : b > o.b;
+  }
+};
+
+}  // namespace
+
+struct BpeTrainer::Impl {
+  BpeTrainerOptions opt;
+  std::vector<detail::Regex> splits;
+  std::unordered_map<std::string, int64_t> counts;  // pre-tokenized piece -> occurrences
+
+  void count(std::string_view piece, size_t k) {
+    if (k == splits.size()) {
+      ++counts[std::string(piece)];
+      return;
+    }
+    splits[k].split(piece, [&](std::string_view p, bool) { count(p, k + 1); });
+  }
+};
+
+BpeTrainer::BpeTrainer(BpeTrainerOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->opt = std::move(options);
+  const auto& o = impl_->opt;
+  if (o.pre_tokenizer != "deepseek" && o.pre_tokenizer != "gpt2")
+    fail("[bpe_trainer] pre_tokenizer must be deepseek or gpt2, not '", o.pre_tokenizer, "'");
+  int min_vocab = int(o.special_tokens.size()) + 256;
+  if (o.vocab_size < min_vocab)
+    fail("[bpe_trainer] vocab_size ", o.vocab_size, " < ", min_vocab,
+         " (special tokens + 256 byte tokens)");
+  for (const auto& p : o.pre_tokenizer == "deepseek" ? kDeepSeekSplits : kGpt2Splits)
+    impl_->splits.emplace_back(p);
+}
+
+BpeTrainer::~BpeTrainer() = default;
+
+void BpeTrainer::add_text(std::string_view text) {
+  // Cut special tokens out so that they are never learned as merges.
+  size_t begin = 0;
+  while (begin < text.size()) {
+    size_t best = std::string_view::npos, best_len = 0;
+    for (const auto& s : impl_->opt.special_tokens) {
+      size_t at = text.find(s, begin);
+      if (at < best) best = at, best_len = s.size();
+    }
+    size_t end = best == std::string_view::npos ? text.size() : best;
+    if (end > begin) impl_->count(text.substr(begin, end - begin), 0);
+    begin = end + best_len;
+  }
+}
+
+Json BpeTrainer::finish() {
+  const auto& o = impl_->opt;
+  const auto& bmap = detail::byte_level_map();
+  const int32_t n_special = int32_t(o.special_tokens.size());
+  std::vector<std::string> tokens(o.special_tokens);
+  for (int b = 0; b < 256; ++b) tokens.push_back(bmap.byte_to_utf8[b]);
+  std::unordered_map<std::string, int32_t> token_ids;
+  for (int32_t i = 0; i < int32_t(tokens.size()); ++i) token_ids.emplace(tokens[i], i);
+
+  std::vector<std::vector<int32_t>> words;
+  std::vector<int64_t> freq;
+  std::unordered_map<uint64_t, int64_t> pair_count;
+  std::unordered_map<uint64_t, std::vector<int32_t>> where;
+  for (const auto& [piece, c] : impl_->counts) {
+    std::vector<int32_t> w;
+    for (unsigned char ch : piece) w.push_back(n_special + ch);
+    for (size_t i = 0; i + 1 < w.size(); ++i) {
+      pair_count[pair_key(w[i], w[i + 1])] += c;
+      where[pair_key(w[i], w[i + 1])].push_back(int32_t(words.size()));
+    }
+    words.push_back(std::move(w));
+    freq.push_back(c);
+  }
+  std::priority_queue<HeapEntry> heap;
+  for (const auto& [k, c] : pair_count) heap.push({c, int32_t(k >> 32), int32_t(uint32_t(k))});
+
+  Json merges = Json::array();
+  std::vector<int32_t> seen(words.size(), -1);
+  std::unordered_map<uint64_t, bool> touched;
+  while (int(tokens.size()) < o.vocab_size && !heap.empty()) {
+    HeapEntry top = heap.top();
+    heap.pop();
+    uint64_t key = pair_key(top.a, top.b);
+    if (pair_count[key] != top.count || top.count <= 0) continue;  // stale entry
+    if (top.count < o.min_frequency) break;
+    std::string merged = tokens[top.a] + tokens[top.b];
+    auto [it, added] = token_ids.emplace(merged, int32_t(tokens.size()));
+    if (added) tokens.push_back(merged);
+    const int32_t m = it->second;
+    merges.push_back(Json::array({tokens[top.a], tokens[top.b]}));
+    touched.clear();
+    auto change = [&](int32_t a, int32_t b, int64_t d, int32_t w) {
+      uint64_t k = pair_key(a, b);
+      pair_count[k] += d;
+      if (d > 0) where[k].push_back(w);
+      touched[k] = true;
+    };
+    std::vector<int32_t> users = std::move(where[key]);
+    where.erase(key);
+    const int32_t step = int32_t(merges.size());
+    for (int32_t wi : users) {
+      if (seen[wi] == step) continue;
+      seen[wi] = step;
+      auto& w = words[wi];
+      const int64_t c = freq[wi];
+      for (size_t i = 0; i + 1 < w.size(); ++i) {
+        if (w[i] != top.a || w[i + 1] != top.b) continue;
+        if (i > 0) change(w[i - 1], w[i], -c, wi), change(w[i - 1], m, c, wi);
+        if (i + 2 < w.size()) change(w[i + 1], w[i + 2], -c, wi), change(m, w[i + 2], c, wi);
+        change(top.a, top.b, -c, wi);
+        w[i] = m;
+        w.erase(w.begin() + i + 1);
+      }
+    }
+    for (const auto& [k, unused] : touched)
+      if (k != key && pair_count[k] > 0) heap.push({pair_count[k], int32_t(k >> 32), int32_t(uint32_t(k))});
+  }
+
+  Json vocab = Json::object();
+  for (int32_t i = 0; i < int32_t(tokens.size()); ++i) vocab[tokens[i]] = i;
+  Json added = Json::array();
+  for (int32_t i = 0; i < n_special; ++i)
+    added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false},
+                     {"lstrip", false}, {"rstrip", false}, {"normalized", false},
+                     {"special", true}});
+  Json pre = Json::array();
+  for (const auto& r : impl_->splits)
+    pre.push_back({{"type", "Split"}, {"pattern", {{"Regex", r.pattern()}}},
+                   {"behavior", "Isolated"}, {"invert", false}});
+  pre.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
+                 {"use_regex", false}});
+  Json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", true},
+                     {"trim_offsets", false}, {"use_regex", true}};
+  return Json{{"version", "1.0"}, {"truncation", nullptr}, {"padding", nullptr},
+              {"added_tokens", added}, {"normalizer", nullptr},
+              {"pre_tokenizer", {{"type", "Sequence"}, {"pretokenizers", pre}}},
+              {"post_processor", byte_level}, {"decoder", byte_level},
+              {"model", {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr},
+                         {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
+                         {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab},
+                         {"merges", merges}}}};
+}
+
+Json BpeTrainer::tokenizer_config() const {
+  const auto& s = impl_->opt.special_tokens;
+  Json c = {{"tokenizer_class", "LlamaTokenizerFast"}, {"add_bos_token", !s.empty()},
+            {"add_eos_token", false}, {"clean_up_tokenization_spaces", false},
+            {"model_max_length", 16384}};
+  if (s.size() > 0) c["bos_token"] = s[0];
+  if (s.size() > 1) c["eos_token"] = s[1];
+  if (s.size() > 2) c["pad_token"] = s[2];
+  bool deepseek_chat = false;
+  for (const auto& t : s) deepseek_chat |= t == "<｜User｜>";
+  if (deepseek_chat && s.size() > 1)  // the DeepSeek format without tool calls (docs/tokenizer.md)
+    c["chat_template"] =
+        "{{bos_token}}{%- for message in messages %}{%- if message['role'] == 'system' %}"
+        "{{message['content']}}{%- endif %}{%- endfor %}{%- for message in messages %}"
+        "{%- if message['role'] == 'user' %}{{'<｜User｜>' + message['content']}}"
+        "{%- elif message['role'] == 'assistant' %}{{'<｜Assistant｜>' + message['content'] + "
+        "'" + s[1] + "'}}{%- endif %}{%- endfor %}"
+        "{% if add_generation_prompt %}{{'<｜Assistant｜>'}}{% endif %}";
+  return c;
+}
+
+int train_bpe_tokenizer(const std::string& corpus_path, const std::string& out_dir,
+                        const BpeTrainerOptions& options) {
+  BpeTrainer trainer(options);
+  std::string corpus = read_file(corpus_path);
+  bool jsonl = corpus_path.size() > 6 && corpus_path.ends_with(".jsonl");
+  size_t begin = 0, line_no = 0;
+  while (begin < corpus.size()) {
+    size_t end = corpus.find('\n', begin);
+    if (end == std::string::npos) end = corpus.size();
+    std::string_view line(corpus.data() + begin, end - begin);
+    ++line_no;
+    if (!jsonl) {
+      trainer.add_text(std::string(line) + "\n");
+    } else if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
+      Json j = Json::parse(line, nullptr, false);
+      if (j.is_discarded() || !j.is_object())
+        fail("[bpe_trainer] ", corpus_path, ":", line_no, ": not a JSON object");
+      std::string text;
+      if (j.contains("text") && j["text"].is_string()) {
+        text = j["text"].get<std::string>();
+      } else {  // e.g. {"prompt": .., "answer": ..}: every string field
+        for (const auto& [k, v] : j.items())
+          if (v.is_string()) text += v.get<std::string>() + "\n";
+      }
+      trainer.add_text(text);
+    }
+    begin = end + 1;
+  }
+  Json tok = trainer.finish();
+  std::filesystem::create_directories(out_dir);
+  write_file_atomic(out_dir + "/tokenizer.json", tok.dump(1));
+  write_file_atomic(out_dir + "/tokenizer_config.json", trainer.tokenizer_config().dump(2));
+  return int(tok["model"]["merges"].size());
+}
+
+}  // namespace aha::policy
