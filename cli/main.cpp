@@ -20,6 +20,7 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"version", aha::cli::cmd_version, "print the aha version"},
+    {"reward", aha::cli::cmd_reward, "score completions with math/code/format/plugin rewards"},
     {"tokenize", aha::cli::cmd_tokenize, "JSONL text -> token ids (--decode: back)"},
     {"tokenizer train", aha::cli::cmd_tokenizer_train, "train a byte-level BPE tokenizer"},
 };

@@ -2,9 +2,11 @@
 // parallel test execution with a concurrency limit, and the "code" RewardFunction.
 #include "aha/rewards/code.h"
 
+#include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 
@@ -107,7 +109,7 @@ CodeResult run_parallel(size_t n, const CodeOptions& o, Run run) {
   CodeResult res;
   res.tests.resize(n);
   std::vector<SandboxIsolation> iso(n);
-  tbb::task_arena arena(std::max(1, o.max_parallel));
+  tbb::task_arena arena(std::clamp(o.max_parallel, 1, tbb::info::default_concurrency()));
   arena.execute([&] {
     tbb::parallel_for(size_t{0}, n, [&](size_t i) { res.tests[i] = run(i, iso[i]); });
   });
