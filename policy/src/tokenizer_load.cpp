@@ -79,7 +79,7 @@ void set_normalizer(Tokenizer::Impl& t, const Json& j) {
 
 void grow(Tokenizer::Impl& t, int32_t id) {
   if (id < 0) fail("[tokenizer] negative token id ", id);
-  if (id >= (1 << 24)) fail("[tokenizer] token id ", id, " is implausibly large");
+  if (id >= (1 << 21)) fail("[tokenizer] token id ", id, " is implausibly large (>= 2^21)");
   if (size_t(id) >= t.tokens.size()) {
     t.tokens.resize(id + 1);
     t.bytes.resize(id + 1);

