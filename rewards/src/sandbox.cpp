@@ -59,6 +59,7 @@ void set_limit(int resource, rlim_t value) {
 
 // In the grandchild: limits, user, fds, exec. Only async-signal-safe calls.
 [[noreturn]] void exec_child(const ChildPlan& p, unsigned char flags) {
+  setpgid(0, 0);  // the group the parent kills; the middle process stays out to reap it
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   dup2(p.stdin_fd, 0);
   dup2(p.out_w, 1);
@@ -91,7 +92,6 @@ bool lock_down_mounts(const ChildPlan& p) {
 
 // The middle process: new group, namespaces, then forks the program and reports its status.
 [[noreturn]] void middle(const ChildPlan& p) {
-  setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   unsigned char flags = 0;
   int ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
@@ -106,10 +106,16 @@ bool lock_down_mounts(const ChildPlan& p) {
     flags |= kNet;
   }
   if (p.root) flags |= kUnpriv;
-  if (write(p.report_w, &flags, 1) != 1) _exit(125);
   pid_t child = fork();
   if (child < 0) _exit(125);
   if (child == 0) exec_child(p, flags);
+  setpgid(child, child);  // also done by the child: whichever runs first
+  unsigned char report[1 + sizeof(pid_t)];
+  report[0] = flags;
+  std::memcpy(report + 1, &child, sizeof(pid_t));
+  if (write(p.report_w, report, sizeof(report)) != static_cast<ssize_t>(sizeof(report))) {
+    kill(child, SIGKILL);
+  }
   int status = 0;
   while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
   }
@@ -129,8 +135,8 @@ bool write_all(int fd, std::string_view data) {
 
 // Polls the two output pipes until the middle process exits, the deadline passes or the output
 // cap is hit; kills the group in the last two cases.
-void pump(pid_t pid, int out_r, int err_r, const SandboxLimits& l, SandboxResult& r,
-          int& status) {
+void pump(pid_t pid, pid_t group, int out_r, int err_r, const SandboxLimits& l,
+          SandboxResult& r, int& status) {
   auto start = std::chrono::steady_clock::now();
   auto deadline = start + std::chrono::microseconds(static_cast<int64_t>(l.wall_s * 1e6));
   std::string* sinks[2] = {&r.out, &r.err};
@@ -146,7 +152,7 @@ void pump(pid_t pid, int out_r, int err_r, const SandboxLimits& l, SandboxResult
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline && !exited) {
       r.timed_out = true;
-      kill(-pid, SIGKILL);
+      kill(-group, SIGKILL);
       break;
     }
     int wait_ms = exited ? 0 : 20;
@@ -167,13 +173,13 @@ void pump(pid_t pid, int out_r, int err_r, const SandboxLimits& l, SandboxResult
       }
     }
     if (r.output_truncated) {
-      kill(-pid, SIGKILL);
+      kill(-group, SIGKILL);
       break;
     }
     if (exited && (ready <= 0 || n == 0)) break;  // drained what was already written
     if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
       exited = true;
-      kill(-pid, SIGKILL);  // stragglers that kept the pipes open
+      kill(-group, SIGKILL);  // stragglers that kept the pipes open
     }
   }
   if (!exited) waitpid(pid, &status, 0);
@@ -245,13 +251,27 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv,
   if (pid < 0) {
     r.error = std::string("fork: ") + std::strerror(errno);
   } else {
-    setpgid(pid, pid);  // also done in the child; whichever runs first wins the race
-    pump(pid, out[0], err[0], limits, r, status);
-    kill(-pid, SIGKILL);
-    unsigned char flags = 0;
-    if (read(report[0], &flags, 1) == 1) {
+    unsigned char report_buf[1 + sizeof(pid_t)];
+    size_t got = 0;
+    while (got < sizeof(report_buf)) {
+      ssize_t n = read(report[0], report_buf + got, sizeof(report_buf) - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      got += static_cast<size_t>(n);
+    }
+    pid_t group = -1;
+    if (got == sizeof(report_buf)) {
+      unsigned char flags = report_buf[0];
+      std::memcpy(&group, report_buf + 1, sizeof(pid_t));
       r.isolation = {(flags & kNet) != 0, (flags & kMount) != 0, (flags & kPid) != 0,
                      (flags & kUnpriv) != 0};
+    }
+    if (group > 0) {
+      pump(pid, group, out[0], err[0], limits, r, status);
+      kill(-group, SIGKILL);
+    } else {
+      waitpid(pid, &status, 0);
+      r.error = "sandbox setup failed";
     }
     if (!r.timed_out && WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
