@@ -1,0 +1,66 @@
+// Answer extraction from completions and gold answers.
+#include <gtest/gtest.h>
+
+#include "aha/rewards/math.h"
+
+namespace aha::rewards {
+namespace {
+
+struct ExtractCase {
+  const char* text;
+  const char* want;
+  AnswerSource source;
+};
+
+const ExtractCase kExtract[] = {
+    {"so \\boxed{42}.", "42", AnswerSource::kBoxed},
+    {"first \\boxed{1} then \\boxed{2}", "2", AnswerSource::kBoxed},
+    {"\\boxed{\\frac{1}{\\sqrt{2}}}", "\\frac{1}{\\sqrt{2}}", AnswerSource::kBoxed},
+    {"\\boxed{\\{1, 2\\}}", "\\{1, 2\\}", AnswerSource::kBoxed},
+    {"\\fbox{7}", "7", AnswerSource::kBoxed},
+    {"$\\boxed 5$", "5", AnswerSource::kBoxed},
+    {"<think>\\boxed{3}</think><answer>4</answer>", "4", AnswerSource::kAnswerTag},
+    {"<answer>The result is \\boxed{9}</answer>", "9", AnswerSource::kAnswerTag},
+    {"<answer> 12 </answer>", "12", AnswerSource::kAnswerTag},
+    {"Thus the answer is 17.", "17", AnswerSource::kAnswerIs},
+    {"The answer is $3.5$.", "3.5", AnswerSource::kAnswerIs},
+    {"The final answer is 2.5\nDone", "2.5", AnswerSource::kAnswerIs},
+    {"Answer: 8", "8", AnswerSource::kAnswerIs},
+    {"48/2 = 24\n#### 72", "72", AnswerSource::kGsm8k},
+    {"#### 1,000", "1,000", AnswerSource::kGsm8k},
+    {"no answer here", "", AnswerSource::kNone},
+    {"\\boxed{unclosed", "", AnswerSource::kNone},
+};
+
+TEST(Extract, Completions) {
+  for (const auto& c : kExtract) {
+    Extracted e = extract_answer(c.text);
+    EXPECT_EQ(e.text, c.want) << c.text;
+    EXPECT_EQ(e.source, c.source) << c.text;
+  }
+}
+
+TEST(Extract, LastNumberIsOptIn) {
+  EXPECT_EQ(extract_answer("I get 3 then 5 apples").source, AnswerSource::kNone);
+  ExtractOptions o;
+  o.last_number = true;
+  EXPECT_EQ(extract_answer("I get 3 then 5 apples", o).text, "5");
+  EXPECT_EQ(extract_answer("costs -12.50 dollars", o).text, "-12.50");
+  EXPECT_EQ(extract_answer("total 1,234.", o).text, "1,234");
+}
+
+TEST(Extract, GoldAnswers) {
+  EXPECT_EQ(extract_gold("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72"), "72");
+  EXPECT_EQ(extract_gold("So the area is $\\boxed{12\\pi}$."), "12\\pi");
+  EXPECT_EQ(extract_gold("  3/4 "), "3/4");
+}
+
+TEST(Extract, EndToEndWithEquivalence) {
+  auto e = extract_answer("We find $x = \\boxed{\\dfrac{3}{6}}$.");
+  EXPECT_EQ(math_equal(e.text, extract_gold("#### 0.5")), MathVerdict::kEqual);
+  e = extract_answer("The answer is 0.6.");
+  EXPECT_EQ(math_equal(e.text, extract_gold("#### 0.5")), MathVerdict::kNotEqual);
+}
+
+}  // namespace
+}  // namespace aha::rewards
