@@ -13,6 +13,9 @@ int cmd_version(const Args& args);
 int cmd_reward(const Args& args);
 // `aha bench reward` (dispatched by cmd_bench): math checks/s and code executions/s.
 int bench_reward(const Args& args);
+int cmd_init(const Args& args);
+int cmd_score(const Args& args);
+int cmd_bench(const Args& args);
 int cmd_tokenize(const Args& args);
 int cmd_tokenizer_train(const Args& args);
 // `aha bench tokenize` (dispatched by cmd_bench).

@@ -1,6 +1,7 @@
 // Entry point of the `aha` binary: dispatches subcommands and turns every escaping error into one
 // `error: ...` line on stderr and a non-zero exit.
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "aha/core/error.h"
+#include "aha/core/log.h"
 #include "commands.h"
 
 namespace {
@@ -21,6 +23,9 @@ struct Command {
 constexpr Command kCommands[] = {
     {"version", aha::cli::cmd_version, "print the aha version"},
     {"reward", aha::cli::cmd_reward, "score completions with math/code/format/plugin rewards"},
+    {"init", aha::cli::cmd_init, "write a random-initialised checkpoint from a config.json"},
+    {"score", aha::cli::cmd_score, "per-token logprobs of given sequences (JSONL in/out)"},
+    {"bench", aha::cli::cmd_bench, "throughput figures as JSON lines (gemm, train, ...)"},
     {"tokenize", aha::cli::cmd_tokenize, "JSONL text -> token ids (--decode: back)"},
     {"tokenizer train", aha::cli::cmd_tokenizer_train, "train a byte-level BPE tokenizer"},
 };
@@ -56,6 +61,8 @@ int main(int argc, char** argv) {
   for (const auto& c : kCommands) {
     if (name != c.name) continue;
     try {
+      const char* level = std::getenv("AHA_LOG_LEVEL");
+      aha::setup_logging(level != nullptr ? level : "info");
       return c.run(args);
     } catch (const std::exception& e) {
       std::cout.flush();

@@ -52,6 +52,7 @@ RopeScaling parse_rope_scaling(const Json& j) {
 ModelConfig ModelConfig::from_json(const Json& j) {
   if (!j.is_object()) fail("[config.json] expected a JSON object");
   ModelConfig c;
+  c.raw = j;
   std::string type = get_or<std::string>(j, "model_type", "");
   if (type == "deepseek_v2") {
     c.model_type = ModelType::kDeepseekV2;
@@ -202,7 +203,7 @@ double ModelConfig::softmax_scale() const {
 }
 
 Json ModelConfig::to_json() const {
-  Json j;
+  Json j = raw.is_object() ? raw : Json::object();
   j["model_type"] = type_name();
   j["architectures"] = {is_mla() ? (model_type == ModelType::kDeepseekV2 ? "DeepseekV2ForCausalLM"
                                                                          : "DeepseekV3ForCausalLM")
@@ -219,7 +220,7 @@ Json ModelConfig::to_json() const {
   j["rope_theta"] = rope_theta;
   j["hidden_act"] = "silu";
   j["tie_word_embeddings"] = tie_word_embeddings;
-  j["torch_dtype"] = "float32";
+  if (!j.contains("torch_dtype")) j["torch_dtype"] = "float32";
   if (bos_token_id) j["bos_token_id"] = *bos_token_id;
   if (eos_token_id) j["eos_token_id"] = *eos_token_id;
   if (rope_scaling.type == "none") {

@@ -69,6 +69,9 @@ struct ModelConfig {
   std::optional<int> bos_token_id;
   std::optional<int> eos_token_id;
 
+  // The config.json this was read from: keys aha does not use are written back unchanged.
+  Json raw = Json::object();
+
   // Parses an HF config.json; validates every shape relation and throws aha::Error with the key.
   static ModelConfig from_json(const Json& j);
   static ModelConfig load(const std::string& path);

@@ -1,0 +1,58 @@
+// `aha init`: a random-initialised checkpoint from a config.json or a built-in preset.
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "aha/core/dtype.h"
+#include "aha/policy/checkpoint.h"
+#include "aha/policy/presets.h"
+#include "commands.h"
+#include "options.h"
+
+namespace aha::cli {
+
+int cmd_init(const Args& args) {
+  po::options_description desc("options");
+  std::string config, preset, out, tokenizer, dtype;
+  uint64_t seed = 0;
+  double init_std = 0.02;
+  desc.add_options()
+      ("config", po::value(&config), "HF config.json of the model")
+      ("preset", po::value(&preset), "built-in config instead: tiny | small | base")
+      ("out", po::value(&out)->required(), "checkpoint directory to write")
+      ("seed", po::value(&seed)->default_value(0), "initialisation seed")
+      ("std", po::value(&init_std)->default_value(0.02), "std of the normal init")
+      ("tokenizer", po::value(&tokenizer), "directory (or tokenizer.json) to copy along")
+      ("dtype", po::value(&dtype)->default_value("F32"), "stored dtype: F32 | BF16 | F16");
+  po::variables_map vm;
+  if (!parse_options(args, desc, vm,
+                     "usage: aha init (--config CFG.json | --preset NAME) --out DIR [--seed N]")) {
+    return 0;
+  }
+  if (config.empty() == preset.empty()) fail("give exactly one of --config and --preset");
+  Json j = config.empty() ? policy::preset_config(preset) : load_json_file(config);
+  policy::ModelConfig cfg = policy::ModelConfig::from_json(j);
+  policy::Model<float> model(cfg);
+  model.init_random(seed, init_std);
+  policy::SaveOptions opts;
+  opts.dtype = dtype_from_name(dtype);
+  if (opts.dtype != DType::kF32 && opts.dtype != DType::kBF16 && opts.dtype != DType::kF16) {
+    fail("--dtype must be F32, BF16 or F16");
+  }
+  if (!tokenizer.empty()) {
+    namespace fs = std::filesystem;
+    opts.copy_tokenizer_from = fs::is_directory(tokenizer)
+                                   ? tokenizer
+                                   : fs::path(tokenizer).parent_path().string();
+    if (!fs::exists(fs::path(opts.copy_tokenizer_from) / "tokenizer.json")) {
+      fail("--tokenizer: no tokenizer.json in ", opts.copy_tokenizer_from);
+    }
+  }
+  policy::save_model(model, out, opts);
+  spdlog::info("wrote {} ({}, {} parameters) to {}", cfg.type_name(),
+               preset.empty() ? config : preset, model.n_params(), out);
+  return 0;
+}
+
+}  // namespace aha::cli

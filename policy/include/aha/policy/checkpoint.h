@@ -1,0 +1,36 @@
+// Checkpoint directories in the HF layout: config.json, model.safetensors (or shards + index),
+// generation_config.json and the tokenizer files. Saving is atomic at the directory level:
+// everything is written to a sibling temp directory which then replaces the target.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "aha/core/dtype.h"
+#include "aha/core/safetensors.h"
+#include "aha/policy/model.h"
+
+namespace aha::policy {
+
+// Reads config.json and the weights of `dir`. Missing tensors or wrong shapes throw aha::Error;
+// tensors the model does not use (e.g. multi-token-prediction layers) are skipped with a warning.
+template <typename T>
+std::unique_ptr<Model<T>> load_model(const std::string& dir);
+
+template <typename T>
+void load_weights(Model<T>& model, const TensorArchive& archive);
+
+struct SaveOptions {
+  DType dtype = DType::kF32;      // F32, BF16 or F16
+  size_t max_shard_bytes = 0;     // 0: one model.safetensors
+  std::string copy_tokenizer_from;  // a directory whose tokenizer files are copied along
+};
+
+template <typename T>
+void save_model(const Model<T>& model, const std::string& dir, const SaveOptions& opts = {});
+
+// Replaces `dir` by the directory `fill` writes into a fresh temp directory: a crash midway
+// leaves the old `dir` intact.
+void write_dir_atomic(const std::string& dir, const std::function<void(const std::string&)>& fill);
+
+}  // namespace aha::policy

@@ -1,0 +1,159 @@
+// AdamW / SGD, gradient clipping and LR schedules.
+#include "aha/policy/optimizer.h"
+
+#include <tbb/parallel_for.h>
+
+#include <cmath>
+#include <numbers>
+
+#include "aha/core/error.h"
+#include "aha/core/safetensors.h"
+
+namespace aha::policy {
+
+OptimizerConfig OptimizerConfig::from_json(const Json& j) {
+  StrictReader r(j, "optimizer");
+  OptimizerConfig c;
+  c.kind = r.get<std::string>("kind", c.kind);
+  c.beta1 = r.get<double>("beta1", c.beta1);
+  c.beta2 = r.get<double>("beta2", c.beta2);
+  c.eps = r.get<double>("eps", c.eps);
+  c.weight_decay = r.get<double>("weight_decay", c.weight_decay);
+  c.max_grad_norm = r.get<double>("max_grad_norm", c.max_grad_norm);
+  r.finish();
+  if (c.kind != "adamw" && c.kind != "sgd") fail("optimizer.kind must be adamw or sgd");
+  if (!(c.beta1 >= 0 && c.beta1 < 1 && c.beta2 >= 0 && c.beta2 < 1)) {
+    fail("optimizer betas must be in [0, 1)");
+  }
+  if (!(c.eps > 0)) fail("optimizer.eps must be > 0");
+  return c;
+}
+
+LrSchedule LrSchedule::from_json(const Json& j) {
+  StrictReader r(j, "schedule");
+  LrSchedule s;
+  s.kind = r.get<std::string>("kind", s.kind);
+  s.lr = r.get<double>("lr", s.lr);
+  s.warmup_steps = r.get<int>("warmup_steps", s.warmup_steps);
+  s.total_steps = r.get<int>("total_steps", s.total_steps);
+  s.min_lr_ratio = r.get<double>("min_lr_ratio", s.min_lr_ratio);
+  r.finish();
+  if (s.kind != "constant" && s.kind != "cosine" && s.kind != "linear") {
+    fail("schedule.kind must be constant, cosine or linear");
+  }
+  if (!(s.lr >= 0)) fail("schedule.lr must be >= 0");
+  if (s.warmup_steps < 0) fail("schedule.warmup_steps must be >= 0");
+  return s;
+}
+
+double LrSchedule::at(int64_t step) const {
+  if (step < warmup_steps) return lr * double(step + 1) / double(warmup_steps);
+  if (kind == "constant" || total_steps <= warmup_steps) return lr;
+  double progress = std::min(1.0, double(step - warmup_steps) / double(total_steps - warmup_steps));
+  double shape = kind == "cosine" ? 0.5 * (1 + std::cos(std::numbers::pi * progress))
+                                  : 1.0 - progress;
+  return lr * (min_lr_ratio + (1 - min_lr_ratio) * shape);
+}
+
+template <typename T>
+double clip_grad_norm(const ParamTable& table, T* grads, double max_norm) {
+  double ss = 0;
+  for (const ParamEntry& e : table.entries()) {
+    if (!e.trainable) continue;
+    for (size_t i = 0; i < e.numel; ++i) {
+      double g = grads[e.offset + i];
+      ss += g * g;
+    }
+  }
+  double norm = std::sqrt(ss);
+  if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
+  T scale = static_cast<T>(max_norm / (norm + 1e-6));
+  for (const ParamEntry& e : table.entries()) {
+    for (size_t i = 0; i < e.numel; ++i) grads[e.offset + i] *= scale;
+  }
+  return norm;
+}
+
+template <typename T>
+Optimizer<T>::Optimizer(const ParamTable& table, const OptimizerConfig& config)
+    : table_(table), cfg_(config), trainable_(table.entries().size(), 1) {
+  for (size_t i = 0; i < table.entries().size(); ++i) {
+    trainable_[i] = table.entries()[i].trainable ? 1 : 0;
+  }
+  if (cfg_.kind == "adamw") {
+    m_.assign(table.total(), T(0));
+    v_.assign(table.total(), T(0));
+  }
+}
+
+template <typename T>
+void Optimizer<T>::set_trainable(const std::string& name, bool trainable) {
+  const ParamEntry& e = table_.at(name);
+  trainable_[&e - table_.entries().data()] = trainable && e.trainable;
+}
+
+template <typename T>
+void Optimizer<T>::step(T* params, const T* grads, double lr) {
+  ++t_;
+  const auto& entries = table_.entries();
+  const double bc1 = 1 - std::pow(cfg_.beta1, double(t_));
+  const double bc2 = 1 - std::pow(cfg_.beta2, double(t_));
+  tbb::parallel_for(size_t{0}, entries.size(), [&](size_t k) {
+    if (!trainable_[k]) return;
+    const ParamEntry& e = entries[k];
+    T* p = params + e.offset;
+    const T* g = grads + e.offset;
+    const double wd = e.shape.size() >= 2 ? cfg_.weight_decay : 0.0;
+    if (cfg_.kind == "sgd") {
+      for (size_t i = 0; i < e.numel; ++i) p[i] -= static_cast<T>(lr * (g[i] + wd * p[i]));
+      return;
+    }
+    T* m = m_.data() + e.offset;
+    T* v = v_.data() + e.offset;
+    const T b1 = static_cast<T>(cfg_.beta1), b2 = static_cast<T>(cfg_.beta2);
+    const T step = static_cast<T>(lr / bc1), decay = static_cast<T>(1 - lr * wd);
+    const T inv_sqrt_bc2 = static_cast<T>(1 / std::sqrt(bc2)), eps = static_cast<T>(cfg_.eps);
+    for (size_t i = 0; i < e.numel; ++i) {
+      m[i] = b1 * m[i] + (1 - b1) * g[i];
+      v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+      p[i] = p[i] * decay - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+    }
+  });
+}
+
+template <typename T>
+void Optimizer<T>::save(const std::string& path) const {
+  std::vector<TensorToWrite> tensors;
+  const DType src = sizeof(T) == 8 ? DType::kF64 : DType::kF32;
+  if (cfg_.kind == "adamw") {
+    for (const ParamEntry& e : table_.entries()) {
+      tensors.push_back({"exp_avg." + e.name, e.shape, m_.data() + e.offset, src, src});
+      tensors.push_back({"exp_avg_sq." + e.name, e.shape, v_.data() + e.offset, src, src});
+    }
+  }
+  write_safetensors(path, tensors, {{"step", std::to_string(t_)}, {"kind", cfg_.kind}});
+}
+
+template <typename T>
+void Optimizer<T>::load(const std::string& path) {
+  SafetensorsFile f(path);
+  auto kind = f.metadata().find("kind");
+  auto step = f.metadata().find("step");
+  if (kind == f.metadata().end() || kind->second != cfg_.kind || step == f.metadata().end()) {
+    fail("[optimizer] ", path, " holds no ", cfg_.kind, " state");
+  }
+  t_ = std::stoll(step->second);
+  if (cfg_.kind != "adamw") return;
+  TensorArchive archive(path);
+  for (const ParamEntry& e : table_.entries()) {
+    archive.read<T>("exp_avg." + e.name, e.shape, m_.data() + e.offset);
+    archive.read<T>("exp_avg_sq." + e.name, e.shape, v_.data() + e.offset);
+  }
+}
+
+template double clip_grad_norm<float>(const ParamTable&, float*, double);
+template double clip_grad_norm<double>(const ParamTable&, double*, double);
+template class Optimizer<float>;
+template class Optimizer<double>;
+
+}  // namespace aha::policy

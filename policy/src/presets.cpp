@@ -1,0 +1,84 @@
+// Preset model configurations and FLOP accounting.
+#include "aha/policy/presets.h"
+
+#include "aha/core/error.h"
+
+namespace aha::policy {
+
+namespace {
+
+Json v3_base(int vocab, int d, int layers, int heads) {
+  return Json{{"model_type", "deepseek_v3"}, {"vocab_size", vocab}, {"hidden_size", d},
+              {"num_hidden_layers", layers}, {"num_attention_heads", heads},
+              {"max_position_embeddings", 4096}, {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0},
+              {"rope_scaling", nullptr}, {"first_k_dense_replace", 1}, {"scoring_func", "sigmoid"},
+              {"topk_method", "noaux_tc"}, {"norm_topk_prob", true}, {"aux_loss_alpha", 0.0001},
+              {"tie_word_embeddings", false}, {"bos_token_id", 0}, {"eos_token_id", 1}};
+}
+
+}  // namespace
+
+std::vector<std::string> preset_names() { return {"tiny", "small", "base"}; }
+
+Json preset_config(const std::string& name) {
+  Json j;
+  if (name == "tiny") {
+    j = v3_base(512, 128, 4, 4);
+    j.update(Json{{"q_lora_rank", nullptr}, {"kv_lora_rank", 64}, {"qk_nope_head_dim", 32},
+                  {"qk_rope_head_dim", 16}, {"v_head_dim", 32}, {"intermediate_size", 256},
+                  {"moe_intermediate_size", 64}, {"n_routed_experts", 8}, {"n_shared_experts", 1},
+                  {"num_experts_per_tok", 2}, {"n_group", 2}, {"topk_group", 1},
+                  {"routed_scaling_factor", 1.0}});
+  } else if (name == "small") {
+    j = v3_base(2048, 256, 6, 8);
+    j.update(Json{{"q_lora_rank", 128}, {"kv_lora_rank", 128}, {"qk_nope_head_dim", 32},
+                  {"qk_rope_head_dim", 16}, {"v_head_dim", 32}, {"intermediate_size", 768},
+                  {"moe_intermediate_size", 128}, {"n_routed_experts", 16},
+                  {"n_shared_experts", 1}, {"num_experts_per_tok", 4}, {"n_group", 4},
+                  {"topk_group", 2}, {"routed_scaling_factor", 1.5}});
+  } else if (name == "base") {
+    j = v3_base(8192, 512, 12, 8);
+    j.update(Json{{"q_lora_rank", 256}, {"kv_lora_rank", 256}, {"qk_nope_head_dim", 64},
+                  {"qk_rope_head_dim", 32}, {"v_head_dim", 64}, {"intermediate_size", 1536},
+                  {"moe_intermediate_size", 256}, {"n_routed_experts", 16},
+                  {"n_shared_experts", 1}, {"num_experts_per_tok", 4}, {"n_group", 4},
+                  {"topk_group", 2}, {"routed_scaling_factor", 2.0}});
+  } else {
+    fail("unknown preset '", name, "' (known: tiny, small, base)");
+  }
+  return j;
+}
+
+double forward_flops(const ModelConfig& c, const std::vector<int64_t>& seq_lens) {
+  double n = 0, pairs = 0;
+  for (int64_t l : seq_lens) {
+    n += double(l);
+    pairs += double(l) * double(l + 1) / 2;
+  }
+  const double d = c.hidden_size, H = c.num_attention_heads;
+  double per_token = 0;  // multiply-adds per token, times 2 at the end
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    if (c.is_mla()) {
+      const double qk = c.qk_head_dim();
+      per_token += c.q_lora_rank ? d * *c.q_lora_rank + *c.q_lora_rank * H * qk : d * H * qk;
+      per_token += d * (c.kv_lora_rank + c.qk_rope_head_dim);
+      per_token += c.kv_lora_rank * H * (c.qk_nope_head_dim + c.v_head_dim);
+      per_token += H * c.v_head_dim * d;
+    } else {
+      const double hd = c.head_dim, Hk = c.num_key_value_heads;
+      per_token += d * hd * (H + 2 * Hk) + H * hd * d;
+    }
+    if (c.is_moe_layer(l)) {
+      per_token += d * c.n_routed_experts;
+      per_token += 3.0 * d * c.moe_intermediate_size *
+                   (c.num_experts_per_tok + c.n_shared_experts);
+    } else {
+      per_token += 3.0 * d * c.intermediate_size;
+    }
+  }
+  per_token += d * c.vocab_size;
+  double attn = pairs * H * (c.qk_head_dim() + c.attn_v_dim()) * c.num_hidden_layers;
+  return 2.0 * (per_token * n + attn);
+}
+
+}  // namespace aha::policy

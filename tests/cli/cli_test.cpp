@@ -1,0 +1,108 @@
+// The command-line contract: JSONL in and out, one `error:` line and a non-zero exit on bad
+// input, --help everywhere.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "aha/core/config.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct CmdResult {
+  int rc;
+  std::string out, err;
+};
+
+// Runs the aha binary with a shell command line; stdin from `input`.
+CmdResult run(const std::string& args, const std::string& input = "") {
+  fs::path dir = fs::temp_directory_path() / ("aha_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "stdin") << input;
+  std::string cmd = std::string("timeout 120 ") + AHA_BINARY + " " + args + " < " +
+                    (dir / "stdin").string() + " > " + (dir / "stdout").string() + " 2> " +
+                    (dir / "stderr").string();
+  int status = std::system(cmd.c_str());
+  auto slurp = [](const fs::path& p) {
+    std::ifstream in(p);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "stdout"),
+          slurp(dir / "stderr")};
+}
+
+std::string temp_path(const std::string& name) {
+  return (fs::temp_directory_path() / ("aha_cli_" + name + "_" + std::to_string(::getpid())))
+      .string();
+}
+
+void expect_one_error_line(const CmdResult& r, const std::string& needle) {
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(Cli, InitThenScore) {
+  std::string ck = temp_path("ck");
+  fs::remove_all(ck);
+  CmdResult init = run("init --preset tiny --seed 3 --out " + ck);
+  ASSERT_EQ(init.rc, 0) << init.err;
+  EXPECT_TRUE(fs::exists(ck + "/model.safetensors"));
+  CmdResult score = run("score --model " + ck, "{\"ids\":[1,2,3]}\n\n{\"ids\":[4]}\n");
+  ASSERT_EQ(score.rc, 0) << score.err;
+  std::istringstream lines(score.out);
+  std::string l1, l2;
+  std::getline(lines, l1);
+  std::getline(lines, l2);
+  aha::Json a = aha::Json::parse(l1), b = aha::Json::parse(l2);
+  ASSERT_EQ(a["token_logprobs"].size(), 3u);
+  EXPECT_TRUE(a["token_logprobs"][0].is_null());
+  EXPECT_LT(a["token_logprobs"][1].get<double>(), 0.0);
+  EXPECT_EQ(b["token_logprobs"].size(), 1u);
+  // Same seed, same weights: init is reproducible.
+  std::string ck2 = temp_path("ck2");
+  fs::remove_all(ck2);
+  ASSERT_EQ(run("init --preset tiny --seed 3 --out " + ck2).rc, 0);
+  EXPECT_EQ(run("score --model " + ck2, "{\"ids\":[1,2,3]}\n").out, l1 + "\n");
+}
+
+TEST(Cli, BadInputGivesOneErrorLine) {
+  std::string ck = temp_path("ck_bad");
+  fs::remove_all(ck);
+  ASSERT_EQ(run("init --preset tiny --out " + ck).rc, 0);
+  expect_one_error_line(run("score --model " + ck, "{\"ids\":[1,512]}\n"), "outside the vocabulary");
+  expect_one_error_line(run("score --model " + ck, "{\"ids\":[]}\n"), "empty ids");
+  expect_one_error_line(run("score --model " + ck, "not json\n"), "not valid JSON");
+  expect_one_error_line(run("score --model " + ck, "{\"text\":\"hi\"}\n"), "expected {\"ids\"");
+  expect_one_error_line(run("score --model /nonexistent"), "not a directory");
+  expect_one_error_line(run("init --preset tiny"), "--out");
+  expect_one_error_line(run("init --preset huge --out " + ck), "unknown preset");
+  std::string cfg = temp_path("cfg.json");
+  std::ofstream(cfg) << "{\"model_type\": \"bert\"}";
+  expect_one_error_line(run("init --config " + cfg + " --out " + ck), "unknown model_type");
+  std::ofstream(cfg) << "{\"model_type\": ";
+  expect_one_error_line(run("init --config " + cfg + " --out " + ck), "not valid JSON");
+  expect_one_error_line(run("frobnicate"), "unknown command");
+  // A failed init leaves the old checkpoint in place.
+  EXPECT_TRUE(fs::exists(ck + "/model.safetensors"));
+}
+
+TEST(Cli, HelpOnEveryCommand) {
+  for (const char* cmd : {"init", "score", "bench gemm", "bench train", "version"}) {
+    CmdResult r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.rc, 0) << cmd;
+    EXPECT_NE(r.out.find("usage: aha"), std::string::npos) << cmd << ": " << r.out;
+  }
+}
+
+}  // namespace

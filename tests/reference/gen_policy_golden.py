@@ -1,0 +1,345 @@
+#!/usr/bin/env python3
+"""Writes tests/data/golden/<model>/: a tiny random checkpoint plus reference logprobs and
+gradients from an independent PyTorch implementation written after the Hugging Face modeling
+code of DeepSeek-V2/V3 (de-interleaving rotate-half RoPE, YaRN, MoE gate with torch.topk),
+Llama and Qwen2. Gradients come from autograd in float64.
+
+Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/gen_policy_golden.py
+"""
+import json
+import math
+import os
+import struct
+
+import torch
+import torch.nn.functional as F
+
+torch.set_default_dtype(torch.float64)
+OUT = os.path.join(os.path.dirname(__file__), "..", "data", "golden")
+
+CONFIGS = {
+    "deepseek_v3": {
+        "model_type": "deepseek_v3", "vocab_size": 37, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 24, "moe_intermediate_size": 8,
+        "q_lora_rank": 12, "kv_lora_rank": 8, "qk_nope_head_dim": 6, "qk_rope_head_dim": 4,
+        "v_head_dim": 5, "n_routed_experts": 8, "n_shared_experts": 1, "num_experts_per_tok": 3,
+        "first_k_dense_replace": 1, "n_group": 4, "topk_group": 2, "scoring_func": "sigmoid",
+        "topk_method": "noaux_tc", "norm_topk_prob": True, "routed_scaling_factor": 2.5,
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "rope_scaling": {"type": "yarn", "factor": 4.0, "beta_fast": 32, "beta_slow": 1,
+                         "mscale": 1.0, "mscale_all_dim": 0.8,
+                         "original_max_position_embeddings": 16},
+        "tie_word_embeddings": False, "hidden_act": "silu",
+    },
+    "deepseek_v2": {
+        "model_type": "deepseek_v2", "vocab_size": 41, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 3, "intermediate_size": 20, "moe_intermediate_size": 6,
+        "q_lora_rank": None, "kv_lora_rank": 10, "qk_nope_head_dim": 4, "qk_rope_head_dim": 6,
+        "v_head_dim": 4, "n_routed_experts": 6, "n_shared_experts": 2, "num_experts_per_tok": 2,
+        "first_k_dense_replace": 0, "n_group": 3, "topk_group": 2, "scoring_func": "softmax",
+        "topk_method": "group_limited_greedy", "norm_topk_prob": False,
+        "routed_scaling_factor": 1.5, "max_position_embeddings": 64, "rms_norm_eps": 1e-6,
+        "rope_theta": 10000.0, "rope_scaling": None, "tie_word_embeddings": False,
+        "hidden_act": "silu",
+    },
+    "llama": {
+        "model_type": "llama", "vocab_size": 33, "hidden_size": 16, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 24,
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
+        "tie_word_embeddings": True, "hidden_act": "silu",
+    },
+    "qwen2": {
+        "model_type": "qwen2", "vocab_size": 35, "hidden_size": 12, "num_hidden_layers": 2,
+        "num_attention_heads": 3, "num_key_value_heads": 1, "intermediate_size": 20,
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+        "tie_word_embeddings": False, "hidden_act": "silu",
+    },
+}
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        data = t.detach().to(torch.float32).contiguous().numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(t.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    head = json.dumps(header).encode()
+    head += b" " * ((8 - len(head) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(head)))
+        f.write(head)
+        for b in blobs:
+            f.write(b)
+
+
+def is_mla(c):
+    return c["model_type"].startswith("deepseek")
+
+
+def make_params(c, gen):
+    """HF tensor names -> float64 tensors with requires_grad (weights stored as fp32)."""
+    d, H = c["hidden_size"], c["num_attention_heads"]
+    p = {}
+
+    def mat(name, rows, cols, std=0.3):
+        p[name] = torch.randn(rows, cols, generator=gen) * std
+
+    def vec(name, n, base=1.0, std=0.2):
+        p[name] = base + torch.randn(n, generator=gen) * std
+
+    mat("model.embed_tokens.weight", c["vocab_size"], d, 1.0)
+    for l in range(c["num_hidden_layers"]):
+        pre = f"model.layers.{l}."
+        vec(pre + "input_layernorm.weight", d)
+        vec(pre + "post_attention_layernorm.weight", d)
+        a = pre + "self_attn."
+        if is_mla(c):
+            qk = c["qk_nope_head_dim"] + c["qk_rope_head_dim"]
+            if c["q_lora_rank"]:
+                mat(a + "q_a_proj.weight", c["q_lora_rank"], d)
+                vec(a + "q_a_layernorm.weight", c["q_lora_rank"])
+                mat(a + "q_b_proj.weight", H * qk, c["q_lora_rank"])
+            else:
+                mat(a + "q_proj.weight", H * qk, d)
+            mat(a + "kv_a_proj_with_mqa.weight", c["kv_lora_rank"] + c["qk_rope_head_dim"], d)
+            vec(a + "kv_a_layernorm.weight", c["kv_lora_rank"])
+            mat(a + "kv_b_proj.weight", H * (c["qk_nope_head_dim"] + c["v_head_dim"]),
+                c["kv_lora_rank"])
+            mat(a + "o_proj.weight", d, H * c["v_head_dim"])
+        else:
+            hd = d // H
+            kv = c["num_key_value_heads"]
+            mat(a + "q_proj.weight", H * hd, d)
+            mat(a + "k_proj.weight", kv * hd, d)
+            mat(a + "v_proj.weight", kv * hd, d)
+            mat(a + "o_proj.weight", d, H * hd)
+            if c["model_type"] == "qwen2":
+                vec(a + "q_proj.bias", H * hd, 0.0, 0.3)
+                vec(a + "k_proj.bias", kv * hd, 0.0, 0.3)
+                vec(a + "v_proj.bias", kv * hd, 0.0, 0.3)
+        m = pre + "mlp."
+        moe = is_mla(c) and c["n_routed_experts"] and l >= c["first_k_dense_replace"]
+        if moe:
+            E, I = c["n_routed_experts"], c["moe_intermediate_size"]
+            mat(m + "gate.weight", E, d)
+            if c["topk_method"] == "noaux_tc":
+                vec(m + "gate.e_score_correction_bias", E, 0.0, 0.1)
+            for e in range(E):
+                mat(m + f"experts.{e}.gate_proj.weight", I, d)
+                mat(m + f"experts.{e}.up_proj.weight", I, d)
+                mat(m + f"experts.{e}.down_proj.weight", d, I)
+            Is = I * c["n_shared_experts"]
+            mat(m + "shared_experts.gate_proj.weight", Is, d)
+            mat(m + "shared_experts.up_proj.weight", Is, d)
+            mat(m + "shared_experts.down_proj.weight", d, Is)
+        else:
+            I = c["intermediate_size"]
+            mat(m + "gate_proj.weight", I, d)
+            mat(m + "up_proj.weight", I, d)
+            mat(m + "down_proj.weight", d, I)
+    vec("model.norm.weight", d)
+    if not c["tie_word_embeddings"]:
+        mat("lm_head.weight", c["vocab_size"], d)
+    # Round to fp32 (what the checkpoint stores), then track gradients in float64.
+    for k in p:
+        p[k] = p[k].to(torch.float32).to(torch.float64).requires_grad_(
+            not k.endswith("e_score_correction_bias"))
+    return p
+
+
+def rms_norm(x, w, eps):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+
+def rotate_half(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+
+
+def yarn_mscale(scale, mscale):
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+def rope_cos_sin(c, dim, seq_len):
+    base = c["rope_theta"]
+    rs = c.get("rope_scaling")
+    idx = torch.arange(0, dim, 2, dtype=torch.float32) / dim
+    inv_freq = 1.0 / (base ** idx)
+    mscale = 1.0
+    if rs and rs["type"] == "yarn":
+        factor = rs["factor"]
+        orig = rs["original_max_position_embeddings"]
+
+        def corr(rot):
+            return (dim * math.log(orig / (rot * 2 * math.pi))) / (2 * math.log(base))
+
+        low = max(math.floor(corr(rs["beta_fast"])), 0)
+        high = min(math.ceil(corr(rs["beta_slow"])), dim - 1)
+        if low == high:
+            high += 0.001
+        ramp = ((torch.arange(dim // 2, dtype=torch.float32) - low) / (high - low)).clamp(0, 1)
+        mask = 1.0 - ramp
+        inv_freq = inv_freq / factor * (1 - mask) + inv_freq * mask
+        mscale = yarn_mscale(factor, rs["mscale"]) / yarn_mscale(factor, rs["mscale_all_dim"])
+    t = torch.arange(seq_len, dtype=torch.float32)
+    freqs = torch.outer(t, inv_freq)
+    emb = torch.cat((freqs, freqs), dim=-1)
+    return (emb.cos() * mscale).to(torch.float64), (emb.sin() * mscale).to(torch.float64)
+
+
+def apply_rope(x, cos, sin, deinterleave):
+    # x: [heads, seq, dim]
+    if deinterleave:
+        h, s, d = x.shape
+        x = x.view(h, s, d // 2, 2).transpose(3, 2).reshape(h, s, d)
+    return x * cos + rotate_half(x) * sin
+
+
+def attention(q, k, v, scale):
+    # q [H, s, dq], k [H, s, dq], v [H, s, dv]
+    s = q.shape[1]
+    scores = q @ k.transpose(1, 2) * scale
+    mask = torch.triu(torch.ones(s, s, dtype=torch.bool), 1)
+    scores = scores.masked_fill(mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
+def mlp(p, pre, x):
+    return F.linear(F.silu(F.linear(x, p[pre + "gate_proj.weight"])) *
+                    F.linear(x, p[pre + "up_proj.weight"]), p[pre + "down_proj.weight"])
+
+
+def mla_attention(c, p, pre, x):
+    s = x.shape[0]
+    H, dn, dr, dv = (c["num_attention_heads"], c["qk_nope_head_dim"], c["qk_rope_head_dim"],
+                     c["v_head_dim"])
+    if c["q_lora_rank"]:
+        q = F.linear(rms_norm(F.linear(x, p[pre + "q_a_proj.weight"]),
+                              p[pre + "q_a_layernorm.weight"], c["rms_norm_eps"]),
+                     p[pre + "q_b_proj.weight"])
+    else:
+        q = F.linear(x, p[pre + "q_proj.weight"])
+    q = q.view(s, H, dn + dr).transpose(0, 1)
+    q_nope, q_pe = q[..., :dn], q[..., dn:]
+    ckv = F.linear(x, p[pre + "kv_a_proj_with_mqa.weight"])
+    latent, k_pe = ckv[:, :c["kv_lora_rank"]], ckv[:, c["kv_lora_rank"]:]
+    kv = F.linear(rms_norm(latent, p[pre + "kv_a_layernorm.weight"], c["rms_norm_eps"]),
+                  p[pre + "kv_b_proj.weight"]).view(s, H, dn + dv).transpose(0, 1)
+    k_nope, v = kv[..., :dn], kv[..., dn:]
+    cos, sin = rope_cos_sin(c, dr, s)
+    q_pe = apply_rope(q_pe, cos, sin, True)
+    k_pe = apply_rope(k_pe.view(1, s, dr), cos, sin, True).expand(H, s, dr)
+    qf = torch.cat([q_nope, q_pe], -1)
+    kf = torch.cat([k_nope, k_pe], -1)
+    scale = (dn + dr) ** -0.5
+    rs = c.get("rope_scaling")
+    if rs and rs.get("mscale_all_dim"):
+        m = yarn_mscale(rs["factor"], rs["mscale_all_dim"])
+        scale = scale * m * m
+    o = attention(qf, kf, v, scale).transpose(0, 1).reshape(s, H * dv)
+    return F.linear(o, p[pre + "o_proj.weight"])
+
+
+def gqa_attention(c, p, pre, x):
+    s = x.shape[0]
+    H, kvh = c["num_attention_heads"], c["num_key_value_heads"]
+    hd = c["hidden_size"] // H
+
+    def proj(name, heads):
+        b = p.get(pre + name + ".bias")
+        return F.linear(x, p[pre + name + ".weight"], b).view(s, heads, hd).transpose(0, 1)
+
+    q, k, v = proj("q_proj", H), proj("k_proj", kvh), proj("v_proj", kvh)
+    cos, sin = rope_cos_sin(c, hd, s)
+    q, k = apply_rope(q, cos, sin, False), apply_rope(k, cos, sin, False)
+    k = k.repeat_interleave(H // kvh, 0)
+    v = v.repeat_interleave(H // kvh, 0)
+    o = attention(q, k, v, hd ** -0.5).transpose(0, 1).reshape(s, H * hd)
+    return F.linear(o, p[pre + "o_proj.weight"])
+
+
+def moe(c, p, pre, x):
+    E, K = c["n_routed_experts"], c["num_experts_per_tok"]
+    logits = F.linear(x, p[pre + "gate.weight"])
+    scores = logits.softmax(-1) if c["scoring_func"] == "softmax" else logits.sigmoid()
+    n = x.shape[0]
+    G = c["n_group"]
+    if c["topk_method"] == "noaux_tc":
+        choice = scores.detach() + p[pre + "gate.e_score_correction_bias"].unsqueeze(0)
+        gscores = choice.view(n, G, -1).topk(2, dim=-1)[0].sum(-1)
+    elif c["topk_method"] == "group_limited_greedy":
+        choice = scores.detach()
+        gscores = choice.view(n, G, -1).max(dim=-1).values
+    else:
+        choice, gscores = scores.detach(), None
+    if gscores is not None:
+        gidx = torch.topk(gscores, k=c["topk_group"], dim=-1)[1]
+        gmask = torch.zeros_like(gscores).scatter_(1, gidx, 1)
+        smask = gmask.unsqueeze(-1).expand(n, G, E // G).reshape(n, -1)
+        choice = choice.masked_fill(~smask.bool(), float("-inf"))
+    idx = torch.topk(choice, k=K, dim=-1)[1]
+    w = scores.gather(1, idx)
+    norm = K > 1 and c["norm_topk_prob"]
+    if norm:
+        w = w / (w.sum(-1, keepdim=True) + 1e-20)
+    if c["model_type"] == "deepseek_v3" or not norm:
+        w = w * c["routed_scaling_factor"]
+    y = torch.zeros_like(x)
+    for t in range(n):
+        for k in range(K):
+            e = int(idx[t, k])
+            y[t] = y[t] + w[t, k] * mlp(p, pre + f"experts.{e}.", x[t:t + 1])[0]
+    if c.get("n_shared_experts"):
+        y = y + mlp(p, pre + "shared_experts.", x)
+    return y
+
+
+def forward_logprobs(c, p, tokens):
+    x = p["model.embed_tokens.weight"][tokens]
+    eps = c["rms_norm_eps"]
+    for l in range(c["num_hidden_layers"]):
+        pre = f"model.layers.{l}."
+        h = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
+        x = x + (mla_attention if is_mla(c) else gqa_attention)(c, p, pre + "self_attn.", h)
+        h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
+        is_moe = is_mla(c) and c["n_routed_experts"] and l >= c["first_k_dense_replace"]
+        x = x + (moe(c, p, pre + "mlp.", h) if is_moe else mlp(p, pre + "mlp.", h))
+    h = rms_norm(x, p["model.norm.weight"], eps)
+    head = p["model.embed_tokens.weight"] if c["tie_word_embeddings"] else p["lm_head.weight"]
+    logp = F.log_softmax(F.linear(h, head), dim=-1)
+    return logp[:-1].gather(1, tokens[1:].unsqueeze(1)).squeeze(1)
+
+
+def main():
+    for name, c in CONFIGS.items():
+        gen = torch.Generator().manual_seed(1234)
+        p = make_params(c, gen)
+        seqs = [[int(v) for v in torch.randint(0, c["vocab_size"], (n,), generator=gen)]
+                for n in (7, 1, 12)]
+        coefs, logprobs, total = [], [], 0.0
+        for s in seqs:
+            toks = torch.tensor(s)
+            coef = torch.randn(len(s) - 1, generator=gen) if len(s) > 1 else torch.zeros(0)
+            lp = forward_logprobs(c, p, toks) if len(s) > 1 else torch.zeros(0)
+            total = total + (lp * coef).sum()
+            coefs.append(coef.tolist())
+            logprobs.append(lp.tolist())
+        total.backward()
+        d = os.path.join(OUT, name)
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(c, f, indent=1)
+        write_safetensors(os.path.join(d, "model.safetensors"), p)
+        grads = {k: v.grad for k, v in p.items() if v.grad is not None}
+        write_safetensors(os.path.join(d, "grads.safetensors"), grads)
+        with open(os.path.join(d, "reference.json"), "w") as f:
+            json.dump({"sequences": seqs, "coef": coefs, "logprobs": logprobs,
+                       "objective": "sum over sequences and positions of coef * logprob"},
+                      f)
+        print(name, sum(v.numel() for v in p.values()), "params")
+
+
+if __name__ == "__main__":
+    main()
