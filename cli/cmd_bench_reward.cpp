@@ -45,6 +45,22 @@ const MathCase kMathCases[] = {
     {"<think>2+2=4</think><answer>4</answer>", "4", true},
 };
 
+// Answers that differ as text, so every check goes through the parser and evaluator.
+const MathCase kParsedCases[] = {
+    {"\\boxed{\\frac{1}{2}}", "0.5", true},
+    {"\\boxed{2\\sqrt{3}}", "\\sqrt{12}", true},
+    {"\\boxed{1,000}", "1000", true},
+    {"\\boxed{(1, -2)}", "\\left(1,-2\\right)", true},
+    {"\\boxed{x^2+2x+1}", "(x+1)^2", true},
+    {"\\boxed{\\{3, 1, 2\\}}", "\\{1,2,3\\}", true},
+    {"\\boxed{[0, \\frac{1}{2})}", "[0, 0.5)", true},
+    {"\\boxed{50\\%}", "0.5", true},
+    {"\\boxed{x = 3}", "3", true},
+    {"\\boxed{\\dfrac{\\pi}{3}}", "\\frac{\\pi}{3}", true},
+    {"\\boxed{3\\frac{1}{2}}", "\\frac72", true},
+    {"\\boxed{\\frac{2}{3}}", "0.667", false},
+};
+
 // Runs fn(i) over a repeating index for about `seconds` on `threads` threads; returns calls/s.
 template <typename Fn>
 double rate(int threads, double seconds, Fn fn) {
@@ -66,9 +82,10 @@ double rate(int threads, double seconds, Fn fn) {
   return static_cast<double>(calls.load()) / elapsed;
 }
 
-void bench_math(int threads, double seconds) {
-  constexpr size_t n_cases = std::size(kMathCases);
-  for (const auto& c : kMathCases) {  // check once before timing
+void bench_math_cases(const char* name, const MathCase* cases, size_t n_cases, int threads,
+                      double seconds) {
+  for (size_t i = 0; i < n_cases; ++i) {  // check once before timing
+    const auto& c = cases[i];
     auto e = rewards::extract_answer(c.completion);
     bool eq = rewards::math_equal(e.text, rewards::extract_gold(c.gold)) ==
               rewards::MathVerdict::kEqual;
@@ -76,18 +93,23 @@ void bench_math(int threads, double seconds) {
   }
   std::atomic<int64_t> sink{0};
   auto check = [&](size_t i) {
-    const auto& c = kMathCases[i % n_cases];
+    const auto& c = cases[i % n_cases];
     auto e = rewards::extract_answer(c.completion);
     sink += rewards::math_equal(e.text, c.gold) == rewards::MathVerdict::kEqual;
   };
   for (int t : {1, threads}) {
     double r = rate(t, seconds, check);
-    Json line = {{"bench", "reward_math"}, {"threads", t}, {"checks_per_s", r},
+    Json line = {{"bench", name}, {"threads", t}, {"checks_per_s", r},
                  {"checks_per_s_per_core", r / t}, {"us_per_check", 1e6 * t / r},
                  {"cases", n_cases}};
     std::cout << line.dump() << std::endl;
     if (t == threads) break;
   }
+}
+
+void bench_math(int threads, double seconds) {
+  bench_math_cases("reward_math", kMathCases, std::size(kMathCases), threads, seconds);
+  bench_math_cases("reward_math_parsed", kParsedCases, std::size(kParsedCases), threads, seconds);
 }
 
 void bench_code(int parallel, int runs) {
