@@ -232,10 +232,51 @@ void strip_units(std::string& s) {
   }
 }
 
+// Unicode math symbols models sometimes write instead of LaTeX.
+constexpr Replacement kUnicode[] = {
+    {"\xE2\x88\x92", "-"},       {"\xE2\x80\x93", "-"},        {"\xC3\x97", "*"},
+    {"\xC3\xB7", "/"},            {"\xC2\xB7", "*"},             {"\xE2\x8B\x85", "*"},
+    {"\xCF\x80", "\\pi "},      {"\xE2\x88\x9E", "\\infty "}, {"\xE2\x89\xA4", "<="},
+    {"\xE2\x89\xA5", ">="},      {"\xE2\x89\xA0", "!="},       {"\xE2\x88\x9A", "\\sqrt"},
+    {"\xE2\x88\xAA", "\\cup "}, {"\xC2\xA0", " "},
+};
+
+// "0.1\overline{6}" -> "\frac{1}{6}": a repeating decimal as an exact fraction.
+void repeating_decimals(std::string& s) {
+  for (size_t at = s.find("\\overline{"); at != std::string::npos;
+       at = s.find("\\overline{", at + 1)) {
+    size_t close = s.find('}', at);
+    if (close == std::string::npos) return;
+    std::string rep = s.substr(at + 10, close - at - 10);
+    size_t b = at;
+    while (b > 0 && (is_digit(s[b - 1]) || s[b - 1] == '.')) --b;
+    std::string head = s.substr(b, at - b);
+    size_t dot = head.find('.');
+    if (rep.empty() || rep.size() > 9 || rep.find_first_not_of("0123456789") != std::string::npos ||
+        dot == std::string::npos || head.size() > 12) {
+      continue;
+    }
+    std::string int_part = head.substr(0, dot), frac = head.substr(dot + 1);
+    if (frac.find('.') != std::string::npos) continue;
+    // x = (int frac rep - int frac) / (10^|frac| (10^|rep| - 1))
+    long long all = std::stoll("0" + int_part + frac + rep);
+    long long head_v = std::stoll("0" + int_part + frac);
+    long long den = 1;
+    for (size_t k = 0; k < rep.size(); ++k) den *= 10;
+    den -= 1;
+    for (size_t k = 0; k < frac.size(); ++k) den *= 10;
+    std::string out = "\\frac{" + std::to_string(all - head_v) + "}{" + std::to_string(den) + "}";
+    s.replace(b, close + 1 - b, out);
+    at = b;
+  }
+}
+
 }  // namespace
 
 std::string normalize(std::string_view input) {
   std::string s(input);
+  for (const auto& u : kUnicode) replace_all(s, u.cmd, u.out);
+  repeating_decimals(s);
   for (const char* deg : {"^{\\circ}", "^\\circ", "^{\\circ }", "^{ \\circ}", "\xC2\xB0",
                           "^\\degree", "\\degree"}) {
     replace_all(s, deg, "");

@@ -489,7 +489,15 @@ class Parser {
     int power_of = -1;
     int base = -1;
     if (name == "log" && accept("_")) base = argument();
-    if (accept("^")) power_of = argument();
+    if (accept("^")) {
+      if (is_sym("{") && is_sym("-", 1) && peek(2).type == T::kNum && peek(2).text == "1" &&
+          is_sym("}", 3) && (name == "sin" || name == "cos" || name == "tan")) {
+        pos_ += 4;  // \cos^{-1}: the inverse function
+        name = "arc" + name;
+      } else {
+        power_of = argument();
+      }
+    }
     int arg = is_sym("(") || is_sym("{") ? primary() : power();
     if (arg < 0) return -1;
     Node n;

@@ -189,6 +189,20 @@ const Case kCases[] = {
   // symbolic with constants
   {"\\frac{\\pi}{3}+\\frac{\\pi}{6}", "\\frac{\\pi}{2}", kEq}, {"2\\pi r", "2r\\pi", kEq},
   {"\\frac{4}{3}\\pi r^3", "\\frac{4\\pi r^3}{3}", kEq}, {"\\pi r^2 h", "\\pi r h^2", kNe},
+  // unicode symbols, inverse trig, repeating decimals
+  {"\xE2\x88\x92" "3", "-3", kEq}, {"2\xCF\x80", "2\\pi", kEq}, {"\xE2\x88\x9A" "2", "\\sqrt{2}", kEq},
+  {"3\xC3\x97" "4", "12", kEq}, {"\\cos^{-1}(0)", "\\frac{\\pi}{2}", kEq},
+  {"\\sin^{-1}(1)", "\\frac{\\pi}{2}", kEq}, {"\\sin^2(x)", "\\sin(x)^2", kEq},
+  {"1.\\overline{3}", "\\frac43", kEq}, {"0.1\\overline{6}", "\\frac{1}{6}", kEq},
+  {"0.\\overline{142857}", "\\frac{1}{7}", kEq}, {"0.\\overline{3}", "0.3", kNe},
+  // more structures and expressions seen in MATH answers
+  {"\\frac{1}{2}x", "x/2", kEq}, {"2^{\\frac{1}{3}}", "\\sqrt[3]{2}", kEq}, {"-\\infty", "\\infty", kNe},
+  {"\\frac{\\sqrt{6}}{3}", "\\sqrt{\\frac{2}{3}}", kEq}, {"x \\neq 1", "x \\ne 1", kEq},
+  {"a=2, b=3", "(2,3)", kEq}, {"f(x) = 2x + 1", "2x+1", kEq}, {"y=-\\frac{1}{2}x+3", "y = 3 - \\frac{x}{2}", kEq},
+  {"\\frac{x}{x+1}", "1-\\frac{1}{x+1}", kEq}, {"1\\%", "0.01", kEq}, {"-2, 3", "x=-2 \\text{ or } x=3", kEq},
+  {"2\\sqrt{2}+2", "2(1+\\sqrt{2})", kEq}, {"2^{100}", "1267650600228229401496703205376", kEq},
+  {"\\tan \\theta", "\\frac{\\sin\\theta}{\\cos\\theta}", kEq}, {"3\\sqrt{3}", "5.196", kNe},
+  {"\\frac{1}{2} \\text{ hour}", "0.5", kEq}, {"(3,4)", "(4,3)", kNe}, {"\\frac{7}{25}", "0.28", kEq},
 };
 // clang-format on
 
