@@ -139,7 +139,15 @@ std::string extract_code(std::string_view c) {
       }
     }
   }
-  return std::string(trim(c));
+  // no fence: keep the indentation of the first line (HumanEval completions continue a body)
+  while (!c.empty()) {
+    size_t nl = c.find('\n');
+    if (nl == std::string_view::npos || !trim(c.substr(0, nl)).empty()) break;
+    c.remove_prefix(nl + 1);
+  }
+  while (!c.empty() && std::isspace(static_cast<unsigned char>(c.back()))) c.remove_suffix(1);
+  if (trim(c).empty()) return "";
+  return std::string(c);
 }
 
 bool outputs_match(std::string_view got, std::string_view expected, double tol) {

@@ -206,30 +206,32 @@ bool is_function_word(std::string_view w) {
   return false;
 }
 
-// Removes trailing unit words ("5 cm", "12 square feet", "3 m^2") after a number.
+// Removes trailing unit words after a number: "5 cm", "12 square feet", "3 m^2".
 void strip_units(std::string& s) {
-  for (int guard = 0; guard < 4; ++guard) {
-    size_t end = s.size();
-    while (end > 0 && is_space(s[end - 1])) --end;
-    size_t e = end;
-    // optional exponent: ^2, ^{2}
-    size_t p = e;
-    while (p > 0 && (is_digit(s[p - 1]) || s[p - 1] == '{' || s[p - 1] == '}')) --p;
-    if (p < e && p > 0 && s[p - 1] == '^') e = p - 1;
-    while (e > 0 && is_space(s[e - 1])) --e;
-    size_t w = e;
-    while (w > 0 && is_alpha(s[w - 1])) --w;
-    if (e - w < 2 || w == 0 || !is_space(s[w - 1])) return;
-    if (is_function_word(std::string_view(s).substr(w, e - w))) return;
-    size_t q = w;
-    while (q > 0 && is_space(s[q - 1])) --q;
-    if (q == 0) return;
-    char before = s[q - 1];
-    if (!is_digit(before) && before != ')' && before != '}' && before != '%' && !is_alpha(before)) {
-      return;
-    }
-    s.resize(q);
+  size_t e = s.size();
+  while (e > 0 && is_space(s[e - 1])) --e;
+  // optional exponent on the last unit: ^2, ^{2}
+  size_t p = e;
+  while (p > 0 && (is_digit(s[p - 1]) || s[p - 1] == '{' || s[p - 1] == '}')) --p;
+  if (p < e && p > 0 && s[p - 1] == '^') e = p - 1;
+  // the maximal run of words (letters and spaces) before it
+  size_t b = e;
+  while (b > 0 && (is_alpha(s[b - 1]) || is_space(s[b - 1]))) --b;
+  std::string_view run = std::string_view(s).substr(b, e - b);
+  if (run.empty() || !is_space(run.front())) return;  // "2x": the letters belong to the number
+  for (size_t i = 0; i < run.size();) {  // every word must look like a unit
+    while (i < run.size() && is_space(run[i])) ++i;
+    size_t j = i;
+    while (j < run.size() && is_alpha(run[j])) ++j;
+    if (j > i && (j - i < 2 || is_function_word(run.substr(i, j - i)))) return;
+    i = j;
   }
+  size_t q = b;
+  while (q > 0 && is_space(s[q - 1])) --q;
+  if (q == 0) return;
+  char before = s[q - 1];
+  if (!is_digit(before) && before != ')' && before != '}' && before != '%') return;
+  s.resize(q);
 }
 
 // Unicode math symbols models sometimes write instead of LaTeX.

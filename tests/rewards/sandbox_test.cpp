@@ -295,6 +295,7 @@ TEST(CodeTests, ExtractsTheLastFencedBlock) {
             "print(2)\n");
   EXPECT_EQ(extract_code("<think>```python\nbad\n```</think>\nprint(3)"), "print(3)");
   EXPECT_EQ(extract_code("print(4)"), "print(4)");
+  EXPECT_EQ(extract_code("\n    return x + 1\n\n"), "    return x + 1");
 }
 
 TEST(CodeTests, OutputsMatchIgnoresTrailingSpaceAndToleratesFloats) {
