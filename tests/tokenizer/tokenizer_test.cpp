@@ -116,6 +116,23 @@ TEST(Tokenizer, TemplateProcessingAndConfigTokens) {
   EXPECT_EQ(t.pad_id(), 300);
 }
 
+TEST(Tokenizer, IgnoreMergesTakesWholeVocabularyPieces) {
+  Json j = tiny_json({{"h", "e"}}, false);
+  j["model"]["vocab"]["hello"] = 400;  // in the vocabulary but unreachable by the merges
+  EXPECT_EQ(Tokenizer::from_json(j).encode("hello"),
+            (std::vector<int32_t>{256, 'l', 'l', 'o'}));
+  j["model"]["ignore_merges"] = true;  // Llama-3 style
+  EXPECT_EQ(Tokenizer::from_json(j).encode("hello"), std::vector<int32_t>{400});
+}
+
+TEST(Tokenizer, SplitStringPatternAndRemovedBehavior) {
+  Json j = tiny_json({}, false);
+  j["pre_tokenizer"]["pretokenizers"][0] = {
+      {"type", "Split"}, {"pattern", {{"String", "+"}}}, {"behavior", "Removed"}};
+  Tokenizer t = Tokenizer::from_json(j);
+  EXPECT_EQ(t.encode("a+b++c"), (std::vector<int32_t>{'a', 'b', 'c'}));
+}
+
 // Each bad file fails with aha::Error whose message names the problem.
 TEST(Tokenizer, BadInputIsOneClearError) {
   struct Case {
