@@ -166,6 +166,30 @@ const std::string& Tokenizer::bos_token() const { return impl_->bos_token; }
 const std::string& Tokenizer::eos_token() const { return impl_->eos_token; }
 const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
 
+std::string StreamDecoder::push(int32_t id) {
+  if (skip_special_ && tokenizer_->is_special(id)) return "";
+  pending_ += tokenizer_->token_bytes(id);
+  // Hold back a trailing lead byte (and its continuation bytes) whose character is unfinished.
+  size_t n = pending_.size(), start = n;
+  while (start > 0 && n - start < 3 && (uint8_t(pending_[start - 1]) & 0xC0) == 0x80) --start;
+  size_t keep = 0;
+  if (start > 0) {
+    auto lead = uint8_t(pending_[start - 1]);
+    size_t need = lead >= 0xF0 && lead <= 0xF4 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC2 ? 2 : 0;
+    size_t have = n - (start - 1);
+    if (lead >= 0xC2 && need > have) keep = have;
+  }
+  std::string out = utf8_replace_invalid(std::string_view(pending_).substr(0, n - keep));
+  pending_.erase(0, n - keep);
+  return out;
+}
+
+std::string StreamDecoder::finish() {
+  std::string out = utf8_replace_invalid(pending_);
+  pending_.clear();
+  return out;
+}
+
 std::string utf8_replace_invalid(std::string_view s) {
   std::string out;
   out.reserve(s.size());

@@ -109,6 +109,27 @@ TEST_P(ReferenceTest, DecodeInvertsEncode) {
   }
 }
 
+// Streaming decode emits valid UTF-8 chunks that add up to decode_utf8 of the whole sequence.
+TEST_P(ReferenceTest, StreamDecoderMatchesWholeDecode) {
+  std::string pkg;
+  const Tokenizer* tok = tokenizer(pkg);
+  if (tok == nullptr) GTEST_SKIP() << pkg;
+  auto corpus = test::varied_corpus(100, 11);
+  corpus.push_back("bad \xff\xfe bytes \xc3( \xe2\x82 truncated \xf0\x9f\x98");
+  for (const auto& s : corpus) {
+    auto ids = tok->encode(s);
+    StreamDecoder stream(*tok);
+    std::string streamed;
+    for (int32_t id : ids) {
+      std::string chunk = stream.push(id);
+      EXPECT_EQ(utf8_replace_invalid(chunk), chunk);
+      streamed += chunk;
+    }
+    streamed += stream.finish();
+    EXPECT_EQ(streamed, tok->decode_utf8(ids));
+  }
+}
+
 TEST_P(ReferenceTest, SpecialTokensAndConfig) {
   std::string pkg;
   const Tokenizer* tok = tokenizer(pkg);

@@ -84,6 +84,24 @@ class Tokenizer {
   std::unique_ptr<Impl> impl_;
 };
 
+// Decodes a sequence token by token for streaming output and stop strings: push() returns only
+// complete UTF-8 characters, holding back the bytes of a character split across tokens.
+// One per sequence; not thread-safe; the Tokenizer must outlive it.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special = false)
+      : tokenizer_(&tokenizer), skip_special_(skip_special) {}
+  // The text completed by this token (may be empty). Invalid bytes come out as U+FFFD.
+  std::string push(int32_t id);
+  // What is still held back (an incomplete character, as U+FFFD); resets the decoder.
+  std::string finish();
+
+ private:
+  const Tokenizer* tokenizer_;
+  bool skip_special_;
+  std::string pending_;  // at most 3 bytes of an unfinished character
+};
+
 // Replaces invalid UTF-8 sequences by U+FFFD (one per maximal invalid subpart, as WHATWG).
 std::string utf8_replace_invalid(std::string_view bytes);
 
