@@ -22,7 +22,9 @@ class CommandReward : public RewardFunction {
  public:
   explicit CommandReward(CommandOptions o) : o_(std::move(o)) {
     if (o_.argv.empty()) fail("[command] empty command");
-    if (!(o_.timeout_s > 0)) fail("[command] timeout_s must be > 0");
+    if (!(o_.timeout_s > 0) || !(o_.startup_timeout_s > 0)) {
+      fail("[command] timeout_s and startup_timeout_s must be > 0");
+    }
     std::string err = start();
     if (!err.empty()) fail("[command] ", err);
   }
@@ -44,7 +46,8 @@ class CommandReward : public RewardFunction {
     std::string line =
         sample_to_json(s).dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
     std::string reply;
-    std::string err = exchange(line, reply);
+    std::string err = exchange(line, reply, fresh_ ? o_.startup_timeout_s : o_.timeout_s);
+    fresh_ = false;
     if (!err.empty()) {
       stop();
       return detail::unjudged("command '" + o_.argv[0] + "': " + err);
@@ -96,6 +99,7 @@ class CommandReward : public RewardFunction {
     }
     pid_ = pid;
     fd_ = sv[0];
+    fresh_ = true;
     buffer_.clear();
     return "";
   }
@@ -112,9 +116,9 @@ class CommandReward : public RewardFunction {
   }
 
   // Sends one line and reads one reply line before the deadline.
-  std::string exchange(const std::string& line, std::string& reply) const {
+  std::string exchange(const std::string& line, std::string& reply, double timeout_s) const {
     auto deadline = std::chrono::steady_clock::now() +
-                    std::chrono::microseconds(static_cast<int64_t>(o_.timeout_s * 1e6));
+                    std::chrono::microseconds(static_cast<int64_t>(timeout_s * 1e6));
     for (size_t sent = 0; sent < line.size();) {
       ssize_t n = send(fd_, line.data() + sent, line.size() - sent, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
@@ -130,7 +134,7 @@ class CommandReward : public RewardFunction {
       }
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
                       deadline - std::chrono::steady_clock::now()).count();
-      if (left <= 0) return "timed out after " + std::to_string(o_.timeout_s) + " s";
+      if (left <= 0) return "timed out after " + std::to_string(timeout_s) + " s";
       struct pollfd p{fd_, POLLIN, 0};
       int ready = poll(&p, 1, static_cast<int>(left));
       if (ready < 0 && errno == EINTR) continue;
@@ -148,6 +152,7 @@ class CommandReward : public RewardFunction {
   mutable pid_t pid_ = -1;
   mutable int fd_ = -1;
   mutable int restarts_ = 0;
+  mutable bool fresh_ = false;  // the next reply may include the program's start-up
   mutable std::string buffer_;
 };
 
@@ -173,6 +178,7 @@ std::unique_ptr<RewardFunction> make_command_reward(const Json& p) {
     fail("[command] required key \"command\" (a string or a list of strings)");
   }
   o.timeout_s = r.get<double>("timeout_s", o.timeout_s);
+  o.startup_timeout_s = r.get<double>("startup_timeout_s", o.startup_timeout_s);
   o.max_restarts = r.get<int>("max_restarts", o.max_restarts);
   o.params = r.has("params") ? r.child("params") : Json::object();
   r.finish();

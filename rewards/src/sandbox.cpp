@@ -186,6 +186,46 @@ void pump(pid_t pid, pid_t group, int out_r, int err_r, const SandboxLimits& l,
   r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// The private dir with its files (owned by the sandbox user), argv and a clean environment.
+std::string prepare(const std::vector<std::string>& argv,
+                    const std::vector<std::pair<std::string, std::string>>& files, ChildPlan& p) {
+  char tmpl[] = "/tmp/aha-sbx-XXXXXX";
+  if (mkdtemp(tmpl) == nullptr) return std::string("mkdtemp: ") + std::strerror(errno);
+  p.dir = tmpl;
+  for (const auto& [name, content] : files) {
+    if (name.find('/') != std::string::npos) return "file names may not contain '/'";
+    std::ofstream(p.dir + "/" + name, std::ios::binary) << content;
+    if (p.root) chown((p.dir + "/" + name).c_str(), kNobody, kNobody);
+  }
+  if (p.root) chown(p.dir.c_str(), kNobody, kNobody);
+  p.path = resolve(argv[0]);
+  p.argv_store = argv;
+  p.env_store = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + p.dir, "TMPDIR=" + p.dir,
+                 "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONHASHSEED=0"};
+  for (auto& a : p.argv_store) p.argv.push_back(a.data());
+  p.argv.push_back(nullptr);
+  for (auto& e : p.env_store) p.envp.push_back(e.data());
+  p.envp.push_back(nullptr);
+  return "";
+}
+
+// Reads the middle process's report: isolation flags and the program's process group.
+pid_t read_report(int fd, SandboxIsolation& iso) {
+  unsigned char buf[1 + sizeof(pid_t)];
+  size_t got = 0;
+  while (got < sizeof(buf)) {
+    ssize_t n = read(fd, buf + got, sizeof(buf) - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    got += static_cast<size_t>(n);
+  }
+  unsigned char flags = buf[0];
+  pid_t group;
+  std::memcpy(&group, buf + 1, sizeof(pid_t));
+  iso = {(flags & kNet) != 0, (flags & kMount) != 0, (flags & kPid) != 0, (flags & kUnpriv) != 0};
+  return group;
+}
+
 }  // namespace
 
 std::string SandboxResult::status() const {
@@ -208,25 +248,12 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv,
   ChildPlan p;
   p.limits = &limits;
   p.root = geteuid() == 0;
-  char tmpl[] = "/tmp/aha-sbx-XXXXXX";
-  if (mkdtemp(tmpl) == nullptr) {
-    r.error = std::string("mkdtemp: ") + std::strerror(errno);
+  r.error = prepare(argv, files, p);
+  if (!r.error.empty()) {
+    std::error_code ec;
+    if (!p.dir.empty()) std::filesystem::remove_all(p.dir, ec);
     return r;
   }
-  p.dir = tmpl;
-  for (const auto& [name, content] : files) {
-    std::ofstream(p.dir + "/" + name, std::ios::binary) << content;
-    if (p.root) chown((p.dir + "/" + name).c_str(), kNobody, kNobody);
-  }
-  if (p.root) chown(p.dir.c_str(), kNobody, kNobody);
-  p.path = resolve(argv[0]);
-  p.argv_store = argv;
-  p.env_store = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + p.dir, "TMPDIR=" + p.dir,
-                 "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1", "PYTHONHASHSEED=0"};
-  for (auto& s : p.argv_store) p.argv.push_back(s.data());
-  p.argv.push_back(nullptr);
-  for (auto& s : p.env_store) p.envp.push_back(s.data());
-  p.envp.push_back(nullptr);
 
   int out[2], err[2], report[2];
   p.stdin_fd = memfd_create("aha-stdin", MFD_CLOEXEC);
@@ -251,21 +278,7 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv,
   if (pid < 0) {
     r.error = std::string("fork: ") + std::strerror(errno);
   } else {
-    unsigned char report_buf[1 + sizeof(pid_t)];
-    size_t got = 0;
-    while (got < sizeof(report_buf)) {
-      ssize_t n = read(report[0], report_buf + got, sizeof(report_buf) - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      got += static_cast<size_t>(n);
-    }
-    pid_t group = -1;
-    if (got == sizeof(report_buf)) {
-      unsigned char flags = report_buf[0];
-      std::memcpy(&group, report_buf + 1, sizeof(pid_t));
-      r.isolation = {(flags & kNet) != 0, (flags & kMount) != 0, (flags & kPid) != 0,
-                     (flags & kUnpriv) != 0};
-    }
+    pid_t group = read_report(report[0], r.isolation);
     if (group > 0) {
       pump(pid, group, out[0], err[0], limits, r, status);
       kill(-group, SIGKILL);

@@ -20,6 +20,7 @@ std::unique_ptr<RewardFunction> load_plugin_reward(const std::string& path, cons
 struct CommandOptions {
   std::vector<std::string> argv;  // the program and its arguments (PATH is searched)
   double timeout_s = 10.0;        // per sample; then the process is killed and restarted
+  double startup_timeout_s = 30;  // for the first sample after a (re)start, start-up included
   int max_restarts = 3;           // restarts after crashes or timeouts before giving up
   Json params = Json::object();   // passed in the environment as AHA_REWARD_PARAMS
 };
