@@ -251,7 +251,8 @@ class Comparer {
       if (compare(x.a, y.b) == Cmp::kEqual && compare(x.b, y.a) == Cmp::kEqual) {
         return Cmp::kEqual;
       }
-      // "y = 2x + 1" vs "2x + 1 = y" done above; differing variable names are not equal.
+      // "x + y = 1" vs "y = 1 - x", "2x = 6" vs "x = 3": the same equation up to a factor
+      if (proportional(x, y) == Cmp::kEqual) return Cmp::kEqual;
       return l == Cmp::kInvalid ? Cmp::kInvalid : Cmp::kNotEqual;
     }
     if (x.kind == K::kEq) {  // "x = 3" vs "3"
@@ -262,6 +263,44 @@ class Comparer {
     if (is_var(tb_, y.a)) return compare(a, y.b);
     if (is_var(tb_, y.b)) return compare(a, y.a);
     return compare(a, y.b);
+  }
+
+  // Whether lhs - rhs of two equations are nonzero multiples of each other, by evaluation at
+  // the same random points as scalars().
+  Cmp proportional(const Node& x, const Node& y) {
+    std::vector<std::string> vars;
+    int n_pm = 0;
+    for (int side : {x.a, x.b}) collect_vars(ta_, side, vars, n_pm);
+    for (int side : {y.a, y.b}) collect_vars(tb_, side, vars, n_pm);
+    if (n_pm > 0 || vars.empty() || vars.size() > 12) return Cmp::kInvalid;
+    Rng rng(0x5eed, vars.size() + 100);
+    std::vector<Binding> env(vars.size());
+    double ratio = 0;
+    int valid = 0;
+    for (int p = 0; p < std::max(3, o_.n_points); ++p) {
+      for (size_t i = 0; i < vars.size(); ++i) {
+        Q q;
+        q_make(static_cast<int64_t>(rng.below(23)) - 11, static_cast<int64_t>(rng.below(4)) + 1, q);
+        env[i] = Binding{vars[i], Value::of_q(q)};
+      }
+      EvalCtx ca{ta_, env, 0, budget_};
+      EvalCtx cb{tb_, env, 0, budget_};
+      auto xa = eval(ca, x.a), xb = eval(ca, x.b), ya = eval(cb, y.a), yb = eval(cb, y.b);
+      if (!xa || !xb || !ya || !yb) return Cmp::kInvalid;
+      double dx = xa->d - xb->d, dy = ya->d - yb->d;
+      if (!std::isfinite(dx) || !std::isfinite(dy)) continue;
+      double scale = std::max({std::fabs(xa->d), std::fabs(xb->d), 1.0});
+      bool zx = std::fabs(dx) <= 1e-9 * scale, zy = std::fabs(dy) <= 1e-9 * scale;
+      if (zx != zy) return Cmp::kNotEqual;
+      if (zx) continue;
+      double r = dx / dy;
+      if (valid > 0 && std::fabs(r - ratio) > o_.rel_tol * std::max(std::fabs(r), std::fabs(ratio))) {
+        return Cmp::kNotEqual;
+      }
+      ratio = r;
+      ++valid;
+    }
+    return valid >= 2 ? Cmp::kEqual : Cmp::kInvalid;
   }
 
   Cmp relations(int a, int b) {

@@ -203,6 +203,10 @@ const Case kCases[] = {
   {"2\\sqrt{2}+2", "2(1+\\sqrt{2})", kEq}, {"2^{100}", "1267650600228229401496703205376", kEq},
   {"\\tan \\theta", "\\frac{\\sin\\theta}{\\cos\\theta}", kEq}, {"3\\sqrt{3}", "5.196", kNe},
   {"\\frac{1}{2} \\text{ hour}", "0.5", kEq}, {"(3,4)", "(4,3)", kNe}, {"\\frac{7}{25}", "0.28", kEq},
+  // equations equal up to a nonzero factor
+  {"x+y=1", "y=1-x", kEq}, {"2x=6", "x=3", kEq}, {"y=2x+1", "2x-y+1=0", kEq},
+  {"y=2x+1", "2x-y-1=0", kNe}, {"x=3", "y=3", kNe}, {"x^2+y^2=1", "2x^2+2y^2=2", kEq},
+  {"x^2+y^2=1", "x^2+y^2=4", kNe}, {"3x - 2y = 5", "6x - 4y = 10", kEq}, {"3x - 2y = 5", "3x + 2y = 5", kNe},
 };
 // clang-format on
 
