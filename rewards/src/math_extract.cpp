@@ -73,7 +73,10 @@ std::optional<std::string> from_answer_is(std::string_view text) {
   }
   if (at == std::string_view::npos) return std::nullopt;
   std::string_view rest = text.substr(at + len);
-  if (!rest.empty() && rest.front() == ':') rest.remove_prefix(1);
+  // "answer is: 5", "**Answer:** 5"
+  while (!rest.empty() && (rest.front() == ':' || rest.front() == '*' || rest.front() == ' ')) {
+    rest.remove_prefix(1);
+  }
   size_t end = rest.size();
   for (size_t i = 0; i < rest.size(); ++i) {
     if (rest[i] == '\n') {
