@@ -75,14 +75,20 @@ class CommandReward : public RewardFunction {
     std::vector<char*> argv;
     for (auto& a : store) argv.push_back(a.data());
     argv.push_back(nullptr);
-    std::string params = o_.params.dump();
+    // the environment is built before fork: the child of a threaded process may not malloc
+    std::vector<std::string> env_store{"AHA_REWARD_PARAMS=" + o_.params.dump()};
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (std::strncmp(*e, "AHA_REWARD_PARAMS=", 18) != 0) env_store.emplace_back(*e);
+    }
+    std::vector<char*> envp;
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
     pid_t pid = fork();
     if (pid == 0) {
       setpgid(0, 0);
       dup2(sv[1], 0);
       dup2(sv[1], 1);
-      setenv("AHA_REWARD_PARAMS", params.c_str(), 1);
-      execvp(argv[0], argv.data());
+      execvpe(argv[0], argv.data(), envp.data());
       int e = errno;
       (void)!write(report[1], &e, sizeof(e));
       _exit(127);

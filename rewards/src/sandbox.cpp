@@ -77,7 +77,9 @@ void set_limit(int resource, rlim_t value) {
   }
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (chdir(p.dir.c_str()) != 0) _exit(126);
-  syscall(SYS_close_range, 3u, ~0u, 0u);
+  if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0) {
+    for (int fd = 3; fd < 4096; ++fd) close(fd);  // kernels before 5.9
+  }
   execve(p.path.c_str(), p.argv.data(), p.envp.data());
   _exit(127);
 }
