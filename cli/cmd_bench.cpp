@@ -146,7 +146,7 @@ int bench_train(const Args& args) {
 
 int cmd_bench(const Args& args) {
   const std::string usage =
-      "usage: aha bench <gemm|train|tokenize|reward> [options]   (aha bench <kind> --help)";
+      "usage: aha bench <gemm|train|generate|tokenize|reward> [options]   (aha bench <kind> --help)";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << usage << "\n";
     return args.empty() ? 2 : 0;
@@ -155,6 +155,7 @@ int cmd_bench(const Args& args) {
   if (args[0] == "gemm") return bench_gemm(rest);
   if (args[0] == "train") return bench_train(rest);
   if (args[0] == "tokenize") return bench_tokenize(rest);
+  if (args[0] == "generate") return bench_generate(rest);
   if (args[0] == "reward") return bench_reward(rest);
   fail("unknown benchmark '", args[0], "' (", usage, ")");
 }

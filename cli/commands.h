@@ -16,6 +16,9 @@ int bench_reward(const Args& args);
 int cmd_init(const Args& args);
 int cmd_score(const Args& args);
 int cmd_bench(const Args& args);
+int cmd_generate(const Args& args);
+// `aha bench generate` (dispatched by cmd_bench).
+int bench_generate(const Args& args);
 int cmd_tokenize(const Args& args);
 int cmd_tokenizer_train(const Args& args);
 // `aha bench tokenize` (dispatched by cmd_bench).

@@ -27,16 +27,31 @@ MlpP add_mlp(ParamTable& t, const std::string& prefix, int d_model, int inter) {
 
 template <typename T>
 void mlp_forward(const MlpP& p, const T* params, const T* x, T* y, int64_t n, MlpActs<T>& a,
-                 bool accumulate) {
+                 bool accumulate, bool rowstable) {
   const int d = p.gate_proj.n_in, inter = p.gate_proj.n_out;
+  const T* none = nullptr;
   a.g.resize(n * inter);
   a.u.resize(n * inter);
   a.a.resize(n * inter);
-  gemm_xwt(x, params + p.gate_proj.w, static_cast<const T*>(nullptr), a.g.data(), n, d, inter);
-  gemm_xwt(x, params + p.up_proj.w, static_cast<const T*>(nullptr), a.u.data(), n, d, inter);
+  if (rowstable) {
+    gemm_xwt_rowstable(x, params + p.gate_proj.w, none, a.g.data(), n, d, inter);
+    gemm_xwt_rowstable(x, params + p.up_proj.w, none, a.u.data(), n, d, inter);
+  } else {
+    gemm_xwt(x, params + p.gate_proj.w, none, a.g.data(), n, d, inter);
+    gemm_xwt(x, params + p.up_proj.w, none, a.u.data(), n, d, inter);
+  }
   swiglu_forward(a.g.data(), a.u.data(), a.a.data(), n, inter);
-  gemm_xwt(a.a.data(), params + p.down_proj.w, static_cast<const T*>(nullptr), y, n, inter, d,
-           accumulate);
+  if (!rowstable) {
+    gemm_xwt(a.a.data(), params + p.down_proj.w, none, y, n, inter, d, accumulate);
+    return;
+  }
+  if (!accumulate) {
+    gemm_xwt_rowstable(a.a.data(), params + p.down_proj.w, none, y, n, inter, d);
+    return;
+  }
+  Buf<T> tmp(n * d);
+  gemm_xwt_rowstable(a.a.data(), params + p.down_proj.w, none, tmp.data(), n, inter, d);
+  for (int64_t i = 0; i < n * d; ++i) y[i] += tmp[i];
 }
 
 template <typename T>
@@ -143,13 +158,19 @@ void moe_select(const ModelConfig& c, const double* scores, const double* bias, 
 
 template <typename T>
 void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
-                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk) {
+                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
+                 bool rowstable) {
   const int64_t n = layout.n_tokens();
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   const bool norm = normalises<T>(c);
   const double scale = weight_scale(c);
   a.scores.resize(n * E);
-  gemm_xwt(x, params + p.gate.w, static_cast<const T*>(nullptr), a.scores.data(), n, d, E);
+  if (rowstable) {
+    gemm_xwt_rowstable(x, params + p.gate.w, static_cast<const T*>(nullptr), a.scores.data(), n,
+                       d, E);
+  } else {
+    gemm_xwt(x, params + p.gate.w, static_cast<const T*>(nullptr), a.scores.data(), n, d, E);
+  }
   a.topk.resize(n * K);
   a.weights.resize(n * K);
   const T* bias = p.e_bias == kNoParam ? nullptr : params + p.e_bias;
@@ -164,7 +185,7 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
         for (int e = 0; e < E; ++e) s[e] = T(1) / (T(1) + std::exp(-s[e]));
       }
       int32_t* tk = a.topk.data() + t * K;
-      if (forced_topk != nullptr) {
+      if (forced_topk != nullptr && forced_topk[t * K] >= 0) {
         std::copy_n(forced_topk + t * K, K, tk);
         for (int k = 0; k < K; ++k) {
           AHA_CHECK(tk[k] >= 0 && tk[k] < E, "replayed expert id ", tk[k], " of ", E);
@@ -195,7 +216,8 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
     a.out[e].resize(m * d);
     if (m == 0) return;
     for (int64_t r = 0; r < m; ++r) std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
-    mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e]);
+    mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e],
+                false, rowstable);
   });
   // Combine in (token, k) order so the sum does not depend on scheduling.
   std::vector<int32_t> row_of(n * K);
@@ -214,7 +236,7 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
       }
     }
   });
-  if (p.has_shared) mlp_forward(p.shared, params, x, y, n, a.shared_acts, true);
+  if (p.has_shared) mlp_forward(p.shared, params, x, y, n, a.shared_acts, true, rowstable);
 
   // Sequence-wise balance loss: mean over sequences of sum_i f_i * P_i.
   a.aux_loss = 0;
@@ -346,11 +368,12 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
 }
 
 #define AHA_INSTANTIATE_MOE(T)                                                                  \
-  template void mlp_forward<T>(const MlpP&, const T*, const T*, T*, int64_t, MlpActs<T>&, bool); \
+  template void mlp_forward<T>(const MlpP&, const T*, const T*, T*, int64_t, MlpActs<T>&, bool,  \
+                               bool);                                                           \
   template void mlp_backward<T>(const MlpP&, const T*, T*, const T*, const T*, T*, int64_t,      \
                                 const MlpActs<T>&);                                             \
   template void moe_forward<T>(const ModelConfig&, const MoeP&, const T*, const T*, T*,          \
-                               const SeqLayout&, MoeActs<T>&, const int32_t*);                  \
+                               const SeqLayout&, MoeActs<T>&, const int32_t*, bool);            \
   template void moe_backward<T>(const ModelConfig&, const MoeP&, const T*, T*, const T*,         \
                                 const T*, T*, const SeqLayout&, const MoeActs<T>&, double);
 

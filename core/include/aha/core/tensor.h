@@ -41,3 +41,18 @@ template <typename T>
 void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int64_t out);
 
 }  // namespace aha
+
+namespace aha {
+
+// y[n, out] = x[n, in] * w[out, in]^T (+ b) where every output element is one dot product in a
+// fixed order: the result of a row does not depend on how many other rows are in the batch or
+// on the thread count. The decode path uses it so sampling is reproducible for any batch mix.
+template <typename T>
+void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
+                        int64_t out);
+
+// The same dot product as gemm_xwt_rowstable, for one pair of vectors.
+template <typename T>
+T dot_stable(const T* a, const T* b, int64_t n);
+
+}  // namespace aha

@@ -84,10 +84,11 @@ struct MlpActs {
   Buf<T> g, u, a;  // [n, inter]
 };
 
-// y is written, or added to when accumulate is set.
+// y is written, or added to when accumulate is set. rowstable: use the batch-invariant GEMM
+// (decode path), so a token's output does not depend on the other tokens in the batch.
 template <typename T>
 void mlp_forward(const MlpP& p, const T* params, const T* x, T* y, int64_t n, MlpActs<T>& a,
-                 bool accumulate = false);
+                 bool accumulate = false, bool rowstable = false);
 template <typename T>
 void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
                   int64_t n, const MlpActs<T>& a);
@@ -114,10 +115,12 @@ struct MoeActs {
   double aux_loss = 0;                         // sequence-wise balance loss (unweighted)
 };
 
-// forced_topk: replay the selection recorded at sampling ([n, K]) instead of routing afresh.
+// forced_topk: replay the selection recorded at sampling ([n, K]) instead of routing afresh;
+// a token whose first entry is -1 is routed afresh.
 template <typename T>
 void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
-                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk = nullptr);
+                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk = nullptr,
+                 bool rowstable = false);
 // aux_coef: weight of the balance loss in the objective being differentiated (0: ignore it).
 template <typename T>
 void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads, const T* x,

@@ -1,0 +1,129 @@
+// `aha generate`: grouped completions with sampled-token logprobs and finish reasons.
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include "aha/core/threading.h"
+#include "aha/datasets/prompt_template.h"
+#include "aha/policy/checkpoint.h"
+#include "aha/policy/tokenizer.h"
+#include "aha/rollout/engine.h"
+#include "commands.h"
+#include "jsonl.h"
+#include "options.h"
+#include "progress.h"
+
+namespace aha::cli {
+
+namespace {
+
+struct GenerateArgs {
+  std::string model, prompts, templ;
+  int n = 1, threads = 0, max_batch = 64;
+  uint64_t seed = 0;
+  bool naive = false, routing = false;
+  rollout::SamplingParams params;
+  std::vector<std::string> stop;
+};
+
+std::unique_ptr<policy::Tokenizer> maybe_tokenizer(const std::string& model_dir) {
+  std::filesystem::path p = std::filesystem::path(model_dir) / "tokenizer.json";
+  if (!std::filesystem::exists(p)) return nullptr;
+  return std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(model_dir));
+}
+
+Json completion_json(const rollout::Completion& c, const policy::Tokenizer* tok, bool routing) {
+  Json j = {{"prompt_index", c.prompt_index}, {"sample_index", c.sample_index},
+            {"ids", c.ids}, {"token_logprobs", c.logprobs},
+            {"policy_logprobs", c.policy_logprobs}, {"finish_reason", c.finish_reason}};
+  if (tok != nullptr && c.finish_reason != "error") j["text"] = tok->decode_utf8(c.ids, true);
+  if (!c.error.empty()) j["error"] = c.error;
+  if (routing) j["routing"] = c.routing;
+  return j;
+}
+
+}  // namespace
+
+int cmd_generate(const Args& args) {
+  po::options_description desc("options");
+  GenerateArgs a;
+  desc.add_options()
+      ("model", po::value(&a.model)->required(), "checkpoint directory")
+      ("prompts", po::value(&a.prompts)->default_value("-"),
+       "JSONL of {\"ids\": [...]} or {\"prompt\": \"text\"} (- = stdin)")
+      ("n", po::value(&a.n)->default_value(1), "completions per prompt (the group size G)")
+      ("max-new-tokens", po::value(&a.params.max_new_tokens)->default_value(256), "limit")
+      ("temperature", po::value(&a.params.temperature)->default_value(1.0), "0 = greedy")
+      ("top-p", po::value(&a.params.top_p)->default_value(1.0), "nucleus mass")
+      ("top-k", po::value(&a.params.top_k)->default_value(0), "0 = off")
+      ("min-p", po::value(&a.params.min_p)->default_value(0.0), "relative probability floor")
+      ("repetition-penalty", po::value(&a.params.repetition_penalty)->default_value(1.0), "")
+      ("stop", po::value(&a.stop)->multitoken(), "stop strings (needs a tokenizer)")
+      ("stop-id", po::value(&a.params.stop_token_ids)->multitoken(),
+       "stop token ids (default: the model's eos_token_id)")
+      ("template", po::value(&a.templ), "prompt template for {\"prompt\"} lines: r1_zero or text "
+                                        "with {prompt}")
+      ("seed", po::value(&a.seed)->default_value(0), "sampling seed")
+      ("threads", po::value(&a.threads)->default_value(0), "worker threads (0 = all cores)")
+      ("max-batch", po::value(&a.max_batch)->default_value(64), "live sequences per step")
+      ("naive", po::bool_switch(&a.naive), "naive MLA decode instead of the absorbed one")
+      ("routing", po::bool_switch(&a.routing), "write the experts of every token (keep routing)");
+  po::variables_map vm;
+  if (!parse_options(args, desc, vm,
+                     "usage: aha generate --model DIR --prompts F.jsonl --n G [sampling options]\n"
+                     "One JSONL line per completion: prompt_index, sample_index, ids (completion\n"
+                     "only), text (with a tokenizer), token_logprobs, finish_reason.")) {
+    return 0;
+  }
+  a.params.stop_strings = a.stop;
+  a.params.validate();
+  if (a.n < 1) fail("--n must be >= 1");
+  ThreadLimit limit(a.threads);
+  auto model = policy::load_model<float>(a.model);
+  auto tok = maybe_tokenizer(a.model);
+  std::unique_ptr<datasets::PromptTemplate> templ;
+  if (!a.templ.empty()) {
+    templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(a.templ));
+  }
+  std::vector<rollout::Request> reqs;
+  for_each_jsonl(a.prompts, [&](const Json& j, int64_t lineno) {
+    rollout::Request r;
+    r.n = a.n;
+    r.params = a.params;
+    if (j.contains("ids")) {
+      if (!j["ids"].is_array()) fail(a.prompts, ":", lineno, ": ids must be an array");
+      for (const Json& v : j["ids"]) {
+        if (!v.is_number_integer()) fail(a.prompts, ":", lineno, ": ids must be integers");
+        int64_t id = v.get<int64_t>();
+        // Out-of-range ids become an "error" completion; keep them representable.
+        r.prompt.push_back(id < 0 || id > INT32_MAX ? -1 : static_cast<int32_t>(id));
+      }
+    } else if (j.contains("prompt") && j["prompt"].is_string()) {
+      if (!tok) fail(a.prompts, ":", lineno, ": text prompts need a tokenizer.json in ", a.model);
+      std::string text = templ ? templ->render(j) : j["prompt"].get<std::string>();
+      r.prompt = tok->encode(text, true);
+    } else {
+      fail(a.prompts, ":", lineno, ": expected {\"ids\": [...]} or {\"prompt\": \"...\"}");
+    }
+    reqs.push_back(std::move(r));
+  });
+  rollout::EngineOptions opts;
+  opts.seed = a.seed;
+  opts.max_batch = a.max_batch;
+  opts.absorbed = !a.naive;
+  opts.record_routing = a.routing;
+  if (tok) {
+    const policy::Tokenizer* t = tok.get();
+    opts.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(ids); };
+  }
+  rollout::Engine engine(*model, opts);
+  ProgressLine progress("generate", "tok");
+  auto out = engine.generate(reqs, [&](const rollout::Progress& p) {
+    progress.update(p.done, p.total, double(p.tokens), p.done == p.total);
+  });
+  progress.finish();
+  for (const auto& c : out) std::cout << completion_json(c, tok.get(), a.routing).dump() << "\n";
+  return 0;
+}
+
+}  // namespace aha::cli

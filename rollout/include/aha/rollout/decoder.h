@@ -1,0 +1,61 @@
+// The decode path of the policy. Prompts are prefilled with the training-path kernels; then
+// every live sequence advances one token per step, all together as one batch. For MLA the cache
+// holds only the normalised latent and the rotated shared key (kv_lora_rank + qk_rope_head_dim
+// floats per token per layer): W_UK is folded into the query and W_UV into the output
+// ("absorbed" attention). The naive path rebuilds full keys and values from the latent and is
+// kept as the test oracle and the benchmark baseline.
+// Thread-safe: const methods on a shared Decoder may run concurrently with distinct caches.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "aha/policy/model.h"
+
+namespace aha::rollout {
+
+// One sequence's cache: per layer, `len` rows of floats_per_row() values.
+struct SeqCache {
+  std::vector<std::vector<float>> rows;  // [n_layers][len * row width]
+  int64_t len = 0;
+};
+
+// Expert ids per MoE layer: [moe layer][n_tokens * K].
+using Routing = std::vector<std::vector<int32_t>>;
+
+class Decoder {
+ public:
+  Decoder(const policy::Model<float>& model, bool absorbed = true);
+  Decoder(const Decoder&) = delete;
+  Decoder& operator=(const Decoder&) = delete;
+
+  const policy::Model<float>& model() const { return model_; }
+  // Cache floats per token per layer (MLA: kv_lora_rank + rope dim; GQA: 2 * kv heads * dim).
+  int64_t row_width() const { return row_width_; }
+  int64_t cache_bytes_per_token() const;
+  // What a cache of full keys and values would need, for comparison.
+  int64_t full_kv_bytes_per_token() const;
+
+  // Runs the prompt through the model, fills `cache` and writes the last position's logits.
+  void prefill(const std::vector<int32_t>& prompt, SeqCache& cache, std::vector<float>& logits,
+               Routing* routing = nullptr) const;
+  // Feeds tokens[b] to sequence b at position caches[b]->len, appends to its cache and writes
+  // logits [B, vocab]. routing (optional) receives [moe layer][B * K].
+  void decode(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
+              std::vector<float>& logits, Routing* routing = nullptr) const;
+
+ private:
+  void mla_decode(int layer, const float* h, float* y, const std::vector<SeqCache*>& caches,
+                  const std::vector<int32_t>& positions) const;
+  void gqa_decode(int layer, const float* h, float* y, const std::vector<SeqCache*>& caches,
+                  const std::vector<int32_t>& positions) const;
+
+  const policy::Model<float>& model_;
+  bool absorbed_;
+  int64_t row_width_;
+  // Per layer and head, W_UK^T [kv_lora_rank, qk_nope_head_dim] so the query absorption is a
+  // plain x W^T product.
+  std::vector<std::vector<float>> w_uk_t_;
+};
+
+}  // namespace aha::rollout

@@ -1,0 +1,75 @@
+// Grouped rollouts with continuous batching. Each request is a prompt and a group size G: the
+// prompt is prefilled once and its cache copied into G sequences; every step decodes all live
+// sequences as one batch; a finished sequence frees its slot for the next one. Each sequence
+// samples from its own RNG stream (seed, prompt index, sample index), and the decode kernels
+// are batch invariant, so outputs depend on the seed only: not on the thread count, the batch
+// size or which other sequences share a step.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "aha/rollout/decoder.h"
+#include "aha/rollout/sampling.h"
+
+namespace aha::rollout {
+
+struct Request {
+  std::vector<int32_t> prompt;
+  int n = 1;  // completions for this prompt (the GRPO group)
+  SamplingParams params;
+};
+
+struct Completion {
+  int64_t prompt_index = 0;
+  int sample_index = 0;
+  std::vector<int32_t> ids;                // completion tokens only (stop token included)
+  std::vector<float> logprobs;             // under the sampling distribution
+  std::vector<float> policy_logprobs;      // under the temperature-1 untruncated policy
+  std::vector<int32_t> n_kept;             // kept-set size per token (top-k/top-p/min-p)
+  std::vector<float> kept_min_logit;       // smallest kept logit per token
+  std::string finish_reason;               // stop | length | error | cancelled
+  std::string error;                       // why, when finish_reason == "error"
+  // Keep routing: experts of every prompt and completion token that went through the model,
+  // [moe layer][(prompt_len + ids.size() - 1) * K] (empty unless record_routing).
+  Routing routing;
+};
+
+struct EngineOptions {
+  int max_batch = 64;                     // live sequences per decode step
+  int64_t cache_budget_bytes = int64_t{4} << 30;
+  bool absorbed = true;                   // false: naive MLA decode (oracle, benchmark)
+  uint64_t seed = 0;
+  bool record_routing = false;
+  // Turns ids into text for stop strings; without it stop strings are an error.
+  std::function<std::string(const std::vector<int32_t>&)> detokenize;
+};
+
+struct Progress {
+  int64_t done = 0, total = 0, tokens = 0;
+};
+
+class Engine {
+ public:
+  Engine(const policy::Model<float>& model, EngineOptions options);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const Decoder& decoder() const { return decoder_; }
+
+  // Completions ordered by (prompt_index, sample_index). A bad prompt (empty, too long, ids out
+  // of the vocabulary) yields its n completions with finish_reason "error"; others go on.
+  // `cancel` set to true stops early: unfinished completions end "cancelled".
+  std::vector<Completion> generate(const std::vector<Request>& requests,
+                                   const std::function<void(const Progress&)>& on_progress = {},
+                                   const std::atomic<bool>* cancel = nullptr) const;
+
+ private:
+  Decoder decoder_;
+  EngineOptions opts_;
+};
+
+}  // namespace aha::rollout

@@ -1,0 +1,43 @@
+// Token sampling from logits: temperature, top-k, top-p, min-p, repetition penalty, greedy.
+// Every sample also reports its logprob under the untruncated temperature-1 policy and the
+// kept set (its size and the smallest kept logit) so training can rebuild the truncation mask.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aha/core/config.h"
+#include "aha/core/rng.h"
+
+namespace aha::rollout {
+
+struct SamplingParams {
+  double temperature = 1.0;  // 0: greedy
+  int top_k = 0;             // 0: off
+  double top_p = 1.0;
+  double min_p = 0.0;
+  double repetition_penalty = 1.0;  // HF style: divide positive logits, multiply negative ones
+  int max_new_tokens = 256;
+  std::vector<int32_t> stop_token_ids;
+  std::vector<std::string> stop_strings;
+  bool greedy() const { return temperature <= 0.0; }
+  // Throws aha::Error on out-of-range values.
+  void validate() const;
+  static SamplingParams from_json(const Json& j);  // strict
+};
+
+struct TokenSample {
+  int32_t token = -1;
+  float logprob = 0;         // under the sampling distribution (after penalty/temp/truncation)
+  float policy_logprob = 0;  // under softmax(logits), temperature 1, no truncation
+  int32_t n_kept = 0;        // size of the kept set
+  float kept_min_logit = 0;  // smallest (penalised, raw-scale) logit in the kept set
+};
+
+// Samples one token. `history` holds the ids the repetition penalty applies to. `scratch` is
+// reused between calls to avoid allocation. Deterministic for a given rng state.
+TokenSample sample_token(const float* logits, int vocab, const SamplingParams& params, Rng& rng,
+                         const std::vector<int32_t>& history, std::vector<float>& scratch);
+
+}  // namespace aha::rollout

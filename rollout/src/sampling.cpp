@@ -1,0 +1,122 @@
+// Sampling filters and the per-token bookkeeping training needs to replay them.
+#include "aha/rollout/sampling.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "aha/core/error.h"
+
+namespace aha::rollout {
+
+void SamplingParams::validate() const {
+  if (!(temperature >= 0) || !std::isfinite(temperature)) fail("temperature must be >= 0");
+  if (top_k < 0) fail("top_k must be >= 0");
+  if (!(top_p > 0 && top_p <= 1)) fail("top_p must be in (0, 1]");
+  if (!(min_p >= 0 && min_p < 1)) fail("min_p must be in [0, 1)");
+  if (!(repetition_penalty > 0)) fail("repetition_penalty must be > 0");
+  if (max_new_tokens < 1) fail("max_new_tokens must be >= 1");
+  for (const auto& s : stop_strings) {
+    if (s.empty()) fail("stop strings must not be empty");
+  }
+}
+
+SamplingParams SamplingParams::from_json(const Json& j) {
+  StrictReader r(j, "sampling");
+  SamplingParams p;
+  p.temperature = r.get<double>("temperature", p.temperature);
+  p.top_k = r.get<int>("top_k", p.top_k);
+  p.top_p = r.get<double>("top_p", p.top_p);
+  p.min_p = r.get<double>("min_p", p.min_p);
+  p.repetition_penalty = r.get<double>("repetition_penalty", p.repetition_penalty);
+  p.max_new_tokens = r.get<int>("max_new_tokens", p.max_new_tokens);
+  p.stop_token_ids = r.get<std::vector<int32_t>>("stop_token_ids", p.stop_token_ids);
+  p.stop_strings = r.get<std::vector<std::string>>("stop_strings", p.stop_strings);
+  r.finish();
+  p.validate();
+  return p;
+}
+
+namespace {
+
+double log_sum_exp(const float* z, int n) {
+  float mx = *std::max_element(z, z + n);
+  double s = 0;
+  for (int i = 0; i < n; ++i) s += std::exp(double(z[i]) - mx);
+  return mx + std::log(s);
+}
+
+}  // namespace
+
+TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p, Rng& rng,
+                         const std::vector<int32_t>& history, std::vector<float>& z) {
+  z.assign(logits, logits + vocab);
+  if (p.repetition_penalty != 1.0) {
+    const float pen = static_cast<float>(p.repetition_penalty);
+    for (int32_t id : history) {
+      if (id < 0 || id >= vocab) continue;
+      float& v = z[id];
+      // Penalise once per distinct token: mark by comparing with the raw logit.
+      if (v != logits[id]) continue;
+      v = v > 0 ? v / pen : v * pen;
+    }
+  }
+  TokenSample out;
+  if (p.greedy()) {
+    out.token = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
+    out.logprob = 0.0f;
+    out.n_kept = 1;
+    out.kept_min_logit = z[out.token];
+  } else {
+    const double inv_t = 1.0 / p.temperature;
+    // Candidates sorted by logit (descending, ties to the lower id): every filter keeps a prefix.
+    std::vector<int32_t> order(vocab);
+    std::iota(order.begin(), order.end(), 0);
+    auto by_logit = [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
+    int kept = vocab;
+    if (p.top_k > 0 && p.top_k < vocab) {
+      kept = p.top_k;
+      std::partial_sort(order.begin(), order.begin() + kept, order.end(), by_logit);
+    } else {
+      std::sort(order.begin(), order.end(), by_logit);
+    }
+    const double zmax = z[order[0]] * inv_t;
+    std::vector<double> w(kept);
+    double total = 0;
+    for (int i = 0; i < kept; ++i) total += (w[i] = std::exp(z[order[i]] * inv_t - zmax));
+    if (p.top_p < 1.0) {
+      double cum = 0;
+      int n = 0;
+      while (n < kept) {
+        cum += w[n++];
+        if (cum >= p.top_p * total) break;
+      }
+      kept = n;
+    }
+    if (p.min_p > 0.0) {
+      int n = 1;
+      while (n < kept && w[n] >= p.min_p * w[0]) ++n;
+      kept = n;
+    }
+    total = 0;
+    for (int i = 0; i < kept; ++i) total += w[i];
+    double u = rng.uniform() * total, cum = 0;
+    int pick = kept - 1;
+    for (int i = 0; i < kept; ++i) {
+      cum += w[i];
+      if (u < cum) {
+        pick = i;
+        break;
+      }
+    }
+    out.token = order[pick];
+    out.logprob = static_cast<float>(std::log(w[pick] / total));
+    out.n_kept = kept;
+    out.kept_min_logit = z[order[kept - 1]];
+  }
+  out.policy_logprob = static_cast<float>(logits[out.token] - log_sum_exp(logits, vocab));
+  return out;
+}
+
+}  // namespace aha::rollout

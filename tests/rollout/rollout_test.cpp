@@ -1,0 +1,259 @@
+// The decode path against the training path, recorded logprobs against scoring, determinism
+// across threads and batch mixes, sampling filters, and bad prompts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "../policy/test_configs.h"
+#include "aha/core/threading.h"
+#include "aha/policy/model.h"
+#include "aha/rollout/engine.h"
+
+namespace aha::rollout {
+namespace {
+
+using policy::Model;
+using policy::ModelConfig;
+
+std::unique_ptr<Model<float>> make_model(const Json& j, double std = 0.3) {
+  auto m = std::make_unique<Model<float>>(ModelConfig::from_json(j));
+  m->init_random(17, std);
+  return m;
+}
+
+std::vector<Json> all_configs() {
+  return {policy::testing::tiny_v3_json(), policy::testing::tiny_v2_json(),
+          policy::testing::tiny_llama_json(), policy::testing::tiny_qwen2_json()};
+}
+
+// Logits of every position from the training-path forward.
+std::vector<float> full_logits(const Model<float>& m, const std::vector<int32_t>& seq) {
+  policy::Batch b = policy::Batch::from_sequences({seq});
+  policy::Activations<float> acts;
+  m.forward(b, {}, acts);
+  const auto& c = m.config();
+  std::vector<float> out(seq.size() * c.vocab_size);
+  policy::logits_forward(acts.h_final.data(), m.params().data() + m.lm_head_offset(), out.data(),
+                         static_cast<int64_t>(seq.size()), c.hidden_size, c.vocab_size);
+  return out;
+}
+
+TEST(Decode, IncrementalLogitsEqualFullForward) {
+  for (const Json& j : all_configs()) {
+    auto m = make_model(j);
+    const int V = m->config().vocab_size;
+    for (bool absorbed : {true, false}) {
+      Decoder dec(*m, absorbed);
+      std::vector<int32_t> seq = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3};
+      std::vector<float> ref = full_logits(*m, seq);
+      SeqCache cache;
+      std::vector<float> logits;
+      const size_t prompt = 5;
+      dec.prefill({seq.begin(), seq.begin() + prompt}, cache, logits);
+      double max_diff = 0;
+      for (size_t t = prompt - 1; t + 1 < seq.size(); ++t) {
+        if (t >= prompt) dec.decode({seq[t]}, {&cache}, logits);
+        for (int v = 0; v < V; ++v) {
+          max_diff = std::max(max_diff, double(std::abs(logits[v] - ref[t * V + v])));
+        }
+      }
+      EXPECT_LE(max_diff, 1e-4) << m->config().type_name() << (absorbed ? " absorbed" : " naive");
+      EXPECT_EQ(cache.len, static_cast<int64_t>(seq.size()) - 1);
+    }
+  }
+}
+
+TEST(Decode, CacheHoldsOnlyTheLatent) {
+  auto m = make_model(policy::testing::tiny_v3_json());
+  Decoder dec(*m);
+  const auto& c = m->config();
+  EXPECT_EQ(dec.cache_bytes_per_token(),
+            int64_t{4} * c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim));
+  EXPECT_GT(dec.full_kv_bytes_per_token(), dec.cache_bytes_per_token());
+}
+
+std::vector<Request> requests_for(int vocab, int n_prompts, int group, int max_new) {
+  std::vector<Request> reqs;
+  for (int p = 0; p < n_prompts; ++p) {
+    Request r;
+    for (int t = 0; t < 3 + p % 4; ++t) r.prompt.push_back((p * 7 + t * 3) % vocab);
+    r.n = group;
+    r.params.max_new_tokens = max_new;
+    r.params.temperature = 1.0;
+    r.params.stop_token_ids = {0};
+    reqs.push_back(r);
+  }
+  return reqs;
+}
+
+TEST(Engine, RecordedLogprobsEqualScoring) {
+  for (const Json& j : all_configs()) {
+    auto m = make_model(j);
+    EngineOptions opts;
+    opts.seed = 5;
+    Engine engine(*m, opts);
+    auto reqs = requests_for(m->config().vocab_size, 3, 4, 12);
+    reqs[1].params.temperature = 0.7;
+    reqs[1].params.top_p = 0.9;
+    auto out = engine.generate(reqs);
+    ASSERT_EQ(out.size(), 12u);
+    for (const Completion& comp : out) {
+      ASSERT_NE(comp.finish_reason, "error") << comp.error;
+      std::vector<int32_t> seq = reqs[comp.prompt_index].prompt;
+      seq.insert(seq.end(), comp.ids.begin(), comp.ids.end());
+      policy::Batch b = policy::Batch::from_sequences({seq});
+      policy::Activations<float> acts;
+      m->forward(b, {}, acts);
+      const size_t p = reqs[comp.prompt_index].prompt.size();
+      for (size_t i = 0; i < comp.ids.size(); ++i) {
+        EXPECT_NEAR(comp.policy_logprobs[i], acts.logprob[p - 1 + i], 1e-4)
+            << m->config().type_name() << " token " << i;
+        EXPECT_LE(comp.logprobs[i], 1e-6f);
+      }
+    }
+  }
+}
+
+std::map<std::pair<int64_t, int>, std::vector<int32_t>> by_key(const std::vector<Completion>& v) {
+  std::map<std::pair<int64_t, int>, std::vector<int32_t>> m;
+  for (const auto& c : v) m[{c.prompt_index, c.sample_index}] = c.ids;
+  return m;
+}
+
+TEST(Engine, SameSeedSameOutputForAnyThreadsAndBatchMix) {
+  auto m = make_model(policy::testing::tiny_v3_json());
+  const int V = m->config().vocab_size;
+  auto reqs = requests_for(V, 5, 3, 10);
+  EngineOptions opts;
+  opts.seed = 11;
+  std::vector<Completion> base;
+  {
+    ThreadLimit one(1);
+    opts.max_batch = 64;
+    base = Engine(*m, opts).generate(reqs);
+  }
+  for (int threads : {1, 2}) {
+    for (int max_batch : {1, 3, 7, 64}) {
+      ThreadLimit limit(threads);
+      opts.max_batch = max_batch;
+      auto out = Engine(*m, opts).generate(reqs);
+      EXPECT_EQ(by_key(out), by_key(base)) << threads << " threads, max_batch " << max_batch;
+    }
+  }
+  // A request keeps its completions when other requests join the batch (same prompt index).
+  std::vector<Request> mixed = reqs;
+  mixed[2].n = 6;
+  mixed[4].prompt.push_back(1);
+  auto out = by_key(Engine(*m, opts).generate(mixed));
+  auto want = by_key(base);
+  for (int s = 0; s < 3; ++s) EXPECT_EQ((out[{2, s}]), (want[{2, s}]));
+  EXPECT_EQ((out[{0, 1}]), (want[{0, 1}]));
+  opts.seed = 12;
+  EXPECT_NE(by_key(Engine(*m, opts).generate(reqs)), want);
+}
+
+TEST(Engine, BadPromptsFailAloneAndFinishReasons) {
+  auto m = make_model(policy::testing::tiny_llama_json());
+  const int V = m->config().vocab_size;
+  auto reqs = requests_for(V, 2, 2, 4);
+  Request empty, too_long, bad_id;
+  too_long.prompt.assign(64, 1);
+  bad_id.prompt = {1, V};
+  reqs.push_back(empty);
+  reqs.push_back(too_long);
+  reqs.push_back(bad_id);
+  Engine engine(*m, EngineOptions{});
+  auto out = engine.generate(reqs);
+  ASSERT_EQ(out.size(), 7u);
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(out[i].finish_reason == "stop" || out[i].finish_reason == "length");
+  EXPECT_EQ(out[4].error, "empty prompt");
+  EXPECT_NE(out[5].error.find("context"), std::string::npos);
+  EXPECT_NE(out[6].error.find("outside the vocabulary"), std::string::npos);
+  for (int i = 0; i < 4; ++i) {
+    if (out[i].finish_reason == "length") EXPECT_EQ(out[i].ids.size(), 4u);
+    if (out[i].finish_reason == "stop") EXPECT_EQ(out[i].ids.back(), 0);
+  }
+  std::atomic<bool> cancel{true};
+  auto cut = engine.generate(requests_for(V, 2, 2, 4), {}, &cancel);
+  for (const auto& c : cut) EXPECT_EQ(c.finish_reason, "cancelled");
+}
+
+TEST(Engine, KeepRoutingReplaysTheSampledExperts) {
+  auto m = make_model(policy::testing::tiny_v3_json());
+  EngineOptions opts;
+  opts.record_routing = true;
+  auto reqs = requests_for(m->config().vocab_size, 2, 2, 8);
+  auto out = Engine(*m, opts).generate(reqs);
+  const int K = m->config().num_experts_per_tok;
+  for (const auto& comp : out) {
+    std::vector<int32_t> seq = reqs[comp.prompt_index].prompt;
+    seq.insert(seq.end(), comp.ids.begin(), comp.ids.end());
+    ASSERT_EQ(comp.routing.size(), 1u);
+    ASSERT_EQ(comp.routing[0].size(), (seq.size() - 1) * K);
+    Routing replay = comp.routing;
+    replay[0].resize(seq.size() * K, -1);  // the last token was never fed: route it afresh
+    policy::ForwardOptions fo;
+    fo.replay_topk = &replay;
+    policy::Activations<float> acts;
+    m->forward(policy::Batch::from_sequences({seq}), fo, acts);
+    const size_t p = reqs[comp.prompt_index].prompt.size();
+    for (size_t i = 0; i < comp.ids.size(); ++i) {
+      EXPECT_NEAR(comp.policy_logprobs[i], acts.logprob[p - 1 + i], 1e-4);
+    }
+  }
+}
+
+TEST(Sampling, FiltersAndGreedy) {
+  std::vector<float> logits = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f};
+  std::vector<float> scratch;
+  Rng rng(1);
+  SamplingParams p;
+  p.temperature = 0;
+  TokenSample g = sample_token(logits.data(), 5, p, rng, {}, scratch);
+  EXPECT_EQ(g.token, 1);  // ties go to the lower id
+  double lse = std::log(std::exp(1.0) + 2 * std::exp(3.0) + std::exp(2.0) + std::exp(-1.0));
+  EXPECT_NEAR(g.policy_logprob, 3.0 - lse, 1e-6);
+  p.temperature = 1.0;
+  p.top_k = 2;
+  for (int i = 0; i < 50; ++i) {
+    TokenSample s = sample_token(logits.data(), 5, p, rng, {}, scratch);
+    EXPECT_TRUE(s.token == 1 || s.token == 3);
+    EXPECT_NEAR(s.logprob, std::log(0.5), 1e-6);
+    EXPECT_EQ(s.n_kept, 2);
+    EXPECT_EQ(s.kept_min_logit, 3.0f);
+  }
+  p.top_k = 0;
+  p.top_p = 0.5;  // the two 3.0 logits hold 0.78 of the mass: both kept, the first alone is 0.39
+  EXPECT_EQ(sample_token(logits.data(), 5, p, rng, {}, scratch).n_kept, 2);
+  p.top_p = 1.0;
+  p.min_p = 0.3;  // keeps p >= 0.3 * p_max: exp(2-3) = 0.37 passes, exp(1-3) = 0.14 does not
+  EXPECT_EQ(sample_token(logits.data(), 5, p, rng, {}, scratch).n_kept, 3);
+  p.min_p = 0;
+  p.repetition_penalty = 100.0;
+  p.temperature = 0;
+  EXPECT_EQ(sample_token(logits.data(), 5, p, rng, {1, 3, 1}, scratch).token, 2);
+  SamplingParams bad;
+  bad.top_p = 0;
+  EXPECT_THROW(bad.validate(), Error);
+}
+
+TEST(Sampling, FrequenciesFollowTheDistribution) {
+  std::vector<float> logits = {0.0f, 1.0f, 2.0f, -0.5f};
+  std::vector<float> scratch;
+  Rng rng(3);
+  SamplingParams p;
+  p.temperature = 0.8;
+  std::vector<int> counts(4, 0);
+  const int n = 40000;
+  for (int i = 0; i < n; ++i) ++counts[sample_token(logits.data(), 4, p, rng, {}, scratch).token];
+  double z = 0;
+  for (float l : logits) z += std::exp(l / 0.8);
+  for (int i = 0; i < 4; ++i) {
+    double want = std::exp(logits[i] / 0.8) / z;
+    EXPECT_NEAR(counts[i] / double(n), want, 4 * std::sqrt(want * (1 - want) / n) + 1e-3) << i;
+  }
+}
+
+}  // namespace
+}  // namespace aha::rollout
