@@ -365,13 +365,15 @@ class Comparer {
       return Cmp::kNotEqual;
     }
     if (x.kind == K::kMatrix || y.kind == K::kMatrix) {
-      if (x.kind == K::kMatrix && y.kind == K::kMatrix &&
-          (x.rows != y.rows || x.cols != y.cols)) {
-        return Cmp::kNotEqual;
+      if (x.kind == K::kMatrix && y.kind == K::kMatrix) {
+        if (x.rows != y.rows || x.cols != y.cols) return Cmp::kNotEqual;
+        return in_order(x.kids, y.kids);
       }
-      // a row or column vector equals a tuple of the same entries
+      // a row or column vector equals a tuple (or bare list) of the same entries
       const Node& m = x.kind == K::kMatrix ? x : y;
-      if (x.kind != y.kind && m.rows != 1 && m.cols != 1) return Cmp::kNotEqual;
+      const Node& other = x.kind == K::kMatrix ? y : x;
+      bool tuple_like = other.kind == K::kTuple || (other.kind == K::kSet && other.bare);
+      if (!tuple_like || (m.rows != 1 && m.cols != 1)) return Cmp::kNotEqual;
       return in_order(x.kids, y.kids);
     }
     if (x.kind == K::kInterval || y.kind == K::kInterval) {
@@ -384,8 +386,9 @@ class Comparer {
     if ((x.kind == K::kSet && y.kind == K::kSet) || (x.kind == K::kUnion && y.kind == K::kUnion)) {
       return any_order(x.kids, y.kids);
     }
-    // a bare list "1, 2" against a tuple "(1, 2)": in order
-    if ((x.kind == K::kSet && y.kind == K::kTuple) || (x.kind == K::kTuple && y.kind == K::kSet)) {
+    // a bare list "1, 2" against a tuple "(1, 2)": in order; a braced set never equals a tuple
+    if ((x.kind == K::kSet && x.bare && y.kind == K::kTuple) ||
+        (x.kind == K::kTuple && y.kind == K::kSet && y.bare)) {
       return in_order(x.kids, y.kids);
     }
     return Cmp::kNotEqual;

@@ -23,6 +23,7 @@ class Parser {
       tree_.root = items[0];
     } else {
       tree_.root = collection(K::kSet, std::move(items));
+      if (tree_.root >= 0) tree_.nodes[tree_.root].bare = true;
     }
     return budget_.ok();
   }
