@@ -27,7 +27,10 @@
 namespace aha::rewards {
 namespace {
 
-constexpr uid_t kNobody = 65534;
+// Sandboxed programs run as uid/gid kUidBase + (pid % kUidRange): a user of their own, so
+// that RLIMIT_NPROC (counted per user) of one sandbox cannot starve a concurrent one.
+constexpr uid_t kUidBase = 2000000;
+constexpr uid_t kUidRange = 1000000;
 
 // Isolation flags, sent from the middle process to the parent as one byte.
 enum : unsigned char { kNet = 1, kMount = 2, kPid = 4, kUnpriv = 8 };
@@ -44,6 +47,7 @@ std::string resolve(const std::string& prog) {
 // Everything the children need, prepared before fork (no allocation after it).
 struct ChildPlan {
   std::string dir;
+  std::vector<std::string> file_paths;
   std::string path;
   std::vector<std::string> argv_store, env_store;
   std::vector<char*> argv, envp;
@@ -58,7 +62,7 @@ void set_limit(int resource, rlim_t value) {
 }
 
 // In the grandchild: limits, user, fds, exec. Only async-signal-safe calls.
-[[noreturn]] void exec_child(const ChildPlan& p, unsigned char flags) {
+[[noreturn]] void exec_child(const ChildPlan& p, uid_t uid) {
   setpgid(0, 0);  // the group the parent kills; the middle process stays out to reap it
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   dup2(p.stdin_fd, 0);
@@ -72,7 +76,7 @@ void set_limit(int resource, rlim_t value) {
   set_limit(RLIMIT_NOFILE, static_cast<rlim_t>(l.n_files));
   set_limit(RLIMIT_NPROC, static_cast<rlim_t>(l.n_procs));
   set_limit(RLIMIT_CORE, 0);
-  if (p.root && (setgroups(0, nullptr) != 0 || setgid(kNobody) != 0 || setuid(kNobody) != 0)) {
+  if (p.root && (setgroups(0, nullptr) != 0 || setgid(uid) != 0 || setuid(uid) != 0)) {
     _exit(126);  // never run hostile code as root
   }
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
@@ -107,10 +111,15 @@ bool lock_down_mounts(const ChildPlan& p) {
                                                         : CLONE_NEWUSER | CLONE_NEWNET) == 0) {
     flags |= kNet;
   }
-  if (p.root) flags |= kUnpriv;
+  uid_t uid = kUidBase + static_cast<uid_t>(getpid()) % kUidRange;
+  if (p.root) {
+    flags |= kUnpriv;
+    chown(p.dir.c_str(), uid, uid);
+    for (const auto& f : p.file_paths) chown(f.c_str(), uid, uid);
+  }
   pid_t child = fork();
   if (child < 0) _exit(125);
-  if (child == 0) exec_child(p, flags);
+  if (child == 0) exec_child(p, uid);
   setpgid(child, child);  // also done by the child: whichever runs first
   unsigned char report[1 + sizeof(pid_t)];
   report[0] = flags;
@@ -196,10 +205,9 @@ std::string prepare(const std::vector<std::string>& argv,
   p.dir = tmpl;
   for (const auto& [name, content] : files) {
     if (name.find('/') != std::string::npos) return "file names may not contain '/'";
-    std::ofstream(p.dir + "/" + name, std::ios::binary) << content;
-    if (p.root) chown((p.dir + "/" + name).c_str(), kNobody, kNobody);
+    p.file_paths.push_back(p.dir + "/" + name);
+    std::ofstream(p.file_paths.back(), std::ios::binary) << content;
   }
-  if (p.root) chown(p.dir.c_str(), kNobody, kNobody);
   p.path = resolve(argv[0]);
   p.argv_store = argv;
   p.env_store = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + p.dir, "TMPDIR=" + p.dir,

@@ -1,7 +1,7 @@
 // A process sandbox for untrusted programs: its own process group (and PID, network and mount
 // namespaces when the kernel allows), rlimits, a wall-clock kill of the whole group, a private
-// temp dir, a read-only view of the rest of the file system, an unprivileged user when started
-// as root, and capped output. Thread-safe: each call is independent.
+// temp dir, a read-only view of the rest of the file system, an unprivileged user of its own
+// when started as root, and capped output. Thread-safe: each call is independent.
 #pragma once
 
 #include <cstdint>
@@ -28,7 +28,7 @@ struct SandboxIsolation {
   bool net_ns = false;    // no network: fresh network namespace (only a downed loopback)
   bool mount_ns = false;  // read-only root, private /dev/shm, writable temp dir only
   bool pid_ns = false;    // cannot see or signal host processes
-  bool unprivileged = false;  // ran as uid/gid 65534 (host was root)
+  bool unprivileged = false;  // ran as a uid/gid of its own >= 2000000 (host was root)
 };
 
 struct SandboxResult {
