@@ -1,0 +1,60 @@
+// The GRPO policy loss and its gradient with respect to each completion token's logprob:
+// clipped surrogate (clip-higher eps_low/eps_high, optional dual clip), token- or sequence-level
+// (GSPO) ratios, KL to the reference (k1, k2, k3, or k3 weighted by the importance ratio as in
+// DeepSeek-V3.2), four aggregation modes, and off-policy sequence masking.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aha/core/config.h"
+
+namespace aha::grpo {
+
+enum class RatioLevel { kToken, kSequence };
+enum class LossAgg { kSeqMeanTokenMean, kTokenMean, kSeqMeanTokenSumNorm, kBnpo };
+enum class KlEstimator { kK1, kK2, kK3, kK3Ratio };
+
+struct LossConfig {
+  double eps_low = 0.2;
+  double eps_high = 0.2;
+  double dual_clip = 0.0;  // c > 1 enables the dual clip for negative advantages
+  RatioLevel level = RatioLevel::kToken;
+  LossAgg agg = LossAgg::kSeqMeanTokenMean;
+  double beta = 0.0;       // KL weight in the loss (0: no reference model)
+  KlEstimator kl = KlEstimator::kK3;
+  int64_t max_completion_len = 0;  // Dr. GRPO's constant normaliser
+  double offpolicy_delta = 0.0;    // > 0: drop A<0 sequences with KL(old||new) > delta
+  static RatioLevel parse_level(const std::string& s);
+  static LossAgg parse_agg(const std::string& s);
+  static KlEstimator parse_kl(const std::string& s);
+};
+
+// One completion's tokens. old_logp are the behaviour policy's logprobs (sampling), ref_logp
+// the reference model's (may be empty when beta == 0), advantage per token.
+struct SeqTerms {
+  const float* logp = nullptr;
+  const float* old_logp = nullptr;
+  const float* ref_logp = nullptr;
+  const double* advantage = nullptr;
+  int64_t n = 0;
+};
+
+struct LossMetrics {
+  double loss = 0, pg_loss = 0, kl = 0;  // kl: mean per-token estimate
+  double clip_low_frac = 0, clip_high_frac = 0, dual_clip_frac = 0;
+  double ratio_mean = 0, ratio_max = 0;
+  int64_t tokens = 0, masked_seqs = 0;
+};
+
+// Loss over a minibatch of sequences; dlogp[i][t] receives d loss / d logp_it (overwritten).
+LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
+                      std::vector<std::vector<double>>& dlogp);
+
+// The per-token KL estimate of a policy logprob against the reference, and its derivative
+// with respect to logp (ratio = pi/pi_old is only used by kK3Ratio).
+void kl_term(KlEstimator kind, double logp, double ref_logp, double old_logp, double& value,
+             double& dvalue);
+
+}  // namespace aha::grpo

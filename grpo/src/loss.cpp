@@ -1,0 +1,157 @@
+// The clipped policy-gradient loss with KL, in closed form with its gradient.
+#include "aha/grpo/loss.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "aha/core/error.h"
+
+namespace aha::grpo {
+
+RatioLevel LossConfig::parse_level(const std::string& s) {
+  if (s == "token") return RatioLevel::kToken;
+  if (s == "sequence") return RatioLevel::kSequence;
+  fail("grpo.ratio_level must be token or sequence (got '", s, "')");
+}
+
+LossAgg LossConfig::parse_agg(const std::string& s) {
+  if (s == "seq-mean-token-mean") return LossAgg::kSeqMeanTokenMean;
+  if (s == "token-mean") return LossAgg::kTokenMean;
+  if (s == "seq-mean-token-sum-norm") return LossAgg::kSeqMeanTokenSumNorm;
+  if (s == "bnpo") return LossAgg::kBnpo;
+  fail("grpo.loss_agg must be seq-mean-token-mean, token-mean, seq-mean-token-sum-norm or bnpo");
+}
+
+KlEstimator LossConfig::parse_kl(const std::string& s) {
+  if (s == "k1") return KlEstimator::kK1;
+  if (s == "k2") return KlEstimator::kK2;
+  if (s == "k3") return KlEstimator::kK3;
+  if (s == "k3_ratio") return KlEstimator::kK3Ratio;
+  fail("grpo.kl_estimator must be k1, k2, k3 or k3_ratio (got '", s, "')");
+}
+
+void kl_term(KlEstimator kind, double logp, double ref, double old, double& v, double& dv) {
+  const double delta = ref - logp;  // log(pi_ref / pi)
+  switch (kind) {
+    case KlEstimator::kK1:
+      v = -delta;
+      dv = 1.0;
+      return;
+    case KlEstimator::kK2:
+      v = 0.5 * delta * delta;
+      dv = -delta;
+      return;
+    case KlEstimator::kK3:
+      v = std::exp(delta) - delta - 1.0;
+      dv = 1.0 - std::exp(delta);
+      return;
+    case KlEstimator::kK3Ratio: {
+      // Samples come from pi_old: weight k3 by pi/pi_old (gradient through both factors).
+      const double r = std::exp(logp - old);
+      const double k3 = std::exp(delta) - delta - 1.0;
+      v = r * k3;
+      dv = r * k3 + r * (1.0 - std::exp(delta));
+      return;
+    }
+  }
+}
+
+LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
+                      std::vector<std::vector<double>>& dlogp) {
+  LossMetrics m;
+  dlogp.assign(seqs.size(), {});
+  int64_t total_tokens = 0, live_seqs = 0;
+  std::vector<char> masked(seqs.size(), 0);
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const SeqTerms& s = seqs[i];
+    dlogp[i].assign(s.n, 0.0);
+    if (s.n == 0) {
+      masked[i] = 1;
+      continue;
+    }
+    if (cfg.offpolicy_delta > 0) {
+      // k1 estimate of KL(pi_old || pi_theta) from the old policy's own samples.
+      double kl = 0;
+      for (int64_t t = 0; t < s.n; ++t) kl += double(s.old_logp[t]) - s.logp[t];
+      kl /= double(s.n);
+      if (s.advantage[0] < 0 && kl > cfg.offpolicy_delta) {
+        masked[i] = 1;
+        ++m.masked_seqs;
+        continue;
+      }
+    }
+    total_tokens += s.n;
+    ++live_seqs;
+  }
+  if (live_seqs == 0) return m;
+  double ratio_sum = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    if (masked[i]) continue;
+    const SeqTerms& s = seqs[i];
+    // Aggregation weight of each of this sequence's tokens.
+    double w = 0;
+    switch (cfg.agg) {
+      case LossAgg::kSeqMeanTokenMean: w = 1.0 / (double(s.n) * live_seqs); break;
+      case LossAgg::kTokenMean:
+      case LossAgg::kBnpo: w = 1.0 / double(total_tokens); break;
+      case LossAgg::kSeqMeanTokenSumNorm:
+        AHA_CHECK(cfg.max_completion_len > 0, "seq-mean-token-sum-norm needs max_completion_len");
+        w = 1.0 / (double(cfg.max_completion_len) * live_seqs);
+        break;
+    }
+    double seq_log_ratio = 0;
+    if (cfg.level == RatioLevel::kSequence) {
+      for (int64_t t = 0; t < s.n; ++t) seq_log_ratio += double(s.logp[t]) - s.old_logp[t];
+      seq_log_ratio /= double(s.n);
+    }
+    double seq_grad = 0;  // GSPO: every token's loss depends on the sequence ratio
+    for (int64_t t = 0; t < s.n; ++t) {
+      const double a = s.advantage[t];
+      const double log_ratio =
+          cfg.level == RatioLevel::kSequence ? seq_log_ratio : double(s.logp[t]) - s.old_logp[t];
+      const double r = std::exp(log_ratio);
+      ratio_sum += r;
+      m.ratio_max = std::max(m.ratio_max, r);
+      const double clipped = std::clamp(r, 1.0 - cfg.eps_low, 1.0 + cfg.eps_high);
+      double surrogate = std::min(r * a, clipped * a);
+      bool grad_flows = r * a <= clipped * a;
+      if (a > 0 && r > 1.0 + cfg.eps_high) ++m.clip_high_frac;
+      if (a < 0 && r < 1.0 - cfg.eps_low) ++m.clip_low_frac;
+      if (cfg.dual_clip > 1.0 && a < 0 && surrogate < cfg.dual_clip * a) {
+        surrogate = cfg.dual_clip * a;
+        grad_flows = false;
+        ++m.dual_clip_frac;
+      }
+      // d(-surrogate)/d log_ratio = -r * a where the unclipped branch is active.
+      const double dpg = grad_flows ? -r * a : 0.0;
+      double loss_t = -surrogate;
+      m.pg_loss += w * -surrogate;
+      double dkl = 0;
+      if (cfg.beta > 0) {
+        double kl = 0;
+        kl_term(cfg.kl, s.logp[t], s.ref_logp[t], s.old_logp[t], kl, dkl);
+        loss_t += cfg.beta * kl;
+        m.kl += kl;
+      }
+      m.loss += w * loss_t;
+      if (cfg.level == RatioLevel::kSequence) {
+        seq_grad += w * dpg / double(s.n);
+        dlogp[i][t] = w * cfg.beta * dkl;
+      } else {
+        dlogp[i][t] = w * (dpg + cfg.beta * dkl);
+      }
+    }
+    if (cfg.level == RatioLevel::kSequence) {
+      for (int64_t t = 0; t < s.n; ++t) dlogp[i][t] += seq_grad;
+    }
+  }
+  m.tokens = total_tokens;
+  m.ratio_mean = ratio_sum / double(total_tokens);
+  m.kl /= double(total_tokens);
+  m.clip_low_frac /= double(total_tokens);
+  m.clip_high_frac /= double(total_tokens);
+  m.dual_clip_frac /= double(total_tokens);
+  return m;
+}
+
+}  // namespace aha::grpo
