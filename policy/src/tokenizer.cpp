@@ -53,9 +53,9 @@ void Tokenizer::Impl::pre_tokenize(std::string_view piece, size_t k,
       return;
     }
   }
-  bool keep_matches = step.kind != Kind::kSplitRemoved;
+  bool keep_delimiters = step.kind != Kind::kSplitRemoved;
   step.regex->split(piece, [&](std::string_view p, bool is_match) {
-    if (keep_matches || !is_match) pre_tokenize(p, k + 1, out);
+    if (keep_delimiters || is_match == step.invert) pre_tokenize(p, k + 1, out);
   });
 }
 

@@ -113,6 +113,7 @@ struct PreTokStep {
   enum class Kind { kSplitIsolated, kSplitRemoved, kByteLevel };
   Kind kind = Kind::kSplitIsolated;
   std::unique_ptr<Regex> regex;  // Split pattern, or ByteLevel's GPT-2 regex when use_regex
+  bool invert = false;            // Split: the regex matches the pieces, not the delimiters
   bool add_prefix_space = false;  // ByteLevel only
 };
 

@@ -49,7 +49,7 @@ void add_pre_tokenizer(Tokenizer::Impl& t, const Json& j, bool& byte_level) {
     std::string pattern = p.contains("Regex") ? p["Regex"].get<std::string>()
                                               : quote_regex(p.at("String").get<std::string>());
     std::string behavior = j.value("behavior", "Isolated");
-    if (j.value("invert", false)) fail("[tokenizer] Split with invert: true is not supported");
+    step.invert = j.value("invert", false);
     if (behavior == "Isolated") {
       step.kind = PreTokStep::Kind::kSplitIsolated;
     } else if (behavior == "Removed") {

