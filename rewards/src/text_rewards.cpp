@@ -1,6 +1,7 @@
 // Text-only rewards: R1-Zero format, tag counts, script share, length shaping, repetition.
 #include "aha/rewards/text_rewards.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -124,6 +125,11 @@ Script parse_script(const std::string& name) {
 double script_share(std::string_view text, Script target) {
   int64_t letters = 0, in_target = 0;
   for (size_t i = 0; i < text.size();) {
+    if (text[i] == '\\') {  // LaTeX commands (\frac, \boxed) are not words of any language
+      ++i;
+      while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
+      continue;
+    }
     int32_t cp;
     i += decode_utf8(text, i, cp);
     if (cp < 0) {

@@ -47,6 +47,8 @@ TEST(TextRewards, LanguageConsistency) {
   EXPECT_DOUBLE_EQ(script_share("\xE4\xBD\xA0\xE5\xA5\xBD", Script::kHan), 1.0);  // 你好
   EXPECT_DOUBLE_EQ(script_share("ab\xE4\xBD\xA0\xE5\xA5\xBD", Script::kLatin), 0.5);
   EXPECT_DOUBLE_EQ(script_share("1 + 2 = 3", Script::kLatin), 0.0);
+  // LaTeX commands do not count as Latin words
+  EXPECT_DOUBLE_EQ(script_share("\xE4\xBD\xA0\\frac{1}{2}\\boxed{3}", Script::kHan), 1.0);
   EXPECT_DOUBLE_EQ(script_share("\xD0\xBF\xD1\x80\xD0\xB8 x", Script::kCyrillic), 0.75);
   EXPECT_EQ(chain_of_thought("<think>abc</think><answer>1</answer>"), "abc");
   EXPECT_THROW(parse_script("klingon"), Error);

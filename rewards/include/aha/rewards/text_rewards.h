@@ -24,7 +24,8 @@ enum class Script { kLatin, kHan, kCyrillic, kArabic, kHangul, kKana, kGreek, kD
 // "en"/"latin", "zh"/"han", "ru"/"cyrillic", "ar", "ko", "ja", "el", "hi"; throws otherwise.
 Script parse_script(const std::string& name);
 // Share of letters (UTF-8 code points that are letters of some script) in the target script;
-// 0 when the text has no letters. Invalid UTF-8 bytes count as letters of no script.
+// 0 when the text has no letters. Invalid UTF-8 bytes count as letters of no script; LaTeX
+// command names (\frac) are skipped.
 double script_share(std::string_view text, Script target);
 
 // DAPO soft overlong punishment: 0 up to max_len - cache_len, then linear down to -1 at max_len,
