@@ -79,74 +79,79 @@ void BpeTrainer::add_text(std::string_view text) {
   }
 }
 
-Json BpeTrainer::finish() {
-  const auto& o = impl_->opt;
-  const auto& bmap = detail::byte_level_map();
-  const int32_t n_special = int32_t(o.special_tokens.size());
-  std::vector<std::string> tokens(o.special_tokens);
-  for (int b = 0; b < 256; ++b) tokens.push_back(bmap.byte_to_utf8[b]);
-  std::unordered_map<std::string, int32_t> token_ids;
-  for (int32_t i = 0; i < int32_t(tokens.size()); ++i) token_ids.emplace(tokens[i], i);
+namespace {
 
+// The words being merged (symbol ids), their frequencies, the count of every adjacent pair, which
+// words hold each pair, and a lazy max-heap of (count, pair).
+struct MergeState {
   std::vector<std::vector<int32_t>> words;
   std::vector<int64_t> freq;
   std::unordered_map<uint64_t, int64_t> pair_count;
   std::unordered_map<uint64_t, std::vector<int32_t>> where;
-  for (const auto& [piece, c] : impl_->counts) {
-    std::vector<int32_t> w;
-    for (unsigned char ch : piece) w.push_back(n_special + ch);
-    for (size_t i = 0; i + 1 < w.size(); ++i) {
-      pair_count[pair_key(w[i], w[i + 1])] += c;
-      where[pair_key(w[i], w[i + 1])].push_back(int32_t(words.size()));
-    }
-    words.push_back(std::move(w));
-    freq.push_back(c);
-  }
   std::priority_queue<HeapEntry> heap;
-  for (const auto& [k, c] : pair_count) heap.push({c, int32_t(k >> 32), int32_t(uint32_t(k))});
-
-  Json merges = Json::array();
-  std::vector<int32_t> seen(words.size(), -1);
+  std::vector<int32_t> seen;  // last merge step that visited each word
   std::unordered_map<uint64_t, bool> touched;
-  while (int(tokens.size()) < o.vocab_size && !heap.empty()) {
-    HeapEntry top = heap.top();
-    heap.pop();
-    uint64_t key = pair_key(top.a, top.b);
-    if (pair_count[key] != top.count || top.count <= 0) continue;  // stale entry
-    if (top.count < o.min_frequency) break;
-    std::string merged = tokens[top.a] + tokens[top.b];
-    auto [it, added] = token_ids.emplace(merged, int32_t(tokens.size()));
-    if (added) tokens.push_back(merged);
-    const int32_t m = it->second;
-    merges.push_back(Json::array({tokens[top.a], tokens[top.b]}));
+
+  MergeState(const std::unordered_map<std::string, int64_t>& counts, int32_t first_byte_id) {
+    for (const auto& [piece, c] : counts) {
+      std::vector<int32_t> w;
+      for (unsigned char ch : piece) w.push_back(first_byte_id + ch);
+      for (size_t i = 0; i + 1 < w.size(); ++i) {
+        pair_count[pair_key(w[i], w[i + 1])] += c;
+        where[pair_key(w[i], w[i + 1])].push_back(int32_t(words.size()));
+      }
+      words.push_back(std::move(w));
+      freq.push_back(c);
+    }
+    for (const auto& [k, c] : pair_count) heap.push({c, int32_t(k >> 32), int32_t(uint32_t(k))});
+    seen.assign(words.size(), -1);
+  }
+
+  // The most frequent live pair, or count 0 when none is left.
+  HeapEntry pop_best() {
+    while (!heap.empty()) {
+      HeapEntry top = heap.top();
+      heap.pop();
+      if (top.count > 0 && pair_count[pair_key(top.a, top.b)] == top.count) return top;
+    }
+    return {0, -1, -1};
+  }
+
+  void change(int32_t a, int32_t b, int64_t delta, int32_t word) {
+    uint64_t k = pair_key(a, b);
+    pair_count[k] += delta;
+    if (delta > 0) where[k].push_back(word);
+    touched[k] = true;
+  }
+
+  // Replaces every (a, b) by m in the words holding it, updating the neighbouring pair counts.
+  void merge(int32_t a, int32_t b, int32_t m, int32_t step) {
+    uint64_t key = pair_key(a, b);
     touched.clear();
-    auto change = [&](int32_t a, int32_t b, int64_t d, int32_t w) {
-      uint64_t k = pair_key(a, b);
-      pair_count[k] += d;
-      if (d > 0) where[k].push_back(w);
-      touched[k] = true;
-    };
     std::vector<int32_t> users = std::move(where[key]);
     where.erase(key);
-    const int32_t step = int32_t(merges.size());
     for (int32_t wi : users) {
       if (seen[wi] == step) continue;
       seen[wi] = step;
       auto& w = words[wi];
       const int64_t c = freq[wi];
       for (size_t i = 0; i + 1 < w.size(); ++i) {
-        if (w[i] != top.a || w[i + 1] != top.b) continue;
+        if (w[i] != a || w[i + 1] != b) continue;
         if (i > 0) change(w[i - 1], w[i], -c, wi), change(w[i - 1], m, c, wi);
         if (i + 2 < w.size()) change(w[i + 1], w[i + 2], -c, wi), change(m, w[i + 2], c, wi);
-        change(top.a, top.b, -c, wi);
+        change(a, b, -c, wi);
         w[i] = m;
         w.erase(w.begin() + i + 1);
       }
     }
     for (const auto& [k, unused] : touched)
-      if (k != key && pair_count[k] > 0) heap.push({pair_count[k], int32_t(k >> 32), int32_t(uint32_t(k))});
+      if (k != key && pair_count[k] > 0)
+        heap.push({pair_count[k], int32_t(k >> 32), int32_t(uint32_t(k))});
   }
+};
 
+Json tokenizer_json(const std::vector<std::string>& tokens, int32_t n_special, const Json& merges,
+                    const std::vector<detail::Regex>& splits) {
   Json vocab = Json::object();
   for (int32_t i = 0; i < int32_t(tokens.size()); ++i) vocab[tokens[i]] = i;
   Json added = Json::array();
@@ -155,7 +160,7 @@ Json BpeTrainer::finish() {
                      {"lstrip", false}, {"rstrip", false}, {"normalized", false},
                      {"special", true}});
   Json pre = Json::array();
-  for (const auto& r : impl_->splits)
+  for (const auto& r : splits)
     pre.push_back({{"type", "Split"}, {"pattern", {{"Regex", r.pattern()}}},
                    {"behavior", "Isolated"}, {"invert", false}});
   pre.push_back({{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true},
@@ -170,6 +175,31 @@ Json BpeTrainer::finish() {
                          {"continuing_subword_prefix", nullptr}, {"end_of_word_suffix", nullptr},
                          {"fuse_unk", false}, {"byte_fallback", false}, {"vocab", vocab},
                          {"merges", merges}}}};
+}
+
+}  // namespace
+
+Json BpeTrainer::finish() {
+  const auto& o = impl_->opt;
+  const int32_t n_special = int32_t(o.special_tokens.size());
+  std::vector<std::string> tokens(o.special_tokens);
+  for (int b = 0; b < 256; ++b) tokens.push_back(detail::byte_level_map().byte_to_utf8[b]);
+  std::unordered_map<std::string, int32_t> token_ids;
+  for (int32_t i = 0; i < int32_t(tokens.size()); ++i) token_ids.emplace(tokens[i], i);
+
+  MergeState state(impl_->counts, n_special);
+  Json merges = Json::array();
+  while (int(tokens.size()) < o.vocab_size) {
+    HeapEntry best = state.pop_best();
+    if (best.count == 0 || best.count < o.min_frequency) break;
+    // Two different pairs may spell the same token: it keeps its first id.
+    std::string merged = tokens[best.a] + tokens[best.b];
+    auto [it, added] = token_ids.emplace(merged, int32_t(tokens.size()));
+    if (added) tokens.push_back(merged);
+    merges.push_back(Json::array({tokens[best.a], tokens[best.b]}));
+    state.merge(best.a, best.b, it->second, int32_t(merges.size()));
+  }
+  return tokenizer_json(tokens, n_special, merges, impl_->splits);
 }
 
 Json BpeTrainer::tokenizer_config() const {
