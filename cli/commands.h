@@ -17,6 +17,7 @@ int cmd_init(const Args& args);
 int cmd_score(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_generate(const Args& args);
+int cmd_runs(const Args& args);
 // `aha bench generate` (dispatched by cmd_bench).
 int bench_generate(const Args& args);
 int cmd_tokenize(const Args& args);

@@ -1,0 +1,73 @@
+// The SQLite run database: one file per run holding its config, per-step metrics, every
+// rollout, every reward, checkpoints and events. WAL mode; each step is one transaction, so a
+// run killed at any moment leaves a consistent database whose last step is complete.
+// Not thread-safe: one writer (the trainer's main thread).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aha/core/config.h"
+
+struct sqlite3;
+
+namespace aha::runlog {
+
+constexpr int kSchemaVersion = 1;
+
+struct RolloutRow {
+  int64_t step = 0;
+  std::string prompt_id;
+  int64_t group_index = 0, sample_index = 0;
+  std::string prompt, completion;
+  int64_t n_tokens = 0;
+  std::string finish_reason;
+  double reward = 0, advantage = 0;
+  int correct = -1;  // -1: unknown (NULL)
+  // name -> (value, details)
+  std::vector<std::tuple<std::string, double, Json>> rewards;
+};
+
+class RunDb {
+ public:
+  // Creates <path> (and a runs row), or opens it for a resume when it exists and resume=true.
+  // An existing database without resume is an error (runs are never silently overwritten).
+  RunDb(const std::string& path, const std::string& kind, const Json& config,
+        const std::string& model, bool resume);
+  // Opens an existing database read-only (aha runs, aha report).
+  static std::unique_ptr<RunDb> open_readonly(const std::string& path);
+  ~RunDb();
+  RunDb(const RunDb&) = delete;
+  RunDb& operator=(const RunDb&) = delete;
+
+  int64_t run_id() const { return run_id_; }
+  const std::string& path() const { return path_; }
+  // The last step whose transaction committed (-1 when none).
+  int64_t last_step() const;
+  // Resume: removes every row of steps after `step` (a checkpoint's step) and logs an event.
+  void rewind_to(int64_t step);
+
+  // One step, atomically: metrics, rollouts and their rewards.
+  void write_step(int64_t step, const Json& metrics, const std::vector<RolloutRow>& rollouts);
+  void add_checkpoint(int64_t step, const std::string& path);
+  void event(int64_t step, const std::string& level, const std::string& kind,
+             const std::string& message);
+  void finish(const std::string& status);
+
+  // Runs a query and returns rows as JSON objects (column -> value). For tools and tests.
+  std::vector<Json> query(const std::string& sql) const;
+
+ private:
+  RunDb() = default;
+  void exec(const std::string& sql) const;
+  void migrate();
+
+  sqlite3* db_ = nullptr;
+  std::string path_;
+  int64_t run_id_ = 0;
+};
+
+}  // namespace aha::runlog

@@ -1,0 +1,108 @@
+-- aha run database, schema version 1. One file per run directory: <run_dir>/run.db (WAL).
+-- Documented in docs/runlog.md. Every step is one transaction: its metrics, rollouts and
+-- rewards land together or not at all.
+
+CREATE TABLE IF NOT EXISTS meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+  id         INTEGER PRIMARY KEY,
+  kind       TEXT NOT NULL,           -- grpo | pretrain | distill | eval
+  config     TEXT NOT NULL,           -- the full JSON config after --set overrides
+  model      TEXT,                    -- the checkpoint the run started from
+  started_at TEXT NOT NULL,
+  ended_at   TEXT,
+  status     TEXT NOT NULL,           -- running | finished | failed | killed
+  host       TEXT,
+  git_rev    TEXT
+);
+
+CREATE TABLE IF NOT EXISTS steps (
+  run_id  INTEGER NOT NULL REFERENCES runs(id),
+  step    INTEGER NOT NULL,
+  time    TEXT NOT NULL,
+  metrics TEXT NOT NULL,              -- JSON object: every metric of the step
+  PRIMARY KEY (run_id, step)
+);
+
+CREATE TABLE IF NOT EXISTS rollouts (
+  id            INTEGER PRIMARY KEY,
+  run_id        INTEGER NOT NULL REFERENCES runs(id),
+  step          INTEGER NOT NULL,
+  prompt_id     TEXT NOT NULL,
+  group_index   INTEGER NOT NULL,     -- the group (prompt) within the step
+  sample_index  INTEGER NOT NULL,     -- the completion within the group
+  prompt        TEXT NOT NULL,
+  completion    TEXT NOT NULL,
+  n_tokens      INTEGER NOT NULL,
+  finish_reason TEXT NOT NULL,
+  reward        REAL,                 -- weighted total
+  advantage     REAL,
+  correct       INTEGER               -- 1/0 from the accuracy reward, NULL when none
+);
+CREATE INDEX IF NOT EXISTS rollouts_by_step ON rollouts(run_id, step);
+CREATE INDEX IF NOT EXISTS rollouts_by_prompt ON rollouts(run_id, prompt_id);
+
+CREATE TABLE IF NOT EXISTS rewards (
+  rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+  name       TEXT NOT NULL,
+  value      REAL,
+  details    TEXT,                    -- JSON
+  PRIMARY KEY (rollout_id, name)
+);
+
+CREATE TABLE IF NOT EXISTS checkpoints (
+  run_id     INTEGER NOT NULL REFERENCES runs(id),
+  step       INTEGER NOT NULL,
+  path       TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (run_id, step)
+);
+
+CREATE TABLE IF NOT EXISTS events (
+  id      INTEGER PRIMARY KEY,
+  run_id  INTEGER NOT NULL REFERENCES runs(id),
+  step    INTEGER,
+  time    TEXT NOT NULL,
+  level   TEXT NOT NULL,              -- info | warn | error
+  kind    TEXT NOT NULL,              -- resume | nan_skip | checkpoint | ...
+  message TEXT NOT NULL
+);
+
+-- Every metric as a row: SELECT step, value FROM step_metrics WHERE name = 'kl'.
+CREATE VIEW IF NOT EXISTS step_metrics AS
+  SELECT s.run_id, s.step, j.key AS name, j.value AS value
+  FROM steps s, json_each(s.metrics) j
+  WHERE j.type IN ('integer', 'real');
+
+CREATE VIEW IF NOT EXISTS reward_curve AS
+  SELECT run_id, step,
+         json_extract(metrics, '$.reward_mean') AS reward_mean,
+         json_extract(metrics, '$.accuracy') AS accuracy,
+         json_extract(metrics, '$.kl') AS kl,
+         json_extract(metrics, '$.completion_len_mean') AS completion_len_mean
+  FROM steps ORDER BY run_id, step;
+
+CREATE VIEW IF NOT EXISTS prompt_pass_rate AS
+  SELECT run_id, prompt_id, step, AVG(correct) AS pass_rate, COUNT(*) AS samples
+  FROM rollouts WHERE correct IS NOT NULL
+  GROUP BY run_id, prompt_id, step;
+
+CREATE VIEW IF NOT EXISTS hardest_prompts AS
+  SELECT run_id, prompt_id, AVG(correct) AS pass_rate, COUNT(*) AS samples,
+         MIN(prompt) AS prompt
+  FROM rollouts WHERE correct IS NOT NULL
+  GROUP BY run_id, prompt_id
+  ORDER BY pass_rate ASC, samples DESC;
+
+CREATE VIEW IF NOT EXISTS longest_completions AS
+  SELECT run_id, step, prompt_id, sample_index, n_tokens, finish_reason, reward, completion
+  FROM rollouts ORDER BY n_tokens DESC;
+
+-- metrics.expert_load is [[tokens per expert] per MoE layer].
+CREATE VIEW IF NOT EXISTS expert_load AS
+  SELECT s.run_id, s.step, CAST(l.key AS INTEGER) AS moe_layer, CAST(e.key AS INTEGER) AS expert,
+         e.value AS tokens
+  FROM steps s, json_each(s.metrics, '$.expert_load') l, json_each(l.value) e;

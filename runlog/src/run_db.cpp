@@ -1,0 +1,278 @@
+// SQLite access for the run database: RAII statements, one transaction per step, migrations.
+#include "aha/runlog/run_db.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+
+#include "aha/core/error.h"
+#include "aha_schema.h"
+
+namespace aha::runlog {
+
+namespace {
+
+std::string now_iso() {
+  auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  char buf[32];
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string hostname() {
+  char buf[256] = {0};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+// A prepared statement, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) {
+      fail("[runlog] cannot prepare '", sql.substr(0, 60), "': ", sqlite3_errmsg(db));
+    }
+  }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, int64_t v) {
+    check(sqlite3_bind_int64(s_, i, v));
+    return *this;
+  }
+  Stmt& bind(int i, double v) {
+    check(sqlite3_bind_double(s_, i, v));
+    return *this;
+  }
+  Stmt& bind(int i, const std::string& v) {
+    check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
+    return *this;
+  }
+  Stmt& bind_null(int i) {
+    check(sqlite3_bind_null(s_, i));
+    return *this;
+  }
+  // Steps once; true while rows come back.
+  bool step() {
+    int rc = sqlite3_step(s_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc != SQLITE_DONE) fail("[runlog] ", sqlite3_errmsg(db_));
+    return false;
+  }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  sqlite3_stmt* get() { return s_; }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail("[runlog] bind failed: ", sqlite3_errmsg(db_));
+  }
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// Finite doubles bind as REAL, anything else (NaN, Inf) as NULL: SQLite has no NaN.
+void bind_real(Stmt& s, int i, double v) {
+  if (std::isfinite(v)) {
+    s.bind(i, v);
+  } else {
+    s.bind_null(i);
+  }
+}
+
+}  // namespace
+
+void RunDb::exec(const std::string& sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    fail("[runlog] ", path_, ": ", msg);
+  }
+}
+
+void RunDb::migrate() {
+  // Version 1 is the base schema; later versions append ALTERs here, in order.
+  exec(kSchemaSql);
+  auto rows = query("SELECT value FROM meta WHERE key = 'schema_version'");
+  int version = rows.empty() ? 0 : std::stoi(rows[0]["value"].get<std::string>());
+  if (version > kSchemaVersion) {
+    fail("[runlog] ", path_, " has schema version ", version, ", newer than this aha (",
+         kSchemaVersion, ")");
+  }
+  exec("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
+       std::to_string(kSchemaVersion) + "')");
+}
+
+RunDb::RunDb(const std::string& path, const std::string& kind, const Json& config,
+             const std::string& model, bool resume)
+    : path_(path) {
+  const bool exists = std::filesystem::exists(path);
+  if (exists && !resume) fail("[runlog] ", path, " exists (resume the run, or pick a new output_dir)");
+  if (!exists && resume) fail("[runlog] cannot resume: ", path, " does not exist");
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    fail("[runlog] cannot open ", path, ": ", msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;");
+  migrate();
+  if (resume) {
+    auto rows = query("SELECT id FROM runs ORDER BY id DESC LIMIT 1");
+    if (rows.empty()) fail("[runlog] ", path, " holds no run to resume");
+    run_id_ = rows[0]["id"].get<int64_t>();
+    Stmt s(db_, "UPDATE runs SET status = 'running', ended_at = NULL WHERE id = ?");
+    s.bind(1, run_id_).step();
+    return;
+  }
+  Stmt s(db_,
+         "INSERT INTO runs(kind, config, model, started_at, status, host, git_rev) "
+         "VALUES (?, ?, ?, ?, 'running', ?, ?)");
+  const char* rev = std::getenv("AHA_GIT_REV");
+  s.bind(1, kind).bind(2, config.dump()).bind(3, model).bind(4, now_iso()).bind(5, hostname());
+  if (rev != nullptr) {
+    s.bind(6, std::string(rev));
+  } else {
+    s.bind_null(6);
+  }
+  s.step();
+  run_id_ = sqlite3_last_insert_rowid(db_);
+}
+
+std::unique_ptr<RunDb> RunDb::open_readonly(const std::string& path) {
+  if (!std::filesystem::exists(path)) fail("[runlog] ", path, " does not exist");
+  std::unique_ptr<RunDb> db(new RunDb());
+  db->path_ = path;
+  if (sqlite3_open_v2(path.c_str(), &db->db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    fail("[runlog] cannot open ", path, ": ", sqlite3_errmsg(db->db_));
+  }
+  sqlite3_busy_timeout(db->db_, 5000);
+  std::vector<Json> rows;
+  try {
+    rows = db->query("SELECT value FROM meta WHERE key = 'schema_version'");
+  } catch (const Error&) {
+    fail("[runlog] ", path, " is not an aha run database");
+  }
+  if (rows.empty()) fail("[runlog] ", path, " is not an aha run database");
+  auto runs = db->query("SELECT id FROM runs ORDER BY id DESC LIMIT 1");
+  if (!runs.empty()) db->run_id_ = runs[0]["id"].get<int64_t>();
+  return db;
+}
+
+RunDb::~RunDb() {
+  if (db_ != nullptr) sqlite3_close(db_);
+}
+
+int64_t RunDb::last_step() const {
+  auto rows = query("SELECT MAX(step) AS s FROM steps WHERE run_id = " + std::to_string(run_id_));
+  return rows.empty() || rows[0]["s"].is_null() ? -1 : rows[0]["s"].get<int64_t>();
+}
+
+void RunDb::rewind_to(int64_t step) {
+  const std::string id = std::to_string(run_id_), s = std::to_string(step);
+  exec("BEGIN");
+  try {
+    exec("DELETE FROM rewards WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = " + id +
+         " AND step > " + s + ")");
+    exec("DELETE FROM rollouts WHERE run_id = " + id + " AND step > " + s);
+    exec("DELETE FROM steps WHERE run_id = " + id + " AND step > " + s);
+    exec("DELETE FROM checkpoints WHERE run_id = " + id + " AND step > " + s);
+    exec("COMMIT");
+  } catch (...) {
+    exec("ROLLBACK");
+    throw;
+  }
+  event(step, "info", "resume", "resumed from the checkpoint of step " + s);
+}
+
+void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<RolloutRow>& rollouts) {
+  exec("BEGIN IMMEDIATE");
+  try {
+    Stmt st(db_, "INSERT INTO steps(run_id, step, time, metrics) VALUES (?, ?, ?, ?)");
+    st.bind(1, run_id_).bind(2, step).bind(3, now_iso()).bind(4, metrics.dump(-1, ' ', false,
+                                                                               Json::error_handler_t::replace));
+    st.step();
+    Stmt ro(db_,
+            "INSERT INTO rollouts(run_id, step, prompt_id, group_index, sample_index, prompt, "
+            "completion, n_tokens, finish_reason, reward, advantage, correct) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    Stmt rw(db_, "INSERT INTO rewards(rollout_id, name, value, details) VALUES (?, ?, ?, ?)");
+    for (const RolloutRow& r : rollouts) {
+      ro.reset();
+      ro.bind(1, run_id_).bind(2, r.step).bind(3, r.prompt_id).bind(4, r.group_index);
+      ro.bind(5, r.sample_index).bind(6, r.prompt).bind(7, r.completion).bind(8, r.n_tokens);
+      ro.bind(9, r.finish_reason);
+      bind_real(ro, 10, r.reward);
+      bind_real(ro, 11, r.advantage);
+      if (r.correct < 0) {
+        ro.bind_null(12);
+      } else {
+        ro.bind(12, int64_t{r.correct});
+      }
+      ro.step();
+      const int64_t rid = sqlite3_last_insert_rowid(db_);
+      for (const auto& [name, value, details] : r.rewards) {
+        rw.reset();
+        rw.bind(1, rid).bind(2, name);
+        bind_real(rw, 3, value);
+        rw.bind(4, details.dump(-1, ' ', false, Json::error_handler_t::replace));
+        rw.step();
+      }
+    }
+    exec("COMMIT");
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void RunDb::add_checkpoint(int64_t step, const std::string& path) {
+  Stmt s(db_, "INSERT OR REPLACE INTO checkpoints(run_id, step, path, created_at) VALUES (?, ?, ?, ?)");
+  s.bind(1, run_id_).bind(2, step).bind(3, path).bind(4, now_iso()).step();
+}
+
+void RunDb::event(int64_t step, const std::string& level, const std::string& kind,
+                  const std::string& message) {
+  Stmt s(db_, "INSERT INTO events(run_id, step, time, level, kind, message) VALUES (?, ?, ?, ?, ?, ?)");
+  s.bind(1, run_id_).bind(2, step).bind(3, now_iso()).bind(4, level).bind(5, kind).bind(6, message);
+  s.step();
+}
+
+void RunDb::finish(const std::string& status) {
+  Stmt s(db_, "UPDATE runs SET status = ?, ended_at = ? WHERE id = ?");
+  s.bind(1, status).bind(2, now_iso()).bind(3, run_id_).step();
+}
+
+std::vector<Json> RunDb::query(const std::string& sql) const {
+  Stmt s(db_, sql);
+  std::vector<Json> rows;
+  while (s.step()) {
+    Json row = Json::object();
+    const int n = sqlite3_column_count(s.get());
+    for (int i = 0; i < n; ++i) {
+      const char* name = sqlite3_column_name(s.get(), i);
+      switch (sqlite3_column_type(s.get(), i)) {
+        case SQLITE_INTEGER: row[name] = sqlite3_column_int64(s.get(), i); break;
+        case SQLITE_FLOAT: row[name] = sqlite3_column_double(s.get(), i); break;
+        case SQLITE_NULL: row[name] = nullptr; break;
+        default:
+          row[name] = std::string(reinterpret_cast<const char*>(sqlite3_column_text(s.get(), i)));
+      }
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+}  // namespace aha::runlog

@@ -1,0 +1,133 @@
+// The run database: writes, views, resume, and consistency after SIGKILL at any moment.
+#include "aha/runlog/run_db.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "aha/core/error.h"
+
+namespace aha::runlog {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string fresh(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("aha_db_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return (p / "run.db").string();
+}
+
+std::vector<RolloutRow> rows_for(int64_t step, int n) {
+  std::vector<RolloutRow> rows;
+  for (int i = 0; i < n; ++i) {
+    RolloutRow r;
+    r.step = step;
+    r.prompt_id = "p" + std::to_string(i % 3);
+    r.group_index = i / 2;
+    r.sample_index = i % 2;
+    r.prompt = "What is 2+2?";
+    r.completion = std::string(10 + i, 'x');
+    r.n_tokens = 10 + i;
+    r.finish_reason = "stop";
+    r.reward = i % 2;
+    r.advantage = i % 2 ? 1.0 : -1.0;
+    r.correct = i % 2;
+    r.rewards = {{"math", double(i % 2), Json{{"reason", "ok"}}}, {"format", 1.0, Json::object()}};
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+TEST(RunDb, WritesAndViews) {
+  std::string path = fresh("views");
+  {
+    RunDb db(path, "grpo", Json{{"grpo", {{"beta", 0.001}}}}, "ckpt", false);
+    for (int64_t s = 0; s < 3; ++s) {
+      Json m = {{"reward_mean", 0.1 * s}, {"accuracy", 0.2 * s}, {"kl", 0.01}, {"loss", NAN},
+                {"expert_load", {{3, 5}, {4, 4}}}};
+      db.write_step(s, m, rows_for(s, 6));
+    }
+    db.add_checkpoint(2, "ckpt-2");
+    db.finish("finished");
+    EXPECT_EQ(db.last_step(), 2);
+    EXPECT_THROW(RunDb(path, "grpo", Json::object(), "", false), Error);
+  }
+  auto db = RunDb::open_readonly(path);
+  auto curve = db->query("SELECT step, reward_mean, accuracy FROM reward_curve");
+  ASSERT_EQ(curve.size(), 3u);
+  EXPECT_DOUBLE_EQ(curve[2]["accuracy"].get<double>(), 0.4);
+  auto kl = db->query("SELECT COUNT(*) AS n FROM step_metrics WHERE name = 'kl'");
+  EXPECT_EQ(kl[0]["n"], 3);
+  auto pass = db->query("SELECT pass_rate FROM prompt_pass_rate WHERE prompt_id = 'p1' AND step = 0");
+  EXPECT_DOUBLE_EQ(pass[0]["pass_rate"].get<double>(), 0.5);
+  auto hard = db->query("SELECT prompt_id FROM hardest_prompts LIMIT 1");
+  EXPECT_EQ(hard.size(), 1u);
+  auto longest = db->query("SELECT n_tokens FROM longest_completions LIMIT 1");
+  EXPECT_EQ(longest[0]["n_tokens"], 15);
+  auto load = db->query("SELECT tokens FROM expert_load WHERE step = 1 AND moe_layer = 0 AND expert = 1");
+  EXPECT_EQ(load[0]["tokens"], 5);
+  auto rewards = db->query("SELECT COUNT(*) AS n FROM rewards");
+  EXPECT_EQ(rewards[0]["n"], 3 * 6 * 2);
+  auto runs = db->query("SELECT status, kind FROM runs");
+  EXPECT_EQ(runs[0]["status"], "finished");
+  EXPECT_THROW(RunDb::open_readonly(path + ".nope"), Error);
+}
+
+TEST(RunDb, ResumeRewindsToTheCheckpoint) {
+  std::string path = fresh("resume");
+  {
+    RunDb db(path, "grpo", Json::object(), "", false);
+    for (int64_t s = 0; s < 5; ++s) db.write_step(s, Json{{"x", s}}, rows_for(s, 2));
+  }
+  RunDb db(path, "grpo", Json::object(), "", true);
+  db.rewind_to(2);
+  EXPECT_EQ(db.last_step(), 2);
+  auto n = db.query("SELECT COUNT(*) AS n FROM rollouts");
+  EXPECT_EQ(n[0]["n"], 6);
+  db.write_step(3, Json{{"x", 3}}, rows_for(3, 2));
+  EXPECT_THROW(db.write_step(3, Json::object(), {}), Error);  // a step is written once
+  EXPECT_EQ(db.query("SELECT COUNT(*) AS n FROM events WHERE kind = 'resume'")[0]["n"], 1);
+  EXPECT_THROW(RunDb(path + "2", "grpo", Json::object(), "", true), Error);
+}
+
+TEST(RunDb, SigkillAtAnyMomentLeavesAConsistentDatabase) {
+  for (int trial = 0; trial < 4; ++trial) {
+    std::string path = fresh("kill" + std::to_string(trial));
+    int ready[2];
+    ASSERT_EQ(pipe(ready), 0);
+    pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      RunDb db(path, "grpo", Json::object(), "", false);
+      char c = 1;
+      if (write(ready[1], &c, 1) != 1) _exit(1);  // created: from here on, kill at any time
+      for (int64_t s = 0;; ++s) db.write_step(s, Json{{"step", s}}, rows_for(s, 20));
+      _exit(0);
+    }
+    char c;
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    usleep(trial * 23000);
+    kill(child, SIGKILL);
+    int status = 0;
+    waitpid(child, &status, 0);
+    auto db = RunDb::open_readonly(path);
+    EXPECT_EQ(db->query("PRAGMA integrity_check")[0]["integrity_check"], "ok");
+    int64_t last = db->last_step();
+    auto steps = db->query("SELECT COUNT(*) AS n FROM steps");
+    EXPECT_EQ(steps[0]["n"].get<int64_t>(), last + 1);
+    auto rows = db->query("SELECT COUNT(*) AS n FROM rollouts");
+    EXPECT_EQ(rows[0]["n"].get<int64_t>(), (last + 1) * 20) << "a step is complete or absent";
+    auto rw = db->query("SELECT COUNT(*) AS n FROM rewards");
+    EXPECT_EQ(rw[0]["n"].get<int64_t>(), (last + 1) * 40);
+  }
+}
+
+}  // namespace
+}  // namespace aha::runlog
