@@ -172,7 +172,7 @@ namespace detail {
 std::unique_ptr<RewardFunction> make_command_reward(const Json& p) {
   StrictReader r(p, "command");
   CommandOptions o;
-  const Json& cmd = r.has("command") ? r.child("command") : Json();
+  const Json cmd = r.get<Json>("command", Json());
   if (cmd.is_string()) {
     o.argv = {"/bin/sh", "-c", "exec " + cmd.get<std::string>()};
   } else if (cmd.is_array()) {

@@ -239,6 +239,19 @@ TEST(Plugin, CommandRestartsAfterACrashAndATimeout) {
   EXPECT_EQ(reward->score(sample("because", &ok)).score, 1.0);  // restarted again
 }
 
+TEST(Plugin, CommandThroughTheRegistry) {
+  Json spec = Json::array(
+      {{{"name", "command"},
+        {"params", {{"command", {"python3", kCommandPath}}, {"params", {{"keywords", {"so"}}}}}}}});
+  auto set = RewardSet::from_json(spec, builtin_registry());
+  EXPECT_EQ(set.score(sample("and so on")).reward, 1.0);
+  EXPECT_EQ(set.score(sample("nothing")).reward, 0.0);
+  Json as_string = Json::array(
+      {{{"name", "command"}, {"params", {{"command", "python3 " + kCommandPath}}}}});
+  auto set2 = RewardSet::from_json(as_string, builtin_registry());
+  EXPECT_EQ(set2.score(sample("therefore")).reward, 1.0);  // the script's default keyword
+}
+
 TEST(Plugin, CommandThatCannotStartIsAnError) {
   CommandOptions o;
   o.argv = {"/nonexistent/reward-program"};
