@@ -152,7 +152,11 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
       return std::nullopt;
     case K::kPi: return Value::of_d(kPi);
     case K::kE: return Value::of_d(kE);
-    case K::kInf: return Value::of_d(std::numeric_limits<double>::infinity());
+    case K::kInf: {
+      Value v = Value::of_d(std::numeric_limits<double>::infinity());
+      v.infinity = true;
+      return v;
+    }
     case K::kAdd: case K::kSub: case K::kMul: case K::kDiv: case K::kPow: case K::kPm:
     case K::kBinom: {
       auto x = eval(c, n.a);
@@ -174,7 +178,10 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
       if (n.kind == K::kPercent) return arith(K::kDiv, *x, Value::of_q(Q{100, 1}));
       bool negate = n.kind == K::kNeg || (x->exact ? x->q.num < 0 : x->d < 0);
       if (!negate) return x;
-      return x->exact ? Value::of_q(Q{-x->q.num, x->q.den}, x->approx) : Value::of_d(-x->d);
+      if (x->exact) return Value::of_q(Q{-x->q.num, x->q.den}, x->approx);
+      Value v = Value::of_d(-x->d);
+      v.infinity = x->infinity;
+      return v;
     }
     case K::kFunc: {
       auto x = eval(c, n.a);
@@ -432,11 +439,12 @@ class Comparer {
     if (x.exact && y.exact && !x.approx && !y.approx) return Cmp::kNotEqual;
     if (std::isnan(x.d) || std::isnan(y.d)) return Cmp::kInvalid;
     if (std::isinf(x.d) || std::isinf(y.d)) {
-      if (std::isinf(x.d) && std::isinf(y.d) && (x.d > 0) == (y.d > 0) && !x.exact &&
-          !y.exact) {
-        return Cmp::kEqual;
+      // only the symbol \infty is comparable; an overflow (10^{400}) is unparsable
+      if ((std::isinf(x.d) && !x.infinity) || (std::isinf(y.d) && !y.infinity)) {
+        return Cmp::kInvalid;
       }
-      return std::isinf(x.d) && std::isinf(y.d) ? Cmp::kNotEqual : Cmp::kInvalid;
+      if (x.infinity && y.infinity) return (x.d > 0) == (y.d > 0) ? Cmp::kEqual : Cmp::kNotEqual;
+      return Cmp::kNotEqual;  // \infty against a finite value
     }
     double diff = std::fabs(x.d - y.d);
     double scale = std::max(std::fabs(x.d), std::fabs(y.d));

@@ -31,8 +31,11 @@ struct Value {
   Q q;
   double d = 0.0;
   bool approx = false;  // derived from a decimal literal: compare with tolerance
-  static Value of_q(const Q& q, bool approx = false) { return {true, q, q.to_double(), approx}; }
-  static Value of_d(double d) { return {false, Q{}, d, true}; }
+  bool infinity = false;  // the symbol \infty (an overflow to inf is not equal to anything)
+  static Value of_q(const Q& q, bool approx = false) {
+    return {true, q, q.to_double(), approx, false};
+  }
+  static Value of_d(double d) { return {false, Q{}, d, true, false}; }
 };
 
 // Bounds the work of one check: a step counter and a wall-clock deadline.

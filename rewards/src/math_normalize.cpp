@@ -255,7 +255,7 @@ void repeating_decimals(std::string& s) {
     std::string head = s.substr(b, at - b);
     size_t dot = head.find('.');
     if (rep.empty() || rep.size() > 9 || rep.find_first_not_of("0123456789") != std::string::npos ||
-        dot == std::string::npos || head.size() > 12) {
+        dot == std::string::npos || head.size() + rep.size() > 17) {  // fits a long long
       continue;
     }
     std::string int_part = head.substr(0, dot), frac = head.substr(dot + 1);

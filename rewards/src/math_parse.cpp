@@ -255,7 +255,13 @@ class Parser {
     std::string mant = text.substr(0, e);
     int64_t exp10 = 0;
     n.approx = text.find_first_of(".eE") != std::string::npos;
-    if (e != std::string::npos) exp10 = std::stoll(text.substr(e + 1));
+    if (e != std::string::npos) {  // clamped: "1e99999999999999999999" must not throw
+      size_t k = e + 1;
+      bool negative = k < text.size() && text[k] == '-';
+      if (k < text.size() && (text[k] == '-' || text[k] == '+')) ++k;
+      for (; k < text.size() && exp10 < 100000; ++k) exp10 = exp10 * 10 + (text[k] - '0');
+      if (negative) exp10 = -exp10;
+    }
     size_t dot = mant.find('.');
     std::string digits = mant;
     if (dot != std::string::npos) {

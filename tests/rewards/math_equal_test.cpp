@@ -212,6 +212,9 @@ const Case kCases[] = {
   {"2", "2.0001", kNe}, {"1/2", "2/1", kNe}, {"\\frac{1}{2}", "\\frac{1}{2}x", kNe}, {"5", "5!", kNe},
   {"0", "0.0000001", kNe}, {"x=5", "x=-5", kNe}, {"\\infty", "-\\infty", kNe}, {"\\sqrt{2}", "\\sqrt{3}", kNe},
   {"\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "(1,2,3,4)", kNe}, {"1,2", "\\{1,2\\}", kEq},
+  {"\\text{\\text{\\text{1}}}", "1", kEq}, {"\\frac{1}{0}", "1", kNe}, {"\\sqrt{-1}", "1", kNe},
+  {"(-8)^{1/3}", "-2", kEq}, {"1e400", "1e400", kEq}, {"1e400", "1e401", kUn}, {"10^{400}", "10^{401}", kUn},
+  {"-\\infty", "-\\infty", kEq}, {"\\infty", "10^{400}", kUn},
 };
 // clang-format on
 
@@ -272,6 +275,9 @@ TEST(MathEqual, PathologicalInputsAreBounded) {
       deep, nested, towers, long_sum, std::string(3999, '1'), std::string(10000, '9'),
       "\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{\\sqrt{2}}}}}}}}",
       "x^{x^{x^{x^{x^{x^{x^{x}}}}}}}", "\\binom{100000}{50000}", "2^{-10^{9}}",
+      "1e99999999999999999999", "1e-99999999999999999999", "0.123456789012\\overline{123456789}",
+      std::string(2000, '{') + "1" + std::string(2000, '}'), "\\frac{1}{0}", "0^{-1}", "(-8)^{1/3}",
+      "\\sqrt{-1}", "\\ln(0)", "0/0",
   };
   for (const auto& in : inputs) {
     for (const char* gold : {"1", "x"}) {
