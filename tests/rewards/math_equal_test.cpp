@@ -4,6 +4,7 @@
 
 #include <chrono>
 
+#include "aha/core/rng.h"
 #include "aha/rewards/math.h"
 
 namespace aha::rewards {
@@ -304,6 +305,31 @@ TEST(MathEqual, TimeLimitTurnsSlowChecksUnparsable) {
   MathOptions hurried;
   hurried.time_limit_ms = 1e-6;
   EXPECT_EQ(math_equal(a, b, hurried), MathVerdict::kUnparsable);
+}
+
+// Random LaTeX-ish soup: the checker must never throw, crash or run long.
+TEST(MathEqual, FuzzNeverThrowsAndStaysBounded) {
+  const char* pieces[] = {"1", "23", "0.5", "x", "y", "e", "\\pi", "+", "-", "*", "/", "^", "(",
+                          ")", "[", "]", "\\{", "\\}", "{", "}", ",", "=", "<", "!", "%",
+                          "\\frac", "\\sqrt", "\\sin", "\\log_", "\\cup", "\\pm",
+                          "\\infty", "\\text{cm}", "\\left(", "\\right)", " ", "&", "\\\\",
+                          "\\begin{pmatrix}", "\\end{pmatrix}", "\\overline{3}", "1e5", "|",
+                          "\\binom", "\\boxed{", "#### ", "$", "\\dfrac12", "3 1/2"};
+  Rng rng(7);
+  auto t0 = std::chrono::steady_clock::now();
+  int equal = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string a, b;
+    for (uint64_t k = 0, n = 1 + rng.below(12); k < n; ++k) a += pieces[rng.below(std::size(pieces))];
+    for (uint64_t k = 0, n = 1 + rng.below(12); k < n; ++k) b += pieces[rng.below(std::size(pieces))];
+    MathVerdict v = MathVerdict::kUnparsable;
+    EXPECT_NO_THROW(v = math_equal(a, b)) << a << " | " << b;
+    EXPECT_EQ(math_equal(a, a), math_equal(a, a)) << a;  // deterministic
+    equal += v == MathVerdict::kEqual;
+  }
+  double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(s, 10.0);
+  EXPECT_LT(equal, 300);  // random pairs are almost never equal
 }
 
 TEST(MathEqual, HugeExactValuesCompareExactly) {
