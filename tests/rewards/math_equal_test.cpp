@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 
 #include "aha/core/rng.h"
 #include "aha/rewards/math.h"
@@ -330,6 +332,54 @@ TEST(MathEqual, FuzzNeverThrowsAndStaysBounded) {
   double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(s, 10.0);
   EXPECT_LT(equal, 300);  // random pairs are almost never equal
+}
+
+// A random arithmetic expression in LaTeX and its value computed here, independently.
+struct Expr {
+  std::string latex;
+  double value;
+};
+
+Expr random_expr(Rng& rng, int depth) {
+  if (depth == 0 || rng.below(4) == 0) {
+    int v = static_cast<int>(rng.below(19)) - 9;
+    return {v < 0 ? "(" + std::to_string(v) + ")" : std::to_string(v), static_cast<double>(v)};
+  }
+  Expr a = random_expr(rng, depth - 1);
+  Expr b = random_expr(rng, depth - 1);
+  switch (rng.below(7)) {
+    case 0: return {a.latex + "+" + b.latex, a.value + b.value};
+    case 1: return {a.latex + "-\\left(" + b.latex + "\\right)", a.value - b.value};
+    case 2: return {"(" + a.latex + ")\\cdot(" + b.latex + ")", a.value * b.value};
+    case 3: return {"(" + a.latex + ")(" + b.latex + ")", a.value * b.value};
+    case 4:
+      if (b.value == 0) return a;
+      return {"\\frac{" + a.latex + "}{" + b.latex + "}", a.value / b.value};
+    case 5: {
+      int k = static_cast<int>(rng.below(4));
+      return {"(" + a.latex + ")^{" + std::to_string(k) + "}", std::pow(a.value, k)};
+    }
+    default:
+      if (a.value < 0) return b;
+      return {"\\sqrt{" + a.latex + "}", std::sqrt(a.value)};
+  }
+}
+
+// The parser and evaluator against an independent evaluation of random expressions.
+TEST(MathEqual, RandomExpressionsMatchAnIndependentEvaluation) {
+  Rng rng(11);
+  int checked = 0;
+  for (int i = 0; i < 2000; ++i) {
+    Expr e = random_expr(rng, 4);
+    if (!std::isfinite(e.value) || std::fabs(e.value) > 1e9) continue;
+    char right[64], wrong[64];
+    std::snprintf(right, sizeof(right), "%.15g", e.value);
+    std::snprintf(wrong, sizeof(wrong), "%.15g", e.value + 1e-3 * std::max(1.0, std::fabs(e.value)));
+    EXPECT_EQ(math_equal(e.latex, right), MathVerdict::kEqual) << e.latex << " = " << right;
+    EXPECT_EQ(math_equal(e.latex, wrong), MathVerdict::kNotEqual) << e.latex << " != " << wrong;
+    ++checked;
+  }
+  EXPECT_GT(checked, 1500);
 }
 
 TEST(MathEqual, HugeExactValuesCompareExactly) {
