@@ -62,9 +62,13 @@ void set_limit(int resource, rlim_t value) {
 }
 
 // In the grandchild: limits, user, fds, exec. Only async-signal-safe calls.
-[[noreturn]] void exec_child(const ChildPlan& p, uid_t uid) {
+[[noreturn]] void exec_child(const ChildPlan& p, uid_t uid, unsigned char flags) {
   setpgid(0, 0);  // the group the parent kills; the middle process stays out to reap it
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if ((flags & kPid) && (flags & kMount)) {
+    // a /proc of this PID namespace only: host processes become invisible
+    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  }
   dup2(p.stdin_fd, 0);
   dup2(p.out_w, 1);
   dup2(p.err_w, 2);
@@ -119,7 +123,7 @@ bool lock_down_mounts(const ChildPlan& p) {
   }
   pid_t child = fork();
   if (child < 0) _exit(125);
-  if (child == 0) exec_child(p, uid);
+  if (child == 0) exec_child(p, uid, flags);
   setpgid(child, child);  // also done by the child: whichever runs first
   unsigned char report[1 + sizeof(pid_t)];
   report[0] = flags;

@@ -206,6 +206,17 @@ TEST(SandboxHostile, CannotKillTheParent) {
   expect_host_healthy();
 }
 
+TEST(SandboxHostile, CannotSeeHostProcesses) {
+  if (geteuid() != 0) GTEST_SKIP() << "PID and mount namespaces checked as root only";
+  std::string me = std::to_string(getpid());
+  SandboxResult r = run_python(
+      "import os\n"
+      "print(os.path.exists('/proc/" + me + "'), len([p for p in os.listdir('/proc') if p.isdigit()]))\n");
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_TRUE(r.isolation.pid_ns && r.isolation.mount_ns);
+  EXPECT_EQ(r.out.substr(0, 5), "False") << r.out;  // our pid is not there
+}
+
 TEST(SandboxHostile, HasNoNetwork) {
   if (geteuid() != 0) GTEST_SKIP() << "network namespace checked as root only";
   int server = socket(AF_INET, SOCK_STREAM, 0);
