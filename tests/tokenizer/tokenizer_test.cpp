@@ -197,7 +197,9 @@ TEST(TokenizerFuzz, EncoderRoundTripsRandomBytes) {
                                            "<eos>", "<｜User｜>", "'s", "\xff", "\xc3",
                                            "\xe2\x82", "\xf0\x9f", "\x80", std::string(1, '\0')};
   std::mt19937 rng(2024);
-  for (int iter = 0; iter < 3000; ++iter) {
+  const char* env = std::getenv("AHA_FUZZ_ITERS");  // longer runs: AHA_FUZZ_ITERS=200000
+  const int iters = env ? std::atoi(env) : 3000;
+  for (int iter = 0; iter < iters; ++iter) {
     std::string s;
     int n = int(rng() % 40);
     for (int k = 0; k < n; ++k)
@@ -212,7 +214,9 @@ TEST(TokenizerFuzz, LoaderSurvivesMutatedFiles) {
   std::string base = tiny_json(kMerges, false).dump();
   std::mt19937 rng(7);
   int parsed = 0;
-  for (int iter = 0; iter < 400; ++iter) {
+  const char* env = std::getenv("AHA_FUZZ_ITERS");
+  const int iters = env ? std::max(400, std::atoi(env) / 10) : 400;
+  for (int iter = 0; iter < iters; ++iter) {
     std::string s = base;
     for (int k = 0, n = 1 + int(rng() % 4); k < n; ++k) {
       size_t at = rng() % s.size();
