@@ -7,6 +7,7 @@
 #include "aha/core/dtype.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/presets.h"
+#include "aha/policy/tokenizer.h"
 #include "commands.h"
 #include "options.h"
 
@@ -32,7 +33,19 @@ int cmd_init(const Args& args) {
   }
   if (config.empty() == preset.empty()) fail("give exactly one of --config and --preset");
   Json j = config.empty() ? policy::preset_config(preset) : load_json_file(config);
+  std::unique_ptr<policy::Tokenizer> tok;
+  if (!tokenizer.empty()) tok = std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(tokenizer));
+  if (tok && !preset.empty()) {
+    // A preset fits itself to the tokenizer: its vocabulary and special tokens.
+    j["vocab_size"] = tok->vocab_size();
+    if (tok->bos_id()) j["bos_token_id"] = *tok->bos_id();
+    if (tok->eos_id()) j["eos_token_id"] = *tok->eos_id();
+  }
   policy::ModelConfig cfg = policy::ModelConfig::from_json(j);
+  if (tok && tok->vocab_size() > cfg.vocab_size) {
+    fail("the tokenizer has ", tok->vocab_size(), " ids but the model's vocab_size is ",
+         cfg.vocab_size);
+  }
   policy::Model<float> model(cfg);
   model.init_random(seed, init_std);
   policy::SaveOptions opts;

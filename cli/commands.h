@@ -18,6 +18,7 @@ int cmd_score(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_runs(const Args& args);
+int cmd_train(const Args& args);
 // `aha bench generate` (dispatched by cmd_bench).
 int bench_generate(const Args& args);
 int cmd_tokenize(const Args& args);

@@ -26,6 +26,7 @@ constexpr Command kCommands[] = {
     {"init", aha::cli::cmd_init, "write a random-initialised checkpoint from a config.json"},
     {"score", aha::cli::cmd_score, "per-token logprobs of given sequences (JSONL in/out)"},
     {"generate", aha::cli::cmd_generate, "grouped completions with logprobs (JSONL in/out)"},
+    {"train", aha::cli::cmd_train, "GRPO training from a JSON config (--set overrides)"},
     {"runs", aha::cli::cmd_runs, "a short summary of a run database"},
     {"bench", aha::cli::cmd_bench, "throughput figures as JSON lines (gemm, train, ...)"},
     {"tokenize", aha::cli::cmd_tokenize, "JSONL text -> token ids (--decode: back)"},

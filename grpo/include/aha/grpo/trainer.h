@@ -1,0 +1,89 @@
+// The GRPO trainer: prompts -> G completions each (rollout engine) -> rewards -> group-relative
+// advantages -> reference logprobs -> num_iterations passes of minibatch updates -> run.db and
+// periodic checkpoints with exact training state for a bit-for-bit resume.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "aha/core/config.h"
+#include "aha/datasets/dataset.h"
+#include "aha/grpo/advantages.h"
+#include "aha/grpo/loss.h"
+#include "aha/policy/optimizer.h"
+#include "aha/rollout/sampling.h"
+
+namespace aha::grpo {
+
+struct GrpoConfig {
+  int steps = 100;
+  int prompts_per_step = 8;
+  int group_size = 16;          // G (R1-Zero: 16)
+  int num_iterations = 1;       // mu: passes over each step's rollouts
+  int minibatch_size = 0;       // sequences per optimizer step (0: the whole step batch)
+  double beta = 0.001;          // KL weight (0: no reference model)
+  std::string kl_estimator = "k3";
+  bool kl_in_reward = false;    // subtract beta * sum k1 from the reward instead of the loss
+  double eps_low = 0.2, eps_high = 0.2, dual_clip = 0.0;
+  std::string ratio_level = "token";
+  std::string loss_agg = "seq-mean-token-mean";
+  std::string advantage = "grpo";
+  std::string scale_rewards = "group";
+  int ref_reset_every = 0;      // copy the policy into the reference every N steps (0: never)
+  double ref_ema = 0.0;         // > 0: ref = (1 - ema) * ref + ema * policy after each step
+  bool keep_routing = false;    // replay the experts chosen at sampling
+  double offpolicy_delta = 0.0; // DeepSeek-V3.2 off-policy sequence masking (0: off)
+  bool dynamic_sampling = false;  // DAPO: drop groups whose rewards are all equal, refill
+  bool mask_truncated = false;    // exclude completions that hit max_new_tokens from the loss
+  double bias_update_gamma = 0.0; // aux-loss-free balancing step (0: off)
+  double aux_loss_weight = 0.0;   // weight of the sequence-wise balance loss (x aux_loss_alpha)
+  int max_nan_skips = 3;          // stop after this many non-finite updates in a row
+  int save_every = 0;             // checkpoint every N steps (0: only at the end)
+  int max_batch = 64;             // live sequences in the rollout engine
+  int threads = 0;
+  static GrpoConfig from_json(const Json& j);
+};
+
+struct TrainConfig {
+  std::string model;             // initial policy checkpoint
+  std::string reference;         // reference checkpoint ("": the initial policy)
+  std::string output_dir;
+  uint64_t seed = 0;
+  // data: {"train": path | "synthetic:arithmetic", "format": {...}, "template": "r1_zero" | text,
+  //        "limit": N, "digits": [min, max]}
+  Json data;
+  Json rewards;                  // [{"name", "weight", "params"}...]
+  std::string accuracy_reward;   // label whose score > 0.5 counts as correct ("": first reward)
+  rollout::SamplingParams sampling;
+  GrpoConfig grpo;
+  policy::OptimizerConfig optimizer;
+  policy::LrSchedule schedule;
+  // Parses strictly: unknown keys anywhere are errors. Defaults are R1-Zero's.
+  static TrainConfig from_json(const Json& j);
+};
+
+struct StepReport {
+  int64_t step = 0, total_steps = 0;
+  Json metrics;
+};
+
+class Trainer {
+ public:
+  // resume: continue from the latest checkpoint in output_dir.
+  Trainer(const TrainConfig& config, const Json& raw_config, bool resume);
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  // Runs until grpo.steps (or until max_steps more steps when > 0).
+  void run(const std::function<void(const StepReport&)>& on_step = {}, int64_t max_steps = 0);
+  int64_t step() const;
+  const std::string& run_db_path() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace aha::grpo

@@ -1,0 +1,91 @@
+// Strict parsing of the GRPO run config (unknown keys are errors).
+#include "aha/core/error.h"
+#include "aha/grpo/trainer.h"
+
+namespace aha::grpo {
+
+GrpoConfig GrpoConfig::from_json(const Json& j) {
+  StrictReader r(j, "grpo");
+  GrpoConfig g;
+  g.steps = r.get<int>("steps", g.steps);
+  g.prompts_per_step = r.get<int>("prompts_per_step", g.prompts_per_step);
+  g.group_size = r.get<int>("group_size", g.group_size);
+  g.num_iterations = r.get<int>("num_iterations", g.num_iterations);
+  g.minibatch_size = r.get<int>("minibatch_size", g.minibatch_size);
+  g.beta = r.get<double>("beta", g.beta);
+  g.kl_estimator = r.get<std::string>("kl_estimator", g.kl_estimator);
+  g.kl_in_reward = r.get<bool>("kl_in_reward", g.kl_in_reward);
+  g.eps_low = r.get<double>("eps_low", g.eps_low);
+  g.eps_high = r.get<double>("eps_high", g.eps_high);
+  g.dual_clip = r.get<double>("dual_clip", g.dual_clip);
+  g.ratio_level = r.get<std::string>("ratio_level", g.ratio_level);
+  g.loss_agg = r.get<std::string>("loss_agg", g.loss_agg);
+  g.advantage = r.get<std::string>("advantage", g.advantage);
+  g.scale_rewards = r.get<std::string>("scale_rewards", g.scale_rewards);
+  g.ref_reset_every = r.get<int>("ref_reset_every", g.ref_reset_every);
+  g.ref_ema = r.get<double>("ref_ema", g.ref_ema);
+  g.keep_routing = r.get<bool>("keep_routing", g.keep_routing);
+  g.offpolicy_delta = r.get<double>("offpolicy_delta", g.offpolicy_delta);
+  g.dynamic_sampling = r.get<bool>("dynamic_sampling", g.dynamic_sampling);
+  g.mask_truncated = r.get<bool>("mask_truncated", g.mask_truncated);
+  g.bias_update_gamma = r.get<double>("bias_update_gamma", g.bias_update_gamma);
+  g.aux_loss_weight = r.get<double>("aux_loss_weight", g.aux_loss_weight);
+  g.max_nan_skips = r.get<int>("max_nan_skips", g.max_nan_skips);
+  g.save_every = r.get<int>("save_every", g.save_every);
+  g.max_batch = r.get<int>("max_batch", g.max_batch);
+  g.threads = r.get<int>("threads", g.threads);
+  r.finish();
+  if (g.steps < 1 || g.prompts_per_step < 1 || g.group_size < 1 || g.num_iterations < 1) {
+    fail("grpo.steps, prompts_per_step, group_size and num_iterations must be >= 1");
+  }
+  if (g.minibatch_size < 0 || g.save_every < 0 || g.ref_reset_every < 0) {
+    fail("grpo.minibatch_size, save_every and ref_reset_every must be >= 0");
+  }
+  if (g.beta < 0 || g.eps_low < 0 || g.eps_high < 0) fail("grpo.beta and eps must be >= 0");
+  if (g.dual_clip != 0 && g.dual_clip <= 1) fail("grpo.dual_clip must be 0 (off) or > 1");
+  if (g.ref_ema < 0 || g.ref_ema > 1) fail("grpo.ref_ema must be in [0, 1]");
+  // Parse the names once so a typo fails before any work.
+  LossConfig::parse_kl(g.kl_estimator);
+  LossConfig::parse_level(g.ratio_level);
+  LossConfig::parse_agg(g.loss_agg);
+  AdvantageConfig::parse_mode(g.advantage);
+  AdvantageConfig::parse_scale(g.scale_rewards);
+  return g;
+}
+
+TrainConfig TrainConfig::from_json(const Json& j) {
+  StrictReader r(j, "config");
+  TrainConfig c;
+  c.model = r.require<std::string>("model");
+  c.reference = r.get<std::string>("reference", "");
+  c.output_dir = r.require<std::string>("output_dir");
+  c.seed = r.get<uint64_t>("seed", 0);
+  c.data = r.child("data");
+  c.rewards = r.get<Json>("rewards", Json::array({Json{{"name", "math"}, {"weight", 1.0}},
+                                                   Json{{"name", "format"}, {"weight", 1.0}}}));
+  c.accuracy_reward = r.get<std::string>("accuracy_reward", "");
+  Json sampling = r.child("sampling");
+  c.grpo = GrpoConfig::from_json(r.child("grpo"));
+  Json opt = r.child("optimizer");
+  Json sched = r.child("schedule");
+  r.finish();
+  // R1-Zero defaults where the config is silent: temperature 1, lr 3e-6.
+  c.sampling = rollout::SamplingParams::from_json(sampling);
+  c.optimizer = policy::OptimizerConfig::from_json(opt);
+  if (!sched.contains("lr")) sched["lr"] = 3e-6;
+  if (!sched.contains("total_steps")) sched["total_steps"] = c.grpo.steps;
+  c.schedule = policy::LrSchedule::from_json(sched);
+  StrictReader d(c.data, "data");
+  if (!d.has("train")) fail("data.train is required (a JSONL path or synthetic:arithmetic)");
+  d.get<std::string>("train", "");
+  d.get<std::string>("template", "");
+  d.get<int>("limit", 0);
+  d.get<std::vector<int>>("digits", {});
+  d.get<int>("synthetic_size", 0);
+  d.child("format");
+  d.finish();
+  if (!c.rewards.is_array() || c.rewards.empty()) fail("rewards must be a non-empty array");
+  return c;
+}
+
+}  // namespace aha::grpo

@@ -1,0 +1,44 @@
+// The trainer's private state, shared by trainer.cpp (setup, checkpoints) and
+// trainer_step.cpp (one GRPO step).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aha/core/threading.h"
+#include "aha/datasets/dataset.h"
+#include "aha/datasets/prompt_template.h"
+#include "aha/grpo/trainer.h"
+#include "aha/policy/model.h"
+#include "aha/policy/optimizer.h"
+#include "aha/policy/tokenizer.h"
+#include "aha/rewards/reward.h"
+#include "aha/runlog/run_db.h"
+
+namespace aha::grpo {
+
+struct Trainer::State {
+  TrainConfig cfg;
+  Json raw;
+  std::unique_ptr<ThreadLimit> threads;
+  std::unique_ptr<policy::Model<float>> policy, ref;
+  std::unique_ptr<policy::Tokenizer> tok;
+  std::vector<datasets::Example> data;
+  std::unique_ptr<datasets::DataCursor> cursor;
+  std::unique_ptr<datasets::PromptTemplate> templ;
+  rewards::RewardSet rewards;
+  std::string acc_label;
+  std::unique_ptr<policy::Optimizer<float>> opt;
+  std::unique_ptr<runlog::RunDb> db;
+  int64_t step = 0;  // completed steps
+  int nan_streak = 0;
+  bool ref_changed = false;  // the reference drifted from its checkpoint (reset or EMA)
+
+  // One GRPO step (trainer_step.cpp); returns the step's metrics.
+  Json run_step();
+  void save_checkpoint();
+  void load_checkpoint(const std::string& dir);
+};
+
+}  // namespace aha::grpo
