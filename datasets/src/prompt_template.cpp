@@ -1,5 +1,5 @@
-// Prompt templates: `{field}` substitution, the R1-Zero template and the DeepSeek / ChatML chat
-// formats.
+// Prompt templates: `{field}` substitution, the R1-Zero template and the DeepSeek / Qwen3 /
+// ChatML chat formats.
 #include "aha/datasets/prompt_template.h"
 
 #include <algorithm>
@@ -87,10 +87,67 @@ ChatTemplate ChatTemplate::from_tokenizer_config(const Json& config) {
   std::string bos = config_token(config, "bos_token"), eos = config_token(config, "eos_token");
   if (t.find("<｜User｜>") != std::string::npos && t.find("<｜Assistant｜>") != std::string::npos)
     return ChatTemplate(ChatFormat::kDeepSeek, bos, eos);
-  if (t.find("<|im_start|>") != std::string::npos) return ChatTemplate(ChatFormat::kChatML, bos, eos);
+  if (t.find("<|im_start|>") != std::string::npos)
+    return ChatTemplate(t.find("reasoning_content") != std::string::npos ? ChatFormat::kQwen3
+                                                                          : ChatFormat::kChatML,
+                        bos, eos);
   fail("[chat_template] unrecognised chat_template (supported: DeepSeek <｜User｜>/<｜Assistant｜>, "
        "ChatML <|im_start|>); use a plain {field} template instead");
 }
+
+namespace {
+
+std::string_view strip_newlines(std::string_view s, bool left, bool right) {
+  while (left && !s.empty() && s.front() == '\n') s.remove_prefix(1);
+  while (right && !s.empty() && s.back() == '\n') s.remove_suffix(1);
+  return s;
+}
+
+// Qwen3: an assistant turn after the last user query shows its reasoning as
+// "<think>\n{reasoning}\n</think>\n\n{answer}"; earlier turns keep only the answer.
+std::string render_qwen3(std::span<const ChatMessage> messages) {
+  std::string out;
+  if (!messages.empty() && messages[0].role == "system")
+    out += "<|im_start|>system\n" + messages[0].content + "<|im_end|>\n";
+  int last_query = int(messages.size()) - 1;
+  for (int i = int(messages.size()) - 1; i >= 0; --i) {
+    const std::string& c = messages[i].content;
+    if (messages[i].role == "user" &&
+        !(c.starts_with("<tool_response>") && c.ends_with("</tool_response>"))) {
+      last_query = i;
+      break;
+    }
+  }
+  for (int i = 0; i < int(messages.size()); ++i) {
+    const ChatMessage& m = messages[i];
+    if (m.role == "user" || (m.role == "system" && i > 0)) {
+      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    } else if (m.role == "assistant") {
+      std::string_view content = m.content, reasoning;
+      size_t first_end = content.find("</think>");
+      if (first_end != std::string_view::npos) {
+        std::string_view before = strip_newlines(content.substr(0, first_end), false, true);
+        size_t open = before.rfind("<think>");
+        reasoning = strip_newlines(open == std::string_view::npos ? before : before.substr(open + 7),
+                                   true, false);
+        content = strip_newlines(content.substr(content.rfind("</think>") + 8), true, false);
+      }
+      out += "<|im_start|>assistant\n";
+      if (i > last_query && (i + 1 == int(messages.size()) || !reasoning.empty())) {
+        out += "<think>\n";
+        out += strip_newlines(reasoning, true, true);
+        out += "\n</think>\n\n";
+        out += strip_newlines(content, true, false);
+      } else {
+        out += content;
+      }
+      out += "<|im_end|>\n";
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 std::string ChatTemplate::render(std::span<const ChatMessage> messages,
                                  bool add_generation_prompt) const {
@@ -115,7 +172,11 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages,
     if (add_generation_prompt) out += "<｜Assistant｜>";
     return out;
   }
-  for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+  if (format_ == ChatFormat::kQwen3) {
+    out = render_qwen3(messages);
+  } else {
+    for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+  }
   if (add_generation_prompt) out += "<|im_start|>assistant\n";
   return out;
 }

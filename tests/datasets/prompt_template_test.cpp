@@ -1,5 +1,6 @@
 // Prompt templates: {field} substitution and its errors, the R1-Zero template, and the DeepSeek
-// chat format checked against the JS tokenizer's own Jinja rendering of DeepSeek-V3's template.
+// and Qwen3 chat formats checked against Jinja renderings of the real templates (a committed
+// golden file, and the JS tokenizer's own Jinja engine for DeepSeek-V3).
 #include <gtest/gtest.h>
 
 #include "aha/core/fileio.h"
@@ -43,6 +44,23 @@ const std::vector<std::vector<ChatMessage>> kConversations = {
     {{"system", "A"}, {"system", "B"}, {"user", "hi"}},
     {{"user", "多语言 😀\n\nline"}, {"assistant", "<think>\nok\n</think> yes"}},
 };
+
+// Golden strings rendered from the real DeepSeek-V3 and Qwen3 chat templates with Jinja2 by
+// tests/reference/chat_templates.py.
+TEST(ChatTemplate, MatchesJinjaRenderingOfRealTemplates) {
+  Json golden = load_json_file(std::string(AHA_TEST_DATA_DIR) + "/chat_templates.json");
+  ASSERT_GT(golden["cases"].size(), 10u);
+  ChatTemplate deepseek(ChatFormat::kDeepSeek, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>");
+  ChatTemplate qwen3(ChatFormat::kQwen3, "", "<|im_end|>");
+  for (const Json& c : golden["cases"]) {
+    std::vector<ChatMessage> msgs;
+    for (const Json& m : c["messages"]) msgs.push_back({m["role"], m["content"]});
+    const ChatTemplate& t = c["format"] == "deepseek" ? deepseek : qwen3;
+    EXPECT_EQ(t.render(msgs, c["add_generation_prompt"].get<bool>()),
+              c["expected"].get<std::string>())
+        << c.dump();
+  }
+}
 
 TEST(ChatTemplate, ChatMLFormat) {
   ChatTemplate t(ChatFormat::kChatML, "", "<|im_end|>");

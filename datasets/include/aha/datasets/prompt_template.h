@@ -38,11 +38,13 @@ struct ChatMessage {
   std::string content;
 };
 
-enum class ChatFormat { kDeepSeek, kChatML };
+enum class ChatFormat { kDeepSeek, kQwen3, kChatML };
 
 // Renders conversations the way a tokenizer_config.json chat_template does, for the formats
-// recognised in it: DeepSeek-V3 (`<｜User｜>`/`<｜Assistant｜>`) and ChatML (`<|im_start|>`).
-// Tool calls and Qwen3 thinking blocks are not supported.
+// recognised in it: DeepSeek-V3 (`<｜User｜>`/`<｜Assistant｜>`), Qwen3 (ChatML with `<think>`
+// blocks: reasoning kept only after the last user turn) and plain ChatML (`<|im_start|>`).
+// Assistant reasoning is written inline in the content as `<think>...</think>`. Tool calls, tool
+// messages and Qwen3's enable_thinking=false are not supported.
 class ChatTemplate {
  public:
   ChatTemplate(ChatFormat format, std::string bos_token, std::string eos_token);
