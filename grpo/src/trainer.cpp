@@ -56,7 +56,8 @@ std::string latest_checkpoint(const std::string& dir) {
 
 }  // namespace
 
-Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume)
+Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
+                 const rewards::RewardRegistry* registry)
     : s_(std::make_unique<State>()) {
   State& s = *s_;
   s.cfg = cfg;
@@ -77,7 +78,8 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume)
   s.cursor = std::make_unique<datasets::DataCursor>(static_cast<int64_t>(s.data.size()), cfg.seed);
   std::string templ = cfg.data.value("template", "r1_zero");
   s.templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(templ));
-  s.rewards = rewards::RewardSet::from_json(cfg.rewards, rewards::builtin_registry());
+  s.rewards = rewards::RewardSet::from_json(
+      cfg.rewards, registry != nullptr ? *registry : rewards::builtin_registry());
   s.acc_label = cfg.accuracy_reward.empty() ? s.rewards.labels().front() : cfg.accuracy_reward;
   auto labels = s.rewards.labels();
   if (std::find(labels.begin(), labels.end(), s.acc_label) == labels.end()) {

@@ -12,6 +12,7 @@
 #include "aha/grpo/advantages.h"
 #include "aha/grpo/loss.h"
 #include "aha/policy/optimizer.h"
+#include "aha/rewards/reward.h"
 #include "aha/rollout/sampling.h"
 
 namespace aha::grpo {
@@ -70,8 +71,10 @@ struct StepReport {
 
 class Trainer {
  public:
-  // resume: continue from the latest checkpoint in output_dir.
-  Trainer(const TrainConfig& config, const Json& raw_config, bool resume);
+  // resume: continue from the latest checkpoint in output_dir. registry: where reward names are
+  // looked up (nullptr: the built-in rewards).
+  Trainer(const TrainConfig& config, const Json& raw_config, bool resume,
+          const rewards::RewardRegistry* registry = nullptr);
   ~Trainer();
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
