@@ -110,7 +110,7 @@ bool lock_down_mounts(const ChildPlan& p) {
   if (unshare(ns) == 0) {
     flags |= kPid;
     if (!p.limits->allow_network) flags |= kNet;
-    if (p.root && lock_down_mounts(p)) flags |= kMount;
+    if (lock_down_mounts(p)) flags |= kMount;  // also works inside a fresh user namespace
   } else if (!p.limits->allow_network && unshare(p.root ? CLONE_NEWNET
                                                         : CLONE_NEWUSER | CLONE_NEWNET) == 0) {
     flags |= kNet;
