@@ -17,6 +17,7 @@ struct RefCase {
   const char* package;
   const char* name;
 };
+void PrintTo(const RefCase& c, std::ostream* os) { *os << c.package; }
 
 class ReferenceTest : public ::testing::TestWithParam<RefCase> {
  protected:
