@@ -122,6 +122,8 @@ Value apply_function(const std::string& f, const Value& x, const std::optional<V
   if (f == "cosh") return Value::of_d(std::cosh(v));
   if (f == "tanh") return Value::of_d(std::tanh(v));
   if (f == "exp") return Value::of_d(std::exp(v));
+  if (f == "floor") return Value::of_d(std::floor(v));
+  if (f == "ceil") return Value::of_d(std::ceil(v));
   if (f == "ln") return Value::of_d(std::log(v));
   if (f == "log") {
     if (base) return Value::of_d(std::log(v) / std::log(base->d));
@@ -186,6 +188,11 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
     case K::kFunc: {
       auto x = eval(c, n.a);
       if (!x) return std::nullopt;
+      if ((n.name == "floor" || n.name == "ceil") && x->exact) {  // exact on rationals
+        i128 q = x->q.num / x->q.den, r = x->q.num % x->q.den;
+        if (r != 0 && (x->q.num < 0) == (n.name == "floor")) q += n.name == "floor" ? -1 : 1;
+        return Value::of_q(Q{q, 1}, x->approx);
+      }
       std::optional<Value> base;
       if (n.b >= 0) {
         base = eval(c, n.b);

@@ -36,7 +36,7 @@ constexpr Replacement kCommands[] = {
 };
 
 // Commands whose braced argument is plain text: replaced by " content ".
-constexpr const char* kTextCommands[] = {"text",   "textbf", "textit", "textrm", "mathrm",
+constexpr const char* kTextCommands[] = {"boxed", "fbox", "text",   "textbf", "textit", "textrm", "mathrm",
                                          "mbox",   "mathbf", "mathit", "textnormal", "hbox",
                                          "textup", "mathsf", "mathtt"};
 
@@ -284,6 +284,7 @@ std::string normalize(std::string_view input) {
     replace_all(s, deg, "");
   }
   replace_all(s, "{,}", ",");
+  replace_all(s, "**", "^");  // Python powers
   s = commands_pass(s);
   for (char& c : s) {
     if (c == '\n' || c == '\t' || c == '\r') c = ' ';

@@ -160,7 +160,7 @@ class Parser {
         return t.text == "(" || t.text == "{";
       case T::kCmd:
         return t.text != "cup" && t.text != "pm" && t.text != "mp" && t.text != "end" &&
-               t.text != "cap" && t.text != "setminus";
+               t.text != "cap" && t.text != "setminus" && t.text != "rfloor" && t.text != "rceil";
       default:
         return false;
     }
@@ -434,6 +434,17 @@ class Parser {
     if (name == "e") return leaf(K::kE);
     if (name == "infty" || name == "inf") return leaf(K::kInf);
     if (name == "begin") return matrix();
+    if (name == "lfloor" || name == "lceil") {  // \lfloor x \rfloor, \lceil x \rceil
+      int inner = sum();
+      const char* close = name == "lfloor" ? "rfloor" : "rceil";
+      if (inner < 0 || !is_cmd(close)) return -1;
+      ++pos_;
+      Node f;
+      f.kind = K::kFunc;
+      f.name = name == "lfloor" ? "floor" : "ceil";
+      f.a = inner;
+      return add(std::move(f));
+    }
     if (is_function(name)) return function(name);
     static constexpr const char* kGreek[] = {
         "alpha", "beta", "gamma", "delta", "theta", "lambda", "mu", "sigma", "phi",

@@ -218,6 +218,12 @@ const Case kCases[] = {
   {"\\text{\\text{\\text{1}}}", "1", kEq}, {"\\frac{1}{0}", "1", kNe}, {"\\sqrt{-1}", "1", kNe},
   {"(-8)^{1/3}", "-2", kEq}, {"1e400", "1e400", kEq}, {"1e400", "1e401", kUn}, {"10^{400}", "10^{401}", kUn},
   {"-\\infty", "-\\infty", kEq}, {"\\infty", "10^{400}", kUn},
+  {"x**2", "x^2", kEq}, {"2**3", "8", kEq}, {"\\boxed{3}", "3", kEq}, {"\\fbox{3}", "4", kNe},
+  {"\\lfloor 3.7 \\rfloor", "3", kEq}, {"\\lceil 3.2 \\rceil", "4", kEq}, {"\\left\\lfloor -\\frac{1}{2} \\right\\rfloor", "-1", kEq},
+  {"\\lceil -\\frac{1}{2} \\rceil", "0", kEq}, {"\\lfloor \\pi \\rfloor", "3", kEq}, {"\\lfloor 7/2 \\rfloor", "4", kNe},
+  {"\\frac{-1 \\pm \\sqrt{5}}{2}", "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}", kEq}, {"\\pm 2", "2, -2", kEq},
+  {"x=\\pm2", "2,-2", kEq}, {"\\pm 2", "2, 3", kNe}, {"(1,2),(3,4)", "(3,4),(1,2)", kEq},
+  {"\\{(1,2),(3,4)\\}", "\\{(3,4),(1,2)\\}", kEq}, {"\\{(1,2),(3,4)\\}", "\\{(2,1),(3,4)\\}", kNe},
 };
 // clang-format on
 
