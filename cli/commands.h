@@ -19,6 +19,9 @@ int cmd_bench(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_runs(const Args& args);
 int cmd_train(const Args& args);
+int cmd_pretrain(const Args& args);
+int cmd_eval(const Args& args);
+int cmd_make_data(const Args& args);
 // `aha bench generate` (dispatched by cmd_bench).
 int bench_generate(const Args& args);
 int cmd_tokenize(const Args& args);

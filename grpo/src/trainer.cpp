@@ -6,6 +6,7 @@
 
 #include "aha/core/error.h"
 #include "aha/policy/checkpoint.h"
+#include "aha/grpo/data.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
@@ -13,27 +14,6 @@ namespace aha::grpo {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::vector<datasets::Example> load_data(const Json& data, uint64_t seed) {
-  const std::string train = data.value("train", "");
-  std::vector<datasets::Example> rows;
-  if (train == "synthetic:arithmetic") {
-    std::vector<int> digits = data.value("digits", std::vector<int>{1, 2});
-    if (digits.size() != 2) fail("data.digits must be [min, max]");
-    rows = datasets::synthetic_arithmetic(data.value("synthetic_size", 2000), seed, digits[0],
-                                          digits[1]);
-  } else {
-    datasets::LoadStats st;
-    rows = datasets::load_jsonl(train, datasets::DataFormat::from_json(data.value("format", Json::object())),
-                                &st);
-    if (st.skipped > 0) spdlog::warn("{}: skipped {} malformed lines", train, st.skipped);
-    if (st.duplicates > 0) spdlog::info("{}: dropped {} duplicate prompts", train, st.duplicates);
-  }
-  int limit = data.value("limit", 0);
-  if (limit > 0 && static_cast<int>(rows.size()) > limit) rows.resize(limit);
-  if (rows.empty()) fail("the training data is empty");
-  return rows;
-}
 
 // The newest checkpoint-N directory in dir, or "".
 std::string latest_checkpoint(const std::string& dir) {
@@ -74,7 +54,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
       fail("the reference model's architecture differs from the policy's");
     }
   }
-  s.data = load_data(cfg.data, cfg.seed);
+  s.data = load_examples(cfg.data, "train", cfg.seed);
   s.cursor = std::make_unique<datasets::DataCursor>(static_cast<int64_t>(s.data.size()), cfg.seed);
   std::string templ = cfg.data.value("template", "r1_zero");
   s.templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(templ));

@@ -1,0 +1,60 @@
+// `aha eval`: pass@1 and pass@K of a checkpoint on a dataset.
+#include <iostream>
+
+#include "aha/core/threading.h"
+#include "aha/grpo/eval.h"
+#include "commands.h"
+#include "options.h"
+
+namespace aha::cli {
+
+int cmd_eval(const Args& args) {
+  po::options_description desc("options");
+  grpo::EvalOptions o;
+  std::string data, reward, format, split;
+  int threads = 0, limit = 0;
+  std::vector<int> digits;
+  desc.add_options()
+      ("model", po::value(&o.model)->required(), "checkpoint directory (with tokenizer.json)")
+      ("data", po::value(&data)->required(), "JSONL file, or synthetic:addition")
+      ("format", po::value(&format)->default_value("generic"), "generic | gsm8k | math")
+      ("split", po::value(&split)->default_value("eval"), "synthetic split: eval | train | all")
+      ("digits", po::value(&digits)->multitoken(), "synthetic operand digits: MIN MAX")
+      ("limit", po::value(&limit)->default_value(0), "first N problems (0: all)")
+      ("reward", po::value(&reward)->default_value("math,format"),
+       "rewards (comma list); the first decides pass/fail")
+      ("n", po::value(&o.n)->default_value(1), "samples per problem (K)")
+      ("temperature", po::value(&o.sampling.temperature)->default_value(1.0), "0 = greedy")
+      ("top-p", po::value(&o.sampling.top_p)->default_value(1.0), "")
+      ("max-new-tokens", po::value(&o.sampling.max_new_tokens)->default_value(256), "")
+      ("template", po::value(&o.templ)->default_value("r1_zero"), "prompt template")
+      ("seed", po::value(&o.seed)->default_value(0), "sampling seed")
+      ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
+      ("out", po::value(&o.out_jsonl), "per-problem results (JSONL)")
+      ("db", po::value(&o.db_path), "also log into a new run database");
+  po::variables_map vm;
+  if (!parse_options(args, desc, vm,
+                     "usage: aha eval --model DIR --data F.jsonl [--reward math] [--n K]\n"
+                     "Prints {\"pass@1\": .., \"pass@K\": .., \"rewards\": {..}} as one JSON line.")) {
+    return 0;
+  }
+  ThreadLimit tl(threads);
+  o.sampling.validate();
+  o.data = Json{{"eval", data}, {"split", split}, {"limit", limit},
+                {"format", Json{{"kind", format}}}, {"synthetic_size", limit > 0 ? limit : 500}};
+  if (!digits.empty()) o.data["digits"] = digits;
+  o.rewards = Json::array();
+  size_t start = 0;
+  while (start <= reward.size()) {
+    size_t comma = reward.find(',', start);
+    std::string name = reward.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!name.empty()) o.rewards.push_back(Json{{"name", name}});
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (o.rewards.empty()) fail("--reward names no reward");
+  std::cout << grpo::evaluate(o).dump() << std::endl;
+  return 0;
+}
+
+}  // namespace aha::cli

@@ -1,0 +1,38 @@
+// Next-token pretraining of a (small) model on text: how the R1-Zero demo gets its base
+// checkpoint. Same run.db logging, checkpoints and resume as GRPO.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "aha/core/config.h"
+#include "aha/policy/optimizer.h"
+
+namespace aha::grpo {
+
+struct PretrainConfig {
+  std::string model;       // initial checkpoint (with tokenizer.json)
+  std::string output_dir;
+  uint64_t seed = 0;
+  // {"train": path.jsonl ("text" field) | "synthetic:addition", "size": N, "digits": [1, 2],
+  //  "p_sloppy", "p_wrong_answer", "p_no_format"}
+  Json data;
+  int steps = 1000;
+  int64_t batch_tokens = 4096;  // tokens per optimizer step (whole documents, packed)
+  int save_every = 0;
+  int threads = 0;
+  policy::OptimizerConfig optimizer;
+  policy::LrSchedule schedule;
+  static PretrainConfig from_json(const Json& j);  // strict
+};
+
+struct PretrainReport {
+  int64_t step = 0, total_steps = 0;
+  Json metrics;
+};
+
+// Runs (or resumes) pretraining; the final checkpoint is <output_dir>/final.
+void pretrain(const PretrainConfig& config, const Json& raw, bool resume,
+              const std::function<void(const PretrainReport&)>& on_step = {});
+
+}  // namespace aha::grpo

@@ -1,0 +1,115 @@
+// Sampling-based evaluation of a checkpoint.
+#include "aha/grpo/eval.h"
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "aha/core/error.h"
+#include "aha/core/fileio.h"
+#include "aha/datasets/prompt_template.h"
+#include "aha/grpo/data.h"
+#include "aha/policy/checkpoint.h"
+#include "aha/policy/tokenizer.h"
+#include "aha/rewards/reward.h"
+#include "aha/rollout/engine.h"
+#include "aha/runlog/run_db.h"
+
+namespace aha::grpo {
+
+Json evaluate(const EvalOptions& o) {
+  if (o.n < 1) fail("--n must be >= 1");
+  auto tok = policy::Tokenizer::load(o.model);
+  auto model = policy::load_model<float>(o.model);
+  auto problems = load_examples(o.data, o.data.contains("eval") ? "eval" : "train", o.seed);
+  auto templ = datasets::PromptTemplate::from_config(o.templ);
+  auto rewards = rewards::RewardSet::from_json(o.rewards, rewards::builtin_registry());
+  const std::string acc = o.accuracy_reward.empty() ? rewards.labels().front() : o.accuracy_reward;
+  std::vector<rollout::Request> reqs;
+  std::vector<std::string> prompts;
+  for (const auto& p : problems) {
+    Json fields = p.row;
+    fields["prompt"] = fields.value("question", "");
+    prompts.push_back(templ.render(fields));
+    rollout::Request r;
+    r.prompt = tok.encode(prompts.back(), true);
+    r.n = o.n;
+    r.params = o.sampling;
+    if (r.params.stop_token_ids.empty() && tok.eos_id()) r.params.stop_token_ids = {*tok.eos_id()};
+    reqs.push_back(std::move(r));
+  }
+  rollout::EngineOptions eo;
+  eo.seed = o.seed;
+  eo.max_batch = o.max_batch;
+  auto known = [&](const std::vector<int32_t>& ids) {
+    std::vector<int32_t> out;
+    for (int32_t id : ids) {
+      if (id >= 0 && id < tok.vocab_size()) out.push_back(id);
+    }
+    return out;
+  };
+  eo.detokenize = [&](const std::vector<int32_t>& ids) { return tok.decode(known(ids)); };
+  auto comps = rollout::Engine(*model, eo).generate(reqs);
+  std::vector<std::string> texts(comps.size());
+  std::vector<rewards::Sample> samples(comps.size());
+  for (size_t i = 0; i < comps.size(); ++i) {
+    texts[i] = tok.decode_utf8(known(comps[i].ids), true);
+    samples[i] = {prompts[comps[i].prompt_index], texts[i], &problems[comps[i].prompt_index].row,
+                  static_cast<int64_t>(comps[i].ids.size())};
+  }
+  auto scored = rewards.score_batch(samples);
+  std::vector<int> correct(problems.size(), 0);
+  std::map<std::string, double> sums;
+  double len_sum = 0;
+  std::vector<runlog::RolloutRow> rows;
+  for (size_t i = 0; i < comps.size(); ++i) {
+    auto it = scored[i].rewards.find(acc);
+    const int ok = it != scored[i].rewards.end() && it->second > 0.5;
+    correct[comps[i].prompt_index] += ok;
+    for (const auto& [label, v] : scored[i].rewards) sums[label] += v;
+    len_sum += double(comps[i].ids.size());
+    runlog::RolloutRow row;
+    row.prompt_id = problems[comps[i].prompt_index].id;
+    row.group_index = comps[i].prompt_index;
+    row.sample_index = comps[i].sample_index;
+    row.prompt = prompts[comps[i].prompt_index];
+    row.completion = texts[i];
+    row.n_tokens = static_cast<int64_t>(comps[i].ids.size());
+    row.finish_reason = comps[i].finish_reason;
+    row.reward = scored[i].reward;
+    row.correct = ok;
+    rows.push_back(std::move(row));
+  }
+  double pass1 = 0, passk = 0;
+  for (int c : correct) {
+    pass1 += double(c) / o.n;
+    passk += c > 0;
+  }
+  const double np = double(problems.size()), ns = double(comps.size());
+  Json result = {{"problems", problems.size()}, {"k", o.n}, {"pass@1", pass1 / np},
+                 {"pass@" + std::to_string(o.n), passk / np},
+                 {"completion_len_mean", len_sum / ns}};
+  Json per = Json::object();
+  for (const auto& [label, s] : sums) per[label] = s / ns;
+  result["rewards"] = per;
+  if (!o.out_jsonl.empty()) {
+    std::string out;
+    for (size_t p = 0; p < problems.size(); ++p) {
+      out += Json{{"id", problems[p].id}, {"question", problems[p].row.value("question", "")},
+                  {"answer", problems[p].row.value("answer", Json())}, {"correct", correct[p]},
+                  {"n", o.n}}.dump() + "\n";
+    }
+    write_file_atomic(o.out_jsonl, out);
+  }
+  if (!o.db_path.empty()) {
+    runlog::RunDb db(o.db_path, "eval", Json{{"model", o.model}, {"data", o.data}, {"n", o.n}},
+                     o.model, false);
+    Json metrics = result;
+    metrics["accuracy"] = pass1 / np;
+    db.write_step(0, metrics, rows);
+    db.finish("finished");
+  }
+  return result;
+}
+
+}  // namespace aha::grpo

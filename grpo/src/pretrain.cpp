@@ -1,0 +1,168 @@
+// Next-token pretraining loop.
+#include "aha/grpo/pretrain.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "aha/core/error.h"
+#include "aha/core/threading.h"
+#include "aha/datasets/dataset.h"
+#include "aha/datasets/synthetic.h"
+#include "aha/policy/checkpoint.h"
+#include "aha/policy/tokenizer.h"
+#include "aha/runlog/run_db.h"
+
+namespace aha::grpo {
+
+namespace fs = std::filesystem;
+
+PretrainConfig PretrainConfig::from_json(const Json& j) {
+  StrictReader r(j, "config");
+  PretrainConfig c;
+  c.model = r.require<std::string>("model");
+  c.output_dir = r.require<std::string>("output_dir");
+  c.seed = r.get<uint64_t>("seed", 0);
+  c.data = r.child("data");
+  c.steps = r.get<int>("steps", c.steps);
+  c.batch_tokens = r.get<int64_t>("batch_tokens", c.batch_tokens);
+  c.save_every = r.get<int>("save_every", 0);
+  c.threads = r.get<int>("threads", 0);
+  c.optimizer = policy::OptimizerConfig::from_json(r.child("optimizer"));
+  Json sched = r.child("schedule");
+  r.finish();
+  if (!sched.contains("total_steps")) sched["total_steps"] = c.steps;
+  c.schedule = policy::LrSchedule::from_json(sched);
+  if (c.steps < 1 || c.batch_tokens < 1) fail("steps and batch_tokens must be >= 1");
+  StrictReader d(c.data, "data");
+  if (!d.has("train")) fail("data.train is required");
+  for (const char* k : {"train"}) d.get<std::string>(k, "");
+  d.get<int64_t>("size", 0);
+  d.get<std::vector<int>>("digits", {});
+  for (const char* k : {"p_sloppy", "p_wrong_answer", "p_no_format"}) d.get<double>(k, 0.0);
+  d.finish();
+  return c;
+}
+
+namespace {
+
+std::vector<std::string> load_texts(const Json& data, uint64_t seed) {
+  const std::string train = data.value("train", "");
+  std::vector<std::string> texts;
+  if (train == "synthetic:addition") {
+    datasets::AdditionTask t;
+    std::vector<int> digits = data.value("digits", std::vector<int>{1, 2});
+    if (digits.size() != 2) fail("data.digits must be [min, max]");
+    t.min_digits = digits[0];
+    t.max_digits = digits[1];
+    t.p_sloppy = data.value("p_sloppy", t.p_sloppy);
+    t.p_wrong_answer = data.value("p_wrong_answer", t.p_wrong_answer);
+    t.p_no_format = data.value("p_no_format", t.p_no_format);
+    for (auto& e : datasets::addition_problems(data.value("size", int64_t{20000}), seed, t, true)) {
+      texts.push_back(e.row["text"].get<std::string>());
+    }
+  } else {
+    datasets::DataFormat f;
+    f.prompt_field = "text";
+    f.answer_field = "text";
+    for (auto& e : datasets::load_jsonl(train, f)) texts.push_back(e.row["text"].get<std::string>());
+  }
+  if (texts.empty()) fail("the pretraining corpus is empty");
+  return texts;
+}
+
+}  // namespace
+
+void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
+              const std::function<void(const PretrainReport&)>& on_step) {
+  ThreadLimit limit(cfg.threads);
+  auto tok = policy::Tokenizer::load(cfg.model);
+  auto model = policy::load_model<float>(cfg.model);
+  std::vector<std::string> texts = load_texts(cfg.data, cfg.seed);
+  // Tokenize once: documents are reused across epochs.
+  std::vector<std::vector<int32_t>> docs;
+  const int max_len = model->rope().max_pos();
+  for (const auto& t : texts) {
+    auto ids = tok.encode(t, true);
+    if (tok.eos_id()) ids.push_back(*tok.eos_id());
+    if (static_cast<int>(ids.size()) > max_len) ids.resize(max_len);
+    if (ids.size() >= 2) docs.push_back(std::move(ids));
+  }
+  policy::Optimizer<float> opt(model->table(), cfg.optimizer);
+  datasets::DataCursor cursor(static_cast<int64_t>(docs.size()), cfg.seed);
+  fs::create_directories(cfg.output_dir);
+  runlog::RunDb db((fs::path(cfg.output_dir) / "run.db").string(), "pretrain", raw, cfg.model, resume);
+  int64_t step = 0;
+  const fs::path state_dir = fs::path(cfg.output_dir) / "last";
+  if (resume && fs::exists(state_dir / "trainer_state.json")) {
+    Json st = load_json_file((state_dir / "trainer_state.json").string());
+    model->params() = policy::load_model<float>(state_dir.string())->params();
+    opt.load((state_dir / "optimizer.safetensors").string());
+    step = st.at("step").get<int64_t>();
+    cursor.restore(st.at("cursor"));
+    db.rewind_to(step);
+  }
+  auto save = [&](const fs::path& dir) {
+    policy::SaveOptions so;
+    so.copy_tokenizer_from = cfg.model;
+    policy::save_model(*model, dir.string(), so);
+    opt.save((dir / "optimizer.safetensors").string());
+    save_json_file((dir / "trainer_state.json").string(),
+                   Json{{"step", step}, {"cursor", cursor.state()}});
+    db.add_checkpoint(step, dir.string());
+  };
+  policy::Activations<float> acts;
+  auto start = std::chrono::steady_clock::now();
+  while (step < cfg.steps) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::vector<int32_t>> batch_docs;
+    int64_t n_tokens = 0;
+    while (n_tokens < cfg.batch_tokens) {
+      const auto& d = docs[cursor.next(1)[0]];
+      n_tokens += static_cast<int64_t>(d.size());
+      batch_docs.push_back(d);
+    }
+    policy::Batch batch = policy::Batch::from_sequences(batch_docs);
+    model->forward(batch, {}, acts);
+    int64_t n_pred = 0;
+    double nll = 0;
+    for (size_t t = 0; t < acts.targets.size(); ++t) {
+      if (acts.targets[t] < 0) continue;
+      ++n_pred;
+      nll -= acts.logprob[t];
+    }
+    std::vector<float> dlp(acts.logprob.size(), 0.0f);
+    for (size_t t = 0; t < dlp.size(); ++t) {
+      if (acts.targets[t] >= 0) dlp[t] = -1.0f / static_cast<float>(n_pred);
+    }
+    model->zero_grad();
+    model->backward(acts, dlp.data(), 1.0);
+    double norm = policy::clip_grad_norm(model->table(), model->grads().data(), cfg.optimizer.max_grad_norm);
+    const double lr = cfg.schedule.at(step);
+    if (std::isfinite(norm)) {
+      opt.step(model->params().data(), model->grads().data(), lr);
+    } else {
+      db.event(step + 1, "warn", "nan_skip", "non-finite gradient: update skipped");
+    }
+    ++step;
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    Json m = {{"loss", nll / double(n_pred)}, {"ppl", std::exp(nll / double(n_pred))},
+              {"lr", lr}, {"grad_norm", norm}, {"tokens", batch.n_tokens()},
+              {"tokens_per_s", double(batch.n_tokens()) / dt}, {"aux_loss", acts.aux_loss},
+              {"epoch", cursor.epoch()}};
+    db.write_step(step, m, {});
+    if (on_step) on_step(PretrainReport{step, cfg.steps, m});
+    if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < cfg.steps) save(state_dir);
+  }
+  save(state_dir);
+  policy::SaveOptions so;
+  so.copy_tokenizer_from = cfg.model;
+  policy::save_model(*model, (fs::path(cfg.output_dir) / "final").string(), so);
+  db.finish("finished");
+  spdlog::info("pretraining done in {:.1f}s: {}", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+               (fs::path(cfg.output_dir) / "final").string());
+}
+
+}  // namespace aha::grpo
