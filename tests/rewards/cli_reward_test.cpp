@@ -87,7 +87,7 @@ TEST_F(CliReward, CodeLines) {
       R"J({"completion": "```python\ndef f(a):\n    return a + 1\n```", "tests": {"fn_name": "f", "inputs": [[1], [2]], "outputs": [[2], [4]]}})J" "\n"
       R"J({"prompt": "def g(x):\n", "completion": "    return -x\n", "test": "def check(c):\n    assert c(2) == -2\n", "entry_point": "g"})J" "\n"
       R"J({"completion": "print(1)", "tests": "not an object"})J" "\n");
-  CliRun r = run("reward --reward code --params '{\"code\": {\"timeout_s\": 3}}' --input " + in);
+  CliRun r = run("reward --reward code --params '{\"code\": {\"timeout_s\": 10}}' --input " + in);
   ASSERT_EQ(r.code, 0) << r.out;
   auto out = lines(r.out);
   ASSERT_EQ(out.size(), 4u) << r.out;
