@@ -23,7 +23,7 @@ int cmd_tokenizer_train(const Args& args) {
       "min-frequency", po::value<int64_t>(&opt.min_frequency)->default_value(opt.min_frequency),
       "never merge a pair seen fewer times")(
       "pre-tokenizer", po::value<std::string>(&opt.pre_tokenizer)->default_value("deepseek"),
-      "deepseek | gpt2")(
+      "deepseek | digits | gpt2")(
       "special-tokens", po::value<std::string>(&specials),
       "comma-separated; the first three are BOS, EOS, PAD (default: DeepSeek's)");
   po::variables_map vm;

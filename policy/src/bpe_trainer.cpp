@@ -19,6 +19,10 @@ const std::vector<std::string> kDeepSeekSplits = {
     "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
     R"re([!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)re",
 };
+// As DeepSeek's, but every digit alone (like Qwen2/Llama-3 style digit splitting): arithmetic
+// then sees single digits, which small models learn far more easily.
+const std::vector<std::string> kDigitSplits = {
+    R"re(\p{N})re", kDeepSeekSplits[1], kDeepSeekSplits[2]};
 const std::vector<std::string> kGpt2Splits = {
     R"re('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)re"};
 
@@ -52,13 +56,16 @@ struct BpeTrainer::Impl {
 BpeTrainer::BpeTrainer(BpeTrainerOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opt = std::move(options);
   const auto& o = impl_->opt;
-  if (o.pre_tokenizer != "deepseek" && o.pre_tokenizer != "gpt2")
-    fail("[bpe_trainer] pre_tokenizer must be deepseek or gpt2, not '", o.pre_tokenizer, "'");
+  if (o.pre_tokenizer != "deepseek" && o.pre_tokenizer != "gpt2" && o.pre_tokenizer != "digits")
+    fail("[bpe_trainer] pre_tokenizer must be deepseek, digits or gpt2, not '", o.pre_tokenizer,
+         "'");
   int min_vocab = int(o.special_tokens.size()) + 256;
   if (o.vocab_size < min_vocab)
     fail("[bpe_trainer] vocab_size ", o.vocab_size, " < ", min_vocab,
          " (special tokens + 256 byte tokens)");
-  for (const auto& p : o.pre_tokenizer == "deepseek" ? kDeepSeekSplits : kGpt2Splits)
+  for (const auto& p : o.pre_tokenizer == "deepseek" ? kDeepSeekSplits
+                       : o.pre_tokenizer == "digits" ? kDigitSplits
+                                                     : kGpt2Splits)
     impl_->splits.emplace_back(p);
 }
 
