@@ -1,5 +1,7 @@
 // Tokenizer encode/decode: added-token matching, normalization, the pre-tokenizer sequence and
 // byte-level BPE; decode concatenates each id's bytes.
+#include <tbb/parallel_for.h>
+
 #include <algorithm>
 
 #include "tokenizer_impl.h"
@@ -117,6 +119,13 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special) 
   ids.reserve(text.size() / 3 + 4);
   encode_append(text, ids, add_special);
   return ids;
+}
+
+std::vector<std::vector<int32_t>> Tokenizer::encode_batch(std::span<const std::string> texts,
+                                                          bool add_special) const {
+  std::vector<std::vector<int32_t>> out(texts.size());
+  tbb::parallel_for(size_t(0), texts.size(), [&](size_t i) { out[i] = encode(texts[i], add_special); });
+  return out;
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special) const {

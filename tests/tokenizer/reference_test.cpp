@@ -62,6 +62,9 @@ TEST_P(ReferenceTest, IdsEqualJavaScriptEncoder) {
                     << "\n js:  " << Json(want).dump();
   }
   EXPECT_EQ(mismatches, 0) << "of " << corpus.size() << " texts";
+  auto batch = tok->encode_batch(corpus);  // parallel: same ids
+  for (size_t i = 0; i < corpus.size(); ++i)
+    EXPECT_EQ(batch[i], ref[i]["ids"].get<std::vector<int32_t>>()) << i;
 }
 
 // HF's own Rust implementation (npm `tokenizers`, native binding for linux-x64).

@@ -50,6 +50,9 @@ class Tokenizer {
   // the post-processor / tokenizer_config asks for (BOS for DeepSeek and Llama, nothing for Qwen).
   // Any byte string is accepted: invalid UTF-8 bytes become their byte tokens.
   std::vector<int32_t> encode(std::string_view text, bool add_special = false) const;
+  // Encodes many texts in parallel on the TBB pool (aha::ThreadLimit caps it); same ids as encode.
+  std::vector<std::vector<int32_t>> encode_batch(std::span<const std::string> texts,
+                                                 bool add_special = false) const;
   // Appends to ids (no allocation when ids has room): the hot path for rollouts.
   void encode_append(std::string_view text, std::vector<int32_t>& ids,
                      bool add_special = false) const;
