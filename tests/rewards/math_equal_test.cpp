@@ -222,6 +222,10 @@ const Case kCases[] = {
   {"\\lfloor 3.7 \\rfloor", "3", kEq}, {"\\lceil 3.2 \\rceil", "4", kEq}, {"\\left\\lfloor -\\frac{1}{2} \\right\\rfloor", "-1", kEq},
   {"\\lceil -\\frac{1}{2} \\rceil", "0", kEq}, {"\\lfloor \\pi \\rfloor", "3", kEq}, {"\\lfloor 7/2 \\rfloor", "4", kNe},
   {"\\frac{-1 \\pm \\sqrt{5}}{2}", "\\frac{-1+\\sqrt5}{2}, \\frac{-1-\\sqrt5}{2}", kEq}, {"\\pm 2", "2, -2", kEq},
+  {"x > 2", "(2, \\infty)", kEq}, {"x \\ge 2", "[2, \\infty)", kEq}, {"x \\ge 2", "(2, \\infty)", kNe},
+  {"(-\\infty, 3]", "x \\le 3", kEq}, {"3 > x", "(-\\infty, 3)", kEq}, {"1 < x \\le 3", "(1, 3]", kEq},
+  {"1 < x < 3", "(1, 3)", kEq}, {"1 < x < 3", "[1, 3)", kNe}, {"x < 3", "(3, \\infty)", kNe},
+  {"x < 3", "(-\\infty, 4)", kNe}, {"x > \\frac{1}{2}", "(0.5, \\infty)", kEq},
   {"x=\\pm2", "2,-2", kEq}, {"\\pm 2", "2, 3", kNe}, {"(1,2),(3,4)", "(3,4),(1,2)", kEq},
   {"\\{(1,2),(3,4)\\}", "\\{(3,4),(1,2)\\}", kEq}, {"\\{(1,2),(3,4)\\}", "\\{(2,1),(3,4)\\}", kNe},
 };
