@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -95,6 +96,28 @@ struct Tree {
   int root = -1;
   const Node& at(int i) const { return nodes[i]; }
 };
+
+// A variable's value at one evaluation point.
+struct Binding {
+  std::string name;
+  Value value;
+};
+
+// What one evaluation sees: the tree, the variable values and the \pm sign choices (bit i
+// picks the sign of the i-th \pm node).
+struct EvalCtx {
+  const Tree& tree;
+  const std::vector<Binding>& env;
+  unsigned pm_mask;
+  Budget& budget;
+};
+
+// The scalar value of node idx; nullopt for non-scalars (tuples, sets, equations), unknown
+// variables or a spent budget. NaN marks values outside the domain (1/0, sqrt(-1)).
+std::optional<Value> eval(EvalCtx& c, int idx);
+
+// The variables of the subtree at idx (appended when new) and its number of \pm nodes.
+void collect_vars(const Tree& t, int idx, std::vector<std::string>& vars, int& n_pm);
 
 // Normalised LaTeX (spacing, \left/\right, \dfrac, units, degrees, thousands separators...).
 std::string normalize(std::string_view s);
