@@ -24,7 +24,9 @@ int cmd_make_data(const Args& args) {
       ("documents", po::bool_switch(&documents), "pretraining documents (a \"text\" field)")
       ("p-sloppy", po::value(&t.p_sloppy)->default_value(0.5), "share forgetting carries")
       ("p-wrong-answer", po::value(&t.p_wrong_answer)->default_value(0.3), "share wrong answers")
-      ("p-no-format", po::value(&t.p_no_format)->default_value(0.25), "share without tags");
+      ("p-no-format", po::value(&t.p_no_format)->default_value(0.25), "share without tags")
+      ("template", po::value(&t.templ)->default_value(""),
+       "document prompt template with {prompt} (default: the R1-Zero template)");
   po::variables_map vm;
   if (!parse_options(args, desc, vm, "usage: aha make-data --task addition --n N [--documents]")) {
     return 0;
@@ -36,6 +38,7 @@ int cmd_make_data(const Args& args) {
     t.min_digits = digits[0];
     t.max_digits = digits[1];
   }
+  if (t.templ == "r1_zero") t.templ.clear();
   for (const auto& e : datasets::addition_problems(n, seed, t, documents)) {
     Json row = e.row;
     row["id"] = e.id;
