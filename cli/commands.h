@@ -18,6 +18,7 @@ int cmd_score(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_generate(const Args& args);
 int cmd_runs(const Args& args);
+int cmd_report(const Args& args);
 int cmd_train(const Args& args);
 int cmd_pretrain(const Args& args);
 int cmd_eval(const Args& args);

@@ -31,6 +31,7 @@ constexpr Command kCommands[] = {
     {"eval", aha::cli::cmd_eval, "pass@1 / pass@k of a checkpoint on a dataset"},
     {"make-data", aha::cli::cmd_make_data, "synthetic datasets as JSONL (addition)"},
     {"runs", aha::cli::cmd_runs, "a short summary of a run database"},
+    {"report", aha::cli::cmd_report, "self-contained HTML report of run databases"},
     {"bench", aha::cli::cmd_bench, "throughput figures as JSON lines (gemm, train, ...)"},
     {"tokenize", aha::cli::cmd_tokenize, "JSONL text -> token ids (--decode: back)"},
     {"tokenizer train", aha::cli::cmd_tokenizer_train, "train a byte-level BPE tokenizer"},
