@@ -223,6 +223,9 @@ std::vector<ChartSpec> chart_specs(const std::set<std::string>& names) {
     specs.push_back(std::move(c));
   };
   auto single = [&](const std::string& m) { group(m, m, {m}); };
+  if (!names.count("reward_mean")) {  // pretraining only: its curves first
+    for (const char* m : {"loss", "ppl", "lr", "grad_norm"}) single(m);
+  }
   single("reward_mean");
   for (const auto& n : names) {
     if (n.rfind("reward/", 0) == 0) single(n);
@@ -326,9 +329,10 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
     o << "<g class=\"points\" data-run=\"" << s.run << "\" data-metric=\"" << html_escape(s.metric)
       << "\" fill=\"" << s.color << "\">";
     const std::string who = html_escape(s.label);
+    const char* radius = s.points.size() > 60 ? "1.5" : "2.2";
     for (const Point& p : s.points) {
       o << "<circle cx=\"" << fmt("%.1f", X(double(p.step))) << "\" cy=\""
-        << fmt("%.1f", Y(p.value)) << "\" r=\"2.2\"><title>" << who << " step " << p.step << ": "
+        << fmt("%.1f", Y(p.value)) << "\" r=\"" << radius << "\"><title>" << who << " step " << p.step << ": "
         << num(p.value) << "</title></circle>";
     }
     o << "</g>\n";
@@ -612,7 +616,11 @@ std::string render_report(const std::vector<std::string>& db_paths, const Report
 void write_report(const std::vector<std::string>& db_paths, const std::string& out_path,
                   const ReportOptions& options) {
   const std::string html = render_report(db_paths, options);
-  write_file_atomic(out_path, html);
+  try {
+    write_file_atomic(out_path, html);
+  } catch (const Error& e) {
+    fail("[report] cannot write ", out_path, ": ", e.what());
+  }
 }
 
 }  // namespace aha::runlog
