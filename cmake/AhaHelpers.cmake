@@ -1,15 +1,25 @@
 # Helpers that give every module, test and benchmark the same shape.
 
+include(GNUInstallDirs)
+
 # aha_add_module(NAME SOURCES ... DEPS ...): library target aha_NAME with public headers in
-# NAME/include and an alias aha::NAME.
+# NAME/include and an alias aha::NAME. `cmake --install` installs the library and its headers
+# and exports it as aha::NAME (cmake/AhaInstall.cmake writes the package).
 function(aha_add_module name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   add_library(aha_${name} ${ARG_SOURCES})
   add_library(aha::${name} ALIAS aha_${name})
+  set_target_properties(aha_${name} PROPERTIES EXPORT_NAME ${name})
   target_include_directories(aha_${name} PUBLIC
     $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
-    $<INSTALL_INTERFACE:include>)
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(aha_${name} PUBLIC ${ARG_DEPS})
+  install(TARGETS aha_${name} EXPORT ahaTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  install(DIRECTORY include/ DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+  set_property(GLOBAL APPEND PROPERTY AHA_MODULES ${name})
 endfunction()
 
 # aha_add_test(NAME SOURCES ... DEPS ... [LABELS ...]): one GoogleTest binary per module,
