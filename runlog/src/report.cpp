@@ -27,6 +27,8 @@ constexpr const char* kDashes[] = {"", "6 3", "2 3", "9 3 2 3", "12 4"};
 constexpr int kW = 480, kH = 260, kMl = 64, kMr = 14, kMt = 10, kMb = 34;
 // Circles (with a tooltip each) are drawn for series up to this many points.
 constexpr size_t kMaxCircles = 400;
+// Prompts in the sample table show at most their last this many bytes.
+constexpr size_t kPromptTail = 400;
 
 using Layers = std::vector<std::vector<double>>;  // [moe layer][expert] tokens
 
@@ -113,7 +115,7 @@ void load_samples(const RunDb& db, Run& run, const ReportOptions& opt) {
       " n_tokens, finish_reason, reward, advantage, correct,"
       " ROW_NUMBER() OVER (PARTITION BY step, group_index ORDER BY reward DESC, sample_index)"
       " AS best, ROW_NUMBER() OVER (PARTITION BY step, group_index ORDER BY reward ASC,"
-      " sample_index) AS worst, COUNT(*) OVER (PARTITION BY step, group_index) AS group_size"
+      " sample_index DESC) AS worst, COUNT(*) OVER (PARTITION BY step, group_index) AS group_size"
       " FROM rollouts WHERE run_id = " + id + " AND step IN (" + join_ints(picked) +
       ")) WHERE best = 1 OR worst = 1 ORDER BY step, group_index, best");
   std::vector<int64_t> ids;
@@ -427,6 +429,17 @@ void render_samples(std::ostream& o, const std::vector<Run>& runs, const ReportO
            "<span class=\"cut\">… [" + std::to_string(s.size() - size_t(opt.max_text_chars)) +
            " more bytes]</span>";
   };
+  // Prompt templates put the question last: a long prompt keeps its tail.
+  auto tail = [&](const std::string& s) {
+    const size_t keep = std::min<size_t>(kPromptTail, opt.max_text_chars > 0
+                                                          ? size_t(opt.max_text_chars)
+                                                          : kPromptTail);
+    if (s.size() <= keep) return html_escape(s);
+    size_t from = s.size() - keep;
+    while (from < s.size() && (static_cast<unsigned char>(s[from]) & 0xC0) == 0x80) ++from;
+    return "<span class=\"cut\">[" + std::to_string(from) + " bytes] …</span>" +
+           html_escape(std::string_view(s).substr(from));
+  };
   o << "<h2>Samples: best and worst completion of each group</h2>\n<div class=\"filters\">"
        "<input id=\"f-text\" type=\"search\" placeholder=\"filter: text in prompt, completion, "
        "id…\" size=\"40\"><select id=\"f-run\"><option value=\"\">all runs</option>";
@@ -458,7 +471,7 @@ void render_samples(std::ostream& o, const std::vector<Run>& runs, const ReportO
         << (correct.empty() ? "" : correct == "1" ? " ✓" : " ✗") << "</td><td>"
         << html_escape(str_or(s, "breakdown")) << "</td><td>" << s["n_tokens"].get<int64_t>()
         << "<br><small>" << html_escape(str_or(s, "finish_reason")) << "</small></td><td><pre "
-        << "class=\"prompt\">" << cut(str_or(s, "prompt")) << "</pre></td><td><pre>"
+        << "class=\"prompt\">" << tail(str_or(s, "prompt")) << "</pre></td><td><pre>"
         << cut(str_or(s, "completion")) << "</pre></td></tr>\n";
     }
   }

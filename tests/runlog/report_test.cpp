@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 #include <map>
 
@@ -159,6 +160,17 @@ void check_plots(const std::string& html) {
   EXPECT_FALSE(find_poly(polys, "2", "reward_mean"));
 }
 
+// The number of points of run r's reward_mean (GRPO) or loss (pretraining) series.
+void check_plots_of(const std::string& html, const std::vector<std::pair<std::string, size_t>>& runs) {
+  auto polys = polylines(html);
+  for (const auto& [run, n] : runs) {
+    const Poly* p = find_poly(polys, run, "reward_mean");
+    if (p == nullptr) p = find_poly(polys, run, "loss");
+    ASSERT_TRUE(p) << "run " << run;
+    EXPECT_EQ(p->n_points, n) << "run " << run;
+  }
+}
+
 class Report : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -270,6 +282,30 @@ std::string run(const std::string& cmd, int* rc) {
   while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
   *rc = ::pclose(f);
   return out;
+}
+
+// `aha report` end to end: the binary of this build tree (skipped when it is not built).
+TEST_F(Report, CliWritesTheReportAndReportsBadInputInOneLine) {
+  const std::string aha = std::string(AHA_BINARY_DIR) + "/cli/aha";
+  if (::access(aha.c_str(), X_OK) != 0) GTEST_SKIP() << aha << " is not built";
+  const std::string out = (dir_ / "cli.html").string(), err = (dir_ / "err.txt").string();
+  int rc = 0;
+  run("timeout 60 " + aha + " report " + a_ + " " + p_ + " --out " + out + " 2>" + err, &rc);
+  EXPECT_EQ(rc, 0) << read_file(err);
+  check_plots_of(read_file(out), {{"0", 5}, {"1", 4}});
+  for (const std::string& args : {std::string("report ") + (dir_ / "missing.db").string() +
+                                      " --out " + out,
+                                  "report " + a_ + " --out " + (dir_ / "no/dir/r.html").string(),
+                                  "report " + a_, std::string("report --bogus")}) {
+    run("timeout 60 " + aha + " " + args + " >/dev/null 2>" + err, &rc);
+    const std::string e = read_file(err);
+    EXPECT_NE(rc, 0) << args;
+    EXPECT_EQ(e.rfind("error: ", 0), 0u) << args << ": " << e;
+    EXPECT_EQ(std::count(e.begin(), e.end(), '\n'), 1) << args << ": " << e;
+  }
+  const std::string help = run("timeout 60 " + aha + " report --help", &rc);
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(help.find("--out"), std::string::npos);
 }
 
 std::string find_chromium() {
