@@ -16,43 +16,11 @@
 #include "aha/core/error.h"
 #include "aha/core/fileio.h"
 #include "aha/runlog/run_db.h"
+#include "report_internal.h"
 
 namespace aha::runlog {
 
-namespace {
-
-constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
-constexpr const char* kDashes[] = {"", "6 3", "2 3", "9 3 2 3", "12 4"};
-constexpr int kW = 480, kH = 260, kMl = 64, kMr = 14, kMt = 10, kMb = 34;
-// Circles (with a tooltip each) are drawn for series up to this many points.
-constexpr size_t kMaxCircles = 400;
-// Prompts in the sample table show at most their last this many bytes.
-constexpr size_t kPromptTail = 400;
-
-using Layers = std::vector<std::vector<double>>;  // [moe layer][expert] tokens
-
-struct Run {
-  std::string label, db_path, kind, status, model, started, ended, config;
-  int64_t run_id = 0;
-  std::vector<int64_t> steps;
-  std::vector<Json> metrics;  // one object per step
-  std::vector<std::pair<int64_t, Layers>> expert_load;
-  std::vector<Json> samples;  // best/worst rollouts with a "breakdown" string
-  std::vector<Json> events;   // warn/error
-};
-
-struct Point {
-  int64_t step;
-  double value;
-};
-
-struct Series {
-  std::string label, metric;
-  size_t run = 0;
-  std::string color, dash;
-  std::vector<Point> points;
-};
+namespace report_detail {
 
 std::string fmt(const char* f, double v) {
   char buf[64];
@@ -61,20 +29,28 @@ std::string fmt(const char* f, double v) {
 }
 std::string num(double v) { return fmt("%.4g", v); }
 
-std::string str_or(const Json& j, const char* key, const std::string& dflt = "") {
-  auto it = j.find(key);
-  return it != j.end() && it->is_string() ? it->get<std::string>() : dflt;
-}
-
 bool is_number(const Json& v) { return v.is_number() && !v.is_boolean(); }
 
-// Indices 0..n-1 thinned to at most `keep` (every k-th, the last always kept).
 std::vector<size_t> thin(size_t n, int64_t keep) {
   std::vector<size_t> idx;
   const size_t stride = keep > 0 && n > size_t(keep) ? (n + size_t(keep) - 1) / size_t(keep) : 1;
   for (size_t i = 0; i < n; i += stride) idx.push_back(i);
   if (n > 0 && idx.back() != n - 1) idx.push_back(n - 1);
   return idx;
+}
+
+}  // namespace report_detail
+
+namespace {
+
+using namespace report_detail;
+
+// Prompts in the sample table show at most their last this many bytes.
+constexpr size_t kPromptTail = 400;
+
+std::string str_or(const Json& j, const char* key, const std::string& dflt = "") {
+  auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : dflt;
 }
 
 std::string run_label(const std::string& path) {
@@ -184,241 +160,6 @@ std::vector<Run> load_runs(const std::vector<std::string>& paths, const ReportOp
   }
   return runs;
 }
-
-// Roughly n "nice" tick values (1, 2, 5 x 10^k) covering [lo, hi].
-std::vector<double> nice_ticks(double lo, double hi, int n, bool integer) {
-  double raw = (hi - lo) / n;
-  double step = std::pow(10.0, std::floor(std::log10(raw)));
-  const double err = raw / step;
-  if (err >= 7.5) {
-    step *= 10;
-  } else if (err >= 3.5) {
-    step *= 5;
-  } else if (err >= 1.5) {
-    step *= 2;
-  }
-  if (integer) step = std::max(1.0, std::round(step));
-  std::vector<double> ticks;
-  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
-    ticks.push_back(std::abs(v) < step * 1e-9 ? 0.0 : v);
-  }
-  return ticks;
-}
-
-struct ChartSpec {
-  std::string id, title;
-  std::vector<std::string> metrics;
-};
-
-// Known metrics first, in this order; groups share one chart. Then every other numeric metric.
-std::vector<ChartSpec> chart_specs(const std::set<std::string>& names) {
-  std::vector<ChartSpec> specs;
-  std::set<std::string> used;
-  auto group = [&](const std::string& id, const std::string& title,
-                   const std::vector<std::string>& metrics) {
-    ChartSpec c{id, title, {}};
-    for (const auto& m : metrics) {
-      if (names.count(m) && !used.count(m)) c.metrics.push_back(m);
-    }
-    if (c.metrics.empty()) return;
-    used.insert(c.metrics.begin(), c.metrics.end());
-    specs.push_back(std::move(c));
-  };
-  auto single = [&](const std::string& m) { group(m, m, {m}); };
-  if (!names.count("reward_mean")) {  // pretraining only: its curves first
-    for (const char* m : {"loss", "ppl", "lr", "grad_norm"}) single(m);
-  }
-  single("reward_mean");
-  for (const auto& n : names) {
-    if (n.rfind("reward/", 0) == 0) single(n);
-  }
-  for (const char* m : {"accuracy", "kl"}) single(m);
-  group("clip_frac", "clip fractions", {"clip_low_frac", "clip_high_frac", "dual_clip_frac"});
-  for (const char* m : {"entropy", "completion_len_mean", "truncation_rate", "tokens_per_s"}) {
-    single(m);
-  }
-  group("time_split", "time per step (s)", {"time_rollout", "time_reward", "time_ref", "time_train"});
-  for (const char* m : {"loss", "ppl", "lr", "grad_norm"}) single(m);
-  for (const auto& n : names) {
-    if (!used.count(n)) single(n);
-  }
-  return specs;
-}
-
-void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>& runs,
-                  const ReportOptions& opt) {
-  std::vector<Series> series;
-  for (size_t ri = 0; ri < runs.size(); ++ri) {
-    const Run& run = runs[ri];
-    for (size_t mi = 0; mi < spec.metrics.size(); ++mi) {
-      const std::string& name = spec.metrics[mi];
-      Series s;
-      s.metric = name;
-      s.run = ri;
-      for (size_t i = 0; i < run.steps.size(); ++i) {
-        auto it = run.metrics[i].find(name);
-        if (it == run.metrics[i].end() || !is_number(*it)) continue;
-        double v = it->get<double>();
-        if (std::isfinite(v)) s.points.push_back({run.steps[i], v});
-      }
-      if (s.points.empty()) continue;
-      std::vector<Point> kept;
-      for (size_t i : thin(s.points.size(), opt.max_points)) kept.push_back(s.points[i]);
-      s.points = std::move(kept);
-      const bool grouped = spec.metrics.size() > 1;
-      const size_t color = grouped && runs.size() == 1 ? mi : ri;
-      s.color = kPalette[color % std::size(kPalette)];
-      s.dash = grouped && runs.size() > 1 ? kDashes[mi % std::size(kDashes)] : "";
-      s.label = grouped ? (runs.size() > 1 ? run.label + " · " + name : name) : run.label;
-      series.push_back(std::move(s));
-    }
-  }
-  if (series.empty()) return;
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
-  for (const Series& s : series) {
-    for (const Point& p : s.points) {
-      x0 = std::min(x0, double(p.step));
-      x1 = std::max(x1, double(p.step));
-      y0 = std::min(y0, p.value);
-      y1 = std::max(y1, p.value);
-    }
-  }
-  if (x1 - x0 < 1) {
-    x0 -= 1;
-    x1 += 1;
-  }
-  if (y1 - y0 <= std::abs(y1) * 1e-12) {
-    const double pad = y1 != 0 ? std::abs(y1) * 0.1 : 1.0;
-    y0 -= pad;
-    y1 += pad;
-  } else {
-    const double pad = (y1 - y0) * 0.05;
-    y0 -= pad;
-    y1 += pad;
-  }
-  const double pw = kW - kMl - kMr, ph = kH - kMt - kMb;
-  auto X = [&](double x) { return kMl + (x - x0) / (x1 - x0) * pw; };
-  auto Y = [&](double y) { return kMt + (y1 - y) / (y1 - y0) * ph; };
-
-  o << "<figure class=\"chart\" data-chart=\"" << html_escape(spec.id) << "\"><figcaption>"
-    << html_escape(spec.title) << "</figcaption>\n<svg viewBox=\"0 0 " << kW << ' ' << kH
-    << "\" width=\"" << kW << "\" height=\"" << kH << "\" role=\"img\">\n<g class=\"axes\">";
-  for (double t : nice_ticks(y0, y1, 5, false)) {
-    const std::string y = fmt("%.1f", Y(t));
-    o << "<line x1=\"" << kMl << "\" x2=\"" << kW - kMr << "\" y1=\"" << y << "\" y2=\"" << y
-      << "\"/><text x=\"" << kMl - 5 << "\" y=\"" << y << "\" dy=\"0.32em\" text-anchor=\"end\">"
-      << num(t) << "</text>";
-  }
-  for (double t : nice_ticks(x0, x1, 6, true)) {
-    const std::string x = fmt("%.1f", X(t));
-    o << "<line x1=\"" << x << "\" x2=\"" << x << "\" y1=\"" << kMt << "\" y2=\"" << kH - kMb
-      << "\"/><text x=\"" << x << "\" y=\"" << kH - kMb + 14 << "\" text-anchor=\"middle\">"
-      << num(t) << "</text>";
-  }
-  o << "<text x=\"" << kMl + pw / 2 << "\" y=\"" << kH - 4 << "\" text-anchor=\"middle\">step</text>"
-    << "<rect class=\"frame\" x=\"" << kMl << "\" y=\"" << kMt << "\" width=\"" << pw
-    << "\" height=\"" << ph << "\"/></g>\n";
-  for (const Series& s : series) {
-    o << "<polyline class=\"series\" data-run=\"" << s.run << "\" data-metric=\""
-      << html_escape(s.metric) << "\" data-n=\"" << s.points.size() << "\" stroke=\"" << s.color
-      << "\"" << (s.dash.empty() ? "" : " stroke-dasharray=\"" + s.dash + "\"") << " points=\"";
-    for (size_t i = 0; i < s.points.size(); ++i) {
-      o << (i ? " " : "") << fmt("%.1f", X(double(s.points[i].step))) << ','
-        << fmt("%.1f", Y(s.points[i].value));
-    }
-    o << "\"/>\n";
-    if (s.points.size() > kMaxCircles) continue;
-    o << "<g class=\"points\" data-run=\"" << s.run << "\" data-metric=\"" << html_escape(s.metric)
-      << "\" fill=\"" << s.color << "\">";
-    const std::string who = html_escape(s.label);
-    const char* radius = s.points.size() > 60 ? "1.5" : "2.2";
-    for (const Point& p : s.points) {
-      o << "<circle cx=\"" << fmt("%.1f", X(double(p.step))) << "\" cy=\""
-        << fmt("%.1f", Y(p.value)) << "\" r=\"" << radius << "\"><title>" << who << " step " << p.step << ": "
-        << num(p.value) << "</title></circle>";
-    }
-    o << "</g>\n";
-  }
-  o << "</svg>";
-  if (series.size() > 1) {
-    o << "<div class=\"legend\">";
-    for (const Series& s : series) {
-      o << "<span><svg width=\"26\" height=\"10\"><line x1=\"0\" x2=\"26\" y1=\"5\" y2=\"5\" "
-           "stroke=\""
-        << s.color << "\" stroke-width=\"2\""
-        << (s.dash.empty() ? "" : " stroke-dasharray=\"" + s.dash + "\"") << "/></svg>"
-        << html_escape(s.label) << "</span>";
-    }
-    o << "</div>";
-  }
-  o << "</figure>\n";
-}
-
-// Blue (under-used) -> white (tokens = layer mean) -> red (over-used), on log2(tokens / mean).
-std::string load_color(double ratio) {
-  double t = ratio > 0 ? std::clamp(std::log2(ratio), -1.0, 1.0) : -1.0;
-  int r = 255, g = 255, b = 255;
-  if (t < 0) {
-    r = int(255 + t * (255 - 49));
-    g = int(255 + t * (255 - 104));
-    b = int(255 + t * (255 - 181));
-  } else {
-    r = int(255 + t * (178 - 255));
-    g = int(255 + t * (24 - 255));
-    b = int(255 + t * (43 - 255));
-  }
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "#%02x%02x%02x", r, g, b);
-  return buf;
-}
-
-void render_heatmaps(std::ostream& o, const std::vector<Run>& runs, const ReportOptions& opt) {
-  for (size_t ri = 0; ri < runs.size(); ++ri) {
-    const Run& run = runs[ri];
-    if (run.expert_load.empty()) continue;
-    size_t n_layers = 0;
-    for (const auto& [step, layers] : run.expert_load) n_layers = std::max(n_layers, layers.size());
-    auto cols = thin(run.expert_load.size(), std::min<int64_t>(opt.max_points, 240));
-    for (size_t l = 0; l < n_layers; ++l) {
-      size_t n_experts = 0;
-      for (const auto& [step, layers] : run.expert_load) {
-        if (l < layers.size()) n_experts = std::max(n_experts, layers[l].size());
-      }
-      if (n_experts == 0) continue;
-      const double cw = std::max(1.0, 400.0 / double(cols.size()));
-      const double ch = std::clamp(180.0 / double(n_experts), 1.0, 14.0);
-      const double w = kMl + cw * double(cols.size()) + kMr, h = kMt + ch * double(n_experts) + 30;
-      o << "<figure class=\"heat\" data-run=\"" << ri << "\" data-layer=\"" << l
-        << "\"><figcaption>expert load · " << html_escape(run.label) << " · MoE layer " << l
-        << "</figcaption>\n<svg viewBox=\"0 0 " << fmt("%.0f", w) << ' ' << fmt("%.0f", h)
-        << "\" width=\"" << fmt("%.0f", w) << "\" height=\"" << fmt("%.0f", h)
-        << "\" shape-rendering=\"crispEdges\">";
-      for (size_t c = 0; c < cols.size(); ++c) {
-        const auto& [step, layers] = run.expert_load[cols[c]];
-        if (l >= layers.size() || layers[l].empty()) continue;
-        double mean = 0;
-        for (double v : layers[l]) mean += v;
-        mean /= double(layers[l].size());
-        for (size_t e = 0; e < layers[l].size(); ++e) {
-          o << "<rect x=\"" << fmt("%.1f", kMl + cw * double(c)) << "\" y=\""
-            << fmt("%.1f", kMt + ch * double(e)) << "\" width=\"" << fmt("%.2f", cw)
-            << "\" height=\"" << fmt("%.2f", ch) << "\" fill=\""
-            << load_color(mean > 0 ? layers[l][e] / mean : 1.0) << "\"><title>step " << step
-            << " expert " << e << ": " << num(layers[l][e]) << " tokens</title></rect>";
-        }
-      }
-      const double bottom = kMt + ch * double(n_experts);
-      o << "<text x=\"" << kMl - 5 << "\" y=\"" << kMt + ch / 2
-        << "\" dy=\"0.32em\" text-anchor=\"end\">expert 0</text><text x=\"" << kMl - 5
-        << "\" y=\"" << fmt("%.1f", bottom - ch / 2) << "\" dy=\"0.32em\" text-anchor=\"end\">"
-        << n_experts - 1 << "</text><text x=\"" << kMl << "\" y=\"" << bottom + 14 << "\">step "
-        << run.expert_load[cols.front()].first << "</text><text x=\"" << fmt("%.1f", w - kMr)
-        << "\" y=\"" << bottom + 14 << "\" text-anchor=\"end\">step "
-        << run.expert_load[cols.back()].first << "</text></svg></figure>\n";
-    }
-  }
-}
-
 void render_samples(std::ostream& o, const std::vector<Run>& runs, const ReportOptions& opt) {
   size_t total = 0;
   for (const Run& r : runs) total += r.samples.size();
