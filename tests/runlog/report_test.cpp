@@ -245,6 +245,39 @@ TEST_F(Report, SampleStepsAreEvenlySpacedAndTextIsCut) {
   EXPECT_NE(table.find("more bytes]"), std::string::npos);
 }
 
+TEST_F(Report, LongSeriesAreThinnedKeepingTheLastStep) {
+  ReportOptions opt;
+  opt.max_points = 2;  // 5 steps -> steps 1, 4 and the last, 5
+  const std::string html = render_report({a_}, opt);
+  const Poly* p = find_poly(polylines(html), "0", "reward_mean");
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->n_points, 3u);
+  EXPECT_NE(html.find("grpo-a step 5: 0.5<"), std::string::npos);
+  EXPECT_EQ(html.find("grpo-a step 2: "), std::string::npos);
+}
+
+TEST_F(Report, EqualRewardsShowTwoDifferentCompletions) {
+  const fs::path d = dir_ / "ties";
+  fs::create_directories(d);
+  {
+    RunDb db((d / "run.db").string(), "grpo", Json::object(), "", false);
+    std::vector<RolloutRow> rows(3);
+    for (int i = 0; i < 3; ++i) {
+      rows[i].step = 1;
+      rows[i].prompt_id = "p";
+      rows[i].sample_index = i;
+      rows[i].prompt = "q";
+      rows[i].completion = "sample-" + std::to_string(i);
+      rows[i].finish_reason = "length";
+    }
+    db.write_step(1, Json{{"reward_mean", 0.0}}, rows);
+  }
+  const std::string html = render_report({(d / "run.db").string()});
+  EXPECT_NE(html.find("sample-0"), std::string::npos);  // best: the first sample
+  EXPECT_NE(html.find("sample-2"), std::string::npos);  // worst: the last sample
+  EXPECT_EQ(html.find("sample-1"), std::string::npos);
+}
+
 TEST_F(Report, BadInputIsAnError) {
   EXPECT_THROW(render_report({}), Error);
   EXPECT_THROW(render_report({(dir_ / "missing.db").string()}), Error);
