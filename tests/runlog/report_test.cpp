@@ -376,6 +376,20 @@ TEST_F(Report, RendersInHeadlessChromium) {
   EXPECT_NE(dom.find("32 of 32 rows"), std::string::npos);
   EXPECT_EQ(dom.find("<script>alert"), std::string::npos);
 
+  // The filter: "best" rows of grpo-b (run 1) only; a test script drives the controls.
+  std::string driven = read_file(html_path);
+  driven.insert(driven.rfind("</body>"),
+                "<script>var w=document.getElementById('f-which');w.value='best';"
+                "w.dispatchEvent(new Event('change'));var r=document.getElementById('f-run');"
+                "r.value='1';r.dispatchEvent(new Event('change'));</script>");
+  const std::string driven_path = (dir_ / "driven.html").string();
+  write_file_atomic(driven_path, driven);
+  const std::string filtered = run("timeout 60 " + chromium + flags + "--dump-dom 'file://" +
+                                       driven_path + "' 2>/dev/null", &rc);
+  ASSERT_EQ(rc, 0) << "chromium --dump-dom failed";
+  EXPECT_NE(filtered.find("6 of 32 rows"), std::string::npos);  // 3 steps x 2 groups
+  EXPECT_EQ(count(filtered, " hidden=\"\""), 26u);
+
   const std::string png = (out_dir / "report.png").string();
   fs::remove(png);
   run("timeout 60 " + chromium + flags + "--window-size=1600,4200 --screenshot=" + png + " '" +
