@@ -278,6 +278,25 @@ TEST_F(Report, EqualRewardsShowTwoDifferentCompletions) {
   EXPECT_EQ(html.find("sample-1"), std::string::npos);
 }
 
+// What the trainer does every N steps: report its own database while its writer is open.
+TEST_F(Report, WritesWhileTheRunIsBeingWritten) {
+  const fs::path d = dir_ / "live";
+  fs::create_directories(d);
+  const std::string path = (d / "run.db").string(), out = (d / "report.html").string();
+  RunDb db(path, "grpo", Json::object(), "", false);
+  for (int s = 1; s <= 4; ++s) {
+    db.write_step(s, Json{{"reward_mean", 0.1 * s}}, {});
+    if (s % 2 == 0) {
+      write_report({path}, out);
+      const Poly* p = find_poly(polylines(read_file(out)), "0", "reward_mean");
+      ASSERT_TRUE(p);
+      EXPECT_EQ(p->n_points, size_t(s));
+    }
+  }
+  db.write_step(5, Json{{"reward_mean", 0.5}}, {});  // the writer is unaffected
+  EXPECT_EQ(db.last_step(), 5);
+}
+
 TEST_F(Report, BadInputIsAnError) {
   EXPECT_THROW(render_report({}), Error);
   EXPECT_THROW(render_report({(dir_ / "missing.db").string()}), Error);
