@@ -68,8 +68,8 @@ std::string join_ints(const std::vector<int64_t>& v) {
 void load_samples(const RunDb& db, Run& run, const ReportOptions& opt) {
   const std::string id = std::to_string(run.run_id);
   std::vector<int64_t> steps;
-  for (const Json& r : db.query("SELECT DISTINCT step FROM rollouts WHERE run_id = " + id +
-                                " ORDER BY step")) {
+  for (const Json& r :
+       db.query("SELECT DISTINCT step FROM rollouts WHERE run_id = " + id + " ORDER BY step")) {
     steps.push_back(r["step"].get<int64_t>());
   }
   if (steps.empty()) return;
@@ -92,14 +92,16 @@ void load_samples(const RunDb& db, Run& run, const ReportOptions& opt) {
       " ROW_NUMBER() OVER (PARTITION BY step, group_index ORDER BY reward DESC, sample_index)"
       " AS best, ROW_NUMBER() OVER (PARTITION BY step, group_index ORDER BY reward ASC,"
       " sample_index DESC) AS worst, COUNT(*) OVER (PARTITION BY step, group_index) AS group_size"
-      " FROM rollouts WHERE run_id = " + id + " AND step IN (" + join_ints(picked) +
+      " FROM rollouts WHERE run_id = " +
+      id + " AND step IN (" + join_ints(picked) +
       ")) WHERE best = 1 OR worst = 1 ORDER BY step, group_index, best");
   std::vector<int64_t> ids;
   for (const Json& s : run.samples) ids.push_back(s["id"].get<int64_t>());
   std::map<int64_t, std::string> breakdown;
   if (!ids.empty()) {
-    for (const Json& r : db.query("SELECT rollout_id, name, value FROM rewards WHERE rollout_id IN (" +
-                                  join_ints(ids) + ") ORDER BY rollout_id, name")) {
+    for (const Json& r :
+         db.query("SELECT rollout_id, name, value FROM rewards WHERE rollout_id IN (" +
+                  join_ints(ids) + ") ORDER BY rollout_id, name")) {
       std::string& b = breakdown[r["rollout_id"].get<int64_t>()];
       b += (b.empty() ? "" : " ") + r["name"].get<std::string>() + "=" +
            (is_number(r["value"]) ? num(r["value"].get<double>()) : std::string("nan"));
@@ -127,8 +129,8 @@ std::vector<Run> load_runs(const std::vector<std::string>& paths, const ReportOp
       run.ended = str_or(r, "ended_at");
       run.config = str_or(r, "config");
       const std::string id = std::to_string(run.run_id);
-      for (const Json& s : db->query("SELECT step, metrics FROM steps WHERE run_id = " + id +
-                                     " ORDER BY step")) {
+      for (const Json& s :
+           db->query("SELECT step, metrics FROM steps WHERE run_id = " + id + " ORDER BY step")) {
         Json m = Json::parse(str_or(s, "metrics", "{}"), nullptr, false);
         if (!m.is_object()) m = Json::object();
         const int64_t step = s["step"].get<int64_t>();
@@ -172,9 +174,8 @@ void render_samples(std::ostream& o, const std::vector<Run>& runs, const ReportO
   };
   // Prompt templates put the question last: a long prompt keeps its tail.
   auto tail = [&](const std::string& s) {
-    const size_t keep = std::min<size_t>(kPromptTail, opt.max_text_chars > 0
-                                                          ? size_t(opt.max_text_chars)
-                                                          : kPromptTail);
+    const size_t keep = std::min<size_t>(
+        kPromptTail, opt.max_text_chars > 0 ? size_t(opt.max_text_chars) : kPromptTail);
     if (s.size() <= keep) return html_escape(s);
     size_t from = s.size() - keep;
     while (from < s.size() && (static_cast<unsigned char>(s[from]) & 0xC0) == 0x80) ++from;
@@ -200,7 +201,8 @@ void render_samples(std::ostream& o, const std::vector<Run>& runs, const ReportO
     for (const Json& s : runs[ri].samples) {
       const bool best = s["best"] == 1, worst = s["worst"] == 1;
       const std::string which = best && worst ? "best worst" : best ? "best" : "worst";
-      const std::string correct = s["correct"].is_number() ? std::to_string(s["correct"].get<int64_t>()) : "";
+      const std::string correct =
+          s["correct"].is_number() ? std::to_string(s["correct"].get<int64_t>()) : "";
       o << "<tr class=\"" << (best ? "best" : "worst") << "\" data-run=\"" << ri
         << "\" data-step=\"" << s["step"].get<int64_t>() << "\" data-which=\"" << which
         << "\" data-correct=\"" << correct << "\"><td>" << html_escape(runs[ri].label)
@@ -209,9 +211,12 @@ void render_samples(std::ostream& o, const std::vector<Run>& runs, const ReportO
         << (best && worst ? "only" : which) << "<br><small>of " << s["group_size"].get<int64_t>()
         << "</small></td><td>"
         << (is_number(s["reward"]) ? num(s["reward"].get<double>()) : std::string("nan"))
-        << (correct.empty() ? "" : correct == "1" ? " ✓" : " ✗") << "</td><td>"
-        << html_escape(str_or(s, "breakdown")) << "</td><td>" << s["n_tokens"].get<int64_t>()
-        << "<br><small>" << html_escape(str_or(s, "finish_reason")) << "</small></td><td><pre "
+        << (correct.empty()  ? ""
+            : correct == "1" ? " ✓"
+                             : " ✗")
+        << "</td><td>" << html_escape(str_or(s, "breakdown")) << "</td><td>"
+        << s["n_tokens"].get<int64_t>() << "<br><small>" << html_escape(str_or(s, "finish_reason"))
+        << "</small></td><td><pre "
         << "class=\"prompt\">" << tail(str_or(s, "prompt")) << "</pre></td><td><pre>"
         << cut(str_or(s, "completion")) << "</pre></td></tr>\n";
     }
@@ -267,13 +272,27 @@ std::string html_escape(std::string_view s) {
     const unsigned char c = p[i];
     if (c < 0x80) {
       switch (c) {
-        case '&': out += "&amp;"; break;
-        case '<': out += "&lt;"; break;
-        case '>': out += "&gt;"; break;
-        case '"': out += "&quot;"; break;
-        case '\'': out += "&#39;"; break;
-        case '\n': case '\t': out += char(c); break;
-        default: out += (c < 0x20 || c == 0x7f) ? "\xEF\xBF\xBD" : std::string(1, char(c));
+        case '&':
+          out += "&amp;";
+          break;
+        case '<':
+          out += "&lt;";
+          break;
+        case '>':
+          out += "&gt;";
+          break;
+        case '"':
+          out += "&quot;";
+          break;
+        case '\'':
+          out += "&#39;";
+          break;
+        case '\n':
+        case '\t':
+          out += char(c);
+          break;
+        default:
+          out += (c < 0x20 || c == 0x7f) ? "\xEF\xBF\xBD" : std::string(1, char(c));
       }
       ++i;
       continue;
@@ -313,7 +332,8 @@ std::string render_report(const std::vector<std::string>& db_paths, const Report
        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n"
        "<meta name=\"generator\" content=\"aha report\"><title>"
     << html_escape(opt.title) << "</title><style>" << kCss << "</style></head><body>\n<h1>"
-    << html_escape(opt.title) << "</h1>\n<table class=\"runs\"><thead><tr><th></th><th>run</th>"
+    << html_escape(opt.title)
+    << "</h1>\n<table class=\"runs\"><thead><tr><th></th><th>run</th>"
        "<th>kind</th><th>status</th><th>steps</th><th>model</th><th>started</th><th>ended</th>"
        "<th>database</th></tr></thead><tbody>\n";
   std::set<std::string> names;
@@ -324,29 +344,30 @@ std::string render_report(const std::vector<std::string>& db_paths, const Report
         if (is_number(v)) names.insert(k);
       }
     }
-    o << "<tr data-run=\"" << ri << "\"><td><span class=\"swatch\" style=\"background:"
-      << kPalette[ri % std::size(kPalette)] << "\"></span></td><td>" << html_escape(r.label)
-      << "</td><td>" << html_escape(r.kind) << "</td><td>" << html_escape(r.status) << "</td><td>"
-      << r.steps.size() << (r.steps.empty() ? "" : " (" + std::to_string(r.steps.front()) + "–" +
-                                                        std::to_string(r.steps.back()) + ")")
-      << "</td><td>" << html_escape(r.model) << "</td><td>" << html_escape(r.started)
-      << "</td><td>" << html_escape(r.ended) << "</td><td>" << html_escape(r.db_path)
-      << "</td></tr>\n";
+    o << "<tr data-run=\"" << ri
+      << "\"><td><span class=\"swatch\" style=\"background:" << kPalette[ri % std::size(kPalette)]
+      << "\"></span></td><td>" << html_escape(r.label) << "</td><td>" << html_escape(r.kind)
+      << "</td><td>" << html_escape(r.status) << "</td><td>" << r.steps.size()
+      << (r.steps.empty()
+              ? ""
+              : " (" + std::to_string(r.steps.front()) + "–" + std::to_string(r.steps.back()) + ")")
+      << "</td><td>" << html_escape(r.model) << "</td><td>" << html_escape(r.started) << "</td><td>"
+      << html_escape(r.ended) << "</td><td>" << html_escape(r.db_path) << "</td></tr>\n";
   }
   o << "</tbody></table>\n";
   for (const Run& r : runs) {
     Json cfg = Json::parse(r.config, nullptr, false);
     o << "<details><summary>config of " << html_escape(r.label) << "</summary><pre>"
-      << html_escape(cfg.is_discarded() ? r.config : cfg.dump(2, ' ', false,
-                                                               Json::error_handler_t::replace))
+      << html_escape(cfg.is_discarded() ? r.config
+                                        : cfg.dump(2, ' ', false, Json::error_handler_t::replace))
       << "</pre></details>\n";
     if (!r.events.empty()) {
-      o << "<details open><summary>warnings of " << html_escape(r.label) << " ("
-        << r.events.size() << ")</summary><ul>";
+      o << "<details open><summary>warnings of " << html_escape(r.label) << " (" << r.events.size()
+        << ")</summary><ul>";
       for (const Json& e : r.events) {
         o << "<li>step " << (e["step"].is_number() ? std::to_string(e["step"].get<int64_t>()) : "-")
-          << " " << html_escape(str_or(e, "level")) << " " << html_escape(str_or(e, "kind"))
-          << ": " << html_escape(str_or(e, "message")) << "</li>";
+          << " " << html_escape(str_or(e, "level")) << " " << html_escape(str_or(e, "kind")) << ": "
+          << html_escape(str_or(e, "message")) << "</li>";
       }
       o << "</ul></details>\n";
     }

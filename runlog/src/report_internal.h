@@ -14,9 +14,8 @@
 
 namespace aha::runlog::report_detail {
 
-inline constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
-                                           "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                                           "#bcbd22", "#17becf"};
+inline constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                           "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
 using Layers = std::vector<std::vector<double>>;  // [moe layer][expert] tokens
 
@@ -39,7 +38,7 @@ struct ChartSpec {
 };
 
 std::string fmt(const char* f, double v);
-std::string num(double v);  // %.4g
+std::string num(double v);      // %.4g
 bool is_number(const Json& v);  // numbers, not booleans
 // Indices 0..n-1 thinned to at most `keep` (every k-th, the last always kept); keep <= 0: all.
 std::vector<size_t> thin(size_t n, int64_t keep);

@@ -94,7 +94,8 @@ std::vector<ChartSpec> chart_specs(const std::set<std::string>& names) {
   for (const char* m : {"entropy", "completion_len_mean", "truncation_rate", "tokens_per_s"}) {
     single(m);
   }
-  group("time_split", "time per step (s)", {"time_rollout", "time_reward", "time_ref", "time_train"});
+  group("time_split", "time per step (s)",
+        {"time_rollout", "time_reward", "time_ref", "time_train"});
   for (const char* m : {"loss", "ppl", "lr", "grad_norm"}) single(m);
   for (const auto& n : names) {
     if (!used.count(n)) single(n);
@@ -172,7 +173,8 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
       << "\"/><text x=\"" << x << "\" y=\"" << kH - kMb + 14 << "\" text-anchor=\"middle\">"
       << num(t) << "</text>";
   }
-  o << "<text x=\"" << kMl + pw / 2 << "\" y=\"" << kH - 4 << "\" text-anchor=\"middle\">step</text>"
+  o << "<text x=\"" << kMl + pw / 2 << "\" y=\"" << kH - 4
+    << "\" text-anchor=\"middle\">step</text>"
     << "<rect class=\"frame\" x=\"" << kMl << "\" y=\"" << kMt << "\" width=\"" << pw
     << "\" height=\"" << ph << "\"/></g>\n";
   for (const Series& s : series) {
@@ -191,8 +193,8 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
     const char* radius = s.points.size() > 60 ? "1.5" : "2.2";
     for (const Point& p : s.points) {
       o << "<circle cx=\"" << fmt("%.1f", X(double(p.step))) << "\" cy=\""
-        << fmt("%.1f", Y(p.value)) << "\" r=\"" << radius << "\"><title>" << who << " step " << p.step << ": "
-        << num(p.value) << "</title></circle>";
+        << fmt("%.1f", Y(p.value)) << "\" r=\"" << radius << "\"><title>" << who << " step "
+        << p.step << ": " << num(p.value) << "</title></circle>";
     }
     o << "</g>\n";
   }
@@ -249,9 +251,9 @@ void render_heatmaps(std::ostream& o, const std::vector<Run>& runs, const Report
       }
       const double bottom = kMt + ch * double(n_experts);
       o << "<text x=\"" << kMl - 5 << "\" y=\"" << kMt + ch / 2
-        << "\" dy=\"0.32em\" text-anchor=\"end\">expert 0</text><text x=\"" << kMl - 5
-        << "\" y=\"" << fmt("%.1f", bottom - ch / 2) << "\" dy=\"0.32em\" text-anchor=\"end\">"
-        << n_experts - 1 << "</text><text x=\"" << kMl << "\" y=\"" << bottom + 14 << "\">step "
+        << "\" dy=\"0.32em\" text-anchor=\"end\">expert 0</text><text x=\"" << kMl - 5 << "\" y=\""
+        << fmt("%.1f", bottom - ch / 2) << "\" dy=\"0.32em\" text-anchor=\"end\">" << n_experts - 1
+        << "</text><text x=\"" << kMl << "\" y=\"" << bottom + 14 << "\">step "
         << run.expert_load[cols.front()].first << "</text><text x=\"" << fmt("%.1f", w - kMr)
         << "\" y=\"" << bottom + 14 << "\" text-anchor=\"end\">step "
         << run.expert_load[cols.back()].first << "</text></svg></figure>\n";

@@ -35,9 +35,9 @@ TEST(ConfigDoc, EveryParsedKeyIsDocumented) {
   const std::string src = AHA_SOURCE_DIR;
   const std::string doc = read_file(src + "/docs/config.md");
   size_t total = 0;
-  for (const char* file : {"grpo/src/trainer_config.cpp", "grpo/src/pretrain.cpp",
-                           "grpo/src/data.cpp", "rollout/src/sampling.cpp",
-                           "policy/src/optimizer.cpp"}) {
+  for (const char* file :
+       {"grpo/src/trainer_config.cpp", "grpo/src/pretrain.cpp", "grpo/src/data.cpp",
+        "rollout/src/sampling.cpp", "policy/src/optimizer.cpp"}) {
     const std::set<std::string> keys = parser_keys(read_file(src + "/" + file));
     EXPECT_FALSE(keys.empty()) << file << ": no keys found (did the parser change shape?)";
     for (const std::string& key : keys) {

@@ -5,10 +5,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <algorithm>
 #include <fstream>
 #include <map>
 
@@ -22,7 +22,8 @@ namespace {
 namespace fs = std::filesystem;
 
 fs::path fresh_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("aha_report_" + name + "_" + std::to_string(::getpid()));
+  fs::path p =
+      fs::temp_directory_path() / ("aha_report_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   fs::create_directories(p);
   return p;
@@ -36,13 +37,23 @@ std::string make_grpo_db(const fs::path& dir, int n_steps, double scale) {
   std::string path = (dir / "run.db").string();
   RunDb db(path, "grpo", Json{{"grpo", {{"group_size", 3}}}}, "ckpt", false);
   for (int s = 1; s <= n_steps; ++s) {
-    Json m = {{"reward_mean", scale * s},    {"reward/math", 0.1 * s},  {"reward/format", 1.0},
-              {"accuracy", 0.05 * s},        {"kl", s == 3 ? NAN : 0.01 * s},
-              {"clip_low_frac", 0.01},       {"clip_high_frac", 0.02},  {"dual_clip_frac", 0.0},
-              {"entropy", 2.0 - 0.1 * s},    {"completion_len_mean", 40.0 + s},
-              {"truncation_rate", 0.1},      {"tokens_per_s", 1000.0 + s},
-              {"time_rollout", 1.5},         {"time_reward", 0.1},      {"time_ref", 0.2},
-              {"time_train", 2.0},           {"pg_loss", -0.1},
+    Json m = {{"reward_mean", scale * s},
+              {"reward/math", 0.1 * s},
+              {"reward/format", 1.0},
+              {"accuracy", 0.05 * s},
+              {"kl", s == 3 ? NAN : 0.01 * s},
+              {"clip_low_frac", 0.01},
+              {"clip_high_frac", 0.02},
+              {"dual_clip_frac", 0.0},
+              {"entropy", 2.0 - 0.1 * s},
+              {"completion_len_mean", 40.0 + s},
+              {"truncation_rate", 0.1},
+              {"tokens_per_s", 1000.0 + s},
+              {"time_rollout", 1.5},
+              {"time_reward", 0.1},
+              {"time_ref", 0.2},
+              {"time_train", 2.0},
+              {"pg_loss", -0.1},
               {"expert_load", {{10 + s, 5, 5, 4}, {6, 6, 6, 6}}}};
     std::vector<RolloutRow> rows;
     for (int g = 0; g < 2; ++g) {
@@ -53,8 +64,8 @@ std::string make_grpo_db(const fs::path& dir, int n_steps, double scale) {
         r.group_index = g;
         r.sample_index = i;
         r.prompt = "What is " + std::to_string(g) + "+2?";
-        r.completion = i == 0 ? std::string(kEvil) : "answer " + std::to_string(i) + " step" +
-                                                          std::to_string(s);
+        r.completion = i == 0 ? std::string(kEvil)
+                              : "answer " + std::to_string(i) + " step" + std::to_string(s);
         r.n_tokens = 5 + i;
         r.finish_reason = "stop";
         r.reward = i;
@@ -75,8 +86,13 @@ std::string make_pretrain_db(const fs::path& dir, int n_steps) {
   std::string path = (dir / "run.db").string();
   RunDb db(path, "pretrain", Json::object(), "", false);
   for (int s = 1; s <= n_steps; ++s) {
-    db.write_step(s, Json{{"loss", 3.0 / s}, {"ppl", std::exp(3.0 / s)}, {"lr", 1e-3},
-                          {"grad_norm", 1.0}, {"tokens_per_s", 5e4}, {"epoch", 0}},
+    db.write_step(s,
+                  Json{{"loss", 3.0 / s},
+                       {"ppl", std::exp(3.0 / s)},
+                       {"lr", 1e-3},
+                       {"grad_norm", 1.0},
+                       {"tokens_per_s", 5e4},
+                       {"epoch", 0}},
                   {});
   }
   db.finish("finished");
@@ -99,7 +115,8 @@ std::string attr(const std::string& tag, const std::string& name) {
 // Every <polyline class="series"> with its point count (from `points`) and data-n.
 std::vector<Poly> polylines(const std::string& html) {
   std::vector<Poly> out;
-  for (size_t p = html.find("<polyline"); p != std::string::npos; p = html.find("<polyline", p + 1)) {
+  for (size_t p = html.find("<polyline"); p != std::string::npos;
+       p = html.find("<polyline", p + 1)) {
     std::string tag = html.substr(p, html.find('>', p) - p);
     Poly poly{attr(tag, "data-run"), attr(tag, "data-metric"), 0, 0};
     poly.n_attr = std::stoul(attr(tag, "data-n"));
@@ -120,7 +137,8 @@ const Poly* find_poly(const std::vector<Poly>& polys, const std::string& run,
 
 // Circles in the <g class="points"> of one series.
 size_t circles(const std::string& html, const std::string& run, const std::string& metric) {
-  const std::string head = "<g class=\"points\" data-run=\"" + run + "\" data-metric=\"" + metric + "\"";
+  const std::string head =
+      "<g class=\"points\" data-run=\"" + run + "\" data-metric=\"" + metric + "\"";
   size_t p = html.find(head);
   if (p == std::string::npos) return 0;
   const size_t end = html.find("</g>", p);
@@ -140,8 +158,8 @@ void check_plots(const std::string& html) {
   auto polys = polylines(html);
   for (const Poly& p : polys) EXPECT_EQ(p.n_attr, p.n_points) << p.run << " " << p.metric;
   for (const char* m : {"reward_mean", "reward/math", "reward/format", "accuracy", "entropy",
-                        "clip_low_frac", "clip_high_frac", "completion_len_mean",
-                        "truncation_rate", "tokens_per_s", "time_rollout", "time_train"}) {
+                        "clip_low_frac", "clip_high_frac", "completion_len_mean", "truncation_rate",
+                        "tokens_per_s", "time_rollout", "time_train"}) {
     const Poly* a = find_poly(polys, "0", m);
     const Poly* b = find_poly(polys, "1", m);
     ASSERT_TRUE(a && b) << m;
@@ -161,7 +179,8 @@ void check_plots(const std::string& html) {
 }
 
 // The number of points of run r's reward_mean (GRPO) or loss (pretraining) series.
-void check_plots_of(const std::string& html, const std::vector<std::pair<std::string, size_t>>& runs) {
+void check_plots_of(const std::string& html,
+                    const std::vector<std::pair<std::string, size_t>>& runs) {
   auto polys = polylines(html);
   for (const auto& [run, n] : runs) {
     const Poly* p = find_poly(polys, run, "reward_mean");
@@ -228,9 +247,9 @@ TEST_F(Report, EscapesUntrustedText) {
   EXPECT_EQ(html.find('\xff'), std::string::npos);
   EXPECT_EQ(html_escape("a<b>&\"'"), "a&lt;b&gt;&amp;&quot;&#39;");
   EXPECT_EQ(html_escape("é ✓ 😀\n\t"), "é ✓ 😀\n\t");
-  EXPECT_EQ(html_escape("\xc3"), "\xEF\xBF\xBD");              // truncated sequence
+  EXPECT_EQ(html_escape("\xc3"), "\xEF\xBF\xBD");  // truncated sequence
   EXPECT_EQ(html_escape("\xed\xa0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // surrogate
-  EXPECT_EQ(html_escape("\xc0\xaf"), "\xEF\xBF\xBD\xEF\xBF\xBD");  // overlong
+  EXPECT_EQ(html_escape("\xc0\xaf"), "\xEF\xBF\xBD\xEF\xBF\xBD");                  // overlong
 }
 
 TEST_F(Report, SampleStepsAreEvenlySpacedAndTextIsCut) {
@@ -345,10 +364,10 @@ TEST_F(Report, CliWritesTheReportAndReportsBadInputInOneLine) {
   run("timeout 60 " + aha + " report " + a_ + " " + p_ + " --out " + out + " 2>" + err, &rc);
   EXPECT_EQ(rc, 0) << read_file(err);
   check_plots_of(read_file(out), {{"0", 5}, {"1", 4}});
-  for (const std::string& args : {std::string("report ") + (dir_ / "missing.db").string() +
-                                      " --out " + out,
-                                  "report " + a_ + " --out " + (dir_ / "no/dir/r.html").string(),
-                                  "report " + a_, std::string("report --bogus")}) {
+  for (const std::string& args :
+       {std::string("report ") + (dir_ / "missing.db").string() + " --out " + out,
+        "report " + a_ + " --out " + (dir_ / "no/dir/r.html").string(), "report " + a_,
+        std::string("report --bogus")}) {
     run("timeout 60 " + aha + " " + args + " >/dev/null 2>" + err, &rc);
     const std::string e = read_file(err);
     EXPECT_NE(rc, 0) << args;
@@ -361,7 +380,8 @@ TEST_F(Report, CliWritesTheReportAndReportsBadInputInOneLine) {
 }
 
 std::string find_chromium() {
-  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"}) {
+  for (const char* p :
+       {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"}) {
     if (::access(p, X_OK) == 0) return p;
   }
   return "";
@@ -381,7 +401,8 @@ TEST_F(Report, RendersInHeadlessChromium) {
   const std::string flags =
       " --headless --no-sandbox --disable-gpu --disable-background-networking"
       " --disable-component-update --disable-sync --no-first-run --hide-scrollbars"
-      " --user-data-dir=" + (dir_ / "chromium-profile").string() + " ";
+      " --user-data-dir=" +
+      (dir_ / "chromium-profile").string() + " ";
   const std::string url = "file://" + html_path;
   int rc = 0;
   const std::string dom =
@@ -403,8 +424,9 @@ TEST_F(Report, RendersInHeadlessChromium) {
                 "r.value='1';r.dispatchEvent(new Event('change'));</script>");
   const std::string driven_path = (dir_ / "driven.html").string();
   write_file_atomic(driven_path, driven);
-  const std::string filtered = run("timeout 60 " + chromium + flags + "--dump-dom 'file://" +
-                                       driven_path + "' 2>/dev/null", &rc);
+  const std::string filtered =
+      run("timeout 60 " + chromium + flags + "--dump-dom 'file://" + driven_path + "' 2>/dev/null",
+          &rc);
   ASSERT_EQ(rc, 0) << "chromium --dump-dom failed";
   EXPECT_NE(filtered.find("6 of 32 rows"), std::string::npos);  // 3 steps x 2 groups
   EXPECT_EQ(count(filtered, " hidden=\"\""), 26u);
