@@ -144,6 +144,19 @@ std::vector<Run> load_runs(const std::vector<std::string>& paths, const ReportOp
             }
             layers.push_back(std::move(row));
           }
+          // Derived: max / mean tokens per MoE layer (1 = balanced), plotted as a curve.
+          for (size_t l = 0; l < layers.size(); ++l) {
+            if (layers[l].empty()) continue;
+            double sum = 0, top = 0;
+            for (double v : layers[l]) {
+              sum += v;
+              top = std::max(top, v);
+            }
+            if (sum > 0) {
+              m[std::string(kImbalancePrefix) + std::to_string(l)] =
+                  top * double(layers[l].size()) / sum;
+            }
+          }
           run.expert_load.emplace_back(step, std::move(layers));
         }
         run.steps.push_back(step);

@@ -18,8 +18,8 @@ inline constexpr const char* kPalette[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d6
                                            "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
 using Layers = std::vector<std::vector<double>>;  // [moe layer][expert] tokens
-
-using Layers = std::vector<std::vector<double>>;  // [moe layer][expert] tokens
+// Derived metric per MoE layer: "expert_imbalance/<layer>" = max / mean tokens per expert.
+inline constexpr const char* kImbalancePrefix = "expert_imbalance/";
 
 struct Run {
   std::string label, db_path, kind, status, model, started, ended, config;

@@ -96,6 +96,11 @@ std::vector<ChartSpec> chart_specs(const std::set<std::string>& names) {
   }
   group("time_split", "time per step (s)",
         {"time_rollout", "time_reward", "time_ref", "time_train"});
+  std::vector<std::string> imbalance;
+  for (size_t l = 0; names.count(kImbalancePrefix + std::to_string(l)); ++l) {
+    imbalance.push_back(kImbalancePrefix + std::to_string(l));
+  }
+  group("expert_imbalance", "expert load: max / mean tokens per MoE layer", imbalance);
   for (const char* m : {"loss", "ppl", "lr", "grad_norm"}) single(m);
   for (const auto& n : names) {
     if (!used.count(n)) single(n);

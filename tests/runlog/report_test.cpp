@@ -216,6 +216,14 @@ TEST_F(Report, PlotsEveryMetricWithOnePointPerStep) {
   EXPECT_LT(time, loss);
   EXPECT_LT(loss, pg);
   EXPECT_EQ(count(html, "data-chart=\"expert_load\""), 0u);  // arrays are not plotted
+  // ... but their max / mean per MoE layer is: layer 0 of run 0 at step 1 is 11 / 6.25.
+  EXPECT_LT(time, html.find("data-chart=\"expert_imbalance\""));
+  for (const char* m : {"expert_imbalance/0", "expert_imbalance/1"}) {
+    ASSERT_TRUE(find_poly(polylines(html), "0", m)) << m;
+    EXPECT_EQ(find_poly(polylines(html), "0", m)->n_points, 5u);
+    EXPECT_EQ(find_poly(polylines(html), "1", m)->n_points, 3u);
+  }
+  EXPECT_NE(html.find("grpo-a · expert_imbalance/0 step 1: 1.76<"), std::string::npos);
   // Legends name the runs (by their directory) on overlaid charts.
   EXPECT_NE(html.find("grpo-a"), std::string::npos);
   EXPECT_NE(html.find("grpo-b"), std::string::npos);
