@@ -7,6 +7,7 @@
 #include "aha/core/error.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/grpo/data.h"
+#include "aha/runlog/report.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
@@ -125,6 +126,14 @@ void Trainer::run(const std::function<void(const StepReport&)>& on_step, int64_t
       if (last || (s.cfg.grpo.save_every > 0 && s.step % s.cfg.grpo.save_every == 0) ||
           s.step == stop_at) {
         s.save_checkpoint();
+      }
+      if (s.cfg.grpo.report_every > 0 && (s.step % s.cfg.grpo.report_every == 0 || last)) {
+        // A report is a convenience: failing to write one never ends the run.
+        try {
+          runlog::write_report({s.db->path()}, (fs::path(s.cfg.output_dir) / "report.html").string());
+        } catch (const std::exception& e) {
+          spdlog::warn("report not written: {}", e.what());
+        }
       }
     }
     s.db->finish(s.step >= s.cfg.grpo.steps ? "finished" : "paused");

@@ -33,14 +33,15 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.aux_loss_weight = r.get<double>("aux_loss_weight", g.aux_loss_weight);
   g.max_nan_skips = r.get<int>("max_nan_skips", g.max_nan_skips);
   g.save_every = r.get<int>("save_every", g.save_every);
+  g.report_every = r.get<int>("report_every", g.report_every);
   g.max_batch = r.get<int>("max_batch", g.max_batch);
   g.threads = r.get<int>("threads", g.threads);
   r.finish();
   if (g.steps < 1 || g.prompts_per_step < 1 || g.group_size < 1 || g.num_iterations < 1) {
     fail("grpo.steps, prompts_per_step, group_size and num_iterations must be >= 1");
   }
-  if (g.minibatch_size < 0 || g.save_every < 0 || g.ref_reset_every < 0) {
-    fail("grpo.minibatch_size, save_every and ref_reset_every must be >= 0");
+  if (g.minibatch_size < 0 || g.save_every < 0 || g.ref_reset_every < 0 || g.report_every < 0) {
+    fail("grpo.minibatch_size, save_every, report_every and ref_reset_every must be >= 0");
   }
   if (g.beta < 0 || g.eps_low < 0 || g.eps_high < 0) fail("grpo.beta and eps must be >= 0");
   if (g.dual_clip != 0 && g.dual_clip <= 1) fail("grpo.dual_clip must be 0 (off) or > 1");

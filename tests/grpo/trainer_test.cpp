@@ -85,6 +85,7 @@ TEST(Trainer, RewardRisesOnALearnableTask) {
   Json raw = base_config(out);
   raw["grpo"]["steps"] = 14;
   raw["grpo"]["save_every"] = 0;
+  raw["grpo"]["report_every"] = 7;
   auto reg = registry();
   Trainer t(TrainConfig::from_json(raw), raw, false, &reg);
   std::vector<double> rewards;
@@ -96,6 +97,7 @@ TEST(Trainer, RewardRisesOnALearnableTask) {
   EXPECT_EQ(db->query("SELECT COUNT(*) AS n FROM steps")[0]["n"], 14);
   EXPECT_EQ(db->query("SELECT COUNT(*) AS n FROM rollouts")[0]["n"], 14 * 4 * 6);
   EXPECT_EQ(db->query("SELECT status FROM runs")[0]["status"], "finished");
+  EXPECT_TRUE(fs::exists(out + "/report.html"));
 }
 
 TEST(Trainer, ResumeEqualsStraightRun) {

@@ -41,6 +41,7 @@ struct GrpoConfig {
   double aux_loss_weight = 0.0;   // weight of the sequence-wise balance loss (x aux_loss_alpha)
   int max_nan_skips = 3;          // stop after this many non-finite updates in a row
   int save_every = 0;             // checkpoint every N steps (0: only at the end)
+  int report_every = 0;           // write <output_dir>/report.html every N steps (0: off)
   int max_batch = 64;             // live sequences in the rollout engine
   int threads = 0;
   static GrpoConfig from_json(const Json& j);
