@@ -106,3 +106,31 @@ TEST(Cli, HelpOnEveryCommand) {
 }
 
 }  // namespace
+
+namespace {
+
+// The DeepSeek-V2-Lite example passes a dry run (config, tokenizer, GSM8K data, rewards) without
+// weights, and a missing dataset is one clear error.
+TEST(Cli, RealCheckpointExampleDryRun) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("aha_cli_dry_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "model");
+  fs::copy_file(fs::path(AHA_SOURCE_DIR) / "examples/deepseek-v2-lite/config.json",
+                dir / "model/config.json");
+  std::ofstream(dir / "corpus.txt") << "What is 2 + 2? The answer is 4.\nNatalia sold clips.\n";
+  ASSERT_EQ(run("tokenizer train --corpus " + (dir / "corpus.txt").string() +
+                " --vocab-size 300 --out " + (dir / "model").string()).rc, 0);
+  const std::string base = "train --config " AHA_SOURCE_DIR "/examples/deepseek-v2-lite/grpo.json"
+                           " --dry-run --set model=" + (dir / "model").string();
+  CmdResult ok = run(base + " --set data.train=" AHA_TEST_DATA_DIR "/gsm8k_sample.jsonl");
+  ASSERT_EQ(ok.rc, 0) << ok.err;
+  aha::Json j = aha::Json::parse(ok.out);
+  EXPECT_EQ(j["model_type"], "deepseek_v2");
+  EXPECT_EQ(j["examples"], 2);
+  EXPECT_NE(j["first_prompt"].get<std::string>().find("Natalia"), std::string::npos);
+  expect_one_error_line(run(base + " --set data.train=/nonexistent.jsonl"), "cannot open dataset");
+  expect_one_error_line(run(base + " --set grpo.typo=1"), "unknown key 'typo'");
+}
+
+}  // namespace

@@ -65,6 +65,11 @@ struct TrainConfig {
   static TrainConfig from_json(const Json& j);
 };
 
+// Checks everything a run needs except the weights: the model's config.json, the tokenizer,
+// the data (loads it, renders and tokenizes the first prompts), the rewards and the context
+// length. Returns a summary; throws aha::Error on the first problem.
+Json dry_run(const TrainConfig& config);
+
 struct StepReport {
   int64_t step = 0, total_steps = 0;
   Json metrics;
