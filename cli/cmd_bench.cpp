@@ -24,24 +24,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-std::vector<int64_t> parse_list(const std::string& s, const char* what) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    try {
-      size_t used = 0;
-      int64_t v = std::stoll(item, &used);
-      if (used != item.size() || v <= 0) throw std::invalid_argument(item);
-      out.push_back(v);
-    } catch (const std::exception&) {
-      fail(what, ": expected positive integers separated by commas, got '", s, "'");
-    }
-  }
-  if (out.empty()) fail(what, " is empty");
-  return out;
-}
-
 // Best-of-repeats GFLOP/s of y = x w^T (the linear layer's kernel) at size n^3.
 double gemm_gflops(int64_t n, int repeats) {
   std::vector<float> x(n * n), w(n * n), y(n * n);
@@ -71,7 +53,7 @@ int bench_gemm(const Args& args) {
     return 0;
   }
   ThreadLimit limit(threads);
-  for (int64_t n : parse_list(sizes, "--sizes")) {
+  for (int64_t n : parse_int_list(sizes, "--sizes")) {
     Json j = {{"bench", "gemm"}, {"n", n}, {"threads", max_threads()},
               {"gflops", gemm_gflops(n, repeats)}};
     std::cout << j.dump() << std::endl;
@@ -104,8 +86,8 @@ int bench_train(const Args& args) {
   policy::Model<float> model(cfg);
   model.init_random(0);
   const double peak = gemm_gflops(1024, 3);
-  for (int64_t batch : parse_list(batches, "--batch")) {
-    for (int64_t len : parse_list(seq_lens, "--seq-len")) {
+  for (int64_t batch : parse_int_list(batches, "--batch")) {
+    for (int64_t len : parse_int_list(seq_lens, "--seq-len")) {
       Rng rng(7);
       std::vector<std::vector<int32_t>> seqs(batch, std::vector<int32_t>(len));
       for (auto& s : seqs) {

@@ -14,19 +14,6 @@ namespace aha::cli {
 
 namespace {
 
-std::vector<int64_t> int_list(const std::string& s, const char* what) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0) fail(what, ": expected positive integers, got '", s, "'");
-    out.push_back(v);
-  }
-  return out;
-}
-
 double run_seconds(const rollout::Engine& engine, const std::vector<rollout::Request>& reqs) {
   auto t0 = std::chrono::steady_clock::now();
   auto out = engine.generate(reqs);
@@ -66,8 +53,8 @@ int bench_generate(const Args& args) {
   const int V = model.config().vocab_size;
   std::vector<bool> modes = {true};
   if (naive) modes.push_back(false);
-  for (int64_t B : int_list(batches, "--batch")) {
-    for (int64_t L : int_list(prompt_lens, "--prompt-len")) {
+  for (int64_t B : parse_int_list(batches, "--batch")) {
+    for (int64_t L : parse_int_list(prompt_lens, "--prompt-len")) {
       Rng rng(3);
       std::vector<rollout::Request> reqs(B);
       for (auto& r : reqs) {

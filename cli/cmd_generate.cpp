@@ -32,20 +32,12 @@ std::unique_ptr<policy::Tokenizer> maybe_tokenizer(const std::string& model_dir)
   return std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(model_dir));
 }
 
-// Models may have more ids than their tokenizer (padded vocabularies): such ids have no text.
-std::vector<int32_t> known_ids(const policy::Tokenizer& tok, const std::vector<int32_t>& ids) {
-  std::vector<int32_t> out;
-  for (int32_t id : ids) {
-    if (id >= 0 && id < tok.vocab_size()) out.push_back(id);
-  }
-  return out;
-}
 
 Json completion_json(const rollout::Completion& c, const policy::Tokenizer* tok, bool routing) {
   Json j = {{"prompt_index", c.prompt_index}, {"sample_index", c.sample_index},
             {"ids", c.ids}, {"token_logprobs", c.logprobs},
             {"policy_logprobs", c.policy_logprobs}, {"finish_reason", c.finish_reason}};
-  if (tok != nullptr && c.finish_reason != "error") j["text"] = tok->decode_utf8(known_ids(*tok, c.ids), true);
+  if (tok != nullptr && c.finish_reason != "error") j["text"] = tok->decode_utf8(policy::known_ids(*tok, c.ids), true);
   if (!c.error.empty()) j["error"] = c.error;
   if (routing) j["routing"] = c.routing;
   return j;
@@ -123,7 +115,7 @@ int cmd_generate(const Args& args) {
   opts.record_routing = a.routing;
   if (tok) {
     const policy::Tokenizer* t = tok.get();
-    opts.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(known_ids(*t, ids)); };
+    opts.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(policy::known_ids(*t, ids)); };
   }
   rollout::Engine engine(*model, opts);
   ProgressLine progress("generate", "tok");

@@ -3,6 +3,7 @@
 
 #include <boost/program_options.hpp>
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -32,6 +33,25 @@ inline bool parse_options(const std::vector<std::string>& args, po::options_desc
     fail(e.what(), " (see --help)");
   }
   return true;
+}
+
+// "1,16,64" -> {1, 16, 64}; anything but positive integers is an error naming `what`.
+inline std::vector<int64_t> parse_int_list(const std::string& s, const char* what) {
+  std::vector<int64_t> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    size_t comma = s.find(',', start);
+    std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    char* end = nullptr;
+    long long v = std::strtoll(item.c_str(), &end, 10);
+    if (item.empty() || *end != '\0' || v <= 0) {
+      fail(what, ": expected positive integers separated by commas, got '", s, "'");
+    }
+    out.push_back(v);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 }  // namespace aha::cli

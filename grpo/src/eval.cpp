@@ -41,13 +41,7 @@ Json evaluate(const EvalOptions& o) {
   rollout::EngineOptions eo;
   eo.seed = o.seed;
   eo.max_batch = o.max_batch;
-  auto known = [&](const std::vector<int32_t>& ids) {
-    std::vector<int32_t> out;
-    for (int32_t id : ids) {
-      if (id >= 0 && id < tok.vocab_size()) out.push_back(id);
-    }
-    return out;
-  };
+  auto known = [&](const std::vector<int32_t>& ids) { return policy::known_ids(tok, ids); };
   eo.detokenize = [&](const std::vector<int32_t>& ids) { return tok.decode(known(ids)); };
   auto comps = rollout::Engine(*model, eo).generate(reqs);
   std::vector<std::string> texts(comps.size());

@@ -68,14 +68,6 @@ void forward_completions(const policy::Model<float>& model, std::vector<Seq>& se
   }
 }
 
-// Models may have more ids than their tokenizer (padded vocabularies): such ids have no text.
-std::vector<int32_t> known_ids(const policy::Tokenizer& tok, const std::vector<int32_t>& ids) {
-  std::vector<int32_t> out;
-  for (int32_t id : ids) {
-    if (id >= 0 && id < tok.vocab_size()) out.push_back(id);
-  }
-  return out;
-}
 
 double mean_of(const std::vector<double>& v) {
   double s = 0;
@@ -111,7 +103,7 @@ Json Trainer::State::run_step() {
   eo.max_batch = g.max_batch;
   eo.record_routing = g.keep_routing && policy->config().n_routed_experts > 0;
   const policy::Tokenizer* t = tok.get();
-  eo.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(known_ids(*t, ids)); };
+  eo.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(policy::known_ids(*t, ids)); };
   auto comps = rollout::Engine(*policy, eo).generate(reqs);
   auto t1 = Clock::now();
 
@@ -119,7 +111,7 @@ Json Trainer::State::run_step() {
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
   for (size_t i = 0; i < comps.size(); ++i) {
-    texts[i] = tok->decode_utf8(known_ids(*tok, comps[i].ids), true);
+    texts[i] = tok->decode_utf8(policy::known_ids(*tok, comps[i].ids), true);
     const int64_t p = comps[i].prompt_index;
     samples[i] = {prompt_text[p], texts[i], &data[picked[p]].row,
                   static_cast<int64_t>(comps[i].ids.size())};

@@ -227,4 +227,13 @@ std::string utf8_replace_invalid(std::string_view s) {
   return out;
 }
 
+std::vector<int32_t> known_ids(const Tokenizer& tok, std::span<const int32_t> ids) {
+  std::vector<int32_t> out;
+  out.reserve(ids.size());
+  for (int32_t id : ids) {
+    if (id >= 0 && id < tok.vocab_size()) out.push_back(id);
+  }
+  return out;
+}
+
 }  // namespace aha::policy

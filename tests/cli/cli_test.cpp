@@ -11,45 +11,22 @@
 #include <sstream>
 
 #include "aha/core/config.h"
+#include "run_aha.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CmdResult {
-  int rc;
-  std::string out, err;
-};
+using aha::testing::CmdResult;
+using aha::testing::expect_one_error_line;
 
-// Runs the aha binary with a shell command line; stdin from `input`.
 CmdResult run(const std::string& args, const std::string& input = "") {
-  fs::path dir = fs::temp_directory_path() / ("aha_cli_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::ofstream(dir / "stdin") << input;
-  std::string cmd = std::string("timeout 120 ") + AHA_BINARY + " " + args + " < " +
-                    (dir / "stdin").string() + " > " + (dir / "stdout").string() + " 2> " +
-                    (dir / "stderr").string();
-  int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::ifstream in(p);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "stdout"),
-          slurp(dir / "stderr")};
+  return aha::testing::run_aha(args, input);
 }
 
 std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() / ("aha_cli_" + name + "_" + std::to_string(::getpid())))
       .string();
-}
-
-void expect_one_error_line(const CmdResult& r, const std::string& needle) {
-  EXPECT_NE(r.rc, 0);
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
 TEST(Cli, InitThenScore) {

@@ -9,38 +9,20 @@
 #include <sstream>
 
 #include "aha/core/config.h"
+#include "run_aha.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int rc;
-  std::string out, err;
-};
+using Result = aha::testing::CmdResult;
 
 Result aha(const std::string& args, const std::string& input = "") {
-  fs::path dir = fs::temp_directory_path() / ("aha_tokcli_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::ofstream(dir / "stdin") << input;
-  std::string cmd = std::string("timeout 120 ") + AHA_BINARY + " " + args + " < " +
-                    (dir / "stdin").string() + " > " + (dir / "stdout").string() + " 2> " +
-                    (dir / "stderr").string();
-  int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::stringstream ss;
-    ss << std::ifstream(p).rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "stdout"),
-          slurp(dir / "stderr")};
+  return aha::testing::run_aha(args, input);
 }
 
 void expect_error(const Result& r, const std::string& needle) {
-  EXPECT_NE(r.rc, 0);
-  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  aha::testing::expect_one_error_line(r, needle);
 }
 
 class TokenizeCli : public ::testing::Test {

@@ -108,4 +108,8 @@ class StreamDecoder {
 // Replaces invalid UTF-8 sequences by U+FFFD (one per maximal invalid subpart, as WHATWG).
 std::string utf8_replace_invalid(std::string_view bytes);
 
+// The ids the tokenizer knows: models often have more ids than their tokenizer (padded
+// vocabularies), and a sampled padding id has no text.
+std::vector<int32_t> known_ids(const Tokenizer& tok, std::span<const int32_t> ids);
+
 }  // namespace aha::policy

@@ -1,0 +1,50 @@
+// Runs the aha binary as a user would (shell, stdin, stdout, stderr, a time limit) for the
+// command-line tests.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+namespace aha::testing {
+
+struct CmdResult {
+  int rc;
+  std::string out, err;
+};
+
+// `args` is a shell fragment after the binary; stdin is `input`.
+inline CmdResult run_aha(const std::string& args, const std::string& input = "") {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("aha_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "stdin") << input;
+  std::string cmd = std::string("timeout 120 ") + AHA_BINARY + " " + args + " < " +
+                    (dir / "stdin").string() + " > " + (dir / "stdout").string() + " 2> " +
+                    (dir / "stderr").string();
+  int status = std::system(cmd.c_str());
+  auto slurp = [](const fs::path& p) {
+    std::stringstream ss;
+    ss << std::ifstream(p).rdbuf();
+    return ss.str();
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "stdout"),
+          slurp(dir / "stderr")};
+}
+
+// The contract for bad input: non-zero exit and exactly one line `error: ...` naming it.
+inline void expect_one_error_line(const CmdResult& r, const std::string& needle) {
+  EXPECT_NE(r.rc, 0);
+  EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+}  // namespace aha::testing
