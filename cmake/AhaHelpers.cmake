@@ -25,7 +25,7 @@ endfunction()
 # aha_add_test(NAME SOURCES ... DEPS ... [LABELS ...]): one GoogleTest binary per module,
 # registered test by test with CTest.
 function(aha_add_test name)
-  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "RESOURCE_LOCK" "SOURCES;DEPS;LABELS" ${ARGN})
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()
@@ -36,8 +36,11 @@ function(aha_add_test name)
     AHA_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     AHA_BINARY_DIR="${PROJECT_BINARY_DIR}")
   include(GoogleTest)
-  gtest_discover_tests(${name} PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT 300
-    DISCOVERY_TIMEOUT 60)
+  set(props LABELS "${ARG_LABELS}" TIMEOUT 300)
+  if(ARG_RESOURCE_LOCK)
+    list(APPEND props RESOURCE_LOCK ${ARG_RESOURCE_LOCK})
+  endif()
+  gtest_discover_tests(${name} PROPERTIES ${props} DISCOVERY_TIMEOUT 60)
 endfunction()
 
 # aha_add_bench(NAME SOURCES ... DEPS ...): a Google Benchmark binary.
