@@ -1,8 +1,11 @@
 // `aha score`: per-token logprobs of given sequences under a checkpoint.
+#include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "aha/core/threading.h"
 #include "aha/policy/checkpoint.h"
+#include "aha/policy/tokenizer.h"
 #include "commands.h"
 #include "jsonl.h"
 #include "options.h"
@@ -42,7 +45,7 @@ int cmd_score(const Args& args) {
   int64_t batch_tokens = 8192;
   desc.add_options()
       ("model", po::value(&model_dir)->required(), "checkpoint directory")
-      ("input", po::value(&input)->default_value("-"), "JSONL of {\"ids\": [...]} (- = stdin)")
+      ("input", po::value(&input)->default_value("-"), "JSONL of {\"ids\": [...]} or {\"text\": ...} (- = stdin)")
       ("temperature", po::value(&temperature)->default_value(1.0), "score softmax(logits / T)")
       ("batch-tokens", po::value(&batch_tokens)->default_value(8192), "tokens per forward")
       ("threads", po::value(&threads)->default_value(0), "worker threads (0 = all cores)");
@@ -57,14 +60,21 @@ int cmd_score(const Args& args) {
   ThreadLimit limit(threads);
   auto model = policy::load_model<float>(model_dir);
   const auto& cfg = model->config();
+  std::unique_ptr<policy::Tokenizer> tok;
+  if (std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) {
+    tok = std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(model_dir));
+  }
   std::vector<std::vector<int32_t>> seqs;
   int64_t tokens = 0;
   for_each_jsonl(input, [&](const Json& j, int64_t lineno) {
-    if (!j.contains("ids") || !j["ids"].is_array()) {
-      fail(input, ":", lineno, ": expected {\"ids\": [...]}");
-    }
     std::vector<int32_t> ids;
-    for (const Json& v : j["ids"]) {
+    if (j.contains("text") && j["text"].is_string() && !j.contains("ids")) {
+      if (!tok) fail(input, ":", lineno, ": {\"text\"} needs a tokenizer.json in ", model_dir);
+      ids = tok->encode(j["text"].get<std::string>(), true);
+    } else if (!j.contains("ids") || !j["ids"].is_array()) {
+      fail(input, ":", lineno, ": expected {\"ids\": [...]} or {\"text\": \"...\"}");
+    }
+    for (const Json& v : j.contains("ids") ? j["ids"] : Json::array()) {
       if (!v.is_number_integer()) fail(input, ":", lineno, ": ids must be integers");
       int64_t id = v.get<int64_t>();
       if (id < 0 || id >= cfg.vocab_size) {

@@ -60,7 +60,8 @@ TEST(Cli, BadInputGivesOneErrorLine) {
   expect_one_error_line(run("score --model " + ck, "{\"ids\":[1,512]}\n"), "outside the vocabulary");
   expect_one_error_line(run("score --model " + ck, "{\"ids\":[]}\n"), "empty ids");
   expect_one_error_line(run("score --model " + ck, "not json\n"), "not valid JSON");
-  expect_one_error_line(run("score --model " + ck, "{\"text\":\"hi\"}\n"), "expected {\"ids\"");
+  expect_one_error_line(run("score --model " + ck, "{\"text\":\"hi\"}\n"), "needs a tokenizer.json");
+  expect_one_error_line(run("score --model " + ck, "{\"idz\":[1]}\n"), "expected {\"ids\"");
   expect_one_error_line(run("score --model /nonexistent"), "not a directory");
   expect_one_error_line(run("init --preset tiny"), "--out");
   expect_one_error_line(run("init --preset huge --out " + ck), "unknown preset");
