@@ -16,7 +16,7 @@ int cmd_make_data(const Args& args) {
   datasets::AdditionTask t;
   std::vector<int> digits;
   desc.add_options()
-      ("task", po::value(&task)->default_value("addition"), "addition")
+      ("task", po::value(&task)->default_value("addition"), "addition | linear")
       ("n", po::value(&n)->default_value(1000), "rows")
       ("seed", po::value(&seed)->default_value(0), "generator seed")
       ("split", po::value(&t.split)->default_value("train"), "train | eval | all")
@@ -31,7 +31,7 @@ int cmd_make_data(const Args& args) {
   if (!parse_options(args, desc, vm, "usage: aha make-data --task addition --n N [--documents]")) {
     return 0;
   }
-  if (task != "addition") fail("unknown task '", task, "' (known: addition)");
+  if (task != "addition" && task != "linear") fail("unknown task '", task, "' (known: addition, linear)");
   if (n < 1) fail("--n must be >= 1");
   if (!digits.empty()) {
     if (digits.size() != 2) fail("--digits takes MIN MAX");
@@ -39,7 +39,9 @@ int cmd_make_data(const Args& args) {
     t.max_digits = digits[1];
   }
   if (t.templ == "r1_zero") t.templ.clear();
-  for (const auto& e : datasets::addition_problems(n, seed, t, documents)) {
+  auto rows = task == "linear" ? datasets::linear_equations(n, seed, 9 * t.max_digits, t.split)
+                               : datasets::addition_problems(n, seed, t, documents);
+  for (const auto& e : rows) {
     Json row = e.row;
     row["id"] = e.id;
     std::cout << row.dump() << "\n";

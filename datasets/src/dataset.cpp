@@ -16,15 +16,19 @@ DataFormat DataFormat::from_json(const Json& j) {
   StrictReader r(j, "data.format");
   DataFormat f;
   f.kind = r.get<std::string>("kind", f.kind);
-  f.prompt_field = r.get<std::string>("prompt_field", f.kind == "gsm8k" ? "question"
+  f.prompt_field = r.get<std::string>("prompt_field", f.kind == "gsm8k" || f.kind == "apps"
+                                                          ? "question"
                                                       : f.kind == "math" ? "problem"
                                                                          : f.prompt_field);
-  f.answer_field = r.get<std::string>("answer_field", f.kind == "math" ? "solution"
-                                                                       : f.answer_field);
+  f.answer_field = r.get<std::string>("answer_field", f.kind == "math"        ? "solution"
+                                                      : f.kind == "apps"      ? "input_output"
+                                                      : f.kind == "humaneval" ? "test"
+                                                                              : f.answer_field);
   f.skip_bad_lines = r.get<bool>("skip_bad_lines", f.skip_bad_lines);
   r.finish();
-  if (f.kind != "generic" && f.kind != "gsm8k" && f.kind != "math") {
-    fail("data.format.kind must be generic, gsm8k or math (got '", f.kind, "')");
+  if (f.kind != "generic" && f.kind != "gsm8k" && f.kind != "math" && f.kind != "apps" &&
+      f.kind != "humaneval") {
+    fail("data.format.kind must be generic, gsm8k, math, apps or humaneval (got '", f.kind, "')");
   }
   return f;
 }
@@ -90,6 +94,32 @@ std::vector<Example> load_jsonl(const std::string& path, const DataFormat& f, Lo
         bad("MATH solution without \\boxed{}");
         continue;
       }
+    } else if (f.kind == "apps") {
+      // APPS / CodeContests: input_output is a JSON string (or object) of stdin/stdout tests,
+      // with fn_name for call-based problems; the code reward reads it as row["tests"].
+      Json tests;
+      try {
+        const Json& io = row[f.answer_field];
+        tests = io.is_string() ? Json::parse(io.get<std::string>()) : io;
+      } catch (const nlohmann::json::exception&) {
+        bad("input_output is not valid JSON");
+        continue;
+      }
+      if (!tests.is_object() || !tests.contains("inputs") || !tests.contains("outputs") ||
+          !tests["inputs"].is_array() || !tests["outputs"].is_array() ||
+          tests["inputs"].size() != tests["outputs"].size() || tests["inputs"].empty()) {
+        bad("input_output needs non-empty inputs and outputs of equal length");
+        continue;
+      }
+      row["tests"] = std::move(tests);
+      answer.clear();
+    } else if (f.kind == "humaneval") {
+      if (!row.contains("entry_point") || !row["entry_point"].is_string() ||
+          !row[f.answer_field].is_string()) {
+        bad("HumanEval rows need string 'test' and 'entry_point'");
+        continue;
+      }
+      answer.clear();
     }
     if (!seen.insert(question).second) {
       ++st.duplicates;

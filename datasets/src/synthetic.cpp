@@ -90,4 +90,30 @@ std::vector<Example> addition_problems(int64_t n, uint64_t seed, const AdditionT
   return out;
 }
 
+std::vector<Example> linear_equations(int64_t n, uint64_t seed, int max_coef,
+                                      const std::string& split) {
+  if (max_coef < 2) fail("linear equations need max_coef >= 2");
+  if (split != "train" && split != "eval" && split != "all") fail("split must be train, eval or all");
+  Rng rng(seed, 4321);
+  std::unordered_set<std::string> seen;
+  std::vector<Example> out;
+  auto coef = [&](int lo) {
+    int64_t v = lo + static_cast<int64_t>(rng.below(static_cast<uint64_t>(max_coef - lo + 1)));
+    return rng.below(2) ? v : -v;
+  };
+  for (int64_t attempt = 0; static_cast<int64_t>(out.size()) < n && attempt < n * 100; ++attempt) {
+    int64_t a = coef(2), x = coef(0), b = coef(1);
+    int64_t c = a * x + b;
+    std::string lhs = std::to_string(a) + "x " + (b < 0 ? "- " : "+ ") + std::to_string(b < 0 ? -b : b);
+    std::string q = "Solve for x: " + lhs + " = " + std::to_string(c) + ".";
+    if (split != "all" && in_eval_split(q) != (split == "eval")) continue;
+    if (!seen.insert(q).second) continue;
+    Example e;
+    e.id = "lin-" + std::to_string(out.size());
+    e.row = Json{{"question", q}, {"answer", std::to_string(x)}, {"prompt", q}};
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 }  // namespace aha::datasets

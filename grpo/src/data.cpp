@@ -22,6 +22,9 @@ std::vector<datasets::Example> load_examples(const Json& data, const std::string
   std::vector<datasets::Example> rows;
   if (src == "synthetic:arithmetic") {
     rows = datasets::synthetic_arithmetic(size, seed, digits[0], digits[1]);
+  } else if (src == "synthetic:linear") {
+    rows = datasets::linear_equations(size, seed, std::max(2, digits[1] * 5),
+                                      data.value("split", key == "eval" ? "eval" : "train"));
   } else if (src == "synthetic:addition") {
     datasets::AdditionTask t;
     t.min_digits = digits[0];

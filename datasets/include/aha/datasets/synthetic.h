@@ -26,6 +26,11 @@ struct AdditionTask {
 std::vector<Example> addition_problems(int64_t n, uint64_t seed, const AdditionTask& task,
                                        bool with_text);
 
+// Linear equations a*x + b = c with integer solutions ("Solve for x: 3x + 5 = 20."), answer x.
+// Coefficients up to max_coef in absolute value; the split works as for addition.
+std::vector<Example> linear_equations(int64_t n, uint64_t seed, int max_coef,
+                                      const std::string& split = "train");
+
 // The correct worked solution of a + b in the R1-Zero format.
 std::string addition_solution(int64_t a, int64_t b, bool sloppy);
 
