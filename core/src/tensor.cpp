@@ -1,6 +1,6 @@
 // Parallel GEMM shapes of a linear layer. Eigen does the blocked kernel on each tile; TBB splits
-// the output into tiles large enough to keep the kernel efficient. The split never changes the
-// arithmetic of an output element, so results do not depend on the thread count.
+// the output into tiles large enough to keep the kernel efficient. simple_partitioner makes the
+// tiles a function of the sizes alone (never of thread timing), so runs repeat bit for bit.
 #include "aha/core/tensor.h"
 
 #include <tbb/blocked_range.h>
@@ -47,11 +47,13 @@ void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, i
                           Y.noalias() = X * W.middleRows(c0, nc).transpose();
                         }
                         if (b != nullptr) Y.rowwise() += CVecMap<T>(b + c0, nc).transpose();
-                      });
+                      },
+                      tbb::simple_partitioner());
     return;
   }
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, grain_rows(n, 2 * in * out)),
-                    [&](const tbb::blocked_range<int64_t>& r) { tile_rows(r.begin(), r.end()); });
+                    [&](const tbb::blocked_range<int64_t>& r) { tile_rows(r.begin(), r.end()); },
+                    tbb::simple_partitioner());
 }
 
 template <typename T>
@@ -62,7 +64,8 @@ void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out
                       int64_t r0 = r.begin(), nr = r.end() - r.begin();
                       MatMap<T> DX(dx + r0 * in, nr, in);
                       DX.noalias() += CMatMap<T>(dy + r0 * out, nr, out) * W;
-                    });
+                    },
+                    tbb::simple_partitioner());
 }
 
 template <typename T>
@@ -78,7 +81,8 @@ void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int
                       if (db != nullptr) {
                         VecMap<T>(db + o0, no) += DY.colwise().sum().transpose();
                       }
-                    });
+                    },
+                    tbb::simple_partitioner());
 }
 
 template void gemm_xwt<float>(const float*, const float*, const float*, float*, int64_t, int64_t,
