@@ -231,10 +231,14 @@ Json Trainer::State::run_step() {
         }
       }
       if (it == 0) {
+        // Expert loads summed over the step's first-pass minibatches.
         auto l = policy->expert_loads(acts);
-        if (loads.empty()) loads = l;
-        for (size_t x = 0; x < l.size(); ++x) {
-          for (size_t e = 0; e < l[x].size(); ++e) loads[x][e] += (a == 0 ? 0 : l[x][e]);
+        if (loads.empty()) {
+          loads = std::move(l);
+        } else {
+          for (size_t x = 0; x < l.size(); ++x) {
+            for (size_t e = 0; e < l[x].size(); ++e) loads[x][e] += l[x][e];
+          }
         }
       }
       std::vector<std::vector<double>> dlogp;
