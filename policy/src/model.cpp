@@ -180,7 +180,8 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
 }
 
 template <typename T>
-void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double aux_weight) {
+void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double aux_weight,
+                        const T* dh_final) {
   const int64_t n = acts.layout.n_tokens();
   const int d = c_.hidden_size;
   AHA_CHECK(static_cast<int>(acts.layers.size()) == c_.num_hidden_layers,
@@ -188,9 +189,14 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double au
   const T* P = params_.data();
   T* G = grads_.data();
   Buf<T> dh(n * d, T(0));
-  logprob_backward(dlogprob, acts.h_final.data(), P + lm_head_, acts.targets.data(),
-                   acts.lse.data(), dh.data(), G + lm_head_, n, d, c_.vocab_size,
-                   acts.temperature);
+  if (dlogprob != nullptr) {
+    logprob_backward(dlogprob, acts.h_final.data(), P + lm_head_, acts.targets.data(),
+                     acts.lse.data(), dh.data(), G + lm_head_, n, d, c_.vocab_size,
+                     acts.temperature);
+  }
+  if (dh_final != nullptr) {
+    for (int64_t i = 0; i < n * d; ++i) dh[i] += dh_final[i];
+  }
   Buf<T> dx(n * d, T(0));
   rmsnorm_backward(dh.data(), acts.x_final.data(), P + final_norm_.w, acts.rstd_final.data(),
                    dx.data(), G + final_norm_.w, n, d);

@@ -94,8 +94,12 @@ class Model {
   // Per-token logprobs of each next token (and what backward needs, in acts).
   void forward(const Batch& batch, const ForwardOptions& opts, Activations<T>& acts) const;
   // Accumulates into grads() the gradient of sum_t dlogprob[t] * logprob[t]
-  // + aux_weight * aux_loss_alpha * acts.aux_loss.
-  void backward(const Activations<T>& acts, const T* dlogprob, double aux_weight = 0.0);
+  // + aux_weight * aux_loss_alpha * acts.aux_loss. dlogprob may be null (no logprob term).
+  // dh_final, when set, is an extra gradient w.r.t. acts.h_final [n, d] from a loss computed on
+  // the final hidden states outside the model (distillation: kd_loss.h, whose LM-head weight
+  // gradient the caller has already added to grads()).
+  void backward(const Activations<T>& acts, const T* dlogprob, double aux_weight = 0.0,
+                const T* dh_final = nullptr);
 
   // Tokens routed to each expert of each MoE layer by that forward: [moe layer][expert].
   std::vector<std::vector<int64_t>> expert_loads(const Activations<T>& acts) const;
