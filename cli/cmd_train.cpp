@@ -15,11 +15,13 @@ int cmd_train(const Args& args) {
   po::options_description desc("options");
   std::string config;
   std::vector<std::string> sets;
+  std::string rollouts;
   bool resume = false, dry = false;
   int64_t max_steps = 0;
   desc.add_options()
       ("config", po::value(&config)->required(), "run config (JSON): see docs/config.md")
       ("set", po::value(&sets)->composing(), "override a key: --set grpo.beta=0.001 (repeatable)")
+      ("rollouts", po::value(&rollouts), "learn from this rollout file instead of sampling (docs/rollouts.md)")
       ("resume", po::bool_switch(&resume), "continue from the latest checkpoint in output_dir")
       ("dry-run", po::bool_switch(&dry), "check config, tokenizer, data and rewards; load no weights")
       ("max-steps", po::value(&max_steps)->default_value(0), "stop after N more steps (0: all)");
@@ -32,6 +34,7 @@ int cmd_train(const Args& args) {
   }
   Json raw = load_json_file(config);
   apply_overrides(raw, sets);
+  if (!rollouts.empty()) raw["rollouts"] = rollouts;
   grpo::TrainConfig cfg = grpo::TrainConfig::from_json(raw);
   if (dry) {
     std::cout << grpo::dry_run(cfg).dump() << std::endl;

@@ -20,6 +20,7 @@ int cmd_generate(const Args& args);
 int cmd_runs(const Args& args);
 int cmd_report(const Args& args);
 int cmd_train(const Args& args);
+int cmd_export_rollouts(const Args& args);
 int cmd_pretrain(const Args& args);
 int cmd_eval(const Args& args);
 int cmd_make_data(const Args& args);

@@ -27,6 +27,7 @@ constexpr Command kCommands[] = {
     {"score", aha::cli::cmd_score, "per-token logprobs of given sequences (JSONL in/out)"},
     {"generate", aha::cli::cmd_generate, "grouped completions with logprobs (JSONL in/out)"},
     {"train", aha::cli::cmd_train, "GRPO training from a JSON config (--set overrides)"},
+    {"export-rollouts", aha::cli::cmd_export_rollouts, "a logged step as a rollout file (replay)"},
     {"pretrain", aha::cli::cmd_pretrain, "next-token training (how the demo gets its base)"},
     {"eval", aha::cli::cmd_eval, "pass@1 / pass@k of a checkpoint on a dataset"},
     {"make-data", aha::cli::cmd_make_data, "synthetic datasets as JSONL (addition)"},

@@ -1,4 +1,4 @@
--- aha run database, schema version 1. One file per run directory: <run_dir>/run.db (WAL).
+-- aha run database, schema version 2. One file per run directory: <run_dir>/run.db (WAL).
 -- Documented in docs/runlog.md. Every step is one transaction: its metrics, rollouts and
 -- rewards land together or not at all.
 
@@ -51,6 +51,18 @@ CREATE TABLE IF NOT EXISTS rewards (
   value      REAL,
   details    TEXT,                    -- JSON
   PRIMARY KEY (rollout_id, name)
+);
+
+-- Schema v2: token-level records for replay (`aha export-rollouts`). Ids are JSON arrays;
+-- logprobs are little-endian float32 blobs (exact), routing int32 [layer][position][k].
+CREATE TABLE IF NOT EXISTS rollout_tokens (
+  rollout_id     INTEGER PRIMARY KEY REFERENCES rollouts(id),
+  prompt_ids     TEXT NOT NULL,       -- JSON array
+  completion_ids TEXT NOT NULL,       -- JSON array
+  old_logprobs   BLOB,                -- float32 per completion token
+  ref_logprobs   BLOB,
+  routing        BLOB,                -- int32, moe_layers x positions x K
+  routing_layers INTEGER              -- moe layers in routing (0: none)
 );
 
 CREATE TABLE IF NOT EXISTS checkpoints (

@@ -12,7 +12,7 @@ AdvantageMode AdvantageConfig::parse_mode(const std::string& s) {
   if (s == "grpo") return AdvantageMode::kGrpo;
   if (s == "rloo") return AdvantageMode::kRloo;
   if (s == "reinforce_pp" || s == "reinforce++") return AdvantageMode::kReinforcePP;
-  fail("grpo.advantage must be grpo, rloo or reinforce_pp (got '", s, "')");
+  fail("grpo.advantage must be grpo, rloo, reinforce_pp or process (got '", s, "')");
 }
 
 RewardScale AdvantageConfig::parse_scale(const std::string& s) {

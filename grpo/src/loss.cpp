@@ -154,4 +154,17 @@ LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
   return m;
 }
 
+void LossMetrics::add(const LossMetrics& o) {
+  loss += o.loss;
+  pg_loss += o.pg_loss;
+  kl += o.kl;
+  clip_low_frac += o.clip_low_frac;
+  clip_high_frac += o.clip_high_frac;
+  dual_clip_frac += o.dual_clip_frac;
+  ratio_mean += o.ratio_mean;
+  ratio_max = std::max(ratio_max, o.ratio_max);
+  tokens += o.tokens;
+  masked_seqs += o.masked_seqs;
+}
+
 }  // namespace aha::grpo

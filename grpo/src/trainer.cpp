@@ -35,6 +35,18 @@ std::string latest_checkpoint(const std::string& dir) {
   return best;
 }
 
+RolloutLimits rollout_limits(const policy::Model<float>& m, const GrpoConfig& g) {
+  const policy::ModelConfig& c = m.config();
+  RolloutLimits lim;
+  lim.vocab = c.vocab_size;
+  lim.max_positions = m.rope().max_pos();
+  lim.experts = c.n_routed_experts;
+  lim.experts_per_tok = c.num_experts_per_tok;
+  for (int l = 0; l < c.num_hidden_layers; ++l) lim.moe_layers += c.is_moe_layer(l);
+  (void)g;
+  return lim;
+}
+
 }  // namespace
 
 Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
@@ -55,7 +67,12 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
       fail("the reference model's architecture differs from the policy's");
     }
   }
-  s.data = load_examples(cfg.data, "train", cfg.seed);
+  if (cfg.rollouts.empty()) {
+    s.data = load_examples(cfg.data, "train", cfg.seed);
+  } else {
+    s.file_rollouts = read_rollout_file(cfg.rollouts, rollout_limits(*s.policy, cfg.grpo));
+    spdlog::info("{}: {} rollouts; every step learns from all of them", cfg.rollouts, s.file_rollouts.size());
+  }
   s.cursor = std::make_unique<datasets::DataCursor>(static_cast<int64_t>(s.data.size()), cfg.seed);
   std::string templ = cfg.data.value("template", "r1_zero");
   s.templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(templ));

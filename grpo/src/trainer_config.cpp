@@ -26,8 +26,10 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.ref_reset_every = r.get<int>("ref_reset_every", g.ref_reset_every);
   g.ref_ema = r.get<double>("ref_ema", g.ref_ema);
   g.keep_routing = r.get<bool>("keep_routing", g.keep_routing);
+  g.keep_sampling_mask = r.get<bool>("keep_sampling_mask", g.keep_sampling_mask);
   g.offpolicy_delta = r.get<double>("offpolicy_delta", g.offpolicy_delta);
   g.dynamic_sampling = r.get<bool>("dynamic_sampling", g.dynamic_sampling);
+  g.dynamic_sampling_max_rounds = r.get<int>("dynamic_sampling_max_rounds", g.dynamic_sampling_max_rounds);
   g.mask_truncated = r.get<bool>("mask_truncated", g.mask_truncated);
   g.bias_update_gamma = r.get<double>("bias_update_gamma", g.bias_update_gamma);
   g.aux_loss_weight = r.get<double>("aux_loss_weight", g.aux_loss_weight);
@@ -35,11 +37,13 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.save_every = r.get<int>("save_every", g.save_every);
   g.report_every = r.get<int>("report_every", g.report_every);
   g.max_batch = r.get<int>("max_batch", g.max_batch);
+  g.log_tokens = r.get<bool>("log_tokens", g.log_tokens);
   g.threads = r.get<int>("threads", g.threads);
   r.finish();
   if (g.steps < 1 || g.prompts_per_step < 1 || g.group_size < 1 || g.num_iterations < 1) {
     fail("grpo.steps, prompts_per_step, group_size and num_iterations must be >= 1");
   }
+  if (g.dynamic_sampling_max_rounds < 1) fail("grpo.dynamic_sampling_max_rounds must be >= 1");
   if (g.minibatch_size < 0 || g.save_every < 0 || g.ref_reset_every < 0 || g.report_every < 0) {
     fail("grpo.minibatch_size, save_every, report_every and ref_reset_every must be >= 0");
   }
@@ -50,7 +54,7 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   LossConfig::parse_kl(g.kl_estimator);
   LossConfig::parse_level(g.ratio_level);
   LossConfig::parse_agg(g.loss_agg);
-  AdvantageConfig::parse_mode(g.advantage);
+  if (g.advantage != "process") AdvantageConfig::parse_mode(g.advantage);
   AdvantageConfig::parse_scale(g.scale_rewards);
   return g;
 }
@@ -61,6 +65,7 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   c.model = r.require<std::string>("model");
   c.reference = r.get<std::string>("reference", "");
   c.output_dir = r.require<std::string>("output_dir");
+  c.rollouts = r.get<std::string>("rollouts", "");
   c.seed = r.get<uint64_t>("seed", 0);
   c.data = r.child("data");
   c.rewards = r.get<Json>("rewards", Json::array({Json{{"name", "math"}, {"weight", 1.0}},
@@ -78,7 +83,7 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   if (!sched.contains("total_steps")) sched["total_steps"] = c.grpo.steps;
   c.schedule = policy::LrSchedule::from_json(sched);
   StrictReader d(c.data, "data");
-  if (!d.has("train")) fail("data.train is required (a JSONL path or synthetic:addition)");
+  if (!d.has("train") && c.rollouts.empty()) fail("data.train is required (a JSONL path or synthetic:addition)");
   for (const std::string& k : data_keys()) d.get<Json>(k, Json());
   d.finish();
   if (!c.rewards.is_array() || c.rewards.empty()) fail("rewards must be a non-empty array");

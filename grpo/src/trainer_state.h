@@ -9,6 +9,7 @@
 #include "aha/core/threading.h"
 #include "aha/datasets/dataset.h"
 #include "aha/datasets/prompt_template.h"
+#include "aha/grpo/rollouts.h"
 #include "aha/grpo/trainer.h"
 #include "aha/policy/model.h"
 #include "aha/policy/optimizer.h"
@@ -35,10 +36,26 @@ struct Trainer::State {
   int nan_streak = 0;
   bool ref_changed = false;  // the reference drifted from its checkpoint (reset or EMA)
 
+  std::vector<Rollout> file_rollouts;  // --rollouts: what every step learns from
+
   // One GRPO step (trainer_step.cpp); returns the step's metrics.
   Json run_step();
+  // Samples and scores a step's groups (trainer_sample.cpp); dynamic sampling refills here.
+  std::vector<Rollout> sample_rollouts(Json& m);
+  // Logprobs, advantages and the updates of one step (trainer_update.cpp).
+  struct PassOptions {
+    double temperature = 1.0;
+    bool replay_routing = false, keep_mask = false;
+  };
+  void learn(std::vector<Rollout>& rs, Json& m);
+  void fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, Json& m);
+  std::vector<std::vector<double>> advantages(const std::vector<Rollout>& rs) const;
+  LossConfig loss_config() const;
   void save_checkpoint();
   void load_checkpoint(const std::string& dir);
 };
+
+// Adds one minibatch's expert loads [moe layer][expert] into a step's total.
+void accumulate_loads(std::vector<std::vector<int64_t>>& into, std::vector<std::vector<int64_t>> l);
 
 }  // namespace aha::grpo

@@ -225,11 +225,27 @@ void row_stats(const T* logits, int vocab, double inv_temp, double& lse, double&
   entropy = lse - sum_pz / sum;
 }
 
+// log-sum-exp of logits / temperature over a kept set only.
+template <typename T>
+double kept_lse(const T* logits, const std::vector<int32_t>& ids, double inv_temp) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int32_t j : ids) mx = std::max(mx, logits[j] * inv_temp);
+  double sum = 0;
+  for (int32_t j : ids) sum += std::exp(logits[j] * inv_temp - mx);
+  return mx + std::log(sum);
+}
+
+const std::vector<int32_t>* kept_at(const KeptSets* kept, int64_t t) {
+  return kept == nullptr ? nullptr : (*kept)[t];
+}
+
 }  // namespace
 
 template <typename T>
 void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob, T* entropy,
-                     T* lse, int64_t n_tokens, int dim, int vocab, double temperature) {
+                     T* lse, int64_t n_tokens, int dim, int vocab, double temperature,
+                     const KeptSets* kept) {
+  AHA_CHECK(kept == nullptr || static_cast<int64_t>(kept->size()) == n_tokens, "one kept set per token");
   AHA_CHECK(temperature > 0, temperature);
   const double inv_temp = 1.0 / temperature;
   CMatMap<T> W(w, vocab, dim);
@@ -247,6 +263,12 @@ void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob,
         continue;
       }
       AHA_CHECK(y < vocab, "target id ", y, " >= vocab ", vocab);
+      if (const auto* ids = kept_at(kept, t); ids != nullptr) {
+        AHA_CHECK(std::binary_search(ids->begin(), ids->end(), y), "kept set lacks the target ", y);
+        AHA_CHECK(ids->back() < vocab, "kept id ", ids->back(), " >= vocab ", vocab);
+        l = kept_lse(row, *ids, inv_temp);
+        lse[t] = static_cast<T>(l);
+      }
       logprob[t] = static_cast<T>(row[y] * inv_temp - l);
       if (entropy) entropy[t] = static_cast<T>(ent);
     }
@@ -256,7 +278,7 @@ void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob,
 template <typename T>
 void logprob_backward(const T* dlogprob, const T* h, const T* w, const int32_t* targets,
                       const T* lse, T* dh, T* dw, int64_t n_tokens, int dim, int vocab,
-                      double temperature) {
+                      double temperature, const KeptSets* kept) {
   const double inv_temp = 1.0 / temperature;
   // Chunks run one after another (dw is shared); each GEMM inside is parallel.
   constexpr int64_t kChunk = 256;
@@ -278,8 +300,18 @@ void logprob_backward(const T* dlogprob, const T* h, const T* w, const int32_t* 
           continue;
         }
         double l = lse[t];
-        for (int j = 0; j < vocab; ++j) {
-          row[j] = static_cast<T>(-g * std::exp(row[j] * inv_temp - l) * inv_temp);
+        if (const auto* ids = kept_at(kept, t); ids != nullptr) {
+          // Only the kept logits take part in the renormalised softmax.
+          size_t k = 0;
+          for (int j = 0; j < vocab; ++j) {
+            const bool in = k < ids->size() && (*ids)[k] == j;
+            k += in;
+            row[j] = in ? static_cast<T>(-g * std::exp(row[j] * inv_temp - l) * inv_temp) : T(0);
+          }
+        } else {
+          for (int j = 0; j < vocab; ++j) {
+            row[j] = static_cast<T>(-g * std::exp(row[j] * inv_temp - l) * inv_temp);
+          }
         }
         row[y] += static_cast<T>(g * inv_temp);
       }
@@ -305,9 +337,9 @@ void logits_forward(const T* h, const T* w, T* logits, int64_t n_rows, int dim, 
   template void swiglu_forward<T>(const T*, const T*, T*, int64_t, int);                       \
   template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int);        \
   template void logprob_forward<T>(const T*, const T*, const int32_t*, T*, T*, T*, int64_t,     \
-                                   int, int, double);                                          \
+                                   int, int, double, const KeptSets*);                         \
   template void logprob_backward<T>(const T*, const T*, const T*, const int32_t*, const T*, T*, \
-                                    T*, int64_t, int, int, double);                            \
+                                    T*, int64_t, int, int, double, const KeptSets*);           \
   template void logits_forward<T>(const T*, const T*, T*, int64_t, int, int);
 
 AHA_INSTANTIATE_LAYERS(float)

@@ -151,6 +151,12 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
   }
   acts.tokens = batch.tokens;
   acts.temperature = opts.temperature;
+  if (opts.kept_ids != nullptr) {
+    AHA_CHECK(static_cast<int64_t>(opts.kept_ids->size()) == n, "kept_ids needs one entry per token");
+    acts.kept = *opts.kept_ids;
+  } else {
+    acts.kept.clear();
+  }
   Buf<T> x(n * d);
   for (int64_t t = 0; t < n; ++t) {
     std::copy_n(params_.data() + embed_ + int64_t{batch.tokens[t]} * d, d, x.data() + t * d);
@@ -176,7 +182,8 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
   acts.entropy.resize(opts.entropy ? n : 0);
   logprob_forward(acts.h_final.data(), params_.data() + lm_head_, acts.targets.data(),
                   acts.logprob.data(), opts.entropy ? acts.entropy.data() : nullptr,
-                  acts.lse.data(), n, d, c_.vocab_size, opts.temperature);
+                  acts.lse.data(), n, d, c_.vocab_size, opts.temperature,
+                  acts.kept.empty() ? nullptr : &acts.kept);
 }
 
 template <typename T>

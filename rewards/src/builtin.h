@@ -17,6 +17,8 @@ std::unique_ptr<RewardFunction> make_repetition_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_code_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_plugin_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_command_reward(const Json& params);
+std::unique_ptr<RewardFunction> make_equations_reward(const Json& params);
+std::unique_ptr<RewardFunction> make_countdown_reward(const Json& params);
 
 // A reward with score 0 and details {"reason": reason}.
 inline RewardResult unjudged(const std::string& reason) {

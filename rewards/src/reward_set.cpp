@@ -45,6 +45,8 @@ RewardRegistry builtin_registry() {
   r.add("code", detail::make_code_reward);
   r.add("plugin", detail::make_plugin_reward);
   r.add("command", detail::make_command_reward);
+  r.add("equations", detail::make_equations_reward);
+  r.add("countdown", detail::make_countdown_reward);
   return r;
 }
 

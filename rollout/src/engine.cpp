@@ -84,7 +84,10 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
   // Samples the next token of `s` from its logits row and decides whether it is done.
   auto advance = [&](Live& s, const float* row, std::vector<float>& buf) {
     const SamplingParams& p = *s.params;
-    TokenSample ts = sample_token(row, c.vocab_size, p, s.rng, s.history, buf);
+    std::vector<int32_t> kept;
+    TokenSample ts = sample_token(row, c.vocab_size, p, s.rng, s.history, buf,
+                                  opts_.record_kept_ids ? &kept : nullptr);
+    if (opts_.record_kept_ids) s.out.kept_ids.push_back(std::move(kept));
     s.out.ids.push_back(ts.token);
     s.out.logprobs.push_back(ts.logprob);
     s.out.policy_logprobs.push_back(ts.policy_logprob);

@@ -50,7 +50,9 @@ double log_sum_exp(const float* z, int n) {
 }  // namespace
 
 TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p, Rng& rng,
-                         const std::vector<int32_t>& history, std::vector<float>& z) {
+                         const std::vector<int32_t>& history, std::vector<float>& z,
+                         std::vector<int32_t>* kept_ids) {
+  if (kept_ids != nullptr) kept_ids->clear();
   z.assign(logits, logits + vocab);
   if (p.repetition_penalty != 1.0) {
     const float pen = static_cast<float>(p.repetition_penalty);
@@ -114,6 +116,10 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
     out.logprob = static_cast<float>(std::log(w[pick] / total));
     out.n_kept = kept;
     out.kept_min_logit = z[order[kept - 1]];
+    if (kept_ids != nullptr && kept < vocab) {
+      kept_ids->assign(order.begin(), order.begin() + kept);
+      std::sort(kept_ids->begin(), kept_ids->end());
+    }
   }
   out.policy_logprob = static_cast<float>(logits[out.token] - log_sum_exp(logits, vocab));
   return out;

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 
@@ -54,6 +56,12 @@ class Stmt {
     check(sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT));
     return *this;
   }
+  template <typename V>
+  Stmt& bind_blob(int i, const std::vector<V>& v) {
+    if (v.empty()) return bind_null(i);
+    check(sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size() * sizeof(V)), SQLITE_TRANSIENT));
+    return *this;
+  }
   Stmt& bind_null(int i) {
     check(sqlite3_bind_null(s_, i));
     return *this;
@@ -85,6 +93,51 @@ void bind_real(Stmt& s, int i, double v) {
     s.bind(i, v);
   } else {
     s.bind_null(i);
+  }
+}
+
+std::string column_text(sqlite3_stmt* q, int i) {
+  const unsigned char* t = sqlite3_column_text(q, i);
+  return t == nullptr ? std::string() : std::string(reinterpret_cast<const char*>(t));
+}
+
+double column_real(sqlite3_stmt* q, int i) {
+  return sqlite3_column_type(q, i) == SQLITE_NULL ? std::nan("") : sqlite3_column_double(q, i);
+}
+
+template <typename V>
+std::vector<V> column_blob(sqlite3_stmt* q, int i) {
+  const void* b = sqlite3_column_blob(q, i);
+  const size_t bytes = static_cast<size_t>(sqlite3_column_bytes(q, i));
+  std::vector<V> v(bytes / sizeof(V));
+  if (b != nullptr && !v.empty()) std::memcpy(v.data(), b, v.size() * sizeof(V));
+  return v;
+}
+
+void write_tokens(Stmt& tk, int64_t rid, const RolloutRow& r) {
+  std::vector<int32_t> routing;
+  for (const auto& l : r.routing) routing.insert(routing.end(), l.begin(), l.end());
+  tk.reset();
+  tk.bind(1, rid).bind(2, Json(r.prompt_ids).dump()).bind(3, Json(r.completion_ids).dump());
+  tk.bind_blob(4, r.old_logprobs).bind_blob(5, r.ref_logprobs).bind_blob(6, routing);
+  tk.bind(7, static_cast<int64_t>(r.routing.size()));
+  tk.step();
+}
+
+// Columns from `first`: prompt_ids, completion_ids, old_logprobs, ref_logprobs, routing,
+// routing_layers.
+void read_tokens(sqlite3_stmt* q, int first, RolloutRow& r) {
+  r.prompt_ids = Json::parse(column_text(q, first)).get<std::vector<int32_t>>();
+  r.completion_ids = Json::parse(column_text(q, first + 1)).get<std::vector<int32_t>>();
+  r.old_logprobs = column_blob<float>(q, first + 2);
+  r.ref_logprobs = column_blob<float>(q, first + 3);
+  std::vector<int32_t> routing = column_blob<int32_t>(q, first + 4);
+  const int64_t layers = sqlite3_column_int64(q, first + 5);
+  if (layers > 0 && !routing.empty()) {
+    const size_t per = routing.size() / static_cast<size_t>(layers);
+    for (int64_t l = 0; l < layers; ++l) {
+      r.routing.emplace_back(routing.begin() + l * per, routing.begin() + (l + 1) * per);
+    }
   }
 }
 
@@ -185,6 +238,8 @@ void RunDb::rewind_to(int64_t step) {
   try {
     exec("DELETE FROM rewards WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = " + id +
          " AND step > " + s + ")");
+    exec("DELETE FROM rollout_tokens WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = " +
+         id + " AND step > " + s + ")");
     exec("DELETE FROM rollouts WHERE run_id = " + id + " AND step > " + s);
     exec("DELETE FROM steps WHERE run_id = " + id + " AND step > " + s);
     exec("DELETE FROM checkpoints WHERE run_id = " + id + " AND step > " + s);
@@ -208,6 +263,9 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
             "completion, n_tokens, finish_reason, reward, advantage, correct) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     Stmt rw(db_, "INSERT INTO rewards(rollout_id, name, value, details) VALUES (?, ?, ?, ?)");
+    Stmt tk(db_,
+            "INSERT INTO rollout_tokens(rollout_id, prompt_ids, completion_ids, old_logprobs, "
+            "ref_logprobs, routing, routing_layers) VALUES (?, ?, ?, ?, ?, ?, ?)");
     for (const RolloutRow& r : rollouts) {
       ro.reset();
       ro.bind(1, run_id_).bind(2, r.step).bind(3, r.prompt_id).bind(4, r.group_index);
@@ -229,12 +287,54 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
         rw.bind(4, details.dump(-1, ' ', false, Json::error_handler_t::replace));
         rw.step();
       }
+      if (!r.completion_ids.empty()) write_tokens(tk, rid, r);
     }
     exec("COMMIT");
   } catch (...) {
     sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
     throw;
   }
+}
+
+std::vector<RolloutRow> RunDb::read_rollouts(int64_t step) const {
+  std::vector<RolloutRow> out;
+  Stmt s(db_,
+         "SELECT r.id, r.prompt_id, r.group_index, r.sample_index, r.prompt, r.completion, "
+         "r.n_tokens, r.finish_reason, r.reward, r.advantage, r.correct, t.prompt_ids, "
+         "t.completion_ids, t.old_logprobs, t.ref_logprobs, t.routing, t.routing_layers "
+         "FROM rollouts r LEFT JOIN rollout_tokens t ON t.rollout_id = r.id "
+         "WHERE r.run_id = ? AND r.step = ? ORDER BY r.id");
+  s.bind(1, run_id_).bind(2, step);
+  std::vector<int64_t> ids;
+  while (s.step()) {
+    sqlite3_stmt* q = s.get();
+    RolloutRow r;
+    r.step = step;
+    ids.push_back(sqlite3_column_int64(q, 0));
+    r.prompt_id = column_text(q, 1);
+    r.group_index = sqlite3_column_int64(q, 2);
+    r.sample_index = sqlite3_column_int64(q, 3);
+    r.prompt = column_text(q, 4);
+    r.completion = column_text(q, 5);
+    r.n_tokens = sqlite3_column_int64(q, 6);
+    r.finish_reason = column_text(q, 7);
+    r.reward = column_real(q, 8);
+    r.advantage = column_real(q, 9);
+    r.correct = sqlite3_column_type(q, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(q, 10);
+    if (sqlite3_column_type(q, 11) != SQLITE_NULL) read_tokens(q, 11, r);
+    out.push_back(std::move(r));
+  }
+  Stmt rw(db_, "SELECT name, value, details FROM rewards WHERE rollout_id = ? ORDER BY name");
+  for (size_t i = 0; i < out.size(); ++i) {
+    rw.reset();
+    rw.bind(1, ids[i]);
+    while (rw.step()) {
+      std::string details = column_text(rw.get(), 2);
+      out[i].rewards.emplace_back(column_text(rw.get(), 0), column_real(rw.get(), 1),
+                                  details.empty() ? Json::object() : Json::parse(details));
+    }
+  }
+  return out;
 }
 
 void RunDb::add_checkpoint(int64_t step, const std::string& path) {
@@ -266,6 +366,9 @@ std::vector<Json> RunDb::query(const std::string& sql) const {
         case SQLITE_INTEGER: row[name] = sqlite3_column_int64(s.get(), i); break;
         case SQLITE_FLOAT: row[name] = sqlite3_column_double(s.get(), i); break;
         case SQLITE_NULL: row[name] = nullptr; break;
+        case SQLITE_BLOB:
+          row[name] = "<" + std::to_string(sqlite3_column_bytes(s.get(), i)) + "-byte blob>";
+          break;
         default:
           row[name] = std::string(reinterpret_cast<const char*>(sqlite3_column_text(s.get(), i)));
       }

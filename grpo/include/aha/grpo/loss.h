@@ -46,6 +46,8 @@ struct LossMetrics {
   double clip_low_frac = 0, clip_high_frac = 0, dual_clip_frac = 0;
   double ratio_mean = 0, ratio_max = 0;
   int64_t tokens = 0, masked_seqs = 0;
+  // Sums another minibatch's metrics in (ratio_max: the maximum).
+  void add(const LossMetrics& o);
 };
 
 // Loss over a minibatch of sequences; dlogp[i][t] receives d loss / d logp_it (overwritten).

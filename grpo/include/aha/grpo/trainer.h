@@ -34,8 +34,10 @@ struct GrpoConfig {
   int ref_reset_every = 0;      // copy the policy into the reference every N steps (0: never)
   double ref_ema = 0.0;         // > 0: ref = (1 - ema) * ref + ema * policy after each step
   bool keep_routing = false;    // replay the experts chosen at sampling
+  bool keep_sampling_mask = false;  // renormalise training logprobs over the sampled top-k/p set
   double offpolicy_delta = 0.0; // DeepSeek-V3.2 off-policy sequence masking (0: off)
   bool dynamic_sampling = false;  // DAPO: drop groups whose rewards are all equal, refill
+  int dynamic_sampling_max_rounds = 4;  // sampling rounds per step before going on short
   bool mask_truncated = false;    // exclude completions that hit max_new_tokens from the loss
   double bias_update_gamma = 0.0; // aux-loss-free balancing step (0: off)
   double aux_loss_weight = 0.0;   // weight of the sequence-wise balance loss (x aux_loss_alpha)
@@ -43,6 +45,7 @@ struct GrpoConfig {
   int save_every = 0;             // checkpoint every N steps (0: only at the end)
   int report_every = 0;           // write <output_dir>/report.html every N steps (0: off)
   int max_batch = 64;             // live sequences in the rollout engine
+  bool log_tokens = true;         // token ids and logprobs in run.db (export-rollouts needs them)
   int threads = 0;
   static GrpoConfig from_json(const Json& j);
 };
@@ -51,6 +54,7 @@ struct TrainConfig {
   std::string model;             // initial policy checkpoint
   std::string reference;         // reference checkpoint ("": the initial policy)
   std::string output_dir;
+  std::string rollouts;          // a rollout file to learn from instead of sampling ("": sample)
   uint64_t seed = 0;
   // data: {"train": path | "synthetic:arithmetic", "format": {...}, "template": "r1_zero" | text,
   //        "limit": N, "digits": [min, max]}

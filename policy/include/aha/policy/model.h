@@ -30,6 +30,9 @@ struct ForwardOptions {
   bool entropy = false;       // also fill Activations::entropy
   // Keep routing: for every MoE layer (in order), the expert ids [n_tokens * K] to replay.
   const std::vector<std::vector<int32_t>>* replay_topk = nullptr;
+  // Keep sampling mask: per packed token, the ids the sampler drew from (nullptr: all). The
+  // sets must outlive backward(): Activations keeps the pointers.
+  const KeptSets* kept_ids = nullptr;
 };
 
 template <typename T>
@@ -52,6 +55,7 @@ struct Activations {
   Buf<T> entropy;   // [n] when requested
   double aux_loss = 0;  // sum over MoE layers of the balance loss (unweighted)
   double temperature = 1.0;
+  KeptSets kept;    // the forward's ForwardOptions::kept_ids (empty: none)
 };
 
 // Per-layer block parameters (offsets into the parameter block).

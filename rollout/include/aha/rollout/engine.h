@@ -31,6 +31,9 @@ struct Completion {
   std::vector<float> policy_logprobs;      // under the temperature-1 untruncated policy
   std::vector<int32_t> n_kept;             // kept-set size per token (top-k/top-p/min-p)
   std::vector<float> kept_min_logit;       // smallest kept logit per token
+  // Keep sampling mask: the kept ids per token, ascending (empty inner: no truncation). Only
+  // with EngineOptions::record_kept_ids.
+  std::vector<std::vector<int32_t>> kept_ids;
   std::string finish_reason;               // stop | length | error | cancelled
   std::string error;                       // why, when finish_reason == "error"
   // Keep routing: experts of every prompt and completion token that went through the model,
@@ -44,6 +47,7 @@ struct EngineOptions {
   bool absorbed = true;                   // false: naive MLA decode (oracle, benchmark)
   uint64_t seed = 0;
   bool record_routing = false;
+  bool record_kept_ids = false;
   // Turns ids into text for stop strings; without it stop strings are an error.
   std::function<std::string(const std::vector<int32_t>&)> detokenize;
 };

@@ -37,7 +37,10 @@ struct TokenSample {
 
 // Samples one token. `history` holds the ids the repetition penalty applies to. `scratch` is
 // reused between calls to avoid allocation. Deterministic for a given rng state.
+// kept_ids (optional) receives the kept set, ascending, when a filter truncated it (empty when
+// the whole vocabulary was kept): what training needs to keep the sampling mask.
 TokenSample sample_token(const float* logits, int vocab, const SamplingParams& params, Rng& rng,
-                         const std::vector<int32_t>& history, std::vector<float>& scratch);
+                         const std::vector<int32_t>& history, std::vector<float>& scratch,
+                         std::vector<int32_t>* kept_ids = nullptr);
 
 }  // namespace aha::rollout

@@ -16,7 +16,7 @@ struct sqlite3;
 
 namespace aha::runlog {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 struct RolloutRow {
   int64_t step = 0;
@@ -29,6 +29,11 @@ struct RolloutRow {
   int correct = -1;  // -1: unknown (NULL)
   // name -> (value, details)
   std::vector<std::tuple<std::string, double, Json>> rewards;
+  // Token level (table rollout_tokens, schema v2): what `aha export-rollouts` needs to replay
+  // the step. Nothing is written when completion_ids is empty.
+  std::vector<int32_t> prompt_ids, completion_ids;
+  std::vector<float> old_logprobs, ref_logprobs;
+  std::vector<std::vector<int32_t>> routing;  // [moe layer][position * K + k]
 };
 
 class RunDb {
@@ -56,6 +61,9 @@ class RunDb {
   void event(int64_t step, const std::string& level, const std::string& kind,
              const std::string& message);
   void finish(const std::string& status);
+
+  // The rollouts of one step with their rewards and token-level records, in logged order.
+  std::vector<RolloutRow> read_rollouts(int64_t step) const;
 
   // Runs a query and returns rows as JSON objects (column -> value). For tools and tests.
   std::vector<Json> query(const std::string& sql) const;

@@ -1,0 +1,272 @@
+// The rollout file: reading with line-precise validation, and writing.
+#include "aha/grpo/rollouts.h"
+
+#include <cmath>
+#include <algorithm>
+#include <fstream>
+#include <map>
+
+#include "aha/core/error.h"
+
+namespace aha::grpo {
+
+namespace {
+
+// Reading one line; every message names the file, the line and the field.
+class LineReader {
+ public:
+  LineReader(const std::string& path, int64_t line, const Json& j) : path_(path), line_(line), j_(j) {}
+
+  template <typename... A>
+  [[noreturn]] void bad(const A&... what) const {
+    fail(path_, ":", line_, ": ", what...);
+  }
+
+  const Json* find(const char* key) const {
+    auto it = j_.find(key);
+    return it == j_.end() || it->is_null() ? nullptr : &*it;
+  }
+
+  std::vector<int32_t> ids(const char* key, int vocab) const {
+    const Json* a = find(key);
+    if (a == nullptr) bad("missing \"", key, "\"");
+    if (!a->is_array()) bad("\"", key, "\" must be an array of token ids");
+    std::vector<int32_t> out;
+    out.reserve(a->size());
+    for (const Json& v : *a) {
+      if (!v.is_number_integer()) bad("\"", key, "\" holds a non-integer");
+      const int64_t id = v.get<int64_t>();
+      if (id < 0 || id >= vocab) bad("\"", key, "\" holds id ", id, ", outside the vocabulary [0, ", vocab, ")");
+      out.push_back(static_cast<int32_t>(id));
+    }
+    return out;
+  }
+
+  std::vector<float> floats(const char* key, int64_t n) const {
+    std::vector<float> out;
+    const Json* a = find(key);
+    if (a == nullptr) return out;
+    if (!a->is_array()) bad("\"", key, "\" must be an array of numbers");
+    if (static_cast<int64_t>(a->size()) != n) {
+      bad("\"", key, "\" has ", a->size(), " values for ", n, " completion tokens");
+    }
+    for (const Json& v : *a) {
+      if (!v.is_number()) bad("\"", key, "\" holds a non-number");
+      const double x = v.get<double>();
+      if (!std::isfinite(x) || x > 1e-3) bad("\"", key, "\" holds ", x, ", not a log-probability");
+      out.push_back(static_cast<float>(x));
+    }
+    return out;
+  }
+
+  double number(const char* key) const {
+    const Json* v = find(key);
+    if (v == nullptr || !v->is_number()) bad("\"", key, "\" must be a number");
+    return v->get<double>();
+  }
+
+ private:
+  std::string path_;
+  int64_t line_;
+  const Json& j_;
+};
+
+// routed_experts: [position][moe layer][k] -> [layer][position * K + k].
+std::vector<std::vector<int32_t>> read_routing(const LineReader& r, const Json& a, int64_t positions,
+                                               const RolloutLimits& lim) {
+  if (lim.moe_layers == 0) r.bad("\"routed_experts\" given, but the model has no MoE layers");
+  if (!a.is_array()) r.bad("\"routed_experts\" must be [position][layer][k]");
+  // Engines differ on whether the last token's routing is included: accept both.
+  const int64_t n = static_cast<int64_t>(a.size());
+  if (n != positions && n != positions + 1) {
+    r.bad("\"routed_experts\" has ", n, " positions; prompt + completion - 1 = ", positions);
+  }
+  const int K = lim.experts_per_tok;
+  std::vector<std::vector<int32_t>> out(lim.moe_layers, std::vector<int32_t>(positions * K));
+  for (int64_t p = 0; p < positions; ++p) {
+    const Json& layers = a[p];
+    if (!layers.is_array() || static_cast<int>(layers.size()) != lim.moe_layers) {
+      r.bad("\"routed_experts\"[", p, "] must list ", lim.moe_layers, " MoE layers");
+    }
+    for (int l = 0; l < lim.moe_layers; ++l) {
+      const Json& ks = layers[l];
+      if (!ks.is_array() || static_cast<int>(ks.size()) != K) {
+        r.bad("\"routed_experts\"[", p, "][", l, "] must hold ", K, " expert ids");
+      }
+      for (int k = 0; k < K; ++k) {
+        if (!ks[k].is_number_integer()) r.bad("\"routed_experts\" holds a non-integer");
+        const int64_t e = ks[k].get<int64_t>();
+        if (e < 0 || e >= lim.experts) r.bad("\"routed_experts\" names expert ", e, " of ", lim.experts);
+        out[l][p * K + k] = static_cast<int32_t>(e);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::vector<int32_t>> read_mask(const LineReader& r, const Json& a, int64_t n, int vocab) {
+  if (!a.is_array() || static_cast<int64_t>(a.size()) != n) {
+    r.bad("\"sampling_mask\" must hold one id list per completion token (", n, ")");
+  }
+  std::vector<std::vector<int32_t>> out(n);
+  for (int64_t t = 0; t < n; ++t) {
+    if (!a[t].is_array()) r.bad("\"sampling_mask\"[", t, "] must be an array of ids");
+    for (const Json& v : a[t]) {
+      if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab) {
+        r.bad("\"sampling_mask\"[", t, "] holds an id outside the vocabulary");
+      }
+      out[t].push_back(v.get<int32_t>());
+    }
+    std::sort(out[t].begin(), out[t].end());
+    out[t].erase(std::unique(out[t].begin(), out[t].end()), out[t].end());
+  }
+  return out;
+}
+
+void read_steps(const LineReader& r, const Json& a, Rollout& x) {
+  if (!a.is_array()) r.bad("\"step_rewards\" must be [[end_token, reward], ...]");
+  int64_t last = 0;
+  for (const Json& s : a) {
+    if (!s.is_array() || s.size() != 2 || !s[0].is_number_integer() || !s[1].is_number()) {
+      r.bad("\"step_rewards\" entries must be [end_token, reward]");
+    }
+    const int64_t end = s[0].get<int64_t>();
+    if (end <= last || end > x.n()) r.bad("\"step_rewards\" ends must ascend within (0, ", x.n(), "]");
+    last = end;
+    x.step_ends.push_back(end);
+    x.step_rewards.push_back(s[1].get<double>());
+  }
+}
+
+Rollout read_line(const LineReader& r, const Json& j, const RolloutLimits& lim) {
+  Rollout x;
+  const Json* pid = r.find("prompt_id");
+  if (pid == nullptr) r.bad("missing \"prompt_id\"");
+  x.prompt_id = pid->is_string() ? pid->get<std::string>() : pid->dump();
+  x.prompt_ids = r.ids("prompt_ids", lim.vocab);
+  x.completion_ids = r.ids("completion_ids", lim.vocab);
+  if (x.prompt_ids.empty()) r.bad("\"prompt_ids\" is empty");
+  if (x.completion_ids.empty()) r.bad("\"completion_ids\" is empty");
+  const int64_t total = static_cast<int64_t>(x.prompt_ids.size()) + x.n();
+  if (lim.max_positions > 0 && total > lim.max_positions) {
+    r.bad("prompt + completion = ", total, " tokens, longer than the model's context (", lim.max_positions, ")");
+  }
+  if (r.find("advantage") != nullptr) x.advantage = r.number("advantage");
+  if (r.find("reward") != nullptr) {
+    x.reward = r.number("reward");
+  } else if (!x.advantage) {
+    r.bad("missing \"reward\" (or \"advantage\")");
+  }
+  x.old_logprobs = r.floats("old_logprobs", x.n());
+  x.ref_logprobs = r.floats("ref_logprobs", x.n());
+  if (const Json* s = r.find("sample_index"); s != nullptr && s->is_number_integer()) {
+    x.sample_index = s->get<int64_t>();
+  }
+  if (const Json* f = r.find("finish_reason"); f != nullptr) {
+    if (!f->is_string()) r.bad("\"finish_reason\" must be a string");
+    x.finish_reason = f->get<std::string>();
+  }
+  if (const Json* a = r.find("routed_experts"); a != nullptr) {
+    x.routing = read_routing(r, *a, total - 1, lim);
+  }
+  if (const Json* a = r.find("sampling_mask"); a != nullptr) {
+    x.kept_ids = read_mask(r, *a, x.n(), lim.vocab);
+    for (int64_t t = 0; t < x.n(); ++t) {
+      const auto& k = x.kept_ids[t];
+      if (!k.empty() && !std::binary_search(k.begin(), k.end(), x.completion_ids[t])) {
+        r.bad("\"sampling_mask\"[", t, "] does not contain the sampled token ", x.completion_ids[t]);
+      }
+    }
+  }
+  if (const Json* a = r.find("step_rewards"); a != nullptr) read_steps(r, *a, x);
+  for (const char* k : {"prompt", "completion"}) {
+    if (const Json* t = r.find(k); t != nullptr && t->is_string()) {
+      (std::string(k) == "prompt" ? x.prompt_text : x.completion_text) = t->get<std::string>();
+    }
+  }
+  return x;
+}
+
+}  // namespace
+
+std::vector<Rollout> read_rollout_file(const std::string& path, const RolloutLimits& lim) {
+  std::ifstream in(path);
+  if (!in) fail("cannot open rollout file ", path);
+  static const std::vector<std::string> kKnown = {
+      "prompt_id", "prompt_ids", "completion_ids", "reward", "old_logprobs", "ref_logprobs",
+      "advantage", "routed_experts", "sampling_mask", "step_rewards", "finish_reason",
+      "sample_index", "prompt", "completion", "rewards"};
+  std::vector<Rollout> out;
+  std::map<std::string, int64_t> group_of;
+  std::string line;
+  int64_t n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    Json j;
+    try {
+      j = Json::parse(line);
+    } catch (const std::exception& e) {
+      fail(path, ":", n, ": not JSON (", e.what(), ")");
+    }
+    if (!j.is_object()) fail(path, ":", n, ": each line must be a JSON object");
+    for (const auto& [k, v] : j.items()) {
+      if (std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) fail(path, ":", n, ": unknown key \"", k, "\"");
+    }
+    LineReader r(path, n, j);
+    Rollout x = read_line(r, j, lim);
+    auto [it, fresh] = group_of.try_emplace(x.prompt_id, static_cast<int64_t>(group_of.size()));
+    x.group = it->second;
+    out.push_back(std::move(x));
+  }
+  if (out.empty()) fail(path, ": no rollouts");
+  // A group of one has no baseline: its advantage must be given.
+  std::vector<int64_t> size(group_of.size(), 0);
+  for (const Rollout& x : out) ++size[x.group];
+  for (const Rollout& x : out) {
+    if (lim.advantage_needs_group && size[x.group] == 1 && !x.advantage) {
+      fail(path, ": prompt_id \"", x.prompt_id, "\" has a single completion and no \"advantage\": "
+           "a group-relative advantage needs at least 2 completions per prompt");
+    }
+  }
+  return out;
+}
+
+Json rollout_to_json(const Rollout& x) {
+  Json j = {{"prompt_id", x.prompt_id}, {"sample_index", x.sample_index},
+            {"prompt_ids", x.prompt_ids}, {"completion_ids", x.completion_ids},
+            {"finish_reason", x.finish_reason}};
+  j["reward"] = std::isfinite(x.reward) ? Json(x.reward) : Json(nullptr);
+  if (x.advantage) j["advantage"] = *x.advantage;
+  if (!x.old_logprobs.empty()) j["old_logprobs"] = x.old_logprobs;
+  if (!x.ref_logprobs.empty()) j["ref_logprobs"] = x.ref_logprobs;
+  if (!x.routing.empty()) {
+    const size_t K = x.routing[0].size() / std::max<size_t>(1, x.prompt_ids.size() + x.completion_ids.size() - 1);
+    const size_t positions = K == 0 ? 0 : x.routing[0].size() / K;
+    Json re = Json::array();
+    for (size_t p = 0; p < positions; ++p) {
+      Json layers = Json::array();
+      for (const auto& l : x.routing) {
+        layers.push_back(std::vector<int32_t>(l.begin() + p * K, l.begin() + (p + 1) * K));
+      }
+      re.push_back(std::move(layers));
+    }
+    j["routed_experts"] = std::move(re);
+  }
+  if (!x.kept_ids.empty()) j["sampling_mask"] = x.kept_ids;
+  if (!x.step_ends.empty()) {
+    Json s = Json::array();
+    for (size_t i = 0; i < x.step_ends.size(); ++i) s.push_back({x.step_ends[i], x.step_rewards[i]});
+    j["step_rewards"] = std::move(s);
+  }
+  if (!x.reward_parts.empty()) {
+    Json parts = Json::object();
+    for (const auto& [name, value, details] : x.reward_parts) parts[name] = value;
+    j["rewards"] = std::move(parts);  // informational: a reader ignores it
+  }
+  if (!x.prompt_text.empty()) j["prompt"] = x.prompt_text;
+  if (!x.completion_text.empty()) j["completion"] = x.completion_text;
+  return j;
+}
+
+}  // namespace aha::grpo

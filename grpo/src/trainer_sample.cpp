@@ -1,0 +1,167 @@
+// Sampling a step's rollouts: prompts from the data cursor, G completions each from the
+// rollout engine, rule-based rewards, and DAPO's dynamic sampling (groups whose rewards are all
+// equal teach nothing: they are logged but left out, and fresh prompts refill the batch).
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <span>
+
+#include "aha/rollout/engine.h"
+#include "trainer_state.h"
+
+namespace aha::grpo {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double secs(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Marks the rollouts of groups whose finite rewards are all equal (or absent); returns how
+// many groups of [first, end) still teach something.
+int64_t mark_flat_groups(std::vector<Rollout>& rs, size_t first) {
+  std::map<int64_t, std::pair<double, double>> range;
+  for (size_t i = first; i < rs.size(); ++i) {
+    const double r = std::isfinite(rs[i].reward) ? rs[i].reward : 0.0;
+    auto [it, fresh] = range.try_emplace(rs[i].group, r, r);
+    if (!fresh) it->second = {std::min(it->second.first, r), std::max(it->second.second, r)};
+  }
+  int64_t useful = 0;
+  for (size_t i = first; i < rs.size(); ++i) {
+    auto [lo, hi] = range[rs[i].group];
+    if (lo == hi) rs[i].learn = false;
+  }
+  for (const auto& [g, r] : range) useful += r.first != r.second;
+  return useful;
+}
+
+// Process supervision: the first reward whose details carry "steps" ([{"end": byte offset in
+// the completion text, "reward": r}]) gives the step rewards; byte offsets become token ends
+// through each token's decoded length.
+void set_step_rewards(Rollout& r, const Json& details, const policy::Tokenizer& tok) {
+  for (const auto& [label, d] : details.items()) {
+    if (!d.is_object() || !d.contains("steps") || !d["steps"].is_array()) continue;
+    std::vector<int64_t> cum(r.completion_ids.size());
+    int64_t bytes = 0;
+    for (size_t i = 0; i < r.completion_ids.size(); ++i) {
+      const int32_t id = r.completion_ids[i];
+      bytes += static_cast<int64_t>(tok.decode(std::span<const int32_t>(&id, 1), true).size());
+      cum[i] = bytes;
+    }
+    int64_t last = 0;
+    for (const Json& st : d["steps"]) {
+      if (!st.is_object() || !st.contains("end") || !st.contains("reward")) continue;
+      const int64_t end_byte = st["end"].get<int64_t>();
+      auto it = std::lower_bound(cum.begin(), cum.end(), end_byte);
+      int64_t end = std::min<int64_t>(r.n(), (it - cum.begin()) + 1);
+      if (end <= last) continue;  // two steps inside one token: the first one counts
+      r.step_ends.push_back(end);
+      r.step_rewards.push_back(st["reward"].get<double>());
+      last = end;
+    }
+    return;
+  }
+}
+
+}  // namespace
+
+std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
+  const GrpoConfig& g = cfg.grpo;
+  std::vector<Rollout> rs;
+  double t_rollout = 0, t_reward = 0;
+  int64_t gen_tokens = 0, useful = 0, dropped = 0, next_group = 0;
+  const int rounds = g.dynamic_sampling ? g.dynamic_sampling_max_rounds : 1;
+  int round = 0;
+  for (; round < rounds && useful < g.prompts_per_step; ++round) {
+    auto t0 = Clock::now();
+    const int64_t want = round == 0 ? g.prompts_per_step : g.prompts_per_step - useful;
+    std::vector<int64_t> picked = cursor->next(want);
+    std::vector<std::string> prompt_text;
+    std::vector<rollout::Request> reqs;
+    for (int64_t ex : picked) {
+      Json fields = data[ex].row;
+      fields["prompt"] = fields.value("question", "");
+      prompt_text.push_back(templ->render(fields));
+      rollout::Request r;
+      r.prompt = tok->encode(prompt_text.back(), true);
+      r.n = g.group_size;
+      r.params = cfg.sampling;
+      if (r.params.stop_token_ids.empty() && tok->eos_id()) r.params.stop_token_ids = {*tok->eos_id()};
+      reqs.push_back(std::move(r));
+    }
+    rollout::EngineOptions eo;
+    // Round 0 keeps the seed of a run without dynamic sampling; refills get fresh streams.
+    eo.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(step) + uint64_t(round) * 0x9E3779B97F4A7C15ULL;
+    eo.max_batch = g.max_batch;
+    eo.record_routing = g.keep_routing && policy->config().n_routed_experts > 0;
+    eo.record_kept_ids = g.keep_sampling_mask;
+    const policy::Tokenizer* t = tok.get();
+    eo.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(policy::known_ids(*t, ids)); };
+    auto comps = rollout::Engine(*policy, eo).generate(reqs);
+    auto t1 = Clock::now();
+
+    std::vector<rewards::Sample> samples(comps.size());
+    const size_t first = rs.size();
+    for (size_t i = 0; i < comps.size(); ++i) {
+      auto& c = comps[i];
+      const int64_t p = c.prompt_index;
+      Rollout r;
+      r.group = next_group + p;
+      r.prompt_id = data[picked[p]].id;
+      r.sample_index = c.sample_index;
+      r.prompt_ids = reqs[p].prompt;
+      r.completion_ids = std::move(c.ids);
+      r.prompt_text = prompt_text[p];
+      r.completion_text = tok->decode_utf8(policy::known_ids(*tok, r.completion_ids), true);
+      r.finish_reason = c.finish_reason;
+      r.sampled_logprobs = std::move(c.policy_logprobs);
+      r.routing = std::move(c.routing);
+      r.kept_ids = std::move(c.kept_ids);
+      r.learn = !(g.mask_truncated && c.finish_reason == "length");
+      gen_tokens += r.n();
+      rs.push_back(std::move(r));
+    }
+    for (size_t i = 0; i < comps.size(); ++i) {
+      const Rollout& r = rs[first + i];
+      samples[i] = {r.prompt_text, r.completion_text, &data[picked[comps[i].prompt_index]].row, r.n()};
+    }
+    auto scored = rewards.score_batch(samples);
+    for (size_t i = 0; i < comps.size(); ++i) {
+      Rollout& r = rs[first + i];
+      r.reward = r.finish_reason == "error" ? std::nan("") : scored[i].reward;
+      auto it = scored[i].rewards.find(acc_label);
+      r.correct = it == scored[i].rewards.end() ? -1 : (it->second > 0.5 ? 1 : 0);
+      for (const auto& [label, v] : scored[i].rewards) {
+        r.reward_parts.emplace_back(label, v, scored[i].details.value(label, Json::object()));
+      }
+      if (g.advantage == "process") set_step_rewards(r, scored[i].details, *tok);
+    }
+    next_group += static_cast<int64_t>(picked.size());
+    if (g.dynamic_sampling) {
+      const int64_t u = mark_flat_groups(rs, first);
+      useful += u;
+      dropped += static_cast<int64_t>(picked.size()) - u;
+    } else {
+      useful += static_cast<int64_t>(picked.size());
+    }
+    t_rollout += secs(t0, t1);
+    t_reward += secs(t1, Clock::now());
+  }
+  m["tokens_per_s"] = double(gen_tokens) / std::max(1e-9, t_rollout);
+  m["time_rollout"] = t_rollout;
+  m["time_reward"] = t_reward;
+  m["groups_dropped"] = dropped;
+  if (g.dynamic_sampling) {
+    m["sampling_rounds"] = round;
+    m["groups_useful"] = useful;
+    if (useful < g.prompts_per_step) {
+      db->event(step + 1, "warn", "dynamic_sampling",
+                "only " + std::to_string(useful) + " of " + std::to_string(g.prompts_per_step) +
+                    " groups had unequal rewards after " + std::to_string(round) + " rounds");
+    }
+  }
+  return rs;
+}
+
+}  // namespace aha::grpo

@@ -1,0 +1,296 @@
+// Learning from a batch of rollouts: old and reference logprobs, advantages, and num_iterations
+// passes of minibatch updates. Online steps and rollout files (--rollouts) both come here, so
+// a replayed step makes exactly the update the online step made.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "aha/core/error.h"
+#include "aha/policy/optimizer.h"
+#include "trainer_state.h"
+
+namespace aha::grpo {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double secs(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// Packs rollouts rs[idx...] into one batch and runs a forward; logp[k] receives rollout
+// idx[k]'s completion-token logprobs, offs[k] the packed position predicting its first token.
+struct PackedForward {
+  const policy::Model<float>& model;
+  double temperature = 1.0;
+  bool replay_routing = false;  // keep routing: force the experts recorded at sampling
+  bool keep_mask = false;       // keep sampling mask: renormalise over the recorded kept sets
+
+  void run(const std::vector<Rollout>& rs, const std::vector<size_t>& idx, bool keep_acts,
+           bool entropy, policy::Activations<float>& acts, std::vector<std::vector<float>>& logp,
+           std::vector<int64_t>& offs) const {
+    std::vector<std::vector<int32_t>> packed;
+    for (size_t i : idx) {
+      packed.push_back(rs[i].prompt_ids);
+      packed.back().insert(packed.back().end(), rs[i].completion_ids.begin(), rs[i].completion_ids.end());
+    }
+    policy::Batch batch = policy::Batch::from_sequences(packed);
+    offs.assign(idx.size(), 0);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      offs[k] = batch.seq_starts[k] + static_cast<int64_t>(rs[idx[k]].prompt_ids.size()) - 1;
+    }
+    policy::ForwardOptions fo;
+    fo.temperature = temperature;
+    fo.keep_activations = keep_acts;
+    fo.entropy = entropy;
+    std::vector<std::vector<int32_t>> replay;
+    if (replay_routing) {
+      replay = routing_of(rs, idx, batch);
+      if (!replay.empty()) fo.replay_topk = &replay;
+    }
+    std::vector<const std::vector<int32_t>*> kept;
+    if (keep_mask) {
+      kept.assign(static_cast<size_t>(batch.n_tokens()), nullptr);
+      for (size_t k = 0; k < idx.size(); ++k) {
+        const Rollout& r = rs[idx[k]];
+        for (size_t t = 0; t < r.kept_ids.size(); ++t) {
+          if (!r.kept_ids[t].empty()) kept[offs[k] + t] = &r.kept_ids[t];
+        }
+      }
+      fo.kept_ids = &kept;
+    }
+    model.forward(batch, fo, acts);
+    logp.assign(idx.size(), {});
+    for (size_t k = 0; k < idx.size(); ++k) {
+      logp[k].assign(acts.logprob.begin() + offs[k], acts.logprob.begin() + offs[k] + rs[idx[k]].n());
+    }
+  }
+
+  // Recorded experts for every position that went through the model at sampling; the last
+  // token of each sequence, and rollouts without a record, route afresh (-1). Empty when no
+  // rollout of the batch has a record.
+  std::vector<std::vector<int32_t>> routing_of(const std::vector<Rollout>& rs,
+                                               const std::vector<size_t>& idx,
+                                               const policy::Batch& batch) const {
+    size_t layers = 0;
+    for (size_t i : idx) layers = std::max(layers, rs[i].routing.size());
+    std::vector<std::vector<int32_t>> replay(layers);
+    const size_t K = static_cast<size_t>(model.config().num_experts_per_tok);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const auto& r = rs[idx[k]].routing;
+      for (size_t l = 0; l < layers; ++l) {
+        if (!r.empty()) replay[l].insert(replay[l].end(), r[l].begin(), r[l].end());
+        replay[l].resize(static_cast<size_t>(batch.seq_starts[k + 1]) * K, -1);
+      }
+    }
+    return replay;
+  }
+};
+
+std::vector<size_t> range_of(size_t a, size_t b) {
+  std::vector<size_t> v;
+  for (size_t i = a; i < b; ++i) v.push_back(i);
+  return v;
+}
+
+}  // namespace
+
+LossConfig Trainer::State::loss_config() const {
+  const GrpoConfig& g = cfg.grpo;
+  LossConfig lc;
+  lc.eps_low = g.eps_low;
+  lc.eps_high = g.eps_high;
+  lc.dual_clip = g.dual_clip;
+  lc.level = LossConfig::parse_level(g.ratio_level);
+  lc.agg = LossConfig::parse_agg(g.loss_agg);
+  lc.kl = LossConfig::parse_kl(g.kl_estimator);
+  lc.beta = g.kl_in_reward || !ref ? 0.0 : g.beta;
+  lc.max_completion_len = cfg.sampling.max_new_tokens;
+  lc.offpolicy_delta = g.offpolicy_delta;
+  return lc;
+}
+
+void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, Json& m) {
+  const size_t chunk = cfg.grpo.minibatch_size > 0 ? static_cast<size_t>(cfg.grpo.minibatch_size) : 16;
+  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask};
+  PackedForward rf{ref ? *ref : *policy, po.temperature, false, po.keep_mask};
+  policy::Activations<float> acts;
+  std::vector<std::vector<float>> lp;
+  std::vector<int64_t> offs;
+  double mismatch = 0;
+  int64_t mismatch_n = 0;
+  for (size_t a = 0; a < rs.size(); a += chunk) {
+    std::vector<size_t> idx = range_of(a, std::min(rs.size(), a + chunk));
+    std::vector<size_t> need_old, need_ref;
+    for (size_t i : idx) {
+      if (rs[i].n() == 0) continue;  // an engine error: nothing to score
+      if (rs[i].old_logprobs.empty()) need_old.push_back(i);
+      if (ref && rs[i].ref_logprobs.empty()) need_ref.push_back(i);
+    }
+    if (!need_old.empty()) {
+      pol.run(rs, need_old, false, false, acts, lp, offs);
+      for (size_t k = 0; k < need_old.size(); ++k) {
+        Rollout& r = rs[need_old[k]];
+        r.old_logprobs = lp[k];
+        // How far the engine's logprobs are from the training forward's (same weights).
+        if (po.temperature == 1.0 && r.sampled_logprobs.size() == lp[k].size() && !po.keep_mask) {
+          for (size_t j = 0; j < lp[k].size(); ++j) mismatch += std::abs(double(r.sampled_logprobs[j]) - lp[k][j]);
+          mismatch_n += static_cast<int64_t>(lp[k].size());
+        }
+      }
+    }
+    if (!need_ref.empty()) {
+      rf.run(rs, need_ref, false, false, acts, lp, offs);
+      for (size_t k = 0; k < need_ref.size(); ++k) rs[need_ref[k]].ref_logprobs = lp[k];
+    }
+  }
+  if (mismatch_n > 0) m["logprob_mismatch"] = mismatch / double(mismatch_n);
+}
+
+std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Rollout>& rs) const {
+  const GrpoConfig& g = cfg.grpo;
+  std::vector<double> shaped(rs.size());
+  std::vector<int64_t> group(rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    shaped[i] = rs[i].reward;
+    group[i] = rs[i].group;
+    if (g.kl_in_reward && ref && !rs[i].ref_logprobs.empty()) {
+      double kl = 0;
+      for (int64_t j = 0; j < rs[i].n(); ++j) kl += double(rs[i].old_logprobs[j]) - rs[i].ref_logprobs[j];
+      shaped[i] -= g.beta * kl;
+    }
+  }
+  std::vector<std::vector<double>> adv(rs.size());
+  if (g.advantage == "process") {
+    // Outcome-only completions count as one step that ends at their last token.
+    std::vector<std::vector<double>> steps(rs.size());
+    std::vector<std::vector<int64_t>> ends(rs.size());
+    std::vector<int64_t> n(rs.size());
+    for (size_t i = 0; i < rs.size(); ++i) {
+      n[i] = rs[i].n();
+      if (rs[i].step_ends.empty()) {
+        steps[i] = {shaped[i]};
+        ends[i] = {n[i]};
+      } else {
+        steps[i] = rs[i].step_rewards;
+        ends[i] = rs[i].step_ends;
+      }
+    }
+    adv = process_advantages(steps, ends, n, group);
+  } else {
+    AdvantageConfig ac;
+    ac.mode = AdvantageConfig::parse_mode(g.advantage);
+    ac.scale = AdvantageConfig::parse_scale(g.scale_rewards);
+    std::vector<double> a = compute_advantages(shaped, group, ac);
+    for (size_t i = 0; i < rs.size(); ++i) adv[i].assign(rs[i].n(), a[i]);
+  }
+  for (size_t i = 0; i < rs.size(); ++i) {
+    if (rs[i].advantage) adv[i].assign(rs[i].n(), *rs[i].advantage);
+  }
+  return adv;
+}
+
+void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
+  const GrpoConfig& g = cfg.grpo;
+  auto t0 = Clock::now();
+  PassOptions po;
+  po.temperature = cfg.sampling.greedy() ? 1.0 : cfg.sampling.temperature;
+  po.replay_routing = g.keep_routing && policy->config().n_routed_experts > 0;
+  po.keep_mask = g.keep_sampling_mask;
+  fill_logprobs(rs, po, m);
+  auto t1 = Clock::now();
+  std::vector<std::vector<double>> adv = advantages(rs);
+  for (size_t i = 0; i < rs.size(); ++i) {
+    double s = 0;
+    for (double a : adv[i]) s += a;
+    rs[i].logged_advantage = adv[i].empty() ? 0.0 : s / double(adv[i].size());
+  }
+  std::vector<size_t> train_idx;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    if (rs[i].n() > 0 && rs[i].learn) train_idx.push_back(i);
+  }
+  const LossConfig lc = loss_config();
+  const size_t mb = g.minibatch_size > 0 ? static_cast<size_t>(g.minibatch_size) : train_idx.size();
+  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask};
+  policy::Activations<float> acts;
+  std::vector<std::vector<float>> lp;
+  std::vector<int64_t> offs;
+  LossMetrics total;
+  double grad_norm_sum = 0, entropy_sum = 0;
+  int64_t updates = 0, skipped = 0, entropy_n = 0;
+  std::vector<std::vector<int64_t>> loads;
+  const double lr = cfg.schedule.at(step);
+  for (int it = 0; it < g.num_iterations && !train_idx.empty(); ++it) {
+    for (size_t a = 0; a < train_idx.size(); a += mb) {
+      std::vector<size_t> idx(train_idx.begin() + a, train_idx.begin() + std::min(train_idx.size(), a + mb));
+      pol.run(rs, idx, true, it == 0, acts, lp, offs);
+      std::vector<SeqTerms> terms(idx.size());
+      for (size_t k = 0; k < idx.size(); ++k) {
+        const Rollout& r = rs[idx[k]];
+        terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
+                    adv[idx[k]].data(), r.n()};
+        if (it == 0) {
+          for (int64_t j = 0; j < r.n(); ++j) entropy_sum += acts.entropy[offs[k] + j];
+          entropy_n += r.n();
+        }
+      }
+      if (it == 0) accumulate_loads(loads, policy->expert_loads(acts));
+      std::vector<std::vector<double>> dlogp;
+      LossMetrics lm = grpo_loss(terms, lc, dlogp);
+      std::vector<float> dl(acts.logprob.size(), 0.0f);
+      for (size_t k = 0; k < idx.size(); ++k) {
+        for (int64_t j = 0; j < rs[idx[k]].n(); ++j) dl[offs[k] + j] = static_cast<float>(dlogp[k][j]);
+      }
+      policy->zero_grad();
+      policy->backward(acts, dl.data(), g.aux_loss_weight);
+      double norm = policy::clip_grad_norm(policy->table(), policy->grads().data(), cfg.optimizer.max_grad_norm);
+      if (!std::isfinite(norm) || !std::isfinite(lm.loss)) {
+        ++skipped;
+        if (++nan_streak > g.max_nan_skips) {
+          fail("stopping: ", nan_streak, " non-finite updates in a row at step ", step + 1);
+        }
+        db->event(step + 1, "warn", "nan_skip", "non-finite loss or gradient: update skipped");
+        continue;
+      }
+      nan_streak = 0;
+      opt->step(policy->params().data(), policy->grads().data(), lr);
+      ++updates;
+      grad_norm_sum += norm;
+      total.add(lm);
+    }
+  }
+  if (g.bias_update_gamma > 0 && !loads.empty()) policy->update_routing_bias(loads, g.bias_update_gamma);
+  auto t2 = Clock::now();
+  const double u = updates > 0 ? double(updates) : 1.0;
+  m["loss"] = total.loss / u;
+  m["pg_loss"] = total.pg_loss / u;
+  m["kl"] = total.kl / u;
+  m["clip_low_frac"] = total.clip_low_frac / u;
+  m["clip_high_frac"] = total.clip_high_frac / u;
+  m["dual_clip_frac"] = total.dual_clip_frac / u;
+  m["ratio_mean"] = total.ratio_mean / u;
+  m["ratio_max"] = total.ratio_max;
+  m["masked_seqs"] = total.masked_seqs;
+  m["entropy"] = entropy_n > 0 ? entropy_sum / double(entropy_n) : 0.0;
+  m["time_ref"] = secs(t0, t1);
+  m["time_train"] = secs(t1, t2);
+  m["lr"] = lr;
+  m["grad_norm"] = grad_norm_sum / u;
+  m["updates"] = updates;
+  m["skipped_updates"] = skipped;
+  m["sequences"] = static_cast<int64_t>(train_idx.size());
+  if (!loads.empty()) m["expert_load"] = loads;
+}
+
+void accumulate_loads(std::vector<std::vector<int64_t>>& into, std::vector<std::vector<int64_t>> l) {
+  if (into.empty()) {
+    into = std::move(l);
+    return;
+  }
+  for (size_t x = 0; x < l.size(); ++x) {
+    for (size_t e = 0; e < l[x].size(); ++e) into[x][e] += l[x][e];
+  }
+}
+
+}  // namespace aha::grpo
