@@ -1,12 +1,15 @@
 // The rollout file: reading with line-precise validation, and writing.
 #include "aha/grpo/rollouts.h"
 
-#include <cmath>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <map>
 
 #include "aha/core/error.h"
+#include "aha/runlog/run_db.h"
 
 namespace aha::grpo {
 
@@ -267,6 +270,48 @@ Json rollout_to_json(const Rollout& x) {
   if (!x.prompt_text.empty()) j["prompt"] = x.prompt_text;
   if (!x.completion_text.empty()) j["completion"] = x.completion_text;
   return j;
+}
+
+int64_t export_step(const std::string& db_path, int64_t step, bool with_text, std::ostream& out) {
+  auto db = runlog::RunDb::open_readonly(db_path);
+  auto rows = db->read_rollouts(step);
+  if (rows.empty()) fail(db_path, " has no rollouts at step ", step);
+  auto cfg = db->query("SELECT json_extract(config, '$.grpo.advantage') AS a FROM runs ORDER BY id DESC LIMIT 1");
+  const bool process = !cfg.empty() && cfg[0]["a"].is_string() && cfg[0]["a"].get<std::string>() == "process";
+  if (process) spdlog::warn("process supervision: per-token advantages are not logged; the file carries rewards only");
+  int64_t written = 0, skipped = 0;
+  for (const runlog::RolloutRow& r : rows) {
+    // Rows without a token record were not learned from (dynamic sampling, truncation mask,
+    // engine errors) or were logged with grpo.log_tokens = false.
+    if (r.completion_ids.empty()) {
+      ++skipped;
+      continue;
+    }
+    Rollout x;
+    x.prompt_id = r.prompt_id;
+    x.sample_index = r.sample_index;
+    x.prompt_ids = r.prompt_ids;
+    x.completion_ids = r.completion_ids;
+    x.finish_reason = r.finish_reason;
+    x.reward = r.reward;
+    // The logged advantage is the one the update used, whatever the rest of the group was.
+    if (!process && std::isfinite(r.advantage)) x.advantage = r.advantage;
+    x.old_logprobs = r.old_logprobs;
+    x.ref_logprobs = r.ref_logprobs;
+    x.routing = r.routing;
+    x.reward_parts = r.rewards;
+    if (with_text) {
+      x.prompt_text = r.prompt;
+      x.completion_text = r.completion;
+    }
+    out << rollout_to_json(x).dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
+    ++written;
+  }
+  if (written == 0) {
+    fail("step ", step, " of ", db_path, " has no token-level records (logged with grpo.log_tokens = false?)");
+  }
+  spdlog::info("step {}: {} rollouts written, {} not learned from (skipped)", step, written, skipped);
+  return written;
 }
 
 }  // namespace aha::grpo

@@ -56,10 +56,12 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   s.cfg = cfg;
   s.raw = raw;
   s.threads = std::make_unique<ThreadLimit>(cfg.grpo.threads);
-  if (!fs::exists(fs::path(cfg.model) / "tokenizer.json")) {
+  // A rollout file carries ids and rewards: no text, so no tokenizer is needed.
+  const bool has_tok = fs::exists(fs::path(cfg.model) / "tokenizer.json");
+  if (!has_tok && cfg.rollouts.empty()) {
     fail("the model ", cfg.model, " has no tokenizer.json (GRPO needs text for the rewards)");
   }
-  s.tok = std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(cfg.model));
+  if (has_tok) s.tok = std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(cfg.model));
   s.policy = policy::load_model<float>(cfg.model);
   if (cfg.grpo.beta > 0 || !cfg.reference.empty()) {
     s.ref = policy::load_model<float>(cfg.reference.empty() ? cfg.model : cfg.reference);

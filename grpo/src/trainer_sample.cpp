@@ -116,6 +116,7 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       r.completion_text = tok->decode_utf8(policy::known_ids(*tok, r.completion_ids), true);
       r.finish_reason = c.finish_reason;
       r.sampled_logprobs = std::move(c.policy_logprobs);
+      r.sampling_dist_logprobs = std::move(c.logprobs);
       r.routing = std::move(c.routing);
       r.kept_ids = std::move(c.kept_ids);
       r.learn = !(g.mask_truncated && c.finish_reason == "length");

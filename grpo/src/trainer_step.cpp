@@ -28,7 +28,7 @@ runlog::RolloutRow row_of(const Rollout& r, int64_t step, bool tokens) {
   row.advantage = r.logged_advantage;
   row.correct = r.correct;
   row.rewards = r.reward_parts;
-  if (tokens) {
+  if (tokens && r.learn) {
     row.prompt_ids = r.prompt_ids;
     row.completion_ids = r.completion_ids;
     row.old_logprobs = r.old_logprobs;

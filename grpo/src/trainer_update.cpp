@@ -133,9 +133,11 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
       for (size_t k = 0; k < need_old.size(); ++k) {
         Rollout& r = rs[need_old[k]];
         r.old_logprobs = lp[k];
-        // How far the engine's logprobs are from the training forward's (same weights).
-        if (po.temperature == 1.0 && r.sampled_logprobs.size() == lp[k].size() && !po.keep_mask) {
-          for (size_t j = 0; j < lp[k].size(); ++j) mismatch += std::abs(double(r.sampled_logprobs[j]) - lp[k][j]);
+        // How far the engine's logprobs are from the training forward's (same weights): with
+        // the sampling mask kept, against the sampling distribution itself.
+        const std::vector<float>& rec = po.keep_mask ? r.sampling_dist_logprobs : r.sampled_logprobs;
+        if ((po.keep_mask || po.temperature == 1.0) && rec.size() == lp[k].size()) {
+          for (size_t j = 0; j < lp[k].size(); ++j) mismatch += std::abs(double(rec[j]) - lp[k][j]);
           mismatch_n += static_cast<int64_t>(lp[k].size());
         }
       }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -24,8 +25,9 @@ struct Rollout {
   double reward = std::numeric_limits<double>::quiet_NaN();
   int correct = -1;               // -1: unknown
   std::vector<std::tuple<std::string, double, Json>> reward_parts;  // name, value, details
-  // Temperature-1 policy logprobs recorded at sampling (the mismatch metric); may be empty.
-  std::vector<float> sampled_logprobs;
+  // Recorded at sampling (the logprob_mismatch metric), may be empty: under the temperature-1
+  // untruncated policy, and under the sampling distribution (temperature, top-k/top-p).
+  std::vector<float> sampled_logprobs, sampling_dist_logprobs;
   // Given by a rollout file, else filled by the trainer from the current policy / reference.
   std::vector<float> old_logprobs, ref_logprobs;
   std::optional<double> advantage;  // overrides the computed one
@@ -60,5 +62,11 @@ std::vector<Rollout> read_rollout_file(const std::string& path, const RolloutLim
 
 // One line of that format (the inverse of the reader).
 Json rollout_to_json(const Rollout& r);
+
+// `aha export-rollouts`: writes step `step` of a run database as rollout-file lines — the
+// completions the step learned from, with the advantages, old/reference logprobs and routed
+// experts it used — so that `aha train --rollouts` from the previous checkpoint repeats the
+// update. Returns the lines written; throws when the step has no token-level records.
+int64_t export_step(const std::string& db_path, int64_t step, bool with_text, std::ostream& out);
 
 }  // namespace aha::grpo
