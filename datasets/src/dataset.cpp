@@ -145,6 +145,25 @@ void DataCursor::shuffle_epoch() {
   for (int64_t i = n_ - 1; i > 0; --i) std::swap(order_[i], order_[rng.below(i + 1)]);
 }
 
+std::vector<Example> split_rows(std::vector<Example> rows, double eval_fraction,
+                                const std::string& which) {
+  if (!(eval_fraction >= 0 && eval_fraction < 1)) fail("eval_fraction must be in [0, 1)");
+  if (which != "train" && which != "eval" && which != "all") fail("split must be train, eval or all");
+  if (which == "all" || eval_fraction == 0) {
+    if (which == "eval") fail("an eval split needs eval_fraction > 0");
+    return rows;
+  }
+  std::vector<Example> out;
+  for (Example& e : rows) {
+    const std::string key = e.row.value("question", e.row.value("prompt", e.id));
+    uint64_t h = 1469598103934665603ULL;
+    for (unsigned char c : key) h = (h ^ c) * 1099511628211ULL;
+    const bool eval = double(h % 1000000) < eval_fraction * 1e6;
+    if (eval == (which == "eval")) out.push_back(std::move(e));
+  }
+  return out;
+}
+
 std::vector<int64_t> DataCursor::next(int64_t k) {
   AHA_CHECK(n_ > 0, "empty dataset");
   if (order_.empty()) shuffle_epoch();

@@ -9,7 +9,8 @@
 namespace aha::grpo {
 
 std::vector<std::string> data_keys() {
-  return {"train", "eval", "format", "limit", "digits", "synthetic_size", "split", "template"};
+  return {"train", "eval", "format", "limit", "digits", "synthetic_size", "split", "template",
+          "eval_fraction", "numbers", "max_number"};
 }
 
 std::vector<datasets::Example> load_examples(const Json& data, const std::string& key,
@@ -31,11 +32,23 @@ std::vector<datasets::Example> load_examples(const Json& data, const std::string
     t.max_digits = digits[1];
     t.split = data.value("split", key == "eval" ? "eval" : "train");
     rows = datasets::addition_problems(size, seed, t, false);
+  } else if (src == "synthetic:countdown") {
+    datasets::CountdownTask t;
+    std::vector<int> numbers = data.value("numbers", std::vector<int>{3, 4});
+    if (numbers.size() != 2) fail("data.numbers must be [min, max]");
+    t.min_numbers = numbers[0];
+    t.max_numbers = numbers[1];
+    t.max_number = data.value("max_number", 25);
+    t.split = data.value("split", key == "eval" ? "eval" : "train");
+    rows = datasets::countdown_problems(size, seed, t, false);
   } else {
     datasets::LoadStats st;
     rows = datasets::load_jsonl(src, datasets::DataFormat::from_json(data.value("format", Json::object())), &st);
     if (st.skipped > 0) spdlog::warn("{}: skipped {} malformed lines", src, st.skipped);
     if (st.duplicates > 0) spdlog::info("{}: dropped {} duplicate prompts", src, st.duplicates);
+    // A file split by question hash: the same file can feed data.train and data.eval.
+    const double frac = data.value("eval_fraction", 0.0);
+    if (frac > 0) rows = datasets::split_rows(std::move(rows), frac, data.value("split", key == "eval" ? "eval" : "train"));
   }
   int64_t limit = data.value("limit", int64_t{0});
   if (limit > 0 && static_cast<int64_t>(rows.size()) > limit) rows.resize(limit);

@@ -41,6 +41,8 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   for (const char* k : {"train"}) d.get<std::string>(k, "");
   d.get<int64_t>("size", 0);
   d.get<std::vector<int>>("digits", {});
+  d.get<std::vector<int>>("numbers", {});
+  d.get<int>("max_number", 0);
   for (const char* k : {"p_sloppy", "p_wrong_answer", "p_no_format"}) d.get<double>(k, 0.0);
   d.finish();
   return c;
@@ -61,6 +63,18 @@ std::vector<std::string> load_texts(const Json& data, uint64_t seed) {
     t.p_wrong_answer = data.value("p_wrong_answer", t.p_wrong_answer);
     t.p_no_format = data.value("p_no_format", t.p_no_format);
     for (auto& e : datasets::addition_problems(data.value("size", int64_t{20000}), seed, t, true)) {
+      texts.push_back(e.row["text"].get<std::string>());
+    }
+  } else if (train == "synthetic:countdown") {
+    datasets::CountdownTask t;
+    std::vector<int> numbers = data.value("numbers", std::vector<int>{3, 4});
+    if (numbers.size() != 2) fail("data.numbers must be [min, max]");
+    t.min_numbers = numbers[0];
+    t.max_numbers = numbers[1];
+    t.max_number = data.value("max_number", t.max_number);
+    t.p_wrong_answer = data.value("p_wrong_answer", t.p_wrong_answer);
+    t.p_no_format = data.value("p_no_format", t.p_no_format);
+    for (auto& e : datasets::countdown_problems(data.value("size", int64_t{20000}), seed, t, true)) {
       texts.push_back(e.row["text"].get<std::string>());
     }
   } else {

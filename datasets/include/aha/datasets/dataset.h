@@ -34,6 +34,12 @@ std::vector<Example> load_jsonl(const std::string& path, const DataFormat& forma
                                 LoadStats* stats = nullptr);
 
 // Deterministic shuffled epochs over n examples: the order of epoch e depends only on (seed, e).
+// A split of rows that never depends on their order: a row goes to "eval" when the FNV-1a hash
+// of its question (its prompt when there is none) falls in the first eval_fraction of the
+// hash range. `which` is "train", "eval" or "all".
+std::vector<Example> split_rows(std::vector<Example> rows, double eval_fraction,
+                                const std::string& which);
+
 class DataCursor {
  public:
   DataCursor(int64_t n, uint64_t seed) : n_(n), seed_(seed) {}

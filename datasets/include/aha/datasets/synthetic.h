@@ -34,4 +34,19 @@ std::vector<Example> linear_equations(int64_t n, uint64_t seed, int max_coef,
 // The correct worked solution of a + b in the R1-Zero format.
 std::string addition_solution(int64_t a, int64_t b, bool sloppy);
 
+// Countdown (TinyZero): reach a target with every given number once and + - * /. Targets are
+// built by combining the numbers at random (exact divisions, no negatives), so every problem has
+// a solution; rows carry question, numbers, target and answer (one solution). Documents
+// ("text") show the worked steps "a op b = r , ..." and the expression, with the flaw knobs:
+// p_wrong_answer miscomputes a step, p_no_format drops the tags.
+struct CountdownTask {
+  int min_numbers = 3, max_numbers = 4;
+  int max_number = 25;
+  std::string split = "train";  // train | eval | all (eval: one question in ten, by hash)
+  double p_wrong_answer = 0.3, p_no_format = 0.25;
+  std::string templ;  // document prompt template with {prompt} ("": the R1-Zero template)
+};
+std::vector<Example> countdown_problems(int64_t n, uint64_t seed, const CountdownTask& task,
+                                        bool with_text);
+
 }  // namespace aha::datasets
