@@ -30,5 +30,9 @@ int cmd_tokenize(const Args& args);
 int cmd_tokenizer_train(const Args& args);
 // `aha bench tokenize` (dispatched by cmd_bench).
 int bench_tokenize(const Args& args);
+// `aha distill` (usage), `aha distill sample`, `aha distill train` (cmd_distill.cpp).
+int cmd_distill(const Args& args);
+int cmd_distill_sample(const Args& args);
+int cmd_distill_train(const Args& args);
 
 }  // namespace aha::cli

@@ -36,6 +36,9 @@ constexpr Command kCommands[] = {
     {"bench", aha::cli::cmd_bench, "throughput figures as JSON lines (gemm, train, ...)"},
     {"tokenize", aha::cli::cmd_tokenize, "JSONL text -> token ids (--decode: back)"},
     {"tokenizer train", aha::cli::cmd_tokenizer_train, "train a byte-level BPE tokenizer"},
+    {"distill", aha::cli::cmd_distill, "distillation: see distill sample / distill train"},
+    {"distill sample", aha::cli::cmd_distill_sample, "rejection-sample a teacher into SFT JSONL"},
+    {"distill train", aha::cli::cmd_distill_train, "SFT / logit-KD of a student, ESFT of an MoE"},
 };
 
 void print_usage() {

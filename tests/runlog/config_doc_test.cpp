@@ -37,7 +37,8 @@ TEST(ConfigDoc, EveryParsedKeyIsDocumented) {
   size_t total = 0;
   for (const char* file :
        {"grpo/src/trainer_config.cpp", "grpo/src/pretrain.cpp", "grpo/src/data.cpp",
-        "rollout/src/sampling.cpp", "policy/src/optimizer.cpp"}) {
+        "rollout/src/sampling.cpp", "policy/src/optimizer.cpp", "distill/src/sample.cpp",
+        "distill/src/train_config.cpp", "distill/src/common.cpp"}) {
     const std::set<std::string> keys = parser_keys(read_file(src + "/" + file));
     EXPECT_FALSE(keys.empty()) << file << ": no keys found (did the parser change shape?)";
     for (const std::string& key : keys) {

@@ -1,0 +1,110 @@
+// Prompt datasets, prompt rendering, dedup hashes and accuracy measurement for distillation.
+#include "aha/distill/common.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "aha/core/error.h"
+#include "aha/datasets/synthetic.h"
+#include "aha/rollout/engine.h"
+
+namespace aha::distill {
+
+std::vector<std::string> prompt_data_keys() {
+  return {"train", "format", "limit", "digits", "synthetic_size", "split", "template"};
+}
+
+// The same sources as grpo's load_examples (distill may not depend on grpo).
+std::vector<datasets::Example> load_prompt_examples(const Json& data, const std::string& key,
+                                                    uint64_t seed) {
+  const std::string src = data.value(key, "");
+  if (src.empty()) fail("data.", key, " is required");
+  std::vector<int> digits = data.value("digits", std::vector<int>{1, 2});
+  if (digits.size() != 2) fail("data.digits must be [min, max]");
+  const int64_t size = data.value("synthetic_size", int64_t{2000});
+  const std::string split = data.value("split", key == "eval" ? "eval" : "train");
+  std::vector<datasets::Example> rows;
+  if (src == "synthetic:arithmetic") {
+    rows = datasets::synthetic_arithmetic(size, seed, digits[0], digits[1]);
+  } else if (src == "synthetic:linear") {
+    rows = datasets::linear_equations(size, seed, std::max(2, digits[1] * 5), split);
+  } else if (src == "synthetic:addition") {
+    datasets::AdditionTask t;
+    t.min_digits = digits[0];
+    t.max_digits = digits[1];
+    t.split = split;
+    rows = datasets::addition_problems(size, seed, t, false);
+  } else {
+    datasets::LoadStats st;
+    rows = datasets::load_jsonl(
+        src, datasets::DataFormat::from_json(data.value("format", Json::object())), &st);
+    if (st.skipped > 0) spdlog::warn("{}: skipped {} malformed lines", src, st.skipped);
+  }
+  int64_t limit = data.value("limit", int64_t{0});
+  if (limit > 0 && static_cast<int64_t>(rows.size()) > limit) rows.resize(limit);
+  if (rows.empty()) fail("the dataset ", src, " is empty");
+  return rows;
+}
+
+std::string render_prompt(const datasets::PromptTemplate& templ, const datasets::Example& ex) {
+  Json fields = ex.row;
+  fields["prompt"] = fields.value("question", "");
+  return templ.render(fields);
+}
+
+std::string sample_hash(const std::string& prompt, const std::string& completion) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](unsigned char c) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  };
+  for (unsigned char c : prompt) mix(c);
+  mix(0);
+  for (unsigned char c : completion) mix(c);
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+AccuracyResult accuracy(const policy::Model<float>& model, const policy::Tokenizer& tok,
+                        const std::vector<datasets::Example>& examples,
+                        const datasets::PromptTemplate& templ, const rewards::RewardSet& rewards,
+                        const std::string& label, const rollout::SamplingParams& sampling,
+                        uint64_t seed) {
+  std::vector<std::string> prompts;
+  std::vector<rollout::Request> reqs;
+  for (const auto& ex : examples) {
+    prompts.push_back(render_prompt(templ, ex));
+    rollout::Request r;
+    r.prompt = tok.encode(prompts.back(), true);
+    r.params = sampling;
+    if (r.params.stop_token_ids.empty() && tok.eos_id()) r.params.stop_token_ids = {*tok.eos_id()};
+    reqs.push_back(std::move(r));
+  }
+  rollout::EngineOptions eo;
+  eo.seed = seed;
+  eo.detokenize = [&tok](const std::vector<int32_t>& ids) {
+    return tok.decode(policy::known_ids(tok, ids));
+  };
+  auto comps = rollout::Engine(model, eo).generate(reqs);
+  std::vector<std::string> texts(comps.size());
+  std::vector<rewards::Sample> samples(comps.size());
+  for (size_t i = 0; i < comps.size(); ++i) {
+    texts[i] = tok.decode_utf8(policy::known_ids(tok, comps[i].ids), true);
+    const int64_t p = comps[i].prompt_index;
+    samples[i] = {prompts[p], texts[i], &examples[p].row,
+                  static_cast<int64_t>(comps[i].ids.size())};
+  }
+  auto scored = rewards.score_batch(samples);
+  AccuracyResult r;
+  for (const auto& s : scored) {
+    ++r.n;
+    auto it = s.rewards.find(label);
+    if (it != s.rewards.end() && it->second > 0.5) ++r.correct;
+  }
+  return r;
+}
+
+}  // namespace aha::distill
