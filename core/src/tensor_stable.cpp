@@ -1,11 +1,18 @@
-// Batch-invariant GEMM: each output is a dot product accumulated in fixed-width SIMD lanes in k
-// order and reduced in a fixed tree, so a row's result never depends on its neighbours. Tiles of
-// 4 x-rows by 4 w-rows reuse each loaded vector four times, which keeps the kernel near the
-// load-port limit rather than memory bound.
+// Batch-invariant GEMMs for the decode path.
+//
+// gemm_xwt_rowstable: each output is a dot product accumulated in 16 fixed SIMD lanes in k order
+// (lane l holds k = l, l + 16, ...), reduced by one fixed tree (lane i + lane i+8, then +4, +2,
+// +1), then the k tail added in order. Tiles of 4x4, 2x8 or 1x16 outputs share loads, and their
+// 16 accumulators are reduced together by a transpose-and-add whose pairing is exactly that tree,
+// so an output's value does not depend on the tile it falls in, on the other rows of the batch,
+// on the split into tasks or on the thread count.
+//
+// gemm_xw_seq: y = x w with each output summed over k in order, one fused multiply-add per term.
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cstring>
 
 #include "aha/core/tensor.h"
 
@@ -13,57 +20,257 @@ namespace aha {
 
 namespace {
 
-template <typename T>
-struct Lanes;
-template <>
-struct Lanes<float> {
-  typedef float V __attribute__((vector_size(64)));
-  static constexpr int kN = 16;
-};
-template <>
-struct Lanes<double> {
-  typedef double V __attribute__((vector_size(64)));
-  static constexpr int kN = 8;
-};
+typedef float V16 __attribute__((vector_size(64)));
+typedef double V8d __attribute__((vector_size(64)));
 
-template <typename T>
-inline typename Lanes<T>::V load(const T* p) {
-  typename Lanes<T>::V v;
-  __builtin_memcpy(&v, p, sizeof(v));
+template <typename V>
+inline V loadv(const void* p) {
+  V v;
+  std::memcpy(&v, p, sizeof(v));
   return v;
 }
 
-template <typename T>
-inline T reduce(typename Lanes<T>::V v) {
-  constexpr int N = Lanes<T>::kN;
-  T l[N];
-  __builtin_memcpy(l, &v, sizeof(v));
-  for (int w = N / 2; w >= 1; w /= 2) {
+// ---- float: 16 lanes ----
+
+// The four levels of the reduction tree, each on a pair of vectors. Level 1 leaves a's lane sums
+// i + (i+8) in lanes 0..7 and b's in 8..15; the later levels halve the partials per output again.
+inline V16 level1(V16 a, V16 b) {
+  return __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+         __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30,
+                                 31);
+}
+inline V16 level2(V16 a, V16 b) {
+  return __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+         __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+}
+inline V16 level3(V16 a, V16 b) {
+  return __builtin_shufflevector(a, b, 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29) +
+         __builtin_shufflevector(a, b, 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31);
+}
+inline V16 level4(V16 a, V16 b) {
+  return __builtin_shufflevector(a, b, 0, 2, 16, 18, 4, 6, 20, 22, 8, 10, 24, 26, 12, 14, 28, 30) +
+         __builtin_shufflevector(a, b, 1, 3, 17, 19, 5, 7, 21, 23, 9, 11, 25, 27, 13, 15, 29, 31);
+}
+
+// Reduces 16 accumulators at once: lane m of the result is the tree sum of a[m / 4 + 4 * (m % 4)].
+inline V16 reduce16(const V16* a) {
+  V16 b[8], c[4], d[2];
+  for (int i = 0; i < 8; ++i) b[i] = level1(a[2 * i], a[2 * i + 1]);
+  for (int i = 0; i < 4; ++i) c[i] = level2(b[2 * i], b[2 * i + 1]);
+  for (int i = 0; i < 2; ++i) d[i] = level3(c[2 * i], c[2 * i + 1]);
+  return level4(d[0], d[1]);
+}
+
+// The same tree for one accumulator.
+inline float reduce1(V16 v) {
+  float l[16];
+  std::memcpy(l, &v, sizeof(v));
+  for (int w = 8; w >= 1; w /= 2) {
     for (int i = 0; i < w; ++i) l[i] += l[i + w];
   }
   return l[0];
 }
 
-// Dot products of R x-rows with C w-rows, all in the same lane order.
-template <typename T, int R, int C>
-inline void tile(const T* const* xr, const T* const* wr, int64_t in, T (*out)[C]) {
-  using V = typename Lanes<T>::V;
-  constexpr int N = Lanes<T>::kN;
-  V acc[R][C] = {};
+inline float tail_dot(float s, const float* a, const float* b, int64_t k0, int64_t in) {
+  for (int64_t k = k0; k < in; ++k) s += a[k] * b[k];
+  return s;
+}
+
+// An R x C tile (R * C = 16) of outputs: rows xr[0..R), weight rows wr[0..C). out[r * C + c].
+template <int R, int C>
+inline void tile16(const float* const* xr, const float* const* wr, int64_t in, float* out) {
+  static_assert(R * C == 16);
+  V16 acc[16] = {};
   int64_t k = 0;
-  for (; k + N <= in; k += N) {
-    V xv[R], wv[C];
-    for (int r = 0; r < R; ++r) xv[r] = load(xr[r] + k);
-    for (int c = 0; c < C; ++c) wv[c] = load(wr[c] + k);
+  for (; k + 16 <= in; k += 16) {
+    V16 xv[R], wv[C];
+    for (int r = 0; r < R; ++r) xv[r] = loadv<V16>(xr[r] + k);
+    for (int c = 0; c < C; ++c) wv[c] = loadv<V16>(wr[c] + k);
+    // Keep every operand in a register: otherwise GCC folds the loads into the multiply-adds
+    // and issues R * C loads per step instead of R + C (load ports, not FMAs, then bound it).
+    for (int r = 0; r < R; ++r) asm("" : "+v"(xv[r]));
+    for (int c = 0; c < C; ++c) asm("" : "+v"(wv[c]));
+    // Output m = r * C + c lives in accumulator m / 4 + 4 * (m % 4), so that reduce16 returns
+    // the outputs in row-major order.
     for (int r = 0; r < R; ++r) {
-      for (int c = 0; c < C; ++c) acc[r][c] += xv[r] * wv[c];
+      for (int c = 0; c < C; ++c) {
+        const int m = r * C + c;
+        acc[m / 4 + 4 * (m % 4)] += xv[r] * wv[c];
+      }
+    }
+  }
+  V16 s = reduce16(acc);
+  std::memcpy(out, &s, sizeof(s));
+  if (k < in) {
+    for (int r = 0; r < R; ++r) {
+      for (int c = 0; c < C; ++c) out[r * C + c] = tail_dot(out[r * C + c], xr[r], wr[c], k, in);
+    }
+  }
+}
+
+float dot_f32(const float* a, const float* b, int64_t in) {
+  V16 acc = {};
+  int64_t k = 0;
+  for (; k + 16 <= in; k += 16) acc += loadv<V16>(a + k) * loadv<V16>(b + k);
+  return tail_dot(reduce1(acc), a, b, k, in);
+}
+
+// One GEMM's operands: rows of x, w and y every ldx, ldw and ldy values.
+template <typename T>
+struct Operands {
+  const T* x;
+  const T* w;
+  const T* b;
+  T* y;
+  int64_t n, in, out, ldx, ldw, ldy;
+};
+
+// Rows [i0, i1) by columns [j0, j1) of y; every row and column index is clamped into the matrix,
+// so tail tiles recompute valid outputs instead of reading past the end.
+template <int R, int C>
+void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  for (int64_t i = i0; i < i1; i += R) {
+    const int64_t ni = std::min<int64_t>(R, i1 - i);
+    const float* xr[R];
+    for (int q = 0; q < R; ++q) xr[q] = g.x + std::min<int64_t>(i + q, g.n - 1) * g.ldx;
+    for (int64_t j = j0; j < j1; j += C) {
+      const int64_t nj = std::min<int64_t>(C, j1 - j);
+      const float* wr[C];
+      for (int q = 0; q < C; ++q) wr[q] = g.w + std::min<int64_t>(j + q, g.out - 1) * g.ldw;
+      float res[16];
+      tile16<R, C>(xr, wr, g.in, res);
+      for (int64_t a = 0; a < ni; ++a) {
+        float* yr = g.y + (i + a) * g.ldy + j;
+        if (g.b != nullptr) {
+          for (int64_t c = 0; c < nj; ++c) yr[c] = res[a * C + c] + g.b[j + c];
+        } else {
+          for (int64_t c = 0; c < nj; ++c) yr[c] = res[a * C + c];
+        }
+      }
+    }
+  }
+}
+
+// Any block of rows: 4-row tiles, then the 1-3 leftover rows in 2x8 and 1x16 tiles.
+void block(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  const int64_t i4 = i0 + (i1 - i0) / 4 * 4;
+  if (i4 > i0) tiles_f32<4, 4>(g, i0, i4, j0, j1);
+  int64_t i = i4;
+  if (i1 - i >= 2) {
+    tiles_f32<2, 8>(g, i, i + 2, j0, j1);
+    i += 2;
+  }
+  if (i < i1) tiles_f32<1, 16>(g, i, i1, j0, j1);
+}
+
+// ---- double: the original 8-lane form (tests and tools only) ----
+
+inline double reduce_d(V8d v) {
+  double l[8];
+  std::memcpy(l, &v, sizeof(v));
+  for (int w = 4; w >= 1; w /= 2) {
+    for (int i = 0; i < w; ++i) l[i] += l[i + w];
+  }
+  return l[0];
+}
+
+double dot_f64(const double* a, const double* b, int64_t in) {
+  V8d acc = {};
+  int64_t k = 0;
+  for (; k + 8 <= in; k += 8) acc += loadv<V8d>(a + k) * loadv<V8d>(b + k);
+  double s = reduce_d(acc);
+  for (; k < in; ++k) s += a[k] * b[k];
+  return s;
+}
+
+void block(const Operands<double>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t j = j0; j < j1; ++j) {
+      g.y[i * g.ldy + j] =
+          dot_f64(g.x + i * g.ldx, g.w + j * g.ldw, g.in) + (g.b != nullptr ? g.b[j] : 0.0);
+    }
+  }
+}
+
+// Multiply-adds per task: below this a GEMM runs on the calling thread.
+constexpr int64_t kTaskMacs = int64_t{1} << 16;
+
+}  // namespace
+
+template <typename T>
+T dot_stable(const T* a, const T* b, int64_t n) {
+  if constexpr (sizeof(T) == 4) {
+    return dot_f32(a, b, n);
+  } else {
+    return dot_f64(a, b, n);
+  }
+}
+
+template <typename T>
+void gemm_xwt_rowstable_serial(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
+                               int64_t out, int64_t ldx, int64_t ldw, int64_t ldy) {
+  if (n <= 0 || out <= 0) return;
+  const Operands<T> g{
+      x, w, b, y, n, in, out, ldx < 0 ? in : ldx, ldw < 0 ? in : ldw, ldy < 0 ? out : ldy};
+  block(g, 0, n, 0, out);
+}
+
+template <typename T>
+void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
+                        int64_t out) {
+  if (n <= 0 || out <= 0) return;
+  const Operands<T> g{x, w, b, y, n, in, out, in, in, out};
+  const int64_t macs = n * std::max<int64_t>(in, 1) * out;
+  if (macs < 2 * kTaskMacs) {
+    block(g, 0, n, 0, out);
+    return;
+  }
+  // Tasks of about kTaskMacs: whole rows up to 16 of them, columns in multiples of 16. The split
+  // does not change any value (see the top of the file); it only balances the work.
+  const int64_t row_grain = std::min<int64_t>(n, 16);
+  const int64_t per_col = row_grain * std::max<int64_t>(in, 1);
+  const int64_t col_grain = std::max<int64_t>(16, (kTaskMacs / per_col + 15) / 16 * 16);
+  tbb::parallel_for(
+      tbb::blocked_range2d<int64_t>(0, n, row_grain, 0, out, col_grain),
+      [&](const tbb::blocked_range2d<int64_t>& r) {
+        block(g, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end());
+      },
+      tbb::simple_partitioner());
+}
+
+namespace {
+
+// R rows by NV vectors of columns of y = x w, each output an in-order chain over k.
+template <typename T, int R, int NV>
+void xw_tile(const T* x, const T* w, T* y, int64_t k, int64_t ldx, int64_t ldw, int64_t ldy) {
+  typedef T V __attribute__((vector_size(64)));
+  constexpr int kL = 64 / sizeof(T);
+  V acc[R][NV] = {};
+  for (int64_t t = 0; t < k; ++t) {
+    V wv[NV];
+    for (int v = 0; v < NV; ++v) wv[v] = loadv<V>(w + t * ldw + v * kL);
+    for (int r = 0; r < R; ++r) {
+      const T s = x[r * ldx + t];
+      for (int v = 0; v < NV; ++v) acc[r][v] += s * wv[v];
     }
   }
   for (int r = 0; r < R; ++r) {
-    for (int c = 0; c < C; ++c) {
-      T s = reduce<T>(acc[r][c]);
-      for (int64_t kk = k; kk < in; ++kk) s += xr[r][kk] * wr[c][kk];
-      out[r][c] = s;
+    for (int v = 0; v < NV; ++v) std::memcpy(y + r * ldy + v * kL, &acc[r][v], sizeof(V));
+  }
+}
+
+template <typename T, int R>
+void xw_rows(const T* x, const T* w, T* y, int64_t k, int64_t out, int64_t ldx, int64_t ldw,
+             int64_t ldy) {
+  constexpr int kL = 64 / sizeof(T);
+  int64_t j = 0;
+  for (; j + 2 * kL <= out; j += 2 * kL) xw_tile<T, R, 2>(x, w + j, y + j, k, ldx, ldw, ldy);
+  for (; j + kL <= out; j += kL) xw_tile<T, R, 1>(x, w + j, y + j, k, ldx, ldw, ldy);
+  for (; j < out; ++j) {
+    for (int r = 0; r < R; ++r) {
+      T s = 0;
+      for (int64_t t = 0; t < k; ++t) s += x[r * ldx + t] * w[t * ldw + j];
+      y[r * ldy + j] = s;
     }
   }
 }
@@ -71,45 +278,38 @@ inline void tile(const T* const* xr, const T* const* wr, int64_t in, T (*out)[C]
 }  // namespace
 
 template <typename T>
-T dot_stable(const T* a, const T* b, int64_t n) {
-  T out[1][1];
-  tile<T, 1, 1>(&a, &b, n, out);
-  return out[0][0];
-}
-
-template <typename T>
-void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
-                        int64_t out) {
-  constexpr int R = 4, C = 4;
-  const int64_t row_grain = 16, col_grain = std::max<int64_t>(16, (out + 15) / 16);
-  tbb::parallel_for(
-      tbb::blocked_range2d<int64_t>(0, n, row_grain, 0, out, col_grain),
-      [&](const tbb::blocked_range2d<int64_t>& r) {
-        for (int64_t i = r.rows().begin(); i < r.rows().end(); i += R) {
-          const int64_t ni = std::min<int64_t>(R, r.rows().end() - i);
-          for (int64_t j = r.cols().begin(); j < r.cols().end(); j += C) {
-            const int64_t nj = std::min<int64_t>(C, r.cols().end() - j);
-            const T* xr[R];
-            const T* wr[C];
-            for (int q = 0; q < R; ++q) xr[q] = x + std::min<int64_t>(i + q, n - 1) * in;
-            for (int q = 0; q < C; ++q) wr[q] = w + std::min<int64_t>(j + q, out - 1) * in;
-            T res[R][C];
-            tile<T, R, C>(xr, wr, in, res);
-            for (int64_t a = 0; a < ni; ++a) {
-              for (int64_t c = 0; c < nj; ++c) {
-                y[(i + a) * out + j + c] = res[a][c] + (b != nullptr ? b[j + c] : T(0));
-              }
-            }
-          }
-        }
-      },
-      tbb::simple_partitioner());
+void gemm_xw_seq(const T* x, const T* w, T* y, int64_t n, int64_t k, int64_t out, int64_t ldw,
+                 int64_t ldx, int64_t ldy) {
+  if (ldx < 0) ldx = k;
+  if (ldy < 0) ldy = out;
+  // Blocks of 8 rows share each loaded w vector; the leftover rows go 4, 2, 1 at a time.
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) xw_rows<T, 8>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+  if (n - i >= 4) {
+    xw_rows<T, 4>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+    i += 4;
+  }
+  if (n - i >= 2) {
+    xw_rows<T, 2>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+    i += 2;
+  }
+  if (i < n) xw_rows<T, 1>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
 }
 
 template void gemm_xwt_rowstable<float>(const float*, const float*, const float*, float*, int64_t,
                                         int64_t, int64_t);
 template void gemm_xwt_rowstable<double>(const double*, const double*, const double*, double*,
                                          int64_t, int64_t, int64_t);
+template void gemm_xwt_rowstable_serial<float>(const float*, const float*, const float*, float*,
+                                               int64_t, int64_t, int64_t, int64_t, int64_t,
+                                               int64_t);
+template void gemm_xwt_rowstable_serial<double>(const double*, const double*, const double*,
+                                                double*, int64_t, int64_t, int64_t, int64_t,
+                                                int64_t, int64_t);
+template void gemm_xw_seq<float>(const float*, const float*, float*, int64_t, int64_t, int64_t,
+                                 int64_t, int64_t, int64_t);
+template void gemm_xw_seq<double>(const double*, const double*, double*, int64_t, int64_t, int64_t,
+                                  int64_t, int64_t, int64_t);
 template float dot_stable<float>(const float*, const float*, int64_t);
 template double dot_stable<double>(const double*, const double*, int64_t);
 

@@ -1,10 +1,12 @@
 // Prefill and batched one-token decode over per-sequence caches.
 #include "aha/rollout/decoder.h"
 
+#include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
@@ -26,13 +28,55 @@ void linear_stable(const policy::LinearP& p, const float* params, const float* x
   gemm_xwt_rowstable(x, params + p.w, bias_of(params, p), y, n, p.n_in, p.n_out);
 }
 
-// softmax over scores[0..n) in place; returns nothing, probabilities sum to 1.
-void softmax_inplace(float* s, int64_t n) {
-  float mx = *std::max_element(s, s + n);
-  double sum = 0;
-  for (int64_t j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - mx));
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t j = 0; j < n; ++j) s[j] *= inv;
+typedef float V16 __attribute__((vector_size(64)));
+
+// exp(x) for x <= 0 (scores minus their maximum), 16 at a time: 2^n * p(f) with a degree-6
+// polynomial on [-ln2/2, ln2/2]; relative error ~2e-7. x is clamped at -87 (exp ~ 1.6e-38).
+inline V16 exp_nonpos(V16 x) {
+  const V16 floor_x = V16{} - 87.0f, shifter = V16{} + 12582912.0f;  // 1.5 * 2^23
+  x = x < floor_x ? floor_x : x;
+  const V16 n = (x * 1.44269504088896341f + shifter) - shifter;  // round to nearest
+  V16 f = x - n * 0.693359375f;
+  f = f - n * -2.12194440e-4f;
+  V16 p = f * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * f + 8.3334519073e-3f;
+  p = p * f + 4.1665795894e-2f;
+  p = p * f + 1.6666665459e-1f;
+  p = p * f + 5.0000001201e-1f;
+  p = p * f * f + f + 1.0f;
+  typedef int32_t I16 __attribute__((vector_size(64)));
+  const I16 e = (__builtin_convertvector(n, I16) + 127) << 23;
+  V16 scale;
+  __builtin_memcpy(&scale, &e, sizeof(e));
+  return p * scale;
+}
+
+// Row-wise softmax of s [n_rows, n] in place after multiplying by `scale`. The same operations
+// for a row whatever the other rows, so it keeps the decode batch invariant.
+void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
+  for (int64_t i = 0; i < n_rows; ++i) {
+    float* r = s + i * n;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, r[j] *= scale);
+    V16 acc = {};
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      V16 v;
+      __builtin_memcpy(&v, r + j, sizeof(v));
+      v = exp_nonpos(v - mx);
+      __builtin_memcpy(r + j, &v, sizeof(v));
+      acc += v;
+    }
+    float sum = 0;
+    for (int k = 0; k < 16; ++k) sum += acc[k];
+    for (; j < n; ++j) {
+      V16 v = {};
+      v[0] = r[j] - mx;
+      sum += (r[j] = exp_nonpos(v)[0]);
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t k = 0; k < n; ++k) r[k] *= inv;
+  }
 }
 
 }  // namespace
@@ -42,18 +86,6 @@ Decoder::Decoder(const policy::Model<float>& model, bool absorbed)
   const ModelConfig& c = model.config();
   if (c.is_mla()) {
     row_width_ = c.kv_lora_rank + c.qk_rope_head_dim;
-    const int H = c.num_attention_heads, dn = c.qk_nope_head_dim, dv = c.v_head_dim;
-    const int r = c.kv_lora_rank;
-    for (const LayerP& lp : model.layers()) {
-      const float* w = model.params().data() + lp.mla_p.kv_b_proj.w;  // [H*(dn+dv), r]
-      std::vector<float> t(static_cast<size_t>(H) * r * dn);
-      for (int h = 0; h < H; ++h) {
-        for (int i = 0; i < dn; ++i) {
-          for (int k = 0; k < r; ++k) t[(size_t(h) * r + k) * dn + i] = w[(size_t(h) * (dn + dv) + i) * r + k];
-        }
-      }
-      w_uk_t_.push_back(std::move(t));
-    }
   } else {
     row_width_ = 2 * int64_t{c.num_key_value_heads} * c.head_dim;
   }
@@ -65,8 +97,8 @@ int64_t Decoder::cache_bytes_per_token() const {
 
 int64_t Decoder::full_kv_bytes_per_token() const {
   const ModelConfig& c = model_.config();
-  int64_t per_layer = c.is_mla() ? int64_t{c.num_attention_heads} * (c.qk_head_dim() + c.v_head_dim)
-                                 : row_width_;
+  int64_t per_layer =
+      c.is_mla() ? int64_t{c.num_attention_heads} * (c.qk_head_dim() + c.v_head_dim) : row_width_;
   return per_layer * c.num_hidden_layers * int64_t{sizeof(float)};
 }
 
@@ -117,8 +149,8 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
     for (int64_t i = 0; i < n * d; ++i) x[i] += y[i];
     la.h2.resize(n * d);
     la.rstd2.resize(n);
-    policy::rmsnorm_forward(x.data(), P + lp.post_attn_norm.w, la.h2.data(), la.rstd2.data(), n,
-                            d, c.rms_norm_eps);
+    policy::rmsnorm_forward(x.data(), P + lp.post_attn_norm.w, la.h2.data(), la.rstd2.data(), n, d,
+                            c.rms_norm_eps);
     if (lp.moe) {
       policy::moe_forward(c, lp.moe_p, P, la.h2.data(), y.data(), layout, la.moe);
       if (routing != nullptr) routing->push_back(la.moe.topk);
@@ -128,8 +160,8 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
     for (int64_t i = 0; i < n * d; ++i) x[i] += y[i];
   }
   Buf<float> h(d), rstd(1);
-  policy::rmsnorm_forward(x.data() + (n - 1) * d, P + model_.final_norm().w, h.data(),
-                          rstd.data(), 1, d, c.rms_norm_eps);
+  policy::rmsnorm_forward(x.data() + (n - 1) * d, P + model_.final_norm().w, h.data(), rstd.data(),
+                          1, d, c.rms_norm_eps);
   logits.resize(c.vocab_size);
   gemm_xwt_rowstable(h.data(), P + model_.lm_head_offset(), static_cast<const float*>(nullptr),
                      logits.data(), 1, d, c.vocab_size);
@@ -171,43 +203,56 @@ void Decoder::mla_decode(int l, const float* h, float* y, const std::vector<SeqC
   const float scale = static_cast<float>(c.softmax_scale());
   Buf<float> o(B * H * dv);
   if (absorbed_) {
-    // q_lat[b, h] = W_UK_h^T q_nope[b, h]: one batch GEMM per head.
-    Buf<float> q_lat(B * H * r), qn(B * dn), ql(B * r);
-    for (int hh = 0; hh < H; ++hh) {
-      for (int64_t b = 0; b < B; ++b) std::copy_n(q.data() + (b * H + hh) * dqk, dn, qn.data() + b * dn);
-      gemm_xwt_rowstable(qn.data(), w_uk_t_[l].data() + size_t(hh) * r * dn,
-                         static_cast<const float*>(nullptr), ql.data(), B, dn, r);
-      for (int64_t b = 0; b < B; ++b) std::copy_n(ql.data() + b * r, r, q_lat.data() + (b * H + hh) * r);
-    }
-    Buf<float> o_lat(B * H * r);
-    tbb::parallel_for(int64_t{0}, B, [&](int64_t b) {
-      const int64_t T = positions[b] + 1;
-      const float* rows = caches[b]->rows[l].data();
-      std::vector<float> s(T);
-      for (int hh = 0; hh < H; ++hh) {
-        const float* ql_h = q_lat.data() + (b * H + hh) * r;
-        const float* qpe = q.data() + (b * H + hh) * dqk + dn;
-        for (int64_t j = 0; j < T; ++j) {
-          s[j] = scale * (dot_stable(ql_h, rows + j * W, r) + dot_stable(qpe, rows + j * W + r, dr));
-        }
-        softmax_inplace(s.data(), T);
-        float* ol = o_lat.data() + (b * H + hh) * r;
-        std::fill(ol, ol + r, 0.0f);
-        for (int64_t j = 0; j < T; ++j) {
-          const float* cj = rows + j * W;
-          for (int k = 0; k < r; ++k) ol[k] += s[j] * cj[k];
-        }
+    // Per head h: q_lat = W_UK_h^T q_nope, so the score against a cached token is one dot
+    // product over its whole row [latent, rope key]; softmax; o_lat = the weighted sum of
+    // latents; o = W_UV_h o_lat. Each step is per row, so the values do not depend on the batch
+    // or on the task split below.
+    const float* wkvb = P + p.kv_b_proj.w;  // [H * (dn + dv), r]: W_UK_h then W_UV_h per head
+    const float* none = nullptr;
+    Buf<float> qcat(B * H * W), o_lat(B * H * r);
+    // The absorptions are batch GEMMs per head; small batches run them on this thread.
+    auto per_head = [&](auto&& fn) {
+      if (B * int64_t{H} * r * (dn + dv) < (int64_t{1} << 17)) {
+        for (int hh = 0; hh < H; ++hh) fn(hh);
+      } else {
+        tbb::parallel_for(
+            tbb::blocked_range<int>(0, H, 1),
+            [&](const tbb::blocked_range<int>& hr) {
+              for (int hh = hr.begin(); hh < hr.end(); ++hh) fn(hh);
+            },
+            tbb::simple_partitioner());
+      }
+    };
+    per_head([&](int hh) {
+      gemm_xw_seq(q.data() + hh * dqk, wkvb + size_t(hh) * (dn + dv) * r, qcat.data() + hh * W, B,
+                  dn, r, r, int64_t{H} * dqk, int64_t{H} * W);
+      for (int64_t b = 0; b < B; ++b) {
+        std::copy_n(q.data() + (b * H + hh) * dqk + dn, dr, qcat.data() + (b * H + hh) * W + r);
       }
     });
-    // o[b, h] = W_UV_h o_lat[b, h]
-    Buf<float> olh(B * r), oh(B * dv);
-    const float* wkvb = P + p.kv_b_proj.w;
-    for (int hh = 0; hh < H; ++hh) {
-      for (int64_t b = 0; b < B; ++b) std::copy_n(o_lat.data() + (b * H + hh) * r, r, olh.data() + b * r);
-      gemm_xwt_rowstable(olh.data(), wkvb + (size_t(hh) * (dn + dv) + dn) * r,
-                         static_cast<const float*>(nullptr), oh.data(), B, r, dv);
-      for (int64_t b = 0; b < B; ++b) std::copy_n(oh.data() + b * dv, dv, o.data() + (b * H + hh) * dv);
-    }
+    // One task per sequence and head group (two groups at small batches to use both cores);
+    // each cached row is read once per group.
+    const int G = (B < 8 && H % 2 == 0) ? 2 : 1, Hg = H / G;
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, B * G, 1),
+        [&](const tbb::blocked_range<int64_t>& range) {
+          thread_local std::vector<float> s;
+          for (int64_t task = range.begin(); task < range.end(); ++task) {
+            const int64_t b = task / G, bh = b * H + (task % G) * Hg;
+            const int64_t T = positions[b] + 1;
+            const float* rows = caches[b]->rows[l].data();
+            s.resize(int64_t{Hg} * T);
+            gemm_xwt_rowstable_serial(qcat.data() + bh * W, rows, none, s.data(), Hg, W, T);
+            scaled_softmax_rows(s.data(), Hg, T, scale);
+            gemm_xw_seq(s.data(), rows, o_lat.data() + bh * r, Hg, T, r, W);
+          }
+        },
+        tbb::simple_partitioner());
+    per_head([&](int hh) {
+      gemm_xwt_rowstable_serial(o_lat.data() + hh * r, wkvb + (size_t(hh) * (dn + dv) + dn) * r,
+                                none, o.data() + hh * dv, B, r, dv, int64_t{H} * r, r,
+                                int64_t{H} * dv);
+    });
   } else {
     // Naive: rebuild every cached token's keys and values from its latent, then attend.
     tbb::parallel_for(int64_t{0}, B, [&](int64_t b) {
@@ -224,7 +269,7 @@ void Decoder::mla_decode(int l, const float* h, float* y, const std::vector<SeqC
           const float* kj = kvb.data() + (j * H + hh) * (dn + dv);
           s[j] = scale * (dot_stable(qh, kj, dn) + dot_stable(qh + dn, rows + j * W + r, dr));
         }
-        softmax_inplace(s.data(), T);
+        scaled_softmax_rows(s.data(), 1, T, 1.0f);
         float* oh = o.data() + (b * H + hh) * dv;
         std::fill(oh, oh + dv, 0.0f);
         for (int64_t j = 0; j < T; ++j) {
@@ -269,7 +314,7 @@ void Decoder::gqa_decode(int l, const float* h, float* y, const std::vector<SeqC
       const int kh = hh / group;
       const float* qh = q.data() + (b * Hq + hh) * hd;
       for (int64_t j = 0; j < T; ++j) s[j] = scale * dot_stable(qh, rows + j * W + kh * hd, hd);
-      softmax_inplace(s.data(), T);
+      scaled_softmax_rows(s.data(), 1, T, 1.0f);
       float* oh = o.data() + (b * Hq + hh) * hd;
       std::fill(oh, oh + hd, 0.0f);
       for (int64_t j = 0; j < T; ++j) {

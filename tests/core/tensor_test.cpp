@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <utility>
+#include <vector>
+
 #include "aha/core/rng.h"
 #include "aha/core/threading.h"
 
@@ -75,6 +79,81 @@ TEST(Tensor, RowStableGemmIsBatchAndThreadInvariant) {
     }
   }
   EXPECT_EQ(dot_stable(x.data() + 9 * in, w.data() + 3 * in, in), full[9 * out + 3]);
+}
+
+// Awkward sizes: odd and prime widths, k tails (in % 16 != 0), column tails, rows that fall in
+// every tile shape (4x4, 2x8, 1x16). Each row alone, and in any sub-batch, gives the same bits
+// as in the batch of 64; values agree with a double-precision reference.
+TEST(Tensor, RowStableGemmRowsAreBitwiseIndependentOfTheBatch) {
+  const float* none = nullptr;
+  for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {15, 17}, {16, 16}, {33, 70}, {144, 65}, {257, 129}, {128, 2048}}) {
+    auto x = randv(64 * in, 7), w = randv(out * in, 8), b = randv(out, 9);
+    std::vector<float> full(64 * out);
+    gemm_xwt_rowstable(x.data(), w.data(), b.data(), full.data(), 64, in, out);
+    for (int64_t i : {0, 5, 62, 63}) {
+      for (int64_t j = 0; j < out; ++j) {
+        double ref = b[j], mag = std::abs(b[j]);
+        for (int64_t k = 0; k < in; ++k) {
+          ref += double(x[i * in + k]) * w[j * in + k];
+          mag += std::abs(double(x[i * in + k]) * w[j * in + k]);
+        }
+        ASSERT_NEAR(full[i * out + j], ref, 1e-5 * mag + 1e-6) << in << "x" << out;
+      }
+    }
+    for (int threads : {1, 2}) {
+      ThreadLimit limit(threads);
+      for (auto [first, rows] : std::vector<std::pair<int64_t, int64_t>>{
+               {0, 1}, {63, 1}, {5, 1}, {7, 2}, {9, 3}, {1, 5}, {30, 7}, {0, 64}}) {
+        std::vector<float> part(rows * out), serial(rows * out);
+        gemm_xwt_rowstable(x.data() + first * in, w.data(), b.data(), part.data(), rows, in, out);
+        gemm_xwt_rowstable_serial(x.data() + first * in, w.data(), b.data(), serial.data(), rows,
+                                  in, out);
+        for (int64_t e = 0; e < rows * out; ++e) {
+          ASSERT_EQ(part[e], full[first * out + e]) << in << "x" << out << " rows " << rows;
+          ASSERT_EQ(serial[e], full[first * out + e]) << in << "x" << out << " rows " << rows;
+        }
+      }
+    }
+    float one = 0;
+    gemm_xwt_rowstable(x.data() + 3 * in, w.data() + (out - 1) * in, none, &one, 1, in, 1);
+    EXPECT_EQ(dot_stable(x.data() + 3 * in, w.data() + (out - 1) * in, in), one);
+    // Strided operands: a column slice of x and y, every other row of w.
+    std::vector<float> xs(64 * (in + 3)), ws(2 * out * in), ys(64 * (out + 5), -1.f);
+    for (int64_t i = 0; i < 64; ++i) std::copy_n(x.data() + i * in, in, xs.data() + i * (in + 3));
+    for (int64_t j = 0; j < out; ++j) std::copy_n(w.data() + j * in, in, ws.data() + 2 * j * in);
+    gemm_xwt_rowstable_serial(xs.data(), ws.data(), b.data(), ys.data(), 64, in, out, in + 3,
+                              2 * in, out + 5);
+    for (int64_t i = 0; i < 64; ++i) {
+      for (int64_t j = 0; j < out; ++j) ASSERT_EQ(ys[i * (out + 5) + j], full[i * out + j]);
+    }
+  }
+}
+
+TEST(Tensor, SequentialXwRowsAreIndependentOfTheBatch) {
+  for (auto [k, out] :
+       std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 16}, {65, 33}, {32, 128}, {100, 47}}) {
+    const int64_t ldw = out + 3;
+    auto x = randv(13 * k, 10), w = randv(k * ldw, 11);
+    std::vector<float> full(13 * out);
+    gemm_xw_seq(x.data(), w.data(), full.data(), 13, k, out, ldw);
+    for (int64_t i = 0; i < 13; ++i) {
+      for (int64_t j = 0; j < out; ++j) {
+        double ref = 0, mag = 0;
+        for (int64_t t = 0; t < k; ++t) {
+          ref += double(x[i * k + t]) * w[t * ldw + j];
+          mag += std::abs(double(x[i * k + t]) * w[t * ldw + j]);
+        }
+        ASSERT_NEAR(full[i * out + j], ref, 1e-5 * mag + 1e-6) << k << "x" << out;
+      }
+    }
+    for (auto [first, rows] :
+         std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {12, 1}, {3, 4}, {2, 9}}) {
+      std::vector<float> part(rows * out);
+      gemm_xw_seq(x.data() + first * k, w.data(), part.data(), rows, k, out, ldw);
+      for (int64_t e = 0; e < rows * out; ++e) ASSERT_EQ(part[e], full[first * out + e]) << k;
+    }
+  }
 }
 
 }  // namespace

@@ -64,6 +64,103 @@ TEST(Decode, IncrementalLogitsEqualFullForward) {
   }
 }
 
+// Wider than the tiny configs, with odd sizes, so the decode kernels' SIMD paths and their tails
+// run: cache rows of 48 floats, heads of 3, experts of 40, contexts past 16 positions.
+Json wide_v3_json() {
+  Json j = policy::testing::tiny_v3_json();
+  j.update(Json{{"vocab_size", 67},
+                {"hidden_size", 48},
+                {"num_attention_heads", 3},
+                {"intermediate_size", 72},
+                {"moe_intermediate_size", 40},
+                {"q_lora_rank", 32},
+                {"kv_lora_rank", 40},
+                {"qk_nope_head_dim", 16},
+                {"qk_rope_head_dim", 8},
+                {"v_head_dim", 24},
+                {"max_position_embeddings", 256}});
+  return j;
+}
+
+TEST(Decode, LongContextLogitsEqualFullForward) {
+  auto m = make_model(wide_v3_json(), 0.1);
+  const int V = m->config().vocab_size;
+  std::vector<int32_t> seq;
+  for (int t = 0; t < 120; ++t) seq.push_back((t * 17 + 5) % V);
+  std::vector<float> ref = full_logits(*m, seq);
+  for (bool absorbed : {true, false}) {
+    Decoder dec(*m, absorbed);
+    SeqCache cache;
+    std::vector<float> logits;
+    const size_t prompt = 7;
+    dec.prefill({seq.begin(), seq.begin() + prompt}, cache, logits);
+    double max_diff = 0;
+    for (size_t t = prompt - 1; t + 1 < seq.size(); ++t) {
+      if (t >= prompt) dec.decode({seq[t]}, {&cache}, logits);
+      for (int v = 0; v < V; ++v) {
+        max_diff = std::max(max_diff, double(std::abs(logits[v] - ref[t * V + v])));
+      }
+    }
+    EXPECT_LE(max_diff, 1e-4) << (absorbed ? "absorbed" : "naive");
+  }
+}
+
+// A sequence's logits are the same bits whatever else is decoded beside it, at any thread count.
+TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
+  auto m = make_model(wide_v3_json(), 0.1);
+  const int V = m->config().vocab_size;
+  Decoder dec(*m);
+  const int n_seqs = 9;
+  std::vector<SeqCache> prefilled(n_seqs);
+  std::vector<int32_t> next(n_seqs);
+  for (int b = 0; b < n_seqs; ++b) {
+    std::vector<int32_t> prompt;
+    for (int t = 0; t < 3 + 11 * b; ++t) prompt.push_back((t * 7 + b) % V);
+    std::vector<float> logits;
+    dec.prefill(prompt, prefilled[b], logits);
+    next[b] = (b * 5 + 1) % V;
+  }
+  // Alone, one thread: three steps each.
+  std::vector<std::vector<float>> alone(n_seqs);
+  {
+    ThreadLimit one(1);
+    for (int b = 0; b < n_seqs; ++b) {
+      SeqCache c = prefilled[b];
+      std::vector<float> logits;
+      for (int step = 0; step < 3; ++step) {
+        dec.decode({(next[b] + step) % V}, {&c}, logits);
+        alone[b].insert(alone[b].end(), logits.begin(), logits.end());
+      }
+    }
+  }
+  for (int threads : {1, 2}) {
+    ThreadLimit limit(threads);
+    std::vector<SeqCache> caches = prefilled;
+    for (int step = 0; step < 3; ++step) {
+      std::vector<int32_t> tokens;
+      std::vector<SeqCache*> ptrs;
+      // Every other sequence at odd steps, all of them at even ones.
+      for (int b = 0; b < n_seqs; ++b) {
+        if (step % 2 == 1 && b % 2 == 1) continue;
+        tokens.push_back((next[b] + (step == 2 && b % 2 == 1 ? 1 : step)) % V);
+        ptrs.push_back(&caches[b]);
+      }
+      std::vector<float> logits;
+      dec.decode(tokens, ptrs, logits);
+      size_t row = 0;
+      for (int b = 0; b < n_seqs; ++b) {
+        if (step % 2 == 1 && b % 2 == 1) continue;
+        const int own_step = (step == 2 && b % 2 == 1) ? 1 : step;
+        for (int v = 0; v < V; ++v) {
+          ASSERT_EQ(logits[row * V + v], alone[b][own_step * V + v])
+              << "seq " << b << " step " << step << " threads " << threads;
+        }
+        ++row;
+      }
+    }
+  }
+}
+
 TEST(Decode, CacheHoldsOnlyTheLatent) {
   auto m = make_model(policy::testing::tiny_v3_json());
   Decoder dec(*m);
@@ -166,7 +263,8 @@ TEST(Engine, BadPromptsFailAloneAndFinishReasons) {
   Engine engine(*m, EngineOptions{});
   auto out = engine.generate(reqs);
   ASSERT_EQ(out.size(), 7u);
-  for (int i = 0; i < 4; ++i) EXPECT_TRUE(out[i].finish_reason == "stop" || out[i].finish_reason == "length");
+  for (int i = 0; i < 4; ++i)
+    EXPECT_TRUE(out[i].finish_reason == "stop" || out[i].finish_reason == "length");
   EXPECT_EQ(out[4].error, "empty prompt");
   EXPECT_NE(out[5].error.find("context"), std::string::npos);
   EXPECT_NE(out[6].error.find("outside the vocabulary"), std::string::npos);

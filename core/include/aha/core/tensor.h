@@ -4,7 +4,6 @@
 #pragma once
 
 #include <Eigen/Core>
-
 #include <cstdint>
 #include <vector>
 
@@ -51,8 +50,22 @@ template <typename T>
 void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
                         int64_t out);
 
+// gemm_xwt_rowstable on the calling thread only (for callers already inside a parallel loop),
+// the same values; rows of x, w and y every ldx, ldw and ldy values (-1: packed).
+template <typename T>
+void gemm_xwt_rowstable_serial(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
+                               int64_t out, int64_t ldx = -1, int64_t ldw = -1, int64_t ldy = -1);
+
 // The same dot product as gemm_xwt_rowstable, for one pair of vectors.
 template <typename T>
 T dot_stable(const T* a, const T* b, int64_t n);
+
+// y[n, out] = x[n, k] * w[k, out], each output summed over k in order (one multiply-add per
+// term): a row's result does not depend on the other rows. Rows of w, x and y every ldw, ldx
+// and ldy values (-1: packed). Serial (attention weights times cached values, inside a parallel
+// loop).
+template <typename T>
+void gemm_xw_seq(const T* x, const T* w, T* y, int64_t n, int64_t k, int64_t out, int64_t ldw,
+                 int64_t ldx = -1, int64_t ldy = -1);
 
 }  // namespace aha

@@ -53,9 +53,6 @@ class Decoder {
   const policy::Model<float>& model_;
   bool absorbed_;
   int64_t row_width_;
-  // Per layer and head, W_UK^T [kv_lora_rank, qk_nope_head_dim] so the query absorption is a
-  // plain x W^T product.
-  std::vector<std::vector<float>> w_uk_t_;
 };
 
 }  // namespace aha::rollout
