@@ -306,23 +306,26 @@ void Decoder::gqa_decode(int l, const float* h, float* y, const std::vector<SeqC
   const float scale = static_cast<float>(c.softmax_scale());
   const int group = Hq / Hk;
   Buf<float> o(B * Hq * hd);
-  tbb::parallel_for(int64_t{0}, B, [&](int64_t b) {
-    const int64_t T = positions[b] + 1;
-    const float* rows = caches[b]->rows[l].data();
-    std::vector<float> s(T);
-    for (int hh = 0; hh < Hq; ++hh) {
-      const int kh = hh / group;
-      const float* qh = q.data() + (b * Hq + hh) * hd;
-      for (int64_t j = 0; j < T; ++j) s[j] = scale * dot_stable(qh, rows + j * W + kh * hd, hd);
-      scaled_softmax_rows(s.data(), 1, T, 1.0f);
-      float* oh = o.data() + (b * Hq + hh) * hd;
-      std::fill(oh, oh + hd, 0.0f);
-      for (int64_t j = 0; j < T; ++j) {
-        const float* vj = rows + j * W + kw + kh * hd;
-        for (int i = 0; i < hd; ++i) oh[i] += s[j] * vj[i];
-      }
-    }
-  });
+  // One task per sequence and kv head: the query heads of its group are the rows of one score
+  // GEMM against the cached keys, then of one in-order GEMM with the cached values.
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, B * Hk, 1),
+      [&](const tbb::blocked_range<int64_t>& range) {
+        thread_local std::vector<float> s;
+        for (int64_t task = range.begin(); task < range.end(); ++task) {
+          const int64_t b = task / Hk;
+          const int kh = static_cast<int>(task % Hk);
+          const int64_t T = positions[b] + 1, bh = b * Hq + int64_t{kh} * group;
+          const float* rows = caches[b]->rows[l].data();
+          s.resize(int64_t{group} * T);
+          gemm_xwt_rowstable_serial(q.data() + bh * hd, rows + int64_t{kh} * hd,
+                                    static_cast<const float*>(nullptr), s.data(), group, hd, T, hd,
+                                    W, T);
+          scaled_softmax_rows(s.data(), group, T, scale);
+          gemm_xw_seq(s.data(), rows + kw + int64_t{kh} * hd, o.data() + bh * hd, group, T, hd, W);
+        }
+      },
+      tbb::simple_partitioner());
   linear_stable(p.o_proj, P, o.data(), y, B);
 }
 

@@ -82,80 +82,96 @@ Json wide_v3_json() {
   return j;
 }
 
+// A GQA student wide enough for whole SIMD vectors per head (head_dim 20: one vector and a tail).
+Json wide_llama_json() {
+  Json j = policy::testing::tiny_llama_json();
+  j.update(Json{{"vocab_size", 61},
+                {"hidden_size", 120},
+                {"num_attention_heads", 6},
+                {"num_key_value_heads", 2},
+                {"intermediate_size", 88},
+                {"max_position_embeddings", 256}});
+  return j;
+}
+
 TEST(Decode, LongContextLogitsEqualFullForward) {
-  auto m = make_model(wide_v3_json(), 0.1);
-  const int V = m->config().vocab_size;
-  std::vector<int32_t> seq;
-  for (int t = 0; t < 120; ++t) seq.push_back((t * 17 + 5) % V);
-  std::vector<float> ref = full_logits(*m, seq);
-  for (bool absorbed : {true, false}) {
-    Decoder dec(*m, absorbed);
-    SeqCache cache;
-    std::vector<float> logits;
-    const size_t prompt = 7;
-    dec.prefill({seq.begin(), seq.begin() + prompt}, cache, logits);
-    double max_diff = 0;
-    for (size_t t = prompt - 1; t + 1 < seq.size(); ++t) {
-      if (t >= prompt) dec.decode({seq[t]}, {&cache}, logits);
-      for (int v = 0; v < V; ++v) {
-        max_diff = std::max(max_diff, double(std::abs(logits[v] - ref[t * V + v])));
+  for (const Json& j : {wide_v3_json(), wide_llama_json()}) {
+    auto m = make_model(j, 0.1);
+    const int V = m->config().vocab_size;
+    std::vector<int32_t> seq;
+    for (int t = 0; t < 120; ++t) seq.push_back((t * 17 + 5) % V);
+    std::vector<float> ref = full_logits(*m, seq);
+    for (bool absorbed : {true, false}) {
+      Decoder dec(*m, absorbed);
+      SeqCache cache;
+      std::vector<float> logits;
+      const size_t prompt = 7;
+      dec.prefill({seq.begin(), seq.begin() + prompt}, cache, logits);
+      double max_diff = 0;
+      for (size_t t = prompt - 1; t + 1 < seq.size(); ++t) {
+        if (t >= prompt) dec.decode({seq[t]}, {&cache}, logits);
+        for (int v = 0; v < V; ++v) {
+          max_diff = std::max(max_diff, double(std::abs(logits[v] - ref[t * V + v])));
+        }
       }
+      EXPECT_LE(max_diff, 1e-4) << m->config().type_name() << (absorbed ? " absorbed" : " naive");
     }
-    EXPECT_LE(max_diff, 1e-4) << (absorbed ? "absorbed" : "naive");
   }
 }
 
 // A sequence's logits are the same bits whatever else is decoded beside it, at any thread count.
 TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
-  auto m = make_model(wide_v3_json(), 0.1);
-  const int V = m->config().vocab_size;
-  Decoder dec(*m);
-  const int n_seqs = 9;
-  std::vector<SeqCache> prefilled(n_seqs);
-  std::vector<int32_t> next(n_seqs);
-  for (int b = 0; b < n_seqs; ++b) {
-    std::vector<int32_t> prompt;
-    for (int t = 0; t < 3 + 11 * b; ++t) prompt.push_back((t * 7 + b) % V);
-    std::vector<float> logits;
-    dec.prefill(prompt, prefilled[b], logits);
-    next[b] = (b * 5 + 1) % V;
-  }
-  // Alone, one thread: three steps each.
-  std::vector<std::vector<float>> alone(n_seqs);
-  {
-    ThreadLimit one(1);
+  for (const Json& j : {wide_v3_json(), wide_llama_json()}) {
+    auto m = make_model(j, 0.1);
+    const int V = m->config().vocab_size;
+    Decoder dec(*m);
+    const int n_seqs = 9;
+    std::vector<SeqCache> prefilled(n_seqs);
+    std::vector<int32_t> next(n_seqs);
     for (int b = 0; b < n_seqs; ++b) {
-      SeqCache c = prefilled[b];
+      std::vector<int32_t> prompt;
+      for (int t = 0; t < 3 + 11 * b; ++t) prompt.push_back((t * 7 + b) % V);
       std::vector<float> logits;
-      for (int step = 0; step < 3; ++step) {
-        dec.decode({(next[b] + step) % V}, {&c}, logits);
-        alone[b].insert(alone[b].end(), logits.begin(), logits.end());
+      dec.prefill(prompt, prefilled[b], logits);
+      next[b] = (b * 5 + 1) % V;
+    }
+    // Alone, one thread: three steps each.
+    std::vector<std::vector<float>> alone(n_seqs);
+    {
+      ThreadLimit one(1);
+      for (int b = 0; b < n_seqs; ++b) {
+        SeqCache c = prefilled[b];
+        std::vector<float> logits;
+        for (int step = 0; step < 3; ++step) {
+          dec.decode({(next[b] + step) % V}, {&c}, logits);
+          alone[b].insert(alone[b].end(), logits.begin(), logits.end());
+        }
       }
     }
-  }
-  for (int threads : {1, 2}) {
-    ThreadLimit limit(threads);
-    std::vector<SeqCache> caches = prefilled;
-    for (int step = 0; step < 3; ++step) {
-      std::vector<int32_t> tokens;
-      std::vector<SeqCache*> ptrs;
-      // Every other sequence at odd steps, all of them at even ones.
-      for (int b = 0; b < n_seqs; ++b) {
-        if (step % 2 == 1 && b % 2 == 1) continue;
-        tokens.push_back((next[b] + (step == 2 && b % 2 == 1 ? 1 : step)) % V);
-        ptrs.push_back(&caches[b]);
-      }
-      std::vector<float> logits;
-      dec.decode(tokens, ptrs, logits);
-      size_t row = 0;
-      for (int b = 0; b < n_seqs; ++b) {
-        if (step % 2 == 1 && b % 2 == 1) continue;
-        const int own_step = (step == 2 && b % 2 == 1) ? 1 : step;
-        for (int v = 0; v < V; ++v) {
-          ASSERT_EQ(logits[row * V + v], alone[b][own_step * V + v])
-              << "seq " << b << " step " << step << " threads " << threads;
+    for (int threads : {1, 2}) {
+      ThreadLimit limit(threads);
+      std::vector<SeqCache> caches = prefilled;
+      for (int step = 0; step < 3; ++step) {
+        std::vector<int32_t> tokens;
+        std::vector<SeqCache*> ptrs;
+        // Every other sequence at odd steps, all of them at even ones.
+        for (int b = 0; b < n_seqs; ++b) {
+          if (step % 2 == 1 && b % 2 == 1) continue;
+          tokens.push_back((next[b] + (step == 2 && b % 2 == 1 ? 1 : step)) % V);
+          ptrs.push_back(&caches[b]);
         }
-        ++row;
+        std::vector<float> logits;
+        dec.decode(tokens, ptrs, logits);
+        size_t row = 0;
+        for (int b = 0; b < n_seqs; ++b) {
+          if (step % 2 == 1 && b % 2 == 1) continue;
+          const int own_step = (step == 2 && b % 2 == 1) ? 1 : step;
+          for (int v = 0; v < V; ++v) {
+            ASSERT_EQ(logits[row * V + v], alone[b][own_step * V + v])
+                << "seq " << b << " step " << step << " threads " << threads;
+          }
+          ++row;
+        }
       }
     }
   }
