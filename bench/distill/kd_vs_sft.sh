@@ -6,7 +6,8 @@
 #      SFT only; forward-KL on the stored top-k only; SFT + KL.
 #   3. aha eval of teacher and students on held-out problems (never in the training split).
 # Prints one JSON line per model and writes them to $OUT/results.jsonl.
-# Usage: bench/distill/kd_vs_sft.sh   (AHA=build/cli/aha OUT=runs/distill-bench STEPS=300)
+# Usage: bench/distill/kd_vs_sft.sh   (AHA=build/cli/aha OUT=runs/distill-bench STEPS=300
+#        PROMPTS=1500 VARIANTS="sft kd sft_kd")
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 aha=${AHA:-build/cli/aha}
@@ -45,11 +46,11 @@ evaluate() {  # name, model dir
     --max-new-tokens 80 --template "$template" --seed 7 --reward math 2>/dev/null |
     python3 -c "import json,sys; r=json.load(sys.stdin); print(json.dumps({'model': '$1', 'pass@1': r['pass@1'], 'pass@4': r['pass@4']}))"
 }
-train sft 0 1
-train kd 1 0
-train sft_kd 1 1
+variants=${VARIANTS:-sft kd sft_kd}
+declare -A weights=([sft]="0 1" [kd]="1 0" [sft_kd]="1 1")
+for v in $variants; do train "$v" ${weights[$v]}; done
 : > "$out/results.jsonl"
-for m in teacher sft kd sft_kd; do
+for m in teacher $variants; do
   dir="$out/$m/final"; [ $m = teacher ] && dir=$teacher
   evaluate $m "$dir" | tee -a "$out/results.jsonl"
 done
