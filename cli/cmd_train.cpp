@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "aha/core/dist.h"
 #include "aha/grpo/trainer.h"
 #include "commands.h"
 #include "options.h"
@@ -45,6 +46,7 @@ int cmd_train(const Args& args) {
   const int64_t first = trainer.step();
   trainer.run(
       [&](const grpo::StepReport& r) {
+        if (dist::rank() != 0) return;  // one progress line per job, not per rank
         double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         double per = el / double(r.step - first);
         int eta = static_cast<int>(per * double(r.total_steps - r.step));
@@ -58,7 +60,7 @@ int cmd_train(const Args& args) {
                      eta / 3600, (eta / 60) % 60, eta % 60);
       },
       max_steps);
-  spdlog::info("run database: {}", trainer.run_db_path());
+  if (dist::rank() == 0) spdlog::info("run database: {}", trainer.run_db_path());
   return 0;
 }
 

@@ -1,6 +1,7 @@
 // `aha version`: the version of this build.
 #include <iostream>
 
+#include "aha/core/dist.h"
 #include "commands.h"
 #include "options.h"
 
@@ -10,7 +11,7 @@ int cmd_version(const Args& args) {
   po::options_description desc("options");
   po::variables_map vm;
   if (!parse_options(args, desc, vm, "usage: aha version")) return 0;
-  std::cout << "aha 0.1.0\n";
+  std::cout << "aha 0.1.0\n" << "mpi: " << (dist::built_with_mpi() ? "yes" : "no") << "\n";
   return 0;
 }
 

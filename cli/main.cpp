@@ -10,6 +10,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/log.h"
+#include "aha/core/dist.h"
 #include "commands.h"
 
 namespace {
@@ -56,6 +57,11 @@ int main(int argc, char** argv) {
     print_usage();
     return argc < 2 ? 2 : 0;
   }
+  // Under mpirun every rank runs the same command; a failing rank takes the job down with it.
+  aha::dist::init(&argc, &argv);
+  struct Finalize {
+    ~Finalize() { aha::dist::finalize(); }
+  } finalize_at_exit;
   std::string name = argv[1];
   std::vector<std::string> args(argv + 2, argv + argc);
   // Two-word commands ("aha tokenizer train") are looked up as "tokenizer train" first.
@@ -73,10 +79,12 @@ int main(int argc, char** argv) {
     if (name != c.name) continue;
     try {
       const char* level = std::getenv("AHA_LOG_LEVEL");
-      aha::setup_logging(level != nullptr ? level : "info");
+      // Other ranks say only what goes wrong; rank 0 speaks for the job.
+      aha::setup_logging(level != nullptr ? level : (aha::dist::rank() == 0 ? "info" : "warn"));
       return c.run(args);
     } catch (const std::exception& e) {
       std::cout.flush();
+      if (aha::dist::active()) aha::dist::abort_job(e.what());
       std::cerr << "error: " << e.what() << std::endl;
       return 1;
     }

@@ -1,11 +1,17 @@
 // Trainer setup, checkpoints and resume.
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <regex>
 
+#include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/policy/checkpoint.h"
+#include "aha/policy/esft.h"
 #include "aha/grpo/data.h"
 #include "aha/runlog/report.h"
 #include "trainer_state.h"
@@ -45,6 +51,21 @@ RolloutLimits rollout_limits(const policy::Model<float>& m, const GrpoConfig& g)
   for (int l = 0; l < c.num_hidden_layers; ++l) lim.moe_layers += c.is_moe_layer(l);
   (void)g;
   return lim;
+}
+
+// For the data-parallel tests: AHA_FAULT=exit:RANK:STEP ends that rank's process at the start of
+// that step, hang:RANK:STEP makes it stop responding; the job must end with an error either way.
+void inject_fault(int64_t step) {
+  const char* f = std::getenv("AHA_FAULT");
+  if (f == nullptr) return;
+  char kind[8] = {0};
+  int rank = -1;
+  long long at = -1;
+  if (std::sscanf(f, "%7[a-z]:%d:%lld", kind, &rank, &at) != 3 || rank != dist::rank() || at != step) return;
+  if (std::string(kind) == "exit") std::_Exit(3);
+  if (std::string(kind) == "hang") {
+    while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
 }
 
 }  // namespace
@@ -90,22 +111,74 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   const std::string db_path = (fs::path(cfg.output_dir) / "run.db").string();
   std::string ckpt = resume ? latest_checkpoint(cfg.output_dir) : "";
   if (resume && !fs::exists(db_path)) fail("cannot resume: no run.db in ", cfg.output_dir);
-  s.db = std::make_unique<runlog::RunDb>(db_path, "grpo", raw, cfg.model, resume);
+  // Data parallel: rank 0 owns run.db and the checkpoints; every rank reads a resume point
+  // from the shared output_dir, whatever the number of ranks that wrote it.
+  if (dist::rank() == 0) {
+    s.db = std::make_unique<runlog::RunDb>(db_path, "grpo", raw, cfg.model, resume);
+    if (dist::active()) s.db->event(0, "info", "ranks", std::to_string(dist::size()) + " data-parallel ranks");
+  }
+  s.setup_esft(resume);
   if (!ckpt.empty()) {
     s.load_checkpoint(ckpt);
-    s.db->rewind_to(s.step);
+    if (s.db) s.db->rewind_to(s.step);
     spdlog::info("resumed from {} (step {})", ckpt, s.step);
-  } else if (resume) {
+  } else if (resume && s.db) {
     s.db->rewind_to(0);
   }
+}
+
+void Trainer::State::log_event(int64_t at, const std::string& level, const std::string& kind,
+                               const std::string& msg) {
+  if (db) {
+    db->event(at, level, kind, msg);
+  } else {
+    spdlog::warn("rank {}: {}: {}", dist::rank(), kind, msg);
+  }
+}
+
+void Trainer::State::setup_esft(bool resume) {
+  const Json& e = cfg.grpo.esft;
+  if (e.is_null()) return;
+  // The selection is made once, on the initial policy, and kept in output_dir so that a resume
+  // trains the same experts.
+  const fs::path file = fs::path(cfg.output_dir) / "esft_selection.json";
+  policy::EsftSelection sel;
+  if (resume && fs::exists(file)) {
+    sel = policy::EsftSelection::from_json(load_json_file(file.string()));
+  } else {
+    if (data.empty()) fail("grpo.esft scores experts on the training prompts: it needs data.train");
+    const int n = std::min<int>(e.value("prompts", 64), static_cast<int>(data.size()));
+    std::vector<std::vector<int32_t>> seqs;
+    for (int i = 0; i < n; ++i) {
+      Json fields = data[i].row;
+      fields["prompt"] = fields.value("question", "");
+      seqs.push_back(tok->encode(templ->render(fields), true));
+    }
+    std::vector<policy::Batch> batches;
+    for (size_t a = 0; a < seqs.size(); a += 16) {
+      batches.push_back(policy::Batch::from_sequences(
+          std::vector<std::vector<int32_t>>(seqs.begin() + a, seqs.begin() + std::min(seqs.size(), a + 16))));
+    }
+    auto scores = policy::expert_scores(*policy, batches, policy::parse_esft_metric(e.value("metric", "gate")));
+    sel = policy::select_experts(scores, e.value("share", 0.9), e.value("include_shared", true));
+    if (dist::rank() == 0) save_json_file(file.string(), sel.to_json());
+  }
+  trainable = policy::trainable_mask(*policy, sel);
+  policy::freeze_optimizer(*opt, policy->table(), trainable);
+  const Json report = policy::esft_report(policy->table(), trainable).to_json();
+  spdlog::info("ESFT: {}", report.dump());
+  log_event(0, "info", "esft", report.dump());
 }
 
 Trainer::~Trainer() = default;
 
 int64_t Trainer::step() const { return s_->step; }
-const std::string& Trainer::run_db_path() const { return s_->db->path(); }
+std::string Trainer::run_db_path() const {
+  return (fs::path(s_->cfg.output_dir) / "run.db").string();
+}
 
 void Trainer::State::save_checkpoint() {
+  if (dist::rank() != 0) return;
   const std::string dir = (fs::path(cfg.output_dir) / ("checkpoint-" + std::to_string(step))).string();
   policy::SaveOptions so;
   so.copy_tokenizer_from = cfg.model;
@@ -139,6 +212,7 @@ void Trainer::run(const std::function<void(const StepReport&)>& on_step, int64_t
                                         : s.cfg.grpo.steps;
   try {
     while (s.step < stop_at) {
+      inject_fault(s.step + 1);
       Json metrics = s.run_step();
       if (on_step) on_step(StepReport{s.step, s.cfg.grpo.steps, metrics});
       const bool last = s.step == s.cfg.grpo.steps;
@@ -146,7 +220,7 @@ void Trainer::run(const std::function<void(const StepReport&)>& on_step, int64_t
           s.step == stop_at) {
         s.save_checkpoint();
       }
-      if (s.cfg.grpo.report_every > 0 && (s.step % s.cfg.grpo.report_every == 0 || last)) {
+      if (s.db && s.cfg.grpo.report_every > 0 && (s.step % s.cfg.grpo.report_every == 0 || last)) {
         // A report is a convenience: failing to write one never ends the run.
         try {
           runlog::write_report({s.db->path()}, (fs::path(s.cfg.output_dir) / "report.html").string());
@@ -155,10 +229,12 @@ void Trainer::run(const std::function<void(const StepReport&)>& on_step, int64_t
         }
       }
     }
-    s.db->finish(s.step >= s.cfg.grpo.steps ? "finished" : "paused");
+    if (s.db) s.db->finish(s.step >= s.cfg.grpo.steps ? "finished" : "paused");
   } catch (const std::exception& e) {
-    s.db->event(s.step, "error", "failed", e.what());
-    s.db->finish("failed");
+    if (s.db) {
+      s.db->event(s.step, "error", "failed", e.what());
+      s.db->finish("failed");
+    }
     throw;
   }
 }

@@ -39,10 +39,23 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.max_batch = r.get<int>("max_batch", g.max_batch);
   g.log_tokens = r.get<bool>("log_tokens", g.log_tokens);
   g.threads = r.get<int>("threads", g.threads);
+  g.checksum_every = r.get<int>("checksum_every", g.checksum_every);
+  g.esft = r.get<Json>("esft", Json());
+  if (!g.esft.is_null()) {
+    StrictReader e(g.esft, "grpo.esft");
+    const double share = e.get<double>("share", 0.9);
+    e.get<bool>("include_shared", true);
+    e.get<std::string>("metric", "gate");
+    const int prompts = e.get<int>("prompts", 64);
+    e.finish();
+    if (!(share > 0 && share <= 1)) fail("grpo.esft.share must be in (0, 1]");
+    if (prompts < 1) fail("grpo.esft.prompts must be >= 1");
+  }
   r.finish();
   if (g.steps < 1 || g.prompts_per_step < 1 || g.group_size < 1 || g.num_iterations < 1) {
     fail("grpo.steps, prompts_per_step, group_size and num_iterations must be >= 1");
   }
+  if (g.checksum_every < 0) fail("grpo.checksum_every must be >= 0");
   if (g.dynamic_sampling_max_rounds < 1) fail("grpo.dynamic_sampling_max_rounds must be >= 1");
   if (g.minibatch_size < 0 || g.save_every < 0 || g.ref_reset_every < 0 || g.report_every < 0) {
     fail("grpo.minibatch_size, save_every, report_every and ref_reset_every must be >= 0");

@@ -6,6 +6,7 @@
 #include <map>
 #include <span>
 
+#include "aha/core/dist.h"
 #include "aha/rollout/engine.h"
 #include "trainer_state.h"
 
@@ -76,7 +77,11 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
   for (; round < rounds && useful < g.prompts_per_step; ++round) {
     auto t0 = Clock::now();
     const int64_t want = round == 0 ? g.prompts_per_step : g.prompts_per_step - useful;
-    std::vector<int64_t> picked = cursor->next(want);
+    // Every rank draws the same global prompts; each samples its contiguous share, whole
+    // groups only, with the RNG streams of the prompts' global indices.
+    std::vector<int64_t> all = cursor->next(want);
+    const auto [lo, hi] = dist::share(static_cast<int64_t>(all.size()));
+    std::vector<int64_t> picked(all.begin() + lo, all.begin() + hi);
     std::vector<std::string> prompt_text;
     std::vector<rollout::Request> reqs;
     for (int64_t ex : picked) {
@@ -88,6 +93,7 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       r.n = g.group_size;
       r.params = cfg.sampling;
       if (r.params.stop_token_ids.empty() && tok->eos_id()) r.params.stop_token_ids = {*tok->eos_id()};
+      r.stream = lo + static_cast<int64_t>(reqs.size());
       reqs.push_back(std::move(r));
     }
     rollout::EngineOptions eo;
@@ -107,7 +113,7 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       auto& c = comps[i];
       const int64_t p = c.prompt_index;
       Rollout r;
-      r.group = next_group + p;
+      r.group = next_group + lo + p;
       r.prompt_id = data[picked[p]].id;
       r.sample_index = c.sample_index;
       r.prompt_ids = reqs[p].prompt;
@@ -138,18 +144,24 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       }
       if (g.advantage == "process") set_step_rewards(r, scored[i].details, *tok);
     }
-    next_group += static_cast<int64_t>(picked.size());
+    next_group += static_cast<int64_t>(all.size());
     if (g.dynamic_sampling) {
-      const int64_t u = mark_flat_groups(rs, first);
+      // Counted over all ranks, so that every rank refills alike and the data cursors agree.
+      int64_t u = mark_flat_groups(rs, first);
+      dist::allreduce_sum(&u, 1, "useful groups");
       useful += u;
-      dropped += static_cast<int64_t>(picked.size()) - u;
+      dropped += static_cast<int64_t>(all.size()) - u;
     } else {
-      useful += static_cast<int64_t>(picked.size());
+      useful += static_cast<int64_t>(all.size());
     }
     t_rollout += secs(t0, t1);
     t_reward += secs(t1, Clock::now());
   }
-  m["tokens_per_s"] = double(gen_tokens) / std::max(1e-9, t_rollout);
+  // Throughput of all ranks together: their tokens over the slowest rank's time.
+  double tok_sum = double(gen_tokens), t_max = t_rollout;
+  dist::allreduce_sum(&tok_sum, 1, "token counts");
+  dist::allreduce_max(&t_max, 1, "rollout times");
+  m["tokens_per_s"] = tok_sum / std::max(1e-9, t_max);
   m["time_rollout"] = t_rollout;
   m["time_reward"] = t_reward;
   m["groups_dropped"] = dropped;
@@ -157,7 +169,7 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
     m["sampling_rounds"] = round;
     m["groups_useful"] = useful;
     if (useful < g.prompts_per_step) {
-      db->event(step + 1, "warn", "dynamic_sampling",
+      log_event(step + 1, "warn", "dynamic_sampling",
                 "only " + std::to_string(useful) + " of " + std::to_string(g.prompts_per_step) +
                     " groups had unequal rewards after " + std::to_string(round) + " rounds");
     }

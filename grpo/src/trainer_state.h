@@ -37,6 +37,7 @@ struct Trainer::State {
   bool ref_changed = false;  // the reference drifted from its checkpoint (reset or EMA)
 
   std::vector<Rollout> file_rollouts;  // --rollouts: what every step learns from
+  std::vector<uint8_t> trainable;      // ESFT: per ParamTable entry (empty: train everything)
 
   // One GRPO step (trainer_step.cpp); returns the step's metrics.
   Json run_step();
@@ -52,6 +53,10 @@ struct Trainer::State {
   std::vector<std::vector<double>> advantages(const std::vector<Rollout>& rs) const;
   LossConfig loss_config() const;
   void save_checkpoint();
+  // run.db belongs to rank 0: events of other ranks go to their log only.
+  void log_event(int64_t at, const std::string& level, const std::string& kind, const std::string& msg);
+  void setup_esft(bool resume);
+  void check_ranks_agree();
   void load_checkpoint(const std::string& dir);
 };
 

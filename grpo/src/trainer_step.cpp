@@ -2,6 +2,7 @@
 #include <cmath>
 #include <map>
 
+#include "aha/core/dist.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
@@ -38,12 +39,74 @@ runlog::RolloutRow row_of(const Rollout& r, int64_t step, bool tokens) {
   return row;
 }
 
+// Rows travel from the other ranks to rank 0 (the run.db owner) as JSON.
+Json row_to_json(const runlog::RolloutRow& r) {
+  Json parts = Json::array();
+  for (const auto& [name, value, details] : r.rewards) parts.push_back({name, value, details});
+  auto real = [](double x) { return std::isfinite(x) ? Json(x) : Json(nullptr); };
+  return {{"prompt_id", r.prompt_id}, {"group", r.group_index}, {"sample", r.sample_index},
+          {"prompt", r.prompt}, {"completion", r.completion}, {"n", r.n_tokens},
+          {"finish", r.finish_reason}, {"reward", real(r.reward)}, {"advantage", real(r.advantage)},
+          {"correct", r.correct}, {"parts", parts}, {"prompt_ids", r.prompt_ids},
+          {"completion_ids", r.completion_ids}, {"old", r.old_logprobs}, {"ref", r.ref_logprobs},
+          {"routing", r.routing}};
+}
+
+runlog::RolloutRow row_from_json(const Json& j, int64_t step) {
+  runlog::RolloutRow r;
+  auto real = [](const Json& x) { return x.is_null() ? std::nan("") : x.get<double>(); };
+  r.step = step;
+  r.prompt_id = j["prompt_id"];
+  r.group_index = j["group"];
+  r.sample_index = j["sample"];
+  r.prompt = j["prompt"];
+  r.completion = j["completion"];
+  r.n_tokens = j["n"];
+  r.finish_reason = j["finish"];
+  r.reward = real(j["reward"]);
+  r.advantage = real(j["advantage"]);
+  r.correct = j["correct"];
+  for (const Json& p : j["parts"]) r.rewards.emplace_back(p[0].get<std::string>(), real(p[1]), p[2]);
+  r.prompt_ids = j["prompt_ids"].get<std::vector<int32_t>>();
+  r.completion_ids = j["completion_ids"].get<std::vector<int32_t>>();
+  r.old_logprobs = j["old"].get<std::vector<float>>();
+  r.ref_logprobs = j["ref"].get<std::vector<float>>();
+  r.routing = j["routing"].get<std::vector<std::vector<int32_t>>>();
+  return r;
+}
+
+// All ranks' rows on rank 0, in rank order (empty elsewhere).
+std::vector<runlog::RolloutRow> gather_rows(std::vector<runlog::RolloutRow> mine, int64_t step) {
+  if (!dist::active()) return mine;
+  Json arr = Json::array();
+  for (const auto& r : mine) arr.push_back(row_to_json(r));
+  auto parts = dist::gather_to_root(arr.dump(-1, ' ', false, Json::error_handler_t::replace), "rollout rows");
+  std::vector<runlog::RolloutRow> all;
+  for (const std::string& p : parts) {
+    for (const Json& j : Json::parse(p)) all.push_back(row_from_json(j, step));
+  }
+  return all;
+}
+
+// This rank's groups of a rollout file: a contiguous share of the groups.
+std::vector<Rollout> file_share(const std::vector<Rollout>& file) {
+  if (!dist::active()) return file;
+  int64_t groups = 0;
+  for (const Rollout& r : file) groups = std::max(groups, r.group + 1);
+  const auto [lo, hi] = dist::share(groups);
+  std::vector<Rollout> out;
+  for (const Rollout& r : file) {
+    if (r.group >= lo && r.group < hi) out.push_back(r);
+  }
+  return out;
+}
+
 }  // namespace
 
 Json Trainer::State::run_step() {
   const GrpoConfig& g = cfg.grpo;
   Json m = Json::object();
-  std::vector<Rollout> rs = file_rollouts.empty() ? sample_rollouts(m) : file_rollouts;
+  std::vector<Rollout> rs = file_rollouts.empty() ? sample_rollouts(m) : file_share(file_rollouts);
   learn(rs, m);
   ++step;
   if (ref && g.ref_reset_every > 0 && step % g.ref_reset_every == 0) {
@@ -56,18 +119,23 @@ Json Trainer::State::run_step() {
     ref_changed = true;
   }
 
+  std::vector<runlog::RolloutRow> mine;
+  for (const Rollout& r : rs) mine.push_back(row_of(r, step, g.log_tokens));
+  std::vector<runlog::RolloutRow> rows = gather_rows(std::move(mine), step);
+  if (dist::active() && g.checksum_every > 0 && (step % g.checksum_every == 0 || step == g.steps)) {
+    check_ranks_agree();
+  }
+  if (dist::rank() != 0) return m;
   std::vector<double> finite_r, acc, lens, adv_abs;
   std::map<std::string, std::vector<double>> per_reward;
   int64_t truncated = 0;
-  std::vector<runlog::RolloutRow> rows;
-  for (const Rollout& r : rs) {
+  for (const runlog::RolloutRow& r : rows) {
     if (std::isfinite(r.reward)) finite_r.push_back(r.reward);
-    for (const auto& [label, v, d] : r.reward_parts) per_reward[label].push_back(v);
+    for (const auto& [label, v, d] : r.rewards) per_reward[label].push_back(v);
     if (r.correct >= 0) acc.push_back(r.correct);
-    lens.push_back(double(r.n()));
-    adv_abs.push_back(std::abs(r.logged_advantage));
+    lens.push_back(double(r.n_tokens));
+    adv_abs.push_back(std::abs(r.advantage));
     truncated += r.finish_reason == "length";
-    rows.push_back(row_of(r, step, g.log_tokens));
   }
   double r_mean = mean_of(finite_r), r_var = 0;
   for (double r : finite_r) r_var += (r - r_mean) * (r - r_mean);
@@ -78,9 +146,27 @@ Json Trainer::State::run_step() {
   m["advantage_abs_mean"] = mean_of(adv_abs);
   m["completion_len_mean"] = mean_of(lens);
   m["completion_len_max"] = lens.empty() ? 0.0 : *std::max_element(lens.begin(), lens.end());
-  m["truncation_rate"] = rs.empty() ? 0.0 : double(truncated) / double(rs.size());
+  m["truncation_rate"] = rows.empty() ? 0.0 : double(truncated) / double(rows.size());
   db->write_step(step, m, rows);
   return m;
+}
+
+void Trainer::State::check_ranks_agree() {
+  // FNV-1a over the weights' bytes (and the reference's, which EMA moves): every rank must
+  // hold the same bits after the same updates.
+  auto fnv = [](const std::vector<float>& v, uint64_t h) {
+    const auto* b = reinterpret_cast<const unsigned char*>(v.data());
+    for (size_t i = 0; i < v.size() * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
+    return h;
+  };
+  uint64_t h = fnv(policy->params(), 1469598103934665603ULL);
+  if (ref) h = fnv(ref->params(), h);
+  const std::vector<double> all = dist::allgather({double(h >> 32), double(h & 0xffffffffULL)}, "weight checksum");
+  for (size_t r = 2; r < all.size(); r += 2) {
+    if (all[r] != all[0] || all[r + 1] != all[1]) {
+      fail("ranks diverged: the weights of rank ", r / 2, " differ from rank 0's after step ", step);
+    }
+  }
 }
 
 }  // namespace aha::grpo

@@ -3,10 +3,13 @@
 // a replayed step makes exactly the update the online step made.
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 
+#include "aha/core/dist.h"
 #include "aha/core/error.h"
+#include "aha/policy/esft.h"
 #include "aha/policy/optimizer.h"
 #include "trainer_state.h"
 
@@ -193,6 +196,37 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
   return adv;
 }
 
+// A minibatch's loss metrics as sums over ranks: each rank contributes its part weighted by
+// its share of the global aggregation (sequences or tokens), so the totals are the metrics of
+// the whole minibatch. On one rank the weights are 1.
+struct MinibatchSums {
+  enum { kLive, kTokens, kLoss, kPg, kKl, kClipLow, kClipHigh, kDual, kRatio, kMasked, kN };
+  std::array<double, kN> v{};
+  std::array<double, 2> max{};  // ratio_max, non-finite loss flag
+
+  void set(const LossMetrics& lm, int64_t live, bool token_weighted) {
+    const double w = token_weighted ? double(lm.tokens) : double(live), t = double(lm.tokens);
+    v = {double(live), t, lm.loss * w, lm.pg_loss * w, lm.kl * t, lm.clip_low_frac * t,
+         lm.clip_high_frac * t, lm.dual_clip_frac * t, lm.ratio_mean * t, double(lm.masked_seqs)};
+    max = {lm.ratio_max, std::isfinite(lm.loss) ? 0.0 : 1.0};
+  }
+  // Global metrics after the sums (call on every rank).
+  LossMetrics global(bool token_weighted) const {
+    LossMetrics g;
+    const double W = token_weighted ? v[kTokens] : v[kLive], T = v[kTokens];
+    if (W > 0) g.loss = v[kLoss] / W, g.pg_loss = v[kPg] / W;
+    if (T > 0) {
+      g.kl = v[kKl] / T, g.clip_low_frac = v[kClipLow] / T, g.clip_high_frac = v[kClipHigh] / T;
+      g.dual_clip_frac = v[kDual] / T, g.ratio_mean = v[kRatio] / T;
+    }
+    g.ratio_max = max[0];
+    g.tokens = static_cast<int64_t>(T);
+    g.masked_seqs = static_cast<int64_t>(v[kMasked]);
+    if (max[1] > 0) g.loss = std::nan("");
+    return g;
+  }
+};
+
 void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   const GrpoConfig& g = cfg.grpo;
   auto t0 = Clock::now();
@@ -212,76 +246,121 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   for (size_t i = 0; i < rs.size(); ++i) {
     if (rs[i].n() > 0 && rs[i].learn) train_idx.push_back(i);
   }
+  // Data parallel: the step's sequences in global order are the ranks' lists one after another;
+  // global minibatch k is [k * mb, (k + 1) * mb) of that order and each rank runs its part.
+  std::vector<double> counts = dist::allgather({double(train_idx.size())}, "sequence counts");
+  int64_t total = 0, mine_from = 0;
+  for (int r = 0; r < static_cast<int>(counts.size()); ++r) {
+    if (r < dist::rank()) mine_from += static_cast<int64_t>(counts[r]);
+    total += static_cast<int64_t>(counts[r]);
+  }
+  const int64_t mine_to = mine_from + static_cast<int64_t>(train_idx.size());
   const LossConfig lc = loss_config();
-  const size_t mb = g.minibatch_size > 0 ? static_cast<size_t>(g.minibatch_size) : train_idx.size();
+  const bool token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
+  const int64_t mb = g.minibatch_size > 0 ? g.minibatch_size : std::max<int64_t>(1, total);
   PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask};
   policy::Activations<float> acts;
   std::vector<std::vector<float>> lp;
   std::vector<int64_t> offs;
-  LossMetrics total;
-  double grad_norm_sum = 0, entropy_sum = 0;
-  int64_t updates = 0, skipped = 0, entropy_n = 0;
+  LossMetrics sum;
+  double grad_norm_sum = 0, entropy[2] = {0, 0};
+  int64_t updates = 0, skipped = 0;
   std::vector<std::vector<int64_t>> loads;
   const double lr = cfg.schedule.at(step);
-  for (int it = 0; it < g.num_iterations && !train_idx.empty(); ++it) {
-    for (size_t a = 0; a < train_idx.size(); a += mb) {
-      std::vector<size_t> idx(train_idx.begin() + a, train_idx.begin() + std::min(train_idx.size(), a + mb));
-      pol.run(rs, idx, true, it == 0, acts, lp, offs);
-      std::vector<SeqTerms> terms(idx.size());
-      for (size_t k = 0; k < idx.size(); ++k) {
-        const Rollout& r = rs[idx[k]];
-        terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
-                    adv[idx[k]].data(), r.n()};
-        if (it == 0) {
-          for (int64_t j = 0; j < r.n(); ++j) entropy_sum += acts.entropy[offs[k] + j];
-          entropy_n += r.n();
-        }
-      }
-      if (it == 0) accumulate_loads(loads, policy->expert_loads(acts));
-      std::vector<std::vector<double>> dlogp;
-      LossMetrics lm = grpo_loss(terms, lc, dlogp);
-      std::vector<float> dl(acts.logprob.size(), 0.0f);
-      for (size_t k = 0; k < idx.size(); ++k) {
-        for (int64_t j = 0; j < rs[idx[k]].n(); ++j) dl[offs[k] + j] = static_cast<float>(dlogp[k][j]);
-      }
+  for (int it = 0; it < g.num_iterations && total > 0; ++it) {
+    for (int64_t a = 0; a < total; a += mb) {
+      const int64_t lo = std::max(a, mine_from), hi = std::min(a + mb, mine_to);
+      std::vector<size_t> idx;
+      for (int64_t k = lo; k < hi; ++k) idx.push_back(train_idx[k - mine_from]);
       policy->zero_grad();
-      policy->backward(acts, dl.data(), g.aux_loss_weight);
+      MinibatchSums sums;
+      std::vector<std::vector<double>> dlogp;
+      LossMetrics lm;
+      if (!idx.empty()) {
+        pol.run(rs, idx, true, it == 0, acts, lp, offs);
+        std::vector<SeqTerms> terms(idx.size());
+        for (size_t k = 0; k < idx.size(); ++k) {
+          const Rollout& r = rs[idx[k]];
+          terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
+                      adv[idx[k]].data(), r.n()};
+          if (it == 0) {
+            for (int64_t j = 0; j < r.n(); ++j) entropy[0] += acts.entropy[offs[k] + j];
+            entropy[1] += double(r.n());
+          }
+        }
+        if (it == 0) accumulate_loads(loads, policy->expert_loads(acts));
+        lm = grpo_loss(terms, lc, dlogp);
+        sums.set(lm, static_cast<int64_t>(idx.size()) - lm.masked_seqs, token_weighted);
+      }
+      dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
+      dist::allreduce_max(sums.max.data(), sums.max.size(), "minibatch loss max");
+      if (!idx.empty()) {
+        // This rank's share of the global aggregation (1 on a single rank).
+        const double W = token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
+        const double own = token_weighted ? double(lm.tokens) : double(idx.size() - lm.masked_seqs);
+        const double f = W > 0 ? own / W : 0.0;
+        std::vector<float> dl(acts.logprob.size(), 0.0f);
+        for (size_t k = 0; k < idx.size(); ++k) {
+          for (int64_t j = 0; j < rs[idx[k]].n(); ++j) dl[offs[k] + j] = static_cast<float>(f * dlogp[k][j]);
+        }
+        policy->backward(acts, dl.data(), g.aux_loss_weight * f);
+      }
+      dist::allreduce_sum(policy->grads().data(), policy->grads().size(), "gradient allreduce");
+      // ESFT: frozen tensors neither learn nor count in the gradient norm.
+      if (!trainable.empty()) policy::apply_mask(policy->table(), trainable, policy->grads().data());
+      const LossMetrics gm = sums.global(token_weighted);
       double norm = policy::clip_grad_norm(policy->table(), policy->grads().data(), cfg.optimizer.max_grad_norm);
-      if (!std::isfinite(norm) || !std::isfinite(lm.loss)) {
+      if (!std::isfinite(norm) || !std::isfinite(gm.loss)) {
         ++skipped;
         if (++nan_streak > g.max_nan_skips) {
           fail("stopping: ", nan_streak, " non-finite updates in a row at step ", step + 1);
         }
-        db->event(step + 1, "warn", "nan_skip", "non-finite loss or gradient: update skipped");
+        log_event(step + 1, "warn", "nan_skip", "non-finite loss or gradient: update skipped");
         continue;
       }
       nan_streak = 0;
       opt->step(policy->params().data(), policy->grads().data(), lr);
       ++updates;
       grad_norm_sum += norm;
-      total.add(lm);
+      sum.add(gm);
+    }
+  }
+  dist::allreduce_sum(entropy, 2, "entropy sums");
+  if (dist::active() && g.num_iterations > 0) {
+    // Every rank needs the global loads for an identical routing-bias update.
+    const policy::ModelConfig& c = policy->config();
+    int moe = 0;
+    for (int l = 0; l < c.num_hidden_layers; ++l) moe += c.is_moe_layer(l);
+    if (moe > 0 && c.n_routed_experts > 0) {
+      if (loads.empty()) loads.assign(moe, std::vector<int64_t>(c.n_routed_experts, 0));
+      std::vector<int64_t> flat;
+      for (const auto& l : loads) flat.insert(flat.end(), l.begin(), l.end());
+      dist::allreduce_sum(flat.data(), flat.size(), "expert loads");
+      for (size_t l = 0; l < loads.size(); ++l) {
+        std::copy_n(flat.begin() + l * loads[l].size(), loads[l].size(), loads[l].begin());
+      }
     }
   }
   if (g.bias_update_gamma > 0 && !loads.empty()) policy->update_routing_bias(loads, g.bias_update_gamma);
   auto t2 = Clock::now();
   const double u = updates > 0 ? double(updates) : 1.0;
-  m["loss"] = total.loss / u;
-  m["pg_loss"] = total.pg_loss / u;
-  m["kl"] = total.kl / u;
-  m["clip_low_frac"] = total.clip_low_frac / u;
-  m["clip_high_frac"] = total.clip_high_frac / u;
-  m["dual_clip_frac"] = total.dual_clip_frac / u;
-  m["ratio_mean"] = total.ratio_mean / u;
-  m["ratio_max"] = total.ratio_max;
-  m["masked_seqs"] = total.masked_seqs;
-  m["entropy"] = entropy_n > 0 ? entropy_sum / double(entropy_n) : 0.0;
+  m["loss"] = sum.loss / u;
+  m["pg_loss"] = sum.pg_loss / u;
+  m["kl"] = sum.kl / u;
+  m["clip_low_frac"] = sum.clip_low_frac / u;
+  m["clip_high_frac"] = sum.clip_high_frac / u;
+  m["dual_clip_frac"] = sum.dual_clip_frac / u;
+  m["ratio_mean"] = sum.ratio_mean / u;
+  m["ratio_max"] = sum.ratio_max;
+  m["masked_seqs"] = sum.masked_seqs;
+  m["entropy"] = entropy[1] > 0 ? entropy[0] / entropy[1] : 0.0;
   m["time_ref"] = secs(t0, t1);
   m["time_train"] = secs(t1, t2);
   m["lr"] = lr;
   m["grad_norm"] = grad_norm_sum / u;
   m["updates"] = updates;
   m["skipped_updates"] = skipped;
-  m["sequences"] = static_cast<int64_t>(train_idx.size());
+  m["sequences"] = total;
   if (!loads.empty()) m["expert_load"] = loads;
 }
 

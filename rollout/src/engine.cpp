@@ -146,7 +146,8 @@ std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
         seq->out.prompt_index = static_cast<int64_t>(pi);
         seq->out.sample_index = s;
         seq->cache = prompt_cache;
-        seq->rng = Rng(opts_.seed, (static_cast<uint64_t>(pi) << 24) + static_cast<uint64_t>(s));
+        const uint64_t stream = r.stream >= 0 ? static_cast<uint64_t>(r.stream) : static_cast<uint64_t>(pi);
+        seq->rng = Rng(opts_.seed, (stream << 24) + static_cast<uint64_t>(s));
         seq->history = r.prompt;
         seq->params = &r.params;
         seq->reserved_bytes = want;

@@ -47,6 +47,10 @@ struct GrpoConfig {
   int max_batch = 64;             // live sequences in the rollout engine
   bool log_tokens = true;         // token ids and logprobs in run.db (export-rollouts needs them)
   int threads = 0;
+  int checksum_every = 10;        // MPI: compare a weight checksum across ranks every N steps
+  // ESFT: {"share": 0.9, "include_shared": true, "metric": "gate", "prompts": 64} trains only
+  // the routed experts that carry `share` of the routing mass on the task prompts (null: off).
+  Json esft;
   static GrpoConfig from_json(const Json& j);
 };
 
@@ -92,7 +96,7 @@ class Trainer {
   // Runs until grpo.steps (or until max_steps more steps when > 0).
   void run(const std::function<void(const StepReport&)>& on_step = {}, int64_t max_steps = 0);
   int64_t step() const;
-  const std::string& run_db_path() const;
+  std::string run_db_path() const;
 
  private:
   struct State;

@@ -21,6 +21,9 @@ struct Request {
   std::vector<int32_t> prompt;
   int n = 1;  // completions for this prompt (the GRPO group)
   SamplingParams params;
+  // The RNG stream of this prompt's samples (-1: its index in the request list). Data-parallel
+  // ranks pass the prompt's global index so that a split batch samples what one rank would.
+  int64_t stream = -1;
 };
 
 struct Completion {

@@ -1,0 +1,47 @@
+// Data-parallel communication over MPI (OpenMPI through the MPI C API). Without AHA_WITH_MPI, or
+// when the binary is not started by mpirun, the process is rank 0 of 1 and every collective is
+// a no-op, so callers need no special case. Every collective has a time limit: when another rank
+// died or hangs, the job ends with one `error:` line instead of waiting forever.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace aha::dist {
+
+// MPI_Init when the build has MPI (idempotent); call once from main before any collective.
+void init(int* argc, char*** argv);
+void finalize();
+bool built_with_mpi();
+
+int rank();
+int size();
+inline bool active() { return size() > 1; }
+
+// Seconds a collective may take before the job is aborted (default 600, env AHA_MPI_TIMEOUT).
+void set_timeout(double seconds);
+double timeout();
+
+// In-place sums over all ranks. Large buffers go in buckets of `bucket_bytes`, all in flight
+// at once. Every rank ends with the same bits (one reduction order for all).
+void allreduce_sum(float* data, size_t n, const char* what);
+void allreduce_sum(double* data, size_t n, const char* what);
+void allreduce_sum(int64_t* data, size_t n, const char* what);
+void allreduce_max(double* data, size_t n, const char* what);
+// Every rank's vector, concatenated in rank order, on every rank.
+std::vector<double> allgather(const std::vector<double>& mine, const char* what);
+// Every rank's string on rank 0 (in rank order); other ranks get an empty vector.
+std::vector<std::string> gather_to_root(const std::string& mine, const char* what);
+void barrier(const char* what);
+
+// Prints `error: <message>` (with the rank) and ends every rank of the job, exit code 1.
+[[noreturn]] void abort_job(const std::string& message);
+
+// The [begin, end) share of `n` items that this rank takes: contiguous, in rank order.
+inline std::pair<int64_t, int64_t> share(int64_t n, int r = rank(), int s = size()) {
+  return {n * r / s, n * (r + 1) / s};
+}
+
+}  // namespace aha::dist

@@ -1,0 +1,123 @@
+// Data-parallel GRPO under mpirun on loopback: 2 ranks with the same global batch give the
+// weights of 1 rank (up to fp32 reduction order), rank 0 alone writes run.db, and a rank that
+// dies or hangs ends the job with an error instead of a hang.
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "aha/core/safetensors.h"
+#include "run_aha.h"
+
+namespace aha::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// mpirun with what a container needs (root, no high-speed network), or "" when unavailable.
+std::string mpirun() {
+  if (run_aha("version").out.find("mpi: yes") == std::string::npos) return "";
+  if (std::system("command -v mpirun > /dev/null 2>&1") != 0) return "";
+  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
+         "OMPI_MCA_rmaps_base_oversubscribe=1 timeout 300 mpirun -np 2 ";
+}
+
+// Runs `aha ARGS` under mpirun; env holds NAME=VALUE pairs for every rank.
+CmdResult run_mpi(const std::string& args, const std::vector<std::string>& env = {}) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("aha_mpi_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::string xs;
+  for (const std::string& e : env) xs += "-x " + e + " ";
+  const std::string cmd = mpirun() + xs + AHA_BINARY + " " + args + " > " + (dir / "out").string() +
+                          " 2> " + (dir / "err").string();
+  const int status = std::system(cmd.c_str());
+  auto slurp = [](const fs::path& p) {
+    std::stringstream ss;
+    ss << std::ifstream(p).rdbuf();
+    return ss.str();
+  };
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "out"), slurp(dir / "err")};
+}
+
+// 5 prompts x 4 samples split 2/3 over the ranks, minibatches of 12 sequences: the first
+// minibatch spans both ranks, so the loss normalisation across ranks is exercised.
+class Mpi : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (mpirun().empty()) GTEST_SKIP() << "aha built without MPI, or no mpirun: skipping the MPI tests";
+    dir_ = fs::temp_directory_path() / ("aha_mpi_run_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    std::ofstream(dir_ / "corpus.txt") << "What is 12 + 7? 19 <think> </think> <answer> 19 </answer>\n";
+    ASSERT_EQ(run_aha("tokenizer train --corpus " + (dir_ / "corpus.txt").string() +
+                      " --vocab-size 280 --out " + (dir_ / "tok").string()).rc, 0);
+    CmdResult init = run_aha("init --preset tiny --seed 4 --tokenizer " + (dir_ / "tok").string() +
+                             " --out " + (dir_ / "model").string());
+    ASSERT_EQ(init.rc, 0) << init.err;
+    cfg_ = (dir_ / "run.json").string();
+    std::ofstream(cfg_) << R"({"model": ")" << (dir_ / "model").string() << R"(",
+      "output_dir": "unset", "seed": 5,
+      "data": {"train": "synthetic:addition", "template": "{prompt}"},
+      "rewards": [{"name": "math"}, {"name": "cosine", "params": {"max_len": 10}}],
+      "accuracy_reward": "math",
+      "sampling": {"max_new_tokens": 10},
+      "grpo": {"steps": 3, "prompts_per_step": 5, "group_size": 4, "beta": 0.02,
+               "minibatch_size": 12, "num_iterations": 2, "threads": 1, "checksum_every": 1},
+      "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.05}})";
+  }
+  std::string train(const std::string& out) { return "train --config " + cfg_ + " --set output_dir=" + (dir_ / out).string(); }
+  fs::path dir_;
+  std::string cfg_;
+};
+
+double max_weight_diff(const fs::path& a, const fs::path& b) {
+  TensorArchive x(a.string()), y(b.string());
+  double worst = 0;
+  for (const std::string& name : x.names()) {
+    const TensorInfo& info = x.info(name);
+    std::vector<float> u(info.numel()), v(info.numel());
+    x.read(name, info.shape, u.data());
+    y.read(name, info.shape, v.data());
+    for (size_t i = 0; i < u.size(); ++i) worst = std::max(worst, double(std::abs(u[i] - v[i])));
+  }
+  return worst;
+}
+
+TEST_F(Mpi, TwoRanksGiveTheWeightsOfOne) {
+  CmdResult one = run_aha(train("one"));
+  ASSERT_EQ(one.rc, 0) << one.err;
+  CmdResult two = run_mpi(train("two"));
+  ASSERT_EQ(two.rc, 0) << two.err;
+  const double diff = max_weight_diff(dir_ / "one/checkpoint-3/model.safetensors",
+                                      dir_ / "two/checkpoint-3/model.safetensors");
+  const double moved = max_weight_diff(dir_ / "model/model.safetensors", dir_ / "one/checkpoint-3/model.safetensors");
+  std::printf("max |1 rank - 2 ranks| = %.3g, max |update| = %.3g\n", diff, moved);
+  EXPECT_GT(moved, 1e-3);
+  EXPECT_LT(diff, 1e-5);
+  // One database, every rollout of both ranks in it.
+  CmdResult runs = run_aha("runs " + (dir_ / "two/run.db").string());
+  EXPECT_NE(runs.out.find("3 steps, 60 rollouts"), std::string::npos) << runs.out;
+  // Resume the 2-rank run on 1 rank: it goes on from the checkpoint.
+  CmdResult more = run_aha(train("two") + " --set grpo.steps=4 --resume");
+  EXPECT_EQ(more.rc, 0) << more.err;
+  EXPECT_TRUE(fs::exists(dir_ / "two/checkpoint-4"));
+}
+
+TEST_F(Mpi, ARankThatDiesEndsTheJob) {
+  const auto t0 = std::chrono::steady_clock::now();
+  CmdResult r = run_mpi(train("dies"), {"AHA_FAULT=exit:1:2"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
+}
+
+TEST_F(Mpi, ARankThatHangsTimesOut) {
+  const auto t0 = std::chrono::steady_clock::now();
+  CmdResult r = run_mpi(train("hangs"), {"AHA_FAULT=hang:1:2", "AHA_MPI_TIMEOUT=5"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("error: rank 0 of 2:"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("timed out"), std::string::npos) << r.err;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
+}
+
+}  // namespace
+}  // namespace aha::testing
