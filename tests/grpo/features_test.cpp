@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "aha/grpo/trainer.h"
+#include "aha/policy/esft.h"
 #include "aha/runlog/run_db.h"
 #include "tiny_run.h"
 
@@ -113,6 +114,47 @@ TEST(Features, ProcessSupervisionReducesToOutcomeWithOneFinalStep) {
   EXPECT_GT(moved, 1e-4);
   EXPECT_LT(same, 1e-7);
   EXPECT_GT(differ, 1e-5);
+}
+
+}  // namespace
+}  // namespace aha::grpo
+
+namespace aha::grpo {
+namespace {
+
+TEST(Features, EsftTrainsOnlyTheSelectedExperts) {
+  auto reg = registry();
+  const std::string out = fresh_dir("esft");
+  Json raw = base_config(out);
+  raw["grpo"]["steps"] = 2;
+  raw["grpo"]["esft"] = {{"share", 0.5}, {"include_shared", false}, {"prompts", 16}};
+  Trainer(TrainConfig::from_json(raw), raw, false, &reg).run();
+  const Json sel_json = load_json_file(out + "/esft_selection.json");
+  const policy::EsftSelection sel = policy::EsftSelection::from_json(sel_json);
+  auto before = policy::load_model<float>(tiny_checkpoint());
+  auto after = policy::load_model<float>(out + "/checkpoint-2");
+  const std::vector<uint8_t> mask = policy::trainable_mask(*before, sel);
+  int moved = 0, frozen_moved = 0, trainable = 0;
+  const auto& entries = before->table().entries();
+  for (size_t k = 0; k < entries.size(); ++k) {
+    const auto& e = entries[k];
+    bool changed = false;
+    for (size_t i = 0; i < e.numel && !changed; ++i) {
+      changed = before->params()[e.offset + i] != after->params()[e.offset + i];
+    }
+    trainable += mask[k];
+    if (mask[k]) moved += changed;
+    if (!mask[k] && e.trainable) frozen_moved += changed;
+  }
+  EXPECT_GT(trainable, 0);
+  EXPECT_GT(moved, 0);
+  EXPECT_EQ(frozen_moved, 0) << "a frozen tensor changed";
+  auto db = runlog::RunDb::open_readonly(out + "/run.db");
+  auto ev = db->query("SELECT message FROM events WHERE kind = 'esft'");
+  ASSERT_EQ(ev.size(), 1u);
+  const Json report = Json::parse(ev[0]["message"].get<std::string>());
+  EXPECT_LT(report["trainable_share"].get<double>(), 0.5);
+  EXPECT_GT(report["memory_saved_bytes"].get<int64_t>(), 0);
 }
 
 }  // namespace
