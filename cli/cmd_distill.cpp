@@ -23,9 +23,9 @@ int cmd_distill_sample(const Args& args) {
   po::options_description desc("options");
   std::string config;
   std::vector<std::string> sets;
-  desc.add_options()
-      ("config", po::value(&config)->required(), "sampling config (JSON): see docs/config.md")
-      ("set", po::value(&sets)->composing(), "override a key: --set samples_per_prompt=8");
+  desc.add_options()("config", po::value(&config)->required(),
+                     "sampling config (JSON): see docs/config.md")(
+      "set", po::value(&sets)->composing(), "override a key: --set samples_per_prompt=8");
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha distill sample --config sample.json [--set key=value ...]\n"
@@ -38,10 +38,11 @@ int cmd_distill_sample(const Args& args) {
   distill::SampleConfig cfg = distill::SampleConfig::from_json(raw);
   ProgressLine progress("distill sample", "prompts");
   int64_t first = -1;
-  distill::SampleStats st = distill::run_sample(cfg, [&](const distill::SampleStats& s, int64_t total) {
-    if (first < 0) first = s.prompts - cfg.prompts_per_chunk;
-    progress.update(s.prompts, total, double(s.prompts - std::max<int64_t>(first, 0)));
-  });
+  distill::SampleStats st =
+      distill::run_sample(cfg, [&](const distill::SampleStats& s, int64_t total) {
+        if (first < 0) first = s.prompts - cfg.prompts_per_chunk;
+        progress.update(s.prompts, total, double(s.prompts - std::max<int64_t>(first, 0)));
+      });
   progress.finish();
   std::cout << st.to_json().dump() << std::endl;
   return 0;
@@ -53,17 +54,18 @@ int cmd_distill_train(const Args& args) {
   std::vector<std::string> sets;
   bool resume = false;
   int64_t max_steps = 0;
-  desc.add_options()
-      ("config", po::value(&config)->required(), "distillation config (JSON): see docs/config.md")
-      ("set", po::value(&sets)->composing(), "override a key: --set kd.weight=1 (repeatable)")
-      ("resume", po::bool_switch(&resume), "continue from the latest checkpoint in output_dir")
-      ("max-steps", po::value(&max_steps)->default_value(0), "stop after N more steps (0: all)");
+  desc.add_options()("config", po::value(&config)->required(),
+                     "distillation config (JSON): see docs/config.md")(
+      "set", po::value(&sets)->composing(), "override a key: --set kd.weight=1 (repeatable)")(
+      "resume", po::bool_switch(&resume), "continue from the latest checkpoint in output_dir")(
+      "max-steps", po::value(&max_steps)->default_value(0), "stop after N more steps (0: all)");
   po::variables_map vm;
-  if (!parse_options(args, desc, vm,
-                     "usage: aha distill train --config distill.json [--set key=value ...] [--resume]\n"
-                     "SFT of a student on completion tokens, optionally plus logit KD from the\n"
-                     "teacher; ESFT for MoE students; logs to <output_dir>/run.db, the student is\n"
-                     "saved in HF layout in <output_dir>/final.")) {
+  if (!parse_options(
+          args, desc, vm,
+          "usage: aha distill train --config distill.json [--set key=value ...] [--resume]\n"
+          "SFT of a student on completion tokens, optionally plus logit KD from the\n"
+          "teacher; ESFT for MoE students; logs to <output_dir>/run.db, the student is\n"
+          "saved in HF layout in <output_dir>/final.")) {
     return 0;
   }
   Json raw = load_json_file(config);
@@ -71,17 +73,20 @@ int cmd_distill_train(const Args& args) {
   distill::DistillConfig cfg = distill::DistillConfig::from_json(raw);
   auto start = std::chrono::steady_clock::now();
   int64_t first = -1;
-  Json last = distill::run_distill(cfg, raw, resume, max_steps, [&](const distill::DistillReport& r) {
-    if (first < 0) first = r.step - 1;
-    if (r.step % 10 != 0 && r.step != r.total_steps) return;
-    double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    int eta = static_cast<int>(el / double(r.step - first) * double(r.total_steps - r.step));
-    const Json& m = r.metrics;
-    std::fprintf(stderr, "[distill] step %lld/%lld  loss %.4f  nll %.4f  kl %.4f  %.0f tok/s  ETA %d:%02d\n",
-                 static_cast<long long>(r.step), static_cast<long long>(r.total_steps),
-                 m.value("loss", 0.0), m.value("nll", 0.0), m.value("kl", 0.0),
-                 m.value("tokens_per_s", 0.0), eta / 60, eta % 60);
-  });
+  Json last =
+      distill::run_distill(cfg, raw, resume, max_steps, [&](const distill::DistillReport& r) {
+        if (first < 0) first = r.step - 1;
+        if (r.step % 10 != 0 && r.step != r.total_steps) return;
+        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        int eta = static_cast<int>(el / double(r.step - first) * double(r.total_steps - r.step));
+        const Json& m = r.metrics;
+        std::fprintf(
+            stderr,
+            "[distill] step %lld/%lld  loss %.4f  nll %.4f  kl %.4f  %.0f tok/s  ETA %d:%02d\n",
+            static_cast<long long>(r.step), static_cast<long long>(r.total_steps),
+            m.value("loss", 0.0), m.value("nll", 0.0), m.value("kl", 0.0),
+            m.value("tokens_per_s", 0.0), eta / 60, eta % 60);
+      });
   std::cout << last.dump() << std::endl;
   return 0;
 }

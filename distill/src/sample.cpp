@@ -44,7 +44,7 @@ SampleConfig SampleConfig::from_json(const Json& j) {
   c.seed = r.get<uint64_t>("seed", 0);
   c.data = r.child("data");
   c.rewards = r.get<Json>("rewards", Json::array({Json{{"name", "math"}, {"weight", 1.0}},
-                                                   Json{{"name", "format"}, {"weight", 1.0}}}));
+                                                  Json{{"name", "format"}, {"weight", 1.0}}}));
   c.accuracy_reward = r.get<std::string>("accuracy_reward", "");
   c.samples_per_prompt = r.get<int>("samples_per_prompt", c.samples_per_prompt);
   c.store_topk = r.get<int>("store_topk", c.store_topk);
@@ -70,13 +70,20 @@ SampleConfig SampleConfig::from_json(const Json& j) {
 
 const char* verdict_name(Verdict v) {
   switch (v) {
-    case Verdict::kKept: return "kept";
-    case Verdict::kError: return "error";
-    case Verdict::kWrong: return "wrong";
-    case Verdict::kOverlong: return "overlong";
-    case Verdict::kMixedLanguage: return "mixed_language";
-    case Verdict::kUnbalancedTags: return "unbalanced_tags";
-    case Verdict::kDuplicate: return "duplicate";
+    case Verdict::kKept:
+      return "kept";
+    case Verdict::kError:
+      return "error";
+    case Verdict::kWrong:
+      return "wrong";
+    case Verdict::kOverlong:
+      return "overlong";
+    case Verdict::kMixedLanguage:
+      return "mixed_language";
+    case Verdict::kUnbalancedTags:
+      return "unbalanced_tags";
+    case Verdict::kDuplicate:
+      return "duplicate";
   }
   return "?";
 }
@@ -170,15 +177,18 @@ Json teacher_topk(const policy::Model<float>& teacher, const std::vector<int32_t
   policy::Activations<float> acts;
   teacher.forward(b, fo, acts);
   const int d = teacher.config().hidden_size, V = teacher.config().vocab_size;
-  const int64_t n = static_cast<int64_t>(completion.size()), row0 = static_cast<int64_t>(prompt.size()) - 1;
+  const int64_t n = static_cast<int64_t>(completion.size()),
+                row0 = static_cast<int64_t>(prompt.size()) - 1;
   std::vector<float> logits(n * V);
-  policy::logits_forward(acts.h_final.data() + row0 * d, teacher.params().data() + teacher.lm_head_offset(),
-                         logits.data(), n, d, V);
+  policy::logits_forward(acts.h_final.data() + row0 * d,
+                         teacher.params().data() + teacher.lm_head_offset(), logits.data(), n, d,
+                         V);
   policy::SparseTargets tg;
   policy::append_topk_logprobs(logits.data(), n, V, std::min(k, V), nullptr, tg);
   Json ids = Json::array(), lps = Json::array();
   for (int64_t r = 0; r < n; ++r) {
-    ids.push_back(std::vector<int32_t>(tg.ids.begin() + tg.offsets[r], tg.ids.begin() + tg.offsets[r + 1]));
+    ids.push_back(
+        std::vector<int32_t>(tg.ids.begin() + tg.offsets[r], tg.ids.begin() + tg.offsets[r + 1]));
     Json row = Json::array();
     for (int64_t i = tg.offsets[r]; i < tg.offsets[r + 1]; ++i) {
       row.push_back(std::round(double(tg.logprobs[i]) * 1e5) / 1e5);  // 5 decimals keep files small
@@ -186,6 +196,87 @@ Json teacher_topk(const policy::Model<float>& teacher, const std::vector<int32_t
     lps.push_back(std::move(row));
   }
   return Json{{"ids", std::move(ids)}, {"logprobs", std::move(lps)}};
+}
+
+// What one chunk of prompts needs; built once per run.
+struct ChunkContext {
+  const SampleConfig& cfg;
+  const policy::Tokenizer& tok;
+  const policy::Model<float>& teacher;
+  const std::vector<datasets::Example>& examples;
+  const datasets::PromptTemplate& templ;
+  const rewards::RewardSet& rset;
+  const std::string& label;
+};
+
+// Generates the completions of the prompts `chunk` (indices into examples), judges each, counts
+// the verdicts into stats and returns the kept rows as JSONL.
+std::string sample_chunk(const ChunkContext& ctx, const std::vector<size_t>& chunk,
+                         SampleStats& stats, std::unordered_set<std::string>& hashes) {
+  const SampleConfig& cfg = ctx.cfg;
+  const policy::Tokenizer* t = &ctx.tok;
+  std::vector<std::string> prompts;
+  std::vector<rollout::Request> reqs;
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    prompts.push_back(render_prompt(ctx.templ, ctx.examples[chunk[i]]));
+    rollout::Request r;
+    r.prompt = ctx.tok.encode(prompts.back(), true);
+    r.n = cfg.samples_per_prompt;
+    r.params = cfg.sampling;
+    if (r.params.stop_token_ids.empty() && ctx.tok.eos_id())
+      r.params.stop_token_ids = {*ctx.tok.eos_id()};
+    reqs.push_back(std::move(r));
+  }
+  rollout::EngineOptions eo;
+  // Seeded by the prompt chunk's first index in the full list: a resumed run samples alike.
+  eo.seed = cfg.seed * 1000003ULL + chunk[0];
+  eo.max_batch = cfg.max_batch;
+  eo.detokenize = [t](const std::vector<int32_t>& ids) {
+    return t->decode(policy::known_ids(*t, ids));
+  };
+  auto comps = rollout::Engine(ctx.teacher, eo).generate(reqs);
+  std::vector<std::string> texts(comps.size());
+  std::vector<rewards::Sample> samples(comps.size());
+  for (size_t i = 0; i < comps.size(); ++i) {
+    texts[i] = ctx.tok.decode_utf8(policy::known_ids(ctx.tok, comps[i].ids), true);
+    const int64_t p = comps[i].prompt_index;
+    samples[i] = {prompts[p], texts[i], &ctx.examples[chunk[p]].row,
+                  static_cast<int64_t>(comps[i].ids.size())};
+  }
+  auto scored = ctx.rset.score_batch(samples);
+  std::string block;
+  for (size_t i = 0; i < comps.size(); ++i) {
+    const auto& c = comps[i];
+    const int64_t p = c.prompt_index;
+    Verdict v = Verdict::kKept;
+    if (c.finish_reason == "error" || c.ids.empty()) {
+      v = Verdict::kError;
+    } else if (scored[i].rewards.at(ctx.label) <= 0.5) {
+      v = Verdict::kWrong;
+    } else {
+      v = readability(cfg.filters, cfg.sampling.max_new_tokens, texts[i],
+                      static_cast<int64_t>(c.ids.size()), c.finish_reason);
+    }
+    const std::string hash = sample_hash(prompts[p], texts[i]);
+    if (v == Verdict::kKept && !hashes.insert(hash).second) v = Verdict::kDuplicate;
+    ++stats.generated;
+    ++stats.counts[verdict_name(v)];
+    if (v != Verdict::kKept) continue;
+    const auto& ex = ctx.examples[chunk[p]];
+    Json row = {{"prompt", prompts[p]},
+                {"completion", texts[i]},
+                {"source", cfg.teacher},
+                {"reward", scored[i].reward},
+                {"prompt_id", ex.id},
+                {"hash", hash},
+                {"question", ex.row.value("question", "")},
+                {"answer", ex.row.value("answer", Json())},
+                {"completion_ids", c.ids}};
+    if (cfg.store_topk > 0)
+      row["topk"] = teacher_topk(ctx.teacher, reqs[p].prompt, c.ids, cfg.store_topk);
+    block += row.dump() + "\n";
+  }
+  return block;
 }
 
 }  // namespace
@@ -198,12 +289,14 @@ SampleStats run_sample(const SampleConfig& cfg,
   auto examples = load_prompt_examples(cfg.data, "train", cfg.seed);
   auto templ = datasets::PromptTemplate::from_config(cfg.data.value("template", "r1_zero"));
   auto rset = rewards::RewardSet::from_json(cfg.rewards, rewards::builtin_registry());
-  const std::string label = cfg.accuracy_reward.empty() ? rset.labels().front() : cfg.accuracy_reward;
+  const std::string label =
+      cfg.accuracy_reward.empty() ? rset.labels().front() : cfg.accuracy_reward;
   auto labels = rset.labels();
   if (std::find(labels.begin(), labels.end(), label) == labels.end()) {
     fail("accuracy_reward '", label, "' is not one of the configured rewards");
   }
-  if (fs::path(cfg.output).has_parent_path()) fs::create_directories(fs::path(cfg.output).parent_path());
+  if (fs::path(cfg.output).has_parent_path())
+    fs::create_directories(fs::path(cfg.output).parent_path());
   Resume prev = read_previous(cfg);
   SampleStats stats = prev.stats;
   std::vector<size_t> todo;
@@ -215,61 +308,11 @@ SampleStats run_sample(const SampleConfig& cfg,
   }
   std::ofstream out(cfg.output, std::ios::app), done(cfg.output + ".done", std::ios::app);
   if (!out || !done) fail("cannot append to ", cfg.output);
-  const policy::Tokenizer* t = &tok;
+  const ChunkContext ctx{cfg, tok, *teacher, examples, templ, rset, label};
   for (size_t c0 = 0; c0 < todo.size(); c0 += cfg.prompts_per_chunk) {
     const size_t c1 = std::min(todo.size(), c0 + cfg.prompts_per_chunk);
-    std::vector<std::string> prompts;
-    std::vector<rollout::Request> reqs;
-    for (size_t i = c0; i < c1; ++i) {
-      prompts.push_back(render_prompt(templ, examples[todo[i]]));
-      rollout::Request r;
-      r.prompt = tok.encode(prompts.back(), true);
-      r.n = cfg.samples_per_prompt;
-      r.params = cfg.sampling;
-      if (r.params.stop_token_ids.empty() && tok.eos_id()) r.params.stop_token_ids = {*tok.eos_id()};
-      reqs.push_back(std::move(r));
-    }
-    rollout::EngineOptions eo;
-    // Seeded by the prompt chunk's first index in the full list: a resumed run samples alike.
-    eo.seed = cfg.seed * 1000003ULL + todo[c0];
-    eo.max_batch = cfg.max_batch;
-    eo.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(policy::known_ids(*t, ids)); };
-    auto comps = rollout::Engine(*teacher, eo).generate(reqs);
-    std::vector<std::string> texts(comps.size());
-    std::vector<rewards::Sample> samples(comps.size());
-    for (size_t i = 0; i < comps.size(); ++i) {
-      texts[i] = tok.decode_utf8(policy::known_ids(tok, comps[i].ids), true);
-      const int64_t p = comps[i].prompt_index;
-      samples[i] = {prompts[p], texts[i], &examples[todo[c0 + p]].row,
-                    static_cast<int64_t>(comps[i].ids.size())};
-    }
-    auto scored = rset.score_batch(samples);
-    std::string block;
-    for (size_t i = 0; i < comps.size(); ++i) {
-      const auto& c = comps[i];
-      const int64_t p = c.prompt_index;
-      Verdict v = Verdict::kKept;
-      if (c.finish_reason == "error" || c.ids.empty()) {
-        v = Verdict::kError;
-      } else if (scored[i].rewards.at(label) <= 0.5) {
-        v = Verdict::kWrong;
-      } else {
-        v = readability(cfg.filters, cfg.sampling.max_new_tokens, texts[i],
-                        static_cast<int64_t>(c.ids.size()), c.finish_reason);
-      }
-      const std::string hash = sample_hash(prompts[p], texts[i]);
-      if (v == Verdict::kKept && !prev.hashes.insert(hash).second) v = Verdict::kDuplicate;
-      ++stats.generated;
-      ++stats.counts[verdict_name(v)];
-      if (v != Verdict::kKept) continue;
-      const auto& ex = examples[todo[c0 + p]];
-      Json row = {{"prompt", prompts[p]}, {"completion", texts[i]}, {"source", cfg.teacher},
-                  {"reward", scored[i].reward}, {"prompt_id", ex.id}, {"hash", hash},
-                  {"question", ex.row.value("question", "")}, {"answer", ex.row.value("answer", Json())},
-                  {"completion_ids", c.ids}};
-      if (cfg.store_topk > 0) row["topk"] = teacher_topk(*teacher, reqs[p].prompt, c.ids, cfg.store_topk);
-      block += row.dump() + "\n";
-    }
+    std::vector<size_t> chunk(todo.begin() + c0, todo.begin() + c1);
+    const std::string block = sample_chunk(ctx, chunk, stats, prev.hashes);
     // Rows first, then the prompts they finish: a crash in between only repeats (deduplicated)
     // work, never loses a prompt.
     out << block;

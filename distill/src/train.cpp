@@ -73,7 +73,9 @@ void Run::load_models() {
     // The teacher's (possibly padded) vocabulary when there is one, so logit KD can line up.
     int vocab = tok->vocab_size();
     if (!cfg.teacher.empty()) {
-      vocab = std::max(vocab, policy::ModelConfig::load((fs::path(cfg.teacher) / "config.json").string()).vocab_size);
+      vocab = std::max(
+          vocab,
+          policy::ModelConfig::load((fs::path(cfg.teacher) / "config.json").string()).vocab_size);
     }
     Json j = cfg.student_config;
     if (j.is_string()) {
@@ -87,8 +89,8 @@ void Run::load_models() {
     student->init_random(cfg.seed, cfg.init_std);
   }
   if (student->config().vocab_size < tok->vocab_size()) {
-    fail("the student's vocabulary (", student->config().vocab_size, ") is smaller than the tokenizer's (",
-         tok->vocab_size(), ")");
+    fail("the student's vocabulary (", student->config().vocab_size,
+         ") is smaller than the tokenizer's (", tok->vocab_size(), ")");
   }
   if (cfg.kd.weight > 0 && cfg.kd.source == "online") {
     teacher = policy::load_model<float>(cfg.teacher);
@@ -117,13 +119,16 @@ std::vector<Seq> Run::on_policy_batch() {
     rollout::Request r;
     r.prompt = data[i].prompt;
     r.params = cfg.kd.sampling;
-    if (r.params.stop_token_ids.empty() && tok->eos_id()) r.params.stop_token_ids = {*tok->eos_id()};
+    if (r.params.stop_token_ids.empty() && tok->eos_id())
+      r.params.stop_token_ids = {*tok->eos_id()};
     reqs.push_back(std::move(r));
   }
   rollout::EngineOptions eo;
   eo.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(step);
   const policy::Tokenizer* t = tok.get();
-  eo.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(policy::known_ids(*t, ids)); };
+  eo.detokenize = [t](const std::vector<int32_t>& ids) {
+    return t->decode(policy::known_ids(*t, ids));
+  };
   std::vector<Seq> seqs;
   for (auto& c : rollout::Engine(*student, eo).generate(reqs)) {
     if (c.ids.empty() || c.finish_reason == "error") continue;
@@ -165,7 +170,8 @@ policy::SparseTargets kd_targets(const Run& run, const std::vector<Seq>& seqs,
     if (row_w[t] != 0.0f) rows.push_back(t);
   }
   std::vector<float> h(rows.size() * d), logits(rows.size() * V);
-  for (size_t i = 0; i < rows.size(); ++i) std::copy_n(ta.h_final.data() + rows[i] * d, d, h.data() + i * d);
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::copy_n(ta.h_final.data() + rows[i] * d, d, h.data() + i * d);
   policy::logits_forward(h.data(), run.teacher->params().data() + run.teacher->lm_head_offset(),
                          logits.data(), static_cast<int64_t>(rows.size()), d, V);
   policy::SparseTargets compact;
@@ -217,20 +223,25 @@ Json Run::train_on(const std::vector<Seq>& seqs, bool sft) {
   double kl = 0;
   if (cfg.kd.weight > 0) {
     std::vector<float> row_w(n);
-    for (int64_t t = 0; t < n; ++t) row_w[t] = static_cast<float>(is_comp[t] * cfg.kd.weight / double(n_comp));
+    for (int64_t t = 0; t < n; ++t)
+      row_w[t] = static_cast<float>(is_comp[t] * cfg.kd.weight / double(n_comp));
     policy::SparseTargets tg = kd_targets(*this, seqs, batch, row_w);
     policy::KlOptions ko;
-    ko.direction = cfg.kd.direction == "reverse" ? policy::KlDirection::kReverse : policy::KlDirection::kForward;
+    ko.direction = cfg.kd.direction == "reverse" ? policy::KlDirection::kReverse
+                                                 : policy::KlDirection::kForward;
     ko.tail = cfg.kd.tail;
     dh.assign(acts.h_final.size(), 0.0f);
     const int d = student->config().hidden_size;
-    kl = policy::sparse_kl_forward_backward(acts.h_final.data(), student->params().data() + student->lm_head_offset(),
-                                            tg, ko, dh.data(), student->grads().data() + student->lm_head_offset(),
-                                            d, student->config().vocab_size) / cfg.kd.weight;
+    kl = policy::sparse_kl_forward_backward(
+             acts.h_final.data(), student->params().data() + student->lm_head_offset(), tg, ko,
+             dh.data(), student->grads().data() + student->lm_head_offset(), d,
+             student->config().vocab_size) /
+         cfg.kd.weight;
   }
   student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, 0.0, dh.empty() ? nullptr : dh.data());
   if (!mask.empty()) policy::apply_mask(student->table(), mask, student->grads().data());
-  double norm = policy::clip_grad_norm(student->table(), student->grads().data(), cfg.optimizer.max_grad_norm);
+  double norm = policy::clip_grad_norm(student->table(), student->grads().data(),
+                                       cfg.optimizer.max_grad_norm);
   const double lr = cfg.schedule.at(step);
   if (std::isfinite(norm)) {
     opt->step(student->params().data(), student->grads().data(), lr);
@@ -238,8 +249,13 @@ Json Run::train_on(const std::vector<Seq>& seqs, bool sft) {
     db->event(step + 1, "warn", "nan_skip", "non-finite gradient: update skipped");
   }
   const double nll_mean = nll / double(n_comp);
-  return Json{{"loss", sft_w * nll_mean + cfg.kd.weight * kl}, {"nll", nll_mean}, {"kl", kl},
-              {"lr", lr}, {"grad_norm", norm}, {"tokens", n}, {"completion_tokens", n_comp},
+  return Json{{"loss", sft_w * nll_mean + cfg.kd.weight * kl},
+              {"nll", nll_mean},
+              {"kl", kl},
+              {"lr", lr},
+              {"grad_norm", norm},
+              {"tokens", n},
+              {"completion_tokens", n_comp},
               {"epoch", cursor->epoch()}};
 }
 
@@ -261,7 +277,8 @@ void Run::setup_esft() {
       }
       batches.push_back(policy::Batch::from_sequences(seqs));
     }
-    auto scores = policy::expert_scores(*student, batches, policy::parse_esft_metric(cfg.esft.metric));
+    auto scores =
+        policy::expert_scores(*student, batches, policy::parse_esft_metric(cfg.esft.metric));
     selection = policy::select_experts(scores, cfg.esft.share, cfg.esft.include_shared);
   }
   mask = policy::trainable_mask(*student, selection);
@@ -270,13 +287,16 @@ void Run::setup_esft() {
   Json info = {{"selection", selection.to_json()}, {"report", rep.to_json()}};
   save_json_file((fs::path(cfg.output_dir) / "esft.json").string(), info);
   db->event(step, "info", "esft", rep.to_json().dump());
-  spdlog::info("ESFT: training {} of {} parameters ({:.1f}%), {:.1f} MiB of gradient and optimizer "
-               "state saved", rep.trainable_params, rep.total_params, 100 * rep.trainable_share,
-               double(rep.memory_saved_bytes) / (1 << 20));
+  spdlog::info(
+      "ESFT: training {} of {} parameters ({:.1f}%), {:.1f} MiB of gradient and optimizer "
+      "state saved",
+      rep.trainable_params, rep.total_params, 100 * rep.trainable_share,
+      double(rep.memory_saved_bytes) / (1 << 20));
 }
 
 void Run::save_checkpoint() {
-  const std::string dir = (fs::path(cfg.output_dir) / ("checkpoint-" + std::to_string(step))).string();
+  const std::string dir =
+      (fs::path(cfg.output_dir) / ("checkpoint-" + std::to_string(step))).string();
   policy::SaveOptions so;
   so.copy_tokenizer_from = tok_dir;
   policy::save_model(*student, dir, so);
@@ -328,14 +348,15 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
   run.data = load_sft(cfg.data.at("train").get<std::string>(), *run.tok, use_ids, use_ids,
                       run.student->config().vocab_size, cfg.data.value("limit", int64_t{0}),
                       run.student->rope().max_pos());
-  run.cursor = std::make_unique<datasets::DataCursor>(static_cast<int64_t>(run.data.size()), cfg.seed);
+  run.cursor =
+      std::make_unique<datasets::DataCursor>(static_cast<int64_t>(run.data.size()), cfg.seed);
   run.opt = std::make_unique<policy::Optimizer<float>>(run.student->table(), cfg.optimizer);
   fs::create_directories(cfg.output_dir);
   const std::string db_path = (fs::path(cfg.output_dir) / "run.db").string();
   if (resume && !fs::exists(db_path)) fail("cannot resume: no run.db in ", cfg.output_dir);
   const std::string ckpt = resume ? latest_checkpoint(cfg.output_dir) : "";
-  run.db = std::make_unique<runlog::RunDb>(db_path, "distill", raw,
-                                           cfg.student.empty() ? "(new student)" : cfg.student, resume);
+  run.db = std::make_unique<runlog::RunDb>(
+      db_path, "distill", raw, cfg.student.empty() ? "(new student)" : cfg.student, resume);
   if (!ckpt.empty()) {
     run.load_checkpoint(ckpt);
     run.db->rewind_to(run.step);
@@ -344,18 +365,21 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
     run.db->rewind_to(0);
   }
   run.setup_esft();
-  const int64_t stop_at = max_steps > 0 ? std::min<int64_t>(cfg.steps, run.step + max_steps) : cfg.steps;
+  const int64_t stop_at =
+      max_steps > 0 ? std::min<int64_t>(cfg.steps, run.step + max_steps) : cfg.steps;
   Json m = Json::object();
   while (run.step < stop_at) {
     auto t0 = Clock::now();
-    m = cfg.kd.on_policy ? run.train_on(run.on_policy_batch(), false) : run.train_on(run.next_batch(), true);
+    m = cfg.kd.on_policy ? run.train_on(run.on_policy_batch(), false)
+                         : run.train_on(run.next_batch(), true);
     ++run.step;
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     m["tokens_per_s"] = m["tokens"].get<double>() / dt;
     m["step_time_s"] = dt;
     run.db->write_step(run.step, m, {});
     if (on_step) on_step(DistillReport{run.step, cfg.steps, m});
-    if (run.step == stop_at || (cfg.save_every > 0 && run.step % cfg.save_every == 0)) run.save_checkpoint();
+    if (run.step == stop_at || (cfg.save_every > 0 && run.step % cfg.save_every == 0))
+      run.save_checkpoint();
   }
   if (run.step >= cfg.steps) {
     policy::SaveOptions so;

@@ -74,8 +74,9 @@ DistillConfig DistillConfig::from_json(const Json& j) {
   d.get<int64_t>("limit", 0);
   d.finish();
   if (c.student.empty() == c.student_config.is_null()) {
-    fail("exactly one of student (a checkpoint) and student_config (llama, qwen2, a config.json) "
-         "is required");
+    fail(
+        "exactly one of student (a checkpoint) and student_config (llama, qwen2, a config.json) "
+        "is required");
   }
   if (c.steps < 1 || c.batch_tokens < 1) fail("steps and batch_tokens must be >= 1");
   if (c.save_every < 0) fail("save_every must be >= 0");
@@ -89,10 +90,11 @@ DistillConfig DistillConfig::from_json(const Json& j) {
 
 // Small Llama / Qwen2 students (~0.3M parameters plus embeddings): the demo's scale.
 Json student_preset(const std::string& name, int vocab_size) {
-  Json j = {{"vocab_size", vocab_size}, {"hidden_size", 128}, {"num_hidden_layers", 4},
-            {"num_attention_heads", 4}, {"num_key_value_heads", 2}, {"intermediate_size", 352},
-            {"max_position_embeddings", 2048}, {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0},
-            {"tie_word_embeddings", false}};
+  Json j = {{"vocab_size", vocab_size},        {"hidden_size", 128},
+            {"num_hidden_layers", 4},          {"num_attention_heads", 4},
+            {"num_key_value_heads", 2},        {"intermediate_size", 352},
+            {"max_position_embeddings", 2048}, {"rms_norm_eps", 1e-6},
+            {"rope_theta", 10000.0},           {"tie_word_embeddings", false}};
   if (name == "llama") {
     j["model_type"] = "llama";
     j["architectures"] = {"LlamaForCausalLM"};

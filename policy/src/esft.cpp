@@ -39,9 +39,8 @@ ExpertScores expert_scores(const Model<T>& model, const std::vector<Batch>& batc
         for (int k = 0; k < K; ++k) sum += double(w[k]);
         for (int k = 0; k < K; ++k) {
           // Combine weights carry routed_scaling_factor; per token they are made to sum to 1.
-          out.score[m][tk[k]] += metric == EsftMetric::kGate
-                                     ? (sum > 0 ? double(w[k]) / sum : 1.0 / K)
-                                     : 1.0 / K;
+          out.score[m][tk[k]] +=
+              metric == EsftMetric::kGate ? (sum > 0 ? double(w[k]) / sum : 1.0 / K) : 1.0 / K;
         }
       }
     }
@@ -54,8 +53,11 @@ ExpertScores expert_scores(const Model<T>& model, const std::vector<Batch>& batc
 }
 
 Json EsftSelection::to_json() const {
-  return Json{{"layers", layers}, {"experts", experts}, {"covered", covered},
-              {"include_shared", include_shared}, {"share", share}};
+  return Json{{"layers", layers},
+              {"experts", experts},
+              {"covered", covered},
+              {"include_shared", include_shared},
+              {"share", share}};
 }
 
 EsftSelection EsftSelection::from_json(const Json& j) {
@@ -132,7 +134,8 @@ void apply_mask(const ParamTable& table, const std::vector<uint8_t>& mask, T* gr
 }
 
 template <typename T>
-void freeze_optimizer(Optimizer<T>& opt, const ParamTable& table, const std::vector<uint8_t>& mask) {
+void freeze_optimizer(Optimizer<T>& opt, const ParamTable& table,
+                      const std::vector<uint8_t>& mask) {
   const auto& entries = table.entries();
   AHA_CHECK(mask.size() == entries.size(), "mask ", mask.size(), " entries ", entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -141,7 +144,8 @@ void freeze_optimizer(Optimizer<T>& opt, const ParamTable& table, const std::vec
 }
 
 Json EsftReport::to_json() const {
-  return Json{{"trainable_params", trainable_params}, {"total_params", total_params},
+  return Json{{"trainable_params", trainable_params},
+              {"total_params", total_params},
               {"trainable_share", trainable_share},
               {"grad_and_optimizer_bytes_full", grad_and_optimizer_bytes_full},
               {"grad_and_optimizer_bytes_esft", grad_and_optimizer_bytes_esft},
@@ -165,13 +169,11 @@ EsftReport esft_report(const ParamTable& table, const std::vector<uint8_t>& mask
   return r;
 }
 
-#define AHA_INSTANTIATE_ESFT(T)                                                                \
-  template ExpertScores expert_scores<T>(const Model<T>&, const std::vector<Batch>&,          \
-                                         EsftMetric);                                          \
-  template std::vector<uint8_t> trainable_mask<T>(const Model<T>&, const EsftSelection&);     \
-  template void apply_mask<T>(const ParamTable&, const std::vector<uint8_t>&, T*);            \
-  template void freeze_optimizer<T>(Optimizer<T>&, const ParamTable&,                         \
-                                    const std::vector<uint8_t>&);
+#define AHA_INSTANTIATE_ESFT(T)                                                                   \
+  template ExpertScores expert_scores<T>(const Model<T>&, const std::vector<Batch>&, EsftMetric); \
+  template std::vector<uint8_t> trainable_mask<T>(const Model<T>&, const EsftSelection&);         \
+  template void apply_mask<T>(const ParamTable&, const std::vector<uint8_t>&, T*);                \
+  template void freeze_optimizer<T>(Optimizer<T>&, const ParamTable&, const std::vector<uint8_t>&);
 
 AHA_INSTANTIATE_ESFT(float)
 AHA_INSTANTIATE_ESFT(double)

@@ -83,14 +83,13 @@ double row_kl(T* z, int vocab, const int32_t* ids, const float* lp, int k, const
     for (int j = 0; j < vocab; ++j) {
       if (in_set[j]) continue;
       double q = std::exp(double(z[j]) - lse);
-      z[j] = static_cast<T>(scale * (o.direction == KlDirection::kForward ? q * (p_sum - g_rest)
-                                                                          : q * g_rest));
+      z[j] = static_cast<T>(
+          scale * (o.direction == KlDirection::kForward ? q * (p_sum - g_rest) : q * g_rest));
     }
     for (int i = 0; i < k; ++i) {
       double lq = double(z[ids[i]]) - lse, q = std::exp(lq);
-      double g = o.direction == KlDirection::kForward
-                     ? q * p_sum - std::exp(double(lp[i])) * p_norm
-                     : q * (lq - double(lp[i]) - log_p_norm - kl);
+      double g = o.direction == KlDirection::kForward ? q * p_sum - std::exp(double(lp[i])) * p_norm
+                                                      : q * (lq - double(lp[i]) - log_p_norm - kl);
       z[ids[i]] = static_cast<T>(scale * g);
     }
   }
@@ -125,16 +124,17 @@ double sparse_kl_forward_backward(const T* h, const T* w, const SparseTargets& t
     logits.resize(m, vocab);
     gemm_xwt(hc.data(), w, static_cast<const T*>(nullptr), logits.data(), m, dim, vocab);
     row_loss.assign(m, 0.0);
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, m, 8), [&](const tbb::blocked_range<int64_t>& br) {
-      std::vector<char> in_set(vocab, 0);
-      for (int64_t i = br.begin(); i < br.end(); ++i) {
-        const int64_t r = active[c0 + i];
-        const int64_t o = tg.offsets[r];
-        const int k = static_cast<int>(tg.offsets[r + 1] - o);
-        row_loss[i] = row_kl(logits.data() + i * vocab, vocab, tg.ids.data() + o,
-                             tg.logprobs.data() + o, k, opts, tg.weight[r], grad, in_set);
-      }
-    });
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, m, 8), [&](const tbb::blocked_range<int64_t>& br) {
+          std::vector<char> in_set(vocab, 0);
+          for (int64_t i = br.begin(); i < br.end(); ++i) {
+            const int64_t r = active[c0 + i];
+            const int64_t o = tg.offsets[r];
+            const int k = static_cast<int>(tg.offsets[r + 1] - o);
+            row_loss[i] = row_kl(logits.data() + i * vocab, vocab, tg.ids.data() + o,
+                                 tg.logprobs.data() + o, k, opts, tg.weight[r], grad, in_set);
+          }
+        });
     for (int64_t i = 0; i < m; ++i) {  // summed in row order: independent of the thread count
       const int64_t r = active[c0 + i];
       total += tg.weight[r] * row_loss[i];
@@ -165,9 +165,8 @@ void append_topk_logprobs(const T* logits, int64_t n_rows, int vocab, int k,
     const double lse = mx + std::log(sum);
     std::vector<int32_t> idx(vocab);
     std::iota(idx.begin(), idx.end(), 0);
-    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
-      return z[a] > z[b] || (z[a] == z[b] && a < b);
-    });
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                      [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); });
     for (int i = 0; i < k; ++i) {
       ids[r * k + i] = idx[i];
       lps[r * k + i] = static_cast<float>(double(z[idx[i]]) - lse);
@@ -178,11 +177,10 @@ void append_topk_logprobs(const T* logits, int64_t n_rows, int vocab, int k,
   }
 }
 
-#define AHA_INSTANTIATE_KD(T)                                                                  \
-  template double sparse_kl_forward_backward<T>(const T*, const T*, const SparseTargets&,      \
-                                                const KlOptions&, T*, T*, int, int, T*);       \
-  template void append_topk_logprobs<T>(const T*, int64_t, int, int, const float*,             \
-                                        SparseTargets&);
+#define AHA_INSTANTIATE_KD(T)                                                             \
+  template double sparse_kl_forward_backward<T>(const T*, const T*, const SparseTargets&, \
+                                                const KlOptions&, T*, T*, int, int, T*);  \
+  template void append_topk_logprobs<T>(const T*, int64_t, int, int, const float*, SparseTargets&);
 
 AHA_INSTANTIATE_KD(float)
 AHA_INSTANTIATE_KD(double)

@@ -16,7 +16,8 @@ using aha::testing::expect_one_error_line;
 using aha::testing::run_aha;
 
 std::string temp(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("aha_distill_cli_" + name + "_" + std::to_string(::getpid()));
+  fs::path p =
+      fs::temp_directory_path() / ("aha_distill_cli_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(p);
   return p.string();
 }
@@ -34,12 +35,16 @@ TEST(DistillCli, BadConfigsAreOneErrorLine) {
   const std::string dir = temp("bad");
   fs::create_directories(dir);
   const std::string cfg = dir + "/c.json";
-  std::ofstream(cfg) << R"({"output_dir": "x", "student_config": "llama", "data": {"train": "x"}, "stepz": 1})";
+  std::ofstream(cfg)
+      << R"({"output_dir": "x", "student_config": "llama", "data": {"train": "x"}, "stepz": 1})";
   expect_one_error_line(run_aha("distill train --config " + cfg), "stepz");
-  std::ofstream(cfg) << R"({"teacher": "t", "output": "o", "data": {"train": "x"}, "samples_per_prompt": 0})";
+  std::ofstream(cfg)
+      << R"({"teacher": "t", "output": "o", "data": {"train": "x"}, "samples_per_prompt": 0})";
   expect_one_error_line(run_aha("distill sample --config " + cfg), "samples_per_prompt");
   expect_one_error_line(run_aha("distill train --config " + dir + "/missing.json"), "missing.json");
-  std::ofstream(cfg) << R"({"output_dir": ")" + dir + R"(/out", "student_config": "gpt9", "tokenizer": "nowhere", "data": {"train": "x"}})";
+  std::ofstream(cfg)
+      << R"({"output_dir": ")" + dir +
+             R"(/out", "student_config": "gpt9", "tokenizer": "nowhere", "data": {"train": "x"}})";
   expect_one_error_line(run_aha("distill train --config " + cfg), "tokenizer");
 }
 
@@ -48,16 +53,25 @@ TEST(DistillCli, BadConfigsAreOneErrorLine) {
 TEST(DistillCli, SampleCountsThenTrainWritesAnHfStudent) {
   const std::string dir = temp("rt");
   fs::create_directories(dir);
-  ASSERT_EQ(run_aha("make-data --task addition --n 300 --documents --split all --seed 1 --digits 1 1 > " +
-                    dir + "/corpus.jsonl").rc, 0);
-  auto tk = run_aha("tokenizer train --corpus " + dir + "/corpus.jsonl --vocab-size 300 --out " + dir + "/tok");
+  ASSERT_EQ(
+      run_aha("make-data --task addition --n 300 --documents --split all --seed 1 --digits 1 1 > " +
+              dir + "/corpus.jsonl")
+          .rc,
+      0);
+  auto tk = run_aha("tokenizer train --corpus " + dir + "/corpus.jsonl --vocab-size 300 --out " +
+                    dir + "/tok");
   ASSERT_EQ(tk.rc, 0) << tk.err;
-  auto init = run_aha("init --preset tiny --seed 1 --tokenizer " + dir + "/tok --out " + dir + "/teacher");
+  auto init =
+      run_aha("init --preset tiny --seed 1 --tokenizer " + dir + "/tok --out " + dir + "/teacher");
   ASSERT_EQ(init.rc, 0) << init.err;
   std::ofstream(dir + "/s.json") << aha::Json{
-      {"teacher", dir + "/teacher"}, {"output", dir + "/sft.jsonl"},
-      {"data", {{"train", "synthetic:addition"}, {"digits", {1, 1}}, {"split", "all"}, {"limit", 6}}},
-      {"samples_per_prompt", 2}, {"sampling", {{"max_new_tokens", 6}}}}.dump();
+      {"teacher", dir + "/teacher"},
+      {"output", dir + "/sft.jsonl"},
+      {"data",
+       {{"train", "synthetic:addition"}, {"digits", {1, 1}}, {"split", "all"}, {"limit", 6}}},
+      {"samples_per_prompt", 2},
+      {"sampling",
+       {{"max_new_tokens", 6}}}}.dump();
   auto s = run_aha("distill sample --config " + dir + "/s.json");
   ASSERT_EQ(s.rc, 0) << s.err;
   aha::Json st = aha::Json::parse(s.out);
@@ -70,13 +84,18 @@ TEST(DistillCli, SampleCountsThenTrainWritesAnHfStudent) {
     std::ofstream sft(dir + "/truth.jsonl");
     for (int a = 0; a < 10; ++a) {
       sft << aha::Json{{"prompt", "What is " + std::to_string(a) + " + 1?"},
-                       {"completion", " <answer> " + std::to_string(a + 1) + " </answer>"}}.dump()
+                       {"completion", " <answer> " + std::to_string(a + 1) + " </answer>"}}
+                 .dump()
           << "\n";
     }
   }
   std::ofstream(dir + "/t.json") << aha::Json{
-      {"student_config", "llama"}, {"tokenizer", dir + "/tok"}, {"output_dir", dir + "/student"},
-      {"data", {{"train", dir + "/truth.jsonl"}}}, {"steps", 3}, {"batch_tokens", 64}}.dump();
+      {"student_config", "llama"},
+      {"tokenizer", dir + "/tok"},
+      {"output_dir", dir + "/student"},
+      {"data", {{"train", dir + "/truth.jsonl"}}},
+      {"steps", 3},
+      {"batch_tokens", 64}}.dump();
   auto t = run_aha("distill train --config " + dir + "/t.json");
   ASSERT_EQ(t.rc, 0) << t.err;
   EXPECT_NO_THROW(aha::Json::parse(t.out));

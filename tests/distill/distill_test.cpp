@@ -70,8 +70,11 @@ std::string checkpoint(const std::string& name, bool moe) {
   Json cfg;
   if (moe) {
     cfg = policy::preset_config("tiny");
-    cfg.update(Json{{"num_hidden_layers", 2}, {"hidden_size", 64}, {"n_routed_experts", 8},
-                    {"num_experts_per_tok", 2}, {"moe_intermediate_size", 32}});
+    cfg.update(Json{{"num_hidden_layers", 2},
+                    {"hidden_size", 64},
+                    {"n_routed_experts", 8},
+                    {"num_experts_per_tok", 2},
+                    {"moe_intermediate_size", 32}});
   } else {
     cfg = student_preset("llama", 300);
     cfg.update(Json{{"hidden_size", 64}, {"num_hidden_layers", 2}, {"intermediate_size", 128}});
@@ -103,10 +106,15 @@ std::string truth_jsonl() {
 }
 
 Json train_config(const std::string& out, const std::string& data) {
-  return Json{{"student_config", "llama"}, {"tokenizer", tokenizer_dir()},
-              {"output_dir", out}, {"seed", 2}, {"data", {{"train", data}}}, {"steps", 4},
+  return Json{{"student_config", "llama"},
+              {"tokenizer", tokenizer_dir()},
+              {"output_dir", out},
+              {"seed", 2},
+              {"data", {{"train", data}}},
+              {"steps", 4},
               {"batch_tokens", 256},
-              {"schedule", {{"kind", "cosine"}, {"lr", 3e-3}, {"warmup_steps", 10}, {"min_lr_ratio", 0.1}}}};
+              {"schedule",
+               {{"kind", "cosine"}, {"lr", 3e-3}, {"warmup_steps", 10}, {"min_lr_ratio", 0.1}}}};
 }
 
 std::string fresh(const std::string& name) {
@@ -147,8 +155,9 @@ TEST(DistillFilters, TagsAndReadability) {
   f.max_completion_tokens = 4;
   EXPECT_EQ(readability(f, 20, "<answer> 3 </answer>", 5, "stop"), Verdict::kOverlong);
   f.max_completion_tokens = 0;
-  EXPECT_EQ(readability(f, 20, "<think> 因为 three plus 两个 </think> <answer> 3 </answer>", 9, "stop"),
-            Verdict::kMixedLanguage);
+  EXPECT_EQ(
+      readability(f, 20, "<think> 因为 three plus 两个 </think> <answer> 3 </answer>", 9, "stop"),
+      Verdict::kMixedLanguage);
   EXPECT_EQ(readability(f, 20, "<think> because three </think> <answer> 3 </answer>", 9, "stop"),
             Verdict::kKept);
   EXPECT_EQ(readability(f, 20, "<think> 1 + 2 </think> <answer> 3 </answer> </think>", 9, "stop"),
@@ -173,7 +182,9 @@ TEST(DistillConfig, BadConfigsAreClearErrors) {
   j = good;
   j["esft"] = {{"share", 1.5}};
   EXPECT_THROW(DistillConfig::from_json(j), Error);
-  EXPECT_THROW(SampleConfig::from_json(Json{{"teacher", "t"}, {"output", "o"}, {"data", {{"train", "x"}}},
+  EXPECT_THROW(SampleConfig::from_json(Json{{"teacher", "t"},
+                                            {"output", "o"},
+                                            {"data", {{"train", "x"}}},
                                             {"filters", {{"language", "klingon"}}}}),
                Error);
 }
@@ -191,14 +202,23 @@ TEST(DistillPipeline, StudentOnTeacherSamplesMatchesTeacherAccuracy) {
   run_distill(tcfg, tc, false);
   const std::string teacher = tdir + "/final";
   const double teacher_acc = greedy_accuracy(teacher);
-  ASSERT_GE(teacher_acc, 0.3) << "the teacher must have learnt something for the test to mean anything";
+  ASSERT_GE(teacher_acc, 0.3)
+      << "the teacher must have learnt something for the test to mean anything";
 
   const std::string sft = root() / "samples.jsonl";
-  Json sc = {{"teacher", teacher}, {"output", sft}, {"seed", 5},
-             {"data", {{"train", "synthetic:addition"}, {"digits", {1, 1}}, {"split", "all"},
-                       {"synthetic_size", 100}, {"template", kTemplate}}},
-             {"rewards", Json::array({Json{{"name", "math"}}})}, {"samples_per_prompt", 4},
-             {"store_topk", 8}, {"prompts_per_chunk", 32},
+  Json sc = {{"teacher", teacher},
+             {"output", sft},
+             {"seed", 5},
+             {"data",
+              {{"train", "synthetic:addition"},
+               {"digits", {1, 1}},
+               {"split", "all"},
+               {"synthetic_size", 100},
+               {"template", kTemplate}}},
+             {"rewards", Json::array({Json{{"name", "math"}}})},
+             {"samples_per_prompt", 4},
+             {"store_topk", 8},
+             {"prompts_per_chunk", 32},
              {"sampling", {{"temperature", 1.0}, {"max_new_tokens", 12}}}};
   SampleStats st = run_sample(SampleConfig::from_json(sc));
   EXPECT_EQ(st.prompts, 100);
@@ -243,8 +263,8 @@ TEST(DistillTrain, ResumeEqualsStraightRunAndSavesHfLayout) {
   auto wa = policy::load_model<float>(a + "/final");
   auto wb = policy::load_model<float>(b + "/final");
   EXPECT_TRUE(wa->params() == wb->params()) << "2 + 2 steps differ from 4 steps";
-  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json",
-                        "generation_config.json"}) {
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json",
+                        "tokenizer_config.json", "generation_config.json"}) {
     EXPECT_TRUE(fs::exists(fs::path(a) / "final" / f)) << f;
   }
   Json cfg = load_json_file(a + "/final/config.json");
@@ -293,9 +313,10 @@ TEST(DistillTrain, OnlineAndOnPolicyKdLowerTheKl) {
     Json c = train_config(out, truth_jsonl());
     c["teacher"] = teacher;
     c["steps"] = 12;
-    c["kd"] = {{"weight", 1.0}, {"sft_weight", 0.0}, {"source", "online"}, {"top_k", 16},
+    c["kd"] = {{"weight", 1.0},          {"sft_weight", 0.0},
+               {"source", "online"},     {"top_k", 16},
                {"on_policy", on_policy}, {"direction", on_policy ? "reverse" : "forward"},
-               {"prompts_per_step", 8}, {"sampling", {{"max_new_tokens", 8}}}};
+               {"prompts_per_step", 8},  {"sampling", {{"max_new_tokens", 8}}}};
     std::vector<double> kl;
     run_distill(DistillConfig::from_json(c), c, false, 0,
                 [&](const DistillReport& r) { kl.push_back(r.metrics["kl"]); });

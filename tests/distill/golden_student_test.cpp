@@ -29,7 +29,8 @@ TEST_P(GoldenStudent, LogprobsMatchTheReferenceImplementation) {
   for (size_t s = 0; s < seqs.size(); ++s) {
     ASSERT_EQ(want[s].size(), seqs[s].size() - 1);
     for (size_t i = 0; i < want[s].size(); ++i, ++n) {
-      max_diff = std::max(max_diff, std::abs(double(acts.logprob[b.seq_starts[s] + i]) - want[s][i]));
+      max_diff =
+          std::max(max_diff, std::abs(double(acts.logprob[b.seq_starts[s] + i]) - want[s][i]));
     }
   }
   EXPECT_GT(n, 20u);
@@ -39,7 +40,8 @@ TEST_P(GoldenStudent, LogprobsMatchTheReferenceImplementation) {
   EXPECT_NO_THROW(Tokenizer::load(dir));
 }
 
-INSTANTIATE_TEST_SUITE_P(Distill, GoldenStudent, ::testing::Values("distill_llama", "distill_qwen2"));
+INSTANTIATE_TEST_SUITE_P(Distill, GoldenStudent,
+                         ::testing::Values("distill_llama", "distill_qwen2"));
 
 }  // namespace
 }  // namespace aha::policy

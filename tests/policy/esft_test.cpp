@@ -1,12 +1,13 @@
 // ESFT: expert scores are routing-mass shares, selection takes the fewest experts covering the
 // share, the mask trains exactly the selected (and shared) experts, and an optimizer step with
 // the mask moves nothing else.
+#include "aha/policy/esft.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <numeric>
 
-#include "aha/policy/esft.h"
 #include "test_configs.h"
 
 namespace aha::policy {

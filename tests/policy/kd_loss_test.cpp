@@ -1,12 +1,13 @@
 // The sparse KL distillation loss through the LM head: values against a dense computation,
 // gradients w.r.t. h, the head and (through Model::backward's dh_final) every parameter
 // against central finite differences in double precision.
+#include "aha/policy/kd_loss.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <random>
 
-#include "aha/policy/kd_loss.h"
 #include "aha/policy/model.h"
 #include "test_configs.h"
 
@@ -140,7 +141,8 @@ TEST(KdLoss, StudentEqualToTeacherHasZeroLossAndGradient) {
   std::vector<double> logits(c.n * c.vocab, 0.0);
   for (int r = 0; r < c.n; ++r) {
     for (int j = 0; j < c.vocab; ++j) {
-      for (int d = 0; d < c.dim; ++d) logits[r * c.vocab + j] += c.h[r * c.dim + d] * c.w[j * c.dim + d];
+      for (int d = 0; d < c.dim; ++d)
+        logits[r * c.vocab + j] += c.h[r * c.dim + d] * c.w[j * c.dim + d];
     }
   }
   append_topk_logprobs(logits.data(), c.n, c.vocab, c.vocab, nullptr, self);
@@ -170,8 +172,8 @@ TEST(KdLoss, ModelBackwardWithDhFinalMatchesFiniteDifferences) {
   auto loss = [&]() {
     Activations<double> a;
     m.forward(b, ForwardOptions{}, a);
-    return sparse_kl_forward_backward<double>(a.h_final.data(), m.params().data() + m.lm_head_offset(),
-                                              tg, o, nullptr, nullptr, 16, 33);
+    return sparse_kl_forward_backward<double>(
+        a.h_final.data(), m.params().data() + m.lm_head_offset(), tg, o, nullptr, nullptr, 16, 33);
   };
   Activations<double> acts;
   m.forward(b, ForwardOptions{}, acts);
@@ -219,8 +221,8 @@ void check_reference_cases() {
     KlOptions o{c["direction"] == "reverse" ? KlDirection::kReverse : KlDirection::kForward,
                 c["tail"].get<bool>()};
     std::vector<T> dh(h.size(), T(0)), dw(w.size(), T(0));
-    double loss = sparse_kl_forward_backward<T>(h.data(), w.data(), tg, o, dh.data(), dw.data(),
-                                                dim, vocab);
+    double loss =
+        sparse_kl_forward_backward<T>(h.data(), w.data(), tg, o, dh.data(), dw.data(), dim, vocab);
     const double tol = sizeof(T) == 8 ? 1e-9 : 2e-5;
     EXPECT_NEAR(loss, c["loss"].get<double>(), tol * (1 + std::abs(c["loss"].get<double>())));
     auto want_dh = c["dh"].get<std::vector<double>>(), want_dw = c["dw"].get<std::vector<double>>();

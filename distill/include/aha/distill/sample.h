@@ -17,22 +17,22 @@
 namespace aha::distill {
 
 struct FilterConfig {
-  int max_completion_tokens = 0;   // 0: sampling.max_new_tokens; completions cut at the limit drop
-  std::string language = "en";     // script of the chain of thought ("" : no language filter)
+  int max_completion_tokens = 0;  // 0: sampling.max_new_tokens; completions cut at the limit drop
+  std::string language = "en";    // script of the chain of thought ("" : no language filter)
   double min_language_share = 0.95;
-  bool balanced_tags = true;       // <think>/<answer> opened and closed in order, once each
+  bool balanced_tags = true;  // <think>/<answer> opened and closed in order, once each
   static FilterConfig from_json(const Json& j);  // strict
 };
 
 struct SampleConfig {
   std::string teacher;
-  std::string output;              // SFT JSONL (appended)
+  std::string output;  // SFT JSONL (appended)
   uint64_t seed = 0;
-  Json data;                       // as `aha train`'s data
-  Json rewards;                    // default: math + format
-  std::string accuracy_reward;     // label that decides correctness (default: the first)
+  Json data;                    // as `aha train`'s data
+  Json rewards;                 // default: math + format
+  std::string accuracy_reward;  // label that decides correctness (default: the first)
   int samples_per_prompt = 4;
-  int store_topk = 0;              // > 0: teacher top-k logprobs per completion token
+  int store_topk = 0;  // > 0: teacher top-k logprobs per completion token
   int prompts_per_chunk = 16;
   int max_batch = 64;
   int threads = 0;
@@ -42,7 +42,15 @@ struct SampleConfig {
 };
 
 // Why a completion was dropped: the first failing check, in this order.
-enum class Verdict { kKept, kError, kWrong, kOverlong, kMixedLanguage, kUnbalancedTags, kDuplicate };
+enum class Verdict {
+  kKept,
+  kError,
+  kWrong,
+  kOverlong,
+  kMixedLanguage,
+  kUnbalancedTags,
+  kDuplicate
+};
 const char* verdict_name(Verdict v);
 
 // The readability filters on one completion (text, its token count, its finish reason).
@@ -59,8 +67,8 @@ struct SampleStats {
 };
 
 // Runs (or resumes) sampling. on_chunk is called after each chunk with the running totals.
-SampleStats run_sample(const SampleConfig& cfg,
-                       const std::function<void(const SampleStats&, int64_t total_prompts)>&
-                           on_chunk = {});
+SampleStats run_sample(
+    const SampleConfig& cfg,
+    const std::function<void(const SampleStats&, int64_t total_prompts)>& on_chunk = {});
 
 }  // namespace aha::distill

@@ -16,21 +16,21 @@
 namespace aha::distill {
 
 struct KdConfig {
-  double weight = 0.0;          // weight of the KL term (0: SFT only)
-  double sft_weight = 1.0;      // weight of the completion-token NLL
-  std::string source = "stored";    // stored (the JSONL's topk) | online (teacher forward)
+  double weight = 0.0;                // weight of the KL term (0: SFT only)
+  double sft_weight = 1.0;            // weight of the completion-token NLL
+  std::string source = "stored";      // stored (the JSONL's topk) | online (teacher forward)
   std::string direction = "forward";  // forward | reverse
-  int top_k = 20;               // online: teacher ids per position
-  bool tail = true;             // the rest-of-vocabulary bucket
-  bool on_policy = false;       // student samples prompts' completions, teacher scores them
-  int prompts_per_step = 8;     // on-policy
-  rollout::SamplingParams sampling;  // on-policy
+  int top_k = 20;                     // online: teacher ids per position
+  bool tail = true;                   // the rest-of-vocabulary bucket
+  bool on_policy = false;             // student samples prompts' completions, teacher scores them
+  int prompts_per_step = 8;           // on-policy
+  rollout::SamplingParams sampling;   // on-policy
   static KdConfig from_json(const Json& j);
 };
 
 struct EsftConfig {
   bool enabled = false;
-  double share = 0.9;           // routing mass the trained experts cover, per layer
+  double share = 0.9;  // routing mass the trained experts cover, per layer
   bool include_shared = true;
   std::string metric = "gate";  // gate | token
   int score_batches = 8;        // batches of training data used to score the experts
@@ -38,13 +38,13 @@ struct EsftConfig {
 };
 
 struct DistillConfig {
-  std::string student;          // HF checkpoint to start from, or ""
-  Json student_config;          // else: "llama" | "qwen2" | a config.json path | an object
-  std::string tokenizer;        // tokenizer directory for a new student (default: teacher)
-  std::string teacher;          // needed for online and on-policy KD
+  std::string student;    // HF checkpoint to start from, or ""
+  Json student_config;    // else: "llama" | "qwen2" | a config.json path | an object
+  std::string tokenizer;  // tokenizer directory for a new student (default: teacher)
+  std::string teacher;    // needed for online and on-policy KD
   std::string output_dir;
   uint64_t seed = 0;
-  Json data;                    // {"train": sft.jsonl, "limit": N}
+  Json data;  // {"train": sft.jsonl, "limit": N}
   int steps = 100;
   int64_t batch_tokens = 2048;
   int save_every = 0;

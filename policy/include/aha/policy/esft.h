@@ -28,9 +28,9 @@ enum class EsftMetric { kGate, kToken };
 EsftMetric parse_esft_metric(const std::string& name);  // "gate" | "token"
 
 struct ExpertScores {
-  std::vector<int> layers;                   // model layer index of each MoE layer
-  std::vector<std::vector<double>> score;    // [moe layer][expert], each layer sums to 1
-  int64_t n_tokens = 0;                      // tokens the scores were measured on
+  std::vector<int> layers;                 // model layer index of each MoE layer
+  std::vector<std::vector<double>> score;  // [moe layer][expert], each layer sums to 1
+  int64_t n_tokens = 0;                    // tokens the scores were measured on
 };
 
 // Scores the routed experts of every MoE layer over the given batches (forward only).
@@ -40,9 +40,9 @@ ExpertScores expert_scores(const Model<T>& model, const std::vector<Batch>& batc
                            EsftMetric metric = EsftMetric::kGate);
 
 struct EsftSelection {
-  std::vector<int> layers;                      // model layer index of each MoE layer
-  std::vector<std::vector<int32_t>> experts;    // [moe layer] selected experts, best first
-  std::vector<double> covered;                  // [moe layer] routing mass they cover
+  std::vector<int> layers;                    // model layer index of each MoE layer
+  std::vector<std::vector<int32_t>> experts;  // [moe layer] selected experts, best first
+  std::vector<double> covered;                // [moe layer] routing mass they cover
   bool include_shared = true;
   double share = 0;
   Json to_json() const;
