@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 
+#include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/core/threading.h"
 #include "aha/datasets/dataset.h"
@@ -107,7 +109,11 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
   policy::Optimizer<float> opt(model->table(), cfg.optimizer);
   datasets::DataCursor cursor(static_cast<int64_t>(docs.size()), cfg.seed);
   fs::create_directories(cfg.output_dir);
-  runlog::RunDb db((fs::path(cfg.output_dir) / "run.db").string(), "pretrain", raw, cfg.model, resume);
+  // Data parallel: rank 0 owns run.db and the saved states.
+  std::unique_ptr<runlog::RunDb> db;
+  if (dist::rank() == 0) {
+    db = std::make_unique<runlog::RunDb>((fs::path(cfg.output_dir) / "run.db").string(), "pretrain", raw, cfg.model, resume);
+  }
   int64_t step = 0;
   const fs::path state_dir = fs::path(cfg.output_dir) / "last";
   if (resume && fs::exists(state_dir / "trainer_state.json")) {
@@ -116,16 +122,17 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
     opt.load((state_dir / "optimizer.safetensors").string());
     step = st.at("step").get<int64_t>();
     cursor.restore(st.at("cursor"));
-    db.rewind_to(step);
+    if (db) db->rewind_to(step);
   }
   auto save = [&](const fs::path& dir) {
+    if (!db) return;
     policy::SaveOptions so;
     so.copy_tokenizer_from = cfg.model;
     policy::save_model(*model, dir.string(), so);
     opt.save((dir / "optimizer.safetensors").string());
     save_json_file((dir / "trainer_state.json").string(),
                    Json{{"step", step}, {"cursor", cursor.state()}});
-    db.add_checkpoint(step, dir.string());
+    db->add_checkpoint(step, dir.string());
   };
   policy::Activations<float> acts;
   auto start = std::chrono::steady_clock::now();
@@ -138,43 +145,58 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
       n_tokens += static_cast<int64_t>(d.size());
       batch_docs.push_back(d);
     }
-    policy::Batch batch = policy::Batch::from_sequences(batch_docs);
-    model->forward(batch, {}, acts);
-    int64_t n_pred = 0;
-    double nll = 0;
-    for (size_t t = 0; t < acts.targets.size(); ++t) {
-      if (acts.targets[t] < 0) continue;
-      ++n_pred;
-      nll -= acts.logprob[t];
-    }
-    std::vector<float> dlp(acts.logprob.size(), 0.0f);
-    for (size_t t = 0; t < dlp.size(); ++t) {
-      if (acts.targets[t] >= 0) dlp[t] = -1.0f / static_cast<float>(n_pred);
-    }
+    // Every rank draws the same documents and trains on its contiguous share of them.
+    const int64_t n_docs = static_cast<int64_t>(batch_docs.size());
+    const auto [lo, hi] = dist::share(n_docs);
+    batch_docs = std::vector<std::vector<int32_t>>(batch_docs.begin() + lo, batch_docs.begin() + hi);
+    double sums[3] = {0, 0, 0};  // predicted tokens, nll, tokens
     model->zero_grad();
-    model->backward(acts, dlp.data(), 1.0);
+    policy::Batch batch;
+    if (!batch_docs.empty()) {
+      batch = policy::Batch::from_sequences(batch_docs);
+      model->forward(batch, {}, acts);
+      for (size_t t = 0; t < acts.targets.size(); ++t) {
+        if (acts.targets[t] < 0) continue;
+        sums[0] += 1;
+        sums[1] -= acts.logprob[t];
+      }
+      sums[2] = double(batch.n_tokens());
+    }
+    const double local_pred = sums[0];
+    dist::allreduce_sum(sums, 3, "pretrain token counts");
+    const int64_t n_pred = static_cast<int64_t>(sums[0]);
+    const double nll = sums[1];
+    if (!batch_docs.empty()) {
+      std::vector<float> dlp(acts.logprob.size(), 0.0f);
+      for (size_t t = 0; t < dlp.size(); ++t) {
+        if (acts.targets[t] >= 0) dlp[t] = -1.0f / static_cast<float>(n_pred);
+      }
+      model->backward(acts, dlp.data(), local_pred / std::max(1.0, sums[0]));
+    }
+    dist::allreduce_sum(model->grads().data(), model->grads().size(), "gradient allreduce");
     double norm = policy::clip_grad_norm(model->table(), model->grads().data(), cfg.optimizer.max_grad_norm);
     const double lr = cfg.schedule.at(step);
     if (std::isfinite(norm)) {
       opt.step(model->params().data(), model->grads().data(), lr);
     } else {
-      db.event(step + 1, "warn", "nan_skip", "non-finite gradient: update skipped");
+      if (db) db->event(step + 1, "warn", "nan_skip", "non-finite gradient: update skipped");
     }
     ++step;
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     Json m = {{"loss", nll / double(n_pred)}, {"ppl", std::exp(nll / double(n_pred))},
-              {"lr", lr}, {"grad_norm", norm}, {"tokens", batch.n_tokens()},
-              {"tokens_per_s", double(batch.n_tokens()) / dt}, {"aux_loss", acts.aux_loss},
+              {"lr", lr}, {"grad_norm", norm}, {"tokens", int64_t(sums[2])},
+              {"tokens_per_s", sums[2] / dt}, {"aux_loss", acts.aux_loss},
               {"epoch", cursor.epoch()}};
-    db.write_step(step, m, {});
-    if (on_step) on_step(PretrainReport{step, cfg.steps, m});
+    if (db) db->write_step(step, m, {});
+    if (on_step && dist::rank() == 0) on_step(PretrainReport{step, cfg.steps, m});
     if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < cfg.steps) save(state_dir);
   }
   save(state_dir);
+  if (!db) return;
   policy::SaveOptions so;
   so.copy_tokenizer_from = cfg.model;
   policy::save_model(*model, (fs::path(cfg.output_dir) / "final").string(), so);
-  db.finish("finished");
+  db->finish("finished");
   spdlog::info("pretraining done in {:.1f}s: {}", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
                (fs::path(cfg.output_dir) / "final").string());
 }

@@ -103,6 +103,23 @@ TEST_F(Mpi, TwoRanksGiveTheWeightsOfOne) {
   EXPECT_TRUE(fs::exists(dir_ / "two/checkpoint-4"));
 }
 
+TEST_F(Mpi, PretrainTwoRanksGiveTheWeightsOfOne) {
+  const std::string cfg = (dir_ / "pre.json").string();
+  std::ofstream(cfg) << R"({"model": ")" << (dir_ / "model").string() << R"(", "output_dir": "unset",
+    "data": {"train": "synthetic:addition", "size": 200}, "steps": 3, "batch_tokens": 300,
+    "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.2}})";
+  const std::string base = "pretrain --config " + cfg + " --set output_dir=";
+  CmdResult one = run_aha(base + (dir_ / "pre1").string());
+  ASSERT_EQ(one.rc, 0) << one.err;
+  CmdResult two = run_mpi(base + (dir_ / "pre2").string());
+  ASSERT_EQ(two.rc, 0) << two.err;
+  const double diff = max_weight_diff(dir_ / "pre1/final/model.safetensors", dir_ / "pre2/final/model.safetensors");
+  const double moved = max_weight_diff(dir_ / "model/model.safetensors", dir_ / "pre1/final/model.safetensors");
+  std::printf("pretrain: max |1 rank - 2 ranks| = %.3g, max |update| = %.3g\n", diff, moved);
+  EXPECT_GT(moved, 1e-3);
+  EXPECT_LT(diff, 1e-5);
+}
+
 TEST_F(Mpi, ARankThatDiesEndsTheJob) {
   const auto t0 = std::chrono::steady_clock::now();
   CmdResult r = run_mpi(train("dies"), {"AHA_FAULT=exit:1:2"});
