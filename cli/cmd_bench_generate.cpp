@@ -14,13 +14,30 @@ namespace aha::cli {
 
 namespace {
 
-double run_seconds(const rollout::Engine& engine, const std::vector<rollout::Request>& reqs) {
-  auto t0 = std::chrono::steady_clock::now();
-  auto out = engine.generate(reqs);
+struct Timing {
+  double prefill_s = 0, decode_s = 0;
+};
+
+// One generate call. All requests fit in one batch, so the engine prefills them all before its
+// first progress report and reports again after every decode step: prefill is the time to the
+// first report, decode the time from the first report to the last.
+Timing run_once(const rollout::Engine& engine, const std::vector<rollout::Request>& reqs) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  Clock::time_point first, last;
+  bool seen = false;
+  auto out = engine.generate(reqs, [&](const rollout::Progress&) {
+    last = Clock::now();
+    if (!seen) first = last;
+    seen = true;
+  });
   for (const auto& c : out) {
     if (c.finish_reason == "error") fail("bench: generation failed: ", c.error);
   }
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Timing t;
+  t.prefill_s = std::chrono::duration<double>(first - t0).count();
+  t.decode_s = std::chrono::duration<double>(last - first).count();
+  return t;
 }
 
 }  // namespace
@@ -30,14 +47,13 @@ int bench_generate(const Args& args) {
   std::string preset, config, batches, prompt_lens;
   int new_tokens = 64, threads = 0;
   bool naive = false;
-  desc.add_options()
-      ("preset", po::value(&preset)->default_value("small"), "tiny | small | base")
-      ("config", po::value(&config), "an HF config.json instead of a preset")
-      ("batch", po::value(&batches)->default_value("1,16,64"), "concurrent sequences (list)")
-      ("prompt-len", po::value(&prompt_lens)->default_value("64"), "prompt tokens (list)")
-      ("new-tokens", po::value(&new_tokens)->default_value(64), "generated tokens per sequence")
-      ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
-      ("naive", po::bool_switch(&naive), "also time the naive (non-absorbed) MLA decode");
+  desc.add_options()("preset", po::value(&preset)->default_value("small"), "tiny | small | base")(
+      "config", po::value(&config), "an HF config.json instead of a preset")(
+      "batch", po::value(&batches)->default_value("1,16,64"), "concurrent sequences (list)")(
+      "prompt-len", po::value(&prompt_lens)->default_value("64"), "prompt tokens (list)")(
+      "new-tokens", po::value(&new_tokens)->default_value(64), "generated tokens per sequence")(
+      "threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")(
+      "naive", po::bool_switch(&naive), "also time the naive (non-absorbed) MLA decode");
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha bench generate [--preset small | --config CFG.json]\n"
@@ -62,27 +78,27 @@ int bench_generate(const Args& args) {
         r.params.max_new_tokens = new_tokens;
         r.params.stop_token_ids = {-1};  // never stop early: every sequence decodes new_tokens
       }
-      auto prefill_only = reqs;
-      for (auto& r : prefill_only) r.params.max_new_tokens = 1;
       for (bool absorbed : modes) {
         rollout::EngineOptions opts;
         opts.max_batch = static_cast<int>(B);
         opts.absorbed = absorbed;
         rollout::Engine engine(model, opts);
-        // Decode time is the difference of two runs: take the best of two of each so that noise
-        // in one run cannot make it vanish.
-        double t_prefill = std::min(run_seconds(engine, prefill_only), run_seconds(engine, prefill_only));
-        double t_total = std::min(run_seconds(engine, reqs), run_seconds(engine, reqs));
-        const bool resolved = t_total - t_prefill > 0.05 * t_total;
+        // Best of two runs for each phase: noise from other processes only ever adds time.
+        Timing a = run_once(engine, reqs), b = run_once(engine, reqs);
+        const double t_prefill = std::min(a.prefill_s, b.prefill_s);
+        const double t_decode = std::min(a.decode_s, b.decode_s);
         double decode_tokens = double(B) * (new_tokens - 1);
         const auto& dec = engine.decoder();
         int64_t ctx = L + new_tokens;
-        Json out = {{"bench", "generate"}, {"model", vm.count("config") ? config : preset},
-                    {"path", absorbed ? "absorbed" : "naive"}, {"batch", B}, {"prompt_len", L},
-                    {"new_tokens", new_tokens}, {"threads", max_threads()},
+        Json out = {{"bench", "generate"},
+                    {"model", vm.count("config") ? config : preset},
+                    {"path", absorbed ? "absorbed" : "naive"},
+                    {"batch", B},
+                    {"prompt_len", L},
+                    {"new_tokens", new_tokens},
+                    {"threads", max_threads()},
                     {"prefill_tokens_per_s", double(B * L) / t_prefill},
-                    {"decode_tokens_per_s", resolved ? Json(decode_tokens / (t_total - t_prefill))
-                                                     : Json(nullptr)},
+                    {"decode_tokens_per_s", decode_tokens / t_decode},
                     {"cache_bytes_per_token", dec.cache_bytes_per_token()},
                     {"full_kv_bytes_per_token", dec.full_kv_bytes_per_token()},
                     {"cache_bytes_per_sequence", dec.cache_bytes_per_token() * ctx}};

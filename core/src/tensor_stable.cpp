@@ -88,8 +88,10 @@ inline void tile16(const float* const* xr, const float* const* wr, int64_t in, f
     for (int c = 0; c < C; ++c) wv[c] = loadv<V16>(wr[c] + k);
     // Keep every operand in a register: otherwise GCC folds the loads into the multiply-adds
     // and issues R * C loads per step instead of R + C (load ports, not FMAs, then bound it).
+#if defined(__AVX512F__)
     for (int r = 0; r < R; ++r) asm("" : "+v"(xv[r]));
     for (int c = 0; c < C; ++c) asm("" : "+v"(wv[c]));
+#endif
     // Output m = r * C + c lives in accumulator m / 4 + 4 * (m % 4), so that reduce16 returns
     // the outputs in row-major order.
     for (int r = 0; r < R; ++r) {
