@@ -89,7 +89,8 @@ const char* verdict_name(Verdict v) {
 }
 
 bool tags_balanced(const std::string& text) {
-  for (const char* name : {"think", "answer"}) {
+  static constexpr const char* kTags[] = {"think", "answer"};
+  for (const char* name : kTags) {
     const std::string open = std::string("<") + name + ">", close = std::string("</") + name + ">";
     size_t n_open = 0, n_close = 0, first_open = std::string::npos, first_close = std::string::npos;
     for (size_t p = text.find(open); p != std::string::npos; p = text.find(open, p + 1)) {
