@@ -187,7 +187,27 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
     AdvantageConfig ac;
     ac.mode = AdvantageConfig::parse_mode(g.advantage);
     ac.scale = AdvantageConfig::parse_scale(g.scale_rewards);
+    // Groups live whole on one rank, but batch-wide statistics (scale_rewards = batch,
+    // REINFORCE++) need every rank's rewards: all ranks compute all advantages alike.
+    size_t first = 0;
+    if (dist::active()) {
+      const std::vector<double> counts = dist::allgather({double(rs.size())}, "reward counts");
+      for (int r = 0; r < dist::rank(); ++r) first += static_cast<size_t>(counts[r]);
+      std::vector<double> mine = shaped;
+      for (int64_t gi : group) mine.push_back(double(gi));
+      const std::vector<double> all = dist::allgather(mine, "rewards");
+      shaped.clear();
+      group.clear();
+      size_t at = 0;
+      for (double c : counts) {
+        const size_t n = static_cast<size_t>(c);
+        shaped.insert(shaped.end(), all.begin() + at, all.begin() + at + n);
+        for (size_t k = 0; k < n; ++k) group.push_back(static_cast<int64_t>(all[at + n + k]));
+        at += 2 * n;
+      }
+    }
     std::vector<double> a = compute_advantages(shaped, group, ac);
+    a = std::vector<double>(a.begin() + first, a.begin() + first + rs.size());
     for (size_t i = 0; i < rs.size(); ++i) adv[i].assign(rs[i].n(), a[i]);
   }
   for (size_t i = 0; i < rs.size(); ++i) {

@@ -40,7 +40,8 @@ CmdResult run_mpi(const std::string& args, const std::vector<std::string>& env =
 }
 
 // 5 prompts x 4 samples split 2/3 over the ranks, minibatches of 12 sequences: the first
-// minibatch spans both ranks, so the loss normalisation across ranks is exercised.
+// minibatch spans both ranks, so the loss normalisation across ranks is exercised; rewards are
+// scaled by the batch std, which needs every rank's rewards.
 class Mpi : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -62,7 +63,8 @@ class Mpi : public ::testing::Test {
       "accuracy_reward": "math",
       "sampling": {"max_new_tokens": 10},
       "grpo": {"steps": 3, "prompts_per_step": 5, "group_size": 4, "beta": 0.02,
-               "minibatch_size": 12, "num_iterations": 2, "threads": 1, "checksum_every": 1},
+               "minibatch_size": 12, "num_iterations": 2, "threads": 1, "checksum_every": 1,
+               "scale_rewards": "batch"},
       "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.05}})";
   }
   std::string train(const std::string& out) { return "train --config " + cfg_ + " --set output_dir=" + (dir_ / out).string(); }
