@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 
@@ -81,7 +82,19 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
       kept = p.top_k;
       std::partial_sort(order.begin(), order.begin() + kept, order.end(), by_logit);
     } else {
-      std::sort(order.begin(), order.end(), by_logit);
+      // The same order as by_logit, sorted as one 64-bit key per candidate (a few times faster
+      // than the indirect comparison; the full sort is most of the engine's per-step cost):
+      // high bits the logit mapped to a descending unsigned order, low bits the id.
+      std::vector<uint64_t> keys(vocab);
+      for (int32_t i = 0; i < vocab; ++i) {
+        const float v = z[i] + 0.0f;  // -0 -> +0: they compare equal
+        uint32_t u;
+        std::memcpy(&u, &v, sizeof(u));
+        u = (u & 0x80000000u) ? u : ~(u | 0x80000000u) & 0x7fffffffu;
+        keys[i] = (uint64_t{u} << 32) | static_cast<uint32_t>(i);
+      }
+      std::sort(keys.begin(), keys.end());
+      for (int32_t i = 0; i < vocab; ++i) order[i] = static_cast<int32_t>(keys[i] & 0xffffffffu);
     }
     const double zmax = z[order[0]] * inv_t;
     std::vector<double> w(kept);
