@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/core/threading.h"
 #include "aha/datasets/dataset.h"
@@ -48,7 +49,9 @@ struct Run {
   void load_models();
   std::vector<Seq> next_batch();
   std::vector<Seq> on_policy_batch();
-  Json train_on(const std::vector<Seq>& seqs, bool sft);
+  Json train_on(const std::vector<Seq>& drawn, bool sft, bool local = false);
+  double train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
+                     const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll);
   void setup_esft();
   void save_checkpoint();
   void load_checkpoint(const std::string& dir);
@@ -115,8 +118,12 @@ std::vector<Seq> Run::next_batch() {
 // The student completes prompts_per_step prompts of the data; the teacher will score them.
 std::vector<Seq> Run::on_policy_batch() {
   std::vector<rollout::Request> reqs;
-  for (int64_t i : cursor->next(cfg.kd.prompts_per_step)) {
+  const std::vector<int64_t> all = cursor->next(cfg.kd.prompts_per_step);
+  const auto [lo, hi] = dist::share(static_cast<int64_t>(all.size()));
+  for (int64_t k = lo; k < hi; ++k) {
+    const int64_t i = all[k];
     rollout::Request r;
+    r.stream = k;  // the global index: ranks sample what one rank would
     r.prompt = data[i].prompt;
     r.params = cfg.kd.sampling;
     if (r.params.stop_token_ids.empty() && tok->eos_id())
@@ -134,7 +141,9 @@ std::vector<Seq> Run::on_policy_batch() {
     if (c.ids.empty() || c.finish_reason == "error") continue;
     seqs.push_back({reqs[c.prompt_index].prompt, std::move(c.ids), nullptr});
   }
-  if (seqs.empty()) fail("on-policy step ", step + 1, ": the student produced no completion");
+  double produced = double(seqs.size());
+  dist::allreduce_sum(&produced, 1, "on-policy completions");
+  if (produced == 0) fail("on-policy step ", step + 1, ": the student produced no completion");
   return seqs;
 }
 
@@ -191,34 +200,73 @@ policy::SparseTargets kd_targets(const Run& run, const std::vector<Seq>& seqs,
   return tg;
 }
 
-// One optimizer step on seqs: NLL of completion tokens (when sft) plus the KL term.
-Json Run::train_on(const std::vector<Seq>& seqs, bool sft) {
+// One optimizer step on seqs: NLL of completion tokens (when sft) plus the KL term. Under MPI
+// every rank drew the same sequences (local = false: each trains on its contiguous share) or
+// sampled its own share (local = true); normalisers count the completion tokens of all ranks
+// and the gradients are summed, so every rank makes the update one rank would.
+Json Run::train_on(const std::vector<Seq>& drawn, bool sft, bool local) {
+  const auto [lo, hi] = local ? std::pair<int64_t, int64_t>{0, int64_t(drawn.size())}
+                              : dist::share(static_cast<int64_t>(drawn.size()));
+  const std::vector<Seq> seqs(drawn.begin() + lo, drawn.begin() + hi);
   std::vector<std::vector<int32_t>> full;
   for (const Seq& s : seqs) {
     full.push_back(s.prompt);
     full.back().insert(full.back().end(), s.completion.begin(), s.completion.end());
   }
-  policy::Batch batch = policy::Batch::from_sequences(full);
-  const int64_t n = batch.n_tokens();
+  policy::Batch batch;
+  if (!full.empty()) batch = policy::Batch::from_sequences(full);
+  const int64_t n = full.empty() ? 0 : batch.n_tokens();
   // Rows whose next token is a completion token: the only rows in the loss.
   std::vector<float> is_comp(n, 0.0f);
-  int64_t n_comp = 0;
+  int64_t local_comp = 0;
   for (size_t s = 0; s < seqs.size(); ++s) {
     const int64_t first = batch.seq_starts[s] + static_cast<int64_t>(seqs[s].prompt.size()) - 1;
-    for (int64_t t = first; t < batch.seq_starts[s + 1] - 1; ++t, ++n_comp) is_comp[t] = 1.0f;
+    for (int64_t t = first; t < batch.seq_starts[s + 1] - 1; ++t, ++local_comp) is_comp[t] = 1.0f;
   }
+  double counts[2] = {double(local_comp), double(n)};
+  dist::allreduce_sum(counts, 2, "completion token counts");
+  const int64_t n_comp = static_cast<int64_t>(counts[0]);
   AHA_CHECK(n_comp > 0, "a batch without completion tokens");
+  student->zero_grad();
+  double sums[2] = {0, 0};  // nll, kl over this rank's rows
+  if (n > 0) sums[1] = train_share(seqs, batch, is_comp, n_comp, sft, sums[0]);
+  dist::allreduce_sum(sums, 2, "loss sums");
+  dist::allreduce_sum(student->grads().data(), student->grads().size(), "gradient allreduce");
+  if (!mask.empty()) policy::apply_mask(student->table(), mask, student->grads().data());
+  double norm = policy::clip_grad_norm(student->table(), student->grads().data(),
+                                       cfg.optimizer.max_grad_norm);
+  const double lr = cfg.schedule.at(step);
+  if (std::isfinite(norm)) {
+    opt->step(student->params().data(), student->grads().data(), lr);
+  } else if (db) {
+    db->event(step + 1, "warn", "nan_skip", "non-finite gradient: update skipped");
+  }
+  const double sft_w = sft ? cfg.kd.sft_weight : 0.0;
+  const double nll_mean = sums[0] / double(n_comp), kl = sums[1];
+  return Json{{"loss", sft_w * nll_mean + cfg.kd.weight * kl},
+              {"nll", nll_mean},
+              {"kl", kl},
+              {"lr", lr},
+              {"grad_norm", norm},
+              {"tokens", int64_t(counts[1])},
+              {"completion_tokens", n_comp},
+              {"epoch", cursor->epoch()}};
+}
+
+// Forward and backward of this rank's sequences into the gradients; returns the KL term and
+// adds the completion tokens' NLL to nll.
+double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
+                        const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll) {
+  const int64_t n = batch.n_tokens();
   policy::Activations<float> acts;
   student->forward(batch, policy::ForwardOptions{}, acts);
   const double sft_w = sft ? cfg.kd.sft_weight : 0.0;
-  double nll = 0;
   std::vector<float> dlp(n, 0.0f);
   for (int64_t t = 0; t < n; ++t) {
     if (is_comp[t] == 0.0f) continue;
     nll -= acts.logprob[t];
     dlp[t] = static_cast<float>(-sft_w / double(n_comp));
   }
-  student->zero_grad();
   std::vector<float> dh;
   double kl = 0;
   if (cfg.kd.weight > 0) {
@@ -239,24 +287,7 @@ Json Run::train_on(const std::vector<Seq>& seqs, bool sft) {
          cfg.kd.weight;
   }
   student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, 0.0, dh.empty() ? nullptr : dh.data());
-  if (!mask.empty()) policy::apply_mask(student->table(), mask, student->grads().data());
-  double norm = policy::clip_grad_norm(student->table(), student->grads().data(),
-                                       cfg.optimizer.max_grad_norm);
-  const double lr = cfg.schedule.at(step);
-  if (std::isfinite(norm)) {
-    opt->step(student->params().data(), student->grads().data(), lr);
-  } else {
-    db->event(step + 1, "warn", "nan_skip", "non-finite gradient: update skipped");
-  }
-  const double nll_mean = nll / double(n_comp);
-  return Json{{"loss", sft_w * nll_mean + cfg.kd.weight * kl},
-              {"nll", nll_mean},
-              {"kl", kl},
-              {"lr", lr},
-              {"grad_norm", norm},
-              {"tokens", n},
-              {"completion_tokens", n_comp},
-              {"epoch", cursor->epoch()}};
+  return kl;
 }
 
 void Run::setup_esft() {
@@ -285,8 +316,8 @@ void Run::setup_esft() {
   policy::freeze_optimizer(*opt, student->table(), mask);
   policy::EsftReport rep = policy::esft_report(student->table(), mask);
   Json info = {{"selection", selection.to_json()}, {"report", rep.to_json()}};
-  save_json_file((fs::path(cfg.output_dir) / "esft.json").string(), info);
-  db->event(step, "info", "esft", rep.to_json().dump());
+  if (dist::rank() == 0) save_json_file((fs::path(cfg.output_dir) / "esft.json").string(), info);
+  if (db) db->event(step, "info", "esft", rep.to_json().dump());
   spdlog::info(
       "ESFT: training {} of {} parameters ({:.1f}%), {:.1f} MiB of gradient and optimizer "
       "state saved",
@@ -295,6 +326,7 @@ void Run::setup_esft() {
 }
 
 void Run::save_checkpoint() {
+  if (dist::rank() != 0) return;  // rank 0 owns the checkpoints and run.db
   const std::string dir =
       (fs::path(cfg.output_dir) / ("checkpoint-" + std::to_string(step))).string();
   policy::SaveOptions so;
@@ -355,13 +387,15 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
   const std::string db_path = (fs::path(cfg.output_dir) / "run.db").string();
   if (resume && !fs::exists(db_path)) fail("cannot resume: no run.db in ", cfg.output_dir);
   const std::string ckpt = resume ? latest_checkpoint(cfg.output_dir) : "";
-  run.db = std::make_unique<runlog::RunDb>(
-      db_path, "distill", raw, cfg.student.empty() ? "(new student)" : cfg.student, resume);
+  if (dist::rank() == 0) {
+    run.db = std::make_unique<runlog::RunDb>(
+        db_path, "distill", raw, cfg.student.empty() ? "(new student)" : cfg.student, resume);
+  }
   if (!ckpt.empty()) {
     run.load_checkpoint(ckpt);
-    run.db->rewind_to(run.step);
+    if (run.db) run.db->rewind_to(run.step);
     spdlog::info("resumed from {} (step {})", ckpt, run.step);
-  } else if (resume) {
+  } else if (resume && run.db) {
     run.db->rewind_to(0);
   }
   run.setup_esft();
@@ -370,17 +404,18 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
   Json m = Json::object();
   while (run.step < stop_at) {
     auto t0 = Clock::now();
-    m = cfg.kd.on_policy ? run.train_on(run.on_policy_batch(), false)
+    m = cfg.kd.on_policy ? run.train_on(run.on_policy_batch(), false, true)
                          : run.train_on(run.next_batch(), true);
     ++run.step;
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     m["tokens_per_s"] = m["tokens"].get<double>() / dt;
     m["step_time_s"] = dt;
-    run.db->write_step(run.step, m, {});
-    if (on_step) on_step(DistillReport{run.step, cfg.steps, m});
+    if (run.db) run.db->write_step(run.step, m, {});
+    if (on_step && dist::rank() == 0) on_step(DistillReport{run.step, cfg.steps, m});
     if (run.step == stop_at || (cfg.save_every > 0 && run.step % cfg.save_every == 0))
       run.save_checkpoint();
   }
+  if (!run.db) return m;
   if (run.step >= cfg.steps) {
     policy::SaveOptions so;
     so.copy_tokenizer_from = run.tok_dir;

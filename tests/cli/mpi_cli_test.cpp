@@ -122,6 +122,28 @@ TEST_F(Mpi, PretrainTwoRanksGiveTheWeightsOfOne) {
   EXPECT_LT(diff, 1e-5);
 }
 
+TEST_F(Mpi, DistillTwoRanksGiveTheWeightsOfOne) {
+  {
+    std::ofstream sft(dir_ / "sft.jsonl");
+    for (int a = 0; a < 30; ++a) {
+      sft << R"({"prompt": "What is )" << a << R"( + 7?", "completion": "<answer> )" << a + 7 << R"( </answer>"})" << "\n";
+    }
+  }
+  const std::string cfg = (dir_ / "distill.json").string();
+  std::ofstream(cfg) << R"({"student_config": "llama", "tokenizer": ")" << (dir_ / "tok").string()
+                     << R"(", "output_dir": "unset", "data": {"train": ")" << (dir_ / "sft.jsonl").string()
+                     << R"("}, "steps": 3, "batch_tokens": 120, "threads": 1,
+    "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.2}})";
+  const std::string base = "distill train --config " + cfg + " --set output_dir=";
+  CmdResult one = run_aha(base + (dir_ / "d1").string());
+  ASSERT_EQ(one.rc, 0) << one.err;
+  CmdResult two = run_mpi(base + (dir_ / "d2").string());
+  ASSERT_EQ(two.rc, 0) << two.err;
+  const double diff = max_weight_diff(dir_ / "d1/final/model.safetensors", dir_ / "d2/final/model.safetensors");
+  std::printf("distill: max |1 rank - 2 ranks| = %.3g\n", diff);
+  EXPECT_LT(diff, 1e-5);  // each rank alone (half the batch) would land far from this
+}
+
 TEST_F(Mpi, ARankThatDiesEndsTheJob) {
   const auto t0 = std::chrono::steady_clock::now();
   CmdResult r = run_mpi(train("dies"), {"AHA_FAULT=exit:1:2"});
