@@ -7,45 +7,13 @@
 #include <cstdio>
 
 #include "aha/core/error.h"
-#include "aha/datasets/synthetic.h"
 #include "aha/rollout/engine.h"
 
 namespace aha::distill {
 
 std::vector<std::string> prompt_data_keys() {
-  return {"train", "format", "limit", "digits", "synthetic_size", "split", "template"};
-}
-
-// The same sources as grpo's load_examples (distill may not depend on grpo).
-std::vector<datasets::Example> load_prompt_examples(const Json& data, const std::string& key,
-                                                    uint64_t seed) {
-  const std::string src = data.value(key, "");
-  if (src.empty()) fail("data.", key, " is required");
-  std::vector<int> digits = data.value("digits", std::vector<int>{1, 2});
-  if (digits.size() != 2) fail("data.digits must be [min, max]");
-  const int64_t size = data.value("synthetic_size", int64_t{2000});
-  const std::string split = data.value("split", key == "eval" ? "eval" : "train");
-  std::vector<datasets::Example> rows;
-  if (src == "synthetic:arithmetic") {
-    rows = datasets::synthetic_arithmetic(size, seed, digits[0], digits[1]);
-  } else if (src == "synthetic:linear") {
-    rows = datasets::linear_equations(size, seed, std::max(2, digits[1] * 5), split);
-  } else if (src == "synthetic:addition") {
-    datasets::AdditionTask t;
-    t.min_digits = digits[0];
-    t.max_digits = digits[1];
-    t.split = split;
-    rows = datasets::addition_problems(size, seed, t, false);
-  } else {
-    datasets::LoadStats st;
-    rows = datasets::load_jsonl(
-        src, datasets::DataFormat::from_json(data.value("format", Json::object())), &st);
-    if (st.skipped > 0) spdlog::warn("{}: skipped {} malformed lines", src, st.skipped);
-  }
-  int64_t limit = data.value("limit", int64_t{0});
-  if (limit > 0 && static_cast<int64_t>(rows.size()) > limit) rows.resize(limit);
-  if (rows.empty()) fail("the dataset ", src, " is empty");
-  return rows;
+  return {"train", "format", "limit", "digits", "synthetic_size", "split", "template",
+          "eval_fraction", "numbers", "max_number"};
 }
 
 std::string render_prompt(const datasets::PromptTemplate& templ, const datasets::Example& ex) {

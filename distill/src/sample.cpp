@@ -13,6 +13,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/threading.h"
+#include "aha/datasets/source.h"
 #include "aha/distill/common.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/kd_loss.h"
@@ -287,7 +288,7 @@ SampleStats run_sample(const SampleConfig& cfg,
   ThreadLimit limit(cfg.threads);
   auto tok = policy::Tokenizer::load(cfg.teacher);
   auto teacher = policy::load_model<float>(cfg.teacher);
-  auto examples = load_prompt_examples(cfg.data, "train", cfg.seed);
+  auto examples = datasets::load_examples(cfg.data, "train", cfg.seed);
   auto templ = datasets::PromptTemplate::from_config(cfg.data.value("template", "r1_zero"));
   auto rset = rewards::RewardSet::from_json(cfg.rewards, rewards::builtin_registry());
   const std::string label =

@@ -3,7 +3,7 @@
 
 #include "aha/core/error.h"
 #include "aha/datasets/prompt_template.h"
-#include "aha/grpo/data.h"
+#include "aha/datasets/source.h"
 #include "aha/grpo/trainer.h"
 #include "aha/policy/model_config.h"
 #include "aha/policy/tokenizer.h"
@@ -26,7 +26,7 @@ Json dry_run(const TrainConfig& cfg) {
     fail("the tokenizer has ", tok.vocab_size(), " ids but the model's vocab_size is ",
          model_cfg.vocab_size);
   }
-  auto data = load_examples(cfg.data, "train", cfg.seed);
+  auto data = datasets::load_examples(cfg.data, "train", cfg.seed);
   auto templ = datasets::PromptTemplate::from_config(cfg.data.value("template", "r1_zero"));
   size_t longest = 0;
   std::string first;

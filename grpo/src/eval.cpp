@@ -8,7 +8,7 @@
 #include "aha/core/error.h"
 #include "aha/core/fileio.h"
 #include "aha/datasets/prompt_template.h"
-#include "aha/grpo/data.h"
+#include "aha/datasets/source.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/tokenizer.h"
 #include "aha/rewards/reward.h"
@@ -21,7 +21,7 @@ Json evaluate(const EvalOptions& o) {
   if (o.n < 1) fail("--n must be >= 1");
   auto tok = policy::Tokenizer::load(o.model);
   auto model = policy::load_model<float>(o.model);
-  auto problems = load_examples(o.data, o.data.contains("eval") ? "eval" : "train", o.seed);
+  auto problems = datasets::load_examples(o.data, o.data.contains("eval") ? "eval" : "train", o.seed);
   auto templ = datasets::PromptTemplate::from_config(o.templ);
   auto rewards = rewards::RewardSet::from_json(o.rewards, rewards::builtin_registry());
   const std::string acc = o.accuracy_reward.empty() ? rewards.labels().front() : o.accuracy_reward;

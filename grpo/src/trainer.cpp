@@ -12,7 +12,7 @@
 #include "aha/core/error.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/esft.h"
-#include "aha/grpo/data.h"
+#include "aha/datasets/source.h"
 #include "aha/runlog/report.h"
 #include "trainer_state.h"
 
@@ -91,7 +91,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
     }
   }
   if (cfg.rollouts.empty()) {
-    s.data = load_examples(cfg.data, "train", cfg.seed);
+    s.data = datasets::load_examples(cfg.data, "train", cfg.seed);
   } else {
     s.file_rollouts = read_rollout_file(cfg.rollouts, rollout_limits(*s.policy, cfg.grpo));
     spdlog::info("{}: {} rollouts; every step learns from all of them", cfg.rollouts, s.file_rollouts.size());

@@ -1,6 +1,6 @@
 // Strict parsing of the GRPO run config (unknown keys are errors).
 #include "aha/core/error.h"
-#include "aha/grpo/data.h"
+#include "aha/datasets/source.h"
 #include "aha/grpo/trainer.h"
 
 namespace aha::grpo {
@@ -97,7 +97,7 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   c.schedule = policy::LrSchedule::from_json(sched);
   StrictReader d(c.data, "data");
   if (!d.has("train") && c.rollouts.empty()) fail("data.train is required (a JSONL path or synthetic:addition)");
-  for (const std::string& k : data_keys()) d.get<Json>(k, Json());
+  for (const std::string& k : datasets::data_keys()) d.get<Json>(k, Json());
   d.finish();
   if (!c.rewards.is_array() || c.rewards.empty()) fail("rewards must be a non-empty array");
   return c;

@@ -6,7 +6,7 @@
 #include <set>
 
 #include "aha/datasets/synthetic.h"
-#include "aha/grpo/data.h"
+#include "aha/datasets/source.h"
 #include "aha/rewards/reward.h"
 #include "tiny_run.h"
 
@@ -57,7 +57,7 @@ TEST(Countdown, FlawedDocumentsFailTheReward) {
 
 TEST(Countdown, DataConfigAndFileSplits) {
   Json data = {{"train", "synthetic:countdown"}, {"numbers", {2, 2}}, {"max_number", 9}, {"synthetic_size", 50}};
-  auto rows = load_examples(data, "train", 1);
+  auto rows = datasets::load_examples(data, "train", 1);
   ASSERT_FALSE(rows.empty());
   for (const auto& e : rows) EXPECT_EQ(e.row["numbers"].size(), 2u);
   // A file split by question hash: train and eval partition it, the same way every time.
@@ -67,15 +67,15 @@ TEST(Countdown, DataConfigAndFileSplits) {
     for (int i = 0; i < 400; ++i) f << Json{{"prompt", "q" + std::to_string(i)}, {"answer", "1"}}.dump() << "\n";
   }
   Json file = {{"train", path}, {"eval", path}, {"eval_fraction", 0.2}};
-  auto train = load_examples(file, "train", 0), eval = load_examples(file, "eval", 0);
+  auto train = datasets::load_examples(file, "train", 0), eval = datasets::load_examples(file, "eval", 0);
   EXPECT_EQ(train.size() + eval.size(), 400u);
   EXPECT_NEAR(double(eval.size()), 80.0, 25.0);
   std::set<std::string> seen;
   for (const auto& e : train) seen.insert(e.row.value("question", e.row.value("prompt", "")));
   for (const auto& e : eval) EXPECT_EQ(seen.count(e.row.value("question", e.row.value("prompt", ""))), 0u);
-  EXPECT_EQ(load_examples(file, "eval", 9).size(), eval.size());
+  EXPECT_EQ(datasets::load_examples(file, "eval", 9).size(), eval.size());
   file["eval_fraction"] = 1.5;
-  EXPECT_THROW(load_examples(file, "train", 0), Error);
+  EXPECT_THROW(datasets::load_examples(file, "train", 0), Error);
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ TEST(ConfigDoc, EveryParsedKeyIsDocumented) {
   const std::string doc = read_file(src + "/docs/config.md");
   size_t total = 0;
   for (const char* file :
-       {"grpo/src/trainer_config.cpp", "grpo/src/pretrain.cpp", "grpo/src/data.cpp",
+       {"grpo/src/trainer_config.cpp", "grpo/src/pretrain.cpp", "datasets/src/source.cpp",
         "rollout/src/sampling.cpp", "policy/src/optimizer.cpp", "distill/src/sample.cpp",
         "distill/src/train_config.cpp", "distill/src/common.cpp"}) {
     const std::set<std::string> keys = parser_keys(read_file(src + "/" + file));

@@ -19,9 +19,6 @@ namespace aha::distill {
 // The data keys of `aha train` but eval (docs/config.md): train, format, limit, digits,
 // synthetic_size, split, template.
 std::vector<std::string> prompt_data_keys();
-// Examples of data[key]: a JSONL path or synthetic:addition|arithmetic|linear.
-std::vector<datasets::Example> load_prompt_examples(const Json& data, const std::string& key,
-                                                    uint64_t seed);
 // The prompt text of an example under a template ({prompt} is the question).
 std::string render_prompt(const datasets::PromptTemplate& templ, const datasets::Example& ex);
 
