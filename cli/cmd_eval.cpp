@@ -13,13 +13,19 @@ int cmd_eval(const Args& args) {
   grpo::EvalOptions o;
   std::string data, reward, format, split;
   int threads = 0, limit = 0;
-  std::vector<int> digits;
+  std::vector<int> digits, numbers;
+  int max_number = 0;
+  double eval_fraction = 0;
   desc.add_options()
       ("model", po::value(&o.model)->required(), "checkpoint directory (with tokenizer.json)")
-      ("data", po::value(&data)->required(), "JSONL file, or synthetic:addition")
+      ("data", po::value(&data)->required(), "JSONL file, or synthetic:addition|countdown|linear")
       ("format", po::value(&format)->default_value("generic"), "generic | gsm8k | math")
       ("split", po::value(&split)->default_value("eval"), "synthetic split: eval | train | all")
       ("digits", po::value(&digits)->multitoken(), "synthetic operand digits: MIN MAX")
+      ("numbers", po::value(&numbers)->multitoken(), "countdown: how many numbers, MIN MAX")
+      ("max-number", po::value(&max_number)->default_value(0), "countdown: largest number (0: 25)")
+      ("eval-fraction", po::value(&eval_fraction)->default_value(0.0),
+       "a JSONL file's hash split: evaluate on this share (as data.eval_fraction)")
       ("limit", po::value(&limit)->default_value(0), "first N problems (0: all)")
       ("reward", po::value(&reward)->default_value("math,format"),
        "rewards (comma list); the first decides pass/fail")
@@ -43,6 +49,9 @@ int cmd_eval(const Args& args) {
   o.data = Json{{"eval", data}, {"split", split}, {"limit", limit},
                 {"format", Json{{"kind", format}}}, {"synthetic_size", limit > 0 ? limit : 500}};
   if (!digits.empty()) o.data["digits"] = digits;
+  if (!numbers.empty()) o.data["numbers"] = numbers;
+  if (max_number > 0) o.data["max_number"] = max_number;
+  if (eval_fraction > 0) o.data["eval_fraction"] = eval_fraction;
   o.rewards = Json::array();
   size_t start = 0;
   while (start <= reward.size()) {

@@ -112,3 +112,31 @@ TEST(Cli, RealCheckpointExampleDryRun) {
 }
 
 }  // namespace
+
+namespace {
+
+// The countdown example passes a dry run, and its evaluation command reads countdown data.
+TEST(Cli, CountdownExampleDryRun) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("aha_cli_countdown_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  CmdResult data = run("make-data --task countdown --numbers 3 3 --max-number 20 --n 50 --documents "
+                       "--template 'User: {prompt} Assistant:'");
+  ASSERT_EQ(data.rc, 0) << data.err;
+  std::ofstream(dir / "corpus.jsonl") << data.out;
+  ASSERT_EQ(run("tokenizer train --corpus " + (dir / "corpus.jsonl").string() +
+                " --vocab-size 300 --out " + (dir / "tok").string()).rc, 0);
+  ASSERT_EQ(run("init --preset tiny --tokenizer " + (dir / "tok").string() + " --out " +
+                (dir / "model").string()).rc, 0);
+  CmdResult ok = run("train --config " AHA_SOURCE_DIR "/examples/countdown/grpo.json --dry-run --set model=" +
+                     (dir / "model").string());
+  ASSERT_EQ(ok.rc, 0) << ok.err;
+  EXPECT_NE(ok.out.find("Using the numbers"), std::string::npos) << ok.out;
+  CmdResult ev = run("eval --model " + (dir / "model").string() + " --data synthetic:countdown --numbers 3 3 "
+                     "--limit 4 --n 1 --max-new-tokens 4 --reward countdown,format --template '{prompt}'");
+  ASSERT_EQ(ev.rc, 0) << ev.err;
+  EXPECT_NE(ev.out.find("\"countdown\""), std::string::npos) << ev.out;
+}
+
+}  // namespace
