@@ -19,7 +19,7 @@ cat > "$dir/run.json" <<JSON
  "grpo": {"steps": $steps, "prompts_per_step": 8, "group_size": 4, "beta": 0.02, "threads": THREADS},
  "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.01}}
 JSON
-mpi="OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader mpirun -np 2 --oversubscribe --bind-to none"
+mpi="OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader OMPI_MCA_btl_vader_single_copy_mechanism=none mpirun -np 2 --oversubscribe --bind-to none"
 run() {  # name threads launcher
   sed "s/THREADS/$2/" "$dir/run.json" > "$dir/$1.json"
   local t0=$(date +%s.%N)
