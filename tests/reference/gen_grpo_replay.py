@@ -19,27 +19,13 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import gen_policy_golden as ref  # noqa: E402
+from gen_distill_golden import read_safetensors  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 HERE = os.path.dirname(__file__)
 GOLDEN = os.path.join(HERE, "..", "data", "golden", "deepseek_v3")
 OUT = os.path.join(HERE, "..", "data", "grpo_replay")
 LR, BETA, EPS_LOW, EPS_HIGH, ADV_EPS = 0.5, 0.04, 0.2, 0.28, 1e-4
-
-
-def read_safetensors(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        blob = f.read()
-    out = {}
-    for name, h in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = h["data_offsets"]
-        vals = struct.unpack("<%df" % ((b - a) // 4), blob[a:b])
-        out[name] = torch.tensor(vals).reshape(h["shape"])
-    return out
 
 
 def f32(x):
