@@ -99,6 +99,52 @@ int size() { return g_size; }
 void set_timeout(double seconds) { g_timeout = seconds; }
 double timeout() { return g_timeout; }
 
+AsyncSum::~AsyncSum() {
+#ifdef AHA_WITH_MPI
+  // Requests left in flight by an exception: complete them rather than leak MPI state.
+  for (void* r : reqs_) {
+    MPI_Request* req = static_cast<MPI_Request*>(r);
+    MPI_Wait(req, MPI_STATUS_IGNORE);
+    delete req;
+  }
+#endif
+}
+
+void AsyncSum::start(float* data, size_t n) {
+#ifdef AHA_WITH_MPI
+  if (g_size == 1 || n == 0) return;
+  const size_t per = kBucketBytes / sizeof(float);
+  for (size_t a = 0; a < n; a += per) {
+    auto* req = new MPI_Request;
+    MPI_Iallreduce(MPI_IN_PLACE, data + a, static_cast<int>(std::min(per, n - a)), MPI_FLOAT,
+                   MPI_SUM, MPI_COMM_WORLD, req);
+    reqs_.push_back(req);
+  }
+  // MPI progresses non-blocking collectives inside MPI calls: poke the ones in flight.
+  for (void* r : reqs_) {
+    int done = 0;
+    MPI_Test(static_cast<MPI_Request*>(r), &done, MPI_STATUS_IGNORE);
+  }
+#else
+  (void)data;
+  (void)n;
+#endif
+}
+
+void AsyncSum::wait(const char* what) {
+#ifdef AHA_WITH_MPI
+  std::vector<MPI_Request> reqs;
+  for (void* r : reqs_) {
+    reqs.push_back(*static_cast<MPI_Request*>(r));
+    delete static_cast<MPI_Request*>(r);
+  }
+  reqs_.clear();
+  if (!reqs.empty()) wait_all(reqs, what);
+#else
+  (void)what;
+#endif
+}
+
 void allreduce_sum(float* data, size_t n, const char* what) {
 #ifdef AHA_WITH_MPI
   allreduce(data, n, MPI_FLOAT, MPI_SUM, what);

@@ -293,6 +293,8 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
       std::vector<size_t> idx;
       for (int64_t k = lo; k < hi; ++k) idx.push_back(train_idx[k - mine_from]);
       policy->zero_grad();
+      float* G = policy->grads().data();
+      dist::AsyncSum grad_sum;
       MinibatchSums sums;
       std::vector<std::vector<double>> dlogp;
       LossMetrics lm;
@@ -323,9 +325,14 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
         for (size_t k = 0; k < idx.size(); ++k) {
           for (int64_t j = 0; j < rs[idx[k]].n(); ++j) dl[offs[k] + j] = static_cast<float>(f * dlogp[k][j]);
         }
-        policy->backward(acts, dl.data(), g.aux_loss_weight * f);
+        // Each layer's gradient starts its allreduce as soon as backward has finished it.
+        policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
+        policy->backward(acts, dl.data(), g.aux_loss_weight * f, nullptr, dist::active() ? &ready : nullptr);
+      } else if (dist::active()) {
+        // No sequences here: join the same sums, in the same order, with zero gradients.
+        for (auto [b, e] : policy->grad_ranges()) grad_sum.start(G + b, e - b);
       }
-      dist::allreduce_sum(policy->grads().data(), policy->grads().size(), "gradient allreduce");
+      grad_sum.wait("gradient allreduce");
       // ESFT: frozen tensors neither learn nor count in the gradient norm.
       if (!trainable.empty()) policy::apply_mask(policy->table(), trainable, policy->grads().data());
       const LossMetrics gm = sums.global(token_weighted);

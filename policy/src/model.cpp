@@ -27,6 +27,7 @@ Model<T>::Model(const ModelConfig& c) : c_(c) {
   embed_ = table_.add("model.embed_tokens.weight", {c.vocab_size, d});
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     const std::string pre = "model.layers." + std::to_string(l);
+    layer_begin_.push_back(table_.total());
     LayerP lp;
     lp.input_norm = add_norm(table_, pre + ".input_layernorm.weight", d);
     lp.mla = c.is_mla();
@@ -44,6 +45,7 @@ Model<T>::Model(const ModelConfig& c) : c_(c) {
     }
     layers_.push_back(lp);
   }
+  layer_begin_.push_back(table_.total());
   final_norm_ = add_norm(table_, "model.norm.weight", d);
   lm_head_ = c.tie_word_embeddings ? embed_ : table_.add("lm_head.weight", {c.vocab_size, d});
   params_.assign(table_.total(), T(0));
@@ -187,8 +189,20 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
 }
 
 template <typename T>
+std::vector<std::pair<size_t, size_t>> Model<T>::grad_ranges() const {
+  const int L = c_.num_hidden_layers;
+  std::vector<std::pair<size_t, size_t>> r{{layer_begin_[L], table_.total()}};
+  for (int l = L - 1; l >= 0; --l) r.emplace_back(layer_begin_[l], layer_begin_[l + 1]);
+  r.emplace_back(0, layer_begin_[0]);
+  return r;
+}
+
+template <typename T>
 void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double aux_weight,
-                        const T* dh_final) {
+                        const T* dh_final, const GradsReady* ready) {
+  auto report = [&](size_t b, size_t e) {
+    if (ready != nullptr && e > b) (*ready)(b, e);
+  };
   const int64_t n = acts.layout.n_tokens();
   const int d = c_.hidden_size;
   AHA_CHECK(static_cast<int>(acts.layers.size()) == c_.num_hidden_layers,
@@ -207,6 +221,8 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double au
   Buf<T> dx(n * d, T(0));
   rmsnorm_backward(dh.data(), acts.x_final.data(), P + final_norm_.w, acts.rstd_final.data(),
                    dx.data(), G + final_norm_.w, n, d);
+  // With tied embeddings the LM head's gradient lives in the embedding, reported last.
+  report(layer_begin_[c_.num_hidden_layers], table_.total());
   const double aux_coef = aux_weight * c_.aux_loss_alpha;
   for (int l = c_.num_hidden_layers - 1; l >= 0; --l) {
     const LayerP& lp = layers_[l];
@@ -232,11 +248,13 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double au
     }
     rmsnorm_backward(dh.data(), la.x_in.data(), P + lp.input_norm.w, la.rstd1.data(), dx.data(),
                      G + lp.input_norm.w, n, d);
+    report(layer_begin_[l], layer_begin_[l + 1]);
   }
   for (int64_t t = 0; t < n; ++t) {
     T* row = G + embed_ + int64_t{acts.tokens[t]} * d;
     for (int i = 0; i < d; ++i) row[i] += dx[t * d + i];
   }
+  report(0, layer_begin_[0]);
 }
 
 template <typename T>

@@ -30,6 +30,22 @@ void allreduce_sum(float* data, size_t n, const char* what);
 void allreduce_sum(double* data, size_t n, const char* what);
 void allreduce_sum(int64_t* data, size_t n, const char* what);
 void allreduce_max(double* data, size_t n, const char* what);
+// Sums of float ranges started one after another (e.g. as backward finishes each layer) and
+// waited for together: the communication overlaps whatever runs between start() and wait().
+// Every rank must start the same sizes in the same order.
+class AsyncSum {
+ public:
+  AsyncSum() = default;
+  AsyncSum(const AsyncSum&) = delete;
+  AsyncSum& operator=(const AsyncSum&) = delete;
+  ~AsyncSum();
+  void start(float* data, size_t n);
+  void wait(const char* what);
+
+ private:
+  std::vector<void*> reqs_;  // MPI_Request handles (opaque here)
+};
+
 // Every rank's vector, concatenated in rank order, on every rank.
 std::vector<double> allgather(const std::vector<double>& mine, const char* what);
 // Every rank's string on rank 0 (in rank order); other ranks get an empty vector.

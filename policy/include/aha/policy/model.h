@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -102,8 +103,15 @@ class Model {
   // dh_final, when set, is an extra gradient w.r.t. acts.h_final [n, d] from a loss computed on
   // the final hidden states outside the model (distillation: kd_loss.h, whose LM-head weight
   // gradient the caller has already added to grads()).
+  //
+  // ready, when set, is called with [begin, end) ranges of grads() as they become final, in
+  // grad_ranges() order (LM head and final norm, the layers from last to first, the embedding),
+  // so that data-parallel training can start summing them while backward goes on.
+  using GradsReady = std::function<void(size_t begin, size_t end)>;
   void backward(const Activations<T>& acts, const T* dlogprob, double aux_weight = 0.0,
-                const T* dh_final = nullptr);
+                const T* dh_final = nullptr, const GradsReady* ready = nullptr);
+  // The ranges backward() reports, in its order; together they cover grads() once.
+  std::vector<std::pair<size_t, size_t>> grad_ranges() const;
 
   // Tokens routed to each expert of each MoE layer by that forward: [moe layer][expert].
   std::vector<std::vector<int64_t>> expert_loads(const Activations<T>& acts) const;
@@ -120,6 +128,7 @@ class Model {
   size_t embed_ = kNoParam, lm_head_ = kNoParam;
   NormP final_norm_;
   std::vector<LayerP> layers_;
+  std::vector<size_t> layer_begin_;  // first parameter offset of each layer, then of the final norm
   std::unique_ptr<RopeTable> rope_;
 };
 
