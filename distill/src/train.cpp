@@ -51,7 +51,8 @@ struct Run {
   std::vector<Seq> on_policy_batch();
   Json train_on(const std::vector<Seq>& drawn, bool sft, bool local = false);
   double train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
-                     const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll);
+                     const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll,
+                     dist::AsyncSum& grad_sum);
   void setup_esft();
   void save_checkpoint();
   void load_checkpoint(const std::string& dir);
@@ -229,9 +230,16 @@ Json Run::train_on(const std::vector<Seq>& drawn, bool sft, bool local) {
   AHA_CHECK(n_comp > 0, "a batch without completion tokens");
   student->zero_grad();
   double sums[2] = {0, 0};  // nll, kl over this rank's rows
-  if (n > 0) sums[1] = train_share(seqs, batch, is_comp, n_comp, sft, sums[0]);
+  // Gradients are summed layer by layer while backward runs; a rank without rows joins the
+  // same sums, in the same order, with zeros.
+  dist::AsyncSum grad_sum;
+  if (n > 0) {
+    sums[1] = train_share(seqs, batch, is_comp, n_comp, sft, sums[0], grad_sum);
+  } else if (dist::active()) {
+    for (auto [b, e] : student->grad_ranges()) grad_sum.start(student->grads().data() + b, e - b);
+  }
+  grad_sum.wait("gradient allreduce");
   dist::allreduce_sum(sums, 2, "loss sums");
-  dist::allreduce_sum(student->grads().data(), student->grads().size(), "gradient allreduce");
   if (!mask.empty()) policy::apply_mask(student->table(), mask, student->grads().data());
   double norm = policy::clip_grad_norm(student->table(), student->grads().data(),
                                        cfg.optimizer.max_grad_norm);
@@ -256,7 +264,8 @@ Json Run::train_on(const std::vector<Seq>& drawn, bool sft, bool local) {
 // Forward and backward of this rank's sequences into the gradients; returns the KL term and
 // adds the completion tokens' NLL to nll.
 double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
-                        const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll) {
+                        const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll,
+                        dist::AsyncSum& grad_sum) {
   const int64_t n = batch.n_tokens();
   policy::Activations<float> acts;
   student->forward(batch, policy::ForwardOptions{}, acts);
@@ -286,7 +295,10 @@ double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch
              student->config().vocab_size) /
          cfg.kd.weight;
   }
-  student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, 0.0, dh.empty() ? nullptr : dh.data());
+  float* G = student->grads().data();
+  policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
+  student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, 0.0, dh.empty() ? nullptr : dh.data(),
+                    dist::active() ? &ready : nullptr);
   return kl;
 }
 

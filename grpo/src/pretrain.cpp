@@ -166,14 +166,22 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
     dist::allreduce_sum(sums, 3, "pretrain token counts");
     const int64_t n_pred = static_cast<int64_t>(sums[0]);
     const double nll = sums[1];
+    // Each layer's gradient starts its allreduce as soon as backward has finished it; a rank
+    // without documents joins the same sums, in the same order, with zeros.
+    float* G = model->grads().data();
+    dist::AsyncSum grad_sum;
     if (!batch_docs.empty()) {
       std::vector<float> dlp(acts.logprob.size(), 0.0f);
       for (size_t t = 0; t < dlp.size(); ++t) {
         if (acts.targets[t] >= 0) dlp[t] = -1.0f / static_cast<float>(n_pred);
       }
-      model->backward(acts, dlp.data(), local_pred / std::max(1.0, sums[0]));
+      policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
+      model->backward(acts, dlp.data(), local_pred / std::max(1.0, sums[0]), nullptr,
+                      dist::active() ? &ready : nullptr);
+    } else if (dist::active()) {
+      for (auto [b, e] : model->grad_ranges()) grad_sum.start(G + b, e - b);
     }
-    dist::allreduce_sum(model->grads().data(), model->grads().size(), "gradient allreduce");
+    grad_sum.wait("gradient allreduce");
     double norm = policy::clip_grad_norm(model->table(), model->grads().data(), cfg.optimizer.max_grad_norm);
     const double lr = cfg.schedule.at(step);
     if (std::isfinite(norm)) {
