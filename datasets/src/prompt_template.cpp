@@ -52,6 +52,12 @@ PromptTemplate PromptTemplate::from_config(const std::string& name_or_text) {
   return PromptTemplate(name_or_text);
 }
 
+std::string PromptTemplate::render_row(const Json& row) const {
+  Json fields = row;
+  fields["prompt"] = row.value("question", "");
+  return render(fields);
+}
+
 std::string PromptTemplate::render(const Json& values) const {
   std::string out = literals_[0];
   for (size_t k = 0; k < fields_.size(); ++k) {

@@ -16,12 +16,6 @@ std::vector<std::string> prompt_data_keys() {
           "eval_fraction", "numbers", "max_number"};
 }
 
-std::string render_prompt(const datasets::PromptTemplate& templ, const datasets::Example& ex) {
-  Json fields = ex.row;
-  fields["prompt"] = fields.value("question", "");
-  return templ.render(fields);
-}
-
 std::string sample_hash(const std::string& prompt, const std::string& completion) {
   uint64_t h = 1469598103934665603ULL;
   auto mix = [&](unsigned char c) {
@@ -44,11 +38,11 @@ AccuracyResult accuracy(const policy::Model<float>& model, const policy::Tokeniz
   std::vector<std::string> prompts;
   std::vector<rollout::Request> reqs;
   for (const auto& ex : examples) {
-    prompts.push_back(render_prompt(templ, ex));
+    prompts.push_back(templ.render_row(ex.row));
     rollout::Request r;
     r.prompt = tok.encode(prompts.back(), true);
     r.params = sampling;
-    if (r.params.stop_token_ids.empty() && tok.eos_id()) r.params.stop_token_ids = {*tok.eos_id()};
+    r.params.stop_at_eos(tok.eos_id());
     reqs.push_back(std::move(r));
   }
   rollout::EngineOptions eo;

@@ -220,13 +220,12 @@ std::string sample_chunk(const ChunkContext& ctx, const std::vector<size_t>& chu
   std::vector<std::string> prompts;
   std::vector<rollout::Request> reqs;
   for (size_t i = 0; i < chunk.size(); ++i) {
-    prompts.push_back(render_prompt(ctx.templ, ctx.examples[chunk[i]]));
+    prompts.push_back(ctx.templ.render_row(ctx.examples[chunk[i]].row));
     rollout::Request r;
     r.prompt = ctx.tok.encode(prompts.back(), true);
     r.n = cfg.samples_per_prompt;
     r.params = cfg.sampling;
-    if (r.params.stop_token_ids.empty() && ctx.tok.eos_id())
-      r.params.stop_token_ids = {*ctx.tok.eos_id()};
+    r.params.stop_at_eos(ctx.tok.eos_id());
     reqs.push_back(std::move(r));
   }
   rollout::EngineOptions eo;

@@ -127,8 +127,7 @@ std::vector<Seq> Run::on_policy_batch() {
     r.stream = k;  // the global index: ranks sample what one rank would
     r.prompt = data[i].prompt;
     r.params = cfg.kd.sampling;
-    if (r.params.stop_token_ids.empty() && tok->eos_id())
-      r.params.stop_token_ids = {*tok->eos_id()};
+    r.params.stop_at_eos(tok->eos_id());
     reqs.push_back(std::move(r));
   }
   rollout::EngineOptions eo;

@@ -32,9 +32,7 @@ Json dry_run(const TrainConfig& cfg) {
   std::string first;
   const size_t n_check = std::min<size_t>(data.size(), 256);
   for (size_t i = 0; i < n_check; ++i) {
-    Json fields = data[i].row;
-    fields["prompt"] = fields.value("question", "");
-    std::string text = templ.render(fields);
+    std::string text = templ.render_row(data[i].row);
     if (i == 0) first = text;
     longest = std::max(longest, tok.encode(text, true).size());
   }

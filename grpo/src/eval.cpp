@@ -28,14 +28,12 @@ Json evaluate(const EvalOptions& o) {
   std::vector<rollout::Request> reqs;
   std::vector<std::string> prompts;
   for (const auto& p : problems) {
-    Json fields = p.row;
-    fields["prompt"] = fields.value("question", "");
-    prompts.push_back(templ.render(fields));
+    prompts.push_back(templ.render_row(p.row));
     rollout::Request r;
     r.prompt = tok.encode(prompts.back(), true);
     r.n = o.n;
     r.params = o.sampling;
-    if (r.params.stop_token_ids.empty() && tok.eos_id()) r.params.stop_token_ids = {*tok.eos_id()};
+    r.params.stop_at_eos(tok.eos_id());
     reqs.push_back(std::move(r));
   }
   rollout::EngineOptions eo;

@@ -149,11 +149,7 @@ void Trainer::State::setup_esft(bool resume) {
     if (data.empty()) fail("grpo.esft scores experts on the training prompts: it needs data.train");
     const int n = std::min<int>(e.value("prompts", 64), static_cast<int>(data.size()));
     std::vector<std::vector<int32_t>> seqs;
-    for (int i = 0; i < n; ++i) {
-      Json fields = data[i].row;
-      fields["prompt"] = fields.value("question", "");
-      seqs.push_back(tok->encode(templ->render(fields), true));
-    }
+    for (int i = 0; i < n; ++i) seqs.push_back(tok->encode(templ->render_row(data[i].row), true));
     std::vector<policy::Batch> batches;
     for (size_t a = 0; a < seqs.size(); a += 16) {
       batches.push_back(policy::Batch::from_sequences(

@@ -85,14 +85,12 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
     std::vector<std::string> prompt_text;
     std::vector<rollout::Request> reqs;
     for (int64_t ex : picked) {
-      Json fields = data[ex].row;
-      fields["prompt"] = fields.value("question", "");
-      prompt_text.push_back(templ->render(fields));
+      prompt_text.push_back(templ->render_row(data[ex].row));
       rollout::Request r;
       r.prompt = tok->encode(prompt_text.back(), true);
       r.n = g.group_size;
       r.params = cfg.sampling;
-      if (r.params.stop_token_ids.empty() && tok->eos_id()) r.params.stop_token_ids = {*tok->eos_id()};
+      r.params.stop_at_eos(tok->eos_id());
       r.stream = lo + static_cast<int64_t>(reqs.size());
       reqs.push_back(std::move(r));
     }

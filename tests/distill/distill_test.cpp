@@ -97,7 +97,7 @@ std::string truth_jsonl() {
   auto templ = datasets::PromptTemplate(kTemplate);
   std::ofstream out(p);
   for (const auto& ex : problems()) {
-    out << Json{{"prompt", render_prompt(templ, ex)},
+    out << Json{{"prompt", templ.render_row(ex.row)},
                 {"completion", " <answer> " + ex.row["answer"].get<std::string>() + " </answer>"}}
                .dump()
         << "\n";

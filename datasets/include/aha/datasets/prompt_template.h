@@ -26,6 +26,9 @@ class PromptTemplate {
 
   // Strings are inserted as is, numbers/booleans as JSON. A missing field throws aha::Error.
   std::string render(const Json& fields) const;
+  // The prompt of a dataset row: the row's fields, with {prompt} standing for its "question"
+  // (the loaders put the problem text there).
+  std::string render_row(const Json& row) const;
   const std::vector<std::string>& fields() const { return fields_; }
 
  private:

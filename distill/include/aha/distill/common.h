@@ -19,9 +19,6 @@ namespace aha::distill {
 // The data keys of `aha train` but eval (docs/config.md): train, format, limit, digits,
 // synthetic_size, split, template.
 std::vector<std::string> prompt_data_keys();
-// The prompt text of an example under a template ({prompt} is the question).
-std::string render_prompt(const datasets::PromptTemplate& templ, const datasets::Example& ex);
-
 // 64-bit FNV-1a of prompt + '\0' + completion as 16 hex digits: the dedup key of SFT rows.
 std::string sample_hash(const std::string& prompt, const std::string& completion);
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,11 @@ struct SamplingParams {
   std::vector<int32_t> stop_token_ids;
   std::vector<std::string> stop_strings;
   bool greedy() const { return temperature <= 0.0; }
+  // When no stop ids were given, stop at `eos` (the tokenizer's, which the model config may
+  // not name).
+  void stop_at_eos(std::optional<int32_t> eos) {
+    if (stop_token_ids.empty() && eos) stop_token_ids = {*eos};
+  }
   // Throws aha::Error on out-of-range values.
   void validate() const;
   static SamplingParams from_json(const Json& j);  // strict
