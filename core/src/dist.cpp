@@ -185,6 +185,16 @@ std::vector<double> allgather(const std::vector<double>& mine, const char* what)
 #endif
 }
 
+Span span_in_all(int64_t n, const char* what) {
+  const std::vector<double> counts = allgather({double(n)}, what);
+  Span s;
+  for (int r = 0; r < static_cast<int>(counts.size()); ++r) {
+    if (r < g_rank) s.first += static_cast<int64_t>(counts[r]);
+    s.total += static_cast<int64_t>(counts[r]);
+  }
+  return s;
+}
+
 std::vector<std::string> gather_to_root(const std::string& mine, const char* what) {
   if (g_size == 1) return {mine};
 #ifdef AHA_WITH_MPI

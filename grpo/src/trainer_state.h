@@ -48,7 +48,20 @@ struct Trainer::State {
     double temperature = 1.0;
     bool replay_routing = false, keep_mask = false;
   };
+  // What a step's minibatch updates add up (and the activations they reuse).
+  struct StepTotals {
+    LossMetrics sum;
+    double grad_norm_sum = 0, entropy[2] = {0, 0};
+    int64_t updates = 0, skipped = 0;
+    std::vector<std::vector<int64_t>> loads;
+    policy::Activations<float> acts;
+  };
   void learn(std::vector<Rollout>& rs, Json& m);
+  // One global minibatch: this rank's part idx (possibly empty) forward, loss and backward,
+  // gradients summed over ranks, then the optimizer step or a non-finite skip.
+  void update_minibatch(const std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                        const std::vector<std::vector<double>>& adv, int iteration,
+                        const LossConfig& lc, const PassOptions& po, double lr, StepTotals& t);
   void fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, Json& m);
   std::vector<std::vector<double>> advantages(const std::vector<Rollout>& rs) const;
   LossConfig loss_config() const;

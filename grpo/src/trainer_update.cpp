@@ -97,6 +97,34 @@ std::vector<size_t> range_of(size_t a, size_t b) {
   return v;
 }
 
+// Every rank needs the step's global expert loads for an identical routing-bias update (a rank
+// that trained on nothing contributes zeros).
+void sum_loads_over_ranks(const policy::ModelConfig& c, std::vector<std::vector<int64_t>>& loads) {
+  int moe = 0;
+  for (int l = 0; l < c.num_hidden_layers; ++l) moe += c.is_moe_layer(l);
+  if (moe == 0 || c.n_routed_experts == 0) return;
+  if (loads.empty()) loads.assign(moe, std::vector<int64_t>(c.n_routed_experts, 0));
+  std::vector<int64_t> flat;
+  for (const auto& l : loads) flat.insert(flat.end(), l.begin(), l.end());
+  dist::allreduce_sum(flat.data(), flat.size(), "expert loads");
+  for (size_t l = 0; l < loads.size(); ++l) {
+    std::copy_n(flat.begin() + l * loads[l].size(), loads[l].size(), loads[l].begin());
+  }
+}
+
+// The step's loss metrics: means over its `updates` optimizer steps (ratio_max: the maximum).
+void put_loss_metrics(const LossMetrics& sum, double updates, Json& m) {
+  m["loss"] = sum.loss / updates;
+  m["pg_loss"] = sum.pg_loss / updates;
+  m["kl"] = sum.kl / updates;
+  m["clip_low_frac"] = sum.clip_low_frac / updates;
+  m["clip_high_frac"] = sum.clip_high_frac / updates;
+  m["dual_clip_frac"] = sum.dual_clip_frac / updates;
+  m["ratio_mean"] = sum.ratio_mean / updates;
+  m["ratio_max"] = sum.ratio_max;
+  m["masked_seqs"] = sum.masked_seqs;
+}
+
 }  // namespace
 
 LossConfig Trainer::State::loss_config() const {
@@ -189,22 +217,13 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
     ac.scale = AdvantageConfig::parse_scale(g.scale_rewards);
     // Groups live whole on one rank, but batch-wide statistics (scale_rewards = batch,
     // REINFORCE++) need every rank's rewards: all ranks compute all advantages alike.
-    size_t first = 0;
+    int64_t first = 0;
     if (dist::active()) {
-      const std::vector<double> counts = dist::allgather({double(rs.size())}, "reward counts");
-      for (int r = 0; r < dist::rank(); ++r) first += static_cast<size_t>(counts[r]);
-      std::vector<double> mine = shaped;
-      for (int64_t gi : group) mine.push_back(double(gi));
-      const std::vector<double> all = dist::allgather(mine, "rewards");
-      shaped.clear();
-      group.clear();
-      size_t at = 0;
-      for (double c : counts) {
-        const size_t n = static_cast<size_t>(c);
-        shaped.insert(shaped.end(), all.begin() + at, all.begin() + at + n);
-        for (size_t k = 0; k < n; ++k) group.push_back(static_cast<int64_t>(all[at + n + k]));
-        at += 2 * n;
-      }
+      first = dist::span_in_all(static_cast<int64_t>(rs.size()), "reward counts").first;
+      shaped = dist::allgather(shaped, "rewards");
+      const std::vector<double> groups = dist::allgather(std::vector<double>(group.begin(), group.end()), "reward groups");
+      group.resize(groups.size());
+      for (size_t k = 0; k < groups.size(); ++k) group[k] = static_cast<int64_t>(groups[k]);
     }
     std::vector<double> a = compute_advantages(shaped, group, ac);
     a = std::vector<double>(a.begin() + first, a.begin() + first + rs.size());
@@ -268,127 +287,106 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   }
   // Data parallel: the step's sequences in global order are the ranks' lists one after another;
   // global minibatch k is [k * mb, (k + 1) * mb) of that order and each rank runs its part.
-  std::vector<double> counts = dist::allgather({double(train_idx.size())}, "sequence counts");
-  int64_t total = 0, mine_from = 0;
-  for (int r = 0; r < static_cast<int>(counts.size()); ++r) {
-    if (r < dist::rank()) mine_from += static_cast<int64_t>(counts[r]);
-    total += static_cast<int64_t>(counts[r]);
-  }
+  const dist::Span span = dist::span_in_all(static_cast<int64_t>(train_idx.size()), "sequence counts");
+  const int64_t total = span.total, mine_from = span.first;
   const int64_t mine_to = mine_from + static_cast<int64_t>(train_idx.size());
   const LossConfig lc = loss_config();
-  const bool token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
   const int64_t mb = g.minibatch_size > 0 ? g.minibatch_size : std::max<int64_t>(1, total);
-  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask};
-  policy::Activations<float> acts;
-  std::vector<std::vector<float>> lp;
-  std::vector<int64_t> offs;
-  LossMetrics sum;
-  double grad_norm_sum = 0, entropy[2] = {0, 0};
-  int64_t updates = 0, skipped = 0;
-  std::vector<std::vector<int64_t>> loads;
+  StepTotals t;
   const double lr = cfg.schedule.at(step);
   for (int it = 0; it < g.num_iterations && total > 0; ++it) {
     for (int64_t a = 0; a < total; a += mb) {
       const int64_t lo = std::max(a, mine_from), hi = std::min(a + mb, mine_to);
       std::vector<size_t> idx;
       for (int64_t k = lo; k < hi; ++k) idx.push_back(train_idx[k - mine_from]);
-      policy->zero_grad();
-      float* G = policy->grads().data();
-      dist::AsyncSum grad_sum;
-      MinibatchSums sums;
-      std::vector<std::vector<double>> dlogp;
-      LossMetrics lm;
-      if (!idx.empty()) {
-        pol.run(rs, idx, true, it == 0, acts, lp, offs);
-        std::vector<SeqTerms> terms(idx.size());
-        for (size_t k = 0; k < idx.size(); ++k) {
-          const Rollout& r = rs[idx[k]];
-          terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
-                      adv[idx[k]].data(), r.n()};
-          if (it == 0) {
-            for (int64_t j = 0; j < r.n(); ++j) entropy[0] += acts.entropy[offs[k] + j];
-            entropy[1] += double(r.n());
-          }
-        }
-        if (it == 0) accumulate_loads(loads, policy->expert_loads(acts));
-        lm = grpo_loss(terms, lc, dlogp);
-        sums.set(lm, static_cast<int64_t>(idx.size()) - lm.masked_seqs, token_weighted);
-      }
-      dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
-      dist::allreduce_max(sums.max.data(), sums.max.size(), "minibatch loss max");
-      if (!idx.empty()) {
-        // This rank's share of the global aggregation (1 on a single rank).
-        const double W = token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
-        const double own = token_weighted ? double(lm.tokens) : double(idx.size() - lm.masked_seqs);
-        const double f = W > 0 ? own / W : 0.0;
-        std::vector<float> dl(acts.logprob.size(), 0.0f);
-        for (size_t k = 0; k < idx.size(); ++k) {
-          for (int64_t j = 0; j < rs[idx[k]].n(); ++j) dl[offs[k] + j] = static_cast<float>(f * dlogp[k][j]);
-        }
-        // Each layer's gradient starts its allreduce as soon as backward has finished it.
-        policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
-        policy->backward(acts, dl.data(), g.aux_loss_weight * f, nullptr, dist::active() ? &ready : nullptr);
-      } else if (dist::active()) {
-        // No sequences here: join the same sums, in the same order, with zero gradients.
-        for (auto [b, e] : policy->grad_ranges()) grad_sum.start(G + b, e - b);
-      }
-      grad_sum.wait("gradient allreduce");
-      // ESFT: frozen tensors neither learn nor count in the gradient norm.
-      if (!trainable.empty()) policy::apply_mask(policy->table(), trainable, policy->grads().data());
-      const LossMetrics gm = sums.global(token_weighted);
-      double norm = policy::clip_grad_norm(policy->table(), policy->grads().data(), cfg.optimizer.max_grad_norm);
-      if (!std::isfinite(norm) || !std::isfinite(gm.loss)) {
-        ++skipped;
-        if (++nan_streak > g.max_nan_skips) {
-          fail("stopping: ", nan_streak, " non-finite updates in a row at step ", step + 1);
-        }
-        log_event(step + 1, "warn", "nan_skip", "non-finite loss or gradient: update skipped");
-        continue;
-      }
-      nan_streak = 0;
-      opt->step(policy->params().data(), policy->grads().data(), lr);
-      ++updates;
-      grad_norm_sum += norm;
-      sum.add(gm);
+      update_minibatch(rs, idx, adv, it, lc, po, lr, t);
     }
   }
-  dist::allreduce_sum(entropy, 2, "entropy sums");
-  if (dist::active() && g.num_iterations > 0) {
-    // Every rank needs the global loads for an identical routing-bias update.
-    const policy::ModelConfig& c = policy->config();
-    int moe = 0;
-    for (int l = 0; l < c.num_hidden_layers; ++l) moe += c.is_moe_layer(l);
-    if (moe > 0 && c.n_routed_experts > 0) {
-      if (loads.empty()) loads.assign(moe, std::vector<int64_t>(c.n_routed_experts, 0));
-      std::vector<int64_t> flat;
-      for (const auto& l : loads) flat.insert(flat.end(), l.begin(), l.end());
-      dist::allreduce_sum(flat.data(), flat.size(), "expert loads");
-      for (size_t l = 0; l < loads.size(); ++l) {
-        std::copy_n(flat.begin() + l * loads[l].size(), loads[l].size(), loads[l].begin());
-      }
-    }
-  }
-  if (g.bias_update_gamma > 0 && !loads.empty()) policy->update_routing_bias(loads, g.bias_update_gamma);
+  dist::allreduce_sum(t.entropy, 2, "entropy sums");
+  if (dist::active() && g.num_iterations > 0) sum_loads_over_ranks(policy->config(), t.loads);
+  if (g.bias_update_gamma > 0 && !t.loads.empty()) policy->update_routing_bias(t.loads, g.bias_update_gamma);
   auto t2 = Clock::now();
-  const double u = updates > 0 ? double(updates) : 1.0;
-  m["loss"] = sum.loss / u;
-  m["pg_loss"] = sum.pg_loss / u;
-  m["kl"] = sum.kl / u;
-  m["clip_low_frac"] = sum.clip_low_frac / u;
-  m["clip_high_frac"] = sum.clip_high_frac / u;
-  m["dual_clip_frac"] = sum.dual_clip_frac / u;
-  m["ratio_mean"] = sum.ratio_mean / u;
-  m["ratio_max"] = sum.ratio_max;
-  m["masked_seqs"] = sum.masked_seqs;
-  m["entropy"] = entropy[1] > 0 ? entropy[0] / entropy[1] : 0.0;
+  const double u = t.updates > 0 ? double(t.updates) : 1.0;
+  put_loss_metrics(t.sum, u, m);
+  m["entropy"] = t.entropy[1] > 0 ? t.entropy[0] / t.entropy[1] : 0.0;
   m["time_ref"] = secs(t0, t1);
   m["time_train"] = secs(t1, t2);
   m["lr"] = lr;
-  m["grad_norm"] = grad_norm_sum / u;
-  m["updates"] = updates;
-  m["skipped_updates"] = skipped;
+  m["grad_norm"] = t.grad_norm_sum / u;
+  m["updates"] = t.updates;
+  m["skipped_updates"] = t.skipped;
   m["sequences"] = total;
-  if (!loads.empty()) m["expert_load"] = loads;
+  if (!t.loads.empty()) m["expert_load"] = t.loads;
+}
+
+void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                                      const std::vector<std::vector<double>>& adv, int it,
+                                      const LossConfig& lc, const PassOptions& po, double lr,
+                                      StepTotals& t) {
+  const GrpoConfig& g = cfg.grpo;
+  const bool token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
+  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask};
+  policy::Activations<float>& acts = t.acts;
+  std::vector<std::vector<float>> lp;
+  std::vector<int64_t> offs;
+  policy->zero_grad();
+  float* G = policy->grads().data();
+  dist::AsyncSum grad_sum;
+  MinibatchSums sums;
+  std::vector<std::vector<double>> dlogp;
+  LossMetrics lm;
+  if (!idx.empty()) {
+    pol.run(rs, idx, true, it == 0, acts, lp, offs);
+    std::vector<SeqTerms> terms(idx.size());
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const Rollout& r = rs[idx[k]];
+      terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
+                  adv[idx[k]].data(), r.n()};
+      if (it == 0) {
+        for (int64_t j = 0; j < r.n(); ++j) t.entropy[0] += acts.entropy[offs[k] + j];
+        t.entropy[1] += double(r.n());
+      }
+    }
+    if (it == 0) accumulate_loads(t.loads, policy->expert_loads(acts));
+    lm = grpo_loss(terms, lc, dlogp);
+    sums.set(lm, static_cast<int64_t>(idx.size()) - lm.masked_seqs, token_weighted);
+  }
+  dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
+  dist::allreduce_max(sums.max.data(), sums.max.size(), "minibatch loss max");
+  if (!idx.empty()) {
+    // This rank's share of the global aggregation (1 on a single rank).
+    const double W = token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
+    const double own = token_weighted ? double(lm.tokens) : double(idx.size() - lm.masked_seqs);
+    const double f = W > 0 ? own / W : 0.0;
+    std::vector<float> dl(acts.logprob.size(), 0.0f);
+    for (size_t k = 0; k < idx.size(); ++k) {
+      for (int64_t j = 0; j < rs[idx[k]].n(); ++j) dl[offs[k] + j] = static_cast<float>(f * dlogp[k][j]);
+    }
+    // Each layer's gradient starts its allreduce as soon as backward has finished it.
+    policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
+    policy->backward(acts, dl.data(), g.aux_loss_weight * f, nullptr, dist::active() ? &ready : nullptr);
+  } else if (dist::active()) {
+    // No sequences here: join the same sums, in the same order, with zero gradients.
+    for (auto [b, e] : policy->grad_ranges()) grad_sum.start(G + b, e - b);
+  }
+  grad_sum.wait("gradient allreduce");
+  // ESFT: frozen tensors neither learn nor count in the gradient norm.
+  if (!trainable.empty()) policy::apply_mask(policy->table(), trainable, policy->grads().data());
+  const LossMetrics gm = sums.global(token_weighted);
+  double norm = policy::clip_grad_norm(policy->table(), policy->grads().data(), cfg.optimizer.max_grad_norm);
+  if (!std::isfinite(norm) || !std::isfinite(gm.loss)) {
+    ++t.skipped;
+    if (++nan_streak > g.max_nan_skips) {
+      fail("stopping: ", nan_streak, " non-finite updates in a row at step ", step + 1);
+    }
+    log_event(step + 1, "warn", "nan_skip", "non-finite loss or gradient: update skipped");
+    return;
+  }
+  nan_streak = 0;
+  opt->step(policy->params().data(), policy->grads().data(), lr);
+  ++t.updates;
+  t.grad_norm_sum += norm;
+  t.sum.add(gm);
 }
 
 void accumulate_loads(std::vector<std::vector<int64_t>>& into, std::vector<std::vector<int64_t>> l) {

@@ -48,6 +48,11 @@ class AsyncSum {
 
 // Every rank's vector, concatenated in rank order, on every rank.
 std::vector<double> allgather(const std::vector<double>& mine, const char* what);
+// Where this rank's n items start in that concatenation, and how many there are in all.
+struct Span {
+  int64_t first = 0, total = 0;
+};
+Span span_in_all(int64_t n, const char* what);
 // Every rank's string on rank 0 (in rank order); other ranks get an empty vector.
 std::vector<std::string> gather_to_root(const std::string& mine, const char* what);
 void barrier(const char* what);
