@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "aha/core/interrupt.h"
 #include "aha/distill/sample.h"
 #include "aha/distill/train.h"
 #include "commands.h"
@@ -52,13 +53,14 @@ int cmd_distill_train(const Args& args) {
   po::options_description desc("options");
   std::string config;
   std::vector<std::string> sets;
-  bool resume = false;
+  bool resume = false, dry = false;
   int64_t max_steps = 0;
   desc.add_options()("config", po::value(&config)->required(),
                      "distillation config (JSON): see docs/config.md")(
       "set", po::value(&sets)->composing(), "override a key: --set kd.weight=1 (repeatable)")(
       "resume", po::bool_switch(&resume), "continue from the latest checkpoint in output_dir")(
-      "max-steps", po::value(&max_steps)->default_value(0), "stop after N more steps (0: all)");
+      "max-steps", po::value(&max_steps)->default_value(0), "stop after N more steps (0: all)")(
+      "dry-run", po::bool_switch(&dry), "check the config and print it resolved; train nothing");
   po::variables_map vm;
   if (!parse_options(
           args, desc, vm,
@@ -71,6 +73,11 @@ int cmd_distill_train(const Args& args) {
   Json raw = load_json_file(config);
   apply_overrides(raw, sets);
   distill::DistillConfig cfg = distill::DistillConfig::from_json(raw);
+  if (dry) {
+    std::cout << Json{{"ok", true}, {"config", raw}}.dump() << std::endl;
+    return 0;
+  }
+  install_interrupt_handler();
   auto start = std::chrono::steady_clock::now();
   int64_t first = -1;
   Json last =

@@ -5,6 +5,7 @@
 #include "aha/grpo/eval.h"
 #include "commands.h"
 #include "options.h"
+#include "progress.h"
 
 namespace aha::cli {
 
@@ -62,7 +63,13 @@ int cmd_eval(const Args& args) {
     start = comma + 1;
   }
   if (o.rewards.empty()) fail("--reward names no reward");
-  std::cout << grpo::evaluate(o).dump() << std::endl;
+  ProgressLine progress("eval", "tok");
+  o.on_progress = [&](const rollout::Progress& p) {
+    progress.update(p.done, p.total, double(p.tokens), p.done == p.total);
+  };
+  const Json result = grpo::evaluate(o);
+  progress.finish();
+  std::cout << result.dump() << std::endl;
   return 0;
 }
 

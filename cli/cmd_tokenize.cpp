@@ -12,11 +12,7 @@ namespace aha::cli {
 namespace {
 
 Json parse_line(const std::string& line, size_t line_no) {
-  try {
-    return Json::parse(line);
-  } catch (const Json::exception& e) {
-    fail("stdin line ", line_no, ": not valid JSON (", e.what(), ")");
-  }
+  return parse_json(line, "stdin line " + std::to_string(line_no));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "aha/core/interrupt.h"
 #include "aha/core/dist.h"
 #include "aha/grpo/trainer.h"
 #include "commands.h"
@@ -42,6 +43,7 @@ int cmd_train(const Args& args) {
     return 0;
   }
   grpo::Trainer trainer(cfg, raw, resume);
+  install_interrupt_handler();
   auto start = std::chrono::steady_clock::now();
   const int64_t first = trainer.step();
   trainer.run(

@@ -27,12 +27,7 @@ inline void for_each_jsonl(const std::string& path,
   while (std::getline(*in, line)) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    Json j;
-    try {
-      j = Json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      fail(path, ":", lineno, ": not valid JSON (", e.what(), ")");
-    }
+    Json j = parse_json(line, path + ":" + std::to_string(lineno));
     if (!j.is_object()) fail(path, ":", lineno, ": expected a JSON object");
     on_line(j, lineno);
   }

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "aha/core/config.h"
 #include "aha/core/error.h"
 #include "aha/core/log.h"
 #include "aha/core/dist.h"
@@ -49,6 +50,26 @@ void print_usage() {
   for (const auto& c : kCommands) std::printf("  %-16s %s\n", c.name, c.summary);
 }
 
+// The text of an escaping error as the user sees it: one line, at most a few hundred
+// characters, without the internal "[function]" tags (they help in logs and tests, not here).
+std::string user_message(std::string m) {
+  for (size_t at = 0; (at = m.find('[', at)) != std::string::npos;) {
+    const size_t end = m.find("] ", at);
+    const bool tag = end != std::string::npos && end - at < 48 &&
+                     m.find_first_of(" \n", at) > end;  // one word: [read_file], [json.exception.x.1]
+    if (tag && (at == 0 || m[at - 1] == ' ' || m[at - 1] == '(')) {
+      m.erase(at, end + 2 - at);
+    } else {
+      ++at;
+    }
+  }
+  for (char& c : m) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  if (m.size() > 1000) m = m.substr(0, 1000) + "... (" + std::to_string(m.size()) + " chars)";
+  return m;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,6 +77,9 @@ int main(int argc, char** argv) {
       !std::strcmp(argv[1], "help")) {
     print_usage();
     return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "-V")) {
+    return aha::cli::cmd_version({});
   }
   // Under mpirun every rank runs the same command; a failing rank takes the job down with it.
   aha::dist::init(&argc, &argv);
@@ -85,10 +109,13 @@ int main(int argc, char** argv) {
     } catch (const std::exception& e) {
       std::cout.flush();
       if (aha::dist::active()) aha::dist::abort_job(e.what());
-      std::cerr << "error: " << e.what() << std::endl;
+      std::cerr << "error: " << user_message(e.what()) << std::endl;
       return 1;
     }
   }
-  std::cerr << "error: unknown command '" << name << "' (see aha --help)" << std::endl;
+  std::vector<std::string> names;
+  for (const auto& c : kCommands) names.emplace_back(c.name);
+  std::cerr << "error: unknown command '" << name << "'" << aha::did_you_mean(name, names)
+            << " (see aha --help)" << std::endl;
   return 2;
 }

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS rollout_tokens (
   old_logprobs   BLOB,                -- float32 per completion token
   ref_logprobs   BLOB,
   routing        BLOB,                -- int32, moe_layers x positions x K
-  routing_layers INTEGER              -- moe layers in routing (0: none)
+  routing_layers INTEGER,             -- moe layers in routing (0: none)
+  sampling_mask  BLOB                 -- v3, int32 per completion token: count, then the kept ids
 );
 
 CREATE TABLE IF NOT EXISTS checkpoints (

@@ -18,11 +18,30 @@
 namespace aha {
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("[read_file] cannot open ", path, ": ", std::strerror(errno));
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
+  // Regular files only, checked on the open descriptor: a FIFO or a device would block or
+  // never end. O_NONBLOCK makes the open itself return for a FIFO without a writer.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) fail("[read_file] cannot open ", path, ": ", std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail("[read_file] not a regular file: ", path);
+  }
+  std::string out;
+  out.resize(static_cast<size_t>(st.st_size));
+  size_t got = 0;
+  int err = 0;
+  while (got < out.size()) {
+    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) err = errno;
+    if (n <= 0) break;  // an error, or the file shrank while it was read
+    got += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  if (err != 0) fail("[read_file] cannot read ", path, ": ", std::strerror(err));
+  out.resize(got);
+  return out;
 }
 
 void write_file_atomic(const std::string& path,
@@ -52,7 +71,8 @@ void write_file_atomic(const std::string& path, std::string_view contents) {
 }
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail("[MappedFile] cannot open ", path, ": ", std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {

@@ -40,12 +40,10 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
   }
   data_start_ = file_.data() + 8 + header_len;
   const size_t data_size = file_.size() - 8 - header_len;
-  Json header;
-  try {
-    header = Json::parse(file_.data() + 8, file_.data() + 8 + header_len);
-  } catch (const nlohmann::json::exception& e) {
-    fail(where, "header is not valid JSON: ", e.what());
-  }
+  std::string why;
+  const std::string_view text(reinterpret_cast<const char*>(file_.data()) + 8, header_len);
+  Json header = try_parse_json(text, &why).value_or(Json());
+  if (!why.empty()) fail(where, "header: ", why);
   if (!header.is_object()) fail(where, "header is not a JSON object");
 
   std::vector<const TensorInfo*> by_offset;
@@ -88,7 +86,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
       fail(tw, "data_offsets [", info.begin, ", ", info.end, ") outside the data section of ",
            data_size, " bytes");
     }
-    if (info.end - info.begin != numel * dtype_size(info.dtype)) {
+    // Divide rather than multiply: numel * size can wrap for a hostile shape.
+    const uint64_t bytes = info.end - info.begin, size = dtype_size(info.dtype);
+    if (bytes % size != 0 || bytes / size != numel) {
       fail(tw, "byte length ", info.end - info.begin, " does not match shape ",
            shape_str(info.shape), " of ", dtype_name(info.dtype));
     }

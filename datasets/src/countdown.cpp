@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "gen_budget.h"
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
 #include "aha/datasets/prompt_template.h"
@@ -68,7 +69,7 @@ std::vector<Example> countdown_problems(int64_t n, uint64_t seed, const Countdow
   Rng rng(seed, 5678);
   std::unordered_set<std::string> seen;
   std::vector<Example> out;
-  for (int64_t attempt = 0; static_cast<int64_t>(out.size()) < n && attempt < n * 200; ++attempt) {
+  for (GenBudget budget(n, 200); budget.more(static_cast<int64_t>(out.size()));) {
     const int count = t.min_numbers + static_cast<int>(rng.below(t.max_numbers - t.min_numbers + 1));
     std::vector<Term> pool;
     std::vector<int64_t> numbers;

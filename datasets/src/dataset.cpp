@@ -1,4 +1,5 @@
 // JSONL loading, the epoch cursor and synthetic arithmetic.
+#include "gen_budget.h"
 #include "aha/datasets/dataset.h"
 
 #include <algorithm>
@@ -67,13 +68,13 @@ std::vector<Example> load_jsonl(const std::string& path, const DataFormat& f, Lo
   while (std::getline(in, line)) {
     ++st.lines;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    Json row;
-    try {
-      row = Json::parse(line);
-    } catch (const nlohmann::json::exception&) {
-      bad("not valid JSON");
+    std::string why;
+    std::optional<Json> parsed = try_parse_json(line, &why);
+    if (!parsed) {
+      bad(why);
       continue;
     }
+    Json row = std::move(*parsed);
     if (!row.is_object() || !row.contains(f.prompt_field) || !row.contains(f.answer_field)) {
       bad("missing '" + f.prompt_field + "' or '" + f.answer_field + "'");
       continue;
@@ -97,11 +98,9 @@ std::vector<Example> load_jsonl(const std::string& path, const DataFormat& f, Lo
     } else if (f.kind == "apps") {
       // APPS / CodeContests: input_output is a JSON string (or object) of stdin/stdout tests,
       // with fn_name for call-based problems; the code reward reads it as row["tests"].
-      Json tests;
-      try {
-        const Json& io = row[f.answer_field];
-        tests = io.is_string() ? Json::parse(io.get<std::string>()) : io;
-      } catch (const nlohmann::json::exception&) {
+      const Json& io = row[f.answer_field];
+      Json tests = io.is_string() ? try_parse_json(io.get<std::string>()).value_or(Json()) : io;
+      if (tests.is_null()) {
         bad("input_output is not valid JSON");
         continue;
       }
@@ -201,8 +200,7 @@ std::vector<Example> synthetic_arithmetic(int64_t n, uint64_t seed, int min_digi
     if (digits == 1) lo = 0;
     return lo + static_cast<int64_t>(rng.below(static_cast<uint64_t>(hi - lo + 1)));
   };
-  int64_t attempts = 0;
-  while (static_cast<int64_t>(out.size()) < n && attempts++ < n * 50) {
+  for (GenBudget budget(n, 50); budget.more(static_cast<int64_t>(out.size()));) {
     int da = min_digits + static_cast<int>(rng.below(max_digits - min_digits + 1));
     int db = min_digits + static_cast<int>(rng.below(max_digits - min_digits + 1));
     int64_t a = number(da), b = number(db);

@@ -1,4 +1,5 @@
 // Digit-by-digit addition problems and their (sometimes flawed) worked solutions.
+#include "gen_budget.h"
 #include "aha/datasets/synthetic.h"
 
 #include <functional>
@@ -56,7 +57,7 @@ std::vector<Example> addition_problems(int64_t n, uint64_t seed, const AdditionT
   Rng rng(seed, 1234);
   std::unordered_set<std::string> seen;
   std::vector<Example> out;
-  for (int64_t attempt = 0; static_cast<int64_t>(out.size()) < n && attempt < n * 100; ++attempt) {
+  for (GenBudget budget(n, 100); budget.more(static_cast<int64_t>(out.size()));) {
     int64_t a = random_number(rng, t.min_digits + static_cast<int>(rng.below(t.max_digits - t.min_digits + 1)));
     int64_t b = random_number(rng, t.min_digits + static_cast<int>(rng.below(t.max_digits - t.min_digits + 1)));
     std::string q = "What is " + std::to_string(a) + " + " + std::to_string(b) + "?";
@@ -101,7 +102,7 @@ std::vector<Example> linear_equations(int64_t n, uint64_t seed, int max_coef,
     int64_t v = lo + static_cast<int64_t>(rng.below(static_cast<uint64_t>(max_coef - lo + 1)));
     return rng.below(2) ? v : -v;
   };
-  for (int64_t attempt = 0; static_cast<int64_t>(out.size()) < n && attempt < n * 100; ++attempt) {
+  for (GenBudget budget(n, 100); budget.more(static_cast<int64_t>(out.size()));) {
     int64_t a = coef(2), x = coef(0), b = coef(1);
     int64_t c = a * x + b;
     std::string lhs = std::to_string(a) + "x " + (b < 0 ? "- " : "+ ") + std::to_string(b < 0 ? -b : b);

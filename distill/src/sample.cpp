@@ -152,7 +152,7 @@ Resume read_previous(const SampleConfig& cfg) {
     while (std::getline(in, line)) {
       if (line.empty()) continue;
       try {
-        r.hashes.insert(Json::parse(line).at("hash").get<std::string>());
+        r.hashes.insert(parse_json(line, "resume").at("hash").get<std::string>());
       } catch (const std::exception&) {
         // A line cut by a crash mid-write: its prompt is not in .done, so it is redone.
       }

@@ -61,7 +61,7 @@ std::vector<SftExample> load_sft(const std::string& path, const policy::Tokenize
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     SftExample ex;
     try {
-      ex = parse_row(Json::parse(line), tok, use_ids, need_topk, vocab);
+      ex = parse_row(parse_json(line, "line"), tok, use_ids, need_topk, vocab);
     } catch (const std::exception& e) {
       fail(path, ":", line_no, ": ", e.what());
     }

@@ -1,5 +1,6 @@
 // The distillation trainer: SFT on completion tokens, logit KD (stored or online teacher top-k),
 // on-policy KD, ESFT masking; run.db logging, checkpoints and resume.
+#include "aha/core/interrupt.h"
 #include "aha/distill/train.h"
 
 #include <spdlog/spdlog.h>
@@ -401,6 +402,7 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
   if (dist::rank() == 0) {
     run.db = std::make_unique<runlog::RunDb>(
         db_path, "distill", raw, cfg.student.empty() ? "(new student)" : cfg.student, resume);
+    policy::sweep_partial_writes(cfg.output_dir);
   }
   if (!ckpt.empty()) {
     run.load_checkpoint(ckpt);
@@ -410,8 +412,7 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
     run.db->rewind_to(0);
   }
   run.setup_esft();
-  const int64_t stop_at =
-      max_steps > 0 ? std::min<int64_t>(cfg.steps, run.step + max_steps) : cfg.steps;
+  int64_t stop_at = max_steps > 0 ? std::min<int64_t>(cfg.steps, run.step + max_steps) : cfg.steps;
   Json m = Json::object();
   while (run.step < stop_at) {
     auto t0 = Clock::now();
@@ -422,6 +423,7 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
     m["tokens_per_s"] = m["tokens"].get<double>() / dt;
     m["step_time_s"] = dt;
     if (run.db) run.db->write_step(run.step, m, {});
+    if (stop_requested_all()) stop_at = run.step;  // Ctrl-C: save this step and pause
     if (on_step && dist::rank() == 0) on_step(DistillReport{run.step, cfg.steps, m});
     if (run.step == stop_at || (cfg.save_every > 0 && run.step % cfg.save_every == 0))
       run.save_checkpoint();

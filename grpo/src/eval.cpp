@@ -1,6 +1,8 @@
 // Sampling-based evaluation of a checkpoint.
 #include "aha/grpo/eval.h"
 
+#include <spdlog/spdlog.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -41,7 +43,7 @@ Json evaluate(const EvalOptions& o) {
   eo.max_batch = o.max_batch;
   auto known = [&](const std::vector<int32_t>& ids) { return policy::known_ids(tok, ids); };
   eo.detokenize = [&](const std::vector<int32_t>& ids) { return tok.decode(known(ids)); };
-  auto comps = rollout::Engine(*model, eo).generate(reqs);
+  auto comps = rollout::Engine(*model, eo).generate(reqs, o.on_progress);
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
   for (size_t i = 0; i < comps.size(); ++i) {
@@ -52,7 +54,7 @@ Json evaluate(const EvalOptions& o) {
   auto scored = rewards.score_batch(samples);
   std::vector<int> correct(problems.size(), 0);
   std::map<std::string, double> sums;
-  double len_sum = 0;
+  double len_sum = 0, truncated = 0;
   std::vector<runlog::RolloutRow> rows;
   for (size_t i = 0; i < comps.size(); ++i) {
     auto it = scored[i].rewards.find(acc);
@@ -60,6 +62,7 @@ Json evaluate(const EvalOptions& o) {
     correct[comps[i].prompt_index] += ok;
     for (const auto& [label, v] : scored[i].rewards) sums[label] += v;
     len_sum += double(comps[i].ids.size());
+    truncated += comps[i].finish_reason == "length";
     runlog::RolloutRow row;
     row.prompt_id = problems[comps[i].prompt_index].id;
     row.group_index = comps[i].prompt_index;
@@ -80,7 +83,11 @@ Json evaluate(const EvalOptions& o) {
   const double np = double(problems.size()), ns = double(comps.size());
   Json result = {{"problems", problems.size()}, {"k", o.n}, {"pass@1", pass1 / np},
                  {"pass@" + std::to_string(o.n), passk / np},
-                 {"completion_len_mean", len_sum / ns}};
+                 {"completion_len_mean", len_sum / ns}, {"truncated", truncated / ns}};
+  if (truncated / ns > o.warn_truncated) {
+    spdlog::warn("{:.0f}% of completions hit max_new_tokens ({}): their answers may be cut off; "
+                 "raise --max-new-tokens", 100 * truncated / ns, o.sampling.max_new_tokens);
+  }
   Json per = Json::object();
   for (const auto& [label, s] : sums) per[label] = s / ns;
   result["rewards"] = per;

@@ -1,4 +1,5 @@
 // Next-token pretraining loop.
+#include "aha/core/interrupt.h"
 #include "aha/grpo/pretrain.h"
 
 #include <spdlog/spdlog.h>
@@ -92,7 +93,7 @@ std::vector<std::string> load_texts(const Json& data, uint64_t seed) {
 }  // namespace
 
 void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
-              const std::function<void(const PretrainReport&)>& on_step) {
+              const std::function<void(const PretrainReport&)>& on_step, int64_t max_steps) {
   ThreadLimit limit(cfg.threads);
   auto tok = policy::Tokenizer::load(cfg.model);
   auto model = policy::load_model<float>(cfg.model);
@@ -112,7 +113,9 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
   // Data parallel: rank 0 owns run.db and the saved states.
   std::unique_ptr<runlog::RunDb> db;
   if (dist::rank() == 0) {
-    db = std::make_unique<runlog::RunDb>((fs::path(cfg.output_dir) / "run.db").string(), "pretrain", raw, cfg.model, resume);
+    db = std::make_unique<runlog::RunDb>((fs::path(cfg.output_dir) / "run.db").string(),
+                                         "pretrain", raw, cfg.model, resume);
+    policy::sweep_partial_writes(cfg.output_dir);
   }
   int64_t step = 0;
   const fs::path state_dir = fs::path(cfg.output_dir) / "last";
@@ -136,7 +139,9 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
   };
   policy::Activations<float> acts;
   auto start = std::chrono::steady_clock::now();
-  while (step < cfg.steps) {
+  int64_t stop_at = max_steps > 0 ? std::min<int64_t>(cfg.steps, step + max_steps) : cfg.steps;
+  int nan_streak = 0;
+  while (step < stop_at) {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<std::vector<int32_t>> batch_docs;
     int64_t n_tokens = 0;
@@ -184,10 +189,17 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
     grad_sum.wait("gradient allreduce");
     double norm = policy::clip_grad_norm(model->table(), model->grads().data(), cfg.optimizer.max_grad_norm);
     const double lr = cfg.schedule.at(step);
-    if (std::isfinite(norm)) {
+    if (std::isfinite(norm) && std::isfinite(nll)) {
       opt.step(model->params().data(), model->grads().data(), lr);
+      nan_streak = 0;
     } else {
-      if (db) db->event(step + 1, "warn", "nan_skip", "non-finite gradient: update skipped");
+      if (db) db->event(step + 1, "warn", "nan_skip", "non-finite loss or gradient: update skipped");
+      if (++nan_streak > kPretrainMaxNanSkips) {
+        if (db) db->finish("failed");
+        fail("stopping: ", nan_streak, " non-finite updates in a row at step ", step + 1,
+             " (learning rate ", lr, " too high?); the last good state is in ",
+             state_dir.string());
+      }
     }
     ++step;
     double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -197,10 +209,16 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
               {"epoch", cursor.epoch()}};
     if (db) db->write_step(step, m, {});
     if (on_step && dist::rank() == 0) on_step(PretrainReport{step, cfg.steps, m});
-    if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < cfg.steps) save(state_dir);
+    if (stop_requested_all()) stop_at = step;
+    if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < stop_at) save(state_dir);
   }
   save(state_dir);
   if (!db) return;
+  if (step < cfg.steps) {
+    db->finish("paused");
+    spdlog::info("paused at step {}/{}: continue with --resume", step, cfg.steps);
+    return;
+  }
   policy::SaveOptions so;
   so.copy_tokenizer_from = cfg.model;
   policy::save_model(*model, (fs::path(cfg.output_dir) / "final").string(), so);

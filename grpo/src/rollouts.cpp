@@ -206,12 +206,7 @@ std::vector<Rollout> read_rollout_file(const std::string& path, const RolloutLim
   while (std::getline(in, line)) {
     ++n;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    Json j;
-    try {
-      j = Json::parse(line);
-    } catch (const std::exception& e) {
-      fail(path, ":", n, ": not JSON (", e.what(), ")");
-    }
+    Json j = parse_json(line, path + ":" + std::to_string(n));
     if (!j.is_object()) fail(path, ":", n, ": each line must be a JSON object");
     for (const auto& [k, v] : j.items()) {
       if (std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) fail(path, ":", n, ": unknown key \"", k, "\"");
@@ -299,6 +294,7 @@ int64_t export_step(const std::string& db_path, int64_t step, bool with_text, st
     x.old_logprobs = r.old_logprobs;
     x.ref_logprobs = r.ref_logprobs;
     x.routing = r.routing;
+    x.kept_ids = r.kept_ids;
     x.reward_parts = r.rewards;
     if (with_text) {
       x.prompt_text = r.prompt;

@@ -8,6 +8,7 @@
 #include <thread>
 #include <regex>
 
+#include "aha/core/interrupt.h"
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/policy/checkpoint.h"
@@ -115,6 +116,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   // from the shared output_dir, whatever the number of ranks that wrote it.
   if (dist::rank() == 0) {
     s.db = std::make_unique<runlog::RunDb>(db_path, "grpo", raw, cfg.model, resume);
+    policy::sweep_partial_writes(cfg.output_dir);
     if (dist::active()) s.db->event(0, "info", "ranks", std::to_string(dist::size()) + " data-parallel ranks");
   }
   s.setup_esft(resume);
@@ -204,12 +206,14 @@ void Trainer::State::load_checkpoint(const std::string& dir) {
 
 void Trainer::run(const std::function<void(const StepReport&)>& on_step, int64_t max_steps) {
   State& s = *s_;
-  const int64_t stop_at = max_steps > 0 ? std::min<int64_t>(s.cfg.grpo.steps, s.step + max_steps)
-                                        : s.cfg.grpo.steps;
+  int64_t stop_at = max_steps > 0 ? std::min<int64_t>(s.cfg.grpo.steps, s.step + max_steps)
+                                  : s.cfg.grpo.steps;
   try {
     while (s.step < stop_at) {
       inject_fault(s.step + 1);
       Json metrics = s.run_step();
+      // Ctrl-C: this step is the last, saved as if --max-steps had ended here.
+      if (stop_requested_all()) stop_at = s.step;
       if (on_step) on_step(StepReport{s.step, s.cfg.grpo.steps, metrics});
       const bool last = s.step == s.cfg.grpo.steps;
       if (last || (s.cfg.grpo.save_every > 0 && s.step % s.cfg.grpo.save_every == 0) ||

@@ -34,6 +34,7 @@ struct Trainer::State {
   std::unique_ptr<runlog::RunDb> db;
   int64_t step = 0;  // completed steps
   int nan_streak = 0;
+  int flat_streak = 0;  // steps in a row where every group's rewards were equal
   bool ref_changed = false;  // the reference drifted from its checkpoint (reset or EMA)
 
   std::vector<Rollout> file_rollouts;  // --rollouts: what every step learns from
@@ -70,6 +71,7 @@ struct Trainer::State {
   void log_event(int64_t at, const std::string& level, const std::string& kind, const std::string& msg);
   void setup_esft(bool resume);
   void check_ranks_agree();
+  void warn_if_nothing_to_learn(double frac_flat);
   void load_checkpoint(const std::string& dir);
 };
 

@@ -1,4 +1,7 @@
 // One GRPO step: rollouts (sampled, or from a rollout file) -> learn -> reference update -> log.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -13,6 +16,23 @@ double mean_of(const std::vector<double>& v) {
   double s = 0;
   for (double x : v) s += x;
   return v.empty() ? 0.0 : s / double(v.size());
+}
+
+// The share of groups whose rewards are all equal: they have zero advantage, so nothing to
+// learn from (TRL's frac_reward_zero_std).
+double frac_flat_groups(const std::vector<runlog::RolloutRow>& rows) {
+  std::map<std::pair<std::string, int64_t>, std::pair<double, double>> range;  // min, max
+  for (const runlog::RolloutRow& r : rows) {
+    auto [it, fresh] = range.try_emplace({r.prompt_id, r.group_index}, r.reward, r.reward);
+    if (!fresh) {
+      it->second.first = std::min(it->second.first, r.reward);
+      it->second.second = std::max(it->second.second, r.reward);
+    }
+  }
+  if (range.empty()) return 0.0;
+  int64_t flat = 0;
+  for (const auto& [key, mm] : range) flat += !(mm.second - mm.first > 1e-9);
+  return double(flat) / double(range.size());
 }
 
 runlog::RolloutRow row_of(const Rollout& r, int64_t step, bool tokens) {
@@ -35,6 +55,7 @@ runlog::RolloutRow row_of(const Rollout& r, int64_t step, bool tokens) {
     row.old_logprobs = r.old_logprobs;
     row.ref_logprobs = r.ref_logprobs;
     row.routing = r.routing;
+    row.kept_ids = r.kept_ids;
   }
   return row;
 }
@@ -49,7 +70,7 @@ Json row_to_json(const runlog::RolloutRow& r) {
           {"finish", r.finish_reason}, {"reward", real(r.reward)}, {"advantage", real(r.advantage)},
           {"correct", r.correct}, {"parts", parts}, {"prompt_ids", r.prompt_ids},
           {"completion_ids", r.completion_ids}, {"old", r.old_logprobs}, {"ref", r.ref_logprobs},
-          {"routing", r.routing}};
+          {"routing", r.routing}, {"kept", r.kept_ids}};
 }
 
 runlog::RolloutRow row_from_json(const Json& j, int64_t step) {
@@ -72,6 +93,7 @@ runlog::RolloutRow row_from_json(const Json& j, int64_t step) {
   r.old_logprobs = j["old"].get<std::vector<float>>();
   r.ref_logprobs = j["ref"].get<std::vector<float>>();
   r.routing = j["routing"].get<std::vector<std::vector<int32_t>>>();
+  r.kept_ids = j["kept"].get<std::vector<std::vector<int32_t>>>();
   return r;
 }
 
@@ -147,8 +169,23 @@ Json Trainer::State::run_step() {
   m["completion_len_mean"] = mean_of(lens);
   m["completion_len_max"] = lens.empty() ? 0.0 : *std::max_element(lens.begin(), lens.end());
   m["truncation_rate"] = rows.empty() ? 0.0 : double(truncated) / double(rows.size());
+  m["frac_reward_zero_std"] = frac_flat_groups(rows);
   db->write_step(step, m, rows);
+  warn_if_nothing_to_learn(m["frac_reward_zero_std"].get<double>());
   return m;
+}
+
+void Trainer::State::warn_if_nothing_to_learn(double frac_flat) {
+  // Several steps in a row: one flat step is normal early on, a streak means no signal at all
+  // (every reward 0: a prompt template the base never saw, a broken reward, too hard a task).
+  constexpr int kSteps = 5;
+  flat_streak = frac_flat >= 1.0 ? flat_streak + 1 : 0;
+  if (flat_streak != kSteps) return;
+  log_event(step, "warn", "no_signal",
+            "every group had equal rewards for " + std::to_string(kSteps) +
+                " steps: advantages are 0 and nothing is learned (check data.template against "
+                "the base model's prompts, the rewards, and the task's difficulty)");
+  spdlog::warn("every group had equal rewards for {} steps: nothing is being learned", kSteps);
 }
 
 void Trainer::State::check_ranks_agree() {

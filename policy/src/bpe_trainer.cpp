@@ -244,8 +244,8 @@ int train_bpe_tokenizer(const std::string& corpus_path, const std::string& out_d
     if (!jsonl) {
       trainer.add_text(std::string(line) + "\n");
     } else if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
-      Json j = Json::parse(line, nullptr, false);
-      if (j.is_discarded() || !j.is_object())
+      Json j = try_parse_json(line).value_or(Json());
+      if (!j.is_object())
         fail("[bpe_trainer] ", corpus_path, ":", line_no, ": not a JSON object");
       std::string text;
       if (j.contains("text") && j["text"].is_string()) {

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <random>
 
@@ -17,7 +18,15 @@ template <typename T>
 void load_weights(Model<T>& model, const TensorArchive& archive) {
   size_t used = 0;
   for (const ParamEntry& e : model.table().entries()) {
-    archive.read<T>(e.name, e.shape, model.params().data() + e.offset);
+    T* w = model.params().data() + e.offset;
+    archive.read<T>(e.name, e.shape, w);
+    // A NaN or Inf weight makes every logprob NaN downstream, silently: refuse it here.
+    for (size_t i = 0; i < e.numel; ++i) {
+      if (!std::isfinite(w[i])) {
+        fail("[load] ", e.name, " holds a non-finite value (", w[i], ") at flat index ", i,
+             ": the checkpoint is corrupt or diverged");
+      }
+    }
     ++used;
   }
   size_t total = archive.names().size();
@@ -64,6 +73,33 @@ void write_dir_atomic(const std::string& dir, const std::function<void(const std
   }
   std::error_code ec;
   fs::remove_all(old, ec);
+}
+
+int sweep_partial_writes(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return 0;
+  int removed = 0;
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(dir, ec)) entries.push_back(e.path());
+  for (const fs::path& p : entries) {
+    const std::string name = p.filename().string();
+    if (name.size() < 2 || name[0] != '.') continue;
+    for (const char* kind : {".old.", ".tmp."}) {
+      const size_t at = name.find(kind, 1);
+      if (at == std::string::npos) continue;
+      const fs::path target = p.parent_path() / name.substr(1, at - 1);
+      if (std::string(kind) == ".old." && !fs::exists(target, ec)) {
+        fs::rename(p, target, ec);
+        if (!ec) spdlog::warn("restored {} from an interrupted save", target.string());
+      } else {
+        fs::remove_all(p, ec);
+        ++removed;
+      }
+      break;
+    }
+  }
+  if (removed > 0) spdlog::info("removed {} partial checkpoint writes from {}", removed, dir);
+  return removed;
 }
 
 template <typename T>

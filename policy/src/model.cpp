@@ -117,7 +117,7 @@ void Model<T>::block_forward(int l, const SeqLayout& layout, const ForwardOption
                 "replay_topk layer size ", r.size());
       forced = r.data();
     }
-    moe_forward(c_, lp.moe_p, P, la.h2.data(), y.data(), layout, la.moe, forced);
+    moe_forward(c_, lp.moe_p, P, la.h2.data(), y.data(), layout, la.moe, forced, false);
   } else {
     mlp_forward(lp.mlp_p, P, la.h2.data(), y.data(), n, la.mlp);
   }
@@ -213,7 +213,7 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double au
   if (dlogprob != nullptr) {
     logprob_backward(dlogprob, acts.h_final.data(), P + lm_head_, acts.targets.data(),
                      acts.lse.data(), dh.data(), G + lm_head_, n, d, c_.vocab_size,
-                     acts.temperature);
+                     acts.temperature, acts.kept.empty() ? nullptr : &acts.kept);
   }
   if (dh_final != nullptr) {
     for (int64_t i = 0; i < n * d; ++i) dh[i] += dh_final[i];

@@ -206,15 +206,15 @@ class CountdownReward : public RewardFunction {
   }
   RewardResult score(const Sample& s) const override {
     if (s.row == nullptr || !s.row->contains("numbers") || !s.row->contains("target")) {
-      return unjudged("the row needs 'numbers' and 'target'");
+      return bad_row("the row needs 'numbers' and 'target'");
     }
     std::vector<int64_t> given;
     for (const Json& v : (*s.row)["numbers"]) {
-      if (!v.is_number_integer()) return unjudged("'numbers' must be integers");
+      if (!v.is_number_integer()) return bad_row("'numbers' must be integers");
       given.push_back(v.get<int64_t>());
     }
     const Json& tj = (*s.row)["target"];
-    if (!tj.is_number_integer()) return unjudged("'target' must be an integer");
+    if (!tj.is_number_integer()) return bad_row("'target' must be an integer");
     const int64_t target = tj.get<int64_t>();
     std::string expr = answer_text(std::string(s.completion));
     if (size_t eq = expr.find('='); eq != std::string::npos) expr = expr.substr(0, eq);

@@ -27,4 +27,12 @@ inline RewardResult unjudged(const std::string& reason) {
   return r;
 }
 
+// The row lacks what the reward needs (a missing or mistyped field): score 0 with the reason,
+// marked so that `aha reward` can treat the line as bad input rather than as a wrong answer.
+inline RewardResult bad_row(const std::string& reason) {
+  RewardResult r = unjudged(reason);
+  r.details["bad_input"] = true;
+  return r;
+}
+
 }  // namespace aha::rewards::detail

@@ -34,7 +34,7 @@ class MathReward : public RewardFunction {
 
   RewardResult score(const Sample& s) const override {
     if (s.row == nullptr || !s.row->contains(answer_key_)) {
-      return unjudged("no '" + answer_key_ + "' field");
+      return bad_row("no '" + answer_key_ + "' field");
     }
     const Json& a = (*s.row)[answer_key_];
     std::string gold_raw = a.is_string() ? a.get<std::string>() : a.dump();

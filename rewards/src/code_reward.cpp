@@ -241,7 +241,7 @@ class CodeReward : public RewardFunction {
   }
 
   RewardResult score(const Sample& s) const override {
-    if (s.row == nullptr) return unjudged("no dataset row");
+    if (s.row == nullptr) return bad_row("no dataset row");
     const Json& row = *s.row;
     std::string code = extract_code(s.completion);
     if (code.empty()) return unjudged("no code in completion");
@@ -259,7 +259,7 @@ class CodeReward : public RewardFunction {
                                                row["entry_point"].get<std::string>()),
                              o_);
     } else {
-      return unjudged("row has neither \"tests\" nor \"test\" + \"entry_point\"");
+      return bad_row("row has neither \"tests\" nor \"test\" + \"entry_point\"");
     }
     if (!res.reason.empty()) return unjudged(res.reason);
     RewardResult r{res.score, Json::object()};

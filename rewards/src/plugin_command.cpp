@@ -52,7 +52,7 @@ class CommandReward : public RewardFunction {
       stop();
       return detail::unjudged("command '" + o_.argv[0] + "': " + err);
     }
-    Json j = Json::parse(reply, nullptr, false);
+    Json j = try_parse_json(reply).value_or(Json());
     if (!j.is_object()) return detail::unjudged("command replied with non-JSON: " + reply.substr(0, 200));
     if (j.contains("error")) return detail::unjudged(j["error"].dump());
     if (!j.contains("reward") || !j["reward"].is_number()) {

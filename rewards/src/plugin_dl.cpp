@@ -70,7 +70,7 @@ class PluginReward : public RewardFunction {
     }
     RewardResult r{score, Json::object()};
     if (!text.empty()) {
-      Json parsed = Json::parse(text, nullptr, false);
+      Json parsed = try_parse_json(text).value_or(Json());
       if (parsed.is_object()) {
         r.details = std::move(parsed);
       } else {

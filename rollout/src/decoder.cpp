@@ -152,7 +152,7 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
     policy::rmsnorm_forward(x.data(), P + lp.post_attn_norm.w, la.h2.data(), la.rstd2.data(), n, d,
                             c.rms_norm_eps);
     if (lp.moe) {
-      policy::moe_forward(c, lp.moe_p, P, la.h2.data(), y.data(), layout, la.moe);
+      policy::moe_forward(c, lp.moe_p, P, la.h2.data(), y.data(), layout, la.moe, nullptr, false);
       if (routing != nullptr) routing->push_back(la.moe.topk);
     } else {
       policy::mlp_forward(lp.mlp_p, P, la.h2.data(), y.data(), n, la.mlp);

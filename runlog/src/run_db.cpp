@@ -1,11 +1,14 @@
 // SQLite access for the run database: RAII statements, one transaction per step, migrations.
 #include "aha/runlog/run_db.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -121,11 +124,35 @@ void write_tokens(Stmt& tk, int64_t rid, const RolloutRow& r) {
   tk.bind(1, rid).bind(2, Json(r.prompt_ids).dump()).bind(3, Json(r.completion_ids).dump());
   tk.bind_blob(4, r.old_logprobs).bind_blob(5, r.ref_logprobs).bind_blob(6, routing);
   tk.bind(7, static_cast<int64_t>(r.routing.size()));
+  if (r.kept_ids.empty()) {
+    tk.bind_null(8);
+  } else {
+    std::vector<int32_t> mask;
+    for (const auto& ids : r.kept_ids) {
+      mask.push_back(static_cast<int32_t>(ids.size()));
+      mask.insert(mask.end(), ids.begin(), ids.end());
+    }
+    tk.bind_blob(8, mask);
+  }
   tk.step();
 }
 
+// The sampling_mask blob back into per-token sets; a malformed blob is a corrupt database.
+std::vector<std::vector<int32_t>> decode_mask(const std::vector<int32_t>& mask) {
+  std::vector<std::vector<int32_t>> sets;
+  for (size_t i = 0; i < mask.size();) {
+    const int32_t count = mask[i++];
+    if (count < 0 || static_cast<size_t>(count) > mask.size() - i) {
+      fail("[runlog] corrupt sampling_mask (entry ", sets.size(), " claims ", count, " ids)");
+    }
+    sets.emplace_back(mask.begin() + i, mask.begin() + i + count);
+    i += count;
+  }
+  return sets;
+}
+
 // Columns from `first`: prompt_ids, completion_ids, old_logprobs, ref_logprobs, routing,
-// routing_layers.
+// routing_layers, sampling_mask.
 void read_tokens(sqlite3_stmt* q, int first, RolloutRow& r) {
   r.prompt_ids = Json::parse(column_text(q, first)).get<std::vector<int32_t>>();
   r.completion_ids = Json::parse(column_text(q, first + 1)).get<std::vector<int32_t>>();
@@ -139,6 +166,7 @@ void read_tokens(sqlite3_stmt* q, int first, RolloutRow& r) {
       r.routing.emplace_back(routing.begin() + l * per, routing.begin() + (l + 1) * per);
     }
   }
+  r.kept_ids = decode_mask(column_blob<int32_t>(q, first + 6));
 }
 
 }  // namespace
@@ -152,6 +180,13 @@ void RunDb::exec(const std::string& sql) const {
   }
 }
 
+bool RunDb::has_column(const std::string& table, const std::string& column) const {
+  for (const Json& c : query("PRAGMA table_info(" + table + ")")) {
+    if (c["name"] == column) return true;
+  }
+  return false;
+}
+
 void RunDb::migrate() {
   // Version 1 is the base schema; later versions append ALTERs here, in order.
   exec(kSchemaSql);
@@ -161,13 +196,43 @@ void RunDb::migrate() {
     fail("[runlog] ", path_, " has schema version ", version, ", newer than this aha (",
          kSchemaVersion, ")");
   }
+  // v3: rollout_tokens.sampling_mask (tables created just now by kSchemaSql already have it).
+  if (version > 0 && version < 3 && !has_column("rollout_tokens", "sampling_mask")) {
+    exec("ALTER TABLE rollout_tokens ADD COLUMN sampling_mask BLOB");
+  }
   exec("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
        std::to_string(kSchemaVersion) + "')");
+}
+
+RunDb::LockFd::~LockFd() {
+  if (fd >= 0) ::close(fd);
+}
+
+void RunDb::lock_run_dir() {
+  // flock, not SQLite's locks: those guard one transaction, this the whole run. The kernel
+  // drops it when the process dies, however it dies.
+  const std::string lock = path_ + ".lock";
+  lock_.fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_.fd < 0) fail("[runlog] cannot create ", lock, ": ", std::strerror(errno));
+  if (::flock(lock_.fd, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    const ssize_t n = ::pread(lock_.fd, buf, sizeof(buf) - 1, 0);
+    ::close(lock_.fd);
+    lock_.fd = -1;
+    const std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "?";
+    fail("another aha process (pid ", pid.substr(0, pid.find('\n')), ") is running in ",
+         std::filesystem::path(path_).parent_path().string(), "; one process per run directory");
+  }
+  const std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_.fd, 0) == 0) {
+    [[maybe_unused]] ssize_t w = ::pwrite(lock_.fd, pid.data(), pid.size(), 0);
+  }
 }
 
 RunDb::RunDb(const std::string& path, const std::string& kind, const Json& config,
              const std::string& model, bool resume)
     : path_(path) {
+  lock_run_dir();
   const bool exists = std::filesystem::exists(path);
   if (exists && !resume) fail("[runlog] ", path, " exists (resume the run, or pick a new output_dir)");
   if (!exists && resume) fail("[runlog] cannot resume: ", path, " does not exist");
@@ -207,15 +272,36 @@ std::unique_ptr<RunDb> RunDb::open_readonly(const std::string& path) {
   if (!std::filesystem::exists(path)) fail("[runlog] ", path, " does not exist");
   std::unique_ptr<RunDb> db(new RunDb());
   db->path_ = path;
-  if (sqlite3_open_v2(path.c_str(), &db->db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+  // A WAL database needs its -shm file even to read; on read-only media (a mounted archive,
+  // a read-only directory) open it as immutable instead, as nothing can be writing it there.
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  const bool read_only_media = ::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0 ||
+                               ::access(path.c_str(), W_OK) != 0;
+  std::string uri = "file:";
+  for (char c : std::filesystem::absolute(path).string()) {
+    if (c == '%' || c == '?' || c == '#') {
+      char hex[4];
+      std::snprintf(hex, sizeof(hex), "%%%02X", static_cast<unsigned char>(c));
+      uri += hex;
+    } else {
+      uri += c;
+    }
+  }
+  if (read_only_media) uri += "?immutable=1";
+  if (sqlite3_open_v2(uri.c_str(), &db->db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, nullptr) !=
+      SQLITE_OK) {
     fail("[runlog] cannot open ", path, ": ", sqlite3_errmsg(db->db_));
   }
   sqlite3_busy_timeout(db->db_, 5000);
   std::vector<Json> rows;
   try {
     rows = db->query("SELECT value FROM meta WHERE key = 'schema_version'");
-  } catch (const Error&) {
-    fail("[runlog] ", path, " is not an aha run database");
+  } catch (const Error& e) {
+    const int code = sqlite3_errcode(db->db_);
+    if (code == SQLITE_NOTADB || code == SQLITE_ERROR) {
+      fail("[runlog] ", path, " is not an aha run database");
+    }
+    fail("[runlog] cannot read ", path, ": ", sqlite3_errmsg(db->db_));
   }
   if (rows.empty()) fail("[runlog] ", path, " is not an aha run database");
   auto runs = db->query("SELECT id FROM runs ORDER BY id DESC LIMIT 1");
@@ -265,7 +351,7 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
     Stmt rw(db_, "INSERT INTO rewards(rollout_id, name, value, details) VALUES (?, ?, ?, ?)");
     Stmt tk(db_,
             "INSERT INTO rollout_tokens(rollout_id, prompt_ids, completion_ids, old_logprobs, "
-            "ref_logprobs, routing, routing_layers) VALUES (?, ?, ?, ?, ?, ?, ?)");
+            "ref_logprobs, routing, routing_layers, sampling_mask) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     for (const RolloutRow& r : rollouts) {
       ro.reset();
       ro.bind(1, run_id_).bind(2, r.step).bind(3, r.prompt_id).bind(4, r.group_index);
@@ -301,7 +387,8 @@ std::vector<RolloutRow> RunDb::read_rollouts(int64_t step) const {
   Stmt s(db_,
          "SELECT r.id, r.prompt_id, r.group_index, r.sample_index, r.prompt, r.completion, "
          "r.n_tokens, r.finish_reason, r.reward, r.advantage, r.correct, t.prompt_ids, "
-         "t.completion_ids, t.old_logprobs, t.ref_logprobs, t.routing, t.routing_layers "
+         "t.completion_ids, t.old_logprobs, t.ref_logprobs, t.routing, t.routing_layers, " +
+         std::string(has_column("rollout_tokens", "sampling_mask") ? "t.sampling_mask " : "NULL ") +
          "FROM rollouts r LEFT JOIN rollout_tokens t ON t.rollout_id = r.id "
          "WHERE r.run_id = ? AND r.step = ? ORDER BY r.id");
   s.bind(1, run_id_).bind(2, step);

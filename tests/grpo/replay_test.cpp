@@ -3,6 +3,7 @@
 // update; bad files are clear errors naming the line.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -65,13 +66,17 @@ TEST(Replay, OneSgdStepMatchesTorchAutograd) {
   EXPECT_NEAR(steps[0]["loss"].get<double>(), meta["loss"].get<double>(), 1e-5);
 }
 
-TEST(Replay, ExportedStepReproducesTheOnlineUpdate) {
+// Trains two steps with `extra` merged into the grpo config, exports step 2 and replays it from
+// checkpoint 1: the replayed update must equal the online one. Returns the online run's dir.
+std::string expect_exported_step_replays(const std::string& name, const Json& sampling,
+                                  const Json& grpo_extra, const std::vector<std::string>& keys) {
   auto reg = registry();
-  const std::string a = fresh_dir("online"), b = fresh_dir("replayed");
+  const std::string a = fresh_dir(name + "_online"), b = fresh_dir(name + "_replayed");
   Json ra = base_config(a);
   ra["grpo"]["steps"] = 2;
   ra["grpo"]["save_every"] = 1;
-  ra["grpo"]["keep_routing"] = true;
+  ra["grpo"].update(grpo_extra);
+  ra["sampling"].update(sampling);
   ra["optimizer"] = {{"kind", "sgd"}};
   ra["schedule"] = {{"lr", 0.05}};
   Trainer(TrainConfig::from_json(ra), ra, false, &reg).run();
@@ -83,9 +88,7 @@ TEST(Replay, ExportedStepReproducesTheOnlineUpdate) {
   std::string first_line;
   std::getline(std::ifstream(file) >> std::ws, first_line);
   const Json j = Json::parse(first_line);
-  for (const char* k : {"prompt_ids", "completion_ids", "old_logprobs", "ref_logprobs", "advantage", "routed_experts"}) {
-    EXPECT_TRUE(j.contains(k)) << k;
-  }
+  for (const std::string& k : keys) EXPECT_TRUE(j.contains(k)) << k;
   Json rb = ra;
   rb["model"] = a + "/checkpoint-1";
   rb["reference"] = tiny_checkpoint();
@@ -98,6 +101,38 @@ TEST(Replay, ExportedStepReproducesTheOnlineUpdate) {
   auto replayed = policy::load_model<float>(b + "/checkpoint-1");
   EXPECT_GT(max_diff(online->params(), prev->params()), 1e-3) << "the step must move the weights";
   EXPECT_LT(max_diff(online->params(), replayed->params()), 1e-6);
+  return a;
+}
+
+TEST(Replay, ExportedStepReproducesTheOnlineUpdate) {
+  expect_exported_step_replays(
+      "routing", Json::object(), {{"keep_routing", true}},
+      {"prompt_ids", "completion_ids", "old_logprobs", "ref_logprobs", "advantage", "routed_experts"});
+}
+
+// Keep sampling mask: the kept sets go into run.db and the export, so the replayed step
+// renormalises over the same sets (without them the update differs: the file would carry no
+// sampling_mask and the trainer would use the whole vocabulary).
+TEST(Replay, ExportedKeepSamplingMaskStepReplays) {
+  const std::string a = expect_exported_step_replays(
+      "kept", {{"top_k", 6}, {"top_p", 0.9}}, {{"keep_sampling_mask", true}},
+      {"completion_ids", "old_logprobs", "sampling_mask"});
+  auto db = runlog::RunDb::open_readonly(a + "/run.db");
+  auto rows = db->read_rollouts(2);
+  ASSERT_FALSE(rows.empty());
+  size_t masked = 0;
+  for (const auto& r : rows) {
+    if (r.completion_ids.empty()) continue;
+    ASSERT_EQ(r.kept_ids.size(), r.completion_ids.size());
+    for (size_t t = 0; t < r.kept_ids.size(); ++t) {
+      const auto& k = r.kept_ids[t];
+      if (k.empty()) continue;
+      ++masked;
+      EXPECT_LE(k.size(), 6u);
+      EXPECT_TRUE(std::binary_search(k.begin(), k.end(), r.completion_ids[t]));
+    }
+  }
+  EXPECT_GT(masked, 0u) << "top-k 6 must leave kept sets in run.db";
 }
 
 // Writes lines to a file and reads it as a rollout file of a vocab-50, 2-MoE-layer model.
@@ -148,7 +183,7 @@ TEST(RolloutFile, BadLinesAreClearErrors) {
       {R"({"prompt_id":"p","prompt_ids":[1,2],"completion_ids":[3],"reward":1,"routed_experts":[[[0,1],[0,9]],[[0,1],[2,3]]]})", "names expert 9"},
       {R"({"prompt_id":"p","prompt_ids":[1,2],"completion_ids":[3],"reward":1,"sampling_mask":[[4,5]]})", "does not contain the sampled token"},
       {R"({"prompt_id":"p","prompt_ids":[1,2],"completion_ids":[3,4],"reward":1,"step_rewards":[[2,1],[1,0]]})", "ends must ascend"},
-      {"not json", "not JSON"},
+      {"not json", "not valid JSON"},
   };
   for (const Case& c : cases) {
     const std::string e = error_of({ok, c.line});

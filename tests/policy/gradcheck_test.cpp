@@ -121,7 +121,7 @@ TEST(GradCheck, LogprobHead) {
   for (double temp : {1.0, 0.7}) {
     auto f = [&] {
       logprob_forward(h.data(), w.data(), targets.data(), lp.data(), static_cast<double*>(nullptr), lse.data(), n, d,
-                      V, temp);
+                      V, temp, nullptr);
       double s = 0;
       for (int t = 0; t < n; ++t) s += targets[t] < 0 ? 0 : lp[t] * c[t];
       return s;
@@ -129,7 +129,7 @@ TEST(GradCheck, LogprobHead) {
     f();
     Vec dh(n * d, 0.0), dw(V * d, 0.0);
     logprob_backward(c.data(), h.data(), w.data(), targets.data(), lse.data(), dh.data(),
-                     dw.data(), n, d, V, temp);
+                     dw.data(), n, d, V, temp, nullptr);
     check_all(f, h, dh, "dh");
     check_all(f, w, dw, "dw");
   }
@@ -179,7 +179,7 @@ TEST(GradCheck, BlockInputs) {
     MoeActs<double> moe;
     check_block_input(
         n, c.hidden_size,
-        [&](const double* x, double* y) { moe_forward(c, lp.moe_p, P, x, y, layout, moe); },
+        [&](const double* x, double* y) { moe_forward(c, lp.moe_p, P, x, y, layout, moe, nullptr, false); },
         [&](const double* x, const double* dy, double* dx) {
           moe_backward(c, lp.moe_p, P, m.grads().data(), x, dy, dx, layout, moe, 0.0);
         },
@@ -202,8 +202,53 @@ TEST(GradCheck, BlockInputs) {
       "gqa dx");
 }
 
+// The forward options a model-level check exercises: each changes the function differentiated.
+struct ModelCheckOpts {
+  double aux_weight = 0.0;
+  double temperature = 1.0;
+  bool kept_sets = false;   // keep-sampling-mask: a kept id set for some tokens
+  bool replay = false;      // keep routing: every MoE layer replays a fixed, non-greedy selection
+};
+
+// Kept sets for some tokens (ascending, containing the target), none for the others.
+std::vector<std::vector<int32_t>> kept_sets_for(const std::vector<int32_t>& targets, int vocab) {
+  std::vector<std::vector<int32_t>> sets(targets.size());
+  Rng rng(31);
+  for (size_t t = 0; t < targets.size(); ++t) {
+    if (targets[t] < 0 || t % 3 == 2) continue;  // every third token: the whole vocabulary
+    for (int v = 0; v < vocab; ++v) {
+      if (v == targets[t] || rng.uniform() < 0.3) sets[t].push_back(v);
+    }
+  }
+  return sets;
+}
+
+// A routing to replay that the router would not choose: the K experts after the greedy ones.
+std::vector<std::vector<int32_t>> shifted_routing(const ModelConfig& c,
+                                                  const Activations<double>& acts) {
+  std::vector<std::vector<int32_t>> replay;
+  const int E = c.n_routed_experts;
+  for (const auto& la : acts.layers) {
+    if (la.moe.topk.empty()) continue;
+    std::vector<int32_t> r = la.moe.topk;
+    for (int32_t& e : r) e = (e + 1) % E;
+    // Keep each token's K ids distinct after the shift.
+    const int K = c.num_experts_per_tok;
+    for (size_t t = 0; t < r.size() / K; ++t) {
+      std::vector<bool> used(E, false);
+      for (int k = 0; k < K; ++k) {
+        int32_t& e = r[t * K + k];
+        while (used[e]) e = (e + 1) % E;
+        used[e] = true;
+      }
+    }
+    replay.push_back(std::move(r));
+  }
+  return replay;
+}
+
 // Whole model: objective sum_t c_t logprob_t (+ weighted balance loss), every tensor sampled.
-void check_model(const Json& j, double aux_weight, double init_std) {
+void check_model(const Json& j, double init_std, const ModelCheckOpts& o = {}) {
   ModelConfig c = ModelConfig::from_json(j);
   Model<double> m(c);
   m.init_random(11, init_std);
@@ -217,20 +262,39 @@ void check_model(const Json& j, double aux_weight, double init_std) {
   Batch batch = Batch::from_sequences({{1, 5, 9, 2, 7, 3}, {4, 4, 8}, {6}, {2, 3, 30, 1, 0}});
   Vec coef = random_vec(batch.n_tokens(), 21);
   Activations<double> acts;
+  ForwardOptions fo;
+  fo.temperature = o.temperature;
+  m.forward(batch, fo, acts);
+  const auto sets = kept_sets_for(acts.targets, c.vocab_size);
+  KeptSets kept;
+  for (const auto& s : sets) kept.push_back(s.empty() ? nullptr : &s);
+  if (o.kept_sets) fo.kept_ids = &kept;
+  std::vector<std::vector<int32_t>> replay;
+  if (o.replay) {
+    replay = shifted_routing(c, acts);
+    ASSERT_FALSE(replay.empty()) << "replay needs an MoE model";
+    fo.replay_topk = &replay;
+  }
   auto f = [&] {
-    m.forward(batch, ForwardOptions{}, acts);
-    double s = aux_weight * c.aux_loss_alpha * acts.aux_loss;
+    m.forward(batch, fo, acts);
+    double s = o.aux_weight * c.aux_loss_alpha * acts.aux_loss;
     for (int64_t t = 0; t < batch.n_tokens(); ++t) {
       if (acts.targets[t] >= 0) s += coef[t] * acts.logprob[t];
     }
     return s;
   };
   f();
+  if (o.replay) {
+    size_t li = 0;
+    for (const auto& la : acts.layers) {
+      if (!la.moe.topk.empty()) EXPECT_EQ(la.moe.topk, replay[li++]) << "replay not applied";
+    }
+  }
   for (int64_t t = 0; t < batch.n_tokens(); ++t) {
     if (acts.targets[t] < 0) coef[t] = std::nan("");  // must never be read
   }
   m.zero_grad();
-  m.backward(acts, coef.data(), aux_weight);
+  m.backward(acts, coef.data(), o.aux_weight);
   Vec grads = m.grads();
   for (const auto& e : m.table().entries()) {
     if (!e.trainable) continue;
@@ -241,19 +305,37 @@ void check_model(const Json& j, double aux_weight, double init_std) {
   }
 }
 
-TEST(GradCheck, WholeModelDeepseekV3) { check_model(testing::tiny_v3_json(), 0.0, 0.3); }
+TEST(GradCheck, WholeModelDeepseekV3) { check_model(testing::tiny_v3_json(), 0.3); }
 TEST(GradCheck, WholeModelDeepseekV3WithBalanceLoss) {
   Json j = testing::tiny_v3_json();
   j["aux_loss_alpha"] = 0.5;
-  check_model(j, 1.0, 0.3);
+  check_model(j, 0.3, {.aux_weight = 1.0});
 }
 TEST(GradCheck, WholeModelDeepseekV2) {
   Json j = testing::tiny_v2_json();
   j["aux_loss_alpha"] = 0.5;
-  check_model(j, 1.0, 0.3);
+  check_model(j, 0.3, {.aux_weight = 1.0});
 }
-TEST(GradCheck, WholeModelLlamaTied) { check_model(testing::tiny_llama_json(), 0.0, 0.3); }
-TEST(GradCheck, WholeModelQwen2) { check_model(testing::tiny_qwen2_json(), 0.0, 0.3); }
+TEST(GradCheck, WholeModelLlamaTied) { check_model(testing::tiny_llama_json(), 0.3); }
+TEST(GradCheck, WholeModelQwen2) { check_model(testing::tiny_qwen2_json(), 0.3); }
+
+// The options GRPO passes to the forward, alone and together, at model level: the backward
+// must differentiate the same function (a kept set dropped in backward fails KeptSets).
+TEST(GradCheck, WholeModelTemperature) {
+  check_model(testing::tiny_v3_json(), 0.3, {.temperature = 0.6});
+  check_model(testing::tiny_qwen2_json(), 0.3, {.temperature = 1.7});
+}
+TEST(GradCheck, WholeModelKeptSets) {
+  check_model(testing::tiny_v3_json(), 0.3, {.kept_sets = true});
+  check_model(testing::tiny_llama_json(), 0.3, {.temperature = 0.8, .kept_sets = true});
+}
+TEST(GradCheck, WholeModelReplayedRouting) {
+  Json j = testing::tiny_v2_json();
+  j["aux_loss_alpha"] = 0.5;
+  check_model(j, 0.3, {.aux_weight = 1.0, .replay = true});
+  check_model(testing::tiny_v3_json(), 0.3,
+              {.temperature = 0.7, .kept_sets = true, .replay = true});
+}
 
 }  // namespace
 }  // namespace aha::policy

@@ -64,7 +64,7 @@ TEST(KeptMask, LogprobIsTheRenormalisedSoftmax) {
   // A kept set renormalises: its logprob is above the full-vocabulary one.
   std::vector<double> full(m.n);
   logprob_forward(m.h.data(), m.w.data(), m.targets.data(), full.data(), static_cast<double*>(nullptr),
-                  lse.data(), m.n, m.dim, m.vocab, m.temperature);
+                  lse.data(), m.n, m.dim, m.vocab, m.temperature, nullptr);
   EXPECT_GT(lp[0], full[0]);
   EXPECT_EQ(lp[1], full[1]);
 }

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -66,7 +67,7 @@ TEST_F(CliReward, MathLinesInOrderWithReasons) {
                          "not json\n"
                          R"J({"answer": "3"})J" "\n"
                          R"J({"completion": "The answer is 1,000.", "answer": "1000"})J" "\n");
-  CliRun r = run("reward --reward math --input " + in);
+  CliRun r = run("reward --reward math --skip-bad-lines --input " + in);
   ASSERT_EQ(r.code, 0) << r.out;
   auto out = lines(r.out);
   ASSERT_EQ(out.size(), 5u) << r.out;
@@ -78,6 +79,39 @@ TEST_F(CliReward, MathLinesInOrderWithReasons) {
   EXPECT_TRUE(out[2]["details"].contains("error"));
   EXPECT_TRUE(out[3]["details"].contains("error"));
   EXPECT_EQ(out[4]["reward"], 1.0);
+}
+
+// Without --skip-bad-lines a line that is not a sample is an error naming the line, and a
+// --out file is not left half-written.
+TEST_F(CliReward, BadLinesAreErrorsUnlessSkipped) {
+  const std::string out = (dir_ / "out.jsonl").string();
+  struct Case {
+    std::string line, needle;
+  } cases[] = {
+      {"not json", "line 2: not valid JSON"},
+      {R"J({"answer": "3"})J", "line 2: no string \"completion\""},
+      {R"J({"completion": "\\boxed{3}", "answr": "3"})J", "line 2: math: no 'answer' field"},
+      {std::string(100000, '[') + std::string(100000, ']'), "line 2: JSON nested deeper"},
+  };
+  for (const Case& c : cases) {
+    std::string in = write("bad.jsonl", R"J({"completion": "\\boxed{1}", "answer": "1"})J" "\n" +
+                                            c.line + "\n");
+    CliRun r = run("reward --reward math --input " + in + " --out " + out);
+    EXPECT_NE(r.code, 0) << r.out;
+    EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out.substr(0, 300);
+    EXPECT_NE(r.out.find(c.needle), std::string::npos) << r.out.substr(0, 300);
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out.substr(0, 300);
+    EXPECT_FALSE(std::filesystem::exists(out));
+    r = run("reward --reward math --skip-bad-lines --input " + in + " --out " + out);
+    EXPECT_EQ(r.code, 0) << r.out.substr(0, 300);
+    std::ifstream f(out);
+    std::string l1, l2;
+    std::getline(f, l1);
+    std::getline(f, l2);
+    EXPECT_EQ(Json::parse(l1)["reward"], 1.0);
+    EXPECT_EQ(Json::parse(l2)["reward"], 0.0);
+    std::filesystem::remove(out);
+  }
 }
 
 TEST_F(CliReward, CodeLines) {

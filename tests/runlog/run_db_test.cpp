@@ -78,6 +78,52 @@ TEST(RunDb, WritesAndViews) {
   EXPECT_THROW(RunDb::open_readonly(path + ".nope"), Error);
 }
 
+// Token-level records round-trip, kept sets included; a version-2 database (no sampling_mask
+// column) still reads, and gains the column when opened for writing.
+TEST(RunDb, TokenRecordsAndTheV2Migration) {
+  std::string path = fresh("tokens");
+  auto rows = rows_for(0, 2);
+  rows[0].prompt_ids = {5, 6};
+  rows[0].completion_ids = {7, 8, 9};
+  rows[0].old_logprobs = {-0.5f, -0.25f, -1.0f};
+  rows[0].kept_ids = {{3, 7}, {}, {0, 9, 12}};
+  rows[1].prompt_ids = {5};
+  rows[1].completion_ids = {1};
+  rows[1].old_logprobs = {-2.0f};
+  {
+    RunDb db(path, "grpo", Json::object(), "ckpt", false);
+    db.write_step(0, Json::object(), rows);
+  }
+  {
+    auto db = RunDb::open_readonly(path);
+    auto back = db->read_rollouts(0);
+    ASSERT_EQ(back.size(), 2u);
+    EXPECT_EQ(back[0].kept_ids, rows[0].kept_ids);
+    EXPECT_EQ(back[0].completion_ids, rows[0].completion_ids);
+    EXPECT_TRUE(back[1].kept_ids.empty());
+  }
+  {
+    // Make it a version-2 database as an older aha wrote it.
+    RunDb db(path, "grpo", Json::object(), "", true);
+    db.query("ALTER TABLE rollout_tokens DROP COLUMN sampling_mask");
+    db.query("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+  }
+  {
+    auto db = RunDb::open_readonly(path);
+    auto back = db->read_rollouts(0);
+    ASSERT_EQ(back.size(), 2u);
+    EXPECT_TRUE(back[0].kept_ids.empty());
+    EXPECT_EQ(back[0].completion_ids, rows[0].completion_ids);
+  }
+  RunDb db(path, "grpo", Json::object(), "", true);
+  for (auto& r : rows) r.step = 1;
+  db.write_step(1, Json::object(), rows);
+  auto migrated = db.read_rollouts(1);
+  ASSERT_EQ(migrated.size(), 2u);
+  EXPECT_EQ(migrated[0].kept_ids, rows[0].kept_ids);
+  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "3");
+}
+
 TEST(RunDb, ResumeRewindsToTheCheckpoint) {
   std::string path = fresh("resume");
   {

@@ -31,8 +31,12 @@ struct PretrainReport {
   Json metrics;
 };
 
-// Runs (or resumes) pretraining; the final checkpoint is <output_dir>/final.
+// Runs (or resumes) pretraining; the final checkpoint is <output_dir>/final. max_steps > 0 (or
+// Ctrl-C) stops early: the state is saved in <output_dir>/last and the run marked paused.
+// More than kMaxNanSkips non-finite updates in a row end the run with an error (a diverged
+// model is never written as final).
+constexpr int kPretrainMaxNanSkips = 3;
 void pretrain(const PretrainConfig& config, const Json& raw, bool resume,
-              const std::function<void(const PretrainReport&)>& on_step = {});
+              const std::function<void(const PretrainReport&)>& on_step, int64_t max_steps);
 
 }  // namespace aha::grpo

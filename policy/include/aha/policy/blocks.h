@@ -115,12 +115,13 @@ struct MoeActs {
   double aux_loss = 0;                         // sequence-wise balance loss (unweighted)
 };
 
-// forced_topk: replay the selection recorded at sampling ([n, K]) instead of routing afresh;
-// a token whose first entry is -1 is routed afresh.
+// forced_topk: replay the selection recorded at sampling ([n, K]) instead of routing afresh
+// (nullptr: route every token afresh); a token whose first entry is -1 is routed afresh.
+// rowstable: the batch-invariant kernels of the decode path.
 template <typename T>
 void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
-                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk = nullptr,
-                 bool rowstable = false);
+                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
+                 bool rowstable);
 // aux_coef: weight of the balance loss in the objective being differentiated (0: ignore it).
 template <typename T>
 void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads, const T* x,

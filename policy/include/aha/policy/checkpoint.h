@@ -32,5 +32,9 @@ void save_model(const Model<T>& model, const std::string& dir, const SaveOptions
 // Replaces `dir` by the directory `fill` writes into a fresh temp directory: a crash midway
 // leaves the old `dir` intact.
 void write_dir_atomic(const std::string& dir, const std::function<void(const std::string&)>& fill);
+// After a kill: removes the half-written ".<name>.tmp.*" directories write_dir_atomic leaves in
+// `dir`, and puts a ".<name>.old.*" back as <name> when the kill came between its two renames.
+// Call only while holding the run directory (RunDb's lock). Returns the entries removed.
+int sweep_partial_writes(const std::string& dir);
 
 }  // namespace aha::policy

@@ -79,19 +79,21 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
 // ---- LM head + log-softmax, chunked over tokens so [n, vocab] logits never exist at once ----
 // For every token t with targets[t] >= 0: logprob[t] = log softmax(h[t] W^T / temperature)[target]
 // and entropy[t] of that distribution (NaN where targets[t] < 0).
-// kept (optional, [n_tokens]): where kept[t] is non-null, the softmax runs over those ids only
-// (ascending, containing the target): the keep-sampling-mask of top-k/top-p sampling, so that
-// training renormalises over the same set the sampler drew from. lse[t] is then that set's.
+// kept ([n_tokens] or nullptr for none): where kept[t] is non-null, the softmax runs over those
+// ids only (ascending, containing the target): the keep-sampling-mask of top-k/top-p sampling, so
+// that training renormalises over the same set the sampler drew from. lse[t] is then that set's.
+// No default: the backward must be given the same sets as the forward, or it differentiates
+// another function.
 using KeptSets = std::vector<const std::vector<int32_t>*>;
 template <typename T>
 void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob, T* entropy,
                      T* lse, int64_t n_tokens, int dim, int vocab, double temperature,
-                     const KeptSets* kept = nullptr);
+                     const KeptSets* kept);
 // dh += d(sum_t dlogprob[t] * logprob[t]) / dh, dw likewise.
 template <typename T>
 void logprob_backward(const T* dlogprob, const T* h, const T* w, const int32_t* targets,
                       const T* lse, T* dh, T* dw, int64_t n_tokens, int dim, int vocab,
-                      double temperature, const KeptSets* kept = nullptr);
+                      double temperature, const KeptSets* kept);
 
 // Full log-softmax rows for selected tokens (rows [n_rows, vocab]), for distillation and decode.
 template <typename T>

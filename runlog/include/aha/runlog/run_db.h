@@ -16,7 +16,7 @@ struct sqlite3;
 
 namespace aha::runlog {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 struct RolloutRow {
   int64_t step = 0;
@@ -34,12 +34,16 @@ struct RolloutRow {
   std::vector<int32_t> prompt_ids, completion_ids;
   std::vector<float> old_logprobs, ref_logprobs;
   std::vector<std::vector<int32_t>> routing;  // [moe layer][position * K + k]
+  // Keep sampling mask (schema v3): per completion token the ascending ids the sampler drew
+  // from; an empty entry is the whole vocabulary, an empty vector no mask at all.
+  std::vector<std::vector<int32_t>> kept_ids;
 };
 
 class RunDb {
  public:
   // Creates <path> (and a runs row), or opens it for a resume when it exists and resume=true.
   // An existing database without resume is an error (runs are never silently overwritten).
+  // A second writer of the same run directory is an error too (see lock_run_dir).
   RunDb(const std::string& path, const std::string& kind, const Json& config,
         const std::string& model, bool resume);
   // Opens an existing database read-only (aha runs, aha report).
@@ -72,10 +76,21 @@ class RunDb {
   RunDb() = default;
   void exec(const std::string& sql) const;
   void migrate();
+  bool has_column(const std::string& table, const std::string& column) const;
+  // One writer per run directory: an exclusive lock on <run.db>.lock, held until destruction.
+  void lock_run_dir();
 
   sqlite3* db_ = nullptr;
   std::string path_;
   int64_t run_id_ = 0;
+  // A member, not closed in ~RunDb: a constructor that throws after locking must unlock too.
+  struct LockFd {
+    int fd = -1;
+    LockFd() = default;
+    LockFd(const LockFd&) = delete;
+    LockFd& operator=(const LockFd&) = delete;
+    ~LockFd();
+  } lock_;
 };
 
 }  // namespace aha::runlog
