@@ -39,6 +39,9 @@ void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out
 template <typename T>
 void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int64_t out);
 
+// The kernel behind the three above: "openblas" or "eigen" (for benchmark output).
+const char* gemm_backend();
+
 }  // namespace aha
 
 namespace aha {
