@@ -41,7 +41,7 @@ double gemm_gflops(int64_t n, int repeats) {
 }
 
 int bench_gemm(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string sizes;
   int threads = 0, repeats = 5;
   desc.add_options()
@@ -62,7 +62,7 @@ int bench_gemm(const Args& args) {
 }
 
 int bench_train(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string preset, config, batches, seq_lens;
   int threads = 0, iters = 3;
   desc.add_options()

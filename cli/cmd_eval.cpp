@@ -10,7 +10,7 @@
 namespace aha::cli {
 
 int cmd_eval(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   grpo::EvalOptions o;
   std::string data, reward, format, split;
   int threads = 0, limit = 0;
@@ -25,14 +25,14 @@ int cmd_eval(const Args& args) {
       ("digits", po::value(&digits)->multitoken(), "synthetic operand digits: MIN MAX")
       ("numbers", po::value(&numbers)->multitoken(), "countdown: how many numbers, MIN MAX")
       ("max-number", po::value(&max_number)->default_value(0), "countdown: largest number (0: 25)")
-      ("eval-fraction", po::value(&eval_fraction)->default_value(0.0),
+      ("eval-fraction", po::value(&eval_fraction)->default_value(0.0, "0"),
        "a JSONL file's hash split: evaluate on this share (as data.eval_fraction)")
       ("limit", po::value(&limit)->default_value(0), "first N problems (0: all)")
       ("reward", po::value(&reward)->default_value("math,format"),
        "rewards (comma list); the first decides pass/fail")
       ("n", po::value(&o.n)->default_value(1), "samples per problem (K)")
-      ("temperature", po::value(&o.sampling.temperature)->default_value(1.0), "0 = greedy")
-      ("top-p", po::value(&o.sampling.top_p)->default_value(1.0), "")
+      ("temperature", po::value(&o.sampling.temperature)->default_value(1.0, "1"), "0 = greedy")
+      ("top-p", po::value(&o.sampling.top_p)->default_value(1.0, "1"), "")
       ("max-new-tokens", po::value(&o.sampling.max_new_tokens)->default_value(256), "")
       ("template", po::value(&o.templ)->default_value("r1_zero"), "prompt template")
       ("seed", po::value(&o.seed)->default_value(0), "sampling seed")

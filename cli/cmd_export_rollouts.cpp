@@ -9,7 +9,7 @@
 namespace aha::cli {
 
 int cmd_export_rollouts(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string path;
   int64_t step = 0;
   bool text = false;

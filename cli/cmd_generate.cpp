@@ -46,7 +46,7 @@ Json completion_json(const rollout::Completion& c, const policy::Tokenizer* tok,
 }  // namespace
 
 int cmd_generate(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   GenerateArgs a;
   desc.add_options()
       ("model", po::value(&a.model)->required(), "checkpoint directory")
@@ -54,11 +54,11 @@ int cmd_generate(const Args& args) {
        "JSONL of {\"ids\": [...]} or {\"prompt\": \"text\"} (- = stdin)")
       ("n", po::value(&a.n)->default_value(1), "completions per prompt (the group size G)")
       ("max-new-tokens", po::value(&a.params.max_new_tokens)->default_value(256), "limit")
-      ("temperature", po::value(&a.params.temperature)->default_value(1.0), "0 = greedy")
-      ("top-p", po::value(&a.params.top_p)->default_value(1.0), "nucleus mass")
+      ("temperature", po::value(&a.params.temperature)->default_value(1.0, "1"), "0 = greedy")
+      ("top-p", po::value(&a.params.top_p)->default_value(1.0, "1"), "nucleus mass")
       ("top-k", po::value(&a.params.top_k)->default_value(0), "0 = off")
-      ("min-p", po::value(&a.params.min_p)->default_value(0.0), "relative probability floor")
-      ("repetition-penalty", po::value(&a.params.repetition_penalty)->default_value(1.0), "")
+      ("min-p", po::value(&a.params.min_p)->default_value(0.0, "0"), "relative probability floor")
+      ("repetition-penalty", po::value(&a.params.repetition_penalty)->default_value(1.0, "1"), "")
       ("stop", po::value(&a.stop)->multitoken(), "stop strings (needs a tokenizer)")
       ("stop-id", po::value(&a.params.stop_token_ids)->multitoken(),
        "stop token ids (default: the model's eos_token_id)")

@@ -14,7 +14,7 @@
 namespace aha::cli {
 
 int cmd_init(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string config, preset, out, tokenizer, dtype;
   uint64_t seed = 0;
   double init_std = 0.02;
@@ -23,7 +23,7 @@ int cmd_init(const Args& args) {
       ("preset", po::value(&preset), "built-in config instead: tiny | small | base")
       ("out", po::value(&out)->required(), "checkpoint directory to write")
       ("seed", po::value(&seed)->default_value(0), "initialisation seed")
-      ("std", po::value(&init_std)->default_value(0.02), "std of the normal init")
+      ("std", po::value(&init_std)->default_value(0.02, "0.02"), "std of the normal init")
       ("tokenizer", po::value(&tokenizer), "directory (or tokenizer.json) to copy along")
       ("dtype", po::value(&dtype)->default_value("F32"), "stored dtype: F32 | BF16 | F16");
   po::variables_map vm;

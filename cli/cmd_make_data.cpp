@@ -8,7 +8,7 @@
 namespace aha::cli {
 
 int cmd_make_data(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string task;
   int64_t n = 1000;
   uint64_t seed = 0;
@@ -26,9 +26,9 @@ int cmd_make_data(const Args& args) {
       ("numbers", po::value(&numbers)->multitoken(), "countdown: how many numbers, MIN MAX (default 3 4)")
       ("max-number", po::value(&cd.max_number)->default_value(25), "countdown: largest number")
       ("documents", po::bool_switch(&documents), "pretraining documents (a \"text\" field)")
-      ("p-sloppy", po::value(&t.p_sloppy)->default_value(0.5), "share forgetting carries")
-      ("p-wrong-answer", po::value(&t.p_wrong_answer)->default_value(0.3), "share wrong answers")
-      ("p-no-format", po::value(&t.p_no_format)->default_value(0.25), "share without tags")
+      ("p-sloppy", po::value(&t.p_sloppy)->default_value(0.5, "0.5"), "share forgetting carries")
+      ("p-wrong-answer", po::value(&t.p_wrong_answer)->default_value(0.3, "0.3"), "share wrong answers")
+      ("p-no-format", po::value(&t.p_no_format)->default_value(0.25, "0.25"), "share without tags")
       ("template", po::value(&t.templ)->default_value(""),
        "document prompt template with {prompt} (default: the R1-Zero template)");
   po::variables_map vm;

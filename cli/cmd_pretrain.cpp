@@ -12,7 +12,7 @@
 namespace aha::cli {
 
 int cmd_pretrain(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string config;
   std::vector<std::string> sets;
   bool resume = false, dry = false;

@@ -8,7 +8,7 @@
 namespace aha::cli {
 
 int cmd_report(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::vector<std::string> dbs;
   std::string out;
   runlog::ReportOptions opt;
@@ -21,7 +21,11 @@ int cmd_report(const Args& args) {
       ("max-chars", po::value(&opt.max_text_chars)->default_value(opt.max_text_chars),
        "cut prompts and completions in the table after this many bytes; 0: never")
       ("max-points", po::value(&opt.max_points)->default_value(opt.max_points),
-       "thin plotted series beyond this many points");
+       "thin plotted series beyond this many points")
+      ("label", po::value(&opt.labels)->composing(),
+       "name of the next database's run in legends (repeatable, in database order)")
+      ("refresh", po::value(&opt.refresh_s)->default_value(opt.refresh_s),
+       "while a run is running, the page reloads every N seconds (0: never)");
   po::positional_options_description pos;
   pos.add("db", -1);
   po::variables_map vm;

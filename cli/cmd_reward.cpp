@@ -128,7 +128,7 @@ void score_lines(const rewards::RewardSet& set, const std::vector<std::string>& 
 }  // namespace
 
 int cmd_reward(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   desc.add_options()
       ("reward,r", po::value<std::string>(), "comma-separated reward names (weights 1)")
       ("params", po::value<std::string>(), "JSON object: reward name -> params")

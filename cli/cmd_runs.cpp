@@ -21,7 +21,7 @@ std::string num(const Json& v, const char* fmt = "%.4g") {
 }  // namespace
 
 int cmd_runs(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string path;
   int last = 10;
   desc.add_options()

@@ -38,7 +38,7 @@ void flush_batch(const policy::Model<float>& model, std::vector<std::vector<int3
 }  // namespace
 
 int cmd_score(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string model_dir, input;
   double temperature = 1.0;
   int threads = 0;
@@ -46,7 +46,7 @@ int cmd_score(const Args& args) {
   desc.add_options()
       ("model", po::value(&model_dir)->required(), "checkpoint directory")
       ("input", po::value(&input)->default_value("-"), "JSONL of {\"ids\": [...]} or {\"text\": ...} (- = stdin)")
-      ("temperature", po::value(&temperature)->default_value(1.0), "score softmax(logits / T)")
+      ("temperature", po::value(&temperature)->default_value(1.0, "1"), "score softmax(logits / T)")
       ("batch-tokens", po::value(&batch_tokens)->default_value(8192), "tokens per forward")
       ("threads", po::value(&threads)->default_value(0), "worker threads (0 = all cores)");
   po::variables_map vm;

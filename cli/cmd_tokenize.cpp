@@ -18,7 +18,7 @@ Json parse_line(const std::string& line, size_t line_no) {
 }  // namespace
 
 int cmd_tokenize(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   desc.add_options()("tokenizer,t", po::value<std::string>()->required(),
                      "checkpoint directory or tokenizer.json")(
       "decode", po::bool_switch(), "read {\"ids\":[..]} lines, write {\"text\":..}")(

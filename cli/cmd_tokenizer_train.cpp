@@ -12,7 +12,7 @@
 namespace aha::cli {
 
 int cmd_tokenizer_train(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   policy::BpeTrainerOptions opt;
   std::string specials;
   desc.add_options()("corpus", po::value<std::string>()->required(),

@@ -14,7 +14,7 @@
 namespace aha::cli {
 
 int cmd_train(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string config;
   std::vector<std::string> sets;
   std::string rollouts;
@@ -46,6 +46,7 @@ int cmd_train(const Args& args) {
   install_interrupt_handler();
   auto start = std::chrono::steady_clock::now();
   const int64_t first = trainer.step();
+  Json first_metrics, last_metrics;
   trainer.run(
       [&](const grpo::StepReport& r) {
         if (dist::rank() != 0) return;  // one progress line per job, not per rank
@@ -53,6 +54,8 @@ int cmd_train(const Args& args) {
         double per = el / double(r.step - first);
         int eta = static_cast<int>(per * double(r.total_steps - r.step));
         const Json& m = r.metrics;
+        if (first_metrics.is_null()) first_metrics = m;
+        last_metrics = m;
         std::fprintf(stderr,
                      "[train] step %lld/%lld  reward %.3f  acc %.3f  kl %.4f  len %.1f  "
                      "%.0f tok/s  %.1fs/step  ETA %d:%02d:%02d\n",
@@ -62,7 +65,23 @@ int cmd_train(const Args& args) {
                      eta / 3600, (eta / 60) % 60, eta % 60);
       },
       max_steps);
-  if (dist::rank() == 0) spdlog::info("run database: {}", trainer.run_db_path());
+  if (dist::rank() == 0) {
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const std::string db = trainer.run_db_path();
+    if (!last_metrics.is_null()) {
+      spdlog::info("{} at step {}/{} after {:.0f}s: reward {:.3f} -> {:.3f}, accuracy {:.3f} -> {:.3f}",
+                   trainer.step() >= cfg.grpo.steps ? "finished" : "paused", trainer.step(),
+                   cfg.grpo.steps, secs, first_metrics.value("reward_mean", 0.0),
+                   last_metrics.value("reward_mean", 0.0), first_metrics.value("accuracy", 0.0),
+                   last_metrics.value("accuracy", 0.0));
+    }
+    spdlog::info("run database: {}   summary: aha runs {}   report: aha report {} --out report.html",
+                 db, db, db);
+    if (trainer.step() < cfg.grpo.steps) {
+      spdlog::info("continue with: aha train --config {} --resume (and the same --set options)", config);
+    }
+  }
   return 0;
 }
 

@@ -2,16 +2,17 @@
 #include <iostream>
 
 #include "aha/core/dist.h"
+#include "aha/core/version.h"
 #include "commands.h"
 #include "options.h"
 
 namespace aha::cli {
 
 int cmd_version(const Args& args) {
-  po::options_description desc("options");
+  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   po::variables_map vm;
   if (!parse_options(args, desc, vm, "usage: aha version")) return 0;
-  std::cout << "aha 0.1.0\n" << "mpi: " << (dist::built_with_mpi() ? "yes" : "no") << "\n";
+  std::cout << "aha " << version() << "\n" << "mpi: " << (dist::built_with_mpi() ? "yes" : "no") << "\n";
   return 0;
 }
 

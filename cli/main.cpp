@@ -113,6 +113,20 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
+  // A group of two-word commands ("aha tokenizer"): list its subcommands.
+  bool group = false;
+  for (const auto& c : kCommands) {
+    if (std::string(c.name).rfind(name + " ", 0) == 0) {
+      if (!group) std::cout << "usage: aha " << name << " <subcommand> [options]\n\nsubcommands:\n";
+      group = true;
+      std::printf("  %-16s %s\n", c.name, c.summary);
+    }
+  }
+  if (group) {
+    const bool help = args.empty() || args[0] == "--help" || args[0] == "-h";
+    if (!help) std::cerr << "error: unknown subcommand '" << name << " " << args[0] << "'\n";
+    return help ? 0 : 2;
+  }
   std::vector<std::string> names;
   for (const auto& c : kCommands) names.emplace_back(c.name);
   std::cerr << "error: unknown command '" << name << "'" << aha::did_you_mean(name, names)

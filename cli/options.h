@@ -14,6 +14,10 @@ namespace aha::cli {
 
 namespace po = boost::program_options;
 
+// Help width: wide enough that boost never has to break a word of a description (it splits
+// words longer than the description column, which at its default of 80 is often narrow).
+inline constexpr unsigned kHelpWidth = 110;
+
 // Parses args into vm. Returns false after printing help when --help was given.
 // Unknown options and bad values become aha::Error (one `error:` line).
 inline bool parse_options(const std::vector<std::string>& args, po::options_description& desc,

@@ -119,3 +119,18 @@ CREATE VIEW IF NOT EXISTS expert_load AS
   SELECT s.run_id, s.step, CAST(l.key AS INTEGER) AS moe_layer, CAST(e.key AS INTEGER) AS expert,
          e.value AS tokens
   FROM steps s, json_each(s.metrics, '$.expert_load') l, json_each(l.value) e;
+
+-- One row per (completion, reward): its score, the weight the run gave that reward (runs.config
+-- rewards[].weight, 1 when unset) and the weighted share of the completion's total reward.
+-- SELECT * FROM reward_breakdown WHERE rollout_id = 42;
+CREATE VIEW IF NOT EXISTS reward_breakdown AS
+  SELECT r.run_id, r.id AS rollout_id, r.step, r.prompt_id, r.group_index, r.sample_index,
+         w.name AS reward, w.value,
+         COALESCE(json_extract(c.value, '$.weight'), 1.0) AS weight,
+         w.value * COALESCE(json_extract(c.value, '$.weight'), 1.0) AS weighted,
+         r.reward AS total, w.details
+  FROM rollouts r
+  JOIN rewards w ON w.rollout_id = r.id
+  JOIN runs ON runs.id = r.run_id
+  LEFT JOIN json_each(runs.config, '$.rewards') c
+    ON COALESCE(json_extract(c.value, '$.label'), json_extract(c.value, '$.name')) = w.name;

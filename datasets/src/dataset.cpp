@@ -63,7 +63,7 @@ std::vector<Example> load_jsonl(const std::string& path, const DataFormat& f, Lo
   std::string line;
   auto bad = [&](const std::string& why) {
     if (!f.skip_bad_lines) fail(path, ":", st.lines, ": ", why);
-    ++st.skipped;
+    if (st.skipped++ == 0) st.first_skipped = "line " + std::to_string(st.lines) + ": " + why;
   };
   while (std::getline(in, line)) {
     ++st.lines;
@@ -75,8 +75,17 @@ std::vector<Example> load_jsonl(const std::string& path, const DataFormat& f, Lo
       continue;
     }
     Json row = std::move(*parsed);
-    if (!row.is_object() || !row.contains(f.prompt_field) || !row.contains(f.answer_field)) {
-      bad("missing '" + f.prompt_field + "' or '" + f.answer_field + "'");
+    if (!row.is_object()) {
+      bad("not a JSON object");
+      continue;
+    }
+    if (!row.contains(f.prompt_field) || !row.contains(f.answer_field)) {
+      std::string keys;
+      for (const auto& [k, v] : row.items()) keys += (keys.empty() ? "" : ", ") + k;
+      if (keys.size() > 120) keys = keys.substr(0, 120) + "...";
+      bad("no '" + (row.contains(f.prompt_field) ? f.answer_field : f.prompt_field) +
+          "' field (the line has: " + keys + "; data.format.prompt_field / answer_field name "
+          "other fields)");
       continue;
     }
     std::string question = to_text(row[f.prompt_field]);

@@ -84,7 +84,9 @@ std::vector<Example> load_examples(const Json& data, const std::string& key,
   } else {
     LoadStats st;
     rows = load_jsonl(src, DataFormat::from_json(data.value("format", Json::object())), &st);
-    if (st.skipped > 0) spdlog::warn("{}: skipped {} malformed lines", src, st.skipped);
+    if (st.skipped > 0) {
+      spdlog::warn("{}: skipped {} malformed lines (first: {})", src, st.skipped, st.first_skipped);
+    }
     if (st.duplicates > 0) spdlog::info("{}: dropped {} duplicate prompts", src, st.duplicates);
     // A file split by question hash: the same file can feed data.train and data.eval.
     const double frac = data.value("eval_fraction", 0.0);

@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "aha/core/interrupt.h"
+#include "aha/core/version.h"
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/policy/checkpoint.h"
@@ -127,6 +128,31 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   } else if (resume && s.db) {
     s.db->rewind_to(0);
   }
+  if (s.db) s.log_start(resume);
+}
+
+void Trainer::State::log_start(bool resume) {
+  // What this run is, in one place: on stderr for the user and as a "start" event in run.db.
+  const policy::ModelConfig& mc = policy->config();
+  Json summary = {{"aha", version()},
+                  {"model", cfg.model},
+                  {"model_type", mc.type_name()},
+                  {"parameters", policy->params().size()},
+                  {"reference", ref ? (cfg.reference.empty() ? cfg.model : cfg.reference) : "none"},
+                  {"data", cfg.rollouts.empty() ? cfg.data.value("train", "") : cfg.rollouts},
+                  {"examples", cfg.rollouts.empty() ? data.size() : file_rollouts.size()},
+                  {"template", cfg.data.value("template", "r1_zero")},
+                  {"rewards", rewards.labels()},
+                  {"steps", cfg.grpo.steps},
+                  {"from_step", step},
+                  {"output_dir", cfg.output_dir},
+                  {"resumed", resume}};
+  spdlog::info("aha {} | {} ({} parameters) | {} examples from {} | rewards {} | reference {} | "
+               "steps {}..{} | {}",
+               version(), cfg.model, policy->params().size(), summary["examples"].get<size_t>(),
+               summary["data"].get<std::string>(), summary["rewards"].dump(),
+               summary["reference"].get<std::string>(), step + 1, cfg.grpo.steps, cfg.output_dir);
+  db->event(step, "info", "start", summary.dump());
 }
 
 void Trainer::State::log_event(int64_t at, const std::string& level, const std::string& kind,

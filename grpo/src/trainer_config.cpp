@@ -1,4 +1,6 @@
 // Strict parsing of the GRPO run config (unknown keys are errors).
+#include <algorithm>
+
 #include "aha/core/error.h"
 #include "aha/datasets/source.h"
 #include "aha/grpo/trainer.h"
@@ -69,6 +71,11 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   LossConfig::parse_agg(g.loss_agg);
   if (g.advantage != "process") AdvantageConfig::parse_mode(g.advantage);
   AdvantageConfig::parse_scale(g.scale_rewards);
+  // A group of one has no baseline to compare with: every group-relative advantage is 0.
+  if (g.group_size < 2 && (g.advantage == "grpo" || g.advantage == "rloo")) {
+    fail("grpo.group_size must be >= 2 for advantage '", g.advantage,
+         "' (a group of 1 has no baseline: nothing would be learned); reinforce_pp works with 1");
+  }
   return g;
 }
 
@@ -100,6 +107,23 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   for (const std::string& k : datasets::data_keys()) d.get<Json>(k, Json());
   d.finish();
   if (!c.rewards.is_array() || c.rewards.empty()) fail("rewards must be a non-empty array");
+  // accuracy_reward must name one of the rewards (by label, else name), checked here so that
+  // --dry-run and the run agree.
+  if (!c.accuracy_reward.empty()) {
+    std::vector<std::string> labels;
+    for (const Json& e : c.rewards) {
+      if (!e.is_object()) continue;
+      if (e.contains("label") && e["label"].is_string()) {
+        labels.push_back(e["label"].get<std::string>());
+      } else if (e.contains("name") && e["name"].is_string()) {
+        labels.push_back(e["name"].get<std::string>());
+      }
+    }
+    if (std::find(labels.begin(), labels.end(), c.accuracy_reward) == labels.end()) {
+      fail("accuracy_reward '", c.accuracy_reward, "' is not one of the configured rewards",
+           did_you_mean(c.accuracy_reward, labels));
+    }
+  }
   return c;
 }
 

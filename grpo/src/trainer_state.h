@@ -72,6 +72,7 @@ struct Trainer::State {
   void setup_esft(bool resume);
   void check_ranks_agree();
   void warn_if_nothing_to_learn(double frac_flat);
+  void log_start(bool resume);
   void load_checkpoint(const std::string& dir);
 };
 

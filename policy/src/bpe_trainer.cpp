@@ -235,29 +235,41 @@ int train_bpe_tokenizer(const std::string& corpus_path, const std::string& out_d
   BpeTrainer trainer(options);
   std::string corpus = read_file(corpus_path);
   bool jsonl = corpus_path.size() > 6 && corpus_path.ends_with(".jsonl");
-  size_t begin = 0, line_no = 0;
+  size_t begin = 0, line_no = 0, text_bytes = 0;
   while (begin < corpus.size()) {
     size_t end = corpus.find('\n', begin);
     if (end == std::string::npos) end = corpus.size();
     std::string_view line(corpus.data() + begin, end - begin);
     ++line_no;
     if (!jsonl) {
+      text_bytes += line.size();
       trainer.add_text(std::string(line) + "\n");
     } else if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
       Json j = try_parse_json(line).value_or(Json());
       if (!j.is_object())
         fail("[bpe_trainer] ", corpus_path, ":", line_no, ": not a JSON object");
       std::string text;
+      bool has_string = false;
       if (j.contains("text") && j["text"].is_string()) {
         text = j["text"].get<std::string>();
+        has_string = true;
       } else {  // e.g. {"prompt": .., "answer": ..}: every string field
-        for (const auto& [k, v] : j.items())
-          if (v.is_string()) text += v.get<std::string>() + "\n";
+        for (const auto& [k, v] : j.items()) {
+          if (!v.is_string()) continue;
+          text += v.get<std::string>() + "\n";
+          has_string = true;
+        }
       }
+      if (!has_string) {
+        fail("[bpe_trainer] ", corpus_path, ":", line_no,
+             ": no text (a \"text\" string field, or any string field)");
+      }
+      text_bytes += text.size();
       trainer.add_text(text);
     }
     begin = end + 1;
   }
+  if (text_bytes == 0) fail("[bpe_trainer] ", corpus_path, ": the corpus holds no text; nothing written");
   Json tok = trainer.finish();
   std::filesystem::create_directories(out_dir);
   write_file_atomic(out_dir + "/tokenizer.json", tok.dump(1));

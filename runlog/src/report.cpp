@@ -112,8 +112,13 @@ void load_samples(const RunDb& db, Run& run, const ReportOptions& opt) {
 
 std::vector<Run> load_runs(const std::vector<std::string>& paths, const ReportOptions& opt) {
   if (paths.empty()) fail("[report] no run database given");
+  if (opt.labels.size() > paths.size()) {
+    fail("[report] ", opt.labels.size(), " labels for ", paths.size(), " databases");
+  }
   std::vector<Run> runs;
-  for (const std::string& path : paths) {
+  for (size_t pi = 0; pi < paths.size(); ++pi) {
+    const std::string& path = paths[pi];
+    const std::string given = pi < opt.labels.size() ? opt.labels[pi] : "";
     auto db = RunDb::open_readonly(path);
     auto rows = db->query(
         "SELECT id, kind, config, model, started_at, ended_at, status FROM runs ORDER BY id");
@@ -121,7 +126,8 @@ std::vector<Run> load_runs(const std::vector<std::string>& paths, const ReportOp
       Run run;
       run.db_path = path;
       run.run_id = r["id"].get<int64_t>();
-      run.label = run_label(path) + (rows.size() > 1 ? "#" + std::to_string(run.run_id) : "");
+      run.label = (given.empty() ? run_label(path) : given) +
+                  (rows.size() > 1 ? "#" + std::to_string(run.run_id) : "");
       run.kind = str_or(r, "kind");
       run.status = str_or(r, "status");
       run.model = str_or(r, "model");
@@ -248,6 +254,7 @@ figcaption{font-weight:600;font-size:13px}.axes line{stroke:#eee}.axes text{font
 .heat text{font-size:10px;fill:#555}.swatch{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:middle}
 #samples pre{white-space:pre-wrap;word-break:break-word;max-height:18em;overflow:auto;margin:0;font-size:12px;max-width:60em}
 #samples pre.prompt{max-width:24em;color:#555}#samples tr.best{background:#f3fbf3}#samples tr.worst{background:#fdf4f4}
+p.const{font-size:12px;color:#555;margin:2px 4px;flex-basis:100%}
 .filters{margin:6px 0}.filters>*{margin-right:6px}.cut{color:#a00}small{color:#777}details pre{font-size:12px}
 )";
 
@@ -339,8 +346,15 @@ std::string html_escape(std::string_view s) {
 
 std::string render_report(const std::vector<std::string>& db_paths, const ReportOptions& opt) {
   const std::vector<Run> runs = load_runs(db_paths, opt);
+  const bool live = std::any_of(runs.begin(), runs.end(),
+                                [](const Run& r) { return r.status == "running"; });
   std::ostringstream o;
-  o << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+  o << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n";
+  // A report of a live run (the trainer rewrites it every report_every steps) keeps itself fresh.
+  if (live && opt.refresh_s > 0) {
+    o << "<meta http-equiv=\"refresh\" content=\"" << opt.refresh_s << "\">\n";
+  }
+  o <<
        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
        "style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\n"
        "<meta name=\"generator\" content=\"aha report\"><title>"

@@ -47,6 +47,19 @@ std::vector<double> nice_ticks(double lo, double hi, int n, bool integer) {
   return ticks;
 }
 
+// A tick label with as many decimals as the tick spacing needs: ticks 1.0002 apart must not
+// all read "1".
+std::string tick_label(double v, double spacing) {
+  if (v == 0) return "0";
+  const double a = std::abs(v);
+  if (a >= 1e6 || a < 1e-4) return fmt("%.3g", v);
+  const int decimals =
+      spacing > 0 ? std::clamp(int(std::ceil(-std::log10(spacing) - 1e-9)), 0, 9) : 4;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
 // Blue (under-used) -> white (tokens = layer mean) -> red (over-used), on log2(tokens / mean).
 std::string load_color(double ratio) {
   double t = ratio > 0 ? std::clamp(std::log2(ratio), -1.0, 1.0) : -1.0;
@@ -150,10 +163,19 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
     x0 -= 1;
     x1 += 1;
   }
+  // A metric that never moved says so in one line instead of a flat chart.
   if (y1 - y0 <= std::abs(y1) * 1e-12) {
-    const double pad = y1 != 0 ? std::abs(y1) * 0.1 : 1.0;
-    y0 -= pad;
-    y1 += pad;
+    o << "<p class=\"const\" data-chart=\"" << html_escape(spec.id) << "\">"
+      << html_escape(spec.title) << ": constant " << num(y1) << " (steps " << num(x0) << "–"
+      << num(x1) << ")</p>\n";
+    return;
+  }
+  // Positive values over three decades or more (losses, lr, grad norms): a log axis.
+  const bool log_y = y0 > 0 && y1 / y0 >= 1000;
+  auto T = [&](double v) { return log_y ? std::log10(v) : v; };
+  if (log_y) {
+    y0 = std::floor(std::log10(y0));
+    y1 = std::ceil(std::log10(y1));
   } else {
     const double pad = (y1 - y0) * 0.05;
     y0 -= pad;
@@ -161,16 +183,26 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
   }
   const double pw = kW - kMl - kMr, ph = kH - kMt - kMb;
   auto X = [&](double x) { return kMl + (x - x0) / (x1 - x0) * pw; };
-  auto Y = [&](double y) { return kMt + (y1 - y) / (y1 - y0) * ph; };
+  auto Y = [&](double y) { return kMt + (y1 - T(y)) / (y1 - y0) * ph; };
+  std::vector<double> y_ticks;  // in axis units (log10 when log_y)
+  if (log_y) {
+    const double every = std::max(1.0, std::ceil((y1 - y0) / 6));
+    for (double e = y0; e <= y1 + 1e-9; e += every) y_ticks.push_back(e);
+  } else {
+    y_ticks = nice_ticks(y0, y1, 5, false);
+  }
+  const double y_spacing = y_ticks.size() > 1 ? y_ticks[1] - y_ticks[0] : 0;
 
   o << "<figure class=\"chart\" data-chart=\"" << html_escape(spec.id) << "\"><figcaption>"
     << html_escape(spec.title) << "</figcaption>\n<svg viewBox=\"0 0 " << kW << ' ' << kH
     << "\" width=\"" << kW << "\" height=\"" << kH << "\" role=\"img\">\n<g class=\"axes\">";
-  for (double t : nice_ticks(y0, y1, 5, false)) {
-    const std::string y = fmt("%.1f", Y(t));
+  for (double t : y_ticks) {
+    const std::string y = fmt("%.1f", kMt + (y1 - t) / (y1 - y0) * ph);
+    const std::string label =
+        log_y ? "1e" + std::to_string(std::lround(t)) : tick_label(t, y_spacing);
     o << "<line x1=\"" << kMl << "\" x2=\"" << kW - kMr << "\" y1=\"" << y << "\" y2=\"" << y
       << "\"/><text x=\"" << kMl - 5 << "\" y=\"" << y << "\" dy=\"0.32em\" text-anchor=\"end\">"
-      << num(t) << "</text>";
+      << label << "</text>";
   }
   for (double t : nice_ticks(x0, x1, 6, true)) {
     const std::string x = fmt("%.1f", X(t));
@@ -178,8 +210,8 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
       << "\"/><text x=\"" << x << "\" y=\"" << kH - kMb + 14 << "\" text-anchor=\"middle\">"
       << num(t) << "</text>";
   }
-  o << "<text x=\"" << kMl + pw / 2 << "\" y=\"" << kH - 4
-    << "\" text-anchor=\"middle\">step</text>"
+  o << "<text x=\"" << kMl + pw / 2 << "\" y=\"" << kH - 4 << "\" text-anchor=\"middle\">step"
+    << (log_y ? " (log scale)" : "") << "</text>"
     << "<rect class=\"frame\" x=\"" << kMl << "\" y=\"" << kMt << "\" width=\"" << pw
     << "\" height=\"" << ph << "\"/></g>\n";
   for (const Series& s : series) {

@@ -268,8 +268,15 @@ RunDb::RunDb(const std::string& path, const std::string& kind, const Json& confi
   run_id_ = sqlite3_last_insert_rowid(db_);
 }
 
-std::unique_ptr<RunDb> RunDb::open_readonly(const std::string& path) {
+std::unique_ptr<RunDb> RunDb::open_readonly(const std::string& given) {
+  // A run directory stands for its run.db (aha runs runs/x).
+  std::string path = given;
+  if (std::filesystem::is_directory(path)) {
+    path = (std::filesystem::path(given) / "run.db").string();
+    if (!std::filesystem::exists(path)) fail("[runlog] ", given, " is a directory without a run.db");
+  }
   if (!std::filesystem::exists(path)) fail("[runlog] ", path, " does not exist");
+  if (!std::filesystem::is_regular_file(path)) fail("[runlog] ", path, " is not a regular file");
   std::unique_ptr<RunDb> db(new RunDb());
   db->path_ = path;
   // A WAL database needs its -shm file even to read; on read-only media (a mounted archive,

@@ -53,11 +53,11 @@ TEST(DistillCli, BadConfigsAreOneErrorLine) {
 TEST(DistillCli, SampleCountsThenTrainWritesAnHfStudent) {
   const std::string dir = temp("rt");
   fs::create_directories(dir);
-  ASSERT_EQ(
-      run_aha("make-data --task addition --n 300 --documents --split all --seed 1 --digits 1 1 > " +
-              dir + "/corpus.jsonl")
-          .rc,
-      0);
+  // run_aha redirects stdout itself: the corpus is its output (a `>` here would leave it empty).
+  auto data = run_aha("make-data --task addition --n 300 --documents --split all --seed 1 --digits 1 1");
+  ASSERT_EQ(data.rc, 0) << data.err;
+  ASSERT_FALSE(data.out.empty());
+  std::ofstream(dir + "/corpus.jsonl") << data.out;
   auto tk = run_aha("tokenizer train --corpus " + dir + "/corpus.jsonl --vocab-size 300 --out " +
                     dir + "/tok");
   ASSERT_EQ(tk.rc, 0) << tk.err;

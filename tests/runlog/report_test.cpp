@@ -39,7 +39,7 @@ std::string make_grpo_db(const fs::path& dir, int n_steps, double scale) {
   for (int s = 1; s <= n_steps; ++s) {
     Json m = {{"reward_mean", scale * s},
               {"reward/math", 0.1 * s},
-              {"reward/format", 1.0},
+              {"reward/format", 1.0 - 0.01 * s},
               {"accuracy", 0.05 * s},
               {"kl", s == 3 ? NAN : 0.01 * s},
               {"clip_low_frac", 0.01},
@@ -47,7 +47,7 @@ std::string make_grpo_db(const fs::path& dir, int n_steps, double scale) {
               {"dual_clip_frac", 0.0},
               {"entropy", 2.0 - 0.1 * s},
               {"completion_len_mean", 40.0 + s},
-              {"truncation_rate", 0.1},
+              {"truncation_rate", 0.1 + 0.01 * s},
               {"tokens_per_s", 1000.0 + s},
               {"time_rollout", 1.5},
               {"time_reward", 0.1},
@@ -89,8 +89,8 @@ std::string make_pretrain_db(const fs::path& dir, int n_steps) {
     db.write_step(s,
                   Json{{"loss", 3.0 / s},
                        {"ppl", std::exp(3.0 / s)},
-                       {"lr", 1e-3},
-                       {"grad_norm", 1.0},
+                       {"lr", 1e-3 * std::pow(10.0, -s)},  // four decades: a log axis
+                       {"grad_norm", 1.0 + 0.25 * s},
                        {"tokens_per_s", 5e4},
                        {"epoch", 0}},
                   {});
@@ -167,6 +167,16 @@ void check_plots(const std::string& html) {
     EXPECT_EQ(b->n_points, 3u) << m;
     EXPECT_EQ(circles(html, "0", m), 5u) << m;
   }
+  // lr falls over four decades: drawn on a log axis with power-of-ten ticks.
+  const size_t lr_chart = html.find("data-chart=\"lr\"");
+  ASSERT_NE(lr_chart, std::string::npos);
+  const size_t lr_end = html.find("</figure>", lr_chart);
+  EXPECT_NE(html.substr(lr_chart, lr_end - lr_chart).find("(log scale)"), std::string::npos);
+  EXPECT_NE(html.substr(lr_chart, lr_end - lr_chart).find(">1e-5<"), std::string::npos);
+  // pg_loss never moves: one line of text, no chart.
+  EXPECT_EQ(find_poly(polys, "0", "pg_loss"), nullptr);
+  EXPECT_NE(html.find("<p class=\"const\" data-chart=\"pg_loss\">pg_loss: constant -0.1"),
+            std::string::npos);
   // kl is NaN (null) at step 3: no point there.
   ASSERT_TRUE(find_poly(polys, "0", "kl"));
   EXPECT_EQ(find_poly(polys, "0", "kl")->n_points, 4u);

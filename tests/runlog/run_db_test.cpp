@@ -46,7 +46,9 @@ std::vector<RolloutRow> rows_for(int64_t step, int n) {
 TEST(RunDb, WritesAndViews) {
   std::string path = fresh("views");
   {
-    RunDb db(path, "grpo", Json{{"grpo", {{"beta", 0.001}}}}, "ckpt", false);
+    const Json cfg = {{"grpo", {{"beta", 0.001}}},
+                      {"rewards", {{{"name", "math"}, {"weight", 2.0}}, {{"name", "format"}}}}};
+    RunDb db(path, "grpo", cfg, "ckpt", false);
     for (int64_t s = 0; s < 3; ++s) {
       Json m = {{"reward_mean", 0.1 * s}, {"accuracy", 0.2 * s}, {"kl", 0.01}, {"loss", NAN},
                 {"expert_load", {{3, 5}, {4, 4}}}};
@@ -73,6 +75,14 @@ TEST(RunDb, WritesAndViews) {
   EXPECT_EQ(load[0]["tokens"], 5);
   auto rewards = db->query("SELECT COUNT(*) AS n FROM rewards");
   EXPECT_EQ(rewards[0]["n"], 3 * 6 * 2);
+  // The weighted breakdown of one completion: math weighs 2, format 1 (unset).
+  auto parts = db->query("SELECT reward, value, weight, weighted, total FROM reward_breakdown "
+                         "WHERE step = 1 AND sample_index = 1 AND group_index = 0 ORDER BY reward");
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0]["reward"], "format");
+  EXPECT_DOUBLE_EQ(parts[0]["weight"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(parts[1]["weight"].get<double>(), 2.0);
+  EXPECT_DOUBLE_EQ(parts[1]["weighted"].get<double>(), 2.0 * parts[1]["value"].get<double>());
   auto runs = db->query("SELECT status, kind FROM runs");
   EXPECT_EQ(runs[0]["status"], "finished");
   EXPECT_THROW(RunDb::open_readonly(path + ".nope"), Error);

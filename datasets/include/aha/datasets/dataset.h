@@ -26,6 +26,7 @@ struct DataFormat {
 
 struct LoadStats {
   int64_t lines = 0, loaded = 0, skipped = 0, duplicates = 0;
+  std::string first_skipped;  // "line N: why" of the first skipped line ("" when none)
 };
 
 // Loads a JSONL file; malformed lines are skipped and counted (or fail, per format);

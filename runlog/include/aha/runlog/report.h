@@ -19,6 +19,10 @@ struct ReportOptions {
   int64_t max_text_chars = 4000;
   // Plotted series and heat maps are thinned (every k-th step, the last kept) beyond this.
   int64_t max_points = 2000;
+  // Names of the runs in legends, in database order ("" or missing: the run directory's name).
+  std::vector<std::string> labels;
+  // While a run is still running the page reloads itself every this many seconds (0: never).
+  int refresh_s = 30;
 };
 
 // Renders the report for every run in the given databases (in order). Throws aha::Error when a

@@ -46,7 +46,8 @@ class RunDb {
   // A second writer of the same run directory is an error too (see lock_run_dir).
   RunDb(const std::string& path, const std::string& kind, const Json& config,
         const std::string& model, bool resume);
-  // Opens an existing database read-only (aha runs, aha report).
+  // Opens an existing database read-only (aha runs, aha report); a run directory stands for
+  // its run.db.
   static std::unique_ptr<RunDb> open_readonly(const std::string& path);
   ~RunDb();
   RunDb(const RunDb&) = delete;
