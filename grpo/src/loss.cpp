@@ -22,6 +22,14 @@ LossAgg LossConfig::parse_agg(const std::string& s) {
   fail("grpo.loss_agg must be seq-mean-token-mean, token-mean, seq-mean-token-sum-norm or bnpo");
 }
 
+PolicyLoss LossConfig::parse_policy(const std::string& s) {
+  if (s == "clip" || s == "grpo") return PolicyLoss::kClip;
+  if (s == "cispo") return PolicyLoss::kCispo;
+  if (s == "sapo") return PolicyLoss::kSapo;
+  if (s == "gmpo") return PolicyLoss::kGmpo;
+  fail("grpo.policy_loss must be clip, cispo, sapo or gmpo (got '", s, "')");
+}
+
 KlEstimator LossConfig::parse_kl(const std::string& s) {
   if (s == "k1") return KlEstimator::kK1;
   if (s == "k2") return KlEstimator::kK2;
@@ -55,6 +63,81 @@ void kl_term(KlEstimator kind, double logp, double ref, double old, double& v, d
     }
   }
 }
+
+namespace {
+
+// One token's policy term: loss value and d loss / d log_ratio (log_ratio = logp - old_logp;
+// for CISPO the derivative is with respect to logp itself, which is the same thing here).
+struct TokenTerm {
+  double loss = 0, dlog_ratio = 0;
+};
+
+TokenTerm clip_term(double r, double a, const LossConfig& cfg, LossMetrics& m) {
+  const double clipped = std::clamp(r, 1.0 - cfg.eps_low, 1.0 + cfg.eps_high);
+  double surrogate = std::min(r * a, clipped * a);
+  bool grad_flows = r * a <= clipped * a;
+  if (a > 0 && r > 1.0 + cfg.eps_high) ++m.clip_high_frac;
+  if (a < 0 && r < 1.0 - cfg.eps_low) ++m.clip_low_frac;
+  if (cfg.dual_clip > 1.0 && a < 0 && surrogate < cfg.dual_clip * a) {
+    surrogate = cfg.dual_clip * a;
+    grad_flows = false;
+    ++m.dual_clip_frac;
+  }
+  // d(-surrogate)/d log_ratio = -r * a where the unclipped branch is active.
+  return {-surrogate, grad_flows ? -r * a : 0.0};
+}
+
+TokenTerm policy_term(double log_ratio, double logp, double a, const LossConfig& cfg,
+                      LossMetrics& m) {
+  const double r = std::exp(log_ratio);
+  switch (cfg.policy) {
+    case PolicyLoss::kCispo: {
+      // The IS weight is clipped and detached; the gradient goes through log pi only.
+      const double w = std::clamp(r, 1.0 - cfg.eps_low, 1.0 + cfg.eps_high);
+      if (r > 1.0 + cfg.eps_high) ++m.clip_high_frac;
+      if (r < 1.0 - cfg.eps_low) ++m.clip_low_frac;
+      return {-w * a * logp, -w * a};
+    }
+    case PolicyLoss::kSapo: {
+      const double tau = a > 0 ? cfg.sapo_tau_pos : cfg.sapo_tau_neg;
+      const double s = 1.0 / (1.0 + std::exp(-tau * (r - 1.0)));
+      // d/dlog_ratio of 4/tau sigma(tau (r - 1)) = 4 sigma (1 - sigma) r
+      return {-(4.0 / tau) * s * a, -4.0 * s * (1.0 - s) * r * a};
+    }
+    case PolicyLoss::kClip:
+    case PolicyLoss::kGmpo:  // handled per sequence
+      break;
+  }
+  return clip_term(r, a, cfg, m);
+}
+
+// GMPO: -A exp(mean_t c_t), c_t = log r_t clipped to [-eps_low, eps_high] on the pessimistic
+// side (A > 0: only large ratios are cut; A < 0: only small ones). Writes d/d log r_t.
+double gmpo_sequence(const SeqTerms& s, const LossConfig& cfg, std::vector<double>& dlog_ratio,
+                     LossMetrics& m) {
+  const double a = s.advantage[0];
+  const double sgn = a > 0 ? 1.0 : (a < 0 ? -1.0 : 0.0);
+  double mean = 0;
+  std::vector<char> active(s.n);
+  for (int64_t t = 0; t < s.n; ++t) {
+    const double l = double(s.logp[t]) - s.old_logp[t];
+    const double c = std::clamp(l, -cfg.eps_low, cfg.eps_high);
+    // min over sgn * {l, c}: the smaller (more pessimistic) objective
+    const bool unclipped = sgn * l <= sgn * c;
+    active[t] = unclipped;
+    if (!unclipped) ++(l > 0 ? m.clip_high_frac : m.clip_low_frac);
+    mean += unclipped ? l : c;
+  }
+  mean /= double(s.n);
+  const double g = std::exp(mean);
+  dlog_ratio.assign(s.n, 0.0);
+  for (int64_t t = 0; t < s.n; ++t) {
+    if (active[t]) dlog_ratio[t] = -a * g / double(s.n);
+  }
+  return -a * g;
+}
+
+}  // namespace
 
 LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
                       std::vector<std::vector<double>>& dlogp) {
@@ -105,6 +188,13 @@ LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
       seq_log_ratio /= double(s.n);
     }
     double seq_grad = 0;  // GSPO: every token's loss depends on the sequence ratio
+    std::vector<double> gmpo_grad;
+    double gmpo_loss = 0;
+    if (cfg.policy == PolicyLoss::kGmpo) {
+      // One sequence-level objective, spread over the tokens so that aggregation weighs it
+      // like a per-token loss of the same value.
+      gmpo_loss = gmpo_sequence(s, cfg, gmpo_grad, m);
+    }
     for (int64_t t = 0; t < s.n; ++t) {
       const double a = s.advantage[t];
       const double log_ratio =
@@ -112,20 +202,14 @@ LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
       const double r = std::exp(log_ratio);
       ratio_sum += r;
       m.ratio_max = std::max(m.ratio_max, r);
-      const double clipped = std::clamp(r, 1.0 - cfg.eps_low, 1.0 + cfg.eps_high);
-      double surrogate = std::min(r * a, clipped * a);
-      bool grad_flows = r * a <= clipped * a;
-      if (a > 0 && r > 1.0 + cfg.eps_high) ++m.clip_high_frac;
-      if (a < 0 && r < 1.0 - cfg.eps_low) ++m.clip_low_frac;
-      if (cfg.dual_clip > 1.0 && a < 0 && surrogate < cfg.dual_clip * a) {
-        surrogate = cfg.dual_clip * a;
-        grad_flows = false;
-        ++m.dual_clip_frac;
+      TokenTerm pg;
+      if (cfg.policy == PolicyLoss::kGmpo) {
+        pg = {gmpo_loss, gmpo_grad[t] * double(s.n)};
+      } else {
+        pg = policy_term(log_ratio, s.logp[t], a, cfg, m);
       }
-      // d(-surrogate)/d log_ratio = -r * a where the unclipped branch is active.
-      const double dpg = grad_flows ? -r * a : 0.0;
-      double loss_t = -surrogate;
-      m.pg_loss += w * -surrogate;
+      double loss_t = pg.loss;
+      m.pg_loss += w * pg.loss;
       double dkl = 0;
       if (cfg.beta > 0) {
         double kl = 0;
@@ -134,11 +218,14 @@ LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
         m.kl += kl;
       }
       m.loss += w * loss_t;
-      if (cfg.level == RatioLevel::kSequence) {
-        seq_grad += w * dpg / double(s.n);
+      if (cfg.policy == PolicyLoss::kGmpo) {
+        // d(w * n * gmpo)/d logp_t: the sequence term appears once per token in the sum.
+        dlogp[i][t] = w * (double(s.n) * gmpo_grad[t] + cfg.beta * dkl);
+      } else if (cfg.level == RatioLevel::kSequence) {
+        seq_grad += w * pg.dlog_ratio / double(s.n);
         dlogp[i][t] = w * cfg.beta * dkl;
       } else {
-        dlogp[i][t] = w * (dpg + cfg.beta * dkl);
+        dlogp[i][t] = w * (pg.dlog_ratio + cfg.beta * dkl);
       }
     }
     if (cfg.level == RatioLevel::kSequence) {

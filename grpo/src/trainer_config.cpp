@@ -23,6 +23,9 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.dual_clip = r.get<double>("dual_clip", g.dual_clip);
   g.ratio_level = r.get<std::string>("ratio_level", g.ratio_level);
   g.loss_agg = r.get<std::string>("loss_agg", g.loss_agg);
+  g.policy_loss = r.get<std::string>("policy_loss", g.policy_loss);
+  g.sapo_tau_pos = r.get<double>("sapo_tau_pos", g.sapo_tau_pos);
+  g.sapo_tau_neg = r.get<double>("sapo_tau_neg", g.sapo_tau_neg);
   g.advantage = r.get<std::string>("advantage", g.advantage);
   g.scale_rewards = r.get<std::string>("scale_rewards", g.scale_rewards);
   g.ref_reset_every = r.get<int>("ref_reset_every", g.ref_reset_every);
@@ -69,6 +72,11 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   LossConfig::parse_kl(g.kl_estimator);
   LossConfig::parse_level(g.ratio_level);
   LossConfig::parse_agg(g.loss_agg);
+  const PolicyLoss pl = LossConfig::parse_policy(g.policy_loss);
+  if ((pl == PolicyLoss::kCispo || pl == PolicyLoss::kGmpo) && g.ratio_level != "token") {
+    fail("grpo.policy_loss '", g.policy_loss, "' works on token ratios: grpo.ratio_level must be token");
+  }
+  if (!(g.sapo_tau_pos > 0) || !(g.sapo_tau_neg > 0)) fail("grpo.sapo_tau_pos/neg must be > 0");
   if (g.advantage != "process") AdvantageConfig::parse_mode(g.advantage);
   AdvantageConfig::parse_scale(g.scale_rewards);
   // A group of one has no baseline to compare with: every group-relative advantage is 0.

@@ -139,6 +139,9 @@ LossConfig Trainer::State::loss_config() const {
   lc.beta = g.kl_in_reward || !ref ? 0.0 : g.beta;
   lc.max_completion_len = cfg.sampling.max_new_tokens;
   lc.offpolicy_delta = g.offpolicy_delta;
+  lc.policy = LossConfig::parse_policy(g.policy_loss);
+  lc.sapo_tau_pos = g.sapo_tau_pos;
+  lc.sapo_tau_neg = g.sapo_tau_neg;
   return lc;
 }
 

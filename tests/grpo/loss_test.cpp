@@ -13,7 +13,8 @@ namespace {
 
 TEST(GrpoLoss, MatchesAutogradReference) {
   Json cases = load_json_file(std::string(AHA_TEST_DATA_DIR) + "/grpo_loss_cases.json");
-  ASSERT_EQ(cases.size(), 120u);
+  ASSERT_EQ(cases.size(), 144u);  // 120 clip cases, then CISPO, SAPO and GMPO
+  int per_policy[4] = {0, 0, 0, 0};
   for (const Json& c : cases) {
     const Json& k = c["config"];
     LossConfig cfg;
@@ -26,6 +27,10 @@ TEST(GrpoLoss, MatchesAutogradReference) {
     cfg.dual_clip = k["dual_clip"];
     cfg.max_completion_len = k["max_len"];
     cfg.offpolicy_delta = k["offpolicy_delta"];
+    cfg.policy = LossConfig::parse_policy(k.value("policy", "clip"));
+    cfg.sapo_tau_pos = k.value("tau_pos", 1.0);
+    cfg.sapo_tau_neg = k.value("tau_neg", 1.05);
+    ++per_policy[static_cast<int>(cfg.policy)];
     const size_t n_seq = c["logp"].size();
     std::vector<std::vector<float>> logp(n_seq), old(n_seq), ref(n_seq);
     std::vector<std::vector<double>> adv(n_seq);
@@ -49,6 +54,10 @@ TEST(GrpoLoss, MatchesAutogradReference) {
       }
     }
   }
+  EXPECT_EQ(per_policy[0], 120);
+  EXPECT_EQ(per_policy[1], 6);
+  EXPECT_EQ(per_policy[2], 12);
+  EXPECT_EQ(per_policy[3], 6);
 }
 
 TEST(GrpoLoss, ClipMetricsAndOnPolicyGradient) {

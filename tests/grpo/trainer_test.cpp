@@ -39,6 +39,26 @@ TEST(Trainer, RewardRisesOnALearnableTask) {
   EXPECT_TRUE(fs::exists(out + "/report.html"));
 }
 
+// The other policy objectives learn the same task (each 14 steps, as the clipped loss above).
+TEST(Trainer, CispoSapoAndGmpoAlsoLearn) {
+  auto reg = registry();
+  for (const char* loss : {"cispo", "sapo", "gmpo"}) {
+    Json raw = base_config(fresh_dir(std::string("learn_") + loss));
+    raw["grpo"]["steps"] = 14;
+    raw["grpo"]["save_every"] = 0;
+    raw["grpo"]["policy_loss"] = loss;
+    if (std::string(loss) == "cispo") raw["grpo"]["eps_high"] = 2.0;  // MiniMax-M1's wide clip
+    std::vector<double> rewards;
+    Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
+      rewards.push_back(r.metrics["reward_mean"]);
+    });
+    ASSERT_EQ(rewards.size(), 14u);
+    const double first = (rewards[0] + rewards[1] + rewards[2]) / 3;
+    const double last = (rewards[11] + rewards[12] + rewards[13]) / 3;
+    EXPECT_GT(last, first + 0.1) << loss << ": first steps " << first << ", last steps " << last;
+  }
+}
+
 TEST(Trainer, ResumeEqualsStraightRun) {
   auto reg = registry();
   std::string a = fresh_dir("straight"), b = fresh_dir("resumed");

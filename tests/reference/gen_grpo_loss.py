@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes tests/data/grpo_loss_cases.json: GRPO loss values and d loss / d logp from PyTorch
 autograd, written after TRL's GRPOTrainer._compute_loss (clipped surrogate, token/sequence
-importance level, loss types) plus dual clip, KL estimators and off-policy masking.
+importance level, loss types) plus dual clip, KL estimators and off-policy masking, and the
+CISPO (MiniMax-M1), SAPO (soft gate) and GMPO (geometric mean) objectives from their papers.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/gen_grpo_loss.py
 """
@@ -15,16 +16,35 @@ torch.set_default_dtype(torch.float64)
 OUT = os.path.join(os.path.dirname(__file__), "..", "data", "grpo_loss_cases.json")
 
 
-def loss_fn(logp, old, ref, adv, mask, cfg):
+def policy_loss(logp, old, adv, mask, cfg):
     log_ratio = logp - old
     if cfg["level"] == "sequence":
         log_ratio = ((log_ratio * mask).sum(-1) / mask.sum(-1)).unsqueeze(-1).expand_as(logp)
     r = torch.exp(log_ratio)
+    kind = cfg.get("policy", "clip")
+    if kind == "cispo":  # the clipped IS weight is a constant; only log pi carries gradient
+        w = torch.clamp(r, 1 - cfg["eps_low"], 1 + cfg["eps_high"]).detach()
+        return -w * adv * logp
+    if kind == "sapo":
+        tau = torch.where(adv > 0, torch.full_like(adv, cfg["tau_pos"]),
+                          torch.full_like(adv, cfg["tau_neg"]))
+        return -(4.0 / tau) * torch.sigmoid(tau * (r - 1)) * adv
+    if kind == "gmpo":
+        sgn = torch.sign(adv)
+        c = torch.clamp(log_ratio, -cfg["eps_low"], cfg["eps_high"])
+        chosen = sgn * torch.min(sgn * log_ratio, sgn * c)
+        chosen = torch.where(sgn == 0, log_ratio, chosen)
+        mean = (chosen * mask).sum(-1) / mask.sum(-1)
+        return (-adv[:, 0] * torch.exp(mean)).unsqueeze(-1).expand_as(logp)
     clipped = torch.clamp(r, 1 - cfg["eps_low"], 1 + cfg["eps_high"])
     surr = torch.min(r * adv, clipped * adv)
     if cfg["dual_clip"] > 1:
         surr = torch.where(adv < 0, torch.max(surr, cfg["dual_clip"] * adv), surr)
-    per_tok = -surr
+    return -surr
+
+
+def loss_fn(logp, old, ref, adv, mask, cfg):
+    per_tok = policy_loss(logp, old, adv, mask, cfg)
     if cfg["beta"] > 0:
         delta = ref - logp
         kind = cfg["kl"]
@@ -61,9 +81,18 @@ def main():
                                [(0.0, "k3"), (0.04, "k1"), (0.04, "k2"), (0.1, "k3"),
                                 (0.1, "k3_ratio")],
                                [0.0, 3.0], [0.0, 0.05])
-    for level, agg, (beta, kl), dual, offp in combos:
-        cfg = {"level": level, "agg": agg, "beta": beta, "kl": kl, "eps_low": 0.2,
-               "eps_high": 0.28, "dual_clip": dual, "max_len": 10, "offpolicy_delta": offp}
+    configs = [{"level": level, "agg": agg, "beta": beta, "kl": kl, "eps_low": 0.2,
+                "eps_high": 0.28, "dual_clip": dual, "max_len": 10, "offpolicy_delta": offp}
+               for level, agg, (beta, kl), dual, offp in combos]
+    for policy, levels in (("cispo", ["token"]), ("sapo", ["token", "sequence"]),
+                           ("gmpo", ["token"])):
+        for level, agg, (beta, kl) in itertools.product(
+                levels, ["seq-mean-token-mean", "token-mean", "seq-mean-token-sum-norm"],
+                [(0.0, "k3"), (0.04, "k3")]):
+            configs.append({"policy": policy, "level": level, "agg": agg, "beta": beta, "kl": kl,
+                            "eps_low": 0.2, "eps_high": 0.28, "dual_clip": 0.0, "max_len": 10,
+                            "offpolicy_delta": 0.0, "tau_pos": 1.0, "tau_neg": 1.05})
+    for cfg in configs:
         mask = torch.zeros(len(lens), T)
         for i, n in enumerate(lens):
             mask[i, :n] = 1

@@ -1,7 +1,8 @@
 // The GRPO policy loss and its gradient with respect to each completion token's logprob:
 // clipped surrogate (clip-higher eps_low/eps_high, optional dual clip), token- or sequence-level
-// (GSPO) ratios, KL to the reference (k1, k2, k3, or k3 weighted by the importance ratio as in
-// DeepSeek-V3.2), four aggregation modes, and off-policy sequence masking.
+// (GSPO) ratios, or the CISPO, SAPO and GMPO objectives; KL to the reference (k1, k2, k3, or k3
+// weighted by the importance ratio as in DeepSeek-V3.2), four aggregation modes, and off-policy
+// sequence masking.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +16,12 @@ namespace aha::grpo {
 enum class RatioLevel { kToken, kSequence };
 enum class LossAgg { kSeqMeanTokenMean, kTokenMean, kSeqMeanTokenSumNorm, kBnpo };
 enum class KlEstimator { kK1, kK2, kK3, kK3Ratio };
+// kClip: PPO/GRPO's min(r A, clip(r) A). kCispo (MiniMax-M1): -sg(clip(r)) A log pi, every
+// token keeps a gradient. kSapo (Qwen's soft adaptive PO): a sigmoid gate 4/tau sigma(tau (r-1))
+// instead of the hard clip, tau_pos for A > 0 and tau_neg for A < 0. kGmpo (geometric-mean PO):
+// A times the geometric mean of the sequence's ratios, each clipped in log space to
+// [-eps_low, eps_high] on the pessimistic side.
+enum class PolicyLoss { kClip, kCispo, kSapo, kGmpo };
 
 struct LossConfig {
   double eps_low = 0.2;
@@ -26,6 +33,9 @@ struct LossConfig {
   KlEstimator kl = KlEstimator::kK3;
   int64_t max_completion_len = 0;  // Dr. GRPO's constant normaliser
   double offpolicy_delta = 0.0;    // > 0: drop A<0 sequences with KL(old||new) > delta
+  PolicyLoss policy = PolicyLoss::kClip;
+  double sapo_tau_pos = 1.0, sapo_tau_neg = 1.05;
+  static PolicyLoss parse_policy(const std::string& s);
   static RatioLevel parse_level(const std::string& s);
   static LossAgg parse_agg(const std::string& s);
   static KlEstimator parse_kl(const std::string& s);

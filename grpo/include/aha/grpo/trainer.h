@@ -29,6 +29,8 @@ struct GrpoConfig {
   double eps_low = 0.2, eps_high = 0.2, dual_clip = 0.0;
   std::string ratio_level = "token";
   std::string loss_agg = "seq-mean-token-mean";
+  std::string policy_loss = "clip";  // clip | cispo | sapo | gmpo (loss.h)
+  double sapo_tau_pos = 1.0, sapo_tau_neg = 1.05;
   std::string advantage = "grpo";
   std::string scale_rewards = "group";
   int ref_reset_every = 0;      // copy the policy into the reference every N steps (0: never)
