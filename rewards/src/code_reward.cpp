@@ -197,6 +197,7 @@ CodeResult run_io_tests(const std::string& program, const Json& tests, const Cod
     CodeTestResult t;
     t.wall_s = r.wall_s;
     t.status = r.status();
+    t.disk_full = r.disk_full;
     if (r.ok()) {
       t.passed = call ? function_result_matches(r.out, want, o.float_tol)
                       : outputs_match(r.out, as_text(want), o.float_tol);
@@ -211,7 +212,7 @@ CodeResult run_test_program(const std::string& program, const CodeOptions& o) {
   return run_parallel(1, o, [&](size_t, SandboxIsolation& iso) {
     SandboxResult r = run_sandboxed(argv, {{"main.py", program}}, "", o.limits);
     iso = r.isolation;
-    return CodeTestResult{r.ok(), r.status(), r.wall_s};
+    return CodeTestResult{r.ok(), r.status(), r.wall_s, r.disk_full};
   });
 }
 
@@ -229,14 +230,22 @@ class CodeReward : public RewardFunction {
     o_.limits.wall_s = r.get<double>("timeout_s", o_.limits.wall_s);
     o_.limits.memory_mb = r.get<int64_t>("memory_mb", o_.limits.memory_mb);
     o_.limits.output_bytes = r.get<int64_t>("output_bytes", o_.limits.output_bytes);
+    o_.limits.disk_mb = r.get<int64_t>("disk_mb", o_.limits.disk_mb);
+    o_.limits.ro_paths = r.get<std::vector<std::string>>("ro_paths", {});
     o_.limits.allow_network = r.get<bool>("allow_network", false);
     o_.max_parallel = r.get<int>("max_parallel", o_.max_parallel);
     o_.all_or_nothing = r.get<bool>("all_or_nothing", false);
     o_.max_tests = r.get<int>("max_tests", 0);
     o_.python = r.get<std::string>("python", o_.python);
     r.finish();
-    if (!(o_.limits.wall_s > 0) || o_.limits.memory_mb < 16 || o_.max_parallel < 1) {
-      fail("[code] need timeout_s > 0, memory_mb >= 16, max_parallel >= 1");
+    if (!(o_.limits.wall_s > 0) || o_.limits.memory_mb < 16 || o_.max_parallel < 1 ||
+        o_.limits.disk_mb < 1) {
+      fail("[code] need timeout_s > 0, memory_mb >= 16, max_parallel >= 1, disk_mb >= 1");
+    }
+    // Grading untrusted code without isolation would leak the tests: end the run instead.
+    if (std::string why = sandbox_unavailable_reason(); !why.empty()) {
+      fail("[code] the sandbox cannot run here (", why,
+           "); it needs root or unprivileged user namespaces");
     }
   }
 
@@ -268,7 +277,10 @@ class CodeReward : public RewardFunction {
     Json statuses = Json::array();
     for (const auto& t : res.tests) statuses.push_back(t.status);
     r.details["status"] = std::move(statuses);
-    r.details["network_isolated"] = res.isolation.net_ns;
+    r.details["network_isolated"] = res.isolation.network_isolated();
+    bool disk_full = std::any_of(res.tests.begin(), res.tests.end(),
+                                 [](const CodeTestResult& t) { return t.disk_full; });
+    if (disk_full) r.details["disk_quota_exceeded"] = true;
     return r;
   }
 

@@ -173,26 +173,30 @@ TEST(SandboxHostile, OutputFloodIsCapped) {
 }
 
 TEST(SandboxHostile, CannotWriteOutsideItsTempDir) {
-  std::string outside = "/tmp/aha_sandbox_escape_" + std::to_string(getpid());
+  // the sandbox's /tmp is its own work dir: a write there must not reach the host's /tmp
+  std::string host_tmp = "/tmp/aha_sandbox_escape_" + std::to_string(getpid());
   std::string in_source = std::string(AHA_BINARY_DIR) + "/aha_sandbox_escape";
-  std::filesystem::remove(outside);
+  std::filesystem::remove(host_tmp);
   std::filesystem::remove(in_source);
   SandboxResult r = run_python(
       "import os\n"
-      "for p in ['" + outside + "', '" + in_source + "', '/etc/aha_escape']:\n"
+      "for p in ['" + in_source + "', '/etc/aha_escape', '/aha_escape', '/usr/aha_escape',\n"
+      "          '/dev/aha_escape', '/proc/aha_escape']:\n"
       "    try:\n"
       "        open(p, 'w').write('pwned')\n"
       "        print('WROTE', p)\n"
       "    except OSError as e:\n"
       "        print('blocked', p)\n"
+      "open('" + host_tmp + "', 'w').write('own tmp')\n"
       "open('inside.txt', 'w').write('fine')\n"
       "print(open('inside.txt').read())\n");
   EXPECT_TRUE(r.ok()) << r.status() << r.err;
   EXPECT_EQ(r.out.find("WROTE"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("fine"), std::string::npos) << r.out;
-  EXPECT_FALSE(std::filesystem::exists(outside));
+  EXPECT_FALSE(std::filesystem::exists(host_tmp));
   EXPECT_FALSE(std::filesystem::exists(in_source));
   EXPECT_FALSE(std::filesystem::exists("/etc/aha_escape"));
+  EXPECT_FALSE(std::filesystem::exists("/aha_escape"));
 }
 
 TEST(SandboxHostile, CannotKillTheParent) {

@@ -25,6 +25,7 @@ struct CodeTestResult {
   bool passed = false;
   std::string status;  // sandbox status ("ok", "timeout", "exit 1", ...) or "wrong answer"
   double wall_s = 0;
+  bool disk_full = false;  // the program filled its work dir (SandboxLimits::disk_mb)
 };
 
 struct CodeResult {

@@ -1,0 +1,402 @@
+// The sandbox's four promises against hostile programs (issue 16): nothing outlives aha, no host
+// socket is reachable, no host file is readable, and the disk is bounded. Each test also shows
+// that its check can fail (the same probe run on the host succeeds). When run as root, one more
+// test runs all Sandbox* tests again as an ordinary user (uid 65534).
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "aha/core/error.h"
+#include "aha/rewards/code.h"
+#include "aha/rewards/reward.h"
+#include "aha/rewards/sandbox.h"
+
+namespace aha::rewards {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+SandboxLimits limits(double wall_s = 10.0) {
+  SandboxLimits l;
+  l.wall_s = wall_s;
+  l.memory_mb = 512;
+  l.output_bytes = 1 << 16;
+  return l;
+}
+
+SandboxResult run_python(const std::string& program, SandboxLimits l = limits(),
+                         const std::vector<std::string>& extra_args = {}) {
+  std::vector<std::string> argv{"python3", "-I", "-B", "main.py"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  return run_sandboxed(argv, {{"main.py", program}}, "", l);
+}
+
+// The same probe without a sandbox: what the test would see if the sandbox let it through.
+std::string run_on_host(const std::string& program) {
+  std::string path = "/tmp/aha-host-probe-" + std::to_string(getpid()) + ".py";
+  std::ofstream(path) << program;
+  std::string out;
+  if (FILE* f = popen(("/usr/bin/python3 -I -B " + path + " 2>&1").c_str(), "r")) {
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof(buf), f)) out.append(buf, n);
+    pclose(f);
+  }
+  fs::remove(path);
+  return out;
+}
+
+// Host processes whose command line contains `marker` (the sandboxed program's last argument,
+// inherited by everything it forks).
+int processes_with(const std::string& marker) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
+    std::string name = e.path().filename();
+    if (name.empty() || name[0] < '0' || name[0] > '9') continue;
+    std::ifstream f(e.path() / "cmdline", std::ios::binary);
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (cmd.find(marker) != std::string::npos) ++n;
+  }
+  return n;
+}
+
+int host_sandbox_dirs() {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/tmp", fs::directory_options::skip_permission_denied)) {
+    if (e.path().filename().string().rfind("aha-sbx-", 0) == 0) ++n;
+  }
+  return n;
+}
+
+template <typename Pred>
+bool wait_until(Pred pred, double limit_s) {
+  auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(limit_s * 1000));
+  while (!pred()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// A program that tries to outlive its sandbox: it clears its own PDEATHSIG and leaves a
+// daemonised grandchild behind, then sleeps.
+constexpr const char* kSleeper =
+    "import ctypes, os, time\n"
+    "try:\n"
+    "    ctypes.CDLL(None).prctl(1, 0)  # PR_SET_PDEATHSIG: none\n"
+    "except Exception:\n"
+    "    pass\n"
+    "if os.fork() == 0:\n"
+    "    os.setsid()\n"
+    "    if os.fork() == 0:\n"
+    "        time.sleep(60)\n"
+    "    os._exit(0)\n"
+    "time.sleep(60)\n";
+
+class SandboxLifetime : public testing::TestWithParam<int> {};
+
+TEST_P(SandboxLifetime, NothingOutlivesAKilledAha) {
+  int sig = GetParam();
+  std::string marker = "aha-lifetime-" + std::to_string(getpid()) + "-" + std::to_string(sig);
+  int dirs_before = host_sandbox_dirs();
+  pid_t helper = fork();  // stands for aha: it runs a sandbox and gets killed
+  ASSERT_GE(helper, 0);
+  if (helper == 0) {
+    run_python(kSleeper, limits(60), {marker});
+    _exit(0);
+  }
+  bool started = wait_until([&] { return processes_with(marker) >= 2; }, 20);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // PDEATHSIG cleared, daemon up
+  kill(helper, sig);
+  int status = 0;
+  bool reaped = wait_until([&] { return waitpid(helper, &status, WNOHANG) == helper; }, 10);
+  if (!reaped) {
+    kill(helper, SIGKILL);
+    waitpid(helper, &status, 0);
+  }
+  ASSERT_TRUE(started) << "the sleeper never ran";
+  EXPECT_TRUE(reaped);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == sig);
+  EXPECT_TRUE(wait_until([&] { return processes_with(marker) == 0; }, 5))
+      << processes_with(marker) << " sandboxed processes outlived aha";
+  // its files lived in a tmpfs of its own mount namespace, gone with it; the next start works
+  // and leaves nothing in the host's /tmp either
+  SandboxResult next = run_python("print('next')");
+  EXPECT_TRUE(next.ok()) << next.status() << next.err;
+  EXPECT_EQ(host_sandbox_dirs(), dirs_before);
+}
+
+INSTANTIATE_TEST_SUITE_P(Sandbox, SandboxLifetime, testing::Values(SIGKILL, SIGTERM, SIGINT),
+                         [](const testing::TestParamInfo<int>& i) {
+                           return std::string(i.param == SIGKILL   ? "SIGKILL"
+                                              : i.param == SIGTERM ? "SIGTERM"
+                                                                   : "SIGINT");
+                         });
+
+TEST(SandboxLifetime, TimeoutKillsEveryProcessOfTheSandbox) {
+  std::string marker = "aha-timeout-" + std::to_string(getpid());
+  auto t0 = Clock::now();
+  SandboxResult r = run_python(kSleeper, limits(1.5), {marker});
+  EXPECT_TRUE(r.timed_out);
+  EXPECT_LT(std::chrono::duration<double>(Clock::now() - t0).count(), 5.0);
+  EXPECT_TRUE(wait_until([&] { return processes_with(marker) == 0; }, 2));
+}
+
+// Host sockets the probe tries: a 0666 path socket, an abstract socket and TCP on loopback.
+struct HostSockets {
+  std::string path = "/tmp/aha-sock-" + std::to_string(getpid());
+  std::string abstract = "aha-abstract-" + std::to_string(getpid());
+  int port = 0;
+  int fds[3] = {-1, -1, -1};
+
+  HostSockets() {
+    fs::remove(path);
+    sockaddr_un un{};
+    un.sun_family = AF_UNIX;
+    std::snprintf(un.sun_path, sizeof(un.sun_path), "%s", path.c_str());
+    fds[0] = socket(AF_UNIX, SOCK_STREAM, 0);
+    bind(fds[0], reinterpret_cast<sockaddr*>(&un), sizeof(un));
+    chmod(path.c_str(), 0666);
+    sockaddr_un ab{};
+    ab.sun_family = AF_UNIX;
+    std::memcpy(ab.sun_path + 1, abstract.data(), abstract.size());
+    fds[1] = socket(AF_UNIX, SOCK_STREAM, 0);
+    bind(fds[1], reinterpret_cast<sockaddr*>(&ab),
+         static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + abstract.size()));
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    fds[2] = socket(AF_INET, SOCK_STREAM, 0);
+    bind(fds[2], reinterpret_cast<sockaddr*>(&in), sizeof(in));
+    socklen_t len = sizeof(in);
+    getsockname(fds[2], reinterpret_cast<sockaddr*>(&in), &len);
+    port = ntohs(in.sin_port);
+    for (int fd : fds) listen(fd, 16);
+  }
+  ~HostSockets() {
+    for (int fd : fds) close(fd);
+    fs::remove(path);
+  }
+  std::string probe() const {
+    return "import socket\n"
+           "def attempt(name, family, addr):\n"
+           "    try:\n"
+           "        s = socket.socket(family, socket.SOCK_STREAM)\n"
+           "        s.settimeout(1)\n"
+           "        s.connect(addr)\n"
+           "        print('CONNECTED', name)\n"
+           "    except OSError as e:\n"
+           "        print('blocked', name, e)\n"
+           "attempt('path', socket.AF_UNIX, '" + path + "')\n"
+           "attempt('abstract', socket.AF_UNIX, '\\0" + abstract + "')\n"
+           "attempt('tcp', socket.AF_INET, ('127.0.0.1', " + std::to_string(port) + "))\n";
+  }
+};
+
+TEST(SandboxNetwork, HostSocketsAreUnreachable) {
+  HostSockets host;
+  std::string on_host = run_on_host(host.probe());
+  for (const char* kind : {"CONNECTED path", "CONNECTED abstract", "CONNECTED tcp"}) {
+    ASSERT_NE(on_host.find(kind), std::string::npos) << "the probe itself is broken: " << on_host;
+  }
+  SandboxResult r = run_python(host.probe());
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_EQ(r.out.find("CONNECTED"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("blocked"), 0u) << r.out;
+  EXPECT_TRUE(r.isolation.network_isolated());
+}
+
+TEST(SandboxNetwork, AllowedNetworkIsNotReportedAsIsolated) {
+  HostSockets host;
+  SandboxLimits l = limits();
+  l.allow_network = true;
+  SandboxResult r = run_python(host.probe(), l);
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_FALSE(r.isolation.network_isolated());
+  EXPECT_NE(r.out.find("CONNECTED tcp"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("CONNECTED abstract"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("CONNECTED path"), std::string::npos) << r.out;  // still no host files
+}
+
+TEST(SandboxNetwork, CodeRewardDetailsSayIsolated) {
+  auto set = RewardSet::from_json(Json::parse(R"([{"name": "code"}])"), builtin_registry());
+  Json row = {{"tests", {{"inputs", {"1\n"}}, {"outputs", {"1\n"}}}}};
+  Sample s;
+  std::string completion = "```python\nprint(input())\n```";
+  s.completion = completion;
+  s.row = &row;
+  ScoredSample got = set.score(s);
+  EXPECT_EQ(got.reward, 1.0) << got.details.dump();
+  EXPECT_EQ(got.details["code"]["network_isolated"], true) << got.details.dump();
+}
+
+// Files the sandbox must not read: world-readable, in the host's /tmp, the test's build dir
+// and cwd; and /root, /home and the working directory must not even be listable.
+TEST(SandboxFiles, SeesOnlyTheInterpreter) {
+  std::string tag = std::to_string(getpid());
+  std::vector<std::string> secrets = {"/tmp/aha-secret-" + tag,
+                                      std::string(AHA_BINARY_DIR) + "/aha-secret-" + tag,
+                                      fs::current_path().string() + "/aha-secret-cwd-" + tag};
+  std::string program = "import os\npaths = [";
+  for (const auto& p : secrets) {
+    std::ofstream(p) << "SECRET_" << tag;  // (the build dir is not writable as a user: skipped)
+    chmod(p.c_str(), 0644);
+    program += "'" + p + "', ";
+  }
+  program += "'/etc/passwd', '/etc/hostname', '/proc/1/environ', '/proc/1/mem']\n"
+             "for p in paths:\n"
+             "    try:\n"
+             "        print('READ', p, open(p, 'rb').read(64))\n"
+             "    except OSError as e:\n"
+             "        print('blocked', p)\n"
+             "for d in ['/root', '/home', '/work', '/var', '/opt', '" +
+             fs::current_path().string() + "']:\n"
+             "    try:\n"
+             "        print('LISTED', d, os.listdir(d)[:3])\n"
+             "    except OSError:\n"
+             "        print('blocked', d)\n"
+             "print('ROOT', sorted(os.listdir('/')))\n"
+             "print('ETC', sorted(os.listdir('/etc')))\n";
+  std::string on_host = run_on_host(program);
+  ASSERT_NE(on_host.find("READ /tmp/aha-secret-"), std::string::npos) << on_host;
+  SandboxResult r = run_python(program);
+  for (const auto& p : secrets) fs::remove(p);
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_EQ(r.out.find("READ"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("LISTED"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("SECRET_"), std::string::npos) << r.out;
+  size_t root_at = r.out.find("ROOT ");
+  ASSERT_NE(root_at, std::string::npos) << r.out;
+  std::string root = r.out.substr(root_at, r.out.find('\n', root_at) - root_at);
+  for (const char* host_only : {"'root'", "'home'", "'work'", "'var'", "'opt'", "'run'"}) {
+    EXPECT_EQ(root.find(host_only), std::string::npos) << root;
+  }
+  EXPECT_TRUE(r.isolation.mount_ns);
+}
+
+TEST(SandboxFiles, RoPathsAreReadableButNotWritable) {
+  std::string dir = "/var/tmp/aha-ro-" + std::to_string(getpid());
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) GTEST_SKIP() << "cannot create " << dir;
+  std::ofstream(dir + "/data.txt") << "visible";
+  chmod(dir.c_str(), 0755);
+  chmod((dir + "/data.txt").c_str(), 0644);
+  SandboxLimits l = limits();
+  l.ro_paths = {dir};
+  SandboxResult r = run_python(
+      "print(open('" + dir + "/data.txt').read())\n"
+      "try:\n"
+      "    open('" + dir + "/new.txt', 'w').write('x')\n"
+      "    print('WROTE')\n"
+      "except OSError:\n"
+      "    print('blocked')\n",
+      l);
+  EXPECT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_EQ(r.out, "visible\nblocked\n");
+  EXPECT_FALSE(fs::exists(dir + "/new.txt"));
+  fs::remove_all(dir, ec);
+  l.ro_paths = {"/tmp/x"};  // hidden by the staging mount: refused, not silently empty
+  r = run_python("print(1)", l);
+  EXPECT_FALSE(r.ok());
+  EXPECT_NE(r.error.find("ro_paths"), std::string::npos) << r.status();
+}
+
+// A program that writes 1 MB chunks into as many files as it can (RLIMIT_FSIZE is per file).
+constexpr const char* kDiskFiller =
+    "import os\n"
+    "total = 0\n"
+    "try:\n"
+    "    for i in range(1000):\n"
+    "        with open(('/tmp/' if i % 2 else '') + f'big{i}', 'wb') as f:\n"
+    "            for _ in range(4):\n"
+    "                f.write(b'x' * (1 << 20))\n"
+    "                f.flush()\n"
+    "                total += 1\n"
+    "except OSError as e:\n"
+    "    print('stopped', e.errno)\n"
+    "print('MB', total)\n";
+
+TEST(SandboxDisk, QuotaStopsAWriterWithAClearStatus) {
+  SandboxLimits l = limits();
+  l.disk_mb = 8;
+  int dirs_before = host_sandbox_dirs();
+  SandboxResult r = run_python(kDiskFiller, l);
+  EXPECT_TRUE(r.disk_full) << r.out << r.err;
+  EXPECT_EQ(r.status(), "disk quota exceeded");
+  EXPECT_FALSE(r.ok());
+  size_t at = r.out.find("MB ");
+  ASSERT_NE(at, std::string::npos) << r.out << r.err;
+  EXPECT_LE(std::stoi(r.out.substr(at + 3)), 8) << r.out;
+  EXPECT_NE(r.out.find("stopped 28"), std::string::npos) << r.out;  // ENOSPC
+  EXPECT_EQ(host_sandbox_dirs(), dirs_before);
+  // many empty files: the inode limit holds too
+  r = run_python("import os\ntry:\n    for i in range(100000):\n        open(f'f{i}', 'w').close()\n"
+                 "except OSError as e:\n    print('stopped', e.errno)\n",
+                 l);
+  EXPECT_TRUE(r.disk_full) << r.out << r.err;
+  // a program within its quota is fine, and the default quota is 64 MB
+  EXPECT_EQ(SandboxLimits{}.disk_mb, 64);
+  r = run_python("open('small', 'wb').write(b'x' * 1000)\nprint('ok')\n", l);
+  EXPECT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_FALSE(r.disk_full);
+}
+
+TEST(SandboxDisk, CodeRewardReportsTheQuota) {
+  auto set = RewardSet::from_json(
+      Json::parse(R"([{"name": "code", "params": {"disk_mb": 4, "timeout_s": 10}}])"),
+      builtin_registry());
+  Json row = {{"tests", {{"inputs", {"1\n"}}, {"outputs", {"1\n"}}}}};
+  Sample s;
+  std::string completion = std::string("```python\n") + kDiskFiller + "```";
+  s.completion = completion;
+  s.row = &row;
+  ScoredSample got = set.score(s);
+  EXPECT_EQ(got.reward, 0.0);
+  EXPECT_EQ(got.details["code"]["disk_quota_exceeded"], true) << got.details.dump();
+  EXPECT_EQ(got.details["code"]["status"][0], "disk quota exceeded") << got.details.dump();
+  EXPECT_THROW(RewardSet::from_json(
+                   Json::parse(R"([{"name": "code", "params": {"disk_mb": 0}}])"),
+                   builtin_registry()),
+               Error);
+}
+
+// Every Sandbox* test again as an ordinary user (the user-namespace path of the sandbox).
+TEST(SandboxAsUser, AllSandboxTestsPassAsUid65534) {
+  if (geteuid() != 0) GTEST_SKIP() << "already an ordinary user";
+  if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv to drop privileges";
+  std::string self = fs::read_symlink("/proc/self/exe").string();
+  std::string cmd = "cd /var/tmp && /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                    self + " --gtest_filter='Sandbox*:Code*:-SandboxAsUser.*' 2>&1";
+  std::string out;
+  int rc = -1;
+  if (FILE* f = popen(cmd.c_str(), "r")) {
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof(buf), f)) out.append(buf, n);
+    rc = pclose(f);
+  }
+  if (out.find("user namespaces disabled") != std::string::npos) {
+    GTEST_SKIP() << "this kernel gives ordinary users no user namespaces:\n" << out;
+  }
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("[  PASSED  ]"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace aha::rewards
