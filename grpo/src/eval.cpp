@@ -19,13 +19,15 @@
 
 namespace aha::grpo {
 
-Json evaluate(const EvalOptions& o) {
+Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& tok,
+                    const std::vector<datasets::Example>& problems, const EvalOptions& o,
+                    std::vector<runlog::RolloutRow>* out_rows) {
   if (o.n < 1) fail("--n must be >= 1");
-  auto tok = policy::Tokenizer::load(o.model);
-  auto model = policy::load_model<float>(o.model);
-  auto problems = datasets::load_examples(o.data, o.data.contains("eval") ? "eval" : "train", o.seed);
+  if (problems.empty()) fail("evaluation: no problems");
   auto templ = datasets::PromptTemplate::from_config(o.templ);
-  auto rewards = rewards::RewardSet::from_json(o.rewards, rewards::builtin_registry());
+  rewards::RewardSet own;
+  if (o.reward_set == nullptr) own = rewards::RewardSet::from_json(o.rewards, rewards::builtin_registry());
+  const rewards::RewardSet& rewards = o.reward_set != nullptr ? *o.reward_set : own;
   const std::string acc = o.accuracy_reward.empty() ? rewards.labels().front() : o.accuracy_reward;
   std::vector<rollout::Request> reqs;
   std::vector<std::string> prompts;
@@ -43,7 +45,7 @@ Json evaluate(const EvalOptions& o) {
   eo.max_batch = o.max_batch;
   auto known = [&](const std::vector<int32_t>& ids) { return policy::known_ids(tok, ids); };
   eo.detokenize = [&](const std::vector<int32_t>& ids) { return tok.decode(known(ids)); };
-  auto comps = rollout::Engine(*model, eo).generate(reqs, o.on_progress);
+  auto comps = rollout::Engine(model, eo).generate(reqs, o.on_progress);
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
   for (size_t i = 0; i < comps.size(); ++i) {
@@ -100,11 +102,22 @@ Json evaluate(const EvalOptions& o) {
     }
     write_file_atomic(o.out_jsonl, out);
   }
+  if (out_rows != nullptr) *out_rows = std::move(rows);
+  return result;
+}
+
+Json evaluate(const EvalOptions& o) {
+  if (o.n < 1) fail("--n must be >= 1");
+  auto tok = policy::Tokenizer::load(o.model);
+  auto model = policy::load_model<float>(o.model);
+  auto problems = datasets::load_examples(o.data, o.data.contains("eval") ? "eval" : "train", o.seed);
+  std::vector<runlog::RolloutRow> rows;
+  Json result = evaluate_model(*model, tok, problems, o, &rows);
   if (!o.db_path.empty()) {
     runlog::RunDb db(o.db_path, "eval", Json{{"model", o.model}, {"data", o.data}, {"n", o.n}},
                      o.model, false);
     Json metrics = result;
-    metrics["accuracy"] = pass1 / np;
+    metrics["accuracy"] = result["pass@1"];
     db.write_step(0, metrics, rows);
     db.finish("finished");
   }

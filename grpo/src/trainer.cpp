@@ -94,6 +94,12 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   }
   if (cfg.rollouts.empty()) {
     s.data = datasets::load_examples(cfg.data, "train", cfg.seed);
+    if (cfg.grpo.eval_every > 0) {
+      s.eval_data = datasets::load_examples(cfg.data, "eval", cfg.seed);
+      if (static_cast<int64_t>(s.eval_data.size()) > cfg.grpo.eval_size) {
+        s.eval_data.resize(static_cast<size_t>(cfg.grpo.eval_size));
+      }
+    }
   } else {
     s.file_rollouts = read_rollout_file(cfg.rollouts, rollout_limits(*s.policy, cfg.grpo));
     spdlog::info("{}: {} rollouts; every step learns from all of them", cfg.rollouts, s.file_rollouts.size());
@@ -212,9 +218,10 @@ void Trainer::State::save_checkpoint() {
   opt->save((fs::path(dir) / "optimizer.safetensors").string());
   if (ref_changed) policy::save_model(*ref, (fs::path(dir) / "reference").string());
   Json state = {{"step", step}, {"cursor", cursor->state()}, {"nan_streak", nan_streak},
-                {"ref_changed", ref_changed}};
+                {"ref_changed", ref_changed}, {"best_eval", best_eval}, {"best_step", best_step}};
   save_json_file((fs::path(dir) / "trainer_state.json").string(), state);
   db->add_checkpoint(step, dir);
+  prune_checkpoints();
 }
 
 void Trainer::State::load_checkpoint(const std::string& dir) {
@@ -227,6 +234,8 @@ void Trainer::State::load_checkpoint(const std::string& dir) {
   cursor->restore(state.at("cursor"));
   nan_streak = state.value("nan_streak", 0);
   ref_changed = state.value("ref_changed", false);
+  best_eval = state.value("best_eval", -1.0);
+  best_step = state.value("best_step", int64_t{-1});
   if (ref_changed && ref) ref->params() = policy::load_model<float>((fs::path(dir) / "reference").string())->params();
 }
 

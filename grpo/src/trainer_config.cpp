@@ -24,6 +24,10 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.ratio_level = r.get<std::string>("ratio_level", g.ratio_level);
   g.loss_agg = r.get<std::string>("loss_agg", g.loss_agg);
   g.policy_loss = r.get<std::string>("policy_loss", g.policy_loss);
+  g.eval_every = r.get<int>("eval_every", g.eval_every);
+  g.eval_n = r.get<int>("eval_n", g.eval_n);
+  g.eval_size = r.get<int>("eval_size", g.eval_size);
+  g.keep_checkpoints = r.get<int>("keep_checkpoints", g.keep_checkpoints);
   g.sapo_tau_pos = r.get<double>("sapo_tau_pos", g.sapo_tau_pos);
   g.sapo_tau_neg = r.get<double>("sapo_tau_neg", g.sapo_tau_neg);
   g.advantage = r.get<std::string>("advantage", g.advantage);
@@ -77,6 +81,9 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
     fail("grpo.policy_loss '", g.policy_loss, "' works on token ratios: grpo.ratio_level must be token");
   }
   if (!(g.sapo_tau_pos > 0) || !(g.sapo_tau_neg > 0)) fail("grpo.sapo_tau_pos/neg must be > 0");
+  if (g.eval_every < 0 || g.eval_n < 1 || g.eval_size < 1 || g.keep_checkpoints < 0) {
+    fail("grpo.eval_every and keep_checkpoints must be >= 0, eval_n and eval_size >= 1");
+  }
   if (g.advantage != "process") AdvantageConfig::parse_mode(g.advantage);
   AdvantageConfig::parse_scale(g.scale_rewards);
   // A group of one has no baseline to compare with: every group-relative advantage is 0.
@@ -114,6 +121,9 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   if (!d.has("train") && c.rollouts.empty()) fail("data.train is required (a JSONL path or synthetic:addition)");
   for (const std::string& k : datasets::data_keys()) d.get<Json>(k, Json());
   d.finish();
+  if (c.grpo.eval_every > 0 && !c.data.contains("eval")) {
+    fail("grpo.eval_every needs data.eval (a JSONL path or synthetic:<task>, with data.split)");
+  }
   if (!c.rewards.is_array() || c.rewards.empty()) fail("rewards must be a non-empty array");
   // accuracy_reward must name one of the rewards (by label, else name), checked here so that
   // --dry-run and the run agree.

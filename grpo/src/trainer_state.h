@@ -35,6 +35,9 @@ struct Trainer::State {
   int64_t step = 0;  // completed steps
   int nan_streak = 0;
   int flat_streak = 0;  // steps in a row where every group's rewards were equal
+  std::vector<datasets::Example> eval_data;  // data.eval (grpo.eval_every > 0)
+  double best_eval = -1;                     // best eval pass@1 so far, and its step
+  int64_t best_step = -1;
   bool ref_changed = false;  // the reference drifted from its checkpoint (reset or EMA)
 
   std::vector<Rollout> file_rollouts;  // --rollouts: what every step learns from
@@ -73,6 +76,9 @@ struct Trainer::State {
   void check_ranks_agree();
   void warn_if_nothing_to_learn(double frac_flat);
   void log_start(bool resume);
+  // Evaluation during training and checkpoint hygiene (trainer_eval.cpp).
+  void run_eval(Json& m);
+  void prune_checkpoints();
   void load_checkpoint(const std::string& dir);
 };
 

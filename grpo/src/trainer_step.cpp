@@ -141,6 +141,10 @@ Json Trainer::State::run_step() {
     ref_changed = true;
   }
 
+  // Every rank evaluates (the same deterministic work), so no rank waits in a collective.
+  if (g.eval_every > 0 && !eval_data.empty() && (step % g.eval_every == 0 || step == g.steps)) {
+    run_eval(m);
+  }
   std::vector<runlog::RolloutRow> mine;
   for (const Rollout& r : rs) mine.push_back(row_of(r, step, g.log_tokens));
   std::vector<runlog::RolloutRow> rows = gather_rows(std::move(mine), step);

@@ -431,6 +431,13 @@ std::vector<RolloutRow> RunDb::read_rollouts(int64_t step) const {
   return out;
 }
 
+void RunDb::remove_checkpoint(int64_t step) {
+  Stmt s(db_, "DELETE FROM checkpoints WHERE run_id = ? AND step = ?");
+  s.bind(1, run_id_).bind(2, step).step();
+  event(step, "info", "checkpoint_removed",
+        "checkpoint of step " + std::to_string(step) + " removed (grpo.keep_checkpoints)");
+}
+
 void RunDb::add_checkpoint(int64_t step, const std::string& path) {
   Stmt s(db_, "INSERT OR REPLACE INTO checkpoints(run_id, step, path, created_at) VALUES (?, ?, ?, ?)");
   s.bind(1, run_id_).bind(2, step).bind(3, path).bind(4, now_iso()).step();

@@ -2,9 +2,11 @@
 // process supervision.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <functional>
 
+#include "aha/core/error.h"
 #include "aha/grpo/trainer.h"
 #include "aha/policy/esft.h"
 #include "aha/runlog/run_db.h"
@@ -19,6 +21,53 @@ Json one_step(const Json& raw, const rewards::RewardRegistry& reg) {
   Json last;
   Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) { last = r.metrics; });
   return last;
+}
+
+// data.eval every grpo.eval_every steps into the step's metrics; keep_checkpoints keeps the
+// newest N and the best by eval pass@1, and run.db lists exactly the checkpoints on disk.
+TEST(Features, EvalDuringTrainingAndCheckpointHygiene) {
+  auto reg = registry();
+  const std::string out = fresh_dir("evalkeep");
+  Json raw = base_config(out);
+  raw["data"]["eval"] = "synthetic:arithmetic";
+  raw["grpo"]["steps"] = 5;
+  raw["grpo"]["save_every"] = 1;
+  raw["grpo"]["eval_every"] = 2;
+  raw["grpo"]["eval_n"] = 2;
+  raw["grpo"]["eval_size"] = 6;
+  raw["grpo"]["keep_checkpoints"] = 1;
+  raw["accuracy_reward"] = "sevens";
+  std::vector<Json> steps;
+  Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
+    steps.push_back(r.metrics);
+  });
+  ASSERT_EQ(steps.size(), 5u);
+  for (int s : {1, 3}) EXPECT_FALSE(steps[s - 1].contains("eval/pass@1")) << s;
+  for (int s : {2, 4}) {  // steps 2 and 4, and the last (5)
+    ASSERT_TRUE(steps[s - 1].contains("eval/pass@1")) << steps[s - 1].dump();
+    EXPECT_TRUE(steps[s - 1].contains("eval/pass@2"));
+    EXPECT_TRUE(steps[s - 1].contains("eval/reward/sevens"));
+  }
+  ASSERT_TRUE(steps[4].contains("eval/pass@1"));
+  std::vector<int64_t> on_disk;
+  for (const auto& e : fs::directory_iterator(out)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("checkpoint-", 0) == 0) on_disk.push_back(std::stoll(n.substr(11)));
+  }
+  std::sort(on_disk.begin(), on_disk.end());
+  ASSERT_FALSE(on_disk.empty());
+  EXPECT_LE(on_disk.size(), 2u);  // the newest, and the best by eval when that is another
+  EXPECT_EQ(on_disk.back(), 5);
+  auto db = runlog::RunDb::open_readonly(out + "/run.db");
+  std::vector<int64_t> in_db;
+  for (const Json& r : db->query("SELECT step FROM checkpoints ORDER BY step")) {
+    in_db.push_back(r["step"].get<int64_t>());
+  }
+  EXPECT_EQ(in_db, on_disk);
+  // Without data.eval, eval_every is a config error.
+  Json bad = base_config(fresh_dir("evalbad"));
+  bad["grpo"]["eval_every"] = 2;
+  EXPECT_THROW(TrainConfig::from_json(bad), Error);
 }
 
 TEST(Features, KeepSamplingMaskMatchesTheSamplerLogprobs) {

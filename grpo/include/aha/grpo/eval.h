@@ -2,12 +2,17 @@
 #pragma once
 
 #include <functional>
-
 #include <string>
+#include <vector>
 
 #include "aha/core/config.h"
+#include "aha/datasets/dataset.h"
+#include "aha/policy/model.h"
+#include "aha/policy/tokenizer.h"
+#include "aha/rewards/reward.h"
 #include "aha/rollout/engine.h"
 #include "aha/rollout/sampling.h"
+#include "aha/runlog/run_db.h"
 
 namespace aha::grpo {
 
@@ -25,10 +30,19 @@ struct EvalOptions {
   std::string db_path;       // run.db to log into ("" : none)
   std::function<void(const rollout::Progress&)> on_progress;  // sampling progress (may be empty)
   double warn_truncated = 0.05;  // warn when more completions than this hit max_new_tokens
+  // Score with this set instead of building one from `rewards` (the trainer's own rewards,
+  // plugins and custom registries included). Not owned.
+  const rewards::RewardSet* reward_set = nullptr;
 };
 
 // Returns {"pass@1", "pass@K", "k", "problems", "truncated" (share of completions cut at
 // max_new_tokens), "completion_len_mean", "rewards": {label: mean}}.
 Json evaluate(const EvalOptions& options);
+
+// The same on a model already in memory (evaluation during training): options.model, .data
+// and .db_path are not used; rows (when given) receives one record per completion.
+Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& tok,
+                    const std::vector<datasets::Example>& problems, const EvalOptions& options,
+                    std::vector<runlog::RolloutRow>* rows = nullptr);
 
 }  // namespace aha::grpo

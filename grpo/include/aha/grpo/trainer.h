@@ -30,6 +30,10 @@ struct GrpoConfig {
   std::string ratio_level = "token";
   std::string loss_agg = "seq-mean-token-mean";
   std::string policy_loss = "clip";  // clip | cispo | sapo | gmpo (loss.h)
+  int eval_every = 0;           // evaluate on data.eval every N steps and at the end (0: never)
+  int eval_n = 1;               // samples per evaluation problem (pass@eval_n is logged too)
+  int eval_size = 200;          // evaluation problems (the first of data.eval)
+  int keep_checkpoints = 0;     // keep the newest N checkpoints and the best by eval (0: all)
   double sapo_tau_pos = 1.0, sapo_tau_neg = 1.05;
   std::string advantage = "grpo";
   std::string scale_rewards = "group";

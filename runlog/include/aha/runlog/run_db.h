@@ -63,6 +63,8 @@ class RunDb {
   // One step, atomically: metrics, rollouts and their rewards.
   void write_step(int64_t step, const Json& metrics, const std::vector<RolloutRow>& rollouts);
   void add_checkpoint(int64_t step, const std::string& path);
+  // A checkpoint deleted by checkpoint hygiene: its row goes, an event says so.
+  void remove_checkpoint(int64_t step);
   void event(int64_t step, const std::string& level, const std::string& kind,
              const std::string& message);
   void finish(const std::string& status);

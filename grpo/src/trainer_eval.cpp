@@ -1,0 +1,71 @@
+// Evaluation during training (grpo.eval_every) and checkpoint hygiene (grpo.keep_checkpoints).
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+
+#include "aha/core/dist.h"
+#include "aha/grpo/eval.h"
+#include "trainer_state.h"
+
+namespace aha::grpo {
+
+namespace fs = std::filesystem;
+
+void Trainer::State::run_eval(Json& m) {
+  const GrpoConfig& g = cfg.grpo;
+  EvalOptions o;
+  o.templ = cfg.data.value("template", "r1_zero");
+  o.reward_set = &rewards;
+  o.accuracy_reward = acc_label;
+  o.n = g.eval_n;
+  o.sampling = cfg.sampling;
+  // The same seed at every evaluation: steps differ by the policy only.
+  o.seed = cfg.seed * 1000003ULL + 0xE7A1ULL;
+  o.warn_truncated = 2.0;  // logged as eval/truncated; the run's own warning covers it
+  const auto t0 = std::chrono::steady_clock::now();
+  const Json r = evaluate_model(*policy, *tok, eval_data, o);
+  const double pass1 = r["pass@1"].get<double>();
+  m["eval/pass@1"] = pass1;
+  if (g.eval_n > 1) m["eval/pass@" + std::to_string(g.eval_n)] = r["pass@" + std::to_string(g.eval_n)];
+  m["eval/completion_len_mean"] = r["completion_len_mean"];
+  m["eval/truncated"] = r["truncated"];
+  for (const auto& [label, v] : r["rewards"].items()) m["eval/reward/" + label] = v;
+  m["time_eval"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (pass1 > best_eval) {
+    best_eval = pass1;
+    best_step = step;
+  }
+  if (dist::rank() == 0) {
+    spdlog::info("eval at step {}: pass@1 {:.3f} on {} problems (best {:.3f} at step {})", step,
+                 pass1, eval_data.size(), best_eval, best_step);
+  }
+}
+
+void Trainer::State::prune_checkpoints() {
+  const int keep = cfg.grpo.keep_checkpoints;
+  if (keep <= 0) return;
+  // Complete checkpoints only (trainer_state.json is written last), newest first.
+  std::vector<std::pair<int64_t, fs::path>> found;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(cfg.output_dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("checkpoint-", 0) != 0 || !fs::exists(e.path() / "trainer_state.json")) continue;
+    char* end = nullptr;
+    const long long n = std::strtoll(name.c_str() + 11, &end, 10);
+    if (end != nullptr && *end == '\0' && n >= 0) found.emplace_back(n, e.path());
+  }
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = static_cast<size_t>(keep); i < found.size(); ++i) {
+    if (found[i].first == best_step) continue;  // the best by eval stays
+    fs::remove_all(found[i].second, ec);
+    if (ec) {
+      spdlog::warn("could not remove {}: {}", found[i].second.string(), ec.message());
+      continue;
+    }
+    db->remove_checkpoint(found[i].first);
+  }
+}
+
+}  // namespace aha::grpo
