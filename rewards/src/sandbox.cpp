@@ -249,9 +249,7 @@ int exit_code_of(int status) {
   pid_t program = fork();
   if (program < 0) fail(kForkProgram);
   if (program == 0) exec_program(p, uid);
-  close(0);
-  close(1);
-  close(2);
+  for (int fd : {0, 1, 2}) close(fd);
   while (true) {
     int status = 0;
     pid_t w = waitpid(-1, &status, 0);
@@ -284,6 +282,7 @@ void reset_process_state(const ChildPlan& p) {
 // reports whether the work dir filled up.
 [[noreturn]] void middle(const ChildPlan& p) {
   reset_process_state(p);
+  setpgid(0, 0);  // out of aha's group: a Ctrl-C aha handles (pause) must not kill the sandbox
   arm_death_signal(p.aha);
   int ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS;
   if (!p.limits->allow_network) ns |= CLONE_NEWNET;
@@ -307,9 +306,7 @@ void reset_process_state(const ChildPlan& p) {
     run_init(p, alive[0], uid);
   }
   close(alive[0]);
-  close(0);
-  close(1);
-  close(2);
+  for (int fd : {0, 1, 2}) close(fd);
   Msg started{kStarted, init, 0, 0};
   if (write(kReportFd, &started, sizeof(started)) != static_cast<ssize_t>(sizeof(started))) {
     kill(init, SIGKILL);
@@ -460,7 +457,8 @@ std::string plan_root(ChildPlan& p, const SandboxLimits& l) {
     std::string path = std::filesystem::path(raw).lexically_normal().string();
     while (path.size() > 1 && path.back() == '/') path.pop_back();
     if (path.empty() || path[0] != '/' || path == "/" || path == "/tmp" ||
-        path.rfind("/tmp/", 0) == 0 || path == kWork || path.rfind("/proc", 0) == 0) {
+        path.rfind("/tmp/", 0) == 0 || path == kWork || path == "/proc" ||
+        path.rfind("/proc/", 0) == 0) {
       return "ro_paths: " + raw + " must be absolute, not /, /proc or under /tmp";
     }
     if (visible(p, path)) continue;
@@ -593,18 +591,13 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv,
   p.report_w = report[1];
   pid_t pid = fork();
   if (pid == 0) middle(p);
-  close(out[1]);
-  close(err[1]);
-  close(report[1]);
-  close(p.stdin_fd);
+  for (int fd : {out[1], err[1], report[1], p.stdin_fd}) close(fd);
   if (pid < 0) {
     r.error = std::string("fork: ") + std::strerror(errno);
   } else {
     supervise(pid, out[0], err[0], report[0], p, r);
   }
-  close(out[0]);
-  close(err[0]);
-  close(report[0]);
+  for (int fd : {out[0], err[0], report[0]}) close(fd);
   return r;
 }
 

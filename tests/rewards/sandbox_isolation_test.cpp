@@ -109,7 +109,25 @@ constexpr const char* kSleeper =
     "    os._exit(0)\n"
     "time.sleep(60)\n";
 
-class SandboxLifetime : public testing::TestWithParam<int> {};
+void skip_without_sandbox() {
+  std::string why = sandbox_unavailable_reason();
+  if (!why.empty() && geteuid() != 0) GTEST_SKIP() << "no sandbox for this user here: " << why;
+}
+
+// As an ordinary user on a kernel without user namespaces there is no sandbox: skip, saying so.
+// As root it always works, so there a failure is a failure.
+class SandboxTest : public testing::Test {
+ protected:
+  void SetUp() override { skip_without_sandbox(); }
+};
+using SandboxNetwork = SandboxTest;
+using SandboxFiles = SandboxTest;
+using SandboxDisk = SandboxTest;
+
+class SandboxLifetime : public testing::TestWithParam<int> {
+ protected:
+  void SetUp() override { skip_without_sandbox(); }
+};
 
 TEST_P(SandboxLifetime, NothingOutlivesAKilledAha) {
   int sig = GetParam();
@@ -149,7 +167,7 @@ INSTANTIATE_TEST_SUITE_P(Sandbox, SandboxLifetime, testing::Values(SIGKILL, SIGT
                                                                    : "SIGINT");
                          });
 
-TEST(SandboxLifetime, TimeoutKillsEveryProcessOfTheSandbox) {
+TEST_F(SandboxLifetime, TimeoutKillsEveryProcessOfTheSandbox) {
   std::string marker = "aha-timeout-" + std::to_string(getpid());
   auto t0 = Clock::now();
   SandboxResult r = run_python(kSleeper, limits(1.5), {marker});
@@ -209,7 +227,7 @@ struct HostSockets {
   }
 };
 
-TEST(SandboxNetwork, HostSocketsAreUnreachable) {
+TEST_F(SandboxNetwork, HostSocketsAreUnreachable) {
   HostSockets host;
   std::string on_host = run_on_host(host.probe());
   for (const char* kind : {"CONNECTED path", "CONNECTED abstract", "CONNECTED tcp"}) {
@@ -222,7 +240,7 @@ TEST(SandboxNetwork, HostSocketsAreUnreachable) {
   EXPECT_TRUE(r.isolation.network_isolated());
 }
 
-TEST(SandboxNetwork, AllowedNetworkIsNotReportedAsIsolated) {
+TEST_F(SandboxNetwork, AllowedNetworkIsNotReportedAsIsolated) {
   HostSockets host;
   SandboxLimits l = limits();
   l.allow_network = true;
@@ -234,7 +252,7 @@ TEST(SandboxNetwork, AllowedNetworkIsNotReportedAsIsolated) {
   EXPECT_EQ(r.out.find("CONNECTED path"), std::string::npos) << r.out;  // still no host files
 }
 
-TEST(SandboxNetwork, CodeRewardDetailsSayIsolated) {
+TEST_F(SandboxNetwork, CodeRewardDetailsSayIsolated) {
   auto set = RewardSet::from_json(Json::parse(R"([{"name": "code"}])"), builtin_registry());
   Json row = {{"tests", {{"inputs", {"1\n"}}, {"outputs", {"1\n"}}}}};
   Sample s;
@@ -248,7 +266,7 @@ TEST(SandboxNetwork, CodeRewardDetailsSayIsolated) {
 
 // Files the sandbox must not read: world-readable, in the host's /tmp, the test's build dir
 // and cwd; and /root, /home and the working directory must not even be listable.
-TEST(SandboxFiles, SeesOnlyTheInterpreter) {
+TEST_F(SandboxFiles, SeesOnlyTheInterpreter) {
   std::string tag = std::to_string(getpid());
   std::vector<std::string> secrets = {"/tmp/aha-secret-" + tag,
                                       std::string(AHA_BINARY_DIR) + "/aha-secret-" + tag,
@@ -290,7 +308,7 @@ TEST(SandboxFiles, SeesOnlyTheInterpreter) {
   EXPECT_TRUE(r.isolation.mount_ns);
 }
 
-TEST(SandboxFiles, RoPathsAreReadableButNotWritable) {
+TEST_F(SandboxFiles, RoPathsAreReadableButNotWritable) {
   std::string dir = "/var/tmp/aha-ro-" + std::to_string(getpid());
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -333,7 +351,7 @@ constexpr const char* kDiskFiller =
     "    print('stopped', e.errno)\n"
     "print('MB', total)\n";
 
-TEST(SandboxDisk, QuotaStopsAWriterWithAClearStatus) {
+TEST_F(SandboxDisk, QuotaStopsAWriterWithAClearStatus) {
   SandboxLimits l = limits();
   l.disk_mb = 8;
   int dirs_before = host_sandbox_dirs();
@@ -358,7 +376,7 @@ TEST(SandboxDisk, QuotaStopsAWriterWithAClearStatus) {
   EXPECT_FALSE(r.disk_full);
 }
 
-TEST(SandboxDisk, CodeRewardReportsTheQuota) {
+TEST_F(SandboxDisk, CodeRewardReportsTheQuota) {
   auto set = RewardSet::from_json(
       Json::parse(R"([{"name": "code", "params": {"disk_mb": 4, "timeout_s": 10}}])"),
       builtin_registry());
