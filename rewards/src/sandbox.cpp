@@ -31,6 +31,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "sandbox_seccomp.h"
+
 namespace aha::rewards {
 namespace {
 
@@ -58,14 +60,14 @@ struct Msg {
 
 enum Stage : int32_t {
   kDeathSig, kUnshare, kIdMap, kPrivate, kStaging, kEntry, kWorkMount, kFiles, kReadOnly,
-  kForkInit, kPivot, kForkProgram, kCreds, kNumStages
+  kForkInit, kPivot, kForkProgram, kCreds, kSeccomp, kNumStages
 };
 constexpr const char* kStageNames[kNumStages] = {
     "aha exited during setup", "unshare namespaces (user namespaces disabled?)",
     "write uid_map", "make mounts private", "mount the root tmpfs", "bind",
     "mount the work tmpfs", "write the program's files (more than disk_mb?)",
     "make the root read-only", "fork init", "pivot_root", "fork the program",
-    "drop privileges"};
+    "drop privileges", "install the seccomp filter"};
 
 // One path of the sandbox's root, made under kStage by the middle.
 struct RootEntry {
@@ -215,6 +217,7 @@ void set_limit(int resource, rlim_t value) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);  // setuid cleared it; init's death kills the namespace anyway
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   if (chdir(kWork) != 0) fail(kPivot);
+  if (!detail::install_seccomp_filter()) fail(kSeccomp);
   if (syscall(SYS_close_range, 3u, ~0u, 0u) != 0) {
     for (int fd = 3; fd < 4096; ++fd) close(fd);  // kernels before 5.9
   }

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <thread>
 
 #include "aha/core/error.h"
@@ -374,6 +375,27 @@ TEST_F(SandboxDisk, QuotaStopsAWriterWithAClearStatus) {
   r = run_python("open('small', 'wb').write(b'x' * 1000)\nprint('ok')\n", l);
   EXPECT_TRUE(r.ok()) << r.status() << r.err;
   EXPECT_FALSE(r.disk_full);
+}
+
+// A user namespace of its own would let a program mount a tmpfs of any size (outside its quota)
+// and reach more of the kernel: the seccomp filter refuses namespaces and mounts.
+TEST_F(SandboxDisk, NoNamespacesOrMountsOfItsOwn) {
+  std::string probe =
+      "import ctypes, os\n"
+      "libc = ctypes.CDLL(None, use_errno=True)\n"
+      "print('unshare', libc.unshare(0x10000000 | 0x00020000))\n"  // CLONE_NEWUSER | NEWNS
+      "print('mount', libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, b'size=512m'))\n"
+      "pid = os.fork()\n"  // plain fork still works
+      "if pid == 0:\n"
+      "    os._exit(7)\n"
+      "print('child', os.waitpid(pid, 0)[1] >> 8)\n";
+  std::string on_host = run_on_host(probe);
+  if (on_host.find("unshare 0") == std::string::npos) {
+    std::cerr << "(this user cannot unshare on the host either: the check proves less)\n";
+  }
+  SandboxResult r = run_python(probe);
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_EQ(r.out, "unshare -1\nmount -1\nchild 7\n");
 }
 
 TEST_F(SandboxDisk, CodeRewardReportsTheQuota) {
