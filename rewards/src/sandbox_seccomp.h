@@ -1,13 +1,16 @@
 // The sandboxed program's seccomp filter (internal to sandbox.cpp). It closes what the
 // namespaces leave open: a program may not make namespaces of its own (a user namespace would
 // let it mount a tmpfs outside its disk quota), mount anything, or reach the kernel's riskiest
-// interfaces (bpf, io_uring, userfaultfd, keyrings, perf). Everything else is allowed.
+// interfaces (bpf, io_uring, userfaultfd, keyrings, perf), or open sockets of a family the
+// network namespace does not confine (AF_VSOCK reaches the hypervisor and vsock listeners).
+// Everything else is allowed.
 #pragma once
 
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 
@@ -37,7 +40,7 @@ inline bool install_seccomp_filter() {
       SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register, SYS_open_tree,
       SYS_move_mount, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick, SYS_mount_setattr,
   };
-  struct sock_filter f[80];
+  struct sock_filter f[96];
   unsigned short n = 0;
   auto stmt = [&](uint16_t code, uint32_t k) { f[n++] = BPF_STMT(code, k); };
   auto jump = [&](uint16_t code, uint32_t k, uint8_t jt, uint8_t jf) {
@@ -54,6 +57,18 @@ inline bool install_seccomp_filter() {
   for (int nr : denied) {
     jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 1);
     stmt(BPF_RET | BPF_K, kDeny);
+  }
+  // sockets: AF_UNIX (the private root holds no host socket) and the families the empty network
+  // namespace confines; anything else gets EAFNOSUPPORT, as from a kernel without it
+  for (int nr : {SYS_socket, SYS_socketpair}) {
+    jump(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(nr), 0, 7);
+    stmt(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0]));
+    jump(BPF_JMP | BPF_JEQ | BPF_K, AF_UNIX, 4, 0);
+    jump(BPF_JMP | BPF_JEQ | BPF_K, AF_INET, 3, 0);
+    jump(BPF_JMP | BPF_JEQ | BPF_K, AF_INET6, 2, 0);
+    jump(BPF_JMP | BPF_JEQ | BPF_K, AF_NETLINK, 1, 0);
+    stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT);
+    stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   }
   // clone3 hides its flags in memory a filter cannot read: ENOSYS makes libc fall back to clone
   jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
