@@ -1,4 +1,4 @@
-// RewardFunction wrappers of the math checker and the text rewards, built from JSON params.
+// RewardFunction wrappers of the text rewards, built from JSON params (math: math_reward.cpp).
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -8,57 +8,6 @@
 
 namespace aha::rewards::detail {
 namespace {
-
-// Math: 1 when the extracted answer equals the row's gold answer, else 0.
-class MathReward : public RewardFunction {
- public:
-  explicit MathReward(const Json& params) {
-    StrictReader r(params, "math");
-    options_.rel_tol = r.get<double>("rel_tol", options_.rel_tol);
-    options_.abs_tol = r.get<double>("abs_tol", options_.abs_tol);
-    options_.time_limit_ms = r.get<double>("time_limit_ms", options_.time_limit_ms);
-    options_.percent_equiv = r.get<bool>("percent_equiv", options_.percent_equiv);
-    answer_key_ = r.get<std::string>("answer_key", "answer");
-    StrictReader e(r.child("extract"), "math.extract");
-    extract_.boxed = e.get<bool>("boxed", true);
-    extract_.answer_tag = e.get<bool>("answer_tag", true);
-    extract_.answer_is = e.get<bool>("answer_is", true);
-    extract_.gsm8k = e.get<bool>("gsm8k", true);
-    extract_.last_number = e.get<bool>("last_number", false);
-    e.finish();
-    r.finish();
-    if (!(options_.rel_tol >= 0) || !(options_.time_limit_ms > 0)) {
-      fail("[math] rel_tol must be >= 0 and time_limit_ms > 0");
-    }
-  }
-
-  RewardResult score(const Sample& s) const override {
-    if (s.row == nullptr || !s.row->contains(answer_key_)) {
-      return bad_row("no '" + answer_key_ + "' field");
-    }
-    const Json& a = (*s.row)[answer_key_];
-    std::string gold_raw = a.is_string() ? a.get<std::string>() : a.dump();
-    std::string gold = extract_gold(gold_raw);
-    Extracted pred = extract_answer(s.completion, extract_);
-    RewardResult r;
-    r.details["gold"] = gold;
-    r.details["source"] = answer_source_name(pred.source);
-    if (pred.source == AnswerSource::kNone) {
-      r.details["reason"] = "no answer found";
-      return r;
-    }
-    r.details["extracted"] = pred.text;
-    MathVerdict v = math_equal(pred.text, gold, options_);
-    r.details["verdict"] = verdict_name(v);
-    r.score = v == MathVerdict::kEqual ? 1.0 : 0.0;
-    return r;
-  }
-
- private:
-  MathOptions options_;
-  ExtractOptions extract_;
-  std::string answer_key_;
-};
 
 // Format: the R1-Zero layout, or a user PCRE2 pattern (DOTALL) that must match.
 class FormatReward : public RewardFunction {
@@ -230,9 +179,6 @@ class RepetitionReward : public RewardFunction {
 
 }  // namespace
 
-std::unique_ptr<RewardFunction> make_math_reward(const Json& p) {
-  return std::make_unique<MathReward>(p);
-}
 std::unique_ptr<RewardFunction> make_format_reward(const Json& p) {
   return std::make_unique<FormatReward>(p);
 }

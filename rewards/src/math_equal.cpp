@@ -7,7 +7,6 @@
 #include <optional>
 
 #include "aha/core/rng.h"
-#include "aha/rewards/math.h"
 #include "math_internal.h"
 
 namespace aha::rewards {
@@ -174,6 +173,7 @@ class Comparer {
   Cmp relations(int a, int b) {
     const Node& x = ta_.nodes[a];
     const Node& y = tb_.nodes[b];
+    if (x.kind != y.kind && !o_.allow_set_relation) return Cmp::kNotEqual;
     if (x.kind == K::kRel && (y.kind == K::kInterval || y.kind == K::kTuple)) {
       return rel_vs_interval(ta_, a, tb_, b, true);
     }
@@ -315,10 +315,20 @@ class Comparer {
     }
     double diff = std::fabs(x.d - y.d);
     double scale = std::max(std::fabs(x.d), std::fabs(y.d));
-    return diff <= std::max(o_.rel_tol * scale, o_.abs_tol) ? Cmp::kEqual : Cmp::kNotEqual;
+    double tol = std::max(o_.rel_tol * scale, o_.abs_tol);
+    // a decimal meets another value: equal when they agree to `precision` decimals, or to
+    // the decimals the decimal shows when it shows at least three ("1.414" = \sqrt2)
+    if (x.approx || y.approx) tol = std::max(tol, 0.5 * std::pow(10.0, -o_.precision));
+    double unc = x.unc > 0 && y.unc > 0 ? std::min(x.unc, y.unc) : std::max(x.unc, y.unc);
+    int decimals = x.decimals >= 0 && y.decimals >= 0 ? std::min(x.decimals, y.decimals)
+                                                      : std::max(x.decimals, y.decimals);
+    if (decimals >= 3) tol = std::max(tol, unc);
+    return diff <= tol * (1 + 1e-9) ? Cmp::kEqual : Cmp::kNotEqual;
   }
 
   Cmp scalars(int a, int b);
+  Cmp real_scalars(int a, int b);
+  Cmp complex_scalars(int a, int b);
 
   const Tree& ta_;
   const Tree& tb_;
@@ -327,6 +337,57 @@ class Comparer {
 };
 
 Cmp Comparer::scalars(int a, int b) {
+  Cmp r = real_scalars(a, b);
+  if (r == Cmp::kEqual || !budget_.ok()) return r;
+  if (!uses_imaginary_unit(ta_, a) && !uses_imaginary_unit(tb_, b)) return r;
+  Cmp c = complex_scalars(a, b);
+  return c == Cmp::kInvalid ? r : c;
+}
+
+// Fewest decimals (3 or more) among the decimal literals of a subtree; -1 when none.
+int shown_decimals(const Tree& t, int idx) {
+  const Node& n = t.nodes[idx];
+  int d = n.kind == K::kNum && n.decimals >= 3 ? n.decimals : -1;
+  for (int k : {n.a, n.b}) {
+    if (k < 0) continue;
+    int dk = shown_decimals(t, k);
+    if (dk >= 0) d = d < 0 ? dk : std::min(d, dk);
+  }
+  return d;
+}
+
+Cmp Comparer::complex_scalars(int a, int b) {
+  std::vector<std::string> vars;
+  int n_pm = 0;
+  collect_vars(ta_, a, vars, n_pm);
+  collect_vars(tb_, b, vars, n_pm);
+  vars.erase(std::remove(vars.begin(), vars.end(), "i"), vars.end());
+  if (n_pm > 0 || vars.size() > 12) return Cmp::kInvalid;
+  int da = shown_decimals(ta_, a), db = shown_decimals(tb_, b);
+  int decimals = da < 0 ? db : db < 0 ? da : std::min(da, db);
+  Rng rng(0xc0, vars.size());
+  std::vector<Binding> env(vars.size());
+  int valid = 0;
+  int n_points = vars.empty() ? 1 : std::max(2, o_.n_points);
+  for (int p = 0; p < n_points; ++p) {
+    for (size_t i = 0; i < vars.size(); ++i) {
+      double v = (static_cast<double>(rng.below(2000)) - 1000) / 300.0 + 0.01 * (i + 1);
+      env[i] = Binding{vars[i], Value::of_d(v)};
+    }
+    auto x = eval_complex(ta_, a, env, budget_);
+    auto y = eval_complex(tb_, b, env, budget_);
+    if (!x || !y) return Cmp::kInvalid;
+    if (!std::isfinite(std::abs(*x)) || !std::isfinite(std::abs(*y))) continue;
+    double scale = std::max(std::abs(*x), std::abs(*y));
+    double tol = std::max({o_.rel_tol * scale, o_.abs_tol, 0.5 * std::pow(10.0, -o_.precision)});
+    if (decimals >= 3) tol = std::max(tol, 0.5 * std::pow(10.0, -decimals) * (1 + scale));
+    if (std::abs(*x - *y) > tol) return Cmp::kNotEqual;
+    ++valid;
+  }
+  return valid >= (vars.empty() ? 1 : 2) ? Cmp::kEqual : Cmp::kInvalid;
+}
+
+Cmp Comparer::real_scalars(int a, int b) {
   std::vector<std::string> vars;
   int pm_a = 0, pm_b = 0;
   collect_vars(ta_, a, vars, pm_a);
@@ -366,77 +427,12 @@ Cmp Comparer::scalars(int a, int b) {
   return valid >= (vars.empty() ? 1 : 2) ? Cmp::kEqual : Cmp::kInvalid;
 }
 
-std::string lower_key(std::string_view s) {
-  std::string key;
-  for (char c : s) {
-    if (c == ' ' || c == '(' || c == ')' || c == '.' || c == '{' || c == '}') continue;
-    key += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  }
-  return key;
-}
-
-bool has_word(std::string_view s) {
-  int run = 0;
-  for (char c : s) {
-    run = std::isalpha(static_cast<unsigned char>(c)) ? run + 1 : 0;
-    if (run >= 3) return true;
-  }
-  return false;
-}
-
-bool all_alpha(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
-    if (!std::isalpha(static_cast<unsigned char>(c))) return false;
-  }
-  return true;
-}
-
-// Spaces removed, except between two digits ("3 4" is not "34").
-std::string without_spaces(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == ' ') {
-      size_t j = i;
-      while (j < s.size() && s[j] == ' ') ++j;
-      if (!out.empty() && j < s.size() && std::isdigit(static_cast<unsigned char>(out.back())) &&
-          std::isdigit(static_cast<unsigned char>(s[j]))) {
-        out += ' ';
-      }
-      i = j - 1;
-      continue;
-    }
-    out += s[i];
-  }
-  return out;
-}
-
 }  // namespace
-}  // namespace detail
 
-std::string normalize_answer(std::string_view answer) { return detail::normalize(answer); }
-
-MathVerdict math_equal(std::string_view predicted, std::string_view gold,
-                       const MathOptions& options) {
-  using namespace detail;
-  if (predicted.size() > static_cast<size_t>(options.max_chars) ||
-      gold.size() > static_cast<size_t>(options.max_chars)) {
-    return MathVerdict::kUnparsable;
-  }
-  std::string p = normalize(predicted);
-  std::string g = normalize(gold);
-  if (p.empty() || g.empty()) return MathVerdict::kUnparsable;
-  if (without_spaces(p) == without_spaces(g)) return MathVerdict::kEqual;
-  // word answers ("Monday", "(A) yes"): case-insensitive text comparison
-  std::string kp = lower_key(p), kg = lower_key(g);
-  if (all_alpha(kp) && all_alpha(kg) && (has_word(p) || has_word(g))) {
-    return kp == kg ? MathVerdict::kEqual : MathVerdict::kNotEqual;
-  }
-  Budget budget(200000, options.time_limit_ms);
-  Tree tp, tg;
-  if (!parse(g, tg, budget) || !parse(p, tp, budget)) return MathVerdict::kUnparsable;
-  Comparer comparer(tp, tg, options, budget);
-  Cmp r = comparer.compare(tp.root, tg.root);
+MathVerdict compare_trees(const Tree& pred, const Tree& gold, const MathOptions& options,
+                          Budget& budget) {
+  Comparer comparer(pred, gold, options, budget);
+  Cmp r = comparer.compare(pred.root, gold.root);
   if (!budget.ok()) return MathVerdict::kUnparsable;
   switch (r) {
     case Cmp::kEqual: return MathVerdict::kEqual;
@@ -445,4 +441,5 @@ MathVerdict math_equal(std::string_view predicted, std::string_view gold,
   }
 }
 
+}  // namespace detail
 }  // namespace aha::rewards

@@ -16,7 +16,32 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 Value nan_value() { return Value::of_d(kNaN); }
 
+Value arith_value(K kind, const Value& x, const Value& y);
+
+// The uncertainty of a result from those of its operands (first order).
+Value with_unc(K kind, Value r, const Value& x, const Value& y) {
+  if (x.unc == 0 && y.unc == 0) return r;
+  double ax = std::fabs(x.d), ay = std::fabs(y.d);
+  switch (kind) {
+    case K::kAdd: case K::kSub: r.unc = x.unc + y.unc; break;
+    case K::kMul: r.unc = ax * y.unc + ay * x.unc; break;
+    case K::kDiv: r.unc = ay == 0 ? 0 : (x.unc + std::fabs(r.d) * y.unc) / ay; break;
+    default: r.unc = 0;
+  }
+  if (x.decimals >= 0 && y.decimals >= 0) {
+    r.decimals = std::min(x.decimals, y.decimals);
+  } else {
+    r.decimals = std::max(x.decimals, y.decimals);
+  }
+  if (!std::isfinite(r.unc)) r.unc = 0;
+  return r;
+}
+
 Value arith(K kind, const Value& x, const Value& y) {
+  return with_unc(kind, arith_value(kind, x, y), x, y);
+}
+
+Value arith_value(K kind, const Value& x, const Value& y) {
   if (x.exact && y.exact) {
     Q r;
     bool ok = false;
@@ -131,6 +156,10 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
   switch (n.kind) {
     case K::kNum: {
       Value v = n.exact ? Value::of_q(n.q, n.approx) : Value::of_d(n.d);
+      if (n.decimals > 0 && n.decimals < 300) {
+        v.decimals = n.decimals;
+        v.unc = 0.5 * std::pow(10.0, -n.decimals);
+      }
       return n.percent ? arith(K::kDiv, v, Value::of_q(Q{100, 1})) : v;
     }
     case K::kVar:
@@ -166,9 +195,10 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
       if (n.kind == K::kPercent) return arith(K::kDiv, *x, Value::of_q(Q{100, 1}));
       bool negate = n.kind == K::kNeg || (x->exact ? x->q.num < 0 : x->d < 0);
       if (!negate) return x;
-      if (x->exact) return Value::of_q(Q{-x->q.num, x->q.den}, x->approx);
-      Value v = Value::of_d(-x->d);
+      Value v = x->exact ? Value::of_q(Q{-x->q.num, x->q.den}, x->approx) : Value::of_d(-x->d);
       v.infinity = x->infinity;
+      v.unc = x->unc;
+      v.decimals = x->decimals;
       return v;
     }
     case K::kFunc: {

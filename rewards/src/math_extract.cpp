@@ -1,57 +1,21 @@
-// Answer extraction: the final answer of a completion (boxed, <answer> tag, "the answer is",
-// GSM8K "####", last number) and the gold answer of a dataset row.
+// Answer extraction: the candidate answers of a completion in priority order (<answer> tag,
+// \boxed, anchors in several languages, GSM8K "####", the whole text, the last LaTeX span, the
+// last number, choice letters) and the gold answer of a dataset row.
 #include <cctype>
 #include <cstring>
+#include <utility>
 
 #include "aha/rewards/math.h"
+#include "math_internal.h"
+#include "math_text.h"
 
 namespace aha::rewards {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
+using detail::clean_answer;
+using detail::trim;
 
-// Case-insensitive rfind of an ASCII needle.
-size_t rfind_ci(std::string_view hay, std::string_view needle) {
-  if (needle.size() > hay.size()) return std::string_view::npos;
-  for (size_t i = hay.size() - needle.size() + 1; i-- > 0;) {
-    size_t k = 0;
-    while (k < needle.size() &&
-           std::tolower(static_cast<unsigned char>(hay[i + k])) == needle[k]) {
-      ++k;
-    }
-    if (k == needle.size()) return i;
-  }
-  return std::string_view::npos;
-}
-
-// The content of a balanced {...} starting at text[open] == '{'; nullopt when unbalanced.
-std::optional<std::string_view> braced(std::string_view text, size_t open) {
-  int depth = 0;
-  for (size_t i = open; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 1 < text.size()) {
-      ++i;  // \{ and \} do not count
-      continue;
-    }
-    if (text[i] == '{') ++depth;
-    if (text[i] == '}' && --depth == 0) return text.substr(open + 1, i - open - 1);
-  }
-  return std::nullopt;
-}
-
-// Strips a trailing sentence period ("42." -> "42") and surrounding $ signs.
-std::string clean_tail(std::string_view s) {
-  s = trim(s);
-  while (!s.empty() && (s.back() == '.' || s.back() == ',' || s.back() == ';')) {
-    s.remove_suffix(1);
-    s = trim(s);
-  }
-  if (s.size() >= 2 && s.front() == '$' && s.back() == '$') s = trim(s.substr(1, s.size() - 2));
-  return std::string(s);
-}
+constexpr size_t kMaxWhole = 600;  // longer texts are never taken whole
 
 std::optional<std::string> from_answer_tag(std::string_view text) {
   size_t close = text.rfind("</answer>");
@@ -59,65 +23,54 @@ std::optional<std::string> from_answer_tag(std::string_view text) {
   size_t open = text.rfind("<answer>", close);
   if (open == std::string_view::npos) return std::nullopt;
   std::string_view inner = text.substr(open + 8, close - open - 8);
-  if (auto boxed = last_boxed(inner)) return *boxed;
-  return clean_tail(inner);
-}
-
-// "the answer is X": X up to the end of the line or of the sentence.
-std::optional<std::string> from_answer_is(std::string_view text) {
-  size_t at = rfind_ci(text, "answer is");
-  size_t len = 9;
-  if (at == std::string_view::npos) {
-    at = rfind_ci(text, "answer:");
-    len = 7;
-  }
-  if (at == std::string_view::npos) return std::nullopt;
-  std::string_view rest = text.substr(at + len);
-  // "answer is: 5", "**Answer:** 5"
-  while (!rest.empty() && (rest.front() == ':' || rest.front() == '*' || rest.front() == ' ')) {
-    rest.remove_prefix(1);
-  }
-  size_t end = rest.size();
-  for (size_t i = 0; i < rest.size(); ++i) {
-    if (rest[i] == '\n') {
-      end = i;
-      break;
-    }
-    // A period ends the sentence unless it is a decimal point.
-    if (rest[i] == '.' && (i + 1 == rest.size() || std::isspace(static_cast<unsigned char>(rest[i + 1])))) {
-      end = i;
-      break;
-    }
-  }
-  std::string out = clean_tail(rest.substr(0, end));
-  if (out.empty()) return std::nullopt;
-  if (auto boxed = last_boxed(out)) return *boxed;
-  return out;
+  if (auto boxed = last_boxed(inner)) return clean_answer(*boxed);
+  return clean_answer(inner);
 }
 
 std::optional<std::string> from_gsm8k(std::string_view text) {
   size_t at = text.rfind("####");
   if (at == std::string_view::npos) return std::nullopt;
   std::string_view rest = text.substr(at + 4);
-  size_t nl = rest.find('\n');
-  std::string out = clean_tail(rest.substr(0, nl));
+  std::string out = clean_answer(rest.substr(0, rest.find('\n')));
   if (out.empty()) return std::nullopt;
   return out;
 }
 
-std::optional<std::string> from_last_number(std::string_view text) {
-  size_t i = text.size();
-  while (i > 0 && !std::isdigit(static_cast<unsigned char>(text[i - 1]))) --i;
-  if (i == 0) return std::nullopt;
-  size_t end = i;
-  while (i > 0 && (std::isdigit(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '.' ||
-                   text[i - 1] == ',' || text[i - 1] == '/')) {
-    --i;
-  }
-  while (i < end && !std::isdigit(static_cast<unsigned char>(text[i]))) ++i;  // ",5" -> "5"
-  if (i > 0 && text[i - 1] == '-') --i;
-  return std::string(text.substr(i, end - i));
+// The text itself when it reads as an answer rather than as prose.
+std::optional<std::string> from_whole(std::string_view text) {
+  text = trim(text);
+  if (text.empty() || text.size() > kMaxWhole) return std::nullopt;
+  if (detail::has_prose(detail::normalize(text))) return std::nullopt;
+  std::string out = clean_answer(text);
+  if (out.empty()) return std::nullopt;
+  return out;
 }
+
+// The part of a completion that may hold its answer under the <think> mode; nullopt: none.
+std::optional<std::string_view> answer_region(std::string_view text, ThinkMode mode) {
+  if (mode == ThinkMode::kIgnore) return text;
+  size_t close = text.rfind("</think>");
+  if (close == std::string_view::npos) {
+    if (mode == ThinkMode::kRequire) return std::nullopt;
+    return text;
+  }
+  return text.substr(close + 8);
+}
+
+class Candidates {
+ public:
+  void add(std::optional<std::string> text, AnswerSource source) {
+    if (!text || text->empty() || out_.size() >= 8) return;
+    for (const auto& c : out_) {
+      if (c.text == *text) return;
+    }
+    out_.push_back({std::move(*text), source});
+  }
+  std::vector<Extracted> take() { return std::move(out_); }
+
+ private:
+  std::vector<Extracted> out_;
+};
 
 }  // namespace
 
@@ -134,7 +87,7 @@ std::optional<std::string> last_boxed(std::string_view text) {
   if (at == std::string_view::npos) return std::nullopt;
   size_t i = at + skip;
   if (i < text.size() && text[i] == '{') {
-    auto inner = braced(text, i);
+    auto inner = detail::braced(text, i);
     if (!inner) return std::nullopt;
     return std::string(trim(*inner));
   }
@@ -146,45 +99,123 @@ std::optional<std::string> last_boxed(std::string_view text) {
     ++end;
   }
   if (end == i) return std::nullopt;
-  return clean_tail(text.substr(i, end - i));
+  return clean_answer(text.substr(i, end - i));
 }
 
-Extracted extract_answer(std::string_view text, const ExtractOptions& o) {
-  if (o.answer_tag) {
-    if (auto a = from_answer_tag(text)) return {std::move(*a), AnswerSource::kAnswerTag};
-  }
+std::vector<Extracted> extract_candidates(std::string_view completion, const ExtractOptions& o,
+                                          bool gold_is_choice) {
+  Candidates c;
+  auto region = answer_region(completion, o.think);
+  if (!region) return {};
+  std::string_view text = *region;
+  bool choice = o.choice && gold_is_choice;
+  if (o.answer_tag) c.add(from_answer_tag(text), AnswerSource::kAnswerTag);
   if (o.boxed) {
-    if (auto a = last_boxed(text)) return {std::move(*a), AnswerSource::kBoxed};
+    if (auto b = last_boxed(text)) {
+      if (choice) c.add(detail::choice_letter(*b, false), AnswerSource::kChoice);
+      c.add(clean_answer(*b), AnswerSource::kBoxed);
+    }
   }
   if (o.answer_is) {
-    if (auto a = from_answer_is(text)) return {std::move(*a), AnswerSource::kAnswerIs};
+    if (auto a = detail::after_anchor(text)) {
+      if (choice) c.add(detail::choice_letter(*a, false), AnswerSource::kChoice);
+      if (o.boxed) c.add(last_boxed(*a), AnswerSource::kAnswerIs);
+      if (o.latex) c.add(detail::last_latex(*a), AnswerSource::kAnswerIs);
+      c.add(clean_answer(*a), AnswerSource::kAnswerIs);
+      c.add(detail::first_number(*a), AnswerSource::kAnswerIs);
+    }
   }
-  if (o.gsm8k) {
-    if (auto a = from_gsm8k(text)) return {std::move(*a), AnswerSource::kGsm8k};
+  if (o.gsm8k) c.add(from_gsm8k(text), AnswerSource::kGsm8k);
+  if (o.whole) c.add(from_whole(text), AnswerSource::kWhole);
+  if (o.latex) {
+    if (auto l = detail::last_latex(text)) c.add(clean_answer(*l), AnswerSource::kLatex);
   }
-  if (o.last_number) {
-    if (auto a = from_last_number(text)) return {std::move(*a), AnswerSource::kLastNumber};
+  if (choice) {
+    c.add(detail::choice_at_line_start(text), AnswerSource::kChoice);
+    c.add(detail::choice_letter(text, true), AnswerSource::kChoice);
   }
-  return {};
+  if (o.last_number) c.add(detail::last_number(text), AnswerSource::kLastNumber);
+  // a short word answer ("Monday", "even"): at most two words
+  std::string_view t = trim(text);
+  if (o.whole && t.size() <= 40 && t.find(' ') == t.rfind(' ')) {
+    c.add(clean_answer(t), AnswerSource::kWhole);
+  }
+  return c.take();
+}
+
+Extracted extract_answer(std::string_view completion, const ExtractOptions& options) {
+  auto all = extract_candidates(completion, options, false);
+  if (all.empty()) return {};
+  return std::move(all.front());
 }
 
 std::string extract_gold(std::string_view answer) {
   if (auto a = from_gsm8k(answer)) return *a;
-  if (auto a = last_boxed(answer)) return *a;
-  return clean_tail(answer);
+  if (auto a = last_boxed(answer)) return clean_answer(*a);
+  if (auto a = from_whole(answer)) return *a;
+  if (auto a = detail::after_anchor(answer)) {
+    std::string cleaned = clean_answer(*a);
+    if (!detail::has_prose(detail::normalize(cleaned))) return cleaned;
+    if (auto n = detail::first_number(*a)) return *n;
+  }
+  if (auto a = detail::last_latex(answer)) return clean_answer(*a);
+  std::string whole = clean_answer(answer);
+  if (whole.size() > 40) {
+    if (auto n = detail::last_number(answer)) return *n;
+  }
+  return whole;
 }
 
+bool is_choice_letter(std::string_view answer) {
+  std::string key;
+  std::string n = detail::normalize(answer);
+  for (char c : n) {
+    if (c != ' ' && c != '(' && c != ')' && c != '.' && c != '{' && c != '}') key += c;
+  }
+  return key.size() == 1 && key[0] >= 'A' && key[0] <= 'J';
+}
+
+namespace {
+
+constexpr std::pair<AnswerSource, const char*> kSourceNames[] = {
+    {AnswerSource::kNone, "none"},         {AnswerSource::kAnswerTag, "answer_tag"},
+    {AnswerSource::kBoxed, "boxed"},       {AnswerSource::kAnswerIs, "answer_is"},
+    {AnswerSource::kGsm8k, "gsm8k"},       {AnswerSource::kWhole, "whole"},
+    {AnswerSource::kLatex, "latex"},       {AnswerSource::kLastNumber, "last_number"},
+    {AnswerSource::kChoice, "choice"},
+};
+
+constexpr std::pair<ThinkMode, const char*> kThinkNames[] = {
+    {ThinkMode::kIgnore, "ignore"}, {ThinkMode::kAfter, "after"}, {ThinkMode::kRequire, "require"}};
+
+}  // namespace
+
 const char* answer_source_name(AnswerSource s) {
-  switch (s) {
-    case AnswerSource::kNone: return "none";
-    case AnswerSource::kBoxed: return "boxed";
-    case AnswerSource::kAnswerTag: return "answer_tag";
-    case AnswerSource::kAnswerIs: return "answer_is";
-    case AnswerSource::kGsm8k: return "gsm8k";
-    case AnswerSource::kLastNumber: return "last_number";
-    case AnswerSource::kWhole: return "whole";
+  for (const auto& [source, name] : kSourceNames) {
+    if (source == s) return name;
   }
   return "?";
+}
+
+std::optional<AnswerSource> parse_answer_source(std::string_view name) {
+  for (const auto& [source, n] : kSourceNames) {
+    if (name == n) return source;
+  }
+  return std::nullopt;
+}
+
+const char* think_mode_name(ThinkMode m) {
+  for (const auto& [mode, name] : kThinkNames) {
+    if (mode == m) return name;
+  }
+  return "?";
+}
+
+std::optional<ThinkMode> parse_think_mode(std::string_view name) {
+  for (const auto& [mode, n] : kThinkNames) {
+    if (name == n) return mode;
+  }
+  return std::nullopt;
 }
 
 const char* verdict_name(MathVerdict v) {

@@ -3,11 +3,14 @@
 #pragma once
 
 #include <chrono>
+#include <complex>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "aha/rewards/math.h"
 
 namespace aha::rewards::detail {
 
@@ -33,10 +36,12 @@ struct Value {
   double d = 0.0;
   bool approx = false;  // derived from a decimal literal: compare with tolerance
   bool infinity = false;  // the symbol \infty (an overflow to inf is not equal to anything)
+  double unc = 0.0;       // half a unit of the last decimal shown, carried through arithmetic
+  int decimals = -1;      // fewest decimals among the literals behind unc (-1: none)
   static Value of_q(const Q& q, bool approx = false) {
-    return {true, q, q.to_double(), approx, false};
+    return {true, q, q.to_double(), approx, false, 0.0, -1};
   }
-  static Value of_d(double d) { return {false, Q{}, d, true, false}; }
+  static Value of_d(double d) { return {false, Q{}, d, true, false, 0.0, -1}; }
 };
 
 // Bounds the work of one check: a step counter and a wall-clock deadline.
@@ -86,6 +91,7 @@ struct Node {
   Q q;                     // kNum exact value (when `exact`)
   bool exact = true;
   bool approx = false;     // kNum written with a decimal point or exponent
+  int decimals = -1;       // kNum: digits after the decimal point (no exponent), else -1
   double d = 0.0;          // kNum inexact value
   std::string name;        // kVar name, kFunc name, kRel operator
   std::vector<int> kids;   // collections
@@ -124,5 +130,14 @@ std::string normalize(std::string_view s);
 
 // Parses a normalised answer; false when it is not understood or the budget runs out.
 bool parse(std::string_view normalized, Tree& out, Budget& budget);
+
+// The complex value of node idx with `i` the imaginary unit (doubles; nullopt where undefined).
+std::optional<std::complex<double>> eval_complex(const Tree& t, int idx,
+                                                 const std::vector<Binding>& env, Budget& budget);
+bool uses_imaginary_unit(const Tree& t, int idx);
+
+// Structural, exact and numeric comparison of two parsed answers.
+MathVerdict compare_trees(const Tree& pred, const Tree& gold, const MathOptions& options,
+                          Budget& budget);
 
 }  // namespace aha::rewards::detail

@@ -24,7 +24,7 @@ constexpr Replacement kCommands[] = {
     {"left", ""}, {"right", ""}, {"bigl", ""}, {"bigr", ""}, {"Bigl", ""}, {"Bigr", ""},
     {"biggl", ""}, {"biggr", ""}, {"big", ""}, {"Big", ""}, {"bigg", ""}, {"Bigg", ""},
     {"displaystyle", ""}, {"textstyle", ""}, {"limits", ""}, {"nolimits", ""},
-    {"quad", " "}, {"qquad", " "}, {"circ", ""}, {"degree", ""}, {"dfrac", "\\frac"},
+    {"quad", ","}, {"qquad", ","}, {"circ", ""}, {"degree", ""}, {"dfrac", "\\frac"},
     {"tfrac", "\\frac"}, {"cfrac", "\\frac"}, {"dbinom", "\\binom"}, {"tbinom", "\\binom"},
     {"cdot", "*"}, {"times", "*"}, {"ast", "*"}, {"div", "/"}, {"lbrace", "\\{"},
     {"rbrace", "\\}"}, {"langle", "("}, {"rangle", ")"}, {"emptyset", "\\{\\}"},
@@ -219,7 +219,11 @@ void strip_units(std::string& s) {
   while (b > 0 && (is_alpha(s[b - 1]) || is_space(s[b - 1]))) --b;
   std::string_view run = std::string_view(s).substr(b, e - b);
   if (run.empty() || !is_space(run.front())) return;  // "2x": the letters belong to the number
-  for (size_t i = 0; i < run.size();) {  // every word must look like a unit
+  std::string_view word = run;
+  while (!word.empty() && is_space(word.front())) word.remove_prefix(1);
+  while (!word.empty() && is_space(word.back())) word.remove_suffix(1);
+  bool one_unit_letter = word.size() == 1 && std::strchr("gmslLtJWNVK", word[0]) != nullptr;
+  for (size_t i = 0; i < run.size() && !one_unit_letter;) {  // every word must look like a unit
     while (i < run.size() && is_space(run[i])) ++i;
     size_t j = i;
     while (j < run.size() && is_alpha(run[j])) ++j;
@@ -241,7 +245,100 @@ constexpr Replacement kUnicode[] = {
     {"\xCF\x80", "\\pi "},      {"\xE2\x88\x9E", "\\infty "}, {"\xE2\x89\xA4", "<="},
     {"\xE2\x89\xA5", ">="},      {"\xE2\x89\xA0", "!="},       {"\xE2\x88\x9A", "\\sqrt"},
     {"\xE2\x88\xAA", "\\cup "}, {"\xC2\xA0", " "},
+    // currency signs: the value is the number
+    {"\xE2\x82\xAC", ""}, {"\xC2\xA3", ""}, {"\xC2\xA5", ""}, {"\xE2\x82\xB9", ""},
+    {"\xE2\x82\xBD", ""}, {"\xE2\x82\xA9", ""}, {"\xEF\xBC\x8C", ","},
 };
+
+// Unicode superscripts: a run becomes "^{..}" ("10⁻³" -> "10^{-3}").
+void superscripts(std::string& s) {
+  static constexpr const char* kSup[] = {"\xE2\x81\xB0", "\xC2\xB9", "\xC2\xB2", "\xC2\xB3",
+                                         "\xE2\x81\xB4", "\xE2\x81\xB5", "\xE2\x81\xB6",
+                                         "\xE2\x81\xB7", "\xE2\x81\xB8", "\xE2\x81\xB9"};
+  static constexpr const char* kMinus = "\xE2\x81\xBB";
+  if (s.find('\xC2') == std::string::npos && s.find('\xE2') == std::string::npos) return;
+  std::string out;
+  bool open = false;
+  for (size_t i = 0; i < s.size();) {
+    char digit = 0;
+    size_t len = 0;
+    for (int d = 0; d < 10 && !digit; ++d) {
+      size_t n = std::strlen(kSup[d]);
+      if (s.compare(i, n, kSup[d]) == 0) digit = static_cast<char>('0' + d), len = n;
+    }
+    if (!digit && s.compare(i, 3, kMinus) == 0) digit = '-', len = 3;
+    if (digit) {
+      if (!open) out += "^{";
+      open = true;
+      out += digit;
+      i += len;
+      continue;
+    }
+    if (open) out += '}';
+    open = false;
+    out += s[i++];
+  }
+  if (open) out += '}';
+  s = std::move(out);
+}
+
+// "\\sqrt" (a doubled backslash before a command name, as escaped JSON leaves it) -> "\sqrt";
+// "\\\\" (a row break) stays.
+void undouble_backslashes(std::string& s) {
+  if (s.find("\\\\") == std::string::npos) return;
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 2 < s.size() && s[i + 1] == '\\' && is_alpha(s[i + 2])) continue;
+    out += s[i];
+    if (s[i] == '\\' && i + 1 < s.size()) out += s[++i];
+  }
+  s = std::move(out);
+}
+
+// "4210_{7}" -> "4210_7": one spelling of a base subscript.
+void base_subscripts(std::string& s) {
+  for (size_t p = s.find("_{"); p != std::string::npos; p = s.find("_{", p + 1)) {
+    if (p == 0 || !is_digit(s[p - 1])) continue;
+    size_t q = p + 2;
+    while (q < s.size() && is_digit(s[q])) ++q;
+    if (q == p + 2 || q >= s.size() || s[q] != '}') continue;
+    s.erase(q, 1);
+    s.erase(p + 1, 1);
+  }
+}
+
+// Unit words in other scripts after a number ("300分钟", "4000 千克"): dropped.
+void strip_trailing_non_ascii(std::string& s) {
+  size_t e = s.size();
+  while (e > 0 && (static_cast<unsigned char>(s[e - 1]) >= 0x80 || is_space(s[e - 1]))) --e;
+  if (e == s.size() || e == 0) return;
+  if (is_digit(s[e - 1]) || s[e - 1] == '%' || s[e - 1] == '}') s.resize(e);
+}
+
+// ", ,", leading and trailing commas left by \quad and "or" lists.
+void collapse_commas(std::string& s) {
+  if (s.find(',') == std::string::npos) return;
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != ',') {
+      out += s[i];
+      continue;
+    }
+    size_t j = i + 1;
+    int commas = 1;
+    while (j < s.size() && (s[j] == ',' || is_space(s[j]))) commas += s[j++] == ',';
+    bool edge = out.find_first_not_of(' ') == std::string::npos || j == s.size();
+    if (edge) {
+      i = j - 1;
+    } else if (commas > 1) {
+      out += ", ";
+      i = j - 1;
+    } else {
+      out += ',';
+    }
+  }
+  s = std::move(out);
+}
 
 // "0.1\overline{6}" -> "\frac{1}{6}": a repeating decimal as an exact fraction.
 void repeating_decimals(std::string& s) {
@@ -277,11 +374,13 @@ void repeating_decimals(std::string& s) {
 
 std::string normalize(std::string_view input) {
   std::string s(input);
+  undouble_backslashes(s);
+  superscripts(s);
   for (const auto& u : kUnicode) replace_all(s, u.cmd, u.out);
   repeating_decimals(s);
   for (const char* deg : {"^{\\circ}", "^\\circ", "^{\\circ }", "^{ \\circ}", "\xC2\xB0",
                           "^\\degree", "\\degree"}) {
-    replace_all(s, deg, "");
+    replace_all(s, deg, "`");  // the parser turns degrees into radians inside trig functions
   }
   replace_all(s, "{,}", ",");
   replace_all(s, "**", "^");  // Python powers
@@ -292,11 +391,15 @@ std::string normalize(std::string_view input) {
   s = join_thousands(s);
   // "1 and 2", "x = 1 or x = 2": lists.
   for (const char* word : {" and ", " or ", " AND ", " OR "}) replace_all(s, word, ",");
+  for (const char* word : {" percent", "percent", " pct"}) replace_all(s, word, "%");
+  collapse_commas(s);
+  base_subscripts(s);
   // trim, drop a trailing period
   size_t b = 0;
   while (b < s.size() && is_space(s[b])) ++b;
   s.erase(0, b);
   while (!s.empty() && (is_space(s.back()) || s.back() == '.')) s.pop_back();
+  strip_trailing_non_ascii(s);
   strip_units(s);
   while (!s.empty() && is_space(s.back())) s.pop_back();
   return s;

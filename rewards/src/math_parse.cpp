@@ -89,8 +89,15 @@ class Parser {
     }
   }
 
-  int relation() {
+  // "a : b", a ratio, is the quotient a / b.
+  int ratio() {
     int left = expr();
+    while (left >= 0 && accept(":")) left = binary(K::kDiv, left, expr());
+    return left;
+  }
+
+  int relation() {
+    int left = ratio();
     while (left >= 0) {
       const Token& t = peek();
       if (t.type != T::kSym) break;
@@ -98,7 +105,7 @@ class Parser {
       if (op != "=" && op != "<" && op != ">" && op != "<=" && op != ">=" && op != "!=") break;
       std::string name = op;
       ++pos_;
-      int right = expr();
+      int right = ratio();
       if (right < 0) return -1;
       if (name == "=") {
         // a chain "x = 2 + 3 = 5" keeps the first left side and the last right side
@@ -183,7 +190,8 @@ class Parser {
         bool slash_next = type == T::kNum && peek().space_before && is_sym("/", 1) &&
                           peek(2).type == T::kNum;
         bool mixed = is_int_literal(tree_.nodes[left]) && (frac_next || slash_next);
-        if (type == T::kNum && !mixed) return -1;  // "2 3" is not an answer
+        // "2 3" is not an answer; "2! 8!" and "x 2" are products
+        if (type == T::kNum && !mixed && tree_.nodes[left].kind == K::kNum) return -1;
         int right = unary_minus();
         if (right >= 0 && slash_next && mixed) {
           ++pos_;  // "/"
@@ -235,7 +243,9 @@ class Parser {
 
   int postfix_ops(int node) {
     while (node >= 0) {
-      if (accept("!")) {
+      if (accept("`")) {  // degrees: radians inside a trig function, the number elsewhere
+        if (trig_depth_ > 0) node = binary(K::kMul, node, degree());
+      } else if (accept("!")) {
         node = unary(K::kFact, node);
       } else if (accept("%")) {
         node = unary(K::kPercent, node);
@@ -247,6 +257,13 @@ class Parser {
   }
 
   int postfix() { return postfix_ops(primary()); }
+
+  int degree() {  // pi / 180
+    Node n;
+    n.kind = K::kNum;
+    n.q = Q{180, 1};
+    return binary(K::kDiv, leaf(K::kPi), add(std::move(n)));
+  }
 
   int number(const std::string& text) {
     Node n;
@@ -265,6 +282,7 @@ class Parser {
     size_t dot = mant.find('.');
     std::string digits = mant;
     if (dot != std::string::npos) {
+      if (e == std::string::npos) n.decimals = static_cast<int>(mant.size() - dot - 1);
       digits.erase(dot, 1);
       exp10 -= static_cast<int64_t>(mant.size() - dot - 1);
     }
@@ -387,7 +405,17 @@ class Parser {
         power_of = argument();
       }
     }
+    static constexpr const char* kTrig[] = {"sin", "cos", "tan", "sec", "csc", "cot"};
+    bool trig = false;
+    for (const char* t : kTrig) trig |= name == t;
+    trig_depth_ += trig;
     int arg = is_sym("(") || is_sym("{") ? primary() : power();
+    // "\sin 2x", "\cos \pi x": a bare argument runs on over letters and constants
+    while (arg >= 0 && !is_sym("(") && !is_sym("{") &&
+           (peek().type == T::kVar || is_cmd("pi") || is_cmd("alpha") || is_cmd("theta"))) {
+      arg = binary(K::kMul, arg, power());
+    }
+    trig_depth_ -= trig;
     if (arg < 0) return -1;
     Node n;
     n.kind = K::kFunc;
@@ -493,6 +521,7 @@ class Parser {
   Budget& budget_;
   size_t pos_ = 0;
   int depth_ = 0;
+  int trig_depth_ = 0;  // > 0 inside the argument of sin, cos, ...
 };
 
 }  // namespace

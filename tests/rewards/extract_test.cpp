@@ -32,7 +32,21 @@ const ExtractCase kExtract[] = {
     {"48/2 = 24\n#### 72", "72", AnswerSource::kGsm8k},
     {"#### 1,000", "1,000", AnswerSource::kGsm8k},
     {"no answer here", "", AnswerSource::kNone},
-    {"\\boxed{unclosed", "", AnswerSource::kNone},
+    {"no answer here either", "", AnswerSource::kNone},
+    {"\\boxed{unclosed", "\\boxed{unclosed", AnswerSource::kWhole},
+    {"\\boxed{Answer: 9}", "9", AnswerSource::kBoxed},
+    {"\\boxed{x = 5+5+1 = 11}", "x = 5+5+1 = 11", AnswerSource::kBoxed},
+    {"\\boxed{\\text{area} = 72 / 18 = 4}", "4", AnswerSource::kBoxed},
+    {"so the answer is 79 g.", "79 g", AnswerSource::kAnswerIs},
+    {"答案是 300 分钟", "300 分钟", AnswerSource::kAnswerIs},
+    {"Die Antwort ist 24.", "24", AnswerSource::kAnswerIs},
+    {"Ответ: 36", "36", AnswerSource::kAnswerIs},
+    {"x = 1/3", "x = 1/3", AnswerSource::kWhole},
+    {"$\\frac{1}{2}$", "\\frac{1}{2}", AnswerSource::kWhole},
+    {"We get $x = 2$ and then $y = 3$ here", "y = 3", AnswerSource::kLatex},
+    {"The roots are $1$ and $2$ so", "1, 2", AnswerSource::kLatex},
+    {"donc il reste 79 g de cire.", "79", AnswerSource::kLastNumber},
+    {"<think>\\boxed{3}</think> it is 4", "4", AnswerSource::kLastNumber},
 };
 
 TEST(Extract, Completions) {
@@ -43,19 +57,33 @@ TEST(Extract, Completions) {
   }
 }
 
-TEST(Extract, LastNumberIsOptIn) {
-  EXPECT_EQ(extract_answer("I get 3 then 5 apples").source, AnswerSource::kNone);
+TEST(Extract, LastNumberCanBeTurnedOff) {
+  EXPECT_EQ(extract_answer("I get 3 then 5 apples").text, "5");
   ExtractOptions o;
-  o.last_number = true;
-  EXPECT_EQ(extract_answer("I get 3 then 5 apples", o).text, "5");
-  EXPECT_EQ(extract_answer("costs -12.50 dollars", o).text, "-12.50");
-  EXPECT_EQ(extract_answer("total 1,234.", o).text, "1,234");
+  o.last_number = false;
+  EXPECT_EQ(extract_answer("I get 3 then 5 apples", o).source, AnswerSource::kNone);
+  EXPECT_EQ(extract_answer("costs -12.50 dollars").text, "-12.50");
+  EXPECT_EQ(extract_answer("total 1,234.").text, "1,234");
+  EXPECT_EQ(extract_answer("it is 45% of them").text, "45%");
+}
+
+TEST(Extract, CandidatesInOrder) {
+  auto all = extract_candidates("The answer is (B) since 3 > 2", ExtractOptions{}, true);
+  ASSERT_GE(all.size(), 2u);
+  EXPECT_EQ(all[0].text, "B");
+  EXPECT_EQ(all[0].source, AnswerSource::kChoice);
+  EXPECT_TRUE(is_choice_letter("\\text{(C)}"));
+  EXPECT_FALSE(is_choice_letter("x"));
+  EXPECT_FALSE(is_choice_letter("12"));
 }
 
 TEST(Extract, GoldAnswers) {
   EXPECT_EQ(extract_gold("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72"), "72");
   EXPECT_EQ(extract_gold("So the area is $\\boxed{12\\pi}$."), "12\\pi");
   EXPECT_EQ(extract_gold("  3/4 "), "3/4");
+  EXPECT_EQ(extract_gold("$\\frac{1}{2}$"), "\\frac{1}{2}");
+  EXPECT_EQ(extract_gold("The answer is 5 apples."), "5 apples");
+  EXPECT_EQ(extract_gold("Monday"), "Monday");
 }
 
 TEST(Extract, EndToEndWithEquivalence) {

@@ -1,0 +1,44 @@
+// Private to the math checker: text helpers of answer extraction (anchors in several
+// languages, LaTeX spans, numbers, choice letters, the cleanup of an extracted span).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace aha::rewards::detail {
+
+std::string_view trim(std::string_view s);
+
+// The content of a balanced {...} starting at text[open] == '{'; nullopt when unbalanced.
+std::optional<std::string_view> braced(std::string_view text, size_t open);
+
+// The text after the rightmost answer anchor ("final answer is", "Answer:", "答案是",
+// "la réponse est", "die Antwort ist", "la respuesta es", "Ответ:", "答えは" ...), up to the end
+// of its line or sentence; nullopt without an anchor.
+std::optional<std::string> after_anchor(std::string_view text);
+
+// The last LaTeX math span ($..$, $$..$$, \[..\], \(..\)), joined with the spans before it
+// when only ",", "and", "or" separate them ("$1$ and $2$" -> "1, 2").
+std::optional<std::string> last_latex(std::string_view text);
+
+// The first / last number of the text: digits with decimal points or commas, thousands
+// separators, a sign, a "/" fraction and a trailing percent.
+std::optional<std::string> first_number(std::string_view text);
+std::optional<std::string> last_number(std::string_view text);
+
+// A standalone choice letter A-J: the first one (in an answer span) or the last one.
+std::optional<std::string> choice_letter(std::string_view text, bool last);
+// The choice letter that starts the last line starting with one ("B. because ...").
+std::optional<std::string> choice_at_line_start(std::string_view text);
+
+// An extracted span made into an answer: "$..$" unwrapped, a leading "Answer:" label
+// dropped, a prose left side of "=" dropped ("area = 72000/18 = 4000" -> "4000"), trailing
+// sentence punctuation dropped.
+std::string clean_answer(std::string_view s);
+
+// Whether normalised text holds prose: a word of 3+ letters that is not a math word, or a
+// character outside ASCII.
+bool has_prose(std::string_view normalized);
+
+}  // namespace aha::rewards::detail

@@ -1,0 +1,126 @@
+// The math reward's options (precision, strict, allow_set_relation, extraction targets, think
+// handling) and its bounds on hostile completions, through check_math and the registry.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <string>
+
+#include "aha/core/config.h"
+#include "aha/core/error.h"
+#include "aha/rewards/math.h"
+#include "aha/rewards/reward.h"
+
+namespace aha::rewards {
+namespace {
+
+MathVerdict check(const std::string& completion, const std::string& gold,
+                  const MathOptions& o = {}, const ExtractOptions& e = {}) {
+  return check_math(completion, gold, o, e).verdict;
+}
+
+TEST(MathOptions, PrecisionSetsTheDecimalsCompared) {
+  MathOptions two;
+  two.precision = 2;
+  EXPECT_EQ(check("3.14", "\\pi"), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("3.14", "\\pi", two), MathVerdict::kEqual);
+  EXPECT_EQ(check("3.15", "\\pi", two), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("0.3333333", "1/3"), MathVerdict::kEqual);
+  MathOptions ten;
+  ten.precision = 10;
+  EXPECT_EQ(check("0.3333333", "1/3", ten), MathVerdict::kEqual);  // shows 7 decimals
+  EXPECT_EQ(check("0.0000001", "0"), MathVerdict::kEqual);
+  EXPECT_EQ(check("0.0000001", "0", ten), MathVerdict::kNotEqual);
+}
+
+TEST(MathOptions, StrictVariableNames) {
+  MathOptions loose;
+  loose.strict = false;
+  EXPECT_EQ(check("f(y) = y^2 + 1", "f(x) = x^2 + 1"), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("f(y) = y^2 + 1", "f(x) = x^2 + 1", loose), MathVerdict::kEqual);
+  EXPECT_EQ(check("t^2 + 1", "x^2 + 1", loose), MathVerdict::kEqual);
+  EXPECT_EQ(check("t^2 + 2", "x^2 + 1", loose), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("a + 2b", "2x + y", loose), MathVerdict::kEqual);  // a->y, b->x
+}
+
+TEST(MathOptions, SetRelationComparisonCanBeTurnedOff) {
+  MathOptions no_rel;
+  no_rel.allow_set_relation = false;
+  EXPECT_EQ(check("x > 2", "(2, \\infty)"), MathVerdict::kEqual);
+  EXPECT_EQ(check("x > 2", "(2, \\infty)", no_rel), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("x > 2", "2 < x", no_rel), MathVerdict::kEqual);
+}
+
+TEST(MathOptions, ThinkModes) {
+  const std::string inside = "<think>the answer is 6</think> I am not sure.";
+  const std::string after = "<think>the answer is 6</think> The answer is 7.";
+  ExtractOptions ignore, require;
+  ignore.think = ThinkMode::kIgnore;
+  require.think = ThinkMode::kRequire;
+  EXPECT_NE(check(inside, "6"), MathVerdict::kEqual);
+  EXPECT_EQ(check(inside, "6", {}, ignore), MathVerdict::kEqual);
+  EXPECT_EQ(check(after, "7", {}, require), MathVerdict::kEqual);
+  EXPECT_NE(check("The answer is 7.", "7", {}, require), MathVerdict::kEqual);
+  EXPECT_EQ(check("The answer is 7.", "7"), MathVerdict::kEqual);
+}
+
+TEST(MathOptions, ExtractionTargetsFromParams) {
+  RewardRegistry reg = builtin_registry();
+  Json row = {{"answer", "42"}};
+  auto score = [&](const Json& params, const std::string& completion) {
+    Sample s;
+    s.completion = completion;
+    s.row = &row;
+    return reg.create("math", params)->score(s).score;
+  };
+  EXPECT_EQ(score(Json::object(), "so we get 42"), 1.0);
+  EXPECT_EQ(score({{"extraction", {"boxed"}}}, "so we get 42"), 0.0);
+  EXPECT_EQ(score({{"extraction", {"boxed"}}}, "so \\boxed{42}"), 1.0);
+  EXPECT_EQ(score({{"extraction", {"answer_is"}}}, "Answer: 42"), 1.0);
+  EXPECT_EQ(score({{"think", "require"}}, "\\boxed{42}"), 0.0);
+  EXPECT_EQ(score({{"precision", 2}}, "\\boxed{42.001}"), 1.0);
+  EXPECT_THROW(reg.create("math", {{"extraction", {"nonsense"}}}), Error);
+  EXPECT_THROW(reg.create("math", {{"think", "sometimes"}}), Error);
+  EXPECT_THROW(reg.create("math", {{"precision", -1}}), Error);
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Hostile completions and golds: each decided quickly, none judged equal.
+TEST(MathBounds, HostileCompletionsAreDecidedFast) {
+  std::string tower = "2";
+  for (int i = 0; i < 200; ++i) tower = "2^{" + tower + "}";
+  std::string nest(5000, '(');
+  nest += "7" + std::string(5000, ')');  // 7: the last number must not be the gold
+  std::string braces = std::string(5000, '{') + "7" + std::string(5000, '}');
+  std::string fracs;
+  for (int i = 0; i < 5000; ++i) fracs += "\\frac{7}{";
+  fracs += "7" + std::string(5000, '}');
+  std::string digits(100000, '7');
+  std::string megabyte;
+  while (megabyte.size() < (1u << 20)) megabyte += "so $x = 3$ and 1,234.5 \\boxed{ the answer is ";
+  std::string dollars(1u << 20, '$');
+  std::string brackets;
+  while (brackets.size() < (1u << 20)) brackets += "\\[ 7 + ";
+  std::string anchors;
+  while (anchors.size() < (1u << 20)) anchors += "answer: 答案是 Ответ: ";
+  const std::string inputs[] = {tower, nest, braces, fracs, digits, megabyte, dollars, brackets,
+                                anchors, "\\boxed{" + digits + "}", "\\boxed{" + tower + "}",
+                                "\\boxed{" + nest + "}", "9^{9^{9^{9^{9^{9}}}}}", "10^{10^{100}}!"};
+  for (const auto& in : inputs) {
+    for (const char* gold : {"1", "x + 1", "(1, 2)"}) {
+      auto t0 = std::chrono::steady_clock::now();
+      MathVerdict v = check(in, gold);
+      double ms = ms_since(t0);
+      EXPECT_LT(ms, 1000.0) << in.substr(0, 40) << " took " << ms << " ms";
+      EXPECT_NE(v, MathVerdict::kEqual) << in.substr(0, 40);
+      t0 = std::chrono::steady_clock::now();
+      check("\\boxed{1}", in);  // the hostile text as the gold
+      EXPECT_LT(ms_since(t0), 1000.0) << "gold " << in.substr(0, 40);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace aha::rewards
