@@ -105,7 +105,7 @@ int bench_train(const Args& args) {
         model.forward(b, {}, acts);
         double tf = seconds_since(t0);
         model.zero_grad();
-        model.backward(acts, dlogprob.data(), 1.0);
+        model.backward(acts, dlogprob.data(), nullptr, 1.0, nullptr, nullptr);
         fwd_time = std::min(fwd_time, tf);
         step_time = std::min(step_time, seconds_since(t0));
       }

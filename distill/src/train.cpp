@@ -297,7 +297,7 @@ double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch
   }
   float* G = student->grads().data();
   policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
-  student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, 0.0, dh.empty() ? nullptr : dh.data(),
+  student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, nullptr, 0.0, dh.empty() ? nullptr : dh.data(),
                     dist::active() ? &ready : nullptr);
   return kl;
 }

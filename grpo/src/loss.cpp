@@ -140,14 +140,19 @@ double gmpo_sequence(const SeqTerms& s, const LossConfig& cfg, std::vector<doubl
 }  // namespace
 
 LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
-                      std::vector<std::vector<double>>& dlogp) {
+                      std::vector<std::vector<double>>& dlogp,
+                      std::vector<std::vector<double>>& dentropy) {
   LossMetrics m;
   dlogp.assign(seqs.size(), {});
+  dentropy.assign(seqs.size(), {});
   int64_t total_tokens = 0, live_seqs = 0;
   std::vector<char> masked(seqs.size(), 0);
   for (size_t i = 0; i < seqs.size(); ++i) {
     const SeqTerms& s = seqs[i];
     dlogp[i].assign(s.n, 0.0);
+    dentropy[i].assign(s.n, 0.0);
+    AHA_CHECK(cfg.entropy_coef == 0 || s.entropy != nullptr || s.n == 0,
+              "an entropy bonus needs each token's entropy");
     if (s.n == 0) {
       masked[i] = 1;
       continue;
@@ -217,6 +222,11 @@ LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
         loss_t += cfg.beta * kl;
         m.kl += kl;
       }
+      if (cfg.entropy_coef != 0) {
+        loss_t -= cfg.entropy_coef * s.entropy[t];
+        m.entropy += w * s.entropy[t];
+        dentropy[i][t] = -w * cfg.entropy_coef;
+      }
       m.loss += w * loss_t;
       if (cfg.policy == PolicyLoss::kGmpo) {
         // d(w * n * gmpo)/d logp_t: the sequence term appears once per token in the sum.
@@ -250,6 +260,7 @@ void LossMetrics::add(const LossMetrics& o) {
   dual_clip_frac += o.dual_clip_frac;
   ratio_mean += o.ratio_mean;
   ratio_max = std::max(ratio_max, o.ratio_max);
+  entropy += o.entropy;
   tokens += o.tokens;
   masked_seqs += o.masked_seqs;
 }

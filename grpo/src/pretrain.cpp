@@ -181,7 +181,7 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
         if (acts.targets[t] >= 0) dlp[t] = -1.0f / static_cast<float>(n_pred);
       }
       policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
-      model->backward(acts, dlp.data(), local_pred / std::max(1.0, sums[0]), nullptr,
+      model->backward(acts, dlp.data(), nullptr, local_pred / std::max(1.0, sums[0]), nullptr,
                       dist::active() ? &ready : nullptr);
     } else if (dist::active()) {
       for (auto [b, e] : model->grad_ranges()) grad_sum.start(G + b, e - b);

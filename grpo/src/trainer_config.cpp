@@ -24,6 +24,7 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.ratio_level = r.get<std::string>("ratio_level", g.ratio_level);
   g.loss_agg = r.get<std::string>("loss_agg", g.loss_agg);
   g.policy_loss = r.get<std::string>("policy_loss", g.policy_loss);
+  g.entropy_coef = r.get<double>("entropy_coef", g.entropy_coef);
   g.eval_every = r.get<int>("eval_every", g.eval_every);
   g.eval_n = r.get<int>("eval_n", g.eval_n);
   g.eval_size = r.get<int>("eval_size", g.eval_size);

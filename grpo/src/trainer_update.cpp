@@ -140,6 +140,7 @@ LossConfig Trainer::State::loss_config() const {
   lc.max_completion_len = cfg.sampling.max_new_tokens;
   lc.offpolicy_delta = g.offpolicy_delta;
   lc.policy = LossConfig::parse_policy(g.policy_loss);
+  lc.entropy_coef = g.entropy_coef;
   lc.sapo_tau_pos = g.sapo_tau_pos;
   lc.sapo_tau_neg = g.sapo_tau_neg;
   return lc;
@@ -336,22 +337,23 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
   float* G = policy->grads().data();
   dist::AsyncSum grad_sum;
   MinibatchSums sums;
-  std::vector<std::vector<double>> dlogp;
+  std::vector<std::vector<double>> dlogp, dentropy;
   LossMetrics lm;
   if (!idx.empty()) {
-    pol.run(rs, idx, true, it == 0, acts, lp, offs);
+    pol.run(rs, idx, true, it == 0 || lc.entropy_coef != 0, acts, lp, offs);
     std::vector<SeqTerms> terms(idx.size());
     for (size_t k = 0; k < idx.size(); ++k) {
       const Rollout& r = rs[idx[k]];
       terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
-                  adv[idx[k]].data(), r.n()};
+                  adv[idx[k]].data(), r.n(),
+                  lc.entropy_coef != 0 ? acts.entropy.data() + offs[k] : nullptr};
       if (it == 0) {
         for (int64_t j = 0; j < r.n(); ++j) t.entropy[0] += acts.entropy[offs[k] + j];
         t.entropy[1] += double(r.n());
       }
     }
     if (it == 0) accumulate_loads(t.loads, policy->expert_loads(acts));
-    lm = grpo_loss(terms, lc, dlogp);
+    lm = grpo_loss(terms, lc, dlogp, dentropy);
     sums.set(lm, static_cast<int64_t>(idx.size()) - lm.masked_seqs, token_weighted);
   }
   dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
@@ -361,13 +363,18 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
     const double W = token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
     const double own = token_weighted ? double(lm.tokens) : double(idx.size() - lm.masked_seqs);
     const double f = W > 0 ? own / W : 0.0;
-    std::vector<float> dl(acts.logprob.size(), 0.0f);
+    std::vector<float> dl(acts.logprob.size(), 0.0f), de;
+    if (lc.entropy_coef != 0) de.assign(acts.logprob.size(), 0.0f);
     for (size_t k = 0; k < idx.size(); ++k) {
-      for (int64_t j = 0; j < rs[idx[k]].n(); ++j) dl[offs[k] + j] = static_cast<float>(f * dlogp[k][j]);
+      for (int64_t j = 0; j < rs[idx[k]].n(); ++j) {
+        dl[offs[k] + j] = static_cast<float>(f * dlogp[k][j]);
+        if (!de.empty()) de[offs[k] + j] = static_cast<float>(f * dentropy[k][j]);
+      }
     }
     // Each layer's gradient starts its allreduce as soon as backward has finished it.
     policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
-    policy->backward(acts, dl.data(), g.aux_loss_weight * f, nullptr, dist::active() ? &ready : nullptr);
+    policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), g.aux_loss_weight * f,
+                     nullptr, dist::active() ? &ready : nullptr);
   } else if (dist::active()) {
     // No sequences here: join the same sums, in the same order, with zero gradients.
     for (auto [b, e] : policy->grad_ranges()) grad_sum.start(G + b, e - b);

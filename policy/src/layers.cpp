@@ -276,7 +276,8 @@ void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob,
 }
 
 template <typename T>
-void logprob_backward(const T* dlogprob, const T* h, const T* w, const int32_t* targets,
+void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T* w,
+                      const int32_t* targets,
                       const T* lse, T* dh, T* dw, int64_t n_tokens, int dim, int vocab,
                       double temperature, const KeptSets* kept) {
   const double inv_temp = 1.0 / temperature;
@@ -294,23 +295,32 @@ void logprob_backward(const T* dlogprob, const T* h, const T* w, const int32_t* 
         T* row = logits.data() + r * vocab;
         int64_t t = t0 + r;
         int32_t y = targets[t];
-        T g = y < 0 ? T(0) : dlogprob[t];
-        if (g == T(0)) {
+        T g = y < 0 || dlogprob == nullptr ? T(0) : dlogprob[t];
+        const T gh = y < 0 || dentropy == nullptr ? T(0) : dentropy[t];
+        if (g == T(0) && gh == T(0)) {
           std::fill(row, row + vocab, T(0));
           continue;
         }
-        double l = lse[t];
+        // Entropy of the full distribution p = softmax(z / T): dH/dz_j = -(p_j / T)(log p_j + H).
+        double lf = 0, ent = 0;
+        if (gh != T(0)) row_stats(row, vocab, inv_temp, lf, ent);
+        auto dent = [&](double z) {
+          return gh == T(0) ? 0.0 : -double(gh) * inv_temp * std::exp(z - lf) * (z - lf + ent);
+        };
+        const double l = lse[t];
         if (const auto* ids = kept_at(kept, t); ids != nullptr) {
           // Only the kept logits take part in the renormalised softmax.
           size_t k = 0;
           for (int j = 0; j < vocab; ++j) {
             const bool in = k < ids->size() && (*ids)[k] == j;
             k += in;
-            row[j] = in ? static_cast<T>(-g * std::exp(row[j] * inv_temp - l) * inv_temp) : T(0);
+            const double z = row[j] * inv_temp;
+            row[j] = static_cast<T>((in ? -g * std::exp(z - l) * inv_temp : 0.0) + dent(z));
           }
         } else {
           for (int j = 0; j < vocab; ++j) {
-            row[j] = static_cast<T>(-g * std::exp(row[j] * inv_temp - l) * inv_temp);
+            const double z = row[j] * inv_temp;
+            row[j] = static_cast<T>(-g * std::exp(z - l) * inv_temp + dent(z));
           }
         }
         row[y] += static_cast<T>(g * inv_temp);
@@ -338,8 +348,9 @@ void logits_forward(const T* h, const T* w, T* logits, int64_t n_rows, int dim, 
   template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int);        \
   template void logprob_forward<T>(const T*, const T*, const int32_t*, T*, T*, T*, int64_t,     \
                                    int, int, double, const KeptSets*);                         \
-  template void logprob_backward<T>(const T*, const T*, const T*, const int32_t*, const T*, T*, \
-                                    T*, int64_t, int, int, double, const KeptSets*);           \
+  template void logprob_backward<T>(const T*, const T*, const T*, const T*, const int32_t*,    \
+                                    const T*, T*, T*, int64_t, int, int, double,               \
+                                    const KeptSets*);                                          \
   template void logits_forward<T>(const T*, const T*, T*, int64_t, int, int);
 
 AHA_INSTANTIATE_LAYERS(float)

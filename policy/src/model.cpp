@@ -198,8 +198,8 @@ std::vector<std::pair<size_t, size_t>> Model<T>::grad_ranges() const {
 }
 
 template <typename T>
-void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double aux_weight,
-                        const T* dh_final, const GradsReady* ready) {
+void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* dentropy,
+                        double aux_weight, const T* dh_final, const GradsReady* ready) {
   auto report = [&](size_t b, size_t e) {
     if (ready != nullptr && e > b) (*ready)(b, e);
   };
@@ -210,8 +210,8 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, double au
   const T* P = params_.data();
   T* G = grads_.data();
   Buf<T> dh(n * d, T(0));
-  if (dlogprob != nullptr) {
-    logprob_backward(dlogprob, acts.h_final.data(), P + lm_head_, acts.targets.data(),
+  if (dlogprob != nullptr || dentropy != nullptr) {
+    logprob_backward(dlogprob, dentropy, acts.h_final.data(), P + lm_head_, acts.targets.data(),
                      acts.lse.data(), dh.data(), G + lm_head_, n, d, c_.vocab_size,
                      acts.temperature, acts.kept.empty() ? nullptr : &acts.kept);
   }

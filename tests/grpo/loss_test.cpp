@@ -43,8 +43,8 @@ TEST(GrpoLoss, MatchesAutogradReference) {
       seqs[i] = {logp[i].data(), old[i].data(), ref[i].data(), adv[i].data(),
                  static_cast<int64_t>(logp[i].size())};
     }
-    std::vector<std::vector<double>> grad;
-    LossMetrics m = grpo_loss(seqs, cfg, grad);
+    std::vector<std::vector<double>> grad, dent;
+    LossMetrics m = grpo_loss(seqs, cfg, grad, dent);
     const std::string what = k.dump();
     EXPECT_NEAR(m.loss, c["loss"].get<double>(), 2e-5 * (1 + std::abs(m.loss))) << what;
     for (size_t i = 0; i < n_seq; ++i) {
@@ -60,20 +60,48 @@ TEST(GrpoLoss, MatchesAutogradReference) {
   EXPECT_EQ(per_policy[3], 6);
 }
 
+// The entropy bonus: loss -= coef * H aggregated like the tokens; d loss / d H = -coef * weight,
+// and the policy gradient is untouched.
+TEST(GrpoLoss, EntropyBonusTermAndGradient) {
+  std::vector<float> lp1 = {-1.0f, -2.0f, -0.5f}, old1 = {-1.1f, -1.8f, -0.5f}, h1 = {2.0f, 1.0f, 0.5f};
+  std::vector<float> lp2 = {-0.3f}, old2 = {-0.2f}, h2 = {3.0f};
+  std::vector<double> a1(3, 1.5), a2(1, -0.5);
+  std::vector<SeqTerms> s = {{lp1.data(), old1.data(), nullptr, a1.data(), 3, h1.data()},
+                             {lp2.data(), old2.data(), nullptr, a2.data(), 1, h2.data()}};
+  for (const char* agg : {"token-mean", "seq-mean-token-mean"}) {
+    LossConfig base;
+    base.agg = LossConfig::parse_agg(agg);
+    LossConfig bonus = base;
+    bonus.entropy_coef = 0.01;
+    std::vector<std::vector<double>> g0, e0, g1, e1;
+    const LossMetrics m0 = grpo_loss(s, base, g0, e0);
+    const LossMetrics m1 = grpo_loss(s, bonus, g1, e1);
+    const bool tok = std::string(agg) == "token-mean";
+    const double w1 = tok ? 0.25 : 1.0 / 6, w2 = tok ? 0.25 : 0.5;  // weights of seq 1, seq 2
+    const double mean_h = w1 * (2.0 + 1.0 + 0.5) + w2 * 3.0;
+    EXPECT_NEAR(m1.loss, m0.loss - 0.01 * mean_h, 1e-12) << agg;
+    EXPECT_NEAR(m1.entropy, mean_h, 1e-12) << agg;
+    EXPECT_EQ(g0, g1) << agg;
+    for (double d : e0[0]) EXPECT_EQ(d, 0.0);
+    for (double d : e1[0]) EXPECT_NEAR(d, -0.01 * w1, 1e-15) << agg;
+    EXPECT_NEAR(e1[1][0], -0.01 * w2, 1e-15) << agg;
+  }
+}
+
 TEST(GrpoLoss, ClipMetricsAndOnPolicyGradient) {
   // On-policy (ratio 1) with no KL: the gradient is -A * weight, nothing clipped.
   std::vector<float> lp = {-1.0f, -2.0f}, old = lp;
   std::vector<double> a = {2.0, 2.0};
   std::vector<SeqTerms> s = {{lp.data(), old.data(), nullptr, a.data(), 2}};
-  std::vector<std::vector<double>> g;
-  LossMetrics m = grpo_loss(s, LossConfig{}, g);
+  std::vector<std::vector<double>> g, dent;
+  LossMetrics m = grpo_loss(s, LossConfig{}, g, dent);
   EXPECT_DOUBLE_EQ(g[0][0], -1.0);
   EXPECT_DOUBLE_EQ(m.loss, -2.0);
   EXPECT_EQ(m.clip_high_frac, 0.0);
   // Far off-policy up with a positive advantage: clipped, no gradient.
   std::vector<float> up = {0.0f, 0.0f};
   s[0].logp = up.data();
-  m = grpo_loss(s, LossConfig{}, g);
+  m = grpo_loss(s, LossConfig{}, g, dent);
   EXPECT_EQ(m.clip_high_frac, 1.0);
   EXPECT_EQ(g[0][0], 0.0);
 }

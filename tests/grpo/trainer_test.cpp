@@ -59,6 +59,24 @@ TEST(Trainer, CispoSapoAndGmpoAlsoLearn) {
   }
 }
 
+// An entropy bonus keeps the sampling distribution wider than the same run without it.
+TEST(Trainer, EntropyBonusRaisesEntropy) {
+  auto reg = registry();
+  std::vector<double> last;
+  for (double coef : {0.0, 0.5}) {
+    Json raw = base_config(fresh_dir("entropy" + std::to_string(int(coef * 10))));
+    raw["grpo"]["steps"] = 8;
+    raw["grpo"]["save_every"] = 0;
+    raw["grpo"]["entropy_coef"] = coef;
+    double e = 0;
+    Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
+      e = r.metrics["entropy"];
+    });
+    last.push_back(e);
+  }
+  EXPECT_GT(last[1], last[0] + 0.05) << "entropy without bonus " << last[0] << ", with " << last[1];
+}
+
 TEST(Trainer, ResumeEqualsStraightRun) {
   auto reg = registry();
   std::string a = fresh_dir("straight"), b = fresh_dir("resumed");

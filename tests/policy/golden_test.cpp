@@ -43,7 +43,7 @@ void check_golden(const std::string& name, double lp_tol, double grad_rel_tol) {
   }
   EXPECT_LE(max_diff, lp_tol) << name << ": max |logprob - reference|";
   model->zero_grad();
-  model->backward(acts, dlogprob.data());
+  model->backward(acts, dlogprob.data(), nullptr, 0.0, nullptr, nullptr);
   TensorArchive ref(dir + "/grads.safetensors");
   size_t checked = 0;
   for (const ParamEntry& e : model->table().entries()) {

@@ -116,22 +116,28 @@ TEST(GradCheck, AttentionCausalPackedGqa) {
 TEST(GradCheck, LogprobHead) {
   const int n = 7, d = 6, V = 11;
   Vec h = random_vec(n * d, 13), w = random_vec(V * d, 14), c = random_vec(n, 15);
+  Vec e = random_vec(n, 16);  // entropy bonus weights
   std::vector<int32_t> targets = {3, 0, -1, 10, 5, 5, -1};
-  Vec lp(n), lse(n);
+  Vec lp(n), lse(n), ent(n);
   for (double temp : {1.0, 0.7}) {
-    auto f = [&] {
-      logprob_forward(h.data(), w.data(), targets.data(), lp.data(), static_cast<double*>(nullptr), lse.data(), n, d,
-                      V, temp, nullptr);
-      double s = 0;
-      for (int t = 0; t < n; ++t) s += targets[t] < 0 ? 0 : lp[t] * c[t];
-      return s;
-    };
-    f();
-    Vec dh(n * d, 0.0), dw(V * d, 0.0);
-    logprob_backward(c.data(), h.data(), w.data(), targets.data(), lse.data(), dh.data(),
-                     dw.data(), n, d, V, temp, nullptr);
-    check_all(f, h, dh, "dh");
-    check_all(f, w, dw, "dw");
+    for (bool with_entropy : {false, true}) {
+      auto f = [&] {
+        logprob_forward(h.data(), w.data(), targets.data(), lp.data(), ent.data(), lse.data(), n,
+                        d, V, temp, nullptr);
+        double s = 0;
+        for (int t = 0; t < n; ++t) {
+          if (targets[t] < 0) continue;
+          s += lp[t] * c[t] + (with_entropy ? ent[t] * e[t] : 0.0);
+        }
+        return s;
+      };
+      f();
+      Vec dh(n * d, 0.0), dw(V * d, 0.0);
+      logprob_backward(c.data(), with_entropy ? e.data() : nullptr, h.data(), w.data(),
+                       targets.data(), lse.data(), dh.data(), dw.data(), n, d, V, temp, nullptr);
+      check_all(f, h, dh, with_entropy ? "dh (entropy)" : "dh");
+      check_all(f, w, dw, with_entropy ? "dw (entropy)" : "dw");
+    }
   }
 }
 
@@ -208,6 +214,7 @@ struct ModelCheckOpts {
   double temperature = 1.0;
   bool kept_sets = false;   // keep-sampling-mask: a kept id set for some tokens
   bool replay = false;      // keep routing: every MoE layer replays a fixed, non-greedy selection
+  bool entropy = false;     // an entropy bonus term (weights per token) in the objective
 };
 
 // Kept sets for some tokens (ascending, containing the target), none for the others.
@@ -264,7 +271,9 @@ void check_model(const Json& j, double init_std, const ModelCheckOpts& o = {}) {
   Activations<double> acts;
   ForwardOptions fo;
   fo.temperature = o.temperature;
+  fo.entropy = o.entropy;
   m.forward(batch, fo, acts);
+  Vec ecoef = random_vec(batch.n_tokens(), 23);
   const auto sets = kept_sets_for(acts.targets, c.vocab_size);
   KeptSets kept;
   for (const auto& s : sets) kept.push_back(s.empty() ? nullptr : &s);
@@ -280,6 +289,7 @@ void check_model(const Json& j, double init_std, const ModelCheckOpts& o = {}) {
     double s = o.aux_weight * c.aux_loss_alpha * acts.aux_loss;
     for (int64_t t = 0; t < batch.n_tokens(); ++t) {
       if (acts.targets[t] >= 0) s += coef[t] * acts.logprob[t];
+      if (o.entropy && acts.targets[t] >= 0) s += ecoef[t] * acts.entropy[t];
     }
     return s;
   };
@@ -294,7 +304,8 @@ void check_model(const Json& j, double init_std, const ModelCheckOpts& o = {}) {
     if (acts.targets[t] < 0) coef[t] = std::nan("");  // must never be read
   }
   m.zero_grad();
-  m.backward(acts, coef.data(), o.aux_weight);
+  m.backward(acts, coef.data(), o.entropy ? ecoef.data() : nullptr, o.aux_weight, nullptr,
+             nullptr);
   Vec grads = m.grads();
   for (const auto& e : m.table().entries()) {
     if (!e.trainable) continue;
@@ -328,6 +339,10 @@ TEST(GradCheck, WholeModelTemperature) {
 TEST(GradCheck, WholeModelKeptSets) {
   check_model(testing::tiny_v3_json(), 0.3, {.kept_sets = true});
   check_model(testing::tiny_llama_json(), 0.3, {.temperature = 0.8, .kept_sets = true});
+}
+TEST(GradCheck, WholeModelEntropyBonus) {
+  check_model(testing::tiny_qwen2_json(), 0.3, {.entropy = true});
+  check_model(testing::tiny_v3_json(), 0.3, {.temperature = 0.7, .kept_sets = true, .entropy = true});
 }
 TEST(GradCheck, WholeModelReplayedRouting) {
   Json j = testing::tiny_v2_json();

@@ -77,7 +77,7 @@ TEST(KeptMask, BackwardMatchesFiniteDifferences) {
                   lse.data(), m.n, m.dim, m.vocab, m.temperature, &m.kept);
   std::vector<double> dlp(m.n), dh(m.h.size(), 0.0), dw(m.w.size(), 0.0);
   for (int t = 0; t < m.n; ++t) dlp[t] = coef[t];
-  logprob_backward(dlp.data(), m.h.data(), m.w.data(), m.targets.data(), lse.data(), dh.data(),
+  logprob_backward(dlp.data(), static_cast<const double*>(nullptr), m.h.data(), m.w.data(), m.targets.data(), lse.data(), dh.data(),
                    dw.data(), m.n, m.dim, m.vocab, m.temperature, &m.kept);
   const double eps = 1e-6;
   auto check = [&](std::vector<double>& x, const std::vector<double>& grad, const char* what) {
@@ -97,7 +97,7 @@ TEST(KeptMask, BackwardMatchesFiniteDifferences) {
   const std::vector<double> masked_only{0.7, 0.0, 0.0, 2.1};
   std::fill(dw.begin(), dw.end(), 0.0);
   std::fill(dh.begin(), dh.end(), 0.0);
-  logprob_backward(masked_only.data(), m.h.data(), m.w.data(), m.targets.data(), lse.data(),
+  logprob_backward(masked_only.data(), static_cast<const double*>(nullptr), m.h.data(), m.w.data(), m.targets.data(), lse.data(),
                    dh.data(), dw.data(), m.n, m.dim, m.vocab, m.temperature, &m.kept);
   for (int k = 0; k < m.dim; ++k) {
     EXPECT_EQ(dw[6 * m.dim + k], 0.0);

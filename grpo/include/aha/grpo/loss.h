@@ -34,6 +34,7 @@ struct LossConfig {
   int64_t max_completion_len = 0;  // Dr. GRPO's constant normaliser
   double offpolicy_delta = 0.0;    // > 0: drop A<0 sequences with KL(old||new) > delta
   PolicyLoss policy = PolicyLoss::kClip;
+  double entropy_coef = 0.0;  // entropy bonus: the loss subtracts coef * H, aggregated as tokens
   double sapo_tau_pos = 1.0, sapo_tau_neg = 1.05;
   static PolicyLoss parse_policy(const std::string& s);
   static RatioLevel parse_level(const std::string& s);
@@ -49,20 +50,24 @@ struct SeqTerms {
   const float* ref_logp = nullptr;
   const double* advantage = nullptr;
   int64_t n = 0;
+  const float* entropy = nullptr;  // per token, of the full distribution (entropy_coef != 0)
 };
 
 struct LossMetrics {
   double loss = 0, pg_loss = 0, kl = 0;  // kl: mean per-token estimate
   double clip_low_frac = 0, clip_high_frac = 0, dual_clip_frac = 0;
   double ratio_mean = 0, ratio_max = 0;
+  double entropy = 0;  // aggregated like the loss (the bonus term's H)
   int64_t tokens = 0, masked_seqs = 0;
   // Sums another minibatch's metrics in (ratio_max: the maximum).
   void add(const LossMetrics& o);
 };
 
-// Loss over a minibatch of sequences; dlogp[i][t] receives d loss / d logp_it (overwritten).
+// Loss over a minibatch of sequences; dlogp[i][t] receives d loss / d logp_it and dentropy[i][t]
+// d loss / d entropy_it (both overwritten; dentropy all zero without an entropy bonus).
 LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
-                      std::vector<std::vector<double>>& dlogp);
+                      std::vector<std::vector<double>>& dlogp,
+                      std::vector<std::vector<double>>& dentropy);
 
 // The per-token KL estimate of a policy logprob against the reference, and its derivative
 // with respect to logp (ratio = pi/pi_old is only used by kK3Ratio).

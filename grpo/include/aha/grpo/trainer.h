@@ -30,6 +30,7 @@ struct GrpoConfig {
   std::string ratio_level = "token";
   std::string loss_agg = "seq-mean-token-mean";
   std::string policy_loss = "clip";  // clip | cispo | sapo | gmpo (loss.h)
+  double entropy_coef = 0.0;    // entropy bonus (loss -= coef * H of each token's distribution)
   int eval_every = 0;           // evaluate on data.eval every N steps and at the end (0: never)
   int eval_n = 1;               // samples per evaluation problem (pass@eval_n is logged too)
   int eval_size = 200;          // evaluation problems (the first of data.eval)

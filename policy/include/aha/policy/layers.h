@@ -89,9 +89,12 @@ template <typename T>
 void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob, T* entropy,
                      T* lse, int64_t n_tokens, int dim, int vocab, double temperature,
                      const KeptSets* kept);
-// dh += d(sum_t dlogprob[t] * logprob[t]) / dh, dw likewise.
+// dh += d(sum_t dlogprob[t] * logprob[t] + dentropy[t] * entropy[t]) / dh, dw likewise, where
+// entropy[t] is that of the full distribution (as logprob_forward reports it). Either of
+// dlogprob and dentropy may be null (no such term).
 template <typename T>
-void logprob_backward(const T* dlogprob, const T* h, const T* w, const int32_t* targets,
+void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T* w,
+                      const int32_t* targets,
                       const T* lse, T* dh, T* dw, int64_t n_tokens, int dim, int vocab,
                       double temperature, const KeptSets* kept);
 

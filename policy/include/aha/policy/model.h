@@ -108,8 +108,11 @@ class Model {
   // grad_ranges() order (LM head and final norm, the layers from last to first, the embedding),
   // so that data-parallel training can start summing them while backward goes on.
   using GradsReady = std::function<void(size_t begin, size_t end)>;
-  void backward(const Activations<T>& acts, const T* dlogprob, double aux_weight = 0.0,
-                const T* dh_final = nullptr, const GradsReady* ready = nullptr);
+  // dentropy (may be null): d loss / d entropy of each token's full next-token distribution
+  // (an entropy bonus); the entropy is recomputed here, the forward need not have kept it.
+  // No defaults: every caller says what the loss depends on.
+  void backward(const Activations<T>& acts, const T* dlogprob, const T* dentropy,
+                double aux_weight, const T* dh_final, const GradsReady* ready);
   // The ranges backward() reports, in its order; together they cover grads() once.
   std::vector<std::pair<size_t, size_t>> grad_ranges() const;
 
