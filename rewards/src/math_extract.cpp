@@ -7,6 +7,7 @@
 
 #include "aha/rewards/math.h"
 #include "math_internal.h"
+#include "math_candidates.h"
 #include "math_text.h"
 
 namespace aha::rewards {
@@ -57,21 +58,6 @@ std::optional<std::string_view> answer_region(std::string_view text, ThinkMode m
   return text.substr(close + 8);
 }
 
-class Candidates {
- public:
-  void add(std::optional<std::string> text, AnswerSource source) {
-    if (!text || text->empty() || out_.size() >= 8) return;
-    for (const auto& c : out_) {
-      if (c.text == *text) return;
-    }
-    out_.push_back({std::move(*text), source});
-  }
-  std::vector<Extracted> take() { return std::move(out_); }
-
- private:
-  std::vector<Extracted> out_;
-};
-
 }  // namespace
 
 std::optional<std::string> last_boxed(std::string_view text) {
@@ -102,51 +88,100 @@ std::optional<std::string> last_boxed(std::string_view text) {
   return clean_answer(text.substr(i, end - i));
 }
 
+CandidateStream::CandidateStream(std::string_view completion, const ExtractOptions& options,
+                                 bool gold_is_choice)
+    : o_(options), choice_(options.choice && gold_is_choice) {
+  auto region = answer_region(completion, options.think);
+  done_ = !region;
+  if (region) text_ = *region;
+}
+
+std::optional<Extracted> CandidateStream::next() {
+  while (pos_ == queue_.size()) {
+    if (done_ || n_ >= kMaxCandidates) return std::nullopt;
+    queue_.clear();
+    pos_ = 0;
+    run_stage(stage_++);
+  }
+  ++n_;
+  return std::move(queue_[pos_++]);
+}
+
+void CandidateStream::add(std::optional<std::string> text, AnswerSource source) {
+  if (!text || text->empty()) return;
+  for (const auto& s : seen_) {
+    if (s == *text) return;
+  }
+  seen_.push_back(*text);
+  queue_.push_back({std::move(*text), source});
+}
+
+// One extraction target per stage, in priority order.
+void CandidateStream::run_stage(int stage) {
+  std::string_view text = text_;
+  switch (stage) {
+    case 0:
+      if (o_.answer_tag) add(from_answer_tag(text), AnswerSource::kAnswerTag);
+      return;
+    case 1:
+      if (!o_.boxed) return;
+      if (auto b = last_boxed(text)) {
+        if (choice_) add(detail::choice_letter(*b, false), AnswerSource::kChoice);
+        add(clean_answer(*b), AnswerSource::kBoxed);
+      }
+      return;
+    case 2:
+      if (o_.gsm8k) add(from_gsm8k(text), AnswerSource::kGsm8k);
+      return;
+    case 3:
+      if (!o_.answer_is) return;
+      if (auto a = detail::after_anchor(text)) {
+        if (choice_) add(detail::choice_letter(*a, false), AnswerSource::kChoice);
+        if (o_.boxed) add(last_boxed(*a), AnswerSource::kAnswerIs);
+        if (o_.latex) add(detail::last_latex(*a), AnswerSource::kAnswerIs);
+        add(clean_answer(*a), AnswerSource::kAnswerIs);
+        add(detail::first_number(*a), AnswerSource::kAnswerIs);
+      }
+      return;
+    case 4:
+      if (o_.whole) add(from_whole(text), AnswerSource::kWhole);
+      return;
+    case 5:
+      if (!o_.latex) return;
+      if (auto l = detail::last_latex(text)) add(clean_answer(*l), AnswerSource::kLatex);
+      return;
+    case 6:
+      if (!choice_) return;
+      add(detail::choice_at_line_start(text), AnswerSource::kChoice);
+      add(detail::choice_letter(text, true), AnswerSource::kChoice);
+      return;
+    case 7:
+      if (o_.last_number) add(detail::last_number(text), AnswerSource::kLastNumber);
+      return;
+    case 8: {  // a short word answer ("Monday", "even"): at most two words
+      std::string_view t = trim(text);
+      if (o_.whole && t.size() <= 40 && t.find(' ') == t.rfind(' ')) {
+        add(clean_answer(t), AnswerSource::kWhole);
+      }
+      return;
+    }
+    default:
+      done_ = true;
+  }
+}
+
 std::vector<Extracted> extract_candidates(std::string_view completion, const ExtractOptions& o,
                                           bool gold_is_choice) {
-  Candidates c;
-  auto region = answer_region(completion, o.think);
-  if (!region) return {};
-  std::string_view text = *region;
-  bool choice = o.choice && gold_is_choice;
-  if (o.answer_tag) c.add(from_answer_tag(text), AnswerSource::kAnswerTag);
-  if (o.boxed) {
-    if (auto b = last_boxed(text)) {
-      if (choice) c.add(detail::choice_letter(*b, false), AnswerSource::kChoice);
-      c.add(clean_answer(*b), AnswerSource::kBoxed);
-    }
-  }
-  if (o.answer_is) {
-    if (auto a = detail::after_anchor(text)) {
-      if (choice) c.add(detail::choice_letter(*a, false), AnswerSource::kChoice);
-      if (o.boxed) c.add(last_boxed(*a), AnswerSource::kAnswerIs);
-      if (o.latex) c.add(detail::last_latex(*a), AnswerSource::kAnswerIs);
-      c.add(clean_answer(*a), AnswerSource::kAnswerIs);
-      c.add(detail::first_number(*a), AnswerSource::kAnswerIs);
-    }
-  }
-  if (o.gsm8k) c.add(from_gsm8k(text), AnswerSource::kGsm8k);
-  if (o.whole) c.add(from_whole(text), AnswerSource::kWhole);
-  if (o.latex) {
-    if (auto l = detail::last_latex(text)) c.add(clean_answer(*l), AnswerSource::kLatex);
-  }
-  if (choice) {
-    c.add(detail::choice_at_line_start(text), AnswerSource::kChoice);
-    c.add(detail::choice_letter(text, true), AnswerSource::kChoice);
-  }
-  if (o.last_number) c.add(detail::last_number(text), AnswerSource::kLastNumber);
-  // a short word answer ("Monday", "even"): at most two words
-  std::string_view t = trim(text);
-  if (o.whole && t.size() <= 40 && t.find(' ') == t.rfind(' ')) {
-    c.add(clean_answer(t), AnswerSource::kWhole);
-  }
-  return c.take();
+  CandidateStream stream(completion, o, gold_is_choice);
+  std::vector<Extracted> out;
+  while (auto c = stream.next()) out.push_back(std::move(*c));
+  return out;
 }
 
 Extracted extract_answer(std::string_view completion, const ExtractOptions& options) {
-  auto all = extract_candidates(completion, options, false);
-  if (all.empty()) return {};
-  return std::move(all.front());
+  CandidateStream stream(completion, options, false);
+  auto first = stream.next();
+  return first ? std::move(*first) : Extracted{};
 }
 
 std::string extract_gold(std::string_view answer) {

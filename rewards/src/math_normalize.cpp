@@ -370,17 +370,29 @@ void repeating_decimals(std::string& s) {
   }
 }
 
+bool has_non_ascii(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string normalize(std::string_view input) {
   std::string s(input);
   undouble_backslashes(s);
-  superscripts(s);
-  for (const auto& u : kUnicode) replace_all(s, u.cmd, u.out);
+  const bool non_ascii = has_non_ascii(s);  // most answers are ASCII: skip the unicode passes
+  if (non_ascii) {
+    superscripts(s);
+    for (const auto& u : kUnicode) replace_all(s, u.cmd, u.out);
+  }
   repeating_decimals(s);
-  for (const char* deg : {"^{\\circ}", "^\\circ", "^{\\circ }", "^{ \\circ}", "\xC2\xB0",
-                          "^\\degree", "\\degree"}) {
-    replace_all(s, deg, "`");  // the parser turns degrees into radians inside trig functions
+  if (non_ascii || s.find("circ") != std::string::npos || s.find("degree") != std::string::npos) {
+    for (const char* deg : {"^{\\circ}", "^\\circ", "^{\\circ }", "^{ \\circ}", "\xC2\xB0",
+                            "^\\degree", "\\degree"}) {
+      replace_all(s, deg, "`");  // the parser turns degrees into radians inside trig functions
+    }
   }
   replace_all(s, "{,}", ",");
   replace_all(s, "**", "^");  // Python powers
@@ -390,8 +402,12 @@ std::string normalize(std::string_view input) {
   }
   s = join_thousands(s);
   // "1 and 2", "x = 1 or x = 2": lists.
-  for (const char* word : {" and ", " or ", " AND ", " OR "}) replace_all(s, word, ",");
-  for (const char* word : {" percent", "percent", " pct"}) replace_all(s, word, "%");
+  if (s.find(' ') != std::string::npos) {
+    for (const char* word : {" and ", " or ", " AND ", " OR "}) replace_all(s, word, ",");
+  }
+  if (s.find("p") != std::string::npos) {
+    for (const char* word : {" percent", "percent", " pct"}) replace_all(s, word, "%");
+  }
   collapse_commas(s);
   base_subscripts(s);
   // trim, drop a trailing period
@@ -399,7 +415,7 @@ std::string normalize(std::string_view input) {
   while (b < s.size() && is_space(s[b])) ++b;
   s.erase(0, b);
   while (!s.empty() && (is_space(s.back()) || s.back() == '.')) s.pop_back();
-  strip_trailing_non_ascii(s);
+  if (non_ascii) strip_trailing_non_ascii(s);
   strip_units(s);
   while (!s.empty() && is_space(s.back())) s.pop_back();
   return s;

@@ -3,6 +3,7 @@
 #include "aha/core/error.h"
 #include "aha/rewards/math.h"
 #include "builtin.h"
+#include "math_candidates.h"
 
 namespace aha::rewards {
 
@@ -10,15 +11,15 @@ MathCheck check_math(std::string_view completion, std::string_view gold_raw,
                      const MathOptions& options, const ExtractOptions& extract) {
   MathCheck out;
   out.gold = extract_gold(gold_raw);
-  auto candidates = extract_candidates(completion, extract, is_choice_letter(out.gold));
-  if (candidates.empty()) return out;
-  out.extracted = candidates.front();
+  CandidateStream stream(completion, extract, is_choice_letter(out.gold));
   // Math-Verify's rule: the best-placed candidate that parses decides; unparsable ones pass.
-  for (auto& c : candidates) {
-    MathVerdict v = math_equal(c.text, out.gold, options);
+  while (auto c = stream.next()) {
+    MathVerdict v = math_equal(c->text, out.gold, options);
+    if (out.extracted.source == AnswerSource::kNone || v != MathVerdict::kUnparsable) {
+      out.extracted = std::move(*c);
+    }
     if (v == MathVerdict::kUnparsable) continue;
     out.verdict = v;
-    out.extracted = std::move(c);
     break;
   }
   return out;

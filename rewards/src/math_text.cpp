@@ -211,7 +211,24 @@ std::optional<std::string_view> braced(std::string_view text, size_t open) {
   return std::nullopt;
 }
 
+// Whether text may hold an anchor: every anchor has a ':' or a non-ASCII byte or a word.
+bool may_have_anchor(std::string_view s) {
+  int run = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    char c = s[i];
+    if (c == ':' || non_ascii(c)) return true;
+    if (is_alpha(c)) {
+      if (run == 0 && i > 0 && s[i - 1] == '\\') run = -1000;  // a command name
+      if (++run >= 2) return true;
+    } else {
+      run = 0;
+    }
+  }
+  return false;
+}
+
 std::optional<std::string> after_anchor(std::string_view text) {
+  if (!may_have_anchor(text)) return std::nullopt;
   size_t best = std::string_view::npos, best_end = 0;
   for (const char* a : kAnchors) {
     size_t p = rfind_ci(text, a);

@@ -17,8 +17,8 @@ enum class AnswerSource {
   kNone,
   kAnswerTag,   // <answer>..</answer>
   kBoxed,       // the last \boxed{..} / \fbox{..}
-  kAnswerIs,    // "the final answer is ..", "Answer: ..", "答案是 ..", "la réponse est .." ...
   kGsm8k,       // "#### .."
+  kAnswerIs,    // "the final answer is ..", "Answer: ..", "答案是 ..", "la réponse est .." ...
   kWhole,       // the whole text is itself an answer ("x = 1/3", "$\frac12$")
   kLatex,       // the last $..$ / $$..$$ / \[..\] / \(..\) (joined with "and"/"or"/"," lists)
   kLastNumber,  // the last number of the text
@@ -37,8 +37,8 @@ enum class ThinkMode {
 struct ExtractOptions {
   bool answer_tag = true;
   bool boxed = true;
-  bool answer_is = true;
   bool gsm8k = true;
+  bool answer_is = true;
   bool whole = true;
   bool latex = true;
   bool last_number = true;
