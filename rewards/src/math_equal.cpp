@@ -30,6 +30,8 @@ class Comparer {
     const Node& x = ta_.nodes[a];
     const Node& y = tb_.nodes[b];
     if (x.kind == K::kEq || y.kind == K::kEq) return equations(a, b);
+    // a ratio "2:1" equals a ratio or a fraction, never a plain number
+    if (x.ratio != y.ratio && (x.ratio ? y : x).kind != K::kDiv) return Cmp::kNotEqual;
     if (x.kind == K::kRel || y.kind == K::kRel) return relations(a, b);
     if (is_collection(x.kind) || is_collection(y.kind)) return collections(a, b);
     Cmp r = scalars(a, b);

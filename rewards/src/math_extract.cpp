@@ -41,7 +41,9 @@ std::optional<std::string> from_gsm8k(std::string_view text) {
 std::optional<std::string> from_whole(std::string_view text) {
   text = trim(text);
   if (text.empty() || text.size() > kMaxWhole) return std::nullopt;
-  if (detail::has_prose(detail::normalize(text))) return std::nullopt;
+  if (!detail::one_span_or_none(text) || detail::has_prose(detail::normalize(text))) {
+    return std::nullopt;
+  }
   std::string out = clean_answer(text);
   if (out.empty()) return std::nullopt;
   return out;
@@ -88,6 +90,37 @@ std::optional<std::string> last_boxed(std::string_view text) {
   return clean_answer(text.substr(i, end - i));
 }
 
+namespace {
+
+// The last \boxed{} with the boxes just before it that only ",", "and", "or" separate from it
+// ("\boxed{1} and \boxed{2}" -> "1, 2"); at most five boxes.
+std::optional<std::string> boxed_run(std::string_view text) {
+  auto last = last_boxed(text);
+  if (!last) return std::nullopt;
+  std::string out = clean_answer(*last);
+  size_t start = std::min(text.rfind("\\boxed"), text.size());
+  for (int k = 0; k < 4 && start != std::string_view::npos && start > 0; ++k) {
+    size_t prev = text.rfind("\\boxed{", start - 1);
+    if (prev == std::string_view::npos) break;
+    auto inner = detail::braced(text, prev + 6);
+    if (!inner) break;
+    size_t end = prev + 6 + inner->size() + 2;
+    if (end > start) break;
+    std::string gap;
+    for (char ch : text.substr(end, start - end)) {
+      if (ch != ' ' && ch != '$' && ch != ',' && ch != '\n') gap += static_cast<char>(std::tolower(ch));
+    }
+    if (!gap.empty() && gap != "and" && gap != "or" && gap != "\\text{and}" && gap != "\\text{or}") {
+      break;
+    }
+    out = clean_answer(*inner) + ", " + out;
+    start = prev;
+  }
+  return out;
+}
+
+}  // namespace
+
 CandidateStream::CandidateStream(std::string_view completion, const ExtractOptions& options,
                                  bool gold_is_choice)
     : o_(options), choice_(options.choice && gold_is_choice) {
@@ -127,7 +160,7 @@ void CandidateStream::run_stage(int stage) {
       if (!o_.boxed) return;
       if (auto b = last_boxed(text)) {
         if (choice_) add(detail::choice_letter(*b, false), AnswerSource::kChoice);
-        add(clean_answer(*b), AnswerSource::kBoxed);
+        add(boxed_run(text), AnswerSource::kBoxed);
       }
       return;
     case 2:

@@ -86,6 +86,7 @@ struct Node {
   bool hi_closed = false;  // kInterval
   bool percent = false;    // kNum written with %
   bool bare = false;       // kSet written without braces ("1, 2")
+  bool ratio = false;      // kDiv written as a ratio "a : b"
   int a = -1, b = -1;      // children of unary/binary nodes
   int rows = 0, cols = 0;  // kMatrix
   Q q;                     // kNum exact value (when `exact`)

@@ -61,7 +61,7 @@ bool is_unit_text(std::string_view before, std::string_view content) {
   for (char c : content) {
     if (is_alpha(c)) {
       letters = true;
-    } else if (!is_space(c) && c != '.') {
+    } else if (!is_space(c) && c != '.' && c != '/') {  // "km/h"
       return false;
     }
   }
@@ -216,7 +216,10 @@ void strip_units(std::string& s) {
   if (p < e && p > 0 && s[p - 1] == '^') e = p - 1;
   // the maximal run of words (letters and spaces) before it
   size_t b = e;
-  while (b > 0 && (is_alpha(s[b - 1]) || is_space(s[b - 1]))) --b;
+  while (b > 0 && (is_alpha(s[b - 1]) || is_space(s[b - 1]) ||
+                   (s[b - 1] == '/' && b >= 2 && is_alpha(s[b - 2])))) {  // "km/h"
+    --b;
+  }
   std::string_view run = std::string_view(s).substr(b, e - b);
   if (run.empty() || !is_space(run.front())) return;  // "2x": the letters belong to the number
   std::string_view word = run;
@@ -224,10 +227,11 @@ void strip_units(std::string& s) {
   while (!word.empty() && is_space(word.back())) word.remove_suffix(1);
   bool one_unit_letter = word.size() == 1 && std::strchr("gmslLtJWNVK", word[0]) != nullptr;
   for (size_t i = 0; i < run.size() && !one_unit_letter;) {  // every word must look like a unit
-    while (i < run.size() && is_space(run[i])) ++i;
+    while (i < run.size() && (is_space(run[i]) || run[i] == '/')) ++i;
     size_t j = i;
     while (j < run.size() && is_alpha(run[j])) ++j;
-    if (j > i && (j - i < 2 || is_function_word(run.substr(i, j - i)))) return;
+    bool per = i > 0 && run[i - 1] == '/';  // "km/h": one letter after a slash is a unit
+    if (j > i && ((j - i < 2 && !per) || is_function_word(run.substr(i, j - i)))) return;
     i = j;
   }
   size_t q = b;
@@ -394,6 +398,7 @@ std::string normalize(std::string_view input) {
       replace_all(s, deg, "`");  // the parser turns degrees into radians inside trig functions
     }
   }
+  if (s.find("mathbb") != std::string::npos) replace_all(s, "\\mathbb{R}", "(-\\infty,\\infty)");
   replace_all(s, "{,}", ",");
   replace_all(s, "**", "^");  // Python powers
   s = commands_pass(s);

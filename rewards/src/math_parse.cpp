@@ -92,7 +92,10 @@ class Parser {
   // "a : b", a ratio, is the quotient a / b.
   int ratio() {
     int left = expr();
-    while (left >= 0 && accept(":")) left = binary(K::kDiv, left, expr());
+    while (left >= 0 && accept(":")) {
+      left = binary(K::kDiv, left, expr());
+      if (left >= 0) tree_.nodes[left].ratio = true;
+    }
     return left;
   }
 

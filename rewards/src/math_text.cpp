@@ -32,16 +32,17 @@ size_t rfind_ci(std::string_view hay, std::string_view needle) {
 // Answer anchors, lowercase; the ASCII letters of the text are lowered before matching.
 constexpr const char* kAnchors[] = {
     // English
-    "final answer is", "final answer:", "answer is", "answer:", "answer :",
+    "final answer is", "final answer:", "answer is", "answer:", "answer :", "answer**:",
     // Chinese
     "最终答案是", "答案是", "答案为", "答案：", "答案:", "答：", "答:",
     // French
-    "la réponse est", "réponse finale", "réponse :", "réponse:",
+    "la réponse est", "réponse finale est", "réponse finale", "réponse :", "réponse:",
     // German
-    "die antwort ist", "antwort ist", "antwort:", "antwort :", "ergebnis ist", "ergebnis:",
+    "die antwort ist", "antwort ist", "antwort lautet", "antwort:", "antwort :", "ergebnis ist",
+    "ergebnis:",
     // Spanish, Portuguese, Italian
-    "la respuesta es", "respuesta final", "respuesta:", "a resposta é", "resposta:",
-    "la risposta è", "risposta:",
+    "la respuesta es", "respuesta final es", "respuesta final", "respuesta:", "a resposta é",
+    "resposta final é", "resposta:", "la risposta è", "risposta finale è", "risposta:",
     // Russian
     "ответ:", "Ответ:", "ответ —", "Ответ —", "ответ равен", "Ответ равен", "ответ -",
     "Ответ -",
@@ -157,6 +158,14 @@ const char* const kMathWords[] = {"sin",  "cos",  "tan",  "sec",    "csc",    "c
                                   "max",  "gcd",  "lcm",  "deg",    "det",    "and",   "or",
                                   "frac", "cdot", "pmod", "bmod"};
 
+// Two-letter words that are English, not products of two variables.
+bool stop_word(std::string_view w) {
+  for (const char* m : {"so", "is", "it", "we", "to", "of", "if", "us", "my", "he", "do", "me"}) {
+    if (w == m) return true;
+  }
+  return false;
+}
+
 bool math_word(std::string_view w) {
   for (const char* m : kMathWords) {
     if (w == m) return true;
@@ -270,6 +279,12 @@ std::optional<std::string> last_latex(std::string_view text) {
   return out;
 }
 
+bool one_span_or_none(std::string_view text) {
+  text = trim(text);
+  Span sp = next_span(text, 0);
+  return sp.open == std::string_view::npos || (sp.open == 0 && sp.close == text.size());
+}
+
 std::optional<std::string> first_number(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     if (!is_digit(text[i])) continue;
@@ -282,7 +297,17 @@ std::optional<std::string> first_number(std::string_view text) {
 
 std::optional<std::string> last_number(std::string_view text) {
   for (size_t i = text.size(); i-- > 0;) {
-    if (is_digit(text[i])) return number_ending_at(text, i);
+    if (!is_digit(text[i])) continue;
+    size_t b = i;
+    while (b > 0 && number_char(text, b - 1)) --b;
+    // an exponent or index ("m^2", "x_1", "{2}" of m^{2}) is not the answer
+    char before = b > 0 ? text[b - 1] : ' ';
+    bool braced_exp = before == '{' && b >= 2 && (text[b - 2] == '^' || text[b - 2] == '_');
+    if (before == '^' || before == '_' || braced_exp) {
+      i = b;
+      continue;
+    }
+    return number_ending_at(text, i);
   }
   return std::nullopt;
 }
@@ -293,7 +318,7 @@ std::optional<std::string> choice_at_line_start(std::string_view text) {
     if (i > 0 && text[i - 1] != '\n') continue;
     size_t k = i;
     while (k < text.size() && (text[k] == ' ' || text[k] == '*' || text[k] == '(')) ++k;
-    if (k < text.size() && text[k] >= 'A' && text[k] <= 'J' && letter_boundary(text, k + 1)) {
+    if (k < text.size() && text[k] >= 'A' && text[k] <= 'E' && letter_boundary(text, k + 1)) {
       found = std::string(1, text[k]);
     }
   }
@@ -302,9 +327,10 @@ std::optional<std::string> choice_at_line_start(std::string_view text) {
 
 std::optional<std::string> choice_letter(std::string_view text, bool last) {
   std::optional<std::string> found;
+  const char max_letter = 'E';  // a lone "I" in prose is no choice; "\boxed{G}" compares as text
   for (size_t i = 0; i < text.size(); ++i) {
     char c = text[i];
-    if (c < 'A' || c > 'J') continue;
+    if (c < 'A' || c > max_letter) continue;
     bool before = i == 0 || (!is_alpha(text[i - 1]) && !is_digit(text[i - 1]) &&
                              text[i - 1] != '\\' && text[i - 1] != '_' && text[i - 1] != '^');
     if (!before || !letter_boundary(text, i + 1)) continue;
@@ -368,6 +394,7 @@ bool has_prose(std::string_view s) {
     if (w.size() >= 3 && !math_word(w)) return true;
     bool word = w.size() >= 2 && !math_word(w);
     if (word && word_before) return true;  // "it is", "so we"
+    if (stop_word(w)) return true;
     word_before = word;
     i = j;
   }

@@ -25,9 +25,11 @@ std::optional<std::string> last_latex(std::string_view text);
 // The first / last number of the text: digits with decimal points or commas, thousands
 // separators, a sign, a "/" fraction and a trailing percent.
 std::optional<std::string> first_number(std::string_view text);
+// Whether text holds no LaTeX span, or one span that is the whole text.
+bool one_span_or_none(std::string_view text);
 std::optional<std::string> last_number(std::string_view text);
 
-// A standalone choice letter A-J: the first one (in an answer span) or the last one.
+// A standalone choice letter A-E: the first one (in an answer span) or the last one.
 std::optional<std::string> choice_letter(std::string_view text, bool last);
 // The choice letter that starts the last line starting with one ("B. because ...").
 std::optional<std::string> choice_at_line_start(std::string_view text);

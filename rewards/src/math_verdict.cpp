@@ -123,7 +123,7 @@ MathVerdict math_equal(std::string_view predicted, std::string_view gold,
   if (without_spaces(p) == without_spaces(g)) return MathVerdict::kEqual;
   // word answers ("Monday", "(A) yes"): case-insensitive text comparison
   std::string kp = lower_key(p), kg = lower_key(g);
-  if (all_alpha(kp) && all_alpha(kg) && (has_word(p) || has_word(g))) {
+  if (all_alpha(kp) && all_alpha(kg) && (has_word(p) || has_word(g) || kp == kg)) {
     return kp == kg ? MathVerdict::kEqual : MathVerdict::kNotEqual;
   }
   // prose is not an answer: another candidate of the completion may be
