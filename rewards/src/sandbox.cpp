@@ -605,14 +605,11 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv,
 }
 
 std::string sandbox_unavailable_reason() {
-  static const std::string reason = [] {
-    SandboxLimits l;
-    l.wall_s = 10;
-    SandboxResult r = run_sandboxed({"true"}, {}, "", l);
-    if (!r.error.empty()) return r.error;
-    return r.ok() ? std::string() : "running `true` in it gave " + r.status();
-  }();
-  return reason;
+  SandboxLimits l;
+  l.wall_s = 10;
+  SandboxResult r = run_sandboxed({"true"}, {}, "", l);
+  if (!r.error.empty()) return r.error;
+  return r.ok() ? std::string() : "running `true` in it gave " + r.status();
 }
 
 }  // namespace aha::rewards

@@ -6,6 +6,8 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <grp.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -111,8 +113,9 @@ constexpr const char* kSleeper =
     "time.sleep(60)\n";
 
 void skip_without_sandbox() {
+  if (geteuid() == 0) return;
   std::string why = sandbox_unavailable_reason();
-  if (!why.empty() && geteuid() != 0) GTEST_SKIP() << "no sandbox for this user here: " << why;
+  if (!why.empty()) GTEST_SKIP() << "no sandbox for this user here: " << why;
 }
 
 // As an ordinary user on a kernel without user namespaces there is no sandbox: skip, saying so.
@@ -441,6 +444,54 @@ TEST_F(SandboxDisk, CodeRewardReportsTheQuota) {
                    Json::parse(R"([{"name": "code", "params": {"disk_mb": 0}}])"),
                    builtin_registry()),
                Error);
+}
+
+// A host that gives ordinary users no user namespaces, simulated in a child: a user namespace
+// of its own with max_user_namespaces 0, then uid 1000. The sandbox must say why it cannot run
+// and the code reward must refuse to start rather than grade with the host visible.
+TEST(SandboxUnavailable, SaysWhyAndTheCodeRewardRefusesToStart) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to write another user namespace's id maps";
+  int go[2], result[2];
+  ASSERT_EQ(pipe(go), 0);
+  ASSERT_EQ(pipe(result), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    char c;
+    bool ok = unshare(CLONE_NEWUSER) == 0 && write(result[1], "u", 1) == 1 &&
+              read(go[0], &c, 1) == 1 && setresgid(0, 0, 0) == 0 && setresuid(0, 0, 0) == 0;
+    std::ofstream("/proc/sys/user/max_user_namespaces") << "0";
+    ok = ok && setgroups(0, nullptr) == 0 && setresgid(1000, 1000, 1000) == 0 &&
+         setresuid(1000, 1000, 1000) == 0;
+    std::string report = ok ? "" : "setup failed\n";
+    report += run_python("print(1)").status() + "\n";
+    try {
+      RewardSet::from_json(Json::parse(R"([{"name": "code"}])"), builtin_registry());
+      report += "code reward built\n";
+    } catch (const Error& e) {
+      report += std::string(e.what()) + "\n";
+    }
+    (void)!write(result[1], report.data(), report.size());
+    _exit(0);
+  }
+  close(go[0]);
+  close(result[1]);
+  char c;
+  ASSERT_EQ(read(result[0], &c, 1), 1);
+  std::string maps = "0 0 2000\n";
+  for (const char* map : {"uid_map", "gid_map"}) {
+    std::ofstream("/proc/" + std::to_string(child) + "/" + map) << maps;
+  }
+  (void)!write(go[1], "g", 1);
+  std::string report;
+  char buf[4096];
+  for (ssize_t n; (n = read(result[0], buf, sizeof(buf))) > 0;) report.append(buf, n);
+  waitpid(child, nullptr, 0);
+  close(go[1]);
+  close(result[0]);
+  EXPECT_EQ(report.find("setup failed"), std::string::npos) << report;
+  EXPECT_NE(report.find("sandbox error: unshare namespaces"), std::string::npos) << report;
+  EXPECT_NE(report.find("[code] the sandbox cannot run here"), std::string::npos) << report;
 }
 
 // Every Sandbox* test again as an ordinary user (the user-namespace path of the sandbox).

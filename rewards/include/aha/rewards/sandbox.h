@@ -69,8 +69,8 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv,
                             const std::vector<std::pair<std::string, std::string>>& files,
                             std::string_view input, const SandboxLimits& limits);
 
-// Whether this kernel lets aha build the sandbox ("" when it does, else what failed); checked
-// once per process by running `true` in it.
+// Whether this kernel lets aha build the sandbox ("" when it does, else what failed), by
+// running `true` in it (a few tens of ms: call it once, when a code reward is built).
 std::string sandbox_unavailable_reason();
 
 }  // namespace aha::rewards
