@@ -213,6 +213,11 @@ LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
       } else {
         pg = policy_term(log_ratio, s.logp[t], a, cfg, m);
       }
+      // TIS/MIS: the policy term of a token sampled by another engine, reweighted (a constant).
+      const double isw = s.is_weight != nullptr ? double(s.is_weight[t]) : 1.0;
+      pg.loss *= isw;
+      pg.dlog_ratio *= isw;
+      if (cfg.policy == PolicyLoss::kGmpo) gmpo_grad[t] *= isw;
       double loss_t = pg.loss;
       m.pg_loss += w * pg.loss;
       double dkl = 0;

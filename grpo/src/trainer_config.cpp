@@ -25,6 +25,9 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.loss_agg = r.get<std::string>("loss_agg", g.loss_agg);
   g.policy_loss = r.get<std::string>("policy_loss", g.policy_loss);
   g.entropy_coef = r.get<double>("entropy_coef", g.entropy_coef);
+  g.is_correction = r.get<std::string>("is_correction", g.is_correction);
+  g.is_level = r.get<std::string>("is_level", g.is_level);
+  g.is_cap = r.get<double>("is_cap", g.is_cap);
   g.eval_every = r.get<int>("eval_every", g.eval_every);
   g.eval_n = r.get<int>("eval_n", g.eval_n);
   g.eval_size = r.get<int>("eval_size", g.eval_size);
@@ -82,6 +85,13 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
     fail("grpo.policy_loss '", g.policy_loss, "' works on token ratios: grpo.ratio_level must be token");
   }
   if (!(g.sapo_tau_pos > 0) || !(g.sapo_tau_neg > 0)) fail("grpo.sapo_tau_pos/neg must be > 0");
+  if (g.is_correction != "none" && g.is_correction != "tis" && g.is_correction != "mis") {
+    fail("grpo.is_correction must be none, tis or mis (got '", g.is_correction, "')");
+  }
+  if (g.is_level != "token" && g.is_level != "sequence") {
+    fail("grpo.is_level must be token or sequence (got '", g.is_level, "')");
+  }
+  if (!(g.is_cap > 1)) fail("grpo.is_cap must be > 1");
   if (g.eval_every < 0 || g.eval_n < 1 || g.eval_size < 1 || g.keep_checkpoints < 0) {
     fail("grpo.eval_every and keep_checkpoints must be >= 0, eval_n and eval_size >= 1");
   }

@@ -67,6 +67,9 @@ struct Trainer::State {
                         const std::vector<std::vector<double>>& adv, int iteration,
                         const LossConfig& lc, const PassOptions& po, double lr, StepTotals& t);
   void fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, Json& m);
+  // TIS/MIS weights of each rollout's tokens (grpo.is_correction), metrics is/*.
+  void importance_weights(std::vector<Rollout>& rs, const PassOptions& po, Json& m);
+  bool warned_no_sampler_logprobs = false;
   std::vector<std::vector<double>> advantages(const std::vector<Rollout>& rs) const;
   LossConfig loss_config() const;
   void save_checkpoint();

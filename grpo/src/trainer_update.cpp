@@ -160,6 +160,13 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
     std::vector<size_t> need_old, need_ref;
     for (size_t i : idx) {
       if (rs[i].n() == 0) continue;  // an engine error: nothing to score
+      // IS correction of a rollout file: its logprobs are the sampler's; the trainer's own
+      // old logprobs are computed here.
+      if (cfg.grpo.is_correction != "none" && !rs[i].old_logprobs.empty() &&
+          rs[i].sampled_logprobs.empty()) {
+        rs[i].sampled_logprobs = std::move(rs[i].old_logprobs);
+        rs[i].old_logprobs.clear();
+      }
       if (rs[i].old_logprobs.empty()) need_old.push_back(i);
       if (ref && rs[i].ref_logprobs.empty()) need_ref.push_back(i);
     }
@@ -183,6 +190,62 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
     }
   }
   if (mismatch_n > 0) m["logprob_mismatch"] = mismatch / double(mismatch_n);
+  if (cfg.grpo.is_correction != "none") importance_weights(rs, po, m);
+}
+
+void Trainer::State::importance_weights(std::vector<Rollout>& rs, const PassOptions& po, Json& m) {
+  // rho = pi_old(trainer) / pi_sampler per token (or per completion): the sampler's logprobs
+  // are the file's, or the engine's under the same distribution the trainer computes.
+  const GrpoConfig& g = cfg.grpo;
+  const bool tis = g.is_correction == "tis", seq = g.is_level == "sequence";
+  double k1 = 0, cut = 0;
+  int64_t tokens = 0, units = 0, missing = 0;
+  for (Rollout& r : rs) {
+    r.is_weights.clear();
+    if (r.n() == 0) continue;
+    // A rollout file's logprobs are taken as given; the engine's are comparable under the
+    // sampling distribution (kept sets) or, at temperature 1, under the untruncated policy.
+    static const std::vector<float> kNone;
+    const std::vector<float>& beh =
+        !file_rollouts.empty()                                 ? r.sampled_logprobs
+        : po.keep_mask && !r.sampling_dist_logprobs.empty()    ? r.sampling_dist_logprobs
+        : po.temperature == 1.0                                ? r.sampled_logprobs
+                                                               : kNone;
+    if (beh.empty() || beh.size() != r.old_logprobs.size()) {
+      ++missing;
+      continue;
+    }
+    r.is_weights.assign(r.old_logprobs.size(), 1.0f);
+    double seq_log = 0;
+    for (size_t t = 0; t < beh.size(); ++t) {
+      const double d = double(r.old_logprobs[t]) - beh[t];  // log rho_t
+      k1 += -d;                                             // KL(sampler || trainer), k1
+      seq_log += d;
+      ++tokens;
+      if (seq) continue;
+      const double rho = std::exp(d);
+      const bool out = tis ? rho > g.is_cap : (rho > g.is_cap || rho < 1.0 / g.is_cap);
+      r.is_weights[t] = static_cast<float>(tis ? std::min(rho, g.is_cap) : (out ? 0.0 : rho));
+      cut += out;
+      ++units;
+    }
+    if (seq) {
+      const double rho = std::exp(std::clamp(seq_log, -50.0, 50.0));
+      const bool out = tis ? rho > g.is_cap : (rho > g.is_cap || rho < 1.0 / g.is_cap);
+      const float w = static_cast<float>(tis ? std::min(rho, g.is_cap) : (out ? 0.0 : rho));
+      std::fill(r.is_weights.begin(), r.is_weights.end(), w);
+      cut += out;
+      ++units;
+    }
+  }
+  if (tokens > 0) m["is/mismatch_k1"] = k1 / double(tokens);
+  if (units > 0) m[tis ? "is/truncated_frac" : "is/masked_frac"] = cut / double(units);
+  if (missing > 0 && !warned_no_sampler_logprobs) {
+    warned_no_sampler_logprobs = true;
+    log_event(step + 1, "warn", "is_correction",
+              std::to_string(missing) + " rollouts have no sampler logprobs under the training "
+              "distribution (sampling at temperature != 1 without keep_sampling_mask): weight 1");
+  }
 }
 
 std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Rollout>& rs) const {
@@ -346,7 +409,8 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
       const Rollout& r = rs[idx[k]];
       terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
                   adv[idx[k]].data(), r.n(),
-                  lc.entropy_coef != 0 ? acts.entropy.data() + offs[k] : nullptr};
+                  lc.entropy_coef != 0 ? acts.entropy.data() + offs[k] : nullptr,
+                  r.is_weights.empty() ? nullptr : r.is_weights.data()};
       if (it == 0) {
         for (int64_t j = 0; j < r.n(); ++j) t.entropy[0] += acts.entropy[offs[k] + j];
         t.entropy[1] += double(r.n());

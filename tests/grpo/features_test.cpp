@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <functional>
 
 #include "aha/core/error.h"
+#include "aha/grpo/rollouts.h"
 #include "aha/grpo/trainer.h"
 #include "aha/policy/esft.h"
 #include "aha/runlog/run_db.h"
@@ -68,6 +70,61 @@ TEST(Features, EvalDuringTrainingAndCheckpointHygiene) {
   Json bad = base_config(fresh_dir("evalbad"));
   bad["grpo"]["eval_every"] = 2;
   EXPECT_THROW(TrainConfig::from_json(bad), Error);
+}
+
+// Sampler/trainer IS correction. Sampled here (same engine, temperature 1): rho is 1 up to
+// float rounding, nothing truncated. From a rollout file whose logprobs are shifted by delta
+// (another engine): rho = exp(-delta) on every token, truncated by TIS above the cap, masked by
+// MIS outside [1/cap, cap].
+TEST(Features, ImportanceSamplingCorrection) {
+  auto reg = registry();
+  const std::string a = fresh_dir("is_online");
+  Json raw = base_config(a);
+  raw["grpo"]["steps"] = 1;
+  raw["grpo"]["save_every"] = 1;
+  raw["grpo"]["is_correction"] = "tis";
+  Json m = one_step(raw, reg);
+  ASSERT_TRUE(m.contains("is/mismatch_k1")) << m.dump();
+  EXPECT_LT(std::abs(m["is/mismatch_k1"].get<double>()), 1e-4);
+  EXPECT_EQ(m["is/truncated_frac"].get<double>(), 0.0);
+  const std::string file = a + "/step1.jsonl";
+  {
+    std::ofstream f(file);
+    ASSERT_GT(export_step(a + "/run.db", 1, false, f), 0);
+  }
+  auto shifted = [&](double delta) {
+    std::ifstream in(file);
+    const std::string out = file + std::to_string(delta) + ".jsonl";
+    std::ofstream o(out);
+    for (std::string line; std::getline(in, line);) {
+      Json j = Json::parse(line);
+      for (auto& v : j["old_logprobs"]) v = v.get<double>() + delta;
+      o << j.dump() << "\n";
+    }
+    return out;
+  };
+  struct Case {
+    const char* mode;
+    double delta, cap;
+    const char* metric;
+    double frac;
+  } cases[] = {{"tis", -1.0, 2.0, "is/truncated_frac", 1.0},   // rho = e: above the cap
+               {"tis", 0.5, 2.0, "is/truncated_frac", 0.0},    // rho = 0.61: kept as is
+               {"mis", 0.5, 1.5, "is/masked_frac", 1.0},       // below 1/cap: masked
+               {"mis", -0.2, 1.5, "is/masked_frac", 0.0}};
+  for (const Case& c : cases) {
+    Json rb = raw;
+    // The policy that sampled step 1 (before its update): the file's logprobs are its own.
+    rb["output_dir"] = fresh_dir(std::string("is_file_") + c.mode + std::to_string(c.delta));
+    rb["rollouts"] = shifted(c.delta);
+    rb["grpo"]["is_correction"] = c.mode;
+    rb["grpo"]["is_cap"] = c.cap;
+    Json mm = one_step(rb, reg);
+    const std::string what = std::string(c.mode) + " delta " + std::to_string(c.delta);
+    ASSERT_TRUE(mm.contains(c.metric)) << what << " " << mm.dump();
+    EXPECT_NEAR(mm[c.metric].get<double>(), c.frac, 1e-9) << what;
+    EXPECT_NEAR(mm["is/mismatch_k1"].get<double>(), c.delta, 1e-3) << what;
+  }
 }
 
 TEST(Features, KeepSamplingMaskMatchesTheSamplerLogprobs) {

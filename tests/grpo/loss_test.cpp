@@ -88,6 +88,32 @@ TEST(GrpoLoss, EntropyBonusTermAndGradient) {
   }
 }
 
+// IS weights scale each token's policy term (value and gradient), never the KL term.
+TEST(GrpoLoss, ImportanceWeightsScaleThePolicyTermOnly) {
+  std::vector<float> lp = {-1.0f, -2.0f, -0.7f}, old = {-1.2f, -1.9f, -0.7f}, ref = {-1.1f, -2.2f, -0.6f};
+  std::vector<float> w = {0.5f, 2.0f, 0.0f};
+  std::vector<double> a(3, 0.8);
+  for (const char* policy : {"clip", "cispo", "sapo", "gmpo"}) {
+    LossConfig cfg;
+    cfg.policy = LossConfig::parse_policy(policy);
+    cfg.beta = 0.1;
+    std::vector<SeqTerms> plain = {{lp.data(), old.data(), ref.data(), a.data(), 3}};
+    std::vector<SeqTerms> weighted = plain;
+    weighted[0].is_weight = w.data();
+    LossConfig no_kl = cfg;
+    no_kl.beta = 0;
+    std::vector<std::vector<double>> g_pg, g_w, g_plain, d;
+    grpo_loss(plain, no_kl, g_pg, d);   // policy term alone
+    grpo_loss(plain, cfg, g_plain, d);  // + KL
+    grpo_loss(weighted, cfg, g_w, d);
+    for (int t = 0; t < 3; ++t) {
+      const double kl_part = g_plain[0][t] - g_pg[0][t];
+      // GMPO's gradient of token t is the sequence term's, weighted by t's own IS weight.
+      EXPECT_NEAR(g_w[0][t], w[t] * g_pg[0][t] + kl_part, 1e-12) << policy << " " << t;
+    }
+  }
+}
+
 TEST(GrpoLoss, ClipMetricsAndOnPolicyGradient) {
   // On-policy (ratio 1) with no KL: the gradient is -A * weight, nothing clipped.
   std::vector<float> lp = {-1.0f, -2.0f}, old = lp;

@@ -51,6 +51,7 @@ struct SeqTerms {
   const double* advantage = nullptr;
   int64_t n = 0;
   const float* entropy = nullptr;  // per token, of the full distribution (entropy_coef != 0)
+  const float* is_weight = nullptr;  // sampler/trainer IS weight per token (nullptr: 1)
 };
 
 struct LossMetrics {

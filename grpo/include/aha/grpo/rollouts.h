@@ -30,6 +30,8 @@ struct Rollout {
   std::vector<float> sampled_logprobs, sampling_dist_logprobs;
   // Given by a rollout file, else filled by the trainer from the current policy / reference.
   std::vector<float> old_logprobs, ref_logprobs;
+  // Sampler/trainer importance weights per completion token (grpo.is_correction; empty: 1).
+  std::vector<float> is_weights;
   std::optional<double> advantage;  // overrides the computed one
   // Process supervision: step rewards ending at completion token step_ends[j] (exclusive).
   std::vector<double> step_rewards;

@@ -31,6 +31,11 @@ struct GrpoConfig {
   std::string loss_agg = "seq-mean-token-mean";
   std::string policy_loss = "clip";  // clip | cispo | sapo | gmpo (loss.h)
   double entropy_coef = 0.0;    // entropy bonus (loss -= coef * H of each token's distribution)
+  // Sampler/trainer mismatch correction: none | tis (truncated IS weight min(rho, cap)) | mis
+  // (masked IS: tokens or sequences with rho outside [1/cap, cap] leave the loss).
+  std::string is_correction = "none";
+  std::string is_level = "token";  // token | sequence (rho of the whole completion)
+  double is_cap = 2.0;
   int eval_every = 0;           // evaluate on data.eval every N steps and at the end (0: never)
   int eval_n = 1;               // samples per evaluation problem (pass@eval_n is logged too)
   int eval_size = 200;          // evaluation problems (the first of data.eval)
