@@ -215,7 +215,11 @@ TEST(DistillPipeline, StudentOnTeacherSamplesMatchesTeacherAccuracy) {
                {"split", "all"},
                {"synthetic_size", 100},
                {"template", kTemplate}}},
-             {"rewards", Json::array({Json{{"name", "math"}}})},
+             // Rejection sampling keeps only answers given in the answer tag: the checker's
+             // fallbacks (the last number of " <answer> > 8 </answer>") are for grading, not
+             // for choosing SFT data.
+             {"rewards", Json::array({Json{{"name", "math"},
+                                           {"params", {{"extraction", {"answer_tag", "boxed"}}}}}})},
              {"samples_per_prompt", 4},
              {"store_topk", 8},
              {"prompts_per_chunk", 32},
