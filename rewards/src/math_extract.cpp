@@ -161,6 +161,7 @@ void CandidateStream::run_stage(int stage) {
       if (auto b = last_boxed(text)) {
         if (choice_) add(detail::choice_letter(*b, false), AnswerSource::kChoice);
         add(boxed_run(text), AnswerSource::kBoxed);
+        if (o_.latex) add(detail::last_latex(*b), AnswerSource::kBoxed);  // \boxed{is $(1,2)$}
       }
       return;
     case 2:
@@ -176,17 +177,17 @@ void CandidateStream::run_stage(int stage) {
         add(detail::first_number(*a), AnswerSource::kAnswerIs);
       }
       return;
-    case 4:
-      if (o_.whole) add(from_whole(text), AnswerSource::kWhole);
-      return;
-    case 5:
-      if (!o_.latex) return;
-      if (auto l = detail::last_latex(text)) add(clean_answer(*l), AnswerSource::kLatex);
-      return;
-    case 6:
+    case 4:  // a choice gold: letters before the whole text ("(B) 5" -> "B")
       if (!choice_) return;
       add(detail::choice_at_line_start(text), AnswerSource::kChoice);
       add(detail::choice_letter(text, true), AnswerSource::kChoice);
+      return;
+    case 5:
+      if (o_.whole) add(from_whole(text), AnswerSource::kWhole);
+      return;
+    case 6:
+      if (!o_.latex) return;
+      if (auto l = detail::last_latex(text)) add(clean_answer(*l), AnswerSource::kLatex);
       return;
     case 7:
       if (o_.last_number) add(detail::last_number(text), AnswerSource::kLastNumber);
@@ -234,14 +235,22 @@ std::string extract_gold(std::string_view answer) {
   return whole;
 }
 
-bool is_choice_letter(std::string_view answer) {
-  std::string key;
+std::optional<char> choice_of(std::string_view answer) {
   std::string n = detail::normalize(answer);
+  std::string key;
   for (char c : n) {
     if (c != ' ' && c != '(' && c != ')' && c != '.' && c != '{' && c != '}') key += c;
   }
-  return key.size() == 1 && key[0] >= 'A' && key[0] <= 'J';
+  if (key.size() == 1 && key[0] >= 'A' && key[0] <= 'J') return key[0];
+  // "(B) 5": a lettered option with its value
+  std::string_view v = trim(n);
+  if (v.size() >= 4 && v[0] == '(' && v[1] >= 'A' && v[1] <= 'J' && v[2] == ')' && v[3] == ' ') {
+    return v[1];
+  }
+  return std::nullopt;
 }
+
+bool is_choice_letter(std::string_view answer) { return choice_of(answer).has_value(); }
 
 namespace {
 

@@ -68,7 +68,8 @@ bool is_unit_text(std::string_view before, std::string_view content) {
   std::string_view t = content;
   while (!t.empty() && is_space(t.front())) t.remove_prefix(1);
   while (!t.empty() && is_space(t.back())) t.remove_suffix(1);
-  return letters && t != "and" && t != "or";
+  // \mathrm{i} and \mathrm{e} are the imaginary unit and Euler's number, not units
+  return letters && t != "and" && t != "or" && t != "i" && t != "e";
 }
 
 // Past "^2" or "^{2}" at s[i], if any.

@@ -1,5 +1,7 @@
 // The math reward: check_math (gold extraction, then the completion's candidates in order
 // until one is understood) and its RewardFunction wrapper built from JSON params.
+#include <chrono>
+
 #include "aha/core/error.h"
 #include "aha/rewards/math.h"
 #include "builtin.h"
@@ -11,9 +13,15 @@ MathCheck check_math(std::string_view completion, std::string_view gold_raw,
                      const MathOptions& options, const ExtractOptions& extract) {
   MathCheck out;
   out.gold = extract_gold(gold_raw);
-  CandidateStream stream(completion, extract, is_choice_letter(out.gold));
+  auto letter = choice_of(out.gold);
+  if (letter) out.gold = std::string(1, *letter);  // "(B) 5" is judged by its letter
+  CandidateStream stream(completion, extract, letter.has_value());
   // Math-Verify's rule: the best-placed candidate that parses decides; unparsable ones pass.
+  // All candidates together get twice the time of one check.
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::microseconds(static_cast<int64_t>(options.time_limit_ms * 2000));
   while (auto c = stream.next()) {
+    if (std::chrono::steady_clock::now() > deadline) break;
     MathVerdict v = math_equal(c->text, out.gold, options);
     if (out.extracted.source == AnswerSource::kNone || v != MathVerdict::kUnparsable) {
       out.extracted = std::move(*c);

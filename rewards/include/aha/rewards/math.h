@@ -63,7 +63,8 @@ Extracted extract_answer(std::string_view completion, const ExtractOptions& opti
 // a LaTeX answer ("$\frac12$") or plain ("42").
 std::string extract_gold(std::string_view answer);
 
-// Whether a (gold) answer is a multiple-choice letter: "B", "(B)", "\text{(B)}", "B.".
+// The letter of a multiple-choice (gold) answer: "B", "(B)", "\text{(B)}", "B.", "(B) 5".
+std::optional<char> choice_of(std::string_view answer);
 bool is_choice_letter(std::string_view answer);
 
 // The content of the last \boxed{...} or \fbox{...} in text, nullopt when none closes.
