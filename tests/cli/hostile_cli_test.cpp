@@ -28,14 +28,7 @@ class Hostile : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = fs::temp_directory_path() / ("aha_hostile_cli_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ / "corpus.txt") << "What is 12 + 7? 19 <think> </think> <answer> 19 </answer>\n";
-    ASSERT_EQ(run_aha("tokenizer train --corpus " + (dir_ / "corpus.txt").string() +
-                      " --vocab-size 280 --out " + (dir_ / "tok").string()).rc, 0);
-    CmdResult init = run_aha("init --preset tiny --seed 4 --tokenizer " + (dir_ / "tok").string() +
-                             " --out " + (dir_ / "model").string());
-    ASSERT_EQ(init.rc, 0) << init.err;
+    aha::testing::make_tiny_model(dir_);
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
   // A GRPO config of `steps` tiny steps writing into dir_/out.

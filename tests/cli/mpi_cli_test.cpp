@@ -53,14 +53,8 @@ class Mpi : public ::testing::Test {
     static const bool launcher_ok = std::system((mpirun() + "true > /dev/null 2>&1").c_str()) == 0;
     if (!launcher_ok) GTEST_SKIP() << "mpirun cannot start 2 processes on this machine: skipping the MPI tests";
     dir_ = fs::temp_directory_path() / ("aha_mpi_run_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-    std::ofstream(dir_ / "corpus.txt") << "What is 12 + 7? 19 <think> </think> <answer> 19 </answer>\n";
-    ASSERT_EQ(run_aha("tokenizer train --corpus " + (dir_ / "corpus.txt").string() +
-                      " --vocab-size 280 --out " + (dir_ / "tok").string()).rc, 0);
-    CmdResult init = run_aha("init --preset tiny --seed 4 --tokenizer " + (dir_ / "tok").string() +
-                             " --out " + (dir_ / "model").string());
-    ASSERT_EQ(init.rc, 0) << init.err;
+    aha::testing::make_tiny_model(dir_);
+    if (HasFatalFailure()) return;
     cfg_ = (dir_ / "run.json").string();
     std::ofstream(cfg_) << R"({"model": ")" << (dir_ / "model").string() << R"(",
       "output_dir": "unset", "seed": 5,

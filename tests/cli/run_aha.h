@@ -39,6 +39,19 @@ inline CmdResult run_aha(const std::string& args, const std::string& input = "")
           slurp(dir / "stderr")};
 }
 
+// A fresh dir holding a tiny BPE tokenizer (dir/tok) and a random tiny MLA+MoE checkpoint using
+// it (dir/model), made through the binary as a user would.
+inline void make_tiny_model(const std::filesystem::path& dir) {
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "corpus.txt") << "What is 12 + 7? 19 <think> </think> <answer> 19 </answer>\n";
+  ASSERT_EQ(run_aha("tokenizer train --corpus " + (dir / "corpus.txt").string() +
+                    " --vocab-size 280 --out " + (dir / "tok").string()).rc, 0);
+  CmdResult init = run_aha("init --preset tiny --seed 4 --tokenizer " + (dir / "tok").string() +
+                           " --out " + (dir / "model").string());
+  ASSERT_EQ(init.rc, 0) << init.err;
+}
+
 // The contract for bad input: non-zero exit and exactly one line `error: ...` naming it.
 inline void expect_one_error_line(const CmdResult& r, const std::string& needle) {
   EXPECT_NE(r.rc, 0);
