@@ -220,7 +220,7 @@ Extracted extract_answer(std::string_view completion, const ExtractOptions& opti
 
 std::string extract_gold(std::string_view answer) {
   if (auto a = from_gsm8k(answer)) return *a;
-  if (auto a = last_boxed(answer)) return clean_answer(*a);
+  if (auto a = boxed_run(answer)) return *a;
   if (auto a = from_whole(answer)) return *a;
   if (auto a = detail::after_anchor(answer)) {
     std::string cleaned = clean_answer(*a);

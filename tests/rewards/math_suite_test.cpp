@@ -5,6 +5,7 @@
 // is fed both as "The final answer is $\boxed{PRED}$." and as a raw completion.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -555,10 +556,15 @@ std::string explain(const std::string& completion, const char* gold) {
 // Runs every case of the wrapping; counts agreements and false positives.
 void run_suite(bool wrap_boxed) {
   int agree = 0, total = 0, false_pos = 0, unequal = 0;
+  double slowest_ms = 0;
   for (const auto& c : kSuite) {
     if (c.mode == (wrap_boxed ? kRaw : kBoxed)) continue;
     std::string completion = wrap_boxed ? boxed(c.pred) : std::string(c.pred);
+    auto t0 = std::chrono::steady_clock::now();
     bool got = judged_equal(completion, c.gold);
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    slowest_ms = std::max(slowest_ms, ms);
     ++total;
     unequal += !c.equal;
     false_pos += got && !c.equal;
@@ -569,8 +575,10 @@ void run_suite(bool wrap_boxed) {
                     << "\" gold \"" << c.gold << "\": " << explain(completion, c.gold);
     }
   }
-  std::printf("[math suite] %s: %d/%d agree, %d false positives of %d unequal pairs\n",
-              wrap_boxed ? "boxed" : "raw", agree, total, false_pos, unequal);
+  std::printf("[math suite] %s: %d/%d agree, %d false positives of %d unequal pairs, "
+              "slowest case %.2f ms\n",
+              wrap_boxed ? "boxed" : "raw", agree, total, false_pos, unequal, slowest_ms);
+  EXPECT_LT(slowest_ms, 1000.0);  // every case decided in under a second
 }
 
 TEST(MathSuite, TableHasAtLeast400Cases) { EXPECT_GE(std::size(kSuite), 400u); }
