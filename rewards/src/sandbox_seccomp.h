@@ -1,7 +1,8 @@
 // The sandboxed program's seccomp filter (internal to sandbox.cpp). It closes what the
 // namespaces leave open: a program may not make namespaces of its own (a user namespace would
 // let it mount a tmpfs outside its disk quota), mount anything, or reach the kernel's riskiest
-// interfaces (bpf, io_uring, userfaultfd, keyrings, perf), or open sockets of a family the
+// interfaces (bpf, io_uring, userfaultfd, keyrings, perf), hold System V shared memory, or
+// open sockets of a family the
 // network namespace does not confine (AF_VSOCK reaches the hypervisor and vsock listeners).
 // Everything else is allowed.
 #pragma once
@@ -39,6 +40,7 @@ inline bool install_seccomp_filter() {
       SYS_perf_event_open, SYS_userfaultfd, SYS_keyctl, SYS_add_key, SYS_request_key,
       SYS_io_uring_setup, SYS_io_uring_enter, SYS_io_uring_register, SYS_open_tree,
       SYS_move_mount, SYS_fsopen, SYS_fsconfig, SYS_fsmount, SYS_fspick, SYS_mount_setattr,
+      SYS_shmget,  // System V segments outlive their mapping: memory past RLIMIT_AS
   };
   struct sock_filter f[96];
   unsigned short n = 0;

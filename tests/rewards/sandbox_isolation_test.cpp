@@ -427,6 +427,26 @@ TEST_F(SandboxDisk, NoNamespacesOrMountsOfItsOwn) {
   EXPECT_EQ(r.out, "unshare -1\nmount -1\nchild 7\n");
 }
 
+// A System V segment keeps its pages after shmdt(): attach 512 MB, touch, detach, repeat, and
+// memory grows past RLIMIT_AS and disk_mb alike. POSIX shared memory (/dev/shm) is the quota'd
+// work dir, so multiprocessing still works.
+TEST_F(SandboxDisk, NoSystemVSharedMemory) {
+  std::string probe =
+      "import ctypes, multiprocessing\n"
+      "libc = ctypes.CDLL(None, use_errno=True)\n"
+      "shm = libc.shmget(0, 1 << 20, 0o1600)\n"  // IPC_PRIVATE, IPC_CREAT | 0600
+      "if shm >= 0:\n"
+      "    libc.shmctl(shm, 0, None)\n"  // IPC_RMID: the host probe leaves nothing behind
+      "print('shmget', -1 if shm < 0 else 'ok')\n"
+      "with multiprocessing.Pool(2) as p:\n"
+      "    print(p.map(abs, [-1, -2]))\n";
+  std::string on_host = run_on_host(probe);
+  ASSERT_EQ(on_host.find("shmget -1"), std::string::npos) << "the probe itself is broken: " << on_host;
+  SandboxResult r = run_python(probe);
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_EQ(r.out, "shmget -1\n[1, 2]\n");
+}
+
 TEST_F(SandboxDisk, CodeRewardReportsTheQuota) {
   auto set = RewardSet::from_json(
       Json::parse(R"([{"name": "code", "params": {"disk_mb": 4, "timeout_s": 10}}])"),
