@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "aha/core/config.h"
@@ -35,13 +36,28 @@ int processes_with(const std::string& marker) {
   return n;
 }
 
-int host_sandbox_dirs() {
-  int n = 0;
+// Temp dirs of the previous sandbox's kind (/tmp/aha-sbx-*). Other builds' sandboxes on the same
+// machine may make some for a moment: only ones that appeared since `before` and stay count.
+std::set<std::string> host_sandbox_dirs() {
+  std::set<std::string> dirs;
   for (const auto& e :
        fs::directory_iterator("/tmp", fs::directory_options::skip_permission_denied)) {
-    if (e.path().filename().string().rfind("aha-sbx-", 0) == 0) ++n;
+    std::string name = e.path().filename().string();
+    if (name.rfind("aha-sbx-", 0) == 0) dirs.insert(name);
   }
-  return n;
+  return dirs;
+}
+
+int new_sandbox_dirs(const std::set<std::string>& before) {
+  auto count = [&] {
+    int n = 0;
+    for (const auto& d : host_sandbox_dirs()) n += before.count(d) == 0;
+    return n;
+  };
+  for (int i = 0; i < 150 && count() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return count();
 }
 
 template <typename Pred>
@@ -74,9 +90,11 @@ TEST_P(SandboxCli, KillingAhaRewardKillsItsSandboxes) {
                         Json(sleeper).dump() + ", " + Json(marker).dump() + "])\n";
   Json row = {{"completion", "```python\n" + program + "```"},
               {"tests", {{"inputs", {"1\n"}}, {"outputs", {"1\n"}}}}};
-  std::string input = (fs::temp_directory_path() / (marker + ".jsonl")).string();
+  // (the input's name must not hold the marker: aha's command line would match)
+  std::string input = (fs::temp_directory_path() /
+                       ("aha-cli-input-" + std::to_string(getpid()) + ".jsonl")).string();
   std::ofstream(input) << row.dump() << "\n";
-  int dirs_before = host_sandbox_dirs();
+  std::set<std::string> dirs_before = host_sandbox_dirs();
   pid_t aha = fork();
   ASSERT_GE(aha, 0);
   if (aha == 0) {
@@ -101,7 +119,7 @@ TEST_P(SandboxCli, KillingAhaRewardKillsItsSandboxes) {
   EXPECT_TRUE(reaped) << "aha did not exit on signal " << sig;
   EXPECT_TRUE(wait_until([&] { return processes_with(marker) == 0; }, 5))
       << processes_with(marker) << " sandboxed processes outlived aha";
-  EXPECT_EQ(host_sandbox_dirs(), dirs_before);
+  EXPECT_EQ(new_sandbox_dirs(dirs_before), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sandbox, SandboxCli, testing::Values(SIGKILL, SIGTERM, SIGINT),

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <iostream>
 #include <thread>
 
@@ -79,12 +80,28 @@ int processes_with(const std::string& marker) {
   return n;
 }
 
-int host_sandbox_dirs() {
-  int n = 0;
-  for (const auto& e : fs::directory_iterator("/tmp", fs::directory_options::skip_permission_denied)) {
-    if (e.path().filename().string().rfind("aha-sbx-", 0) == 0) ++n;
+// Temp dirs of the previous sandbox's kind (/tmp/aha-sbx-*). Other builds' sandboxes on the same
+// machine may make some for a moment: only ones that appeared since `before` and stay count.
+std::set<std::string> host_sandbox_dirs() {
+  std::set<std::string> dirs;
+  for (const auto& e :
+       fs::directory_iterator("/tmp", fs::directory_options::skip_permission_denied)) {
+    std::string name = e.path().filename().string();
+    if (name.rfind("aha-sbx-", 0) == 0) dirs.insert(name);
   }
-  return n;
+  return dirs;
+}
+
+int new_sandbox_dirs(const std::set<std::string>& before) {
+  auto count = [&] {
+    int n = 0;
+    for (const auto& d : host_sandbox_dirs()) n += before.count(d) == 0;
+    return n;
+  };
+  for (int i = 0; i < 150 && count() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return count();
 }
 
 template <typename Pred>
@@ -136,7 +153,7 @@ class SandboxLifetime : public testing::TestWithParam<int> {
 TEST_P(SandboxLifetime, NothingOutlivesAKilledAha) {
   int sig = GetParam();
   std::string marker = "aha-lifetime-" + std::to_string(getpid()) + "-" + std::to_string(sig);
-  int dirs_before = host_sandbox_dirs();
+  std::set<std::string> dirs_before = host_sandbox_dirs();
   pid_t helper = fork();  // stands for aha: it runs a sandbox and gets killed
   ASSERT_GE(helper, 0);
   if (helper == 0) {
@@ -161,7 +178,7 @@ TEST_P(SandboxLifetime, NothingOutlivesAKilledAha) {
   // and leaves nothing in the host's /tmp either
   SandboxResult next = run_python("print('next')");
   EXPECT_TRUE(next.ok()) << next.status() << next.err;
-  EXPECT_EQ(host_sandbox_dirs(), dirs_before);
+  EXPECT_EQ(new_sandbox_dirs(dirs_before), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(Sandbox, SandboxLifetime, testing::Values(SIGKILL, SIGTERM, SIGINT),
@@ -384,7 +401,7 @@ constexpr const char* kDiskFiller =
 TEST_F(SandboxDisk, QuotaStopsAWriterWithAClearStatus) {
   SandboxLimits l = limits();
   l.disk_mb = 8;
-  int dirs_before = host_sandbox_dirs();
+  std::set<std::string> dirs_before = host_sandbox_dirs();
   SandboxResult r = run_python(kDiskFiller, l);
   EXPECT_TRUE(r.disk_full) << r.out << r.err;
   EXPECT_EQ(r.status(), "disk quota exceeded");
@@ -393,7 +410,7 @@ TEST_F(SandboxDisk, QuotaStopsAWriterWithAClearStatus) {
   ASSERT_NE(at, std::string::npos) << r.out << r.err;
   EXPECT_LE(std::stoi(r.out.substr(at + 3)), 8) << r.out;
   EXPECT_NE(r.out.find("stopped 28"), std::string::npos) << r.out;  // ENOSPC
-  EXPECT_EQ(host_sandbox_dirs(), dirs_before);
+  EXPECT_EQ(new_sandbox_dirs(dirs_before), 0);
   // many empty files: the inode limit holds too
   r = run_python("import os\ntry:\n    for i in range(100000):\n        open(f'f{i}', 'w').close()\n"
                  "except OSError as e:\n    print('stopped', e.errno)\n",
