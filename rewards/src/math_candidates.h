@@ -21,6 +21,7 @@ class CandidateStream {
 
  private:
   static constexpr int kMaxCandidates = 8;
+  static constexpr size_t kTail = 32768;  // anchors, LaTeX spans, numbers: the last 32 KB
   void run_stage(int stage);
   void add(std::optional<std::string> text, AnswerSource source);
 

@@ -152,6 +152,9 @@ void CandidateStream::add(std::optional<std::string> text, AnswerSource source) 
 // One extraction target per stage, in priority order.
 void CandidateStream::run_stage(int stage) {
   std::string_view text = text_;
+  // the prose targets read the end of a long completion only: bounded work, and the answer
+  // of a completion is at its end
+  std::string_view tail = text.size() > kTail ? text.substr(text.size() - kTail) : text;
   switch (stage) {
     case 0:
       if (o_.answer_tag) add(from_answer_tag(text), AnswerSource::kAnswerTag);
@@ -169,7 +172,7 @@ void CandidateStream::run_stage(int stage) {
       return;
     case 3:
       if (!o_.answer_is) return;
-      if (auto a = detail::after_anchor(text)) {
+      if (auto a = detail::after_anchor(tail)) {
         if (choice_) add(detail::choice_letter(*a, false), AnswerSource::kChoice);
         if (o_.boxed) add(last_boxed(*a), AnswerSource::kAnswerIs);
         if (o_.latex) add(detail::last_latex(*a), AnswerSource::kAnswerIs);
@@ -179,18 +182,18 @@ void CandidateStream::run_stage(int stage) {
       return;
     case 4:  // a choice gold: letters before the whole text ("(B) 5" -> "B")
       if (!choice_) return;
-      add(detail::choice_at_line_start(text), AnswerSource::kChoice);
-      add(detail::choice_letter(text, true), AnswerSource::kChoice);
+      add(detail::choice_at_line_start(tail), AnswerSource::kChoice);
+      add(detail::choice_letter(tail, true), AnswerSource::kChoice);
       return;
     case 5:
       if (o_.whole) add(from_whole(text), AnswerSource::kWhole);
       return;
     case 6:
       if (!o_.latex) return;
-      if (auto l = detail::last_latex(text)) add(clean_answer(*l), AnswerSource::kLatex);
+      if (auto l = detail::last_latex(tail)) add(clean_answer(*l), AnswerSource::kLatex);
       return;
     case 7:
-      if (o_.last_number) add(detail::last_number(text), AnswerSource::kLastNumber);
+      if (o_.last_number) add(detail::last_number(tail), AnswerSource::kLastNumber);
       return;
     case 8: {  // a short word answer ("Monday", "even"): at most two words
       std::string_view t = trim(text);
@@ -219,18 +222,20 @@ Extracted extract_answer(std::string_view completion, const ExtractOptions& opti
 }
 
 std::string extract_gold(std::string_view answer) {
+  constexpr size_t kTail = 32768;
+  std::string_view tail = answer.size() > kTail ? answer.substr(answer.size() - kTail) : answer;
   if (auto a = from_gsm8k(answer)) return *a;
   if (auto a = boxed_run(answer)) return *a;
   if (auto a = from_whole(answer)) return *a;
-  if (auto a = detail::after_anchor(answer)) {
+  if (auto a = detail::after_anchor(tail)) {
     std::string cleaned = clean_answer(*a);
     if (!detail::has_prose(detail::normalize(cleaned))) return cleaned;
     if (auto n = detail::first_number(*a)) return *n;
   }
-  if (auto a = detail::last_latex(answer)) return clean_answer(*a);
+  if (auto a = detail::last_latex(tail)) return clean_answer(*a);
   std::string whole = clean_answer(answer);
   if (whole.size() > 40) {
-    if (auto n = detail::last_number(answer)) return *n;
+    if (auto n = detail::last_number(tail)) return *n;
   }
   return whole;
 }
