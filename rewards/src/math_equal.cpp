@@ -226,9 +226,28 @@ class Comparer {
     return Cmp::kEqual;
   }
 
+  // The elements of a braced set, or of a union of braced sets ("\{1\} \cup \{2\}").
+  static bool set_elements(const Tree& t, int idx, std::vector<int>& out) {
+    const Node& n = t.nodes[idx];
+    if (n.kind == K::kSet && !n.bare) {
+      out.insert(out.end(), n.kids.begin(), n.kids.end());
+      return true;
+    }
+    if (n.kind != K::kUnion) return false;
+    for (int k : n.kids) {
+      if (!set_elements(t, k, out)) return false;
+    }
+    return true;
+  }
+
   Cmp collections(int a, int b) {
     const Node& x = ta_.nodes[a];
     const Node& y = tb_.nodes[b];
+    std::vector<int> xs, ys;
+    if ((x.kind == K::kUnion || y.kind == K::kUnion) && set_elements(ta_, a, xs) &&
+        set_elements(tb_, b, ys)) {
+      return any_order(xs, ys);
+    }
     // a one-element set equals its element; a scalar with \pm equals the set of its values
     if (!is_collection(y.kind)) {
       if (x.kind == K::kSet && x.kids.size() == 1) return compare(x.kids[0], b);

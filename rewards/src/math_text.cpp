@@ -48,6 +48,8 @@ constexpr const char* kAnchors[] = {
     "Ответ -",
     // Japanese
     "答えは", "答え：", "答え:", "解答：", "解答:", "正解は",
+    // Korean
+    "정답은", "답은", "답:", "답：",
 };
 
 // Past ": ", "：", "**", "is" and spaces after an anchor.

@@ -7,6 +7,7 @@
 
 #include "aha/core/config.h"
 #include "aha/core/error.h"
+#include "aha/core/rng.h"
 #include "aha/rewards/math.h"
 #include "aha/rewards/reward.h"
 
@@ -120,6 +121,32 @@ TEST(MathBounds, HostileCompletionsAreDecidedFast) {
       EXPECT_LT(ms_since(t0), 1000.0) << "gold " << in.substr(0, 40);
     }
   }
+}
+
+// Random completions of answer-like pieces through the whole check: never throws, stays
+// bounded, and random pairs are almost never equal.
+TEST(MathBounds, FuzzedCompletions) {
+  const char* pieces[] = {"1", "23", "0.5", "x", "i", "\\pi", "+", "-", "/", "^", "(", ")", "[",
+                          "]", "\\{", "\\}", "{", "}", ",", "=", "<", "!", "%", ":", "\\frac",
+                          "\\sqrt", "\\cup", "\\pm", " ", "&", "\\\\", "\\boxed{", "#### ",
+                          "$", "$$", "\\[", "\\]", "answer is ", "Answer: ", "答案是", "Ответ:",
+                          "</think>", "<answer>", "</answer>", "\n", ".", "。", "(B)", "C.", "1,000",
+                          "1000,5", "€", "分钟", "^\\circ", "\\\\sqrt", "4210_{7}", " or "};
+  Rng rng(3);
+  int equal = 0;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 2000; ++i) {
+    std::string a, b;
+    for (uint64_t k = 0, n = 1 + rng.below(16); k < n; ++k) a += pieces[rng.below(std::size(pieces))];
+    for (uint64_t k = 0, n = 1 + rng.below(6); k < n; ++k) b += pieces[rng.below(std::size(pieces))];
+    ExtractOptions e;
+    e.think = static_cast<ThinkMode>(rng.below(3));
+    MathVerdict v = MathVerdict::kUnparsable;
+    EXPECT_NO_THROW(v = check(a, b, {}, e)) << a << " | " << b;
+    equal += v == MathVerdict::kEqual;
+  }
+  EXPECT_LT(ms_since(t0), 10000.0);
+  EXPECT_LT(equal, 200);
 }
 
 }  // namespace

@@ -535,6 +535,8 @@ const SuiteCase kSuite[] = {
   {"1 - i", "1 + i", N, kAny}, {"2+3i", "2+3\\mathrm{i}", Y, kAny},
   {"\\sqrt{13}", "3.6056", Y, kAny}, {"5:2", "5/2", Y, kAny}, {"120", "The answer: 120", Y, kAny},
   {"5", "\\boxed{5}\\,\\text{cm}", Y, kAny}, {"5", "\\boxed{5 \\text{ cm}}", Y, kAny},
+  {"\\{1,2\\}", "\\{1\\} \\cup \\{2\\}", Y, kAny}, {"\\{1,2\\}", "\\{1\\} \\cup \\{3\\}", N, kAny},
+  {"(1,2) \\cup (3,4)", "(3,4) \\cup (1,2)", Y, kAny}, {"12", "정답은 12입니다.", Y, kAny},
 };
 // clang-format on
 
