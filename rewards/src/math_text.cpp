@@ -34,7 +34,7 @@ constexpr const char* kAnchors[] = {
     // English
     "final answer is", "final answer:", "answer is", "answer:", "answer :", "answer**:",
     // Chinese
-    "最终答案是", "答案是", "答案为", "答案：", "答案:", "答：", "答:",
+    "最终答案是", "最终答案为", "最终答案：", "答案是", "答案为", "答案：", "答案:", "答：", "答:",
     // French
     "la réponse est", "réponse finale est", "réponse finale", "réponse :", "réponse:",
     // German
@@ -45,9 +45,11 @@ constexpr const char* kAnchors[] = {
     "resposta final é", "resposta:", "la risposta è", "risposta finale è", "risposta:",
     // Russian
     "ответ:", "Ответ:", "ответ —", "Ответ —", "ответ равен", "Ответ равен", "ответ -",
-    "Ответ -",
+    "Ответ -", "окончательный ответ", "Окончательный ответ",
     // Japanese
-    "答えは", "答え：", "答え:", "解答：", "解答:", "正解は",
+    "答えは", "答え：", "答え:", "解答：", "解答:", "正解は", "最終的な答えは",
+    // Arabic, Hindi
+    "الإجابة هي", "الإجابة:", "उत्तर है", "उत्तर:",
     // Korean
     "정답은", "답은", "답:", "답：",
 };
