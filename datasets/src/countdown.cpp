@@ -106,6 +106,7 @@ std::vector<Example> countdown_problems(int64_t n, uint64_t seed, const Countdow
                                " </think> <answer> " + answer + " </answer>";
       if (rng.uniform() < t.p_no_format) completion = "the equation is " + answer + " .";
       e.row["text"] = templ.render(e.row) + " " + completion;
+      e.row["template"] = t.templ.empty() ? kR1ZeroTemplate : t.templ;
     }
     out.push_back(std::move(e));
   }

@@ -47,6 +47,11 @@ PromptTemplate::PromptTemplate(std::string_view text) {
   literals_.push_back(std::move(literal));
 }
 
+std::string PromptTemplate::text_of(const std::string& name_or_text) {
+  if (name_or_text == "r1_zero" || name_or_text == "r1-zero") return kR1ZeroTemplate;
+  return name_or_text;
+}
+
 PromptTemplate PromptTemplate::from_config(const std::string& name_or_text) {
   if (name_or_text == "r1_zero" || name_or_text == "r1-zero") return PromptTemplate(kR1ZeroTemplate);
   return PromptTemplate(name_or_text);

@@ -85,6 +85,8 @@ std::vector<Example> addition_problems(int64_t n, uint64_t seed, const AdditionT
         completion = "the answer is " + completion.substr(at, completion.find(' ', at) - at) + " .";
       }
       e.row["text"] = templ.render(e.row) + " " + completion;
+      // Pretraining records it with the base model, so GRPO can warn about another template.
+      e.row["template"] = t.templ.empty() ? kR1ZeroTemplate : t.templ;
     }
     out.push_back(std::move(e));
   }

@@ -19,6 +19,24 @@
 
 namespace aha::grpo {
 
+namespace fs = std::filesystem;
+
+bool warn_on_template_change(const std::string& model_dir, const std::string& templ) {
+  const fs::path note = fs::path(model_dir) / "aha_data.json";
+  if (!fs::exists(note)) return false;
+  std::string recorded;
+  try {
+    recorded = load_json_file(note.string()).value("prompt_template", "");
+  } catch (const Error&) {
+    return false;  // an unreadable note is no reason to stop a run
+  }
+  const std::string used = datasets::PromptTemplate::text_of(templ);
+  if (recorded.empty() || recorded == used) return false;
+  spdlog::warn("data.template \"{}\" differs from the template the base was pretrained with "
+               "(\"{}\", {}): rewards may stay 0", used, recorded, note.string());
+  return true;
+}
+
 Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& tok,
                     const std::vector<datasets::Example>& problems, const EvalOptions& o,
                     std::vector<runlog::RolloutRow>* out_rows) {
@@ -110,6 +128,7 @@ Json evaluate(const EvalOptions& o) {
   if (o.n < 1) fail("--n must be >= 1");
   auto tok = policy::Tokenizer::load(o.model);
   auto model = policy::load_model<float>(o.model);
+  warn_on_template_change(o.model, o.templ);
   auto problems = datasets::load_examples(o.data, o.data.contains("eval") ? "eval" : "train", o.seed);
   std::vector<runlog::RolloutRow> rows;
   Json result = evaluate_model(*model, tok, problems, o, &rows);

@@ -53,9 +53,20 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
 
 namespace {
 
-std::vector<std::string> load_texts(const Json& data, uint64_t seed) {
+// The prompt template every document was written with ("" when unknown or mixed).
+void note_template(const Json& row, std::string& templ, bool& first) {
+  const std::string t = row.contains("template") && row["template"].is_string()
+                            ? row["template"].get<std::string>()
+                            : std::string();
+  if (first) templ = t;
+  else if (t != templ) templ.clear();
+  first = false;
+}
+
+std::vector<std::string> load_texts(const Json& data, uint64_t seed, std::string& templ) {
   const std::string train = data.value("train", "");
   std::vector<std::string> texts;
+  bool first = true;
   if (train == "synthetic:addition") {
     datasets::AdditionTask t;
     std::vector<int> digits = data.value("digits", std::vector<int>{1, 2});
@@ -67,6 +78,7 @@ std::vector<std::string> load_texts(const Json& data, uint64_t seed) {
     t.p_no_format = data.value("p_no_format", t.p_no_format);
     for (auto& e : datasets::addition_problems(data.value("size", int64_t{20000}), seed, t, true)) {
       texts.push_back(e.row["text"].get<std::string>());
+      note_template(e.row, templ, first);
     }
   } else if (train == "synthetic:countdown") {
     datasets::CountdownTask t;
@@ -79,12 +91,16 @@ std::vector<std::string> load_texts(const Json& data, uint64_t seed) {
     t.p_no_format = data.value("p_no_format", t.p_no_format);
     for (auto& e : datasets::countdown_problems(data.value("size", int64_t{20000}), seed, t, true)) {
       texts.push_back(e.row["text"].get<std::string>());
+      note_template(e.row, templ, first);
     }
   } else {
     datasets::DataFormat f;
     f.prompt_field = "text";
     f.answer_field = "text";
-    for (auto& e : datasets::load_jsonl(train, f)) texts.push_back(e.row["text"].get<std::string>());
+    for (auto& e : datasets::load_jsonl(train, f)) {
+      texts.push_back(e.row["text"].get<std::string>());
+      note_template(e.row, templ, first);
+    }
   }
   if (texts.empty()) fail("the pretraining corpus is empty");
   return texts;
@@ -97,7 +113,8 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
   ThreadLimit limit(cfg.threads);
   auto tok = policy::Tokenizer::load(cfg.model);
   auto model = policy::load_model<float>(cfg.model);
-  std::vector<std::string> texts = load_texts(cfg.data, cfg.seed);
+  std::string data_template;
+  std::vector<std::string> texts = load_texts(cfg.data, cfg.seed, data_template);
   // Tokenize once: documents are reused across epochs.
   std::vector<std::vector<int32_t>> docs;
   const int max_len = model->rope().max_pos();
@@ -127,11 +144,19 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
     cursor.restore(st.at("cursor"));
     if (db) db->rewind_to(step);
   }
+  // What the base was trained on, kept beside its weights: GRPO and eval warn when they prompt
+  // it with another template (a base only answers prompts shaped like its documents).
+  auto save_data_note = [&](const fs::path& dir) {
+    if (!data_template.empty()) {
+      save_json_file((dir / "aha_data.json").string(), Json{{"prompt_template", data_template}});
+    }
+  };
   auto save = [&](const fs::path& dir) {
     if (!db) return;
     policy::SaveOptions so;
     so.copy_tokenizer_from = cfg.model;
     policy::save_model(*model, dir.string(), so);
+    save_data_note(dir);
     opt.save((dir / "optimizer.safetensors").string());
     save_json_file((dir / "trainer_state.json").string(),
                    Json{{"step", step}, {"cursor", cursor.state()}});
@@ -222,6 +247,7 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
   policy::SaveOptions so;
   so.copy_tokenizer_from = cfg.model;
   policy::save_model(*model, (fs::path(cfg.output_dir) / "final").string(), so);
+  save_data_note(fs::path(cfg.output_dir) / "final");
   db->finish("finished");
   spdlog::info("pretraining done in {:.1f}s: {}", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
                (fs::path(cfg.output_dir) / "final").string());

@@ -15,6 +15,7 @@
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/esft.h"
 #include "aha/datasets/source.h"
+#include "aha/grpo/eval.h"
 #include "aha/runlog/report.h"
 #include "trainer_state.h"
 
@@ -106,6 +107,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   }
   s.cursor = std::make_unique<datasets::DataCursor>(static_cast<int64_t>(s.data.size()), cfg.seed);
   std::string templ = cfg.data.value("template", "r1_zero");
+  const bool template_changed = warn_on_template_change(cfg.model, templ);
   s.templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(templ));
   s.rewards = rewards::RewardSet::from_json(
       cfg.rewards, registry != nullptr ? *registry : rewards::builtin_registry());
@@ -124,6 +126,11 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   if (dist::rank() == 0) {
     s.db = std::make_unique<runlog::RunDb>(db_path, "grpo", raw, cfg.model, resume);
     policy::sweep_partial_writes(cfg.output_dir);
+    if (template_changed) {
+      s.db->event(0, "warn", "template",
+                  "data.template differs from the template the base was pretrained with "
+                  "(aha_data.json in the model directory)");
+    }
     if (dist::active()) s.db->event(0, "info", "ranks", std::to_string(dist::size()) + " data-parallel ranks");
   }
   s.setup_esft(resume);

@@ -48,4 +48,12 @@ echo "--- running:"; cat commands.sh
 bash -euo pipefail commands.sh
 test -f runs/qs/report.html
 test -d runs/qs/grpo/checkpoint-2
+# The base remembers its documents' template; GRPO with another one says so (log and run.db).
+grep -q '"prompt_template": "User: {prompt} Assistant:"' runs/qs/pretrain/final/aha_data.json
+aha train --config examples/r1zero/grpo.json --set model=runs/qs/pretrain/final \
+  --set output_dir=runs/qs/grpo-r1 --set data.template=r1_zero --set grpo.steps=1 \
+  --set grpo.prompts_per_step=2 --set grpo.group_size=2 --set sampling.max_new_tokens=8 \
+  2> train-r1.err
+grep -q "differs from the template the base was pretrained with" train-r1.err
+aha runs runs/qs/grpo-r1/run.db | grep -q "1 warnings"
 echo "quickstart_test: ok"

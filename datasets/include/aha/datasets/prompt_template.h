@@ -23,6 +23,8 @@ class PromptTemplate {
   explicit PromptTemplate(std::string_view text);
   // "r1_zero" (or "r1-zero") names the built-in template; any other string is template text.
   static PromptTemplate from_config(const std::string& name_or_text);
+  // The template text a config name or text stands for ("r1_zero" -> kR1ZeroTemplate).
+  static std::string text_of(const std::string& name_or_text);
 
   // Strings are inserted as is, numbers/booleans as JSON. A missing field throws aha::Error.
   std::string render(const Json& fields) const;

@@ -39,6 +39,10 @@ struct EvalOptions {
 // max_new_tokens), "completion_len_mean", "rewards": {label: mean}}.
 Json evaluate(const EvalOptions& options);
 
+// Warns (and returns true) when model_dir's aha_data.json records a prompt template that
+// `templ` (a config name or text) is not: a base only answers prompts shaped like its documents.
+bool warn_on_template_change(const std::string& model_dir, const std::string& templ);
+
 // The same on a model already in memory (evaluation during training): options.model, .data
 // and .db_path are not used; rows (when given) receives one record per completion.
 Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& tok,
