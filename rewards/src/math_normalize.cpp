@@ -291,13 +291,40 @@ void superscripts(std::string& s) {
 // "\\\\" (a row break) stays.
 void undouble_backslashes(std::string& s) {
   if (s.find("\\\\") == std::string::npos) return;
+  // when every command is doubled (escaped JSON pasted as text), every pair becomes one
+  int single = 0, doubled = 0;
+  for (size_t i = 0; i + 1 < s.size(); ++i) {
+    if (s[i] != '\\') continue;
+    size_t run = i;
+    while (run < s.size() && s[run] == '\\') ++run;
+    bool command = run < s.size() && is_alpha(s[run]);
+    if (command) (run - i == 1 ? single : doubled) += 1;
+    i = run - 1;
+  }
+  bool halve_all = doubled > 0 && single == 0;
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 2 < s.size() && s[i + 1] == '\\' && is_alpha(s[i + 2])) continue;
+    if (s[i] == '\\' && i + 1 < s.size() && s[i + 1] == '\\' &&
+        (halve_all || (i + 2 < s.size() && is_alpha(s[i + 2])))) {
+      out += '\\';  // a pair becomes one
+      ++i;
+      continue;
+    }
     out += s[i];
     if (s[i] == '\\' && i + 1 < s.size()) out += s[++i];
   }
   s = std::move(out);
+}
+
+// "2nd", "13th": an ordinal is its number.
+void strip_ordinal(std::string& s) {
+  if (s.size() < 3) return;
+  std::string_view end = std::string_view(s).substr(s.size() - 2);
+  if (end != "st" && end != "nd" && end != "rd" && end != "th") return;
+  for (size_t i = 0; i + 2 < s.size(); ++i) {
+    if (!is_digit(s[i])) return;
+  }
+  s.resize(s.size() - 2);
 }
 
 // "4210_{7}" -> "4210_7": one spelling of a base subscript.
@@ -422,6 +449,7 @@ std::string normalize(std::string_view input) {
   s.erase(0, b);
   while (!s.empty() && (is_space(s.back()) || s.back() == '.')) s.pop_back();
   if (non_ascii) strip_trailing_non_ascii(s);
+  strip_ordinal(s);
   strip_units(s);
   while (!s.empty() && is_space(s.back())) s.pop_back();
   return s;
