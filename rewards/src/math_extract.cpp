@@ -156,8 +156,12 @@ void CandidateStream::run_stage(int stage) {
   // of a completion is at its end
   std::string_view tail = text.size() > kTail ? text.substr(text.size() - kTail) : text;
   switch (stage) {
-    case 0:
-      if (o_.answer_tag) add(from_answer_tag(text), AnswerSource::kAnswerTag);
+    case 0:  // an <answer> tag is the answer: nothing outside it is looked at
+      if (!o_.answer_tag) return;
+      if (auto a = from_answer_tag(text)) {
+        add(std::move(a), AnswerSource::kAnswerTag);
+        done_ = true;
+      }
       return;
     case 1:
       if (!o_.boxed) return;

@@ -67,6 +67,17 @@ TEST(Extract, LastNumberCanBeTurnedOff) {
   EXPECT_EQ(extract_answer("it is 45% of them").text, "45%");
 }
 
+TEST(Extract, AnswerTagIsTheOnlyCandidate) {
+  auto all = extract_candidates("so 8 <answer> > 8 </answer>", ExtractOptions{}, false);
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].source, AnswerSource::kAnswerTag);
+  EXPECT_NE(check_math("so 8 <answer> > 8 </answer>", "8", {}, {}).verdict, MathVerdict::kEqual);
+  ExtractOptions no_tag;
+  no_tag.answer_tag = false;
+  EXPECT_EQ(check_math("so 8 <answer> > 8 </answer>", "8", {}, no_tag).verdict,
+            MathVerdict::kEqual);
+}
+
 TEST(Extract, CandidatesInOrder) {
   auto all = extract_candidates("The answer is (B) since 3 > 2", ExtractOptions{}, true);
   ASSERT_GE(all.size(), 2u);
