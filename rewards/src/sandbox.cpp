@@ -72,10 +72,10 @@ constexpr const char* kStageNames[kNumStages] = {
 // One path of the sandbox's root, made under kStage by the middle.
 struct RootEntry {
   enum class Kind { kDir, kSymlink, kBindDir, kBindFile } kind;
-  std::string path;    // inside the sandbox, e.g. /usr
-  std::string staged;  // kStage + path
-  std::string source;  // host path to bind, or the symlink's target
-  bool device = false; // a /dev node: keeps device access
+  std::string path;     // inside the sandbox, e.g. /usr
+  std::string staged;   // kStage + path
+  std::string source;   // host path to bind, or the symlink's target
+  bool device = false;  // a /dev node: keeps device access
 };
 
 // Everything the children need, prepared before fork: after it only async-signal-safe calls.
@@ -358,8 +358,8 @@ bool read_msg(int fd, Msg& m, int limit_ms) {
 
 // Polls the two output pipes until the middle process exits, the deadline passes or the output
 // cap is hit; kills init (and so the whole sandbox) in the last two cases.
-void pump(pid_t pid, pid_t init, int out_r, int err_r, const SandboxLimits& l,
-          SandboxResult& r, int& status) {
+void pump(pid_t pid, pid_t init, int out_r, int err_r, const SandboxLimits& l, SandboxResult& r,
+          int& status) {
   auto start = std::chrono::steady_clock::now();
   auto deadline = start + std::chrono::microseconds(static_cast<int64_t>(l.wall_s * 1e6));
   std::string* sinks[2] = {&r.out, &r.err};

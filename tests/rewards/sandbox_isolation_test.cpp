@@ -70,7 +70,8 @@ std::string run_on_host(const std::string& program) {
 // inherited by everything it forks).
 int processes_with(const std::string& marker) {
   int n = 0;
-  for (const auto& e : fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
+  for (const auto& e :
+       fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
     std::string name = e.path().filename();
     if (name.empty() || name[0] < '0' || name[0] > '9') continue;
     std::ifstream f(e.path() / "cmdline", std::ios::binary);
@@ -269,9 +270,10 @@ TEST_F(SandboxNetwork, HostSocketsAreUnreachable) {
 TEST_F(SandboxNetwork, OnlyConfinedSocketFamilies) {
   std::string probe =
       "import socket\n"
-      "for name, fam, kind in [('vsock', 40, socket.SOCK_STREAM), ('packet', 17, socket.SOCK_RAW),\n"
-      "                        ('alg', 38, socket.SOCK_SEQPACKET), ('unix', 1, socket.SOCK_STREAM),\n"
-      "                        ('inet', 2, socket.SOCK_STREAM)]:\n"
+      "S = socket.SOCK_STREAM\n"
+      "for name, fam, kind in [('vsock', 40, S), ('packet', 17, socket.SOCK_RAW),\n"
+      "                        ('alg', 38, socket.SOCK_SEQPACKET), ('unix', 1, S),\n"
+      "                        ('inet', 2, S)]:\n"
       "    try:\n"
       "        socket.socket(fam, kind).close()\n"
       "        print('OPENED', name)\n"
@@ -415,7 +417,8 @@ TEST_F(SandboxDisk, QuotaStopsAWriterWithAClearStatus) {
   EXPECT_NE(r.out.find("stopped 28"), std::string::npos) << r.out;  // ENOSPC
   EXPECT_EQ(new_sandbox_dirs(dirs_before), 0);
   // many empty files: the inode limit holds too
-  r = run_python("import os\ntry:\n    for i in range(100000):\n        open(f'f{i}', 'w').close()\n"
+  r = run_python("import os\ntry:\n    for i in range(100000):\n"
+                 "        open(f'f{i}', 'w').close()\n"
                  "except OSError as e:\n    print('stopped', e.errno)\n",
                  l);
   EXPECT_TRUE(r.disk_full) << r.out << r.err;
@@ -461,7 +464,7 @@ TEST_F(SandboxDisk, NoSystemVSharedMemory) {
       "with multiprocessing.Pool(2) as p:\n"
       "    print(p.map(abs, [-1, -2]))\n";
   std::string on_host = run_on_host(probe);
-  ASSERT_EQ(on_host.find("shmget -1"), std::string::npos) << "the probe itself is broken: " << on_host;
+  ASSERT_EQ(on_host.find("shmget -1"), std::string::npos) << "the probe is broken: " << on_host;
   SandboxResult r = run_python(probe);
   ASSERT_TRUE(r.ok()) << r.status() << r.err;
   EXPECT_EQ(r.out, "shmget -1\n[1, 2]\n");
@@ -539,7 +542,8 @@ TEST(SandboxAsUser, AllSandboxTestsPassAsUid65534) {
   if (geteuid() != 0) GTEST_SKIP() << "already an ordinary user";
   if (access("/usr/bin/setpriv", X_OK) != 0) GTEST_SKIP() << "no setpriv to drop privileges";
   std::string self = fs::read_symlink("/proc/self/exe").string();
-  std::string cmd = "(cd /var/tmp || cd /) && /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups " +
+  std::string cmd = "(cd /var/tmp || cd /) && "
+                    "/usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups " +
                     self + " --gtest_filter='Sandbox*:Code*:-SandboxAsUser.*' 2>&1";
   std::string out;
   int rc = -1;
