@@ -409,11 +409,13 @@ void add_entry(ChildPlan& p, RootEntry::Kind kind, const std::string& path,
   p.entries.push_back({kind, path, kStage + path, source, device});
 }
 
-// A host path as it should appear in the sandbox: a symlink stays a symlink (merged /usr),
-// a directory or file is bound read-only; absent paths are skipped.
-void add_host_path(ChildPlan& p, const std::string& path, bool device = false) {
+// A host path as it should appear in the sandbox: a symlink stays a symlink (merged /usr)
+// unless `follow` (its target may lie outside the sandbox: /etc/resolv.conf -> /run/...), a
+// directory or file is bound read-only; absent paths are skipped.
+void add_host_path(ChildPlan& p, const std::string& path, bool device = false,
+                   bool follow = false) {
   struct stat st;
-  if (lstat(path.c_str(), &st) != 0) return;
+  if ((follow ? stat(path.c_str(), &st) : lstat(path.c_str(), &st)) != 0) return;
   if (S_ISLNK(st.st_mode)) {
     std::error_code ec;
     std::string target = std::filesystem::read_symlink(path, ec).string();
@@ -444,6 +446,12 @@ std::string plan_root(ChildPlan& p, const SandboxLimits& l) {
   for (const char* f : {"/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d",
                         "/etc/localtime", "/etc/alternatives"}) {
     add_host_path(p, f);
+  }
+  if (l.allow_network) {  // name resolution and TLS for programs that may use the network
+    for (const char* f : {"/etc/resolv.conf", "/etc/hosts", "/etc/nsswitch.conf",
+                          "/etc/gai.conf", "/etc/ssl"}) {
+      add_host_path(p, f, false, true);
+    }
   }
   add_entry(p, RootEntry::Kind::kDir, "/dev", "");
   for (const char* d : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}) {

@@ -302,6 +302,13 @@ TEST_F(SandboxNetwork, AllowedNetworkIsNotReportedAsIsolated) {
   EXPECT_NE(r.out.find("CONNECTED tcp"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("CONNECTED abstract"), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("CONNECTED path"), std::string::npos) << r.out;  // still no host files
+  // name resolution needs the resolver's files, and only then do they appear
+  std::string resolver = "import os\nprint(os.path.exists('/etc/resolv.conf'))\n";
+  bool host_has = fs::exists("/etc/resolv.conf");
+  r = run_python(resolver, l);
+  EXPECT_EQ(r.out, host_has ? "True\n" : "False\n") << r.err;
+  r = run_python(resolver);
+  EXPECT_EQ(r.out, "False\n") << r.err;
 }
 
 TEST_F(SandboxNetwork, CodeRewardDetailsSayIsolated) {
