@@ -416,6 +416,25 @@ const SuiteCase kSuite[] = {
   {"\\frac{3}{5}", "60\\%", Y, kAny}, {"7.5", "7\\frac{1}{2}", Y, kAny},
   {"1/2, 1/3", "\\frac13, \\frac12", Y, kAny}, {"1/2, 1/3", "\\frac13", N, kAny},
   {"0.3", "30\\%", Y, kAny}, {"4", "4 \\text{ and } 4", N, kAny},
+  // --- a fifth batch: wrong answers in other spellings, and the right one among wrong ones ---
+  {"\\frac{3}{5}", "0.65", N, kAny}, {"\\frac{3}{5}", "60", N, kAny}, {"0.6", "6\\%", N, kAny},
+  {"2\\sqrt{5}", "\\sqrt{10}", N, kAny}, {"\\frac{\\pi}{3}", "\\frac{\\pi}{6}", N, kAny},
+  {"(1, -1)", "(-1, 1)", N, kAny}, {"x > 5", "x \\ge 5", N, kAny}, {"[1, 5]", "(1, 5)", N, kAny},
+  {"\\{1, 2, 3\\}", "\\{1, 2\\}", N, kAny}, {"y = x + 1", "y = x - 1", N, kAny},
+  {"16", "4^3", N, kAny}, {"1/3", "0.33", N, kAny}, {"1/3", "0.3334", N, kAny},
+  {"12", "12.5", N, kAny}, {"12", "1,2", N, kAny}, {"1200", "1,20", N, kAny},
+  {"7", "The answer is 7 + 1 = 8", N, kAny}, {"8", "The answer is 7 + 1 = 8", Y, kAny},
+  {"5", "x = 5, y = 3", N, kAny}, {"(5, 3)", "x = 5, y = 3", Y, kAny},
+  {"3", "5 - 2 = 3, so the answer is 4", N, kAny}, {"4", "5 - 2 = 3, so the answer is 4", Y, kAny},
+  {"A", "The answer is B, not A.", N, kAny}, {"B", "The answer is B, not A.", Y, kAny},
+  {"100", "99.9", N, kAny}, {"100", "100.4", N, kAny}, {"\\$5", "\\$50", N, kAny},
+  {"50\\%", "5\\%", N, kAny}, {"2", "\\sqrt{2}", N, kAny}, {"e", "2.7", N, kAny},
+  {"x^2 - 1", "x^2 + 1", N, kAny}, {"\\sin x", "\\cos x", N, kAny}, {"\\ln 2", "\\log 2", N, kAny},
+  {"\\log_2 x", "\\ln x", N, kAny}, {"n!", "n", N, kAny}, {"2^n", "n^2", N, kAny},
+  {"-\\infty", "\\infty", N, kAny}, {"\\emptyset", "0", N, kAny}, {"3 + 2i", "3 - 2i", N, kAny},
+  {"i", "-i", N, kAny}, {"\\frac{1}{2}", "-\\frac{1}{2}", N, kAny}, {"0", "O", N, kAny},
+  {"10", "10^{1}", Y, kAny}, {"11", "1 1", N, kAny}, {"1.5", "1.50000001", Y, kAny},
+  {"3", "\\boxed{3}\\boxed{4}", N, kAny}, {"\\text{yes}", "\\text{no}", N, kAny},
 };
 // clang-format on
 
