@@ -54,7 +54,13 @@ std::string PromptTemplate::text_of(const std::string& name_or_text) {
 
 PromptTemplate PromptTemplate::from_config(const std::string& name_or_text) {
   if (name_or_text == "r1_zero" || name_or_text == "r1-zero") return PromptTemplate(kR1ZeroTemplate);
-  return PromptTemplate(name_or_text);
+  PromptTemplate t(name_or_text);
+  // A template without a field renders every example into the same prompt.
+  if (t.fields().empty()) {
+    fail("data.template '", name_or_text.substr(0, 80), "' has no {prompt} (or other {field}): ",
+         "every example would get the same prompt");
+  }
+  return t;
 }
 
 std::string PromptTemplate::render_row(const Json& row) const {

@@ -4,11 +4,17 @@
 #include <gtest/gtest.h>
 
 #include "aha/core/fileio.h"
+#include "aha/core/error.h"
 #include "aha/datasets/prompt_template.h"
 #include "tokenizer/ref_util.h"
 
 namespace aha::datasets {
 namespace {
+
+TEST(PromptTemplate, AConfigTemplateNeedsAField) {
+  EXPECT_THROW(PromptTemplate::from_config("Solve the problem."), Error);
+  EXPECT_NO_THROW(PromptTemplate::from_config("Q: {question}"));
+}
 
 TEST(PromptTemplate, FillsFieldsAndKeepsEscapedBraces) {
   PromptTemplate t("Q: {question}\nA ({n} steps): {{not a field}} $\\frac{{1}}{{2}}$");
