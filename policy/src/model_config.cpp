@@ -44,6 +44,25 @@ RopeScaling parse_rope_scaling(const Json& j) {
   rs.original_max_position_embeddings = get_or<int>(j, "original_max_position_embeddings", 4096);
   rs.low_freq_factor = get_or<double>(j, "low_freq_factor", 1.0);
   rs.high_freq_factor = get_or<double>(j, "high_freq_factor", 4.0);
+  // Values that would make the RoPE tables NaN or Inf (1e999 parses as infinity).
+  auto finite_positive = [](double v) { return std::isfinite(v) && v > 0; };
+  if (rs.type != "none" && !std::isfinite(rs.factor)) fail("[config.json] rope_scaling.factor must be finite");
+  if (rs.type == "yarn") {
+    if (!finite_positive(rs.beta_fast) || !finite_positive(rs.beta_slow) || rs.beta_fast <= rs.beta_slow) {
+      fail("[config.json] rope_scaling needs finite 0 < beta_slow < beta_fast");
+    }
+    if (!std::isfinite(rs.mscale) || !std::isfinite(rs.mscale_all_dim)) {
+      fail("[config.json] rope_scaling.mscale and mscale_all_dim must be finite");
+    }
+  }
+  if (rs.type != "none" && rs.original_max_position_embeddings <= 0) {
+    fail("[config.json] rope_scaling.original_max_position_embeddings must be > 0");
+  }
+  if (rs.type == "llama3" && (!finite_positive(rs.low_freq_factor) ||
+                              !finite_positive(rs.high_freq_factor) ||
+                              rs.high_freq_factor <= rs.low_freq_factor)) {
+    fail("[config.json] rope_scaling needs finite 0 < low_freq_factor < high_freq_factor");
+  }
   return rs;
 }
 
@@ -97,7 +116,9 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   require_positive(c.num_attention_heads, "num_attention_heads");
   require_positive(c.max_position_embeddings, "max_position_embeddings");
   if (!(c.rms_norm_eps > 0)) fail("[config.json] rms_norm_eps must be > 0");
-  if (!(c.rope_theta > 0)) fail("[config.json] rope_theta must be > 0");
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta)) {
+    fail("[config.json] rope_theta must be finite and > 0");
+  }
 
   if (c.is_mla()) {
     if (j.contains("q_lora_rank") && !j["q_lora_rank"].is_null()) {

@@ -90,6 +90,31 @@ TEST_F(Hostile, HugeAndMistypedSizesAreErrorsNamingTheKey) {
   EXPECT_NE(r.err.find("distinct problems"), std::string::npos) << r.err;
 }
 
+// RoPE parameters that would fill the rotation tables with NaN/Inf are refused at load (an
+// infinite value cannot arrive: the JSON parser refuses 1e999 as an overflow).
+TEST_F(Hostile, RopeParametersThatGiveNanAreRefused) {
+  const Json base = aha::load_json_file((dir_ / "model" / "config.json").string());
+  struct Case {
+    const char* what;
+    Json patch;
+  } cases[] = {
+      {"original_max_position_embeddings",
+       {{"rope_scaling", {{"type", "yarn"}, {"factor", 4.0}, {"original_max_position_embeddings", 0}}}}},
+      {"beta_slow", {{"rope_scaling", {{"type", "yarn"}, {"factor", 4.0}, {"beta_fast", 1.0},
+                                       {"beta_slow", 32.0}, {"original_max_position_embeddings", 16}}}}},
+      {"low_freq_factor", {{"rope_scaling", {{"type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 4.0},
+                                             {"high_freq_factor", 1.0}}}}},
+  };
+  for (const Case& c : cases) {
+    Json cfg = base;
+    cfg.update(c.patch);
+    const std::string path = (dir_ / "rope.json").string();
+    std::ofstream(path) << cfg.dump();
+    expect_one_error_line(run_aha("init --config " + path + " --out " + (dir_ / "rope").string()),
+                          c.what);
+  }
+}
+
 TEST_F(Hostile, NonFiniteWeightsAreRefusedAtLoad) {
   fs::copy(dir_ / "model", dir_ / "nanmodel", fs::copy_options::recursive);
   const fs::path st = dir_ / "nanmodel" / "model.safetensors";
