@@ -52,6 +52,7 @@ int cmd_generate(const Args& args) {
       ("model", po::value(&a.model)->required(), "checkpoint directory")
       ("prompts", po::value(&a.prompts)->default_value("-"),
        "JSONL of {\"ids\": [...]} or {\"prompt\": \"text\"} (- = stdin)")
+      ("input,i", po::value<std::string>(), "the same as --prompts (the input's name in every command)")
       ("n", po::value(&a.n)->default_value(1), "completions per prompt (the group size G)")
       ("max-new-tokens", po::value(&a.params.max_new_tokens)->default_value(256), "limit")
       ("temperature", po::value(&a.params.temperature)->default_value(1.0, "1"), "0 = greedy")
@@ -75,6 +76,10 @@ int cmd_generate(const Args& args) {
                      "One JSONL line per completion: prompt_index, sample_index, ids (completion\n"
                      "only), text (with a tokenizer), token_logprobs, finish_reason.")) {
     return 0;
+  }
+  if (vm.count("input")) {
+    if (!vm["prompts"].defaulted()) fail("give --prompts or --input, not both");
+    a.prompts = vm["input"].as<std::string>();
   }
   a.params.stop_strings = a.stop;
   a.params.validate();

@@ -1,5 +1,6 @@
 // Next-token pretraining loop.
 #include "aha/core/interrupt.h"
+#include "aha/core/version.h"
 #include "aha/grpo/pretrain.h"
 
 #include <spdlog/spdlog.h>
@@ -133,6 +134,15 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
     db = std::make_unique<runlog::RunDb>((fs::path(cfg.output_dir) / "run.db").string(),
                                          "pretrain", raw, cfg.model, resume);
     policy::sweep_partial_writes(cfg.output_dir);
+    const Json summary = {{"aha", version()}, {"model", cfg.model},
+                          {"parameters", model->params().size()}, {"documents", docs.size()},
+                          {"data", cfg.data.value("train", "")}, {"template", data_template},
+                          {"steps", cfg.steps}, {"batch_tokens", cfg.batch_tokens},
+                          {"output_dir", cfg.output_dir}, {"resumed", resume}};
+    spdlog::info("aha {} | pretrain {} ({} parameters) | {} documents from {} | {} steps of {} "
+                 "tokens | {}", version(), cfg.model, model->params().size(), docs.size(),
+                 summary["data"].get<std::string>(), cfg.steps, cfg.batch_tokens, cfg.output_dir);
+    db->event(0, "info", "start", summary.dump());
   }
   int64_t step = 0;
   const fs::path state_dir = fs::path(cfg.output_dir) / "last";
