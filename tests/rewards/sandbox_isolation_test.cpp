@@ -30,6 +30,7 @@
 #include "aha/rewards/code.h"
 #include "aha/rewards/reward.h"
 #include "aha/rewards/sandbox.h"
+#include "sandbox_probe.h"
 
 namespace aha::rewards {
 namespace {
@@ -66,54 +67,10 @@ std::string run_on_host(const std::string& program) {
   return out;
 }
 
-// Host processes whose command line contains `marker` (the sandboxed program's last argument,
-// inherited by everything it forks).
-int processes_with(const std::string& marker) {
-  int n = 0;
-  for (const auto& e :
-       fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
-    std::string name = e.path().filename();
-    if (name.empty() || name[0] < '0' || name[0] > '9') continue;
-    std::ifstream f(e.path() / "cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    if (cmd.find(marker) != std::string::npos) ++n;
-  }
-  return n;
-}
-
-// Temp dirs of the previous sandbox's kind (/tmp/aha-sbx-*). Other builds' sandboxes on the same
-// machine may make some for a moment: only ones that appeared since `before` and stay count.
-std::set<std::string> host_sandbox_dirs() {
-  std::set<std::string> dirs;
-  for (const auto& e :
-       fs::directory_iterator("/tmp", fs::directory_options::skip_permission_denied)) {
-    std::string name = e.path().filename().string();
-    if (name.rfind("aha-sbx-", 0) == 0) dirs.insert(name);
-  }
-  return dirs;
-}
-
-int new_sandbox_dirs(const std::set<std::string>& before) {
-  auto count = [&] {
-    int n = 0;
-    for (const auto& d : host_sandbox_dirs()) n += before.count(d) == 0;
-    return n;
-  };
-  for (int i = 0; i < 150 && count() > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return count();
-}
-
-template <typename Pred>
-bool wait_until(Pred pred, double limit_s) {
-  auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int>(limit_s * 1000));
-  while (!pred()) {
-    if (Clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
+using sandbox_probe::host_sandbox_dirs;
+using sandbox_probe::new_sandbox_dirs;
+using sandbox_probe::processes_with;
+using sandbox_probe::wait_until;
 
 // A program that tries to outlive its sandbox: it clears its own PDEATHSIG and leaves a
 // daemonised grandchild behind, then sleeps.
