@@ -1,6 +1,7 @@
 // Trainer setup, checkpoints and resume.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -23,25 +24,26 @@ namespace aha::grpo {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// The newest checkpoint-N directory in dir, or "".
-std::string latest_checkpoint(const std::string& dir) {
-  std::string best;
-  int64_t best_n = -1;
+std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string& dir) {
+  std::vector<std::pair<int64_t, fs::path>> found;
   std::regex re("checkpoint-([0-9]+)");
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     std::smatch m;
     std::string name = e.path().filename().string();
     if (!std::regex_match(name, m, re) || !fs::exists(e.path() / "trainer_state.json")) continue;
-    int64_t n = std::stoll(m[1]);
-    if (n > best_n) {
-      best_n = n;
-      best = e.path().string();
-    }
+    found.emplace_back(std::stoll(m[1]), e.path());
   }
-  return best;
+  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  return found;
+}
+
+namespace {
+
+// The newest checkpoint-N directory in dir, or "".
+std::string latest_checkpoint(const std::string& dir) {
+  const auto found = complete_checkpoints(dir);
+  return found.empty() ? std::string() : found.front().second.string();
 }
 
 RolloutLimits rollout_limits(const policy::Model<float>& m, const GrpoConfig& g) {

@@ -46,17 +46,8 @@ void Trainer::State::run_eval(Json& m) {
 void Trainer::State::prune_checkpoints() {
   const int keep = cfg.grpo.keep_checkpoints;
   if (keep <= 0) return;
-  // Complete checkpoints only (trainer_state.json is written last), newest first.
-  std::vector<std::pair<int64_t, fs::path>> found;
+  const auto found = complete_checkpoints(cfg.output_dir);
   std::error_code ec;
-  for (const auto& e : fs::directory_iterator(cfg.output_dir, ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("checkpoint-", 0) != 0 || !fs::exists(e.path() / "trainer_state.json")) continue;
-    char* end = nullptr;
-    const long long n = std::strtoll(name.c_str() + 11, &end, 10);
-    if (end != nullptr && *end == '\0' && n >= 0) found.emplace_back(n, e.path());
-  }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
   for (size_t i = static_cast<size_t>(keep); i < found.size(); ++i) {
     if (found[i].first == best_step) continue;  // the best by eval stays
     fs::remove_all(found[i].second, ec);

@@ -2,6 +2,7 @@
 // trainer_step.cpp (one GRPO step).
 #pragma once
 
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -84,6 +85,10 @@ struct Trainer::State {
   void prune_checkpoints();
   void load_checkpoint(const std::string& dir);
 };
+
+// The checkpoint-N directories of dir that are complete (trainer_state.json is written last),
+// newest first.
+std::vector<std::pair<int64_t, std::filesystem::path>> complete_checkpoints(const std::string& dir);
 
 // Adds one minibatch's expert loads [moe layer][expert] into a step's total.
 void accumulate_loads(std::vector<std::vector<int64_t>>& into, std::vector<std::vector<int64_t>> l);
