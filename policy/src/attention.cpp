@@ -1,155 +1,131 @@
-// Causal softmax attention over packed sequences, forward and backward (the training path).
-// Forward saves only the log-sum-exp per query row; backward recomputes the probabilities.
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
+// The choice of attention kind per layer, and the softmax the decode kernels share.
+#include "aha/policy/attention.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 
 #include "aha/core/error.h"
-#include "aha/core/tensor.h"
-#include "aha/policy/layers.h"
+#include "attention_impl.h"
 
 namespace aha::policy {
 
+const char* attention_kind_name(AttentionKind kind) {
+  switch (kind) {
+    case AttentionKind::kGqa: return "gqa";
+    case AttentionKind::kMla: return "mla";
+    case AttentionKind::kSlidingWindow: return "sliding_window";
+  }
+  return "?";
+}
+
 namespace {
 
-constexpr int64_t kQueryBlock = 64;
-
-struct Task {
-  int64_t seq_start;  // first token of the sequence
-  int64_t r0, r1;     // query rows, relative to seq_start
-  int head;
-};
-
-// Queries r0..r1 of one head see keys 0..r1 of their sequence: P = softmax(mask(Q K^T * scale)).
-template <typename T>
-void block_probs(const CStridedMap<T>& Q, const CStridedMap<T>& K, int64_t r0, double scale,
-                 Mat<T>& P) {
-  P.noalias() = Q * K.transpose();
-  P *= static_cast<T>(scale);
-  for (int64_t i = 0; i < P.rows(); ++i) {
-    for (int64_t j = r0 + i + 1; j < P.cols(); ++j) P(i, j) = -std::numeric_limits<T>::infinity();
+// Qwen2's sliding window: sliding_window (a positive integer) applies when use_sliding_window is
+// set, to layers >= max_window_layers; a layer_types list ("sliding_attention" /
+// "full_attention"), as newer HF configs write it, names the layers explicitly. 0: no window.
+int64_t sliding_window_of(const ModelConfig& c, int layer) {
+  const Json& j = c.raw;
+  auto flag = j.find("use_sliding_window");
+  const auto types = j.find("layer_types");
+  const bool listed = types != j.end() && types->is_array();
+  if (!listed && (flag == j.end() || !flag->is_boolean() || !flag->get<bool>())) return 0;
+  if (listed) {
+    if (static_cast<int>(types->size()) != c.num_hidden_layers) {
+      fail("[config.json] layer_types has ", types->size(), " entries for ",
+           c.num_hidden_layers, " layers");
+    }
+    const Json& t = (*types)[layer];
+    if (!t.is_string() || (t != "sliding_attention" && t != "full_attention")) {
+      fail("[config.json] layer_types[", layer, "]: expected \"sliding_attention\" or ",
+           "\"full_attention\", got ", t.dump());
+    }
+    if (t == "full_attention") return 0;
   }
+  auto w = j.find("sliding_window");
+  if (w == j.end() || w->is_null()) {
+    if (listed) fail("[config.json] layer_types names sliding layers but sliding_window is unset");
+    return 0;
+  }
+  if (!w->is_number_integer() || w->get<int64_t>() <= 0) {
+    fail("[config.json] sliding_window must be a positive integer, got ", w->dump());
+  }
+  if (!listed) {
+    auto m = j.find("max_window_layers");
+    const int64_t first = (m != j.end() && m->is_number_integer()) ? m->get<int64_t>() : 0;
+    if (layer < first) return 0;
+  }
+  return w->get<int64_t>();
 }
 
 }  // namespace
 
-template <typename T>
-void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse,
-                       const std::vector<int64_t>& seq_starts, const AttnShape& s) {
-  AHA_CHECK(s.n_heads % s.n_kv_heads == 0, s.n_heads, " ", s.n_kv_heads);
-  const int64_t n = seq_starts.back();
-  const int64_t qs = int64_t{s.n_heads} * s.qk_dim, ks = int64_t{s.n_kv_heads} * s.qk_dim;
-  const int64_t vs = int64_t{s.n_kv_heads} * s.v_dim, os = int64_t{s.n_heads} * s.v_dim;
-  const int group = s.n_heads / s.n_kv_heads;
-  std::vector<Task> tasks;
-  for (size_t i = 0; i + 1 < seq_starts.size(); ++i) {
-    int64_t len = seq_starts[i + 1] - seq_starts[i];
-    for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
-      for (int h = 0; h < s.n_heads; ++h) {
-        tasks.push_back({seq_starts[i], r0, std::min(len, r0 + kQueryBlock), h});
-      }
-    }
+AttentionKind attention_kind(const ModelConfig& c, int layer) {
+  if (c.is_mla()) return AttentionKind::kMla;
+  return sliding_window_of(c, layer) > 0 ? AttentionKind::kSlidingWindow : AttentionKind::kGqa;
+}
+
+std::unique_ptr<Attention> make_attention(ParamTable& t, const std::string& prefix,
+                                          const ModelConfig& c, const RopeTable& rope, int layer) {
+  switch (attention_kind(c, layer)) {
+    case AttentionKind::kMla: return make_mla(t, prefix, c, rope);
+    case AttentionKind::kGqa: return make_gqa(t, prefix, c, rope, 0);
+    case AttentionKind::kSlidingWindow:
+      return make_gqa(t, prefix, c, rope, sliding_window_of(c, layer));
   }
-  tbb::parallel_for(
-      tbb::blocked_range<size_t>(0, tasks.size(), 1),
-      [&](const tbb::blocked_range<size_t>& range) {
-        Mat<T> P;
-        for (size_t ti = range.begin(); ti < range.end(); ++ti) {
-          const Task& t = tasks[ti];
-          const int kh = t.head / group;
-          const int64_t rows = t.r1 - t.r0;
-          CStridedMap<T> Q(q + (t.seq_start + t.r0) * qs + t.head * s.qk_dim, rows, s.qk_dim,
-                           Eigen::OuterStride<>(qs));
-          CStridedMap<T> K(k + t.seq_start * ks + kh * s.qk_dim, t.r1, s.qk_dim,
-                           Eigen::OuterStride<>(ks));
-          CStridedMap<T> V(v + t.seq_start * vs + kh * s.v_dim, t.r1, s.v_dim,
-                           Eigen::OuterStride<>(vs));
-          StridedMap<T> O(out + (t.seq_start + t.r0) * os + t.head * s.v_dim, rows, s.v_dim,
-                          Eigen::OuterStride<>(os));
-          block_probs(Q, K, t.r0, s.scale, P);
-          for (int64_t i = 0; i < rows; ++i) {
-            auto row = P.row(i);
-            T mx = row.maxCoeff();
-            row = (row.array() - mx).exp();
-            T sum = row.sum();
-            row /= sum;
-            lse[t.head * n + t.seq_start + t.r0 + i] = mx + std::log(sum);
-          }
-          O.noalias() = P * V;
-        }
-      },
-      tbb::simple_partitioner());
+  fail("unknown attention kind");
 }
 
-template <typename T>
-void attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* out,
-                        const T* lse, T* dq, T* dk, T* dv, const std::vector<int64_t>& seq_starts,
-                        const AttnShape& s) {
-  const int64_t n = seq_starts.back();
-  const int64_t qs = int64_t{s.n_heads} * s.qk_dim, ks = int64_t{s.n_kv_heads} * s.qk_dim;
-  const int64_t vs = int64_t{s.n_kv_heads} * s.v_dim, os = int64_t{s.n_heads} * s.v_dim;
-  const int group = s.n_heads / s.n_kv_heads;
-  const size_t n_seqs = seq_starts.size() - 1;
-  // One task per (sequence, kv head): it owns that slice of dk and dv, so no two tasks write
-  // the same memory and the accumulation order is fixed.
-  tbb::parallel_for(
-      tbb::blocked_range<size_t>(0, n_seqs * s.n_kv_heads, 1),
-      [&](const tbb::blocked_range<size_t>& range) {
-        Mat<T> P, dP;
-        Eigen::Matrix<T, Eigen::Dynamic, 1> D;
-        for (size_t ti = range.begin(); ti < range.end(); ++ti) {
-          const int64_t s0 = seq_starts[ti / s.n_kv_heads];
-          const int64_t len = seq_starts[ti / s.n_kv_heads + 1] - s0;
-          const int kh = static_cast<int>(ti % s.n_kv_heads);
-          StridedMap<T> dK(dk + s0 * ks + kh * s.qk_dim, len, s.qk_dim, Eigen::OuterStride<>(ks));
-          StridedMap<T> dV(dv + s0 * vs + kh * s.v_dim, len, s.v_dim, Eigen::OuterStride<>(vs));
-          dK.setZero();
-          dV.setZero();
-          for (int h = kh * group; h < (kh + 1) * group; ++h) {
-            for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
-              const int64_t r1 = std::min(len, r0 + kQueryBlock), rows = r1 - r0;
-              CStridedMap<T> Q(q + (s0 + r0) * qs + h * s.qk_dim, rows, s.qk_dim,
-                               Eigen::OuterStride<>(qs));
-              CStridedMap<T> K(k + s0 * ks + kh * s.qk_dim, r1, s.qk_dim,
-                               Eigen::OuterStride<>(ks));
-              CStridedMap<T> V(v + s0 * vs + kh * s.v_dim, r1, s.v_dim, Eigen::OuterStride<>(vs));
-              CStridedMap<T> O(out + (s0 + r0) * os + h * s.v_dim, rows, s.v_dim,
-                               Eigen::OuterStride<>(os));
-              CStridedMap<T> dO(dout + (s0 + r0) * os + h * s.v_dim, rows, s.v_dim,
-                                Eigen::OuterStride<>(os));
-              StridedMap<T> dQ(dq + (s0 + r0) * qs + h * s.qk_dim, rows, s.qk_dim,
-                               Eigen::OuterStride<>(qs));
-              block_probs(Q, K, r0, s.scale, P);
-              for (int64_t i = 0; i < rows; ++i) {
-                P.row(i) = (P.row(i).array() - lse[h * n + s0 + r0 + i]).exp();
-              }
-              dP.noalias() = dO * V.transpose();
-              D = (dO.array() * O.array()).rowwise().sum();
-              // dS = P * (dP - D), then scaled once for both dQ and dK.
-              dP = (P.array() * (dP.colwise() - D).array()) * static_cast<T>(s.scale);
-              dQ.noalias() = dP * K;
-              dK.topRows(r1).noalias() += dP.transpose() * Q;
-              dV.topRows(r1).noalias() += P.transpose() * dO;
-            }
-          }
-        }
-      },
-      tbb::simple_partitioner());
+namespace {
+
+typedef float V16 __attribute__((vector_size(64)));
+
+// exp(x) for x <= 0 (scores minus their maximum), 16 at a time: 2^n * p(f) with a degree-6
+// polynomial on [-ln2/2, ln2/2]; relative error ~2e-7. x is clamped at -87 (exp ~ 1.6e-38).
+inline V16 exp_nonpos(V16 x) {
+  const V16 floor_x = V16{} - 87.0f, shifter = V16{} + 12582912.0f;  // 1.5 * 2^23
+  x = x < floor_x ? floor_x : x;
+  const V16 n = (x * 1.44269504088896341f + shifter) - shifter;  // round to nearest
+  V16 f = x - n * 0.693359375f;
+  f = f - n * -2.12194440e-4f;
+  V16 p = f * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * f + 8.3334519073e-3f;
+  p = p * f + 4.1665795894e-2f;
+  p = p * f + 1.6666665459e-1f;
+  p = p * f + 5.0000001201e-1f;
+  p = p * f * f + f + 1.0f;
+  typedef int32_t I16 __attribute__((vector_size(64)));
+  const I16 e = (__builtin_convertvector(n, I16) + 127) << 23;
+  V16 scale;
+  __builtin_memcpy(&scale, &e, sizeof(e));
+  return p * scale;
 }
 
-template void attention_forward<float>(const float*, const float*, const float*, float*, float*,
-                                       const std::vector<int64_t>&, const AttnShape&);
-template void attention_forward<double>(const double*, const double*, const double*, double*,
-                                        double*, const std::vector<int64_t>&, const AttnShape&);
-template void attention_backward<float>(const float*, const float*, const float*, const float*,
-                                        const float*, const float*, float*, float*, float*,
-                                        const std::vector<int64_t>&, const AttnShape&);
-template void attention_backward<double>(const double*, const double*, const double*,
-                                         const double*, const double*, const double*, double*,
-                                         double*, double*, const std::vector<int64_t>&,
-                                         const AttnShape&);
+}  // namespace
+
+void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
+  for (int64_t i = 0; i < n_rows; ++i) {
+    float* r = s + i * n;
+    float mx = -std::numeric_limits<float>::infinity();
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, r[j] *= scale);
+    V16 acc = {};
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      V16 v;
+      __builtin_memcpy(&v, r + j, sizeof(v));
+      v = exp_nonpos(v - mx);
+      __builtin_memcpy(r + j, &v, sizeof(v));
+      acc += v;
+    }
+    float sum = 0;
+    for (int k = 0; k < 16; ++k) sum += acc[k];
+    for (; j < n; ++j) {
+      V16 v = {};
+      v[0] = r[j] - mx;
+      sum += (r[j] = exp_nonpos(v)[0]);
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t k = 0; k < n; ++k) r[k] *= inv;
+  }
+}
 
 }  // namespace aha::policy

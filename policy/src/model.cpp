@@ -24,33 +24,17 @@ Batch Batch::from_sequences(const std::vector<std::vector<int32_t>>& seqs) {
 template <typename T>
 Model<T>::Model(const ModelConfig& c) : c_(c) {
   const int d = c.hidden_size;
+  rope_ = std::make_unique<RopeTable>(c_, std::min(c.max_position_embeddings, kMaxRopePositions));
   embed_ = table_.add("model.embed_tokens.weight", {c.vocab_size, d});
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string pre = "model.layers." + std::to_string(l);
     layer_begin_.push_back(table_.total());
-    LayerP lp;
-    lp.input_norm = add_norm(table_, pre + ".input_layernorm.weight", d);
-    lp.mla = c.is_mla();
-    if (lp.mla) {
-      lp.mla_p = add_mla(table_, pre + ".self_attn", c);
-    } else {
-      lp.gqa_p = add_gqa(table_, pre + ".self_attn", c);
-    }
-    lp.post_attn_norm = add_norm(table_, pre + ".post_attention_layernorm.weight", d);
-    lp.moe = c.is_moe_layer(l);
-    if (lp.moe) {
-      lp.moe_p = add_moe(table_, pre + ".mlp", c);
-    } else {
-      lp.mlp_p = add_mlp(table_, pre + ".mlp", d, c.intermediate_size);
-    }
-    layers_.push_back(lp);
+    layers_.push_back(add_block(table_, c_, *rope_, l));
   }
   layer_begin_.push_back(table_.total());
   final_norm_ = add_norm(table_, "model.norm.weight", d);
   lm_head_ = c.tie_word_embeddings ? embed_ : table_.add("lm_head.weight", {c.vocab_size, d});
   params_.assign(table_.total(), T(0));
   grads_.assign(table_.total(), T(0));
-  rope_ = std::make_unique<RopeTable>(c, std::min(c.max_position_embeddings, kMaxRopePositions));
 }
 
 template <typename T>
@@ -82,46 +66,6 @@ void Model<T>::init_random(uint64_t seed, double std) {
 template <typename T>
 void Model<T>::zero_grad() {
   std::fill(grads_.begin(), grads_.end(), T(0));
-}
-
-template <typename T>
-void Model<T>::block_forward(int l, const SeqLayout& layout, const ForwardOptions& opts, T* x,
-                             LayerActs<T>& la, int moe_index) const {
-  const int64_t n = layout.n_tokens();
-  const int d = c_.hidden_size;
-  const LayerP& lp = layers_[l];
-  const T* P = params_.data();
-  la.x_in.assign(x, x + n * d);
-  la.h1.resize(n * d);
-  la.rstd1.resize(n);
-  rmsnorm_forward(x, P + lp.input_norm.w, la.h1.data(), la.rstd1.data(), n, d, c_.rms_norm_eps);
-  Buf<T> y(n * d);
-  if (lp.mla) {
-    mla_forward(c_, lp.mla_p, *rope_, P, la.h1.data(), y.data(), layout, la.mla);
-  } else {
-    gqa_forward(c_, lp.gqa_p, *rope_, P, la.h1.data(), y.data(), layout, la.gqa);
-  }
-  for (int64_t i = 0; i < n * d; ++i) x[i] += y[i];
-  la.x_mid.assign(x, x + n * d);
-  la.h2.resize(n * d);
-  la.rstd2.resize(n);
-  rmsnorm_forward(x, P + lp.post_attn_norm.w, la.h2.data(), la.rstd2.data(), n, d,
-                  c_.rms_norm_eps);
-  if (lp.moe) {
-    const int32_t* forced = nullptr;
-    if (opts.replay_topk != nullptr) {
-      AHA_CHECK(moe_index < static_cast<int>(opts.replay_topk->size()), "replay_topk has ",
-                opts.replay_topk->size(), " MoE layers");
-      const auto& r = (*opts.replay_topk)[moe_index];
-      AHA_CHECK(static_cast<int64_t>(r.size()) == n * c_.num_experts_per_tok,
-                "replay_topk layer size ", r.size());
-      forced = r.data();
-    }
-    moe_forward(c_, lp.moe_p, P, la.h2.data(), y.data(), layout, la.moe, forced, false);
-  } else {
-    mlp_forward(lp.mlp_p, P, la.h2.data(), y.data(), n, la.mlp);
-  }
-  for (int64_t i = 0; i < n * d; ++i) x[i] += y[i];
 }
 
 template <typename T>
@@ -168,7 +112,17 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
   int moe_index = 0;
   for (int l = 0; l < c_.num_hidden_layers; ++l) {
     LayerActs<T>& la = acts.layers[opts.keep_activations ? l : 0];
-    block_forward(l, acts.layout, opts, x.data(), la, moe_index);
+    BlockPass pass;
+    pass.layout = &acts.layout;
+    if (layers_[l].moe && opts.replay_topk != nullptr) {
+      AHA_CHECK(moe_index < static_cast<int>(opts.replay_topk->size()), "replay_topk has ",
+                opts.replay_topk->size(), " MoE layers");
+      const auto& r = (*opts.replay_topk)[moe_index];
+      AHA_CHECK(static_cast<int64_t>(r.size()) == n * c_.num_experts_per_tok,
+                "replay_topk layer size ", r.size());
+      pass.forced_topk = r.data();
+    }
+    block_forward(c_, layers_[l], params_.data(), x.data(), la, pass);
     if (layers_[l].moe) {
       acts.aux_loss += la.moe.aux_loss;
       ++moe_index;
@@ -225,29 +179,7 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
   report(layer_begin_[c_.num_hidden_layers], table_.total());
   const double aux_coef = aux_weight * c_.aux_loss_alpha;
   for (int l = c_.num_hidden_layers - 1; l >= 0; --l) {
-    const LayerP& lp = layers_[l];
-    const LayerActs<T>& la = acts.layers[l];
-    // x_out = x_mid + ffn(norm2(x_mid)); dx holds d x_out.
-    std::fill(dh.begin(), dh.end(), T(0));
-    if (lp.moe) {
-      moe_backward(c_, lp.moe_p, P, G, la.h2.data(), dx.data(), dh.data(), acts.layout, la.moe,
-                   aux_coef);
-    } else {
-      mlp_backward(lp.mlp_p, P, G, la.h2.data(), dx.data(), dh.data(), n, la.mlp);
-    }
-    rmsnorm_backward(dh.data(), la.x_mid.data(), P + lp.post_attn_norm.w, la.rstd2.data(),
-                     dx.data(), G + lp.post_attn_norm.w, n, d);
-    // x_mid = x_in + attn(norm1(x_in))
-    std::fill(dh.begin(), dh.end(), T(0));
-    if (lp.mla) {
-      mla_backward(c_, lp.mla_p, *rope_, P, G, la.h1.data(), dx.data(), dh.data(), acts.layout,
-                   la.mla);
-    } else {
-      gqa_backward(c_, lp.gqa_p, *rope_, P, G, la.h1.data(), dx.data(), dh.data(), acts.layout,
-                   la.gqa);
-    }
-    rmsnorm_backward(dh.data(), la.x_in.data(), P + lp.input_norm.w, la.rstd1.data(), dx.data(),
-                     G + lp.input_norm.w, n, d);
+    block_backward(c_, layers_[l], P, G, acts.layers[l], acts.layout, dx.data(), aux_coef);
     report(layer_begin_[l], layer_begin_[l + 1]);
   }
   for (int64_t t = 0; t < n; ++t) {

@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "aha/policy/rope.h"
+
 namespace aha::policy {
 
 namespace {
@@ -20,10 +22,6 @@ T get_or(const Json& j, const char* key, T fallback) {
 
 void require_positive(int v, const char* key) {
   if (v <= 0) fail("[config.json] ", key, " must be positive, got ", v);
-}
-
-double yarn_mscale(double scale, double mscale) {
-  return scale <= 1.0 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
 }
 
 RopeScaling parse_rope_scaling(const Json& j) {

@@ -1,4 +1,4 @@
-// The SwiGLU MLP and DeepSeekMoE (router, expert selection, routed + shared experts, the
+// DeepSeekMoE (router, expert selection, routed + shared experts, the
 // sequence-wise balance loss), forward and backward.
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -10,66 +10,9 @@
 
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
-#include "aha/policy/blocks.h"
+#include "aha/policy/moe.h"
 
 namespace aha::policy {
-
-// ---------------------------------------------------------------------------------------------
-// MLP
-
-MlpP add_mlp(ParamTable& t, const std::string& prefix, int d_model, int inter) {
-  MlpP p;
-  p.gate_proj = add_linear(t, prefix + ".gate_proj", d_model, inter);
-  p.up_proj = add_linear(t, prefix + ".up_proj", d_model, inter);
-  p.down_proj = add_linear(t, prefix + ".down_proj", inter, d_model);
-  return p;
-}
-
-template <typename T>
-void mlp_forward(const MlpP& p, const T* params, const T* x, T* y, int64_t n, MlpActs<T>& a,
-                 bool accumulate, bool rowstable) {
-  const int d = p.gate_proj.n_in, inter = p.gate_proj.n_out;
-  const T* none = nullptr;
-  a.g.resize(n * inter);
-  a.u.resize(n * inter);
-  a.a.resize(n * inter);
-  if (rowstable) {
-    gemm_xwt_rowstable(x, params + p.gate_proj.w, none, a.g.data(), n, d, inter);
-    gemm_xwt_rowstable(x, params + p.up_proj.w, none, a.u.data(), n, d, inter);
-  } else {
-    gemm_xwt(x, params + p.gate_proj.w, none, a.g.data(), n, d, inter);
-    gemm_xwt(x, params + p.up_proj.w, none, a.u.data(), n, d, inter);
-  }
-  swiglu_forward(a.g.data(), a.u.data(), a.a.data(), n, inter);
-  if (!rowstable) {
-    gemm_xwt(a.a.data(), params + p.down_proj.w, none, y, n, inter, d, accumulate);
-    return;
-  }
-  if (!accumulate) {
-    gemm_xwt_rowstable(a.a.data(), params + p.down_proj.w, none, y, n, inter, d);
-    return;
-  }
-  Buf<T> tmp(n * d);
-  gemm_xwt_rowstable(a.a.data(), params + p.down_proj.w, none, tmp.data(), n, inter, d);
-  for (int64_t i = 0; i < n * d; ++i) y[i] += tmp[i];
-}
-
-template <typename T>
-void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
-                  int64_t n, const MlpActs<T>& a) {
-  const int d = p.gate_proj.n_in, inter = p.gate_proj.n_out;
-  Buf<T> da(n * inter, T(0)), dg(n * inter), du(n * inter);
-  gemm_dyw(dy, params + p.down_proj.w, da.data(), n, inter, d);
-  gemm_dytx(dy, a.a.data(), grads + p.down_proj.w, static_cast<T*>(nullptr), n, inter, d);
-  swiglu_backward(da.data(), a.g.data(), a.u.data(), dg.data(), du.data(), n, inter);
-  gemm_dyw(dg.data(), params + p.gate_proj.w, dx, n, d, inter);
-  gemm_dyw(du.data(), params + p.up_proj.w, dx, n, d, inter);
-  gemm_dytx(dg.data(), x, grads + p.gate_proj.w, static_cast<T*>(nullptr), n, d, inter);
-  gemm_dytx(du.data(), x, grads + p.up_proj.w, static_cast<T*>(nullptr), n, d, inter);
-}
-
-// ---------------------------------------------------------------------------------------------
-// MoE
 
 MoeP add_moe(ParamTable& t, const std::string& prefix, const ModelConfig& c) {
   MoeP p;
@@ -156,11 +99,13 @@ void moe_select(const ModelConfig& c, const double* scores, const double* bias, 
   select_impl(c, scores, bias, topk);
 }
 
+namespace {
+
+// Router scores (softmax or sigmoid of x W_gate^T), the selected experts (or the replayed ones)
+// and their combine weights, per token.
 template <typename T>
-void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
-                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
-                 bool rowstable) {
-  const int64_t n = layout.n_tokens();
+void route(const ModelConfig& c, const MoeP& p, const T* params, const T* x, int64_t n,
+           MoeActs<T>& a, const int32_t* forced_topk, bool rowstable) {
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   const bool norm = normalises<T>(c);
   const double scale = weight_scale(c);
@@ -203,7 +148,112 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
       }
     }
   });
+}
 
+// For every (token, k) slot, its row in its expert's gathered batch.
+template <typename T>
+std::vector<int32_t> expert_rows(const MoeActs<T>& a, int64_t n, int K) {
+  std::vector<int32_t> row_of(n * K);
+  for (const auto& slots : a.slots) {
+    for (size_t r = 0; r < slots.size(); ++r) row_of[slots[r]] = static_cast<int32_t>(r);
+  }
+  return row_of;
+}
+
+// Sequence-wise balance loss: mean over sequences of sum_i f_i * P_i.
+template <typename T>
+double balance_loss(const ModelConfig& c, const SeqLayout& layout, const MoeActs<T>& a) {
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok;
+  double loss = 0;
+  const size_t n_seqs = layout.seq_starts.size() - 1;
+  std::vector<double> f(E), P(E);
+  for (size_t sq = 0; sq < n_seqs; ++sq) {
+    int64_t t0 = layout.seq_starts[sq], t1 = layout.seq_starts[sq + 1];
+    if (t1 == t0) continue;
+    std::fill(f.begin(), f.end(), 0.0);
+    std::fill(P.begin(), P.end(), 0.0);
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int k = 0; k < K; ++k) f[a.topk[t * K + k]] += 1.0;
+      const T* s = a.scores.data() + t * E;
+      double z = c.scoring_func == ScoreFunc::kSigmoid ? std::accumulate(s, s + E, 0.0) : 1.0;
+      for (int e = 0; e < E; ++e) P[e] += s[e] / z;
+    }
+    double l = 0;
+    for (int e = 0; e < E; ++e) l += f[e] * E / (K * double(t1 - t0)) * P[e] / double(t1 - t0);
+    loss += l / n_seqs;
+  }
+  return loss;
+}
+
+// d loss / d router logits of token t from the gradients of its combine weights dw [K].
+template <typename T>
+void router_logit_grad(const ModelConfig& c, const T* s, const int32_t* tk, const T* dw, T* ds,
+                       T* dl) {
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const T scale = static_cast<T>(weight_scale(c));
+  std::fill(ds, ds + E, T(0));
+  if (normalises<T>(c)) {
+    T sum = 0, dot = 0;
+    for (int k = 0; k < K; ++k) sum += s[tk[k]];
+    sum += T(1e-20);
+    for (int k = 0; k < K; ++k) dot += dw[k] * s[tk[k]];
+    for (int k = 0; k < K; ++k) ds[tk[k]] += scale * (dw[k] / sum - dot / (sum * sum));
+  } else {
+    for (int k = 0; k < K; ++k) ds[tk[k]] += scale * dw[k];
+  }
+  if (c.scoring_func == ScoreFunc::kSoftmax) {
+    T dot = 0;
+    for (int e = 0; e < E; ++e) dot += ds[e] * s[e];
+    for (int e = 0; e < E; ++e) dl[e] = s[e] * (ds[e] - dot);
+  } else {
+    for (int e = 0; e < E; ++e) dl[e] = ds[e] * s[e] * (T(1) - s[e]);
+  }
+}
+
+// Adds aux_coef * d(balance loss) / d router logits into dlogits [n, E].
+template <typename T>
+void balance_loss_grad(const ModelConfig& c, const SeqLayout& layout, const MoeActs<T>& a,
+                       double aux_coef, T* dlogits) {
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok;
+  const size_t n_seqs = layout.seq_starts.size() - 1;
+  std::vector<double> f(E), g(E);
+  for (size_t sq = 0; sq < n_seqs; ++sq) {
+    int64_t t0 = layout.seq_starts[sq], t1 = layout.seq_starts[sq + 1];
+    if (t1 == t0) continue;
+    double len = double(t1 - t0);
+    std::fill(f.begin(), f.end(), 0.0);
+    for (int64_t t = t0; t < t1; ++t) {
+      for (int k = 0; k < K; ++k) f[a.topk[t * K + k]] += 1.0;
+    }
+    // g_e = dL/ds'_e where s' are the normalised scores.
+    for (int e = 0; e < E; ++e) g[e] = aux_coef / n_seqs * f[e] * E / (K * len) / len;
+    for (int64_t t = t0; t < t1; ++t) {
+      const T* s = a.scores.data() + t * E;
+      T* dl = dlogits + t * E;
+      if (c.scoring_func == ScoreFunc::kSoftmax) {
+        double dot = 0;
+        for (int e = 0; e < E; ++e) dot += g[e] * s[e];
+        for (int e = 0; e < E; ++e) dl[e] += static_cast<T>(s[e] * (g[e] - dot));
+      } else {
+        double z = std::accumulate(s, s + E, 0.0), dot = 0;
+        for (int e = 0; e < E; ++e) dot += g[e] * s[e] / z;
+        for (int e = 0; e < E; ++e) {
+          dl[e] += static_cast<T>((g[e] - dot) / z * s[e] * (1.0 - s[e]));
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
+                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
+                 bool rowstable) {
+  const int64_t n = layout.n_tokens();
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  route(c, p, params, x, n, a, forced_topk, rowstable);
   a.slots.assign(E, {});
   for (int64_t i = 0; i < n * K; ++i) a.slots[a.topk[i]].push_back(static_cast<int32_t>(i));
   a.xin.resize(E);
@@ -220,10 +270,7 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
                 false, rowstable);
   });
   // Combine in (token, k) order so the sum does not depend on scheduling.
-  std::vector<int32_t> row_of(n * K);
-  for (int e = 0; e < E; ++e) {
-    for (size_t r = 0; r < a.slots[e].size(); ++r) row_of[a.slots[e][r]] = static_cast<int32_t>(r);
-  }
+  const std::vector<int32_t> row_of = expert_rows(a, n, K);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
     for (int64_t t = r.begin(); t < r.end(); ++t) {
       T* yr = y + t * d;
@@ -237,26 +284,7 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
     }
   });
   if (p.has_shared) mlp_forward(p.shared, params, x, y, n, a.shared_acts, true, rowstable);
-
-  // Sequence-wise balance loss: mean over sequences of sum_i f_i * P_i.
-  a.aux_loss = 0;
-  const size_t n_seqs = layout.seq_starts.size() - 1;
-  std::vector<double> f(E), P(E);
-  for (size_t sq = 0; sq < n_seqs; ++sq) {
-    int64_t t0 = layout.seq_starts[sq], t1 = layout.seq_starts[sq + 1];
-    if (t1 == t0) continue;
-    std::fill(f.begin(), f.end(), 0.0);
-    std::fill(P.begin(), P.end(), 0.0);
-    for (int64_t t = t0; t < t1; ++t) {
-      for (int k = 0; k < K; ++k) f[a.topk[t * K + k]] += 1.0;
-      const T* s = a.scores.data() + t * E;
-      double z = c.scoring_func == ScoreFunc::kSigmoid ? std::accumulate(s, s + E, 0.0) : 1.0;
-      for (int e = 0; e < E; ++e) P[e] += s[e] / z;
-    }
-    double l = 0;
-    for (int e = 0; e < E; ++e) l += f[e] * E / (K * double(t1 - t0)) * P[e] / double(t1 - t0);
-    a.aux_loss += l / n_seqs;
-  }
+  a.aux_loss = balance_loss(c, layout, a);
 }
 
 template <typename T>
@@ -266,11 +294,7 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
   const int64_t n = layout.n_tokens();
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   if (p.has_shared) mlp_backward(p.shared, params, grads, x, dy, dx, n, a.shared_acts);
-
-  std::vector<int32_t> row_of(n * K);
-  for (int e = 0; e < E; ++e) {
-    for (size_t r = 0; r < a.slots[e].size(); ++r) row_of[a.slots[e][r]] = static_cast<int32_t>(r);
-  }
+  const std::vector<int32_t> row_of = expert_rows(a, n, K);
   // Each expert's gradients are its own; its input gradient goes to a private buffer.
   std::vector<Buf<T>> dxe(E);
   tbb::parallel_for(0, E, [&](int e) {
@@ -287,9 +311,7 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
     mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye.data(), dxe[e].data(), m,
                  a.expert_acts[e]);
   });
-
-  const bool norm = normalises<T>(c);
-  const double scale = weight_scale(c);
+  // Per token: the experts' input gradients into dx, the combine weights' into the router.
   Buf<T> dlogits(n * E, T(0));
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
     std::vector<T> dw(K), ds(E);
@@ -308,70 +330,16 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
         }
         dw[k] = acc;
       }
-      const T* s = a.scores.data() + t * E;
-      std::fill(ds.begin(), ds.end(), T(0));
-      if (norm) {
-        T sum = 0, dot = 0;
-        for (int k = 0; k < K; ++k) sum += s[tk[k]];
-        sum += T(1e-20);
-        for (int k = 0; k < K; ++k) dot += dw[k] * s[tk[k]];
-        for (int k = 0; k < K; ++k) {
-          ds[tk[k]] += static_cast<T>(scale) * (dw[k] / sum - dot / (sum * sum));
-        }
-      } else {
-        for (int k = 0; k < K; ++k) ds[tk[k]] += static_cast<T>(scale) * dw[k];
-      }
-      T* dl = dlogits.data() + t * E;
-      if (c.scoring_func == ScoreFunc::kSoftmax) {
-        T dot = 0;
-        for (int e = 0; e < E; ++e) dot += ds[e] * s[e];
-        for (int e = 0; e < E; ++e) dl[e] = s[e] * (ds[e] - dot);
-      } else {
-        for (int e = 0; e < E; ++e) dl[e] = ds[e] * s[e] * (T(1) - s[e]);
-      }
+      router_logit_grad(c, a.scores.data() + t * E, tk, dw.data(), ds.data(),
+                        dlogits.data() + t * E);
     }
   });
-
-  if (aux_coef != 0.0) {
-    const size_t n_seqs = layout.seq_starts.size() - 1;
-    std::vector<double> f(E);
-    for (size_t sq = 0; sq < n_seqs; ++sq) {
-      int64_t t0 = layout.seq_starts[sq], t1 = layout.seq_starts[sq + 1];
-      if (t1 == t0) continue;
-      double len = double(t1 - t0);
-      std::fill(f.begin(), f.end(), 0.0);
-      for (int64_t t = t0; t < t1; ++t) {
-        for (int k = 0; k < K; ++k) f[a.topk[t * K + k]] += 1.0;
-      }
-      for (int64_t t = t0; t < t1; ++t) {
-        const T* s = a.scores.data() + t * E;
-        T* dl = dlogits.data() + t * E;
-        // g_e = dL/ds'_e where s' are the normalised scores.
-        std::vector<double> g(E);
-        for (int e = 0; e < E; ++e) g[e] = aux_coef / n_seqs * f[e] * E / (K * len) / len;
-        if (c.scoring_func == ScoreFunc::kSoftmax) {
-          double dot = 0;
-          for (int e = 0; e < E; ++e) dot += g[e] * s[e];
-          for (int e = 0; e < E; ++e) dl[e] += static_cast<T>(s[e] * (g[e] - dot));
-        } else {
-          double z = std::accumulate(s, s + E, 0.0), dot = 0;
-          for (int e = 0; e < E; ++e) dot += g[e] * s[e] / z;
-          for (int e = 0; e < E; ++e) {
-            dl[e] += static_cast<T>((g[e] - dot) / z * s[e] * (1.0 - s[e]));
-          }
-        }
-      }
-    }
-  }
+  if (aux_coef != 0.0) balance_loss_grad(c, layout, a, aux_coef, dlogits.data());
   gemm_dyw(dlogits.data(), params + p.gate.w, dx, n, d, E);
   gemm_dytx(dlogits.data(), x, grads + p.gate.w, static_cast<T*>(nullptr), n, d, E);
 }
 
 #define AHA_INSTANTIATE_MOE(T)                                                                  \
-  template void mlp_forward<T>(const MlpP&, const T*, const T*, T*, int64_t, MlpActs<T>&, bool,  \
-                               bool);                                                           \
-  template void mlp_backward<T>(const MlpP&, const T*, T*, const T*, const T*, T*, int64_t,      \
-                                const MlpActs<T>&);                                             \
   template void moe_forward<T>(const ModelConfig&, const MoeP&, const T*, const T*, T*,          \
                                const SeqLayout&, MoeActs<T>&, const int32_t*, bool);            \
   template void moe_backward<T>(const ModelConfig&, const MoeP&, const T*, T*, const T*,         \

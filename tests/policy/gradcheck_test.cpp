@@ -6,7 +6,6 @@
 #include <functional>
 
 #include "aha/core/rng.h"
-#include "aha/policy/blocks.h"
 #include "aha/policy/model.h"
 #include "test_configs.h"
 
@@ -174,12 +173,13 @@ TEST(GradCheck, BlockInputs) {
     const LayerP& lp = m.layers().back();
     ASSERT_TRUE(lp.moe);
     const double* P = m.params().data();
-    MlaActs<double> ma;
+    ASSERT_EQ(lp.attn->kind(), AttentionKind::kMla);
+    AttnActs<double> ma;
     check_block_input(
         n, c.hidden_size,
-        [&](const double* x, double* y) { mla_forward(c, lp.mla_p, m.rope(), P, x, y, layout, ma); },
+        [&](const double* x, double* y) { lp.attn->forward(P, x, y, layout, ma); },
         [&](const double* x, const double* dy, double* dx) {
-          mla_backward(c, lp.mla_p, m.rope(), P, m.grads().data(), x, dy, dx, layout, ma);
+          lp.attn->backward(P, m.grads().data(), x, dy, dx, layout, ma);
         },
         std::string("mla dx ") + c.type_name());
     MoeActs<double> moe;
@@ -191,21 +191,24 @@ TEST(GradCheck, BlockInputs) {
         },
         std::string("moe dx ") + c.type_name());
   }
-  ModelConfig c = ModelConfig::from_json(testing::tiny_qwen2_json());
-  Model<double> m(c);
-  m.init_random(4, 0.3);
-  const LayerP& lp = m.layers()[0];
-  GqaActs<double> ga;
-  check_block_input(
-      n, c.hidden_size,
-      [&](const double* x, double* y) {
-        gqa_forward(c, lp.gqa_p, m.rope(), m.params().data(), x, y, layout, ga);
-      },
-      [&](const double* x, const double* dy, double* dx) {
-        gqa_backward(c, lp.gqa_p, m.rope(), m.params().data(), m.grads().data(), x, dy, dx,
-                     layout, ga);
-      },
-      "gqa dx");
+  Json sliding = testing::tiny_qwen2_json();
+  sliding["use_sliding_window"] = true;
+  sliding["sliding_window"] = 3;
+  sliding["max_window_layers"] = 0;
+  for (const Json& j : {testing::tiny_qwen2_json(), sliding}) {
+    ModelConfig c = ModelConfig::from_json(j);
+    Model<double> m(c);
+    m.init_random(4, 0.3);
+    const LayerP& lp = m.layers()[0];
+    AttnActs<double> ga;
+    check_block_input(
+        n, c.hidden_size,
+        [&](const double* x, double* y) { lp.attn->forward(m.params().data(), x, y, layout, ga); },
+        [&](const double* x, const double* dy, double* dx) {
+          lp.attn->backward(m.params().data(), m.grads().data(), x, dy, dx, layout, ga);
+        },
+        std::string(attention_kind_name(lp.attn->kind())) + " dx");
+  }
 }
 
 // The forward options a model-level check exercises: each changes the function differentiated.

@@ -1,5 +1,5 @@
-// The decoder: embedding, N blocks (attention: MLA or GQA; FFN: SwiGLU or DeepSeekMoE), final
-// RMSNorm and LM head, over packed variable-length sequences, with a hand-written backward.
+// The decoder: embedding, a stack of blocks (block.h: attention of any kind, then SwiGLU or
+// DeepSeekMoE), final RMSNorm and LM head, over packed variable-length sequences, with a hand-written backward.
 // Model<float> is the production model; Model<double> is the same code used by the
 // finite-difference gradient checks.
 #pragma once
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "aha/policy/blocks.h"
+#include "aha/policy/block.h"
 #include "aha/policy/model_config.h"
 #include "aha/policy/params.h"
 
@@ -37,16 +37,6 @@ struct ForwardOptions {
 };
 
 template <typename T>
-struct LayerActs {
-  Buf<T> x_in, h1, rstd1;   // block input, normed, 1/rms  [n, d], [n, d], [n]
-  Buf<T> x_mid, h2, rstd2;  // after attention residual
-  MlaActs<T> mla;
-  GqaActs<T> gqa;
-  MlpActs<T> mlp;
-  MoeActs<T> moe;
-};
-
-template <typename T>
 struct Activations {
   SeqLayout layout;
   std::vector<int32_t> tokens, targets;  // targets[t] = next token in the sequence or -1
@@ -57,16 +47,6 @@ struct Activations {
   double aux_loss = 0;  // sum over MoE layers of the balance loss (unweighted)
   double temperature = 1.0;
   KeptSets kept;    // the forward's ForwardOptions::kept_ids (empty: none)
-};
-
-// Per-layer block parameters (offsets into the parameter block).
-struct LayerP {
-  NormP input_norm, post_attn_norm;
-  bool mla = false, moe = false;
-  MlaP mla_p;
-  GqaP gqa_p;
-  MlpP mlp_p;
-  MoeP moe_p;
 };
 
 // Parameters and gradients are each one contiguous block (see ParamTable). forward() is
@@ -122,9 +102,6 @@ class Model {
   void update_routing_bias(const std::vector<std::vector<int64_t>>& loads, double gamma);
 
  private:
-  void block_forward(int l, const SeqLayout& layout, const ForwardOptions& opts, T* x,
-                     LayerActs<T>& la, int moe_index) const;
-
   ModelConfig c_;
   ParamTable table_;
   std::vector<T> params_, grads_;
@@ -132,7 +109,7 @@ class Model {
   NormP final_norm_;
   std::vector<LayerP> layers_;
   std::vector<size_t> layer_begin_;  // first parameter offset of each layer, then of the final norm
-  std::unique_ptr<RopeTable> rope_;
+  std::unique_ptr<RopeTable> rope_;  // before layers_ is filled: the attention kinds refer to it
 };
 
 // Largest position the RoPE table covers (min of max_position_embeddings and this cap).

@@ -1,9 +1,9 @@
 // The decode path of the policy. Prompts are prefilled with the training-path kernels; then
-// every live sequence advances one token per step, all together as one batch. For MLA the cache
-// holds only the normalised latent and the rotated shared key (kv_lora_rank + qk_rope_head_dim
-// floats per token per layer): W_UK is folded into the query and W_UV into the output
-// ("absorbed" attention). The naive path rebuilds full keys and values from the latent and is
-// kept as the test oracle and the benchmark baseline.
+// every live sequence advances one token per step, all together as one batch. What a cache row
+// holds is the attention kind's choice (policy/attention.h): for MLA only the normalised latent
+// and the rotated shared key, with W_UK folded into the query and W_UV into the output
+// ("absorbed"); the naive MLA path rebuilds full keys and values from the latent and is kept as
+// the test oracle and the benchmark baseline.
 // Thread-safe: const methods on a shared Decoder may run concurrently with distinct caches.
 #pragma once
 
@@ -14,7 +14,7 @@
 
 namespace aha::rollout {
 
-// One sequence's cache: per layer, `len` rows of floats_per_row() values.
+// One sequence's cache: per layer, `len` rows of that layer's cache width.
 struct SeqCache {
   std::vector<std::vector<float>> rows;  // [n_layers][len * row width]
   int64_t len = 0;
@@ -30,8 +30,9 @@ class Decoder {
   Decoder& operator=(const Decoder&) = delete;
 
   const policy::Model<float>& model() const { return model_; }
-  // Cache floats per token per layer (MLA: kv_lora_rank + rope dim; GQA: 2 * kv heads * dim).
-  int64_t row_width() const { return row_width_; }
+  // Cache floats per token of the first layer (MLA: kv_lora_rank + rope dim; GQA: 2 * kv heads
+  // * dim).
+  int64_t row_width() const;
   int64_t cache_bytes_per_token() const;
   // What a cache of full keys and values would need, for comparison.
   int64_t full_kv_bytes_per_token() const;
@@ -45,14 +46,14 @@ class Decoder {
               std::vector<float>& logits, Routing* routing = nullptr) const;
 
  private:
-  void mla_decode(int layer, const float* h, float* y, const std::vector<SeqCache*>& caches,
-                  const std::vector<int32_t>& positions) const;
-  void gqa_decode(int layer, const float* h, float* y, const std::vector<SeqCache*>& caches,
-                  const std::vector<int32_t>& positions) const;
+  void embed(const int32_t* tokens, int64_t n, float* x) const;
+  // Final norm and LM head of n rows of x into logits [n, vocab] (batch-invariant GEMM).
+  void head(const float* x, int64_t n, std::vector<float>& logits) const;
 
   const policy::Model<float>& model_;
   bool absorbed_;
-  int64_t row_width_;
+  std::vector<int64_t> cache_width_;  // per layer
+  int64_t full_kv_width_ = 0;         // summed over layers
 };
 
 }  // namespace aha::rollout

@@ -1,0 +1,104 @@
+// Attention kinds behind one interface. A decoder block holds one Attention per layer and never
+// asks which kind it is: the training forward/backward, the prefill's cache rows and the
+// one-token decode over the caches are all methods of the kind. Kinds today: GQA/MHA
+// (Llama/Qwen2), MLA (DeepSeek-V2/V3: full keys rebuilt from the latent for training, absorbed
+// or naive decode over the latent cache) and sliding-window GQA (Qwen2's use_sliding_window).
+// docs/architecture.md says how to add one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "aha/policy/model_config.h"
+#include "aha/policy/params.h"
+#include "aha/policy/rope.h"
+#include "aha/policy/seq_layout.h"
+
+namespace aha::policy {
+
+// ---- The kernel: softmax attention over packed sequences (training/scoring path) ----
+// q [n, n_heads, qk_dim], k [n, n_kv_heads, qk_dim], v [n, n_kv_heads, v_dim] (each row of a
+// token contiguous), out [n, n_heads, v_dim], lse [n_heads, n] (saved for backward).
+// Attention never crosses a sequence boundary and is causal; a kind may narrow it further:
+struct AttnShape {
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int qk_dim = 0;
+  int v_dim = 0;
+  double scale = 1.0;
+  // > 0: query i sees only keys j with i - window < j <= i (positions within its sequence).
+  int64_t window = 0;
+  // Sparse kinds: per packed query token, the ascending in-sequence key positions it may see
+  // (each <= its own position; an empty list: all causal keys). nullptr: none.
+  const std::vector<std::vector<int32_t>>* selected = nullptr;
+};
+template <typename T>
+void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse,
+                       const std::vector<int64_t>& seq_starts, const AttnShape& s);
+// dq, dk, dv are written (not accumulated): they are fresh buffers in every caller.
+template <typename T>
+void attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* out,
+                        const T* lse, T* dq, T* dk, T* dv, const std::vector<int64_t>& seq_starts,
+                        const AttnShape& s);
+
+// ---- Kinds ----
+enum class AttentionKind { kGqa, kMla, kSlidingWindow };
+const char* attention_kind_name(AttentionKind kind);
+
+// What a kind's forward keeps for its backward and for the prefill's cache rows: buffers the
+// kind lays out itself (each kind names its slots), so a new kind adds no fields here.
+template <typename T>
+struct AttnActs {
+  std::vector<Buf<T>> buf;
+  Buf<T>& operator[](size_t i) { return buf[i]; }
+  const Buf<T>& operator[](size_t i) const { return buf[i]; }
+};
+
+// One decode step of one layer: every sequence b advances by one token at positions[b], which
+// is also the number of tokens already in its cache.
+struct DecodeStep {
+  std::vector<std::vector<float>*> rows;  // per sequence: this layer's cache, appended to
+  const int32_t* positions = nullptr;
+  bool absorbed = true;  // MLA: absorbed attention over the latent (false: the naive oracle)
+};
+
+// One layer's attention. Parameters live in the model's block (offsets); the object holds the
+// offsets and references to the model's config and RoPE table, so it lives inside the Model.
+// Thread-safe: every method is const.
+class Attention {
+ public:
+  virtual ~Attention() = default;
+  virtual AttentionKind kind() const = 0;
+
+  // y = attention(x) over a packed batch, x and y [n, d_model]; a keeps what backward needs.
+  virtual void forward(const float* P, const float* x, float* y, const SeqLayout& layout,
+                       AttnActs<float>& a) const = 0;
+  virtual void forward(const double* P, const double* x, double* y, const SeqLayout& layout,
+                       AttnActs<double>& a) const = 0;
+  // Adds d/dx into dx and the parameter gradients into G.
+  virtual void backward(const float* P, float* G, const float* x, const float* dy, float* dx,
+                        const SeqLayout& layout, const AttnActs<float>& a) const = 0;
+  virtual void backward(const double* P, double* G, const double* x, const double* dy,
+                        double* dx, const SeqLayout& layout, const AttnActs<double>& a) const = 0;
+
+  // Floats the decode cache holds per token, and what full keys and values would need.
+  virtual int64_t cache_width() const = 0;
+  virtual int64_t full_kv_width() const { return cache_width(); }
+  // The cache rows [n, cache_width()] of the n tokens of the forward that filled `a` (prefill).
+  virtual void cache_rows(const AttnActs<float>& a, int64_t n, float* rows) const = 0;
+  // y [B, d_model] for the B new tokens h [B, d_model]; appends their rows to step.rows. Every
+  // step is per row, so a token's output does not depend on the rest of the batch.
+  virtual void decode(const float* P, const float* h, float* y, const DecodeStep& step) const = 0;
+};
+
+// The kind of layer `layer` under config c (sliding-window layers per use_sliding_window,
+// sliding_window and max_window_layers, or an explicit layer_types list).
+AttentionKind attention_kind(const ModelConfig& c, int layer);
+// Registers layer `layer`'s attention tensors under `prefix` (HF names) and returns the kind.
+// c and rope must outlive the result.
+std::unique_ptr<Attention> make_attention(ParamTable& t, const std::string& prefix,
+                                          const ModelConfig& c, const RopeTable& rope, int layer);
+
+}  // namespace aha::policy

@@ -1,0 +1,33 @@
+// The dense SwiGLU MLP (Llama/Qwen2 and DeepSeek's dense layers and experts), forward and
+// backward. Backward adds into dx and into the gradient block.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "aha/policy/params.h"
+#include "aha/policy/seq_layout.h"
+
+namespace aha::policy {
+
+// ---- SwiGLU MLP: y = down(silu(gate(x)) * up(x)) ----
+struct MlpP {
+  LinearP gate_proj, up_proj, down_proj;
+};
+MlpP add_mlp(ParamTable& t, const std::string& prefix, int d_model, int inter);
+
+template <typename T>
+struct MlpActs {
+  Buf<T> g, u, a;  // [n, inter]
+};
+
+// y is written, or added to when accumulate is set. rowstable: use the batch-invariant GEMM
+// (decode path), so a token's output does not depend on the other tokens in the batch.
+template <typename T>
+void mlp_forward(const MlpP& p, const T* params, const T* x, T* y, int64_t n, MlpActs<T>& a,
+                 bool accumulate = false, bool rowstable = false);
+template <typename T>
+void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
+                  int64_t n, const MlpActs<T>& a);
+
+}  // namespace aha::policy

@@ -1,0 +1,52 @@
+// DeepSeekMoE: router, expert selection (greedy, group-limited, noaux_tc), routed and shared
+// experts, the sequence-wise balance loss; forward and backward.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aha/policy/mlp.h"
+#include "aha/policy/model_config.h"
+
+namespace aha::policy {
+
+struct MoeP {
+  LinearP gate;               // router [n_routed_experts, d_model], no bias
+  size_t e_bias = kNoParam;   // e_score_correction_bias [n_routed_experts] (noaux_tc only)
+  std::vector<MlpP> experts;  // routed experts
+  bool has_shared = false;
+  MlpP shared;                // shared experts fused into one MLP (as in HF checkpoints)
+};
+MoeP add_moe(ParamTable& t, const std::string& prefix, const ModelConfig& c);
+
+template <typename T>
+struct MoeActs {
+  Buf<T> scores;                               // [n, E] softmax or sigmoid of router logits
+  std::vector<int32_t> topk;                   // [n, K] selected experts
+  Buf<T> weights;                              // [n, K] combine weights
+  std::vector<std::vector<int32_t>> slots;     // per expert: t * K + k of its tokens, ascending
+  std::vector<Buf<T>> xin, out;                // per expert: gathered inputs, outputs [m_e, d]
+  std::vector<MlpActs<T>> expert_acts;
+  MlpActs<T> shared_acts;
+  double aux_loss = 0;                         // sequence-wise balance loss (unweighted)
+};
+
+// forced_topk: replay the selection recorded at sampling ([n, K]) instead of routing afresh
+// (nullptr: route every token afresh); a token whose first entry is -1 is routed afresh.
+// rowstable: the batch-invariant kernels of the decode path.
+template <typename T>
+void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
+                 const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
+                 bool rowstable);
+// aux_coef: weight of the balance loss in the objective being differentiated (0: ignore it).
+template <typename T>
+void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads, const T* x,
+                  const T* dy, T* dx, const SeqLayout& layout, const MoeActs<T>& a,
+                  double aux_coef);
+
+// Expert selection for one token from its scores (exposed for tests and the decode path).
+void moe_select(const ModelConfig& c, const float* scores, const float* bias, int32_t* topk);
+void moe_select(const ModelConfig& c, const double* scores, const double* bias, int32_t* topk);
+
+}  // namespace aha::policy
