@@ -10,12 +10,13 @@
 #include "aha/policy/tokenizer.h"
 #include "commands.h"
 #include "options.h"
+#include "save_format.h"
 
 namespace aha::cli {
 
 int cmd_init(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
-  std::string config, preset, out, tokenizer, dtype;
+  std::string config, preset, out, tokenizer, dtype, fp8_block, fp8_scale_fmt;
   uint64_t seed = 0;
   double init_std = 0.02;
   desc.add_options()
@@ -25,7 +26,9 @@ int cmd_init(const Args& args) {
       ("seed", po::value(&seed)->default_value(0), "initialisation seed")
       ("std", po::value(&init_std)->default_value(0.02, "0.02"), "std of the normal init")
       ("tokenizer", po::value(&tokenizer), "directory (or tokenizer.json) to copy along")
-      ("dtype", po::value(&dtype)->default_value("F32"), "stored dtype: F32 | BF16 | F16");
+      ("dtype", po::value(&dtype)->default_value("F32"), kDtypeHelp)
+      ("fp8-block", po::value(&fp8_block), kFp8BlockHelp)
+      ("fp8-scale-fmt", po::value(&fp8_scale_fmt), kFp8ScaleHelp);
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha init (--config CFG.json | --preset NAME) --out DIR [--seed N]")) {
@@ -46,13 +49,9 @@ int cmd_init(const Args& args) {
     fail("the tokenizer has ", tok->vocab_size(), " ids but the model's vocab_size is ",
          cfg.vocab_size);
   }
+  policy::SaveOptions opts = save_options_for(dtype, fp8_block, fp8_scale_fmt, j);
   policy::Model<float> model(cfg);
   model.init_random(seed, init_std);
-  policy::SaveOptions opts;
-  opts.dtype = dtype_from_name(dtype);
-  if (opts.dtype != DType::kF32 && opts.dtype != DType::kBF16 && opts.dtype != DType::kF16) {
-    fail("--dtype must be F32, BF16 or F16");
-  }
   if (!tokenizer.empty()) {
     namespace fs = std::filesystem;
     opts.copy_tokenizer_from = fs::is_directory(tokenizer)

@@ -14,6 +14,8 @@ int cmd_reward(const Args& args);
 // `aha bench reward` (dispatched by cmd_bench): math checks/s and code executions/s.
 int bench_reward(const Args& args);
 int cmd_init(const Args& args);
+// `aha convert`: a checkpoint rewritten in another dtype (FP8 included).
+int cmd_convert(const Args& args);
 int cmd_score(const Args& args);
 int cmd_bench(const Args& args);
 int cmd_generate(const Args& args);

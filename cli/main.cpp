@@ -26,6 +26,7 @@ constexpr Command kCommands[] = {
     {"version", aha::cli::cmd_version, "print the aha version"},
     {"reward", aha::cli::cmd_reward, "score completions with math/code/format/plugin rewards"},
     {"init", aha::cli::cmd_init, "write a random-initialised checkpoint from a config.json"},
+    {"convert", aha::cli::cmd_convert, "rewrite a checkpoint as F32/BF16/F16 or FP8 (DeepSeek-V3)"},
     {"score", aha::cli::cmd_score, "per-token logprobs of given sequences (JSONL in/out)"},
     {"generate", aha::cli::cmd_generate, "grouped completions with logprobs (JSONL in/out)"},
     {"train", aha::cli::cmd_train, "GRPO training from a JSON config (--set overrides)"},

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "aha/core/error.h"
+#include "aha/core/fp8.h"
 
 namespace aha {
 
@@ -16,6 +17,7 @@ size_t dtype_size(DType t) {
     case DType::kI64: return 8;
     case DType::kI32: return 4;
     case DType::kU8: return 1;
+    case DType::kF8E4M3: return 1;
   }
   return 0;
 }
@@ -29,6 +31,7 @@ const char* dtype_name(DType t) {
     case DType::kI64: return "I64";
     case DType::kI32: return "I32";
     case DType::kU8: return "U8";
+    case DType::kF8E4M3: return "F8_E4M3";
   }
   return "?";
 }
@@ -41,7 +44,8 @@ DType dtype_from_name(const std::string& name) {
   if (name == "I64") return DType::kI64;
   if (name == "I32") return DType::kI32;
   if (name == "U8") return DType::kU8;
-  fail("unsupported dtype '", name, "' (aha reads F32, F16, BF16, F64, I64, I32, U8)");
+  if (name == "F8_E4M3") return DType::kF8E4M3;
+  fail("unsupported dtype '", name, "' (aha reads F32, F16, BF16, F64, I64, I32, U8, F8_E4M3)");
 }
 
 float f16_to_float(uint16_t h) {
@@ -118,6 +122,9 @@ void convert_to(DType t, const uint8_t* src, size_t n, T* dst) {
       return;
     case DType::kU8:
       for (size_t i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+      return;
+    case DType::kF8E4M3:
+      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<T>(e4m3_to_float(src[i]));
       return;
   }
 }

@@ -164,6 +164,11 @@ const TensorInfo& TensorArchive::info(const std::string& name) const {
   return it->second->tensors().at(name);
 }
 
+const uint8_t* TensorArchive::data(const std::string& name) const {
+  const TensorInfo& ti = info(name);
+  return where_.at(name)->data(ti);
+}
+
 std::vector<std::string> TensorArchive::names() const {
   std::vector<std::string> out;
   for (const auto& [name, file] : where_) out.push_back(name);
@@ -197,6 +202,10 @@ size_t stored_bytes(const TensorToWrite& t) {
 void append_converted(const TensorToWrite& t, std::string& out) {
   size_t n = 1;
   for (int64_t d : t.shape) n *= static_cast<size_t>(d);
+  if (t.src_dtype == t.dtype) {  // already encoded (e.g. FP8 codes): copied as they are
+    out.append(static_cast<const char*>(t.data), n * dtype_size(t.dtype));
+    return;
+  }
   AHA_CHECK(t.src_dtype == DType::kF32 || t.src_dtype == DType::kF64, t.name);
   auto value = [&](size_t i) -> double {
     return t.src_dtype == DType::kF32 ? static_cast<const float*>(t.data)[i]

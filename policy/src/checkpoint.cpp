@@ -4,22 +4,70 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
+#include <deque>
 #include <filesystem>
 #include <random>
 
 #include "aha/core/error.h"
+#include "aha/core/fp8.h"
+#include "aha/policy/quantization.h"
 
 namespace aha::policy {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// An F8_E4M3 tensor: codes times its block scales (`name`_scale_inv), into w.
+template <typename T>
+void load_fp8(const TensorArchive& archive, const ParamEntry& e,
+              const std::optional<Fp8BlockFormat>& format, T* w) {
+  const TensorInfo& ti = archive.info(e.name);
+  if (!format) {
+    fail("[load] ", e.name, " is F8_E4M3 but config.json has no quantization_config ",
+         "(quant_method \"fp8\" with weight_block_size)");
+  }
+  if (ti.shape != e.shape) {
+    fail("[load] ", e.name, " has shape ", shape_str(ti.shape), ", the model expects ",
+         shape_str(e.shape));
+  }
+  if (e.shape.size() != 2) fail("[load] ", e.name, " is F8_E4M3 but not a matrix");
+  const std::string scale = fp8_scale_name(e.name);
+  if (!archive.contains(scale)) {
+    fail("[load] ", e.name, " is F8_E4M3 but its block scales ", scale, " are missing");
+  }
+  const TensorInfo& si = archive.info(scale);
+  if (si.dtype != DType::kF32 && si.dtype != DType::kBF16 && si.dtype != DType::kF16) {
+    fail("[load] ", scale, " is ", dtype_name(si.dtype), ", expected F32");
+  }
+  const int64_t n = e.shape[0], k = e.shape[1];
+  const std::vector<int64_t> want = {fp8_scale_rows(n, *format), fp8_scale_cols(k, *format)};
+  if (si.shape != want) {
+    fail("[load] ", scale, " has shape ", shape_str(si.shape), ", expected ", shape_str(want),
+         " for ", e.name, " ", shape_str(e.shape), " in blocks of [", format->block_n, ", ",
+         format->block_k, "] (quantization_config.weight_block_size)");
+  }
+  std::vector<float> scales(static_cast<size_t>(want[0] * want[1]));
+  archive.read<float>(scale, want, scales.data());
+  fp8_dequantize<T>(archive.data(e.name), scales.data(), n, k, *format, w);
+}
+
+}  // namespace
+
 template <typename T>
 void load_weights(Model<T>& model, const TensorArchive& archive) {
+  const std::optional<Fp8BlockFormat> format = fp8_format_of(model.config().raw);
   size_t used = 0;
   for (const ParamEntry& e : model.table().entries()) {
     T* w = model.params().data() + e.offset;
-    archive.read<T>(e.name, e.shape, w);
+    if (archive.info(e.name).dtype == DType::kF8E4M3) {
+      load_fp8(archive, e, format, w);
+      ++used;  // its scales
+    } else {
+      archive.read<T>(e.name, e.shape, w);
+    }
     // A NaN or Inf weight makes every logprob NaN downstream, silently: refuse it here.
     for (size_t i = 0; i < e.numel; ++i) {
       if (!std::isfinite(w[i])) {
@@ -47,8 +95,11 @@ std::unique_ptr<Model<T>> load_model(const std::string& dir) {
     fail(cfg.string(), ": ", e.what());
   }
   auto model = std::make_unique<Model<T>>(c);
+  const auto start = std::chrono::steady_clock::now();
   TensorArchive archive(dir);
   load_weights(*model, archive);
+  spdlog::debug("loaded the weights of {} in {:.3f} s", dir,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return model;
 }
 
@@ -105,7 +156,14 @@ int sweep_partial_writes(const std::string& dir) {
 template <typename T>
 void save_model(const Model<T>& model, const std::string& dir, const SaveOptions& opts) {
   const ModelConfig& c = model.config();
+  if (opts.fp8 && (opts.fp8->block_n <= 0 || opts.fp8->block_k <= 0)) {
+    fail("[save_model] FP8 block size [", opts.fp8->block_n, ", ", opts.fp8->block_k,
+         "] must be positive");
+  }
   std::vector<TensorToWrite> tensors;
+  // FP8 codes and scales, alive until written (a deque never moves its elements).
+  std::deque<std::vector<uint8_t>> codes;
+  std::deque<std::vector<float>> scales;
   for (const ParamEntry& e : model.table().entries()) {
     TensorToWrite t;
     t.name = e.name;
@@ -114,11 +172,29 @@ void save_model(const Model<T>& model, const std::string& dir, const SaveOptions
     t.src_dtype = sizeof(T) == 8 ? DType::kF64 : DType::kF32;
     // The routing bias steers selection at fine resolution: it stays fp32 like in V3 releases.
     t.dtype = e.trainable ? opts.dtype : DType::kF32;
+    if (opts.fp8 && e.trainable && is_fp8_weight(e.name, e.shape)) {
+      const int64_t n = e.shape[0], k = e.shape[1];
+      const std::vector<int64_t> sshape = {fp8_scale_rows(n, *opts.fp8),
+                                           fp8_scale_cols(k, *opts.fp8)};
+      std::vector<uint8_t>& q = codes.emplace_back(e.numel);
+      std::vector<float>& s = scales.emplace_back(static_cast<size_t>(sshape[0] * sshape[1]));
+      try {
+        fp8_quantize<T>(model.params().data() + e.offset, n, k, *opts.fp8, q.data(), s.data());
+      } catch (const Error& err) {
+        fail("[save_model] ", e.name, ": ", err.what());
+      }
+      t.data = q.data();
+      t.src_dtype = t.dtype = DType::kF8E4M3;
+      tensors.push_back(t);
+      tensors.push_back({fp8_scale_name(e.name), sshape, s.data(), DType::kF32, DType::kF32});
+      continue;
+    }
     tensors.push_back(t);
   }
   write_dir_atomic(dir, [&](const std::string& tmp) {
     write_checkpoint_tensors(tmp, tensors, opts.max_shard_bytes);
     Json cfg = c.to_json();
+    set_quantization_config(cfg, opts.fp8);
     cfg["torch_dtype"] = opts.dtype == DType::kBF16  ? "bfloat16"
                          : opts.dtype == DType::kF16 ? "float16"
                                                      : "float32";

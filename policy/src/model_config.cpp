@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "aha/policy/quantization.h"
 #include "aha/policy/rope.h"
 
 namespace aha::policy {
@@ -70,6 +71,7 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   if (!j.is_object()) fail("[config.json] expected a JSON object");
   ModelConfig c;
   c.raw = j;
+  fp8_format_of(j);  // an unknown quantization_config fails here, not at the first weight
   std::string type = get_or<std::string>(j, "model_type", "");
   if (type == "deepseek_v2") {
     c.model_type = ModelType::kDeepseekV2;

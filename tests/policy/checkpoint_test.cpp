@@ -10,18 +10,15 @@
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/optimizer.h"
 #include "aha/policy/presets.h"
+#include "checkpoint_helpers.h"
 #include "test_configs.h"
 
 namespace aha::policy {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("aha_ck_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
+using testing::expect_error;
+using testing::temp_dir;
 
 TEST(Checkpoint, SaveLoadIsBitExact) {
   for (const Json& j : {testing::tiny_v3_json(), testing::tiny_v2_json(),
@@ -63,15 +60,6 @@ TEST(Checkpoint, PresetSizes) {
   EXPECT_NEAR(Model<float>(ModelConfig::from_json(preset_config("tiny"))).n_params(), 1e6, 3e5);
   EXPECT_NEAR(Model<float>(ModelConfig::from_json(preset_config("small"))).n_params(), 1e7, 3e6);
   EXPECT_THROW(preset_config("huge"), Error);
-}
-
-void expect_error(const std::function<void()>& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "no error, expected one containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
-  }
 }
 
 TEST(Checkpoint, BadConfigsAreClearErrors) {

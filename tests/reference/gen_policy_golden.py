@@ -58,20 +58,24 @@ CONFIGS = {
 
 
 def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, t in tensors.items():
-        data = t.detach().to(torch.float32).contiguous().numpy().tobytes()
-        header[name] = {"dtype": "F32", "shape": list(t.shape),
+    write_entries(path, {name: ("F32", t.shape, t.detach().to(torch.float32).contiguous()
+                                .numpy().tobytes()) for name, t in tensors.items()})
+
+
+def write_entries(path, entries):
+    """entries: name -> (safetensors dtype, shape, bytes as stored)."""
+    header, offset = {}, 0
+    for name, (dtype, shape, data) in entries.items():
+        header[name] = {"dtype": dtype, "shape": list(shape),
                         "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
         offset += len(data)
     head = json.dumps(header).encode()
     head += b" " * ((8 - len(head) % 8) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(head)))
         f.write(head)
-        for b in blobs:
-            f.write(b)
+        for _, _, data in entries.values():
+            f.write(data)
 
 
 def is_mla(c):

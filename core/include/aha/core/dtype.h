@@ -8,7 +8,8 @@
 
 namespace aha {
 
-enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kU8 };
+// kF8E4M3 ("F8_E4M3"): FP8 E4M3FN codes (aha/core/fp8.h); convert_to decodes them unscaled.
+enum class DType { kF32, kF16, kBF16, kF64, kI64, kI32, kU8, kF8E4M3 };
 
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // safetensors spelling: "F32", "BF16", ...

@@ -52,6 +52,8 @@ class TensorArchive {
   bool contains(const std::string& name) const { return where_.count(name) != 0; }
   const TensorInfo& info(const std::string& name) const;
   std::vector<std::string> names() const;
+  // The tensor's stored bytes (little-endian, possibly unaligned), e.g. FP8 codes.
+  const uint8_t* data(const std::string& name) const;
   // Converts the tensor into dst, checking that its shape equals `shape`.
   template <typename T>
   void read(const std::string& name, const std::vector<int64_t>& shape, T* dst) const;
@@ -63,7 +65,7 @@ class TensorArchive {
 };
 
 // A tensor to write: `data` holds numel elements of `src_dtype` (F32 or F64) that are stored
-// as `dtype` (F32, F16, BF16).
+// as `dtype` (F32, F16, BF16), or of any dtype equal to `dtype`, stored as they are.
 struct TensorToWrite {
   std::string name;
   std::vector<int64_t> shape;

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "aha/core/dtype.h"
+#include "aha/core/fp8.h"
 #include "aha/core/safetensors.h"
 #include "aha/policy/model.h"
 
@@ -14,6 +16,8 @@ namespace aha::policy {
 
 // Reads config.json and the weights of `dir`. Missing tensors or wrong shapes throw aha::Error;
 // tensors the model does not use (e.g. multi-token-prediction layers) are skipped with a warning.
+// F8_E4M3 tensors are dequantized at load with their `*_scale_inv` block scales and the block
+// size of config.json's quantization_config.
 template <typename T>
 std::unique_ptr<Model<T>> load_model(const std::string& dir);
 
@@ -21,7 +25,11 @@ template <typename T>
 void load_weights(Model<T>& model, const TensorArchive& archive);
 
 struct SaveOptions {
-  DType dtype = DType::kF32;      // F32, BF16 or F16
+  DType dtype = DType::kF32;      // F32, BF16 or F16 (with fp8: of the tensors not in FP8)
+  // Set: linear weights (is_fp8_weight) are stored as F8_E4M3 with F32 `*.weight_scale_inv`
+  // block scales, and config.json gets the matching quantization_config (DeepSeek-V3 layout).
+  // Unset: config.json carries no quantization_config.
+  std::optional<Fp8BlockFormat> fp8;
   size_t max_shard_bytes = 0;     // 0: one model.safetensors
   std::string copy_tokenizer_from;  // a directory whose tokenizer files are copied along
 };
