@@ -422,7 +422,7 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     m["tokens_per_s"] = m["tokens"].get<double>() / dt;
     m["step_time_s"] = dt;
-    if (run.db) run.db->write_step(run.step, m, {});
+    if (run.db) run.db->write_step(run.step, m, {}, false);
     if (stop_requested_all()) stop_at = run.step;  // Ctrl-C: save this step and pause
     if (on_step && dist::rank() == 0) on_step(DistillReport{run.step, cfg.steps, m});
     if (run.step == stop_at || (cfg.save_every > 0 && run.step % cfg.save_every == 0))

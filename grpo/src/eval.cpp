@@ -39,7 +39,7 @@ bool warn_on_template_change(const std::string& model_dir, const std::string& te
 
 Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& tok,
                     const std::vector<datasets::Example>& problems, const EvalOptions& o,
-                    std::vector<runlog::RolloutRow>* out_rows) {
+                    std::vector<Rollout>* out_rows) {
   if (o.n < 1) fail("--n must be >= 1");
   if (problems.empty()) fail("evaluation: no problems");
   auto templ = datasets::PromptTemplate::from_config(o.templ);
@@ -75,7 +75,7 @@ Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& 
   std::vector<int> correct(problems.size(), 0);
   std::map<std::string, double> sums;
   double len_sum = 0, truncated = 0;
-  std::vector<runlog::RolloutRow> rows;
+  std::vector<Rollout> rows;
   for (size_t i = 0; i < comps.size(); ++i) {
     auto it = scored[i].rewards.find(acc);
     const int ok = it != scored[i].rewards.end() && it->second > 0.5;
@@ -83,13 +83,13 @@ Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& 
     for (const auto& [label, v] : scored[i].rewards) sums[label] += v;
     len_sum += double(comps[i].ids.size());
     truncated += comps[i].finish_reason == "length";
-    runlog::RolloutRow row;
+    Rollout row;
     row.prompt_id = problems[comps[i].prompt_index].id;
-    row.group_index = comps[i].prompt_index;
+    row.group = comps[i].prompt_index;
     row.sample_index = comps[i].sample_index;
-    row.prompt = prompts[comps[i].prompt_index];
-    row.completion = texts[i];
-    row.n_tokens = static_cast<int64_t>(comps[i].ids.size());
+    row.prompt_text = prompts[comps[i].prompt_index];
+    row.completion_text = texts[i];
+    row.completion_ids = comps[i].ids;
     row.finish_reason = comps[i].finish_reason;
     row.reward = scored[i].reward;
     row.correct = ok;
@@ -130,14 +130,14 @@ Json evaluate(const EvalOptions& o) {
   auto model = policy::load_model<float>(o.model);
   warn_on_template_change(o.model, o.templ);
   auto problems = datasets::load_examples(o.data, o.data.contains("eval") ? "eval" : "train", o.seed);
-  std::vector<runlog::RolloutRow> rows;
+  std::vector<Rollout> rows;
   Json result = evaluate_model(*model, tok, problems, o, &rows);
   if (!o.db_path.empty()) {
     runlog::RunDb db(o.db_path, "eval", Json{{"model", o.model}, {"data", o.data}, {"n", o.n}},
                      o.model, false);
     Json metrics = result;
     metrics["accuracy"] = result["pass@1"];
-    db.write_step(0, metrics, rows);
+    db.write_step(0, metrics, rows, false);
     db.finish("finished");
   }
   return result;

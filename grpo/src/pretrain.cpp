@@ -242,7 +242,7 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
               {"lr", lr}, {"grad_norm", norm}, {"tokens", int64_t(sums[2])},
               {"tokens_per_s", sums[2] / dt}, {"aux_loss", acts.aux_loss},
               {"epoch", cursor.epoch()}};
-    if (db) db->write_step(step, m, {});
+    if (db) db->write_step(step, m, {}, false);
     if (on_step && dist::rank() == 0) on_step(PretrainReport{step, cfg.steps, m});
     if (stop_requested_all()) stop_at = step;
     if (cfg.save_every > 0 && step % cfg.save_every == 0 && step < stop_at) save(state_dir);

@@ -141,6 +141,38 @@ void read_steps(const LineReader& r, const Json& a, Rollout& x) {
   }
 }
 
+// What the run log keeps besides the learning signal: the reward parts (values, and details
+// when given), whether the answer was correct, the advantage used, whether it was learned from.
+void read_logged(const LineReader& r, Rollout& x) {
+  if (const Json* g = r.find("group"); g != nullptr) {
+    if (!g->is_number_integer() || g->get<int64_t>() < 0) r.bad("\"group\" must be a group index");
+    x.group = g->get<int64_t>();
+  }
+  if (const Json* c = r.find("correct"); c != nullptr) {
+    if (!c->is_number_integer() || c->get<int>() < 0 || c->get<int>() > 1) {
+      r.bad("\"correct\" must be 0 or 1");
+    }
+    x.correct = c->get<int>();
+  }
+  if (r.find("advantage_used") != nullptr) x.logged_advantage = r.number("advantage_used");
+  if (const Json* l = r.find("learn"); l != nullptr) {
+    if (!l->is_boolean()) r.bad("\"learn\" must be true or false");
+    x.learn = l->get<bool>();
+  }
+  const Json* parts = r.find("rewards");
+  if (parts == nullptr) return;
+  if (!parts->is_object()) r.bad("\"rewards\" must map reward names to values");
+  const Json* details = r.find("reward_details");
+  if (details != nullptr && !details->is_object()) r.bad("\"reward_details\" must be an object");
+  for (const auto& [name, value] : parts->items()) {
+    if (!value.is_number() && !value.is_null()) r.bad("\"rewards\".", name, " must be a number");
+    const double v = value.is_null() ? std::nan("") : value.get<double>();
+    Json d = Json::object();
+    if (details != nullptr && details->contains(name)) d = (*details)[name];
+    x.reward_parts.emplace_back(name, v, std::move(d));
+  }
+}
+
 Rollout read_line(const LineReader& r, const Json& j, const RolloutLimits& lim) {
   Rollout x;
   const Json* pid = r.find("prompt_id");
@@ -148,8 +180,8 @@ Rollout read_line(const LineReader& r, const Json& j, const RolloutLimits& lim) 
   x.prompt_id = pid->is_string() ? pid->get<std::string>() : pid->dump();
   x.prompt_ids = r.ids("prompt_ids", lim.vocab);
   x.completion_ids = r.ids("completion_ids", lim.vocab);
-  if (x.prompt_ids.empty()) r.bad("\"prompt_ids\" is empty");
-  if (x.completion_ids.empty()) r.bad("\"completion_ids\" is empty");
+  if (x.prompt_ids.empty() && !lim.logged_rows) r.bad("\"prompt_ids\" is empty");
+  if (x.completion_ids.empty() && !lim.logged_rows) r.bad("\"completion_ids\" is empty");
   const int64_t total = static_cast<int64_t>(x.prompt_ids.size()) + x.n();
   if (lim.max_positions > 0 && total > lim.max_positions) {
     r.bad("prompt + completion = ", total, " tokens, longer than the model's context (", lim.max_positions, ")");
@@ -157,7 +189,7 @@ Rollout read_line(const LineReader& r, const Json& j, const RolloutLimits& lim) 
   if (r.find("advantage") != nullptr) x.advantage = r.number("advantage");
   if (r.find("reward") != nullptr) {
     x.reward = r.number("reward");
-  } else if (!x.advantage) {
+  } else if (!x.advantage && !lim.logged_rows) {
     r.bad("missing \"reward\" (or \"advantage\")");
   }
   x.old_logprobs = r.floats("old_logprobs", x.n());
@@ -187,18 +219,41 @@ Rollout read_line(const LineReader& r, const Json& j, const RolloutLimits& lim) 
       (std::string(k) == "prompt" ? x.prompt_text : x.completion_text) = t->get<std::string>();
     }
   }
+  read_logged(r, x);
   return x;
 }
 
 }  // namespace
 
-std::vector<Rollout> read_rollout_file(const std::string& path, const RolloutLimits& lim) {
-  std::ifstream in(path);
-  if (!in) fail("cannot open rollout file ", path);
+RolloutLimits rollout_limits(const policy::ModelConfig& c, int64_t max_positions) {
+  RolloutLimits lim;
+  lim.vocab = c.vocab_size;
+  lim.max_positions = max_positions;
+  lim.experts = c.n_routed_experts;
+  lim.experts_per_tok = c.num_experts_per_tok;
+  for (int l = 0; l < c.num_hidden_layers; ++l) lim.moe_layers += c.is_moe_layer(l);
+  return lim;
+}
+
+Rollout rollout_from_json(const Json& j, const std::string& where, int64_t line,
+                          const RolloutLimits& lim) {
   static const std::vector<std::string> kKnown = {
       "prompt_id", "prompt_ids", "completion_ids", "reward", "old_logprobs", "ref_logprobs",
       "advantage", "routed_experts", "sampling_mask", "step_rewards", "finish_reason",
-      "sample_index", "prompt", "completion", "rewards"};
+      "sample_index", "prompt", "completion", "rewards", "reward_details", "group", "correct",
+      "advantage_used", "learn"};
+  if (!j.is_object()) fail(where, ":", line, ": each line must be a JSON object");
+  for (const auto& [k, v] : j.items()) {
+    if (std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) {
+      fail(where, ":", line, ": unknown key \"", k, "\"");
+    }
+  }
+  return read_line(LineReader(where, line, j), j, lim);
+}
+
+std::vector<Rollout> read_rollout_file(const std::string& path, const RolloutLimits& lim) {
+  std::ifstream in(path);
+  if (!in) fail("cannot open rollout file ", path);
   std::vector<Rollout> out;
   std::map<std::string, int64_t> group_of;
   std::string line;
@@ -206,13 +261,7 @@ std::vector<Rollout> read_rollout_file(const std::string& path, const RolloutLim
   while (std::getline(in, line)) {
     ++n;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    Json j = parse_json(line, path + ":" + std::to_string(n));
-    if (!j.is_object()) fail(path, ":", n, ": each line must be a JSON object");
-    for (const auto& [k, v] : j.items()) {
-      if (std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) fail(path, ":", n, ": unknown key \"", k, "\"");
-    }
-    LineReader r(path, n, j);
-    Rollout x = read_line(r, j, lim);
+    Rollout x = rollout_from_json(parse_json(line, path + ":" + std::to_string(n)), path, n, lim);
     auto [it, fresh] = group_of.try_emplace(x.prompt_id, static_cast<int64_t>(group_of.size()));
     x.group = it->second;
     out.push_back(std::move(x));
@@ -258,10 +307,18 @@ Json rollout_to_json(const Rollout& x) {
     j["step_rewards"] = std::move(s);
   }
   if (!x.reward_parts.empty()) {
-    Json parts = Json::object();
-    for (const auto& [name, value, details] : x.reward_parts) parts[name] = value;
-    j["rewards"] = std::move(parts);  // informational: a reader ignores it
+    Json parts = Json::object(), details = Json::object();
+    for (const auto& [name, value, d] : x.reward_parts) {
+      parts[name] = std::isfinite(value) ? Json(value) : Json(nullptr);
+      if (!d.empty()) details[name] = d;
+    }
+    j["rewards"] = std::move(parts);
+    if (!details.empty()) j["reward_details"] = std::move(details);
   }
+  j["group"] = x.group;
+  if (x.correct >= 0) j["correct"] = x.correct;
+  if (std::isfinite(x.logged_advantage)) j["advantage_used"] = x.logged_advantage;
+  if (!x.learn) j["learn"] = false;
   if (!x.prompt_text.empty()) j["prompt"] = x.prompt_text;
   if (!x.completion_text.empty()) j["completion"] = x.completion_text;
   return j;
@@ -275,30 +332,18 @@ int64_t export_step(const std::string& db_path, int64_t step, bool with_text, st
   const bool process = !cfg.empty() && cfg[0]["a"].is_string() && cfg[0]["a"].get<std::string>() == "process";
   if (process) spdlog::warn("process supervision: per-token advantages are not logged; the file carries rewards only");
   int64_t written = 0, skipped = 0;
-  for (const runlog::RolloutRow& r : rows) {
+  for (Rollout& x : rows) {
     // Rows without a token record were not learned from (dynamic sampling, truncation mask,
     // engine errors) or were logged with grpo.log_tokens = false.
-    if (r.completion_ids.empty()) {
+    if (x.completion_ids.empty()) {
       ++skipped;
       continue;
     }
-    Rollout x;
-    x.prompt_id = r.prompt_id;
-    x.sample_index = r.sample_index;
-    x.prompt_ids = r.prompt_ids;
-    x.completion_ids = r.completion_ids;
-    x.finish_reason = r.finish_reason;
-    x.reward = r.reward;
     // The logged advantage is the one the update used, whatever the rest of the group was.
-    if (!process && std::isfinite(r.advantage)) x.advantage = r.advantage;
-    x.old_logprobs = r.old_logprobs;
-    x.ref_logprobs = r.ref_logprobs;
-    x.routing = r.routing;
-    x.kept_ids = r.kept_ids;
-    x.reward_parts = r.rewards;
-    if (with_text) {
-      x.prompt_text = r.prompt;
-      x.completion_text = r.completion;
+    if (!process && std::isfinite(x.logged_advantage)) x.advantage = x.logged_advantage;
+    if (!with_text) {
+      x.prompt_text.clear();
+      x.completion_text.clear();
     }
     out << rollout_to_json(x).dump(-1, ' ', false, Json::error_handler_t::replace) << "\n";
     ++written;

@@ -46,18 +46,6 @@ std::string latest_checkpoint(const std::string& dir) {
   return found.empty() ? std::string() : found.front().second.string();
 }
 
-RolloutLimits rollout_limits(const policy::Model<float>& m, const GrpoConfig& g) {
-  const policy::ModelConfig& c = m.config();
-  RolloutLimits lim;
-  lim.vocab = c.vocab_size;
-  lim.max_positions = m.rope().max_pos();
-  lim.experts = c.n_routed_experts;
-  lim.experts_per_tok = c.num_experts_per_tok;
-  for (int l = 0; l < c.num_hidden_layers; ++l) lim.moe_layers += c.is_moe_layer(l);
-  (void)g;
-  return lim;
-}
-
 // For the data-parallel tests: AHA_FAULT=exit:RANK:STEP ends that rank's process at the start of
 // that step, hang:RANK:STEP makes it stop responding; the job must end with an error either way.
 void inject_fault(int64_t step) {
@@ -104,7 +92,8 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
       }
     }
   } else {
-    s.file_rollouts = read_rollout_file(cfg.rollouts, rollout_limits(*s.policy, cfg.grpo));
+    s.file_rollouts = read_rollout_file(
+        cfg.rollouts, rollout_limits(s.policy->config(), s.policy->rope().max_pos()));
     spdlog::info("{}: {} rollouts; every step learns from all of them", cfg.rollouts, s.file_rollouts.size());
   }
   s.cursor = std::make_unique<datasets::DataCursor>(static_cast<int64_t>(s.data.size()), cfg.seed);

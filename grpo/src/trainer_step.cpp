@@ -20,10 +20,10 @@ double mean_of(const std::vector<double>& v) {
 
 // The share of groups whose rewards are all equal: they have zero advantage, so nothing to
 // learn from (TRL's frac_reward_zero_std).
-double frac_flat_groups(const std::vector<runlog::RolloutRow>& rows) {
+double frac_flat_groups(const std::vector<Rollout>& rows) {
   std::map<std::pair<std::string, int64_t>, std::pair<double, double>> range;  // min, max
-  for (const runlog::RolloutRow& r : rows) {
-    auto [it, fresh] = range.try_emplace({r.prompt_id, r.group_index}, r.reward, r.reward);
+  for (const Rollout& r : rows) {
+    auto [it, fresh] = range.try_emplace({r.prompt_id, r.group}, r.reward, r.reward);
     if (!fresh) {
       it->second.first = std::min(it->second.first, r.reward);
       it->second.second = std::max(it->second.second, r.reward);
@@ -35,77 +35,20 @@ double frac_flat_groups(const std::vector<runlog::RolloutRow>& rows) {
   return double(flat) / double(range.size());
 }
 
-runlog::RolloutRow row_of(const Rollout& r, int64_t step, bool tokens) {
-  runlog::RolloutRow row;
-  row.step = step;
-  row.prompt_id = r.prompt_id;
-  row.group_index = r.group;
-  row.sample_index = r.sample_index;
-  row.prompt = r.prompt_text;
-  row.completion = r.completion_text;
-  row.n_tokens = r.n();
-  row.finish_reason = r.finish_reason;
-  row.reward = r.reward;
-  row.advantage = r.logged_advantage;
-  row.correct = r.correct;
-  row.rewards = r.reward_parts;
-  if (tokens && r.learn) {
-    row.prompt_ids = r.prompt_ids;
-    row.completion_ids = r.completion_ids;
-    row.old_logprobs = r.old_logprobs;
-    row.ref_logprobs = r.ref_logprobs;
-    row.routing = r.routing;
-    row.kept_ids = r.kept_ids;
-  }
-  return row;
-}
-
-// Rows travel from the other ranks to rank 0 (the run.db owner) as JSON.
-Json row_to_json(const runlog::RolloutRow& r) {
-  Json parts = Json::array();
-  for (const auto& [name, value, details] : r.rewards) parts.push_back({name, value, details});
-  auto real = [](double x) { return std::isfinite(x) ? Json(x) : Json(nullptr); };
-  return {{"prompt_id", r.prompt_id}, {"group", r.group_index}, {"sample", r.sample_index},
-          {"prompt", r.prompt}, {"completion", r.completion}, {"n", r.n_tokens},
-          {"finish", r.finish_reason}, {"reward", real(r.reward)}, {"advantage", real(r.advantage)},
-          {"correct", r.correct}, {"parts", parts}, {"prompt_ids", r.prompt_ids},
-          {"completion_ids", r.completion_ids}, {"old", r.old_logprobs}, {"ref", r.ref_logprobs},
-          {"routing", r.routing}, {"kept", r.kept_ids}};
-}
-
-runlog::RolloutRow row_from_json(const Json& j, int64_t step) {
-  runlog::RolloutRow r;
-  auto real = [](const Json& x) { return x.is_null() ? std::nan("") : x.get<double>(); };
-  r.step = step;
-  r.prompt_id = j["prompt_id"];
-  r.group_index = j["group"];
-  r.sample_index = j["sample"];
-  r.prompt = j["prompt"];
-  r.completion = j["completion"];
-  r.n_tokens = j["n"];
-  r.finish_reason = j["finish"];
-  r.reward = real(j["reward"]);
-  r.advantage = real(j["advantage"]);
-  r.correct = j["correct"];
-  for (const Json& p : j["parts"]) r.rewards.emplace_back(p[0].get<std::string>(), real(p[1]), p[2]);
-  r.prompt_ids = j["prompt_ids"].get<std::vector<int32_t>>();
-  r.completion_ids = j["completion_ids"].get<std::vector<int32_t>>();
-  r.old_logprobs = j["old"].get<std::vector<float>>();
-  r.ref_logprobs = j["ref"].get<std::vector<float>>();
-  r.routing = j["routing"].get<std::vector<std::vector<int32_t>>>();
-  r.kept_ids = j["kept"].get<std::vector<std::vector<int32_t>>>();
-  return r;
-}
-
-// All ranks' rows on rank 0, in rank order (empty elsewhere).
-std::vector<runlog::RolloutRow> gather_rows(std::vector<runlog::RolloutRow> mine, int64_t step) {
+// All ranks' rollouts on rank 0, in rank order (empty elsewhere), as rollout-file lines.
+std::vector<Rollout> gather_rollouts(const std::vector<Rollout>& mine, RolloutLimits lim) {
   if (!dist::active()) return mine;
   Json arr = Json::array();
-  for (const auto& r : mine) arr.push_back(row_to_json(r));
-  auto parts = dist::gather_to_root(arr.dump(-1, ' ', false, Json::error_handler_t::replace), "rollout rows");
-  std::vector<runlog::RolloutRow> all;
-  for (const std::string& p : parts) {
-    for (const Json& j : Json::parse(p)) all.push_back(row_from_json(j, step));
+  for (const Rollout& r : mine) arr.push_back(rollout_to_json(r));
+  auto parts = dist::gather_to_root(arr.dump(-1, ' ', false, Json::error_handler_t::replace),
+                                    "rollouts");
+  lim.logged_rows = true;
+  std::vector<Rollout> all;
+  for (size_t rank = 0; rank < parts.size(); ++rank) {
+    const Json lines = Json::parse(parts[rank]);
+    for (size_t i = 0; i < lines.size(); ++i) {
+      all.push_back(rollout_from_json(lines[i], "rank " + std::to_string(rank), int64_t(i), lim));
+    }
   }
   return all;
 }
@@ -145,9 +88,8 @@ Json Trainer::State::run_step() {
   if (g.eval_every > 0 && !eval_data.empty() && (step % g.eval_every == 0 || step == g.steps)) {
     run_eval(m);
   }
-  std::vector<runlog::RolloutRow> mine;
-  for (const Rollout& r : rs) mine.push_back(row_of(r, step, g.log_tokens));
-  std::vector<runlog::RolloutRow> rows = gather_rows(std::move(mine), step);
+  const std::vector<Rollout> rows =
+      gather_rollouts(rs, rollout_limits(policy->config(), policy->rope().max_pos()));
   if (dist::active() && g.checksum_every > 0 && (step % g.checksum_every == 0 || step == g.steps)) {
     check_ranks_agree();
   }
@@ -155,12 +97,12 @@ Json Trainer::State::run_step() {
   std::vector<double> finite_r, acc, lens, adv_abs;
   std::map<std::string, std::vector<double>> per_reward;
   int64_t truncated = 0;
-  for (const runlog::RolloutRow& r : rows) {
+  for (const Rollout& r : rows) {
     if (std::isfinite(r.reward)) finite_r.push_back(r.reward);
-    for (const auto& [label, v, d] : r.rewards) per_reward[label].push_back(v);
+    for (const auto& [label, v, d] : r.reward_parts) per_reward[label].push_back(v);
     if (r.correct >= 0) acc.push_back(r.correct);
-    lens.push_back(double(r.n_tokens));
-    adv_abs.push_back(std::abs(r.advantage));
+    lens.push_back(double(r.n()));
+    adv_abs.push_back(std::abs(r.logged_advantage));
     truncated += r.finish_reason == "length";
   }
   double r_mean = mean_of(finite_r), r_var = 0;
@@ -174,7 +116,7 @@ Json Trainer::State::run_step() {
   m["completion_len_max"] = lens.empty() ? 0.0 : *std::max_element(lens.begin(), lens.end());
   m["truncation_rate"] = rows.empty() ? 0.0 : double(truncated) / double(rows.size());
   m["frac_reward_zero_std"] = frac_flat_groups(rows);
-  db->write_step(step, m, rows);
+  db->write_step(step, m, rows, g.log_tokens);
   warn_if_nothing_to_learn(m["frac_reward_zero_std"].get<double>());
   return m;
 }

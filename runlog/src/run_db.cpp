@@ -117,7 +117,7 @@ std::vector<V> column_blob(sqlite3_stmt* q, int i) {
   return v;
 }
 
-void write_tokens(Stmt& tk, int64_t rid, const RolloutRow& r) {
+void write_tokens(Stmt& tk, int64_t rid, const Rollout& r) {
   std::vector<int32_t> routing;
   for (const auto& l : r.routing) routing.insert(routing.end(), l.begin(), l.end());
   tk.reset();
@@ -153,7 +153,7 @@ std::vector<std::vector<int32_t>> decode_mask(const std::vector<int32_t>& mask) 
 
 // Columns from `first`: prompt_ids, completion_ids, old_logprobs, ref_logprobs, routing,
 // routing_layers, sampling_mask.
-void read_tokens(sqlite3_stmt* q, int first, RolloutRow& r) {
+void read_tokens(sqlite3_stmt* q, int first, Rollout& r) {
   r.prompt_ids = Json::parse(column_text(q, first)).get<std::vector<int32_t>>();
   r.completion_ids = Json::parse(column_text(q, first + 1)).get<std::vector<int32_t>>();
   r.old_logprobs = column_blob<float>(q, first + 2);
@@ -344,7 +344,8 @@ void RunDb::rewind_to(int64_t step) {
   event(step, "info", "resume", "resumed from the checkpoint of step " + s);
 }
 
-void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<RolloutRow>& rollouts) {
+void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Rollout>& rollouts,
+                       bool tokens) {
   exec("BEGIN IMMEDIATE");
   try {
     Stmt st(db_, "INSERT INTO steps(run_id, step, time, metrics) VALUES (?, ?, ?, ?)");
@@ -359,13 +360,13 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
     Stmt tk(db_,
             "INSERT INTO rollout_tokens(rollout_id, prompt_ids, completion_ids, old_logprobs, "
             "ref_logprobs, routing, routing_layers, sampling_mask) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
-    for (const RolloutRow& r : rollouts) {
+    for (const Rollout& r : rollouts) {
       ro.reset();
-      ro.bind(1, run_id_).bind(2, r.step).bind(3, r.prompt_id).bind(4, r.group_index);
-      ro.bind(5, r.sample_index).bind(6, r.prompt).bind(7, r.completion).bind(8, r.n_tokens);
+      ro.bind(1, run_id_).bind(2, step).bind(3, r.prompt_id).bind(4, r.group);
+      ro.bind(5, r.sample_index).bind(6, r.prompt_text).bind(7, r.completion_text).bind(8, r.n());
       ro.bind(9, r.finish_reason);
       bind_real(ro, 10, r.reward);
-      bind_real(ro, 11, r.advantage);
+      bind_real(ro, 11, r.logged_advantage);
       if (r.correct < 0) {
         ro.bind_null(12);
       } else {
@@ -373,14 +374,14 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
       }
       ro.step();
       const int64_t rid = sqlite3_last_insert_rowid(db_);
-      for (const auto& [name, value, details] : r.rewards) {
+      for (const auto& [name, value, details] : r.reward_parts) {
         rw.reset();
         rw.bind(1, rid).bind(2, name);
         bind_real(rw, 3, value);
         rw.bind(4, details.dump(-1, ' ', false, Json::error_handler_t::replace));
         rw.step();
       }
-      if (!r.completion_ids.empty()) write_tokens(tk, rid, r);
+      if (tokens && r.learn && !r.completion_ids.empty()) write_tokens(tk, rid, r);
     }
     exec("COMMIT");
   } catch (...) {
@@ -389,8 +390,8 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
   }
 }
 
-std::vector<RolloutRow> RunDb::read_rollouts(int64_t step) const {
-  std::vector<RolloutRow> out;
+std::vector<Rollout> RunDb::read_rollouts(int64_t step) const {
+  std::vector<Rollout> out;
   Stmt s(db_,
          "SELECT r.id, r.prompt_id, r.group_index, r.sample_index, r.prompt, r.completion, "
          "r.n_tokens, r.finish_reason, r.reward, r.advantage, r.correct, t.prompt_ids, "
@@ -402,18 +403,16 @@ std::vector<RolloutRow> RunDb::read_rollouts(int64_t step) const {
   std::vector<int64_t> ids;
   while (s.step()) {
     sqlite3_stmt* q = s.get();
-    RolloutRow r;
-    r.step = step;
+    Rollout r;
     ids.push_back(sqlite3_column_int64(q, 0));
     r.prompt_id = column_text(q, 1);
-    r.group_index = sqlite3_column_int64(q, 2);
+    r.group = sqlite3_column_int64(q, 2);
     r.sample_index = sqlite3_column_int64(q, 3);
-    r.prompt = column_text(q, 4);
-    r.completion = column_text(q, 5);
-    r.n_tokens = sqlite3_column_int64(q, 6);
+    r.prompt_text = column_text(q, 4);
+    r.completion_text = column_text(q, 5);
     r.finish_reason = column_text(q, 7);
     r.reward = column_real(q, 8);
-    r.advantage = column_real(q, 9);
+    r.logged_advantage = column_real(q, 9);
     r.correct = sqlite3_column_type(q, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(q, 10);
     if (sqlite3_column_type(q, 11) != SQLITE_NULL) read_tokens(q, 11, r);
     out.push_back(std::move(r));
@@ -424,7 +423,7 @@ std::vector<RolloutRow> RunDb::read_rollouts(int64_t step) const {
     rw.bind(1, ids[i]);
     while (rw.step()) {
       std::string details = column_text(rw.get(), 2);
-      out[i].rewards.emplace_back(column_text(rw.get(), 0), column_real(rw.get(), 1),
+      out[i].reward_parts.emplace_back(column_text(rw.get(), 0), column_real(rw.get(), 1),
                                   details.empty() ? Json::object() : Json::parse(details));
     }
   }

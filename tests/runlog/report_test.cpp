@@ -55,27 +55,26 @@ std::string make_grpo_db(const fs::path& dir, int n_steps, double scale) {
               {"time_train", 2.0},
               {"pg_loss", -0.1},
               {"expert_load", {{10 + s, 5, 5, 4}, {6, 6, 6, 6}}}};
-    std::vector<RolloutRow> rows;
+    std::vector<Rollout> rows;
     for (int g = 0; g < 2; ++g) {
       for (int i = 0; i < 3; ++i) {
-        RolloutRow r;
-        r.step = s;
+        Rollout r;
         r.prompt_id = "p" + std::to_string(g);
-        r.group_index = g;
+        r.group = g;
         r.sample_index = i;
-        r.prompt = "What is " + std::to_string(g) + "+2?";
-        r.completion = i == 0 ? std::string(kEvil)
+        r.prompt_text = "What is " + std::to_string(g) + "+2?";
+        r.completion_text = i == 0 ? std::string(kEvil)
                               : "answer " + std::to_string(i) + " step" + std::to_string(s);
-        r.n_tokens = 5 + i;
+        r.completion_ids.assign(5 + i, 1);
         r.finish_reason = "stop";
         r.reward = i;
-        r.advantage = i - 1.0;
+        r.logged_advantage = i - 1.0;
         r.correct = i == 2;
-        r.rewards = {{"math", double(i == 2), Json::object()}, {"format", 1.0, Json::object()}};
+        r.reward_parts = {{"math", double(i == 2), Json::object()}, {"format", 1.0, Json::object()}};
         rows.push_back(r);
       }
     }
-    db.write_step(s, m, rows);
+    db.write_step(s, m, rows, false);
   }
   db.finish("finished");
   return path;
@@ -93,7 +92,7 @@ std::string make_pretrain_db(const fs::path& dir, int n_steps) {
                        {"grad_norm", 1.0 + 0.25 * s},
                        {"tokens_per_s", 5e4},
                        {"epoch", 0}},
-                  {});
+                  {}, false);
   }
   db.finish("finished");
   return path;
@@ -298,16 +297,15 @@ TEST_F(Report, EqualRewardsShowTwoDifferentCompletions) {
   fs::create_directories(d);
   {
     RunDb db((d / "run.db").string(), "grpo", Json::object(), "", false);
-    std::vector<RolloutRow> rows(3);
+    std::vector<Rollout> rows(3);
     for (int i = 0; i < 3; ++i) {
-      rows[i].step = 1;
       rows[i].prompt_id = "p";
       rows[i].sample_index = i;
-      rows[i].prompt = "q";
-      rows[i].completion = "sample-" + std::to_string(i);
+      rows[i].prompt_text = "q";
+      rows[i].completion_text = "sample-" + std::to_string(i);
       rows[i].finish_reason = "length";
     }
-    db.write_step(1, Json{{"reward_mean", 0.0}}, rows);
+    db.write_step(1, Json{{"reward_mean", 0.0}}, rows, false);
   }
   const std::string html = render_report({(d / "run.db").string()});
   EXPECT_NE(html.find("sample-0"), std::string::npos);  // best: the first sample
@@ -322,7 +320,7 @@ TEST_F(Report, WritesWhileTheRunIsBeingWritten) {
   const std::string path = (d / "run.db").string(), out = (d / "report.html").string();
   RunDb db(path, "grpo", Json::object(), "", false);
   for (int s = 1; s <= 4; ++s) {
-    db.write_step(s, Json{{"reward_mean", 0.1 * s}}, {});
+    db.write_step(s, Json{{"reward_mean", 0.1 * s}}, {}, false);
     if (s % 2 == 0) {
       write_report({path}, out);
       const Poly* p = find_poly(polylines(read_file(out)), "0", "reward_mean");
@@ -330,7 +328,7 @@ TEST_F(Report, WritesWhileTheRunIsBeingWritten) {
       EXPECT_EQ(p->n_points, size_t(s));
     }
   }
-  db.write_step(5, Json{{"reward_mean", 0.5}}, {});  // the writer is unaffected
+  db.write_step(5, Json{{"reward_mean", 0.5}}, {}, false);  // the writer is unaffected
   EXPECT_EQ(db.last_step(), 5);
 }
 

@@ -22,22 +22,21 @@ std::string fresh(const std::string& name) {
   return (p / "run.db").string();
 }
 
-std::vector<RolloutRow> rows_for(int64_t step, int n) {
-  std::vector<RolloutRow> rows;
+std::vector<Rollout> rows_for(int64_t step, int n) {
+  std::vector<Rollout> rows;
   for (int i = 0; i < n; ++i) {
-    RolloutRow r;
-    r.step = step;
+    Rollout r;
     r.prompt_id = "p" + std::to_string(i % 3);
-    r.group_index = i / 2;
+    r.group = i / 2;
     r.sample_index = i % 2;
-    r.prompt = "What is 2+2?";
-    r.completion = std::string(10 + i, 'x');
-    r.n_tokens = 10 + i;
+    r.prompt_text = "What is 2+2?";
+    r.completion_text = std::string(10 + i, 'x');
+    r.completion_ids.assign(10 + i, 1);
     r.finish_reason = "stop";
     r.reward = i % 2;
-    r.advantage = i % 2 ? 1.0 : -1.0;
+    r.logged_advantage = i % 2 ? 1.0 : -1.0;
     r.correct = i % 2;
-    r.rewards = {{"math", double(i % 2), Json{{"reason", "ok"}}}, {"format", 1.0, Json::object()}};
+    r.reward_parts = {{"math", double(i % 2), Json{{"reason", "ok"}}}, {"format", 1.0, Json::object()}};
     rows.push_back(r);
   }
   return rows;
@@ -52,7 +51,7 @@ TEST(RunDb, WritesAndViews) {
     for (int64_t s = 0; s < 3; ++s) {
       Json m = {{"reward_mean", 0.1 * s}, {"accuracy", 0.2 * s}, {"kl", 0.01}, {"loss", NAN},
                 {"expert_load", {{3, 5}, {4, 4}}}};
-      db.write_step(s, m, rows_for(s, 6));
+      db.write_step(s, m, rows_for(s, 6), false);
     }
     db.add_checkpoint(2, "ckpt-2");
     db.finish("finished");
@@ -102,7 +101,7 @@ TEST(RunDb, TokenRecordsAndTheV2Migration) {
   rows[1].old_logprobs = {-2.0f};
   {
     RunDb db(path, "grpo", Json::object(), "ckpt", false);
-    db.write_step(0, Json::object(), rows);
+    db.write_step(0, Json::object(), rows, true);
   }
   {
     auto db = RunDb::open_readonly(path);
@@ -126,8 +125,7 @@ TEST(RunDb, TokenRecordsAndTheV2Migration) {
     EXPECT_EQ(back[0].completion_ids, rows[0].completion_ids);
   }
   RunDb db(path, "grpo", Json::object(), "", true);
-  for (auto& r : rows) r.step = 1;
-  db.write_step(1, Json::object(), rows);
+  db.write_step(1, Json::object(), rows, true);
   auto migrated = db.read_rollouts(1);
   ASSERT_EQ(migrated.size(), 2u);
   EXPECT_EQ(migrated[0].kept_ids, rows[0].kept_ids);
@@ -138,15 +136,15 @@ TEST(RunDb, ResumeRewindsToTheCheckpoint) {
   std::string path = fresh("resume");
   {
     RunDb db(path, "grpo", Json::object(), "", false);
-    for (int64_t s = 0; s < 5; ++s) db.write_step(s, Json{{"x", s}}, rows_for(s, 2));
+    for (int64_t s = 0; s < 5; ++s) db.write_step(s, Json{{"x", s}}, rows_for(s, 2), false);
   }
   RunDb db(path, "grpo", Json::object(), "", true);
   db.rewind_to(2);
   EXPECT_EQ(db.last_step(), 2);
   auto n = db.query("SELECT COUNT(*) AS n FROM rollouts");
   EXPECT_EQ(n[0]["n"], 6);
-  db.write_step(3, Json{{"x", 3}}, rows_for(3, 2));
-  EXPECT_THROW(db.write_step(3, Json::object(), {}), Error);  // a step is written once
+  db.write_step(3, Json{{"x", 3}}, rows_for(3, 2), false);
+  EXPECT_THROW(db.write_step(3, Json::object(), {}, false), Error);  // a step is written once
   EXPECT_EQ(db.query("SELECT COUNT(*) AS n FROM events WHERE kind = 'resume'")[0]["n"], 1);
   EXPECT_THROW(RunDb(path + "2", "grpo", Json::object(), "", true), Error);
 }
@@ -162,7 +160,7 @@ TEST(RunDb, SigkillAtAnyMomentLeavesAConsistentDatabase) {
       RunDb db(path, "grpo", Json::object(), "", false);
       char c = 1;
       if (write(ready[1], &c, 1) != 1) _exit(1);  // created: from here on, kill at any time
-      for (int64_t s = 0;; ++s) db.write_step(s, Json{{"step", s}}, rows_for(s, 20));
+      for (int64_t s = 0;; ++s) db.write_step(s, Json{{"step", s}}, rows_for(s, 20), false);
       _exit(0);
     }
     char c;

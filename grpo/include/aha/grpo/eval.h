@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "aha/core/config.h"
+#include "aha/core/rollout.h"
 #include "aha/datasets/dataset.h"
 #include "aha/policy/model.h"
 #include "aha/policy/tokenizer.h"
@@ -47,6 +48,6 @@ bool warn_on_template_change(const std::string& model_dir, const std::string& te
 // and .db_path are not used; rows (when given) receives one record per completion.
 Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& tok,
                     const std::vector<datasets::Example>& problems, const EvalOptions& options,
-                    std::vector<runlog::RolloutRow>* rows = nullptr);
+                    std::vector<Rollout>* rows = nullptr);
 
 }  // namespace aha::grpo

@@ -11,33 +11,13 @@
 #include <vector>
 
 #include "aha/core/config.h"
+#include "aha/core/rollout.h"
 
 struct sqlite3;
 
 namespace aha::runlog {
 
 constexpr int kSchemaVersion = 3;
-
-struct RolloutRow {
-  int64_t step = 0;
-  std::string prompt_id;
-  int64_t group_index = 0, sample_index = 0;
-  std::string prompt, completion;
-  int64_t n_tokens = 0;
-  std::string finish_reason;
-  double reward = 0, advantage = 0;
-  int correct = -1;  // -1: unknown (NULL)
-  // name -> (value, details)
-  std::vector<std::tuple<std::string, double, Json>> rewards;
-  // Token level (table rollout_tokens, schema v2): what `aha export-rollouts` needs to replay
-  // the step. Nothing is written when completion_ids is empty.
-  std::vector<int32_t> prompt_ids, completion_ids;
-  std::vector<float> old_logprobs, ref_logprobs;
-  std::vector<std::vector<int32_t>> routing;  // [moe layer][position * K + k]
-  // Keep sampling mask (schema v3): per completion token the ascending ids the sampler drew
-  // from; an empty entry is the whole vocabulary, an empty vector no mask at all.
-  std::vector<std::vector<int32_t>> kept_ids;
-};
 
 class RunDb {
  public:
@@ -60,8 +40,11 @@ class RunDb {
   // Resume: removes every row of steps after `step` (a checkpoint's step) and logs an event.
   void rewind_to(int64_t step);
 
-  // One step, atomically: metrics, rollouts and their rewards.
-  void write_step(int64_t step, const Json& metrics, const std::vector<RolloutRow>& rollouts);
+  // One step, atomically: metrics, rollouts and their rewards. With `tokens`, the token-level
+  // record (ids, old/reference logprobs, routing, sampling mask) of every rollout learned from
+  // goes to rollout_tokens too: what `aha export-rollouts` needs to replay the step.
+  void write_step(int64_t step, const Json& metrics, const std::vector<Rollout>& rollouts,
+                  bool tokens);
   void add_checkpoint(int64_t step, const std::string& path);
   // A checkpoint deleted by checkpoint hygiene: its row goes, an event says so.
   void remove_checkpoint(int64_t step);
@@ -69,8 +52,10 @@ class RunDb {
              const std::string& message);
   void finish(const std::string& status);
 
-  // The rollouts of one step with their rewards and token-level records, in logged order.
-  std::vector<RolloutRow> read_rollouts(int64_t step) const;
+  // The rollouts of one step with their rewards and token-level records, in logged order
+  // (logged_advantage holds the advantage column; the token fields are empty where the step
+  // logged none).
+  std::vector<Rollout> read_rollouts(int64_t step) const;
 
   // Runs a query and returns rows as JSON objects (column -> value). For tools and tests.
   std::vector<Json> query(const std::string& sql) const;
