@@ -168,6 +168,20 @@ class MlaAttention final : public AttentionImpl<MlaAttention> {
   void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override;
 
  private:
+  // The decode step's sizes: batch, heads, nope/rope/q-k/v head dims, latent rank, cache row
+  // width, softmax scale.
+  struct Dims {
+    int64_t B;
+    int H, dn, dr, dqk, dv, r;
+    int64_t W;
+    float scale;
+  };
+  Dims dims(const DecodeStep& step) const {
+    const int dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
+    return {static_cast<int64_t>(step.rows.size()), c_.num_attention_heads, dn, dr, dn + dr,
+            c_.v_head_dim, c_.kv_lora_rank, cache_width(),
+            static_cast<float>(c_.softmax_scale())};
+  }
   // o [B, H * v_head_dim] from the rotated queries q [B, H, qk_head_dim] and the caches.
   void attend_absorbed(const float* P, const float* q, float* o, const DecodeStep& step) const;
   void attend_naive(const float* P, const float* q, float* o, const DecodeStep& step) const;
@@ -228,11 +242,7 @@ void MlaAttention::decode(const float* P, const float* h, float* y,
 // task split below.
 void MlaAttention::attend_absorbed(const float* P, const float* q, float* o,
                                    const DecodeStep& step) const {
-  const int64_t B = static_cast<int64_t>(step.rows.size());
-  const int H = c_.num_attention_heads, dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
-  const int dqk = dn + dr, dv = c_.v_head_dim, r = c_.kv_lora_rank;
-  const int64_t W = cache_width();
-  const float scale = static_cast<float>(c_.softmax_scale());
+  const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
   const float* wkvb = P + kv_b_proj_.w;  // [H * (dn + dv), r]: W_UK_h then W_UV_h per head
   const float* none = nullptr;
   Buf<float> qcat(B * H * W), o_lat(B * H * r);
@@ -283,11 +293,7 @@ void MlaAttention::attend_absorbed(const float* P, const float* q, float* o,
 // The oracle: rebuild every cached token's keys and values from its latent, then attend.
 void MlaAttention::attend_naive(const float* P, const float* q, float* o,
                                 const DecodeStep& step) const {
-  const int64_t B = static_cast<int64_t>(step.rows.size());
-  const int H = c_.num_attention_heads, dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
-  const int dqk = dn + dr, dv = c_.v_head_dim, r = c_.kv_lora_rank;
-  const int64_t W = cache_width();
-  const float scale = static_cast<float>(c_.softmax_scale());
+  const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
   tbb::parallel_for(int64_t{0}, B, [&](int64_t b) {
     const int64_t T = step.positions[b] + 1;
     const float* rows = step.rows[b]->data();

@@ -28,14 +28,23 @@ void require_positive(int v, const char* key) {
 RopeScaling parse_rope_scaling(const Json& j) {
   RopeScaling rs;
   if (!j.is_object()) fail("[config.json] rope_scaling must be an object or null");
-  rs.type = get_or<std::string>(j, "type", get_or<std::string>(j, "rope_type", "none"));
-  rs.factor = get_or<double>(j, "factor", 1.0);
-  if (rs.type == "default") rs.type = "none";
-  if (rs.type != "none" && rs.type != "linear" && rs.type != "yarn" && rs.type != "llama3") {
-    fail("[config.json] unsupported rope_scaling type '", rs.type,
+  const std::string type =
+      get_or<std::string>(j, "type", get_or<std::string>(j, "rope_type", "none"));
+  if (type == "none" || type == "default") {
+    rs.type = RopeType::kNone;
+  } else if (type == "linear") {
+    rs.type = RopeType::kLinear;
+  } else if (type == "yarn") {
+    rs.type = RopeType::kYarn;
+  } else if (type == "llama3") {
+    rs.type = RopeType::kLlama3;
+  } else {
+    fail("[config.json] unsupported rope_scaling type '", type,
          "' (aha supports linear, yarn, llama3)");
   }
-  if (rs.type != "none" && !(rs.factor > 0)) fail("[config.json] rope_scaling.factor must be > 0");
+  rs.factor = get_or<double>(j, "factor", 1.0);
+  const bool scaled = rs.type != RopeType::kNone;
+  if (scaled && !(rs.factor > 0)) fail("[config.json] rope_scaling.factor must be > 0");
   rs.beta_fast = get_or<double>(j, "beta_fast", 32.0);
   rs.beta_slow = get_or<double>(j, "beta_slow", 1.0);
   rs.mscale = get_or<double>(j, "mscale", 1.0);
@@ -45,8 +54,8 @@ RopeScaling parse_rope_scaling(const Json& j) {
   rs.high_freq_factor = get_or<double>(j, "high_freq_factor", 4.0);
   // Values that would make the RoPE tables NaN or Inf (1e999 parses as infinity).
   auto finite_positive = [](double v) { return std::isfinite(v) && v > 0; };
-  if (rs.type != "none" && !std::isfinite(rs.factor)) fail("[config.json] rope_scaling.factor must be finite");
-  if (rs.type == "yarn") {
+  if (scaled && !std::isfinite(rs.factor)) fail("[config.json] rope_scaling.factor must be finite");
+  if (rs.type == RopeType::kYarn) {
     if (!finite_positive(rs.beta_fast) || !finite_positive(rs.beta_slow) || rs.beta_fast <= rs.beta_slow) {
       fail("[config.json] rope_scaling needs finite 0 < beta_slow < beta_fast");
     }
@@ -54,15 +63,100 @@ RopeScaling parse_rope_scaling(const Json& j) {
       fail("[config.json] rope_scaling.mscale and mscale_all_dim must be finite");
     }
   }
-  if (rs.type != "none" && rs.original_max_position_embeddings <= 0) {
+  if (scaled && rs.original_max_position_embeddings <= 0) {
     fail("[config.json] rope_scaling.original_max_position_embeddings must be > 0");
   }
-  if (rs.type == "llama3" && (!finite_positive(rs.low_freq_factor) ||
+  if (rs.type == RopeType::kLlama3 && (!finite_positive(rs.low_freq_factor) ||
                               !finite_positive(rs.high_freq_factor) ||
                               rs.high_freq_factor <= rs.low_freq_factor)) {
     fail("[config.json] rope_scaling needs finite 0 < low_freq_factor < high_freq_factor");
   }
   return rs;
+}
+
+// DeepSeekMoE: experts, routing (scoring function, top-k method, groups) and the balance loss.
+void parse_moe(const Json& j, ModelConfig& c) {
+  c.n_shared_experts = get_or<int>(j, "n_shared_experts", 0);
+  c.num_experts_per_tok = get_or<int>(j, "num_experts_per_tok", 0);
+  c.moe_intermediate_size = get_or<int>(j, "moe_intermediate_size", 0);
+  c.n_group = get_or<int>(j, "n_group", 1);
+  c.topk_group = get_or<int>(j, "topk_group", 1);
+  c.norm_topk_prob = get_or<bool>(j, "norm_topk_prob", false);
+  c.routed_scaling_factor = get_or<double>(j, "routed_scaling_factor", 1.0);
+  c.aux_loss_alpha = get_or<double>(j, "aux_loss_alpha", 0.0);
+  if (c.n_shared_experts < 0) fail("[config.json] n_shared_experts must be >= 0");
+  require_positive(c.num_experts_per_tok, "num_experts_per_tok");
+  require_positive(c.moe_intermediate_size, "moe_intermediate_size");
+  require_positive(c.n_group, "n_group");
+  require_positive(c.topk_group, "topk_group");
+  if (c.num_experts_per_tok > c.n_routed_experts) {
+    fail("[config.json] num_experts_per_tok ", c.num_experts_per_tok, " > n_routed_experts ",
+         c.n_routed_experts);
+  }
+  if (c.n_routed_experts % c.n_group) fail("[config.json] n_routed_experts % n_group != 0");
+  if (c.topk_group > c.n_group) fail("[config.json] topk_group > n_group");
+  std::string sf = get_or<std::string>(j, "scoring_func", "softmax");
+  if (sf == "softmax") {
+    c.scoring_func = ScoreFunc::kSoftmax;
+  } else if (sf == "sigmoid") {
+    c.scoring_func = ScoreFunc::kSigmoid;
+  } else {
+    fail("[config.json] unknown scoring_func '", sf, "'");
+  }
+  std::string tm = get_or<std::string>(j, "topk_method", "greedy");
+  if (tm == "greedy" || tm == "gready") {  // "gready" is the HF DeepSeek-V2 default spelling
+    c.topk_method = TopkMethod::kGreedy;
+  } else if (tm == "group_limited_greedy") {
+    c.topk_method = TopkMethod::kGroupLimitedGreedy;
+  } else if (tm == "noaux_tc") {
+    c.topk_method = TopkMethod::kNoauxTc;
+  } else {
+    fail("[config.json] unknown topk_method '", tm, "'");
+  }
+  if (c.topk_method == TopkMethod::kNoauxTc && c.n_routed_experts / c.n_group < 2) {
+    fail("[config.json] noaux_tc needs at least 2 experts per group");
+  }
+  if (c.topk_method != TopkMethod::kGreedy &&
+      c.topk_group * (c.n_routed_experts / c.n_group) < c.num_experts_per_tok) {
+    fail("[config.json] topk_group groups hold fewer experts than num_experts_per_tok");
+  }
+}
+
+void parse_mla(const Json& j, ModelConfig& c) {
+  if (j.contains("q_lora_rank") && !j["q_lora_rank"].is_null()) {
+    c.q_lora_rank = get_or<int>(j, "q_lora_rank", 0);
+    require_positive(*c.q_lora_rank, "q_lora_rank");
+  }
+  c.kv_lora_rank = get_or<int>(j, "kv_lora_rank", 0);
+  c.qk_nope_head_dim = get_or<int>(j, "qk_nope_head_dim", 0);
+  c.qk_rope_head_dim = get_or<int>(j, "qk_rope_head_dim", 0);
+  c.v_head_dim = get_or<int>(j, "v_head_dim", 0);
+  require_positive(c.kv_lora_rank, "kv_lora_rank");
+  require_positive(c.qk_nope_head_dim, "qk_nope_head_dim");
+  require_positive(c.qk_rope_head_dim, "qk_rope_head_dim");
+  require_positive(c.v_head_dim, "v_head_dim");
+  if (c.qk_rope_head_dim % 2) fail("[config.json] qk_rope_head_dim must be even");
+  c.num_key_value_heads = c.num_attention_heads;
+  c.n_routed_experts = get_or<int>(j, "n_routed_experts", 0);
+  c.first_k_dense_replace = get_or<int>(j, "first_k_dense_replace", 0);
+  c.moe_layer_freq = get_or<int>(j, "moe_layer_freq", 1);
+  require_positive(c.moe_layer_freq, "moe_layer_freq");
+  if (c.first_k_dense_replace < 0) fail("[config.json] first_k_dense_replace must be >= 0");
+  if (c.n_routed_experts > 0) parse_moe(j, c);
+  if (c.first_k_dense_replace > 0 || c.n_routed_experts == 0) {
+    require_positive(c.intermediate_size, "intermediate_size");
+  }
+}
+
+void parse_gqa(const Json& j, ModelConfig& c) {
+  c.head_dim = get_or<int>(j, "head_dim", c.hidden_size / c.num_attention_heads);
+  require_positive(c.head_dim, "head_dim");
+  require_positive(c.num_key_value_heads, "num_key_value_heads");
+  require_positive(c.intermediate_size, "intermediate_size");
+  if (c.head_dim % 2) fail("[config.json] head_dim must be even");
+  if (c.num_attention_heads % c.num_key_value_heads) {
+    fail("[config.json] num_attention_heads must be a multiple of num_key_value_heads");
+  }
 }
 
 }  // namespace
@@ -121,88 +215,24 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   }
 
   if (c.is_mla()) {
-    if (j.contains("q_lora_rank") && !j["q_lora_rank"].is_null()) {
-      c.q_lora_rank = get_or<int>(j, "q_lora_rank", 0);
-      require_positive(*c.q_lora_rank, "q_lora_rank");
-    }
-    c.kv_lora_rank = get_or<int>(j, "kv_lora_rank", 0);
-    c.qk_nope_head_dim = get_or<int>(j, "qk_nope_head_dim", 0);
-    c.qk_rope_head_dim = get_or<int>(j, "qk_rope_head_dim", 0);
-    c.v_head_dim = get_or<int>(j, "v_head_dim", 0);
-    require_positive(c.kv_lora_rank, "kv_lora_rank");
-    require_positive(c.qk_nope_head_dim, "qk_nope_head_dim");
-    require_positive(c.qk_rope_head_dim, "qk_rope_head_dim");
-    require_positive(c.v_head_dim, "v_head_dim");
-    if (c.qk_rope_head_dim % 2) fail("[config.json] qk_rope_head_dim must be even");
-    c.num_key_value_heads = c.num_attention_heads;
-    c.n_routed_experts = get_or<int>(j, "n_routed_experts", 0);
-    c.first_k_dense_replace = get_or<int>(j, "first_k_dense_replace", 0);
-    c.moe_layer_freq = get_or<int>(j, "moe_layer_freq", 1);
-    require_positive(c.moe_layer_freq, "moe_layer_freq");
-    if (c.first_k_dense_replace < 0) fail("[config.json] first_k_dense_replace must be >= 0");
-    if (c.n_routed_experts > 0) {
-      c.n_shared_experts = get_or<int>(j, "n_shared_experts", 0);
-      c.num_experts_per_tok = get_or<int>(j, "num_experts_per_tok", 0);
-      c.moe_intermediate_size = get_or<int>(j, "moe_intermediate_size", 0);
-      c.n_group = get_or<int>(j, "n_group", 1);
-      c.topk_group = get_or<int>(j, "topk_group", 1);
-      c.norm_topk_prob = get_or<bool>(j, "norm_topk_prob", false);
-      c.routed_scaling_factor = get_or<double>(j, "routed_scaling_factor", 1.0);
-      c.aux_loss_alpha = get_or<double>(j, "aux_loss_alpha", 0.0);
-      if (c.n_shared_experts < 0) fail("[config.json] n_shared_experts must be >= 0");
-      require_positive(c.num_experts_per_tok, "num_experts_per_tok");
-      require_positive(c.moe_intermediate_size, "moe_intermediate_size");
-      require_positive(c.n_group, "n_group");
-      require_positive(c.topk_group, "topk_group");
-      if (c.num_experts_per_tok > c.n_routed_experts) {
-        fail("[config.json] num_experts_per_tok ", c.num_experts_per_tok, " > n_routed_experts ",
-             c.n_routed_experts);
-      }
-      if (c.n_routed_experts % c.n_group) fail("[config.json] n_routed_experts % n_group != 0");
-      if (c.topk_group > c.n_group) fail("[config.json] topk_group > n_group");
-      std::string sf = get_or<std::string>(j, "scoring_func", "softmax");
-      if (sf == "softmax") {
-        c.scoring_func = ScoreFunc::kSoftmax;
-      } else if (sf == "sigmoid") {
-        c.scoring_func = ScoreFunc::kSigmoid;
-      } else {
-        fail("[config.json] unknown scoring_func '", sf, "'");
-      }
-      std::string tm = get_or<std::string>(j, "topk_method", "greedy");
-      if (tm == "greedy" || tm == "gready") {  // "gready" is the HF DeepSeek-V2 default spelling
-        c.topk_method = TopkMethod::kGreedy;
-      } else if (tm == "group_limited_greedy") {
-        c.topk_method = TopkMethod::kGroupLimitedGreedy;
-      } else if (tm == "noaux_tc") {
-        c.topk_method = TopkMethod::kNoauxTc;
-      } else {
-        fail("[config.json] unknown topk_method '", tm, "'");
-      }
-      if (c.topk_method == TopkMethod::kNoauxTc && c.n_routed_experts / c.n_group < 2) {
-        fail("[config.json] noaux_tc needs at least 2 experts per group");
-      }
-      if (c.topk_method != TopkMethod::kGreedy &&
-          c.topk_group * (c.n_routed_experts / c.n_group) < c.num_experts_per_tok) {
-        fail("[config.json] topk_group groups hold fewer experts than num_experts_per_tok");
-      }
-    }
-    if (c.first_k_dense_replace > 0 || c.n_routed_experts == 0) {
-      require_positive(c.intermediate_size, "intermediate_size");
-    }
+    parse_mla(j, c);
   } else {
-    c.head_dim = get_or<int>(j, "head_dim", c.hidden_size / c.num_attention_heads);
-    require_positive(c.head_dim, "head_dim");
-    require_positive(c.num_key_value_heads, "num_key_value_heads");
-    require_positive(c.intermediate_size, "intermediate_size");
-    if (c.head_dim % 2) fail("[config.json] head_dim must be even");
-    if (c.num_attention_heads % c.num_key_value_heads) {
-      fail("[config.json] num_attention_heads must be a multiple of num_key_value_heads");
-    }
+    parse_gqa(j, c);
   }
   return c;
 }
 
 ModelConfig ModelConfig::load(const std::string& path) { return from_json(load_json_file(path)); }
+
+const char* rope_type_name(RopeType type) {
+  switch (type) {
+    case RopeType::kNone: return "none";
+    case RopeType::kLinear: return "linear";
+    case RopeType::kYarn: return "yarn";
+    case RopeType::kLlama3: return "llama3";
+  }
+  return "?";
+}
 
 const char* ModelConfig::type_name() const {
   switch (model_type) {
@@ -216,7 +246,7 @@ const char* ModelConfig::type_name() const {
 
 double ModelConfig::softmax_scale() const {
   double scale = 1.0 / std::sqrt(static_cast<double>(qk_head_dim()));
-  if (rope_scaling.type == "yarn" && rope_scaling.mscale_all_dim != 0.0) {
+  if (rope_scaling.type == RopeType::kYarn && rope_scaling.mscale_all_dim != 0.0) {
     double m = yarn_mscale(rope_scaling.factor, rope_scaling.mscale_all_dim);
     scale *= m * m;
   }
@@ -244,17 +274,17 @@ Json ModelConfig::to_json() const {
   if (!j.contains("torch_dtype")) j["torch_dtype"] = "float32";
   if (bos_token_id) j["bos_token_id"] = *bos_token_id;
   if (eos_token_id) j["eos_token_id"] = *eos_token_id;
-  if (rope_scaling.type == "none") {
+  if (rope_scaling.type == RopeType::kNone) {
     j["rope_scaling"] = nullptr;
   } else {
-    Json rs = {{"type", rope_scaling.type}, {"factor", rope_scaling.factor}};
-    if (rope_scaling.type == "yarn") {
+    Json rs = {{"type", rope_type_name(rope_scaling.type)}, {"factor", rope_scaling.factor}};
+    if (rope_scaling.type == RopeType::kYarn) {
       rs["beta_fast"] = rope_scaling.beta_fast;
       rs["beta_slow"] = rope_scaling.beta_slow;
       rs["mscale"] = rope_scaling.mscale;
       rs["mscale_all_dim"] = rope_scaling.mscale_all_dim;
       rs["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
-    } else if (rope_scaling.type == "llama3") {
+    } else if (rope_scaling.type == RopeType::kLlama3) {
       rs["rope_type"] = "llama3";
       rs["low_freq_factor"] = rope_scaling.low_freq_factor;
       rs["high_freq_factor"] = rope_scaling.high_freq_factor;

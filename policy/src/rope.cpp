@@ -34,9 +34,9 @@ RopeTable::RopeTable(const ModelConfig& c, int max_pos)
   inv_freq_.resize(half);
   for (int i = 0; i < half; ++i) inv_freq_[i] = 1.0 / std::pow(base, 2.0 * i / dim_);
   double cs_scale = 1.0;
-  if (rs.type == "linear") {
+  if (rs.type == RopeType::kLinear) {
     for (double& f : inv_freq_) f /= rs.factor;
-  } else if (rs.type == "yarn") {
+  } else if (rs.type == RopeType::kYarn) {
     double low = std::floor(
         yarn_correction_dim(rs.beta_fast, dim_, base, rs.original_max_position_embeddings));
     double high = std::ceil(
@@ -50,7 +50,7 @@ RopeTable::RopeTable(const ModelConfig& c, int max_pos)
       inv_freq_[i] = inv_freq_[i] / rs.factor * (1.0 - extra_mask) + inv_freq_[i] * extra_mask;
     }
     cs_scale = yarn_mscale(rs.factor, rs.mscale) / yarn_mscale(rs.factor, rs.mscale_all_dim);
-  } else if (rs.type == "llama3") {
+  } else if (rs.type == RopeType::kLlama3) {
     const double old_ctx = rs.original_max_position_embeddings;
     const double low_wl = old_ctx / rs.low_freq_factor, high_wl = old_ctx / rs.high_freq_factor;
     for (double& f : inv_freq_) {

@@ -12,6 +12,8 @@
 namespace aha::policy {
 namespace {
 
+using testing::layout_of;
+
 using Vec = std::vector<double>;
 
 Vec random_vec(size_t n, uint64_t seed, double scale = 1.0) {
@@ -152,15 +154,6 @@ void check_block_input(int64_t n, int d, Fwd fwd, Bwd bwd, const std::string& wh
   Vec dx(n * d, 0.0);
   bwd(x.data(), c.data(), dx.data());
   check_all(f, x, dx, what, 60);
-}
-
-SeqLayout layout_of(const std::vector<int64_t>& starts) {
-  SeqLayout l;
-  l.seq_starts = starts;
-  for (size_t s = 0; s + 1 < starts.size(); ++s) {
-    for (int64_t t = starts[s]; t < starts[s + 1]; ++t) l.positions.push_back(t - starts[s]);
-  }
-  return l;
 }
 
 TEST(GradCheck, BlockInputs) {

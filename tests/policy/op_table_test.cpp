@@ -19,6 +19,8 @@
 namespace aha::policy {
 namespace {
 
+using testing::layout_of;
+
 enum class Part { kAttention, kFfn, kBlock };
 enum class Fd { kInput, kInputAndParams };  // what finite differences perturb
 enum class Perf { kNone, kTrain, kTrainAndDecode };
@@ -76,15 +78,6 @@ std::vector<double> random_vec(size_t n, uint64_t seed, double scale = 1.0) {
   std::vector<double> v(n);
   for (double& x : v) x = rng.normal() * scale;
   return v;
-}
-
-SeqLayout layout_of(const std::vector<int64_t>& starts) {
-  SeqLayout l;
-  l.seq_starts = starts;
-  for (size_t s = 0; s + 1 < starts.size(); ++s) {
-    for (int64_t t = starts[s]; t < starts[s + 1]; ++t) l.positions.push_back(t - starts[s]);
-  }
-  return l;
 }
 
 // y = op(x) for the row's part of layer `layer`; la receives the activations.

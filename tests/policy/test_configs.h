@@ -2,6 +2,7 @@
 #pragma once
 
 #include "aha/core/config.h"
+#include "aha/policy/seq_layout.h"
 
 namespace aha::policy::testing {
 
@@ -44,6 +45,18 @@ inline Json tiny_qwen2_json() {
               {"num_hidden_layers", 2}, {"num_attention_heads", 3}, {"num_key_value_heads", 1},
               {"intermediate_size", 20}, {"max_position_embeddings", 64},
               {"rope_theta", 1000000.0}, {"tie_word_embeddings", false}};
+}
+
+// Packed sequences with these boundaries, positions counting from 0 in each.
+inline SeqLayout layout_of(const std::vector<int64_t>& starts) {
+  SeqLayout l;
+  l.seq_starts = starts;
+  for (size_t s = 0; s + 1 < starts.size(); ++s) {
+    for (int64_t t = starts[s]; t < starts[s + 1]; ++t) {
+      l.positions.push_back(static_cast<int32_t>(t - starts[s]));
+    }
+  }
+  return l;
 }
 
 }  // namespace aha::policy::testing

@@ -14,8 +14,11 @@ enum class ScoreFunc { kSoftmax, kSigmoid };
 enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
 
 // rope_scaling of the config: none, linear, yarn (DeepSeek) or llama3.
+enum class RopeType { kNone, kLinear, kYarn, kLlama3 };
+const char* rope_type_name(RopeType type);
+
 struct RopeScaling {
-  std::string type = "none";
+  RopeType type = RopeType::kNone;
   double factor = 1.0;
   // yarn
   double beta_fast = 32.0;
