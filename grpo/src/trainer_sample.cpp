@@ -65,6 +65,62 @@ void set_step_rewards(Rollout& r, const Json& details, const policy::Tokenizer& 
   }
 }
 
+rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Model<float>& policy,
+                                      const policy::Tokenizer& tok, int64_t step, int round) {
+  const GrpoConfig& g = cfg.grpo;
+  rollout::EngineOptions eo;
+  // Round 0 keeps the seed of a run without dynamic sampling; refills get fresh streams.
+  eo.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(step) +
+            uint64_t(round) * 0x9E3779B97F4A7C15ULL;
+  eo.max_batch = g.max_batch;
+  eo.record_routing = g.keep_routing && policy.config().n_routed_experts > 0;
+  eo.record_kept_ids = g.keep_sampling_mask;
+  const policy::Tokenizer* t = &tok;
+  eo.detokenize = [t](const std::vector<int32_t>& ids) {
+    return t->decode(policy::known_ids(*t, ids));
+  };
+  return eo;
+}
+
+// An engine completion as the record the trainer learns from (prompt fields set by the caller).
+Rollout to_rollout(rollout::Completion&& c, const std::vector<int32_t>& prompt,
+                   const policy::Tokenizer& tok, bool mask_truncated) {
+  Rollout r;
+  r.sample_index = c.sample_index;
+  r.prompt_ids = prompt;
+  r.completion_ids = std::move(c.ids);
+  r.completion_text = tok.decode_utf8(policy::known_ids(tok, r.completion_ids), true);
+  r.finish_reason = c.finish_reason;
+  r.sampled_logprobs = std::move(c.policy_logprobs);
+  r.sampling_dist_logprobs = std::move(c.logprobs);
+  r.routing = std::move(c.routing);
+  r.kept_ids = std::move(c.kept_ids);
+  r.learn = !(mask_truncated && c.finish_reason == "length");
+  return r;
+}
+
+// The rule-based rewards of rs (rows[i]: the data row of rs[i]); with `steps_tok`, process
+// supervision's step rewards too.
+void score(std::span<Rollout> rs, const std::vector<const Json*>& rows,
+           const rewards::RewardSet& rewards, const std::string& acc_label,
+           const policy::Tokenizer* steps_tok) {
+  std::vector<rewards::Sample> samples(rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    samples[i] = {rs[i].prompt_text, rs[i].completion_text, rows[i], rs[i].n()};
+  }
+  auto scored = rewards.score_batch(samples);
+  for (size_t i = 0; i < rs.size(); ++i) {
+    Rollout& r = rs[i];
+    r.reward = r.finish_reason == "error" ? std::nan("") : scored[i].reward;
+    auto it = scored[i].rewards.find(acc_label);
+    r.correct = it == scored[i].rewards.end() ? -1 : (it->second > 0.5 ? 1 : 0);
+    for (const auto& [label, v] : scored[i].rewards) {
+      r.reward_parts.emplace_back(label, v, scored[i].details.value(label, Json::object()));
+    }
+    if (steps_tok != nullptr) set_step_rewards(r, scored[i].details, *steps_tok);
+  }
+}
+
 }  // namespace
 
 std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
@@ -94,54 +150,24 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       r.stream = lo + static_cast<int64_t>(reqs.size());
       reqs.push_back(std::move(r));
     }
-    rollout::EngineOptions eo;
-    // Round 0 keeps the seed of a run without dynamic sampling; refills get fresh streams.
-    eo.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(step) + uint64_t(round) * 0x9E3779B97F4A7C15ULL;
-    eo.max_batch = g.max_batch;
-    eo.record_routing = g.keep_routing && policy->config().n_routed_experts > 0;
-    eo.record_kept_ids = g.keep_sampling_mask;
-    const policy::Tokenizer* t = tok.get();
-    eo.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(policy::known_ids(*t, ids)); };
-    auto comps = rollout::Engine(*policy, eo).generate(reqs);
+    auto comps = rollout::Engine(*policy, engine_options(cfg, *policy, *tok, step, round))
+                     .generate(reqs);
     auto t1 = Clock::now();
 
-    std::vector<rewards::Sample> samples(comps.size());
     const size_t first = rs.size();
-    for (size_t i = 0; i < comps.size(); ++i) {
-      auto& c = comps[i];
+    for (rollout::Completion& c : comps) {
       const int64_t p = c.prompt_index;
-      Rollout r;
+      Rollout r = to_rollout(std::move(c), reqs[p].prompt, *tok, g.mask_truncated);
       r.group = next_group + lo + p;
       r.prompt_id = data[picked[p]].id;
-      r.sample_index = c.sample_index;
-      r.prompt_ids = reqs[p].prompt;
-      r.completion_ids = std::move(c.ids);
       r.prompt_text = prompt_text[p];
-      r.completion_text = tok->decode_utf8(policy::known_ids(*tok, r.completion_ids), true);
-      r.finish_reason = c.finish_reason;
-      r.sampled_logprobs = std::move(c.policy_logprobs);
-      r.sampling_dist_logprobs = std::move(c.logprobs);
-      r.routing = std::move(c.routing);
-      r.kept_ids = std::move(c.kept_ids);
-      r.learn = !(g.mask_truncated && c.finish_reason == "length");
       gen_tokens += r.n();
       rs.push_back(std::move(r));
     }
-    for (size_t i = 0; i < comps.size(); ++i) {
-      const Rollout& r = rs[first + i];
-      samples[i] = {r.prompt_text, r.completion_text, &data[picked[comps[i].prompt_index]].row, r.n()};
-    }
-    auto scored = rewards.score_batch(samples);
-    for (size_t i = 0; i < comps.size(); ++i) {
-      Rollout& r = rs[first + i];
-      r.reward = r.finish_reason == "error" ? std::nan("") : scored[i].reward;
-      auto it = scored[i].rewards.find(acc_label);
-      r.correct = it == scored[i].rewards.end() ? -1 : (it->second > 0.5 ? 1 : 0);
-      for (const auto& [label, v] : scored[i].rewards) {
-        r.reward_parts.emplace_back(label, v, scored[i].details.value(label, Json::object()));
-      }
-      if (g.advantage == "process") set_step_rewards(r, scored[i].details, *tok);
-    }
+    std::vector<const Json*> rows;
+    for (const rollout::Completion& c : comps) rows.push_back(&data[picked[c.prompt_index]].row);
+    score(std::span<Rollout>(rs).subspan(first), rows, rewards, acc_label,
+          g.advantage == "process" ? tok.get() : nullptr);
     next_group += static_cast<int64_t>(all.size());
     if (g.dynamic_sampling) {
       // Counted over all ranks, so that every rank refills alike and the data cursors agree.
