@@ -52,6 +52,47 @@ std::string last_boxed(const std::string& s) {
 
 std::string to_text(const Json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
 
+// The answer of a row in the dataset's format: GSM8K's text after "####", MATH's last
+// \boxed{}, the tests of the code datasets (put in row["tests"]; the answer is then empty).
+// Sets *why when the row does not fit the format.
+std::string answer_of(const DataFormat& f, Json& row, std::string* why) {
+  std::string answer = to_text(row[f.answer_field]);
+  if (f.kind == "gsm8k") {
+    size_t hash = answer.rfind("####");
+    if (hash == std::string::npos) {
+      *why = "GSM8K answer without '####'";
+      return "";
+    }
+    answer = answer.substr(hash + 4);
+    answer.erase(0, answer.find_first_not_of(" \t"));
+  } else if (f.kind == "math") {
+    answer = last_boxed(answer);
+    if (answer.empty()) *why = "MATH solution without \\boxed{}";
+  } else if (f.kind == "apps") {
+    // APPS / CodeContests: input_output is a JSON string (or object) of stdin/stdout tests,
+    // with fn_name for call-based problems; the code reward reads it as row["tests"].
+    const Json& io = row[f.answer_field];
+    Json tests = io.is_string() ? try_parse_json(io.get<std::string>()).value_or(Json()) : io;
+    if (tests.is_null()) {
+      *why = "input_output is not valid JSON";
+    } else if (!tests.is_object() || !tests.contains("inputs") || !tests.contains("outputs") ||
+               !tests["inputs"].is_array() || !tests["outputs"].is_array() ||
+               tests["inputs"].size() != tests["outputs"].size() || tests["inputs"].empty()) {
+      *why = "input_output needs non-empty inputs and outputs of equal length";
+    } else {
+      row["tests"] = std::move(tests);
+    }
+    answer.clear();
+  } else if (f.kind == "humaneval") {
+    if (!row.contains("entry_point") || !row["entry_point"].is_string() ||
+        !row[f.answer_field].is_string()) {
+      *why = "HumanEval rows need string 'test' and 'entry_point'";
+    }
+    answer.clear();
+  }
+  return answer;
+}
+
 }  // namespace
 
 std::vector<Example> load_jsonl(const std::string& path, const DataFormat& f, LoadStats* stats) {
@@ -89,45 +130,11 @@ std::vector<Example> load_jsonl(const std::string& path, const DataFormat& f, Lo
       continue;
     }
     std::string question = to_text(row[f.prompt_field]);
-    std::string answer = to_text(row[f.answer_field]);
-    if (f.kind == "gsm8k") {
-      size_t hash = answer.rfind("####");
-      if (hash == std::string::npos) {
-        bad("GSM8K answer without '####'");
-        continue;
-      }
-      answer = answer.substr(hash + 4);
-      answer.erase(0, answer.find_first_not_of(" \t"));
-    } else if (f.kind == "math") {
-      answer = last_boxed(answer);
-      if (answer.empty()) {
-        bad("MATH solution without \\boxed{}");
-        continue;
-      }
-    } else if (f.kind == "apps") {
-      // APPS / CodeContests: input_output is a JSON string (or object) of stdin/stdout tests,
-      // with fn_name for call-based problems; the code reward reads it as row["tests"].
-      const Json& io = row[f.answer_field];
-      Json tests = io.is_string() ? try_parse_json(io.get<std::string>()).value_or(Json()) : io;
-      if (tests.is_null()) {
-        bad("input_output is not valid JSON");
-        continue;
-      }
-      if (!tests.is_object() || !tests.contains("inputs") || !tests.contains("outputs") ||
-          !tests["inputs"].is_array() || !tests["outputs"].is_array() ||
-          tests["inputs"].size() != tests["outputs"].size() || tests["inputs"].empty()) {
-        bad("input_output needs non-empty inputs and outputs of equal length");
-        continue;
-      }
-      row["tests"] = std::move(tests);
-      answer.clear();
-    } else if (f.kind == "humaneval") {
-      if (!row.contains("entry_point") || !row["entry_point"].is_string() ||
-          !row[f.answer_field].is_string()) {
-        bad("HumanEval rows need string 'test' and 'entry_point'");
-        continue;
-      }
-      answer.clear();
+    std::string why_not;
+    std::string answer = answer_of(f, row, &why_not);
+    if (!why_not.empty()) {
+      bad(why_not);
+      continue;
     }
     if (!seen.insert(question).second) {
       ++st.duplicates;
