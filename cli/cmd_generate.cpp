@@ -32,7 +32,6 @@ std::unique_ptr<policy::Tokenizer> maybe_tokenizer(const std::string& model_dir)
   return std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(model_dir));
 }
 
-
 Json completion_json(const rollout::Completion& c, const policy::Tokenizer* tok, bool routing) {
   Json j = {{"prompt_index", c.prompt_index}, {"sample_index", c.sample_index},
             {"ids", c.ids}, {"token_logprobs", c.logprobs},
@@ -41,6 +40,36 @@ Json completion_json(const rollout::Completion& c, const policy::Tokenizer* tok,
   if (!c.error.empty()) j["error"] = c.error;
   if (routing) j["routing"] = c.routing;
   return j;
+}
+
+// One request per line of the prompts file: {"ids": [...]} or {"prompt": "text"}.
+std::vector<rollout::Request> read_requests(const GenerateArgs& a, const policy::Tokenizer* tok,
+                                            const datasets::PromptTemplate* templ) {
+  std::vector<rollout::Request> reqs;
+  for_each_jsonl(a.prompts, [&](const Json& j, int64_t lineno) {
+    rollout::Request r;
+    r.n = a.n;
+    r.params = a.params;
+    if (j.contains("ids")) {
+      if (!j["ids"].is_array()) fail(a.prompts, ":", lineno, ": ids must be an array");
+      for (const Json& v : j["ids"]) {
+        if (!v.is_number_integer()) fail(a.prompts, ":", lineno, ": ids must be integers");
+        int64_t id = v.get<int64_t>();
+        // Out-of-range ids become an "error" completion; keep them representable.
+        r.prompt.push_back(id < 0 || id > INT32_MAX ? -1 : static_cast<int32_t>(id));
+      }
+    } else if (j.contains("prompt") && j["prompt"].is_string()) {
+      if (tok == nullptr) {
+        fail(a.prompts, ":", lineno, ": text prompts need a tokenizer.json in ", a.model);
+      }
+      std::string text = templ != nullptr ? templ->render(j) : j["prompt"].get<std::string>();
+      r.prompt = tok->encode(text, true);
+    } else {
+      fail(a.prompts, ":", lineno, ": expected {\"ids\": [...]} or {\"prompt\": \"...\"}");
+    }
+    reqs.push_back(std::move(r));
+  });
+  return reqs;
 }
 
 }  // namespace
@@ -91,28 +120,7 @@ int cmd_generate(const Args& args) {
   if (!a.templ.empty()) {
     templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(a.templ));
   }
-  std::vector<rollout::Request> reqs;
-  for_each_jsonl(a.prompts, [&](const Json& j, int64_t lineno) {
-    rollout::Request r;
-    r.n = a.n;
-    r.params = a.params;
-    if (j.contains("ids")) {
-      if (!j["ids"].is_array()) fail(a.prompts, ":", lineno, ": ids must be an array");
-      for (const Json& v : j["ids"]) {
-        if (!v.is_number_integer()) fail(a.prompts, ":", lineno, ": ids must be integers");
-        int64_t id = v.get<int64_t>();
-        // Out-of-range ids become an "error" completion; keep them representable.
-        r.prompt.push_back(id < 0 || id > INT32_MAX ? -1 : static_cast<int32_t>(id));
-      }
-    } else if (j.contains("prompt") && j["prompt"].is_string()) {
-      if (!tok) fail(a.prompts, ":", lineno, ": text prompts need a tokenizer.json in ", a.model);
-      std::string text = templ ? templ->render(j) : j["prompt"].get<std::string>();
-      r.prompt = tok->encode(text, true);
-    } else {
-      fail(a.prompts, ":", lineno, ": expected {\"ids\": [...]} or {\"prompt\": \"...\"}");
-    }
-    reqs.push_back(std::move(r));
-  });
+  const std::vector<rollout::Request> reqs = read_requests(a, tok.get(), templ.get());
   rollout::EngineOptions opts;
   opts.seed = a.seed;
   opts.max_batch = a.max_batch;
