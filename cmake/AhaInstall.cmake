@@ -28,7 +28,7 @@ install(FILES ${PROJECT_BINARY_DIR}/ahaConfig.cmake ${PROJECT_BINARY_DIR}/ahaCon
 # aha.pc: libraries in link order (dependents before their dependencies); the modules are static
 # by default, so their dependencies go in Requires.
 set(AHA_PC_LIBS "")
-foreach(module grpo distill rollout policy rewards datasets runlog core)
+foreach(module grpo distill train rollout policy rewards datasets runlog core)
   if(module IN_LIST AHA_MODULES)
     string(APPEND AHA_PC_LIBS " -laha_${module}")
   endif()

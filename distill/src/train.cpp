@@ -1,6 +1,5 @@
 // The distillation trainer: SFT on completion tokens, logit KD (stored or online teacher top-k),
 // on-policy KD, ESFT masking; run.db logging, checkpoints and resume.
-#include "aha/core/interrupt.h"
 #include "aha/distill/train.h"
 
 #include <spdlog/spdlog.h>
@@ -18,6 +17,9 @@
 #include "aha/policy/kd_loss.h"
 #include "aha/rollout/engine.h"
 #include "aha/runlog/run_db.h"
+#include "aha/train/checkpointer.h"
+#include "aha/train/run_loop.h"
+#include "aha/train/update_step.h"
 #include "sft_data.h"
 
 namespace aha::distill {
@@ -41,9 +43,10 @@ struct Run {
   std::vector<SftExample> data;
   std::unique_ptr<datasets::DataCursor> cursor;
   std::unique_ptr<policy::Optimizer<float>> opt;
-  std::vector<uint8_t> mask;  // ESFT: empty when off
-  policy::EsftSelection selection;
+  policy::EsftSelection selection;  // ESFT: empty when off
   std::unique_ptr<runlog::RunDb> db;
+  std::unique_ptr<train::UpdateStep> update;
+  std::unique_ptr<train::Checkpointer> checkpoints;
   int64_t step = 0;
 
   explicit Run(const DistillConfig& c) : cfg(c) {}
@@ -52,11 +55,10 @@ struct Run {
   std::vector<Seq> on_policy_batch();
   Json train_on(const std::vector<Seq>& drawn, bool sft, bool local = false);
   double train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
-                     const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll,
-                     dist::AsyncSum& grad_sum);
+                     const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll);
+  void open_run(const Json& raw, bool resume);
   void setup_esft();
   void save_checkpoint();
-  void load_checkpoint(const std::string& dir);
 };
 
 bool has_tokenizer(const std::string& dir) {
@@ -228,34 +230,26 @@ Json Run::train_on(const std::vector<Seq>& drawn, bool sft, bool local) {
   dist::allreduce_sum(counts, 2, "completion token counts");
   const int64_t n_comp = static_cast<int64_t>(counts[0]);
   AHA_CHECK(n_comp > 0, "a batch without completion tokens");
-  student->zero_grad();
+  update->begin();
   double sums[2] = {0, 0};  // nll, kl over this rank's rows
-  // Gradients are summed layer by layer while backward runs; a rank without rows joins the
-  // same sums, in the same order, with zeros.
-  dist::AsyncSum grad_sum;
   if (n > 0) {
-    sums[1] = train_share(seqs, batch, is_comp, n_comp, sft, sums[0], grad_sum);
-  } else if (dist::active()) {
-    for (auto [b, e] : student->grad_ranges()) grad_sum.start(student->grads().data() + b, e - b);
+    sums[1] = train_share(seqs, batch, is_comp, n_comp, sft, sums[0]);
+  } else {
+    update->no_backward();
   }
-  grad_sum.wait("gradient allreduce");
+  update->wait();
   dist::allreduce_sum(sums, 2, "loss sums");
-  if (!mask.empty()) policy::apply_mask(student->table(), mask, student->grads().data());
-  double norm = policy::clip_grad_norm(student->table(), student->grads().data(),
-                                       cfg.optimizer.max_grad_norm);
-  const double lr = cfg.schedule.at(step);
-  if (std::isfinite(norm)) {
-    opt->step(student->params().data(), student->grads().data(), lr);
-  } else if (db) {
-    db->event(step + 1, "warn", "nan_skip", "non-finite gradient: update skipped");
-  }
   const double sft_w = sft ? cfg.kd.sft_weight : 0.0;
   const double nll_mean = sums[0] / double(n_comp), kl = sums[1];
-  return Json{{"loss", sft_w * nll_mean + cfg.kd.weight * kl},
+  // The NLL counts only when it is trained on (on-policy KD logs it with weight 0).
+  const double loss = (sft_w > 0 ? sft_w * nll_mean : 0.0) + cfg.kd.weight * kl;
+  const double lr = cfg.schedule.at(step);
+  const train::UpdateResult u = update->apply(loss, lr, step + 1);
+  return Json{{"loss", loss},
               {"nll", nll_mean},
               {"kl", kl},
               {"lr", lr},
-              {"grad_norm", norm},
+              {"grad_norm", u.grad_norm},
               {"tokens", int64_t(counts[1])},
               {"completion_tokens", n_comp},
               {"epoch", cursor->epoch()}};
@@ -264,8 +258,7 @@ Json Run::train_on(const std::vector<Seq>& drawn, bool sft, bool local) {
 // Forward and backward of this rank's sequences into the gradients; returns the KL term and
 // adds the completion tokens' NLL to nll.
 double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
-                        const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll,
-                        dist::AsyncSum& grad_sum) {
+                        const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll) {
   const int64_t n = batch.n_tokens();
   policy::Activations<float> acts;
   student->forward(batch, policy::ForwardOptions{}, acts);
@@ -295,10 +288,9 @@ double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch
              student->config().vocab_size) /
          cfg.kd.weight;
   }
-  float* G = student->grads().data();
-  policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
-  student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, nullptr, 0.0, dh.empty() ? nullptr : dh.data(),
-                    dist::active() ? &ready : nullptr);
+  // Gradients are summed over ranks layer by layer while backward runs.
+  student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, nullptr, 0.0,
+                    dh.empty() ? nullptr : dh.data(), update->ready());
   return kl;
 }
 
@@ -324,9 +316,9 @@ void Run::setup_esft() {
         policy::expert_scores(*student, batches, policy::parse_esft_metric(cfg.esft.metric));
     selection = policy::select_experts(scores, cfg.esft.share, cfg.esft.include_shared);
   }
-  mask = policy::trainable_mask(*student, selection);
-  policy::freeze_optimizer(*opt, student->table(), mask);
+  std::vector<uint8_t> mask = policy::trainable_mask(*student, selection);
   policy::EsftReport rep = policy::esft_report(student->table(), mask);
+  update->set_trainable(std::move(mask));
   Json info = {{"selection", selection.to_json()}, {"report", rep.to_json()}};
   if (dist::rank() == 0) save_json_file((fs::path(cfg.output_dir) / "esft.json").string(), info);
   if (db) db->event(step, "info", "esft", rep.to_json().dump());
@@ -338,47 +330,24 @@ void Run::setup_esft() {
 }
 
 void Run::save_checkpoint() {
-  if (dist::rank() != 0) return;  // rank 0 owns the checkpoints and run.db
-  const std::string dir =
-      (fs::path(cfg.output_dir) / ("checkpoint-" + std::to_string(step))).string();
-  policy::SaveOptions so;
-  so.copy_tokenizer_from = tok_dir;
-  policy::save_model(*student, dir, so);
-  // Training state after the weights: a checkpoint without trainer_state.json is never resumed.
-  opt->save((fs::path(dir) / "optimizer.safetensors").string());
-  Json state = {{"step", step}, {"cursor", cursor->state()}};
-  if (!mask.empty()) state["esft"] = selection.to_json();
-  save_json_file((fs::path(dir) / "trainer_state.json").string(), state);
-  db->add_checkpoint(step, dir);
+  Json own = Json::object();
+  if (cfg.esft.enabled) own["esft"] = selection.to_json();
+  checkpoints->save("", step, own, {});
 }
 
-void Run::load_checkpoint(const std::string& dir) {
-  Json state = load_json_file((fs::path(dir) / "trainer_state.json").string());
-  auto loaded = policy::load_model<float>(dir);
-  if (loaded->params().size() != student->params().size()) fail(dir, ": architecture differs");
-  student->params() = loaded->params();
-  opt->load((fs::path(dir) / "optimizer.safetensors").string());
-  step = state.at("step").get<int64_t>();
-  cursor->restore(state.at("cursor"));
+// Opens (or reopens) run.db on rank 0 and restores the newest checkpoint on a resume.
+void Run::open_run(const Json& raw, bool resume) {
+  opt = std::make_unique<policy::Optimizer<float>>(student->table(), cfg.optimizer);
+  const std::string ckpt = resume ? train::Checkpointer::latest(cfg.output_dir) : "";
+  db = train::open_run_db(cfg.output_dir, "distill", raw,
+                          cfg.student.empty() ? "(new student)" : cfg.student, resume);
+  update = std::make_unique<train::UpdateStep>(*student, *opt, cfg.optimizer.max_grad_norm,
+                                               cfg.max_nan_skips, db.get());
+  checkpoints = std::make_unique<train::Checkpointer>(
+      cfg.output_dir, tok_dir, db.get(), train::TrainedState{*student, *opt, *cursor, *update});
+  if (!resume) return;
+  const Json state = checkpoints->resume(ckpt, step);
   if (state.contains("esft")) selection = policy::EsftSelection::from_json(state["esft"]);
-}
-
-std::string latest_checkpoint(const std::string& out) {
-  std::string best;
-  int64_t best_n = -1;
-  if (!fs::exists(out)) return best;
-  for (const auto& e : fs::directory_iterator(out)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("checkpoint-", 0) != 0 || !fs::exists(e.path() / "trainer_state.json")) continue;
-    const std::string num = name.substr(11);
-    if (num.empty() || num.find_first_not_of("0123456789") != std::string::npos) continue;
-    const int64_t n = std::stoll(num);
-    if (n > best_n) {
-      best_n = n;
-      best = e.path().string();
-    }
-  }
-  return best;
 }
 
 }  // namespace
@@ -394,46 +363,27 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
                       run.student->rope().max_pos());
   run.cursor =
       std::make_unique<datasets::DataCursor>(static_cast<int64_t>(run.data.size()), cfg.seed);
-  run.opt = std::make_unique<policy::Optimizer<float>>(run.student->table(), cfg.optimizer);
-  fs::create_directories(cfg.output_dir);
-  const std::string db_path = (fs::path(cfg.output_dir) / "run.db").string();
-  if (resume && !fs::exists(db_path)) fail("cannot resume: no run.db in ", cfg.output_dir);
-  const std::string ckpt = resume ? latest_checkpoint(cfg.output_dir) : "";
-  if (dist::rank() == 0) {
-    run.db = std::make_unique<runlog::RunDb>(
-        db_path, "distill", raw, cfg.student.empty() ? "(new student)" : cfg.student, resume);
-    policy::sweep_partial_writes(cfg.output_dir);
-  }
-  if (!ckpt.empty()) {
-    run.load_checkpoint(ckpt);
-    if (run.db) run.db->rewind_to(run.step);
-    spdlog::info("resumed from {} (step {})", ckpt, run.step);
-  } else if (resume && run.db) {
-    run.db->rewind_to(0);
-  }
+  run.open_run(raw, resume);
   run.setup_esft();
-  int64_t stop_at = max_steps > 0 ? std::min<int64_t>(cfg.steps, run.step + max_steps) : cfg.steps;
+  train::StepLoop loop(cfg.steps, cfg.save_every, max_steps, run.step);
   Json m = Json::object();
-  while (run.step < stop_at) {
-    auto t0 = Clock::now();
-    m = cfg.kd.on_policy ? run.train_on(run.on_policy_batch(), false, true)
-                         : run.train_on(run.next_batch(), true);
-    ++run.step;
-    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    m["tokens_per_s"] = m["tokens"].get<double>() / dt;
-    m["step_time_s"] = dt;
-    if (run.db) run.db->write_step(run.step, m, {}, false);
-    if (stop_requested_all()) stop_at = run.step;  // Ctrl-C: save this step and pause
-    if (on_step && dist::rank() == 0) on_step(DistillReport{run.step, cfg.steps, m});
-    if (run.step == stop_at || (cfg.save_every > 0 && run.step % cfg.save_every == 0))
-      run.save_checkpoint();
-  }
+  train::fail_run_on_error(run.db.get(), run.step, [&] {
+    while (loop.more(run.step)) {
+      auto t0 = Clock::now();
+      m = cfg.kd.on_policy ? run.train_on(run.on_policy_batch(), false, true)
+                           : run.train_on(run.next_batch(), true);
+      ++run.step;
+      const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+      m["tokens_per_s"] = m["tokens"].get<double>() / dt;
+      m["step_time_s"] = dt;
+      if (run.db) run.db->write_step(run.step, m, {}, false);
+      const bool save = loop.save_after(run.step);
+      if (on_step && dist::rank() == 0) on_step(DistillReport{run.step, cfg.steps, m});
+      if (save) run.save_checkpoint();
+    }
+  });
   if (!run.db) return m;
-  if (run.step >= cfg.steps) {
-    policy::SaveOptions so;
-    so.copy_tokenizer_from = run.tok_dir;
-    policy::save_model(*run.student, (fs::path(cfg.output_dir) / "final").string(), so);
-  }
+  if (run.step >= cfg.steps) run.checkpoints->save_weights("final", {});
   run.db->finish(run.step >= cfg.steps ? "finished" : "paused");
   return m;
 }

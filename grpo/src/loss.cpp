@@ -137,20 +137,16 @@ double gmpo_sequence(const SeqTerms& s, const LossConfig& cfg, std::vector<doubl
   return -a * g;
 }
 
-}  // namespace
-
-LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
-                      std::vector<std::vector<double>>& dlogp,
-                      std::vector<std::vector<double>>& dentropy) {
-  LossMetrics m;
-  dlogp.assign(seqs.size(), {});
-  dentropy.assign(seqs.size(), {});
-  int64_t total_tokens = 0, live_seqs = 0;
-  std::vector<char> masked(seqs.size(), 0);
+// Marks the sequences that stay out of the loss: empty ones, and with offpolicy_delta the
+// negative-advantage ones that drifted too far (counted in m.masked_seqs). Returns the number of
+// live sequences; total_tokens receives their tokens.
+int64_t mask_sequences(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
+                       std::vector<char>& masked, int64_t& total_tokens, LossMetrics& m) {
+  int64_t live_seqs = 0;
+  total_tokens = 0;
+  masked.assign(seqs.size(), 0);
   for (size_t i = 0; i < seqs.size(); ++i) {
     const SeqTerms& s = seqs[i];
-    dlogp[i].assign(s.n, 0.0);
-    dentropy[i].assign(s.n, 0.0);
     AHA_CHECK(cfg.entropy_coef == 0 || s.entropy != nullptr || s.n == 0,
               "an entropy bonus needs each token's entropy");
     if (s.n == 0) {
@@ -171,81 +167,108 @@ LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
     total_tokens += s.n;
     ++live_seqs;
   }
+  return live_seqs;
+}
+
+// Aggregation weight of each token of an n-token sequence.
+double token_weight(const LossConfig& cfg, int64_t n, int64_t live_seqs, int64_t total_tokens) {
+  switch (cfg.agg) {
+    case LossAgg::kSeqMeanTokenMean: return 1.0 / (double(n) * live_seqs);
+    case LossAgg::kTokenMean:
+    case LossAgg::kBnpo: return 1.0 / double(total_tokens);
+    case LossAgg::kSeqMeanTokenSumNorm:
+      AHA_CHECK(cfg.max_completion_len > 0, "seq-mean-token-sum-norm needs max_completion_len");
+      return 1.0 / (double(cfg.max_completion_len) * live_seqs);
+  }
+  return 0.0;
+}
+
+// One live sequence with token weight w: its loss terms into m, d loss / d logp into dlogp and
+// d loss / d entropy into dentropy; its ratios are added to ratio_sum.
+void sequence_loss(const SeqTerms& s, const LossConfig& cfg, double w, std::vector<double>& dlogp,
+                   std::vector<double>& dentropy, double& ratio_sum, LossMetrics& m) {
+  double seq_log_ratio = 0;
+  if (cfg.level == RatioLevel::kSequence) {
+    for (int64_t t = 0; t < s.n; ++t) seq_log_ratio += double(s.logp[t]) - s.old_logp[t];
+    seq_log_ratio /= double(s.n);
+  }
+  double seq_grad = 0;  // GSPO: every token's loss depends on the sequence ratio
+  std::vector<double> gmpo_grad;
+  double gmpo_loss = 0;
+  if (cfg.policy == PolicyLoss::kGmpo) {
+    // One sequence-level objective, spread over the tokens so that aggregation weighs it
+    // like a per-token loss of the same value.
+    gmpo_loss = gmpo_sequence(s, cfg, gmpo_grad, m);
+  }
+  for (int64_t t = 0; t < s.n; ++t) {
+    const double a = s.advantage[t];
+    const double log_ratio =
+        cfg.level == RatioLevel::kSequence ? seq_log_ratio : double(s.logp[t]) - s.old_logp[t];
+    const double r = std::exp(log_ratio);
+    ratio_sum += r;
+    m.ratio_max = std::max(m.ratio_max, r);
+    TokenTerm pg;
+    if (cfg.policy == PolicyLoss::kGmpo) {
+      pg = {gmpo_loss, gmpo_grad[t] * double(s.n)};
+    } else {
+      pg = policy_term(log_ratio, s.logp[t], a, cfg, m);
+    }
+    // TIS/MIS: the policy term of a token sampled by another engine, reweighted (a constant).
+    const double isw = s.is_weight != nullptr ? double(s.is_weight[t]) : 1.0;
+    pg.loss *= isw;
+    pg.dlog_ratio *= isw;
+    if (cfg.policy == PolicyLoss::kGmpo) gmpo_grad[t] *= isw;
+    double loss_t = pg.loss;
+    m.pg_loss += w * pg.loss;
+    double dkl = 0;
+    if (cfg.beta > 0) {
+      double kl = 0;
+      kl_term(cfg.kl, s.logp[t], s.ref_logp[t], s.old_logp[t], kl, dkl);
+      loss_t += cfg.beta * kl;
+      m.kl += kl;
+    }
+    if (cfg.entropy_coef != 0) {
+      loss_t -= cfg.entropy_coef * s.entropy[t];
+      m.entropy += w * s.entropy[t];
+      dentropy[t] = -w * cfg.entropy_coef;
+    }
+    m.loss += w * loss_t;
+    if (cfg.policy == PolicyLoss::kGmpo) {
+      // d(w * n * gmpo)/d logp_t: the sequence term appears once per token in the sum.
+      dlogp[t] = w * (double(s.n) * gmpo_grad[t] + cfg.beta * dkl);
+    } else if (cfg.level == RatioLevel::kSequence) {
+      seq_grad += w * pg.dlog_ratio / double(s.n);
+      dlogp[t] = w * cfg.beta * dkl;
+    } else {
+      dlogp[t] = w * (pg.dlog_ratio + cfg.beta * dkl);
+    }
+  }
+  if (cfg.level == RatioLevel::kSequence) {
+    for (int64_t t = 0; t < s.n; ++t) dlogp[t] += seq_grad;
+  }
+}
+
+}  // namespace
+
+LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
+                      std::vector<std::vector<double>>& dlogp,
+                      std::vector<std::vector<double>>& dentropy) {
+  LossMetrics m;
+  dlogp.assign(seqs.size(), {});
+  dentropy.assign(seqs.size(), {});
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    dlogp[i].assign(seqs[i].n, 0.0);
+    dentropy[i].assign(seqs[i].n, 0.0);
+  }
+  std::vector<char> masked;
+  int64_t total_tokens = 0;
+  const int64_t live_seqs = mask_sequences(seqs, cfg, masked, total_tokens, m);
   if (live_seqs == 0) return m;
   double ratio_sum = 0;
   for (size_t i = 0; i < seqs.size(); ++i) {
     if (masked[i]) continue;
-    const SeqTerms& s = seqs[i];
-    // Aggregation weight of each of this sequence's tokens.
-    double w = 0;
-    switch (cfg.agg) {
-      case LossAgg::kSeqMeanTokenMean: w = 1.0 / (double(s.n) * live_seqs); break;
-      case LossAgg::kTokenMean:
-      case LossAgg::kBnpo: w = 1.0 / double(total_tokens); break;
-      case LossAgg::kSeqMeanTokenSumNorm:
-        AHA_CHECK(cfg.max_completion_len > 0, "seq-mean-token-sum-norm needs max_completion_len");
-        w = 1.0 / (double(cfg.max_completion_len) * live_seqs);
-        break;
-    }
-    double seq_log_ratio = 0;
-    if (cfg.level == RatioLevel::kSequence) {
-      for (int64_t t = 0; t < s.n; ++t) seq_log_ratio += double(s.logp[t]) - s.old_logp[t];
-      seq_log_ratio /= double(s.n);
-    }
-    double seq_grad = 0;  // GSPO: every token's loss depends on the sequence ratio
-    std::vector<double> gmpo_grad;
-    double gmpo_loss = 0;
-    if (cfg.policy == PolicyLoss::kGmpo) {
-      // One sequence-level objective, spread over the tokens so that aggregation weighs it
-      // like a per-token loss of the same value.
-      gmpo_loss = gmpo_sequence(s, cfg, gmpo_grad, m);
-    }
-    for (int64_t t = 0; t < s.n; ++t) {
-      const double a = s.advantage[t];
-      const double log_ratio =
-          cfg.level == RatioLevel::kSequence ? seq_log_ratio : double(s.logp[t]) - s.old_logp[t];
-      const double r = std::exp(log_ratio);
-      ratio_sum += r;
-      m.ratio_max = std::max(m.ratio_max, r);
-      TokenTerm pg;
-      if (cfg.policy == PolicyLoss::kGmpo) {
-        pg = {gmpo_loss, gmpo_grad[t] * double(s.n)};
-      } else {
-        pg = policy_term(log_ratio, s.logp[t], a, cfg, m);
-      }
-      // TIS/MIS: the policy term of a token sampled by another engine, reweighted (a constant).
-      const double isw = s.is_weight != nullptr ? double(s.is_weight[t]) : 1.0;
-      pg.loss *= isw;
-      pg.dlog_ratio *= isw;
-      if (cfg.policy == PolicyLoss::kGmpo) gmpo_grad[t] *= isw;
-      double loss_t = pg.loss;
-      m.pg_loss += w * pg.loss;
-      double dkl = 0;
-      if (cfg.beta > 0) {
-        double kl = 0;
-        kl_term(cfg.kl, s.logp[t], s.ref_logp[t], s.old_logp[t], kl, dkl);
-        loss_t += cfg.beta * kl;
-        m.kl += kl;
-      }
-      if (cfg.entropy_coef != 0) {
-        loss_t -= cfg.entropy_coef * s.entropy[t];
-        m.entropy += w * s.entropy[t];
-        dentropy[i][t] = -w * cfg.entropy_coef;
-      }
-      m.loss += w * loss_t;
-      if (cfg.policy == PolicyLoss::kGmpo) {
-        // d(w * n * gmpo)/d logp_t: the sequence term appears once per token in the sum.
-        dlogp[i][t] = w * (double(s.n) * gmpo_grad[t] + cfg.beta * dkl);
-      } else if (cfg.level == RatioLevel::kSequence) {
-        seq_grad += w * pg.dlog_ratio / double(s.n);
-        dlogp[i][t] = w * cfg.beta * dkl;
-      } else {
-        dlogp[i][t] = w * (pg.dlog_ratio + cfg.beta * dkl);
-      }
-    }
-    if (cfg.level == RatioLevel::kSequence) {
-      for (int64_t t = 0; t < s.n; ++t) dlogp[i][t] += seq_grad;
-    }
+    const double w = token_weight(cfg, seqs[i].n, live_seqs, total_tokens);
+    sequence_loss(seqs[i], cfg, w, dlogp[i], dentropy[i], ratio_sum, m);
   }
   m.tokens = total_tokens;
   m.ratio_mean = ratio_sum / double(total_tokens);

@@ -7,9 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
-#include <regex>
 
-#include "aha/core/interrupt.h"
 #include "aha/core/version.h"
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
@@ -18,33 +16,14 @@
 #include "aha/datasets/source.h"
 #include "aha/grpo/eval.h"
 #include "aha/runlog/report.h"
+#include "aha/train/run_loop.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
 
 namespace fs = std::filesystem;
 
-std::vector<std::pair<int64_t, fs::path>> complete_checkpoints(const std::string& dir) {
-  std::vector<std::pair<int64_t, fs::path>> found;
-  std::regex re("checkpoint-([0-9]+)");
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    std::smatch m;
-    std::string name = e.path().filename().string();
-    if (!std::regex_match(name, m, re) || !fs::exists(e.path() / "trainer_state.json")) continue;
-    found.emplace_back(std::stoll(m[1]), e.path());
-  }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-  return found;
-}
-
 namespace {
-
-// The newest checkpoint-N directory in dir, or "".
-std::string latest_checkpoint(const std::string& dir) {
-  const auto found = complete_checkpoints(dir);
-  return found.empty() ? std::string() : found.front().second.string();
-}
 
 // For the data-parallel tests: AHA_FAULT=exit:RANK:STEP ends that rank's process at the start of
 // that step, hang:RANK:STEP makes it stop responding; the job must end with an error either way.
@@ -108,30 +87,25 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
     fail("accuracy_reward '", s.acc_label, "' is not one of the configured rewards");
   }
   s.opt = std::make_unique<policy::Optimizer<float>>(s.policy->table(), cfg.optimizer);
-  fs::create_directories(cfg.output_dir);
-  const std::string db_path = (fs::path(cfg.output_dir) / "run.db").string();
-  std::string ckpt = resume ? latest_checkpoint(cfg.output_dir) : "";
-  if (resume && !fs::exists(db_path)) fail("cannot resume: no run.db in ", cfg.output_dir);
-  // Data parallel: rank 0 owns run.db and the checkpoints; every rank reads a resume point
-  // from the shared output_dir, whatever the number of ranks that wrote it.
-  if (dist::rank() == 0) {
-    s.db = std::make_unique<runlog::RunDb>(db_path, "grpo", raw, cfg.model, resume);
-    policy::sweep_partial_writes(cfg.output_dir);
-    if (template_changed) {
-      s.db->event(0, "warn", "template",
-                  "data.template differs from the template the base was pretrained with "
-                  "(aha_data.json in the model directory)");
-    }
-    if (dist::active()) s.db->event(0, "info", "ranks", std::to_string(dist::size()) + " data-parallel ranks");
+  // Data parallel: every rank reads a resume point from the shared output_dir, whatever the
+  // number of ranks that wrote it.
+  const std::string ckpt = resume ? train::Checkpointer::latest(cfg.output_dir) : "";
+  s.db = train::open_run_db(cfg.output_dir, "grpo", raw, cfg.model, resume);
+  if (s.db && template_changed) {
+    s.db->event(0, "warn", "template",
+                "data.template differs from the template the base was pretrained with "
+                "(aha_data.json in the model directory)");
   }
+  if (s.db && dist::active()) {
+    s.db->event(0, "info", "ranks", std::to_string(dist::size()) + " data-parallel ranks");
+  }
+  s.update = std::make_unique<train::UpdateStep>(*s.policy, *s.opt, cfg.optimizer.max_grad_norm,
+                                                 cfg.grpo.max_nan_skips, s.db.get());
+  s.checkpoints = std::make_unique<train::Checkpointer>(
+      cfg.output_dir, cfg.model, s.db.get(),
+      train::TrainedState{*s.policy, *s.opt, *s.cursor, *s.update});
   s.setup_esft(resume);
-  if (!ckpt.empty()) {
-    s.load_checkpoint(ckpt);
-    if (s.db) s.db->rewind_to(s.step);
-    spdlog::info("resumed from {} (step {})", ckpt, s.step);
-  } else if (resume && s.db) {
-    s.db->rewind_to(0);
-  }
+  if (resume) s.restore(s.checkpoints->resume(ckpt, s.step), ckpt);
   if (s.db) s.log_start(resume);
 }
 
@@ -191,9 +165,9 @@ void Trainer::State::setup_esft(bool resume) {
     sel = policy::select_experts(scores, e.value("share", 0.9), e.value("include_shared", true));
     if (dist::rank() == 0) save_json_file(file.string(), sel.to_json());
   }
-  trainable = policy::trainable_mask(*policy, sel);
-  policy::freeze_optimizer(*opt, policy->table(), trainable);
+  std::vector<uint8_t> trainable = policy::trainable_mask(*policy, sel);
   const Json report = policy::esft_report(policy->table(), trainable).to_json();
+  update->set_trainable(std::move(trainable));
   spdlog::info("ESFT: {}", report.dump());
   log_event(0, "info", "esft", report.dump());
 }
@@ -206,31 +180,16 @@ std::string Trainer::run_db_path() const {
 }
 
 void Trainer::State::save_checkpoint() {
-  if (dist::rank() != 0) return;
-  const std::string dir = (fs::path(cfg.output_dir) / ("checkpoint-" + std::to_string(step))).string();
-  policy::SaveOptions so;
-  so.copy_tokenizer_from = cfg.model;
-  policy::save_model(*policy, dir, so);
-  // Training state goes in after the weights: a checkpoint without trainer_state.json is
-  // incomplete and never resumed from.
-  opt->save((fs::path(dir) / "optimizer.safetensors").string());
-  if (ref_changed) policy::save_model(*ref, (fs::path(dir) / "reference").string());
-  Json state = {{"step", step}, {"cursor", cursor->state()}, {"nan_streak", nan_streak},
-                {"ref_changed", ref_changed}, {"best_eval", best_eval}, {"best_step", best_step}};
-  save_json_file((fs::path(dir) / "trainer_state.json").string(), state);
-  db->add_checkpoint(step, dir);
-  prune_checkpoints();
+  const Json own = {
+      {"ref_changed", ref_changed}, {"best_eval", best_eval}, {"best_step", best_step}};
+  checkpoints->save("", step, own, [&](const fs::path& dir) {
+    if (ref_changed) policy::save_model(*ref, (dir / "reference").string());
+  });
+  checkpoints->prune(cfg.grpo.keep_checkpoints, best_step);  // the best by eval stays
 }
 
-void Trainer::State::load_checkpoint(const std::string& dir) {
-  Json state = load_json_file((fs::path(dir) / "trainer_state.json").string());
-  auto loaded = policy::load_model<float>(dir);
-  if (loaded->params().size() != policy->params().size()) fail(dir, ": architecture differs");
-  policy->params() = loaded->params();
-  opt->load((fs::path(dir) / "optimizer.safetensors").string());
-  step = state.at("step").get<int64_t>();
-  cursor->restore(state.at("cursor"));
-  nan_streak = state.value("nan_streak", 0);
+void Trainer::State::restore(const Json& state, const std::string& dir) {
+  if (state.is_null()) return;
   ref_changed = state.value("ref_changed", false);
   best_eval = state.value("best_eval", -1.0);
   best_step = state.value("best_step", int64_t{-1});
@@ -239,21 +198,16 @@ void Trainer::State::load_checkpoint(const std::string& dir) {
 
 void Trainer::run(const std::function<void(const StepReport&)>& on_step, int64_t max_steps) {
   State& s = *s_;
-  int64_t stop_at = max_steps > 0 ? std::min<int64_t>(s.cfg.grpo.steps, s.step + max_steps)
-                                  : s.cfg.grpo.steps;
-  try {
-    while (s.step < stop_at) {
+  const GrpoConfig& g = s.cfg.grpo;
+  train::StepLoop loop(g.steps, g.save_every, max_steps, s.step);
+  train::fail_run_on_error(s.db.get(), s.step, [&] {
+    while (loop.more(s.step)) {
       inject_fault(s.step + 1);
       Json metrics = s.run_step();
-      // Ctrl-C: this step is the last, saved as if --max-steps had ended here.
-      if (stop_requested_all()) stop_at = s.step;
-      if (on_step) on_step(StepReport{s.step, s.cfg.grpo.steps, metrics});
-      const bool last = s.step == s.cfg.grpo.steps;
-      if (last || (s.cfg.grpo.save_every > 0 && s.step % s.cfg.grpo.save_every == 0) ||
-          s.step == stop_at) {
-        s.save_checkpoint();
-      }
-      if (s.db && s.cfg.grpo.report_every > 0 && (s.step % s.cfg.grpo.report_every == 0 || last)) {
+      const bool save = loop.save_after(s.step);
+      if (on_step) on_step(StepReport{s.step, g.steps, metrics});
+      if (save) s.save_checkpoint();
+      if (s.db && g.report_every > 0 && (s.step % g.report_every == 0 || s.step == g.steps)) {
         // A report is a convenience: failing to write one never ends the run.
         try {
           runlog::write_report({s.db->path()}, (fs::path(s.cfg.output_dir) / "report.html").string());
@@ -262,14 +216,8 @@ void Trainer::run(const std::function<void(const StepReport&)>& on_step, int64_t
         }
       }
     }
-    if (s.db) s.db->finish(s.step >= s.cfg.grpo.steps ? "finished" : "paused");
-  } catch (const std::exception& e) {
-    if (s.db) {
-      s.db->event(s.step, "error", "failed", e.what());
-      s.db->finish("failed");
-    }
-    throw;
-  }
+    if (s.db) s.db->finish(s.step >= g.steps ? "finished" : "paused");
+  });
 }
 
 }  // namespace aha::grpo

@@ -1,17 +1,14 @@
-// Evaluation during training (grpo.eval_every) and checkpoint hygiene (grpo.keep_checkpoints).
+// Evaluation during training (grpo.eval_every).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 
 #include "aha/core/dist.h"
 #include "aha/grpo/eval.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
-
-namespace fs = std::filesystem;
 
 void Trainer::State::run_eval(Json& m) {
   const GrpoConfig& g = cfg.grpo;
@@ -40,22 +37,6 @@ void Trainer::State::run_eval(Json& m) {
   if (dist::rank() == 0) {
     spdlog::info("eval at step {}: pass@1 {:.3f} on {} problems (best {:.3f} at step {})", step,
                  pass1, eval_data.size(), best_eval, best_step);
-  }
-}
-
-void Trainer::State::prune_checkpoints() {
-  const int keep = cfg.grpo.keep_checkpoints;
-  if (keep <= 0) return;
-  const auto found = complete_checkpoints(cfg.output_dir);
-  std::error_code ec;
-  for (size_t i = static_cast<size_t>(keep); i < found.size(); ++i) {
-    if (found[i].first == best_step) continue;  // the best by eval stays
-    fs::remove_all(found[i].second, ec);
-    if (ec) {
-      spdlog::warn("could not remove {}: {}", found[i].second.string(), ec.message());
-      continue;
-    }
-    db->remove_checkpoint(found[i].first);
   }
 }
 

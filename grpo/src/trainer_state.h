@@ -2,7 +2,6 @@
 // trainer_step.cpp (one GRPO step).
 #pragma once
 
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +16,8 @@
 #include "aha/policy/tokenizer.h"
 #include "aha/rewards/reward.h"
 #include "aha/runlog/run_db.h"
+#include "aha/train/checkpointer.h"
+#include "aha/train/update_step.h"
 
 namespace aha::grpo {
 
@@ -33,8 +34,9 @@ struct Trainer::State {
   std::string acc_label;
   std::unique_ptr<policy::Optimizer<float>> opt;
   std::unique_ptr<runlog::RunDb> db;
+  std::unique_ptr<train::UpdateStep> update;
+  std::unique_ptr<train::Checkpointer> checkpoints;
   int64_t step = 0;  // completed steps
-  int nan_streak = 0;
   int flat_streak = 0;  // steps in a row where every group's rewards were equal
   std::vector<datasets::Example> eval_data;  // data.eval (grpo.eval_every > 0)
   double best_eval = -1;                     // best eval pass@1 so far, and its step
@@ -42,7 +44,6 @@ struct Trainer::State {
   bool ref_changed = false;  // the reference drifted from its checkpoint (reset or EMA)
 
   std::vector<Rollout> file_rollouts;  // --rollouts: what every step learns from
-  std::vector<uint8_t> trainable;      // ESFT: per ParamTable entry (empty: train everything)
 
   // One GRPO step (trainer_step.cpp); returns the step's metrics.
   Json run_step();
@@ -80,15 +81,11 @@ struct Trainer::State {
   void check_ranks_agree();
   void warn_if_nothing_to_learn(double frac_flat);
   void log_start(bool resume);
-  // Evaluation during training and checkpoint hygiene (trainer_eval.cpp).
+  // Evaluation during training (trainer_eval.cpp).
   void run_eval(Json& m);
-  void prune_checkpoints();
-  void load_checkpoint(const std::string& dir);
+  // Resume: the GRPO keys of the checkpoint in dir (null: a fresh start).
+  void restore(const Json& state, const std::string& dir);
 };
-
-// The checkpoint-N directories of dir that are complete (trainer_state.json is written last),
-// newest first.
-std::vector<std::pair<int64_t, std::filesystem::path>> complete_checkpoints(const std::string& dir);
 
 // Adds one minibatch's expert loads [moe layer][expert] into a step's total.
 void accumulate_loads(std::vector<std::vector<int64_t>>& into, std::vector<std::vector<int64_t>> l);

@@ -9,8 +9,6 @@
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
-#include "aha/policy/esft.h"
-#include "aha/policy/optimizer.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
@@ -396,9 +394,7 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
   policy::Activations<float>& acts = t.acts;
   std::vector<std::vector<float>> lp;
   std::vector<int64_t> offs;
-  policy->zero_grad();
-  float* G = policy->grads().data();
-  dist::AsyncSum grad_sum;
+  update->begin();
   MinibatchSums sums;
   std::vector<std::vector<double>> dlogp, dentropy;
   LossMetrics lm;
@@ -435,31 +431,19 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
         if (!de.empty()) de[offs[k] + j] = static_cast<float>(f * dentropy[k][j]);
       }
     }
-    // Each layer's gradient starts its allreduce as soon as backward has finished it.
-    policy::Model<float>::GradsReady ready = [&](size_t b, size_t e) { grad_sum.start(G + b, e - b); };
     policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), g.aux_loss_weight * f,
-                     nullptr, dist::active() ? &ready : nullptr);
-  } else if (dist::active()) {
-    // No sequences here: join the same sums, in the same order, with zero gradients.
-    for (auto [b, e] : policy->grad_ranges()) grad_sum.start(G + b, e - b);
+                     nullptr, update->ready());
+  } else {
+    update->no_backward();
   }
-  grad_sum.wait("gradient allreduce");
-  // ESFT: frozen tensors neither learn nor count in the gradient norm.
-  if (!trainable.empty()) policy::apply_mask(policy->table(), trainable, policy->grads().data());
   const LossMetrics gm = sums.global(token_weighted);
-  double norm = policy::clip_grad_norm(policy->table(), policy->grads().data(), cfg.optimizer.max_grad_norm);
-  if (!std::isfinite(norm) || !std::isfinite(gm.loss)) {
+  const train::UpdateResult u = update->apply(gm.loss, lr, step + 1);
+  if (u.skipped) {
     ++t.skipped;
-    if (++nan_streak > g.max_nan_skips) {
-      fail("stopping: ", nan_streak, " non-finite updates in a row at step ", step + 1);
-    }
-    log_event(step + 1, "warn", "nan_skip", "non-finite loss or gradient: update skipped");
     return;
   }
-  nan_streak = 0;
-  opt->step(policy->params().data(), policy->grads().data(), lr);
   ++t.updates;
-  t.grad_norm_sum += norm;
+  t.grad_norm_sum += u.grad_norm;
   t.sum.add(gm);
 }
 

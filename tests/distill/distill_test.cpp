@@ -18,6 +18,7 @@
 #include "aha/policy/esft.h"
 #include "aha/policy/presets.h"
 #include "aha/runlog/run_db.h"
+#include "train/stopped_run.h"
 
 namespace aha::distill {
 namespace {
@@ -329,6 +330,20 @@ TEST(DistillTrain, OnlineAndOnPolicyKdLowerTheKl) {
     ASSERT_EQ(kl.size(), 12u);
     EXPECT_LT(kl.back(), kl.front()) << (on_policy ? "on-policy" : "online");
   }
+}
+
+// The update rule shared with GRPO and pretraining: non-finite updates are skipped, and more than
+// max_nan_skips in a row end the run (marked failed, no final student).
+TEST(DistillTrain, StopsAfterMaxNanSkipsNonFiniteUpdates) {
+  const std::string out = fresh("nan");
+  Json c = train_config(out, truth_jsonl());
+  c["steps"] = 20;
+  c["max_nan_skips"] = 1;
+  c["schedule"] = {{"lr", 1e30}};  // overflows the weights after one step
+  train::testing::expect_stopped_by_nan(
+      [&] { run_distill(DistillConfig::from_json(c), c, false); }, out, 1);
+  c["max_nan_skips"] = -1;
+  EXPECT_THROW(DistillConfig::from_json(c), Error);
 }
 
 }  // namespace

@@ -49,6 +49,7 @@ struct DistillConfig {
   int64_t batch_tokens = 2048;
   int save_every = 0;
   int threads = 0;
+  int max_nan_skips = 3;  // more non-finite updates in a row than this end the run
   double init_std = 0.02;
   KdConfig kd;
   EsftConfig esft;

@@ -21,6 +21,7 @@ struct PretrainConfig {
   int64_t batch_tokens = 4096;  // tokens per optimizer step (whole documents, packed)
   int save_every = 0;
   int threads = 0;
+  int max_nan_skips = 3;  // more non-finite updates in a row than this end the run
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
   static PretrainConfig from_json(const Json& j);  // strict
@@ -33,9 +34,8 @@ struct PretrainReport {
 
 // Runs (or resumes) pretraining; the final checkpoint is <output_dir>/final. max_steps > 0 (or
 // Ctrl-C) stops early: the state is saved in <output_dir>/last and the run marked paused.
-// More than kMaxNanSkips non-finite updates in a row end the run with an error (a diverged
+// More than max_nan_skips non-finite updates in a row end the run with an error (a diverged
 // model is never written as final).
-constexpr int kPretrainMaxNanSkips = 3;
 void pretrain(const PretrainConfig& config, const Json& raw, bool resume,
               const std::function<void(const PretrainReport&)>& on_step, int64_t max_steps);
 

@@ -1,0 +1,76 @@
+// The checkpoint directories of a training run, the same for GRPO, pretraining and
+// distillation. A checkpoint holds the weights in the HF layout (written atomically, with the
+// tokenizer files), optimizer.safetensors, any files of the trainer's own, and
+// trainer_state.json (step, data cursor, non-finite streak and the trainer's own keys), written
+// last: a directory without it is incomplete and never resumed from.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "aha/core/config.h"
+#include "aha/datasets/dataset.h"
+#include "aha/policy/model.h"
+#include "aha/policy/optimizer.h"
+#include "aha/runlog/run_db.h"
+#include "aha/train/update_step.h"
+
+namespace aha::train {
+
+// What a run trains and saves; the checkpointer refers to it, the trainer owns it.
+struct TrainedState {
+  policy::Model<float>& model;
+  policy::Optimizer<float>& opt;
+  datasets::DataCursor& cursor;
+  UpdateStep& update;
+};
+
+// Not thread-safe; one per run directory.
+class Checkpointer {
+ public:
+  struct Entry {
+    int64_t step = 0;
+    std::filesystem::path dir;
+  };
+  // Files a trainer adds to a checkpoint directory before trainer_state.json.
+  using ExtraFiles = std::function<void(const std::filesystem::path& dir)>;
+
+  // tokenizer_dir: whose tokenizer files each saved model copies. db: run.db, where saves and
+  // removals are recorded (rank 0); nullptr on other ranks, where nothing is written.
+  Checkpointer(std::string output_dir, std::string tokenizer_dir, runlog::RunDb* db,
+               TrainedState state);
+
+  // The complete checkpoint-N directories of a run directory, newest first.
+  static std::vector<Entry> complete(const std::filesystem::path& output_dir);
+  // The newest complete checkpoint-N of a run directory, or "" when there is none.
+  static std::string latest(const std::filesystem::path& output_dir);
+  static bool is_complete(const std::filesystem::path& dir);
+
+  // Writes <output_dir>/<name> ("checkpoint-<step>" when empty): the weights, the optimizer,
+  // extra(dir), then trainer_state.json (`own` plus the step, cursor and streak); recorded in
+  // run.db. Returns the directory ("" on ranks without run.db).
+  std::string save(const std::string& name, int64_t step, Json own, const ExtraFiles& extra);
+  // Only the weights (and extra files) in <output_dir>/<name>, e.g. the final model.
+  std::string save_weights(const std::string& name, const ExtraFiles& extra) const;
+  // A resume from dir ("" when there is none: start afresh): restores weights, optimizer,
+  // cursor and streak, sets step, rewinds run.db to it (to 0 without a checkpoint) and returns
+  // trainer_state.json for the trainer's own keys (null without a checkpoint).
+  Json resume(const std::string& dir, int64_t& step);
+  // Restores the weights and optimizer moments saved in dir; returns its trainer_state.json.
+  static Json load(const std::string& dir, policy::Model<float>& model,
+                   policy::Optimizer<float>& opt);
+  // Removes all but the newest `keep` complete checkpoints and the one of step `also_keep`,
+  // with their run.db rows. keep <= 0 keeps all.
+  void prune(int keep, int64_t also_keep) const;
+
+ private:
+  std::filesystem::path output_dir_;
+  std::string tokenizer_dir_;
+  runlog::RunDb* db_;
+  TrainedState state_;
+};
+
+}  // namespace aha::train

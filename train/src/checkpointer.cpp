@@ -1,0 +1,112 @@
+// Saving, finding, loading and pruning the checkpoint directories of a run.
+#include "aha/train/checkpointer.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <regex>
+
+#include "aha/core/error.h"
+#include "aha/policy/checkpoint.h"
+
+namespace aha::train {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr const char* kStateFile = "trainer_state.json";
+constexpr const char* kOptimizerFile = "optimizer.safetensors";
+}  // namespace
+
+Checkpointer::Checkpointer(std::string output_dir, std::string tokenizer_dir, runlog::RunDb* db,
+                           TrainedState state)
+    : output_dir_(std::move(output_dir)),
+      tokenizer_dir_(std::move(tokenizer_dir)),
+      db_(db),
+      state_(state) {}
+
+bool Checkpointer::is_complete(const fs::path& dir) { return fs::exists(dir / kStateFile); }
+
+std::vector<Checkpointer::Entry> Checkpointer::complete(const fs::path& output_dir) {
+  std::vector<Entry> found;
+  static const std::regex re("checkpoint-([0-9]+)");
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(output_dir, ec)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (!std::regex_match(name, m, re) || !is_complete(e.path())) continue;
+    found.push_back({std::stoll(m[1]), e.path()});
+  }
+  std::sort(found.begin(), found.end(),
+            [](const Entry& a, const Entry& b) { return a.step > b.step; });
+  return found;
+}
+
+std::string Checkpointer::latest(const fs::path& output_dir) {
+  const std::vector<Entry> found = complete(output_dir);
+  return found.empty() ? std::string() : found.front().dir.string();
+}
+
+std::string Checkpointer::save_weights(const std::string& name, const ExtraFiles& extra) const {
+  if (db_ == nullptr) return {};  // rank 0 owns the checkpoints and run.db
+  const fs::path dir = output_dir_ / name;
+  policy::SaveOptions so;
+  so.copy_tokenizer_from = tokenizer_dir_;
+  policy::save_model(state_.model, dir.string(), so);
+  if (extra) extra(dir);
+  return dir.string();
+}
+
+std::string Checkpointer::save(const std::string& name, int64_t step, Json own,
+                               const ExtraFiles& extra) {
+  const std::string dir =
+      save_weights(name.empty() ? "checkpoint-" + std::to_string(step) : name, extra);
+  if (dir.empty()) return dir;
+  state_.opt.save((fs::path(dir) / kOptimizerFile).string());
+  own["step"] = step;
+  own["cursor"] = state_.cursor.state();
+  own["nan_streak"] = state_.update.nan_streak();
+  save_json_file((fs::path(dir) / kStateFile).string(), own);
+  db_->add_checkpoint(step, dir);
+  return dir;
+}
+
+Json Checkpointer::load(const std::string& dir, policy::Model<float>& model,
+                        policy::Optimizer<float>& opt) {
+  Json state = load_json_file((fs::path(dir) / kStateFile).string());
+  auto loaded = policy::load_model<float>(dir);
+  if (loaded->params().size() != model.params().size()) fail(dir, ": architecture differs");
+  model.params() = loaded->params();
+  opt.load((fs::path(dir) / kOptimizerFile).string());
+  return state;
+}
+
+Json Checkpointer::resume(const std::string& dir, int64_t& step) {
+  Json state;
+  if (!dir.empty()) {
+    state = load(dir, state_.model, state_.opt);
+    step = state.at("step").get<int64_t>();
+    state_.cursor.restore(state.at("cursor"));
+    state_.update.set_nan_streak(state.value("nan_streak", 0));
+    spdlog::info("resumed from {} (step {})", dir, step);
+  }
+  if (db_ != nullptr) db_->rewind_to(dir.empty() ? 0 : step);
+  return state;
+}
+
+void Checkpointer::prune(int keep, int64_t also_keep) const {
+  if (keep <= 0 || db_ == nullptr) return;
+  const std::vector<Entry> found = complete(output_dir_);
+  std::error_code ec;
+  for (size_t i = static_cast<size_t>(keep); i < found.size(); ++i) {
+    if (found[i].step == also_keep) continue;
+    fs::remove_all(found[i].dir, ec);
+    if (ec) {
+      spdlog::warn("could not remove {}: {}", found[i].dir.string(), ec.message());
+      continue;
+    }
+    db_->remove_checkpoint(found[i].step);
+  }
+}
+
+}  // namespace aha::train

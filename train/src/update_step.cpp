@@ -1,0 +1,67 @@
+// Gradient sync, ESFT mask, clipping, non-finite skips and the optimizer step of one update.
+#include "aha/train/update_step.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cmath>
+
+#include "aha/core/error.h"
+#include "aha/policy/esft.h"
+
+namespace aha::train {
+
+UpdateStep::UpdateStep(policy::Model<float>& model, policy::Optimizer<float>& opt,
+                       double max_grad_norm, int max_nan_skips, runlog::RunDb* db)
+    : model_(model),
+      opt_(opt),
+      max_grad_norm_(max_grad_norm),
+      max_nan_skips_(max_nan_skips),
+      db_(db) {
+  ready_ = [this](size_t b, size_t e) { grad_sum_.start(model_.grads().data() + b, e - b); };
+}
+
+void UpdateStep::set_trainable(std::vector<uint8_t> mask) {
+  trainable_ = std::move(mask);
+  policy::freeze_optimizer(opt_, model_.table(), trainable_);
+}
+
+void UpdateStep::begin() { model_.zero_grad(); }
+
+const policy::Model<float>::GradsReady* UpdateStep::ready() {
+  return dist::active() ? &ready_ : nullptr;
+}
+
+void UpdateStep::no_backward() {
+  if (!dist::active()) return;
+  for (auto [b, e] : model_.grad_ranges()) ready_(b, e);
+}
+
+void UpdateStep::wait() { grad_sum_.wait("gradient allreduce"); }
+
+UpdateResult UpdateStep::apply(double loss, double lr, int64_t at_step) {
+  wait();
+  float* grads = model_.grads().data();
+  // ESFT: frozen tensors neither learn nor count in the gradient norm.
+  if (!trainable_.empty()) policy::apply_mask(model_.table(), trainable_, grads);
+  UpdateResult r;
+  r.grad_norm = policy::clip_grad_norm(model_.table(), grads, max_grad_norm_);
+  if (std::isfinite(r.grad_norm) && std::isfinite(loss)) {
+    nan_streak_ = 0;
+    opt_.step(model_.params().data(), grads, lr);
+    return r;
+  }
+  r.skipped = true;
+  if (++nan_streak_ > max_nan_skips_) {
+    fail("stopping: ", nan_streak_, " non-finite updates in a row at step ", at_step,
+         " (learning rate ", lr, " too high?)");
+  }
+  const char* msg = "non-finite loss or gradient: update skipped";
+  if (db_ != nullptr) {
+    db_->event(at_step, "warn", "nan_skip", msg);
+  } else {
+    spdlog::warn("rank {}: nan_skip: {}", dist::rank(), msg);
+  }
+  return r;
+}
+
+}  // namespace aha::train
