@@ -32,11 +32,13 @@ std::unique_ptr<policy::Tokenizer> maybe_tokenizer(const std::string& model_dir)
   return std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(model_dir));
 }
 
-Json completion_json(const rollout::Completion& c, const policy::Tokenizer* tok, bool routing) {
-  Json j = {{"prompt_index", c.prompt_index}, {"sample_index", c.sample_index},
-            {"ids", c.ids}, {"token_logprobs", c.logprobs},
-            {"policy_logprobs", c.policy_logprobs}, {"finish_reason", c.finish_reason}};
-  if (tok != nullptr && c.finish_reason != "error") j["text"] = tok->decode_utf8(policy::known_ids(*tok, c.ids), true);
+Json completion_json(const Rollout& c, const policy::Tokenizer* tok, bool routing) {
+  Json j = {{"prompt_index", c.group}, {"sample_index", c.sample_index},
+            {"ids", c.completion_ids}, {"token_logprobs", c.sampling_dist_logprobs},
+            {"policy_logprobs", c.sampled_logprobs}, {"finish_reason", c.finish_reason}};
+  if (tok != nullptr && c.finish_reason != "error") {
+    j["text"] = tok->decode_utf8(policy::known_ids(*tok, c.completion_ids), true);
+  }
   if (!c.error.empty()) j["error"] = c.error;
   if (routing) j["routing"] = c.routing;
   return j;

@@ -54,10 +54,10 @@ AccuracyResult accuracy(const policy::Model<float>& model, const policy::Tokeniz
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
   for (size_t i = 0; i < comps.size(); ++i) {
-    texts[i] = tok.decode_utf8(policy::known_ids(tok, comps[i].ids), true);
-    const int64_t p = comps[i].prompt_index;
+    texts[i] = tok.decode_utf8(policy::known_ids(tok, comps[i].completion_ids), true);
+    const int64_t p = comps[i].group;
     samples[i] = {prompts[p], texts[i], &examples[p].row,
-                  static_cast<int64_t>(comps[i].ids.size())};
+                  static_cast<int64_t>(comps[i].completion_ids.size())};
   }
   auto scored = rewards.score_batch(samples);
   AccuracyResult r;

@@ -239,24 +239,24 @@ std::string sample_chunk(const ChunkContext& ctx, const std::vector<size_t>& chu
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
   for (size_t i = 0; i < comps.size(); ++i) {
-    texts[i] = ctx.tok.decode_utf8(policy::known_ids(ctx.tok, comps[i].ids), true);
-    const int64_t p = comps[i].prompt_index;
+    texts[i] = ctx.tok.decode_utf8(policy::known_ids(ctx.tok, comps[i].completion_ids), true);
+    const int64_t p = comps[i].group;
     samples[i] = {prompts[p], texts[i], &ctx.examples[chunk[p]].row,
-                  static_cast<int64_t>(comps[i].ids.size())};
+                  static_cast<int64_t>(comps[i].completion_ids.size())};
   }
   auto scored = ctx.rset.score_batch(samples);
   std::string block;
   for (size_t i = 0; i < comps.size(); ++i) {
     const auto& c = comps[i];
-    const int64_t p = c.prompt_index;
+    const int64_t p = c.group;
     Verdict v = Verdict::kKept;
-    if (c.finish_reason == "error" || c.ids.empty()) {
+    if (c.finish_reason == "error" || c.completion_ids.empty()) {
       v = Verdict::kError;
     } else if (scored[i].rewards.at(ctx.label) <= 0.5) {
       v = Verdict::kWrong;
     } else {
       v = readability(cfg.filters, cfg.sampling.max_new_tokens, texts[i],
-                      static_cast<int64_t>(c.ids.size()), c.finish_reason);
+                      static_cast<int64_t>(c.completion_ids.size()), c.finish_reason);
     }
     const std::string hash = sample_hash(prompts[p], texts[i]);
     if (v == Verdict::kKept && !hashes.insert(hash).second) v = Verdict::kDuplicate;
@@ -272,9 +272,9 @@ std::string sample_chunk(const ChunkContext& ctx, const std::vector<size_t>& chu
                 {"hash", hash},
                 {"question", ex.row.value("question", "")},
                 {"answer", ex.row.value("answer", Json())},
-                {"completion_ids", c.ids}};
+                {"completion_ids", c.completion_ids}};
     if (cfg.store_topk > 0)
-      row["topk"] = teacher_topk(ctx.teacher, reqs[p].prompt, c.ids, cfg.store_topk);
+      row["topk"] = teacher_topk(ctx.teacher, reqs[p].prompt, c.completion_ids, cfg.store_topk);
     block += row.dump() + "\n";
   }
   return block;

@@ -141,8 +141,8 @@ std::vector<Seq> Run::on_policy_batch() {
   };
   std::vector<Seq> seqs;
   for (auto& c : rollout::Engine(*student, eo).generate(reqs)) {
-    if (c.ids.empty() || c.finish_reason == "error") continue;
-    seqs.push_back({reqs[c.prompt_index].prompt, std::move(c.ids), nullptr});
+    if (c.completion_ids.empty() || c.finish_reason == "error") continue;
+    seqs.push_back({reqs[c.group].prompt, std::move(c.completion_ids), nullptr});
   }
   double produced = double(seqs.size());
   dist::allreduce_sum(&produced, 1, "on-policy completions");

@@ -67,9 +67,9 @@ Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& 
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
   for (size_t i = 0; i < comps.size(); ++i) {
-    texts[i] = tok.decode_utf8(known(comps[i].ids), true);
-    samples[i] = {prompts[comps[i].prompt_index], texts[i], &problems[comps[i].prompt_index].row,
-                  static_cast<int64_t>(comps[i].ids.size())};
+    texts[i] = tok.decode_utf8(known(comps[i].completion_ids), true);
+    samples[i] = {prompts[comps[i].group], texts[i], &problems[comps[i].group].row,
+                  static_cast<int64_t>(comps[i].completion_ids.size())};
   }
   auto scored = rewards.score_batch(samples);
   std::vector<int> correct(problems.size(), 0);
@@ -79,17 +79,17 @@ Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& 
   for (size_t i = 0; i < comps.size(); ++i) {
     auto it = scored[i].rewards.find(acc);
     const int ok = it != scored[i].rewards.end() && it->second > 0.5;
-    correct[comps[i].prompt_index] += ok;
+    correct[comps[i].group] += ok;
     for (const auto& [label, v] : scored[i].rewards) sums[label] += v;
-    len_sum += double(comps[i].ids.size());
+    len_sum += double(comps[i].completion_ids.size());
     truncated += comps[i].finish_reason == "length";
     Rollout row;
-    row.prompt_id = problems[comps[i].prompt_index].id;
-    row.group = comps[i].prompt_index;
+    row.prompt_id = problems[comps[i].group].id;
+    row.group = comps[i].group;
     row.sample_index = comps[i].sample_index;
-    row.prompt_text = prompts[comps[i].prompt_index];
+    row.prompt_text = prompts[comps[i].group];
     row.completion_text = texts[i];
-    row.completion_ids = comps[i].ids;
+    row.completion_ids = comps[i].completion_ids;
     row.finish_reason = comps[i].finish_reason;
     row.reward = scored[i].reward;
     row.correct = ok;

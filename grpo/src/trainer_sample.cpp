@@ -82,23 +82,6 @@ rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Mode
   return eo;
 }
 
-// An engine completion as the record the trainer learns from (prompt fields set by the caller).
-Rollout to_rollout(rollout::Completion&& c, const std::vector<int32_t>& prompt,
-                   const policy::Tokenizer& tok, bool mask_truncated) {
-  Rollout r;
-  r.sample_index = c.sample_index;
-  r.prompt_ids = prompt;
-  r.completion_ids = std::move(c.ids);
-  r.completion_text = tok.decode_utf8(policy::known_ids(tok, r.completion_ids), true);
-  r.finish_reason = c.finish_reason;
-  r.sampled_logprobs = std::move(c.policy_logprobs);
-  r.sampling_dist_logprobs = std::move(c.logprobs);
-  r.routing = std::move(c.routing);
-  r.kept_ids = std::move(c.kept_ids);
-  r.learn = !(mask_truncated && c.finish_reason == "length");
-  return r;
-}
-
 // The rule-based rewards of rs (rows[i]: the data row of rs[i]); with `steps_tok`, process
 // supervision's step rewards too.
 void score(std::span<Rollout> rs, const std::vector<const Json*>& rows,
@@ -155,17 +138,18 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
     auto t1 = Clock::now();
 
     const size_t first = rs.size();
-    for (rollout::Completion& c : comps) {
-      const int64_t p = c.prompt_index;
-      Rollout r = to_rollout(std::move(c), reqs[p].prompt, *tok, g.mask_truncated);
+    std::vector<const Json*> rows;
+    for (Rollout& r : comps) {
+      const int64_t p = r.group;  // the request's index
+      rows.push_back(&data[picked[p]].row);
       r.group = next_group + lo + p;
       r.prompt_id = data[picked[p]].id;
       r.prompt_text = prompt_text[p];
+      r.completion_text = tok->decode_utf8(policy::known_ids(*tok, r.completion_ids), true);
+      r.learn = !(g.mask_truncated && r.finish_reason == "length");
       gen_tokens += r.n();
       rs.push_back(std::move(r));
     }
-    std::vector<const Json*> rows;
-    for (const rollout::Completion& c : comps) rows.push_back(&data[picked[c.prompt_index]].row);
     score(std::span<Rollout>(rs).subspan(first), rows, rewards, acc_label,
           g.advantage == "process" ? tok.get() : nullptr);
     next_group += static_cast<int64_t>(all.size());

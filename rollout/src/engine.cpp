@@ -15,7 +15,7 @@ namespace aha::rollout {
 namespace {
 
 struct Live {
-  Completion out;
+  Rollout out;
   SeqCache cache;
   Rng rng;
   std::vector<int32_t> history;  // prompt + completion, for the repetition penalty
@@ -89,7 +89,7 @@ class GenerateRun {
       std::string err = check_prompt(r.prompt, c_, max_pos_);
       if (!err.empty()) {
         for (int s = 0; s < r.n; ++s) {
-          Completion bad = placeholder(pi, s, "error");
+          Rollout bad = placeholder(pi, s, "error");
           bad.error = err;
           results_.push_back(std::move(bad));
           ++progress_.done;
@@ -128,7 +128,7 @@ class GenerateRun {
     for (auto& s : live_) {
       if (!s->done) continue;
       budget_used_ -= s->reserved_bytes;
-      progress_.tokens += static_cast<int64_t>(s->out.ids.size());
+      progress_.tokens += s->out.n();
       ++progress_.done;
       results_.push_back(std::move(s->out));
     }
@@ -147,18 +147,18 @@ class GenerateRun {
     pending_.clear();
   }
 
-  std::vector<Completion> take_results() {
-    std::sort(results_.begin(), results_.end(), [](const Completion& a, const Completion& b) {
-      return a.prompt_index != b.prompt_index ? a.prompt_index < b.prompt_index
-                                              : a.sample_index < b.sample_index;
+  std::vector<Rollout> take_results() {
+    std::sort(results_.begin(), results_.end(), [](const Rollout& a, const Rollout& b) {
+      return a.group != b.group ? a.group < b.group : a.sample_index < b.sample_index;
     });
     return std::move(results_);
   }
 
  private:
-  static Completion placeholder(size_t pi, int s, const char* reason) {
-    Completion out;
-    out.prompt_index = static_cast<int64_t>(pi);
+  Rollout placeholder(size_t pi, int s, const char* reason) const {
+    Rollout out;
+    out.group = static_cast<int64_t>(pi);
+    out.prompt_ids = requests_[pi].prompt;
     out.sample_index = s;
     out.finish_reason = reason;
     return out;
@@ -179,8 +179,9 @@ class GenerateRun {
                      opts_.record_routing ? &prompt_routing : nullptr);
     for (int s = 0; s < r.n; ++s) {
       auto seq = std::make_unique<Live>();
-      seq->out.prompt_index = static_cast<int64_t>(pi);
+      seq->out.group = static_cast<int64_t>(pi);
       seq->out.sample_index = s;
+      seq->out.prompt_ids = r.prompt;
       seq->cache = prompt_cache;
       const uint64_t stream =
           r.stream >= 0 ? static_cast<uint64_t>(r.stream) : static_cast<uint64_t>(pi);
@@ -202,16 +203,14 @@ class GenerateRun {
     TokenSample ts = sample_token(row, c_.vocab_size, p, s.rng, s.history, buf,
                                   opts_.record_kept_ids ? &kept : nullptr);
     if (opts_.record_kept_ids) s.out.kept_ids.push_back(std::move(kept));
-    s.out.ids.push_back(ts.token);
-    s.out.logprobs.push_back(ts.logprob);
-    s.out.policy_logprobs.push_back(ts.policy_logprob);
-    s.out.n_kept.push_back(ts.n_kept);
-    s.out.kept_min_logit.push_back(ts.kept_min_logit);
+    s.out.completion_ids.push_back(ts.token);
+    s.out.sampling_dist_logprobs.push_back(ts.logprob);
+    s.out.sampled_logprobs.push_back(ts.policy_logprob);
     s.history.push_back(ts.token);
     s.next = ts.token;
     if (is_stop(s, ts.token)) {
       finish(s, "stop");
-    } else if (static_cast<int>(s.out.ids.size()) >= p.max_new_tokens ||
+    } else if (s.out.n() >= p.max_new_tokens ||
                s.cache.len + 1 >= max_pos_) {
       finish(s, "length");
     }
@@ -225,7 +224,7 @@ class GenerateRun {
     }
     if (p.stop_token_ids.empty() && c_.eos_token_id && token == *c_.eos_token_id) return true;
     if (p.stop_strings.empty()) return false;
-    const std::string text = opts_.detokenize(s.out.ids);
+    const std::string text = opts_.detokenize(s.out.completion_ids);
     for (const auto& stop : p.stop_strings) {
       if (text.find(stop) != std::string::npos) return true;
     }
@@ -239,7 +238,7 @@ class GenerateRun {
   const int max_pos_;
   std::deque<size_t> pending_;
   std::vector<std::unique_ptr<Live>> live_;
-  std::vector<Completion> results_;
+  std::vector<Rollout> results_;
   Progress progress_;
   int64_t budget_used_ = 0;
   std::vector<float> logits_, scratch_;
@@ -252,7 +251,7 @@ Engine::Engine(const policy::Model<float>& model, EngineOptions options)
   if (opts_.max_batch < 1) fail("max_batch must be >= 1");
 }
 
-std::vector<Completion> Engine::generate(const std::vector<Request>& requests,
+std::vector<Rollout> Engine::generate(const std::vector<Request>& requests,
                                          const std::function<void(const Progress&)>& on_progress,
                                          const std::atomic<bool>* cancel) const {
   GenerateRun run(decoder_, opts_, requests);

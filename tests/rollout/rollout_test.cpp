@@ -211,26 +211,28 @@ TEST(Engine, RecordedLogprobsEqualScoring) {
     reqs[1].params.top_p = 0.9;
     auto out = engine.generate(reqs);
     ASSERT_EQ(out.size(), 12u);
-    for (const Completion& comp : out) {
+    for (const Rollout& comp : out) {
       ASSERT_NE(comp.finish_reason, "error") << comp.error;
-      std::vector<int32_t> seq = reqs[comp.prompt_index].prompt;
-      seq.insert(seq.end(), comp.ids.begin(), comp.ids.end());
+      std::vector<int32_t> seq = reqs[comp.group].prompt;
+      seq.insert(seq.end(), comp.completion_ids.begin(), comp.completion_ids.end());
       policy::Batch b = policy::Batch::from_sequences({seq});
       policy::Activations<float> acts;
       m->forward(b, {}, acts);
-      const size_t p = reqs[comp.prompt_index].prompt.size();
-      for (size_t i = 0; i < comp.ids.size(); ++i) {
-        EXPECT_NEAR(comp.policy_logprobs[i], acts.logprob[p - 1 + i], 1e-4)
+      const size_t p = reqs[comp.group].prompt.size();
+      for (size_t i = 0; i < comp.completion_ids.size(); ++i) {
+        EXPECT_NEAR(comp.sampled_logprobs[i], acts.logprob[p - 1 + i], 1e-4)
             << m->config().type_name() << " token " << i;
-        EXPECT_LE(comp.logprobs[i], 1e-6f);
+        EXPECT_LE(comp.sampling_dist_logprobs[i], 1e-6f);
       }
     }
   }
 }
 
-std::map<std::pair<int64_t, int>, std::vector<int32_t>> by_key(const std::vector<Completion>& v) {
-  std::map<std::pair<int64_t, int>, std::vector<int32_t>> m;
-  for (const auto& c : v) m[{c.prompt_index, c.sample_index}] = c.ids;
+using ByKey = std::map<std::pair<int64_t, int64_t>, std::vector<int32_t>>;  // (group, sample)
+
+ByKey by_key(const std::vector<Rollout>& v) {
+  ByKey m;
+  for (const auto& c : v) m[{c.group, c.sample_index}] = c.completion_ids;
   return m;
 }
 
@@ -240,7 +242,7 @@ TEST(Engine, SameSeedSameOutputForAnyThreadsAndBatchMix) {
   auto reqs = requests_for(V, 5, 3, 10);
   EngineOptions opts;
   opts.seed = 11;
-  std::vector<Completion> base;
+  std::vector<Rollout> base;
   {
     ThreadLimit one(1);
     opts.max_batch = 64;
@@ -285,8 +287,8 @@ TEST(Engine, BadPromptsFailAloneAndFinishReasons) {
   EXPECT_NE(out[5].error.find("context"), std::string::npos);
   EXPECT_NE(out[6].error.find("outside the vocabulary"), std::string::npos);
   for (int i = 0; i < 4; ++i) {
-    if (out[i].finish_reason == "length") EXPECT_EQ(out[i].ids.size(), 4u);
-    if (out[i].finish_reason == "stop") EXPECT_EQ(out[i].ids.back(), 0);
+    if (out[i].finish_reason == "length") EXPECT_EQ(out[i].completion_ids.size(), 4u);
+    if (out[i].finish_reason == "stop") EXPECT_EQ(out[i].completion_ids.back(), 0);
   }
   std::atomic<bool> cancel{true};
   auto cut = engine.generate(requests_for(V, 2, 2, 4), {}, &cancel);
@@ -301,8 +303,8 @@ TEST(Engine, KeepRoutingReplaysTheSampledExperts) {
   auto out = Engine(*m, opts).generate(reqs);
   const int K = m->config().num_experts_per_tok;
   for (const auto& comp : out) {
-    std::vector<int32_t> seq = reqs[comp.prompt_index].prompt;
-    seq.insert(seq.end(), comp.ids.begin(), comp.ids.end());
+    std::vector<int32_t> seq = reqs[comp.group].prompt;
+    seq.insert(seq.end(), comp.completion_ids.begin(), comp.completion_ids.end());
     ASSERT_EQ(comp.routing.size(), 1u);
     ASSERT_EQ(comp.routing[0].size(), (seq.size() - 1) * K);
     Routing replay = comp.routing;
@@ -311,9 +313,9 @@ TEST(Engine, KeepRoutingReplaysTheSampledExperts) {
     fo.replay_topk = &replay;
     policy::Activations<float> acts;
     m->forward(policy::Batch::from_sequences({seq}), fo, acts);
-    const size_t p = reqs[comp.prompt_index].prompt.size();
-    for (size_t i = 0; i < comp.ids.size(); ++i) {
-      EXPECT_NEAR(comp.policy_logprobs[i], acts.logprob[p - 1 + i], 1e-4);
+    const size_t p = reqs[comp.group].prompt.size();
+    for (size_t i = 0; i < comp.completion_ids.size(); ++i) {
+      EXPECT_NEAR(comp.sampled_logprobs[i], acts.logprob[p - 1 + i], 1e-4);
     }
   }
 }

@@ -22,12 +22,14 @@ struct Rollout {
   int64_t sample_index = 0;
   std::vector<int32_t> prompt_ids, completion_ids;
   std::string prompt_text, completion_text;
-  std::string finish_reason = "stop";
+  std::string finish_reason = "stop";  // stop | length | error | cancelled
+  std::string error;                   // why, when finish_reason is "error"
   double reward = std::numeric_limits<double>::quiet_NaN();
   int correct = -1;               // -1: unknown
   std::vector<std::tuple<std::string, double, Json>> reward_parts;  // name, value, details
-  // Recorded at sampling (the logprob_mismatch metric), may be empty: under the temperature-1
-  // untruncated policy, and under the sampling distribution (temperature, top-k/top-p).
+  // Recorded at sampling (the rollout engine fills them; the logprob_mismatch metric), may be
+  // empty: under the temperature-1 untruncated policy, and under the sampling distribution
+  // (temperature, top-k/top-p).
   std::vector<float> sampled_logprobs, sampling_dist_logprobs;
   // Given by a rollout file, else filled by the trainer from the current policy / reference.
   std::vector<float> old_logprobs, ref_logprobs;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "aha/core/rollout.h"
 #include "aha/rollout/decoder.h"
 #include "aha/rollout/sampling.h"
 
@@ -24,24 +25,6 @@ struct Request {
   // The RNG stream of this prompt's samples (-1: its index in the request list). Data-parallel
   // ranks pass the prompt's global index so that a split batch samples what one rank would.
   int64_t stream = -1;
-};
-
-struct Completion {
-  int64_t prompt_index = 0;
-  int sample_index = 0;
-  std::vector<int32_t> ids;                // completion tokens only (stop token included)
-  std::vector<float> logprobs;             // under the sampling distribution
-  std::vector<float> policy_logprobs;      // under the temperature-1 untruncated policy
-  std::vector<int32_t> n_kept;             // kept-set size per token (top-k/top-p/min-p)
-  std::vector<float> kept_min_logit;       // smallest kept logit per token
-  // Keep sampling mask: the kept ids per token, ascending (empty inner: no truncation). Only
-  // with EngineOptions::record_kept_ids.
-  std::vector<std::vector<int32_t>> kept_ids;
-  std::string finish_reason;               // stop | length | error | cancelled
-  std::string error;                       // why, when finish_reason == "error"
-  // Keep routing: experts of every prompt and completion token that went through the model,
-  // [moe layer][(prompt_len + ids.size() - 1) * K] (empty unless record_routing).
-  Routing routing;
 };
 
 struct EngineOptions {
@@ -67,10 +50,15 @@ class Engine {
 
   const Decoder& decoder() const { return decoder_; }
 
-  // Completions ordered by (prompt_index, sample_index). A bad prompt (empty, too long, ids out
-  // of the vocabulary) yields its n completions with finish_reason "error"; others go on.
-  // `cancel` set to true stops early: unfinished completions end "cancelled".
-  std::vector<Completion> generate(const std::vector<Request>& requests,
+  // One Rollout record per completion, ordered by (group, sample_index), where group is the
+  // request's index: prompt_ids, completion_ids (stop token included), sampling_dist_logprobs
+  // (under the sampling distribution: temperature, top-k/top-p/min-p), sampled_logprobs (under
+  // the temperature-1 untruncated policy), finish_reason (stop | length | error | cancelled) and,
+  // when recorded, routing ([moe layer][(prompt_len + n - 1) * K]) and kept_ids. A bad prompt
+  // (empty, too long, ids out of the vocabulary) yields its n rollouts with finish_reason "error"
+  // and the reason in `error`; others go on. `cancel` set to true stops early: unfinished
+  // completions end "cancelled".
+  std::vector<Rollout> generate(const std::vector<Request>& requests,
                                    const std::function<void(const Progress&)>& on_progress = {},
                                    const std::atomic<bool>* cancel = nullptr) const;
 
