@@ -4,24 +4,18 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "aha/core/config.h"
+#include "policy/checkpoint_helpers.h"
 #include "run_aha.h"
 
 namespace aha {
 namespace {
 
 namespace fs = std::filesystem;
+using policy::testing::read_bytes;
 using testing::expect_one_error_line;
 using testing::run_aha;
-
-std::string slurp(const fs::path& p) {
-  std::stringstream ss;
-  ss << std::ifstream(p, std::ios::binary).rdbuf();
-  return ss.str();
-}
 
 TEST(Fp8Cli, InitConvertScore) {
   const fs::path dir = fs::temp_directory_path() / ("aha_fp8_cli_" + std::to_string(::getpid()));
@@ -41,7 +35,8 @@ TEST(Fp8Cli, InitConvertScore) {
   EXPECT_FALSE(load_json_file(b + "/config.json").contains("quantization_config"));
   r = run_aha("convert --model " + b + " --out " + c + " --dtype FP8");
   ASSERT_EQ(r.rc, 0) << r.err;
-  EXPECT_EQ(slurp(fs::path(a) / "model.safetensors"), slurp(fs::path(c) / "model.safetensors"));
+  EXPECT_EQ(read_bytes(fs::path(a) / "model.safetensors"),
+            read_bytes(fs::path(c) / "model.safetensors"));
   const std::string seqs = "{\"ids\": [1, 2, 3, 4, 5, 6, 7, 8]}\n{\"ids\": [9, 3, 9, 3]}\n";
   auto sa = run_aha("score --model " + a, seqs), sb = run_aha("score --model " + b, seqs);
   ASSERT_EQ(sa.rc, 0) << sa.err;

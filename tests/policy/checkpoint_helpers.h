@@ -1,12 +1,14 @@
 // Helpers of the checkpoint tests: a fresh temp directory per test and process, an expected
-// aha::Error with a given text.
+// aha::Error with a given text, a file's bytes.
 #pragma once
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
+#include <sstream>
 #include <string>
 
 #include "aha/core/error.h"
@@ -27,6 +29,12 @@ inline void expect_error(const std::function<void()>& f, const std::string& need
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
   }
+}
+
+inline std::string read_bytes(const std::filesystem::path& p) {
+  std::stringstream ss;
+  ss << std::ifstream(p, std::ios::binary).rdbuf();
+  return ss.str();
 }
 
 }  // namespace aha::policy::testing

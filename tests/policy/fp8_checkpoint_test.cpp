@@ -8,8 +8,6 @@
 #include <cmath>
 #include <deque>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "aha/core/error.h"
 #include "aha/core/fp8.h"
@@ -24,13 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::expect_error;
+using testing::read_bytes;
 using testing::temp_dir;
-
-std::string slurp(const fs::path& p) {
-  std::stringstream ss;
-  ss << std::ifstream(p, std::ios::binary).rdbuf();
-  return ss.str();
-}
 
 // Test-side quantization, written independently of aha's: per block amax / 448 (ue8m0: the
 // smallest power of two s with amax / s rounding to at most 448), and each code the nearest of
@@ -187,8 +180,9 @@ TEST(Fp8Checkpoint, SaveLoadSaveIsByteIdentical) {
     const std::string d1 = temp_dir("fp8_rt1"), d2 = temp_dir("fp8_rt2"), d3 = temp_dir("fp8_rt3");
     save_model(m, d1, fp8_options(8, 5, ue8m0));
     save_model(*load_model<float>(d1), d2, fp8_options(8, 5, ue8m0));
-    EXPECT_EQ(slurp(fs::path(d1) / "model.safetensors"), slurp(fs::path(d2) / "model.safetensors"));
-    EXPECT_EQ(slurp(fs::path(d1) / "config.json"), slurp(fs::path(d2) / "config.json"));
+    EXPECT_EQ(read_bytes(fs::path(d1) / "model.safetensors"),
+              read_bytes(fs::path(d2) / "model.safetensors"));
+    EXPECT_EQ(read_bytes(fs::path(d1) / "config.json"), read_bytes(fs::path(d2) / "config.json"));
     // Through the double model as well, and sharded.
     SaveOptions sharded = fp8_options(8, 5, ue8m0);
     sharded.max_shard_bytes = 2048;
