@@ -8,7 +8,7 @@
 #include <thread>
 
 #include "aha/core/fileio.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "commands.h"
 #include "options.h"
 
@@ -44,7 +44,7 @@ std::string english_text(size_t bytes) {
 }
 
 // Encodes text repeatedly for at least `seconds`; returns (passes, tokens per pass, seconds).
-std::tuple<int, size_t, double> time_encode(const policy::Tokenizer& tok, const std::string& text,
+std::tuple<int, size_t, double> time_encode(const tokenizer::Tokenizer& tok, const std::string& text,
                                             double seconds) {
   std::vector<int32_t> ids;
   ids.reserve(text.size());
@@ -95,7 +95,7 @@ int bench_tokenize(const Args& args) {
   po::variables_map vm;
   if (!parse_options(args, desc, vm, "usage: aha bench tokenize --tokenizer T [--input F]"))
     return 0;
-  auto tok = policy::Tokenizer::load(vm["tokenizer"].as<std::string>());
+  auto tok = tokenizer::Tokenizer::load(vm["tokenizer"].as<std::string>());
   std::string text = vm.count("input") ? read_file(vm["input"].as<std::string>())
                                        : english_text(size_t(vm["size-mb"].as<double>() * 1e6));
   if (tok.decode(tok.encode(text)) != text)  // check the output once before timing

@@ -6,7 +6,7 @@
 #include "aha/core/threading.h"
 #include "aha/datasets/prompt_template.h"
 #include "aha/policy/checkpoint.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "aha/rollout/engine.h"
 #include "commands.h"
 #include "jsonl.h"
@@ -26,18 +26,18 @@ struct GenerateArgs {
   std::vector<std::string> stop;
 };
 
-std::unique_ptr<policy::Tokenizer> maybe_tokenizer(const std::string& model_dir) {
+std::unique_ptr<tokenizer::Tokenizer> maybe_tokenizer(const std::string& model_dir) {
   std::filesystem::path p = std::filesystem::path(model_dir) / "tokenizer.json";
   if (!std::filesystem::exists(p)) return nullptr;
-  return std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(model_dir));
+  return std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(model_dir));
 }
 
-Json completion_json(const Rollout& c, const policy::Tokenizer* tok, bool routing) {
+Json completion_json(const Rollout& c, const tokenizer::Tokenizer* tok, bool routing) {
   Json j = {{"prompt_index", c.group}, {"sample_index", c.sample_index},
             {"ids", c.completion_ids}, {"token_logprobs", c.sampling_dist_logprobs},
             {"policy_logprobs", c.sampled_logprobs}, {"finish_reason", c.finish_reason}};
   if (tok != nullptr && c.finish_reason != "error") {
-    j["text"] = tok->decode_utf8(policy::known_ids(*tok, c.completion_ids), true);
+    j["text"] = tok->decode_utf8(tokenizer::known_ids(*tok, c.completion_ids), true);
   }
   if (!c.error.empty()) j["error"] = c.error;
   if (routing) j["routing"] = c.routing;
@@ -45,7 +45,7 @@ Json completion_json(const Rollout& c, const policy::Tokenizer* tok, bool routin
 }
 
 // One request per line of the prompts file: {"ids": [...]} or {"prompt": "text"}.
-std::vector<rollout::Request> read_requests(const GenerateArgs& a, const policy::Tokenizer* tok,
+std::vector<rollout::Request> read_requests(const GenerateArgs& a, const tokenizer::Tokenizer* tok,
                                             const datasets::PromptTemplate* templ) {
   std::vector<rollout::Request> reqs;
   for_each_jsonl(a.prompts, [&](const Json& j, int64_t lineno) {
@@ -129,8 +129,8 @@ int cmd_generate(const Args& args) {
   opts.absorbed = !a.naive;
   opts.record_routing = a.routing;
   if (tok) {
-    const policy::Tokenizer* t = tok.get();
-    opts.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(policy::known_ids(*t, ids)); };
+    const tokenizer::Tokenizer* t = tok.get();
+    opts.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(tokenizer::known_ids(*t, ids)); };
   }
   rollout::Engine engine(*model, opts);
   ProgressLine progress("generate", "tok");

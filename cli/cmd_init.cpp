@@ -7,7 +7,7 @@
 #include "aha/core/dtype.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/presets.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "commands.h"
 #include "options.h"
 #include "save_format.h"
@@ -36,8 +36,8 @@ int cmd_init(const Args& args) {
   }
   if (config.empty() == preset.empty()) fail("give exactly one of --config and --preset");
   Json j = config.empty() ? policy::preset_config(preset) : load_json_file(config);
-  std::unique_ptr<policy::Tokenizer> tok;
-  if (!tokenizer.empty()) tok = std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(tokenizer));
+  std::unique_ptr<tokenizer::Tokenizer> tok;
+  if (!tokenizer.empty()) tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tokenizer));
   if (tok && !preset.empty()) {
     // A preset fits itself to the tokenizer: its vocabulary and special tokens.
     j["vocab_size"] = tok->vocab_size();

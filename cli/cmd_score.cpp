@@ -5,7 +5,7 @@
 
 #include "aha/core/threading.h"
 #include "aha/policy/checkpoint.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "commands.h"
 #include "jsonl.h"
 #include "options.h"
@@ -60,9 +60,9 @@ int cmd_score(const Args& args) {
   ThreadLimit limit(threads);
   auto model = policy::load_model<float>(model_dir);
   const auto& cfg = model->config();
-  std::unique_ptr<policy::Tokenizer> tok;
+  std::unique_ptr<tokenizer::Tokenizer> tok;
   if (std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) {
-    tok = std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(model_dir));
+    tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(model_dir));
   }
   std::vector<std::vector<int32_t>> seqs;
   int64_t tokens = 0;

@@ -3,7 +3,7 @@
 #include <string>
 
 #include "aha/core/config.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "commands.h"
 #include "options.h"
 
@@ -30,7 +30,7 @@ int cmd_tokenize(const Args& args) {
                      "  encode: {\"text\": \"..\"} -> {\"ids\": [..]} per line\n"
                      "  decode: {\"ids\": [..]} -> {\"text\": \"..\"} per line"))
     return 0;
-  auto tok = policy::Tokenizer::load(vm["tokenizer"].as<std::string>());
+  auto tok = tokenizer::Tokenizer::load(vm["tokenizer"].as<std::string>());
   bool decode = vm["decode"].as<bool>();
   bool add_special = vm["add-special"].as<bool>();
   bool skip_special = vm["skip-special"].as<bool>();

@@ -4,8 +4,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "aha/policy/bpe_trainer.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/bpe_trainer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "commands.h"
 #include "options.h"
 
@@ -13,7 +13,7 @@ namespace aha::cli {
 
 int cmd_tokenizer_train(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
-  policy::BpeTrainerOptions opt;
+  tokenizer::BpeTrainerOptions opt;
   std::string specials;
   desc.add_options()("corpus", po::value<std::string>()->required(),
                      "text file (one text per line) or .jsonl (\"text\" field)")(
@@ -38,8 +38,8 @@ int cmd_tokenizer_train(const Args& args) {
   }
   auto t0 = std::chrono::steady_clock::now();
   std::string out = vm["out"].as<std::string>();
-  int n_merges = policy::train_bpe_tokenizer(vm["corpus"].as<std::string>(), out, opt);
-  auto tok = policy::Tokenizer::load(out);  // what we wrote must load
+  int n_merges = tokenizer::train_bpe_tokenizer(vm["corpus"].as<std::string>(), out, opt);
+  auto tok = tokenizer::Tokenizer::load(out);  // what we wrote must load
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::cout << Json{{"out", out}, {"vocab_size", tok.vocab_size()}, {"merges", n_merges},
                     {"seconds", seconds}}.dump()

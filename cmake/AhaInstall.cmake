@@ -9,11 +9,12 @@ set(AHA_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/aha)
 install(EXPORT ahaTargets NAMESPACE aha:: DESTINATION ${AHA_CMAKE_DIR} FILE ahaTargets.cmake)
 
 get_property(AHA_MODULES GLOBAL PROPERTY AHA_MODULES)
-# policy links ICU privately when found; a static aha_policy still needs it at the consumer's link.
+# tokenizer links ICU privately when found; a static aha_tokenizer still needs it at the
+# consumer's link.
 set(AHA_HAVE_ICU OFF)
-if(TARGET aha_policy)
-  get_target_property(_aha_policy_libs aha_policy LINK_LIBRARIES)
-  if("PkgConfig::ICU_UC" IN_LIST _aha_policy_libs)
+if(TARGET aha_tokenizer)
+  get_target_property(_aha_tokenizer_libs aha_tokenizer LINK_LIBRARIES)
+  if("PkgConfig::ICU_UC" IN_LIST _aha_tokenizer_libs)
     set(AHA_HAVE_ICU ON)
   endif()
 endif()
@@ -28,7 +29,7 @@ install(FILES ${PROJECT_BINARY_DIR}/ahaConfig.cmake ${PROJECT_BINARY_DIR}/ahaCon
 # aha.pc: libraries in link order (dependents before their dependencies); the modules are static
 # by default, so their dependencies go in Requires.
 set(AHA_PC_LIBS "")
-foreach(module grpo distill train rollout policy rewards datasets runlog core)
+foreach(module grpo distill train rollout policy tokenizer rewards datasets runlog core)
   if(module IN_LIST AHA_MODULES)
     string(APPEND AHA_PC_LIBS " -laha_${module}")
   endif()

@@ -30,7 +30,7 @@ std::string sample_hash(const std::string& prompt, const std::string& completion
   return buf;
 }
 
-AccuracyResult accuracy(const policy::Model<float>& model, const policy::Tokenizer& tok,
+AccuracyResult accuracy(const policy::Model<float>& model, const tokenizer::Tokenizer& tok,
                         const std::vector<datasets::Example>& examples,
                         const datasets::PromptTemplate& templ, const rewards::RewardSet& rewards,
                         const std::string& label, const rollout::SamplingParams& sampling,
@@ -48,13 +48,13 @@ AccuracyResult accuracy(const policy::Model<float>& model, const policy::Tokeniz
   rollout::EngineOptions eo;
   eo.seed = seed;
   eo.detokenize = [&tok](const std::vector<int32_t>& ids) {
-    return tok.decode(policy::known_ids(tok, ids));
+    return tok.decode(tokenizer::known_ids(tok, ids));
   };
   auto comps = rollout::Engine(model, eo).generate(reqs);
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
   for (size_t i = 0; i < comps.size(); ++i) {
-    texts[i] = tok.decode_utf8(policy::known_ids(tok, comps[i].completion_ids), true);
+    texts[i] = tok.decode_utf8(tokenizer::known_ids(tok, comps[i].completion_ids), true);
     const int64_t p = comps[i].group;
     samples[i] = {prompts[p], texts[i], &examples[p].row,
                   static_cast<int64_t>(comps[i].completion_ids.size())};

@@ -16,7 +16,7 @@
 #include "aha/datasets/source.h"
 #include "aha/distill/common.h"
 #include "aha/policy/checkpoint.h"
-#include "aha/policy/kd_loss.h"
+#include "aha/distill/kd_loss.h"
 #include "aha/rewards/text_rewards.h"
 #include "aha/rollout/engine.h"
 
@@ -185,8 +185,8 @@ Json teacher_topk(const policy::Model<float>& teacher, const std::vector<int32_t
   policy::logits_forward(acts.h_final.data() + row0 * d,
                          teacher.params().data() + teacher.lm_head_offset(), logits.data(), n, d,
                          V);
-  policy::SparseTargets tg;
-  policy::append_topk_logprobs(logits.data(), n, V, std::min(k, V), nullptr, tg);
+  SparseTargets tg;
+  append_topk_logprobs(logits.data(), n, V, std::min(k, V), nullptr, tg);
   Json ids = Json::array(), lps = Json::array();
   for (int64_t r = 0; r < n; ++r) {
     ids.push_back(
@@ -203,7 +203,7 @@ Json teacher_topk(const policy::Model<float>& teacher, const std::vector<int32_t
 // What one chunk of prompts needs; built once per run.
 struct ChunkContext {
   const SampleConfig& cfg;
-  const policy::Tokenizer& tok;
+  const tokenizer::Tokenizer& tok;
   const policy::Model<float>& teacher;
   const std::vector<datasets::Example>& examples;
   const datasets::PromptTemplate& templ;
@@ -216,7 +216,7 @@ struct ChunkContext {
 std::string sample_chunk(const ChunkContext& ctx, const std::vector<size_t>& chunk,
                          SampleStats& stats, std::unordered_set<std::string>& hashes) {
   const SampleConfig& cfg = ctx.cfg;
-  const policy::Tokenizer* t = &ctx.tok;
+  const tokenizer::Tokenizer* t = &ctx.tok;
   std::vector<std::string> prompts;
   std::vector<rollout::Request> reqs;
   for (size_t i = 0; i < chunk.size(); ++i) {
@@ -233,13 +233,13 @@ std::string sample_chunk(const ChunkContext& ctx, const std::vector<size_t>& chu
   eo.seed = cfg.seed * 1000003ULL + chunk[0];
   eo.max_batch = cfg.max_batch;
   eo.detokenize = [t](const std::vector<int32_t>& ids) {
-    return t->decode(policy::known_ids(*t, ids));
+    return t->decode(tokenizer::known_ids(*t, ids));
   };
   auto comps = rollout::Engine(ctx.teacher, eo).generate(reqs);
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
   for (size_t i = 0; i < comps.size(); ++i) {
-    texts[i] = ctx.tok.decode_utf8(policy::known_ids(ctx.tok, comps[i].completion_ids), true);
+    texts[i] = ctx.tok.decode_utf8(tokenizer::known_ids(ctx.tok, comps[i].completion_ids), true);
     const int64_t p = comps[i].group;
     samples[i] = {prompts[p], texts[i], &ctx.examples[chunk[p]].row,
                   static_cast<int64_t>(comps[i].completion_ids.size())};
@@ -285,7 +285,7 @@ std::string sample_chunk(const ChunkContext& ctx, const std::vector<size_t>& chu
 SampleStats run_sample(const SampleConfig& cfg,
                        const std::function<void(const SampleStats&, int64_t)>& on_chunk) {
   ThreadLimit limit(cfg.threads);
-  auto tok = policy::Tokenizer::load(cfg.teacher);
+  auto tok = tokenizer::Tokenizer::load(cfg.teacher);
   auto teacher = policy::load_model<float>(cfg.teacher);
   auto examples = datasets::load_examples(cfg.data, "train", cfg.seed);
   auto templ = datasets::PromptTemplate::from_config(cfg.data.value("template", "r1_zero"));

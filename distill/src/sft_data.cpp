@@ -10,7 +10,7 @@ namespace aha::distill {
 
 namespace {
 
-SftExample parse_row(const Json& j, const policy::Tokenizer& tok, bool use_ids, bool need_topk,
+SftExample parse_row(const Json& j, const tokenizer::Tokenizer& tok, bool use_ids, bool need_topk,
                      int vocab) {
   SftExample ex;
   ex.prompt_text = j.at("prompt").get<std::string>();
@@ -48,7 +48,7 @@ SftExample parse_row(const Json& j, const policy::Tokenizer& tok, bool use_ids, 
 
 }  // namespace
 
-std::vector<SftExample> load_sft(const std::string& path, const policy::Tokenizer& tok,
+std::vector<SftExample> load_sft(const std::string& path, const tokenizer::Tokenizer& tok,
                                  bool use_ids, bool need_topk, int vocab, int64_t limit,
                                  int max_len) {
   std::ifstream in(path);

@@ -5,8 +5,8 @@
 #include <string>
 #include <vector>
 
-#include "aha/policy/kd_loss.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/distill/kd_loss.h"
+#include "aha/tokenizer/tokenizer.h"
 
 namespace aha::distill {
 
@@ -23,7 +23,7 @@ struct SftExample {
 // Reads an SFT JSONL. use_ids: take the completion's teacher token ids ("completion_ids", needed
 // to align stored top-k), else re-tokenise the completion text with `tok` and append EOS.
 // need_topk: every row must carry "topk". Malformed lines are errors naming the line.
-std::vector<SftExample> load_sft(const std::string& path, const policy::Tokenizer& tok,
+std::vector<SftExample> load_sft(const std::string& path, const tokenizer::Tokenizer& tok,
                                  bool use_ids, bool need_topk, int vocab, int64_t limit,
                                  int max_len);
 

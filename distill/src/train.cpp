@@ -14,7 +14,7 @@
 #include "aha/datasets/dataset.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/esft.h"
-#include "aha/policy/kd_loss.h"
+#include "aha/distill/kd_loss.h"
 #include "aha/rollout/engine.h"
 #include "aha/runlog/run_db.h"
 #include "aha/train/checkpointer.h"
@@ -38,7 +38,7 @@ struct Seq {
 struct Run {
   const DistillConfig& cfg;
   std::string tok_dir;
-  std::unique_ptr<policy::Tokenizer> tok;
+  std::unique_ptr<tokenizer::Tokenizer> tok;
   std::unique_ptr<policy::Model<float>> student, teacher;
   std::vector<SftExample> data;
   std::unique_ptr<datasets::DataCursor> cursor;
@@ -73,7 +73,7 @@ void Run::load_models() {
     }
   }
   if (tok_dir.empty()) fail("no tokenizer.json in the student, tokenizer or teacher directory");
-  tok = std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(tok_dir));
+  tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tok_dir));
   if (!cfg.student.empty()) {
     student = policy::load_model<float>(cfg.student);
   } else {
@@ -135,9 +135,9 @@ std::vector<Seq> Run::on_policy_batch() {
   }
   rollout::EngineOptions eo;
   eo.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(step);
-  const policy::Tokenizer* t = tok.get();
+  const tokenizer::Tokenizer* t = tok.get();
   eo.detokenize = [t](const std::vector<int32_t>& ids) {
-    return t->decode(policy::known_ids(*t, ids));
+    return t->decode(tokenizer::known_ids(*t, ids));
   };
   std::vector<Seq> seqs;
   for (auto& c : rollout::Engine(*student, eo).generate(reqs)) {
@@ -151,10 +151,10 @@ std::vector<Seq> Run::on_policy_batch() {
 }
 
 // Teacher targets for every row of the batch: stored top-k, or the teacher's top-k computed now.
-policy::SparseTargets kd_targets(const Run& run, const std::vector<Seq>& seqs,
+SparseTargets kd_targets(const Run& run, const std::vector<Seq>& seqs,
                                  const policy::Batch& batch, const std::vector<float>& row_w) {
   const int64_t n = batch.n_tokens();
-  policy::SparseTargets tg;
+  SparseTargets tg;
   if (run.cfg.kd.source == "stored") {
     for (size_t s = 0; s < seqs.size(); ++s) {
       const int64_t start = batch.seq_starts[s], p = static_cast<int64_t>(seqs[s].prompt.size());
@@ -186,8 +186,8 @@ policy::SparseTargets kd_targets(const Run& run, const std::vector<Seq>& seqs,
     std::copy_n(ta.h_final.data() + rows[i] * d, d, h.data() + i * d);
   policy::logits_forward(h.data(), run.teacher->params().data() + run.teacher->lm_head_offset(),
                          logits.data(), static_cast<int64_t>(rows.size()), d, V);
-  policy::SparseTargets compact;
-  policy::append_topk_logprobs(logits.data(), static_cast<int64_t>(rows.size()), V,
+  SparseTargets compact;
+  append_topk_logprobs(logits.data(), static_cast<int64_t>(rows.size()), V,
                                std::min(run.cfg.kd.top_k, V), nullptr, compact);
   size_t next = 0;
   for (int64_t t = 0; t < n; ++t) {
@@ -275,14 +275,14 @@ double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch
     std::vector<float> row_w(n);
     for (int64_t t = 0; t < n; ++t)
       row_w[t] = static_cast<float>(is_comp[t] * cfg.kd.weight / double(n_comp));
-    policy::SparseTargets tg = kd_targets(*this, seqs, batch, row_w);
-    policy::KlOptions ko;
-    ko.direction = cfg.kd.direction == "reverse" ? policy::KlDirection::kReverse
-                                                 : policy::KlDirection::kForward;
+    SparseTargets tg = kd_targets(*this, seqs, batch, row_w);
+    KlOptions ko;
+    ko.direction = cfg.kd.direction == "reverse" ? KlDirection::kReverse
+                                                 : KlDirection::kForward;
     ko.tail = cfg.kd.tail;
     dh.assign(acts.h_final.size(), 0.0f);
     const int d = student->config().hidden_size;
-    kl = policy::sparse_kl_forward_backward(
+    kl = sparse_kl_forward_backward(
              acts.h_final.data(), student->params().data() + student->lm_head_offset(), tg, ko,
              dh.data(), student->grads().data() + student->lm_head_offset(), d,
              student->config().vocab_size) /

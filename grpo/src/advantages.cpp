@@ -12,6 +12,7 @@ AdvantageMode AdvantageConfig::parse_mode(const std::string& s) {
   if (s == "grpo") return AdvantageMode::kGrpo;
   if (s == "rloo") return AdvantageMode::kRloo;
   if (s == "reinforce_pp" || s == "reinforce++") return AdvantageMode::kReinforcePP;
+  if (s == "process") return AdvantageMode::kProcess;
   fail("grpo.advantage must be grpo, rloo, reinforce_pp or process (got '", s, "')");
 }
 
@@ -77,6 +78,8 @@ std::vector<double> compute_advantages(const std::vector<double>& rewards,
         case AdvantageMode::kReinforcePP:
           adv[i] = centered;
           break;
+        case AdvantageMode::kProcess:
+          fail("process supervision's advantages come from process_advantages");
       }
     }
   }

@@ -6,7 +6,7 @@
 #include "aha/datasets/source.h"
 #include "aha/grpo/trainer.h"
 #include "aha/policy/model_config.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "aha/rewards/reward.h"
 
 namespace aha::grpo {
@@ -21,7 +21,7 @@ Json dry_run(const TrainConfig& cfg) {
       fail("the reference model's architecture differs from the policy's");
     }
   }
-  auto tok = policy::Tokenizer::load(cfg.model);
+  auto tok = tokenizer::Tokenizer::load(cfg.model);
   if (tok.vocab_size() > model_cfg.vocab_size) {
     fail("the tokenizer has ", tok.vocab_size(), " ids but the model's vocab_size is ",
          model_cfg.vocab_size);

@@ -12,7 +12,7 @@
 #include "aha/datasets/prompt_template.h"
 #include "aha/datasets/source.h"
 #include "aha/policy/checkpoint.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "aha/rewards/reward.h"
 #include "aha/rollout/engine.h"
 #include "aha/runlog/run_db.h"
@@ -37,7 +37,7 @@ bool warn_on_template_change(const std::string& model_dir, const std::string& te
   return true;
 }
 
-Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& tok,
+Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenizer& tok,
                     const std::vector<datasets::Example>& problems, const EvalOptions& o,
                     std::vector<Rollout>* out_rows) {
   if (o.n < 1) fail("--n must be >= 1");
@@ -61,7 +61,7 @@ Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& 
   rollout::EngineOptions eo;
   eo.seed = o.seed;
   eo.max_batch = o.max_batch;
-  auto known = [&](const std::vector<int32_t>& ids) { return policy::known_ids(tok, ids); };
+  auto known = [&](const std::vector<int32_t>& ids) { return tokenizer::known_ids(tok, ids); };
   eo.detokenize = [&](const std::vector<int32_t>& ids) { return tok.decode(known(ids)); };
   auto comps = rollout::Engine(model, eo).generate(reqs, o.on_progress);
   std::vector<std::string> texts(comps.size());
@@ -126,7 +126,7 @@ Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& 
 
 Json evaluate(const EvalOptions& o) {
   if (o.n < 1) fail("--n must be >= 1");
-  auto tok = policy::Tokenizer::load(o.model);
+  auto tok = tokenizer::Tokenizer::load(o.model);
   auto model = policy::load_model<float>(o.model);
   warn_on_template_change(o.model, o.templ);
   auto problems = datasets::load_examples(o.data, o.data.contains("eval") ? "eval" : "train", o.seed);

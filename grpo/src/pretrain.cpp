@@ -15,7 +15,7 @@
 #include "aha/datasets/dataset.h"
 #include "aha/datasets/synthetic.h"
 #include "aha/policy/checkpoint.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "aha/runlog/run_db.h"
 #include "aha/train/checkpointer.h"
 #include "aha/train/run_loop.h"
@@ -114,7 +114,7 @@ using Clock = std::chrono::steady_clock;
 // in <output_dir>/last.
 struct Pretrain {
   const PretrainConfig& cfg;
-  policy::Tokenizer tok;
+  tokenizer::Tokenizer tok;
   std::unique_ptr<policy::Model<float>> model;
   std::string data_template;  // what the documents were written with ("" if unknown or mixed)
   std::vector<std::vector<int32_t>> docs;
@@ -127,7 +127,7 @@ struct Pretrain {
   int64_t step = 0;
 
   explicit Pretrain(const PretrainConfig& c)
-      : cfg(c), tok(policy::Tokenizer::load(c.model)), model(policy::load_model<float>(c.model)) {}
+      : cfg(c), tok(tokenizer::Tokenizer::load(c.model)), model(policy::load_model<float>(c.model)) {}
   void load_docs();
   void open_run(const Json& raw, bool resume);
   Json train_step();

@@ -54,7 +54,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   if (!has_tok && cfg.rollouts.empty()) {
     fail("the model ", cfg.model, " has no tokenizer.json (GRPO needs text for the rewards)");
   }
-  if (has_tok) s.tok = std::make_unique<policy::Tokenizer>(policy::Tokenizer::load(cfg.model));
+  if (has_tok) s.tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(cfg.model));
   s.policy = policy::load_model<float>(cfg.model);
   if (cfg.grpo.beta > 0 || !cfg.reference.empty()) {
     s.ref = policy::load_model<float>(cfg.reference.empty() ? cfg.model : cfg.reference);

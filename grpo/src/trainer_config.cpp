@@ -7,6 +7,17 @@
 
 namespace aha::grpo {
 
+namespace {
+
+IsCorrection parse_is_correction(const std::string& s) {
+  if (s == "none") return IsCorrection::kNone;
+  if (s == "tis") return IsCorrection::kTis;
+  if (s == "mis") return IsCorrection::kMis;
+  fail("grpo.is_correction must be none, tis or mis (got '", s, "')");
+}
+
+}  // namespace
+
 GrpoConfig GrpoConfig::from_json(const Json& j) {
   StrictReader r(j, "grpo");
   GrpoConfig g;
@@ -16,17 +27,22 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.num_iterations = r.get<int>("num_iterations", g.num_iterations);
   g.minibatch_size = r.get<int>("minibatch_size", g.minibatch_size);
   g.beta = r.get<double>("beta", g.beta);
-  g.kl_estimator = r.get<std::string>("kl_estimator", g.kl_estimator);
+  g.kl_estimator = LossConfig::parse_kl(r.get<std::string>("kl_estimator", "k3"));
   g.kl_in_reward = r.get<bool>("kl_in_reward", g.kl_in_reward);
   g.eps_low = r.get<double>("eps_low", g.eps_low);
   g.eps_high = r.get<double>("eps_high", g.eps_high);
   g.dual_clip = r.get<double>("dual_clip", g.dual_clip);
-  g.ratio_level = r.get<std::string>("ratio_level", g.ratio_level);
-  g.loss_agg = r.get<std::string>("loss_agg", g.loss_agg);
-  g.policy_loss = r.get<std::string>("policy_loss", g.policy_loss);
+  g.ratio_level = LossConfig::parse_level(r.get<std::string>("ratio_level", "token"));
+  g.loss_agg = LossConfig::parse_agg(r.get<std::string>("loss_agg", "seq-mean-token-mean"));
+  const std::string policy_loss = r.get<std::string>("policy_loss", "clip");
+  g.policy_loss = LossConfig::parse_policy(policy_loss);
   g.entropy_coef = r.get<double>("entropy_coef", g.entropy_coef);
-  g.is_correction = r.get<std::string>("is_correction", g.is_correction);
-  g.is_level = r.get<std::string>("is_level", g.is_level);
+  g.is_correction = parse_is_correction(r.get<std::string>("is_correction", "none"));
+  const std::string is_level = r.get<std::string>("is_level", "token");
+  if (is_level != "token" && is_level != "sequence") {
+    fail("grpo.is_level must be token or sequence (got '", is_level, "')");
+  }
+  g.is_level = LossConfig::parse_level(is_level);
   g.is_cap = r.get<double>("is_cap", g.is_cap);
   g.eval_every = r.get<int>("eval_every", g.eval_every);
   g.eval_n = r.get<int>("eval_n", g.eval_n);
@@ -34,8 +50,9 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.keep_checkpoints = r.get<int>("keep_checkpoints", g.keep_checkpoints);
   g.sapo_tau_pos = r.get<double>("sapo_tau_pos", g.sapo_tau_pos);
   g.sapo_tau_neg = r.get<double>("sapo_tau_neg", g.sapo_tau_neg);
-  g.advantage = r.get<std::string>("advantage", g.advantage);
-  g.scale_rewards = r.get<std::string>("scale_rewards", g.scale_rewards);
+  const std::string advantage = r.get<std::string>("advantage", "grpo");
+  g.advantage = AdvantageConfig::parse_mode(advantage);
+  g.scale_rewards = AdvantageConfig::parse_scale(r.get<std::string>("scale_rewards", "group"));
   g.ref_reset_every = r.get<int>("ref_reset_every", g.ref_reset_every);
   g.ref_ema = r.get<double>("ref_ema", g.ref_ema);
   g.keep_routing = r.get<bool>("keep_routing", g.keep_routing);
@@ -76,30 +93,20 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   if (g.beta < 0 || g.eps_low < 0 || g.eps_high < 0) fail("grpo.beta and eps must be >= 0");
   if (g.dual_clip != 0 && g.dual_clip <= 1) fail("grpo.dual_clip must be 0 (off) or > 1");
   if (g.ref_ema < 0 || g.ref_ema > 1) fail("grpo.ref_ema must be in [0, 1]");
-  // Parse the names once so a typo fails before any work.
-  LossConfig::parse_kl(g.kl_estimator);
-  LossConfig::parse_level(g.ratio_level);
-  LossConfig::parse_agg(g.loss_agg);
-  const PolicyLoss pl = LossConfig::parse_policy(g.policy_loss);
-  if ((pl == PolicyLoss::kCispo || pl == PolicyLoss::kGmpo) && g.ratio_level != "token") {
-    fail("grpo.policy_loss '", g.policy_loss, "' works on token ratios: grpo.ratio_level must be token");
+  if ((g.policy_loss == PolicyLoss::kCispo || g.policy_loss == PolicyLoss::kGmpo) &&
+      g.ratio_level != RatioLevel::kToken) {
+    fail("grpo.policy_loss '", policy_loss,
+         "' works on token ratios: grpo.ratio_level must be token");
   }
   if (!(g.sapo_tau_pos > 0) || !(g.sapo_tau_neg > 0)) fail("grpo.sapo_tau_pos/neg must be > 0");
-  if (g.is_correction != "none" && g.is_correction != "tis" && g.is_correction != "mis") {
-    fail("grpo.is_correction must be none, tis or mis (got '", g.is_correction, "')");
-  }
-  if (g.is_level != "token" && g.is_level != "sequence") {
-    fail("grpo.is_level must be token or sequence (got '", g.is_level, "')");
-  }
   if (!(g.is_cap > 1)) fail("grpo.is_cap must be > 1");
   if (g.eval_every < 0 || g.eval_n < 1 || g.eval_size < 1 || g.keep_checkpoints < 0) {
     fail("grpo.eval_every and keep_checkpoints must be >= 0, eval_n and eval_size >= 1");
   }
-  if (g.advantage != "process") AdvantageConfig::parse_mode(g.advantage);
-  AdvantageConfig::parse_scale(g.scale_rewards);
   // A group of one has no baseline to compare with: every group-relative advantage is 0.
-  if (g.group_size < 2 && (g.advantage == "grpo" || g.advantage == "rloo")) {
-    fail("grpo.group_size must be >= 2 for advantage '", g.advantage,
+  if (g.group_size < 2 &&
+      (g.advantage == AdvantageMode::kGrpo || g.advantage == AdvantageMode::kRloo)) {
+    fail("grpo.group_size must be >= 2 for advantage '", advantage,
          "' (a group of 1 has no baseline: nothing would be learned); reinforce_pp works with 1");
   }
   return g;

@@ -40,7 +40,7 @@ int64_t mark_flat_groups(std::vector<Rollout>& rs, size_t first) {
 // Process supervision: the first reward whose details carry "steps" ([{"end": byte offset in
 // the completion text, "reward": r}]) gives the step rewards; byte offsets become token ends
 // through each token's decoded length.
-void set_step_rewards(Rollout& r, const Json& details, const policy::Tokenizer& tok) {
+void set_step_rewards(Rollout& r, const Json& details, const tokenizer::Tokenizer& tok) {
   for (const auto& [label, d] : details.items()) {
     if (!d.is_object() || !d.contains("steps") || !d["steps"].is_array()) continue;
     std::vector<int64_t> cum(r.completion_ids.size());
@@ -66,7 +66,7 @@ void set_step_rewards(Rollout& r, const Json& details, const policy::Tokenizer& 
 }
 
 rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Model<float>& policy,
-                                      const policy::Tokenizer& tok, int64_t step, int round) {
+                                      const tokenizer::Tokenizer& tok, int64_t step, int round) {
   const GrpoConfig& g = cfg.grpo;
   rollout::EngineOptions eo;
   // Round 0 keeps the seed of a run without dynamic sampling; refills get fresh streams.
@@ -75,9 +75,9 @@ rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Mode
   eo.max_batch = g.max_batch;
   eo.record_routing = g.keep_routing && policy.config().n_routed_experts > 0;
   eo.record_kept_ids = g.keep_sampling_mask;
-  const policy::Tokenizer* t = &tok;
+  const tokenizer::Tokenizer* t = &tok;
   eo.detokenize = [t](const std::vector<int32_t>& ids) {
-    return t->decode(policy::known_ids(*t, ids));
+    return t->decode(tokenizer::known_ids(*t, ids));
   };
   return eo;
 }
@@ -86,7 +86,7 @@ rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Mode
 // supervision's step rewards too.
 void score(std::span<Rollout> rs, const std::vector<const Json*>& rows,
            const rewards::RewardSet& rewards, const std::string& acc_label,
-           const policy::Tokenizer* steps_tok) {
+           const tokenizer::Tokenizer* steps_tok) {
   std::vector<rewards::Sample> samples(rs.size());
   for (size_t i = 0; i < rs.size(); ++i) {
     samples[i] = {rs[i].prompt_text, rs[i].completion_text, rows[i], rs[i].n()};
@@ -145,13 +145,13 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       r.group = next_group + lo + p;
       r.prompt_id = data[picked[p]].id;
       r.prompt_text = prompt_text[p];
-      r.completion_text = tok->decode_utf8(policy::known_ids(*tok, r.completion_ids), true);
+      r.completion_text = tok->decode_utf8(tokenizer::known_ids(*tok, r.completion_ids), true);
       r.learn = !(g.mask_truncated && r.finish_reason == "length");
       gen_tokens += r.n();
       rs.push_back(std::move(r));
     }
     score(std::span<Rollout>(rs).subspan(first), rows, rewards, acc_label,
-          g.advantage == "process" ? tok.get() : nullptr);
+          g.advantage == AdvantageMode::kProcess ? tok.get() : nullptr);
     next_group += static_cast<int64_t>(all.size());
     if (g.dynamic_sampling) {
       // Counted over all ranks, so that every rank refills alike and the data cursors agree.

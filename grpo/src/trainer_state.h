@@ -13,7 +13,7 @@
 #include "aha/grpo/trainer.h"
 #include "aha/policy/model.h"
 #include "aha/policy/optimizer.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "aha/rewards/reward.h"
 #include "aha/runlog/run_db.h"
 #include "aha/train/checkpointer.h"
@@ -26,7 +26,7 @@ struct Trainer::State {
   Json raw;
   std::unique_ptr<ThreadLimit> threads;
   std::unique_ptr<policy::Model<float>> policy, ref;
-  std::unique_ptr<policy::Tokenizer> tok;
+  std::unique_ptr<tokenizer::Tokenizer> tok;
   std::vector<datasets::Example> data;
   std::unique_ptr<datasets::DataCursor> cursor;
   std::unique_ptr<datasets::PromptTemplate> templ;

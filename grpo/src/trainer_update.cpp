@@ -131,13 +131,13 @@ LossConfig Trainer::State::loss_config() const {
   lc.eps_low = g.eps_low;
   lc.eps_high = g.eps_high;
   lc.dual_clip = g.dual_clip;
-  lc.level = LossConfig::parse_level(g.ratio_level);
-  lc.agg = LossConfig::parse_agg(g.loss_agg);
-  lc.kl = LossConfig::parse_kl(g.kl_estimator);
+  lc.level = g.ratio_level;
+  lc.agg = g.loss_agg;
+  lc.kl = g.kl_estimator;
   lc.beta = g.kl_in_reward || !ref ? 0.0 : g.beta;
   lc.max_completion_len = cfg.sampling.max_new_tokens;
   lc.offpolicy_delta = g.offpolicy_delta;
-  lc.policy = LossConfig::parse_policy(g.policy_loss);
+  lc.policy = g.policy_loss;
   lc.entropy_coef = g.entropy_coef;
   lc.sapo_tau_pos = g.sapo_tau_pos;
   lc.sapo_tau_neg = g.sapo_tau_neg;
@@ -160,7 +160,7 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
       if (rs[i].n() == 0) continue;  // an engine error: nothing to score
       // IS correction of a rollout file: its logprobs are the sampler's; the trainer's own
       // old logprobs are computed here.
-      if (cfg.grpo.is_correction != "none" && !rs[i].old_logprobs.empty() &&
+      if (cfg.grpo.is_correction != IsCorrection::kNone && !rs[i].old_logprobs.empty() &&
           rs[i].sampled_logprobs.empty()) {
         rs[i].sampled_logprobs = std::move(rs[i].old_logprobs);
         rs[i].old_logprobs.clear();
@@ -188,14 +188,15 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
     }
   }
   if (mismatch_n > 0) m["logprob_mismatch"] = mismatch / double(mismatch_n);
-  if (cfg.grpo.is_correction != "none") importance_weights(rs, po, m);
+  if (cfg.grpo.is_correction != IsCorrection::kNone) importance_weights(rs, po, m);
 }
 
 void Trainer::State::importance_weights(std::vector<Rollout>& rs, const PassOptions& po, Json& m) {
   // rho = pi_old(trainer) / pi_sampler per token (or per completion): the sampler's logprobs
   // are the file's, or the engine's under the same distribution the trainer computes.
   const GrpoConfig& g = cfg.grpo;
-  const bool tis = g.is_correction == "tis", seq = g.is_level == "sequence";
+  const bool tis = g.is_correction == IsCorrection::kTis;
+  const bool seq = g.is_level == RatioLevel::kSequence;
   double k1 = 0, cut = 0;
   int64_t tokens = 0, units = 0, missing = 0;
   for (Rollout& r : rs) {
@@ -260,7 +261,7 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
     }
   }
   std::vector<std::vector<double>> adv(rs.size());
-  if (g.advantage == "process") {
+  if (g.advantage == AdvantageMode::kProcess) {
     // Outcome-only completions count as one step that ends at their last token.
     std::vector<std::vector<double>> steps(rs.size());
     std::vector<std::vector<int64_t>> ends(rs.size());
@@ -278,8 +279,8 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
     adv = process_advantages(steps, ends, n, group);
   } else {
     AdvantageConfig ac;
-    ac.mode = AdvantageConfig::parse_mode(g.advantage);
-    ac.scale = AdvantageConfig::parse_scale(g.scale_rewards);
+    ac.mode = g.advantage;
+    ac.scale = g.scale_rewards;
     // Groups live whole on one rank, but batch-wide statistics (scale_rewards = batch,
     // REINFORCE++) need every rank's rewards: all ranks compute all advantages alike.
     int64_t first = 0;

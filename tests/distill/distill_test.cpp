@@ -13,7 +13,7 @@
 #include "aha/distill/common.h"
 #include "aha/distill/sample.h"
 #include "aha/distill/train.h"
-#include "aha/policy/bpe_trainer.h"
+#include "aha/tokenizer/bpe_trainer.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/esft.h"
 #include "aha/policy/presets.h"
@@ -50,9 +50,9 @@ std::string tokenizer_dir() {
   const fs::path tok = root() / "tokenizer";
   if (fs::exists(tok / "tokenizer.json")) return tok.string();
   fs::create_directories(tok);
-  policy::BpeTrainerOptions bo;
+  tokenizer::BpeTrainerOptions bo;
   bo.vocab_size = 300;
-  policy::BpeTrainer bt(bo);
+  tokenizer::BpeTrainer bt(bo);
   for (int i = 0; i < 20; ++i) {
     for (const auto& ex : problems()) {
       bt.add_text(std::string("User: ") + ex.row["question"].get<std::string>() +
@@ -126,7 +126,7 @@ std::string fresh(const std::string& name) {
 
 double greedy_accuracy(const std::string& model_dir) {
   auto model = policy::load_model<float>(model_dir);
-  auto tok = policy::Tokenizer::load(model_dir);
+  auto tok = tokenizer::Tokenizer::load(model_dir);
   auto rset = rewards::RewardSet::from_json(Json::array({Json{{"name", "math"}}}),
                                             rewards::builtin_registry());
   rollout::SamplingParams sp;

@@ -7,7 +7,7 @@
 #include <filesystem>
 
 #include "aha/policy/checkpoint.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 
 namespace aha::policy {
 namespace {
@@ -37,7 +37,7 @@ TEST_P(GoldenStudent, LogprobsMatchTheReferenceImplementation) {
   EXPECT_LE(max_diff, 1e-4) << GetParam() << ": max |logprob - reference|";
   // The tokenizer files other tools need are saved with the weights.
   EXPECT_TRUE(std::filesystem::exists(dir + "/tokenizer.json"));
-  EXPECT_NO_THROW(Tokenizer::load(dir));
+  EXPECT_NO_THROW(tokenizer::Tokenizer::load(dir));
 }
 
 INSTANTIATE_TEST_SUITE_P(Distill, GoldenStudent,

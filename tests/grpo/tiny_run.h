@@ -9,7 +9,7 @@
 #include <string>
 
 #include "aha/core/config.h"
-#include "aha/policy/bpe_trainer.h"
+#include "aha/tokenizer/bpe_trainer.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/presets.h"
 #include "aha/rewards/reward.h"
@@ -37,9 +37,9 @@ inline std::string tiny_checkpoint() {
   fs::path root = fs::temp_directory_path() / ("aha_grpo_" + std::to_string(::getpid()));
   fs::remove_all(root);
   fs::create_directories(root / "model");
-  policy::BpeTrainerOptions bo;
+  tokenizer::BpeTrainerOptions bo;
   bo.vocab_size = 300;
-  policy::BpeTrainer bt(bo);
+  tokenizer::BpeTrainer bt(bo);
   for (int i = 0; i < 400; ++i) bt.add_text("What is " + std::to_string(i) + " + 7? 77 777 " + std::to_string(i * 7));
   save_json_file((root / "model" / "tokenizer.json").string(), bt.finish());
   save_json_file((root / "model" / "tokenizer_config.json").string(), bt.tokenizer_config());

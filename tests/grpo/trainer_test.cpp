@@ -7,7 +7,7 @@
 
 #include "aha/core/error.h"
 #include "aha/grpo/trainer.h"
-#include "aha/policy/bpe_trainer.h"
+#include "aha/tokenizer/bpe_trainer.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/presets.h"
 #include "aha/runlog/run_db.h"

@@ -5,11 +5,11 @@
 #include <filesystem>
 #include <random>
 
-#include "aha/policy/bpe_trainer.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/bpe_trainer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "ref_util.h"
 
-namespace aha::policy {
+namespace aha::tokenizer {
 namespace {
 
 std::vector<std::string> arithmetic_corpus(int n, uint32_t seed) {
@@ -105,4 +105,4 @@ TEST(BpeTrainer, WritesLoadableFilesThatTheJsEncoderAgreesWith) {
 }
 
 }  // namespace
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

@@ -5,10 +5,10 @@
 
 #include <chrono>
 
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "ref_util.h"
 
-namespace aha::policy {
+namespace aha::tokenizer {
 namespace {
 
 constexpr const char* kVersion = "3.7.2";
@@ -162,4 +162,4 @@ INSTANTIATE_TEST_SUITE_P(Packages, ReferenceTest,
                          [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

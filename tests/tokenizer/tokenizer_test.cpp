@@ -5,10 +5,10 @@
 #include <random>
 #include <thread>
 
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "ref_util.h"
 
-namespace aha::policy {
+namespace aha::tokenizer {
 namespace {
 
 // GPT-2's byte -> code point map, written independently of the library's.
@@ -240,4 +240,4 @@ TEST(TokenizerFuzz, LoaderSurvivesMutatedFiles) {
 }
 
 }  // namespace
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

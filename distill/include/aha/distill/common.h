@@ -10,7 +10,7 @@
 #include "aha/datasets/dataset.h"
 #include "aha/datasets/prompt_template.h"
 #include "aha/policy/model.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "aha/rewards/reward.h"
 #include "aha/rollout/sampling.h"
 
@@ -29,7 +29,7 @@ struct AccuracyResult {
 
 // One completion per example (seeded sampling, or greedy with temperature 0), scored with the
 // reward `label` of `rewards`: > 0.5 counts as correct.
-AccuracyResult accuracy(const policy::Model<float>& model, const policy::Tokenizer& tok,
+AccuracyResult accuracy(const policy::Model<float>& model, const tokenizer::Tokenizer& tok,
                         const std::vector<datasets::Example>& examples,
                         const datasets::PromptTemplate& templ, const rewards::RewardSet& rewards,
                         const std::string& label, const rollout::SamplingParams& sampling,

@@ -8,7 +8,9 @@
 
 namespace aha::grpo {
 
-enum class AdvantageMode { kGrpo, kRloo, kReinforcePP };
+// kProcess: process supervision, per-step rewards turned into token advantages
+// (process_advantages), not compute_advantages.
+enum class AdvantageMode { kGrpo, kRloo, kReinforcePP, kProcess };
 enum class RewardScale { kGroup, kBatch, kNone };
 
 struct AdvantageConfig {

@@ -9,7 +9,7 @@
 #include "aha/core/rollout.h"
 #include "aha/datasets/dataset.h"
 #include "aha/policy/model.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 #include "aha/rewards/reward.h"
 #include "aha/rollout/engine.h"
 #include "aha/rollout/sampling.h"
@@ -46,7 +46,7 @@ bool warn_on_template_change(const std::string& model_dir, const std::string& te
 
 // The same on a model already in memory (evaluation during training): options.model, .data
 // and .db_path are not used; rows (when given) receives one record per completion.
-Json evaluate_model(const policy::Model<float>& model, const policy::Tokenizer& tok,
+Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenizer& tok,
                     const std::vector<datasets::Example>& problems, const EvalOptions& options,
                     std::vector<Rollout>* rows = nullptr);
 

@@ -17,6 +17,9 @@
 
 namespace aha::grpo {
 
+enum class IsCorrection { kNone, kTis, kMis };
+
+// The string options of the config are parsed into enums here, once, at load.
 struct GrpoConfig {
   int steps = 100;
   int prompts_per_step = 8;
@@ -24,25 +27,25 @@ struct GrpoConfig {
   int num_iterations = 1;       // mu: passes over each step's rollouts
   int minibatch_size = 0;       // sequences per optimizer step (0: the whole step batch)
   double beta = 0.001;          // KL weight (0: no reference model)
-  std::string kl_estimator = "k3";
+  KlEstimator kl_estimator = KlEstimator::kK3;
   bool kl_in_reward = false;    // subtract beta * sum k1 from the reward instead of the loss
   double eps_low = 0.2, eps_high = 0.2, dual_clip = 0.0;
-  std::string ratio_level = "token";
-  std::string loss_agg = "seq-mean-token-mean";
-  std::string policy_loss = "clip";  // clip | cispo | sapo | gmpo (loss.h)
+  RatioLevel ratio_level = RatioLevel::kToken;
+  LossAgg loss_agg = LossAgg::kSeqMeanTokenMean;
+  PolicyLoss policy_loss = PolicyLoss::kClip;  // clip | cispo | sapo | gmpo (loss.h)
   double entropy_coef = 0.0;    // entropy bonus (loss -= coef * H of each token's distribution)
   // Sampler/trainer mismatch correction: none | tis (truncated IS weight min(rho, cap)) | mis
   // (masked IS: tokens or sequences with rho outside [1/cap, cap] leave the loss).
-  std::string is_correction = "none";
-  std::string is_level = "token";  // token | sequence (rho of the whole completion)
+  IsCorrection is_correction = IsCorrection::kNone;
+  RatioLevel is_level = RatioLevel::kToken;  // token | sequence (rho of the whole completion)
   double is_cap = 2.0;
   int eval_every = 0;           // evaluate on data.eval every N steps and at the end (0: never)
   int eval_n = 1;               // samples per evaluation problem (pass@eval_n is logged too)
   int eval_size = 200;          // evaluation problems (the first of data.eval)
   int keep_checkpoints = 0;     // keep the newest N checkpoints and the best by eval (0: all)
   double sapo_tau_pos = 1.0, sapo_tau_neg = 1.05;
-  std::string advantage = "grpo";
-  std::string scale_rewards = "group";
+  AdvantageMode advantage = AdvantageMode::kGrpo;
+  RewardScale scale_rewards = RewardScale::kGroup;
   int ref_reset_every = 0;      // copy the policy into the reference every N steps (0: never)
   double ref_ema = 0.0;         // > 0: ref = (1 - ema) * ref + ema * policy after each step
   bool keep_routing = false;    // replay the experts chosen at sampling

@@ -81,8 +81,8 @@ class Model {
   // Accumulates into grads() the gradient of sum_t dlogprob[t] * logprob[t]
   // + aux_weight * aux_loss_alpha * acts.aux_loss. dlogprob may be null (no logprob term).
   // dh_final, when set, is an extra gradient w.r.t. acts.h_final [n, d] from a loss computed on
-  // the final hidden states outside the model (distillation: kd_loss.h, whose LM-head weight
-  // gradient the caller has already added to grads()).
+  // the final hidden states outside the model (distillation: distill/kd_loss.h, whose LM-head
+  // weight gradient the caller has already added to grads()).
   //
   // ready, when set, is called with [begin, end) ranges of grads() as they become final, in
   // grad_ranges() order (LM head and final norm, the layers from last to first, the embedding),

@@ -6,7 +6,7 @@
 
 #include "tokenizer_impl.h"
 
-namespace aha::policy {
+namespace aha::tokenizer {
 
 namespace detail {
 // NFC normalization (tokenizer_normalize.cpp): false when text is already NFC (out untouched).
@@ -236,4 +236,4 @@ std::vector<int32_t> known_ids(const Tokenizer& tok, std::span<const int32_t> id
   return out;
 }
 
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

@@ -10,7 +10,7 @@
 #include <unicode/ustring.h>
 #endif
 
-namespace aha::policy::detail {
+namespace aha::tokenizer::detail {
 
 bool nfc_normalize(std::string_view text, std::string& out) {
   // Every code point below U+0300 is NFC_Quick_Check=Yes: its UTF-8 lead byte is < 0xCC.
@@ -53,4 +53,4 @@ bool nfc_normalize(std::string_view text, std::string& out) {
 #endif
 }
 
-}  // namespace aha::policy::detail
+}  // namespace aha::tokenizer::detail

@@ -1,7 +1,7 @@
 // The sparse KL distillation loss through the LM head: values against a dense computation,
 // gradients w.r.t. h, the head and (through Model::backward's dh_final) every parameter
 // against central finite differences in double precision.
-#include "aha/policy/kd_loss.h"
+#include "aha/distill/kd_loss.h"
 
 #include <gtest/gtest.h>
 
@@ -9,10 +9,16 @@
 #include <random>
 
 #include "aha/policy/model.h"
-#include "test_configs.h"
+#include "policy/test_configs.h"
 
-namespace aha::policy {
+namespace aha::distill {
 namespace {
+
+using policy::Activations;
+using policy::Batch;
+using policy::ForwardOptions;
+using policy::Model;
+using policy::ModelConfig;
 
 struct Case {
   int n = 5, dim = 6, vocab = 11, k = 4;
@@ -158,7 +164,7 @@ TEST(KdLoss, StudentEqualToTeacherHasZeroLossAndGradient) {
 // The loss on the final hidden states feeds Model::backward through dh_final; with the head's
 // weight gradient added by the caller, every parameter's gradient matches finite differences.
 TEST(KdLoss, ModelBackwardWithDhFinalMatchesFiniteDifferences) {
-  Model<double> m(ModelConfig::from_json(testing::tiny_llama_json()));
+  Model<double> m(ModelConfig::from_json(policy::testing::tiny_llama_json()));
   m.init_random(5, 0.3);
   Batch b = Batch::from_sequences({{1, 5, 9, 3, 7, 2}, {4, 8, 6}});
   std::vector<double> teacher(b.n_tokens() * 33);
@@ -200,9 +206,9 @@ TEST(KdLoss, ModelBackwardWithDhFinalMatchesFiniteDifferences) {
 }
 
 }  // namespace
-}  // namespace aha::policy
+}  // namespace aha::distill
 
-namespace aha::policy {
+namespace aha::distill {
 namespace {
 
 // Against PyTorch autograd of the loss written from its definition
@@ -235,4 +241,4 @@ TEST(KdLoss, MatchesPyTorchReferenceFp64) { check_reference_cases<double>(); }
 TEST(KdLoss, MatchesPyTorchReferenceFp32) { check_reference_cases<float>(); }
 
 }  // namespace
-}  // namespace aha::policy
+}  // namespace aha::distill

@@ -17,7 +17,7 @@
 
 #include "aha/core/config.h"
 
-namespace aha::policy {
+namespace aha::tokenizer {
 
 struct AddedToken {
   int32_t id = 0;
@@ -112,4 +112,4 @@ std::string utf8_replace_invalid(std::string_view bytes);
 // vocabularies), and a sampled padding id has no text.
 std::vector<int32_t> known_ids(const Tokenizer& tok, std::span<const int32_t> ids);
 
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

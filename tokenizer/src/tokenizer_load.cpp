@@ -5,7 +5,7 @@
 #include "aha/core/fileio.h"
 #include "tokenizer_impl.h"
 
-namespace aha::policy {
+namespace aha::tokenizer {
 
 namespace {
 
@@ -282,4 +282,4 @@ Tokenizer Tokenizer::load(const std::string& path) {
   }
 }
 
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

@@ -1,6 +1,6 @@
 // Byte-level BPE trainer: counts pre-tokenized pieces, then repeatedly merges the most frequent
 // adjacent pair (ties: lowest ids first) with incremental pair counts and a lazy max-heap.
-#include "aha/policy/bpe_trainer.h"
+#include "aha/tokenizer/bpe_trainer.h"
 
 #include <filesystem>
 #include <queue>
@@ -9,7 +9,7 @@
 #include "aha/core/fileio.h"
 #include "tokenizer_impl.h"
 
-namespace aha::policy {
+namespace aha::tokenizer {
 
 namespace {
 
@@ -277,4 +277,4 @@ int train_bpe_tokenizer(const std::string& corpus_path, const std::string& out_d
   return int(tok["model"]["merges"].size());
 }
 
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace aha::policy {
+namespace aha::distill {
 
 enum class KlDirection { kForward, kReverse };
 
@@ -49,4 +49,4 @@ template <typename T>
 void append_topk_logprobs(const T* logits, int64_t n_rows, int vocab, int k,
                           const float* row_weight, SparseTargets& out);
 
-}  // namespace aha::policy
+}  // namespace aha::distill

@@ -10,7 +10,7 @@
 
 #include "aha/core/config.h"
 
-namespace aha::policy {
+namespace aha::tokenizer {
 
 struct BpeTrainerOptions {
   int vocab_size = 1024;  // total: special tokens + 256 bytes + merges
@@ -47,4 +47,4 @@ class BpeTrainer {
 int train_bpe_tokenizer(const std::string& corpus_path, const std::string& out_dir,
                         const BpeTrainerOptions& options);
 
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

@@ -7,7 +7,7 @@
 
 #include "tokenizer_impl.h"
 
-namespace aha::policy::detail {
+namespace aha::tokenizer::detail {
 
 const ByteLevelMap& byte_level_map() {
   static const ByteLevelMap map = [] {
@@ -281,4 +281,4 @@ size_t AddedTokenMatcher::match(std::string_view text, size_t pos, int32_t& inde
   return best;
 }
 
-}  // namespace aha::policy::detail
+}  // namespace aha::tokenizer::detail

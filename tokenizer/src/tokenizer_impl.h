@@ -13,9 +13,9 @@
 #include <vector>
 
 #include "aha/core/error.h"
-#include "aha/policy/tokenizer.h"
+#include "aha/tokenizer/tokenizer.h"
 
-namespace aha::policy::detail {
+namespace aha::tokenizer::detail {
 
 // GPT-2's reversible map from the 256 byte values to printable code points ("Ġ" for space).
 struct ByteLevelMap {
@@ -132,9 +132,9 @@ struct AddedTokenMatcher {
 
 enum class Normalizer { kNone, kNfc };
 
-}  // namespace aha::policy::detail
+}  // namespace aha::tokenizer::detail
 
-namespace aha::policy {
+namespace aha::tokenizer {
 
 struct Tokenizer::Impl {
   std::vector<std::string> tokens;  // [vocab_size] byte-level token strings ("" for holes)
@@ -159,4 +159,4 @@ struct Tokenizer::Impl {
   void bpe_piece(std::string_view piece, std::vector<int32_t>& out) const;
 };
 
-}  // namespace aha::policy
+}  // namespace aha::tokenizer

@@ -1,5 +1,5 @@
 // Sparse (top-k) KL divergence through the LM head, forward and backward, for distillation.
-#include "aha/policy/kd_loss.h"
+#include "aha/distill/kd_loss.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -12,7 +12,7 @@
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
 
-namespace aha::policy {
+namespace aha::distill {
 
 void SparseTargets::add_row(const int32_t* row_ids, const float* row_logprobs, int k,
                             float row_weight) {
@@ -185,4 +185,4 @@ void append_topk_logprobs(const T* logits, int64_t n_rows, int vocab, int k,
 AHA_INSTANTIATE_KD(float)
 AHA_INSTANTIATE_KD(double)
 
-}  // namespace aha::policy
+}  // namespace aha::distill
