@@ -20,8 +20,6 @@ Decoder::Decoder(const policy::Model<float>& model, bool absorbed)
   }
 }
 
-int64_t Decoder::row_width() const { return cache_width_.empty() ? 0 : cache_width_.front(); }
-
 int64_t Decoder::cache_bytes_per_token() const {
   int64_t floats = 0;
   for (int64_t w : cache_width_) floats += w;

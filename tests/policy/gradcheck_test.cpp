@@ -184,15 +184,11 @@ TEST(GradCheck, BlockInputs) {
         },
         std::string("moe dx ") + c.type_name());
   }
-  Json sliding = testing::tiny_qwen2_json();
-  sliding["use_sliding_window"] = true;
-  sliding["sliding_window"] = 3;
-  sliding["max_window_layers"] = 0;
-  for (const Json& j : {testing::tiny_qwen2_json(), sliding}) {
+  for (const Json& j : {testing::tiny_qwen2_json(), testing::tiny_qwen2_sliding_json()}) {
     ModelConfig c = ModelConfig::from_json(j);
     Model<double> m(c);
     m.init_random(4, 0.3);
-    const LayerP& lp = m.layers()[0];
+    const LayerP& lp = m.layers().back();
     AttnActs<double> ga;
     check_block_input(
         n, c.hidden_size,
@@ -325,6 +321,11 @@ TEST(GradCheck, WholeModelDeepseekV2) {
 }
 TEST(GradCheck, WholeModelLlamaTied) { check_model(testing::tiny_llama_json(), 0.3); }
 TEST(GradCheck, WholeModelQwen2) { check_model(testing::tiny_qwen2_json(), 0.3); }
+// Sequences of up to 6 tokens through a window of 3: the mask cuts keys in layer 1.
+TEST(GradCheck, WholeModelSlidingWindow) {
+  check_model(testing::tiny_qwen2_sliding_json(), 0.3);
+  check_model(testing::tiny_qwen2_sliding_json(), 0.3, {.temperature = 0.8, .kept_sets = true});
+}
 
 // The options GRPO passes to the forward, alone and together, at model level: the backward
 // must differentiate the same function (a kept set dropped in backward fails KeptSets).

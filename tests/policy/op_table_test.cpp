@@ -38,17 +38,9 @@ struct Op {
 
 void PrintTo(const Op& op, std::ostream* os) { *os << op.name; }
 
-Json qwen2_sliding() {
-  Json j = testing::tiny_qwen2_json();
-  j["use_sliding_window"] = true;
-  j["sliding_window"] = 3;
-  j["max_window_layers"] = 1;  // layer 0 full, layer 1 sliding
-  return j;
-}
-
 std::vector<Op> op_table() {
-  using testing::tiny_llama_json, testing::tiny_qwen2_json, testing::tiny_v2_json,
-      testing::tiny_v3_json;
+  using testing::tiny_llama_json, testing::tiny_qwen2_json, testing::tiny_qwen2_sliding_json,
+      testing::tiny_v2_json, testing::tiny_v3_json;
   return {
       {"mla_v3", tiny_v3_json, 1, Part::kAttention, Fd::kInputAndParams, 2e-6, 2e-5,
        Perf::kTrainAndDecode},
@@ -58,8 +50,8 @@ std::vector<Op> op_table() {
        Perf::kTrainAndDecode},
       {"gqa_qwen2_bias", tiny_qwen2_json, 0, Part::kAttention, Fd::kInputAndParams, 2e-6, 2e-5,
        Perf::kTrainAndDecode},
-      {"sliding_window", qwen2_sliding, 1, Part::kAttention, Fd::kInputAndParams, 2e-6, 2e-5,
-       Perf::kTrainAndDecode},
+      {"sliding_window", tiny_qwen2_sliding_json, 1, Part::kAttention, Fd::kInputAndParams,
+       2e-6, 2e-5, Perf::kTrainAndDecode},
       {"moe_v3_noaux", tiny_v3_json, 1, Part::kFfn, Fd::kInputAndParams, 2e-6, -1, Perf::kTrain},
       {"moe_v2_grouped", tiny_v2_json, 0, Part::kFfn, Fd::kInputAndParams, 2e-6, -1,
        Perf::kTrain},
@@ -69,7 +61,8 @@ std::vector<Op> op_table() {
       {"block_v3_dense", tiny_v3_json, 0, Part::kBlock, Fd::kInput, 2e-6, 2e-5, Perf::kNone},
       {"block_qwen2", tiny_qwen2_json, 1, Part::kBlock, Fd::kInputAndParams, 2e-6, 2e-5,
        Perf::kNone},
-      {"block_sliding", qwen2_sliding, 1, Part::kBlock, Fd::kInput, 2e-6, 2e-5, Perf::kNone},
+      {"block_sliding", tiny_qwen2_sliding_json, 1, Part::kBlock, Fd::kInput, 2e-6, 2e-5,
+       Perf::kNone},
   };
 }
 
@@ -348,12 +341,12 @@ TEST(AttentionKernel, WindowEqualsSelection) {
 
 // Qwen2's sliding-window keys pick the kind per layer; bad values name the key.
 TEST(AttentionKind, ChosenFromConfig) {
-  ModelConfig c = ModelConfig::from_json(qwen2_sliding());
+  ModelConfig c = ModelConfig::from_json(testing::tiny_qwen2_sliding_json());
   EXPECT_EQ(attention_kind(c, 0), AttentionKind::kGqa);
   EXPECT_EQ(attention_kind(c, 1), AttentionKind::kSlidingWindow);
   EXPECT_EQ(attention_kind(ModelConfig::from_json(testing::tiny_v3_json()), 0),
             AttentionKind::kMla);
-  Json off = qwen2_sliding();
+  Json off = testing::tiny_qwen2_sliding_json();
   off["use_sliding_window"] = false;  // as the published Qwen2 configs ship
   EXPECT_EQ(attention_kind(ModelConfig::from_json(off), 1), AttentionKind::kGqa);
   Json types = testing::tiny_qwen2_json();
@@ -361,7 +354,7 @@ TEST(AttentionKind, ChosenFromConfig) {
   types["layer_types"] = {"sliding_attention", "full_attention"};
   EXPECT_EQ(attention_kind(ModelConfig::from_json(types), 0), AttentionKind::kSlidingWindow);
   EXPECT_EQ(attention_kind(ModelConfig::from_json(types), 1), AttentionKind::kGqa);
-  Json bad = qwen2_sliding();
+  Json bad = testing::tiny_qwen2_sliding_json();
   bad["sliding_window"] = 0;
   try {
     Model<float> model(ModelConfig::from_json(bad));

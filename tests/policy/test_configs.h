@@ -47,6 +47,15 @@ inline Json tiny_qwen2_json() {
               {"rope_theta", 1000000.0}, {"tie_word_embeddings", false}};
 }
 
+// Qwen2 with its sliding window switched on: layer 0 full attention, layer 1 a window of 3.
+inline Json tiny_qwen2_sliding_json() {
+  Json j = tiny_qwen2_json();
+  j["use_sliding_window"] = true;
+  j["sliding_window"] = 3;
+  j["max_window_layers"] = 1;
+  return j;
+}
+
 // Packed sequences with these boundaries, positions counting from 0 in each.
 inline SeqLayout layout_of(const std::vector<int64_t>& starts) {
   SeqLayout l;

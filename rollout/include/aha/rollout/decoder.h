@@ -30,9 +30,6 @@ class Decoder {
   Decoder& operator=(const Decoder&) = delete;
 
   const policy::Model<float>& model() const { return model_; }
-  // Cache floats per token of the first layer (MLA: kv_lora_rank + rope dim; GQA: 2 * kv heads
-  // * dim).
-  int64_t row_width() const;
   int64_t cache_bytes_per_token() const;
   // What a cache of full keys and values would need, for comparison.
   int64_t full_kv_bytes_per_token() const;
