@@ -1,8 +1,8 @@
 // The sandboxed program's seccomp filter (internal to sandbox.cpp). It closes what the
 // namespaces leave open: a program may not make namespaces of its own (a user namespace would
 // let it mount a tmpfs outside its disk quota), mount anything, or reach the kernel's riskiest
-// interfaces (bpf, io_uring, userfaultfd, keyrings, perf), hold System V shared memory, or
-// open sockets of a family the
+// interfaces (bpf, io_uring, userfaultfd, keyrings, perf), hold System V shared memory or
+// memfds (memory outside both RLIMIT_AS and the disk quota), or open sockets of a family the
 // network namespace does not confine (AF_VSOCK reaches the hypervisor and vsock listeners).
 // Everything else is allowed.
 #pragma once
@@ -72,6 +72,15 @@ inline bool install_seccomp_filter() {
     stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EAFNOSUPPORT);
     stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
   }
+  // memfd_create: up to RLIMIT_FSIZE in each of RLIMIT_NOFILE files, per process, and pages
+  // that are not mapped count against no rlimit. ENOSYS, as from an old kernel, sends careful
+  // callers to their shm_open fallback, which lands in /dev/shm: the quota'd work dir.
+  jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_memfd_create, 0, 1);
+  stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+#ifdef SYS_memfd_secret
+  jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_memfd_secret, 0, 1);
+  stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
+#endif
   // clone3 hides its flags in memory a filter cannot read: ENOSYS makes libc fall back to clone
   jump(BPF_JMP | BPF_JEQ | BPF_K, SYS_clone3, 0, 1);
   stmt(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);

@@ -434,6 +434,42 @@ TEST_F(SandboxDisk, NoSystemVSharedMemory) {
   EXPECT_EQ(r.out, "shmget -1\n[1, 2]\n");
 }
 
+// A memfd is memory outside the quota and, unmapped, outside RLIMIT_AS: RLIMIT_FSIZE bytes in each
+// of RLIMIT_NOFILE files (64 x 16 MB by default), per process. The filter refuses memfd_create
+// (ENOSYS, as from an old kernel); shm_open, the usual fallback, is the quota'd /dev/shm.
+TEST_F(SandboxDisk, MemfdsCannotHoldMemoryOutsideTheQuota) {
+  std::string probe =
+      "import os\n"
+      "held = []\n"
+      "try:\n"
+      "    for i in range(6):\n"
+      "        fd = os.memfd_create(f'm{i}')\n"
+      "        os.write(fd, b'x' * (4 << 20))\n"
+      "        held.append(fd)\n"
+      "except OSError as e:\n"
+      "    print('refused', e.errno)\n"
+      "print('MB', 4 * len(held))\n";
+  std::string on_host = run_on_host(probe);
+  ASSERT_NE(on_host.find("MB 24"), std::string::npos) << "the probe is broken: " << on_host;
+  SandboxLimits l = limits();
+  l.disk_mb = 8;
+  SandboxResult r = run_python(probe, l);
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_EQ(r.out, "refused 38\nMB 0\n");  // ENOSYS
+  // the fallback stays within the quota
+  r = run_python(
+      "import mmap, os\n"
+      "fd = os.open('/dev/shm/seg', os.O_RDWR | os.O_CREAT)\n"
+      "try:\n"
+      "    for i in range(16):\n"
+      "        os.write(fd, b'x' * (1 << 20))\n"
+      "except OSError as e:\n"
+      "    print('stopped', e.errno)\n",
+      l);
+  EXPECT_TRUE(r.disk_full) << r.out << r.err;
+  EXPECT_NE(r.out.find("stopped 28"), std::string::npos) << r.out;
+}
+
 TEST_F(SandboxDisk, CodeRewardReportsTheQuota) {
   auto set = RewardSet::from_json(
       Json::parse(R"([{"name": "code", "params": {"disk_mb": 4, "timeout_s": 10}}])"),
