@@ -4,8 +4,15 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
 #include <deque>
+#include <limits>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
@@ -23,7 +30,120 @@ struct Live {
   int32_t next = -1;             // token to feed at the next decode step
   int64_t reserved_bytes = 0;
   bool done = false;
+  // Episodes: observation tokens still to feed after `next` (their logits are not sampled
+  // from), the start of the current assistant turn, the tool calls made, the call waiting for
+  // its tool (set while sampling), whether a tool is running, and one session per tool.
+  std::deque<int32_t> feed;
+  int64_t turn_begin = 0;
+  int calls = 0;
+  std::optional<ToolCall> call;
+  bool waiting = false;
+  std::map<std::string, std::unique_ptr<ToolSession>> sessions;
 };
+
+constexpr float kNoLogprob = std::numeric_limits<float>::quiet_NaN();
+
+// Runs tool calls on threads of their own: a call blocks on a child process or a pipe for up to
+// its time limit, which would stall a TBB worker the decode kernels need.
+// Thread-safe: submit and take from the engine thread, the work on the tool threads.
+class ToolRunner {
+ public:
+  struct Done {
+    Live* seq;
+    ToolResult result;
+    double seconds;
+  };
+
+  explicit ToolRunner(int threads) {
+    for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~ToolRunner() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  ToolRunner(const ToolRunner&) = delete;
+  ToolRunner& operator=(const ToolRunner&) = delete;
+
+  void submit(Live* seq, const Tool* tool, ToolCall call) {
+    {
+      std::lock_guard lock(mu_);
+      jobs_.push_back({seq, tool, std::move(call)});
+      ++running_;
+    }
+    cv_.notify_all();
+  }
+  int running() {
+    std::lock_guard lock(mu_);
+    return running_;
+  }
+  // The calls finished since the last take; with `block`, waits for at least one.
+  std::vector<Done> take(bool block) {
+    std::unique_lock lock(mu_);
+    if (block) done_cv_.wait(lock, [&] { return !done_.empty() || running_ == 0; });
+    std::vector<Done> out = std::move(done_);
+    done_.clear();
+    return out;
+  }
+
+ private:
+  struct Job {
+    Live* seq;
+    const Tool* tool;
+    ToolCall call;
+  };
+
+  void work() {
+    for (;;) {
+      Job job;
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      const auto t0 = std::chrono::steady_clock::now();
+      ToolResult r;
+      try {
+        auto& session = job.seq->sessions[job.tool->name()];
+        if (!session) session = job.tool->open(job.seq->out.prompt_text);
+        r = session->call(job.call.input);
+      } catch (const std::exception& e) {
+        r = {ToolStatus::kFatal, std::string("the tool failed: ") + e.what()};
+      }
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      {
+        std::lock_guard lock(mu_);
+        done_.push_back({job.seq, std::move(r), secs});
+        --running_;
+      }
+      done_cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  std::deque<Job> jobs_;
+  std::vector<Done> done_;
+  int running_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+// log softmax(row / temperature)[token] (temperature <= 0: 1).
+float logprob_of(const float* row, int vocab, int32_t token, double temperature) {
+  const double inv = temperature > 0 ? 1.0 / temperature : 1.0;
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int v = 0; v < vocab; ++v) mx = std::max(mx, double(row[v]) * inv);
+  double sum = 0;
+  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) * inv - mx);
+  return static_cast<float>(double(row[token]) * inv - mx - std::log(sum));
+}
 
 std::string check_prompt(const std::vector<int32_t>& prompt, const policy::ModelConfig& c,
                          int max_pos) {
@@ -67,6 +187,13 @@ class GenerateRun {
       }
       progress_.total += r.n;
     }
+    const EpisodeOptions& ep = opts_.episodes;
+    if (ep.enabled()) {
+      if (!opts_.detokenize || !ep.tokenize) fail("tool-using episodes need a tokenizer");
+      if (ep.max_turns < 0) fail("rollout.max_turns must be >= 0");
+      for (const Tool* t : ep.tools) tools_[t->name()] = t;
+      runner_ = std::make_unique<ToolRunner>(ep.tool_threads);
+    }
     for (size_t i = 0; i < requests.size(); ++i) pending_.push_back(i);
   }
 
@@ -98,14 +225,25 @@ class GenerateRun {
       }
       start_group(pi, want);
     }
+    if (runner_) dispatch_calls();
   }
 
   // One decode step of every live sequence, then each samples its next token.
+  // Sequences waiting for a tool sit out; a sequence feeding an observation takes its next
+  // token from the feed instead of sampling. When every live sequence waits for a tool, waits
+  // for one of them to answer.
   void step() {
-    if (live_.empty()) return;
+    std::vector<Live*> active;
+    for (auto& s : live_) {
+      if (!s->waiting && !s->done) active.push_back(s.get());
+    }
+    if (active.empty()) {
+      if (runner_) collect(true);
+      return;
+    }
     std::vector<int32_t> tokens;
     std::vector<SeqCache*> caches;
-    for (auto& s : live_) {
+    for (Live* s : active) {
       tokens.push_back(s->next);
       caches.push_back(&s->cache);
     }
@@ -113,20 +251,31 @@ class GenerateRun {
     decoder_.decode(tokens, caches, logits_, opts_.record_routing ? &step_routing : nullptr);
     if (opts_.record_routing) {
       const int K = std::max(1, c_.num_experts_per_tok);
-      for (size_t b = 0; b < live_.size(); ++b) {
-        append_routing(live_[b]->out.routing, step_routing, static_cast<int64_t>(b), K);
+      for (size_t b = 0; b < active.size(); ++b) {
+        append_routing(active[b]->out.routing, step_routing, static_cast<int64_t>(b), K);
       }
     }
-    tbb::parallel_for(size_t{0}, live_.size(), [&](size_t b) {
+    tbb::parallel_for(size_t{0}, active.size(), [&](size_t b) {
+      Live& s = *active[b];
+      if (!s.feed.empty()) {
+        s.next = s.feed.front();
+        s.feed.pop_front();
+        return;
+      }
       thread_local std::vector<float> buf;
-      advance(*live_[b], logits_.data() + b * c_.vocab_size, buf);
+      advance(s, logits_.data() + b * c_.vocab_size, buf);
     });
+    if (runner_) {
+      dispatch_calls();
+      collect(false);
+    }
   }
 
   // Moves finished sequences to the results and frees their budget.
   void retire(const std::function<void(const Progress&)>& on_progress) {
     for (auto& s : live_) {
       if (!s->done) continue;
+      if (runner_) close_turns(*s);
       budget_used_ -= s->reserved_bytes;
       progress_.tokens += s->out.n();
       ++progress_.done;
@@ -139,6 +288,8 @@ class GenerateRun {
 
   // Ends every live and pending sequence as "cancelled".
   void cancel(const std::function<void(const Progress&)>& on_progress) {
+    // Running tool calls hold their sequences: wait for them (each is time-limited).
+    while (runner_ && runner_->running() > 0) runner_->take(true);
     for (auto& s : live_) finish(*s, "cancelled");
     retire(on_progress);
     for (size_t pi : pending_) {
@@ -182,6 +333,7 @@ class GenerateRun {
       seq->out.group = static_cast<int64_t>(pi);
       seq->out.sample_index = s;
       seq->out.prompt_ids = r.prompt;
+      seq->out.prompt_text = r.text;
       seq->cache = prompt_cache;
       const uint64_t stream =
           r.stream >= 0 ? static_cast<uint64_t>(r.stream) : static_cast<uint64_t>(pi);
@@ -200,20 +352,50 @@ class GenerateRun {
   void advance(Live& s, const float* row, std::vector<float>& buf) const {
     const SamplingParams& p = *s.params;
     std::vector<int32_t> kept;
-    TokenSample ts = sample_token(row, c_.vocab_size, p, s.rng, s.history, buf,
-                                  opts_.record_kept_ids ? &kept : nullptr);
+    std::optional<int32_t> forced;
+    if (opts_.force_token) forced = opts_.force_token(s.out);
+    TokenSample ts;
+    if (forced) {
+      AHA_CHECK(*forced >= 0 && *forced < c_.vocab_size, "forced token outside the vocabulary");
+      ts.token = *forced;
+      ts.policy_logprob = logprob_of(row, c_.vocab_size, ts.token, 1.0);
+      ts.logprob = p.greedy() ? 0.0f : logprob_of(row, c_.vocab_size, ts.token, p.temperature);
+    } else {
+      ts = sample_token(row, c_.vocab_size, p, s.rng, s.history, buf,
+                        opts_.record_kept_ids ? &kept : nullptr);
+    }
     if (opts_.record_kept_ids) s.out.kept_ids.push_back(std::move(kept));
     s.out.completion_ids.push_back(ts.token);
     s.out.sampling_dist_logprobs.push_back(ts.logprob);
     s.out.sampled_logprobs.push_back(ts.policy_logprob);
+    if (runner_) s.out.loss_mask.push_back(1);
     s.history.push_back(ts.token);
     s.next = ts.token;
     if (is_stop(s, ts.token)) {
       finish(s, "stop");
-    } else if (s.out.n() >= p.max_new_tokens ||
-               s.cache.len + 1 >= max_pos_) {
+      return;
+    }
+    if (runner_) {
+      const std::string text = turn_text(s);
+      if (auto call = find_call(opts_.episodes.format, text)) {
+        if (s.calls >= opts_.episodes.max_turns) {
+          finish(s, "max_turns");
+        } else {
+          s.call = std::move(call);  // dispatched after the sampling loop
+        }
+        return;
+      }
+    }
+    const int turn_cap = opts_.episodes.max_turn_tokens;
+    if (s.out.n() >= p.max_new_tokens || s.cache.len + 1 >= max_pos_ ||
+        (runner_ && turn_cap > 0 && s.out.n() - s.turn_begin >= turn_cap)) {
       finish(s, "length");
     }
+  }
+
+  std::string turn_text(const Live& s) const {
+    return opts_.detokenize(std::vector<int32_t>(s.out.completion_ids.begin() + s.turn_begin,
+                                                 s.out.completion_ids.end()));
   }
 
   bool is_stop(const Live& s, int32_t token) const {
@@ -224,12 +406,102 @@ class GenerateRun {
     }
     if (p.stop_token_ids.empty() && c_.eos_token_id && token == *c_.eos_token_id) return true;
     if (p.stop_strings.empty()) return false;
-    const std::string text = opts_.detokenize(s.out.completion_ids);
+    // In an episode only the current turn counts: an observation may hold a stop string.
+    const std::string text = turn_text(s);
     for (const auto& stop : p.stop_strings) {
       if (text.find(stop) != std::string::npos) return true;
     }
     return false;
   }
+
+  void push_assistant_turn(Live& s) {
+    if (s.out.n() <= s.turn_begin) return;
+    Turn t;
+    t.role = "assistant";
+    t.begin = s.turn_begin;
+    t.end = s.out.n();
+    t.text = turn_text(s);
+    s.out.turns.push_back(std::move(t));
+    s.turn_begin = s.out.n();
+  }
+
+  // Sends s's call to its tool; a call that cannot be parsed or names no known tool gets its
+  // error as the observation without a tool run.
+  void dispatch(Live& s) {
+    ToolCall call = std::move(*s.call);
+    s.call.reset();
+    push_assistant_turn(s);
+    ++s.calls;
+    s.waiting = true;
+    s.out.turns.push_back({"tool", s.out.n(), s.out.n(), "", call.tool, "", 0.0});
+    auto it = tools_.find(call.tool);
+    if (!call.error.empty() || it == tools_.end()) {
+      const std::string why = !call.error.empty() ? call.error : "unknown tool \"" + call.tool + "\"";
+      observe(s, {ToolStatus::kError, "error: " + why}, 0.0);
+      return;
+    }
+    runner_->submit(&s, it->second, std::move(call));
+  }
+
+  void dispatch_calls() {
+    for (auto& s : live_) {
+      if (s->call) dispatch(*s);
+    }
+  }
+
+  void collect(bool block) {
+    for (ToolRunner::Done& d : runner_->take(block)) {
+      observe(*d.seq, std::move(d.result), d.seconds);
+    }
+  }
+
+  // A tool's answer: the observation's tokens join the completion (loss mask 0, no logprob)
+  // and are queued for the cache; a fatal answer or an overlong output ends the episode.
+  void observe(Live& s, ToolResult r, double seconds) {
+    const EpisodeOptions& ep = opts_.episodes;
+    s.waiting = false;
+    Turn& t = s.out.turns.back();  // pushed by dispatch
+    const std::string& tool = t.tool;
+    t.seconds = seconds;
+    if (r.status != ToolStatus::kFatal && static_cast<int64_t>(r.output.size()) > ep.max_output_bytes) {
+      r = {ToolStatus::kFatal, "tool output of " + std::to_string(r.output.size()) +
+                                   " bytes exceeds rollout.max_output_bytes (" +
+                                   std::to_string(ep.max_output_bytes) + ")"};
+    }
+    if (r.status == ToolStatus::kFatal) {
+      t.status = "fatal: " + r.output;
+      s.out.error = tool + ": " + r.output;
+      finish(s, "tool_error");
+      return;
+    }
+    t.status = tool_status_name(r.status);
+    std::string text = ep.format.obs_prefix + r.output;
+    if (!r.output.empty() && r.output.back() != '\n') text += '\n';
+    text += ep.format.obs_suffix;
+    const std::vector<int32_t> ids = ep.tokenize(text);
+    // The observation and at least one more policy token must fit the episode's budget.
+    const int64_t after = s.out.n() + static_cast<int64_t>(ids.size());
+    if (after + 1 > s.params->max_new_tokens ||
+        s.cache.len + 1 + static_cast<int64_t>(ids.size()) + 1 >= max_pos_) {
+      finish(s, "length");
+      return;
+    }
+    for (int32_t id : ids) {
+      s.out.completion_ids.push_back(id);
+      s.out.sampled_logprobs.push_back(kNoLogprob);
+      s.out.sampling_dist_logprobs.push_back(kNoLogprob);
+      s.out.loss_mask.push_back(0);
+      if (opts_.record_kept_ids) s.out.kept_ids.emplace_back();
+      s.history.push_back(id);
+      s.feed.push_back(id);
+    }
+    t.end = s.out.n();
+    t.text = text;
+    s.turn_begin = s.out.n();
+  }
+
+  // The last assistant turn of a finished episode.
+  void close_turns(Live& s) { push_assistant_turn(s); }
 
   const Decoder& decoder_;
   const EngineOptions& opts_;
@@ -242,6 +514,8 @@ class GenerateRun {
   Progress progress_;
   int64_t budget_used_ = 0;
   std::vector<float> logits_, scratch_;
+  std::map<std::string, const Tool*> tools_;
+  std::unique_ptr<ToolRunner> runner_;  // episodes only; declared last: joined first
 };
 
 }  // namespace

@@ -4,22 +4,33 @@
 // samples from its own RNG stream (seed, prompt index, sample index), and the decode kernels
 // are batch invariant, so outputs depend on the seed only: not on the thread count, the batch
 // size or which other sequences share a step.
+//
+// With tools (EngineOptions::episodes), a completion is an episode: when the text of the
+// current assistant turn holds a complete call, that sequence leaves the batch while its tool
+// runs on a tool thread (the others go on decoding); the observation's tokens are then fed to
+// its cache through the decode path, one per step alongside the other sequences (the prefix is
+// never prefilled again), and sampling resumes after the last one. Observation tokens carry
+// loss_mask 0 and NaN logprobs; Rollout::turns records the turns. Batch invariance makes an
+// episode independent of when its tool answered.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "aha/core/rollout.h"
 #include "aha/rollout/decoder.h"
+#include "aha/rollout/episode.h"
 #include "aha/rollout/sampling.h"
 
 namespace aha::rollout {
 
 struct Request {
   std::vector<int32_t> prompt;
+  std::string text;  // the prompt's text (optional): Rollout::prompt_text, and what tools see
   int n = 1;  // completions for this prompt (the GRPO group)
   SamplingParams params;
   // The RNG stream of this prompt's samples (-1: its index in the request list). Data-parallel
@@ -36,6 +47,12 @@ struct EngineOptions {
   bool record_kept_ids = false;
   // Turns ids into text for stop strings; without it stop strings are an error.
   std::function<std::string(const std::vector<int32_t>&)> detokenize;
+  // Multi-turn, tool-using episodes (needs detokenize); disabled when it names no tool.
+  EpisodeOptions episodes;
+  // Test and replay hook (thread-safe, called from the sampling threads): a token it returns is
+  // taken instead of a sample; its logprobs are still the model's (sampled_logprobs at
+  // temperature 1, sampling_dist_logprobs at the request's temperature, untruncated).
+  std::function<std::optional<int32_t>(const Rollout& so_far)> force_token;
 };
 
 struct Progress {
