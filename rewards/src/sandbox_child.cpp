@@ -85,13 +85,7 @@ void set_limit(int resource, rlim_t value) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   struct pollfd alive{middle_alive, POLLIN, 0};
   if (poll(&alive, 1, 0) != 0) _exit(125);
-  prctl(PR_SET_DUMPABLE, 0);  // its memory is a copy of aha's: no /proc/1/mem for anyone
-  // a /proc of this namespace only (hidepid: not even init's entry when the program is another
-  // user); mounted before the host's /proc is detached, as user namespaces require
-  if (mount("proc", p.staged_proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-            "hidepid=2,subset=pid") != 0) {
-    mount("proc", p.staged_proc.c_str(), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
-  }
+  prctl(PR_SET_DUMPABLE, 0);  // its memory is a copy of aha's: nobody may ptrace it
   if (chdir(kStage) != 0 || syscall(SYS_pivot_root, ".", ".") != 0 ||
       umount2(".", MNT_DETACH) != 0 || chdir("/") != 0) {
     fail(kPivot);

@@ -48,7 +48,7 @@ struct RootEntry {
 // Everything the children need, prepared before fork: after it only async-signal-safe calls.
 struct ChildPlan {
   std::vector<RootEntry> entries;
-  std::string staged_work, staged_tmp, staged_shm, staged_proc, work_opts;
+  std::string staged_work, staged_tmp, staged_shm, work_opts;
   std::vector<std::pair<std::string, std::string>> files;  // staged path, content
   std::string path, uid_map, gid_map;
   std::vector<std::string> argv_store, env_store;

@@ -98,7 +98,9 @@ bool visible(const ChildPlan& p, const std::string& path) {
 }
 
 // The root: the interpreter's directories, the few files of /etc the loader reads, /dev's
-// harmless nodes, empty /proc (init mounts it), /tmp and /sandbox; then ro_paths.
+// harmless nodes, /tmp and /sandbox; then ro_paths. No /proc: its mount table would name the
+// host's devices and paths (a bind keeps its source's name), and with it go /dev/fd and
+// /dev/std* (links into /proc); the program reads its stdin on fd 0.
 std::string plan_root(ChildPlan& p, const SandboxLimits& l) {
   for (const char* d : {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"}) {
     add_host_path(p, d);
@@ -118,11 +120,7 @@ std::string plan_root(ChildPlan& p, const SandboxLimits& l) {
   for (const char* d : {"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}) {
     add_host_path(p, d, true);
   }
-  add_entry(p, RootEntry::Kind::kSymlink, "/dev/fd", "/proc/self/fd");
-  add_entry(p, RootEntry::Kind::kSymlink, "/dev/stdin", "/proc/self/fd/0");
-  add_entry(p, RootEntry::Kind::kSymlink, "/dev/stdout", "/proc/self/fd/1");
-  add_entry(p, RootEntry::Kind::kSymlink, "/dev/stderr", "/proc/self/fd/2");
-  for (const char* d : {"/dev/shm", "/proc", "/tmp", kWork}) {
+  for (const char* d : {"/dev/shm", "/tmp", kWork}) {
     add_entry(p, RootEntry::Kind::kDir, d, "");
   }
   for (const std::string& raw : l.ro_paths) {
@@ -143,7 +141,6 @@ std::string plan_root(ChildPlan& p, const SandboxLimits& l) {
   p.staged_work = std::string(kStage) + kWork;
   p.staged_tmp = std::string(kStage) + "/tmp";
   p.staged_shm = std::string(kStage) + "/dev/shm";
-  p.staged_proc = std::string(kStage) + "/proc";
   p.work_opts = "size=" + std::to_string(l.disk_mb) + "m,nr_inodes=" +
                 std::to_string(kWorkInodes) + ",mode=0700";
   return "";

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sstream>
 #include <iostream>
 #include <thread>
 
@@ -322,6 +323,50 @@ TEST_F(SandboxFiles, SeesOnlyTheInterpreter) {
     EXPECT_EQ(root.find(host_only), std::string::npos) << root;
   }
   EXPECT_TRUE(r.isolation.mount_ns);
+}
+
+// The host's mount table names its devices and paths (/dev/vda, an overlay's lowerdir=/var/lib/
+// ...). A bind mount keeps its source's name, so any /proc of the sandbox's mount namespace
+// would show them for /usr and the other binds: the sandbox has no /proc at all.
+TEST_F(SandboxFiles, MountTableRevealsNoHostSource) {
+  std::set<std::string> host_sources;  // mount sources and option values that are host paths
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  for (std::string line; std::getline(mountinfo, line);) {
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream rest(line.substr(dash + 3));
+    std::string type, source, options;
+    rest >> type >> source >> options;
+    if (source.size() > 1 && source[0] == '/') host_sources.insert(source);
+    for (size_t at = options.find("=/"); at != std::string::npos; at = options.find("=/", at + 1)) {
+      std::string value = options.substr(at + 1, options.find_first_of(",:", at + 1) - at - 1);
+      if (value.size() > 4) host_sources.insert(value);
+    }
+  }
+  std::string program =
+      "import os\n"
+      "for p in ['/proc/self/mountinfo', '/proc/self/mounts', '/proc/mounts', '/etc/mtab',\n"
+      "          '/proc/self/mountstats', '/proc/1/mountinfo', '/proc/thread-self/mountinfo']:\n"
+      "    try:\n"
+      "        print('READ', p, open(p).read())\n"
+      "    except OSError:\n"
+      "        print('blocked', p)\n"
+      "print('dev', sorted(os.listdir('/dev')))\n";
+  std::string on_host = run_on_host(program);
+  ASSERT_NE(on_host.find("READ /proc/self/mountinfo"), std::string::npos) << on_host;
+  SandboxResult r = run_python(program);
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_EQ(r.out.find("READ"), std::string::npos) << r.out;
+  for (const std::string& source : host_sources) {
+    EXPECT_EQ(r.out.find(source), std::string::npos) << source << " in\n" << r.out;
+  }
+  // and the program still has what it needs: stdin on fd 0, /dev/null, a writable cwd
+  r = run_sandboxed({"python3", "-I", "-B", "-c",
+                     "import sys, os; print(sys.stdin.read().upper(), open(0).read() == '', "
+                     "open('/dev/null').read() == '', os.getcwd())"},
+                    {}, "abc", limits());
+  ASSERT_TRUE(r.ok()) << r.status() << r.err;
+  EXPECT_EQ(r.out, "ABC True True /sandbox\n");
 }
 
 TEST_F(SandboxFiles, RoPathsAreReadableButNotWritable) {
