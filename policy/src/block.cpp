@@ -21,6 +21,10 @@ LayerP add_block(ParamTable& t, const ModelConfig& c, const RopeTable& rope, int
   } else {
     lp.mlp_p = add_mlp(t, pre + ".mlp", d, c.intermediate_size);
   }
+  if (c.has_hc()) {
+    lp.hc[0] = add_hc(t, pre + ".attn_hc", c);
+    lp.hc[1] = add_hc(t, pre + ".ffn_hc", c);
+  }
   return lp;
 }
 
@@ -59,20 +63,29 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
                    const BlockPass& pass) {
   const int64_t n = pass.layout->n_tokens();
   const int d = c.hidden_size;
-  Buf<T> y(n * d);
+  Buf<T> y(n * d), u(c.has_hc() ? n * d : 0);
   for (size_t i = 0; i < kBlockSublayers.size(); ++i) {
     const Mixer m = kBlockSublayers[i];
     SublayerActs<T>& s = la.sub[i];
-    if (pass.keep_inputs) s.x_in.assign(x, x + n * d);
+    const T* in = x;  // the sublayer's input: the residual, or the streams collapsed
+    if (lp.hc[i].on()) {
+      hc_collapse(c, lp.hc[i], P, x, u.data(), la.hc[i], n, pass.keep_inputs, pass.rowstable);
+      in = u.data();
+    }
+    if (pass.keep_inputs) s.x_in.assign(in, in + n * d);
     s.h.resize(n * d);
     s.rstd.resize(n);
-    rmsnorm_forward(x, P + lp.norm(m).w, s.h.data(), s.rstd.data(), n, d, c.rms_norm_eps);
+    rmsnorm_forward(in, P + lp.norm(m).w, s.h.data(), s.rstd.data(), n, d, c.rms_norm_eps);
     if (m == Mixer::kAttention) {
       attention_sublayer(lp, P, s.h.data(), y.data(), la, pass);
     } else {
       ffn_sublayer(c, lp, P, s.h.data(), y.data(), la, pass);
     }
-    for (int64_t j = 0; j < n * d; ++j) x[j] += y[j];
+    if (lp.hc[i].on()) {
+      hc_expand(c, y.data(), x, la.hc[i], n, pass.keep_inputs);
+    } else {
+      for (int64_t j = 0; j < n * d; ++j) x[j] += y[j];
+    }
   }
 }
 
@@ -81,22 +94,39 @@ void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,
                     const LayerActs<T>& la, const SeqLayout& layout, T* dx, double aux_coef) {
   const int64_t n = layout.n_tokens();
   const int d = c.hidden_size;
-  Buf<T> dh(n * d);
+  const int m = c.hc_mult;
+  Buf<T> dh(n * d), dy(c.has_hc() ? n * d : 0), du(c.has_hc() ? n * d : 0);
+  Buf<T> dpost(c.has_hc() ? n * m : 0), dcomb(c.has_hc() ? n * m * m : 0);
   for (size_t i = kBlockSublayers.size(); i-- > 0;) {
-    const Mixer m = kBlockSublayers[i];
+    const Mixer mx = kBlockSublayers[i];
     const SublayerActs<T>& s = la.sub[i];
     AHA_CHECK(!s.x_in.empty() || n == 0, "backward needs a forward that kept its inputs");
-    // x_out = x_in + mixer(norm(x_in)); dx holds d x_out.
-    std::fill(dh.begin(), dh.end(), T(0));
-    if (m == Mixer::kAttention) {
-      lp.attn->backward(P, G, s.h.data(), dx, dh.data(), layout, la.attn);
-    } else if (lp.moe) {
-      moe_backward(c, lp.moe_p, P, G, s.h.data(), dx, dh.data(), layout, la.moe, aux_coef);
-    } else {
-      mlp_backward(lp.mlp_p, P, G, s.h.data(), dx, dh.data(), n, la.mlp);
+    const bool hc = lp.hc[i].on();
+    // Plain: x_out = x_in + mixer(norm(x_in)), dx holds d x_out and receives d x_in in place.
+    // Hyper-connections: dx becomes the comb path's gradient, dy the mixer output's, and the
+    // collapse adds the rest once du (the gradient of the mixer's input) is known.
+    const T* dmix = dx;
+    T* dres = dx;
+    if (hc) {
+      hc_expand_backward(c, la.hc[i], dx, dy.data(), dpost.data(), dcomb.data(), n);
+      dmix = dy.data();
+      std::fill(du.begin(), du.end(), T(0));
+      dres = du.data();
     }
-    rmsnorm_backward(dh.data(), s.x_in.data(), P + lp.norm(m).w, s.rstd.data(), dx,
-                     G + lp.norm(m).w, n, d);
+    std::fill(dh.begin(), dh.end(), T(0));
+    if (mx == Mixer::kAttention) {
+      lp.attn->backward(P, G, s.h.data(), dmix, dh.data(), layout, la.attn);
+    } else if (lp.moe) {
+      moe_backward(c, lp.moe_p, P, G, s.h.data(), dmix, dh.data(), layout, la.moe, aux_coef);
+    } else {
+      mlp_backward(lp.mlp_p, P, G, s.h.data(), dmix, dh.data(), n, la.mlp);
+    }
+    rmsnorm_backward(dh.data(), s.x_in.data(), P + lp.norm(mx).w, s.rstd.data(), dres,
+                     G + lp.norm(mx).w, n, d);
+    if (hc) {
+      hc_collapse_backward(c, lp.hc[i], P, G, la.hc[i], du.data(), dpost.data(), dcomb.data(), dx,
+                           n);
+    }
   }
 }
 

@@ -32,6 +32,7 @@ Model<T>::Model(const ModelConfig& c) : c_(c) {
   }
   layer_begin_.push_back(table_.total());
   final_norm_ = add_norm(table_, "model.norm.weight", d);
+  if (c.has_hc()) hc_head_ = add_hc_head(table_, c_);
   lm_head_ = c.tie_word_embeddings ? embed_ : table_.add("lm_head.weight", {c.vocab_size, d});
   params_.assign(table_.total(), T(0));
   grads_.assign(table_.total(), T(0));
@@ -52,7 +53,9 @@ void Model<T>::init_random(uint64_t seed, double std) {
     T* p = params_.data() + e.offset;
     const bool is_norm = e.name.find("norm") != std::string::npos;
     const bool is_vector = e.shape.size() == 1;
-    if (is_norm) {
+    // Hyper-connection scales start at 1 (DeepSeek-V4's init), their biases at 0.
+    const bool is_hc_scale = e.name.ends_with("hc.scale") || e.name.ends_with("hc_scale");
+    if (is_norm || is_hc_scale) {
       std::fill(p, p + e.numel, T(1));
     } else if (is_vector) {  // biases and the routing bias
       std::fill(p, p + e.numel, T(0));
@@ -103,9 +106,13 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
   } else {
     acts.kept.clear();
   }
-  Buf<T> x(n * d);
+  Buf<T> x(n * c_.residual_width());
   for (int64_t t = 0; t < n; ++t) {
     std::copy_n(params_.data() + embed_ + int64_t{batch.tokens[t]} * d, d, x.data() + t * d);
+  }
+  if (c_.has_hc()) {
+    Buf<T> e(x.begin(), x.begin() + n * d);
+    hc_expand_embedding(e.data(), x.data(), n, c_.hc_mult, d);
   }
   acts.layers.resize(opts.keep_activations ? c_.num_hidden_layers : 1);
   acts.aux_loss = 0;
@@ -128,7 +135,13 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
       ++moe_index;
     }
   }
-  acts.x_final = std::move(x);
+  if (c_.has_hc()) {
+    acts.x_final.resize(n * d);
+    hc_collapse(c_, hc_head_, params_.data(), x.data(), acts.x_final.data(), acts.hc_head, n,
+                opts.keep_activations, false);
+  } else {
+    acts.x_final = std::move(x);
+  }
   acts.h_final.resize(n * d);
   acts.rstd_final.resize(n);
   rmsnorm_forward(acts.x_final.data(), params_.data() + final_norm_.w, acts.h_final.data(),
@@ -172,9 +185,18 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
   if (dh_final != nullptr) {
     for (int64_t i = 0; i < n * d; ++i) dh[i] += dh_final[i];
   }
-  Buf<T> dx(n * d, T(0));
-  rmsnorm_backward(dh.data(), acts.x_final.data(), P + final_norm_.w, acts.rstd_final.data(),
-                   dx.data(), G + final_norm_.w, n, d);
+  Buf<T> dx(n * c_.residual_width(), T(0));
+  if (c_.has_hc()) {
+    Buf<T> dcollapsed(n * d, T(0));
+    rmsnorm_backward(dh.data(), acts.x_final.data(), P + final_norm_.w, acts.rstd_final.data(),
+                     dcollapsed.data(), G + final_norm_.w, n, d);
+    hc_collapse_backward(c_, hc_head_, P, G, acts.hc_head, dcollapsed.data(),
+                         static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
+                         dx.data(), n);
+  } else {
+    rmsnorm_backward(dh.data(), acts.x_final.data(), P + final_norm_.w, acts.rstd_final.data(),
+                     dx.data(), G + final_norm_.w, n, d);
+  }
   // With tied embeddings the LM head's gradient lives in the embedding, reported last.
   report(layer_begin_[c_.num_hidden_layers], table_.total());
   const double aux_coef = aux_weight * c_.aux_loss_alpha;
@@ -182,9 +204,14 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
     block_backward(c_, layers_[l], P, G, acts.layers[l], acts.layout, dx.data(), aux_coef);
     report(layer_begin_[l], layer_begin_[l + 1]);
   }
+  // Every stream started as a copy of the embedding.
+  const int streams = c_.has_hc() ? c_.hc_mult : 1;
   for (int64_t t = 0; t < n; ++t) {
     T* row = G + embed_ + int64_t{acts.tokens[t]} * d;
-    for (int i = 0; i < d; ++i) row[i] += dx[t * d + i];
+    for (int p = 0; p < streams; ++p) {
+      const T* g = dx.data() + (t * streams + p) * d;
+      for (int i = 0; i < d; ++i) row[i] += g[i];
+    }
   }
   report(0, layer_begin_[0]);
 }

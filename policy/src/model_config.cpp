@@ -159,6 +159,23 @@ void parse_gqa(const Json& j, ModelConfig& c) {
   }
 }
 
+void parse_hc(const Json& j, ModelConfig& c) {
+  if (!j.contains("hc_mult") || j["hc_mult"].is_null()) return;
+  c.hc_mult = get_or<int>(j, "hc_mult", 0);
+  if (c.hc_mult < 1 || c.hc_mult > 16) {
+    fail("[config.json] hc_mult must be between 1 and 16 (the number of residual streams), got ",
+         c.hc_mult);
+  }
+  c.hc_sinkhorn_iters = get_or<int>(j, "hc_sinkhorn_iters", 20);
+  if (c.hc_sinkhorn_iters < 1 || c.hc_sinkhorn_iters > 1000) {
+    fail("[config.json] hc_sinkhorn_iters must be between 1 and 1000, got ", c.hc_sinkhorn_iters);
+  }
+  c.hc_eps = get_or<double>(j, "hc_eps", 1e-6);
+  if (!(c.hc_eps > 0) || !std::isfinite(c.hc_eps) || c.hc_eps > 1) {
+    fail("[config.json] hc_eps must be in (0, 1]");
+  }
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_json(const Json& j) {
@@ -219,6 +236,7 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   } else {
     parse_gqa(j, c);
   }
+  parse_hc(j, c);
   return c;
 }
 
@@ -291,6 +309,11 @@ Json ModelConfig::to_json() const {
       rs["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
     }
     j["rope_scaling"] = rs;
+  }
+  if (has_hc()) {
+    j["hc_mult"] = hc_mult;
+    j["hc_sinkhorn_iters"] = hc_sinkhorn_iters;
+    j["hc_eps"] = hc_eps;
   }
   if (is_mla()) {
     j["q_lora_rank"] = q_lora_rank ? Json(*q_lora_rank) : Json(nullptr);

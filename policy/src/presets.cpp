@@ -18,10 +18,21 @@ Json v3_base(int vocab, int d, int layers, int heads) {
 
 }  // namespace
 
-std::vector<std::string> preset_names() { return {"tiny", "small", "base"}; }
+std::vector<std::string> preset_names() {
+  return {"tiny", "small", "base", "tiny-mhc", "small-mhc"};
+}
 
 Json preset_config(const std::string& name) {
   Json j;
+  // "<preset>-mhc": the same model with DeepSeek-V4's four hyper-connection streams.
+  if (name.ends_with("-mhc") && name != "-mhc") {
+    const std::string base = name.substr(0, name.size() - 4);
+    if (base == "tiny" || base == "small") {
+      j = preset_config(base);
+      j.update(Json{{"hc_mult", 4}, {"hc_sinkhorn_iters", 20}, {"hc_eps", 1e-6}});
+      return j;
+    }
+  }
   if (name == "tiny") {
     j = v3_base(512, 128, 4, 4);
     j.update(Json{{"q_lora_rank", nullptr}, {"kv_lora_rank", 64}, {"qk_nope_head_dim", 32},
@@ -44,7 +55,7 @@ Json preset_config(const std::string& name) {
                   {"n_shared_experts", 1}, {"num_experts_per_tok", 4}, {"n_group", 4},
                   {"topk_group", 2}, {"routed_scaling_factor", 2.0}});
   } else {
-    fail("unknown preset '", name, "' (known: tiny, small, base)");
+    fail("unknown preset '", name, "' (known: tiny, small, base, tiny-mhc, small-mhc)");
   }
   return j;
 }
@@ -75,6 +86,10 @@ double forward_flops(const ModelConfig& c, const std::vector<int64_t>& seq_lens)
     } else {
       per_token += 3.0 * d * c.intermediate_size;
     }
+  }
+  if (c.has_hc()) {  // the weights' projections of the streams: two per layer and the head
+    const double m = c.hc_mult;
+    per_token += c.num_hidden_layers * 2.0 * ((m + 2) * m * m * d + 2 * m * d) + m * m * d;
   }
   per_token += d * c.vocab_size;
   double attn = pairs * H * (c.qk_head_dim() + c.attn_v_dim()) * c.num_hidden_layers;

@@ -30,16 +30,28 @@ int64_t Decoder::full_kv_bytes_per_token() const {
   return full_kv_width_ * int64_t{sizeof(float)};
 }
 
-void Decoder::embed(const int32_t* tokens, int64_t n, float* x) const {
-  const int d = model_.config().hidden_size;
+void Decoder::embed(const int32_t* tokens, int64_t n, Buf<float>& x) const {
+  const ModelConfig& c = model_.config();
+  const int d = c.hidden_size;
   const float* E = model_.params().data() + model_.embed_offset();
-  for (int64_t t = 0; t < n; ++t) std::copy_n(E + int64_t{tokens[t]} * d, d, x + t * d);
+  x.resize(n * c.residual_width());
+  for (int64_t t = 0; t < n; ++t) std::copy_n(E + int64_t{tokens[t]} * d, d, x.data() + t * d);
+  if (c.has_hc()) {
+    Buf<float> e(x.begin(), x.begin() + n * d);
+    policy::hc_expand_embedding(e.data(), x.data(), n, c.hc_mult, d);
+  }
 }
 
 void Decoder::head(const float* x, int64_t n, std::vector<float>& logits) const {
   const ModelConfig& c = model_.config();
   const float* P = model_.params().data();
-  Buf<float> h(n * c.hidden_size), rstd(n);
+  Buf<float> h(n * c.hidden_size), rstd(n), collapsed;
+  if (c.has_hc()) {  // the streams' final collapse, batch-invariant like the rest of decode
+    collapsed.resize(n * c.hidden_size);
+    policy::HcActs<float> a;
+    policy::hc_collapse(c, model_.hc_head(), P, x, collapsed.data(), a, n, false, true);
+    x = collapsed.data();
+  }
   policy::rmsnorm_forward(x, P + model_.final_norm().w, h.data(), rstd.data(), n, c.hidden_size,
                           c.rms_norm_eps);
   logits.resize(n * c.vocab_size);
@@ -51,13 +63,12 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
                       std::vector<float>& logits, Routing* routing) const {
   const ModelConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(prompt.size());
-  const int d = c.hidden_size;
   AHA_CHECK(n > 0, "empty prompt");
   policy::SeqLayout layout;
   layout.seq_starts = {0, n};
   for (int64_t t = 0; t < n; ++t) layout.positions.push_back(static_cast<int32_t>(t));
-  Buf<float> x(n * d);
-  embed(prompt.data(), n, x.data());
+  Buf<float> x;
+  embed(prompt.data(), n, x);
   cache.rows.assign(c.num_hidden_layers, {});
   cache.len = n;
   if (routing != nullptr) routing->clear();
@@ -72,7 +83,7 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
     policy::block_forward(c, model_.layers()[l], model_.params().data(), x.data(), la, pass);
     if (model_.layers()[l].moe && routing != nullptr) routing->push_back(la.moe.topk);
   }
-  head(x.data() + (n - 1) * d, 1, logits);
+  head(x.data() + (n - 1) * c.residual_width(), 1, logits);
 }
 
 void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
@@ -85,8 +96,8 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
     positions[b] = static_cast<int32_t>(caches[b]->len);
     if (positions[b] >= model_.rope().max_pos()) fail("sequence exceeds the model's context");
   }
-  Buf<float> x(B * c.hidden_size);
-  embed(tokens.data(), B, x.data());
+  Buf<float> x;
+  embed(tokens.data(), B, x);
   policy::SeqLayout layout;  // B one-token "sequences" for the MoE balance statistics
   for (int64_t b = 0; b <= B; ++b) layout.seq_starts.push_back(b);
   layout.positions = positions;

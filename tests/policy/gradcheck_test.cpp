@@ -341,6 +341,15 @@ TEST(GradCheck, WholeModelEntropyBonus) {
   check_model(testing::tiny_qwen2_json(), 0.3, {.entropy = true});
   check_model(testing::tiny_v3_json(), 0.3, {.temperature = 0.7, .kept_sets = true, .entropy = true});
 }
+// Hyper-connections: the streams' weights, the Sinkhorn unrolled through its 20 steps, the head
+// collapse and the embedding copied into every stream, alone and with GRPO's forward options.
+TEST(GradCheck, WholeModelHyperConnections) {
+  check_model(testing::tiny_v3_mhc_json(), 0.3);
+  check_model(testing::tiny_llama_mhc_json(), 0.3, {.temperature = 0.8, .kept_sets = true});
+  check_model(testing::tiny_v3_mhc_json(), 0.3,
+              {.temperature = 0.7, .kept_sets = true, .replay = true});
+}
+
 TEST(GradCheck, WholeModelReplayedRouting) {
   Json j = testing::tiny_v2_json();
   j["aux_loss_alpha"] = 0.5;

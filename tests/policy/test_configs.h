@@ -56,6 +56,23 @@ inline Json tiny_qwen2_sliding_json() {
   return j;
 }
 
+// DeepSeek-V3 with DeepSeek-V4's hyper-connections: four residual streams.
+inline Json tiny_v3_mhc_json() {
+  Json j = tiny_v3_json();
+  j["hc_mult"] = 4;
+  j["hc_sinkhorn_iters"] = 20;
+  j["hc_eps"] = 1e-6;
+  return j;
+}
+
+// Llama (tied embeddings) with two streams and a short Sinkhorn.
+inline Json tiny_llama_mhc_json() {
+  Json j = tiny_llama_json();
+  j["hc_mult"] = 2;
+  j["hc_sinkhorn_iters"] = 5;
+  return j;
+}
+
 // Packed sequences with these boundaries, positions counting from 0 in each.
 inline SeqLayout layout_of(const std::vector<int64_t>& starts) {
   SeqLayout l;

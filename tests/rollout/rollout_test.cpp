@@ -23,8 +23,9 @@ std::unique_ptr<Model<float>> make_model(const Json& j, double std = 0.3) {
 }
 
 std::vector<Json> all_configs() {
-  return {policy::testing::tiny_v3_json(), policy::testing::tiny_v2_json(),
-          policy::testing::tiny_llama_json(), policy::testing::tiny_qwen2_json()};
+  return {policy::testing::tiny_v3_json(),     policy::testing::tiny_v2_json(),
+          policy::testing::tiny_llama_json(),  policy::testing::tiny_qwen2_json(),
+          policy::testing::tiny_v3_mhc_json(), policy::testing::tiny_llama_mhc_json()};
 }
 
 // Logits of every position from the training-path forward.
@@ -121,7 +122,9 @@ TEST(Decode, LongContextLogitsEqualFullForward) {
 
 // A sequence's logits are the same bits whatever else is decoded beside it, at any thread count.
 TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
-  for (const Json& j : {wide_v3_json(), wide_llama_json()}) {
+  Json wide_mhc = wide_v3_json();
+  wide_mhc["hc_mult"] = 4;
+  for (const Json& j : {wide_v3_json(), wide_llama_json(), wide_mhc}) {
     auto m = make_model(j, 0.1);
     const int V = m->config().vocab_size;
     Decoder dec(*m);

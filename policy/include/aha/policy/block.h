@@ -1,6 +1,7 @@
 // One decoder block, described once. A block is a list of residual sublayers, each
 // x += mixer(rmsnorm(x)): attention (any AttentionKind) then the FFN (dense SwiGLU or
-// DeepSeekMoE). block_forward walks the list for every pass (training, prefill, decode: a
+// DeepSeekMoE). With hyper-connections (hyper.h) x is hc_mult streams, collapsed into the
+// mixer's input and expanded back around every sublayer. block_forward walks the list for every pass (training, prefill, decode: a
 // BlockPass says which), block_backward walks it in reverse; the model and the decoder only
 // stack blocks. A change to how a block composes (hyper-connections, a new sublayer) is made in
 // block.cpp alone.
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "aha/policy/attention.h"
+#include "aha/policy/hyper.h"
 #include "aha/policy/layers.h"
 #include "aha/policy/mlp.h"
 #include "aha/policy/moe.h"
@@ -30,10 +32,12 @@ struct LayerP {
   bool moe = false;
   MlpP mlp_p;
   MoeP moe_p;
+  std::array<HcP, kBlockSublayers.size()> hc;  // per sublayer; off unless hc_mult > 0
   const NormP& norm(Mixer m) const { return m == Mixer::kAttention ? input_norm : post_attn_norm; }
 };
 
-// A sublayer's input, its normed input and 1/rms: [n, d], [n, d], [n].
+// A sublayer's input (the collapsed streams with hyper-connections), its normed input and 1/rms:
+// [n, d], [n, d], [n].
 template <typename T>
 struct SublayerActs {
   Buf<T> x_in, h, rstd;
@@ -42,6 +46,7 @@ struct SublayerActs {
 template <typename T>
 struct LayerActs {
   std::array<SublayerActs<T>, kBlockSublayers.size()> sub;  // in kBlockSublayers order
+  std::array<HcActs<T>, kBlockSublayers.size()> hc;
   AttnActs<T> attn;
   MlpActs<T> mlp;
   MoeActs<T> moe;
@@ -57,11 +62,11 @@ struct BlockPass {
   float* cache_rows = nullptr;         // prefill: the tokens' cache rows [n, cache_width]
 };
 
-// x [n, d] becomes the block's output; la receives the activations.
+// x [n, residual_width] becomes the block's output; la receives the activations.
 template <typename T>
 void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, LayerActs<T>& la,
                    const BlockPass& pass);
-// dx [n, d]: d loss / d block output in, d loss / d block input out. Parameter gradients are
+// dx [n, residual_width]: d loss / d block output in, d loss / d block input out. Parameter gradients are
 // added into G; aux_coef weights the MoE balance loss.
 template <typename T>
 void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,

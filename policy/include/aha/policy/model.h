@@ -41,7 +41,8 @@ struct Activations {
   SeqLayout layout;
   std::vector<int32_t> tokens, targets;  // targets[t] = next token in the sequence or -1
   std::vector<LayerActs<T>> layers;
-  Buf<T> x_final, h_final, rstd_final, lse;
+  HcActs<T> hc_head;  // the streams' final collapse (hyper-connections only)
+  Buf<T> x_final, h_final, rstd_final, lse;  // x_final [n, d]: the input of the final norm
   Buf<T> logprob;   // [n] log p(targets[t] | ...), NaN where targets[t] < 0
   Buf<T> entropy;   // [n] when requested
   double aux_loss = 0;  // sum over MoE layers of the balance loss (unweighted)
@@ -69,6 +70,7 @@ class Model {
   size_t embed_offset() const { return embed_; }
   size_t lm_head_offset() const { return lm_head_; }
   const NormP& final_norm() const { return final_norm_; }
+  const HcP& hc_head() const { return hc_head_; }  // off without hyper-connections
   const RopeTable& rope() const { return *rope_; }
   int64_t n_params() const;  // trainable values, tied weights counted once
 
@@ -107,6 +109,7 @@ class Model {
   std::vector<T> params_, grads_;
   size_t embed_ = kNoParam, lm_head_ = kNoParam;
   NormP final_norm_;
+  HcP hc_head_;
   std::vector<LayerP> layers_;
   std::vector<size_t> layer_begin_;  // first parameter offset of each layer, then of the final norm
   std::unique_ptr<RopeTable> rope_;  // before layers_ is filled: the attention kinds refer to it

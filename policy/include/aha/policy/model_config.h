@@ -69,6 +69,11 @@ struct ModelConfig {
   double routed_scaling_factor = 1.0;
   double aux_loss_alpha = 0.0;  // sequence-wise balance loss weight (0: off)
 
+  // Manifold-constrained hyper-connections (DeepSeek-V4): hc_mult residual streams (0: off).
+  int hc_mult = 0;
+  int hc_sinkhorn_iters = 20;
+  double hc_eps = 1e-6;
+
   std::optional<int> bos_token_id;
   std::optional<int> eos_token_id;
 
@@ -87,6 +92,9 @@ struct ModelConfig {
     return is_mla() && n_routed_experts > 0 && layer >= first_k_dense_replace &&
            layer % moe_layer_freq == 0;
   }
+  bool has_hc() const { return hc_mult > 0; }
+  // Values per token in the residual stream: hc_mult streams of hidden_size, or one.
+  int residual_width() const { return (has_hc() ? hc_mult : 1) * hidden_size; }
   int qk_head_dim() const { return is_mla() ? qk_nope_head_dim + qk_rope_head_dim : head_dim; }
   int attn_v_dim() const { return is_mla() ? v_head_dim : head_dim; }
   int rope_dim() const { return is_mla() ? qk_rope_head_dim : head_dim; }

@@ -43,8 +43,10 @@ class Decoder {
               std::vector<float>& logits, Routing* routing = nullptr) const;
 
  private:
-  void embed(const int32_t* tokens, int64_t n, float* x) const;
-  // Final norm and LM head of n rows of x into logits [n, vocab] (batch-invariant GEMM).
+  // x [n, residual_width]: the tokens' embeddings (copied into every hyper-connection stream).
+  void embed(const int32_t* tokens, int64_t n, policy::Buf<float>& x) const;
+  // Final norm and LM head of n rows of x [n, residual_width] into logits [n, vocab]
+  // (batch-invariant GEMM).
   void head(const float* x, int64_t n, std::vector<float>& logits) const;
 
   const policy::Model<float>& model_;
