@@ -77,7 +77,8 @@ TEST_P(GoldenModel, Fp64LogprobsAndGradsMatchReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Policy, GoldenModel,
-                         ::testing::Values("deepseek_v3", "deepseek_v2", "llama", "qwen2"));
+                         ::testing::Values("deepseek_v3", "deepseek_v2", "llama", "qwen2",
+                                           "deepseek_v3_mhc", "llama_mhc"));
 
 }  // namespace
 }  // namespace aha::policy

@@ -2,14 +2,18 @@
 """Writes tests/data/golden/<model>/: a tiny random checkpoint plus reference logprobs and
 gradients from an independent PyTorch implementation written after the Hugging Face modeling
 code of DeepSeek-V2/V3 (de-interleaving rotate-half RoPE, YaRN, MoE gate with torch.topk),
-Llama and Qwen2. Gradients come from autograd in float64.
+Llama and Qwen2, and DeepSeek-V4's manifold-constrained hyper-connections (written after the
+mHC paper and HF's DeepSeek-V4 modeling code: streams [seq, m, d], comb applied transposed by a
+matmul). Gradients come from autograd in float64.
 
-Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/gen_policy_golden.py
+Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/gen_policy_golden.py [NAME...]
+(no names: every model)
 """
 import json
 import math
 import os
 import struct
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +59,9 @@ CONFIGS = {
         "tie_word_embeddings": False, "hidden_act": "silu",
     },
 }
+CONFIGS["deepseek_v3_mhc"] = dict(CONFIGS["deepseek_v3"], hc_mult=4, hc_sinkhorn_iters=20,
+                                  hc_eps=1e-6)
+CONFIGS["llama_mhc"] = dict(CONFIGS["llama"], hc_mult=2, hc_sinkhorn_iters=5, hc_eps=1e-6)
 
 
 def write_safetensors(path, tensors):
@@ -143,7 +150,18 @@ def make_params(c, gen):
             mat(m + "gate_proj.weight", I, d)
             mat(m + "up_proj.weight", I, d)
             mat(m + "down_proj.weight", d, I)
+        if c.get("hc_mult"):
+            m = c["hc_mult"]
+            for site in ("attn_hc.", "ffn_hc."):
+                mat(pre + site + "fn", (m + 2) * m, m * d)
+                vec(pre + site + "base", (m + 2) * m, 0.0, 0.5)
+                vec(pre + site + "scale", 3)
     vec("model.norm.weight", d)
+    if c.get("hc_mult"):
+        m = c["hc_mult"]
+        mat("model.hc_head.hc_fn", m, m * d)
+        vec("model.hc_head.hc_base", m, 0.0, 0.5)
+        vec("model.hc_head.hc_scale", 1)
     if not c["tie_word_embeddings"]:
         mat("lm_head.weight", c["vocab_size"], d)
     # Round to fp32 (what the checkpoint stores), then track gradients in float64.
@@ -300,7 +318,52 @@ def moe(c, p, pre, x):
     return y
 
 
+def hc_mixes(c, fn, X):
+    """The weights' logits from the streams X [s, m, d]: unweighted RMS norm, then fn."""
+    flat = X.reshape(X.shape[0], -1)
+    flat = flat * torch.rsqrt(flat.pow(2).mean(-1, keepdim=True) + c["rms_norm_eps"])
+    return F.linear(flat, fn)
+
+
+def hc_around(c, p, pre, X, norm_w, sublayer):
+    """One sublayer with hyper-connections: collapse, norm, sublayer, expand and mix."""
+    m, eps = c["hc_mult"], c["hc_eps"]
+    base, scale = p[pre + "base"], p[pre + "scale"]
+    mix = hc_mixes(c, p[pre + "fn"], X)
+    w_pre = torch.sigmoid(mix[:, :m] * scale[0] + base[:m]) + eps
+    w_post = 2 * torch.sigmoid(mix[:, m:2 * m] * scale[1] + base[m:2 * m])
+    comb = (mix[:, 2 * m:] * scale[2] + base[2 * m:]).view(-1, m, m).softmax(-1) + eps
+    comb = comb / (comb.sum(-2, keepdim=True) + eps)
+    for _ in range(c["hc_sinkhorn_iters"] - 1):
+        comb = comb / (comb.sum(-1, keepdim=True) + eps)
+        comb = comb / (comb.sum(-2, keepdim=True) + eps)
+    u = (w_pre.unsqueeze(-1) * X).sum(1)
+    y = sublayer(rms_norm(u, norm_w, c["rms_norm_eps"]))
+    return w_post.unsqueeze(-1) * y.unsqueeze(1) + torch.matmul(comb.transpose(-1, -2), X)
+
+
+def forward_logprobs_hc(c, p, tokens):
+    X = p["model.embed_tokens.weight"][tokens].unsqueeze(1).expand(-1, c["hc_mult"], -1)
+    for l in range(c["num_hidden_layers"]):
+        pre = f"model.layers.{l}."
+        attn = mla_attention if is_mla(c) else gqa_attention
+        X = hc_around(c, p, pre + "attn_hc.", X, p[pre + "input_layernorm.weight"],
+                      lambda h: attn(c, p, pre + "self_attn.", h))
+        is_moe = is_mla(c) and c["n_routed_experts"] and l >= c["first_k_dense_replace"]
+        X = hc_around(c, p, pre + "ffn_hc.", X, p[pre + "post_attention_layernorm.weight"],
+                      lambda h: moe(c, p, pre + "mlp.", h) if is_moe else mlp(p, pre + "mlp.", h))
+    mix = hc_mixes(c, p["model.hc_head.hc_fn"], X)
+    w = torch.sigmoid(mix * p["model.hc_head.hc_scale"] + p["model.hc_head.hc_base"])
+    x = ((w + c["hc_eps"]).unsqueeze(-1) * X).sum(1)
+    h = rms_norm(x, p["model.norm.weight"], c["rms_norm_eps"])
+    head = p["model.embed_tokens.weight"] if c["tie_word_embeddings"] else p["lm_head.weight"]
+    logp = F.log_softmax(F.linear(h, head), dim=-1)
+    return logp[:-1].gather(1, tokens[1:].unsqueeze(1)).squeeze(1)
+
+
 def forward_logprobs(c, p, tokens):
+    if c.get("hc_mult"):
+        return forward_logprobs_hc(c, p, tokens)
     x = p["model.embed_tokens.weight"][tokens]
     eps = c["rms_norm_eps"]
     for l in range(c["num_hidden_layers"]):
@@ -317,7 +380,9 @@ def forward_logprobs(c, p, tokens):
 
 
 def main():
-    for name, c in CONFIGS.items():
+    names = sys.argv[1:] or list(CONFIGS)
+    for name in names:
+        c = CONFIGS[name]
         gen = torch.Generator().manual_seed(1234)
         p = make_params(c, gen)
         seqs = [[int(v) for v in torch.randint(0, c["vocab_size"], (n,), generator=gen)]
