@@ -207,7 +207,21 @@ bool is_function_word(std::string_view w) {
   return false;
 }
 
-// Removes trailing unit words after a number: "5 cm", "12 square feet", "3 m^2".
+// Units that may stick to their number ("5cm", "60km/h"): letters after a digit are otherwise
+// a product ("2x"), so only these, of two letters or more, are taken for units.
+bool is_stuck_unit(std::string_view w) {
+  static constexpr const char* kStuck[] = {
+      "mm", "cm", "dm", "km", "mg", "kg", "ml", "mL", "cl", "kW", "kJ", "kPa", "Pa", "Hz",
+      "kHz", "MHz", "GHz", "kB", "MB", "GB", "TB", "ft", "yd", "lb", "lbs", "oz", "mph", "sec",
+      "min", "hrs", "km/h", "m/s", "cm/s", "kmh", "cm/min"};
+  for (const char* k : kStuck) {
+    if (w == k) return true;
+  }
+  return false;
+}
+
+// Removes trailing unit words after a number: "5 cm", "12 square feet", "3 m^2", and a few
+// units written without a space ("5cm", "3kg^2").
 void strip_units(std::string& s) {
   size_t e = s.size();
   while (e > 0 && is_space(s[e - 1])) --e;
@@ -222,11 +236,14 @@ void strip_units(std::string& s) {
     --b;
   }
   std::string_view run = std::string_view(s).substr(b, e - b);
-  if (run.empty() || !is_space(run.front())) return;  // "2x": the letters belong to the number
+  if (run.empty()) return;
+  const bool stuck = !is_space(run.front());
+  if (stuck && !is_stuck_unit(run)) return;  // "2x": the letters belong to the number
   std::string_view word = run;
   while (!word.empty() && is_space(word.front())) word.remove_prefix(1);
   while (!word.empty() && is_space(word.back())) word.remove_suffix(1);
-  bool one_unit_letter = word.size() == 1 && std::strchr("gmslLtJWNVK", word[0]) != nullptr;
+  bool one_unit_letter =
+      stuck || (word.size() == 1 && std::strchr("gmslLtJWNVK", word[0]) != nullptr);
   for (size_t i = 0; i < run.size() && !one_unit_letter;) {  // every word must look like a unit
     while (i < run.size() && (is_space(run[i]) || run[i] == '/')) ++i;
     size_t j = i;

@@ -89,6 +89,7 @@ class MathReward : public RewardFunction {
     options_.percent_equiv = r.get<bool>("percent_equiv", options_.percent_equiv);
     options_.strict = r.get<bool>("strict", options_.strict);
     options_.allow_set_relation = r.get<bool>("allow_set_relation", options_.allow_set_relation);
+    options_.solve_equations = r.get<bool>("solve_equations", options_.solve_equations);
     answer_key_ = r.get<std::string>("answer_key", "answer");
     extract_ = read_extraction(r);
     r.finish();

@@ -51,6 +51,22 @@ TEST(MathOptions, SetRelationComparisonCanBeTurnedOff) {
   EXPECT_EQ(check("x > 2", "2 < x", no_rel), MathVerdict::kEqual);
 }
 
+TEST(MathOptions, EquationSolvingCanBeTurnedOff) {
+  MathOptions no_solve;
+  no_solve.solve_equations = false;
+  EXPECT_EQ(check("x = \\pm 2", "x^2 = 4"), MathVerdict::kEqual);
+  EXPECT_EQ(check("x = \\pm 2", "x^2 = 4", no_solve), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("x^2 = 4", "\\{-2, 2\\}", no_solve), MathVerdict::kNotEqual);
+  // what is not solving still holds: the same equation up to a factor, a labelled answer
+  EXPECT_EQ(check("2x^2 = 8", "x^2 = 4", no_solve), MathVerdict::kEqual);
+  EXPECT_EQ(check("x = 3", "3", no_solve), MathVerdict::kEqual);
+  // bounded: a cubic, a rational equation, two variables and complex roots are not solved
+  EXPECT_EQ(check("x = 1", "x^3 = 1"), MathVerdict::kNotEqual);
+  EXPECT_NE(check("x = 2", "\\frac{1}{x} = \\frac{1}{2}"), MathVerdict::kUnparsable);
+  EXPECT_EQ(check("x = 1", "x + y = 2"), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("x = \\pm i", "x^2 = -1"), MathVerdict::kNotEqual);
+}
+
 TEST(MathOptions, ThinkModes) {
   const std::string inside = "<think>the answer is 6</think> I am not sure.";
   const std::string after = "<think>the answer is 6</think> The answer is 7.";

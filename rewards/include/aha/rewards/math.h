@@ -89,6 +89,9 @@ struct MathOptions {
   bool percent_equiv = true;    // "50%" also matches "50" and "0.5"
   bool strict = true;           // variable names matter: f(x) = x^2 is not f(y) = y^2
   bool allow_set_relation = true;  // "x > 2" equals "(2, \infty)"
+  // An equation of degree <= 2 in one variable equals the list of its real roots, either way
+  // round: "x^2 = 4" equals "x = \pm 2", "x = 2, x = -2", "\{-2, 2\}".
+  bool solve_equations = true;
 };
 
 // Whether a predicted answer equals a gold answer. Both are answer strings (already
