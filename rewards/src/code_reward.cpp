@@ -2,6 +2,8 @@
 // parallel test execution with a concurrency limit, and the "code" RewardFunction.
 #include "aha/rewards/code.h"
 
+#include <unistd.h>
+
 #include <tbb/info.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
@@ -223,6 +225,21 @@ namespace {
 
 // "code": rows with "tests" ({"inputs", "outputs"[, "fn_name"]}, or that object as a JSON
 // string as APPS stores it) or HumanEval rows with "test" and "entry_point".
+// What to change when the sandbox cannot be built: root lacks CAP_SYS_ADMIN or its seccomp/
+// AppArmor profile refuses unshare and mount (a container); an ordinary user lacks user
+// namespaces (a sysctl, or Ubuntu's AppArmor restriction).
+std::string sandbox_fix() {
+  if (geteuid() == 0) {
+    return "aha runs as root but may not create namespaces or mount, as in a container: give it "
+           "CAP_SYS_ADMIN and unconfined seccomp and AppArmor profiles (docker run --cap-add "
+           "SYS_ADMIN --security-opt seccomp=unconfined --security-opt apparmor=unconfined), or "
+           "run aha as an ordinary user on a host with user namespaces";
+  }
+  return "aha runs as an ordinary user and needs unprivileged user namespaces: enable them "
+         "(sysctl user.max_user_namespaces=15000; kernel.unprivileged_userns_clone=1 on Debian; "
+         "kernel.apparmor_restrict_unprivileged_userns=0 on Ubuntu 23.10+) or run aha as root";
+}
+
 class CodeReward : public RewardFunction {
  public:
   explicit CodeReward(const Json& params) {
@@ -244,8 +261,8 @@ class CodeReward : public RewardFunction {
     }
     // Grading untrusted code without isolation would leak the tests: end the run instead.
     if (std::string why = sandbox_unavailable_reason(); !why.empty()) {
-      fail("[code] the sandbox cannot run here (", why,
-           "); it needs root or unprivileged user namespaces");
+      fail("[code] the code reward needs its sandbox, which cannot run here (", why, "): ",
+           sandbox_fix());
     }
   }
 

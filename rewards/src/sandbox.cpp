@@ -30,7 +30,7 @@ constexpr double kSetupLimitS = 10.0;
 constexpr double kReapLimitS = 5.0;
 
 constexpr const char* kStageNames[kNumStages] = {
-    "aha exited during setup", "unshare namespaces (user namespaces disabled?)",
+    "aha exited during setup", "unshare namespaces",
     "write uid_map", "make mounts private", "mount the root tmpfs", "bind",
     "mount the work tmpfs", "write the program's files (more than disk_mb?)",
     "make the root read-only", "fork init", "pivot_root", "fork the program",

@@ -82,6 +82,49 @@ TEST_P(SandboxCli, KillingAhaRewardKillsItsSandboxes) {
   EXPECT_EQ(new_sandbox_dirs(dirs_before), 0);
 }
 
+// Where namespaces cannot be made (a container whose seccomp profile refuses unshare), a run
+// with the code reward ends before any grading with one `error:` line that says what is missing
+// and how to fix it.
+TEST(SandboxCliUnavailable, OneErrorLineSaysWhatIsMissingAndHowToFix) {
+  if (!fs::exists(kAha)) GTEST_SKIP() << "aha binary not built";
+  std::string input = (fs::temp_directory_path() /
+                       ("aha-cli-unavailable-" + std::to_string(getpid()) + ".jsonl")).string();
+  Json row = {{"completion", "```python\nprint(1)\n```"},
+              {"tests", {{"inputs", {"1\n"}}, {"outputs", {"1\n"}}}}};
+  std::ofstream(input) << row.dump() << "\n";
+  int err[2];
+  ASSERT_EQ(pipe(err), 0);
+  pid_t aha = fork();
+  ASSERT_GE(aha, 0);
+  if (aha == 0) {
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, 1);
+    dup2(err[1], 2);
+    if (!sandbox_probe::deny_unshare()) _exit(126);
+    execl(kAha.c_str(), kAha.c_str(), "reward", "--reward", "code", "--input", input.c_str(),
+          nullptr);
+    _exit(127);
+  }
+  close(err[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(err[0], buf, sizeof(buf))) > 0;) text.append(buf, n);
+  close(err[0]);
+  int status = 0;
+  waitpid(aha, &status, 0);
+  fs::remove(input);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1) << text;
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.find('\n'), text.size() - 1) << "more than one line:\n" << text;
+  EXPECT_EQ(text.rfind("error: the code reward needs its sandbox, which cannot run here", 0), 0u)
+      << text;
+  EXPECT_NE(text.find("unshare namespaces: Operation not permitted"), std::string::npos) << text;
+  const char* fix = geteuid() == 0 ? "--cap-add SYS_ADMIN" : "user.max_user_namespaces";
+  EXPECT_NE(text.find(fix), std::string::npos) << text;
+  EXPECT_EQ(text.find('['), std::string::npos) << "an internal tag reached the user: " << text;
+}
+
 INSTANTIATE_TEST_SUITE_P(Sandbox, SandboxCli, testing::Values(SIGKILL, SIGTERM, SIGINT),
                          [](const testing::TestParamInfo<int>& i) {
                            return std::string(i.param == SIGKILL   ? "SIGKILL"

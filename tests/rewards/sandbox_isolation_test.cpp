@@ -579,7 +579,46 @@ TEST(SandboxUnavailable, SaysWhyAndTheCodeRewardRefusesToStart) {
   close(result[0]);
   EXPECT_EQ(report.find("setup failed"), std::string::npos) << report;
   EXPECT_NE(report.find("sandbox error: unshare namespaces"), std::string::npos) << report;
-  EXPECT_NE(report.find("[code] the sandbox cannot run here"), std::string::npos) << report;
+  EXPECT_NE(report.find("[code] the code reward needs its sandbox, which cannot run here"),
+            std::string::npos)
+      << report;
+  EXPECT_NE(report.find("user.max_user_namespaces"), std::string::npos) << report;  // the fix
+}
+
+// A container whose seccomp profile refuses unshare (Docker's default without CAP_SYS_ADMIN),
+// for whoever runs the test: the run says which step failed, and the code reward refuses to
+// start with what is missing and how to fix it.
+TEST(SandboxUnavailable, UnshareRefusedAsInAContainer) {
+  int result[2];
+  ASSERT_EQ(pipe(result), 0);
+  pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(result[0]);
+    std::string report = sandbox_probe::deny_unshare() ? "" : "setup failed\n";
+    report += run_python("print(1)").status() + "\n";
+    try {
+      RewardSet::from_json(Json::parse(R"([{"name": "code"}])"), builtin_registry());
+      report += "code reward built\n";
+    } catch (const Error& e) {
+      report += std::string(e.what()) + "\n";
+    }
+    (void)!write(result[1], report.data(), report.size());
+    _exit(0);
+  }
+  close(result[1]);
+  std::string report;
+  char buf[4096];
+  for (ssize_t n; (n = read(result[0], buf, sizeof(buf))) > 0;) report.append(buf, n);
+  waitpid(child, nullptr, 0);
+  close(result[0]);
+  EXPECT_EQ(report.find("setup failed"), std::string::npos) << report;
+  EXPECT_NE(report.find("sandbox error: unshare namespaces: Operation not permitted"),
+            std::string::npos)
+      << report;
+  EXPECT_EQ(report.find("code reward built"), std::string::npos) << report;
+  const char* fix = geteuid() == 0 ? "--cap-add SYS_ADMIN" : "user.max_user_namespaces";
+  EXPECT_NE(report.find(fix), std::string::npos) << report;
 }
 
 // Every Sandbox* test again as an ordinary user (the user-namespace path of the sandbox).
@@ -597,7 +636,7 @@ TEST(SandboxAsUser, AllSandboxTestsPassAsUid65534) {
     while (size_t n = fread(buf, 1, sizeof(buf), f)) out.append(buf, n);
     rc = pclose(f);
   }
-  if (out.find("user namespaces disabled") != std::string::npos) {
+  if (out.find("sandbox error: unshare namespaces") != std::string::npos) {
     GTEST_SKIP() << "this kernel gives ordinary users no user namespaces:\n" << out;
   }
   EXPECT_EQ(rc, 0) << out;

@@ -2,7 +2,15 @@
 // a sandbox left behind, and a bounded wait. Shared by the library and CLI sandbox tests.
 #pragma once
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -11,6 +19,21 @@
 #include <thread>
 
 namespace aha::rewards::sandbox_probe {
+
+// Makes unshare() fail with EPERM in this process and its children, as Docker's default seccomp
+// profile does for a container without CAP_SYS_ADMIN: a host where the sandbox cannot be built,
+// for root and ordinary users alike. False when the kernel refuses the filter.
+inline bool deny_unshare() {
+  struct sock_filter f[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_unshare, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog{sizeof(f) / sizeof(f[0]), f};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0;
+}
 
 // Host processes whose command line contains `marker` (the sandboxed program's last argument,
 // inherited by everything it forks).
