@@ -1,4 +1,4 @@
--- aha run database, schema version 2. One file per run directory: <run_dir>/run.db (WAL).
+-- aha run database, schema version 4. One file per run directory: <run_dir>/run.db (WAL).
 -- Documented in docs/runlog.md. Every step is one transaction: its metrics, rollouts and
 -- rewards land together or not at all.
 
@@ -63,7 +63,24 @@ CREATE TABLE IF NOT EXISTS rollout_tokens (
   ref_logprobs   BLOB,
   routing        BLOB,                -- int32, moe_layers x positions x K
   routing_layers INTEGER,             -- moe layers in routing (0: none)
-  sampling_mask  BLOB                 -- v3, int32 per completion token: count, then the kept ids
+  sampling_mask  BLOB,                -- v3, int32 per completion token: count, then the kept ids
+  loss_mask      BLOB                 -- v4, uint8 per completion token: 1 policy, 0 observation
+                                      --     (NULL: every token is the policy's)
+);
+
+-- Schema v4: the turns of multi-turn, tool-using episodes (none for single-turn rollouts).
+-- begin_token/end_token: the turn's span [begin, end) of the completion tokens.
+CREATE TABLE IF NOT EXISTS rollout_turns (
+  rollout_id  INTEGER NOT NULL REFERENCES rollouts(id),
+  turn        INTEGER NOT NULL,       -- 0, 1, ... in episode order
+  role        TEXT NOT NULL,          -- assistant | tool
+  begin_token INTEGER NOT NULL,
+  end_token   INTEGER NOT NULL,
+  text        TEXT NOT NULL,
+  tool        TEXT,                   -- tool turns: the tool's name
+  status      TEXT,                   -- tool turns: ok | error | fatal: why
+  seconds     REAL,                   -- tool turns: wall time of the call
+  PRIMARY KEY (rollout_id, turn)
 );
 
 CREATE TABLE IF NOT EXISTS checkpoints (

@@ -56,6 +56,7 @@ Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenize
     r.n = o.n;
     r.params = o.sampling;
     r.params.stop_at_eos(tok.eos_id());
+    r.text = prompts.back();
     reqs.push_back(std::move(r));
   }
   rollout::EngineOptions eo;
@@ -63,6 +64,10 @@ Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenize
   eo.max_batch = o.max_batch;
   auto known = [&](const std::vector<int32_t>& ids) { return tokenizer::known_ids(tok, ids); };
   eo.detokenize = [&](const std::vector<int32_t>& ids) { return tok.decode(known(ids)); };
+  eo.episodes = o.episodes;
+  if (eo.episodes.enabled()) {
+    eo.episodes.tokenize = [&](const std::string& text) { return tok.encode(text, false); };
+  }
   auto comps = rollout::Engine(model, eo).generate(reqs, o.on_progress);
   std::vector<std::string> texts(comps.size());
   std::vector<rewards::Sample> samples(comps.size());
@@ -74,11 +79,16 @@ Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenize
   auto scored = rewards.score_batch(samples);
   std::vector<int> correct(problems.size(), 0);
   std::map<std::string, double> sums;
-  double len_sum = 0, truncated = 0;
+  double len_sum = 0, truncated = 0, calls = 0, tool_errors = 0;
   std::vector<Rollout> rows;
   for (size_t i = 0; i < comps.size(); ++i) {
+    // A tool that broke ends its episode with reward 0 and no credit.
+    const bool broken = comps[i].finish_reason == "tool_error";
+    if (broken) scored[i].reward = 0.0;
+    tool_errors += broken;
+    for (const Turn& t : comps[i].turns) calls += t.role == "tool";
     auto it = scored[i].rewards.find(acc);
-    const int ok = it != scored[i].rewards.end() && it->second > 0.5;
+    const int ok = !broken && it != scored[i].rewards.end() && it->second > 0.5;
     correct[comps[i].group] += ok;
     for (const auto& [label, v] : scored[i].rewards) sums[label] += v;
     len_sum += double(comps[i].completion_ids.size());
@@ -90,6 +100,8 @@ Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenize
     row.prompt_text = prompts[comps[i].group];
     row.completion_text = texts[i];
     row.completion_ids = comps[i].completion_ids;
+    row.loss_mask = comps[i].loss_mask;
+    row.turns = comps[i].turns;
     row.finish_reason = comps[i].finish_reason;
     row.reward = scored[i].reward;
     row.correct = ok;
@@ -104,6 +116,10 @@ Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenize
   Json result = {{"problems", problems.size()}, {"k", o.n}, {"pass@1", pass1 / np},
                  {"pass@" + std::to_string(o.n), passk / np},
                  {"completion_len_mean", len_sum / ns}, {"truncated", truncated / ns}};
+  if (eo.episodes.enabled()) {
+    result["tool_calls_mean"] = calls / ns;
+    result["tool_errors"] = tool_errors / ns;
+  }
   if (truncated / ns > o.warn_truncated) {
     spdlog::warn("{:.0f}% of completions hit max_new_tokens ({}): their answers may be cut off; "
                  "raise --max-new-tokens", 100 * truncated / ns, o.sampling.max_new_tokens);

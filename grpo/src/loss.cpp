@@ -248,11 +248,76 @@ void sequence_loss(const SeqTerms& s, const LossConfig& cfg, double w, std::vect
   }
 }
 
+LossMetrics dense_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
+                       std::vector<std::vector<double>>& dlogp,
+                       std::vector<std::vector<double>>& dentropy);
+
+// A masked sequence's in-loss tokens, gathered: the loss of an episode is the loss of its
+// policy tokens alone, as if the observations were not there.
+struct Gathered {
+  std::vector<float> logp, old_logp, ref_logp, entropy, is_weight;
+  std::vector<double> advantage;
+  std::vector<int64_t> at;  // position of each gathered token in the sequence
+
+  SeqTerms gather(const SeqTerms& s) {
+    for (int64_t t = 0; t < s.n; ++t) {
+      if (s.mask[t] == 0) continue;
+      at.push_back(t);
+      logp.push_back(s.logp[t]);
+      old_logp.push_back(s.old_logp[t]);
+      if (s.ref_logp != nullptr) ref_logp.push_back(s.ref_logp[t]);
+      if (s.entropy != nullptr) entropy.push_back(s.entropy[t]);
+      if (s.is_weight != nullptr) is_weight.push_back(s.is_weight[t]);
+      advantage.push_back(s.advantage[t]);
+    }
+    SeqTerms g;
+    g.n = static_cast<int64_t>(at.size());
+    g.logp = logp.data();
+    g.old_logp = old_logp.data();
+    g.ref_logp = s.ref_logp != nullptr ? ref_logp.data() : nullptr;
+    g.entropy = s.entropy != nullptr ? entropy.data() : nullptr;
+    g.is_weight = s.is_weight != nullptr ? is_weight.data() : nullptr;
+    g.advantage = advantage.data();
+    return g;
+  }
+};
+
 }  // namespace
 
 LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
                       std::vector<std::vector<double>>& dlogp,
                       std::vector<std::vector<double>>& dentropy) {
+  bool any_mask = false;
+  for (const SeqTerms& s : seqs) any_mask |= s.mask != nullptr;
+  if (!any_mask) return dense_loss(seqs, cfg, dlogp, dentropy);
+  std::vector<Gathered> g(seqs.size());
+  std::vector<SeqTerms> dense(seqs.size());
+  for (size_t i = 0; i < seqs.size(); ++i) dense[i] = seqs[i].mask ? g[i].gather(seqs[i]) : seqs[i];
+  std::vector<std::vector<double>> dl, de;
+  LossMetrics m = dense_loss(dense, cfg, dl, de);
+  dlogp.assign(seqs.size(), {});
+  dentropy.assign(seqs.size(), {});
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    if (seqs[i].mask == nullptr) {
+      dlogp[i] = std::move(dl[i]);
+      dentropy[i] = std::move(de[i]);
+      continue;
+    }
+    dlogp[i].assign(seqs[i].n, 0.0);
+    dentropy[i].assign(seqs[i].n, 0.0);
+    for (size_t k = 0; k < g[i].at.size(); ++k) {
+      dlogp[i][g[i].at[k]] = dl[i][k];
+      dentropy[i][g[i].at[k]] = de[i][k];
+    }
+  }
+  return m;
+}
+
+namespace {
+
+LossMetrics dense_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
+                       std::vector<std::vector<double>>& dlogp,
+                       std::vector<std::vector<double>>& dentropy) {
   LossMetrics m;
   dlogp.assign(seqs.size(), {});
   dentropy.assign(seqs.size(), {});
@@ -278,6 +343,8 @@ LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
   m.dual_clip_frac /= double(total_tokens);
   return m;
 }
+
+}  // namespace
 
 void LossMetrics::add(const LossMetrics& o) {
   loss += o.loss;

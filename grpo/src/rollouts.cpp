@@ -45,7 +45,8 @@ class LineReader {
     return out;
   }
 
-  std::vector<float> floats(const char* key, int64_t n) const {
+  // Observation tokens (loss_mask 0) carry no logprob: null there, NaN in the record.
+  std::vector<float> floats(const char* key, int64_t n, const std::vector<uint8_t>& mask) const {
     std::vector<float> out;
     const Json* a = find(key);
     if (a == nullptr) return out;
@@ -54,6 +55,10 @@ class LineReader {
       bad("\"", key, "\" has ", a->size(), " values for ", n, " completion tokens");
     }
     for (const Json& v : *a) {
+      if (v.is_null() && !mask.empty() && mask[out.size()] == 0) {
+        out.push_back(std::numeric_limits<float>::quiet_NaN());
+        continue;
+      }
       if (!v.is_number()) bad("\"", key, "\" holds a non-number");
       const double x = v.get<double>();
       if (!std::isfinite(x) || x > 1e-3) bad("\"", key, "\" holds ", x, ", not a log-probability");
@@ -141,6 +146,43 @@ void read_steps(const LineReader& r, const Json& a, Rollout& x) {
   }
 }
 
+void read_loss_mask(const LineReader& r, const Json& a, Rollout& x) {
+  if (!a.is_array() || static_cast<int64_t>(a.size()) != x.n()) {
+    r.bad("\"loss_mask\" must hold one 0 or 1 per completion token (", x.n(), ")");
+  }
+  for (const Json& v : a) {
+    if (!v.is_number_integer() || (v.get<int>() != 0 && v.get<int>() != 1)) {
+      r.bad("\"loss_mask\" holds a value other than 0 or 1");
+    }
+    x.loss_mask.push_back(static_cast<uint8_t>(v.get<int>()));
+  }
+}
+
+void read_turns(const LineReader& r, const Json& a, Rollout& x) {
+  if (!a.is_array()) r.bad("\"turns\" must be an array of {role, begin, end, ...}");
+  int64_t last = 0;
+  for (const Json& t : a) {
+    if (!t.is_object() || !t.contains("role") || !t["role"].is_string() || !t.contains("begin") ||
+        !t["begin"].is_number_integer() || !t.contains("end") || !t["end"].is_number_integer()) {
+      r.bad("\"turns\" entries need \"role\", \"begin\" and \"end\"");
+    }
+    Turn u;
+    u.role = t["role"].get<std::string>();
+    u.begin = t["begin"].get<int64_t>();
+    u.end = t["end"].get<int64_t>();
+    if (u.role != "assistant" && u.role != "tool") r.bad("\"turns\" role must be assistant or tool");
+    if (u.begin < last || u.end < u.begin || u.end > x.n()) {
+      r.bad("\"turns\" spans must be in order within [0, ", x.n(), "]");
+    }
+    last = u.end;
+    u.text = t.value("text", std::string());
+    u.tool = t.value("tool", std::string());
+    u.status = t.value("status", std::string());
+    u.seconds = t.value("seconds", 0.0);
+    x.turns.push_back(std::move(u));
+  }
+}
+
 // What the run log keeps besides the learning signal: the reward parts (values, and details
 // when given), whether the answer was correct, the advantage used, whether it was learned from.
 void read_logged(const LineReader& r, Rollout& x) {
@@ -192,8 +234,10 @@ Rollout read_line(const LineReader& r, const Json& j, const RolloutLimits& lim) 
   } else if (!x.advantage && !lim.logged_rows) {
     r.bad("missing \"reward\" (or \"advantage\")");
   }
-  x.old_logprobs = r.floats("old_logprobs", x.n());
-  x.ref_logprobs = r.floats("ref_logprobs", x.n());
+  if (const Json* a = r.find("loss_mask"); a != nullptr) read_loss_mask(r, *a, x);
+  x.old_logprobs = r.floats("old_logprobs", x.n(), x.loss_mask);
+  x.ref_logprobs = r.floats("ref_logprobs", x.n(), x.loss_mask);
+  if (const Json* a = r.find("turns"); a != nullptr) read_turns(r, *a, x);
   if (const Json* s = r.find("sample_index"); s != nullptr && s->is_number_integer()) {
     x.sample_index = s->get<int64_t>();
   }
@@ -241,7 +285,7 @@ Rollout rollout_from_json(const Json& j, const std::string& where, int64_t line,
       "prompt_id", "prompt_ids", "completion_ids", "reward", "old_logprobs", "ref_logprobs",
       "advantage", "routed_experts", "sampling_mask", "step_rewards", "finish_reason",
       "sample_index", "prompt", "completion", "rewards", "reward_details", "group", "correct",
-      "advantage_used", "learn"};
+      "advantage_used", "learn", "loss_mask", "turns"};
   if (!j.is_object()) fail(where, ":", line, ": each line must be a JSON object");
   for (const auto& [k, v] : j.items()) {
     if (std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) {
@@ -285,8 +329,30 @@ Json rollout_to_json(const Rollout& x) {
             {"finish_reason", x.finish_reason}};
   j["reward"] = std::isfinite(x.reward) ? Json(x.reward) : Json(nullptr);
   if (x.advantage) j["advantage"] = *x.advantage;
-  if (!x.old_logprobs.empty()) j["old_logprobs"] = x.old_logprobs;
-  if (!x.ref_logprobs.empty()) j["ref_logprobs"] = x.ref_logprobs;
+  // Observation tokens carry no logprob: null.
+  auto logprobs = [&](const std::vector<float>& v) {
+    Json a = Json::array();
+    for (size_t t = 0; t < v.size(); ++t) {
+      a.push_back(x.in_loss(static_cast<int64_t>(t)) ? Json(v[t]) : Json(nullptr));
+    }
+    return a;
+  };
+  if (!x.old_logprobs.empty()) j["old_logprobs"] = logprobs(x.old_logprobs);
+  if (!x.ref_logprobs.empty()) j["ref_logprobs"] = logprobs(x.ref_logprobs);
+  if (!x.loss_mask.empty()) j["loss_mask"] = x.loss_mask;
+  if (!x.turns.empty()) {
+    Json turns = Json::array();
+    for (const Turn& t : x.turns) {
+      Json u = {{"role", t.role}, {"begin", t.begin}, {"end", t.end}, {"text", t.text}};
+      if (t.role == "tool") {
+        u["tool"] = t.tool;
+        u["status"] = t.status;
+        u["seconds"] = t.seconds;
+      }
+      turns.push_back(std::move(u));
+    }
+    j["turns"] = std::move(turns);
+  }
   if (!x.routing.empty()) {
     const size_t K = x.routing[0].size() / std::max<size_t>(1, x.prompt_ids.size() + x.completion_ids.size() - 1);
     const size_t positions = K == 0 ? 0 : x.routing[0].size() / K;

@@ -112,6 +112,43 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   return g;
 }
 
+EpisodeConfig EpisodeConfig::from_json(const Json& j) {
+  StrictReader r(j, "rollout");
+  EpisodeConfig e;
+  e.tools = tools::ToolSet::from_json(r.get<Json>("tools", Json()), "rollout.tools");
+  const Json stop = r.get<Json>("tool_stop", Json("python"));
+  e.format = rollout::CallFormat::from_json(stop, "rollout.tool_stop");
+  e.max_turns = r.get<int>("max_turns", e.max_turns);
+  e.max_turn_tokens = r.get<int>("max_turn_tokens", e.max_turn_tokens);
+  e.max_output_bytes = r.get<int64_t>("max_output_bytes", e.max_output_bytes);
+  e.tool_threads = r.get<int>("tool_threads", e.tool_threads);
+  r.finish();
+  if (e.max_turns < 0) fail("rollout.max_turns must be >= 0");
+  if (e.max_turn_tokens < 0) fail("rollout.max_turn_tokens must be >= 0");
+  if (e.max_output_bytes < 1) fail("rollout.max_output_bytes must be >= 1");
+  if (e.tool_threads < 1 || e.tool_threads > 256) fail("rollout.tool_threads must be in [1, 256]");
+  if (!e.tools.empty() && e.format.syntax != rollout::CallSyntax::kToolCall) {
+    bool known = false;
+    for (const rollout::Tool* t : e.tools.tools()) known |= t->name() == e.format.tool;
+    if (!known) {
+      fail("rollout.tool_stop sends every call to tool \"", e.format.tool,
+           "\", which rollout.tools does not list");
+    }
+  }
+  return e;
+}
+
+rollout::EpisodeOptions EpisodeConfig::engine_options() const {
+  rollout::EpisodeOptions o;
+  o.tools = tools.tools();
+  o.format = format;
+  o.max_turns = max_turns;
+  o.max_turn_tokens = max_turn_tokens;
+  o.max_output_bytes = max_output_bytes;
+  o.tool_threads = tool_threads;
+  return o;
+}
+
 TrainConfig TrainConfig::from_json(const Json& j) {
   StrictReader r(j, "config");
   TrainConfig c;
@@ -125,6 +162,7 @@ TrainConfig TrainConfig::from_json(const Json& j) {
                                                    Json{{"name", "format"}, {"weight", 1.0}}}));
   c.accuracy_reward = r.get<std::string>("accuracy_reward", "");
   Json sampling = r.child("sampling");
+  c.episodes = EpisodeConfig::from_json(r.child("rollout"));
   c.grpo = GrpoConfig::from_json(r.child("grpo"));
   Json opt = r.child("optimizer");
   Json sched = r.child("schedule");

@@ -21,6 +21,7 @@ void Trainer::State::run_eval(Json& m) {
   // The same seed at every evaluation: steps differ by the policy only.
   o.seed = cfg.seed * 1000003ULL + 0xE7A1ULL;
   o.warn_truncated = 2.0;  // logged as eval/truncated; the run's own warning covers it
+  o.episodes = cfg.episodes.engine_options();
   const auto t0 = std::chrono::steady_clock::now();
   const Json r = evaluate_model(*policy, *tok, eval_data, o);
   const double pass1 = r["pass@1"].get<double>();
@@ -28,6 +29,9 @@ void Trainer::State::run_eval(Json& m) {
   if (g.eval_n > 1) m["eval/pass@" + std::to_string(g.eval_n)] = r["pass@" + std::to_string(g.eval_n)];
   m["eval/completion_len_mean"] = r["completion_len_mean"];
   m["eval/truncated"] = r["truncated"];
+  for (const char* k : {"tool_calls_mean", "tool_errors"}) {
+    if (r.contains(k)) m[std::string("eval/") + k] = r[k];
+  }
   for (const auto& [label, v] : r["rewards"].items()) m["eval/reward/" + label] = v;
   m["time_eval"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (pass1 > best_eval) {

@@ -79,6 +79,10 @@ rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Mode
   eo.detokenize = [t](const std::vector<int32_t>& ids) {
     return t->decode(tokenizer::known_ids(*t, ids));
   };
+  eo.episodes = cfg.episodes.engine_options();
+  if (eo.episodes.enabled()) {
+    eo.episodes.tokenize = [t](const std::string& text) { return t->encode(text, false); };
+  }
   return eo;
 }
 
@@ -94,9 +98,13 @@ void score(std::span<Rollout> rs, const std::vector<const Json*>& rows,
   auto scored = rewards.score_batch(samples);
   for (size_t i = 0; i < rs.size(); ++i) {
     Rollout& r = rs[i];
-    r.reward = r.finish_reason == "error" ? std::nan("") : scored[i].reward;
+    // A broken, hanging or hostile tool ends its episode with reward 0, whatever the text says.
+    r.reward = r.finish_reason == "error"        ? std::nan("")
+               : r.finish_reason == "tool_error" ? 0.0
+                                                 : scored[i].reward;
     auto it = scored[i].rewards.find(acc_label);
     r.correct = it == scored[i].rewards.end() ? -1 : (it->second > 0.5 ? 1 : 0);
+    if (r.finish_reason == "tool_error" && r.correct == 1) r.correct = 0;
     for (const auto& [label, v] : scored[i].rewards) {
       r.reward_parts.emplace_back(label, v, scored[i].details.value(label, Json::object()));
     }
@@ -127,6 +135,7 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       prompt_text.push_back(templ->render_row(data[ex].row));
       rollout::Request r;
       r.prompt = tok->encode(prompt_text.back(), true);
+      r.text = prompt_text.back();
       r.n = g.group_size;
       r.params = cfg.sampling;
       r.params.stop_at_eos(tok->eos_id());

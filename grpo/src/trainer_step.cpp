@@ -96,8 +96,15 @@ Json Trainer::State::run_step() {
   if (dist::rank() != 0) return m;
   std::vector<double> finite_r, acc, lens, adv_abs;
   std::map<std::string, std::vector<double>> per_reward;
-  int64_t truncated = 0;
+  int64_t truncated = 0, episodes = 0, calls = 0, tool_errors = 0, call_errors = 0;
   for (const Rollout& r : rows) {
+    if (!r.turns.empty()) ++episodes;
+    for (const Turn& t : r.turns) {
+      if (t.role != "tool") continue;
+      ++calls;
+      call_errors += t.status != "ok";
+    }
+    tool_errors += r.finish_reason == "tool_error";
     if (std::isfinite(r.reward)) finite_r.push_back(r.reward);
     for (const auto& [label, v, d] : r.reward_parts) per_reward[label].push_back(v);
     if (r.correct >= 0) acc.push_back(r.correct);
@@ -116,6 +123,11 @@ Json Trainer::State::run_step() {
   m["completion_len_max"] = lens.empty() ? 0.0 : *std::max_element(lens.begin(), lens.end());
   m["truncation_rate"] = rows.empty() ? 0.0 : double(truncated) / double(rows.size());
   m["frac_reward_zero_std"] = frac_flat_groups(rows);
+  if (episodes > 0) {  // multi-turn episodes (docs/agentic.md)
+    m["tool_calls_mean"] = double(calls) / double(rows.size());
+    m["tool_call_ok_frac"] = calls > 0 ? 1.0 - double(call_errors) / double(calls) : 0.0;
+    m["tool_error_rate"] = double(tool_errors) / double(rows.size());
+  }
   db->write_step(step, m, rows, g.log_tokens);
   warn_if_nothing_to_learn(m["frac_reward_zero_std"].get<double>());
   return m;

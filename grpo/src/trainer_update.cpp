@@ -177,8 +177,11 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
         // the sampling mask kept, against the sampling distribution itself.
         const std::vector<float>& rec = po.keep_mask ? r.sampling_dist_logprobs : r.sampled_logprobs;
         if ((po.keep_mask || po.temperature == 1.0) && rec.size() == lp[k].size()) {
-          for (size_t j = 0; j < lp[k].size(); ++j) mismatch += std::abs(double(rec[j]) - lp[k][j]);
-          mismatch_n += static_cast<int64_t>(lp[k].size());
+          for (size_t j = 0; j < lp[k].size(); ++j) {
+            if (!r.in_loss(static_cast<int64_t>(j))) continue;  // observations: no logprob
+            mismatch += std::abs(double(rec[j]) - lp[k][j]);
+            ++mismatch_n;
+          }
         }
       }
     }
@@ -217,6 +220,7 @@ void Trainer::State::importance_weights(std::vector<Rollout>& rs, const PassOpti
     r.is_weights.assign(r.old_logprobs.size(), 1.0f);
     double seq_log = 0;
     for (size_t t = 0; t < beh.size(); ++t) {
+      if (!r.in_loss(static_cast<int64_t>(t))) continue;  // observations: no sampler logprob
       const double d = double(r.old_logprobs[t]) - beh[t];  // log rho_t
       k1 += -d;                                             // KL(sampler || trainer), k1
       seq_log += d;
@@ -256,7 +260,9 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
     group[i] = rs[i].group;
     if (g.kl_in_reward && ref && !rs[i].ref_logprobs.empty()) {
       double kl = 0;
-      for (int64_t j = 0; j < rs[i].n(); ++j) kl += double(rs[i].old_logprobs[j]) - rs[i].ref_logprobs[j];
+      for (int64_t j = 0; j < rs[i].n(); ++j) {
+        if (rs[i].in_loss(j)) kl += double(rs[i].old_logprobs[j]) - rs[i].ref_logprobs[j];
+      }
       shaped[i] -= g.beta * kl;
     }
   }
@@ -407,10 +413,14 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
       terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
                   adv[idx[k]].data(), r.n(),
                   lc.entropy_coef != 0 ? acts.entropy.data() + offs[k] : nullptr,
-                  r.is_weights.empty() ? nullptr : r.is_weights.data()};
+                  r.is_weights.empty() ? nullptr : r.is_weights.data(),
+                  r.loss_mask.empty() ? nullptr : r.loss_mask.data()};
       if (it == 0) {
-        for (int64_t j = 0; j < r.n(); ++j) t.entropy[0] += acts.entropy[offs[k] + j];
-        t.entropy[1] += double(r.n());
+        for (int64_t j = 0; j < r.n(); ++j) {
+          if (!r.in_loss(j)) continue;
+          t.entropy[0] += acts.entropy[offs[k] + j];
+          t.entropy[1] += 1.0;
+        }
       }
     }
     if (it == 0) accumulate_loads(t.loads, policy->expert_loads(acts));

@@ -35,12 +35,30 @@ std::string hostname() {
   return buf;
 }
 
+// For I/O failures (a full disk, a read-only medium) the operating system's errno text, which
+// SQLite's own message leaves out; "" otherwise (the errno of an older, harmless miss).
+std::string os_error(sqlite3* db) {
+  const int code = sqlite3_errcode(db) & 0xff;
+  const bool io = code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN ||
+                  code == SQLITE_READONLY;
+  const int err = sqlite3_system_errno(db);
+  return io && err != 0 ? std::string(" (") + std::strerror(err) + ")" : std::string();
+}
+
+// SQLite's message with the database's path and the errno text of an I/O failure.
+std::string db_error(sqlite3* db) {
+  std::string msg = sqlite3_errmsg(db);
+  const char* file = sqlite3_db_filename(db, "main");
+  if (file != nullptr && *file != 0) msg = std::string(file) + ": " + msg;
+  return msg + os_error(db);
+}
+
 // A prepared statement, finalized on scope exit.
 class Stmt {
  public:
   Stmt(sqlite3* db, const std::string& sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s_, nullptr) != SQLITE_OK) {
-      fail("[runlog] cannot prepare '", sql.substr(0, 60), "': ", sqlite3_errmsg(db));
+      fail("[runlog] cannot prepare '", sql.substr(0, 60), "': ", db_error(db));
     }
   }
   ~Stmt() { sqlite3_finalize(s_); }
@@ -73,7 +91,7 @@ class Stmt {
   bool step() {
     int rc = sqlite3_step(s_);
     if (rc == SQLITE_ROW) return true;
-    if (rc != SQLITE_DONE) fail("[runlog] ", sqlite3_errmsg(db_));
+    if (rc != SQLITE_DONE) fail("[runlog] ", db_error(db_));
     return false;
   }
   void reset() {
@@ -84,7 +102,7 @@ class Stmt {
 
  private:
   void check(int rc) {
-    if (rc != SQLITE_OK) fail("[runlog] bind failed: ", sqlite3_errmsg(db_));
+    if (rc != SQLITE_OK) fail("[runlog] bind failed: ", db_error(db_));
   }
   sqlite3* db_;
   sqlite3_stmt* s_ = nullptr;
@@ -134,7 +152,24 @@ void write_tokens(Stmt& tk, int64_t rid, const Rollout& r) {
     }
     tk.bind_blob(8, mask);
   }
+  tk.bind_blob(9, r.loss_mask);
   tk.step();
+}
+
+void write_turns(Stmt& tu, int64_t rid, const Rollout& r) {
+  for (size_t i = 0; i < r.turns.size(); ++i) {
+    const Turn& t = r.turns[i];
+    tu.reset();
+    tu.bind(1, rid).bind(2, static_cast<int64_t>(i)).bind(3, t.role).bind(4, t.begin).bind(5, t.end);
+    tu.bind(6, t.text);
+    if (t.role == "tool") {
+      tu.bind(7, t.tool).bind(8, t.status);
+      bind_real(tu, 9, t.seconds);
+    } else {
+      tu.bind_null(7).bind_null(8).bind_null(9);
+    }
+    tu.step();
+  }
 }
 
 // The sampling_mask blob back into per-token sets; a malformed blob is a corrupt database.
@@ -167,6 +202,11 @@ void read_tokens(sqlite3_stmt* q, int first, Rollout& r) {
     }
   }
   r.kept_ids = decode_mask(column_blob<int32_t>(q, first + 6));
+  r.loss_mask = column_blob<uint8_t>(q, first + 7);
+  if (!r.loss_mask.empty() && r.loss_mask.size() != r.completion_ids.size()) {
+    fail("[runlog] corrupt loss_mask (", r.loss_mask.size(), " entries for ", r.completion_ids.size(),
+         " completion tokens)");
+  }
 }
 
 }  // namespace
@@ -176,8 +216,12 @@ void RunDb::exec(const std::string& sql) const {
   if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    fail("[runlog] ", path_, ": ", msg);
+    fail("[runlog] ", path_, ": ", msg, os_error(db_));
   }
+}
+
+bool RunDb::has_table(const std::string& table) const {
+  return !query("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '" + table + "'").empty();
 }
 
 bool RunDb::has_column(const std::string& table, const std::string& column) const {
@@ -199,6 +243,10 @@ void RunDb::migrate() {
   // v3: rollout_tokens.sampling_mask (tables created just now by kSchemaSql already have it).
   if (version > 0 && version < 3 && !has_column("rollout_tokens", "sampling_mask")) {
     exec("ALTER TABLE rollout_tokens ADD COLUMN sampling_mask BLOB");
+  }
+  // v4: rollout_tokens.loss_mask (rollout_turns comes with kSchemaSql).
+  if (version > 0 && version < 4 && !has_column("rollout_tokens", "loss_mask")) {
+    exec("ALTER TABLE rollout_tokens ADD COLUMN loss_mask BLOB");
   }
   exec("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
        std::to_string(kSchemaVersion) + "')");
@@ -333,6 +381,8 @@ void RunDb::rewind_to(int64_t step) {
          " AND step > " + s + ")");
     exec("DELETE FROM rollout_tokens WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = " +
          id + " AND step > " + s + ")");
+    exec("DELETE FROM rollout_turns WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = " +
+         id + " AND step > " + s + ")");
     exec("DELETE FROM rollouts WHERE run_id = " + id + " AND step > " + s);
     exec("DELETE FROM steps WHERE run_id = " + id + " AND step > " + s);
     exec("DELETE FROM checkpoints WHERE run_id = " + id + " AND step > " + s);
@@ -359,7 +409,11 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
     Stmt rw(db_, "INSERT INTO rewards(rollout_id, name, value, details) VALUES (?, ?, ?, ?)");
     Stmt tk(db_,
             "INSERT INTO rollout_tokens(rollout_id, prompt_ids, completion_ids, old_logprobs, "
-            "ref_logprobs, routing, routing_layers, sampling_mask) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+            "ref_logprobs, routing, routing_layers, sampling_mask, loss_mask) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    Stmt tu(db_,
+            "INSERT INTO rollout_turns(rollout_id, turn, role, begin_token, end_token, text, tool, "
+            "status, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (const Rollout& r : rollouts) {
       ro.reset();
       ro.bind(1, run_id_).bind(2, step).bind(3, r.prompt_id).bind(4, r.group);
@@ -382,6 +436,7 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
         rw.step();
       }
       if (tokens && r.learn && !r.completion_ids.empty()) write_tokens(tk, rid, r);
+      write_turns(tu, rid, r);
     }
     exec("COMMIT");
   } catch (...) {
@@ -396,7 +451,8 @@ std::vector<Rollout> RunDb::read_rollouts(int64_t step) const {
          "SELECT r.id, r.prompt_id, r.group_index, r.sample_index, r.prompt, r.completion, "
          "r.n_tokens, r.finish_reason, r.reward, r.advantage, r.correct, t.prompt_ids, "
          "t.completion_ids, t.old_logprobs, t.ref_logprobs, t.routing, t.routing_layers, " +
-         std::string(has_column("rollout_tokens", "sampling_mask") ? "t.sampling_mask " : "NULL ") +
+         std::string(has_column("rollout_tokens", "sampling_mask") ? "t.sampling_mask, " : "NULL, ") +
+         std::string(has_column("rollout_tokens", "loss_mask") ? "t.loss_mask " : "NULL ") +
          "FROM rollouts r LEFT JOIN rollout_tokens t ON t.rollout_id = r.id "
          "WHERE r.run_id = ? AND r.step = ? ORDER BY r.id");
   s.bind(1, run_id_).bind(2, step);
@@ -416,6 +472,27 @@ std::vector<Rollout> RunDb::read_rollouts(int64_t step) const {
     r.correct = sqlite3_column_type(q, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(q, 10);
     if (sqlite3_column_type(q, 11) != SQLITE_NULL) read_tokens(q, 11, r);
     out.push_back(std::move(r));
+  }
+  if (has_table("rollout_turns")) {
+    Stmt tu(db_,
+            "SELECT role, begin_token, end_token, text, tool, status, seconds FROM rollout_turns "
+            "WHERE rollout_id = ? ORDER BY turn");
+    for (size_t i = 0; i < out.size(); ++i) {
+      tu.reset();
+      tu.bind(1, ids[i]);
+      while (tu.step()) {
+        sqlite3_stmt* q = tu.get();
+        Turn t;
+        t.role = column_text(q, 0);
+        t.begin = sqlite3_column_int64(q, 1);
+        t.end = sqlite3_column_int64(q, 2);
+        t.text = column_text(q, 3);
+        t.tool = column_text(q, 4);
+        t.status = column_text(q, 5);
+        t.seconds = sqlite3_column_type(q, 6) == SQLITE_NULL ? 0.0 : sqlite3_column_double(q, 6);
+        out[i].turns.push_back(std::move(t));
+      }
+    }
   }
   Stmt rw(db_, "SELECT name, value, details FROM rewards WHERE rollout_id = ? ORDER BY name");
   for (size_t i = 0; i < out.size(); ++i) {

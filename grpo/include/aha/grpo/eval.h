@@ -34,10 +34,13 @@ struct EvalOptions {
   // Score with this set instead of building one from `rewards` (the trainer's own rewards,
   // plugins and custom registries included). Not owned.
   const rewards::RewardSet* reward_set = nullptr;
+  // Tool-using episodes (rollout.*; tokenize is filled here). No tools: single-turn.
+  rollout::EpisodeOptions episodes;
 };
 
 // Returns {"pass@1", "pass@K", "k", "problems", "truncated" (share of completions cut at
-// max_new_tokens), "completion_len_mean", "rewards": {label: mean}}.
+// max_new_tokens), "completion_len_mean", "rewards": {label: mean}}; with tools also
+// "tool_calls_mean" (calls per episode) and "tool_errors" (share of episodes a tool ended).
 Json evaluate(const EvalOptions& options);
 
 // Warns (and returns true) when model_dir's aha_data.json records a prompt template that

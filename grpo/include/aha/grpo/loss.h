@@ -52,6 +52,10 @@ struct SeqTerms {
   int64_t n = 0;
   const float* entropy = nullptr;  // per token, of the full distribution (entropy_coef != 0)
   const float* is_weight = nullptr;  // sampler/trainer IS weight per token (nullptr: 1)
+  // Multi-turn episodes: 1 for the policy's tokens, 0 for observations (nullptr: all 1). A
+  // masked token is not part of the loss at all: no term, no gradient, not counted in any
+  // normaliser, and its logp/old_logp/ref_logp are never read (they may be NaN).
+  const uint8_t* mask = nullptr;
 };
 
 struct LossMetrics {
@@ -65,7 +69,8 @@ struct LossMetrics {
 };
 
 // Loss over a minibatch of sequences; dlogp[i][t] receives d loss / d logp_it and dentropy[i][t]
-// d loss / d entropy_it (both overwritten; dentropy all zero without an entropy bonus).
+// d loss / d entropy_it (both overwritten; dentropy all zero without an entropy bonus; exactly
+// zero at masked tokens).
 LossMetrics grpo_loss(const std::vector<SeqTerms>& seqs, const LossConfig& cfg,
                       std::vector<std::vector<double>>& dlogp,
                       std::vector<std::vector<double>>& dentropy);

@@ -13,7 +13,9 @@
 #include "aha/grpo/loss.h"
 #include "aha/policy/optimizer.h"
 #include "aha/rewards/reward.h"
+#include "aha/rollout/episode.h"
 #include "aha/rollout/sampling.h"
+#include "aha/tools/tools.h"
 
 namespace aha::grpo {
 
@@ -69,6 +71,19 @@ struct GrpoConfig {
   static GrpoConfig from_json(const Json& j);
 };
 
+// `rollout`: multi-turn, tool-using episodes (docs/agentic.md). No tools: single-turn rollouts.
+struct EpisodeConfig {
+  tools::ToolSet tools;                  // rollout.tools
+  rollout::CallFormat format;            // rollout.tool_stop: "python" | "tool_call" | {...}
+  int max_turns = 4;                     // tool calls per episode
+  int max_turn_tokens = 0;               // policy tokens per turn (0: sampling.max_new_tokens)
+  int64_t max_output_bytes = 4096;       // longer tool output ends the episode (tool_error)
+  int tool_threads = 2;
+  static EpisodeConfig from_json(const Json& j);
+  // The engine's options (tokenize filled by the caller).
+  rollout::EpisodeOptions engine_options() const;
+};
+
 struct TrainConfig {
   std::string model;             // initial policy checkpoint
   std::string reference;         // reference checkpoint ("": the initial policy)
@@ -81,6 +96,7 @@ struct TrainConfig {
   Json rewards;                  // [{"name", "weight", "params"}...]
   std::string accuracy_reward;   // label whose score > 0.5 counts as correct ("": first reward)
   rollout::SamplingParams sampling;
+  EpisodeConfig episodes;        // "rollout"
   GrpoConfig grpo;
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;

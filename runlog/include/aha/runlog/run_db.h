@@ -17,7 +17,7 @@ struct sqlite3;
 
 namespace aha::runlog {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 
 class RunDb {
  public:
@@ -65,6 +65,7 @@ class RunDb {
   void exec(const std::string& sql) const;
   void migrate();
   bool has_column(const std::string& table, const std::string& column) const;
+  bool has_table(const std::string& table) const;
   // One writer per run directory: an exclusive lock on <run.db>.lock, held until destruction.
   void lock_run_dir();
 
