@@ -115,6 +115,8 @@ TEST(RunDb, TokenRecordsAndTheV2Migration) {
     // Make it a version-2 database as an older aha wrote it.
     RunDb db(path, "grpo", Json::object(), "", true);
     db.query("ALTER TABLE rollout_tokens DROP COLUMN sampling_mask");
+    db.query("ALTER TABLE rollout_tokens DROP COLUMN loss_mask");
+    db.query("DROP TABLE rollout_turns");
     db.query("UPDATE meta SET value = '2' WHERE key = 'schema_version'");
   }
   {
@@ -129,7 +131,8 @@ TEST(RunDb, TokenRecordsAndTheV2Migration) {
   auto migrated = db.read_rollouts(1);
   ASSERT_EQ(migrated.size(), 2u);
   EXPECT_EQ(migrated[0].kept_ids, rows[0].kept_ids);
-  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "3");
+  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "4");
+  EXPECT_EQ(db.query("SELECT COUNT(*) AS n FROM rollout_turns")[0]["n"], 0);  // v4 table added
 }
 
 TEST(RunDb, ResumeRewindsToTheCheckpoint) {
