@@ -170,8 +170,11 @@ void save_model(const Model<T>& model, const std::string& dir, const SaveOptions
     t.shape = e.shape;
     t.data = model.params().data() + e.offset;
     t.src_dtype = sizeof(T) == 8 ? DType::kF64 : DType::kF32;
-    // The routing bias steers selection at fine resolution: it stays fp32 like in V3 releases.
-    t.dtype = e.trainable ? opts.dtype : DType::kF32;
+    // The routing bias steers selection at fine resolution: it stays fp32 like in V3 releases;
+    // hyper-connection weights stay fp32 as in DeepSeek-V4's (HF keeps them fp32 strictly).
+    const bool keep_fp32 = !e.trainable || e.name.find("_hc.") != std::string::npos ||
+                           e.name.starts_with("model.hc_head.");
+    t.dtype = keep_fp32 ? DType::kF32 : opts.dtype;
     if (opts.fp8 && e.trainable && is_fp8_weight(e.name, e.shape)) {
       const int64_t n = e.shape[0], k = e.shape[1];
       const std::vector<int64_t> sshape = {fp8_scale_rows(n, *opts.fp8),

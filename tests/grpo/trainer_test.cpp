@@ -59,6 +59,32 @@ TEST(Trainer, CispoSapoAndGmpoAlsoLearn) {
   }
 }
 
+// The same task learns on the same model with DeepSeek-V4's four hyper-connection streams.
+TEST(Trainer, HyperConnectionModelLearns) {
+  const std::string ckpt = fresh_dir("mhc_ckpt");
+  policy::ModelConfig base = policy::ModelConfig::load(tiny_checkpoint() + "/config.json");
+  Json cfg = base.to_json();
+  cfg["hc_mult"] = 4;
+  policy::Model<float> m(policy::ModelConfig::from_json(cfg));
+  m.init_random(1);
+  policy::SaveOptions so;
+  so.copy_tokenizer_from = tiny_checkpoint();
+  policy::save_model(m, ckpt, so);
+  Json raw = base_config(fresh_dir("learn_mhc"));
+  raw["model"] = ckpt;
+  raw["grpo"]["steps"] = 14;
+  raw["grpo"]["save_every"] = 0;
+  auto reg = registry();
+  std::vector<double> rewards;
+  Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
+    rewards.push_back(r.metrics["reward_mean"]);
+  });
+  ASSERT_EQ(rewards.size(), 14u);
+  const double first = (rewards[0] + rewards[1] + rewards[2]) / 3;
+  const double last = (rewards[11] + rewards[12] + rewards[13]) / 3;
+  EXPECT_GT(last, first + 0.1) << "mHC: first steps " << first << ", last steps " << last;
+}
+
 // An entropy bonus keeps the sampling distribution wider than the same run without it.
 TEST(Trainer, EntropyBonusRaisesEntropy) {
   auto reg = registry();

@@ -6,6 +6,8 @@
 
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
+#include "aha/core/safetensors.h"
+#include "aha/policy/checkpoint.h"
 #include "aha/policy/hyper.h"
 #include "aha/policy/model.h"
 #include "test_configs.h"
@@ -129,6 +131,27 @@ TEST(HyperConnections, TensorNamesShapesAndInit) {
   const Json back = c.to_json();
   EXPECT_EQ(back["hc_mult"], 4);
   EXPECT_EQ(ModelConfig::from_json(back).hc_sinkhorn_iters, 20);
+}
+
+// A BF16 checkpoint keeps the hyper-connection tensors in F32 (HF's DeepSeek-V4 keeps them fp32)
+// and loads back to the same logprobs as the model it came from, up to the BF16 rounding of the
+// other weights.
+TEST(HyperConnections, Bf16CheckpointKeepsThemInF32) {
+  Model<float> model(ModelConfig::from_json(testing::tiny_v3_mhc_json()));
+  model.init_random(4, 0.3);
+  const std::string dir = ::testing::TempDir() + "/aha_mhc_bf16";
+  SaveOptions so;
+  so.dtype = DType::kBF16;
+  save_model(model, dir, so);
+  TensorArchive ar(dir + "/model.safetensors");
+  EXPECT_EQ(ar.info("model.layers.0.attn_hc.fn").dtype, DType::kF32);
+  EXPECT_EQ(ar.info("model.hc_head.hc_base").dtype, DType::kF32);
+  EXPECT_EQ(ar.info("model.layers.0.input_layernorm.weight").dtype, DType::kBF16);
+  auto back = load_model<float>(dir);
+  EXPECT_EQ(back->config().hc_mult, 4);
+  const float* a = model.param("model.layers.1.ffn_hc.fn");
+  const float* b = back->param("model.layers.1.ffn_hc.fn");
+  EXPECT_TRUE(std::equal(a, a + 24 * 4 * 16, b));
 }
 
 TEST(HyperConnections, BadConfigNamesTheKey) {
