@@ -14,6 +14,7 @@ const char* attention_kind_name(AttentionKind kind) {
     case AttentionKind::kGqa: return "gqa";
     case AttentionKind::kMla: return "mla";
     case AttentionKind::kSlidingWindow: return "sliding_window";
+    case AttentionKind::kNsa: return "nsa";
   }
   return "?";
 }
@@ -59,8 +60,32 @@ int64_t sliding_window_of(const ModelConfig& c, int layer) {
 
 }  // namespace
 
+std::optional<NsaOptions> nsa_options(const ModelConfig& c) {
+  auto it = c.raw.find("nsa");
+  if (it == c.raw.end() || it->is_null()) return std::nullopt;
+  if (!it->is_object()) fail("[config.json] nsa must be an object");
+  if (c.is_mla()) fail("[config.json] nsa applies to GQA models (llama, qwen2), not MLA");
+  auto get = [&](const char* key, int64_t lo, int64_t fallback) {
+    auto v = it->find(key);
+    if (v == it->end()) return fallback;
+    if (!v->is_number_integer() || v->get<int64_t>() < lo || v->get<int64_t>() > (1 << 20)) {
+      fail("[config.json] nsa.", key, " must be an integer >= ", lo, ", got ", v->dump());
+    }
+    return v->get<int64_t>();
+  };
+  NsaOptions o;
+  o.block_size = get("block_size", 1, 64);
+  o.block_counts = get("block_counts", 2, 16);
+  o.window_size = get("window_size", 0, 512);
+  return o;
+}
+
 AttentionKind attention_kind(const ModelConfig& c, int layer) {
-  if (c.is_mla()) return AttentionKind::kMla;
+  if (c.is_mla()) {
+    nsa_options(c);  // refuses nsa on MLA
+    return AttentionKind::kMla;
+  }
+  if (nsa_options(c)) return AttentionKind::kNsa;
   return sliding_window_of(c, layer) > 0 ? AttentionKind::kSlidingWindow : AttentionKind::kGqa;
 }
 
@@ -71,6 +96,7 @@ std::unique_ptr<Attention> make_attention(ParamTable& t, const std::string& pref
     case AttentionKind::kGqa: return make_gqa(t, prefix, c, rope, 0);
     case AttentionKind::kSlidingWindow:
       return make_gqa(t, prefix, c, rope, sliding_window_of(c, layer));
+    case AttentionKind::kNsa: return make_nsa(t, prefix, c, rope, *nsa_options(c));
   }
   fail("unknown attention kind");
 }

@@ -70,5 +70,7 @@ std::unique_ptr<Attention> make_mla(ParamTable& t, const std::string& prefix,
                                     const ModelConfig& c, const RopeTable& rope);
 std::unique_ptr<Attention> make_gqa(ParamTable& t, const std::string& prefix,
                                     const ModelConfig& c, const RopeTable& rope, int64_t window);
+std::unique_ptr<Attention> make_nsa(ParamTable& t, const std::string& prefix,
+                                    const ModelConfig& c, const RopeTable& rope, NsaOptions o);
 
 }  // namespace aha::policy

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "aha/policy/attention.h"
 #include "aha/policy/quantization.h"
 #include "aha/policy/rope.h"
 
@@ -237,6 +238,7 @@ ModelConfig ModelConfig::from_json(const Json& j) {
     parse_gqa(j, c);
   }
   parse_hc(j, c);
+  nsa_options(c);  // an "nsa" object is checked here, not at the first layer
   return c;
 }
 

@@ -59,30 +59,44 @@ TEST(Trainer, CispoSapoAndGmpoAlsoLearn) {
   }
 }
 
-// The same task learns on the same model with DeepSeek-V4's four hyper-connection streams.
-TEST(Trainer, HyperConnectionModelLearns) {
-  const std::string ckpt = fresh_dir("mhc_ckpt");
-  policy::ModelConfig base = policy::ModelConfig::load(tiny_checkpoint() + "/config.json");
-  Json cfg = base.to_json();
-  cfg["hc_mult"] = 4;
+// The tiny checkpoint with extra config keys (same tokenizer), saved under `name`.
+std::string tiny_variant(const std::string& name, const Json& extra) {
+  const std::string ckpt = fresh_dir(name);
+  Json cfg = policy::ModelConfig::load(tiny_checkpoint() + "/config.json").to_json();
+  cfg.update(extra);
   policy::Model<float> m(policy::ModelConfig::from_json(cfg));
   m.init_random(1);
   policy::SaveOptions so;
   so.copy_tokenizer_from = tiny_checkpoint();
   policy::save_model(m, ckpt, so);
-  Json raw = base_config(fresh_dir("learn_mhc"));
-  raw["model"] = ckpt;
-  raw["grpo"]["steps"] = 14;
-  raw["grpo"]["save_every"] = 0;
-  auto reg = registry();
-  std::vector<double> rewards;
-  Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
-    rewards.push_back(r.metrics["reward_mean"]);
-  });
-  ASSERT_EQ(rewards.size(), 14u);
-  const double first = (rewards[0] + rewards[1] + rewards[2]) / 3;
-  const double last = (rewards[11] + rewards[12] + rewards[13]) / 3;
-  EXPECT_GT(last, first + 0.1) << "mHC: first steps " << first << ", last steps " << last;
+  return ckpt;
+}
+
+// The same task learns with DeepSeek-V4's four hyper-connection streams, and on a GQA model
+// with native sparse attention.
+TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
+  Json gqa = policy::ModelConfig::from_json(Json{{"model_type", "llama"}, {"vocab_size", 300},
+      {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+      {"num_key_value_heads", 2}, {"intermediate_size", 128}, {"eos_token_id", 1},
+      {"bos_token_id", 0}}).to_json();
+  gqa["nsa"] = Json{{"block_size", 4}, {"block_counts", 2}, {"window_size", 4}};
+  gqa["model_type"] = "llama";
+  for (const auto& [name, extra] : std::vector<std::pair<std::string, Json>>{
+           {"mhc", Json{{"hc_mult", 4}}}, {"nsa", gqa}}) {
+    Json raw = base_config(fresh_dir("learn_" + name));
+    raw["model"] = tiny_variant(name + "_ckpt", extra);
+    raw["grpo"]["steps"] = 14;
+    raw["grpo"]["save_every"] = 0;
+    auto reg = registry();
+    std::vector<double> rewards;
+    Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
+      rewards.push_back(r.metrics["reward_mean"]);
+    });
+    ASSERT_EQ(rewards.size(), 14u);
+    const double first = (rewards[0] + rewards[1] + rewards[2]) / 3;
+    const double last = (rewards[11] + rewards[12] + rewards[13]) / 3;
+    EXPECT_GT(last, first + 0.1) << name << ": first steps " << first << ", last steps " << last;
+  }
 }
 
 // An entropy bonus keeps the sampling distribution wider than the same run without it.

@@ -78,7 +78,7 @@ TEST_P(GoldenModel, Fp64LogprobsAndGradsMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(Policy, GoldenModel,
                          ::testing::Values("deepseek_v3", "deepseek_v2", "llama", "qwen2",
-                                           "deepseek_v3_mhc", "llama_mhc"));
+                                           "deepseek_v3_mhc", "llama_mhc", "llama_nsa"));
 
 }  // namespace
 }  // namespace aha::policy

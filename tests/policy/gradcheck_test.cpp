@@ -350,6 +350,12 @@ TEST(GradCheck, WholeModelHyperConnections) {
               {.temperature = 0.7, .kept_sets = true, .replay = true});
 }
 
+// Native sparse attention with its selection held fixed (a perturbation of 1e-5 does not move it).
+TEST(GradCheck, WholeModelNativeSparseAttention) {
+  check_model(testing::tiny_llama_nsa_json(), 0.3);
+  check_model(testing::tiny_llama_nsa2_json(), 0.3, {.temperature = 0.8, .kept_sets = true});
+}
+
 TEST(GradCheck, WholeModelReplayedRouting) {
   Json j = testing::tiny_v2_json();
   j["aux_loss_alpha"] = 0.5;

@@ -73,6 +73,16 @@ inline Json tiny_llama_mhc_json() {
   return j;
 }
 
+// Llama with native sparse attention: blocks of one token (every position a block, so the
+// selection ranks blocks by score) or of two (mean-pooled compression), a window of 2.
+inline Json tiny_llama_nsa_json(int block_size = 1, int block_counts = 3, int window = 2) {
+  Json j = tiny_llama_json();
+  j["nsa"] = Json{{"block_size", block_size}, {"block_counts", block_counts},
+                  {"window_size", window}};
+  return j;
+}
+inline Json tiny_llama_nsa2_json() { return tiny_llama_nsa_json(2, 2, 3); }
+
 // Packed sequences with these boundaries, positions counting from 0 in each.
 inline SeqLayout layout_of(const std::vector<int64_t>& starts) {
   SeqLayout l;

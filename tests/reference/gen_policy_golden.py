@@ -61,6 +61,8 @@ CONFIGS = {
 }
 CONFIGS["deepseek_v3_mhc"] = dict(CONFIGS["deepseek_v3"], hc_mult=4, hc_sinkhorn_iters=20,
                                   hc_eps=1e-6)
+CONFIGS["llama_nsa"] = dict(CONFIGS["llama"], num_hidden_layers=2, nsa={
+    "block_size": 2, "block_counts": 3, "window_size": 3})
 CONFIGS["llama_mhc"] = dict(CONFIGS["llama"], hc_mult=2, hc_sinkhorn_iters=5, hc_eps=1e-6)
 
 
@@ -126,6 +128,8 @@ def make_params(c, gen):
             mat(a + "k_proj.weight", kv * hd, d)
             mat(a + "v_proj.weight", kv * hd, d)
             mat(a + "o_proj.weight", d, H * hd)
+            if c.get("nsa"):
+                mat(a + "g_proj.weight", 3 * H, d)
             if c["model_type"] == "qwen2":
                 vec(a + "q_proj.bias", H * hd, 0.0, 0.3)
                 vec(a + "k_proj.bias", kv * hd, 0.0, 0.3)
@@ -282,6 +286,57 @@ def gqa_attention(c, p, pre, x):
     return F.linear(o, p[pre + "o_proj.weight"])
 
 
+def nsa_attention(c, p, pre, x):
+    """NSA as fla-org's naive reference on shared GQA keys: mean-pooled complete blocks, the
+    first and the query's own block always selected plus the best-scored ones per group (summed
+    compressed probabilities, ties to the lower block), a causal window; sigmoid gates."""
+    s = x.shape[0]
+    H, kvh = c["num_attention_heads"], c["num_key_value_heads"]
+    hd, G = c["hidden_size"] // H, H // kvh
+    bs, count, win = (c["nsa"]["block_size"], c["nsa"]["block_counts"],
+                      c["nsa"]["window_size"])
+    q = F.linear(x, p[pre + "q_proj.weight"]).view(s, H, hd).transpose(0, 1)
+    k = F.linear(x, p[pre + "k_proj.weight"]).view(s, kvh, hd).transpose(0, 1)
+    v = F.linear(x, p[pre + "v_proj.weight"]).view(s, kvh, hd).transpose(0, 1)
+    cos, sin = rope_cos_sin(c, hd, s)
+    q, k = apply_rope(q, cos, sin, False), apply_rope(k, cos, sin, False)
+    gates = torch.sigmoid(F.linear(x, p[pre + "g_proj.weight"])).view(s, H, 3)
+    nblk = s // bs
+    kc = k[:, :nblk * bs].reshape(kvh, nblk, bs, hd).mean(2)
+    vc = v[:, :nblk * bs].reshape(kvh, nblk, bs, hd).mean(2)
+    scale = hd ** -0.5
+    rows = []
+    for t in range(s):
+        nv, own = (t + 1) // bs, t // bs
+        heads = [None] * H
+        for kh in range(kvh):
+            score = torch.zeros(max(nv, 1))
+            o_cmp = []
+            for h in range(kh * G, kh * G + G):
+                if nv > 0:
+                    pc = torch.softmax(kc[kh, :nv] @ q[h, t] * scale, 0)
+                    o_cmp.append(pc @ vc[kh, :nv])
+                    score[:nv] += pc.detach()
+                else:
+                    o_cmp.append(torch.zeros(hd))
+            def rank(b):
+                if b in (0, own):
+                    return math.inf
+                return float(score[b]) if b < nv else -math.inf
+            chosen = sorted(sorted(range(own + 1), key=lambda b: -rank(b))[:count])
+            keys = [j for b in chosen for j in range(b * bs, min((b + 1) * bs, t + 1))]
+            wkeys = list(range(max(0, t - win + 1), t + 1))
+            for g, h in enumerate(range(kh * G, kh * G + G)):
+                ps = torch.softmax(k[kh, keys] @ q[h, t] * scale, 0)
+                o = gates[t, h, 0] * o_cmp[g] + gates[t, h, 1] * (ps @ v[kh, keys])
+                if win > 0:
+                    pw = torch.softmax(k[kh, wkeys] @ q[h, t] * scale, 0)
+                    o = o + gates[t, h, 2] * (pw @ v[kh, wkeys])
+                heads[h] = o
+        rows.append(torch.cat(heads))
+    return F.linear(torch.stack(rows), p[pre + "o_proj.weight"])
+
+
 def moe(c, p, pre, x):
     E, K = c["n_routed_experts"], c["num_experts_per_tok"]
     logits = F.linear(x, p[pre + "gate.weight"])
@@ -369,7 +424,8 @@ def forward_logprobs(c, p, tokens):
     for l in range(c["num_hidden_layers"]):
         pre = f"model.layers.{l}."
         h = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
-        x = x + (mla_attention if is_mla(c) else gqa_attention)(c, p, pre + "self_attn.", h)
+        attn = mla_attention if is_mla(c) else (nsa_attention if c.get("nsa") else gqa_attention)
+        x = x + attn(c, p, pre + "self_attn.", h)
         h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
         is_moe = is_mla(c) and c["n_routed_experts"] and l >= c["first_k_dense_replace"]
         x = x + (moe(c, p, pre + "mlp.", h) if is_moe else mlp(p, pre + "mlp.", h))

@@ -25,7 +25,8 @@ std::unique_ptr<Model<float>> make_model(const Json& j, double std = 0.3) {
 std::vector<Json> all_configs() {
   return {policy::testing::tiny_v3_json(),     policy::testing::tiny_v2_json(),
           policy::testing::tiny_llama_json(),  policy::testing::tiny_qwen2_json(),
-          policy::testing::tiny_v3_mhc_json(), policy::testing::tiny_llama_mhc_json()};
+          policy::testing::tiny_v3_mhc_json(), policy::testing::tiny_llama_mhc_json(),
+          policy::testing::tiny_llama_nsa_json(), policy::testing::tiny_llama_nsa2_json()};
 }
 
 // Logits of every position from the training-path forward.
@@ -124,7 +125,9 @@ TEST(Decode, LongContextLogitsEqualFullForward) {
 TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
   Json wide_mhc = wide_v3_json();
   wide_mhc["hc_mult"] = 4;
-  for (const Json& j : {wide_v3_json(), wide_llama_json(), wide_mhc}) {
+  Json wide_nsa = wide_llama_json();
+  wide_nsa["nsa"] = Json{{"block_size", 4}, {"block_counts", 3}, {"window_size", 8}};
+  for (const Json& j : {wide_v3_json(), wide_llama_json(), wide_mhc, wide_nsa}) {
     auto m = make_model(j, 0.1);
     const int V = m->config().vocab_size;
     Decoder dec(*m);

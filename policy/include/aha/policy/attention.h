@@ -2,12 +2,14 @@
 // asks which kind it is: the training forward/backward, the prefill's cache rows and the
 // one-token decode over the caches are all methods of the kind. Kinds today: GQA/MHA
 // (Llama/Qwen2), MLA (DeepSeek-V2/V3: full keys rebuilt from the latent for training, absorbed
-// or naive decode over the latent cache) and sliding-window GQA (Qwen2's use_sliding_window).
+// or naive decode over the latent cache), sliding-window GQA (Qwen2's use_sliding_window) and
+// native sparse attention on GQA projections (NSA).
 // docs/architecture.md says how to add one.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -44,7 +46,7 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
                         const AttnShape& s);
 
 // ---- Kinds ----
-enum class AttentionKind { kGqa, kMla, kSlidingWindow };
+enum class AttentionKind { kGqa, kMla, kSlidingWindow, kNsa };
 const char* attention_kind_name(AttentionKind kind);
 
 // What a kind's forward keeps for its backward and for the prefill's cache rows: buffers the
@@ -52,6 +54,8 @@ const char* attention_kind_name(AttentionKind kind);
 template <typename T>
 struct AttnActs {
   std::vector<Buf<T>> buf;
+  // Sparse kinds: the keys each query was given (backward holds the selection fixed).
+  std::vector<std::vector<int32_t>> selected;
   Buf<T>& operator[](size_t i) { return buf[i]; }
   const Buf<T>& operator[](size_t i) const { return buf[i]; }
 };
@@ -92,6 +96,17 @@ class Attention {
   // step is per row, so a token's output does not depend on the rest of the batch.
   virtual void decode(const float* P, const float* h, float* y, const DecodeStep& step) const = 0;
 };
+
+// Native sparse attention (config key "nsa", GQA models): compressed blocks of block_size
+// tokens, block_counts selected blocks per query and GQA group, a window of window_size tokens
+// (0: no window branch).
+struct NsaOptions {
+  int64_t block_size = 0;
+  int64_t block_counts = 0;
+  int64_t window_size = 0;
+};
+// The "nsa" object of the config (nullopt: none); a bad value fails naming the key.
+std::optional<NsaOptions> nsa_options(const ModelConfig& c);
 
 // The kind of layer `layer` under config c (sliding-window layers per use_sliding_window,
 // sliding_window and max_window_layers, or an explicit layer_types list).
