@@ -9,7 +9,6 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -61,12 +60,26 @@ void write_file_atomic(const std::string& path,
 }
 
 void write_file_atomic(const std::string& path, std::string_view contents) {
+  // POSIX calls rather than a stream: a full disk must come back as its errno (ENOSPC,
+  // EDQUOT, EIO), which iostreams do not keep. close() can report it too (NFS, quotas).
   write_file_atomic(path, [&](const std::string& tmp) {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail("[write_file_atomic] cannot create ", tmp, ": ", std::strerror(errno));
-    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
-    out.flush();
-    if (!out) fail("[write_file_atomic] write failed for ", tmp);
+    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) fail("[write_file_atomic] cannot create ", tmp, ": ", std::strerror(errno));
+    std::string_view left = contents;
+    while (!left.empty()) {
+      const ssize_t n = ::write(fd, left.data(), left.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        const int err = n < 0 ? errno : EIO;
+        ::close(fd);
+        fail("[write_file_atomic] cannot write ", path, " (", contents.size() - left.size(),
+             " of ", contents.size(), " bytes written): ", std::strerror(err));
+      }
+      left.remove_prefix(static_cast<size_t>(n));
+    }
+    if (::close(fd) != 0) {
+      fail("[write_file_atomic] cannot write ", path, ": ", std::strerror(errno));
+    }
   });
 }
 

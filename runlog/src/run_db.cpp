@@ -6,6 +6,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -41,7 +42,9 @@ std::string os_error(sqlite3* db) {
   const int code = sqlite3_errcode(db) & 0xff;
   const bool io = code == SQLITE_IOERR || code == SQLITE_FULL || code == SQLITE_CANTOPEN ||
                   code == SQLITE_READONLY;
-  const int err = sqlite3_system_errno(db);
+  int err = sqlite3_system_errno(db);
+  // SQLite reports a short write as SQLITE_FULL and keeps no errno for it: that is ENOSPC
+  if (err == 0 && code == SQLITE_FULL) err = ENOSPC;
   return io && err != 0 ? std::string(" (") + std::strerror(err) + ")" : std::string();
 }
 
