@@ -11,6 +11,7 @@
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/core/threading.h"
+#include "aha/core/version.h"
 #include "aha/datasets/dataset.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/esft.h"
@@ -58,6 +59,7 @@ struct Run {
                      const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll);
   void open_run(const Json& raw, bool resume);
   void setup_esft();
+  void log_start(bool resume);
   void save_checkpoint();
 };
 
@@ -350,6 +352,38 @@ void Run::open_run(const Json& raw, bool resume) {
   if (state.contains("esft")) selection = policy::EsftSelection::from_json(state["esft"]);
 }
 
+// What this run is, in one place, as `aha train` and `aha pretrain` have it: on stderr for the
+// user and as a "start" event in run.db.
+void Run::log_start(bool resume) {
+  const std::string student_name =
+      cfg.student.empty() ? "new " + (cfg.student_config.is_string()
+                                          ? cfg.student_config.get<std::string>()
+                                          : std::string("student"))
+                          : cfg.student;
+  const std::string mode = cfg.kd.weight <= 0 ? "sft"
+                           : cfg.kd.on_policy ? "on-policy kd"
+                                              : "kd (" + cfg.kd.source + " teacher logits)";
+  const Json summary = {{"aha", version()},
+                        {"student", student_name},
+                        {"model_type", student->config().type_name()},
+                        {"parameters", student->params().size()},
+                        {"teacher", cfg.teacher.empty() ? "none" : cfg.teacher},
+                        {"mode", mode},
+                        {"data", cfg.data.value("train", "")},
+                        {"examples", data.size()},
+                        {"steps", cfg.steps},
+                        {"from_step", step},
+                        {"esft", cfg.esft.enabled},
+                        {"output_dir", cfg.output_dir},
+                        {"resumed", resume}};
+  spdlog::info("aha {} | distill ({}) | student {} ({} parameters) | teacher {} | {} examples "
+               "from {} | steps {}..{} | {}",
+               version(), mode, student_name, student->params().size(),
+               summary["teacher"].get<std::string>(), data.size(),
+               summary["data"].get<std::string>(), step + 1, cfg.steps, cfg.output_dir);
+  db->event(step, "info", "start", summary.dump());
+}
+
 }  // namespace
 
 Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t max_steps,
@@ -365,6 +399,7 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
       std::make_unique<datasets::DataCursor>(static_cast<int64_t>(run.data.size()), cfg.seed);
   run.open_run(raw, resume);
   run.setup_esft();
+  if (run.db) run.log_start(resume);
   train::StepLoop loop(cfg.steps, cfg.save_every, max_steps, run.step);
   Json m = Json::object();
   train::fail_run_on_error(run.db.get(), run.step, [&] {

@@ -280,6 +280,25 @@ TEST(DistillTrain, ResumeEqualsStraightRunAndSavesHfLayout) {
   auto db = runlog::RunDb::open_readonly(b + "/run.db");
   EXPECT_EQ(db->query("SELECT COUNT(*) AS n FROM steps")[0]["n"], 4);
   EXPECT_EQ(db->query("SELECT status FROM runs")[0]["status"], "finished");
+  // each start (the first and the resume) logged what the run is, as aha train does
+  const Json starts =
+      db->query("SELECT step, message FROM events WHERE kind = 'start' ORDER BY id");
+  ASSERT_EQ(starts.size(), 2u) << starts.dump();
+  const Json first = Json::parse(starts[0]["message"].get<std::string>());
+  const Json again = Json::parse(starts[1]["message"].get<std::string>());
+  for (const char* key : {"aha", "student", "model_type", "parameters", "teacher", "mode", "data",
+                          "examples", "steps", "from_step", "output_dir", "resumed"}) {
+    EXPECT_TRUE(first.contains(key)) << key << " missing from " << first.dump();
+  }
+  EXPECT_EQ(first["output_dir"], b);
+  EXPECT_EQ(first["steps"], 4);
+  EXPECT_EQ(first["mode"], "sft");
+  EXPECT_GT(first["parameters"].get<int64_t>(), 0);
+  EXPECT_GT(first["examples"].get<int64_t>(), 0);
+  EXPECT_EQ(first["resumed"], false);
+  EXPECT_EQ(again["resumed"], true);
+  EXPECT_EQ(again["from_step"], 2);
+  EXPECT_EQ(starts[1]["step"], 2);
 }
 
 TEST(DistillTrain, EsftTrainsOnlySelectedExperts) {
