@@ -12,14 +12,17 @@ namespace aha::cli {
 int cmd_eval(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   grpo::EvalOptions o;
-  std::string data, reward, format, split;
+  std::string data, input, task, reward, format, split;
   int threads = 0, limit = 0;
   std::vector<int> digits, numbers;
   int max_number = 0;
   double eval_fraction = 0;
   desc.add_options()
       ("model", po::value(&o.model)->required(), "checkpoint directory (with tokenizer.json)")
-      ("data", po::value(&data)->required(), "JSONL file, or synthetic:addition|countdown|linear")
+      ("input", po::value(&input), "the problems: a JSONL file")
+      ("task", po::value(&task),
+       "the problems: a synthetic task, addition | arithmetic | countdown | linear")
+      ("data", po::value(&data), "either of the two: F.jsonl or synthetic:TASK (kept for scripts)")
       ("format", po::value(&format)->default_value("generic"), "generic | gsm8k | math")
       ("split", po::value(&split)->default_value("eval"), "synthetic split: eval | train | all")
       ("digits", po::value(&digits)->multitoken(), "synthetic operand digits: MIN MAX")
@@ -41,9 +44,22 @@ int cmd_eval(const Args& args) {
       ("db", po::value(&o.db_path), "also log into a new run database");
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
-                     "usage: aha eval --model DIR --data F.jsonl [--reward math] [--n K]\n"
+                     "usage: aha eval --model DIR (--input F.jsonl | --task addition)\n"
+                     "                [--reward math] [--n K]\n"
                      "Prints {\"pass@1\": .., \"pass@K\": .., \"rewards\": {..}} as one JSON line.")) {
     return 0;
+  }
+  if (int(!data.empty()) + int(!input.empty()) + int(!task.empty()) != 1) {
+    fail("give the problems once: --input F.jsonl, or --task addition|arithmetic|countdown|linear "
+         "(--data takes either form)");
+  }
+  if (!input.empty()) data = input;
+  if (!task.empty()) {
+    if (task.find(':') != std::string::npos || task.find('.') != std::string::npos) {
+      fail("--task takes a synthetic task name (addition | arithmetic | countdown | linear), got '",
+           task, "'; a file goes to --input");
+    }
+    data = "synthetic:" + task;
   }
   ThreadLimit tl(threads);
   o.sampling.validate();

@@ -137,6 +137,17 @@ TEST(Cli, CountdownExampleDryRun) {
                      "--limit 4 --n 1 --max-new-tokens 4 --reward countdown,format --template '{prompt}'");
   ASSERT_EQ(ev.rc, 0) << ev.err;
   EXPECT_NE(ev.out.find("\"countdown\""), std::string::npos) << ev.out;
+  // --task names a synthetic task (the same problems as --data synthetic:NAME), --input a file
+  const std::string model = " --model " + (dir / "model").string();
+  const std::string rest = " --numbers 3 3 --limit 4 --n 1 --max-new-tokens 4 "
+                           "--reward countdown,format --template '{prompt}'";
+  CmdResult by_task = run("eval" + model + " --task countdown" + rest);
+  ASSERT_EQ(by_task.rc, 0) << by_task.err;
+  EXPECT_EQ(by_task.out, ev.out);
+  expect_one_error_line(run("eval" + model + " --task countdown --data synthetic:countdown" + rest),
+                        "give the problems once");
+  expect_one_error_line(run("eval" + model + rest), "--input F.jsonl, or --task");
+  expect_one_error_line(run("eval" + model + " --task data.jsonl" + rest), "a file goes to --input");
 }
 
 }  // namespace
