@@ -37,6 +37,7 @@ struct Live {
   int64_t turn_begin = 0;
   int calls = 0;
   std::optional<ToolCall> call;
+  std::string call_tail;  // ToolCall::tail of the call being answered
   bool waiting = false;
   std::map<std::string, std::unique_ptr<ToolSession>> sessions;
 };
@@ -430,6 +431,7 @@ class GenerateRun {
   void dispatch(Live& s) {
     ToolCall call = std::move(*s.call);
     s.call.reset();
+    s.call_tail = call.tail;
     push_assistant_turn(s);
     ++s.calls;
     s.waiting = true;
@@ -475,7 +477,9 @@ class GenerateRun {
       return;
     }
     t.status = tool_status_name(r.status);
-    std::string text = ep.format.obs_prefix + r.output;
+    std::string prefix = ep.format.obs_prefix;
+    if (prefix.compare(0, s.call_tail.size(), s.call_tail) == 0) prefix.erase(0, s.call_tail.size());
+    std::string text = prefix + r.output;
     if (!r.output.empty() && r.output.back() != '\n') text += '\n';
     text += ep.format.obs_suffix;
     const std::vector<int32_t> ids = ep.tokenize(text);

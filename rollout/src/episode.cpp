@@ -67,6 +67,7 @@ std::optional<ToolCall> find_call(const CallFormat& f, const std::string& text) 
   if (b == std::string::npos) return std::nullopt;
   ToolCall call;
   call.input = text.substr(body, b - body);
+  call.tail = text.substr(b + f.close.size());
   if (f.syntax != CallSyntax::kToolCall) {
     call.tool = f.tool;
     return call;

@@ -290,6 +290,29 @@ TEST(Episode, BrokenToolsEndOnlyTheirEpisode) {
   EXPECT_NE(out[2].error.find("thrown inside the tool"), std::string::npos) << out[2].error;  // group 1
 }
 
+// A call whose last token runs past the close marker ("</c>\n" as one token, as byte-level
+// pre-tokenizers make of "</calc>\n"): the observation does not repeat the newline.
+TEST(Episode, ObservationContinuesTheCallsLastToken) {
+  auto m = make_model(policy::testing::tiny_llama_json());
+  EchoTool echo;
+  EngineOptions o = episode_options(&echo);
+  o.episodes.format.obs_prefix = "\n<o>";
+  o.detokenize = [](const std::vector<int32_t>& ids) {
+    std::string s;
+    for (int32_t id : ids) s += id == 127 ? std::string("</c>\n") : std::string(1, char(id));
+    return s;
+  };
+  o.force_token = [](const Rollout& so_far) -> std::optional<int32_t> {
+    static const std::vector<int32_t> script = {'<', 'c', '>', '7', 127, '!', kEos};
+    int64_t own = 0;
+    for (int64_t t = 0; t < so_far.n(); ++t) own += so_far.in_loss(t);
+    return script[std::min<int64_t>(own, script.size() - 1)];
+  };
+  auto out = Engine(*m, o).generate(requests(1, 1));
+  ASSERT_EQ(out[0].turns.size(), 3u);
+  EXPECT_EQ(out[0].turns[1].text, "<o>7#1\n</output>\n");
+}
+
 TEST(Episode, BudgetsAndParsing) {
   auto m = make_model(policy::testing::tiny_llama_json());
   EchoTool echo;
@@ -325,6 +348,10 @@ TEST(Episode, BudgetsAndParsing) {
   ASSERT_TRUE(call);
   EXPECT_EQ(call->tool, "python");
   EXPECT_EQ(call->input, "print(2**10)\n");
+  EXPECT_EQ(call->tail, "");
+  call = find_call(marker_format(), "x<c>1</c>\n");  // the close marker ended inside a token
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->tail, "\n");
   EXPECT_THROW(CallFormat::from_json("xml", "rollout.tool_stop"), Error);
   EXPECT_THROW(CallFormat::from_json(Json{{"open", "<c>"}}, "rollout.tool_stop"), Error);
 }

@@ -38,6 +38,9 @@ struct ToolCall {
   std::string tool;   // the tool's name
   std::string input;  // code, expression, or the "arguments" JSON text (kToolCall)
   std::string error;  // non-empty: the call could not be parsed (the model sees this)
+  // What the turn's text holds after the close marker: a token may end past it (a `>\n`
+  // token closing "</calc>"). The observation does not repeat it (see EpisodeOptions).
+  std::string tail;
 };
 
 // The first complete call in `turn_text` (the text of the current assistant turn), if any.
@@ -80,6 +83,9 @@ struct EpisodeOptions {
   int max_turn_tokens = 0;         // policy tokens per assistant turn (0: only the total)
   int64_t max_output_bytes = 4096; // a longer tool output ends the episode (tool_error)
   int tool_threads = 2;            // threads that run tool calls, off the decode loop
+  // The observation appended is obs_prefix + output (+ "\n" if it lacks one) + obs_suffix,
+  // less what the call's last token already wrote of obs_prefix (ToolCall::tail), so that the
+  // episode's text reads as if written in one piece.
   // Text -> ids of an observation (no BOS); required when tools are given.
   std::function<std::vector<int32_t>(const std::string&)> tokenize;
   bool enabled() const { return !tools.empty(); }
