@@ -46,10 +46,12 @@ class Comparer {
  private:
   Cmp swapped(int a, int b) {  // compare a node of tb_ against one of ta_
     Comparer other(tb_, ta_, o_, budget_);
+    other.a_is_pred_ = !a_is_pred_;
     return other.compare(a, b);
   }
   Cmp scalars_swapped(int a_inner, int b) {
     Comparer same(ta_, tb_, o_, budget_);
+    same.a_is_pred_ = a_is_pred_;
     return same.scalars(a_inner, b);
   }
 
@@ -81,15 +83,16 @@ class Comparer {
     return compare(a, y.b);
   }
 
-  // Equation solving: "x^2 = 4" against its solutions "x = \pm 2", "x = 2, x = -2", "\{-2, 2\}"
-  // or "-2, 2", either way round. kInvalid when neither side is an equation to solve and the
-  // other a list of values (the other rules then apply).
+  // Equation solving: a gold "x^2 = 4" against predicted solutions "x = \pm 2", "x = 2, x = -2",
+  // "\{-2, 2\}" or "-2, 2". Only the gold is solved: a prediction that restates an equation
+  // has not solved it, and GRPO would learn to copy the problem. kInvalid when the gold is not
+  // an equation to solve and the prediction a list of values (the other rules then apply).
   Cmp solutions(int a, int b) {
     std::vector<Value> roots, listed;
     std::string var;
-    if (solve(ta_, a, roots, var)) {
+    if (!a_is_pred_ && solve(ta_, a, roots, var)) {
       if (!answer_values(tb_, b, var, listed, 0)) return Cmp::kInvalid;
-    } else if (solve(tb_, b, roots, var)) {
+    } else if (a_is_pred_ && solve(tb_, b, roots, var)) {
       if (!answer_values(ta_, a, var, listed, 0)) return Cmp::kInvalid;
     } else {
       return Cmp::kInvalid;
@@ -508,6 +511,7 @@ class Comparer {
   Cmp complex_scalars(int a, int b);
 
   const Tree& ta_;
+  bool a_is_pred_ = true;  // ta_ is the prediction (false inside swapped())
   const Tree& tb_;
   const MathOptions& o_;
   Budget& budget_;
