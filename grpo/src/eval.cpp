@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <span>
 
 #include "aha/core/error.h"
 #include "aha/core/fileio.h"
@@ -102,6 +103,10 @@ Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenize
     row.completion_ids = comps[i].completion_ids;
     row.loss_mask = comps[i].loss_mask;
     row.turns = comps[i].turns;
+    for (Turn& t : row.turns) {  // valid UTF-8 for run.db, as the completion text
+      const std::span<const int32_t> span(row.completion_ids.data() + t.begin, t.end - t.begin);
+      t.text = tok.decode_utf8(known(std::vector<int32_t>(span.begin(), span.end())), true);
+    }
     row.finish_reason = comps[i].finish_reason;
     row.reward = scored[i].reward;
     row.correct = ok;

@@ -155,6 +155,12 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       r.prompt_id = data[picked[p]].id;
       r.prompt_text = prompt_text[p];
       r.completion_text = tok->decode_utf8(tokenizer::known_ids(*tok, r.completion_ids), true);
+      // The engine's turn texts are raw bytes (a sampled token may end inside a character):
+      // run.db keeps valid UTF-8.
+      for (Turn& t : r.turns) {
+        const std::span<const int32_t> span(r.completion_ids.data() + t.begin, t.end - t.begin);
+        t.text = tok->decode_utf8(tokenizer::known_ids(*tok, span), true);
+      }
       r.learn = !(g.mask_truncated && r.finish_reason == "length");
       gen_tokens += r.n();
       rs.push_back(std::move(r));
