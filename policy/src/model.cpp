@@ -34,6 +34,7 @@ Model<T>::Model(const ModelConfig& c) : c_(c) {
   final_norm_ = add_norm(table_, "model.norm.weight", d);
   if (c.has_hc()) hc_head_ = add_hc_head(table_, c_);
   lm_head_ = c.tie_word_embeddings ? embed_ : table_.add("lm_head.weight", {c.vocab_size, d});
+  if (c.num_nextn_predict_layers > 0) mtp_ = add_mtp(table_, c_, *rope_);
   params_.assign(table_.total(), T(0));
   grads_.assign(table_.total(), T(0));
 }
@@ -64,6 +65,11 @@ void Model<T>::init_random(uint64_t seed, double std) {
       for (size_t j = 0; j < e.numel; ++j) p[j] = static_cast<T>(rng.normal() * std);
     }
   });
+  if (mtp_) {  // DeepSeek's MTP module starts with copies of the embedding and the LM head
+    const size_t n = size_t(c_.vocab_size) * c_.hidden_size;
+    std::copy_n(params_.data() + embed_, n, params_.data() + mtp_->embed);
+    std::copy_n(params_.data() + lm_head_, n, params_.data() + mtp_->head);
+  }
 }
 
 template <typename T>

@@ -238,6 +238,15 @@ ModelConfig ModelConfig::from_json(const Json& j) {
     parse_gqa(j, c);
   }
   parse_hc(j, c);
+  c.num_nextn_predict_layers = get_or<int>(j, "num_nextn_predict_layers", 0);
+  if (c.num_nextn_predict_layers < 0 || c.num_nextn_predict_layers > 1) {
+    fail("[config.json] num_nextn_predict_layers must be 0 or 1 (aha runs one MTP module, as "
+         "DeepSeek-V3 ships), got ", c.num_nextn_predict_layers);
+  }
+  if (c.num_nextn_predict_layers > 0 && (!c.is_mla() || c.has_hc())) {
+    fail("[config.json] num_nextn_predict_layers: MTP is supported on deepseek_v2/v3 models "
+         "without hyper-connections");
+  }
   nsa_options(c);  // an "nsa" object is checked here, not at the first layer
   return c;
 }
@@ -312,6 +321,7 @@ Json ModelConfig::to_json() const {
     }
     j["rope_scaling"] = rs;
   }
+  if (num_nextn_predict_layers > 0) j["num_nextn_predict_layers"] = num_nextn_predict_layers;
   if (has_hc()) {
     j["hc_mult"] = hc_mult;
     j["hc_sinkhorn_iters"] = hc_sinkhorn_iters;

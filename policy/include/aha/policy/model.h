@@ -7,11 +7,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "aha/policy/block.h"
 #include "aha/policy/model_config.h"
+#include "aha/policy/mtp.h"
 #include "aha/policy/params.h"
 
 namespace aha::policy {
@@ -71,6 +73,8 @@ class Model {
   size_t lm_head_offset() const { return lm_head_; }
   const NormP& final_norm() const { return final_norm_; }
   const HcP& hc_head() const { return hc_head_; }  // off without hyper-connections
+  // The multi-token prediction module (num_nextn_predict_layers = 1), or null.
+  const MtpP* mtp() const { return mtp_ ? &*mtp_ : nullptr; }
   const RopeTable& rope() const { return *rope_; }
   int64_t n_params() const;  // trainable values, tied weights counted once
 
@@ -110,6 +114,7 @@ class Model {
   size_t embed_ = kNoParam, lm_head_ = kNoParam;
   NormP final_norm_;
   HcP hc_head_;
+  std::optional<MtpP> mtp_;
   std::vector<LayerP> layers_;
   std::vector<size_t> layer_begin_;  // first parameter offset of each layer, then of the final norm
   std::unique_ptr<RopeTable> rope_;  // before layers_ is filled: the attention kinds refer to it

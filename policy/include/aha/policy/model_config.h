@@ -69,6 +69,10 @@ struct ModelConfig {
   double routed_scaling_factor = 1.0;
   double aux_loss_alpha = 0.0;  // sequence-wise balance loss weight (0: off)
 
+  // DeepSeek-V3 multi-token prediction modules after the main layers (layer ids
+  // num_hidden_layers + k); 0: none.
+  int num_nextn_predict_layers = 0;
+
   // Manifold-constrained hyper-connections (DeepSeek-V4): hc_mult residual streams (0: off).
   int hc_mult = 0;
   int hc_sinkhorn_iters = 20;

@@ -1,0 +1,51 @@
+// DeepSeek-V3 multi-token prediction (one module, depth 1): from the main model's final hidden
+// state h_i (after the final norm) and the next token's embedding, predict the token after
+// next: a_i = [enorm(Emb'(t_{i+1})) ; hnorm(h_i)] (embedding half first, as in the released
+// code and every loader, not the paper's equation), x = eh_proj(a), one ordinary decoder block
+// over the shortened sequences, then shared_head.norm and shared_head.head give log p(t_{i+2}).
+// Its tensors are model.layers.<num_hidden_layers>.* as DeepSeek publishes them; the module has
+// its own embedding and head copies there.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "aha/policy/block.h"
+
+namespace aha::policy {
+
+template <typename T>
+struct Activations;
+
+struct MtpP {
+  size_t embed = kNoParam, head = kNoParam;
+  NormP enorm, hnorm, head_norm;
+  LinearP eh_proj;  // [d, 2d]
+  LayerP block;
+};
+// Registers the module's tensors under model.layers.<num_hidden_layers>.
+MtpP add_mtp(ParamTable& t, const ModelConfig& c, const RopeTable& rope);
+
+template <typename T>
+struct MtpActs {
+  SeqLayout layout;                 // every sequence one token shorter
+  std::vector<int32_t> inputs;      // t_{i+1} per row
+  std::vector<int32_t> targets;     // t_{i+2} per row, -1 past the end
+  std::vector<int64_t> src;         // the main model's row i of each MTP row
+  Buf<T> e_in, e_h, e_rstd, h_in, h_h, h_rstd, a, x_out, hn, hn_rstd, logprob, lse;
+  LayerActs<T> la;
+  int64_t count = 0;  // rows with a target
+  double loss = 0;    // mean -log p(t_{i+2}) over them
+};
+
+// The MTP loss of a forward that kept its activations (acts.h_final, tokens, layout).
+template <typename T>
+double mtp_forward(const ModelConfig& c, const MtpP& p, const T* P, const Activations<T>& acts,
+                   MtpActs<T>& m);
+// Adds weight * d loss / d parameters into G and d (weight * loss) / d h_final into dh_final
+// [n, d] (pass it to Model::backward as dh_final so the gradient reaches the trunk).
+template <typename T>
+void mtp_backward(const ModelConfig& c, const MtpP& p, const T* P, T* G, const MtpActs<T>& m,
+                  double weight, T* dh_final);
+
+}  // namespace aha::policy

@@ -1,0 +1,146 @@
+// DeepSeek-V3 multi-token prediction (mtp.h): the gradient of the MTP loss through the module
+// and into the trunk, the order of eh_proj's input halves, and the checkpoint layout.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "aha/core/error.h"
+#include "aha/core/rng.h"
+#include "aha/core/safetensors.h"
+#include "aha/policy/checkpoint.h"
+#include "aha/policy/model.h"
+#include "test_configs.h"
+
+namespace aha::policy {
+namespace {
+
+Json tiny_v3_mtp_json() {
+  Json j = testing::tiny_v3_json();
+  j["num_nextn_predict_layers"] = 1;
+  return j;
+}
+
+const Batch& batch() {
+  static const Batch b =
+      Batch::from_sequences({{1, 5, 9, 2, 7, 3}, {4, 4, 8}, {6}, {2, 3, 30, 1, 0}, {7, 8}});
+  return b;
+}
+
+TEST(Mtp, LossGradientReachesModuleAndTrunk) {
+  Model<double> m(ModelConfig::from_json(tiny_v3_mtp_json()));
+  m.init_random(11, 0.3);
+  Rng rng(5);
+  for (const auto& e : m.table().entries()) {
+    if (e.shape.size() == 1 && e.trainable) {
+      for (size_t i = 0; i < e.numel; ++i) m.params()[e.offset + i] += 0.2 * rng.normal();
+    }
+  }
+  ASSERT_NE(m.mtp(), nullptr);
+  const ModelConfig& c = m.config();
+  const double lambda = 0.3;
+  std::vector<double> coef(batch().n_tokens());
+  for (double& v : coef) v = rng.normal();
+  Activations<double> acts;
+  MtpActs<double> ma;
+  auto f = [&] {
+    m.forward(batch(), {}, acts);
+    double s = lambda * mtp_forward(c, *m.mtp(), m.params().data(), acts, ma);
+    for (int64_t t = 0; t < batch().n_tokens(); ++t) {
+      if (acts.targets[t] >= 0) s += coef[t] * acts.logprob[t];
+    }
+    return s;
+  };
+  f();
+  EXPECT_EQ(ma.count, 4 + 1 + 0 + 3 + 0);  // rows with a token after next
+  for (int64_t t = 0; t < batch().n_tokens(); ++t) {
+    if (acts.targets[t] < 0) coef[t] = 0;
+  }
+  m.zero_grad();
+  std::vector<double> dh(acts.h_final.size(), 0.0);
+  mtp_backward(c, *m.mtp(), m.params().data(), m.grads().data(), ma, lambda, dh.data());
+  m.backward(acts, coef.data(), nullptr, 0.0, dh.data(), nullptr);
+  const std::vector<double> g = m.grads();
+  size_t checked = 0;
+  for (const auto& e : m.table().entries()) {
+    if (!e.trainable) continue;
+    const size_t step = std::max<size_t>(1, e.numel / 5);
+    for (size_t i = 0; i < e.numel; i += step) {
+      double* x = m.params().data() + e.offset + i;
+      const double orig = *x, h = 1e-5;
+      *x = orig + h;
+      const double fp = f();
+      *x = orig - h;
+      const double fm = f();
+      *x = orig;
+      const double fd = (fp - fm) / (2 * h);
+      EXPECT_NEAR(g[e.offset + i], fd, 1e-5 * (1 + std::abs(fd))) << e.name << "[" << i << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 100u);
+}
+
+// The released code concatenates [enorm(embedding) ; hnorm(hidden)]: swapping the halves of
+// eh_proj's input is another function (and the loader must not swap them).
+TEST(Mtp, EhProjHalvesAreEmbeddingThenHidden) {
+  Model<double> m(ModelConfig::from_json(tiny_v3_mtp_json()));
+  m.init_random(3, 0.3);
+  const ModelConfig& c = m.config();
+  Activations<double> acts;
+  MtpActs<double> ma;
+  m.forward(batch(), {}, acts);
+  const double loss = mtp_forward(c, *m.mtp(), m.params().data(), acts, ma);
+  // Make the embedding half matter only: zero the hidden half's columns, then swap them.
+  double* w = m.param("model.layers.2.eh_proj.weight");
+  const int d = c.hidden_size;
+  for (int r = 0; r < d; ++r) std::fill(w + r * 2 * d + d, w + (r + 1) * 2 * d, 0.0);
+  const double emb_only = mtp_forward(c, *m.mtp(), m.params().data(), acts, ma);
+  for (int r = 0; r < d; ++r) std::swap_ranges(w + r * 2 * d, w + r * 2 * d + d, w + r * 2 * d + d);
+  const double hid_only = mtp_forward(c, *m.mtp(), m.params().data(), acts, ma);
+  EXPECT_NE(loss, emb_only);
+  EXPECT_GT(std::abs(emb_only - hid_only), 1e-6);
+  // With the hidden half zeroed, the trunk's states cannot reach the loss.
+  for (int r = 0; r < d; ++r) std::swap_ranges(w + r * 2 * d, w + r * 2 * d + d, w + r * 2 * d + d);
+  std::fill(acts.h_final.begin(), acts.h_final.end(), 0.5);
+  EXPECT_NEAR(mtp_forward(c, *m.mtp(), m.params().data(), acts, ma), emb_only, 1e-12);
+}
+
+TEST(Mtp, CheckpointCarriesTheModuleUnderLayerL) {
+  Model<float> m(ModelConfig::from_json(tiny_v3_mtp_json()));
+  m.init_random(7, 0.3);
+  const int L = m.config().num_hidden_layers, d = m.config().hidden_size;
+  const std::string pre = "model.layers." + std::to_string(L);
+  EXPECT_EQ(m.table().at(pre + ".eh_proj.weight").shape, (std::vector<int64_t>{d, 2 * d}));
+  for (const char* name : {".enorm.weight", ".hnorm.weight", ".shared_head.norm.weight",
+                           ".shared_head.head.weight", ".embed_tokens.weight",
+                           ".self_attn.kv_a_proj_with_mqa.weight", ".mlp.gate.weight"}) {
+    EXPECT_TRUE(m.table().contains(pre + name)) << name;
+  }
+  // A fresh module starts from copies of the embedding and the LM head, as DeepSeek's does.
+  const size_t vd = size_t(m.config().vocab_size) * d;
+  EXPECT_TRUE(std::equal(m.param("model.embed_tokens.weight"),
+                         m.param("model.embed_tokens.weight") + vd,
+                         m.param(pre + ".embed_tokens.weight")));
+  const std::string dir = ::testing::TempDir() + "/aha_mtp_ckpt";
+  save_model(m, dir);
+  auto back = load_model<float>(dir);
+  EXPECT_EQ(back->config().num_nextn_predict_layers, 1);
+  Activations<float> a1, a2;
+  MtpActs<float> m1, m2;
+  m.forward(batch(), {}, a1);
+  back->forward(batch(), {}, a2);
+  EXPECT_EQ(mtp_forward(m.config(), *m.mtp(), m.params().data(), a1, m1),
+            mtp_forward(back->config(), *back->mtp(), back->params().data(), a2, m2));
+}
+
+TEST(Mtp, ConfigChecks) {
+  Json j = tiny_v3_mtp_json();
+  j["num_nextn_predict_layers"] = 2;
+  EXPECT_THROW(ModelConfig::from_json(j), Error);
+  Json hc = testing::tiny_v3_mhc_json();
+  hc["num_nextn_predict_layers"] = 1;
+  EXPECT_THROW(ModelConfig::from_json(hc), Error);
+}
+
+}  // namespace
+}  // namespace aha::policy
