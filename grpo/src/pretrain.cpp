@@ -37,6 +37,7 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   c.save_every = r.get<int>("save_every", 0);
   c.threads = r.get<int>("threads", 0);
   c.max_nan_skips = r.get<int>("max_nan_skips", c.max_nan_skips);
+  c.mtp_weight = r.get<double>("mtp_weight", 0.0);
   c.optimizer = policy::OptimizerConfig::from_json(r.child("optimizer"));
   Json sched = r.child("schedule");
   r.finish();
@@ -44,6 +45,7 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   c.schedule = policy::LrSchedule::from_json(sched);
   if (c.steps < 1 || c.batch_tokens < 1) fail("steps and batch_tokens must be >= 1");
   if (c.max_nan_skips < 0) fail("max_nan_skips must be >= 0");
+  if (!(c.mtp_weight >= 0) || !std::isfinite(c.mtp_weight)) fail("mtp_weight must be >= 0");
   StrictReader d(c.data, "data");
   if (!d.has("train")) fail("data.train is required");
   for (const char* k : {"train"}) d.get<std::string>(k, "");
@@ -124,10 +126,16 @@ struct Pretrain {
   std::unique_ptr<train::UpdateStep> update;
   std::unique_ptr<train::Checkpointer> checkpoints;
   policy::Activations<float> acts;
+  policy::MtpActs<float> mtp_acts;
   int64_t step = 0;
 
   explicit Pretrain(const PretrainConfig& c)
-      : cfg(c), tok(tokenizer::Tokenizer::load(c.model)), model(policy::load_model<float>(c.model)) {}
+      : cfg(c), tok(tokenizer::Tokenizer::load(c.model)), model(policy::load_model<float>(c.model)) {
+    if (c.mtp_weight > 0 && model->mtp() == nullptr) {
+      fail("mtp_weight needs a model with an MTP module (num_nextn_predict_layers: 1 in ",
+           c.model, "/config.json)");
+    }
+  }
   void load_docs();
   void open_run(const Json& raw, bool resume);
   Json train_step();
@@ -194,7 +202,8 @@ Json Pretrain::train_step() {
   // Every rank draws the same documents and trains on its contiguous share of them.
   const auto [lo, hi] = dist::share(static_cast<int64_t>(batch_docs.size()));
   batch_docs = std::vector<std::vector<int32_t>>(batch_docs.begin() + lo, batch_docs.begin() + hi);
-  double sums[3] = {0, 0, 0};  // predicted tokens, nll, tokens
+  double sums[5] = {0, 0, 0, 0, 0};  // predicted tokens, nll, tokens, MTP rows, MTP nll
+  const bool mtp = cfg.mtp_weight > 0;
   update->begin();
   if (!batch_docs.empty()) {
     const policy::Batch batch = policy::Batch::from_sequences(batch_docs);
@@ -205,9 +214,15 @@ Json Pretrain::train_step() {
       sums[1] -= acts.logprob[t];
     }
     sums[2] = double(batch.n_tokens());
+    if (mtp) {
+      const double loss = policy::mtp_forward(model->config(), *model->mtp(),
+                                              model->params().data(), acts, mtp_acts);
+      sums[3] = double(mtp_acts.count);
+      sums[4] = loss * double(mtp_acts.count);
+    }
   }
-  const double local_pred = sums[0];
-  dist::allreduce_sum(sums, 3, "pretrain token counts");
+  const double local_pred = sums[0], local_mtp = sums[3];
+  dist::allreduce_sum(sums, 5, "pretrain token counts");
   const int64_t n_pred = static_cast<int64_t>(sums[0]);
   const double nll = sums[1];
   if (!batch_docs.empty()) {
@@ -215,8 +230,15 @@ Json Pretrain::train_step() {
     for (size_t t = 0; t < dlp.size(); ++t) {
       if (acts.targets[t] >= 0) dlp[t] = -1.0f / static_cast<float>(n_pred);
     }
-    model->backward(acts, dlp.data(), nullptr, local_pred / std::max(1.0, sums[0]), nullptr,
-                    update->ready());
+    std::vector<float> dh;
+    if (mtp) {  // the rank's share of lambda * (global mean MTP loss)
+      dh.assign(acts.h_final.size(), 0.0f);
+      policy::mtp_backward(model->config(), *model->mtp(), model->params().data(),
+                           model->grads().data(), mtp_acts,
+                           cfg.mtp_weight * local_mtp / std::max(1.0, sums[3]), dh.data());
+    }
+    model->backward(acts, dlp.data(), nullptr, local_pred / std::max(1.0, sums[0]),
+                    mtp ? dh.data() : nullptr, update->ready());
   } else {
     update->no_backward();
   }
@@ -227,7 +249,7 @@ Json Pretrain::train_step() {
   return Json{{"loss", nll / double(n_pred)}, {"ppl", std::exp(nll / double(n_pred))},
               {"lr", lr}, {"grad_norm", u.grad_norm}, {"tokens", int64_t(sums[2])},
               {"tokens_per_s", sums[2] / dt}, {"aux_loss", acts.aux_loss},
-              {"epoch", cursor->epoch()}};
+              {"epoch", cursor->epoch()}, {"mtp_loss", mtp ? sums[4] / std::max(1.0, sums[3]) : 0.0}};
 }
 
 }  // namespace

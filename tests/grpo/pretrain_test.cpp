@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "aha/core/error.h"
+#include "aha/policy/checkpoint.h"
 #include "tiny_run.h"
 #include "train/stopped_run.h"
 
@@ -28,6 +29,41 @@ TEST(Pretrain, StopsAfterMaxNanSkipsNonFiniteUpdates) {
   Json bad = raw;
   bad["max_nan_skips"] = -1;
   EXPECT_THROW(PretrainConfig::from_json(bad), Error);
+}
+
+// DeepSeek-V3's MTP loss in pretraining: it falls as the module learns the token after next,
+// and a model without the module is refused by name.
+TEST(Pretrain, MtpLossFallsAndNeedsTheModule) {
+  const std::string ckpt = fresh_dir("mtp_ckpt");
+  Json cfg = policy::ModelConfig::load(tiny_checkpoint() + "/config.json").to_json();
+  cfg["num_nextn_predict_layers"] = 1;
+  policy::Model<float> m(policy::ModelConfig::from_json(cfg));
+  m.init_random(1);
+  policy::SaveOptions so;
+  so.copy_tokenizer_from = tiny_checkpoint();
+  policy::save_model(m, ckpt, so);
+  Json raw = {{"model", ckpt},
+              {"output_dir", fresh_dir("pretrain_mtp")},
+              {"data", {{"train", "synthetic:addition"}, {"size", 400}}},
+              {"steps", 30},
+              {"batch_tokens", 256},
+              {"mtp_weight", 0.3},
+              {"schedule", {{"lr", 3e-3}}}};
+  std::vector<double> mtp;
+  pretrain(PretrainConfig::from_json(raw), raw, false,
+           [&](const PretrainReport& r) { mtp.push_back(r.metrics["mtp_loss"]); }, 0);
+  ASSERT_EQ(mtp.size(), 30u);
+  const double first = (mtp[0] + mtp[1] + mtp[2]) / 3, last = (mtp[27] + mtp[28] + mtp[29]) / 3;
+  EXPECT_GT(first, 0.0);
+  EXPECT_LT(last, first - 0.5) << "MTP loss " << first << " -> " << last;
+  raw["model"] = tiny_checkpoint();
+  raw["output_dir"] = fresh_dir("pretrain_mtp_missing");
+  try {
+    pretrain(PretrainConfig::from_json(raw), raw, false, {}, 0);
+    ADD_FAILURE() << "a model without an MTP module was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("num_nextn_predict_layers"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -22,6 +22,9 @@ struct PretrainConfig {
   int save_every = 0;
   int threads = 0;
   int max_nan_skips = 3;  // more non-finite updates in a row than this end the run
+  // DeepSeek-V3's multi-token prediction loss weight (lambda; 0: off). Needs a model with
+  // num_nextn_predict_layers = 1; its gradient reaches the trunk as in V3's pretraining.
+  double mtp_weight = 0.0;
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
   static PretrainConfig from_json(const Json& j);  // strict
