@@ -39,6 +39,18 @@ TEST(Trainer, RewardRisesOnALearnableTask) {
   EXPECT_TRUE(fs::exists(out + "/report.html"));
 }
 
+// A 14-step run of raw: the mean reward of the last three steps beats the first three's by 0.1.
+void expect_learns(const Json& raw, rewards::RewardRegistry& reg, const std::string& what) {
+  std::vector<double> rewards;
+  Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
+    rewards.push_back(r.metrics["reward_mean"]);
+  });
+  ASSERT_EQ(rewards.size(), 14u);
+  const double first = (rewards[0] + rewards[1] + rewards[2]) / 3;
+  const double last = (rewards[11] + rewards[12] + rewards[13]) / 3;
+  EXPECT_GT(last, first + 0.1) << what << ": first steps " << first << ", last steps " << last;
+}
+
 // The other policy objectives learn the same task (each 14 steps, as the clipped loss above).
 TEST(Trainer, CispoSapoAndGmpoAlsoLearn) {
   auto reg = registry();
@@ -48,14 +60,7 @@ TEST(Trainer, CispoSapoAndGmpoAlsoLearn) {
     raw["grpo"]["save_every"] = 0;
     raw["grpo"]["policy_loss"] = loss;
     if (std::string(loss) == "cispo") raw["grpo"]["eps_high"] = 2.0;  // MiniMax-M1's wide clip
-    std::vector<double> rewards;
-    Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
-      rewards.push_back(r.metrics["reward_mean"]);
-    });
-    ASSERT_EQ(rewards.size(), 14u);
-    const double first = (rewards[0] + rewards[1] + rewards[2]) / 3;
-    const double last = (rewards[11] + rewards[12] + rewards[13]) / 3;
-    EXPECT_GT(last, first + 0.1) << loss << ": first steps " << first << ", last steps " << last;
+    expect_learns(raw, reg, loss);
   }
 }
 
@@ -88,14 +93,7 @@ TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
     raw["grpo"]["steps"] = 14;
     raw["grpo"]["save_every"] = 0;
     auto reg = registry();
-    std::vector<double> rewards;
-    Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
-      rewards.push_back(r.metrics["reward_mean"]);
-    });
-    ASSERT_EQ(rewards.size(), 14u);
-    const double first = (rewards[0] + rewards[1] + rewards[2]) / 3;
-    const double last = (rewards[11] + rewards[12] + rewards[13]) / 3;
-    EXPECT_GT(last, first + 0.1) << name << ": first steps " << first << ", last steps " << last;
+    expect_learns(raw, reg, name);
   }
 }
 
