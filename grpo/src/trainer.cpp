@@ -47,6 +47,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
     : s_(std::make_unique<State>()) {
   State& s = *s_;
   s.cfg = cfg;
+  s.entropy_coef = cfg.grpo.entropy_coef;
   s.raw = raw;
   s.threads = std::make_unique<ThreadLimit>(cfg.grpo.threads);
   // A rollout file carries ids and rewards: no text, so no tokenizer is needed.
@@ -56,7 +57,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   }
   if (has_tok) s.tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(cfg.model));
   s.policy = policy::load_model<float>(cfg.model);
-  if (cfg.grpo.beta > 0 || !cfg.reference.empty()) {
+  if (cfg.grpo.beta > 0 || cfg.grpo.kl_reward_coef > 0 || !cfg.reference.empty()) {
     s.ref = policy::load_model<float>(cfg.reference.empty() ? cfg.model : cfg.reference);
     if (s.ref->params().size() != s.policy->params().size()) {
       fail("the reference model's architecture differs from the policy's");
@@ -181,7 +182,8 @@ std::string Trainer::run_db_path() const {
 
 void Trainer::State::save_checkpoint() {
   const Json own = {
-      {"ref_changed", ref_changed}, {"best_eval", best_eval}, {"best_step", best_step}};
+      {"ref_changed", ref_changed}, {"best_eval", best_eval}, {"best_step", best_step},
+      {"entropy_coef", entropy_coef}};
   checkpoints->save("", step, own, [&](const fs::path& dir) {
     if (ref_changed) policy::save_model(*ref, (dir / "reference").string());
   });
@@ -193,6 +195,7 @@ void Trainer::State::restore(const Json& state, const std::string& dir) {
   ref_changed = state.value("ref_changed", false);
   best_eval = state.value("best_eval", -1.0);
   best_step = state.value("best_step", int64_t{-1});
+  entropy_coef = state.value("entropy_coef", cfg.grpo.entropy_coef);
   if (ref_changed && ref) ref->params() = policy::load_model<float>((fs::path(dir) / "reference").string())->params();
 }
 

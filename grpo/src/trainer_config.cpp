@@ -37,6 +37,9 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   const std::string policy_loss = r.get<std::string>("policy_loss", "clip");
   g.policy_loss = LossConfig::parse_policy(policy_loss);
   g.entropy_coef = r.get<double>("entropy_coef", g.entropy_coef);
+  g.entropy_target = r.get<double>("entropy_target", g.entropy_target);
+  g.entropy_coef_lr = r.get<double>("entropy_coef_lr", g.entropy_coef_lr);
+  g.kl_reward_coef = r.get<double>("kl_reward_coef", g.kl_reward_coef);
   g.is_correction = parse_is_correction(r.get<std::string>("is_correction", "none"));
   const std::string is_level = r.get<std::string>("is_level", "token");
   if (is_level != "token" && is_level != "sequence") {
@@ -91,6 +94,20 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
     fail("grpo.minibatch_size, save_every, report_every and ref_reset_every must be >= 0");
   }
   if (g.beta < 0 || g.eps_low < 0 || g.eps_high < 0) fail("grpo.beta and eps must be >= 0");
+  if (!(g.kl_reward_coef >= 0) || !std::isfinite(g.kl_reward_coef)) {
+    fail("grpo.kl_reward_coef must be >= 0");
+  }
+  if (g.kl_reward_coef > 0 && g.kl_in_reward) {
+    fail("grpo.kl_reward_coef and grpo.kl_in_reward both put a KL in the reward: use one "
+         "(kl_reward_coef keeps beta's KL loss as well)");
+  }
+  if (!std::isfinite(g.entropy_target) || !(g.entropy_coef_lr > 0) ||
+      !std::isfinite(g.entropy_coef_lr)) {
+    fail("grpo.entropy_target must be finite and grpo.entropy_coef_lr > 0");
+  }
+  if (g.entropy_target >= 0 && g.entropy_coef < 0) {
+    fail("grpo.entropy_coef must be >= 0 with an entropy_target (it is the starting coefficient)");
+  }
   if (g.dual_clip != 0 && g.dual_clip <= 1) fail("grpo.dual_clip must be 0 (off) or > 1");
   if (g.ref_ema < 0 || g.ref_ema > 1) fail("grpo.ref_ema must be in [0, 1]");
   if ((g.policy_loss == PolicyLoss::kCispo || g.policy_loss == PolicyLoss::kGmpo) &&

@@ -41,6 +41,7 @@ struct Trainer::State {
   std::vector<datasets::Example> eval_data;  // data.eval (grpo.eval_every > 0)
   double best_eval = -1;                     // best eval pass@1 so far, and its step
   int64_t best_step = -1;
+  double entropy_coef = 0;    // the entropy bonus's weight now (adaptive with entropy_target)
   bool ref_changed = false;  // the reference drifted from its checkpoint (reset or EMA)
 
   std::vector<Rollout> file_rollouts;  // --rollouts: what every step learns from

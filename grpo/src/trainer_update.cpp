@@ -138,7 +138,7 @@ LossConfig Trainer::State::loss_config() const {
   lc.max_completion_len = cfg.sampling.max_new_tokens;
   lc.offpolicy_delta = g.offpolicy_delta;
   lc.policy = g.policy_loss;
-  lc.entropy_coef = g.entropy_coef;
+  lc.entropy_coef = entropy_coef;
   lc.sapo_tau_pos = g.sapo_tau_pos;
   lc.sapo_tau_neg = g.sapo_tau_neg;
   return lc;
@@ -258,12 +258,13 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
   for (size_t i = 0; i < rs.size(); ++i) {
     shaped[i] = rs[i].reward;
     group[i] = rs[i].group;
-    if (g.kl_in_reward && ref && !rs[i].ref_logprobs.empty()) {
+    const double kl_coef = g.kl_in_reward ? g.beta : g.kl_reward_coef;
+    if (kl_coef > 0 && ref && !rs[i].ref_logprobs.empty()) {
       double kl = 0;
       for (int64_t j = 0; j < rs[i].n(); ++j) {
         if (rs[i].in_loss(j)) kl += double(rs[i].old_logprobs[j]) - rs[i].ref_logprobs[j];
       }
-      shaped[i] -= g.beta * kl;
+      shaped[i] -= kl_coef * kl;
     }
   }
   std::vector<std::vector<double>> adv(rs.size());
@@ -381,6 +382,11 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   const double u = t.updates > 0 ? double(t.updates) : 1.0;
   put_loss_metrics(t.sum, u, m);
   m["entropy"] = t.entropy[1] > 0 ? t.entropy[0] / t.entropy[1] : 0.0;
+  m["entropy_coef"] = entropy_coef;  // the weight this step used
+  if (g.entropy_target >= 0 && t.entropy[1] > 0) {  // every rank sees the same summed entropy
+    entropy_coef = std::max(
+        0.0, entropy_coef + g.entropy_coef_lr * (g.entropy_target - m["entropy"].get<double>()));
+  }
   m["time_ref"] = secs(t0, t1);
   m["time_train"] = secs(t1, t2);
   m["lr"] = lr;

@@ -115,33 +115,52 @@ TEST(Trainer, EntropyBonusRaisesEntropy) {
   EXPECT_GT(last[1], last[0] + 0.05) << "entropy without bonus " << last[0] << ", with " << last[1];
 }
 
+// Also with the adaptive entropy coefficient (saved with the checkpoint) and a KL in the reward
+// beside the KL loss.
 TEST(Trainer, ResumeEqualsStraightRun) {
   auto reg = registry();
-  std::string a = fresh_dir("straight"), b = fresh_dir("resumed");
-  Json ra = base_config(a), rb = base_config(b);
-  Trainer(TrainConfig::from_json(ra), ra, false, &reg).run();
-  Trainer(TrainConfig::from_json(rb), rb, false, &reg).run({}, 2);
-  {
-    Trainer resumed(TrainConfig::from_json(rb), rb, true, &reg);
-    EXPECT_EQ(resumed.step(), 2);
-    resumed.run();
+  for (const bool adaptive : {false, true}) {
+    const std::string tag = adaptive ? "_adaptive" : "";
+    std::string a = fresh_dir("straight" + tag), b = fresh_dir("resumed" + tag);
+    Json ra = base_config(a), rb = base_config(b);
+    if (adaptive) {
+      for (Json* r : {&ra, &rb}) {
+        (*r)["grpo"]["entropy_target"] = 6.0;  // above ln(300): never reached
+        (*r)["grpo"]["entropy_coef_lr"] = 0.05;
+        (*r)["grpo"]["kl_reward_coef"] = 0.05;
+      }
+    }
+    Trainer(TrainConfig::from_json(ra), ra, false, &reg).run();
+    Trainer(TrainConfig::from_json(rb), rb, false, &reg).run({}, 2);
+    {
+      Trainer resumed(TrainConfig::from_json(rb), rb, true, &reg);
+      EXPECT_EQ(resumed.step(), 2);
+      resumed.run();
+    }
+    auto wa = policy::load_model<float>(a + "/checkpoint-4");
+    auto wb = policy::load_model<float>(b + "/checkpoint-4");
+    EXPECT_TRUE(wa->params() == wb->params()) << "weights after 2 + 2 steps differ from 4 steps" << tag;
+    auto da = runlog::RunDb::open_readonly(a + "/run.db");
+    auto dbb = runlog::RunDb::open_readonly(b + "/run.db");
+    const std::string q = "SELECT step, metrics FROM steps ORDER BY step";
+    auto sa = da->query(q), sb = dbb->query(q);
+    ASSERT_EQ(sa.size(), 4u);
+    ASSERT_EQ(sb.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      Json ma = Json::parse(sa[i]["metrics"].get<std::string>());
+      Json mb = Json::parse(sb[i]["metrics"].get<std::string>());
+      EXPECT_EQ(ma["reward_mean"], mb["reward_mean"]) << i << tag;
+      EXPECT_EQ(ma["loss"], mb["loss"]) << i << tag;
+      EXPECT_EQ(ma["entropy_coef"], mb["entropy_coef"]) << i << tag;
+    }
+    if (adaptive) {  // the entropy stays below the target: the coefficient only grows
+      Json last = Json::parse(sa[3]["metrics"].get<std::string>());
+      Json first = Json::parse(sa[0]["metrics"].get<std::string>());
+      EXPECT_EQ(first["entropy_coef"], 0.0);
+      EXPECT_GT(last["entropy_coef"].get<double>(), 0.0);
+    }
+    EXPECT_EQ(dbb->query("SELECT COUNT(*) AS n FROM rollouts")[0]["n"], 4 * 4 * 6);
   }
-  auto wa = policy::load_model<float>(a + "/checkpoint-4");
-  auto wb = policy::load_model<float>(b + "/checkpoint-4");
-  EXPECT_TRUE(wa->params() == wb->params()) << "weights after 2 + 2 steps differ from 4 steps";
-  auto da = runlog::RunDb::open_readonly(a + "/run.db");
-  auto dbb = runlog::RunDb::open_readonly(b + "/run.db");
-  const std::string q = "SELECT step, metrics FROM steps ORDER BY step";
-  auto sa = da->query(q), sb = dbb->query(q);
-  ASSERT_EQ(sa.size(), 4u);
-  ASSERT_EQ(sb.size(), 4u);
-  for (size_t i = 0; i < 4; ++i) {
-    Json ma = Json::parse(sa[i]["metrics"].get<std::string>());
-    Json mb = Json::parse(sb[i]["metrics"].get<std::string>());
-    EXPECT_EQ(ma["reward_mean"], mb["reward_mean"]) << i;
-    EXPECT_EQ(ma["loss"], mb["loss"]) << i;
-  }
-  EXPECT_EQ(dbb->query("SELECT COUNT(*) AS n FROM rollouts")[0]["n"], 4 * 4 * 6);
 }
 
 TEST(Trainer, BadConfigsAreClearErrors) {

@@ -36,6 +36,14 @@ struct GrpoConfig {
   LossAgg loss_agg = LossAgg::kSeqMeanTokenMean;
   PolicyLoss policy_loss = PolicyLoss::kClip;  // clip | cispo | sapo | gmpo (loss.h)
   double entropy_coef = 0.0;    // entropy bonus (loss -= coef * H of each token's distribution)
+  // Adaptive entropy bonus: when entropy_target >= 0, after every step
+  // coef = max(0, coef + entropy_coef_lr * (entropy_target - mean entropy)), starting at
+  // entropy_coef (the coefficient is saved with checkpoints).
+  double entropy_target = -1.0;
+  double entropy_coef_lr = 0.01;
+  // KL in the reward with its own weight, beside beta's KL loss (0: off; kl_in_reward moves
+  // beta itself into the reward instead).
+  double kl_reward_coef = 0.0;
   // Sampler/trainer mismatch correction: none | tis (truncated IS weight min(rho, cap)) | mis
   // (masked IS: tokens or sequences with rho outside [1/cap, cap] leave the loss).
   IsCorrection is_correction = IsCorrection::kNone;
