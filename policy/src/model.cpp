@@ -21,20 +21,34 @@ Batch Batch::from_sequences(const std::vector<std::vector<int32_t>>& seqs) {
   return b;
 }
 
+ModelLayout::ModelLayout(const ModelConfig& c) {
+  const int d = c.hidden_size;
+  rope = std::make_unique<RopeTable>(c, std::min(c.max_position_embeddings, kMaxRopePositions));
+  embed = table.add("model.embed_tokens.weight", {c.vocab_size, d});
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    layer_begin.push_back(table.total());
+    layers.push_back(add_block(table, c, *rope, l));
+  }
+  layer_begin.push_back(table.total());
+  final_norm = add_norm(table, "model.norm.weight", d);
+  if (c.has_hc()) hc_head = add_hc_head(table, c);
+  lm_head = c.tie_word_embeddings ? embed : table.add("lm_head.weight", {c.vocab_size, d});
+  if (c.num_nextn_predict_layers > 0) mtp = add_mtp(table, c, *rope);
+}
+
 template <typename T>
 Model<T>::Model(const ModelConfig& c) : c_(c) {
-  const int d = c.hidden_size;
-  rope_ = std::make_unique<RopeTable>(c_, std::min(c.max_position_embeddings, kMaxRopePositions));
-  embed_ = table_.add("model.embed_tokens.weight", {c.vocab_size, d});
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
-    layer_begin_.push_back(table_.total());
-    layers_.push_back(add_block(table_, c_, *rope_, l));
-  }
-  layer_begin_.push_back(table_.total());
-  final_norm_ = add_norm(table_, "model.norm.weight", d);
-  if (c.has_hc()) hc_head_ = add_hc_head(table_, c_);
-  lm_head_ = c.tie_word_embeddings ? embed_ : table_.add("lm_head.weight", {c.vocab_size, d});
-  if (c.num_nextn_predict_layers > 0) mtp_ = add_mtp(table_, c_, *rope_);
+  // The layout refers to c_ (the attention kinds keep a reference), so it is built from it.
+  ModelLayout layout(c_);
+  table_ = std::move(layout.table);
+  rope_ = std::move(layout.rope);
+  embed_ = layout.embed;
+  lm_head_ = layout.lm_head;
+  final_norm_ = layout.final_norm;
+  hc_head_ = layout.hc_head;
+  mtp_ = std::move(layout.mtp);
+  layers_ = std::move(layout.layers);
+  layer_begin_ = std::move(layout.layer_begin);
   params_.assign(table_.total(), T(0));
   grads_.assign(table_.total(), T(0));
 }

@@ -193,6 +193,12 @@ ModelConfig ModelConfig::from_json(const Json& j) {
     c.model_type = ModelType::kLlama;
   } else if (type == "qwen2") {
     c.model_type = ModelType::kQwen2;
+  } else if (type == "deepseek_v32" || type == "deepseek_v4") {
+    fail("[config.json] model_type '", type, "': ",
+         type == "deepseek_v32" ? "DeepSeek Sparse Attention (the lightning indexer)"
+                                : "DeepSeek-V4's compressed sparse attention",
+         " is not supported yet (aha supports deepseek_v2, deepseek_v3, llama, qwen2; "
+         "hyper-connections through hc_mult)");
   } else {
     fail("[config.json] unknown model_type '", type,
          "' (aha supports deepseek_v2, deepseek_v3, llama, qwen2)");

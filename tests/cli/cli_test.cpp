@@ -107,6 +107,10 @@ TEST(Cli, RealCheckpointExampleDryRun) {
   EXPECT_EQ(j["model_type"], "deepseek_v2");
   EXPECT_EQ(j["examples"], 2);
   EXPECT_NE(j["first_prompt"].get<std::string>().find("Natalia"), std::string::npos);
+  // What it would load, counted from the config alone (no weights in this directory).
+  EXPECT_EQ(j["model"]["weights"], "none found (config only)");
+  EXPECT_GT(j["model"]["parameters"].get<int64_t>(), 15'000'000'000);  // V2-Lite: 15.7B
+  EXPECT_EQ(j["model"]["attention"]["mla"], 27);
   expect_one_error_line(run(base + " --set data.train=/nonexistent.jsonl"), "cannot open dataset");
   expect_one_error_line(run(base + " --set grpo.typo=1"), "unknown key 'typo'");
 }
@@ -133,6 +137,18 @@ TEST(Cli, CountdownExampleDryRun) {
                      (dir / "model").string());
   ASSERT_EQ(ok.rc, 0) << ok.err;
   EXPECT_NE(ok.out.find("Using the numbers"), std::string::npos) << ok.out;
+  const aha::Json plan = aha::Json::parse(ok.out)["model"];
+  EXPECT_EQ(plan["weights"]["missing"], 0) << ok.out;
+  EXPECT_EQ(plan["weights"]["dtypes"]["F32"], plan["tensors"]) << ok.out;
+  // A config that implies an MTP module the checkpoint does not hold fails naming a tensor.
+  aha::Json cfg = aha::load_json_file((dir / "model/config.json").string());
+  cfg["num_nextn_predict_layers"] = 1;
+  aha::save_json_file((dir / "model/config.json").string(), cfg);
+  expect_one_error_line(run("train --config " AHA_SOURCE_DIR "/examples/countdown/grpo.json "
+                            "--dry-run --set model=" + (dir / "model").string()),
+                        "model.layers.4.");
+  cfg.erase("num_nextn_predict_layers");
+  aha::save_json_file((dir / "model/config.json").string(), cfg);
   CmdResult ev = run("eval --model " + (dir / "model").string() + " --data synthetic:countdown --numbers 3 3 "
                      "--limit 4 --n 1 --max-new-tokens 4 --reward countdown,format --template '{prompt}'");
   ASSERT_EQ(ev.rc, 0) << ev.err;

@@ -52,6 +52,20 @@ struct Activations {
   KeptSets kept;    // the forward's ForwardOptions::kept_ids (empty: none)
 };
 
+// Every tensor of a model under config c, in order, without its values: what Model allocates,
+// and what `aha train --dry-run` counts. The attention kinds refer to c and to rope.
+struct ModelLayout {
+  explicit ModelLayout(const ModelConfig& c);
+  ParamTable table;
+  std::unique_ptr<RopeTable> rope;
+  size_t embed = kNoParam, lm_head = kNoParam;
+  NormP final_norm;
+  HcP hc_head;
+  std::optional<MtpP> mtp;
+  std::vector<LayerP> layers;
+  std::vector<size_t> layer_begin;  // first offset of each layer, then of the final norm
+};
+
 // Parameters and gradients are each one contiguous block (see ParamTable). forward() is
 // const and thread-safe (distinct Activations per caller); backward() and the optimizer mutate
 // the model and need exclusive access. Non-copyable.
