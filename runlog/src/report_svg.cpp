@@ -150,11 +150,26 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
     }
   }
   if (series.empty()) return;
+  // Overlaid runs whose lengths differ fourfold or more share a "% of run" axis instead of a
+  // step axis, so the short one is not squeezed into a corner (tooltips keep the steps).
+  std::vector<double> run_end(runs.size(), 0);
+  for (const Series& s : series) {
+    for (const Point& p : s.points) run_end[s.run] = std::max(run_end[s.run], double(p.step));
+  }
+  double shortest = 1e300, longest = 0;
+  for (const Series& s : series) {
+    shortest = std::min(shortest, run_end[s.run]);
+    longest = std::max(longest, run_end[s.run]);
+  }
+  const bool by_fraction = runs.size() > 1 && shortest >= 1 && longest >= 4 * shortest;
+  auto PX = [&](const Series& s, const Point& p) {
+    return by_fraction ? 100.0 * double(p.step) / run_end[s.run] : double(p.step);
+  };
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   for (const Series& s : series) {
     for (const Point& p : s.points) {
-      x0 = std::min(x0, double(p.step));
-      x1 = std::max(x1, double(p.step));
+      x0 = std::min(x0, PX(s, p));
+      x1 = std::max(x1, PX(s, p));
       y0 = std::min(y0, p.value);
       y1 = std::max(y1, p.value);
     }
@@ -166,8 +181,9 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
   // A metric that never moved says so in one line instead of a flat chart.
   if (y1 - y0 <= std::abs(y1) * 1e-12) {
     o << "<p class=\"const\" data-chart=\"" << html_escape(spec.id) << "\">"
-      << html_escape(spec.title) << ": constant " << num(y1) << " (steps " << num(x0) << "–"
-      << num(x1) << ")</p>\n";
+      << html_escape(spec.title) << ": constant " << num(y1);
+    if (!by_fraction) o << " (steps " << num(x0) << "–" << num(x1) << ")";
+    o << "</p>\n";
     return;
   }
   // Positive values over three decades or more (losses, lr, grad norms): a log axis.
@@ -210,8 +226,9 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
       << "\"/><text x=\"" << x << "\" y=\"" << kH - kMb + 14 << "\" text-anchor=\"middle\">"
       << num(t) << "</text>";
   }
-  o << "<text x=\"" << kMl + pw / 2 << "\" y=\"" << kH - 4 << "\" text-anchor=\"middle\">step"
-    << (log_y ? " (log scale)" : "") << "</text>"
+  o << "<text x=\"" << kMl + pw / 2 << "\" y=\"" << kH - 4 << "\" text-anchor=\"middle\">"
+    << (by_fraction ? "% of each run (lengths differ)" : "step") << (log_y ? " (log scale)" : "")
+    << "</text>"
     << "<rect class=\"frame\" x=\"" << kMl << "\" y=\"" << kMt << "\" width=\"" << pw
     << "\" height=\"" << ph << "\"/></g>\n";
   for (const Series& s : series) {
@@ -219,7 +236,7 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
       << html_escape(s.metric) << "\" data-n=\"" << s.points.size() << "\" stroke=\"" << s.color
       << "\"" << (s.dash.empty() ? "" : " stroke-dasharray=\"" + s.dash + "\"") << " points=\"";
     for (size_t i = 0; i < s.points.size(); ++i) {
-      o << (i ? " " : "") << fmt("%.1f", X(double(s.points[i].step))) << ','
+      o << (i ? " " : "") << fmt("%.1f", X(PX(s, s.points[i]))) << ','
         << fmt("%.1f", Y(s.points[i].value));
     }
     o << "\"/>\n";
@@ -229,7 +246,7 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
     const std::string who = html_escape(s.label);
     const char* radius = s.points.size() > 60 ? "1.5" : "2.2";
     for (const Point& p : s.points) {
-      o << "<circle cx=\"" << fmt("%.1f", X(double(p.step))) << "\" cy=\""
+      o << "<circle cx=\"" << fmt("%.1f", X(PX(s, p))) << "\" cy=\""
         << fmt("%.1f", Y(p.value)) << "\" r=\"" << radius << "\"><title>" << who << " step "
         << p.step << ": " << num(p.value) << "</title></circle>";
     }

@@ -239,6 +239,27 @@ TEST_F(Report, PlotsEveryMetricWithOnePointPerStep) {
   EXPECT_NE(html.find("<div class=\"legend\">"), std::string::npos);
 }
 
+// Runs of 3 and 24 steps share a "% of each run" axis: both series end at the right edge,
+// and the tooltips still give steps. Runs of 5 and 3 steps keep the step axis.
+TEST_F(Report, RunsOfVeryDifferentLengthsShareAProgressAxis) {
+  const std::string long_run = make_grpo_db(dir_ / "grpo-long", 24, 0.1);
+  const std::string html = render_report({b_, long_run});
+  EXPECT_NE(html.find("% of each run (lengths differ)"), std::string::npos);
+  auto last_x = [&](const std::string& run) {
+    const std::string key = "data-run=\"" + run + "\" data-metric=\"reward_mean\"";
+    const size_t at = html.find(key);
+    EXPECT_NE(at, std::string::npos) << run;
+    const std::string tag = html.substr(at, html.find('>', at) - at);
+    const std::string pts = attr("<p " + tag, "points");
+    const size_t last = pts.rfind(' ');
+    return pts.substr(last + 1, pts.find(',', last + 1) - last - 1);
+  };
+  EXPECT_EQ(last_x("0"), last_x("1"));
+  EXPECT_NE(html.find("grpo-b step 3:"), std::string::npos)
+      << "tooltips keep the step";
+  EXPECT_EQ(render_report({a_, b_}).find("% of each run"), std::string::npos);
+}
+
 TEST_F(Report, ExpertLoadHeatMapsAndSampleTable) {
   const std::string html = render_report({a_, b_});
   // Two MoE layers per run; 4 experts x 5 (3) steps.
