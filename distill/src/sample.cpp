@@ -5,6 +5,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cctype>
 #include <cmath>
 #include <filesystem>
@@ -308,7 +310,7 @@ SampleStats run_sample(const SampleConfig& cfg,
     spdlog::info("resuming: {} prompts done, {} to go", prev.done_prompts.size(), todo.size());
   }
   std::ofstream out(cfg.output, std::ios::app), done(cfg.output + ".done", std::ios::app);
-  if (!out || !done) fail("cannot append to ", cfg.output);
+  if (!out || !done) fail("cannot append to ", cfg.output, ": ", std::strerror(errno));
   const ChunkContext ctx{cfg, tok, *teacher, examples, templ, rset, label};
   for (size_t c0 = 0; c0 < todo.size(); c0 += cfg.prompts_per_chunk) {
     const size_t c1 = std::min(todo.size(), c0 + cfg.prompts_per_chunk);
@@ -320,7 +322,7 @@ SampleStats run_sample(const SampleConfig& cfg,
     out.flush();
     for (size_t i = c0; i < c1; ++i) done << examples[todo[i]].id << "\n";
     done.flush();
-    if (!out || !done) fail("writing ", cfg.output, " failed");
+    if (!out || !done) fail("writing ", cfg.output, " failed: ", std::strerror(errno));
     stats.prompts += static_cast<int64_t>(c1 - c0);
     save_json_file(cfg.output + ".stats.json", stats.to_json());
     if (on_chunk) on_chunk(stats, static_cast<int64_t>(examples.size()));
