@@ -73,7 +73,7 @@ rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Mode
   eo.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(step) +
             uint64_t(round) * 0x9E3779B97F4A7C15ULL;
   eo.max_batch = g.max_batch;
-  eo.record_routing = g.keep_routing && policy.config().n_routed_experts > 0;
+  eo.record_routing = g.keep_routing && !policy.replay_widths().empty();
   eo.record_kept_ids = g.keep_sampling_mask;
   const tokenizer::Tokenizer* t = &tok;
   eo.detokenize = [t](const std::vector<int32_t>& ids) {

@@ -77,12 +77,14 @@ struct PackedForward {
     size_t layers = 0;
     for (size_t i : idx) layers = std::max(layers, rs[i].routing.size());
     std::vector<std::vector<int32_t>> replay(layers);
-    const size_t K = static_cast<size_t>(model.config().num_experts_per_tok);
+    const std::vector<int64_t> widths = model.replay_widths();
+    AHA_CHECK(layers <= widths.size(), "rollouts carry routing of ", layers, " layers, the model has ",
+              widths.size());
     for (size_t k = 0; k < idx.size(); ++k) {
       const auto& r = rs[idx[k]].routing;
       for (size_t l = 0; l < layers; ++l) {
         if (!r.empty()) replay[l].insert(replay[l].end(), r[l].begin(), r[l].end());
-        replay[l].resize(static_cast<size_t>(batch.seq_starts[k + 1]) * K, -1);
+        replay[l].resize(static_cast<size_t>(batch.seq_starts[k + 1] * widths[l]), -1);
       }
     }
     return replay;
@@ -344,7 +346,7 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   auto t0 = Clock::now();
   PassOptions po;
   po.temperature = cfg.sampling.greedy() ? 1.0 : cfg.sampling.temperature;
-  po.replay_routing = g.keep_routing && policy->config().n_routed_experts > 0;
+  po.replay_routing = g.keep_routing && !policy->replay_widths().empty();
   po.keep_mask = g.keep_sampling_mask;
   fill_logprobs(rs, po, m);
   auto t1 = Clock::now();

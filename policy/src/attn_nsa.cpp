@@ -61,7 +61,50 @@ class NsaAttention final : public AttentionImpl<NsaAttention> {
 
   void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override;
 
+  // Per token and kv group, the selected blocks in ascending order, -1 padded to block_counts.
+  int64_t selection_width() const override {
+    return int64_t{c_.num_key_value_heads} * o_opts_.block_counts;
+  }
+  void selection_rows(const AttnActs<float>& a, int64_t n, int32_t* out) const override {
+    const int Hk = c_.num_key_value_heads;
+    const int64_t S = o_opts_.block_counts;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int kh = 0; kh < Hk; ++kh) {
+        blocks_of(a.selected[size_t(kh) * n + t], out + (t * Hk + kh) * S);
+      }
+    }
+  }
+
  private:
+  // The distinct blocks of an ascending key list, -1 padded to block_counts.
+  void blocks_of(const std::vector<int32_t>& keys, int32_t* out) const {
+    const int64_t S = o_opts_.block_counts, bs = o_opts_.block_size;
+    std::fill(out, out + S, -1);
+    int64_t k = 0;
+    for (int32_t j : keys) {
+      const int32_t b = static_cast<int32_t>(j / bs);
+      if (k > 0 && out[k - 1] == b) continue;
+      AHA_CHECK(k < S, "more selected blocks than block_counts");
+      out[k++] = b;
+    }
+  }
+  // The keys of replayed blocks (any order, -1 ignored) for a query at position i.
+  void keys_of(const int32_t* blocks, int64_t i, std::vector<int32_t>& keys) const {
+    const int64_t S = o_opts_.block_counts, bs = o_opts_.block_size;
+    std::vector<int32_t> b(blocks, blocks + S);
+    std::sort(b.begin(), b.end());
+    b.erase(std::unique(b.begin(), b.end()), b.end());
+    keys.clear();
+    for (int32_t c : b) {
+      if (c < 0) continue;
+      if (c > i / bs) fail("replayed NSA block ", c, " lies after the query at position ", i);
+      for (int64_t j = c * bs; j < std::min<int64_t>((c + 1) * bs, i + 1); ++j) {
+        keys.push_back(int32_t(j));
+      }
+    }
+    if (keys.empty()) fail("a replayed NSA selection is empty at position ", i);
+  }
+
   int64_t kv_width() const { return int64_t{c_.num_key_value_heads} * c_.head_dim; }
   int group() const { return c_.num_attention_heads / c_.num_key_value_heads; }
   // Complete blocks a query at in-sequence position i may see in the compressed branch.
@@ -85,7 +128,8 @@ class NsaAttention final : public AttentionImpl<NsaAttention> {
   void compressed_forward(const T* q, const T* kc, const T* vc, T* o, T* p,
                           const SeqLayout& layout) const;
   template <typename T>
-  void select(const T* p, const SeqLayout& layout, std::vector<std::vector<int32_t>>& sel) const;
+  void select(const T* p, const SeqLayout& layout, const int32_t* replay,
+              std::vector<std::vector<int32_t>>& sel) const;
   template <typename T>
   void per_group(const T* src, T* dst, int64_t n, int kh, int heads, int64_t width,
                  bool gather) const;
@@ -171,16 +215,26 @@ void NsaAttention::compressed_forward(const T* q, const T* kc, const T* vc, T* o
 }
 
 template <typename T>
-void NsaAttention::select(const T* p, const SeqLayout& layout,
+void NsaAttention::select(const T* p, const SeqLayout& layout, const int32_t* replay,
                           std::vector<std::vector<int32_t>>& sel) const {
   const int Hk = c_.num_key_value_heads, G = group();
-  const int64_t n = layout.n_tokens();
+  const int64_t n = layout.n_tokens(), S = o_opts_.block_counts;
   const auto off = cmp_offsets(layout);
   sel.assign(size_t(Hk) * n, {});
+  if (replay != nullptr) {  // the sampler's blocks (a replay of -1 everywhere: choose afresh)
+    for (int64_t t = 0; t < n; ++t) {
+      for (int kh = 0; kh < Hk; ++kh) {
+        const int32_t* r = replay + (t * Hk + kh) * S;
+        if (std::all_of(r, r + S, [](int32_t b) { return b < 0; })) continue;
+        keys_of(r, layout.positions[t], sel[size_t(kh) * n + t]);
+      }
+    }
+  }
   tbb::parallel_for(int64_t{0}, n, [&](int64_t t) {
     const int64_t i = layout.positions[t], nv = visible(i);
     std::vector<T> score(nv);
     for (int kh = 0; kh < Hk; ++kh) {
+      if (!sel[size_t(kh) * n + t].empty()) continue;  // replayed
       std::fill(score.begin(), score.end(), T(0));
       for (int g = 0; g < G; ++g) {
         const T* pr = p + off[t] + int64_t{kh * G + g} * nv;
@@ -234,7 +288,7 @@ void NsaAttention::fwd(const T* P, const T* x, T* y, const SeqLayout& layout,
   a[kPc].resize(cmp_offsets(layout).back());
   compressed_forward(a[kQ].data(), a[kKc].data(), a[kVc].data(), a[kOc].data(), a[kPc].data(),
                      layout);
-  select(a[kPc].data(), layout, a.selected);
+  select(a[kPc].data(), layout, a.replay, a.selected);
   // Selected blocks: one kernel call per kv group (each group keeps its own blocks).
   a[kOs].assign(n * Hq * hd, T(0));
   a[kLseS].resize(int64_t{Hk} * G * n);
@@ -441,6 +495,7 @@ void NsaAttention::decode(const float* P, const float* h, float* y,
   }
   const float scale = static_cast<float>(c_.softmax_scale());
   Buf<float> o(B * Hq * hd, 0.0f);
+  if (step.selections != nullptr) step.selections->assign(B * selection_width(), -1);
   tbb::parallel_for(int64_t{0}, B * Hk, [&](int64_t task) {
     const int64_t b = task / Hk, i = pos[b], nv = visible(i);
     const int kh = static_cast<int>(task % Hk);
@@ -465,6 +520,9 @@ void NsaAttention::decode(const float* P, const float* h, float* y,
     }
     std::vector<int32_t> keys;
     choose_blocks(score.data(), i, keys);
+    if (step.selections != nullptr) {
+      blocks_of(keys, step.selections->data() + (b * Hk + kh) * o_opts_.block_counts);
+    }
     rows.assign(keys.begin(), keys.end());
     attend_rows(qg, G, rows, cache, W, kh * hd, kw + kh * hd, hd, scale, os.data());
     if (o_opts_.window_size > 0) {

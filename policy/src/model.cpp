@@ -136,24 +136,26 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
   }
   acts.layers.resize(opts.keep_activations ? c_.num_hidden_layers : 1);
   acts.aux_loss = 0;
-  int moe_index = 0;
+  int replay_index = 0;
   for (int l = 0; l < c_.num_hidden_layers; ++l) {
     LayerActs<T>& la = acts.layers[opts.keep_activations ? l : 0];
     BlockPass pass;
     pass.layout = &acts.layout;
-    if (layers_[l].moe && opts.replay_topk != nullptr) {
-      AHA_CHECK(moe_index < static_cast<int>(opts.replay_topk->size()), "replay_topk has ",
-                opts.replay_topk->size(), " MoE layers");
-      const auto& r = (*opts.replay_topk)[moe_index];
-      AHA_CHECK(static_cast<int64_t>(r.size()) == n * c_.num_experts_per_tok,
-                "replay_topk layer size ", r.size());
-      pass.forced_topk = r.data();
+    // The replayed ids of this layer's parts, in replay_widths() order.
+    auto next_replay = [&](int64_t width) -> const int32_t* {
+      if (opts.replay_topk == nullptr) return nullptr;
+      AHA_CHECK(replay_index < static_cast<int>(opts.replay_topk->size()), "replay_topk has ",
+                opts.replay_topk->size(), " layers");
+      const auto& r = (*opts.replay_topk)[replay_index++];
+      AHA_CHECK(static_cast<int64_t>(r.size()) == n * width, "replay_topk layer size ", r.size());
+      return r.data();
+    };
+    if (const int64_t w = layers_[l].attn->selection_width(); w > 0) {
+      pass.forced_selection = next_replay(w);
     }
+    if (layers_[l].moe) pass.forced_topk = next_replay(c_.num_experts_per_tok);
     block_forward(c_, layers_[l], params_.data(), x.data(), la, pass);
-    if (layers_[l].moe) {
-      acts.aux_loss += la.moe.aux_loss;
-      ++moe_index;
-    }
+    if (layers_[l].moe) acts.aux_loss += la.moe.aux_loss;
   }
   if (c_.has_hc()) {
     acts.x_final.resize(n * d);
@@ -234,6 +236,16 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
     }
   }
   report(0, layer_begin_[0]);
+}
+
+template <typename T>
+std::vector<int64_t> Model<T>::replay_widths() const {
+  std::vector<int64_t> w;
+  for (const LayerP& lp : layers_) {
+    if (lp.attn->selection_width() > 0) w.push_back(lp.attn->selection_width());
+    if (lp.moe) w.push_back(c_.num_experts_per_tok);
+  }
+  return w;
 }
 
 template <typename T>

@@ -81,7 +81,15 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
     pass.keep_inputs = false;
     pass.cache_rows = rows.data();
     policy::block_forward(c, model_.layers()[l], model_.params().data(), x.data(), la, pass);
-    if (model_.layers()[l].moe && routing != nullptr) routing->push_back(la.moe.topk);
+    if (routing != nullptr) {  // in Model::replay_widths() order
+      const policy::Attention& attn = *model_.layers()[l].attn;
+      if (const int64_t w = attn.selection_width(); w > 0) {
+        std::vector<int32_t> sel(n * w);
+        attn.selection_rows(la.attn, n, sel.data());
+        routing->push_back(std::move(sel));
+      }
+      if (model_.layers()[l].moe) routing->push_back(la.moe.topk);
+    }
   }
   head(x.data() + (n - 1) * c.residual_width(), 1, logits);
 }
@@ -114,8 +122,14 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
     pass.keep_inputs = false;
     pass.rowstable = true;
     pass.decode = &step;
+    std::vector<int32_t> sel;
+    const bool sparse = model_.layers()[l].attn->selection_width() > 0;
+    step.selections = routing != nullptr && sparse ? &sel : nullptr;
     policy::block_forward(c, model_.layers()[l], model_.params().data(), x.data(), la, pass);
-    if (model_.layers()[l].moe && routing != nullptr) routing->push_back(la.moe.topk);
+    if (routing != nullptr) {  // in Model::replay_widths() order
+      if (sparse) routing->push_back(std::move(sel));
+      if (model_.layers()[l].moe) routing->push_back(la.moe.topk);
+    }
   }
   for (int64_t b = 0; b < B; ++b) caches[b]->len += 1;
   head(x.data(), B, logits);

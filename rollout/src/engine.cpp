@@ -162,10 +162,13 @@ std::string check_prompt(const std::vector<int32_t>& prompt, const policy::Model
   return "";
 }
 
-void append_routing(Routing& dst, const Routing& src, int64_t row, int K) {
+// Row `row` of a decode step's routing of `rows` sequences (each layer its own width: experts
+// per token, or a sparse attention's selection).
+void append_routing(Routing& dst, const Routing& src, int64_t row, int64_t rows) {
   if (dst.empty()) dst.resize(src.size());
   for (size_t m = 0; m < src.size(); ++m) {
-    dst[m].insert(dst[m].end(), src[m].begin() + row * K, src[m].begin() + (row + 1) * K);
+    const int64_t w = static_cast<int64_t>(src[m].size()) / rows;
+    dst[m].insert(dst[m].end(), src[m].begin() + row * w, src[m].begin() + (row + 1) * w);
   }
 }
 
@@ -251,9 +254,9 @@ class GenerateRun {
     Routing step_routing;
     decoder_.decode(tokens, caches, logits_, opts_.record_routing ? &step_routing : nullptr);
     if (opts_.record_routing) {
-      const int K = std::max(1, c_.num_experts_per_tok);
-      for (size_t b = 0; b < active.size(); ++b) {
-        append_routing(active[b]->out.routing, step_routing, static_cast<int64_t>(b), K);
+      const int64_t rows = static_cast<int64_t>(active.size());
+      for (int64_t b = 0; b < rows; ++b) {
+        append_routing(active[b]->out.routing, step_routing, b, rows);
       }
     }
     tbb::parallel_for(size_t{0}, active.size(), [&](size_t b) {

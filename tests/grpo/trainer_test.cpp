@@ -78,7 +78,7 @@ std::string tiny_variant(const std::string& name, const Json& extra) {
 }
 
 // The same task learns with DeepSeek-V4's four hyper-connection streams, and on a GQA model
-// with native sparse attention.
+// with native sparse attention whose sampled block selections the update replays.
 TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
   Json gqa = policy::ModelConfig::from_json(Json{{"model_type", "llama"}, {"vocab_size", 300},
       {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
@@ -90,6 +90,7 @@ TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
            {"mhc", Json{{"hc_mult", 4}}}, {"nsa", gqa}}) {
     Json raw = base_config(fresh_dir("learn_" + name));
     raw["model"] = tiny_variant(name + "_ckpt", extra);
+    if (name == "nsa") raw["grpo"]["keep_routing"] = true;  // replay the sampler's blocks
     raw["grpo"]["steps"] = 14;
     raw["grpo"]["save_every"] = 0;
     auto reg = registry();

@@ -326,6 +326,58 @@ TEST(Engine, KeepRoutingReplaysTheSampledExperts) {
   }
 }
 
+// Native sparse attention under keep routing: the engine records each token's blocks per kv
+// group, a training forward that replays them attends to exactly those keys and reproduces the
+// sampled logprobs, and a different (valid) replayed selection is honoured.
+TEST(Engine, KeepRoutingReplaysTheSampledSparseSelection) {
+  auto m = make_model(policy::testing::tiny_llama_nsa_json(1, 3, 2));
+  const ModelConfig& c = m->config();
+  EngineOptions opts;
+  opts.record_routing = true;
+  auto reqs = requests_for(c.vocab_size, 2, 2, 8);
+  auto out = Engine(*m, opts).generate(reqs);
+  const int64_t W = m->layers()[0].attn->selection_width();
+  ASSERT_EQ(W, c.num_key_value_heads * 3);
+  for (const auto& comp : out) {
+    std::vector<int32_t> seq = reqs[comp.group].prompt;
+    seq.insert(seq.end(), comp.completion_ids.begin(), comp.completion_ids.end());
+    ASSERT_EQ(comp.routing.size(), size_t(c.num_hidden_layers));
+    ASSERT_EQ(comp.routing[0].size(), (seq.size() - 1) * W);
+    Routing replay = comp.routing;
+    for (auto& l : replay) l.resize(seq.size() * W, -1);  // the last token chooses afresh
+    policy::ForwardOptions fo;
+    fo.replay_topk = &replay;
+    policy::Activations<float> acts, fresh;
+    const auto batch = policy::Batch::from_sequences({seq});
+    m->forward(batch, fo, acts);
+    const size_t p = reqs[comp.group].prompt.size();
+    for (size_t i = 0; i < comp.completion_ids.size(); ++i) {
+      EXPECT_NEAR(comp.sampled_logprobs[i], acts.logprob[p - 1 + i], 1e-4);
+    }
+    // The replayed forward's keys are the recorded blocks' tokens (block size 1: the blocks).
+    const int64_t n = static_cast<int64_t>(seq.size());
+    for (int64_t t = 0; t + 1 < n; ++t) {
+      for (int kh = 0; kh < c.num_key_value_heads; ++kh) {
+        std::vector<int32_t> want;
+        for (int64_t k = 0; k < 3; ++k) {
+          const int32_t b = comp.routing[1][(t * c.num_key_value_heads + kh) * 3 + k];
+          if (b >= 0) want.push_back(b);
+        }
+        EXPECT_EQ(acts.layers[1].attn.selected[size_t(kh) * n + t], want) << t;
+      }
+    }
+    // Another valid selection for the last position: its blocks 0, own, and the one before own.
+    const int64_t t = n - 2;
+    if (t < 3) continue;
+    for (int kh = 0; kh < c.num_key_value_heads; ++kh) {
+      int32_t* r = replay[0].data() + (t * c.num_key_value_heads + kh) * 3;
+      r[0] = 0, r[1] = static_cast<int32_t>(t - 1), r[2] = static_cast<int32_t>(t);
+    }
+    m->forward(batch, fo, fresh);
+    EXPECT_EQ(fresh.layers[0].attn.selected[size_t(0) * n + t], (std::vector<int32_t>{0, int32_t(t - 1), int32_t(t)}));
+  }
+}
+
 TEST(Sampling, FiltersAndGreedy) {
   std::vector<float> logits = {1.0f, 3.0f, 2.0f, 3.0f, -1.0f};
   std::vector<float> scratch;

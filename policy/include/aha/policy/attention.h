@@ -56,6 +56,10 @@ struct AttnActs {
   std::vector<Buf<T>> buf;
   // Sparse kinds: the keys each query was given (backward holds the selection fixed).
   std::vector<std::vector<int32_t>> selected;
+  // Sparse kinds, set by the caller before forward: a selection to replay instead of choosing,
+  // selection_width() ids per token (the sampler's choice, so training attends to the same
+  // keys); nullptr: choose.
+  const int32_t* replay = nullptr;
   Buf<T>& operator[](size_t i) { return buf[i]; }
   const Buf<T>& operator[](size_t i) const { return buf[i]; }
 };
@@ -66,6 +70,8 @@ struct DecodeStep {
   std::vector<std::vector<float>*> rows;  // per sequence: this layer's cache, appended to
   const int32_t* positions = nullptr;
   bool absorbed = true;  // MLA: absorbed attention over the latent (false: the naive oracle)
+  // Sparse kinds: receives each sequence's selection, selection_width() ids per sequence.
+  std::vector<int32_t>* selections = nullptr;
 };
 
 // One layer's attention. Parameters live in the model's block (offsets); the object holds the
@@ -95,6 +101,11 @@ class Attention {
   // y [B, d_model] for the B new tokens h [B, d_model]; appends their rows to step.rows. Every
   // step is per row, so a token's output does not depend on the rest of the batch.
   virtual void decode(const float* P, const float* h, float* y, const DecodeStep& step) const = 0;
+
+  // Sparse kinds: ids per token that describe the selection (0: a dense kind), and those of the
+  // n tokens of the forward that filled `a` [n, selection_width()] (prefill records them).
+  virtual int64_t selection_width() const { return 0; }
+  virtual void selection_rows(const AttnActs<float>& a, int64_t n, int32_t* out) const {}
 };
 
 // Native sparse attention (config key "nsa", GQA models): compressed blocks of block_size

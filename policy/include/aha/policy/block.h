@@ -57,6 +57,8 @@ struct BlockPass {
   const SeqLayout* layout = nullptr;   // the tokens' sequences and positions
   bool keep_inputs = true;             // save each sublayer's input (backward needs them)
   const int32_t* forced_topk = nullptr;  // MoE: replay this selection [n, K]
+  // Sparse attention: replay this selection [n, selection_width()] (nullptr: choose).
+  const int32_t* forced_selection = nullptr;
   bool rowstable = false;              // the batch-invariant kernels of the decode path
   const DecodeStep* decode = nullptr;  // decode: attention over the caches (float only)
   float* cache_rows = nullptr;         // prefill: the tokens' cache rows [n, cache_width]

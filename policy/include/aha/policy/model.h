@@ -31,7 +31,8 @@ struct ForwardOptions {
   double temperature = 1.0;   // logprobs of softmax(logits / temperature)
   bool keep_activations = true;  // false: scoring only, activations of one layer reused
   bool entropy = false;       // also fill Activations::entropy
-  // Keep routing: for every MoE layer (in order), the expert ids [n_tokens * K] to replay.
+  // Keep routing: for every replayable part (replay_widths(): per layer a sparse attention's
+  // selection, then an MoE layer's experts), its ids [n_tokens * width] to replay.
   const std::vector<std::vector<int32_t>>* replay_topk = nullptr;
   // Keep sampling mask: per packed token, the ids the sampler drew from (nullptr: all). The
   // sets must outlive backward(): Activations keeps the pointers.
@@ -116,6 +117,9 @@ class Model {
   // The ranges backward() reports, in its order; together they cover grads() once.
   std::vector<std::pair<size_t, size_t>> grad_ranges() const;
 
+  // The per-token widths of what keep routing replays, in ForwardOptions::replay_topk order:
+  // per layer, a sparse attention's selection_width(), then an MoE layer's experts per token.
+  std::vector<int64_t> replay_widths() const;
   // Tokens routed to each expert of each MoE layer by that forward: [moe layer][expert].
   std::vector<std::vector<int64_t>> expert_loads(const Activations<T>& acts) const;
   // DeepSeek-V3 auxiliary-loss-free balancing: bias_e += gamma * sign(mean load - load_e).
