@@ -446,22 +446,24 @@ void NsaAttention::bwd(const T* P, T* G_, const T* x, const T* dy, T* dx, const 
   linear_backward(v_, P, G_, x, dv.data(), dx, n);
 }
 
-// Attention of `heads` query rows over the listed cache rows' keys/values (kv head kh), each
-// output one fixed-order pass: the result of a sequence does not depend on the batch.
+// Attention of `heads` query rows over the listed cache rows' keys/values (kv head kh): the
+// rows are gathered, then one score GEMM for all the group's heads and one in-order value GEMM,
+// as GQA's decode does; every output is a fixed-order pass, so a sequence's result does not
+// depend on the batch.
 void attend_rows(const float* q, int heads, const std::vector<int64_t>& rows, const float* cache,
                  int64_t W, int64_t k_off, int64_t v_off, int hd, float scale, float* out) {
-  std::vector<float> s(rows.size());
-  for (int h = 0; h < heads; ++h) {
-    const float* qh = q + int64_t{h} * hd;
-    for (size_t r = 0; r < rows.size(); ++r) s[r] = dot_stable(qh, cache + rows[r] * W + k_off, hd);
-    scaled_softmax_rows(s.data(), 1, static_cast<int64_t>(s.size()), scale);
-    float* o = out + int64_t{h} * hd;
-    std::fill(o, o + hd, 0.0f);
-    for (size_t r = 0; r < rows.size(); ++r) {
-      const float* vr = cache + rows[r] * W + v_off;
-      for (int e = 0; e < hd; ++e) o[e] += s[r] * vr[e];
-    }
+  const int64_t R = static_cast<int64_t>(rows.size());
+  thread_local std::vector<float> kv, s;
+  kv.resize(2 * R * hd);
+  s.resize(int64_t{heads} * R);
+  for (int64_t r = 0; r < R; ++r) {
+    std::copy_n(cache + rows[r] * W + k_off, hd, kv.data() + r * hd);
+    std::copy_n(cache + rows[r] * W + v_off, hd, kv.data() + (R + r) * hd);
   }
+  gemm_xwt_rowstable_serial(q, kv.data(), static_cast<const float*>(nullptr), s.data(), heads, hd,
+                            R);
+  scaled_softmax_rows(s.data(), heads, R, scale);
+  gemm_xw_seq(s.data(), kv.data() + R * hd, out, heads, R, hd, hd);
 }
 
 void NsaAttention::decode(const float* P, const float* h, float* y,
