@@ -54,23 +54,15 @@ void comb_logits(const T* mix, const T* base, T scale, int m, T* L) {
   for (int k = 0; k < m * m; ++k) L[k] = scale * mix[2 * m + k] + base[2 * m + k];
 }
 
+// One Sinkhorn step: every column (cols) or row of in divided by its sum + eps, into out.
 template <typename T>
-void normalize_cols(const T* in, T* out, int m, T eps) {
-  for (int q = 0; q < m; ++q) {
+void normalize(const T* in, T* out, int m, T eps, bool cols) {
+  for (int i = 0; i < m; ++i) {
+    auto at = [&](int j) { return cols ? j * m + i : i * m + j; };
     T s = 0;
-    for (int p = 0; p < m; ++p) s += in[p * m + q];
+    for (int j = 0; j < m; ++j) s += in[at(j)];
     s += eps;
-    for (int p = 0; p < m; ++p) out[p * m + q] = in[p * m + q] / s;
-  }
-}
-
-template <typename T>
-void normalize_rows(const T* in, T* out, int m, T eps) {
-  for (int p = 0; p < m; ++p) {
-    T s = 0;
-    for (int q = 0; q < m; ++q) s += in[p * m + q];
-    s += eps;
-    for (int q = 0; q < m; ++q) out[p * m + q] = in[p * m + q] / s;
+    for (int j = 0; j < m; ++j) out[at(j)] = in[at(j)] / s;
   }
 }
 
@@ -89,12 +81,12 @@ void sinkhorn_forward(const T* logits, int m, int iters, double eps_d, T* out, T
   }
   const int mm = m * m;
   if (trace != nullptr) std::copy_n(a.data(), mm, trace);
-  normalize_cols(a.data(), b.data(), m, eps);
+  normalize(a.data(), b.data(), m, eps, true);
   if (trace != nullptr) std::copy_n(b.data(), mm, trace + mm);
   for (int it = 1; it < iters; ++it) {
-    normalize_rows(b.data(), a.data(), m, eps);
+    normalize(b.data(), a.data(), m, eps, false);
     if (trace != nullptr) std::copy_n(a.data(), mm, trace + (2 * it) * mm);
-    normalize_cols(a.data(), b.data(), m, eps);
+    normalize(a.data(), b.data(), m, eps, true);
     if (trace != nullptr) std::copy_n(b.data(), mm, trace + (2 * it + 1) * mm);
   }
   std::copy_n(b.data(), mm, out);
