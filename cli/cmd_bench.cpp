@@ -1,11 +1,15 @@
 // `aha bench`: end-to-end throughput figures as JSON lines (gemm peak, train step).
 #include <tbb/info.h>
 
+#include <sys/resource.h>
+
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <iostream>
 #include <sstream>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
 #include "aha/core/tensor.h"
 #include "aha/core/threading.h"
@@ -24,46 +28,101 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Best-of-repeats GFLOP/s of y = x w^T (the linear layer's kernel) at size n^3.
-double gemm_gflops(int64_t n, int repeats) {
-  std::vector<float> x(n * n), w(n * n), y(n * n);
+// Best-of-repeats GFLOP/s of y[m, n] = x[m, k] w[n, k]^T (the linear layer's kernel).
+double gemm_gflops(int64_t m, int64_t n, int64_t k, int repeats) {
+  std::vector<float> x(m * k), w(n * k), y(m * n);
   Rng rng(1);
   for (auto& v : x) v = static_cast<float>(rng.normal());
   for (auto& v : w) v = static_cast<float>(rng.normal());
-  gemm_xwt(x.data(), w.data(), static_cast<const float*>(nullptr), y.data(), n, n, n);
+  gemm_xwt(x.data(), w.data(), static_cast<const float*>(nullptr), y.data(), m, k, n);
   double best = 1e30;
   for (int r = 0; r < repeats; ++r) {
     auto t0 = Clock::now();
-    gemm_xwt(x.data(), w.data(), static_cast<const float*>(nullptr), y.data(), n, n, n);
+    gemm_xwt(x.data(), w.data(), static_cast<const float*>(nullptr), y.data(), m, k, n);
     best = std::min(best, seconds_since(t0));
   }
-  return 2.0 * n * n * n / best / 1e9;
+  return 2.0 * m * n * k / best / 1e9;
+}
+
+double gemm_gflops(int64_t n, int repeats) { return gemm_gflops(n, n, n, repeats); }
+
+// Peak resident set of the process so far (Linux reports KiB).
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+// "fp32,bf16" -> the precisions to run, each checked.
+std::vector<MatmulPrecision> parse_precisions(const std::string& list) {
+  std::vector<MatmulPrecision> out;
+  std::stringstream ss(list);
+  for (std::string item; std::getline(ss, item, ',');) {
+    MatmulPrecision p;
+    if (!parse_matmul_precision(item.c_str(), &p)) {
+      fail("--precision: '", item, "' is not fp32 or bf16");
+    }
+    out.push_back(p);
+  }
+  if (out.empty()) fail("--precision: empty list");
+  return out;
+}
+
+const char* kernel_name(MatmulPrecision p) {
+  return p == MatmulPrecision::bf16 ? bf16_kernel() : gemm_backend();
+}
+
+// "MxNxK" -> {m, n, k}.
+std::array<int64_t, 3> parse_shape(const std::string& s) {
+  std::array<int64_t, 3> d{};
+  char x1 = 0, x2 = 0;
+  std::stringstream ss(s);
+  if (!(ss >> d[0] >> x1 >> d[1] >> x2 >> d[2]) || x1 != 'x' || x2 != 'x' || !ss.eof() ||
+      d[0] < 1 || d[1] < 1 || d[2] < 1) {
+    fail("--shapes: '", s, "' is not MxNxK with positive sizes");
+  }
+  return d;
 }
 
 int bench_gemm(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
-  std::string sizes;
+  std::string sizes, shapes, precisions;
   int threads = 0, repeats = 5;
   desc.add_options()
       ("sizes", po::value(&sizes)->default_value("256,512,1024,2048"), "square sizes n")
+      ("shapes", po::value(&shapes), "MxNxK list instead (y[M,N] = x[M,K] w[N,K]^T)")
+      ("precision", po::value(&precisions)->default_value("fp32"), "fp32, bf16 or fp32,bf16")
       ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
       ("repeats", po::value(&repeats)->default_value(5), "timed repeats (best is reported)");
   po::variables_map vm;
-  if (!parse_options(args, desc, vm, "usage: aha bench gemm [--sizes 512,1024] [--threads N]")) {
+  if (!parse_options(args, desc, vm,
+                     "usage: aha bench gemm [--sizes 512,1024 | --shapes 256x4096x1024]\n"
+                     "       [--precision fp32,bf16] [--threads N]")) {
     return 0;
   }
   ThreadLimit limit(threads);
-  for (int64_t n : parse_int_list(sizes, "--sizes")) {
-    Json j = {{"bench", "gemm"}, {"n", n}, {"threads", max_threads()},
-              {"gflops", gemm_gflops(n, repeats)}};
-    std::cout << j.dump() << std::endl;
+  std::vector<std::array<int64_t, 3>> dims;
+  if (vm.count("shapes")) {
+    std::stringstream ss(shapes);
+    for (std::string item; std::getline(ss, item, ',');) dims.push_back(parse_shape(item));
+  } else {
+    for (int64_t n : parse_int_list(sizes, "--sizes")) dims.push_back({n, n, n});
+  }
+  for (const auto& d : dims) {
+    for (MatmulPrecision p : parse_precisions(precisions)) {
+      MatmulPrecisionScope scope(p);
+      Json j = {{"bench", "gemm"}, {"m", d[0]}, {"n", d[1]}, {"k", d[2]},
+                {"precision", matmul_precision_name(p)}, {"kernel", kernel_name(p)},
+                {"threads", max_threads()}, {"gflops", gemm_gflops(d[0], d[1], d[2], repeats)}};
+      std::cout << j.dump() << std::endl;
+    }
   }
   return 0;
 }
 
 int bench_train(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
-  std::string preset, config, batches, seq_lens;
+  std::string preset, config, batches, seq_lens, precision;
   int threads = 0, iters = 3;
   desc.add_options()
       ("preset", po::value(&preset)->default_value("small"), "tiny | small | base | tiny-mhc | small-mhc")
@@ -71,7 +130,8 @@ int bench_train(const Args& args) {
       ("batch", po::value(&batches)->default_value("8"), "sequences per step (list: 4,8)")
       ("seq-len", po::value(&seq_lens)->default_value("256"), "tokens per sequence (list)")
       ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
-      ("iters", po::value(&iters)->default_value(3), "timed steps per point");
+      ("iters", po::value(&iters)->default_value(3), "timed steps per point")
+      ("precision", po::value(&precision)->default_value("fp32"), "matmul precision: fp32 | bf16");
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha bench train [--preset small | --config CFG.json] [--batch 8]\n"
@@ -81,11 +141,13 @@ int bench_train(const Args& args) {
   }
   if (iters < 1) fail("--iters must be >= 1");
   ThreadLimit limit(threads);
+  const MatmulPrecision prec = parse_precisions(precision).at(0);
   Json j = vm.count("config") ? load_json_file(config) : policy::preset_config(preset);
   policy::ModelConfig cfg = policy::ModelConfig::from_json(j);
   policy::Model<float> model(cfg);
   model.init_random(0);
-  const double peak = gemm_gflops(1024, 3);
+  const double peak = gemm_gflops(1024, 3);  // the fp32 roof, before switching precision
+  MatmulPrecisionScope scope(prec);
   for (int64_t batch : parse_int_list(batches, "--batch")) {
     for (int64_t len : parse_int_list(seq_lens, "--seq-len")) {
       Rng rng(7);
@@ -117,7 +179,9 @@ int bench_train(const Args& args) {
                   {"threads", max_threads()}, {"tokens_per_s", b.n_tokens() / step_time},
                   {"forward_tokens_per_s", b.n_tokens() / fwd_time},
                   {"step_s", step_time}, {"gflops", gflops}, {"gemm_peak_gflops", peak},
-                  {"pct_of_gemm_peak", 100.0 * gflops / peak}};
+                  {"pct_of_gemm_peak", 100.0 * gflops / peak},
+                  {"precision", matmul_precision_name(prec)}, {"kernel", kernel_name(prec)},
+                  {"peak_rss_mb", peak_rss_mb()}};
       std::cout << out.dump() << std::endl;
     }
   }

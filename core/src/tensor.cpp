@@ -5,6 +5,8 @@
 // single-threaded call per tile keeps TBB the only thread pool.
 #include "aha/core/tensor.h"
 
+#include "aha/core/gemm_bf16.h"
+
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
@@ -81,9 +83,22 @@ void for_tiles(int64_t n, int64_t rows_per_tile, F&& f) {
 
 }  // namespace
 
+// Under `precision: bf16` the float products run on the bf16 kernel (fp64 ones never do:
+// they are the finite-difference references).
+template <typename T>
+bool bf16_route() {
+  return std::is_same_v<T, float> && matmul_precision() == MatmulPrecision::bf16;
+}
+
 template <typename T>
 void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, int64_t out,
               bool accumulate) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16_route<T>()) {
+      gemm_bf16(n, out, in, {x, in, false}, {w, in, false}, y, out, accumulate, b);
+      return;
+    }
+  }
   const T beta = accumulate ? T(1) : T(0);
   // Few rows (decode): split the output columns instead, so every core still works.
   if (n < 16 && out >= 256) {
@@ -107,6 +122,12 @@ void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, i
 
 template <typename T>
 void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16_route<T>()) {
+      gemm_bf16(n, in, out, {dy, out, false}, {w, in, true}, dx, in, true, nullptr);
+      return;
+    }
+  }
   for_tiles(n, tile_rows(n, 2 * in * out), [&](int64_t r0, int64_t r1) {
     gemm_tile<T>(false, false, r1 - r0, in, out, dy + r0 * out, out, w, in, T(1), dx + r0 * in,
                  in);
@@ -115,6 +136,15 @@ void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out
 
 template <typename T>
 void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int64_t out) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16_route<T>()) {
+      gemm_bf16(out, in, n, {dy, out, true}, {x, in, true}, dw, in, true, nullptr);
+      if (db != nullptr) {
+        VecMap<T>(db, out) += CMatMap<T>(dy, n, out).colwise().sum().transpose();
+      }
+      return;
+    }
+  }
   // Split over weight rows: each task owns its slice of dw, no reduction needed.
   for_tiles(out, tile_rows(out, 2 * n * in), [&](int64_t o0, int64_t o1) {
     const int64_t no = o1 - o0;

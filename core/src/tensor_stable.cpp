@@ -16,6 +16,8 @@
 
 #include "aha/core/tensor.h"
 
+#include "aha/core/gemm_bf16.h"
+
 namespace aha {
 
 namespace {
@@ -221,6 +223,14 @@ template <typename T>
 void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
                         int64_t out) {
   if (n <= 0 || out <= 0) return;
+  // Under `precision: bf16` the weight products of decode use the kernel training uses: its
+  // outputs are batch-invariant too, and sampler and trainer then compute the same logits.
+  if constexpr (sizeof(T) == 4) {
+    if (matmul_precision() == MatmulPrecision::bf16) {
+      gemm_bf16(n, out, in, {x, in, false}, {w, in, false}, y, out, false, b);
+      return;
+    }
+  }
   const Operands<T> g{x, w, b, y, n, in, out, in, in, out};
   const int64_t macs = n * std::max<int64_t>(in, 1) * out;
   if (macs < 2 * kTaskMacs) {

@@ -1,0 +1,61 @@
+// bf16 matrix products with fp32 accumulation, and the process-wide matmul precision that
+// routes the linear layers' GEMMs (tensor.h) to them.
+//
+// Numerics (the same on every machine): both operands are rounded to bf16 (round to nearest
+// even, bf16 subnormals flushed to zero as AVX512-BF16 does), each output is one fp32
+// accumulator that adds the exact products of k pairs in k order (for pair p: first
+// a[2p+1]*b[2p+1], then a[2p]*b[2p], each add rounded once). On CPUs with AVX512-BF16 that is
+// one VDPBF16PS per pair; elsewhere an emulation gives the same bits. An output therefore does
+// not depend on the other rows or columns, on tiling or on the thread count: the decode path and
+// the training forward share one kernel, so sampling and scoring see the same logits.
+#pragma once
+
+#include <cstdint>
+
+namespace aha {
+
+enum class MatmulPrecision { fp32, bf16 };
+
+// Set once before work starts (config key `precision`); fp32 is the default.
+void set_matmul_precision(MatmulPrecision p);
+MatmulPrecision matmul_precision();
+// "fp32" / "bf16"; parse returns false for any other name.
+const char* matmul_precision_name(MatmulPrecision p);
+bool parse_matmul_precision(const char* name, MatmulPrecision* out);
+
+// Restores the previous precision when it goes out of scope (tests, benchmarks).
+class MatmulPrecisionScope {
+ public:
+  explicit MatmulPrecisionScope(MatmulPrecision p) : prev_(matmul_precision()) {
+    set_matmul_precision(p);
+  }
+  ~MatmulPrecisionScope() { set_matmul_precision(prev_); }
+  MatmulPrecisionScope(const MatmulPrecisionScope&) = delete;
+  MatmulPrecisionScope& operator=(const MatmulPrecisionScope&) = delete;
+
+ private:
+  MatmulPrecision prev_;
+};
+
+// "avx512bf16" when the CPU runs VDPBF16PS, else "emulated" (same results, fp32 speed).
+const char* bf16_kernel();
+// Forces the emulation even where the CPU has AVX512-BF16 (tests compare the two).
+void set_bf16_force_emulation(bool on);
+
+// One operand of gemm_bf16: element (i, k) is p[i * ld + k], or p[k * ld + i] when trans.
+struct MatRef {
+  const float* p;
+  int64_t ld;
+  bool trans;
+};
+
+// c[i, j] = (accumulate ? c[i, j] : 0) + sum_k a(i, k) * b(j, k) (+ bias[j]); c row-major with
+// rows every ldc values. Parallel over fixed tiles (TBB), or on the calling thread when serial.
+void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
+               bool accumulate, const float* bias, bool serial = false);
+
+// Round to nearest even with subnormals flushed to zero, as the packing does (for references).
+uint16_t to_bf16(float x);
+float from_bf16(uint16_t h);
+
+}  // namespace aha

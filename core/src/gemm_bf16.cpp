@@ -1,0 +1,299 @@
+// bf16 GEMM with fp32 accumulation (see gemm_bf16.h for the numerics).
+//
+// Both operands are packed once per call: rows of a into k pairs (one 32-bit word holds
+// a(i, 2p) in its low half and a(i, 2p+1) in its high half, the layout VDPBF16PS reads from a
+// broadcast), b into panels of 16 columns, pair-interleaved ([panel][pair][16 columns]). A
+// micro-tile of MR rows by NV panels keeps MR * NV accumulators in registers across the whole k
+// range, so each output is summed in k order no matter which tile computes it. Packing costs
+// O((m + n) k) against the product's O(m n k); it is the weight copy that decode pays per step,
+// which is why bf16 decode gains less than bf16 training.
+#include "aha/core/gemm_bf16.h"
+
+#include <tbb/blocked_range2d.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace aha {
+
+namespace {
+
+std::atomic<MatmulPrecision> g_precision{MatmulPrecision::fp32};
+std::atomic<bool> g_force_emulation{false};
+
+constexpr int kMR = 8;   // rows per micro-tile
+constexpr int kNV = 3;   // 16-column panels per micro-tile
+constexpr int kLanes = 16;
+
+bool cpu_bf16() {
+#if defined(__x86_64__)
+  static const bool has = __builtin_cpu_supports("avx512bf16") != 0;
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool use_hw() { return cpu_bf16() && !g_force_emulation.load(std::memory_order_relaxed); }
+
+uint32_t bits(float x) {
+  uint32_t u;
+  std::memcpy(&u, &x, 4);
+  return u;
+}
+
+// One packed pair: low half a(2p), high half a(2p+1).
+uint32_t pair(float lo, float hi) {
+  return uint32_t(to_bf16(lo)) | (uint32_t(to_bf16(hi)) << 16);
+}
+
+float elem(const MatRef& r, int64_t i, int64_t k) {
+  return r.trans ? r.p[k * r.ld + i] : r.p[i * r.ld + k];
+}
+
+// rows [i0, i1) of r as pairs: out[(i - i0) * kp + p]. Sixteen rows at a time with the pair
+// loop outside, so both layouts of r are read along cache lines.
+void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out) {
+  const int64_t kp = (k + 1) / 2;
+  for (int64_t b0 = i0; b0 < i1; b0 += kLanes) {
+    const int64_t b1 = std::min<int64_t>(i1, b0 + kLanes);
+    for (int64_t p = 0; p < kp; ++p) {
+      for (int64_t i = b0; i < b1; ++i) {
+        const float hi = 2 * p + 1 < k ? elem(r, i, 2 * p + 1) : 0.0f;
+        out[(i - i0) * kp + p] = pair(elem(r, i, 2 * p), hi);
+      }
+    }
+  }
+}
+
+// Panel q (columns 16q .. 16q+15 of r's rows) as [pair][16]; columns past n are zero.
+void pack_panel(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out) {
+  const int64_t kp = (k + 1) / 2, j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
+  for (int64_t p = 0; p < kp; ++p) {
+    uint32_t* o = out + p * kLanes;
+    for (int64_t c = 0; c < nc; ++c) {
+      const float hi = 2 * p + 1 < k ? elem(r, j0 + c, 2 * p + 1) : 0.0f;
+      o[c] = pair(elem(r, j0 + c, 2 * p), hi);
+    }
+    for (int64_t c = nc; c < kLanes; ++c) o[c] = 0;
+  }
+}
+
+// ---- micro-kernels: out[r][v * 16 + c] = the tile's sums ----
+
+#if defined(__x86_64__)
+template <int MR, int NV>
+__attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, int64_t kp,
+                                                             const uint32_t* b, int64_t pstride,
+                                                             float* out) {
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < kp; ++p) {
+    __m512bh bv[NV];
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = (__m512bh)_mm512_loadu_si512(b + v * pstride + p * kLanes);
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(a[r * kp + p]));
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + (r * NV + v) * kLanes, acc[r][v]);
+  }
+}
+#endif
+
+typedef float V16 __attribute__((vector_size(64)));
+typedef uint32_t U16 __attribute__((vector_size(64)));
+
+inline V16 as_float(U16 u) {
+  V16 f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+float hi_half(uint32_t w) {
+  const uint32_t u = w & 0xffff0000u;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+float lo_half(uint32_t w) { return hi_half(w << 16); }
+
+// The same sums without AVX512-BF16: each product of two bf16 values is exact in fp32, so the
+// two adds per pair round exactly as VDPBF16PS's do.
+template <int MR, int NV>
+void micro_emu(const uint32_t* a, int64_t kp, const uint32_t* b, int64_t pstride, float* out) {
+  V16 acc[MR][NV] = {};
+  for (int64_t p = 0; p < kp; ++p) {
+    V16 bhi[NV], blo[NV];
+    for (int v = 0; v < NV; ++v) {
+      U16 w;
+      std::memcpy(&w, b + v * pstride + p * kLanes, sizeof(w));
+      bhi[v] = as_float(w & 0xffff0000u);
+      blo[v] = as_float(w << 16);
+    }
+    for (int r = 0; r < MR; ++r) {
+      const uint32_t w = a[r * kp + p];
+      const float ah = hi_half(w), al = lo_half(w);
+      for (int v = 0; v < NV; ++v) {
+        acc[r][v] = acc[r][v] + ah * bhi[v];
+        acc[r][v] = acc[r][v] + al * blo[v];
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < NV; ++v) std::memcpy(out + (r * NV + v) * kLanes, &acc[r][v], 64);
+  }
+}
+
+using Micro = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, float*);
+
+template <int MR, int NV>
+Micro pick_one(bool hw) {
+#if defined(__x86_64__)
+  if (hw) return &micro_hw<MR, NV>;
+#endif
+  (void)hw;
+  return &micro_emu<MR, NV>;
+}
+
+// Kernels for 1..kMR rows and 1..kNV panels (tails reuse a smaller tile, same sums).
+Micro pick(int rows, int panels, bool hw) {
+  static_assert(kMR == 8 && kNV == 3);
+  const int r = rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1;
+  auto for_rows = [&](auto mr) -> Micro {
+    constexpr int R = decltype(mr)::value;
+    if (panels >= 3) return pick_one<R, 3>(hw);
+    if (panels == 2) return pick_one<R, 2>(hw);
+    return pick_one<R, 1>(hw);
+  };
+  switch (r) {
+    case 8: return for_rows(std::integral_constant<int, 8>{});
+    case 4: return for_rows(std::integral_constant<int, 4>{});
+    case 2: return for_rows(std::integral_constant<int, 2>{});
+    default: return for_rows(std::integral_constant<int, 1>{});
+  }
+}
+
+struct Job {
+  int64_t m, n, k, kp, n_panels;
+  const uint32_t* ap;  // [m][kp]
+  const uint32_t* bp;  // [n_panels][kp][16]
+  float* c;
+  int64_t ldc;
+  bool accumulate;
+  const float* bias;
+  bool hw;
+};
+
+// Rows [i0, i1) by panels [q0, q1).
+void run_block(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
+  alignas(64) float tile[kMR * kNV * kLanes];
+  const int64_t pstride = j.kp * kLanes;
+  for (int64_t q = q0; q < q1; q += kNV) {
+    const int panels = int(std::min<int64_t>(kNV, q1 - q));
+    for (int64_t i = i0; i < i1;) {
+      const int rows_left = int(std::min<int64_t>(kMR, i1 - i));
+      const int rows = rows_left >= 8 ? 8 : rows_left >= 4 ? 4 : rows_left >= 2 ? 2 : 1;
+      pick(rows, panels, j.hw)(j.ap + i * j.kp, j.kp, j.bp + q * pstride, pstride, tile);
+      for (int r = 0; r < rows; ++r) {
+        float* cr = j.c + (i + r) * j.ldc;
+        for (int v = 0; v < panels; ++v) {
+          const int64_t c0 = (q + v) * kLanes;
+          const int64_t nc = std::min<int64_t>(kLanes, j.n - c0);
+          const float* s = tile + (r * panels + v) * kLanes;
+          for (int64_t c = 0; c < nc; ++c) {
+            float y = j.accumulate ? cr[c0 + c] + s[c] : s[c];
+            if (j.bias != nullptr) y += j.bias[c0 + c];
+            cr[c0 + c] = y;
+          }
+        }
+      }
+      i += rows;
+    }
+  }
+}
+
+}  // namespace
+
+uint16_t to_bf16(float x) {
+  uint32_t u = bits(x);
+  if ((u & 0x7f800000u) == 0) return uint16_t((u >> 16) & 0x8000u);  // zero or subnormal
+  if ((u & 0x7fffffffu) > 0x7f800000u) return uint16_t((u >> 16) | 0x0040u);  // quiet NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return uint16_t(u >> 16);
+}
+
+float from_bf16(uint16_t h) {
+  const uint32_t u = uint32_t(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+void set_matmul_precision(MatmulPrecision p) { g_precision.store(p); }
+MatmulPrecision matmul_precision() { return g_precision.load(std::memory_order_relaxed); }
+
+const char* matmul_precision_name(MatmulPrecision p) {
+  return p == MatmulPrecision::bf16 ? "bf16" : "fp32";
+}
+
+bool parse_matmul_precision(const char* name, MatmulPrecision* out) {
+  const std::string s = name == nullptr ? "" : name;
+  if (s == "fp32") {
+    *out = MatmulPrecision::fp32;
+  } else if (s == "bf16") {
+    *out = MatmulPrecision::bf16;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* bf16_kernel() { return use_hw() ? "avx512bf16" : "emulated"; }
+void set_bf16_force_emulation(bool on) { g_force_emulation.store(on); }
+
+void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
+               bool accumulate, const float* bias, bool serial) {
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
+  std::vector<uint32_t> ap(size_t(m * kp)), bp(size_t(n_panels * kp * kLanes));
+  Job j{m, n, k, kp, n_panels, ap.data(), bp.data(), c, ldc, accumulate, bias, use_hw()};
+  // Blocks of whole micro-tiles, sized from the shape alone (results never depend on them).
+  const int64_t row_block = 64, panel_block = 4 * kNV;
+  if (serial || m * n * k < (int64_t{1} << 18)) {
+    pack_rows(a, 0, m, k, ap.data());
+    for (int64_t q = 0; q < n_panels; ++q) pack_panel(b, q, n, k, bp.data() + q * kp * kLanes);
+    run_block(j, 0, m, 0, n_panels);
+    return;
+  }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, m, row_block),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      pack_rows(a, r.begin(), r.end(), k, ap.data() + r.begin() * kp);
+                    });
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_panels, 4), [&](const auto& r) {
+    for (int64_t q = r.begin(); q < r.end(); ++q) {
+      pack_panel(b, q, n, k, bp.data() + q * kp * kLanes);
+    }
+  });
+  tbb::parallel_for(
+      tbb::blocked_range2d<int64_t>(0, m, row_block, 0, n_panels, panel_block),
+      [&](const tbb::blocked_range2d<int64_t>& r) {
+        run_block(j, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end());
+      },
+      tbb::simple_partitioner());
+}
+
+}  // namespace aha

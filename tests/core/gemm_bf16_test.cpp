@@ -1,0 +1,146 @@
+#include "aha/core/gemm_bf16.h"
+
+#include <gtest/gtest.h>
+#include <tbb/global_control.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "aha/core/tensor.h"
+
+namespace aha {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(g);
+  return v;
+}
+
+float round_bf16(float x) { return from_bf16(to_bf16(x)); }
+
+// The documented sum, written plainly: pairs in k order, high element first.
+float reference(const float* a, const float* b, int64_t k) {
+  float s = 0.0f;
+  for (int64_t p = 0; p < (k + 1) / 2; ++p) {
+    const float ah = 2 * p + 1 < k ? round_bf16(a[2 * p + 1]) : 0.0f;
+    const float bh = 2 * p + 1 < k ? round_bf16(b[2 * p + 1]) : 0.0f;
+    s += ah * bh;
+    s += round_bf16(a[2 * p]) * round_bf16(b[2 * p]);
+  }
+  return s;
+}
+
+TEST(Bf16, RoundingIsNearestEvenAndFlushesSubnormals) {
+  EXPECT_EQ(to_bf16(1.0f), 0x3f80);
+  uint32_t u = 0x3f808000u;  // exactly half way between 0x3f80 and 0x3f81: even wins
+  float x;
+  std::memcpy(&x, &u, 4);
+  EXPECT_EQ(to_bf16(x), 0x3f80);
+  u = 0x3f818000u;  // half way between 0x3f81 and 0x3f82: even (0x3f82)
+  std::memcpy(&x, &u, 4);
+  EXPECT_EQ(to_bf16(x), 0x3f82);
+  u = 0x3f808001u;
+  std::memcpy(&x, &u, 4);
+  EXPECT_EQ(to_bf16(x), 0x3f81);
+  EXPECT_EQ(to_bf16(1e-40f), 0);
+  EXPECT_EQ(to_bf16(-1e-40f), 0x8000);
+  EXPECT_EQ(to_bf16(3.0e38f), 0x7f62);
+  EXPECT_TRUE(std::isnan(from_bf16(to_bf16(std::nanf("")))));
+  EXPECT_TRUE(std::isinf(from_bf16(to_bf16(3.4e38f))));  // rounds past the largest bf16
+}
+
+// Every layout, odd k and tails of rows and columns give exactly the documented sums.
+TEST(Bf16, GemmIsTheDocumentedSumForEveryLayoutAndTail) {
+  std::printf("bf16 kernel on this CPU: %s\n", bf16_kernel());
+  for (bool emulate : {false, true}) {
+    set_bf16_force_emulation(emulate);
+    for (int64_t m : {1, 3, 8, 13, 70}) {
+      for (int64_t n : {1, 17, 48, 100}) {
+        for (int64_t k : {1, 2, 7, 64, 129}) {
+          auto a = randn(size_t(m * k), 1), b = randn(size_t(n * k), 2), bias = randn(size_t(n), 3);
+          std::vector<float> at(a.size()), bt(b.size());
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t q = 0; q < k; ++q) at[q * m + i] = a[i * k + q];
+          }
+          for (int64_t j = 0; j < n; ++j) {
+            for (int64_t q = 0; q < k; ++q) bt[q * n + j] = b[j * k + q];
+          }
+          for (int layout = 0; layout < 4; ++layout) {
+            const bool ta = layout & 1, tb = layout & 2;
+            MatRef ra{ta ? at.data() : a.data(), ta ? m : k, ta};
+            MatRef rb{tb ? bt.data() : b.data(), tb ? n : k, tb};
+            std::vector<float> c(size_t(m * n), 0.5f);
+            gemm_bf16(m, n, k, ra, rb, c.data(), n, true, bias.data());
+            for (int64_t i = 0; i < m; ++i) {
+              for (int64_t j = 0; j < n; ++j) {
+                const float want = 0.5f + reference(&a[i * k], &b[j * k], k) + bias[j];
+                ASSERT_EQ(c[i * n + j], want) << emulate << " " << m << "x" << n << "x" << k
+                                              << " layout " << layout << " at " << i << "," << j;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  set_bf16_force_emulation(false);
+}
+
+// A row's outputs do not depend on the batch around it, the thread count or serial mode.
+TEST(Bf16, RowsAreBatchAndThreadInvariant) {
+  const int64_t k = 384, n = 200;
+  auto w = randn(size_t(n * k), 7, 0.05f);
+  auto x = randn(size_t(37 * k), 8);
+  std::vector<float> alone(n);
+  gemm_bf16(1, n, k, {x.data() + 5 * k, k, false}, {w.data(), k, false}, alone.data(), n, false,
+            nullptr, true);
+  for (int threads : {1, 2}) {
+    tbb::global_control gc(tbb::global_control::max_allowed_parallelism, threads);
+    for (int64_t m : {6, 9, 37}) {
+      std::vector<float> c(size_t(m * n));
+      gemm_bf16(m, n, k, {x.data(), k, false}, {w.data(), k, false}, c.data(), n, false, nullptr);
+      ASSERT_EQ(0, std::memcmp(c.data() + 5 * n, alone.data(), n * sizeof(float)))
+          << threads << " threads, batch " << m;
+    }
+  }
+}
+
+// The error against fp64 on the unrounded inputs is what bf16 rounding of the operands allows.
+TEST(Bf16, ErrorIsThatOfBf16Operands) {
+  const int64_t m = 16, n = 64, k = 1024;
+  auto a = randn(size_t(m * k), 11), b = randn(size_t(n * k), 12);
+  std::vector<float> c(size_t(m * n));
+  gemm_bf16(m, n, k, {a.data(), k, false}, {b.data(), k, false}, c.data(), n, false, nullptr);
+  double worst = 0.0;
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0.0, mag = 0.0;
+      for (int64_t q = 0; q < k; ++q) {
+        s += double(a[i * k + q]) * b[j * k + q];
+        mag += std::abs(double(a[i * k + q]) * b[j * k + q]);
+      }
+      worst = std::max(worst, std::abs(c[i * n + j] - s) / mag);
+    }
+  }
+  EXPECT_LT(worst, 2.0 * std::ldexp(1.0, -8));  // two operands, each within 2^-9
+  EXPECT_GT(worst, 1e-6);                       // and it is really bf16, not fp32
+}
+
+TEST(Bf16, PrecisionNamesParse) {
+  MatmulPrecision p;
+  EXPECT_TRUE(parse_matmul_precision("bf16", &p));
+  EXPECT_EQ(p, MatmulPrecision::bf16);
+  EXPECT_TRUE(parse_matmul_precision("fp32", &p));
+  EXPECT_EQ(p, MatmulPrecision::fp32);
+  EXPECT_FALSE(parse_matmul_precision("fp16", &p));
+  EXPECT_FALSE(parse_matmul_precision(nullptr, &p));
+}
+
+}  // namespace
+}  // namespace aha
