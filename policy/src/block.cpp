@@ -12,6 +12,7 @@ LayerP add_block(ParamTable& t, const ModelConfig& c, const RopeTable& rope, int
   const std::string pre = "model.layers." + std::to_string(l);
   const int d = c.hidden_size;
   LayerP lp;
+  if (c.engram && c.engram->in_layer(l)) lp.engram = add_engram(t, pre + ".engram", c, l);
   lp.input_norm = add_norm(t, pre + ".input_layernorm.weight", d);
   lp.attn = make_attention(t, pre + ".self_attn", c, rope, l);
   lp.post_attn_norm = add_norm(t, pre + ".post_attention_layernorm.weight", d);
@@ -65,6 +66,11 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
   const int64_t n = pass.layout->n_tokens();
   const int d = c.hidden_size;
   Buf<T> y(n * d), u(c.has_hc() ? n * d : 0);
+  if (lp.engram.on()) {
+    AHA_CHECK(pass.ngram_ids != nullptr, "an Engram layer needs the tokens' n-gram ids");
+    engram_forward(c, lp.engram, P, pass.ngram_ids, x, la.engram, *pass.layout, pass.engram,
+                   pass.rowstable);
+  }
   for (size_t i = 0; i < kBlockSublayers.size(); ++i) {
     const Mixer m = kBlockSublayers[i];
     SublayerActs<T>& s = la.sub[i];
@@ -129,6 +135,7 @@ void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,
                            n);
     }
   }
+  if (lp.engram.on()) engram_backward(c, lp.engram, P, G, la.engram, layout, dx);
 }
 
 #define AHA_INSTANTIATE_BLOCK(T)                                                               \

@@ -134,6 +134,10 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
     Buf<T> e(x.begin(), x.begin() + n * d);
     hc_expand_embedding(e.data(), x.data(), n, c_.hc_mult, d);
   }
+  // Engram layers hash each token's n-gram; the ids are the same for every layer.
+  const std::vector<int32_t> ngram_ids =
+      c_.engram ? engram_ngram_ids(batch.tokens.data(), acts.layout, c_.engram->max_ngram_size)
+                : std::vector<int32_t>{};
   acts.layers.resize(opts.keep_activations ? c_.num_hidden_layers : 1);
   acts.aux_loss = 0;
   int replay_index = 0;
@@ -141,6 +145,7 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
     LayerActs<T>& la = acts.layers[opts.keep_activations ? l : 0];
     BlockPass pass;
     pass.layout = &acts.layout;
+    pass.ngram_ids = ngram_ids.data();
     // The replayed ids of this layer's parts, in replay_widths() order.
     auto next_replay = [&](int64_t width) -> const int32_t* {
       if (opts.replay_topk == nullptr) return nullptr;

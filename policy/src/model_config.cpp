@@ -1,6 +1,7 @@
 // Parsing and validation of HF config.json for deepseek_v2/v3, llama and qwen2.
 #include "aha/policy/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "aha/policy/attention.h"
@@ -177,7 +178,78 @@ void parse_hc(const Json& j, ModelConfig& c) {
   }
 }
 
+// The "engram" object; every bad value names its key.
+void parse_engram(const Json& j, ModelConfig& c) {
+  auto it = j.find("engram");
+  if (it == j.end() || it->is_null()) return;
+  if (!it->is_object()) fail("[config.json] engram must be an object");
+  const Json& e = *it;
+  auto integer = [&](const char* key, int64_t lo, int64_t hi, int64_t fallback) {
+    auto v = e.find(key);
+    if (v == e.end()) return fallback;
+    if (!v->is_number_integer() || v->get<int64_t>() < lo || v->get<int64_t>() > hi) {
+      fail("[config.json] engram.", key, " must be an integer in [", lo, ", ", hi, "], got ",
+           v->dump());
+    }
+    return v->get<int64_t>();
+  };
+  EngramConfig g;
+  g.max_ngram_size = static_cast<int>(integer("max_ngram_size", 2, 8, 3));
+  g.n_head_per_ngram = static_cast<int>(integer("n_head_per_ngram", 1, 64, 8));
+  g.n_embed_per_ngram = static_cast<int>(integer("n_embed_per_ngram", 1, 1 << 16, 512));
+  if (g.n_embed_per_ngram % g.n_head_per_ngram) {
+    fail("[config.json] engram.n_embed_per_ngram (", g.n_embed_per_ngram,
+         ") must be a multiple of engram.n_head_per_ngram (", g.n_head_per_ngram, ")");
+  }
+  g.seed = integer("seed", 0, int64_t{1} << 40, 0);
+  g.kernel_size = static_cast<int>(integer("kernel_size", 1, 16, 4));
+  g.pad_id = static_cast<int>(integer("pad_id", 0, c.vocab_size - 1, 2));
+  auto ids = e.find("layer_ids");
+  if (ids == e.end() || !ids->is_array() || ids->empty()) {
+    fail("[config.json] engram.layer_ids must be a non-empty list of layer indices");
+  }
+  for (const Json& v : *ids) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= c.num_hidden_layers) {
+      fail("[config.json] engram.layer_ids: ", v.dump(), " is not a layer in [0, ",
+           c.num_hidden_layers, ")");
+    }
+    const int l = v.get<int>();
+    if (g.in_layer(l)) fail("[config.json] engram.layer_ids: layer ", l, " listed twice");
+    g.layer_ids.push_back(l);
+  }
+  auto sizes = e.find("engram_vocab_size");
+  if (sizes == e.end() || !sizes->is_array() ||
+      static_cast<int>(sizes->size()) != g.max_ngram_size - 1) {
+    fail("[config.json] engram.engram_vocab_size must list one table size per n = 2..",
+         g.max_ngram_size, " (", g.max_ngram_size - 1, " values)");
+  }
+  for (const Json& v : *sizes) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 2 || v.get<int64_t>() > (int64_t{1} << 31)) {
+      fail("[config.json] engram.engram_vocab_size: ", v.dump(), " is not in [2, 2^31]");
+    }
+    g.engram_vocab_size.push_back(v.get<int64_t>());
+  }
+  auto freeze = e.find("freeze_table");
+  if (freeze != e.end()) {
+    if (!freeze->is_boolean()) fail("[config.json] engram.freeze_table must be true or false");
+    g.freeze_table = freeze->get<bool>();
+  }
+  for (const auto& [key, v] : e.items()) {
+    static const char* kKeys[] = {"max_ngram_size", "n_head_per_ngram", "n_embed_per_ngram",
+                                  "layer_ids",      "engram_vocab_size", "seed",
+                                  "kernel_size",    "pad_id",            "freeze_table"};
+    if (std::find(std::begin(kKeys), std::end(kKeys), key) == std::end(kKeys)) {
+      fail("[config.json] engram.", key, ": unknown key");
+    }
+  }
+  c.engram = std::move(g);
+}
+
 }  // namespace
+
+bool EngramConfig::in_layer(int l) const {
+  return std::find(layer_ids.begin(), layer_ids.end(), l) != layer_ids.end();
+}
 
 ModelConfig ModelConfig::from_json(const Json& j) {
   if (!j.is_object()) fail("[config.json] expected a JSON object");
@@ -244,6 +316,7 @@ ModelConfig ModelConfig::from_json(const Json& j) {
     parse_gqa(j, c);
   }
   parse_hc(j, c);
+  parse_engram(j, c);
   c.num_nextn_predict_layers = get_or<int>(j, "num_nextn_predict_layers", 0);
   if (c.num_nextn_predict_layers < 0 || c.num_nextn_predict_layers > 1) {
     fail("[config.json] num_nextn_predict_layers must be 0 or 1 (aha runs one MTP module, as "
@@ -332,6 +405,17 @@ Json ModelConfig::to_json() const {
     j["hc_mult"] = hc_mult;
     j["hc_sinkhorn_iters"] = hc_sinkhorn_iters;
     j["hc_eps"] = hc_eps;
+  }
+  if (engram) {
+    j["engram"] = Json{{"max_ngram_size", engram->max_ngram_size},
+                       {"n_head_per_ngram", engram->n_head_per_ngram},
+                       {"n_embed_per_ngram", engram->n_embed_per_ngram},
+                       {"layer_ids", engram->layer_ids},
+                       {"engram_vocab_size", engram->engram_vocab_size},
+                       {"seed", engram->seed},
+                       {"kernel_size", engram->kernel_size},
+                       {"pad_id", engram->pad_id},
+                       {"freeze_table", engram->freeze_table}};
   }
   if (is_mla()) {
     j["q_lora_rank"] = q_lora_rank ? Json(*q_lora_rank) : Json(nullptr);

@@ -350,6 +350,13 @@ TEST(GradCheck, WholeModelHyperConnections) {
               {.temperature = 0.7, .kept_sets = true, .replay = true});
 }
 
+// Engram: the gate (signed square root), value projection, dilated conv and its norms, the
+// looked-up table rows; with one stream and on every hyper-connection stream (V4.1 style).
+TEST(GradCheck, WholeModelEngram) {
+  check_model(testing::tiny_llama_engram_json(), 0.3);
+  check_model(testing::tiny_v3_mhc_engram_json(), 0.3, {.temperature = 0.8, .kept_sets = true});
+}
+
 // Native sparse attention with its selection held fixed (a perturbation of 1e-5 does not move it).
 TEST(GradCheck, WholeModelNativeSparseAttention) {
   check_model(testing::tiny_llama_nsa_json(), 0.3);

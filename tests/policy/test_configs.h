@@ -83,6 +83,25 @@ inline Json tiny_llama_nsa_json(int block_size = 1, int block_counts = 3, int wi
 }
 inline Json tiny_llama_nsa2_json() { return tiny_llama_nsa_json(2, 2, 3); }
 
+// Llama with Engram in both layers: 2- and 3-grams, two heads each, a 4-tap conv (dilation 3).
+inline Json tiny_llama_engram_json() {
+  Json j = tiny_llama_json();
+  j["engram"] = Json{{"max_ngram_size", 3}, {"n_head_per_ngram", 2}, {"n_embed_per_ngram", 8},
+                     {"layer_ids", {0, 1}}, {"engram_vocab_size", {11, 13}}, {"seed", 3},
+                     {"kernel_size", 4}, {"pad_id", 2}};
+  return j;
+}
+
+// DeepSeek-V4.1 style: hyper-connections (four streams) and Engram in layer 1 (bigrams only,
+// three heads, a 3-tap conv of dilation 2).
+inline Json tiny_v3_mhc_engram_json() {
+  Json j = tiny_v3_mhc_json();
+  j["engram"] = Json{{"max_ngram_size", 2}, {"n_head_per_ngram", 3}, {"n_embed_per_ngram", 6},
+                     {"layer_ids", {1}}, {"engram_vocab_size", {17}}, {"seed", 0},
+                     {"kernel_size", 3}, {"pad_id", 1}};
+  return j;
+}
+
 // Packed sequences with these boundaries, positions counting from 0 in each.
 inline SeqLayout layout_of(const std::vector<int64_t>& starts) {
   SeqLayout l;

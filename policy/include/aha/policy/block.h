@@ -1,7 +1,8 @@
 // One decoder block, described once. A block is a list of residual sublayers, each
 // x += mixer(rmsnorm(x)): attention (any AttentionKind) then the FFN (dense SwiGLU or
 // DeepSeekMoE). With hyper-connections (hyper.h) x is hc_mult streams, collapsed into the
-// mixer's input and expanded back around every sublayer. block_forward walks the list for every pass (training, prefill, decode: a
+// mixer's input and expanded back around every sublayer. In Engram layers (engram.h) the
+// memory is added to every stream before the first sublayer. block_forward walks the list for every pass (training, prefill, decode: a
 // BlockPass says which), block_backward walks it in reverse; the model and the decoder only
 // stack blocks. A change to how a block composes (hyper-connections, a new sublayer) is made in
 // block.cpp alone.
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "aha/policy/attention.h"
+#include "aha/policy/engram.h"
 #include "aha/policy/hyper.h"
 #include "aha/policy/layers.h"
 #include "aha/policy/mlp.h"
@@ -33,6 +35,7 @@ struct LayerP {
   MlpP mlp_p;
   MoeP moe_p;
   std::array<HcP, kBlockSublayers.size()> hc;  // per sublayer; off unless hc_mult > 0
+  EngramP engram;  // off unless the layer is in engram.layer_ids
   const NormP& norm(Mixer m) const { return m == Mixer::kAttention ? input_norm : post_attn_norm; }
 };
 
@@ -47,6 +50,7 @@ template <typename T>
 struct LayerActs {
   std::array<SublayerActs<T>, kBlockSublayers.size()> sub;  // in kBlockSublayers order
   std::array<HcActs<T>, kBlockSublayers.size()> hc;
+  EngramActs<T> engram;
   AttnActs<T> attn;
   MlpActs<T> mlp;
   MoeActs<T> moe;
@@ -62,6 +66,10 @@ struct BlockPass {
   bool rowstable = false;              // the batch-invariant kernels of the decode path
   const DecodeStep* decode = nullptr;  // decode: attention over the caches (float only)
   float* cache_rows = nullptr;         // prefill: the tokens' cache rows [n, cache_width]
+  // Engram layers: each token's n-gram ids [n, max_ngram] (engram.h) and the short
+  // convolution's per-sequence history (decode and prefill).
+  const int32_t* ngram_ids = nullptr;
+  EngramState engram;
 };
 
 // x [n, residual_width] becomes the block's output; la receives the activations.

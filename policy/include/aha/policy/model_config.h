@@ -2,8 +2,11 @@
 // One struct is the single source of truth for every layer's shapes.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "aha/core/config.h"
 
@@ -29,6 +32,26 @@ struct RopeScaling {
   // llama3
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
+};
+
+// Engram (DeepSeek's hashed N-gram conditional memory): the config.json "engram" object.
+struct EngramConfig {
+  int max_ngram_size = 3;       // N: 2- to N-grams are hashed
+  int n_head_per_ngram = 8;     // hash heads (each with its own prime modulus) per n
+  int n_embed_per_ngram = 512;  // table width per n, split over its heads
+  std::vector<int> layer_ids;   // the layers that carry an Engram
+  std::vector<int64_t> engram_vocab_size;  // per n = 2..N: where the prime search starts
+  int64_t seed = 0;
+  int kernel_size = 4;          // taps of the short causal convolution (dilation N)
+  int pad_id = 2;               // tokenizer id that pads the n-grams before a sequence starts
+  bool freeze_table = false;    // GRPO/SFT leave the embedding tables unchanged
+  // Token id -> canonical id of its normalised text (engram_compression.json beside the
+  // checkpoint); empty: identity.
+  std::shared_ptr<const std::vector<int32_t>> compression;
+  int head_dim() const { return n_embed_per_ngram / n_head_per_ngram; }
+  int n_heads() const { return (max_ngram_size - 1) * n_head_per_ngram; }
+  int width() const { return (max_ngram_size - 1) * n_embed_per_ngram; }  // e_t's width
+  bool in_layer(int l) const;
 };
 
 struct ModelConfig {
@@ -77,6 +100,9 @@ struct ModelConfig {
   int hc_mult = 0;
   int hc_sinkhorn_iters = 20;
   double hc_eps = 1e-6;
+
+  // Engram conditional memory in engram->layer_ids (nullopt: none).
+  std::optional<EngramConfig> engram;
 
   std::optional<int> bos_token_id;
   std::optional<int> eos_token_id;
