@@ -59,6 +59,21 @@ void Decoder::head(const float* x, int64_t n, std::vector<float>& logits) const 
                      logits.data(), n, c.hidden_size, c.vocab_size);
 }
 
+std::vector<int32_t> Decoder::engram_context(const std::vector<int32_t>& tokens,
+                                              const std::vector<SeqCache*>& caches) const {
+  const ModelConfig& c = model_.config();
+  if (!c.engram) return {};
+  const int N = c.engram->max_ngram_size;
+  const int64_t B = static_cast<int64_t>(tokens.size());
+  std::vector<int32_t> ids(B * N, -1);
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& r = caches[b]->recent;
+    ids[b * N] = tokens[b];
+    for (int j = 1; j < N && j <= static_cast<int>(r.size()); ++j) ids[b * N + j] = r[r.size() - j];
+  }
+  return ids;
+}
+
 void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
                       std::vector<float>& logits, Routing* routing) const {
   const ModelConfig& c = model_.config();
@@ -73,6 +88,13 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
   cache.len = n;
   if (routing != nullptr) routing->clear();
   policy::LayerActs<float> la;
+  std::vector<int32_t> ngram_ids;
+  if (c.engram) {
+    const int N = c.engram->max_ngram_size;
+    ngram_ids = policy::engram_ngram_ids(prompt.data(), layout, N);
+    cache.recent.assign(prompt.end() - std::min<int64_t>(n, N - 1), prompt.end());
+    cache.engram_history.assign(c.num_hidden_layers, {});
+  }
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     auto& rows = cache.rows[l];
     rows.resize(n * cache_width_[l]);
@@ -80,6 +102,11 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
     pass.layout = &layout;
     pass.keep_inputs = false;
     pass.cache_rows = rows.data();
+    pass.ngram_ids = ngram_ids.data();
+    if (model_.layers()[l].engram.on()) {
+      cache.engram_history[l].resize(policy::engram_history_rows(c) * c.residual_width());
+      pass.engram.history_out = cache.engram_history[l].data();
+    }
     policy::block_forward(c, model_.layers()[l], model_.params().data(), x.data(), la, pass);
     if (routing != nullptr) {  // in Model::replay_widths() order
       const policy::Attention& attn = *model_.layers()[l].attn;
@@ -115,6 +142,8 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
   step.positions = positions.data();
   step.absorbed = absorbed_;
   step.rows.resize(B);
+  const std::vector<int32_t> ngram_ids = engram_context(tokens, caches);
+  std::vector<float*> history(B);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     for (int64_t b = 0; b < B; ++b) step.rows[b] = &caches[b]->rows[l];
     policy::BlockPass pass;
@@ -122,6 +151,11 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
     pass.keep_inputs = false;
     pass.rowstable = true;
     pass.decode = &step;
+    pass.ngram_ids = ngram_ids.data();
+    if (model_.layers()[l].engram.on()) {
+      for (int64_t b = 0; b < B; ++b) history[b] = caches[b]->engram_history[l].data();
+      pass.engram.history = history.data();
+    }
     std::vector<int32_t> sel;
     const bool sparse = model_.layers()[l].attn->selection_width() > 0;
     step.selections = routing != nullptr && sparse ? &sel : nullptr;
@@ -131,7 +165,14 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
       if (model_.layers()[l].moe) routing->push_back(la.moe.topk);
     }
   }
-  for (int64_t b = 0; b < B; ++b) caches[b]->len += 1;
+  for (int64_t b = 0; b < B; ++b) {
+    caches[b]->len += 1;
+    if (c.engram) {  // keep the last max_ngram - 1 tokens
+      auto& r = caches[b]->recent;
+      r.push_back(tokens[b]);
+      if (static_cast<int>(r.size()) >= c.engram->max_ngram_size) r.erase(r.begin());
+    }
+  }
   head(x.data(), B, logits);
 }
 

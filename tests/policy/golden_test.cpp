@@ -1,5 +1,6 @@
 // Whole-model logprobs and gradients against an independent PyTorch implementation
-// (tests/reference/gen_policy_golden.py), for DeepSeek-V3, DeepSeek-V2, Llama and Qwen2.
+// (tests/reference/gen_policy_golden.py), for DeepSeek-V3, DeepSeek-V2, Llama and Qwen2, and
+// their mHC, NSA and Engram variants.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -78,7 +79,8 @@ TEST_P(GoldenModel, Fp64LogprobsAndGradsMatchReference) {
 
 INSTANTIATE_TEST_SUITE_P(Policy, GoldenModel,
                          ::testing::Values("deepseek_v3", "deepseek_v2", "llama", "qwen2",
-                                           "deepseek_v3_mhc", "llama_mhc", "llama_nsa"));
+                                           "deepseek_v3_mhc", "llama_mhc", "llama_nsa",
+                                           "llama_engram", "deepseek_v3_mhc_engram"));
 
 }  // namespace
 }  // namespace aha::policy

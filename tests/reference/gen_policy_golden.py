@@ -2,9 +2,9 @@
 """Writes tests/data/golden/<model>/: a tiny random checkpoint plus reference logprobs and
 gradients from an independent PyTorch implementation written after the Hugging Face modeling
 code of DeepSeek-V2/V3 (de-interleaving rotate-half RoPE, YaRN, MoE gate with torch.topk),
-Llama and Qwen2, and DeepSeek-V4's manifold-constrained hyper-connections (written after the
+Llama and Qwen2, DeepSeek-V4's manifold-constrained hyper-connections (written after the
 mHC paper and HF's DeepSeek-V4 modeling code: streams [seq, m, d], comb applied transposed by a
-matmul). Gradients come from autograd in float64.
+matmul) and Engram (engram_ref.py, after deepseek-ai/Engram's demo). Gradients come from autograd in float64.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/gen_policy_golden.py [NAME...]
 (no names: every model)
@@ -17,6 +17,8 @@ import sys
 
 import torch
 import torch.nn.functional as F
+
+import engram_ref
 
 torch.set_default_dtype(torch.float64)
 OUT = os.path.join(os.path.dirname(__file__), "..", "data", "golden")
@@ -64,6 +66,13 @@ CONFIGS["deepseek_v3_mhc"] = dict(CONFIGS["deepseek_v3"], hc_mult=4, hc_sinkhorn
 CONFIGS["llama_nsa"] = dict(CONFIGS["llama"], num_hidden_layers=2, nsa={
     "block_size": 2, "block_counts": 3, "window_size": 3})
 CONFIGS["llama_mhc"] = dict(CONFIGS["llama"], hc_mult=2, hc_sinkhorn_iters=5, hc_eps=1e-6)
+# Engram (engram_ref.py) on one stream, and with four hyper-connection streams as in V4.1.
+CONFIGS["llama_engram"] = dict(CONFIGS["llama"], engram={
+    "max_ngram_size": 3, "n_head_per_ngram": 2, "n_embed_per_ngram": 8, "layer_ids": [0, 1],
+    "engram_vocab_size": [11, 13], "seed": 3, "kernel_size": 4, "pad_id": 2})
+CONFIGS["deepseek_v3_mhc_engram"] = dict(CONFIGS["deepseek_v3_mhc"], engram={
+    "max_ngram_size": 2, "n_head_per_ngram": 3, "n_embed_per_ngram": 6, "layer_ids": [1],
+    "engram_vocab_size": [17], "seed": 0, "kernel_size": 3, "pad_id": 1})
 
 
 def write_safetensors(path, tensors):
@@ -105,6 +114,8 @@ def make_params(c, gen):
     mat("model.embed_tokens.weight", c["vocab_size"], d, 1.0)
     for l in range(c["num_hidden_layers"]):
         pre = f"model.layers.{l}."
+        if l in c.get("engram", {}).get("layer_ids", []):
+            engram_ref.make_params(c, p, mat, vec, gen, pre, l)
         vec(pre + "input_layernorm.weight", d)
         vec(pre + "post_attention_layernorm.weight", d)
         a = pre + "self_attn."
@@ -401,6 +412,8 @@ def forward_logprobs_hc(c, p, tokens):
     X = p["model.embed_tokens.weight"][tokens].unsqueeze(1).expand(-1, c["hc_mult"], -1)
     for l in range(c["num_hidden_layers"]):
         pre = f"model.layers.{l}."
+        if l in c.get("engram", {}).get("layer_ids", []):
+            X = X + engram_ref.engram(c, p, pre, X, tokens.tolist(), l)
         attn = mla_attention if is_mla(c) else gqa_attention
         X = hc_around(c, p, pre + "attn_hc.", X, p[pre + "input_layernorm.weight"],
                       lambda h: attn(c, p, pre + "self_attn.", h))
@@ -423,6 +436,8 @@ def forward_logprobs(c, p, tokens):
     eps = c["rms_norm_eps"]
     for l in range(c["num_hidden_layers"]):
         pre = f"model.layers.{l}."
+        if l in c.get("engram", {}).get("layer_ids", []):
+            x = x + engram_ref.engram(c, p, pre, x.unsqueeze(1), tokens.tolist(), l)[:, 0]
         h = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
         attn = mla_attention if is_mla(c) else (nsa_attention if c.get("nsa") else gqa_attention)
         x = x + attn(c, p, pre + "self_attn.", h)

@@ -26,7 +26,8 @@ std::vector<Json> all_configs() {
   return {policy::testing::tiny_v3_json(),     policy::testing::tiny_v2_json(),
           policy::testing::tiny_llama_json(),  policy::testing::tiny_qwen2_json(),
           policy::testing::tiny_v3_mhc_json(), policy::testing::tiny_llama_mhc_json(),
-          policy::testing::tiny_llama_nsa_json(), policy::testing::tiny_llama_nsa2_json()};
+          policy::testing::tiny_llama_nsa_json(), policy::testing::tiny_llama_nsa2_json(),
+          policy::testing::tiny_llama_engram_json(), policy::testing::tiny_v3_mhc_engram_json()};
 }
 
 // Logits of every position from the training-path forward.
@@ -96,6 +97,32 @@ Json wide_llama_json() {
   return j;
 }
 
+// Engram's conv history and n-gram context through decode, from prompts shorter than the n-gram
+// (pads) and than the conv reach, to past it.
+TEST(Decode, EngramDecodeEqualsFullForwardFromAnyPromptLength) {
+  for (const Json& j : {policy::testing::tiny_llama_engram_json(),
+                        policy::testing::tiny_v3_mhc_engram_json()}) {
+    auto m = make_model(j);
+    const int V = m->config().vocab_size;
+    Decoder dec(*m);
+    std::vector<int32_t> seq = {3, 2, 2, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6};
+    const std::vector<float> ref = full_logits(*m, seq);
+    for (size_t prompt : {1, 2, 3, 12}) {
+      SeqCache cache;
+      std::vector<float> logits;
+      dec.prefill({seq.begin(), seq.begin() + prompt}, cache, logits);
+      double max_diff = 0;
+      for (size_t t = prompt - 1; t + 1 < seq.size(); ++t) {
+        if (t >= prompt) dec.decode({seq[t]}, {&cache}, logits);
+        for (int v = 0; v < V; ++v) {
+          max_diff = std::max(max_diff, double(std::abs(logits[v] - ref[t * V + v])));
+        }
+      }
+      EXPECT_LE(max_diff, 1e-4) << m->config().type_name() << " prompt " << prompt;
+    }
+  }
+}
+
 TEST(Decode, LongContextLogitsEqualFullForward) {
   for (const Json& j : {wide_v3_json(), wide_llama_json()}) {
     auto m = make_model(j, 0.1);
@@ -127,7 +154,11 @@ TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
   wide_mhc["hc_mult"] = 4;
   Json wide_nsa = wide_llama_json();
   wide_nsa["nsa"] = Json{{"block_size", 4}, {"block_counts", 3}, {"window_size", 8}};
-  for (const Json& j : {wide_v3_json(), wide_llama_json(), wide_mhc, wide_nsa}) {
+  Json wide_engram = wide_mhc;  // V4.1 style: four streams, Engram in both layers
+  wide_engram["engram"] = Json{{"max_ngram_size", 3}, {"n_head_per_ngram", 4},
+                               {"n_embed_per_ngram", 32}, {"layer_ids", {0, 1}},
+                               {"engram_vocab_size", {101, 103}}, {"kernel_size", 4}};
+  for (const Json& j : {wide_v3_json(), wide_llama_json(), wide_mhc, wide_nsa, wide_engram}) {
     auto m = make_model(j, 0.1);
     const int V = m->config().vocab_size;
     Decoder dec(*m);

@@ -18,6 +18,10 @@ namespace aha::rollout {
 struct SeqCache {
   std::vector<std::vector<float>> rows;  // [n_layers][len * row width]
   int64_t len = 0;
+  // Engram: the last max_ngram - 1 tokens (oldest first) and, per layer (empty where the layer
+  // has none), the short convolution's last (kernel - 1) * max_ngram inputs [rows, streams * d].
+  std::vector<int32_t> recent;
+  std::vector<std::vector<float>> engram_history;
 };
 
 // Expert ids per MoE layer: [moe layer][n_tokens * K].
@@ -48,6 +52,10 @@ class Decoder {
   // Final norm and LM head of n rows of x [n, residual_width] into logits [n, vocab]
   // (batch-invariant GEMM).
   void head(const float* x, int64_t n, std::vector<float>& logits) const;
+
+  // Engram: each decoded token's n-gram ids [B, max_ngram] from the caches' recent tokens.
+  std::vector<int32_t> engram_context(const std::vector<int32_t>& tokens,
+                                      const std::vector<SeqCache*>& caches) const;
 
   const policy::Model<float>& model_;
   bool absorbed_;
