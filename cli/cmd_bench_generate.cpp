@@ -3,6 +3,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
 #include "aha/core/threading.h"
 #include "aha/policy/presets.h"
@@ -44,7 +45,7 @@ Timing run_once(const rollout::Engine& engine, const std::vector<rollout::Reques
 
 int bench_generate(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
-  std::string preset, config, batches, prompt_lens;
+  std::string preset, config, batches, prompt_lens, precision_name;
   int new_tokens = 64, threads = 0;
   bool naive = false;
   desc.add_options()("preset", po::value(&preset)->default_value("small"), "tiny | small | base | tiny-mhc | small-mhc")(
@@ -53,6 +54,7 @@ int bench_generate(const Args& args) {
       "prompt-len", po::value(&prompt_lens)->default_value("64"), "prompt tokens (list)")(
       "new-tokens", po::value(&new_tokens)->default_value(64), "generated tokens per sequence")(
       "threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")(
+      "precision", po::value(&precision_name)->default_value("fp32"), "matmul precision: fp32 | bf16")(
       "naive", po::bool_switch(&naive), "also time the naive (non-absorbed) MLA decode");
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
@@ -63,6 +65,8 @@ int bench_generate(const Args& args) {
   }
   if (new_tokens < 2) fail("--new-tokens must be >= 2");
   ThreadLimit limit(threads);
+  const MatmulPrecision prec = matmul_precision_from(precision_name, "--precision");
+  MatmulPrecisionScope precision(prec);
   Json j = vm.count("config") ? load_json_file(config) : policy::preset_config(preset);
   policy::Model<float> model(policy::ModelConfig::from_json(j));
   model.init_random(0);
@@ -97,6 +101,7 @@ int bench_generate(const Args& args) {
                     {"prompt_len", L},
                     {"new_tokens", new_tokens},
                     {"threads", max_threads()},
+                    {"precision", matmul_precision_name(prec)},
                     {"prefill_tokens_per_s", double(B * L) / t_prefill},
                     {"decode_tokens_per_s", decode_tokens / t_decode},
                     {"cache_bytes_per_token", dec.cache_bytes_per_token()},

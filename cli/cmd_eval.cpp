@@ -1,6 +1,7 @@
 // `aha eval`: pass@1 and pass@K of a checkpoint on a dataset.
 #include <iostream>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/threading.h"
 #include "aha/grpo/eval.h"
 #include "commands.h"
@@ -12,7 +13,7 @@ namespace aha::cli {
 int cmd_eval(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   grpo::EvalOptions o;
-  std::string data, input, task, reward, format, split;
+  std::string data, input, task, reward, format, split, precision_name;
   int threads = 0, limit = 0;
   std::vector<int> digits, numbers;
   int max_number = 0;
@@ -40,6 +41,7 @@ int cmd_eval(const Args& args) {
       ("template", po::value(&o.templ)->default_value("r1_zero"), "prompt template")
       ("seed", po::value(&o.seed)->default_value(0), "sampling seed")
       ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
+      ("precision", po::value(&precision_name)->default_value("fp32"), "matmul precision: fp32 | bf16")
       ("out", po::value(&o.out_jsonl), "per-problem results (JSONL)")
       ("db", po::value(&o.db_path), "also log into a new run database");
   po::variables_map vm;
@@ -62,6 +64,7 @@ int cmd_eval(const Args& args) {
     data = "synthetic:" + task;
   }
   ThreadLimit tl(threads);
+  MatmulPrecisionScope precision(matmul_precision_from(precision_name, "--precision"));
   o.sampling.validate();
   o.data = Json{{"eval", data}, {"split", split}, {"limit", limit},
                 {"format", Json{{"kind", format}}}, {"synthetic_size", limit > 0 ? limit : 500}};

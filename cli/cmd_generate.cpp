@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/threading.h"
 #include "aha/datasets/prompt_template.h"
 #include "aha/policy/checkpoint.h"
@@ -18,7 +19,7 @@ namespace aha::cli {
 namespace {
 
 struct GenerateArgs {
-  std::string model, prompts, templ;
+  std::string model, prompts, templ, precision;
   int n = 1, threads = 0, max_batch = 64;
   uint64_t seed = 0;
   bool naive = false, routing = false;
@@ -98,6 +99,7 @@ int cmd_generate(const Args& args) {
                                         "with {prompt}")
       ("seed", po::value(&a.seed)->default_value(0), "sampling seed")
       ("threads", po::value(&a.threads)->default_value(0), "worker threads (0 = all cores)")
+      ("precision", po::value(&a.precision)->default_value("fp32"), "matmul precision: fp32 | bf16")
       ("max-batch", po::value(&a.max_batch)->default_value(64), "live sequences per step")
       ("naive", po::bool_switch(&a.naive), "naive MLA decode instead of the absorbed one")
       ("routing", po::bool_switch(&a.routing), "write the experts of every token (keep routing)");
@@ -116,6 +118,7 @@ int cmd_generate(const Args& args) {
   a.params.validate();
   if (a.n < 1) fail("--n must be >= 1");
   ThreadLimit limit(a.threads);
+  MatmulPrecisionScope precision(matmul_precision_from(a.precision, "--precision"));
   auto model = policy::load_model<float>(a.model);
   auto tok = maybe_tokenizer(a.model);
   std::unique_ptr<datasets::PromptTemplate> templ;

@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/threading.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/tokenizer/tokenizer.h"
@@ -39,7 +40,7 @@ void flush_batch(const policy::Model<float>& model, std::vector<std::vector<int3
 
 int cmd_score(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
-  std::string model_dir, input;
+  std::string model_dir, input, precision_name;
   double temperature = 1.0;
   int threads = 0;
   int64_t batch_tokens = 8192;
@@ -48,7 +49,8 @@ int cmd_score(const Args& args) {
       ("input", po::value(&input)->default_value("-"), "JSONL of {\"ids\": [...]} or {\"text\": ...} (- = stdin)")
       ("temperature", po::value(&temperature)->default_value(1.0, "1"), "score softmax(logits / T)")
       ("batch-tokens", po::value(&batch_tokens)->default_value(8192), "tokens per forward")
-      ("threads", po::value(&threads)->default_value(0), "worker threads (0 = all cores)");
+      ("threads", po::value(&threads)->default_value(0), "worker threads (0 = all cores)")
+      ("precision", po::value(&precision_name)->default_value("fp32"), "matmul precision: fp32 | bf16");
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha score --model DIR [--input F.jsonl]\n"
@@ -58,6 +60,7 @@ int cmd_score(const Args& args) {
   }
   if (!(temperature > 0)) fail("--temperature must be > 0");
   ThreadLimit limit(threads);
+  MatmulPrecisionScope precision(matmul_precision_from(precision_name, "--precision"));
   auto model = policy::load_model<float>(model_dir);
   const auto& cfg = model->config();
   std::unique_ptr<tokenizer::Tokenizer> tok;

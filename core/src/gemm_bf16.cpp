@@ -9,13 +9,19 @@
 // which is why bf16 decode gains less than bf16 training.
 #include "aha/core/gemm_bf16.h"
 
+#include "aha/core/error.h"
+#include "bf16_pack.h"
+
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -31,7 +37,6 @@ std::atomic<bool> g_force_emulation{false};
 
 constexpr int kMR = 8;   // rows per micro-tile
 constexpr int kNV = 3;   // 16-column panels per micro-tile
-constexpr int kLanes = 16;
 
 bool cpu_bf16() {
 #if defined(__x86_64__)
@@ -50,42 +55,39 @@ uint32_t bits(float x) {
   return u;
 }
 
-// One packed pair: low half a(2p), high half a(2p+1).
-uint32_t pair(float lo, float hi) {
-  return uint32_t(to_bf16(lo)) | (uint32_t(to_bf16(hi)) << 16);
-}
+// Packing buffers, reused: a large product would otherwise pay a fresh mmap, page faults and
+// zeroing per call. A pool per thread rather than one buffer, because a TBB worker that waits
+// inside a parallel loop may run another product's tile (nested MoE and attention loops).
+struct Buffer {
+  std::unique_ptr<uint32_t[]> p;
+  size_t n = 0;
+};
+thread_local std::vector<Buffer> t_pool;
 
-float elem(const MatRef& r, int64_t i, int64_t k) {
-  return r.trans ? r.p[k * r.ld + i] : r.p[i * r.ld + k];
-}
-
-// rows [i0, i1) of r as pairs: out[(i - i0) * kp + p]. Sixteen rows at a time with the pair
-// loop outside, so both layouts of r are read along cache lines.
-void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out) {
-  const int64_t kp = (k + 1) / 2;
-  for (int64_t b0 = i0; b0 < i1; b0 += kLanes) {
-    const int64_t b1 = std::min<int64_t>(i1, b0 + kLanes);
-    for (int64_t p = 0; p < kp; ++p) {
-      for (int64_t i = b0; i < b1; ++i) {
-        const float hi = 2 * p + 1 < k ? elem(r, i, 2 * p + 1) : 0.0f;
-        out[(i - i0) * kp + p] = pair(elem(r, i, 2 * p), hi);
-      }
+class Scratch {
+ public:
+  explicit Scratch(size_t n) {
+    if (!t_pool.empty()) {
+      b_ = std::move(t_pool.back());
+      t_pool.pop_back();
+    }
+    if (b_.n < n) {
+      b_.p.reset(new uint32_t[n]);  // uninitialised: packing writes every word it reads
+      b_.n = n;
     }
   }
-}
+  ~Scratch() { t_pool.push_back(std::move(b_)); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  uint32_t* data() { return b_.p.get(); }
 
-// Panel q (columns 16q .. 16q+15 of r's rows) as [pair][16]; columns past n are zero.
-void pack_panel(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out) {
-  const int64_t kp = (k + 1) / 2, j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
-  for (int64_t p = 0; p < kp; ++p) {
-    uint32_t* o = out + p * kLanes;
-    for (int64_t c = 0; c < nc; ++c) {
-      const float hi = 2 * p + 1 < k ? elem(r, j0 + c, 2 * p + 1) : 0.0f;
-      o[c] = pair(elem(r, j0 + c, 2 * p), hi);
-    }
-    for (int64_t c = nc; c < kLanes; ++c) o[c] = 0;
-  }
-}
+ private:
+  Buffer b_;
+};
+
+using bf16::kLanes;
+using bf16::pack_panel;
+using bf16::pack_rows;
 
 // ---- micro-kernels: out[r][v * 16 + c] = the tile's sums ----
 
@@ -262,38 +264,154 @@ bool parse_matmul_precision(const char* name, MatmulPrecision* out) {
   return true;
 }
 
+MatmulPrecision matmul_precision_from(const std::string& name, const std::string& key) {
+  MatmulPrecision p;
+  if (!parse_matmul_precision(name.c_str(), &p)) {
+    fail(key, ": '", name, "' is not a matmul precision (fp32 or bf16)");
+  }
+  return p;
+}
+
 const char* bf16_kernel() { return use_hw() ? "avx512bf16" : "emulated"; }
 void set_bf16_force_emulation(bool on) { g_force_emulation.store(on); }
+
+namespace {
+
+// Blocks of whole micro-tiles, sized from the shape alone (results never depend on them).
+constexpr int64_t kRowBlock = 64, kPanelBlock = 4 * kNV;
+
+bool small(int64_t m, int64_t n, int64_t k) { return m * n * k < (int64_t{1} << 18); }
+
+void pack_a(const MatRef& a, int64_t m, int64_t k, uint32_t* ap, bool parallel) {
+  const int64_t kp = (k + 1) / 2;
+  if (!parallel) {
+    pack_rows(a, 0, m, k, ap);
+    return;
+  }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, m, kRowBlock),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      pack_rows(a, r.begin(), r.end(), k, ap + r.begin() * kp);
+                    });
+}
+
+void pack_b(const MatRef& b, int64_t n, int64_t k, uint32_t* bp, bool parallel) {
+  const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
+  if (!parallel) {
+    for (int64_t q = 0; q < n_panels; ++q) pack_panel(b, q, n, k, bp + q * kp * kLanes);
+    return;
+  }
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_panels, 4), [&](const auto& r) {
+    for (int64_t q = r.begin(); q < r.end(); ++q) pack_panel(b, q, n, k, bp + q * kp * kLanes);
+  });
+}
+
+void run(const Job& j, bool parallel) {
+  if (!parallel) {
+    run_block(j, 0, j.m, 0, j.n_panels);
+    return;
+  }
+  tbb::parallel_for(
+      tbb::blocked_range2d<int64_t>(0, j.m, kRowBlock, 0, j.n_panels, kPanelBlock),
+      [&](const tbb::blocked_range2d<int64_t>& r) {
+        run_block(j, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end());
+      },
+      tbb::simple_partitioner());
+}
+
+// ---- the weight cache of a decode loop ----
+
+struct CachedWeight {
+  std::once_flag once;
+  std::unique_ptr<uint32_t[]> packed;  // pack_b's panels
+  std::vector<float> rounded;          // or the weight rounded to bf16 and back
+};
+
+struct WeightKey {
+  const float* p;
+  int64_t n, k;
+  bool rounded;
+  bool operator==(const WeightKey& o) const {
+    return p == o.p && n == o.n && k == o.k && rounded == o.rounded;
+  }
+};
+
+struct WeightKeyHash {
+  size_t operator()(const WeightKey& w) const {
+    return std::hash<const void*>()(w.p) ^ (size_t(w.n) * 0x9e3779b97f4a7c15ull) ^
+           (size_t(w.k) << 1) ^ size_t(w.rounded);
+  }
+};
+
+}  // namespace
+
+struct Bf16WeightCache::Impl {
+  std::mutex mu;
+  std::unordered_map<WeightKey, std::shared_ptr<CachedWeight>, WeightKeyHash> map;
+  Impl* prev = nullptr;
+
+  std::shared_ptr<CachedWeight> get(const WeightKey& key) {
+    std::lock_guard<std::mutex> lock(mu);
+    auto& e = map[key];
+    if (!e) e = std::make_shared<CachedWeight>();
+    return e;
+  }
+};
+
+namespace {
+std::atomic<Bf16WeightCache::Impl*> g_cache{nullptr};
+}  // namespace
+
+Bf16WeightCache::Bf16WeightCache() : impl_(std::make_unique<Impl>()) {
+  impl_->prev = g_cache.exchange(impl_.get());
+}
+
+Bf16WeightCache::~Bf16WeightCache() { g_cache.store(impl_->prev); }
 
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial) {
   if (m <= 0 || n <= 0) return;
   const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
-  std::vector<uint32_t> ap(size_t(m * kp)), bp(size_t(n_panels * kp * kLanes));
-  Job j{m, n, k, kp, n_panels, ap.data(), bp.data(), c, ldc, accumulate, bias, use_hw()};
-  // Blocks of whole micro-tiles, sized from the shape alone (results never depend on them).
-  const int64_t row_block = 64, panel_block = 4 * kNV;
-  if (serial || m * n * k < (int64_t{1} << 18)) {
-    pack_rows(a, 0, m, k, ap.data());
-    for (int64_t q = 0; q < n_panels; ++q) pack_panel(b, q, n, k, bp.data() + q * kp * kLanes);
-    run_block(j, 0, m, 0, n_panels);
+  const bool parallel = !serial && !small(m, n, k);
+  Scratch ap(size_t(m * kp)), bp(size_t(n_panels * kp * kLanes));
+  pack_a(a, m, k, ap.data(), parallel);
+  pack_b(b, n, k, bp.data(), parallel);
+  run({m, n, k, kp, n_panels, ap.data(), bp.data(), c, ldc, accumulate, bias, use_hw()}, parallel);
+}
+
+void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
+                      const float* w, float* y, int64_t ldy, const float* bias, bool serial) {
+  Bf16WeightCache::Impl* cache = g_cache.load();
+  if (cache == nullptr) {
+    gemm_bf16(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, false, bias, serial);
     return;
   }
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, m, row_block),
-                    [&](const tbb::blocked_range<int64_t>& r) {
-                      pack_rows(a, r.begin(), r.end(), k, ap.data() + r.begin() * kp);
-                    });
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_panels, 4), [&](const auto& r) {
-    for (int64_t q = r.begin(); q < r.end(); ++q) {
-      pack_panel(b, q, n, k, bp.data() + q * kp * kLanes);
-    }
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
+  auto e = cache->get({w, n, k, false});
+  std::call_once(e->once, [&] {
+    e->packed.reset(new uint32_t[size_t(n_panels * kp * kLanes)]);
+    pack_b({w, k, false}, n, k, e->packed.get(), !serial);
   });
-  tbb::parallel_for(
-      tbb::blocked_range2d<int64_t>(0, m, row_block, 0, n_panels, panel_block),
-      [&](const tbb::blocked_range2d<int64_t>& r) {
-        run_block(j, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end());
-      },
-      tbb::simple_partitioner());
+  const bool parallel = !serial && !small(m, n, k);
+  Scratch ap(size_t(m * kp));
+  pack_a({x, ldx, false}, m, k, ap.data(), parallel);
+  run({m, n, k, kp, n_panels, ap.data(), e->packed.get(), y, ldy, false, bias, use_hw()},
+      parallel);
+}
+
+const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* storage) {
+  auto fill = [&](std::vector<float>& v) {
+    v.resize(size_t(size));
+    for (int64_t i = 0; i < size; ++i) v[i] = from_bf16(to_bf16(w[i]));
+  };
+  Bf16WeightCache::Impl* cache = g_cache.load();
+  if (cache == nullptr) {
+    fill(*storage);
+    return storage->data();
+  }
+  auto e = cache->get({w, size, 0, true});
+  std::call_once(e->once, [&] { fill(e->rounded); });
+  return e->rounded.data();
 }
 
 }  // namespace aha

@@ -95,7 +95,11 @@ void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, i
               bool accumulate) {
   if constexpr (std::is_same_v<T, float>) {
     if (bf16_route<T>()) {
-      gemm_bf16(n, out, in, {x, in, false}, {w, in, false}, y, out, accumulate, b);
+      if (accumulate) {
+        gemm_bf16(n, out, in, {x, in, false}, {w, in, false}, y, out, true, b);
+      } else {
+        gemm_bf16_weight(n, out, in, x, in, w, y, out, b);
+      }
       return;
     }
   }

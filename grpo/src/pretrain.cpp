@@ -36,6 +36,7 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   c.batch_tokens = r.get<int64_t>("batch_tokens", c.batch_tokens);
   c.save_every = r.get<int>("save_every", 0);
   c.threads = r.get<int>("threads", 0);
+  c.precision = matmul_precision_from(r.get<std::string>("precision", "fp32"), "precision");
   c.max_nan_skips = r.get<int>("max_nan_skips", c.max_nan_skips);
   c.mtp_weight = r.get<double>("mtp_weight", 0.0);
   c.optimizer = policy::OptimizerConfig::from_json(r.child("optimizer"));
@@ -257,6 +258,7 @@ Json Pretrain::train_step() {
 void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
               const std::function<void(const PretrainReport&)>& on_step, int64_t max_steps) {
   ThreadLimit limit(cfg.threads);
+  MatmulPrecisionScope precision(cfg.precision);
   Pretrain p(cfg);
   p.load_docs();
   p.open_run(raw, resume);

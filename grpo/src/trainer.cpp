@@ -50,6 +50,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   s.entropy_coef = cfg.grpo.entropy_coef;
   s.raw = raw;
   s.threads = std::make_unique<ThreadLimit>(cfg.grpo.threads);
+  s.precision = std::make_unique<MatmulPrecisionScope>(cfg.precision);
   // A rollout file carries ids and rewards: no text, so no tokenizer is needed.
   const bool has_tok = fs::exists(fs::path(cfg.model) / "tokenizer.json");
   if (!has_tok && cfg.rollouts.empty()) {

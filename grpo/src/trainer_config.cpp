@@ -174,6 +174,7 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   c.output_dir = r.require<std::string>("output_dir");
   c.rollouts = r.get<std::string>("rollouts", "");
   c.seed = r.get<uint64_t>("seed", 0);
+  c.precision = matmul_precision_from(r.get<std::string>("precision", "fp32"), "precision");
   c.data = r.child("data");
   c.rewards = r.get<Json>("rewards", Json::array({Json{{"name", "math"}, {"weight", 1.0}},
                                                    Json{{"name", "format"}, {"weight", 1.0}}}));

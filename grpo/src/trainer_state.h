@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/threading.h"
 #include "aha/datasets/dataset.h"
 #include "aha/datasets/prompt_template.h"
@@ -25,6 +26,7 @@ struct Trainer::State {
   TrainConfig cfg;
   Json raw;
   std::unique_ptr<ThreadLimit> threads;
+  std::unique_ptr<MatmulPrecisionScope> precision;
   std::unique_ptr<policy::Model<float>> policy, ref;
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::vector<datasets::Example> data;

@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "aha/core/error.h"
+#include "aha/core/gemm_bf16.h"
 #include "aha/policy/layers.h"
 #include "attention_impl.h"
 
@@ -226,6 +227,11 @@ void MlaAttention::decode(const float* P, const float* h, float* y,
     float* row = rows.data() + int64_t{positions[b]} * W;
     std::copy_n(kvn.data() + b * r, r, row);
     std::copy_n(kva.data() + b * W + r, dr, row + r);
+    // Under bf16 the trainer multiplies the latent by kv_b_proj as bf16; the absorbed path uses
+    // the latent directly, so it caches what the trainer's kernel sees.
+    if (matmul_precision() == MatmulPrecision::bf16) {
+      for (int j = 0; j < r; ++j) row[j] = from_bf16(to_bf16(row[j]));
+    }
   }
   Buf<float> o(B * H * c.v_head_dim);
   if (step.absorbed) {
@@ -243,7 +249,11 @@ void MlaAttention::decode(const float* P, const float* h, float* y,
 void MlaAttention::attend_absorbed(const float* P, const float* q, float* o,
                                    const DecodeStep& step) const {
   const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
-  const float* wkvb = P + kv_b_proj_.w;  // [H * (dn + dv), r]: W_UK_h then W_UV_h per head
+  // [H * (dn + dv), r]: W_UK_h then W_UV_h per head, as the trainer's bf16 kernel sees it.
+  std::vector<float> rounded;
+  const float* wkvb = matmul_precision() == MatmulPrecision::bf16
+                          ? bf16_rounded(P + kv_b_proj_.w, int64_t{H} * (dn + dv) * r, &rounded)
+                          : P + kv_b_proj_.w;
   const float* none = nullptr;
   Buf<float> qcat(B * H * W), o_lat(B * H * r);
   // The absorptions are batch GEMMs per head; small batches run them on this thread.

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "aha/core/error.h"
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
 
 namespace aha::rollout {
@@ -535,6 +536,8 @@ Engine::Engine(const policy::Model<float>& model, EngineOptions options)
 std::vector<Rollout> Engine::generate(const std::vector<Request>& requests,
                                          const std::function<void(const Progress&)>& on_progress,
                                          const std::atomic<bool>* cancel) const {
+  // Under bf16 each weight is packed once for the whole call instead of once per step.
+  Bf16WeightCache weights;
   GenerateRun run(decoder_, opts_, requests);
   run.admit();
   run.retire(on_progress);

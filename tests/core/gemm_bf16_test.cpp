@@ -132,6 +132,31 @@ TEST(Bf16, ErrorIsThatOfBf16Operands) {
   EXPECT_GT(worst, 1e-6);                       // and it is really bf16, not fp32
 }
 
+// A decode loop's cache packs a weight once: the same values as packing it every call, and a
+// weight changed after the cache ends is seen.
+TEST(Bf16, WeightCacheGivesTheSameValuesAndEndsWithItsScope) {
+  const int64_t m = 5, n = 40, k = 33;
+  auto x = randn(size_t(m * k), 21), w = randn(size_t(n * k), 22), bias = randn(size_t(n), 23);
+  std::vector<float> want(size_t(m * n)), got(size_t(m * n));
+  gemm_bf16(m, n, k, {x.data(), k, false}, {w.data(), k, false}, want.data(), n, false,
+            bias.data());
+  {
+    Bf16WeightCache cache;
+    for (int rep = 0; rep < 2; ++rep) {
+      gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, bias.data());
+      ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
+    }
+    std::vector<float> storage;
+    const float* r = bf16_rounded(w.data(), int64_t(w.size()), &storage);
+    for (size_t i = 0; i < w.size(); ++i) ASSERT_EQ(r[i], round_bf16(w[i]));
+    EXPECT_TRUE(storage.empty()) << "cached, not copied per call";
+  }
+  for (auto& v : w) v *= 2.0f;
+  gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, nullptr);
+  gemm_bf16(m, n, k, {x.data(), k, false}, {w.data(), k, false}, want.data(), n, false, nullptr);
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
+}
+
 TEST(Bf16, PrecisionNamesParse) {
   MatmulPrecision p;
   EXPECT_TRUE(parse_matmul_precision("bf16", &p));

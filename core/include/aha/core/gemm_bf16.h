@@ -11,6 +11,9 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
 
 namespace aha {
 
@@ -22,6 +25,8 @@ MatmulPrecision matmul_precision();
 // "fp32" / "bf16"; parse returns false for any other name.
 const char* matmul_precision_name(MatmulPrecision p);
 bool parse_matmul_precision(const char* name, MatmulPrecision* out);
+// The same for a config key or flag: anything else fails with an error naming `key`.
+MatmulPrecision matmul_precision_from(const std::string& name, const std::string& key);
 
 // Restores the previous precision when it goes out of scope (tests, benchmarks).
 class MatmulPrecisionScope {
@@ -53,6 +58,33 @@ struct MatRef {
 // rows every ldc values. Parallel over fixed tiles (TBB), or on the calling thread when serial.
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial = false);
+
+// While one lives, gemm_bf16_weight packs each weight matrix once and bf16_rounded rounds it
+// once: a decode loop reuses its weights every step, and at small batches packing them would
+// cost more than the product. The weights must not change while it lives (engines hold one for
+// a generate call; the trainer's updates happen outside it). Nestable.
+class Bf16WeightCache {
+ public:
+  Bf16WeightCache();
+  ~Bf16WeightCache();
+  Bf16WeightCache(const Bf16WeightCache&) = delete;
+  Bf16WeightCache& operator=(const Bf16WeightCache&) = delete;
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// y[m, n] = x[m, k] w[n, k]^T (+ bias): gemm_bf16 with w a weight (rows every k values), packed
+// once per live Bf16WeightCache. The same values as gemm_bf16.
+void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
+                      const float* w, float* y, int64_t ldy, const float* bias,
+                      bool serial = false);
+
+// The `size` values of w rounded to bf16 and back: cached while a Bf16WeightCache lives,
+// otherwise written to *storage. For fp32 code that must multiply by the weights the bf16 kernel
+// sees (MLA's absorbed decode).
+const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* storage);
 
 // Round to nearest even with subnormals flushed to zero, as the packing does (for references).
 uint16_t to_bf16(float x);

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/config.h"
 #include "aha/policy/optimizer.h"
 
@@ -21,6 +22,7 @@ struct PretrainConfig {
   int64_t batch_tokens = 4096;  // tokens per optimizer step (whole documents, packed)
   int save_every = 0;
   int threads = 0;
+  MatmulPrecision precision = MatmulPrecision::fp32;  // "precision": fp32 | bf16
   int max_nan_skips = 3;  // more non-finite updates in a row than this end the run
   // DeepSeek-V3's multi-token prediction loss weight (lambda; 0: off). Needs a model with
   // num_nextn_predict_layers = 1; its gradient reaches the trunk as in V3's pretraining.

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "aha/core/config.h"
+#include "aha/core/gemm_bf16.h"
 #include "aha/datasets/dataset.h"
 #include "aha/grpo/advantages.h"
 #include "aha/grpo/loss.h"
@@ -98,6 +99,9 @@ struct TrainConfig {
   std::string output_dir;
   std::string rollouts;          // a rollout file to learn from instead of sampling ("": sample)
   uint64_t seed = 0;
+  // "precision": the matmuls of rollouts, training and scoring (fp32, or bf16 with fp32
+  // accumulation and fp32 master weights).
+  MatmulPrecision precision = MatmulPrecision::fp32;
   // data: {"train": path | "synthetic:arithmetic", "format": {...}, "template": "r1_zero" | text,
   //        "limit": N, "digits": [min, max]}
   Json data;

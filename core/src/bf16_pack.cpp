@@ -1,0 +1,126 @@
+// Vectorised bf16 packing. Each layout reads its source along rows (cache lines): rows of a
+// row-major operand convert in place order (a pair is two neighbours), columns of a transposed
+// one interleave two source rows, and the two transposing cases go through a 16 x 16 block of
+// pairs held in L1.
+#include "bf16_pack.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace aha::bf16 {
+
+namespace {
+
+typedef float V16 __attribute__((vector_size(64)));
+typedef uint32_t U16 __attribute__((vector_size(64)));
+typedef int32_t I16 __attribute__((vector_size(64)));
+typedef uint16_t H16 __attribute__((vector_size(32)));
+
+// 16 floats -> their bf16 bits in the low half of each lane (to_bf16, lane-wise).
+inline U16 cvt(const float* src) {
+  U16 u;
+  std::memcpy(&u, src, sizeof(u));
+  const U16 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  const U16 nan = (U16)((u & 0x7fffffffu) > 0x7f800000u);
+  const U16 sub = (U16)((u & 0x7f800000u) == 0u);
+  const U16 special = (nan & ((u >> 16) | 0x40u)) | (sub & ((u >> 16) & 0x8000u));
+  return (special & (nan | sub)) | (rounded & ~(nan | sub));
+}
+
+// The same for n < 16 values (the rest read as zero).
+inline U16 cvt_part(const float* src, int64_t n) {
+  float tmp[kLanes] = {};
+  std::memcpy(tmp, src, size_t(n) * sizeof(float));
+  return cvt(tmp);
+}
+
+inline U16 cvt_strided(const MatRef& r, int64_t row, int64_t col0, int64_t n) {
+  // r.p[row * ld + col0 ...]: n contiguous values.
+  const float* src = r.p + row * r.ld + col0;
+  return n == kLanes ? cvt(src) : cvt_part(src, n);
+}
+
+inline float elem(const MatRef& r, int64_t i, int64_t k) {
+  return r.trans ? r.p[k * r.ld + i] : r.p[i * r.ld + k];
+}
+
+inline uint32_t pair1(const MatRef& r, int64_t i, int64_t p, int64_t k) {
+  const uint32_t lo = to_bf16(elem(r, i, 2 * p));
+  const uint32_t hi = 2 * p + 1 < k ? to_bf16(elem(r, i, 2 * p + 1)) : 0u;
+  return lo | (hi << 16);
+}
+
+// A contiguous source row of k values -> kp pairs (the bf16 values in order, zero-padded).
+void row_pairs(const float* src, int64_t k, uint32_t* dst) {
+  uint16_t* h = reinterpret_cast<uint16_t*>(dst);
+  int64_t c = 0;
+  for (; c + kLanes <= k; c += kLanes) {
+    const H16 v = __builtin_convertvector(cvt(src + c), H16);
+    std::memcpy(h + c, &v, sizeof(v));
+  }
+  for (; c < k; ++c) h[c] = to_bf16(src[c]);
+  if (k % 2) h[k] = 0;
+}
+
+// Pairs [p0, p0 + np) of 16 columns whose pair p interleaves source rows 2p and 2p + 1 (each
+// with nc contiguous values from col0): out[(p - p0) * 16 + c].
+void interleave(const MatRef& r, int64_t col0, int64_t nc, int64_t p0, int64_t np, int64_t k,
+                uint32_t* out, int64_t out_stride) {
+  for (int64_t p = p0; p < p0 + np; ++p) {
+    const U16 lo = cvt_strided(r, 2 * p, col0, nc);
+    const U16 hi = 2 * p + 1 < k ? cvt_strided(r, 2 * p + 1, col0, nc) : U16{};
+    const U16 w = lo | (hi << 16);
+    std::memcpy(out + (p - p0) * out_stride, &w, sizeof(w));
+  }
+}
+
+}  // namespace
+
+void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out) {
+  const int64_t kp = (k + 1) / 2;
+  if (!r.trans) {
+    for (int64_t i = i0; i < i1; ++i) row_pairs(r.p + i * r.ld, k, out + (i - i0) * kp);
+    return;
+  }
+  // Transposed: 16 rows at a time are 16 contiguous values of two source rows per pair.
+  alignas(64) uint32_t blk[kLanes * kLanes];
+  for (int64_t b0 = i0; b0 < i1; b0 += kLanes) {
+    const int64_t nr = std::min<int64_t>(kLanes, i1 - b0);
+    for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
+      const int64_t np = std::min<int64_t>(kLanes, kp - p0);
+      interleave(r, b0, nr, p0, np, k, blk, kLanes);  // blk[pp * 16 + row]
+      for (int64_t row = 0; row < nr; ++row) {
+        uint32_t* o = out + (b0 + row - i0) * kp + p0;
+        for (int64_t pp = 0; pp < np; ++pp) o[pp] = blk[pp * kLanes + row];
+      }
+    }
+  }
+}
+
+void pack_panel(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out) {
+  const int64_t kp = (k + 1) / 2, j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
+  if (r.trans) {
+    interleave(r, j0, nc, 0, kp, k, out, kLanes);
+    return;
+  }
+  // Row-major: each of the 16 rows converts 16 pairs into a block, written out transposed.
+  alignas(64) uint32_t blk[kLanes * kLanes];
+  for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
+    const int64_t np = std::min<int64_t>(kLanes, kp - p0);
+    for (int64_t c = 0; c < kLanes; ++c) {
+      uint32_t* row = blk + c * kLanes;
+      if (c >= nc) {
+        std::fill(row, row + kLanes, 0u);
+      } else if (2 * (p0 + kLanes) <= k) {
+        row_pairs(r.p + (j0 + c) * r.ld + 2 * p0, 2 * kLanes, row);
+      } else {
+        for (int64_t pp = 0; pp < np; ++pp) row[pp] = pair1(r, j0 + c, p0 + pp, k);
+      }
+    }
+    for (int64_t pp = 0; pp < np; ++pp) {
+      for (int64_t c = 0; c < kLanes; ++c) out[(p0 + pp) * kLanes + c] = blk[c * kLanes + pp];
+    }
+  }
+}
+
+}  // namespace aha::bf16
