@@ -130,7 +130,10 @@ EngramP add_engram(ParamTable& t, const std::string& prefix, const ModelConfig& 
   EngramP p;
   p.streams = m;
   p.hash = std::make_shared<const EngramHash>(make_engram_hash(g, c.vocab_size, layer));
-  p.table = t.add(prefix + ".multi_head_embedding.embedding.weight", {p.hash->rows, g.head_dim()});
+  const std::string table = prefix + ".multi_head_embedding.embedding.weight";
+  p.table = t.add(table, {p.hash->rows, g.head_dim()}, !g.freeze_table);
+  t.mark_sparse_rows(table);
+  p.table_frozen = g.freeze_table;
   p.conv_w = t.add(prefix + ".short_conv.conv.weight", {int64_t{m} * d, 1, g.kernel_size});
   for (int s = 0; s < m; ++s) {
     p.conv_norm.push_back(add_norm(t, prefix + ".short_conv.norms." + std::to_string(s) + ".weight", d).w);
@@ -283,9 +286,10 @@ void engram_backward(const ModelConfig& c, const EngramP& p, const T* P, T* G,
     rmsnorm_backward(dqn.data(), a.x_in.data() + s * d, P + p.norm2[s], a.qrstd.data() + s * n,
                      dX + s * d, G + p.norm2[s], n, d, int64_t{m} * d);
     gemm_dytx(dk.data(), a.e.data(), G + p.key_w[s], G + p.key_b[s], n, W, d);
-    gemm_dyw(dk.data(), P + p.key_w[s], de.data(), n, W, d);
+    if (!p.table_frozen) gemm_dyw(dk.data(), P + p.key_w[s], de.data(), n, W, d);
   }
   gemm_dytx(dv.data(), a.e.data(), G + p.value_w, G + p.value_b, n, W, d);
+  if (p.table_frozen) return;
   gemm_dyw(dv.data(), P + p.value_w, de.data(), n, W, d);
   // Sparse: only the looked-up rows of the table receive gradient (serially: rows collide).
   for (int64_t t = 0; t < n; ++t) {

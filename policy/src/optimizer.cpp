@@ -3,6 +3,7 @@
 
 #include <tbb/parallel_for.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -93,6 +94,23 @@ void Optimizer<T>::set_trainable(const std::string& name, bool trainable) {
 }
 
 template <typename T>
+void Optimizer<T>::update(T* p, const T* g, T* m, T* v, size_t n, double lr, double wd,
+                          double bc1, double bc2) const {
+  if (cfg_.kind == "sgd") {
+    for (size_t i = 0; i < n; ++i) p[i] -= static_cast<T>(lr * (g[i] + wd * p[i]));
+    return;
+  }
+  const T b1 = static_cast<T>(cfg_.beta1), b2 = static_cast<T>(cfg_.beta2);
+  const T step = static_cast<T>(lr / bc1), decay = static_cast<T>(1 - lr * wd);
+  const T inv_sqrt_bc2 = static_cast<T>(1 / std::sqrt(bc2)), eps = static_cast<T>(cfg_.eps);
+  for (size_t i = 0; i < n; ++i) {
+    m[i] = b1 * m[i] + (1 - b1) * g[i];
+    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+    p[i] = p[i] * decay - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+  }
+}
+
+template <typename T>
 void Optimizer<T>::step(T* params, const T* grads, double lr) {
   ++t_;
   const auto& entries = table_.entries();
@@ -104,19 +122,19 @@ void Optimizer<T>::step(T* params, const T* grads, double lr) {
     T* p = params + e.offset;
     const T* g = grads + e.offset;
     const double wd = e.shape.size() >= 2 ? cfg_.weight_decay : 0.0;
-    if (cfg_.kind == "sgd") {
-      for (size_t i = 0; i < e.numel; ++i) p[i] -= static_cast<T>(lr * (g[i] + wd * p[i]));
+    T* m = cfg_.kind == "sgd" ? nullptr : m_.data() + e.offset;
+    T* v = cfg_.kind == "sgd" ? nullptr : v_.data() + e.offset;
+    if (!e.sparse_rows) {
+      update(p, g, m, v, e.numel, lr, wd, bc1, bc2);
       return;
     }
-    T* m = m_.data() + e.offset;
-    T* v = v_.data() + e.offset;
-    const T b1 = static_cast<T>(cfg_.beta1), b2 = static_cast<T>(cfg_.beta2);
-    const T step = static_cast<T>(lr / bc1), decay = static_cast<T>(1 - lr * wd);
-    const T inv_sqrt_bc2 = static_cast<T>(1 / std::sqrt(bc2)), eps = static_cast<T>(cfg_.eps);
-    for (size_t i = 0; i < e.numel; ++i) {
-      m[i] = b1 * m[i] + (1 - b1) * g[i];
-      v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-      p[i] = p[i] * decay - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+    // Lazy (SparseAdam-style) update of a lookup table: only rows the batch touched.
+    const size_t cols = static_cast<size_t>(e.shape[1]);
+    for (size_t r = 0; r < e.numel / cols; ++r) {
+      const T* gr = g + r * cols;
+      if (std::all_of(gr, gr + cols, [](T x) { return x == T(0); })) continue;
+      update(p + r * cols, gr, m ? m + r * cols : nullptr, v ? v + r * cols : nullptr, cols, lr,
+             wd, bc1, bc2);
     }
   });
 }

@@ -20,6 +20,12 @@ size_t ParamTable::add(const std::string& name, std::vector<int64_t> shape, bool
   return entries_.back().offset;
 }
 
+void ParamTable::mark_sparse_rows(const std::string& name) {
+  auto it = index_.find(name);
+  AHA_CHECK(it != index_.end() && entries_[it->second].shape.size() == 2, name);
+  entries_[it->second].sparse_rows = true;
+}
+
 const ParamEntry& ParamTable::at(const std::string& name) const {
   auto it = index_.find(name);
   if (it == index_.end()) fail("no parameter named '", name, "'");

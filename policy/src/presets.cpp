@@ -19,7 +19,7 @@ Json v3_base(int vocab, int d, int layers, int heads) {
 }  // namespace
 
 std::vector<std::string> preset_names() {
-  return {"tiny", "small", "base", "tiny-mhc", "small-mhc"};
+  return {"tiny", "small", "base", "tiny-mhc", "small-mhc", "tiny-engram", "tiny-v41"};
 }
 
 Json preset_config(const std::string& name) {
@@ -32,6 +32,15 @@ Json preset_config(const std::string& name) {
       j.update(Json{{"hc_mult", 4}, {"hc_sinkhorn_iters", 20}, {"hc_eps", 1e-6}});
       return j;
     }
+  }
+  // "tiny-engram": tiny with Engram in layer 1 (2- and 3-grams, 4 heads of 16 each);
+  // "tiny-v41": the same on tiny-mhc's four streams, DeepSeek-V4.1's combination.
+  if (name == "tiny-engram" || name == "tiny-v41") {
+    j = preset_config(name == "tiny-engram" ? "tiny" : "tiny-mhc");
+    j["engram"] = Json{{"max_ngram_size", 3}, {"n_head_per_ngram", 4}, {"n_embed_per_ngram", 64},
+                       {"layer_ids", {1}}, {"engram_vocab_size", {2048, 2048}}, {"seed", 0},
+                       {"kernel_size", 4}, {"pad_id", 2}};
+    return j;
   }
   if (name == "tiny") {
     j = v3_base(512, 128, 4, 4);
@@ -55,7 +64,8 @@ Json preset_config(const std::string& name) {
                   {"n_shared_experts", 1}, {"num_experts_per_tok", 4}, {"n_group", 4},
                   {"topk_group", 2}, {"routed_scaling_factor", 2.0}});
   } else {
-    fail("unknown preset '", name, "' (known: tiny, small, base, tiny-mhc, small-mhc)");
+    fail("unknown preset '", name,
+         "' (known: tiny, small, base, tiny-mhc, small-mhc, tiny-engram, tiny-v41)");
   }
   return j;
 }
@@ -90,6 +100,10 @@ double forward_flops(const ModelConfig& c, const std::vector<int64_t>& seq_lens)
   if (c.has_hc()) {  // the weights' projections of the streams: two per layer and the head
     const double m = c.hc_mult;
     per_token += c.num_hidden_layers * 2.0 * ((m + 2) * m * m * d + 2 * m * d) + m * m * d;
+  }
+  if (c.engram) {  // per Engram layer: a key projection per stream and the value projection
+    const double m = c.has_hc() ? c.hc_mult : 1;
+    per_token += double(c.engram->layer_ids.size()) * (m + 1) * c.engram->width() * d;
   }
   per_token += d * c.vocab_size;
   double attn = pairs * H * (c.qk_head_dim() + c.attn_v_dim()) * c.num_hidden_layers;

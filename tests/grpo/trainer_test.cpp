@@ -77,8 +77,9 @@ std::string tiny_variant(const std::string& name, const Json& extra) {
   return ckpt;
 }
 
-// The same task learns with DeepSeek-V4's four hyper-connection streams, and on a GQA model
-// with native sparse attention whose sampled block selections the update replays.
+// The same task learns with DeepSeek-V4's four hyper-connection streams, on a GQA model
+// with native sparse attention whose sampled block selections the update replays, with Engram
+// (sparse table updates) and with Engram on four streams (V4.1 style) and its tables frozen.
 TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
   Json gqa = policy::ModelConfig::from_json(Json{{"model_type", "llama"}, {"vocab_size", 300},
       {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
@@ -86,8 +87,13 @@ TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
       {"bos_token_id", 0}}).to_json();
   gqa["nsa"] = Json{{"block_size", 4}, {"block_counts", 2}, {"window_size", 4}};
   gqa["model_type"] = "llama";
+  const Json engram = {{"max_ngram_size", 3}, {"n_head_per_ngram", 2}, {"n_embed_per_ngram", 32},
+                       {"layer_ids", {1}}, {"engram_vocab_size", {509, 509}}, {"pad_id", 2}};
+  Json frozen = engram;
+  frozen["freeze_table"] = true;
   for (const auto& [name, extra] : std::vector<std::pair<std::string, Json>>{
-           {"mhc", Json{{"hc_mult", 4}}}, {"nsa", gqa}}) {
+           {"mhc", Json{{"hc_mult", 4}}}, {"nsa", gqa}, {"engram", Json{{"engram", engram}}},
+           {"v41_frozen_table", Json{{"hc_mult", 4}, {"engram", frozen}}}}) {
     Json raw = base_config(fresh_dir("learn_" + name));
     raw["model"] = tiny_variant(name + "_ckpt", extra);
     if (name == "nsa") raw["grpo"]["keep_routing"] = true;  // replay the sampler's blocks

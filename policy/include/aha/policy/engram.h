@@ -71,13 +71,14 @@ std::vector<int32_t> engram_ngram_ids(const int32_t* tokens, const SeqLayout& la
 
 // Offsets of one layer's tensors (model.layers.L.engram.*). m streams (hc_mult or 1).
 struct EngramP {
-  size_t table = kNoParam;        // multi_head_embedding.embedding.weight [rows, head_dim]
+  size_t table = kNoParam;  // multi_head_embedding.embedding.weight [rows, head_dim], sparse rows
   size_t value_w = kNoParam, value_b = kNoParam;  // value_proj [d, width], [d]
   std::vector<size_t> key_w, key_b;               // key_projs.s [d, width], [d]
   std::vector<size_t> norm1, norm2, conv_norm;    // norm1.s, norm2.s, short_conv.norms.s [d]
   size_t conv_w = kNoParam;       // short_conv.conv.weight [m d, 1, kernel]
   std::shared_ptr<const EngramHash> hash;
   int streams = 0;
+  bool table_frozen = false;  // engram.freeze_table: no table gradient is computed
   bool on() const { return hash != nullptr; }
 };
 EngramP add_engram(ParamTable& t, const std::string& prefix, const ModelConfig& c, int layer);

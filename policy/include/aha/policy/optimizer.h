@@ -56,6 +56,10 @@ class Optimizer {
   void load(const std::string& path);
 
  private:
+  // One AdamW (m, v set) or SGD (m, v null) update of n values.
+  void update(T* p, const T* g, T* m, T* v, size_t n, double lr, double wd, double bc1,
+              double bc2) const;
+
   const ParamTable& table_;
   OptimizerConfig cfg_;
   std::vector<char> trainable_;

@@ -19,12 +19,16 @@ struct ParamEntry {
   size_t offset = 0;
   size_t numel = 0;
   bool trainable = true;  // false for buffers such as e_score_correction_bias
+  // A lookup table whose gradient touches few rows (Engram): the optimizer updates only rows
+  // with a non-zero gradient and leaves the others' values and moments as they are.
+  bool sparse_rows = false;
 };
 
 class ParamTable {
  public:
   // Reserves numel(shape) values and returns their offset.
   size_t add(const std::string& name, std::vector<int64_t> shape, bool trainable = true);
+  void mark_sparse_rows(const std::string& name);
   // Registers `name` as another name for an existing offset (tied embeddings): not saved twice.
   const std::vector<ParamEntry>& entries() const { return entries_; }
   const ParamEntry& at(const std::string& name) const;
