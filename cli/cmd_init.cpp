@@ -7,6 +7,7 @@
 #include "aha/core/dtype.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/presets.h"
+#include "aha/tokenizer/canonical.h"
 #include "aha/tokenizer/tokenizer.h"
 #include "commands.h"
 #include "options.h"
@@ -21,7 +22,7 @@ int cmd_init(const Args& args) {
   double init_std = 0.02;
   desc.add_options()
       ("config", po::value(&config), "HF config.json of the model")
-      ("preset", po::value(&preset), "built-in config instead: tiny | small | base | tiny-mhc | small-mhc")
+      ("preset", po::value(&preset), "built-in config instead: tiny | small | base | tiny-mhc | small-mhc | tiny-engram | tiny-v41")
       ("out", po::value(&out)->required(), "checkpoint directory to write")
       ("seed", po::value(&seed)->default_value(0), "initialisation seed")
       ("std", po::value(&init_std)->default_value(0.02, "0.02"), "std of the normal init")
@@ -48,6 +49,10 @@ int cmd_init(const Args& args) {
   if (tok && tok->vocab_size() > cfg.vocab_size) {
     fail("the tokenizer has ", tok->vocab_size(), " ids but the model's vocab_size is ",
          cfg.vocab_size);
+  }
+  if (cfg.engram && tok) {  // Engram hashes canonical ids of the tokenizer's normalised texts
+    cfg.engram->compression = std::make_shared<const std::vector<int32_t>>(
+        tokenizer::engram_canonical_ids(*tok, cfg.vocab_size));
   }
   policy::SaveOptions opts = save_options_for(dtype, fp8_block, fp8_scale_fmt, j);
   policy::Model<float> model(cfg);

@@ -202,6 +202,10 @@ void save_model(const Model<T>& model, const std::string& dir, const SaveOptions
                          : opts.dtype == DType::kF16 ? "float16"
                                                      : "float32";
     save_json_file((fs::path(tmp) / "config.json").string(), cfg);
+    if (c.engram && c.engram->compression && !c.engram->compression->empty()) {
+      save_engram_compression((fs::path(tmp) / kEngramCompressionFile).string(),
+                              *c.engram->compression);
+    }
     Json gen = Json::object();
     if (c.bos_token_id) gen["bos_token_id"] = *c.bos_token_id;
     if (c.eos_token_id) gen["eos_token_id"] = *c.eos_token_id;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "aha/policy/attention.h"
 #include "aha/policy/quantization.h"
@@ -330,7 +331,37 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   return c;
 }
 
-ModelConfig ModelConfig::load(const std::string& path) { return from_json(load_json_file(path)); }
+ModelConfig ModelConfig::load(const std::string& path) {
+  ModelConfig c = from_json(load_json_file(path));
+  if (c.engram) {  // the token-id compression table lives beside config.json
+    const auto side = std::filesystem::path(path).parent_path() / kEngramCompressionFile;
+    if (std::filesystem::exists(side)) c.engram->compression = load_engram_compression(side.string(), c.vocab_size);
+  }
+  return c;
+}
+
+std::shared_ptr<const std::vector<int32_t>> load_engram_compression(const std::string& path,
+                                                                   int vocab_size) {
+  const Json j = load_json_file(path);
+  auto ids = j.find("ids");
+  if (ids == j.end() || !ids->is_array() || static_cast<int>(ids->size()) != vocab_size) {
+    fail("[", path, "] ids must list one canonical id per token (", vocab_size, ")");
+  }
+  auto table = std::make_shared<std::vector<int32_t>>();
+  for (const Json& v : *ids) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() >= vocab_size) {
+      fail("[", path, "] ids: ", v.dump(), " is not in [0, ", vocab_size, ")");
+    }
+    table->push_back(v.get<int32_t>());
+  }
+  return table;
+}
+
+void save_engram_compression(const std::string& path, const std::vector<int32_t>& ids) {
+  int32_t n = 0;
+  for (int32_t v : ids) n = std::max(n, v + 1);
+  save_json_file(path, Json{{"canonical_vocab_size", n}, {"ids", ids}});
+}
 
 const char* rope_type_name(RopeType type) {
   switch (type) {

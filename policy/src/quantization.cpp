@@ -73,6 +73,7 @@ bool is_fp8_weight(const std::string& name, const std::vector<int64_t>& shape) {
   auto has = [&](const char* s) { return name.find(s) != std::string::npos; };
   if (shape.size() != 2 || !ends_with(".weight")) return false;
   if (name == "lm_head.weight" || ends_with("embed_tokens.weight")) return false;
+  if (has(".engram.multi_head_embedding.")) return false;  // a lookup table, like the embedding
   if (ends_with(".mlp.gate.weight")) return false;  // the router stays in high precision
   return !has(".eh_proj.") && !has(".shared_head.") && !has(".weights_proj.");
 }

@@ -8,9 +8,11 @@
 
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
+#include "aha/policy/checkpoint.h"
 #include "aha/policy/engram.h"
 #include "aha/policy/model.h"
 #include "aha/policy/optimizer.h"
+#include "policy/checkpoint_helpers.h"
 #include "policy/test_configs.h"
 
 namespace aha::policy {
@@ -247,6 +249,76 @@ TEST(Engram, BadConfigNamesTheKey) {
   const ModelConfig back = ModelConfig::from_json(c.to_json());
   EXPECT_EQ(back.engram->layer_ids, c.engram->layer_ids);
   EXPECT_EQ(back.engram->engram_vocab_size, c.engram->engram_vocab_size);
+}
+
+// One AdamW step (with weight decay) after one backward: the table moves only in the rows the
+// batch looked up; with engram.freeze_table it does not move at all while the rest trains.
+TEST(Engram, OptimizerUpdatesOnlyTouchedTableRowsOrNoneWhenFrozen) {
+  for (bool freeze : {false, true}) {
+    Json j = testing::tiny_llama_engram_json();
+    j["engram"]["freeze_table"] = freeze;
+    Model<double> m(ModelConfig::from_json(j));
+    m.init_random(3, 0.3);
+    const Batch batch = Batch::from_sequences({{1, 5, 9, 2}, {7, 3}});
+    Activations<double> acts;
+    m.forward(batch, ForwardOptions{}, acts);
+    std::vector<double> coef(batch.n_tokens(), 1.0);
+    m.zero_grad();
+    m.backward(acts, coef.data(), nullptr, 0.0, nullptr, nullptr);
+    const std::vector<double> before = m.params();
+    OptimizerConfig oc;
+    oc.weight_decay = 0.1;
+    Optimizer<double> opt(m.table(), oc);
+    opt.step(m.params().data(), m.grads().data(), 1e-2);
+    const ParamEntry& table = m.table().at("model.layers.0.engram.multi_head_embedding.embedding.weight");
+    EXPECT_EQ(table.trainable, !freeze);
+    const int hd = m.config().engram->head_dim();
+    std::vector<bool> hit(table.shape[0], false);
+    for (int64_t r : acts.layers[0].engram.rows) hit[r] = true;
+    int moved = 0;
+    for (int64_t r = 0; r < table.shape[0]; ++r) {
+      const size_t k = table.offset + r * hd;
+      const bool same = std::equal(before.begin() + k, before.begin() + k + hd, m.params().begin() + k);
+      if (!hit[r] || freeze) {
+        EXPECT_TRUE(same) << "row " << r << (freeze ? " of a frozen table" : " not looked up");
+      }
+      moved += !same;
+    }
+    EXPECT_EQ(moved > 0, !freeze);
+    const size_t v = m.table().at("model.layers.0.engram.value_proj.weight").offset;
+    EXPECT_NE(before[v], m.params()[v]) << "the rest of Engram trains";
+  }
+}
+
+// engram_compression.json is written with the checkpoint and read back with its config: the
+// reloaded model hashes the same canonical ids (same logprobs); without the file (identity) it
+// hashes other rows.
+TEST(Engram, CompressionTableTravelsWithTheCheckpoint) {
+  ModelConfig c = ModelConfig::from_json(testing::tiny_llama_engram_json());
+  auto table = std::make_shared<std::vector<int32_t>>();
+  for (int v = 0; v < c.vocab_size; ++v) table->push_back(v / 3);  // many to one
+  c.engram->compression = table;
+  Model<float> m(c);
+  m.init_random(5, 0.3);
+  const std::string dir = testing::temp_dir("engram_compression");
+  save_model(m, dir);
+  ASSERT_TRUE(std::filesystem::exists(dir + "/" + kEngramCompressionFile));
+  auto back = load_model<float>(dir);
+  ASSERT_TRUE(back->config().engram->compression != nullptr);
+  EXPECT_EQ(*back->config().engram->compression, *table);
+  const Batch batch = Batch::from_sequences({{1, 5, 9, 2, 7, 3, 3, 1}});
+  Activations<float> a, b;
+  m.forward(batch, ForwardOptions{}, a);
+  back->forward(batch, ForwardOptions{}, b);
+  auto scored = [](const Activations<float>& x) {  // the last token has no target (NaN)
+    return std::vector<float>(x.logprob.begin(), x.logprob.end() - 1);
+  };
+  EXPECT_EQ(scored(a), scored(b));
+  std::filesystem::remove(dir + "/" + kEngramCompressionFile);
+  auto identity = load_model<float>(dir);
+  identity->forward(batch, ForwardOptions{}, b);
+  EXPECT_NE(scored(a), scored(b));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -112,6 +112,7 @@ struct ModelConfig {
 
   // Parses an HF config.json; validates every shape relation and throws aha::Error with the key.
   static ModelConfig from_json(const Json& j);
+  // path: a config.json; an engram_compression.json beside it is read too.
   static ModelConfig load(const std::string& path);
   Json to_json() const;
 
@@ -132,5 +133,12 @@ struct ModelConfig {
   double softmax_scale() const;
   const char* type_name() const;
 };
+
+// Engram's token-id compression table beside config.json: {"canonical_vocab_size": V',
+// "ids": [canonical id of each token id]}. ModelConfig::load reads it when present.
+inline constexpr const char* kEngramCompressionFile = "engram_compression.json";
+std::shared_ptr<const std::vector<int32_t>> load_engram_compression(const std::string& path,
+                                                                   int vocab_size);
+void save_engram_compression(const std::string& path, const std::vector<int32_t>& ids);
 
 }  // namespace aha::policy
