@@ -21,7 +21,7 @@ namespace {
 
 using testing::layout_of;
 
-enum class Part { kAttention, kFfn, kBlock };
+enum class Part { kAttention, kFfn, kBlock, kEngram };
 enum class Fd { kInput, kInputAndParams };  // what finite differences perturb
 enum class Perf { kNone, kTrain, kTrainAndDecode };
 
@@ -69,6 +69,9 @@ std::vector<Op> op_table() {
        Perf::kNone},
       {"block_sliding", tiny_qwen2_sliding_json, 1, Part::kBlock, Fd::kInput, 2e-6, 2e-5,
        Perf::kNone},
+      // Decode of Engram runs through the decoder's caches: tests/rollout (Decode.Engram*).
+      {"engram", testing::tiny_llama_engram_json, 1, Part::kEngram, Fd::kInputAndParams, 2e-6,
+       -1, Perf::kTrain},
   };
 }
 
@@ -77,6 +80,13 @@ std::vector<double> random_vec(size_t n, uint64_t seed, double scale = 1.0) {
   std::vector<double> v(n);
   for (double& x : v) x = rng.normal() * scale;
   return v;
+}
+
+// Engram rows hash these token ids: a fixed pattern per packed position.
+std::vector<int32_t> op_ngram_ids(const ModelConfig& c, const SeqLayout& layout) {
+  std::vector<int32_t> tokens(layout.n_tokens());
+  for (size_t t = 0; t < tokens.size(); ++t) tokens[t] = static_cast<int32_t>((t * 7 + 3) % c.vocab_size);
+  return engram_ngram_ids(tokens.data(), layout, c.engram->max_ngram_size);
 }
 
 // y = op(x) for the row's part of layer `layer`; la receives the activations.
@@ -101,6 +111,12 @@ void run_forward(const Op& op, const Model<T>& m, const T* x, T* y, const SeqLay
       BlockPass pass;
       pass.layout = &layout;
       block_forward(c, lp, P, y, la, pass);
+      return;
+    }
+    case Part::kEngram: {
+      std::copy_n(x, n * c.residual_width(), y);
+      const auto ids = op_ngram_ids(c, layout);
+      engram_forward(c, lp.engram, P, ids.data(), y, la.engram, layout, EngramState{}, false);
       return;
     }
   }
@@ -130,6 +146,12 @@ void run_backward(const Op& op, Model<T>& m, const T* x, const T* dy, T* dx,
       for (size_t i = 0; i < d.size(); ++i) dx[i] += d[i];
       return;
     }
+    case Part::kEngram: {
+      std::vector<T> d(dy, dy + n * c.residual_width());
+      engram_backward(c, lp.engram, P, G, la.engram, layout, d.data());
+      for (size_t i = 0; i < d.size(); ++i) dx[i] += d[i];
+      return;
+    }
   }
 }
 
@@ -141,7 +163,11 @@ std::vector<size_t> part_params(const Op& op, const ParamTable& t) {
     if (e.name.rfind(layer, 0) != 0 || !e.trainable) continue;
     const bool attn = e.name.find(".self_attn.") != std::string::npos;
     const bool ffn = e.name.find(".mlp.") != std::string::npos;
-    if ((op.part == Part::kAttention && !attn) || (op.part == Part::kFfn && !ffn)) continue;
+    const bool engram = e.name.find(".engram.") != std::string::npos;
+    if ((op.part == Part::kAttention && !attn) || (op.part == Part::kFfn && !ffn) ||
+        (op.part == Part::kEngram && !engram)) {
+      continue;
+    }
     // A few values of every tensor: first, middle, last.
     for (size_t k : {size_t{0}, e.numel / 2, e.numel - 1}) out.push_back(e.offset + k);
   }
