@@ -347,7 +347,6 @@ struct WeightKeyHash {
 struct Bf16WeightCache::Impl {
   std::mutex mu;
   std::unordered_map<WeightKey, std::shared_ptr<CachedWeight>, WeightKeyHash> map;
-  Impl* prev = nullptr;
 
   std::shared_ptr<CachedWeight> get(const WeightKey& key) {
     std::lock_guard<std::mutex> lock(mu);
@@ -358,14 +357,27 @@ struct Bf16WeightCache::Impl {
 };
 
 namespace {
-std::atomic<Bf16WeightCache::Impl*> g_cache{nullptr};
-}  // namespace
 
-Bf16WeightCache::Bf16WeightCache() : impl_(std::make_unique<Impl>()) {
-  impl_->prev = g_cache.exchange(impl_.get());
+std::mutex g_cache_mu;
+int g_cache_users = 0;
+std::shared_ptr<Bf16WeightCache::Impl> g_cache;
+
+std::shared_ptr<Bf16WeightCache::Impl> active_cache() {
+  std::lock_guard<std::mutex> lock(g_cache_mu);
+  return g_cache;
 }
 
-Bf16WeightCache::~Bf16WeightCache() { g_cache.store(impl_->prev); }
+}  // namespace
+
+Bf16WeightCache::Bf16WeightCache() {
+  std::lock_guard<std::mutex> lock(g_cache_mu);
+  if (g_cache_users++ == 0) g_cache = std::make_shared<Impl>();
+}
+
+Bf16WeightCache::~Bf16WeightCache() {
+  std::lock_guard<std::mutex> lock(g_cache_mu);
+  if (--g_cache_users == 0) g_cache.reset();
+}
 
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial) {
@@ -380,7 +392,7 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, in
 
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
                       const float* w, float* y, int64_t ldy, const float* bias, bool serial) {
-  Bf16WeightCache::Impl* cache = g_cache.load();
+  const auto cache = active_cache();
   if (cache == nullptr) {
     gemm_bf16(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, false, bias, serial);
     return;
@@ -404,7 +416,7 @@ const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* stor
     v.resize(size_t(size));
     for (int64_t i = 0; i < size; ++i) v[i] = from_bf16(to_bf16(w[i]));
   };
-  Bf16WeightCache::Impl* cache = g_cache.load();
+  const auto cache = active_cache();
   if (cache == nullptr) {
     fill(*storage);
     return storage->data();

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "aha/core/error.h"
@@ -537,7 +538,8 @@ std::vector<Rollout> Engine::generate(const std::vector<Request>& requests,
                                          const std::function<void(const Progress&)>& on_progress,
                                          const std::atomic<bool>* cancel) const {
   // Under bf16 each weight is packed once for the whole call instead of once per step.
-  Bf16WeightCache weights;
+  std::optional<Bf16WeightCache> weights;
+  if (matmul_precision() == MatmulPrecision::bf16) weights.emplace();
   GenerateRun run(decoder_, opts_, requests);
   run.admit();
   run.retire(on_progress);

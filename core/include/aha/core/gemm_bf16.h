@@ -61,8 +61,9 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, in
 
 // While one lives, gemm_bf16_weight packs each weight matrix once and bf16_rounded rounds it
 // once: a decode loop reuses its weights every step, and at small batches packing them would
-// cost more than the product. The weights must not change while it lives (engines hold one for
-// a generate call; the trainer's updates happen outside it). Nestable.
+// cost more than the product. The weights must not change while one lives (engines hold one for
+// a generate call under bf16; the trainer's updates happen outside it). Scopes may nest and
+// overlap across threads: they share one cache, dropped when the last one ends.
 class Bf16WeightCache {
  public:
   Bf16WeightCache();
@@ -70,9 +71,6 @@ class Bf16WeightCache {
   Bf16WeightCache(const Bf16WeightCache&) = delete;
   Bf16WeightCache& operator=(const Bf16WeightCache&) = delete;
   struct Impl;
-
- private:
-  std::unique_ptr<Impl> impl_;
 };
 
 // y[m, n] = x[m, k] w[n, k]^T (+ bias): gemm_bf16 with w a weight (rows every k values), packed
