@@ -4,10 +4,12 @@
 
 #include <cmath>
 #include <type_traits>
+#include <utility>
 
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
 #include "aha/policy/layers.h"
+#include "for_chunks.h"
 
 namespace aha::policy {
 
@@ -17,6 +19,7 @@ namespace {
 constexpr double kGateNormEps = 1.1920928955078125e-07;
 constexpr double kConvNormEps = 1e-5;
 constexpr double kGateClamp = 1e-6;
+constexpr int64_t kTokenChunk = 16;  // tokens per parallel task (fixed: results thread-independent)
 
 int streams_of(const ModelConfig& c) { return c.has_hc() ? c.hc_mult : 1; }
 
@@ -37,8 +40,8 @@ void linear(const T* x, const T* w, const T* b, T* y, int64_t n, int in, int out
 // The rows of history (decode) or of the sequence (training) a tap reaches: z at token t - back
 // of stream s, channel block [d]; null where that is before the sequence start (zero padding).
 template <typename T>
-const T* conv_input(const EngramActs<T>& a, const EngramState& st, int64_t n, int s, int d,
-                    int m, int64_t t, int64_t t0, int64_t back, int64_t hist_rows) {
+const T* conv_input(const EngramActs<T>& a, const EngramState& st, int64_t n, int s, int d, int m,
+                    int64_t t, int64_t t0, int64_t back, int64_t hist_rows) {
   if (back == 0) return a.z.data() + (s * n + t) * d;
   if (st.history != nullptr) {
     if constexpr (std::is_same_v<T, float>) {
@@ -49,7 +52,20 @@ const T* conv_input(const EngramActs<T>& a, const EngramState& st, int64_t n, in
   return t - back >= t0 ? a.z.data() + (s * n + t - back) * d : nullptr;
 }
 
+// [first, end) of each token's sequence.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> seq_bounds(const SeqLayout& layout) {
+  std::vector<int64_t> first(layout.n_tokens()), last(layout.n_tokens());
+  for (size_t q = 0; q + 1 < layout.seq_starts.size(); ++q) {
+    for (int64_t t = layout.seq_starts[q]; t < layout.seq_starts[q + 1]; ++t) {
+      first[t] = layout.seq_starts[q];
+      last[t] = layout.seq_starts[q + 1];
+    }
+  }
+  return {std::move(first), std::move(last)};
+}
+
 // c = conv(z) per sequence (or against the decode history), then the output is added to X.
+// Tokens in parallel: each writes only its own rows.
 template <typename T>
 void conv_forward(const ModelConfig& c, const EngramP& p, const T* P, T* X, EngramActs<T>& a,
                   const SeqLayout& layout, const EngramState& st) {
@@ -57,14 +73,15 @@ void conv_forward(const ModelConfig& c, const EngramP& p, const T* P, T* X, Engr
   const int m = p.streams, d = c.hidden_size, K = c.engram->kernel_size;
   const int N = c.engram->max_ngram_size;
   const int64_t hist_rows = engram_history_rows(c);
+  const auto first = seq_bounds(layout).first;
   a.c.assign(int64_t{m} * n * d, T(0));
-  for (size_t q = 0; q + 1 < layout.seq_starts.size(); ++q) {
-    const int64_t t0 = layout.seq_starts[q], t1 = layout.seq_starts[q + 1];
-    for (int64_t t = t0; t < t1; ++t) {
+  for_chunks(n, kTokenChunk, [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
       for (int s = 0; s < m; ++s) {
         T* cr = a.c.data() + (s * n + t) * d;
         for (int j = 0; j < K; ++j) {
-          const T* zr = conv_input(a, st, n, s, d, m, t, t0, int64_t{K - 1 - j} * N, hist_rows);
+          const T* zr =
+              conv_input(a, st, n, s, d, m, t, first[t], int64_t{K - 1 - j} * N, hist_rows);
           if (zr == nullptr) continue;
           const T* w = P + p.conv_w + int64_t{s} * d * K + j;
           for (int i = 0; i < d; ++i) cr[i] += w[int64_t{i} * K] * zr[i];
@@ -74,7 +91,7 @@ void conv_forward(const ModelConfig& c, const EngramP& p, const T* P, T* X, Engr
         for (int i = 0; i < d; ++i) xr[i] += ur[i] + cr[i] * sigmoid(cr[i]);
       }
     }
-  }
+  });
 }
 
 // Decode: every row's history moves one token on; prefill: the sequence's last rows are saved.
@@ -86,7 +103,8 @@ void advance_history(const ModelConfig& c, const EngramActs<float>& a, const Eng
     for (int64_t b = 0; b < n; ++b) {
       float* h = st.history[b];
       std::copy(h + w, h + R * w, h);
-      for (int s = 0; s < m; ++s) std::copy_n(a.z.data() + (s * n + b) * d, d, h + (R - 1) * w + s * d);
+      for (int s = 0; s < m; ++s)
+        std::copy_n(a.z.data() + (s * n + b) * d, d, h + (R - 1) * w + s * d);
     }
   }
   if (st.history_out != nullptr) {
@@ -136,7 +154,8 @@ EngramP add_engram(ParamTable& t, const std::string& prefix, const ModelConfig& 
   p.table_frozen = g.freeze_table;
   p.conv_w = t.add(prefix + ".short_conv.conv.weight", {int64_t{m} * d, 1, g.kernel_size});
   for (int s = 0; s < m; ++s) {
-    p.conv_norm.push_back(add_norm(t, prefix + ".short_conv.norms." + std::to_string(s) + ".weight", d).w);
+    p.conv_norm.push_back(
+        add_norm(t, prefix + ".short_conv.norms." + std::to_string(s) + ".weight", d).w);
   }
   p.value_w = t.add(prefix + ".value_proj.weight", {d, W});
   p.value_b = t.add(prefix + ".value_proj.bias", {d});
@@ -183,17 +202,19 @@ void engram_forward(const ModelConfig& c, const EngramP& p, const T* P, const in
     rmsnorm_forward(k, P + p.norm1[s], kn, a.krstd.data() + s * n, n, d, kGateNormEps);
     rmsnorm_forward(a.x_in.data() + s * d, P + p.norm2[s], qn, a.qrstd.data() + s * n, n, d,
                     kGateNormEps, int64_t{m} * d);
-    for (int64_t t = 0; t < n; ++t) {
-      double dot = 0;
-      for (int i = 0; i < d; ++i) dot += double(kn[t * d + i]) * qn[t * d + i];
-      const double g = dot * inv_sqrt_d;
-      const double root = std::sqrt(std::max(std::abs(g), kGateClamp));
-      a.gate[s * n + t] = static_cast<T>(g);
-      const T alpha = sigmoid(static_cast<T>(g < 0 ? -root : g > 0 ? root : 0));
-      a.alpha[s * n + t] = alpha;
-      T* u = a.u.data() + (s * n + t) * d;
-      for (int i = 0; i < d; ++i) u[i] = alpha * a.v[t * d + i];
-    }
+    for_chunks(n, kTokenChunk, [&](int64_t, int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        double dot = 0;
+        for (int i = 0; i < d; ++i) dot += double(kn[t * d + i]) * qn[t * d + i];
+        const double g = dot * inv_sqrt_d;
+        const double root = std::sqrt(std::max(std::abs(g), kGateClamp));
+        a.gate[s * n + t] = static_cast<T>(g);
+        const T alpha = sigmoid(static_cast<T>(g < 0 ? -root : g > 0 ? root : 0));
+        a.alpha[s * n + t] = alpha;
+        T* u = a.u.data() + (s * n + t) * d;
+        for (int i = 0; i < d; ++i) u[i] = alpha * a.v[t * d + i];
+      }
+    });
     rmsnorm_forward(a.u.data() + s * n * d, P + p.conv_norm[s], a.z.data() + s * n * d,
                     a.zrstd.data() + s * n, n, d, kConvNormEps);
   }
@@ -208,40 +229,61 @@ void engram_forward(const ModelConfig& c, const EngramP& p, const T* P, const in
 namespace {
 
 // From d output (dX) to du (stream-major): the direct path and the conv branch, with the conv
-// weights' and conv norms' gradients.
+// weights' and conv norms' gradients. Three parallel passes, each a fixed-order sum per output:
+// dc per token, dz gathered from the taps that read it, the weights' gradient per channel.
 template <typename T>
-void conv_backward(const ModelConfig& c, const EngramP& p, const T* P, T* G,
-                   const EngramActs<T>& a, const SeqLayout& layout, const T* dX, Buf<T>& du) {
+void conv_backward(const ModelConfig& c, const EngramP& p, const T* P, T* G, const EngramActs<T>& a,
+                   const SeqLayout& layout, const T* dX, Buf<T>& du) {
   const int64_t n = layout.n_tokens();
   const int m = p.streams, d = c.hidden_size, K = c.engram->kernel_size;
   const int N = c.engram->max_ngram_size;
-  Buf<T> dz(m * n * d, T(0));
-  du.assign(m * n * d, T(0));
-  const EngramState none;
-  for (size_t q = 0; q + 1 < layout.seq_starts.size(); ++q) {
-    const int64_t t0 = layout.seq_starts[q], t1 = layout.seq_starts[q + 1];
-    for (int64_t t = t0; t < t1; ++t) {
+  const auto [first, last] = seq_bounds(layout);
+  Buf<T> dc(m * n * d), dz(m * n * d, T(0));
+  du.resize(m * n * d);
+  for_chunks(n, kTokenChunk, [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
       for (int s = 0; s < m; ++s) {
         const T* dy = dX + t * m * d + s * d;
         const T* cr = a.c.data() + (s * n + t) * d;
+        T* dcr = dc.data() + (s * n + t) * d;
         T* dur = du.data() + (s * n + t) * d;
-        for (int i = 0; i < d; ++i) dur[i] += dy[i];
-        for (int j = 0; j < K; ++j) {
-          const int64_t back = int64_t{K - 1 - j} * N;
-          const T* zr = conv_input(a, none, n, s, d, m, t, t0, back, 0);
-          if (zr == nullptr) continue;
-          T* dzr = dz.data() + (s * n + t - back) * d;
-          const int64_t w = p.conv_w + int64_t{s} * d * K + j;
-          for (int i = 0; i < d; ++i) {
-            const T sg = sigmoid(cr[i]);
-            const T dc = dy[i] * sg * (T(1) + cr[i] * (T(1) - sg));
-            dzr[i] += P[w + int64_t{i} * K] * dc;
-            G[w + int64_t{i} * K] += dc * zr[i];
-          }
+        for (int i = 0; i < d; ++i) {
+          const T sg = sigmoid(cr[i]);
+          dcr[i] = dy[i] * sg * (T(1) + cr[i] * (T(1) - sg));
+          dur[i] = dy[i];
         }
       }
     }
-  }
+  });
+  // z at t feeds tap j of the output at t + (K - 1 - j) N in the same sequence.
+  for_chunks(n, kTokenChunk, [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      for (int s = 0; s < m; ++s) {
+        T* dzr = dz.data() + (s * n + t) * d;
+        for (int j = 0; j < K; ++j) {
+          const int64_t to = t + int64_t{K - 1 - j} * N;
+          if (to >= last[t]) continue;
+          const T* dcr = dc.data() + (s * n + to) * d;
+          const T* w = P + p.conv_w + int64_t{s} * d * K + j;
+          for (int i = 0; i < d; ++i) dzr[i] += w[int64_t{i} * K] * dcr[i];
+        }
+      }
+    }
+  });
+  for_chunks(int64_t{m} * d, 16, [&](int64_t, int64_t b, int64_t e) {
+    for (int64_t ch = b; ch < e; ++ch) {
+      const int64_t s = ch / d, i = ch % d;
+      for (int j = 0; j < K; ++j) {
+        const int64_t back = int64_t{K - 1 - j} * N;
+        double acc = 0;
+        for (int64_t t = 0; t < n; ++t) {
+          if (t - back < first[t]) continue;
+          acc += double(dc[(s * n + t) * d + i]) * a.z[(s * n + t - back) * d + i];
+        }
+        G[p.conv_w + ch * K + j] += static_cast<T>(acc);
+      }
+    }
+  });
   for (int s = 0; s < m; ++s) {
     rmsnorm_backward(dz.data() + s * n * d, a.u.data() + s * n * d, P + p.conv_norm[s],
                      a.zrstd.data() + s * n, du.data() + s * n * d, G + p.conv_norm[s], n, d);
@@ -301,11 +343,10 @@ void engram_backward(const ModelConfig& c, const EngramP& p, const T* P, T* G,
   }
 }
 
-#define AHA_INSTANTIATE_ENGRAM(T)                                                              \
-  template void engram_forward<T>(const ModelConfig&, const EngramP&, const T*, const int32_t*, \
-                                  T*, EngramActs<T>&, const SeqLayout&, const EngramState&,    \
-                                  bool);                                                       \
-  template void engram_backward<T>(const ModelConfig&, const EngramP&, const T*, T*,           \
+#define AHA_INSTANTIATE_ENGRAM(T)                                                                  \
+  template void engram_forward<T>(const ModelConfig&, const EngramP&, const T*, const int32_t*,    \
+                                  T*, EngramActs<T>&, const SeqLayout&, const EngramState&, bool); \
+  template void engram_backward<T>(const ModelConfig&, const EngramP&, const T*, T*,               \
                                    const EngramActs<T>&, const SeqLayout&, T*);
 
 AHA_INSTANTIATE_ENGRAM(float)

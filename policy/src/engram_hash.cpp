@@ -190,7 +190,8 @@ std::vector<std::vector<int64_t>> engram_primes(const EngramConfig& g) {
 }
 
 std::vector<int64_t> engram_multipliers(const EngramConfig& g, int vocab_size, int layer) {
-  const int64_t max_mult = std::numeric_limits<int64_t>::max() / engram_compressed_vocab(g, vocab_size);
+  const int64_t max_mult =
+      std::numeric_limits<int64_t>::max() / engram_compressed_vocab(g, vocab_size);
   const int64_t half = std::max<int64_t>(1, max_mult / 2);
   NumpyRng rng(static_cast<uint64_t>(g.seed + 10007 * int64_t{layer}));
   std::vector<int64_t> r = rng.integers(0, half, g.max_ngram_size);

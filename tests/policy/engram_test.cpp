@@ -1,6 +1,8 @@
 // Engram: numpy's generator and the n-gram hash against tests/reference (integer-exact), the
 // prime moduli, locality of one token, the zero value projection, finite differences of the
 // layer through the looked-up table rows, config errors and the sparse optimizer path.
+#include "aha/policy/engram.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,7 +11,6 @@
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
 #include "aha/policy/checkpoint.h"
-#include "aha/policy/engram.h"
 #include "aha/policy/model.h"
 #include "aha/policy/optimizer.h"
 #include "policy/checkpoint_helpers.h"
@@ -58,8 +59,8 @@ TEST(EngramHash, IndicesPrimesAndMultipliersMatchReference) {
   for (const Json& c : data("engram_hash.json")) {
     EngramConfig g = engram_of(c["engram"]);
     if (!c["compression"].is_null()) {
-      g.compression =
-          std::make_shared<const std::vector<int32_t>>(c["compression"].get<std::vector<int32_t>>());
+      g.compression = std::make_shared<const std::vector<int32_t>>(
+          c["compression"].get<std::vector<int32_t>>());
     }
     const int vocab = c["vocab_size"];
     const auto seqs = c["sequences"].get<std::vector<std::vector<int32_t>>>();
@@ -79,8 +80,8 @@ TEST(EngramHash, IndicesPrimesAndMultipliersMatchReference) {
         for (size_t t = 0; t < seqs[s].size(); ++t) {
           const int64_t row = batch.seq_starts[s] + static_cast<int64_t>(t);
           const std::vector<int64_t> got(idx.begin() + row * H, idx.begin() + (row + 1) * H);
-          EXPECT_EQ(got, want[s][t]) << c["name"] << " layer " << l["layer"] << " seq " << s
-                                     << " t " << t;
+          EXPECT_EQ(got, want[s][t])
+              << c["name"] << " layer " << l["layer"] << " seq " << s << " t " << t;
           compared += H;
         }
       }
@@ -270,7 +271,8 @@ TEST(Engram, OptimizerUpdatesOnlyTouchedTableRowsOrNoneWhenFrozen) {
     oc.weight_decay = 0.1;
     Optimizer<double> opt(m.table(), oc);
     opt.step(m.params().data(), m.grads().data(), 1e-2);
-    const ParamEntry& table = m.table().at("model.layers.0.engram.multi_head_embedding.embedding.weight");
+    const ParamEntry& table =
+        m.table().at("model.layers.0.engram.multi_head_embedding.embedding.weight");
     EXPECT_EQ(table.trainable, !freeze);
     const int hd = m.config().engram->head_dim();
     std::vector<bool> hit(table.shape[0], false);
@@ -278,7 +280,8 @@ TEST(Engram, OptimizerUpdatesOnlyTouchedTableRowsOrNoneWhenFrozen) {
     int moved = 0;
     for (int64_t r = 0; r < table.shape[0]; ++r) {
       const size_t k = table.offset + r * hd;
-      const bool same = std::equal(before.begin() + k, before.begin() + k + hd, m.params().begin() + k);
+      const bool same =
+          std::equal(before.begin() + k, before.begin() + k + hd, m.params().begin() + k);
       if (!hit[r] || freeze) {
         EXPECT_TRUE(same) << "row " << r << (freeze ? " of a frozen table" : " not looked up");
       }

@@ -1,8 +1,8 @@
 // Engram's token-id compression: the demo's normaliser chain (expected values from Python's
 // unicodedata with the same steps) and canonical ids over a byte-level vocabulary.
-#include <gtest/gtest.h>
-
 #include "aha/tokenizer/canonical.h"
+
+#include <gtest/gtest.h>
 
 namespace aha::tokenizer {
 namespace {
@@ -12,12 +12,12 @@ TEST(EngramCanonical, NormalisesLikeTheDemo) {
       {"  H\xC3\xA9llo\tWorld  ", "hello world"},
       {" ", " "},
       {"\n\n", " "},
-      {"\xEF\xAC\x81ne", "fine"},                          // the fi ligature (NFKC)
+      {"\xEF\xAC\x81ne", "fine"},  // the fi ligature (NFKC)
       {"\xCE\x9F\xCE\x94\xCE\x9F\xCE\xA3", "\xCE\xBF\xCE\xB4\xCE\xBF\xCF\x83"},  // no final sigma
       {"\xC3\x85NGSTR\xC3\x96M", "angstrom"},
-      {"\xCC\x81", ""},                                    // a lone combining accent
-      {"\xC4\xB0", "i"},                                   // I with dot above
-      {"x\xC2\xA0", "x"},                                  // NBSP becomes a space, stripped
+      {"\xCC\x81", ""},    // a lone combining accent
+      {"\xC4\xB0", "i"},   // I with dot above
+      {"x\xC2\xA0", "x"},  // NBSP becomes a space, stripped
   };
   for (const auto& [in, want] : cases) EXPECT_EQ(engram_normalize(in), want) << in;
 }

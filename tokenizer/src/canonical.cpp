@@ -42,7 +42,8 @@ std::string engram_normalize(std::string_view text) {
   std::u32string cps;
 #ifdef AHA_HAVE_ICU
   UErrorCode err = U_ZERO_ERROR;
-  icu::UnicodeString s = icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), int32_t(text.size())));
+  icu::UnicodeString s =
+      icu::UnicodeString::fromUTF8(icu::StringPiece(text.data(), int32_t(text.size())));
   const icu::Normalizer2* nfkc = icu::Normalizer2::getNFKCInstance(err);
   const icu::Normalizer2* nfd = icu::Normalizer2::getNFDInstance(err);
   AHA_CHECK(U_SUCCESS(err), "ICU normalizer instances");
@@ -67,7 +68,8 @@ std::string engram_normalize(std::string_view text) {
     i += U16_LENGTH(c);
   }
 #else
-  if (!is_ascii(text)) fail("[engram] normalising non-ASCII token text needs ICU (build without ICU)");
+  if (!is_ascii(text))
+    fail("[engram] normalising non-ASCII token text needs ICU (build without ICU)");
   for (unsigned char c : text) cps.push_back(c >= 'A' && c <= 'Z' ? c + 32 : c);
 #endif
   std::u32string collapsed = collapse(cps);

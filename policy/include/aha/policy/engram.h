@@ -75,7 +75,7 @@ struct EngramP {
   size_t value_w = kNoParam, value_b = kNoParam;  // value_proj [d, width], [d]
   std::vector<size_t> key_w, key_b;               // key_projs.s [d, width], [d]
   std::vector<size_t> norm1, norm2, conv_norm;    // norm1.s, norm2.s, short_conv.norms.s [d]
-  size_t conv_w = kNoParam;       // short_conv.conv.weight [m d, 1, kernel]
+  size_t conv_w = kNoParam;                       // short_conv.conv.weight [m d, 1, kernel]
   std::shared_ptr<const EngramHash> hash;
   int streams = 0;
   bool table_frozen = false;  // engram.freeze_table: no table gradient is computed
@@ -86,7 +86,7 @@ EngramP add_engram(ParamTable& t, const std::string& prefix, const ModelConfig& 
 template <typename T>
 struct EngramActs {
   std::vector<int64_t> rows;  // [n, heads] table rows looked up (offsets added)
-  Buf<T> e;       // [n, width] concatenated rows
+  Buf<T> e;                   // [n, width] concatenated rows
   // Per-stream tensors are stream-major: [m][n, d] and [m][n].
   Buf<T> x_in;          // [n, m d] the streams that came in
   Buf<T> k, kn, krstd;  // keys, normed keys, their 1/rms
