@@ -19,7 +19,9 @@ namespace {
 constexpr double kGateNormEps = 1.1920928955078125e-07;
 constexpr double kConvNormEps = 1e-5;
 constexpr double kGateClamp = 1e-6;
-constexpr int64_t kTokenChunk = 16;  // tokens per parallel task (fixed: results thread-independent)
+constexpr int64_t kTokenChunk = 16;
+constexpr int64_t kChannelChunk =
+    64;  // tokens per parallel task (fixed: results thread-independent)
 
 int streams_of(const ModelConfig& c) { return c.has_hc() ? c.hc_mult : 1; }
 
@@ -270,18 +272,22 @@ void conv_backward(const ModelConfig& c, const EngramP& p, const T* P, T* G, con
       }
     }
   });
-  for_chunks(int64_t{m} * d, 16, [&](int64_t, int64_t b, int64_t e) {
-    for (int64_t ch = b; ch < e; ++ch) {
-      const int64_t s = ch / d, i = ch % d;
+  // Channels in blocks of kChannelChunk, tokens outer so rows are read contiguously.
+  for_chunks(int64_t{m} * d, kChannelChunk, [&](int64_t, int64_t b, int64_t e) {
+    std::vector<double> acc((e - b) * K, 0.0);
+    for (int64_t t = 0; t < n; ++t) {
       for (int j = 0; j < K; ++j) {
         const int64_t back = int64_t{K - 1 - j} * N;
-        double acc = 0;
-        for (int64_t t = 0; t < n; ++t) {
-          if (t - back < first[t]) continue;
-          acc += double(dc[(s * n + t) * d + i]) * a.z[(s * n + t - back) * d + i];
+        if (t - back < first[t]) continue;
+        for (int64_t ch = b; ch < e; ++ch) {
+          const int64_t s = ch / d, i = ch % d;
+          acc[(ch - b) * K + j] +=
+              double(dc[(s * n + t) * d + i]) * a.z[(s * n + t - back) * d + i];
         }
-        G[p.conv_w + ch * K + j] += static_cast<T>(acc);
       }
+    }
+    for (int64_t ch = b; ch < e; ++ch) {
+      for (int j = 0; j < K; ++j) G[p.conv_w + ch * K + j] += static_cast<T>(acc[(ch - b) * K + j]);
     }
   });
   for (int s = 0; s < m; ++s) {
