@@ -78,7 +78,14 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
     std::iota(order.begin(), order.end(), 0);
     auto by_logit = [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
     int kept = vocab;
-    if (p.top_k > 0 && p.top_k < vocab) {
+    const bool filtered = (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.0 || p.min_p > 0.0;
+    if (!filtered) {
+      // Nothing to cut: the full softmax in id order, no sort (the sort was most of a decode
+      // step's sampling cost at large vocabularies). Move the largest logit to the front, since
+      // the weights below are taken relative to order[0].
+      const int32_t top = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
+      std::swap(order[0], order[top]);
+    } else if (p.top_k > 0 && p.top_k < vocab) {
       kept = p.top_k;
       std::partial_sort(order.begin(), order.begin() + kept, order.end(), by_logit);
     } else {
@@ -128,7 +135,7 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
     out.token = order[pick];
     out.logprob = static_cast<float>(std::log(w[pick] / total));
     out.n_kept = kept;
-    out.kept_min_logit = z[order[kept - 1]];
+    out.kept_min_logit = filtered ? z[order[kept - 1]] : *std::min_element(z.begin(), z.end());
     if (kept_ids != nullptr && kept < vocab) {
       kept_ids->assign(order.begin(), order.begin() + kept);
       std::sort(kept_ids->begin(), kept_ids->end());
