@@ -245,8 +245,19 @@ float from_bf16(uint16_t h) {
   return f;
 }
 
+namespace {
+thread_local bool t_force_fp32 = false;
+}  // namespace
+
 void set_matmul_precision(MatmulPrecision p) { g_precision.store(p); }
-MatmulPrecision matmul_precision() { return g_precision.load(std::memory_order_relaxed); }
+MatmulPrecision matmul_precision() {
+  return t_force_fp32 ? MatmulPrecision::fp32 : g_precision.load(std::memory_order_relaxed);
+}
+
+MatmulPrecision matmul_precision_setting() { return g_precision.load(); }
+
+Fp32MatmulScope::Fp32MatmulScope() : prev_(t_force_fp32) { t_force_fp32 = true; }
+Fp32MatmulScope::~Fp32MatmulScope() { t_force_fp32 = prev_; }
 
 const char* matmul_precision_name(MatmulPrecision p) {
   return p == MatmulPrecision::bf16 ? "bf16" : "fp32";

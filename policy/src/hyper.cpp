@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aha/core/error.h"
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/tensor.h"
 #include "for_chunks.h"
 
@@ -145,6 +146,9 @@ void hc_collapse(const ModelConfig& c, const HcP& p, const T* P, const T* X, T* 
     a.post.resize(n * m);
     a.comb.resize(n * m * m);
   }
+  // The mixes stay fp32 under `precision: bf16`, as DeepSeek-V4 computes them: the Sinkhorn
+  // projection would amplify bf16 rounding of its logits.
+  Fp32MatmulScope fp32_mixes;
   if constexpr (std::is_same_v<T, float>) {
     if (rowstable) {
       gemm_xwt_rowstable(X, P + p.fn, static_cast<const T*>(nullptr), a.mix.data(), n, w, K);
@@ -327,6 +331,7 @@ void hc_collapse_backward(const ModelConfig& c, const HcP& p, const T* P, T* G,
       gscale[k < m ? 0 : (k < 2 * m ? 1 : 2)] += g * a.mix[t * K + k];
     }
   }
+  Fp32MatmulScope fp32_mixes;
   gemm_dytx(dz.data(), a.x_in.data(), G + p.fn, static_cast<T*>(nullptr), n, w, K);
   gemm_dyw(dz.data(), P + p.fn, dX, n, w, K);
 }

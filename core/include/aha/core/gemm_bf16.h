@@ -21,7 +21,10 @@ enum class MatmulPrecision { fp32, bf16 };
 
 // Set once before work starts (config key `precision`); fp32 is the default.
 void set_matmul_precision(MatmulPrecision p);
+// What products started on this thread use (fp32 inside an Fp32MatmulScope).
 MatmulPrecision matmul_precision();
+// The process-wide setting alone.
+MatmulPrecision matmul_precision_setting();
 // "fp32" / "bf16"; parse returns false for any other name.
 const char* matmul_precision_name(MatmulPrecision p);
 bool parse_matmul_precision(const char* name, MatmulPrecision* out);
@@ -31,7 +34,7 @@ MatmulPrecision matmul_precision_from(const std::string& name, const std::string
 // Restores the previous precision when it goes out of scope (tests, benchmarks).
 class MatmulPrecisionScope {
  public:
-  explicit MatmulPrecisionScope(MatmulPrecision p) : prev_(matmul_precision()) {
+  explicit MatmulPrecisionScope(MatmulPrecision p) : prev_(matmul_precision_setting()) {
     set_matmul_precision(p);
   }
   ~MatmulPrecisionScope() { set_matmul_precision(prev_); }
@@ -40,6 +43,20 @@ class MatmulPrecisionScope {
 
  private:
   MatmulPrecision prev_;
+};
+
+// Products started on this thread run in fp32 while one lives, whatever the process-wide
+// precision (tiles on other threads follow the caller's choice). For weights a model keeps in
+// fp32 under bf16 training, as DeepSeek-V4 keeps its hyper-connection mixes.
+class Fp32MatmulScope {
+ public:
+  Fp32MatmulScope();
+  ~Fp32MatmulScope();
+  Fp32MatmulScope(const Fp32MatmulScope&) = delete;
+  Fp32MatmulScope& operator=(const Fp32MatmulScope&) = delete;
+
+ private:
+  bool prev_;
 };
 
 // "avx512bf16" when the CPU runs VDPBF16PS, else "emulated" (same results, fp32 speed).
