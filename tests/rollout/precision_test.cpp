@@ -9,6 +9,7 @@
 #include <map>
 
 #include "../policy/test_configs.h"
+#include "test_requests.h"
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/threading.h"
 #include "aha/policy/model.h"
@@ -23,20 +24,7 @@ std::unique_ptr<policy::Model<float>> make_model(const Json& j) {
   return m;
 }
 
-std::vector<Request> requests(int vocab, int n_prompts, int group, int max_new) {
-  std::vector<Request> reqs;
-  for (int p = 0; p < n_prompts; ++p) {
-    Request r;
-    for (int t = 0; t < 3 + p % 4; ++t) r.prompt.push_back((p * 7 + t * 3) % vocab);
-    r.n = group;
-    r.params.max_new_tokens = 12;
-    r.params.temperature = 1.0;
-    r.params.stop_token_ids = {0};
-    reqs.push_back(r);
-  }
-  (void)max_new;
-  return reqs;
-}
+using testing::requests_for;
 
 std::vector<float> score(const policy::Model<float>& m, const std::vector<int32_t>& seq) {
   policy::Batch b = policy::Batch::from_sequences({seq});
@@ -52,7 +40,7 @@ TEST(Precision, Bf16SamplerAndTrainerAgreeAndDriftFromFp32IsBounded) {
                         policy::testing::tiny_llama_nsa_json()}) {
     auto m = make_model(j);
     std::vector<Rollout> out;
-    auto reqs = requests(m->config().vocab_size, 3, 4, 12);
+    auto reqs = requests_for(m->config().vocab_size, 3, 4, 12);
     double mismatch = 0.0, k1 = 0.0, drift = 0.0, mean_drift = 0.0;
     int64_t n = 0;
     {
@@ -108,7 +96,7 @@ TEST(Precision, Bf16SamplingIsTheSameForAnyThreadsAndBatchMix) {
   MatmulPrecisionScope bf16(MatmulPrecision::bf16);
   for (const Json& j : {policy::testing::tiny_v3_json(), policy::testing::tiny_llama_json()}) {
     auto m = make_model(j);
-    auto reqs = requests(m->config().vocab_size, 5, 3, 10);
+    auto reqs = requests_for(m->config().vocab_size, 5, 3, 10);
     EngineOptions opts;
     opts.seed = 11;
     ByKey base;

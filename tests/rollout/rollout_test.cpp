@@ -6,6 +6,7 @@
 #include <map>
 
 #include "../policy/test_configs.h"
+#include "test_requests.h"
 #include "aha/core/threading.h"
 #include "aha/policy/model.h"
 #include "aha/rollout/engine.h"
@@ -223,19 +224,7 @@ TEST(Decode, CacheHoldsOnlyTheLatent) {
   EXPECT_GT(dec.full_kv_bytes_per_token(), dec.cache_bytes_per_token());
 }
 
-std::vector<Request> requests_for(int vocab, int n_prompts, int group, int max_new) {
-  std::vector<Request> reqs;
-  for (int p = 0; p < n_prompts; ++p) {
-    Request r;
-    for (int t = 0; t < 3 + p % 4; ++t) r.prompt.push_back((p * 7 + t * 3) % vocab);
-    r.n = group;
-    r.params.max_new_tokens = max_new;
-    r.params.temperature = 1.0;
-    r.params.stop_token_ids = {0};
-    reqs.push_back(r);
-  }
-  return reqs;
-}
+using testing::requests_for;
 
 TEST(Engine, RecordedLogprobsEqualScoring) {
   for (const Json& j : all_configs()) {
