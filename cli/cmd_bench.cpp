@@ -125,7 +125,7 @@ int bench_train(const Args& args) {
   std::string preset, config, batches, seq_lens, precision;
   int threads = 0, iters = 3;
   desc.add_options()
-      ("preset", po::value(&preset)->default_value("small"), "tiny | small | base | tiny-mhc | small-mhc")
+      ("preset", po::value(&preset)->default_value("small"), "tiny | small | base | tiny-mhc | small-mhc | tiny-engram | tiny-v41 | tiny-nsa")
       ("config", po::value(&config), "an HF config.json instead of a preset")
       ("batch", po::value(&batches)->default_value("8"), "sequences per step (list: 4,8)")
       ("seq-len", po::value(&seq_lens)->default_value("256"), "tokens per sequence (list)")

@@ -19,7 +19,8 @@ Json v3_base(int vocab, int d, int layers, int heads) {
 }  // namespace
 
 std::vector<std::string> preset_names() {
-  return {"tiny", "small", "base", "tiny-mhc", "small-mhc", "tiny-engram", "tiny-v41"};
+  return {"tiny",        "small",    "base",    "tiny-mhc",
+          "small-mhc",   "tiny-engram", "tiny-v41", "tiny-nsa"};
 }
 
 Json preset_config(const std::string& name) {
@@ -41,6 +42,16 @@ Json preset_config(const std::string& name) {
                        {"layer_ids", {1}}, {"engram_vocab_size", {2048, 2048}}, {"seed", 0},
                        {"kernel_size", 4}, {"pad_id", 2}};
     return j;
+  }
+  // "tiny-nsa": a Llama layout of tiny's size with native sparse attention (16-token blocks,
+  // 4 selected, a 64-token window), the attention kind NSA is built on.
+  if (name == "tiny-nsa") {
+    return Json{{"model_type", "llama"}, {"vocab_size", 512}, {"hidden_size", 128},
+                {"num_hidden_layers", 4}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                {"intermediate_size", 384}, {"max_position_embeddings", 4096},
+                {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0}, {"tie_word_embeddings", false},
+                {"bos_token_id", 0}, {"eos_token_id", 1},
+                {"nsa", Json{{"block_size", 16}, {"block_counts", 4}, {"window_size", 64}}}};
   }
   if (name == "tiny") {
     j = v3_base(512, 128, 4, 4);
@@ -65,7 +76,7 @@ Json preset_config(const std::string& name) {
                   {"topk_group", 2}, {"routed_scaling_factor", 2.0}});
   } else {
     fail("unknown preset '", name,
-         "' (known: tiny, small, base, tiny-mhc, small-mhc, tiny-engram, tiny-v41)");
+         "' (known: tiny, small, base, tiny-mhc, small-mhc, tiny-engram, tiny-v41, tiny-nsa)");
   }
   return j;
 }
