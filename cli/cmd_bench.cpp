@@ -141,7 +141,7 @@ int bench_train(const Args& args) {
   }
   if (iters < 1) fail("--iters must be >= 1");
   ThreadLimit limit(threads);
-  const MatmulPrecision prec = parse_precisions(precision).at(0);
+  const MatmulPrecision prec = matmul_precision_from(precision, "--precision");
   Json j = vm.count("config") ? load_json_file(config) : policy::preset_config(preset);
   policy::ModelConfig cfg = policy::ModelConfig::from_json(j);
   policy::Model<float> model(cfg);

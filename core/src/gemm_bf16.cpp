@@ -5,8 +5,8 @@
 // broadcast), b into panels of 16 columns, pair-interleaved ([panel][pair][16 columns]). A
 // micro-tile of MR rows by NV panels keeps MR * NV accumulators in registers across the whole k
 // range, so each output is summed in k order no matter which tile computes it. Packing costs
-// O((m + n) k) against the product's O(m n k); it is the weight copy that decode pays per step,
-// which is why bf16 decode gains less than bf16 training.
+// O((m + n) k) against the product's O(m n k); decode, whose m is small, reuses its weights'
+// packed copies through a Bf16WeightCache.
 #include "aha/core/gemm_bf16.h"
 
 #include "aha/core/error.h"
@@ -171,17 +171,22 @@ Micro pick_one(bool hw) {
   return &micro_emu<MR, NV>;
 }
 
-// Kernels for 1..kMR rows and 1..kNV panels (tails reuse a smaller tile, same sums).
+// The tile height for rows_left rows: 8, 4, 2 or 1 (tails reuse a smaller tile, same sums).
+int tile_rows(int64_t rows_left) {
+  static_assert(kMR == 8);
+  return rows_left >= 8 ? 8 : rows_left >= 4 ? 4 : rows_left >= 2 ? 2 : 1;
+}
+
+// The kernel for a tile of `rows` (a tile_rows value) by 1..kNV panels.
 Micro pick(int rows, int panels, bool hw) {
-  static_assert(kMR == 8 && kNV == 3);
-  const int r = rows >= 8 ? 8 : rows >= 4 ? 4 : rows >= 2 ? 2 : 1;
+  static_assert(kNV == 3);
   auto for_rows = [&](auto mr) -> Micro {
     constexpr int R = decltype(mr)::value;
     if (panels >= 3) return pick_one<R, 3>(hw);
     if (panels == 2) return pick_one<R, 2>(hw);
     return pick_one<R, 1>(hw);
   };
-  switch (r) {
+  switch (rows) {
     case 8: return for_rows(std::integral_constant<int, 8>{});
     case 4: return for_rows(std::integral_constant<int, 4>{});
     case 2: return for_rows(std::integral_constant<int, 2>{});
@@ -207,8 +212,7 @@ void run_block(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
   for (int64_t q = q0; q < q1; q += kNV) {
     const int panels = int(std::min<int64_t>(kNV, q1 - q));
     for (int64_t i = i0; i < i1;) {
-      const int rows_left = int(std::min<int64_t>(kMR, i1 - i));
-      const int rows = rows_left >= 8 ? 8 : rows_left >= 4 ? 4 : rows_left >= 2 ? 2 : 1;
+      const int rows = tile_rows(i1 - i);
       pick(rows, panels, j.hw)(j.ap + i * j.kp, j.kp, j.bp + q * pstride, pstride, tile);
       for (int r = 0; r < rows; ++r) {
         float* cr = j.c + (i + r) * j.ldc;
@@ -402,10 +406,11 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, in
 }
 
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
-                      const float* w, float* y, int64_t ldy, const float* bias, bool serial) {
+                      const float* w, float* y, int64_t ldy, bool accumulate, const float* bias,
+                      bool serial) {
   const auto cache = active_cache();
   if (cache == nullptr) {
-    gemm_bf16(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, false, bias, serial);
+    gemm_bf16(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, accumulate, bias, serial);
     return;
   }
   if (m <= 0 || n <= 0) return;
@@ -418,7 +423,7 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
   const bool parallel = !serial && !small(m, n, k);
   Scratch ap(size_t(m * kp));
   pack_a({x, ldx, false}, m, k, ap.data(), parallel);
-  run({m, n, k, kp, n_panels, ap.data(), e->packed.get(), y, ldy, false, bias, use_hw()},
+  run({m, n, k, kp, n_panels, ap.data(), e->packed.get(), y, ldy, accumulate, bias, use_hw()},
       parallel);
 }
 

@@ -84,22 +84,15 @@ void for_tiles(int64_t n, int64_t rows_per_tile, F&& f) {
 }  // namespace
 
 // Under `precision: bf16` the float products run on the bf16 kernel (fp64 ones never do:
-// they are the finite-difference references).
-template <typename T>
-bool bf16_route() {
-  return std::is_same_v<T, float> && matmul_precision() == MatmulPrecision::bf16;
-}
+// they are the finite-difference references; callers check T).
+static bool bf16_route() { return matmul_precision() == MatmulPrecision::bf16; }
 
 template <typename T>
 void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, int64_t out,
               bool accumulate) {
   if constexpr (std::is_same_v<T, float>) {
-    if (bf16_route<T>()) {
-      if (accumulate) {
-        gemm_bf16(n, out, in, {x, in, false}, {w, in, false}, y, out, true, b);
-      } else {
-        gemm_bf16_weight(n, out, in, x, in, w, y, out, b);
-      }
+    if (bf16_route()) {
+      gemm_bf16_weight(n, out, in, x, in, w, y, out, accumulate, b);
       return;
     }
   }
@@ -127,7 +120,7 @@ void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, i
 template <typename T>
 void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out) {
   if constexpr (std::is_same_v<T, float>) {
-    if (bf16_route<T>()) {
+    if (bf16_route()) {
       gemm_bf16(n, in, out, {dy, out, false}, {w, in, true}, dx, in, true, nullptr);
       return;
     }
@@ -141,7 +134,7 @@ void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out
 template <typename T>
 void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int64_t out) {
   if constexpr (std::is_same_v<T, float>) {
-    if (bf16_route<T>()) {
+    if (bf16_route()) {
       gemm_bf16(out, in, n, {dy, out, true}, {x, in, true}, dw, in, true, nullptr);
       if (db != nullptr) {
         VecMap<T>(db, out) += CMatMap<T>(dy, n, out).colwise().sum().transpose();

@@ -227,7 +227,7 @@ void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int
   // outputs are batch-invariant too, and sampler and trainer then compute the same logits.
   if constexpr (sizeof(T) == 4) {
     if (matmul_precision() == MatmulPrecision::bf16) {
-      gemm_bf16_weight(n, out, in, x, in, w, y, out, b);
+      gemm_bf16_weight(n, out, in, x, in, w, y, out, false, b);
       return;
     }
   }

@@ -143,7 +143,7 @@ TEST(Bf16, WeightCacheGivesTheSameValuesAndEndsWithItsScope) {
   {
     Bf16WeightCache cache;
     for (int rep = 0; rep < 2; ++rep) {
-      gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, bias.data());
+      gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, false, bias.data());
       ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
     }
     std::vector<float> storage;
@@ -152,7 +152,7 @@ TEST(Bf16, WeightCacheGivesTheSameValuesAndEndsWithItsScope) {
     EXPECT_TRUE(storage.empty()) << "cached, not copied per call";
   }
   for (auto& v : w) v *= 2.0f;
-  gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, nullptr);
+  gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, false, nullptr);
   gemm_bf16(m, n, k, {x.data(), k, false}, {w.data(), k, false}, want.data(), n, false, nullptr);
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
 }

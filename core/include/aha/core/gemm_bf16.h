@@ -90,10 +90,10 @@ class Bf16WeightCache {
   struct Impl;
 };
 
-// y[m, n] = x[m, k] w[n, k]^T (+ bias): gemm_bf16 with w a weight (rows every k values), packed
-// once per live Bf16WeightCache. The same values as gemm_bf16.
+// y[m, n] = (accumulate ? y : 0) + x[m, k] w[n, k]^T (+ bias): gemm_bf16 with w a weight (rows
+// every k values), packed once per live Bf16WeightCache. The same values as gemm_bf16.
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
-                      const float* w, float* y, int64_t ldy, const float* bias,
+                      const float* w, float* y, int64_t ldy, bool accumulate, const float* bias,
                       bool serial = false);
 
 // The `size` values of w rounded to bf16 and back: cached while a Bf16WeightCache lives,
