@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "aha/core/error.h"
-#include "aha/rollout/engine.h"
+#include "aha/train/sample_score.h"
 
 namespace aha::distill {
 
@@ -35,36 +35,16 @@ AccuracyResult accuracy(const policy::Model<float>& model, const tokenizer::Toke
                         const datasets::PromptTemplate& templ, const rewards::RewardSet& rewards,
                         const std::string& label, const rollout::SamplingParams& sampling,
                         uint64_t seed) {
-  std::vector<std::string> prompts;
-  std::vector<rollout::Request> reqs;
-  for (const auto& ex : examples) {
-    prompts.push_back(templ.render_row(ex.row));
-    rollout::Request r;
-    r.prompt = tok.encode(prompts.back(), true);
-    r.params = sampling;
-    r.params.stop_at_eos(tok.eos_id());
-    reqs.push_back(std::move(r));
-  }
-  rollout::EngineOptions eo;
-  eo.seed = seed;
-  eo.detokenize = [&tok](const std::vector<int32_t>& ids) {
-    return tok.decode(tokenizer::known_ids(tok, ids));
-  };
-  auto comps = rollout::Engine(model, eo).generate(reqs);
-  std::vector<std::string> texts(comps.size());
-  std::vector<rewards::Sample> samples(comps.size());
-  for (size_t i = 0; i < comps.size(); ++i) {
-    texts[i] = tok.decode_utf8(tokenizer::known_ids(tok, comps[i].completion_ids), true);
-    const int64_t p = comps[i].group;
-    samples[i] = {prompts[p], texts[i], &examples[p].row,
-                  static_cast<int64_t>(comps[i].completion_ids.size())};
-  }
-  auto scored = rewards.score_batch(samples);
+  std::vector<train::Prompt> prompts;
+  for (const auto& ex : examples) prompts.push_back({&ex.row, ex.id});
+  train::SampleOptions so;
+  so.sampling = sampling;
+  so.engine.seed = seed;
   AccuracyResult r;
-  for (const auto& s : scored) {
+  for (const Rollout& c : train::sample_and_score(model, tok, templ,
+                                                  prompts, so, rewards, label)) {
     ++r.n;
-    auto it = s.rewards.find(label);
-    if (it != s.rewards.end() && it->second > 0.5) ++r.correct;
+    r.correct += c.correct == 1;
   }
   return r;
 }

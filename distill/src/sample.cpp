@@ -20,7 +20,7 @@
 #include "aha/policy/checkpoint.h"
 #include "aha/distill/kd_loss.h"
 #include "aha/rewards/text_rewards.h"
-#include "aha/rollout/engine.h"
+#include "aha/train/sample_score.h"
 
 namespace aha::distill {
 
@@ -218,65 +218,44 @@ struct ChunkContext {
 std::string sample_chunk(const ChunkContext& ctx, const std::vector<size_t>& chunk,
                          SampleStats& stats, std::unordered_set<std::string>& hashes) {
   const SampleConfig& cfg = ctx.cfg;
-  const tokenizer::Tokenizer* t = &ctx.tok;
-  std::vector<std::string> prompts;
-  std::vector<rollout::Request> reqs;
-  for (size_t i = 0; i < chunk.size(); ++i) {
-    prompts.push_back(ctx.templ.render_row(ctx.examples[chunk[i]].row));
-    rollout::Request r;
-    r.prompt = ctx.tok.encode(prompts.back(), true);
-    r.n = cfg.samples_per_prompt;
-    r.params = cfg.sampling;
-    r.params.stop_at_eos(ctx.tok.eos_id());
-    reqs.push_back(std::move(r));
-  }
-  rollout::EngineOptions eo;
+  std::vector<train::Prompt> prompts;
+  for (size_t i : chunk) prompts.push_back({&ctx.examples[i].row, ctx.examples[i].id});
+  train::SampleOptions so;
+  so.n = cfg.samples_per_prompt;
+  so.sampling = cfg.sampling;
   // Seeded by the prompt chunk's first index in the full list: a resumed run samples alike.
-  eo.seed = cfg.seed * 1000003ULL + chunk[0];
-  eo.max_batch = cfg.max_batch;
-  eo.detokenize = [t](const std::vector<int32_t>& ids) {
-    return t->decode(tokenizer::known_ids(*t, ids));
-  };
-  auto comps = rollout::Engine(ctx.teacher, eo).generate(reqs);
-  std::vector<std::string> texts(comps.size());
-  std::vector<rewards::Sample> samples(comps.size());
-  for (size_t i = 0; i < comps.size(); ++i) {
-    texts[i] = ctx.tok.decode_utf8(tokenizer::known_ids(ctx.tok, comps[i].completion_ids), true);
-    const int64_t p = comps[i].group;
-    samples[i] = {prompts[p], texts[i], &ctx.examples[chunk[p]].row,
-                  static_cast<int64_t>(comps[i].completion_ids.size())};
-  }
-  auto scored = ctx.rset.score_batch(samples);
+  so.engine.seed = cfg.seed * 1000003ULL + chunk[0];
+  so.engine.max_batch = cfg.max_batch;
+  auto comps = train::sample_and_score(ctx.teacher, ctx.tok, ctx.templ, prompts, so, ctx.rset,
+                                       ctx.label);
   std::string block;
-  for (size_t i = 0; i < comps.size(); ++i) {
-    const auto& c = comps[i];
-    const int64_t p = c.group;
+  for (const Rollout& c : comps) {
     Verdict v = Verdict::kKept;
     if (c.finish_reason == "error" || c.completion_ids.empty()) {
       v = Verdict::kError;
-    } else if (scored[i].rewards.at(ctx.label) <= 0.5) {
+    } else if (c.correct != 1) {
       v = Verdict::kWrong;
     } else {
-      v = readability(cfg.filters, cfg.sampling.max_new_tokens, texts[i],
-                      static_cast<int64_t>(c.completion_ids.size()), c.finish_reason);
+      v = readability(cfg.filters, cfg.sampling.max_new_tokens, c.completion_text, c.n(),
+                      c.finish_reason);
     }
-    const std::string hash = sample_hash(prompts[p], texts[i]);
+    const std::string hash = sample_hash(c.prompt_text, c.completion_text);
     if (v == Verdict::kKept && !hashes.insert(hash).second) v = Verdict::kDuplicate;
     ++stats.generated;
     ++stats.counts[verdict_name(v)];
     if (v != Verdict::kKept) continue;
-    const auto& ex = ctx.examples[chunk[p]];
-    Json row = {{"prompt", prompts[p]},
-                {"completion", texts[i]},
+    const auto& ex = ctx.examples[chunk[static_cast<size_t>(c.group)]];
+    Json row = {{"prompt", c.prompt_text},
+                {"completion", c.completion_text},
                 {"source", cfg.teacher},
-                {"reward", scored[i].reward},
+                {"reward", c.reward},
                 {"prompt_id", ex.id},
                 {"hash", hash},
                 {"question", ex.row.value("question", "")},
                 {"answer", ex.row.value("answer", Json())},
                 {"completion_ids", c.completion_ids}};
     if (cfg.store_topk > 0)
-      row["topk"] = teacher_topk(ctx.teacher, reqs[p].prompt, c.completion_ids, cfg.store_topk);
+      row["topk"] = teacher_topk(ctx.teacher, c.prompt_ids, c.completion_ids, cfg.store_topk);
     block += row.dump() + "\n";
   }
   return block;

@@ -8,6 +8,7 @@
 
 #include "aha/core/dist.h"
 #include "aha/rollout/engine.h"
+#include "aha/train/sample_score.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
@@ -37,36 +38,8 @@ int64_t mark_flat_groups(std::vector<Rollout>& rs, size_t first) {
   return useful;
 }
 
-// Process supervision: the first reward whose details carry "steps" ([{"end": byte offset in
-// the completion text, "reward": r}]) gives the step rewards; byte offsets become token ends
-// through each token's decoded length.
-void set_step_rewards(Rollout& r, const Json& details, const tokenizer::Tokenizer& tok) {
-  for (const auto& [label, d] : details.items()) {
-    if (!d.is_object() || !d.contains("steps") || !d["steps"].is_array()) continue;
-    std::vector<int64_t> cum(r.completion_ids.size());
-    int64_t bytes = 0;
-    for (size_t i = 0; i < r.completion_ids.size(); ++i) {
-      const int32_t id = r.completion_ids[i];
-      bytes += static_cast<int64_t>(tok.decode(std::span<const int32_t>(&id, 1), true).size());
-      cum[i] = bytes;
-    }
-    int64_t last = 0;
-    for (const Json& st : d["steps"]) {
-      if (!st.is_object() || !st.contains("end") || !st.contains("reward")) continue;
-      const int64_t end_byte = st["end"].get<int64_t>();
-      auto it = std::lower_bound(cum.begin(), cum.end(), end_byte);
-      int64_t end = std::min<int64_t>(r.n(), (it - cum.begin()) + 1);
-      if (end <= last) continue;  // two steps inside one token: the first one counts
-      r.step_ends.push_back(end);
-      r.step_rewards.push_back(st["reward"].get<double>());
-      last = end;
-    }
-    return;
-  }
-}
-
 rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Model<float>& policy,
-                                      const tokenizer::Tokenizer& tok, int64_t step, int round) {
+                                      int64_t step, int round) {
   const GrpoConfig& g = cfg.grpo;
   rollout::EngineOptions eo;
   // Round 0 keeps the seed of a run without dynamic sampling; refills get fresh streams.
@@ -75,41 +48,8 @@ rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Mode
   eo.max_batch = g.max_batch;
   eo.record_routing = g.keep_routing && !policy.replay_widths().empty();
   eo.record_kept_ids = g.keep_sampling_mask;
-  const tokenizer::Tokenizer* t = &tok;
-  eo.detokenize = [t](const std::vector<int32_t>& ids) {
-    return t->decode(tokenizer::known_ids(*t, ids));
-  };
   eo.episodes = cfg.episodes.engine_options();
-  if (eo.episodes.enabled()) {
-    eo.episodes.tokenize = [t](const std::string& text) { return t->encode(text, false); };
-  }
   return eo;
-}
-
-// The rule-based rewards of rs (rows[i]: the data row of rs[i]); with `steps_tok`, process
-// supervision's step rewards too.
-void score(std::span<Rollout> rs, const std::vector<const Json*>& rows,
-           const rewards::RewardSet& rewards, const std::string& acc_label,
-           const tokenizer::Tokenizer* steps_tok) {
-  std::vector<rewards::Sample> samples(rs.size());
-  for (size_t i = 0; i < rs.size(); ++i) {
-    samples[i] = {rs[i].prompt_text, rs[i].completion_text, rows[i], rs[i].n()};
-  }
-  auto scored = rewards.score_batch(samples);
-  for (size_t i = 0; i < rs.size(); ++i) {
-    Rollout& r = rs[i];
-    // A broken, hanging or hostile tool ends its episode with reward 0, whatever the text says.
-    r.reward = r.finish_reason == "error"        ? std::nan("")
-               : r.finish_reason == "tool_error" ? 0.0
-                                                 : scored[i].reward;
-    auto it = scored[i].rewards.find(acc_label);
-    r.correct = it == scored[i].rewards.end() ? -1 : (it->second > 0.5 ? 1 : 0);
-    if (r.finish_reason == "tool_error" && r.correct == 1) r.correct = 0;
-    for (const auto& [label, v] : scored[i].rewards) {
-      r.reward_parts.emplace_back(label, v, scored[i].details.value(label, Json::object()));
-    }
-    if (steps_tok != nullptr) set_step_rewards(r, scored[i].details, *steps_tok);
-  }
 }
 
 }  // namespace
@@ -129,44 +69,27 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
     std::vector<int64_t> all = cursor->next(want);
     const auto [lo, hi] = dist::share(static_cast<int64_t>(all.size()));
     std::vector<int64_t> picked(all.begin() + lo, all.begin() + hi);
-    std::vector<std::string> prompt_text;
-    std::vector<rollout::Request> reqs;
-    for (int64_t ex : picked) {
-      prompt_text.push_back(templ->render_row(data[ex].row));
-      rollout::Request r;
-      r.prompt = tok->encode(prompt_text.back(), true);
-      r.text = prompt_text.back();
-      r.n = g.group_size;
-      r.params = cfg.sampling;
-      r.params.stop_at_eos(tok->eos_id());
-      r.stream = lo + static_cast<int64_t>(reqs.size());
-      reqs.push_back(std::move(r));
-    }
-    auto comps = rollout::Engine(*policy, engine_options(cfg, *policy, *tok, step, round))
-                     .generate(reqs);
+    std::vector<train::Prompt> prompts;
+    for (int64_t ex : picked) prompts.push_back({&data[ex].row, data[ex].id});
+    train::SampleOptions so;
+    so.n = g.group_size;
+    so.sampling = cfg.sampling;
+    so.engine = engine_options(cfg, *policy, step, round);
+    so.first_stream = lo;
+    auto sampled = train::sample(*policy, *tok, *templ, prompts, so);
     auto t1 = Clock::now();
 
     const size_t first = rs.size();
     std::vector<const Json*> rows;
-    for (Rollout& r : comps) {
-      const int64_t p = r.group;  // the request's index
-      rows.push_back(&data[picked[p]].row);
-      r.group = next_group + lo + p;
-      r.prompt_id = data[picked[p]].id;
-      r.prompt_text = prompt_text[p];
-      r.completion_text = tok->decode_utf8(tokenizer::known_ids(*tok, r.completion_ids), true);
-      // The engine's turn texts are raw bytes (a sampled token may end inside a character):
-      // run.db keeps valid UTF-8.
-      for (Turn& t : r.turns) {
-        const std::span<const int32_t> span(r.completion_ids.data() + t.begin, t.end - t.begin);
-        t.text = tok->decode_utf8(tokenizer::known_ids(*tok, span), true);
-      }
+    for (Rollout& r : sampled) {
+      rows.push_back(prompts[r.group].row);
+      r.group += next_group + lo;
       r.learn = !(g.mask_truncated && r.finish_reason == "length");
       gen_tokens += r.n();
       rs.push_back(std::move(r));
     }
-    score(std::span<Rollout>(rs).subspan(first), rows, rewards, acc_label,
-          g.advantage == AdvantageMode::kProcess ? tok.get() : nullptr);
+    train::score(std::span<Rollout>(rs).subspan(first), rows, rewards, acc_label,
+                 g.advantage == AdvantageMode::kProcess ? tok.get() : nullptr);
     next_group += static_cast<int64_t>(all.size());
     if (g.dynamic_sampling) {
       // Counted over all ranks, so that every rank refills alike and the data cursors agree.
