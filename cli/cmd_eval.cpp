@@ -10,6 +10,41 @@
 
 namespace aha::cli {
 
+namespace {
+
+// The one problem source of --input, --task or --data, as a data-config string.
+std::string problems_source(const std::string& data, const std::string& input,
+                            const std::string& task) {
+  if (int(!data.empty()) + int(!input.empty()) + int(!task.empty()) != 1) {
+    fail("give the problems once: --input F.jsonl, or --task addition|arithmetic|countdown|linear "
+         "(--data takes either form)");
+  }
+  if (!input.empty()) return input;
+  if (task.empty()) return data;
+  if (task.find(':') != std::string::npos || task.find('.') != std::string::npos) {
+    fail("--task takes a synthetic task name (addition | arithmetic | countdown | linear), got '",
+         task, "'; a file goes to --input");
+  }
+  return "synthetic:" + task;
+}
+
+// "math,format" -> [{"name": "math"}, {"name": "format"}]
+Json reward_list(const std::string& names) {
+  Json out = Json::array();
+  size_t start = 0;
+  while (start <= names.size()) {
+    const size_t comma = names.find(',', start);
+    const std::string name =
+        names.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!name.empty()) out.push_back(Json{{"name", name}});
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+}  // namespace
+
 int cmd_eval(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   grpo::EvalOptions o;
@@ -51,18 +86,7 @@ int cmd_eval(const Args& args) {
                      "Prints {\"pass@1\": .., \"pass@K\": .., \"rewards\": {..}} as one JSON line.")) {
     return 0;
   }
-  if (int(!data.empty()) + int(!input.empty()) + int(!task.empty()) != 1) {
-    fail("give the problems once: --input F.jsonl, or --task addition|arithmetic|countdown|linear "
-         "(--data takes either form)");
-  }
-  if (!input.empty()) data = input;
-  if (!task.empty()) {
-    if (task.find(':') != std::string::npos || task.find('.') != std::string::npos) {
-      fail("--task takes a synthetic task name (addition | arithmetic | countdown | linear), got '",
-           task, "'; a file goes to --input");
-    }
-    data = "synthetic:" + task;
-  }
+  data = problems_source(data, input, task);
   ThreadLimit tl(threads);
   MatmulPrecisionScope precision(matmul_precision_from(precision_name, "--precision"));
   o.sampling.validate();
@@ -72,15 +96,7 @@ int cmd_eval(const Args& args) {
   if (!numbers.empty()) o.data["numbers"] = numbers;
   if (max_number > 0) o.data["max_number"] = max_number;
   if (eval_fraction > 0) o.data["eval_fraction"] = eval_fraction;
-  o.rewards = Json::array();
-  size_t start = 0;
-  while (start <= reward.size()) {
-    size_t comma = reward.find(',', start);
-    std::string name = reward.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!name.empty()) o.rewards.push_back(Json{{"name", name}});
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  o.rewards = reward_list(reward);
   if (o.rewards.empty()) fail("--reward names no reward");
   ProgressLine progress("eval", "tok");
   o.on_progress = [&](const rollout::Progress& p) {

@@ -16,30 +16,23 @@ IsCorrection parse_is_correction(const std::string& s) {
   fail("grpo.is_correction must be none, tis or mis (got '", s, "')");
 }
 
-}  // namespace
-
-GrpoConfig GrpoConfig::from_json(const Json& j) {
-  StrictReader r(j, "grpo");
-  GrpoConfig g;
-  g.steps = r.get<int>("steps", g.steps);
-  g.prompts_per_step = r.get<int>("prompts_per_step", g.prompts_per_step);
-  g.group_size = r.get<int>("group_size", g.group_size);
-  g.num_iterations = r.get<int>("num_iterations", g.num_iterations);
-  g.minibatch_size = r.get<int>("minibatch_size", g.minibatch_size);
+// The keys of the objective: clipping, KL, losses, importance sampling, advantages.
+void read_objective(StrictReader& r, GrpoConfig& g) {
   g.beta = r.get<double>("beta", g.beta);
   g.kl_estimator = LossConfig::parse_kl(r.get<std::string>("kl_estimator", "k3"));
   g.kl_in_reward = r.get<bool>("kl_in_reward", g.kl_in_reward);
+  g.kl_reward_coef = r.get<double>("kl_reward_coef", g.kl_reward_coef);
   g.eps_low = r.get<double>("eps_low", g.eps_low);
   g.eps_high = r.get<double>("eps_high", g.eps_high);
   g.dual_clip = r.get<double>("dual_clip", g.dual_clip);
   g.ratio_level = LossConfig::parse_level(r.get<std::string>("ratio_level", "token"));
   g.loss_agg = LossConfig::parse_agg(r.get<std::string>("loss_agg", "seq-mean-token-mean"));
-  const std::string policy_loss = r.get<std::string>("policy_loss", "clip");
-  g.policy_loss = LossConfig::parse_policy(policy_loss);
+  g.policy_loss = LossConfig::parse_policy(r.get<std::string>("policy_loss", "clip"));
+  g.sapo_tau_pos = r.get<double>("sapo_tau_pos", g.sapo_tau_pos);
+  g.sapo_tau_neg = r.get<double>("sapo_tau_neg", g.sapo_tau_neg);
   g.entropy_coef = r.get<double>("entropy_coef", g.entropy_coef);
   g.entropy_target = r.get<double>("entropy_target", g.entropy_target);
   g.entropy_coef_lr = r.get<double>("entropy_coef_lr", g.entropy_coef_lr);
-  g.kl_reward_coef = r.get<double>("kl_reward_coef", g.kl_reward_coef);
   g.is_correction = parse_is_correction(r.get<std::string>("is_correction", "none"));
   const std::string is_level = r.get<std::string>("is_level", "token");
   if (is_level != "token" && is_level != "sequence") {
@@ -47,25 +40,31 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   }
   g.is_level = LossConfig::parse_level(is_level);
   g.is_cap = r.get<double>("is_cap", g.is_cap);
+  g.advantage = AdvantageConfig::parse_mode(r.get<std::string>("advantage", "grpo"));
+  g.scale_rewards = AdvantageConfig::parse_scale(r.get<std::string>("scale_rewards", "group"));
+  g.ref_reset_every = r.get<int>("ref_reset_every", g.ref_reset_every);
+  g.ref_ema = r.get<double>("ref_ema", g.ref_ema);
+  g.offpolicy_delta = r.get<double>("offpolicy_delta", g.offpolicy_delta);
+  g.bias_update_gamma = r.get<double>("bias_update_gamma", g.bias_update_gamma);
+  g.aux_loss_weight = r.get<double>("aux_loss_weight", g.aux_loss_weight);
+}
+
+// The keys of the schedule: sizes, sampling, evaluation, checkpoints and logging.
+void read_schedule(StrictReader& r, GrpoConfig& g) {
+  g.steps = r.get<int>("steps", g.steps);
+  g.prompts_per_step = r.get<int>("prompts_per_step", g.prompts_per_step);
+  g.group_size = r.get<int>("group_size", g.group_size);
+  g.num_iterations = r.get<int>("num_iterations", g.num_iterations);
+  g.minibatch_size = r.get<int>("minibatch_size", g.minibatch_size);
+  g.keep_routing = r.get<bool>("keep_routing", g.keep_routing);
+  g.keep_sampling_mask = r.get<bool>("keep_sampling_mask", g.keep_sampling_mask);
+  g.dynamic_sampling = r.get<bool>("dynamic_sampling", g.dynamic_sampling);
+  g.dynamic_sampling_max_rounds = r.get<int>("dynamic_sampling_max_rounds", g.dynamic_sampling_max_rounds);
+  g.mask_truncated = r.get<bool>("mask_truncated", g.mask_truncated);
   g.eval_every = r.get<int>("eval_every", g.eval_every);
   g.eval_n = r.get<int>("eval_n", g.eval_n);
   g.eval_size = r.get<int>("eval_size", g.eval_size);
   g.keep_checkpoints = r.get<int>("keep_checkpoints", g.keep_checkpoints);
-  g.sapo_tau_pos = r.get<double>("sapo_tau_pos", g.sapo_tau_pos);
-  g.sapo_tau_neg = r.get<double>("sapo_tau_neg", g.sapo_tau_neg);
-  const std::string advantage = r.get<std::string>("advantage", "grpo");
-  g.advantage = AdvantageConfig::parse_mode(advantage);
-  g.scale_rewards = AdvantageConfig::parse_scale(r.get<std::string>("scale_rewards", "group"));
-  g.ref_reset_every = r.get<int>("ref_reset_every", g.ref_reset_every);
-  g.ref_ema = r.get<double>("ref_ema", g.ref_ema);
-  g.keep_routing = r.get<bool>("keep_routing", g.keep_routing);
-  g.keep_sampling_mask = r.get<bool>("keep_sampling_mask", g.keep_sampling_mask);
-  g.offpolicy_delta = r.get<double>("offpolicy_delta", g.offpolicy_delta);
-  g.dynamic_sampling = r.get<bool>("dynamic_sampling", g.dynamic_sampling);
-  g.dynamic_sampling_max_rounds = r.get<int>("dynamic_sampling_max_rounds", g.dynamic_sampling_max_rounds);
-  g.mask_truncated = r.get<bool>("mask_truncated", g.mask_truncated);
-  g.bias_update_gamma = r.get<double>("bias_update_gamma", g.bias_update_gamma);
-  g.aux_loss_weight = r.get<double>("aux_loss_weight", g.aux_loss_weight);
   g.max_nan_skips = r.get<int>("max_nan_skips", g.max_nan_skips);
   g.save_every = r.get<int>("save_every", g.save_every);
   g.report_every = r.get<int>("report_every", g.report_every);
@@ -73,18 +72,20 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   g.log_tokens = r.get<bool>("log_tokens", g.log_tokens);
   g.threads = r.get<int>("threads", g.threads);
   g.checksum_every = r.get<int>("checksum_every", g.checksum_every);
-  g.esft = r.get<Json>("esft", Json());
-  if (!g.esft.is_null()) {
-    StrictReader e(g.esft, "grpo.esft");
-    const double share = e.get<double>("share", 0.9);
-    e.get<bool>("include_shared", true);
-    e.get<std::string>("metric", "gate");
-    const int prompts = e.get<int>("prompts", 64);
-    e.finish();
-    if (!(share > 0 && share <= 1)) fail("grpo.esft.share must be in (0, 1]");
-    if (prompts < 1) fail("grpo.esft.prompts must be >= 1");
-  }
-  r.finish();
+}
+
+void check_esft(const Json& esft) {
+  StrictReader e(esft, "grpo.esft");
+  const double share = e.get<double>("share", 0.9);
+  e.get<bool>("include_shared", true);
+  e.get<std::string>("metric", "gate");
+  const int prompts = e.get<int>("prompts", 64);
+  e.finish();
+  if (!(share > 0 && share <= 1)) fail("grpo.esft.share must be in (0, 1]");
+  if (prompts < 1) fail("grpo.esft.prompts must be >= 1");
+}
+
+void check_schedule(const GrpoConfig& g) {
   if (g.steps < 1 || g.prompts_per_step < 1 || g.group_size < 1 || g.num_iterations < 1) {
     fail("grpo.steps, prompts_per_step, group_size and num_iterations must be >= 1");
   }
@@ -93,6 +94,12 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   if (g.minibatch_size < 0 || g.save_every < 0 || g.ref_reset_every < 0 || g.report_every < 0) {
     fail("grpo.minibatch_size, save_every, report_every and ref_reset_every must be >= 0");
   }
+  if (g.eval_every < 0 || g.eval_n < 1 || g.eval_size < 1 || g.keep_checkpoints < 0) {
+    fail("grpo.eval_every and keep_checkpoints must be >= 0, eval_n and eval_size >= 1");
+  }
+}
+
+void check_objective(const GrpoConfig& g) {
   if (g.beta < 0 || g.eps_low < 0 || g.eps_high < 0) fail("grpo.beta and eps must be >= 0");
   if (!(g.kl_reward_coef >= 0) || !std::isfinite(g.kl_reward_coef)) {
     fail("grpo.kl_reward_coef must be >= 0");
@@ -112,20 +119,32 @@ GrpoConfig GrpoConfig::from_json(const Json& j) {
   if (g.ref_ema < 0 || g.ref_ema > 1) fail("grpo.ref_ema must be in [0, 1]");
   if ((g.policy_loss == PolicyLoss::kCispo || g.policy_loss == PolicyLoss::kGmpo) &&
       g.ratio_level != RatioLevel::kToken) {
-    fail("grpo.policy_loss '", policy_loss,
+    fail("grpo.policy_loss '", g.policy_loss == PolicyLoss::kCispo ? "cispo" : "gmpo",
          "' works on token ratios: grpo.ratio_level must be token");
   }
   if (!(g.sapo_tau_pos > 0) || !(g.sapo_tau_neg > 0)) fail("grpo.sapo_tau_pos/neg must be > 0");
   if (!(g.is_cap > 1)) fail("grpo.is_cap must be > 1");
-  if (g.eval_every < 0 || g.eval_n < 1 || g.eval_size < 1 || g.keep_checkpoints < 0) {
-    fail("grpo.eval_every and keep_checkpoints must be >= 0, eval_n and eval_size >= 1");
-  }
   // A group of one has no baseline to compare with: every group-relative advantage is 0.
   if (g.group_size < 2 &&
       (g.advantage == AdvantageMode::kGrpo || g.advantage == AdvantageMode::kRloo)) {
-    fail("grpo.group_size must be >= 2 for advantage '", advantage,
+    fail("grpo.group_size must be >= 2 for advantage '",
+         g.advantage == AdvantageMode::kGrpo ? "grpo" : "rloo",
          "' (a group of 1 has no baseline: nothing would be learned); reinforce_pp works with 1");
   }
+}
+
+}  // namespace
+
+GrpoConfig GrpoConfig::from_json(const Json& j) {
+  StrictReader r(j, "grpo");
+  GrpoConfig g;
+  read_schedule(r, g);
+  read_objective(r, g);
+  g.esft = r.get<Json>("esft", Json());
+  if (!g.esft.is_null()) check_esft(g.esft);
+  r.finish();
+  check_schedule(g);
+  check_objective(g);
   return g;
 }
 

@@ -133,6 +133,13 @@ class NsaAttention final : public AttentionImpl<NsaAttention> {
   template <typename T>
   void per_group(const T* src, T* dst, int64_t n, int kh, int heads, int64_t width,
                  bool gather) const;
+  // The branches' backward: dout is the branch output's gradient; dq, dk, dv accumulate.
+  template <typename T>
+  void selected_backward(const T* dout, const SeqLayout& layout, const AttnActs<T>& a, T* dq,
+                         T* dk, T* dv) const;
+  template <typename T>
+  void compressed_backward(const T* dout, const SeqLayout& layout, const AttnActs<T>& a, T* dq,
+                           T* dk, T* dv) const;
 
   const ModelConfig& c_;
   const RopeTable& rope_;
@@ -327,12 +334,95 @@ void NsaAttention::fwd(const T* P, const T* x, T* y, const SeqLayout& layout,
   linear_forward(o_, P, a[kO].data(), y, n);
 }
 
+// The selection branch, per kv group, over the forward's blocks.
+template <typename T>
+void NsaAttention::selected_backward(const T* dout, const SeqLayout& layout, const AttnActs<T>& a,
+                                     T* dq, T* dk, T* dv) const {
+  const int64_t n = layout.n_tokens(), kw = kv_width();
+  const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
+  const int G = group();
+  const int64_t qw = int64_t{Hq} * hd;
+  Buf<T> qg(n * G * hd), kg(n * hd), vg(n * hd), og(n * G * hd), dog(n * G * hd);
+  Buf<T> dqg(n * G * hd), dkg(n * hd), dvg(n * hd);
+  for (int kh = 0; kh < Hk; ++kh) {
+    per_group(a[kQ].data(), qg.data(), n, kh, G, qw, true);
+    per_group(a[kK].data(), kg.data(), n, kh, 1, kw, true);
+    per_group(a[kV].data(), vg.data(), n, kh, 1, kw, true);
+    per_group(a[kOs].data(), og.data(), n, kh, G, qw, true);
+    per_group(dout, dog.data(), n, kh, G, qw, true);
+    std::vector<std::vector<int32_t>> sel(a.selected.begin() + int64_t{kh} * n,
+                                          a.selected.begin() + int64_t{kh + 1} * n);
+    AttnShape s{G, 1, hd, hd, c_.softmax_scale()};
+    s.selected = &sel;
+    attention_backward(dog.data(), qg.data(), kg.data(), vg.data(), og.data(),
+                       a[kLseS].data() + int64_t{kh} * G * n, dqg.data(), dkg.data(),
+                       dvg.data(), layout.seq_starts, s);
+    per_group(dqg.data(), dq, n, kh, G, qw, false);
+    per_group(dkg.data(), dk, n, kh, 1, kw, false);
+    per_group(dvg.data(), dv, n, kh, 1, kw, false);
+  }
+}
+
+// The compressed branch: a softmax over the block means, whose gradient spreads evenly over
+// each block's tokens.
+template <typename T>
+void NsaAttention::compressed_backward(const T* dout, const SeqLayout& layout,
+                                       const AttnActs<T>& a, T* dq, T* dk, T* dv) const {
+  const int64_t n = layout.n_tokens(), kw = kv_width();
+  const int Hq = c_.num_attention_heads, hd = c_.head_dim, G = group();
+  const int64_t bs = o_opts_.block_size;
+  const auto off = cmp_offsets(layout);
+  const T scale = static_cast<T>(c_.softmax_scale());
+  Buf<T> dkc(n * kw, T(0)), dvc(n * kw, T(0));
+  const T* kc = a[kKc].data();
+  const T* vc = a[kVc].data();
+  for (int64_t t = 0; t < n; ++t) {
+    const int64_t i = layout.positions[t], nv = visible(i), first = t - i;
+    if (nv == 0) continue;
+    for (int h = 0; h < Hq; ++h) {
+      const T* pr = a[kPc].data() + off[t] + int64_t{h} * nv;
+      const T* g = dout + (t * Hq + h) * hd;
+      const T* qh = a[kQ].data() + (t * Hq + h) * hd;
+      T* dqh = dq + (t * Hq + h) * hd;
+      const int64_t kh = h / G;
+      std::vector<T> dp(nv);
+      T dot = 0;
+      for (int64_t c = 0; c < nv; ++c) {
+        const int64_t row = (first + (c + 1) * bs - 1) * kw + kh * hd;
+        T s = 0;
+        for (int e = 0; e < hd; ++e) {
+          s += g[e] * vc[row + e];
+          dvc[row + e] += pr[c] * g[e];
+        }
+        dp[c] = s;
+        dot += pr[c] * s;
+      }
+      for (int64_t c = 0; c < nv; ++c) {
+        const T ds = pr[c] * (dp[c] - dot) * scale;
+        const int64_t row = (first + (c + 1) * bs - 1) * kw + kh * hd;
+        for (int e = 0; e < hd; ++e) {
+          dqh[e] += ds * kc[row + e];
+          dkc[row + e] += ds * qh[e];
+        }
+      }
+    }
+  }
+  for (int64_t t = 0; t < n; ++t) {  // block means: each of the block's tokens gets 1/bs
+    if ((layout.positions[t] + 1) % bs != 0) continue;
+    for (int64_t j = t - bs + 1; j <= t; ++j) {
+      for (int64_t e = 0; e < kw; ++e) {
+        dk[j * kw + e] += dkc[t * kw + e] / T(bs);
+        dv[j * kw + e] += dvc[t * kw + e] / T(bs);
+      }
+    }
+  }
+}
+
 template <typename T>
 void NsaAttention::bwd(const T* P, T* G_, const T* x, const T* dy, T* dx, const SeqLayout& layout,
                        const AttnActs<T>& a) const {
-  const int64_t n = layout.n_tokens(), kw = kv_width(), bs = o_opts_.block_size;
+  const int64_t n = layout.n_tokens(), kw = kv_width();
   const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
-  const int G = group();
   const int64_t qw = int64_t{Hq} * hd;
   Buf<T> d_o(n * qw, T(0));
   linear_backward(o_, P, G_, a[kO].data(), dy, d_o.data(), n);
@@ -369,76 +459,8 @@ void NsaAttention::bwd(const T* P, T* G_, const T* x, const T* dy, T* dx, const 
       dv[i] += tv[i];
     }
   }
-  // Selection branch, per group, with the forward's blocks.
-  {
-    Buf<T> qg(n * G * hd), kg(n * hd), vg(n * hd), og(n * G * hd), dog(n * G * hd);
-    Buf<T> dqg(n * G * hd), dkg(n * hd), dvg(n * hd);
-    for (int kh = 0; kh < Hk; ++kh) {
-      per_group(a[kQ].data(), qg.data(), n, kh, G, qw, true);
-      per_group(a[kK].data(), kg.data(), n, kh, 1, kw, true);
-      per_group(a[kV].data(), vg.data(), n, kh, 1, kw, true);
-      per_group(a[kOs].data(), og.data(), n, kh, G, qw, true);
-      per_group(dos.data(), dog.data(), n, kh, G, qw, true);
-      std::vector<std::vector<int32_t>> sel(a.selected.begin() + int64_t{kh} * n,
-                                            a.selected.begin() + int64_t{kh + 1} * n);
-      AttnShape s{G, 1, hd, hd, c_.softmax_scale()};
-      s.selected = &sel;
-      attention_backward(dog.data(), qg.data(), kg.data(), vg.data(), og.data(),
-                         a[kLseS].data() + int64_t{kh} * G * n, dqg.data(), dkg.data(),
-                         dvg.data(), layout.seq_starts, s);
-      per_group(dqg.data(), dq.data(), n, kh, G, qw, false);
-      per_group(dkg.data(), dk.data(), n, kh, 1, kw, false);
-      per_group(dvg.data(), dv.data(), n, kh, 1, kw, false);
-    }
-  }
-  // Compressed branch: softmax over the block means, whose gradient spreads over the block.
-  {
-    const auto off = cmp_offsets(layout);
-    const T scale = static_cast<T>(c_.softmax_scale());
-    Buf<T> dkc(n * kw, T(0)), dvc(n * kw, T(0));
-    const T* kc = a[kKc].data();
-    const T* vc = a[kVc].data();
-    for (int64_t t = 0; t < n; ++t) {
-      const int64_t i = layout.positions[t], nv = visible(i), first = t - i;
-      if (nv == 0) continue;
-      for (int h = 0; h < Hq; ++h) {
-        const T* pr = a[kPc].data() + off[t] + int64_t{h} * nv;
-        const T* g = doc.data() + (t * Hq + h) * hd;
-        const T* qh = a[kQ].data() + (t * Hq + h) * hd;
-        T* dqh = dq.data() + (t * Hq + h) * hd;
-        const int64_t kh = h / G;
-        std::vector<T> dp(nv);
-        T dot = 0;
-        for (int64_t c = 0; c < nv; ++c) {
-          const int64_t row = (first + (c + 1) * bs - 1) * kw + kh * hd;
-          T s = 0;
-          for (int e = 0; e < hd; ++e) {
-            s += g[e] * vc[row + e];
-            dvc[row + e] += pr[c] * g[e];
-          }
-          dp[c] = s;
-          dot += pr[c] * s;
-        }
-        for (int64_t c = 0; c < nv; ++c) {
-          const T ds = pr[c] * (dp[c] - dot) * scale;
-          const int64_t row = (first + (c + 1) * bs - 1) * kw + kh * hd;
-          for (int e = 0; e < hd; ++e) {
-            dqh[e] += ds * kc[row + e];
-            dkc[row + e] += ds * qh[e];
-          }
-        }
-      }
-    }
-    for (int64_t t = 0; t < n; ++t) {  // block means: each of the block's tokens gets 1/bs
-      if ((layout.positions[t] + 1) % bs != 0) continue;
-      for (int64_t j = t - bs + 1; j <= t; ++j) {
-        for (int64_t e = 0; e < kw; ++e) {
-          dk[j * kw + e] += dkc[t * kw + e] / T(bs);
-          dv[j * kw + e] += dvc[t * kw + e] / T(bs);
-        }
-      }
-    }
-  }
+  selected_backward(dos.data(), layout, a, dq.data(), dk.data(), dv.data());
+  compressed_backward(doc.data(), layout, a, dq.data(), dk.data(), dv.data());
   rope_.apply(dq.data(), layout.positions.data(), n, Hq, qw, hd, true);
   rope_.apply(dk.data(), layout.positions.data(), n, Hk, kw, hd, true);
   linear_backward(q_, P, G_, x, dq.data(), dx, n);

@@ -91,11 +91,12 @@ void Model<T>::zero_grad() {
   std::fill(grads_.begin(), grads_.end(), T(0));
 }
 
+namespace {
+
+// Positions restart at each sequence; the last token of a sequence predicts nothing (-1).
 template <typename T>
-void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
-                       Activations<T>& acts) const {
+void lay_out(const Batch& batch, int vocab, int64_t max_pos, Activations<T>& acts) {
   const int64_t n = batch.n_tokens();
-  const int d = c_.hidden_size;
   AHA_CHECK(!batch.seq_starts.empty() && batch.seq_starts.front() == 0 &&
                 batch.seq_starts.back() == n,
             "seq_starts must start at 0 and end at n_tokens");
@@ -105,8 +106,8 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
   for (int64_t s = 0; s + 1 < static_cast<int64_t>(batch.seq_starts.size()); ++s) {
     int64_t t0 = batch.seq_starts[s], t1 = batch.seq_starts[s + 1];
     AHA_CHECK(t1 >= t0, "seq_starts must be non-decreasing");
-    if (t1 - t0 > rope_->max_pos()) {
-      fail("sequence of ", t1 - t0, " tokens exceeds the model's context of ", rope_->max_pos());
+    if (t1 - t0 > max_pos) {
+      fail("sequence of ", t1 - t0, " tokens exceeds the model's context of ", max_pos);
     }
     for (int64_t t = t0; t < t1; ++t) {
       acts.layout.positions[t] = static_cast<int32_t>(t - t0);
@@ -114,11 +115,19 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
     }
   }
   for (int32_t tok : batch.tokens) {
-    if (tok < 0 || tok >= c_.vocab_size) {
-      fail("token id ", tok, " outside the vocabulary [0, ", c_.vocab_size, ")");
-    }
+    if (tok < 0 || tok >= vocab) fail("token id ", tok, " outside the vocabulary [0, ", vocab, ")");
   }
   acts.tokens = batch.tokens;
+}
+
+}  // namespace
+
+template <typename T>
+void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
+                       Activations<T>& acts) const {
+  const int64_t n = batch.n_tokens();
+  const int d = c_.hidden_size;
+  lay_out(batch, c_.vocab_size, rope_->max_pos(), acts);
   acts.temperature = opts.temperature;
   if (opts.kept_ids != nullptr) {
     AHA_CHECK(static_cast<int64_t>(opts.kept_ids->size()) == n, "kept_ids needs one entry per token");

@@ -392,6 +392,57 @@ double ModelConfig::softmax_scale() const {
   return scale;
 }
 
+namespace {
+
+// HF's rope_scaling object (null when RoPE is unscaled).
+Json rope_scaling_json(const RopeScaling& r) {
+  if (r.type == RopeType::kNone) return nullptr;
+  Json rs = {{"type", rope_type_name(r.type)}, {"factor", r.factor}};
+  if (r.type == RopeType::kYarn) {
+    rs["beta_fast"] = r.beta_fast;
+    rs["beta_slow"] = r.beta_slow;
+    rs["mscale"] = r.mscale;
+    rs["mscale_all_dim"] = r.mscale_all_dim;
+    rs["original_max_position_embeddings"] = r.original_max_position_embeddings;
+  } else if (r.type == RopeType::kLlama3) {
+    rs["rope_type"] = "llama3";
+    rs["low_freq_factor"] = r.low_freq_factor;
+    rs["high_freq_factor"] = r.high_freq_factor;
+    rs["original_max_position_embeddings"] = r.original_max_position_embeddings;
+  }
+  return rs;
+}
+
+// The MLA and DeepSeekMoE keys of DeepSeek's config.json.
+void write_mla_keys(const ModelConfig& c, Json& j) {
+  j["q_lora_rank"] = c.q_lora_rank ? Json(*c.q_lora_rank) : Json(nullptr);
+  j["kv_lora_rank"] = c.kv_lora_rank;
+  j["qk_nope_head_dim"] = c.qk_nope_head_dim;
+  j["qk_rope_head_dim"] = c.qk_rope_head_dim;
+  j["v_head_dim"] = c.v_head_dim;
+  j["attention_bias"] = false;
+  j["first_k_dense_replace"] = c.first_k_dense_replace;
+  j["moe_layer_freq"] = c.moe_layer_freq;
+  j["n_routed_experts"] = c.n_routed_experts > 0 ? Json(c.n_routed_experts) : Json(nullptr);
+  if (c.n_routed_experts > 0) {
+    j["n_shared_experts"] = c.n_shared_experts;
+    j["num_experts_per_tok"] = c.num_experts_per_tok;
+    j["moe_intermediate_size"] = c.moe_intermediate_size;
+    j["n_group"] = c.n_group;
+    j["topk_group"] = c.topk_group;
+    j["norm_topk_prob"] = c.norm_topk_prob;
+    j["routed_scaling_factor"] = c.routed_scaling_factor;
+    j["aux_loss_alpha"] = c.aux_loss_alpha;
+    j["seq_aux"] = true;
+    j["scoring_func"] = c.scoring_func == ScoreFunc::kSoftmax ? "softmax" : "sigmoid";
+    j["topk_method"] = c.topk_method == TopkMethod::kGreedy ? "greedy"
+                       : c.topk_method == TopkMethod::kGroupLimitedGreedy ? "group_limited_greedy"
+                                                                        : "noaux_tc";
+  }
+}
+
+}  // namespace
+
 Json ModelConfig::to_json() const {
   Json j = raw.is_object() ? raw : Json::object();
   j["model_type"] = type_name();
@@ -413,24 +464,7 @@ Json ModelConfig::to_json() const {
   if (!j.contains("torch_dtype")) j["torch_dtype"] = "float32";
   if (bos_token_id) j["bos_token_id"] = *bos_token_id;
   if (eos_token_id) j["eos_token_id"] = *eos_token_id;
-  if (rope_scaling.type == RopeType::kNone) {
-    j["rope_scaling"] = nullptr;
-  } else {
-    Json rs = {{"type", rope_type_name(rope_scaling.type)}, {"factor", rope_scaling.factor}};
-    if (rope_scaling.type == RopeType::kYarn) {
-      rs["beta_fast"] = rope_scaling.beta_fast;
-      rs["beta_slow"] = rope_scaling.beta_slow;
-      rs["mscale"] = rope_scaling.mscale;
-      rs["mscale_all_dim"] = rope_scaling.mscale_all_dim;
-      rs["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
-    } else if (rope_scaling.type == RopeType::kLlama3) {
-      rs["rope_type"] = "llama3";
-      rs["low_freq_factor"] = rope_scaling.low_freq_factor;
-      rs["high_freq_factor"] = rope_scaling.high_freq_factor;
-      rs["original_max_position_embeddings"] = rope_scaling.original_max_position_embeddings;
-    }
-    j["rope_scaling"] = rs;
-  }
+  j["rope_scaling"] = rope_scaling_json(rope_scaling);
   if (num_nextn_predict_layers > 0) j["num_nextn_predict_layers"] = num_nextn_predict_layers;
   if (has_hc()) {
     j["hc_mult"] = hc_mult;
@@ -449,30 +483,7 @@ Json ModelConfig::to_json() const {
                        {"freeze_table", engram->freeze_table}};
   }
   if (is_mla()) {
-    j["q_lora_rank"] = q_lora_rank ? Json(*q_lora_rank) : Json(nullptr);
-    j["kv_lora_rank"] = kv_lora_rank;
-    j["qk_nope_head_dim"] = qk_nope_head_dim;
-    j["qk_rope_head_dim"] = qk_rope_head_dim;
-    j["v_head_dim"] = v_head_dim;
-    j["attention_bias"] = false;
-    j["first_k_dense_replace"] = first_k_dense_replace;
-    j["moe_layer_freq"] = moe_layer_freq;
-    j["n_routed_experts"] = n_routed_experts > 0 ? Json(n_routed_experts) : Json(nullptr);
-    if (n_routed_experts > 0) {
-      j["n_shared_experts"] = n_shared_experts;
-      j["num_experts_per_tok"] = num_experts_per_tok;
-      j["moe_intermediate_size"] = moe_intermediate_size;
-      j["n_group"] = n_group;
-      j["topk_group"] = topk_group;
-      j["norm_topk_prob"] = norm_topk_prob;
-      j["routed_scaling_factor"] = routed_scaling_factor;
-      j["aux_loss_alpha"] = aux_loss_alpha;
-      j["seq_aux"] = true;
-      j["scoring_func"] = scoring_func == ScoreFunc::kSoftmax ? "softmax" : "sigmoid";
-      j["topk_method"] = topk_method == TopkMethod::kGreedy ? "greedy"
-                         : topk_method == TopkMethod::kGroupLimitedGreedy ? "group_limited_greedy"
-                                                                          : "noaux_tc";
-    }
+    write_mla_keys(*this, j);
   } else {
     j["head_dim"] = head_dim;
     j["attention_bias"] = attention_bias;

@@ -48,6 +48,108 @@ double log_sum_exp(const float* z, int n) {
   return mx + std::log(s);
 }
 
+// Penalises once per distinct earlier token (HF's rule: divide positive logits, multiply
+// negative ones).
+void apply_repetition_penalty(std::vector<float>& z, const float* logits, int vocab,
+                              const std::vector<int32_t>& history, double penalty) {
+  const float pen = static_cast<float>(penalty);
+  for (int32_t id : history) {
+    if (id < 0 || id >= vocab) continue;
+    float& v = z[id];
+    if (v != logits[id]) continue;  // already penalised: it differs from the raw logit
+    v = v > 0 ? v / pen : v * pen;
+  }
+}
+
+bool is_filtered(const SamplingParams& p, int vocab) {
+  return (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.0 || p.min_p > 0.0;
+}
+
+// Candidate ids whose first `kept` entries are the largest logits in descending order (ties to
+// the lower id), so every filter keeps a prefix. Unfiltered: all ids in id order with the
+// largest moved to the front (the weights are taken relative to order[0]); the sort was most
+// of a decode step's sampling cost at large vocabularies.
+std::vector<int32_t> candidate_order(const std::vector<float>& z, const SamplingParams& p,
+                                     int vocab, int& kept) {
+  std::vector<int32_t> order(vocab);
+  std::iota(order.begin(), order.end(), 0);
+  kept = vocab;
+  if (!is_filtered(p, vocab)) {
+    const int32_t top = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
+    std::swap(order[0], order[top]);
+  } else if (p.top_k > 0 && p.top_k < vocab) {
+    kept = p.top_k;
+    auto by_logit = [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
+    std::partial_sort(order.begin(), order.begin() + kept, order.end(), by_logit);
+  } else {
+    // The same order, sorted as one 64-bit key per candidate (a few times faster than the
+    // indirect comparison): high bits the logit mapped to a descending unsigned order, low bits
+    // the id.
+    std::vector<uint64_t> keys(vocab);
+    for (int32_t i = 0; i < vocab; ++i) {
+      const float v = z[i] + 0.0f;  // -0 -> +0: they compare equal
+      uint32_t u;
+      std::memcpy(&u, &v, sizeof(u));
+      u = (u & 0x80000000u) ? u : ~(u | 0x80000000u) & 0x7fffffffu;
+      keys[i] = (uint64_t{u} << 32) | static_cast<uint32_t>(i);
+    }
+    std::sort(keys.begin(), keys.end());
+    for (int32_t i = 0; i < vocab; ++i) order[i] = static_cast<int32_t>(keys[i] & 0xffffffffu);
+  }
+  return order;
+}
+
+// Top-p, then min-p, cut the prefix of weights w (w[0] the largest); returns the kept count.
+int cut_tail(const std::vector<double>& w, int kept, double total, const SamplingParams& p) {
+  if (p.top_p < 1.0) {
+    double cum = 0;
+    int n = 0;
+    while (n < kept) {
+      cum += w[n++];
+      if (cum >= p.top_p * total) break;
+    }
+    kept = n;
+  }
+  if (p.min_p > 0.0) {
+    int n = 1;
+    while (n < kept && w[n] >= p.min_p * w[0]) ++n;
+    kept = n;
+  }
+  return kept;
+}
+
+void sample_filtered(const std::vector<float>& z, const SamplingParams& p, int vocab, Rng& rng,
+                     TokenSample& out, std::vector<int32_t>* kept_ids) {
+  const double inv_t = 1.0 / p.temperature;
+  int kept = vocab;
+  const std::vector<int32_t> order = candidate_order(z, p, vocab, kept);
+  const double zmax = z[order[0]] * inv_t;
+  std::vector<double> w(kept);
+  double total = 0;
+  for (int i = 0; i < kept; ++i) total += (w[i] = std::exp(z[order[i]] * inv_t - zmax));
+  kept = cut_tail(w, kept, total, p);
+  total = 0;
+  for (int i = 0; i < kept; ++i) total += w[i];
+  double u = rng.uniform() * total, cum = 0;
+  int pick = kept - 1;
+  for (int i = 0; i < kept; ++i) {
+    cum += w[i];
+    if (u < cum) {
+      pick = i;
+      break;
+    }
+  }
+  out.token = order[pick];
+  out.logprob = static_cast<float>(std::log(w[pick] / total));
+  out.n_kept = kept;
+  out.kept_min_logit =
+      is_filtered(p, vocab) ? z[order[kept - 1]] : *std::min_element(z.begin(), z.end());
+  if (kept_ids != nullptr && kept < vocab) {
+    kept_ids->assign(order.begin(), order.begin() + kept);
+    std::sort(kept_ids->begin(), kept_ids->end());
+  }
+}
+
 }  // namespace
 
 TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p, Rng& rng,
@@ -55,16 +157,7 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
                          std::vector<int32_t>* kept_ids) {
   if (kept_ids != nullptr) kept_ids->clear();
   z.assign(logits, logits + vocab);
-  if (p.repetition_penalty != 1.0) {
-    const float pen = static_cast<float>(p.repetition_penalty);
-    for (int32_t id : history) {
-      if (id < 0 || id >= vocab) continue;
-      float& v = z[id];
-      // Penalise once per distinct token: mark by comparing with the raw logit.
-      if (v != logits[id]) continue;
-      v = v > 0 ? v / pen : v * pen;
-    }
-  }
+  if (p.repetition_penalty != 1.0) apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
   TokenSample out;
   if (p.greedy()) {
     out.token = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
@@ -72,74 +165,7 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
     out.n_kept = 1;
     out.kept_min_logit = z[out.token];
   } else {
-    const double inv_t = 1.0 / p.temperature;
-    // Candidates sorted by logit (descending, ties to the lower id): every filter keeps a prefix.
-    std::vector<int32_t> order(vocab);
-    std::iota(order.begin(), order.end(), 0);
-    auto by_logit = [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
-    int kept = vocab;
-    const bool filtered = (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.0 || p.min_p > 0.0;
-    if (!filtered) {
-      // Nothing to cut: the full softmax in id order, no sort (the sort was most of a decode
-      // step's sampling cost at large vocabularies). Move the largest logit to the front, since
-      // the weights below are taken relative to order[0].
-      const int32_t top = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
-      std::swap(order[0], order[top]);
-    } else if (p.top_k > 0 && p.top_k < vocab) {
-      kept = p.top_k;
-      std::partial_sort(order.begin(), order.begin() + kept, order.end(), by_logit);
-    } else {
-      // The same order as by_logit, sorted as one 64-bit key per candidate (a few times faster
-      // than the indirect comparison; the full sort is most of the engine's per-step cost):
-      // high bits the logit mapped to a descending unsigned order, low bits the id.
-      std::vector<uint64_t> keys(vocab);
-      for (int32_t i = 0; i < vocab; ++i) {
-        const float v = z[i] + 0.0f;  // -0 -> +0: they compare equal
-        uint32_t u;
-        std::memcpy(&u, &v, sizeof(u));
-        u = (u & 0x80000000u) ? u : ~(u | 0x80000000u) & 0x7fffffffu;
-        keys[i] = (uint64_t{u} << 32) | static_cast<uint32_t>(i);
-      }
-      std::sort(keys.begin(), keys.end());
-      for (int32_t i = 0; i < vocab; ++i) order[i] = static_cast<int32_t>(keys[i] & 0xffffffffu);
-    }
-    const double zmax = z[order[0]] * inv_t;
-    std::vector<double> w(kept);
-    double total = 0;
-    for (int i = 0; i < kept; ++i) total += (w[i] = std::exp(z[order[i]] * inv_t - zmax));
-    if (p.top_p < 1.0) {
-      double cum = 0;
-      int n = 0;
-      while (n < kept) {
-        cum += w[n++];
-        if (cum >= p.top_p * total) break;
-      }
-      kept = n;
-    }
-    if (p.min_p > 0.0) {
-      int n = 1;
-      while (n < kept && w[n] >= p.min_p * w[0]) ++n;
-      kept = n;
-    }
-    total = 0;
-    for (int i = 0; i < kept; ++i) total += w[i];
-    double u = rng.uniform() * total, cum = 0;
-    int pick = kept - 1;
-    for (int i = 0; i < kept; ++i) {
-      cum += w[i];
-      if (u < cum) {
-        pick = i;
-        break;
-      }
-    }
-    out.token = order[pick];
-    out.logprob = static_cast<float>(std::log(w[pick] / total));
-    out.n_kept = kept;
-    out.kept_min_logit = filtered ? z[order[kept - 1]] : *std::min_element(z.begin(), z.end());
-    if (kept_ids != nullptr && kept < vocab) {
-      kept_ids->assign(order.begin(), order.begin() + kept);
-      std::sort(kept_ids->begin(), kept_ids->end());
-    }
+    sample_filtered(z, p, vocab, rng, out, kept_ids);
   }
   out.policy_logprob = static_cast<float>(logits[out.token] - log_sum_exp(logits, vocab));
   return out;

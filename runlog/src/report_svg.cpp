@@ -121,8 +121,8 @@ std::vector<ChartSpec> chart_specs(const std::set<std::string>& names) {
   return specs;
 }
 
-void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>& runs,
-                  const ReportOptions& opt) {
+std::vector<Series> collect_series(const ChartSpec& spec, const std::vector<Run>& runs,
+                                   const ReportOptions& opt) {
   std::vector<Series> series;
   for (size_t ri = 0; ri < runs.size(); ++ri) {
     const Run& run = runs[ri];
@@ -149,121 +149,151 @@ void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>
       series.push_back(std::move(s));
     }
   }
-  if (series.empty()) return;
+  return series;
+}
+
+// Where a chart's points land: the data ranges, the axis kinds and the plot transform.
+struct Frame {
+  bool by_fraction = false, log_y = false;
+  std::vector<double> run_end;  // the last step of each run
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  double pw = kW - kMl - kMr, ph = kH - kMt - kMb;
+
+  double px(const Series& s, const Point& p) const {
+    return by_fraction ? 100.0 * double(p.step) / run_end[s.run] : double(p.step);
+  }
+  double X(double x) const { return kMl + (x - x0) / (x1 - x0) * pw; }
+  double Y(double y) const { return kMt + (y1 - (log_y ? std::log10(y) : y)) / (y1 - y0) * ph; }
+};
+
+Frame make_frame(const std::vector<Series>& series, size_t n_runs) {
+  Frame f;
   // Overlaid runs whose lengths differ fourfold or more share a "% of run" axis instead of a
   // step axis, so the short one is not squeezed into a corner (tooltips keep the steps).
-  std::vector<double> run_end(runs.size(), 0);
+  f.run_end.assign(n_runs, 0);
   for (const Series& s : series) {
-    for (const Point& p : s.points) run_end[s.run] = std::max(run_end[s.run], double(p.step));
+    for (const Point& p : s.points) f.run_end[s.run] = std::max(f.run_end[s.run], double(p.step));
   }
   double shortest = 1e300, longest = 0;
   for (const Series& s : series) {
-    shortest = std::min(shortest, run_end[s.run]);
-    longest = std::max(longest, run_end[s.run]);
+    shortest = std::min(shortest, f.run_end[s.run]);
+    longest = std::max(longest, f.run_end[s.run]);
   }
-  const bool by_fraction = runs.size() > 1 && shortest >= 1 && longest >= 4 * shortest;
-  auto PX = [&](const Series& s, const Point& p) {
-    return by_fraction ? 100.0 * double(p.step) / run_end[s.run] : double(p.step);
-  };
-  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  f.by_fraction = n_runs > 1 && shortest >= 1 && longest >= 4 * shortest;
   for (const Series& s : series) {
     for (const Point& p : s.points) {
-      x0 = std::min(x0, PX(s, p));
-      x1 = std::max(x1, PX(s, p));
-      y0 = std::min(y0, p.value);
-      y1 = std::max(y1, p.value);
+      f.x0 = std::min(f.x0, f.px(s, p));
+      f.x1 = std::max(f.x1, f.px(s, p));
+      f.y0 = std::min(f.y0, p.value);
+      f.y1 = std::max(f.y1, p.value);
     }
   }
-  if (x1 - x0 < 1) {
-    x0 -= 1;
-    x1 += 1;
+  if (f.x1 - f.x0 < 1) {
+    f.x0 -= 1;
+    f.x1 += 1;
   }
-  // A metric that never moved says so in one line instead of a flat chart.
-  if (y1 - y0 <= std::abs(y1) * 1e-12) {
-    o << "<p class=\"const\" data-chart=\"" << html_escape(spec.id) << "\">"
-      << html_escape(spec.title) << ": constant " << num(y1);
-    if (!by_fraction) o << " (steps " << num(x0) << "–" << num(x1) << ")";
-    o << "</p>\n";
-    return;
-  }
-  // Positive values over three decades or more (losses, lr, grad norms): a log axis.
-  const bool log_y = y0 > 0 && y1 / y0 >= 1000;
-  auto T = [&](double v) { return log_y ? std::log10(v) : v; };
-  if (log_y) {
-    y0 = std::floor(std::log10(y0));
-    y1 = std::ceil(std::log10(y1));
+  return f;
+}
+
+// Positive values over three decades or more (losses, lr, grad norms): a log axis.
+void scale_y(Frame& f) {
+  f.log_y = f.y0 > 0 && f.y1 / f.y0 >= 1000;
+  if (f.log_y) {
+    f.y0 = std::floor(std::log10(f.y0));
+    f.y1 = std::ceil(std::log10(f.y1));
   } else {
-    const double pad = (y1 - y0) * 0.05;
-    y0 -= pad;
-    y1 += pad;
+    const double pad = (f.y1 - f.y0) * 0.05;
+    f.y0 -= pad;
+    f.y1 += pad;
   }
-  const double pw = kW - kMl - kMr, ph = kH - kMt - kMb;
-  auto X = [&](double x) { return kMl + (x - x0) / (x1 - x0) * pw; };
-  auto Y = [&](double y) { return kMt + (y1 - T(y)) / (y1 - y0) * ph; };
+}
+
+void render_axes(std::ostream& o, const Frame& f) {
   std::vector<double> y_ticks;  // in axis units (log10 when log_y)
-  if (log_y) {
-    const double every = std::max(1.0, std::ceil((y1 - y0) / 6));
-    for (double e = y0; e <= y1 + 1e-9; e += every) y_ticks.push_back(e);
+  if (f.log_y) {
+    const double every = std::max(1.0, std::ceil((f.y1 - f.y0) / 6));
+    for (double e = f.y0; e <= f.y1 + 1e-9; e += every) y_ticks.push_back(e);
   } else {
-    y_ticks = nice_ticks(y0, y1, 5, false);
+    y_ticks = nice_ticks(f.y0, f.y1, 5, false);
   }
   const double y_spacing = y_ticks.size() > 1 ? y_ticks[1] - y_ticks[0] : 0;
-
-  o << "<figure class=\"chart\" data-chart=\"" << html_escape(spec.id) << "\"><figcaption>"
-    << html_escape(spec.title) << "</figcaption>\n<svg viewBox=\"0 0 " << kW << ' ' << kH
-    << "\" width=\"" << kW << "\" height=\"" << kH << "\" role=\"img\">\n<g class=\"axes\">";
+  o << "<g class=\"axes\">";
   for (double t : y_ticks) {
-    const std::string y = fmt("%.1f", kMt + (y1 - t) / (y1 - y0) * ph);
+    const std::string y = fmt("%.1f", kMt + (f.y1 - t) / (f.y1 - f.y0) * f.ph);
     const std::string label =
-        log_y ? "1e" + std::to_string(std::lround(t)) : tick_label(t, y_spacing);
+        f.log_y ? "1e" + std::to_string(std::lround(t)) : tick_label(t, y_spacing);
     o << "<line x1=\"" << kMl << "\" x2=\"" << kW - kMr << "\" y1=\"" << y << "\" y2=\"" << y
       << "\"/><text x=\"" << kMl - 5 << "\" y=\"" << y << "\" dy=\"0.32em\" text-anchor=\"end\">"
       << label << "</text>";
   }
-  for (double t : nice_ticks(x0, x1, 6, true)) {
-    const std::string x = fmt("%.1f", X(t));
+  for (double t : nice_ticks(f.x0, f.x1, 6, true)) {
+    const std::string x = fmt("%.1f", f.X(t));
     o << "<line x1=\"" << x << "\" x2=\"" << x << "\" y1=\"" << kMt << "\" y2=\"" << kH - kMb
       << "\"/><text x=\"" << x << "\" y=\"" << kH - kMb + 14 << "\" text-anchor=\"middle\">"
       << num(t) << "</text>";
   }
-  o << "<text x=\"" << kMl + pw / 2 << "\" y=\"" << kH - 4 << "\" text-anchor=\"middle\">"
-    << (by_fraction ? "% of each run (lengths differ)" : "step") << (log_y ? " (log scale)" : "")
-    << "</text>"
-    << "<rect class=\"frame\" x=\"" << kMl << "\" y=\"" << kMt << "\" width=\"" << pw
-    << "\" height=\"" << ph << "\"/></g>\n";
+  o << "<text x=\"" << kMl + f.pw / 2 << "\" y=\"" << kH - 4 << "\" text-anchor=\"middle\">"
+    << (f.by_fraction ? "% of each run (lengths differ)" : "step")
+    << (f.log_y ? " (log scale)" : "") << "</text>"
+    << "<rect class=\"frame\" x=\"" << kMl << "\" y=\"" << kMt << "\" width=\"" << f.pw
+    << "\" height=\"" << f.ph << "\"/></g>\n";
+}
+
+void render_series(std::ostream& o, const Series& s, const Frame& f) {
+  o << "<polyline class=\"series\" data-run=\"" << s.run << "\" data-metric=\""
+    << html_escape(s.metric) << "\" data-n=\"" << s.points.size() << "\" stroke=\"" << s.color
+    << "\"" << (s.dash.empty() ? "" : " stroke-dasharray=\"" + s.dash + "\"") << " points=\"";
+  for (size_t i = 0; i < s.points.size(); ++i) {
+    o << (i ? " " : "") << fmt("%.1f", f.X(f.px(s, s.points[i]))) << ','
+      << fmt("%.1f", f.Y(s.points[i].value));
+  }
+  o << "\"/>\n";
+  if (s.points.size() > kMaxCircles) return;
+  o << "<g class=\"points\" data-run=\"" << s.run << "\" data-metric=\"" << html_escape(s.metric)
+    << "\" fill=\"" << s.color << "\">";
+  const std::string who = html_escape(s.label);
+  const char* radius = s.points.size() > 60 ? "1.5" : "2.2";
+  for (const Point& p : s.points) {
+    o << "<circle cx=\"" << fmt("%.1f", f.X(f.px(s, p))) << "\" cy=\"" << fmt("%.1f", f.Y(p.value))
+      << "\" r=\"" << radius << "\"><title>" << who << " step " << p.step << ": "
+      << num(p.value) << "</title></circle>";
+  }
+  o << "</g>\n";
+}
+
+void render_legend(std::ostream& o, const std::vector<Series>& series) {
+  o << "<div class=\"legend\">";
   for (const Series& s : series) {
-    o << "<polyline class=\"series\" data-run=\"" << s.run << "\" data-metric=\""
-      << html_escape(s.metric) << "\" data-n=\"" << s.points.size() << "\" stroke=\"" << s.color
-      << "\"" << (s.dash.empty() ? "" : " stroke-dasharray=\"" + s.dash + "\"") << " points=\"";
-    for (size_t i = 0; i < s.points.size(); ++i) {
-      o << (i ? " " : "") << fmt("%.1f", X(PX(s, s.points[i]))) << ','
-        << fmt("%.1f", Y(s.points[i].value));
-    }
-    o << "\"/>\n";
-    if (s.points.size() > kMaxCircles) continue;
-    o << "<g class=\"points\" data-run=\"" << s.run << "\" data-metric=\"" << html_escape(s.metric)
-      << "\" fill=\"" << s.color << "\">";
-    const std::string who = html_escape(s.label);
-    const char* radius = s.points.size() > 60 ? "1.5" : "2.2";
-    for (const Point& p : s.points) {
-      o << "<circle cx=\"" << fmt("%.1f", X(PX(s, p))) << "\" cy=\""
-        << fmt("%.1f", Y(p.value)) << "\" r=\"" << radius << "\"><title>" << who << " step "
-        << p.step << ": " << num(p.value) << "</title></circle>";
-    }
-    o << "</g>\n";
+    o << "<span><svg width=\"26\" height=\"10\"><line x1=\"0\" x2=\"26\" y1=\"5\" y2=\"5\" "
+         "stroke=\""
+      << s.color << "\" stroke-width=\"2\""
+      << (s.dash.empty() ? "" : " stroke-dasharray=\"" + s.dash + "\"") << "/></svg>"
+      << html_escape(s.label) << "</span>";
   }
+  o << "</div>";
+}
+
+void render_chart(std::ostream& o, const ChartSpec& spec, const std::vector<Run>& runs,
+                  const ReportOptions& opt) {
+  const std::vector<Series> series = collect_series(spec, runs, opt);
+  if (series.empty()) return;
+  Frame f = make_frame(series, runs.size());
+  // A metric that never moved says so in one line instead of a flat chart.
+  if (f.y1 - f.y0 <= std::abs(f.y1) * 1e-12) {
+    o << "<p class=\"const\" data-chart=\"" << html_escape(spec.id) << "\">"
+      << html_escape(spec.title) << ": constant " << num(f.y1);
+    if (!f.by_fraction) o << " (steps " << num(f.x0) << "–" << num(f.x1) << ")";
+    o << "</p>\n";
+    return;
+  }
+  scale_y(f);
+  o << "<figure class=\"chart\" data-chart=\"" << html_escape(spec.id) << "\"><figcaption>"
+    << html_escape(spec.title) << "</figcaption>\n<svg viewBox=\"0 0 " << kW << ' ' << kH
+    << "\" width=\"" << kW << "\" height=\"" << kH << "\" role=\"img\">\n";
+  render_axes(o, f);
+  for (const Series& s : series) render_series(o, s, f);
   o << "</svg>";
-  if (series.size() > 1) {
-    o << "<div class=\"legend\">";
-    for (const Series& s : series) {
-      o << "<span><svg width=\"26\" height=\"10\"><line x1=\"0\" x2=\"26\" y1=\"5\" y2=\"5\" "
-           "stroke=\""
-        << s.color << "\" stroke-width=\"2\""
-        << (s.dash.empty() ? "" : " stroke-dasharray=\"" + s.dash + "\"") << "/></svg>"
-        << html_escape(s.label) << "</span>";
-    }
-    o << "</div>";
-  }
+  if (series.size() > 1) render_legend(o, series);
   o << "</figure>\n";
 }
 
