@@ -14,6 +14,12 @@ enum class Cmp { kEqual, kNotEqual, kInvalid };
 
 bool is_collection(K k);
 
+// A name an answer labels its value with (Math-Verify's "only symbols" left side): a variable
+// ("x_1"), names combined without numbers ("AB", "V_1 : V_2", "(p, q)", "|AB|"), or a function
+// of a single letter applied to something ("f(2)", "P(A)"), which parses as a product.
+bool is_label(const Tree& t, int i);
+bool is_function_label(const Tree& t, int i);
+
 // Not thread-safe; one per check. `ta_` is the prediction unless inside swapped().
 class Comparer {
  public:
@@ -39,7 +45,6 @@ class Comparer {
   Cmp pm_set(int scalar, int set, bool scalar_in_a);
 
   // equations (math_solve.cpp)
-  static bool is_var(const Tree& t, int i);
   Cmp equations(int a, int b);
   Cmp solutions(int a, int b);
   void dedupe(std::vector<Value>& vs) const;
@@ -47,7 +52,8 @@ class Comparer {
   bool solve(const Tree& t, int idx, std::vector<Value>& roots, std::string& var);
   bool answer_values(const Tree& t, int idx, const std::string& var, std::vector<Value>& out,
                      int depth);
-  Cmp proportional(const Node& x, const Node& y);
+  // kEqual when lhs - rhs of x is `ratio` times that of y at every sampled point
+  Cmp proportional(const Node& x, const Node& y, double& ratio);
 
   // relations (math_relations.cpp)
   static bool rel_to_interval(const Tree& t, int idx, End& lo, End& hi);

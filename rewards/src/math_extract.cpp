@@ -92,7 +92,54 @@ std::optional<std::string> last_boxed(std::string_view text) {
 
 namespace {
 
-// The last \boxed{} with the boxes just before it that only ",", "and", "or" separate from it
+// Whether the text between two boxes joins them into one answer: spacing, punctuation and
+// LaTeX wrappers only, or a few words among which a conjunction ("\\quad \\text{and} \\quad",
+// "papers and", "for part (a) and"); never digits or an equation.
+bool joins_boxes(std::string_view gap) {
+  if (gap.size() > 80) return false;
+  // "\boxed{..} \) and \( y_2 = \boxed{..}": the next box's label is no part of the gap
+  while (!gap.empty() && std::isspace(static_cast<unsigned char>(gap.back()))) gap.remove_suffix(1);
+  if (!gap.empty() && gap.back() == '=') {
+    gap.remove_suffix(1);
+    while (!gap.empty() && gap.back() == ' ') gap.remove_suffix(1);
+    while (!gap.empty() && (std::isalnum(static_cast<unsigned char>(gap.back())) ||
+                            gap.back() == '_' || gap.back() == '{' || gap.back() == '}')) {
+      gap.remove_suffix(1);
+    }
+  }
+  std::string words;
+  for (size_t i = 0; i < gap.size(); ++i) {
+    char c = gap[i];
+    if (c == '\\') {  // \quad, \text{, \( ... : a separator
+      size_t j = i + 1;
+      while (j < gap.size() && std::isalpha(static_cast<unsigned char>(gap[j]))) ++j;
+      i = j == i + 1 ? i + 1 : j - 1;
+      words += ' ';
+      continue;
+    }
+    if (std::isdigit(static_cast<unsigned char>(c)) || c == '=') return false;
+    bool sep = std::strchr(" $,;.{}~\n:", c) != nullptr;
+    words += sep ? ' ' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  int n_words = 0;
+  bool conjunction = false;
+  for (size_t i = 0; i < words.size();) {
+    while (i < words.size() && words[i] == ' ') ++i;
+    size_t j = i;
+    while (j < words.size() && words[j] != ' ') ++j;
+    if (j == i) break;
+    std::string_view w(words.data() + i, j - i);
+    ++n_words;
+    for (const char* k : {"and", "or", "et", "ou", "und", "oder", "y", "o", "e", "и", "или",
+                          "和", "或", "及", "以及", "と"}) {
+      conjunction = conjunction || w == k;
+    }
+    i = j;
+  }
+  return n_words == 0 || (conjunction && n_words <= 5);
+}
+
+// The last \boxed{} with the boxes just before it that joins_boxes() joins to it
 // ("\boxed{1} and \boxed{2}" -> "1, 2"); at most five boxes.
 std::optional<std::string> boxed_run(std::string_view text) {
   auto last = last_boxed(text);
@@ -105,14 +152,7 @@ std::optional<std::string> boxed_run(std::string_view text) {
     auto inner = detail::braced(text, prev + 6);
     if (!inner) break;
     size_t end = prev + 6 + inner->size() + 2;
-    if (end > start) break;
-    std::string gap;
-    for (char ch : text.substr(end, start - end)) {
-      if (ch != ' ' && ch != '$' && ch != ',' && ch != '\n') gap += static_cast<char>(std::tolower(ch));
-    }
-    if (!gap.empty() && gap != "and" && gap != "or" && gap != "\\text{and}" && gap != "\\text{or}") {
-      break;
-    }
+    if (end > start || !joins_boxes(text.substr(end, start - end))) break;
     out = clean_answer(*inner) + ", " + out;
     start = prev;
   }
@@ -179,6 +219,10 @@ void CandidateStream::run_stage(int stage) {
       if (auto a = detail::after_anchor(tail)) {
         if (choice_) add(detail::choice_letter(*a, false), AnswerSource::kChoice);
         if (o_.boxed) add(last_boxed(*a), AnswerSource::kAnswerIs);
+        if (auto v = detail::after_copula(*a)) {  // "the largest $n$ is 34": the value
+          if (o_.latex) add(detail::last_latex(*v), AnswerSource::kAnswerIs);
+          add(clean_answer(*v), AnswerSource::kAnswerIs);
+        }
         if (o_.latex) add(detail::last_latex(*a), AnswerSource::kAnswerIs);
         add(clean_answer(*a), AnswerSource::kAnswerIs);
         add(detail::first_number(*a), AnswerSource::kAnswerIs);
@@ -233,7 +277,7 @@ std::string extract_gold(std::string_view answer) {
   if (auto a = from_whole(answer)) return *a;
   if (auto a = detail::after_anchor(tail)) {
     std::string cleaned = clean_answer(*a);
-    if (!detail::has_prose(detail::normalize(cleaned))) return cleaned;
+    if (!detail::has_prose(detail::normalize(cleaned)) || choice_of(cleaned)) return cleaned;
     if (auto n = detail::first_number(*a)) return *n;
   }
   if (auto a = detail::last_latex(tail)) return clean_answer(*a);
@@ -255,6 +299,12 @@ std::optional<char> choice_of(std::string_view answer) {
   std::string_view v = trim(n);
   if (v.size() >= 4 && v[0] == '(' && v[1] >= 'A' && v[1] <= 'J' && v[2] == ')' && v[3] == ' ') {
     return v[1];
+  }
+  // "C Cecile": an option letter with the option's text (a capitalised word)
+  auto up = [](char c) { return c >= 'A' && c <= 'Z'; };
+  auto low = [](char c) { return c >= 'a' && c <= 'z'; };
+  if (v.size() >= 4 && v[0] >= 'A' && v[0] <= 'E' && v[1] == ' ' && up(v[2]) && low(v[3])) {
+    return v[0];
   }
   return std::nullopt;
 }

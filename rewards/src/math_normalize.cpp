@@ -170,6 +170,7 @@ std::string commands_pass(std::string_view s) {
 }
 
 // "1,234,567" -> "1234567" and "1 234 567" -> "1234567" (groups of exactly three digits).
+// MATH writes "11,\\! 111" (a thin space after the comma): the caller has made that "11,111".
 std::string join_thousands(const std::string& s) {
   std::string out;
   out.reserve(s.size());
@@ -183,7 +184,8 @@ std::string join_thousands(const std::string& s) {
     size_t j = i;
     while (j < s.size() && is_digit(s[j])) ++j;
     std::string number(s, i, j - i);
-    if (j - i <= 3) {
+    // a group of three never follows a lone 0: "0,125" is a decimal comma
+    if (j - i <= 3 && number != "0") {
       while (j + 4 <= s.size() && (s[j] == ',' || s[j] == ' ') && is_digit(s[j + 1]) &&
              is_digit(s[j + 2]) && is_digit(s[j + 3]) &&
              (j + 4 == s.size() || (!is_digit(s[j + 4]) && s[j + 4] != '/' &&
@@ -220,6 +222,13 @@ bool is_stuck_unit(std::string_view w) {
   return false;
 }
 
+bool all_lower(std::string_view w) {
+  for (char c : w) {
+    if (c < 'a' || c > 'z') return false;
+  }
+  return true;
+}
+
 // Removes trailing unit words after a number: "5 cm", "12 square feet", "3 m^2", and a few
 // units written without a space ("5cm", "3kg^2").
 void strip_units(std::string& s) {
@@ -238,7 +247,9 @@ void strip_units(std::string& s) {
   std::string_view run = std::string_view(s).substr(b, e - b);
   if (run.empty()) return;
   const bool stuck = !is_space(run.front());
-  if (stuck && !is_stuck_unit(run)) return;  // "2x": the letters belong to the number
+  // "2x": the letters belong to the number; a long word is a unit ("10weeks", "5days")
+  bool long_word = run.size() >= 4 && all_lower(run) && !is_function_word(run);
+  if (stuck && !is_stuck_unit(run) && !long_word) return;
   std::string_view word = run;
   while (!word.empty() && is_space(word.front())) word.remove_prefix(1);
   while (!word.empty() && is_space(word.back())) word.remove_suffix(1);
@@ -266,7 +277,7 @@ constexpr Replacement kUnicode[] = {
     {"\xC3\xB7", "/"},            {"\xC2\xB7", "*"},             {"\xE2\x8B\x85", "*"},
     {"\xCF\x80", "\\pi "},      {"\xE2\x88\x9E", "\\infty "}, {"\xE2\x89\xA4", "<="},
     {"\xE2\x89\xA5", ">="},      {"\xE2\x89\xA0", "!="},       {"\xE2\x88\x9A", "\\sqrt"},
-    {"\xE2\x88\xAA", "\\cup "}, {"\xC2\xA0", " "},
+    {"\xE2\x88\xAA", "\\cup "}, {"\xC2\xA0", " "}, {"\xE2\x89\x88", "\\approx "},
     // currency signs: the value is the number
     {"\xE2\x82\xAC", ""}, {"\xC2\xA3", ""}, {"\xC2\xA5", ""}, {"\xE2\x82\xB9", ""},
     {"\xE2\x82\xBD", ""}, {"\xE2\x82\xA9", ""}, {"\xEF\xBC\x8C", ","},
@@ -419,6 +430,32 @@ void repeating_decimals(std::string& s) {
   }
 }
 
+// "\frac{\sqrt3}{3} \approx 0.577": the exact value is the answer, the decimal a gloss; but
+// "x \approx 11" names its value.
+void approximation(std::string& s) {
+  size_t at = s.find("\\approx");
+  if (at == std::string::npos || at == 0) return;
+  size_t b = 0, e = at;
+  while (b < e && is_space(s[b])) ++b;
+  while (e > b && is_space(s[e - 1])) --e;
+  bool name = e > b && is_alpha(s[b]);
+  for (size_t i = b; i < e && name; ++i) {
+    name = is_alpha(s[i]) || is_digit(s[i]) || s[i] == '_' || s[i] == '{' || s[i] == '}';
+  }
+  if (name) {
+    s.erase(0, at + 7);
+  } else {
+    s.resize(at);
+  }
+}
+
+// "\quadx_2": a spacing command glued to the next letter (no space written after it).
+void unglue_quads(std::string& s) {
+  for (size_t p = s.find("quad"); p != std::string::npos; p = s.find("quad", p + 4)) {
+    if (p > 0 && s[p - 1] == '\\' && p + 4 < s.size() && is_alpha(s[p + 4])) s.insert(p + 4, " ");
+  }
+}
+
 bool has_non_ascii(std::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) >= 0x80) return true;
@@ -444,6 +481,12 @@ std::string normalize(std::string_view input) {
     }
   }
   if (s.find("mathbb") != std::string::npos) replace_all(s, "\\mathbb{R}", "(-\\infty,\\infty)");
+  approximation(s);
+  if (s.find(",\\!") != std::string::npos) {
+    replace_all(s, ",\\! ", ",");
+    replace_all(s, ",\\!", ",");
+  }
+  if (s.find("quad") != std::string::npos) unglue_quads(s);
   replace_all(s, "{,}", ",");
   replace_all(s, "**", "^");  // Python powers
   s = commands_pass(s);
@@ -455,6 +498,7 @@ std::string normalize(std::string_view input) {
   if (s.find(' ') != std::string::npos) {
     for (const char* word : {" and ", " or ", " AND ", " OR "}) replace_all(s, word, ",");
   }
+  if (s.find(")or(") != std::string::npos) replace_all(s, ")or(", "),(");  // "(1,2)or(2,1)"
   if (s.find("p") != std::string::npos) {
     for (const char* word : {" percent", "percent", " pct"}) replace_all(s, word, "%");
   }

@@ -509,7 +509,10 @@ class Parser {
       std::vector<int> items;
       if (!list(items, close) || !accept(close)) return -1;
       if (t.text == "{" && items.size() == 1) return items[0];
-      return collection(K::kSet, std::move(items));
+      int set = collection(K::kSet, std::move(items));
+      // "{1,3}" without backslashes is a LaTeX group around a list, not a set
+      if (set >= 0 && t.text == "{") tree_.nodes[set].bare = true;
+      return set;
     }
     if (t.text == "|") {
       int inner = sum();

@@ -1,5 +1,5 @@
 // Math equivalence of inequalities: two relations (either way round) and a relation against
-// the interval it describes ("x > 2" equals "(2, \\infty)").
+// the interval it describes ("x > 2" equals "(2, \infty)").
 #include <string>
 #include <vector>
 
@@ -7,7 +7,8 @@
 
 namespace aha::rewards::detail {
 
-// "x < 3", "3 >= x", "1 < x <= 3" as interval ends on a variable; false for other relations.
+// "x < 3", "3 >= x", "1 < x <= 3", "0 < f(x) < 1" as interval ends on a label (is_label);
+// false for other relations.
 bool Comparer::rel_to_interval(const Tree& t, int idx, End& lo, End& hi) {
   const Node& n = t.nodes[idx];
   if (n.kind != K::kRel || n.name == "!=") return false;
@@ -16,16 +17,16 @@ bool Comparer::rel_to_interval(const Tree& t, int idx, End& lo, End& hi) {
   const Node& left = t.nodes[n.a];
   if (left.kind == K::kRel) {  // chain a < x < b
     End lo2, hi2;
-    if (!rel_to_interval(t, n.a, lo2, hi2) || t.nodes[left.b].kind != K::kVar) return false;
+    if (!rel_to_interval(t, n.a, lo2, hi2) || !is_label(t, left.b)) return false;
     (less ? hi : lo) = End{n.b, closed};
     (less ? lo : hi) = less ? lo2 : hi2;
     return (lo.node >= 0) && (hi.node >= 0);
   }
-  if (left.kind == K::kVar) {  // x < c
+  if (is_label(t, n.a)) {  // x < c
     (less ? hi : lo) = End{n.b, closed};
     return true;
   }
-  if (t.nodes[n.b].kind == K::kVar) {  // c < x
+  if (is_label(t, n.b)) {  // c < x
     (less ? lo : hi) = End{n.a, closed};
     return true;
   }
@@ -83,7 +84,15 @@ Cmp Comparer::relations(int a, int b) {
       compare(x.b, y.a) == Cmp::kEqual) {
     return Cmp::kEqual;
   }
-  return Cmp::kNotEqual;
+  // "-x > -1" vs "x < 1", "2x <= 4" vs "x <= 2": lhs - rhs proportional, by a positive factor
+  // for the same operator, a negative one for the flipped operator
+  const Node& xl = ta_.nodes[x.a];
+  const Node& yl = tb_.nodes[y.a];
+  if (x.name == "!=" || xl.kind == K::kRel || yl.kind == K::kRel) return Cmp::kNotEqual;
+  double ratio = 0;
+  if (proportional(x, y, ratio) != Cmp::kEqual) return Cmp::kNotEqual;
+  bool same = x.name == y.name, flipped = x.name == flip(y.name);
+  return (same && ratio > 0) || (flipped && ratio < 0) ? Cmp::kEqual : Cmp::kNotEqual;
 }
 
 }  // namespace aha::rewards::detail

@@ -10,7 +10,39 @@
 
 namespace aha::rewards::detail {
 
-bool Comparer::is_var(const Tree& t, int i) { return t.nodes[i].kind == K::kVar; }
+bool is_function_label(const Tree& t, int i) {
+  // single letters that name functions in answers; "x(x+1)" or "a(b+c)" stays a product
+  static constexpr std::string_view kNames = "fghpqrsuvwFGHPQRSTUVW";
+  const Node& n = t.nodes[i];
+  if (n.kind != K::kMul) return false;
+  const Node& f = t.nodes[n.a];
+  return f.kind == K::kVar && f.name.size() == 1 && kNames.find(f.name[0]) != kNames.npos;
+}
+
+bool is_label(const Tree& t, int i) {
+  const Node& n = t.nodes[i];
+  switch (n.kind) {
+    case K::kVar:
+      return true;
+    case K::kMul:
+      if (is_function_label(t, i)) return true;
+      [[fallthrough]];
+    case K::kAdd:
+    case K::kSub:
+    case K::kDiv:  // "AB", "V_1 : V_2", "\frac{NO}{BO}", "x + y": names only, no number
+      return is_label(t, n.a) && is_label(t, n.b);
+    case K::kNeg:
+    case K::kAbs:
+      return is_label(t, n.a);
+    case K::kTuple:  // "(p, q)"
+      for (int k : n.kids) {
+        if (!is_label(t, k)) return false;
+      }
+      return !n.kids.empty();
+    default:
+      return false;
+  }
+}
 
 Cmp Comparer::equations(int a, int b) {
   if (o_.solve_equations) {
@@ -25,17 +57,27 @@ Cmp Comparer::equations(int a, int b) {
       return Cmp::kEqual;
     }
     // "x + y = 1" vs "y = 1 - x", "2x = 6" vs "x = 3": the same equation up to a factor
-    if (proportional(x, y) == Cmp::kEqual) return Cmp::kEqual;
+    double ratio = 0;
+    if (proportional(x, y, ratio) == Cmp::kEqual) return Cmp::kEqual;
+    // "f(x) = 2x + 3" vs "y = 2x + 3": two names of the same function's value
+    bool fx = is_function_label(ta_, x.a), fy = is_function_label(tb_, y.a);
+    auto is_y = [](const Tree& t, int i) {
+      return t.nodes[i].kind == K::kVar && t.nodes[i].name == "y";
+    };
+    if ((fx && (fy || is_y(tb_, y.a))) || (fy && is_y(ta_, x.a))) return compare(x.b, y.b);
     return l == Cmp::kInvalid ? Cmp::kInvalid : Cmp::kNotEqual;
   }
-  if (x.kind == K::kEq) {  // "x = 3" vs "3"
-    if (is_var(ta_, x.a)) return compare(x.b, b);
-    if (is_var(ta_, x.b)) return compare(x.a, b);
-    return compare(x.b, b);
+  // "x = 3", "f(2) = 5" vs "3", "5": a label's value. A gold equation between two expressions
+  // ("7 = 11a + c", "2x + z = 1") is no label, and its right side alone is not the answer; a
+  // predicted one is read by its last side, as Math-Verify does.
+  if (x.kind == K::kEq) {
+    if (is_label(ta_, x.a)) return compare(x.b, b);
+    if (is_label(ta_, x.b)) return compare(x.a, b);
+    return a_is_pred_ ? compare(x.b, b) : Cmp::kNotEqual;
   }
-  if (is_var(tb_, y.a)) return compare(a, y.b);
-  if (is_var(tb_, y.b)) return compare(a, y.a);
-  return compare(a, y.b);
+  if (is_label(tb_, y.a)) return compare(a, y.b);
+  if (is_label(tb_, y.b)) return compare(a, y.a);
+  return a_is_pred_ ? Cmp::kNotEqual : compare(a, y.b);
 }
 
 // Equation solving: a gold "x^2 = 4" against predicted solutions "x = \pm 2", "x = 2, x = -2",
@@ -193,7 +235,7 @@ bool Comparer::answer_values(const Tree& t, int idx, const std::string& var,
 
 // Whether lhs - rhs of two equations are nonzero multiples of each other, by evaluation at
 // the same random points as scalars().
-Cmp Comparer::proportional(const Node& x, const Node& y) {
+Cmp Comparer::proportional(const Node& x, const Node& y, double& ratio) {
   std::vector<std::string> vars;
   int n_pm = 0;
   for (int side : {x.a, x.b}) collect_vars(ta_, side, vars, n_pm);
@@ -201,7 +243,7 @@ Cmp Comparer::proportional(const Node& x, const Node& y) {
   if (n_pm > 0 || vars.empty() || vars.size() > 12) return Cmp::kInvalid;
   Rng rng(0x5eed, vars.size() + 100);
   std::vector<Binding> env(vars.size());
-  double ratio = 0;
+  ratio = 0;
   int valid = 0;
   for (int p = 0; p < std::max(3, o_.n_points); ++p) {
     for (size_t i = 0; i < vars.size(); ++i) {

@@ -37,12 +37,14 @@ constexpr const char* kAnchors[] = {
     "最终答案是", "最终答案为", "最终答案：", "答案是", "答案为", "答案：", "答案:", "答：", "答:",
     // French
     "la réponse est", "réponse finale est", "réponse finale", "réponse :", "réponse:",
+    "réponse est",
     // German
     "die antwort ist", "antwort ist", "antwort lautet", "antwort:", "antwort :", "ergebnis ist",
     "ergebnis:",
     // Spanish, Portuguese, Italian
     "la respuesta es", "respuesta final es", "respuesta final", "respuesta:", "a resposta é",
     "resposta final é", "resposta:", "la risposta è", "risposta finale è", "risposta:",
+    "respuesta es", "resposta é", "risposta è",
     // Russian
     "ответ:", "Ответ:", "ответ —", "Ответ —", "ответ равен", "Ответ равен", "ответ -",
     "Ответ -", "окончательный ответ", "Окончательный ответ",
@@ -260,6 +262,22 @@ std::optional<std::string> after_anchor(std::string_view text) {
   return std::string(rest);
 }
 
+std::optional<std::string> after_copula(std::string_view span) {
+  size_t best = std::string_view::npos, best_end = 0;
+  for (const char* c : {" is ", " are ", " equals ", " was ", " est ", " ist ", " es ", " é ",
+                        " è ", " равно ", " равен ", "是", "为", "は"}) {
+    size_t p = rfind_ci(span, c);
+    if (p != std::string_view::npos && (best == std::string_view::npos || p > best)) {
+      best = p;
+      best_end = p + std::strlen(c);
+    }
+  }
+  if (best == std::string_view::npos || !has_prose(span.substr(0, best))) return std::nullopt;
+  std::string_view rest = trim(span.substr(best_end));
+  if (rest.empty()) return std::nullopt;
+  return std::string(rest);
+}
+
 std::optional<std::string> last_latex(std::string_view text) {
   Span spans[6];
   int n = 0;
@@ -289,11 +307,20 @@ bool one_span_or_none(std::string_view text) {
   return sp.open == std::string_view::npos || (sp.open == 0 && sp.close == text.size());
 }
 
+// Digits right after an ASCII letter belong to a name ("H2O", "x2", "AZYUK2A"), not a value.
+bool in_identifier(std::string_view text, size_t first_digit) {
+  return first_digit > 0 && is_alpha(text[first_digit - 1]);
+}
+
 std::optional<std::string> first_number(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     if (!is_digit(text[i])) continue;
     size_t j = i;
     while (j + 1 < text.size() && number_char(text, j + 1)) ++j;
+    if (in_identifier(text, i)) {
+      i = j;
+      continue;
+    }
     return number_ending_at(text, j);
   }
   return std::nullopt;
@@ -307,7 +334,7 @@ std::optional<std::string> last_number(std::string_view text) {
     // an exponent or index ("m^2", "x_1", "{2}" of m^{2}) is not the answer
     char before = b > 0 ? text[b - 1] : ' ';
     bool braced_exp = before == '{' && b >= 2 && (text[b - 2] == '^' || text[b - 2] == '_');
-    if (before == '^' || before == '_' || braced_exp) {
+    if (before == '^' || before == '_' || braced_exp || in_identifier(text, b)) {
       i = b;
       continue;
     }
@@ -329,6 +356,23 @@ std::optional<std::string> choice_at_line_start(std::string_view text) {
   return found;
 }
 
+// Whether the letter at i is a term of an expression ("\mathrm{E}*2", "2 + C"): an operator
+// next to it, past braces and spaces.
+bool operand(std::string_view text, size_t i) {
+  // not "-" nor "=": "B - because ...", "- B" (a bullet) and "answer = B" are prose
+  auto is_op = [](char c) { return std::strchr("*/+^", c) != nullptr; };
+  size_t k = i + 1;
+  while (k < text.size() && (text[k] == '}' || text[k] == ' ')) ++k;
+  bool bold = k + 1 < text.size() && text[k] == '*' && text[k + 1] == '*';  // "**B**"
+  if (k < text.size() && is_op(text[k]) && !bold) return true;
+  size_t b = i;
+  while (b > 0 && (text[b - 1] == '{' || text[b - 1] == ' ')) --b;
+  while (b > 0 && is_alpha(text[b - 1])) --b;  // a command before the brace: \mathrm
+  if (b > 0 && text[b - 1] == '\\') --b;
+  while (b > 0 && text[b - 1] == ' ') --b;
+  return b > 0 && is_op(text[b - 1]) && !(b >= 2 && text[b - 2] == '*');
+}
+
 std::optional<std::string> choice_letter(std::string_view text, bool last) {
   std::optional<std::string> found;
   const char max_letter = 'E';  // a lone "I" in prose is no choice; "\boxed{G}" compares as text
@@ -337,7 +381,7 @@ std::optional<std::string> choice_letter(std::string_view text, bool last) {
     if (c < 'A' || c > max_letter) continue;
     bool before = i == 0 || (!is_alpha(text[i - 1]) && !is_digit(text[i - 1]) &&
                              text[i - 1] != '\\' && text[i - 1] != '_' && text[i - 1] != '^');
-    if (!before || !letter_boundary(text, i + 1)) continue;
+    if (!before || !letter_boundary(text, i + 1) || operand(text, i)) continue;
     found = std::string(1, c);
     if (!last) return found;
   }

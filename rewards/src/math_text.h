@@ -18,6 +18,11 @@ std::optional<std::string_view> braced(std::string_view text, size_t open);
 // of its line or sentence; nullopt without an anchor.
 std::optional<std::string> after_anchor(std::string_view text);
 
+// In an answer span that is a sentence ("the largest $n$ is 34"), what follows its last
+// copula ("is", "are", "equals", "est", "ist", ...); nullopt when there is none or no prose
+// before it.
+std::optional<std::string> after_copula(std::string_view span);
+
 // The last LaTeX math span ($..$, $$..$$, \[..\], \(..\)), joined with the spans before it
 // when only ",", "and", "or" separate them ("$1$ and $2$" -> "1, 2").
 std::optional<std::string> last_latex(std::string_view text);
