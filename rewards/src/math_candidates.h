@@ -23,12 +23,14 @@ class CandidateStream {
   static constexpr int kMaxCandidates = 8;
   static constexpr size_t kTail = 32768;  // anchors, LaTeX spans, numbers: the last 32 KB
   void run_stage(int stage);
+  static bool anchor_after_last_box(std::string_view text);
   void add(std::optional<std::string> text, AnswerSource source);
 
   const ExtractOptions& o_;
   bool choice_;
   std::string_view text_;
   bool done_ = false;
+  bool anchor_first_ = false;  // an answer anchor follows the last \boxed{}
   int stage_ = 0;
   int n_ = 0;
   std::vector<Extracted> queue_;

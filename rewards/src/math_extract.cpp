@@ -167,6 +167,18 @@ CandidateStream::CandidateStream(std::string_view completion, const ExtractOptio
   auto region = answer_region(completion, options.think);
   done_ = !region;
   if (region) text_ = *region;
+  anchor_first_ = region && o_.boxed && o_.answer_is && anchor_after_last_box(text_);
+}
+
+// Math-Verify ranks a "final answer is" sentence and a \boxed{} alike and takes the later one:
+// "\boxed{255} so she has $10,455. The final answer is $10,455$." answers 10,455.
+bool CandidateStream::anchor_after_last_box(std::string_view text) {
+  size_t box = text.rfind("\\boxed{");
+  if (box == std::string_view::npos) return false;
+  auto inner = detail::braced(text, box + 6);
+  if (!inner) return false;
+  std::string_view after = text.substr(box + 6 + inner->size() + 2);
+  return after.size() <= kTail && detail::after_anchor(after).has_value();
 }
 
 std::optional<Extracted> CandidateStream::next() {
@@ -174,7 +186,10 @@ std::optional<Extracted> CandidateStream::next() {
     if (done_ || n_ >= kMaxCandidates) return std::nullopt;
     queue_.clear();
     pos_ = 0;
-    run_stage(stage_++);
+    // the anchor's stage (3) before the box's (1) when the anchor comes last
+    static constexpr int kAnchorFirst[] = {0, 3, 1, 2};
+    int stage = stage_++;
+    run_stage(anchor_first_ && stage < 4 ? kAnchorFirst[stage] : stage);
   }
   ++n_;
   return std::move(queue_[pos_++]);

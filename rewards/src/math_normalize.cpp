@@ -169,6 +169,18 @@ std::string commands_pass(std::string_view s) {
   return out;
 }
 
+// Whether the number at s[i] opens a bracket holding "a,bcd" and nothing else: "(12,102)".
+bool pair_in_brackets(const std::string& s, size_t i) {
+  if (i == 0 || (s[i - 1] != '(' && s[i - 1] != '[')) return false;
+  size_t j = i;
+  while (j < s.size() && is_digit(s[j])) ++j;
+  if (j + 4 >= s.size() || s[j] != ',') return false;
+  for (size_t k = j + 1; k < j + 4; ++k) {
+    if (!is_digit(s[k])) return false;
+  }
+  return s[j + 4] == ')' || s[j + 4] == ']';
+}
+
 // "1,234,567" -> "1234567" and "1 234 567" -> "1234567" (groups of exactly three digits).
 // MATH writes "11,\\! 111" (a thin space after the comma): the caller has made that "11,111".
 std::string join_thousands(const std::string& s) {
@@ -184,8 +196,8 @@ std::string join_thousands(const std::string& s) {
     size_t j = i;
     while (j < s.size() && is_digit(s[j])) ++j;
     std::string number(s, i, j - i);
-    // a group of three never follows a lone 0: "0,125" is a decimal comma
-    if (j - i <= 3 && number != "0") {
+    // a group of three never follows a lone 0: "0,125" is a decimal comma; "(12,102)" is a pair
+    if (j - i <= 3 && number != "0" && !pair_in_brackets(s, i)) {
       while (j + 4 <= s.size() && (s[j] == ',' || s[j] == ' ') && is_digit(s[j + 1]) &&
              is_digit(s[j + 2]) && is_digit(s[j + 3]) &&
              (j + 4 == s.size() || (!is_digit(s[j + 4]) && s[j + 4] != '/' &&
@@ -372,7 +384,7 @@ void strip_trailing_non_ascii(std::string& s) {
   size_t e = s.size();
   while (e > 0 && (static_cast<unsigned char>(s[e - 1]) >= 0x80 || is_space(s[e - 1]))) --e;
   if (e == s.size() || e == 0) return;
-  if (is_digit(s[e - 1]) || s[e - 1] == '%' || s[e - 1] == '}') s.resize(e);
+  if (is_digit(s[e - 1]) || s[e - 1] == '%' || s[e - 1] == '}' || s[e - 1] == ')') s.resize(e);
 }
 
 // ", ,", leading and trailing commas left by \quad and "or" lists.
@@ -487,6 +499,9 @@ std::string normalize(std::string_view input) {
     replace_all(s, ",\\!", ",");
   }
   if (s.find("quad") != std::string::npos) unglue_quads(s);
+  if (s.find("{,") != std::string::npos) {  // "14{,}916", "14 {, }916"
+    for (const char* sep : {" {, }", "{, }", " {,}"}) replace_all(s, sep, "{,}");
+  }
   replace_all(s, "{,}", ",");
   replace_all(s, "**", "^");  // Python powers
   s = commands_pass(s);
