@@ -24,6 +24,12 @@ COMMON = [
      {"role": "assistant", "content": "<think>\nok, 1+1\n</think>\n\nyes 2"}],
     [{"role": "system", "content": "A"}, {"role": "user", "content": "hi"},
      {"role": "system", "content": "B"}, {"role": "user", "content": " again\n"}],
+    # Qwen3 keeps reasoning only after the last user turn, split out of the content
+    [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "<think>r1</think>a1"},
+     {"role": "user", "content": "q2"},
+     {"role": "assistant", "content": "\n\n<think>\n\nr2\n\n</think>\n\n\na2\n"}],
+    [{"role": "user", "content": "q"}, {"role": "assistant", "content": "plain answer"},
+     {"role": "assistant", "content": "<think>late</think>more"}],
 ]
 
 TOOLS = [{"type": "function", "function": {

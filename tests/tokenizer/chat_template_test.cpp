@@ -94,6 +94,21 @@ void check_package(const std::string& slug) {
     }
   }
   if (!tok) GTEST_SKIP() << "text matches; ids not compared: " << tok_error;
+  // data.template "chat": the prompt text, encoded as every caller does (add_special=true), has
+  // the ids of apply_chat_template([user], add_generation_prompt=True): one BOS, not two.
+  const auto prompt = chat_prompt_renderer(pkg + "/models", &*tok);
+  int checked = 0;
+  for (size_t k = 0; k < cases.size(); ++k) {
+    const OJson& c = cases[k];
+    if (c["messages"].size() != 1 || !c["add_generation_prompt"].get<bool>() || !c["tools"].is_null() ||
+        !c["extra"].is_null())
+      continue;
+    EXPECT_EQ(tok->encode(prompt(c["messages"][0]["content"]), true),
+              ref[k]["ids"].get<std::vector<int32_t>>())
+        << slug;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 1);
 }
 
 TEST(ChatTemplateReal, DeepSeekV3) { check_package("deepseek_v3"); }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "aha/core/error.h"
+#include "aha/tokenizer/tokenizer.h"
 
 namespace aha::tokenizer {
 namespace {
@@ -119,6 +120,22 @@ std::string ChatTemplate::render(const OJson& messages, bool add_generation_prom
 std::string ChatTemplate::render_user_prompt(const std::string& text) const {
   OJson messages = OJson::array({OJson{{"role", "user"}, {"content", text}}});
   return render(messages, true);
+}
+
+std::function<std::string(const std::string&)> chat_prompt_renderer(
+    const std::string& checkpoint_dir, const Tokenizer* tok) {
+  auto tmpl = std::make_shared<const ChatTemplate>(ChatTemplate::load(checkpoint_dir));
+  bool tok_adds_bos = false;
+  if (tok != nullptr && tok->bos_id()) {
+    std::vector<int32_t> ids = tok->encode("", true);
+    tok_adds_bos = !ids.empty() && ids.front() == *tok->bos_id();
+  }
+  std::string bos = tok_adds_bos ? tmpl->bos_token() : "";
+  return [tmpl, bos](const std::string& text) {
+    std::string out = tmpl->render_user_prompt(text);
+    if (!bos.empty() && out.starts_with(bos)) out.erase(0, bos.size());
+    return out;
+  };
 }
 
 }  // namespace aha::tokenizer

@@ -3,6 +3,7 @@
 // gives it (messages, tools, add_generation_prompt, the special tokens).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,5 +47,14 @@ class ChatTemplate {
   nlohmann::ordered_json special_tokens_ = nlohmann::ordered_json::object();
   std::string bos_token_, eos_token_;
 };
+
+class Tokenizer;
+
+// What `data.template: chat` renders a prompt with: one user message plus the generation prompt,
+// through checkpoint_dir's chat template. Prompts are encoded with add_special=true, so the
+// template's leading bos_token is dropped where `tok` adds one itself: the prompt ids are then
+// exactly apply_chat_template's. `tok` may be null (no tokenizer.json): the text stays as is.
+std::function<std::string(const std::string&)> chat_prompt_renderer(
+    const std::string& checkpoint_dir, const Tokenizer* tok);
 
 }  // namespace aha::tokenizer
