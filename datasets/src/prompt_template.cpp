@@ -1,5 +1,5 @@
-// Prompt templates: `{field}` substitution, the R1-Zero template and the DeepSeek / Qwen3 /
-// ChatML chat formats.
+// Prompt templates: `{field}` substitution, the R1-Zero template, and "chat" through a renderer
+// the caller supplies.
 #include "aha/datasets/prompt_template.h"
 
 #include <algorithm>
@@ -52,7 +52,19 @@ std::string PromptTemplate::text_of(const std::string& name_or_text) {
   return name_or_text;
 }
 
+PromptTemplate PromptTemplate::from_config(const std::string& name_or_text,
+                                           const std::function<ChatRenderer()>& load_chat) {
+  if (!is_chat(name_or_text)) return from_config(name_or_text);
+  PromptTemplate t("{prompt}");
+  t.chat_ = load_chat();
+  if (!t.chat_) fail("data.template 'chat': no chat template to render with");
+  return t;
+}
+
 PromptTemplate PromptTemplate::from_config(const std::string& name_or_text) {
+  if (is_chat(name_or_text))
+    fail("data.template 'chat' needs the checkpoint's chat template, which this command does not "
+         "load; use r1_zero or a {prompt} template");
   if (name_or_text == "r1_zero" || name_or_text == "r1-zero") return PromptTemplate(kR1ZeroTemplate);
   PromptTemplate t(name_or_text);
   // A template without a field renders every example into the same prompt.
@@ -70,6 +82,12 @@ std::string PromptTemplate::render_row(const Json& row) const {
 }
 
 std::string PromptTemplate::render(const Json& values) const {
+  if (chat_) {
+    auto it = values.is_object() ? values.find("prompt") : values.end();
+    if (it == values.end() || !it->is_string())
+      fail("[prompt_template] chat: no string 'prompt' in ", values.dump().substr(0, 200));
+    return chat_(it->get<std::string>());
+  }
   std::string out = literals_[0];
   for (size_t k = 0; k < fields_.size(); ++k) {
     auto it = values.is_object() ? values.find(fields_[k]) : values.end();
@@ -79,122 +97,6 @@ std::string PromptTemplate::render(const Json& values) const {
     out += it->is_string() ? it->get_ref<const std::string&>() : it->dump();
     out += literals_[k + 1];
   }
-  return out;
-}
-
-ChatTemplate::ChatTemplate(ChatFormat format, std::string bos_token, std::string eos_token)
-    : format_(format), bos_token_(std::move(bos_token)), eos_token_(std::move(eos_token)) {}
-
-namespace {
-std::string config_token(const Json& config, const char* key) {
-  if (!config.contains(key)) return "";
-  const Json& v = config[key];
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_object() && v.contains("content") && v["content"].is_string())
-    return v["content"].get<std::string>();
-  return "";
-}
-}  // namespace
-
-ChatTemplate ChatTemplate::from_tokenizer_config(const Json& config) {
-  if (!config.is_object() || !config.contains("chat_template") ||
-      !config["chat_template"].is_string())
-    fail("[chat_template] tokenizer_config has no chat_template string");
-  const std::string& t = config["chat_template"].get_ref<const std::string&>();
-  std::string bos = config_token(config, "bos_token"), eos = config_token(config, "eos_token");
-  if (t.find("<｜User｜>") != std::string::npos && t.find("<｜Assistant｜>") != std::string::npos)
-    return ChatTemplate(ChatFormat::kDeepSeek, bos, eos);
-  if (t.find("<|im_start|>") != std::string::npos)
-    return ChatTemplate(t.find("reasoning_content") != std::string::npos ? ChatFormat::kQwen3
-                                                                          : ChatFormat::kChatML,
-                        bos, eos);
-  fail("[chat_template] unrecognised chat_template (supported: DeepSeek <｜User｜>/<｜Assistant｜>, "
-       "ChatML <|im_start|>); use a plain {field} template instead");
-}
-
-namespace {
-
-std::string_view strip_newlines(std::string_view s, bool left, bool right) {
-  while (left && !s.empty() && s.front() == '\n') s.remove_prefix(1);
-  while (right && !s.empty() && s.back() == '\n') s.remove_suffix(1);
-  return s;
-}
-
-// Qwen3: an assistant turn after the last user query shows its reasoning as
-// "<think>\n{reasoning}\n</think>\n\n{answer}"; earlier turns keep only the answer.
-std::string render_qwen3(std::span<const ChatMessage> messages) {
-  std::string out;
-  if (!messages.empty() && messages[0].role == "system")
-    out += "<|im_start|>system\n" + messages[0].content + "<|im_end|>\n";
-  int last_query = int(messages.size()) - 1;
-  for (int i = int(messages.size()) - 1; i >= 0; --i) {
-    const std::string& c = messages[i].content;
-    if (messages[i].role == "user" &&
-        !(c.starts_with("<tool_response>") && c.ends_with("</tool_response>"))) {
-      last_query = i;
-      break;
-    }
-  }
-  for (int i = 0; i < int(messages.size()); ++i) {
-    const ChatMessage& m = messages[i];
-    if (m.role == "user" || (m.role == "system" && i > 0)) {
-      out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-    } else if (m.role == "assistant") {
-      std::string_view content = m.content, reasoning;
-      size_t first_end = content.find("</think>");
-      if (first_end != std::string_view::npos) {
-        std::string_view before = strip_newlines(content.substr(0, first_end), false, true);
-        size_t open = before.rfind("<think>");
-        reasoning = strip_newlines(open == std::string_view::npos ? before : before.substr(open + 7),
-                                   true, false);
-        content = strip_newlines(content.substr(content.rfind("</think>") + 8), true, false);
-      }
-      out += "<|im_start|>assistant\n";
-      if (i > last_query && (i + 1 == int(messages.size()) || !reasoning.empty())) {
-        out += "<think>\n";
-        out += strip_newlines(reasoning, true, true);
-        out += "\n</think>\n\n";
-        out += strip_newlines(content, true, false);
-      } else {
-        out += content;
-      }
-      out += "<|im_end|>\n";
-    }
-  }
-  return out;
-}
-
-}  // namespace
-
-std::string ChatTemplate::render(std::span<const ChatMessage> messages,
-                                 bool add_generation_prompt) const {
-  for (const auto& m : messages)
-    if (m.role != "system" && m.role != "user" && m.role != "assistant")
-      fail("[chat_template] unsupported role '", m.role, "' (system, user, assistant)");
-  std::string out;
-  if (format_ == ChatFormat::kDeepSeek) {
-    // All system messages first (joined by a blank line), then the turns.
-    out = bos_token_;
-    bool first_system = true;
-    for (const auto& m : messages) {
-      if (m.role != "system") continue;
-      if (!first_system) out += "\n\n";
-      out += m.content;
-      first_system = false;
-    }
-    for (const auto& m : messages) {
-      if (m.role == "user") out += "<｜User｜>" + m.content;
-      if (m.role == "assistant") out += "<｜Assistant｜>" + m.content + eos_token_;
-    }
-    if (add_generation_prompt) out += "<｜Assistant｜>";
-    return out;
-  }
-  if (format_ == ChatFormat::kQwen3) {
-    out = render_qwen3(messages);
-  } else {
-    for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-  }
-  if (add_generation_prompt) out += "<|im_start|>assistant\n";
   return out;
 }
 

