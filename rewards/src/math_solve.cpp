@@ -136,8 +136,8 @@ bool Comparer::solve(const Tree& t, int idx, std::vector<Value>& roots, std::str
   int n_pm = 0;
   collect_vars(t, idx, vars, n_pm);
   if (vars.size() != 1 || n_pm != 0) return false;
-  if ((t.nodes[n.a].kind == K::kVar && !has_var(t, n.b)) ||
-      (t.nodes[n.b].kind == K::kVar && !has_var(t, n.a))) {
+  // "x = 3" and "f(2) = 5" are answers (a label and its value), not equations in x or f
+  if ((is_label(t, n.a) && !has_var(t, n.b)) || (is_label(t, n.b) && !has_var(t, n.a))) {
     return false;
   }
   const int64_t points[6][2] = {{0, 1}, {1, 1}, {-1, 1}, {2, 1}, {3, 1}, {1, 2}};

@@ -5,28 +5,12 @@
 // is fed both as "The final answer is $\boxed{PRED}$." and as a raw completion.
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <string>
-
-#include "aha/core/config.h"
-#include "aha/rewards/math.h"
-#include "aha/rewards/reward.h"
+#include "rewards/math_suite_runner.h"
 
 namespace aha::rewards {
 namespace {
 
-enum Mode { kAny, kRaw, kBoxed };  // which wrappings a case is fed in
-constexpr bool Y = true;
-constexpr bool N = false;
-
-struct SuiteCase {
-  const char* gold;
-  const char* pred;
-  bool equal;
-  Mode mode;
-};
+using namespace suite;
 
 // clang-format off
 const SuiteCase kSuite[] = {
@@ -463,54 +447,11 @@ const SuiteCase kSuite[] = {
 };
 // clang-format on
 
-std::string boxed(const char* pred) {
-  return std::string("The final answer is $\\boxed{") + pred + "}$.";
-}
-
-bool judged_equal(const std::string& completion, const char* gold) {
-  MathCheck c = check_math(completion, gold, MathOptions{}, ExtractOptions{});
-  return c.verdict == MathVerdict::kEqual;
-}
-
-std::string explain(const std::string& completion, const char* gold) {
-  MathCheck c = check_math(completion, gold, MathOptions{}, ExtractOptions{});
-  return "gold \"" + c.gold + "\" extracted \"" + c.extracted.text + "\" (" +
-         answer_source_name(c.extracted.source) + ") -> " + verdict_name(c.verdict);
-}
-
-// Runs every case of the wrapping; counts agreements and false positives.
-void run_suite(bool wrap_boxed) {
-  int agree = 0, total = 0, false_pos = 0, unequal = 0;
-  double slowest_ms = 0;
-  for (const auto& c : kSuite) {
-    if (c.mode == (wrap_boxed ? kRaw : kBoxed)) continue;
-    std::string completion = wrap_boxed ? boxed(c.pred) : std::string(c.pred);
-    auto t0 = std::chrono::steady_clock::now();
-    bool got = judged_equal(completion, c.gold);
-    double ms =
-        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    slowest_ms = std::max(slowest_ms, ms);
-    ++total;
-    unequal += !c.equal;
-    false_pos += got && !c.equal;
-    if (got == c.equal) {
-      ++agree;
-    } else {
-      ADD_FAILURE() << (c.equal ? "missed: " : "false positive: ") << "pred \"" << c.pred
-                    << "\" gold \"" << c.gold << "\": " << explain(completion, c.gold);
-    }
-  }
-  std::printf("[math suite] %s: %d/%d agree, %d false positives of %d unequal pairs, "
-              "slowest case %.2f ms\n",
-              wrap_boxed ? "boxed" : "raw", agree, total, false_pos, unequal, slowest_ms);
-  EXPECT_LT(slowest_ms, 1000.0);  // every case decided in under a second
-}
-
 TEST(MathSuite, TableHasAtLeast400Cases) { EXPECT_GE(std::size(kSuite), 400u); }
 
-TEST(MathSuite, BoxedPredictions) { run_suite(true); }
+TEST(MathSuite, BoxedPredictions) { run_suite(kSuite, true, "math suite"); }
 
-TEST(MathSuite, RawCompletions) { run_suite(false); }
+TEST(MathSuite, RawCompletions) { run_suite(kSuite, false, "math suite"); }
 
 }  // namespace
 }  // namespace aha::rewards

@@ -1,0 +1,92 @@
+// Table-driven agreement test of the kinds of answers measured against the public verifier
+// suites for issue 15 (labelled answers, inequalities up to a factor, joined boxes, answer
+// sentences, approximation glosses, number formats, choice letters, anchors after a box).
+// Every case is invented for aha; each kind has equal and unequal pairs, and predictions that
+// merely restate an equation must score 0.
+#include <gtest/gtest.h>
+
+#include "rewards/math_suite_runner.h"
+
+namespace aha::rewards {
+namespace {
+
+using namespace suite;
+
+// clang-format off
+const SuiteCase kKinds[] = {
+  // --- labels: a left side made of names only, or a function of one letter, names the value ---
+  {"g(3) = 7", "7", Y, kAny}, {"g(3) = 7", "8", N, kAny}, {"h(-1) = \\frac{1}{2}", "0.5", Y, kAny},
+  {"P(A) = \\frac{1}{4}", "\\frac14", Y, kAny}, {"P(A) = \\frac{1}{4}", "\\frac13", N, kAny},
+  {"(a, b) = (4, -1)", "(4, -1)", Y, kAny}, {"(a, b) = (4, -1)", "(-1, 4)", N, kAny},
+  {"(m,n,k)=(1,2,3)", "(1,2,3)", Y, kAny}, {"(m,n,k)=(1,2,3)", "(1,3,2)", N, kAny},
+  {"PQ = 6", "6", Y, kAny}, {"|CD| = 9", "9", Y, kAny}, {"|CD| = 9", "3", N, kAny},
+  {"a:b = 3:5", "3:5", Y, kAny}, {"a:b = 3:5", "5:3", N, kAny},
+  {"\\frac{AM}{MB} = \\frac{2}{3}", "\\frac{2}{3}", Y, kAny},
+  {"\\frac{AM}{MB} = \\frac{2}{3}", "\\frac{3}{2}", N, kAny},
+  {"EF = 2, GH = 7", "2, 7", Y, kAny}, {"EF = 2, GH = 7", "2, 8", N, kAny},
+  {"7", "q(5) = 7", Y, kAny}, {"f(x) = 3x - 1", "y = 3x - 1", Y, kAny},
+  {"f(x) = 3x - 1", "y = 3x + 1", N, kAny}, {"g(t) = t^2 + 1", "y = t^2 + 1", Y, kAny},
+  // an equation between two expressions is no label: its right side alone is not the answer
+  {"5 = 2p + q", "2p + q", N, kAny}, {"3y - w = 0", "0", N, kAny}, {"m^2 + n = 4", "4", N, kAny},
+  {"4 = 3k + 1", "4", N, kAny}, {"4 = 3k + 1", "1", Y, kAny},  // solved: k = 1
+  // a predicted equation is read by its last side; restating the problem scores 0
+  {"12", "3 \\cdot 4 = 12", Y, kAny}, {"5", "2x + 3 = 13", N, kAny}, {"k = 2", "k^2 = 4", N, kAny},
+  // --- inequalities: the same up to a factor (flipped by a negative one), chains on a label ---
+  {"t < 4", "-t > -4", Y, kAny}, {"t < 4", "-t < -4", N, kAny}, {"y \\ge -2", "-2y \\le 4", Y, kAny},
+  {"3x \\le 6", "x \\le 2", Y, kAny}, {"3x \\le 6", "x < 2", N, kAny}, {"x > 1", "2x > 3", N, kAny},
+  {"2 < f(t) < 5", "(2, 5)", Y, kAny}, {"2 < f(t) < 5", "[2, 5]", N, kAny},
+  {"-1 \\le g(x) \\le 1", "[-1, 1]", Y, kAny}, {"-1 \\le g(x) \\le 1", "(-1, 1)", N, kAny},
+  // --- several boxes joined by spacing, a conjunction or a few words with one ---
+  {"3, 8", "So $\\boxed{3} \\quad \\text{and} \\quad \\boxed{8}$", Y, kRaw},
+  {"3, 8", "So $\\boxed{3} \\quad \\text{and} \\quad \\boxed{9}$", N, kRaw},
+  {"(1, 2), (2, 1)", "$\\boxed{(1, 2)} \\text{ for the first part and } \\boxed{(2, 1)}$", Y, kRaw},
+  {"4, 9", "\\boxed{4} apples and \\boxed{9} pears", Y, kRaw},
+  {"4, 9", "We first guessed \\boxed{4}, but rechecking gives \\boxed{9}", N, kRaw},
+  {"9", "We first guessed \\boxed{4}, but rechecking gives \\boxed{9}", Y, kRaw},
+  {"\\boxed{2} and \\boxed{-5}", "-5, 2", Y, kAny}, {"\\boxed{2} and \\boxed{-5}", "-5", N, kAny},
+  {"u = 2x + 1, v = x - 3", "\\( u = \\boxed{2x + 1} \\) and \\( v = \\boxed{x - 3} \\)", Y, kRaw},
+  {"u = 2x + 1, v = x - 3", "\\( u = \\boxed{2x + 1} \\) and \\( v = \\boxed{x + 3} \\)", N, kRaw},
+  {"(3,5)or(5,3)", "(5,3), (3,5)", Y, kAny}, {"(3,5)or(5,3)", "(5,3), (3,6)", N, kAny},
+  {"x_1 = 2,\\quadx_2 = 5", "2, 5", Y, kAny}, {"x_1 = 2,\\quadx_2 = 5", "2, 6", N, kAny},
+  // --- an answer sentence: the value after its copula ---
+  {"27", "Final answer: the smallest $k$ is 27.", Y, kRaw},
+  {"28", "Final answer: the smallest $k$ is 27.", N, kRaw},
+  {"15", "Answer: the number of handshakes is 15", Y, kRaw},
+  {"\\frac{3}{7}", "答案：概率是 \\(\\frac{3}{7}\\)。", Y, kRaw},
+  {"3/7", "答案：每份是 (\\frac{3}{7}) 升。", Y, kRaw}, {"3/8", "答案：每份是 (\\frac{3}{7}) 升。", N, kRaw},
+  {"0.6", "Réponse : la probabilité est 0,6.", Y, kRaw},
+  {"C", "la réponse est C et non B", Y, kRaw}, {"C", "la réponse est B et non C", N, kRaw},
+  // --- an approximation is a gloss of the exact value, unless a name precedes it ---
+  {"\\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt{2}}{2} \\approx 0.707", Y, kAny},
+  {"\\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt{3}}{2} \\approx 0.866", N, kAny},
+  {"2\\pi", "2\\pi \\approx 6.28", Y, kAny}, {"14", "n \\approx 14", Y, kAny},
+  {"14", "n \\approx 15", N, kAny}, {"\\frac{2}{9}", "p = \\frac{2}{9} \\approx 0.22", Y, kAny},
+  {"\\sqrt{5}", "√5 ≈ 2.236", Y, kAny}, {"\\sqrt{6}", "√5 ≈ 2.236", N, kAny},
+  // --- number formats: thin-space thousands, decimal commas after 0, pairs in brackets ---
+  {"22222222200", "22,\\! 222,\\! 222,\\! 200", Y, kAny}, {"4096", "4,\\!096", Y, kAny},
+  {"4096", "4,\\!097", N, kAny}, {"0.375", "0,375", Y, kAny}, {"0,25", "0.25", Y, kAny},
+  {"0,25", "25", N, kAny}, {"(15,240)", "(15, 240)", Y, kAny}, {"(15,240)", "15240", N, kAny},
+  {"21,305", "21305", Y, kAny}, {"31{,}415", "31415", Y, kAny}, {"31 {, }415", "31415", Y, kAny},
+  {"31 {, }415", "31416", N, kAny}, {"45", "45minutes", Y, kAny}, {"12", "12hours", Y, kAny},
+  {"13", "12hours", N, kAny}, {"\\frac{1}{4}", "(\\frac{1}{4}) 公斤", Y, kAny},
+  // digits inside a name are no number
+  {"3", "Product code ZK3P.", N, kRaw}, {"7", "Use the CO2 sensor 7 times.", Y, kRaw},
+  // --- plain braces group a list; a backslashed brace makes a set ---
+  {"(2,9)", "{2,9}", Y, kAny}, {"(2,9)", "{9,2}", N, kAny}, {"\\{2, 9\\}", "(2, 9)", N, kAny},
+  // --- choice letters: not when the letter is a term of an expression; option golds ---
+  {"D", "\\mathrm{D}+1", N, kAny}, {"D", "**D**", Y, kAny}, {"B Bertrand", "B", Y, kAny},
+  {"B Bertrand", "C", N, kAny}, {"The answer is\nD Daphne", "D", Y, kAny},
+  {"The answer is\nD Daphne", "A", N, kAny},
+  // --- an anchor after the last box is tried first ---
+  {"1250", "so each costs \\boxed{50}, and 25 of them cost 1250. The final answer is 1250.", Y, kRaw},
+  {"50", "so each costs \\boxed{50}, and 25 of them cost 1250. The final answer is 1250.", N, kRaw},
+  {"50", "The final answer is 1250? No: each costs \\boxed{50}.", Y, kRaw},
+};
+// clang-format on
+
+TEST(MathSuiteKinds, BoxedPredictions) { run_suite(kKinds, true, "math suite kinds"); }
+
+TEST(MathSuiteKinds, RawCompletions) { run_suite(kKinds, false, "math suite kinds"); }
+
+}  // namespace
+}  // namespace aha::rewards
