@@ -88,6 +88,18 @@ Cmp Comparer::collections(int a, int b) {
       set_elements(tb_, b, ys)) {
     return any_order(xs, ys);
   }
+  // "x < -1 or x > 2" against "(-\infty, -1) \cup (2, \infty)": relation by interval
+  auto relations_list = [](const Tree& t, const Node& n) {
+    if (n.kind != K::kSet || !n.bare) return false;
+    for (int k : n.kids) {
+      if (t.nodes[k].kind != K::kRel) return false;
+    }
+    return true;
+  };
+  if ((x.kind == K::kUnion && relations_list(tb_, y)) ||
+      (y.kind == K::kUnion && relations_list(ta_, x))) {
+    return any_order(x.kids, y.kids);
+  }
   // a one-element set equals its element; a scalar with \pm equals the set of its values
   if (!is_collection(y.kind)) {
     if (x.kind == K::kSet && x.kids.size() == 1) return compare(x.kids[0], b);

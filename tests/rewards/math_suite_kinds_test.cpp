@@ -36,6 +36,9 @@ const SuiteCase kKinds[] = {
   {"3x \\le 6", "x \\le 2", Y, kAny}, {"3x \\le 6", "x < 2", N, kAny}, {"x > 1", "2x > 3", N, kAny},
   {"2 < f(t) < 5", "(2, 5)", Y, kAny}, {"2 < f(t) < 5", "[2, 5]", N, kAny},
   {"-1 \\le g(x) \\le 1", "[-1, 1]", Y, kAny}, {"-1 \\le g(x) \\le 1", "(-1, 1)", N, kAny},
+  {"(-\\infty, -1) \\cup (2, \\infty)", "x < -1 \\text{ or } x > 2", Y, kAny},
+  {"(-\\infty, -1) \\cup (2, \\infty)", "x < -1 \\text{ or } x \\ge 2", N, kAny},
+  {"t \\le 0 \\text{ or } t > 3", "(-\\infty, 0] \\cup (3, \\infty)", Y, kAny},
   // --- several boxes joined by spacing, a conjunction or a few words with one ---
   {"3, 8", "So $\\boxed{3} \\quad \\text{and} \\quad \\boxed{8}$", Y, kRaw},
   {"3, 8", "So $\\boxed{3} \\quad \\text{and} \\quad \\boxed{9}$", N, kRaw},
