@@ -468,6 +468,42 @@ void unglue_quads(std::string& s) {
   }
 }
 
+// A clock time as the whole answer: "08:34 \text{P.M.}" and "20:34:00" are "20:34"; other text
+// (ratios such as "11:21") is left alone.
+void clock_time(std::string& s) {
+  size_t i = 0;
+  while (i < s.size() && is_space(s[i])) ++i;
+  size_t h0 = i;
+  while (i < s.size() && is_digit(s[i])) ++i;
+  size_t hour_digits = i - h0;
+  if (hour_digits < 1 || hour_digits > 2 || i + 3 > s.size() || s[i] != ':' ||
+      !is_digit(s[i + 1]) || !is_digit(s[i + 2])) {
+    return;
+  }
+  int hour = std::stoi(s.substr(h0, hour_digits));
+  std::string minutes = s.substr(i + 1, 2);
+  i += 3;
+  bool seconds = i + 3 <= s.size() && s[i] == ':' && is_digit(s[i + 1]) && is_digit(s[i + 2]);
+  if (seconds && s.compare(i + 1, 2, "00") != 0) return;
+  if (seconds) i += 3;
+  std::string rest;  // what follows, without \text{ }, braces, dots and spaces, lowercased
+  for (size_t k = i; k < s.size(); ++k) {
+    if (s.compare(k, 5, "\\text") == 0 || s.compare(k, 7, "\\mathrm") == 0) {
+      k = s.find('{', k);
+      if (k == std::string::npos) return;
+      continue;
+    }
+    char c = s[k];
+    if (c == '{' || c == '}' || c == '.' || is_space(c)) continue;
+    rest += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (!rest.empty() && rest != "am" && rest != "pm") return;
+  if (hour > 23 || (!rest.empty() && (hour < 1 || hour > 12))) return;
+  if (rest == "pm" && hour < 12) hour += 12;
+  if (rest == "am" && hour == 12) hour = 0;
+  s = std::to_string(hour) + ":" + minutes;
+}
+
 bool has_non_ascii(std::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) >= 0x80) return true;
@@ -498,6 +534,7 @@ std::string normalize(std::string_view input) {
     replace_all(s, ",\\! ", ",");
     replace_all(s, ",\\!", ",");
   }
+  if (s.find(':') != std::string::npos) clock_time(s);
   if (s.find("quad") != std::string::npos) unglue_quads(s);
   if (s.find("{,") != std::string::npos) {  // "14{,}916", "14 {, }916"
     for (const char* sep : {" {, }", "{, }", " {,}"}) replace_all(s, sep, "{,}");

@@ -74,6 +74,10 @@ const SuiteCase kKinds[] = {
   {"13", "12hours", N, kAny}, {"\\frac{1}{4}", "(\\frac{1}{4}) 公斤", Y, kAny},
   // digits inside a name are no number
   {"3", "Product code ZK3P.", N, kRaw}, {"7", "Use the CO2 sensor 7 times.", Y, kRaw},
+  // --- clock times: seconds ":00" and a.m./p.m. read as a 24-hour time ---
+  {"18:05", "6:05 \\text{ p.m.}", Y, kAny}, {"18:05", "18:05:00", Y, kAny},
+  {"18:05", "6:05 \\text{ a.m.}", N, kAny}, {"00:40", "12:40 AM", Y, kAny},
+  {"18:05", "18:05:30", N, kAny}, {"9:15", "09:15", Y, kAny},
   // --- plain braces group a list; a backslashed brace makes a set ---
   {"(2,9)", "{2,9}", Y, kAny}, {"(2,9)", "{9,2}", N, kAny}, {"\\{2, 9\\}", "(2, 9)", N, kAny},
   // --- choice letters: not when the letter is a term of an expression; option golds ---
