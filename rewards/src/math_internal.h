@@ -129,6 +129,11 @@ void collect_vars(const Tree& t, int idx, std::vector<std::string>& vars, int& n
 // Normalised LaTeX (spacing, \left/\right, \dfrac, units, degrees, thousands separators...).
 std::string normalize(std::string_view s);
 
+// "A + B", "A - B", "A B" or a scalar times A where A, B are matrix nodes of t: a new matrix
+// node of entry expressions; -2 when the operands are not matrices of fitting shapes (the
+// caller builds the plain node), -1 when a limit is reached.
+int fold_matrices(Tree& t, K kind, int a, int b, Budget& budget);
+
 // Parses a normalised answer; false when it is not understood or the budget runs out.
 bool parse(std::string_view normalized, Tree& out, Budget& budget);
 

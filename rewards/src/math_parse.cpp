@@ -54,6 +54,7 @@ class Parser {
   }
   int binary(K kind, int a, int b) {
     if (a < 0 || b < 0) return -1;
+    if (int m = fold_matrices(tree_, kind, a, b, budget_); m != -2) return m;
     Node n;
     n.kind = kind;
     n.a = a;

@@ -74,6 +74,18 @@ const SuiteCase kKinds[] = {
   {"13", "12hours", N, kAny}, {"\\frac{1}{4}", "(\\frac{1}{4}) 公斤", Y, kAny},
   // digits inside a name are no number
   {"3", "Product code ZK3P.", N, kRaw}, {"7", "Use the CO2 sensor 7 times.", Y, kRaw},
+  // --- matrix arithmetic on written matrices ---
+  {"\\begin{pmatrix}4 & 1 \\\\ 0 & 5\\end{pmatrix}",
+   "The sum is $\\begin{pmatrix}3 & 1 \\\\ 2 & 2\\end{pmatrix} + \\begin{pmatrix}1 & 0 \\\\ -2 & 3\\end{pmatrix}$", Y, kRaw},
+  {"\\begin{pmatrix}4 & 1 \\\\ 0 & 5\\end{pmatrix}",
+   "The sum is $\\begin{pmatrix}3 & 1 \\\\ 2 & 2\\end{pmatrix} - \\begin{pmatrix}1 & 0 \\\\ -2 & 3\\end{pmatrix}$", N, kRaw},
+  {"\\begin{pmatrix}2 & 1 \\\\ 4 & 3\\end{pmatrix}",
+   "$\\begin{pmatrix}0 & 1 \\\\ 1 & 0\\end{pmatrix} \\begin{pmatrix}4 & 3 \\\\ 2 & 1\\end{pmatrix}$", Y, kRaw},
+  {"\\begin{pmatrix}4 & 3 \\\\ 2 & 1\\end{pmatrix}",
+   "$\\begin{pmatrix}0 & 1 \\\\ 1 & 0\\end{pmatrix} \\begin{pmatrix}4 & 3 \\\\ 2 & 1\\end{pmatrix}$", N, kRaw},
+  {"\\begin{pmatrix}6 \\\\ -3\\end{pmatrix}", "3\\begin{pmatrix}2 \\\\ -1\\end{pmatrix}", Y, kAny},
+  {"\\begin{pmatrix}6 \\\\ -3\\end{pmatrix}", "3\\begin{pmatrix}2 \\\\ 1\\end{pmatrix}", N, kAny},
+  {"\\begin{pmatrix}1 & 2\\end{pmatrix}", "\\begin{pmatrix}1 & 2\\end{pmatrix} + \\begin{pmatrix}1 \\\\ 2\\end{pmatrix}", N, kAny},
   // --- clock times: seconds ":00" and a.m./p.m. read as a 24-hour time ---
   {"18:05", "6:05 \\text{ p.m.}", Y, kAny}, {"18:05", "18:05:00", Y, kAny},
   {"18:05", "6:05 \\text{ a.m.}", N, kAny}, {"00:40", "12:40 AM", Y, kAny},
