@@ -10,6 +10,7 @@
 #include "aha/policy/model.h"
 #include "aha/policy/model_config.h"
 #include "aha/policy/quantization.h"
+#include "aha/tokenizer/chat_template.h"
 #include "aha/tokenizer/tokenizer.h"
 #include "aha/rewards/reward.h"
 
@@ -90,7 +91,9 @@ Json dry_run(const TrainConfig& cfg) {
          model_cfg.vocab_size);
   }
   auto data = datasets::load_examples(cfg.data, "train", cfg.seed);
-  auto templ = datasets::PromptTemplate::from_config(cfg.data.value("template", "r1_zero"));
+  auto templ = datasets::PromptTemplate::from_config(
+      cfg.data.value("template", "r1_zero"),
+      [&] { return tokenizer::chat_prompt_renderer(cfg.model, &tok); });
   size_t longest = 0;
   std::string first;
   const size_t n_check = std::min<size_t>(data.size(), 256);

@@ -12,6 +12,7 @@
 #include "aha/datasets/prompt_template.h"
 #include "aha/datasets/source.h"
 #include "aha/policy/checkpoint.h"
+#include "aha/tokenizer/chat_template.h"
 #include "aha/tokenizer/tokenizer.h"
 #include "aha/rewards/reward.h"
 #include "aha/runlog/run_db.h"
@@ -42,7 +43,8 @@ Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenize
                     std::vector<Rollout>* out_rows) {
   if (o.n < 1) fail("--n must be >= 1");
   if (problems.empty()) fail("evaluation: no problems");
-  auto templ = datasets::PromptTemplate::from_config(o.templ);
+  auto templ = datasets::PromptTemplate::from_config(
+      o.templ, [&] { return tokenizer::chat_prompt_renderer(o.model, &tok); });
   rewards::RewardSet own;
   if (o.reward_set == nullptr) own = rewards::RewardSet::from_json(o.rewards, rewards::builtin_registry());
   const rewards::RewardSet& rewards = o.reward_set != nullptr ? *o.reward_set : own;

@@ -14,6 +14,7 @@
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/esft.h"
 #include "aha/datasets/source.h"
+#include "aha/tokenizer/chat_template.h"
 #include "aha/grpo/eval.h"
 #include "aha/runlog/report.h"
 #include "aha/train/run_loop.h"
@@ -80,7 +81,8 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   s.cursor = std::make_unique<datasets::DataCursor>(static_cast<int64_t>(s.data.size()), cfg.seed);
   std::string templ = cfg.data.value("template", "r1_zero");
   const bool template_changed = warn_on_template_change(cfg.model, templ);
-  s.templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(templ));
+  s.templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(
+      templ, [&] { return tokenizer::chat_prompt_renderer(cfg.model, s.tok.get()); }));
   s.rewards = rewards::RewardSet::from_json(
       cfg.rewards, registry != nullptr ? *registry : rewards::builtin_registry());
   s.acc_label = cfg.accuracy_reward.empty() ? s.rewards.labels().front() : cfg.accuracy_reward;

@@ -13,6 +13,7 @@ namespace aha::grpo {
 void Trainer::State::run_eval(Json& m) {
   const GrpoConfig& g = cfg.grpo;
   EvalOptions o;
+  o.model = cfg.model;  // where data.template "chat" finds the chat template
   o.templ = cfg.data.value("template", "r1_zero");
   o.reward_set = &rewards;
   o.accuracy_reward = acc_label;
