@@ -16,6 +16,7 @@
 #include "aha/core/error.h"
 #include "aha/core/threading.h"
 #include "aha/datasets/source.h"
+#include "aha/tokenizer/chat_template.h"
 #include "aha/distill/common.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/distill/kd_loss.h"
@@ -269,7 +270,9 @@ SampleStats run_sample(const SampleConfig& cfg,
   auto tok = tokenizer::Tokenizer::load(cfg.teacher);
   auto teacher = policy::load_model<float>(cfg.teacher);
   auto examples = datasets::load_examples(cfg.data, "train", cfg.seed);
-  auto templ = datasets::PromptTemplate::from_config(cfg.data.value("template", "r1_zero"));
+  auto templ = datasets::PromptTemplate::from_config(
+      cfg.data.value("template", "r1_zero"),
+      [&] { return tokenizer::chat_prompt_renderer(cfg.teacher, &tok); });
   auto rset = rewards::RewardSet::from_json(cfg.rewards, rewards::builtin_registry());
   const std::string label =
       cfg.accuracy_reward.empty() ? rset.labels().front() : cfg.accuracy_reward;
