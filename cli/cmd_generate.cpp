@@ -7,6 +7,7 @@
 #include "aha/core/threading.h"
 #include "aha/datasets/prompt_template.h"
 #include "aha/policy/checkpoint.h"
+#include "aha/tokenizer/chat_template.h"
 #include "aha/tokenizer/tokenizer.h"
 #include "aha/rollout/engine.h"
 #include "commands.h"
@@ -95,8 +96,8 @@ int cmd_generate(const Args& args) {
       ("stop", po::value(&a.stop)->multitoken(), "stop strings (needs a tokenizer)")
       ("stop-id", po::value(&a.params.stop_token_ids)->multitoken(),
        "stop token ids (default: the model's eos_token_id)")
-      ("template", po::value(&a.templ), "prompt template for {\"prompt\"} lines: r1_zero or text "
-                                        "with {prompt}")
+      ("template", po::value(&a.templ), "prompt template for {\"prompt\"} lines: r1_zero, text "
+                                        "with {prompt}, or chat (the model's chat template)")
       ("seed", po::value(&a.seed)->default_value(0), "sampling seed")
       ("threads", po::value(&a.threads)->default_value(0), "worker threads (0 = all cores)")
       ("precision", po::value(&a.precision)->default_value("fp32"), "matmul precision: fp32 | bf16")
@@ -123,7 +124,8 @@ int cmd_generate(const Args& args) {
   auto tok = maybe_tokenizer(a.model);
   std::unique_ptr<datasets::PromptTemplate> templ;
   if (!a.templ.empty()) {
-    templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(a.templ));
+    templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(
+        a.templ, [&] { return tokenizer::chat_prompt_renderer(a.model, tok.get()); }));
   }
   const std::vector<rollout::Request> reqs = read_requests(a, tok.get(), templ.get());
   rollout::EngineOptions opts;
