@@ -45,14 +45,17 @@ class Parser {
   bool accept_name(const char* name) { return at_name(name) ? (next(), true) : false; }
   [[noreturn]] void unexpected(const char* wanted) const {
     const Token& t = peek();
-    std::string got = t.kind == TK::kEnd ? "end of template"
-                      : t.kind == TK::kStmtEnd ? "'%}'"
-                      : t.kind == TK::kExprEnd ? "'}}'"
-                      : "'" + t.text.substr(0, 40) + "'";
-    error_at(t.line, "expected ", wanted, ", got ", got);
+    if (t.kind == TK::kEnd || t.kind == TK::kStmtEnd || t.kind == TK::kExprEnd)
+      error_at(t.line, "expected ", wanted, ", got ",
+               t.kind == TK::kEnd ? "end of template" : t.kind == TK::kStmtEnd ? "'%}'" : "'}}'");
+    error_at(t.line, "expected ", wanted, ", got '", t.text.substr(0, 40), "'");
   }
   void expect_op(const char* op) {
-    if (!accept_op(op)) unexpected((std::string("'") + op + "'").c_str());
+    if (accept_op(op)) return;
+    std::string quoted = "'";
+    quoted += op;
+    quoted += '\'';
+    unexpected(quoted.c_str());
   }
   std::string expect_name() {
     if (peek().kind != TK::kName) unexpected("a name");
