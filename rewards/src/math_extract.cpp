@@ -221,9 +221,13 @@ void CandidateStream::run_stage(int stage) {
     case 1:
       if (!o_.boxed) return;
       if (auto b = last_boxed(text)) {
-        if (choice_) add(detail::choice_letter(*b, false), AnswerSource::kChoice);
+        // a box of prose is read as a completion: "\boxed{B。不是 A}" answers by its first
+        // letter, a reasoning in the box by its conclusion (its anchor, then its last number)
+        const bool prose = detail::has_prose(*b);
+        if (choice_) add(detail::choice_letter(*b, prose && b->size() > 24), AnswerSource::kChoice);
         add(boxed_run(text), AnswerSource::kBoxed);
         if (o_.latex) add(detail::last_latex(*b), AnswerSource::kBoxed);  // \boxed{is $(1,2)$}
+        if (prose) box_as_completion(*b);
       }
       return;
     case 2:
@@ -268,6 +272,16 @@ void CandidateStream::run_stage(int stage) {
     default:
       done_ = true;
   }
+}
+
+void CandidateStream::box_as_completion(std::string_view box) {
+  if (auto a = detail::after_anchor(box)) {  // "The answer is 3, not 2.": what follows it
+    if (auto v = detail::after_copula(*a)) add(clean_answer(*v), AnswerSource::kBoxed);
+    add(clean_answer(*a), AnswerSource::kBoxed);
+    add(detail::first_number(*a), AnswerSource::kBoxed);
+    return;
+  }
+  add(detail::last_number(box), AnswerSource::kBoxed);
 }
 
 std::vector<Extracted> extract_candidates(std::string_view completion, const ExtractOptions& o,

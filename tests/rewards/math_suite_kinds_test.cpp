@@ -96,6 +96,14 @@ const SuiteCase kKinds[] = {
   {"D", "\\mathrm{D}+1", N, kAny}, {"D", "**D**", Y, kAny}, {"B Bertrand", "B", Y, kAny},
   {"B Bertrand", "C", N, kAny}, {"The answer is\nD Daphne", "D", Y, kAny},
   {"The answer is\nD Daphne", "A", N, kAny},
+  // --- a box of prose is read as a completion: its anchor, else the value it ends with ---
+  {"42", "The final answer is $\\boxed{we add 40 and 2, which gives 42 marbles}$.", Y, kRaw},
+  {"41", "The final answer is $\\boxed{we add 40 and 2, which gives 42 marbles}$.", N, kRaw},
+  {"D", "\\boxed{It cannot be B since the sum is odd, so it must be D}", Y, kRaw},
+  {"B", "\\boxed{It cannot be B since the sum is odd, so it must be D}", N, kRaw},
+  {"15", "\\boxed{Antwort: 15 Äpfel, nicht 12}", Y, kRaw}, {"12", "\\boxed{Antwort: 15 Äpfel, nicht 12}", N, kRaw},
+  {"250", "\\boxed{总共需要 5 × 50 = 250 元。}", Y, kRaw}, {"50", "\\boxed{总共需要 5 × 50 = 250 元。}", N, kRaw},
+  {"8", "\\boxed{The largest value is 8.}", Y, kRaw},
   // --- an anchor after the last box is tried first ---
   {"1250", "so each costs \\boxed{50}, and 25 of them cost 1250. The final answer is 1250.", Y, kRaw},
   {"50", "so each costs \\boxed{50}, and 25 of them cost 1250. The final answer is 1250.", N, kRaw},
