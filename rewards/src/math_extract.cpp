@@ -255,10 +255,19 @@ void CandidateStream::run_stage(int stage) {
     case 5:
       if (o_.whole) add(from_whole(text), AnswerSource::kWhole);
       return;
-    case 6:
+    case 6: {
       if (!o_.latex) return;
-      if (auto l = detail::last_latex(tail)) add(clean_answer(*l), AnswerSource::kLatex);
+      auto l = detail::last_latex(tail);
+      if (!l) return;
+      // Math-Verify takes the rightmost of the unanchored targets: a number after the last span
+      // when that span is a formula ("$d = \frac{90}{n}$ ... so there are 12 sequences")
+      if (o_.last_number && detail::symbolic(*l) &&
+          detail::last_number_end(tail) > detail::last_span_close(tail)) {
+        add(detail::last_number(tail), AnswerSource::kLastNumber);
+      }
+      add(clean_answer(*l), AnswerSource::kLatex);
       return;
+    }
     case 7:
       if (o_.last_number) add(detail::last_number(tail), AnswerSource::kLastNumber);
       return;

@@ -326,7 +326,7 @@ std::optional<std::string> first_number(std::string_view text) {
   return std::nullopt;
 }
 
-std::optional<std::string> last_number(std::string_view text) {
+size_t last_number_end(std::string_view text) {
   for (size_t i = text.size(); i-- > 0;) {
     if (!is_digit(text[i])) continue;
     size_t b = i;
@@ -338,9 +338,37 @@ std::optional<std::string> last_number(std::string_view text) {
       i = b;
       continue;
     }
-    return number_ending_at(text, i);
+    return i + 1;
   }
-  return std::nullopt;
+  return 0;
+}
+
+std::optional<std::string> last_number(std::string_view text) {
+  size_t end = last_number_end(text);
+  if (end == 0) return std::nullopt;
+  return number_ending_at(text, end - 1);
+}
+
+size_t last_span_close(std::string_view text) {
+  size_t close = 0;
+  for (Span sp = next_span(text, 0); sp.open != std::string_view::npos;
+       sp = next_span(text, sp.close)) {
+    close = sp.close;
+  }
+  return close;
+}
+
+bool symbolic(std::string_view latex) {
+  size_t eq = latex.rfind('=');
+  if (eq != std::string_view::npos) latex.remove_prefix(eq + 1);
+  for (size_t i = 0; i < latex.size(); ++i) {
+    if (latex[i] == '\\') {  // a command name is no variable
+      while (i + 1 < latex.size() && is_alpha(latex[i + 1])) ++i;
+      continue;
+    }
+    if (is_alpha(latex[i])) return true;
+  }
+  return false;
 }
 
 std::optional<std::string> choice_at_line_start(std::string_view text) {

@@ -33,6 +33,12 @@ std::optional<std::string> first_number(std::string_view text);
 // Whether text holds no LaTeX span, or one span that is the whole text.
 bool one_span_or_none(std::string_view text);
 std::optional<std::string> last_number(std::string_view text);
+// The index past the last digit of last_number(text); 0 when there is none.
+size_t last_number_end(std::string_view text);
+// The index past the last LaTeX span of text; 0 when there is none.
+size_t last_span_close(std::string_view text);
+// Whether a LaTeX answer's value (its last side) holds a variable: "d = \frac{90}{n}".
+bool symbolic(std::string_view latex);
 
 // A standalone choice letter A-E: the first one (in an answer span) or the last one.
 std::optional<std::string> choice_letter(std::string_view text, bool last);

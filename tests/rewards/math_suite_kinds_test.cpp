@@ -104,6 +104,10 @@ const SuiteCase kKinds[] = {
   {"15", "\\boxed{Antwort: 15 Äpfel, nicht 12}", Y, kRaw}, {"12", "\\boxed{Antwort: 15 Äpfel, nicht 12}", N, kRaw},
   {"250", "\\boxed{总共需要 5 × 50 = 250 元。}", Y, kRaw}, {"50", "\\boxed{总共需要 5 × 50 = 250 元。}", N, kRaw},
   {"8", "\\boxed{The largest value is 8.}", Y, kRaw},
+  // --- unanchored: a number after the last span wins over a formula, not over a value ---
+  {"12", "Each divisor $n$ gives a step $d = \\frac{60}{n}$, so there are 12 such sequences.", Y, kRaw},
+  {"11", "Each divisor $n$ gives a step $d = \\frac{60}{n}$, so there are 12 such sequences.", N, kRaw},
+  {"4", "Thus $x = 4$ (from step 2).", Y, kRaw}, {"2", "Thus $x = 4$ (from step 2).", N, kRaw},
   // --- an anchor after the last box is tried first ---
   {"1250", "so each costs \\boxed{50}, and 25 of them cost 1250. The final answer is 1250.", Y, kRaw},
   {"50", "so each costs \\boxed{50}, and 25 of them cost 1250. The final answer is 1250.", N, kRaw},
