@@ -80,6 +80,7 @@ CREATE TABLE IF NOT EXISTS rollout_turns (
   tool        TEXT,                   -- tool turns: the tool's name
   status      TEXT,                   -- tool turns: ok | error | fatal: why
   seconds     REAL,                   -- tool turns: wall time of the call
+  reward      REAL,                   -- environment turns: the step's reward (v5)
   PRIMARY KEY (rollout_id, turn)
 );
 

@@ -179,6 +179,9 @@ void read_turns(const LineReader& r, const Json& a, Rollout& x) {
     u.tool = t.value("tool", std::string());
     u.status = t.value("status", std::string());
     u.seconds = t.value("seconds", 0.0);
+    if (const auto it = t.find("reward"); it != t.end() && it->is_number()) {
+      u.reward = it->get<double>();
+    }
     x.turns.push_back(std::move(u));
   }
 }
@@ -348,6 +351,7 @@ Json rollout_to_json(const Rollout& x) {
         u["tool"] = t.tool;
         u["status"] = t.status;
         u["seconds"] = t.seconds;
+        if (std::isfinite(t.reward)) u["reward"] = t.reward;
       }
       turns.push_back(std::move(u));
     }

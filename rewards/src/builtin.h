@@ -12,6 +12,7 @@ std::unique_ptr<RewardFunction> make_format_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_tag_count_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_language_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_length_reward(const Json& params);
+std::unique_ptr<RewardFunction> make_env_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_cosine_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_repetition_reward(const Json& params);
 std::unique_ptr<RewardFunction> make_code_reward(const Json& params);

@@ -1,5 +1,6 @@
 // RewardFunction wrappers of the text rewards, built from JSON params (math: math_reward.cpp).
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <cmath>
 #include <pcre2.h>
 
 #include "aha/rewards/math.h"
@@ -104,6 +105,25 @@ std::string read_unit(StrictReader& r) {
   return unit;
 }
 
+// The sum of an environment's step rewards over the episode (0 without any), each listed.
+class EnvReward : public RewardFunction {
+ public:
+  explicit EnvReward(const Json& params) { StrictReader(params, "env").finish(); }
+  RewardResult score(const Sample& s) const override {
+    RewardResult r{0.0, Json::object()};
+    Json steps = Json::array();
+    if (s.turns != nullptr) {
+      for (const Turn& t : *s.turns) {
+        if (!std::isfinite(t.reward)) continue;
+        r.score += t.reward;
+        steps.push_back(t.reward);
+      }
+    }
+    r.details["step_rewards"] = std::move(steps);
+    return r;
+  }
+};
+
 class LengthReward : public RewardFunction {
  public:
   explicit LengthReward(const Json& params) {
@@ -190,6 +210,10 @@ std::unique_ptr<RewardFunction> make_language_reward(const Json& p) {
 }
 std::unique_ptr<RewardFunction> make_length_reward(const Json& p) {
   return std::make_unique<LengthReward>(p);
+}
+
+std::unique_ptr<RewardFunction> make_env_reward(const Json& p) {
+  return std::make_unique<EnvReward>(p);
 }
 std::unique_ptr<RewardFunction> make_cosine_reward(const Json& p) {
   return std::make_unique<CosineReward>(p);

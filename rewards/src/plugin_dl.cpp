@@ -1,6 +1,8 @@
 // Shared-library reward plugins: dlopen + the versioned C ABI of plugin_abi.h.
 #include <dlfcn.h>
 
+#include <cmath>
+
 #include "aha/rewards/plugin.h"
 #include "aha/rewards/plugin_abi.h"
 #include "builtin.h"
@@ -95,6 +97,19 @@ Json sample_to_json(const Sample& s) {
   j["completion"] = std::string(s.completion);
   j["row"] = s.row != nullptr ? *s.row : Json::object();
   j["n_completion_tokens"] = s.n_completion_tokens;
+  if (s.turns != nullptr) {
+    Json turns = Json::array();
+    for (const Turn& t : *s.turns) {
+      Json u = {{"role", t.role}, {"text", t.text}};
+      if (t.role == "tool") {
+        u["tool"] = t.tool;
+        u["status"] = t.status;
+        if (std::isfinite(t.reward)) u["reward"] = t.reward;
+      }
+      turns.push_back(std::move(u));
+    }
+    j["turns"] = std::move(turns);
+  }
   return j;
 }
 

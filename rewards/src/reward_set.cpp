@@ -40,6 +40,7 @@ RewardRegistry builtin_registry() {
   r.add("tag_count", detail::make_tag_count_reward);
   r.add("language", detail::make_language_reward);
   r.add("length", detail::make_length_reward);
+  r.add("env", detail::make_env_reward);
   r.add("cosine", detail::make_cosine_reward);
   r.add("repetition", detail::make_repetition_reward);
   r.add("code", detail::make_code_reward);

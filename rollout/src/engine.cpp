@@ -42,6 +42,10 @@ struct Live {
   std::string call_tail;  // ToolCall::tail of the call being answered
   bool waiting = false;
   std::map<std::string, std::unique_ptr<ToolSession>> sessions;
+  // Environments: the prompt's logits, sampled from once the reset observation (if any) is in;
+  // true until then.
+  std::vector<float> first_logits;
+  bool resetting = false;
 };
 
 constexpr float kNoLogprob = std::numeric_limits<float>::quiet_NaN();
@@ -71,10 +75,11 @@ class ToolRunner {
   ToolRunner(const ToolRunner&) = delete;
   ToolRunner& operator=(const ToolRunner&) = delete;
 
-  void submit(Live* seq, const Tool* tool, ToolCall call) {
+  // reset: the environment's reset() instead of a call.
+  void submit(Live* seq, const Tool* tool, ToolCall call, bool reset = false) {
     {
       std::lock_guard lock(mu_);
-      jobs_.push_back({seq, tool, std::move(call)});
+      jobs_.push_back({seq, tool, std::move(call), reset});
       ++running_;
     }
     cv_.notify_all();
@@ -97,6 +102,7 @@ class ToolRunner {
     Live* seq;
     const Tool* tool;
     ToolCall call;
+    bool reset = false;
   };
 
   void work() {
@@ -114,7 +120,7 @@ class ToolRunner {
       try {
         auto& session = job.seq->sessions[job.tool->name()];
         if (!session) session = job.tool->open(job.seq->out.prompt_text);
-        r = session->call(job.call.input);
+        r = job.reset ? session->reset() : session->call(job.call.input);
       } catch (const std::exception& e) {
         r = {ToolStatus::kFatal, std::string("the tool failed: ") + e.what()};
       }
@@ -197,7 +203,12 @@ class GenerateRun {
     if (ep.enabled()) {
       if (!opts_.detokenize || !ep.tokenize) fail("tool-using episodes need a tokenizer");
       if (ep.max_turns < 0) fail("rollout.max_turns must be >= 0");
-      for (const Tool* t : ep.tools) tools_[t->name()] = t;
+      for (const Tool* t : ep.tools) {
+        tools_[t->name()] = t;
+        if (!t->environment()) continue;
+        if (env_ != nullptr) fail("rollout.tools: at most one environment (", env_->name(), ", ", t->name(), ")");
+        env_ = t;
+      }
       runner_ = std::make_unique<ToolRunner>(ep.tool_threads);
     }
     for (size_t i = 0; i < requests.size(); ++i) pending_.push_back(i);
@@ -349,7 +360,11 @@ class GenerateRun {
       seq->reserved_bytes = want;
       if (opts_.record_routing) seq->out.routing = prompt_routing;
       budget_used_ += want;
-      advance(*seq, prompt_logits.data(), scratch_);
+      if (env_ != nullptr) {
+        start_episode(*seq, prompt_logits);
+      } else {
+        advance(*seq, prompt_logits.data(), scratch_);
+      }
       live_.push_back(std::move(seq));
     }
   }
@@ -431,6 +446,18 @@ class GenerateRun {
     s.turn_begin = s.out.n();
   }
 
+  // An environment's episode starts with its reset observation: the sequence waits for it, then
+  // feeds it and samples its first token after it (or from the prompt when it is empty).
+  void start_episode(Live& s, const std::vector<float>& prompt_logits) {
+    s.first_logits = prompt_logits;
+    s.resetting = true;
+    s.waiting = true;
+    s.out.turns.push_back({"tool", 0, 0, "", env_->name(), "", 0.0});
+    ToolCall reset;
+    reset.tool = env_->name();
+    runner_->submit(&s, env_, std::move(reset), true);
+  }
+
   // Sends s's call to its tool; a call that cannot be parsed or names no known tool gets its
   // error as the observation without a tool run.
   void dispatch(Live& s) {
@@ -482,6 +509,16 @@ class GenerateRun {
       return;
     }
     t.status = tool_status_name(r.status);
+    t.reward = r.reward;
+    if (r.done) {  // the environment ended the episode: its last words are logged only
+      t.text = r.output;
+      finish(s, "stop");
+      return;
+    }
+    if (s.resetting) {
+      reset_observed(s, r.output);
+      return;
+    }
     std::string prefix = ep.format.obs_prefix;
     if (prefix.compare(0, s.call_tail.size(), s.call_tail) == 0) prefix.erase(0, s.call_tail.size());
     std::string text = prefix + r.output;
@@ -495,6 +532,36 @@ class GenerateRun {
       finish(s, "length");
       return;
     }
+    append_observation(s, ids);
+    t.end = s.out.n();
+    t.text = text;
+    s.turn_begin = s.out.n();
+  }
+
+  // The reset observation goes in as written (no call to answer, so no prefix or suffix).
+  void reset_observed(Live& s, const std::string& text) {
+    s.resetting = false;
+    Turn& t = s.out.turns.back();
+    t.text = text;
+    const std::vector<int32_t> ids = text.empty() ? std::vector<int32_t>{} : opts_.episodes.tokenize(text);
+    if (static_cast<int64_t>(ids.size()) + 1 > s.params->max_new_tokens ||
+        s.cache.len + static_cast<int64_t>(ids.size()) + 1 >= max_pos_) {
+      finish(s, "length");
+      return;
+    }
+    if (ids.empty()) {
+      advance(s, s.first_logits.data(), scratch_);
+    } else {
+      append_observation(s, ids);
+      s.next = s.feed.front();  // nothing sampled yet: the observation's first token goes next
+      s.feed.pop_front();
+    }
+    t.end = s.out.n();
+    s.turn_begin = s.out.n();
+    std::vector<float>().swap(s.first_logits);
+  }
+
+  void append_observation(Live& s, const std::vector<int32_t>& ids) {
     for (int32_t id : ids) {
       s.out.completion_ids.push_back(id);
       s.out.sampled_logprobs.push_back(kNoLogprob);
@@ -504,9 +571,6 @@ class GenerateRun {
       s.history.push_back(id);
       s.feed.push_back(id);
     }
-    t.end = s.out.n();
-    t.text = text;
-    s.turn_begin = s.out.n();
   }
 
   // The last assistant turn of a finished episode.
@@ -524,6 +588,7 @@ class GenerateRun {
   int64_t budget_used_ = 0;
   std::vector<float> logits_, scratch_;
   std::map<std::string, const Tool*> tools_;
+  const Tool* env_ = nullptr;  // the environment among the tools, if any
   std::unique_ptr<ToolRunner> runner_;  // episodes only; declared last: joined first
 };
 

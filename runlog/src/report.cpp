@@ -65,6 +65,30 @@ std::string join_ints(const std::vector<int64_t>& v) {
   return s;
 }
 
+// The turns of the episodes among `samples` (ids: their rollout ids), as samples[i]["turns"].
+// Databases older than schema v4 have no turns, older than v5 no step rewards.
+void load_turns(const RunDb& db, const std::vector<int64_t>& ids, std::vector<Json>& samples) {
+  if (ids.empty() ||
+      db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rollout_turns'")
+          .empty()) {
+    return;
+  }
+  const bool rewards =
+      !db.query("SELECT 1 FROM pragma_table_info('rollout_turns') WHERE name = 'reward'").empty();
+  std::map<int64_t, Json> turns;
+  for (Json& t : db.query("SELECT rollout_id, role, text, tool, status, seconds, " +
+                          std::string(rewards ? "reward" : "NULL AS reward") +
+                          " FROM rollout_turns WHERE rollout_id IN (" + join_ints(ids) +
+                          ") ORDER BY rollout_id, turn")) {
+    Json& list = turns[t["rollout_id"].get<int64_t>()];
+    if (list.is_null()) list = Json::array();
+    list.push_back(std::move(t));
+  }
+  for (Json& s : samples) {
+    if (auto it = turns.find(s["id"].get<int64_t>()); it != turns.end()) s["turns"] = it->second;
+  }
+}
+
 void load_samples(const RunDb& db, Run& run, const ReportOptions& opt) {
   const std::string id = std::to_string(run.run_id);
   std::vector<int64_t> steps;
@@ -108,6 +132,7 @@ void load_samples(const RunDb& db, Run& run, const ReportOptions& opt) {
     }
   }
   for (Json& s : run.samples) s["breakdown"] = breakdown[s["id"].get<int64_t>()];
+  load_turns(db, ids, run.samples);
 }
 
 std::vector<Run> load_runs(const std::vector<std::string>& paths, const ReportOptions& opt) {
@@ -181,6 +206,26 @@ std::vector<Run> load_runs(const std::vector<std::string>& paths, const ReportOp
   }
   return runs;
 }
+// An episode's completion turn by turn: the policy's turns as text, each tool turn under a line
+// naming the tool, its status, time and step reward.
+template <typename Cut>
+std::string episode_html(const Json& turns, const Cut& cut) {
+  std::string out;
+  for (const Json& t : turns) {
+    const std::string role = str_or(t, "role");
+    out += "<div class=\"turn " + std::string(role == "tool" ? "tool" : "assistant") + "\">";
+    if (role == "tool") {
+      out += "<small>⚙ " + html_escape(str_or(t, "tool")) + " · " +
+             html_escape(str_or(t, "status"));
+      if (is_number(t["seconds"])) out += " · " + num(t["seconds"].get<double>()) + " s";
+      if (is_number(t["reward"])) out += " · reward " + num(t["reward"].get<double>());
+      out += "</small>";
+    }
+    out += "<pre>" + cut(str_or(t, "text")) + "</pre></div>";
+  }
+  return out;
+}
+
 void render_samples(std::ostream& o, const std::vector<Run>& runs, const ReportOptions& opt) {
   size_t total = 0;
   for (const Run& r : runs) total += r.samples.size();
@@ -236,8 +281,10 @@ void render_samples(std::ostream& o, const std::vector<Run>& runs, const ReportO
         << "</td><td>" << html_escape(str_or(s, "breakdown")) << "</td><td>"
         << s["n_tokens"].get<int64_t>() << "<br><small>" << html_escape(str_or(s, "finish_reason"))
         << "</small></td><td><pre "
-        << "class=\"prompt\">" << tail(str_or(s, "prompt")) << "</pre></td><td><pre>"
-        << cut(str_or(s, "completion")) << "</pre></td></tr>\n";
+        << "class=\"prompt\">" << tail(str_or(s, "prompt")) << "</pre></td><td>"
+        << (s.contains("turns") ? episode_html(s["turns"], cut)
+                                : "<pre>" + cut(str_or(s, "completion")) + "</pre>")
+        << "</td></tr>\n";
     }
   }
   o << "</tbody></table>\n";
@@ -254,6 +301,8 @@ figcaption{font-weight:600;font-size:13px}.axes line{stroke:#eee}.axes text{font
 .heat text{font-size:10px;fill:#555}.swatch{display:inline-block;width:12px;height:12px;border-radius:2px;vertical-align:middle}
 #samples pre{white-space:pre-wrap;word-break:break-word;max-height:18em;overflow:auto;margin:0;font-size:12px;max-width:60em}
 #samples pre.prompt{max-width:24em;color:#555}#samples tr.best{background:#f3fbf3}#samples tr.worst{background:#fdf4f4}
+#samples .turn.tool{border-left:3px solid #c9d6e8;padding-left:5px;margin:2px 0;color:#456}
+#samples .turn.assistant pre{color:#222}
 p.const{font-size:12px;color:#555;margin:2px 4px;flex-basis:100%}
 .filters{margin:6px 0}.filters>*{margin-right:6px}.cut{color:#a00}small{color:#777}details pre{font-size:12px}
 )";

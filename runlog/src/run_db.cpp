@@ -171,6 +171,7 @@ void write_turns(Stmt& tu, int64_t rid, const Rollout& r) {
     } else {
       tu.bind_null(7).bind_null(8).bind_null(9);
     }
+    bind_real(tu, 10, t.reward);
     tu.step();
   }
 }
@@ -250,6 +251,10 @@ void RunDb::migrate() {
   // v4: rollout_tokens.loss_mask (rollout_turns comes with kSchemaSql).
   if (version > 0 && version < 4 && !has_column("rollout_tokens", "loss_mask")) {
     exec("ALTER TABLE rollout_tokens ADD COLUMN loss_mask BLOB");
+  }
+  // v5: rollout_turns.reward (environments' step rewards).
+  if (version > 0 && version < 5 && !has_column("rollout_turns", "reward")) {
+    exec("ALTER TABLE rollout_turns ADD COLUMN reward REAL");
   }
   exec("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
        std::to_string(kSchemaVersion) + "')");
@@ -416,7 +421,7 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     Stmt tu(db_,
             "INSERT INTO rollout_turns(rollout_id, turn, role, begin_token, end_token, text, tool, "
-            "status, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            "status, seconds, reward) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     for (const Rollout& r : rollouts) {
       ro.reset();
       ro.bind(1, run_id_).bind(2, step).bind(3, r.prompt_id).bind(4, r.group);
@@ -477,9 +482,10 @@ std::vector<Rollout> RunDb::read_rollouts(int64_t step) const {
     out.push_back(std::move(r));
   }
   if (has_table("rollout_turns")) {
-    Stmt tu(db_,
-            "SELECT role, begin_token, end_token, text, tool, status, seconds FROM rollout_turns "
-            "WHERE rollout_id = ? ORDER BY turn");
+    // A read-only v4 database has no reward column.
+    const std::string reward = has_column("rollout_turns", "reward") ? "reward" : "NULL";
+    Stmt tu(db_, "SELECT role, begin_token, end_token, text, tool, status, seconds, " + reward +
+                     " FROM rollout_turns WHERE rollout_id = ? ORDER BY turn");
     for (size_t i = 0; i < out.size(); ++i) {
       tu.reset();
       tu.bind(1, ids[i]);
@@ -493,6 +499,7 @@ std::vector<Rollout> RunDb::read_rollouts(int64_t step) const {
         t.tool = column_text(q, 4);
         t.status = column_text(q, 5);
         t.seconds = sqlite3_column_type(q, 6) == SQLITE_NULL ? 0.0 : sqlite3_column_double(q, 6);
+        if (sqlite3_column_type(q, 7) != SQLITE_NULL) t.reward = sqlite3_column_double(q, 7);
         out[i].turns.push_back(std::move(t));
       }
     }

@@ -148,6 +148,7 @@ Rollout episode_record() {
   r.turns = {{"assistant", 0, 2, "ab", "", "", 0.0},
              {"tool", 2, 4, "cd", "calculator", "ok", 0.25},
              {"assistant", 4, 7, "efg", "", "", 0.0}};
+  r.turns[1].reward = -0.5;  // an environment's step reward
   return r;
 }
 
@@ -164,6 +165,8 @@ TEST(EpisodeRecord, MaskAndTurnsSurviveTheRolloutFile) {
   EXPECT_EQ(back.turns[1].tool, "calculator");
   EXPECT_EQ(back.turns[1].status, "ok");
   EXPECT_EQ(back.turns[1].seconds, 0.25);
+  EXPECT_EQ(back.turns[1].reward, -0.5);
+  EXPECT_TRUE(std::isnan(back.turns[0].reward));
   EXPECT_EQ(back.turns[2].begin, 4);
   EXPECT_TRUE(std::isnan(back.old_logprobs[3]));
   EXPECT_EQ(back.old_logprobs[4], -1.5f);

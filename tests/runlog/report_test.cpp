@@ -334,6 +334,29 @@ TEST_F(Report, EqualRewardsShowTwoDifferentCompletions) {
   EXPECT_EQ(html.find("sample-1"), std::string::npos);
 }
 
+TEST_F(Report, EpisodesShowTurnByTurn) {
+  const fs::path d = dir_ / "episodes";
+  fs::create_directories(d);
+  {
+    RunDb db((d / "run.db").string(), "grpo", Json::object(), "", false);
+    std::vector<Rollout> rows(1);
+    rows[0].prompt_text = "q";
+    rows[0].completion_ids.assign(9, 5);
+    rows[0].completion_text = "think<c>1+1</c>[2]so 2";
+    Turn call{"tool", 4, 7, "[2]", "calc", "ok", 0.25};
+    call.reward = 0.5;
+    rows[0].turns = {{"assistant", 0, 4, "think<c>1+1</c>", "", "", 0.0}, call,
+                     {"assistant", 7, 9, "so 2", "", "", 0.0}};
+    db.write_step(1, Json{{"reward_mean", 1.0}}, rows, false);
+  }
+  const std::string html = render_report({(d / "run.db").string()});
+  EXPECT_NE(html.find("<div class=\"turn assistant\"><pre>think&lt;c&gt;1+1&lt;/c&gt;</pre>"),
+            std::string::npos);
+  EXPECT_NE(html.find("⚙ calc · ok · 0.25 s · reward 0.5</small><pre>[2]</pre>"), std::string::npos)
+      << html.substr(html.find("id=\"samples\""));
+  EXPECT_NE(html.find("<div class=\"turn assistant\"><pre>so 2</pre>"), std::string::npos);
+}
+
 // What the trainer does every N steps: report its own database while its writer is open.
 TEST_F(Report, WritesWhileTheRunIsBeingWritten) {
   const fs::path d = dir_ / "live";

@@ -2,6 +2,8 @@
 #include "aha/runlog/run_db.h"
 
 #include <gtest/gtest.h>
+
+#include <cmath>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -131,8 +133,41 @@ TEST(RunDb, TokenRecordsAndTheV2Migration) {
   auto migrated = db.read_rollouts(1);
   ASSERT_EQ(migrated.size(), 2u);
   EXPECT_EQ(migrated[0].kept_ids, rows[0].kept_ids);
-  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "4");
+  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "5");
   EXPECT_EQ(db.query("SELECT COUNT(*) AS n FROM rollout_turns")[0]["n"], 0);  // v4 table added
+}
+
+// v5 adds the environments' step rewards to rollout_turns: a v4 database reads (no rewards)
+// and migrates on the next write.
+TEST(RunDb, TurnRewardsAndTheV4Migration) {
+  const std::string path = fresh("turns");
+  std::vector<Rollout> rows(1);
+  rows[0].completion_ids = {1, 2, 3};
+  Turn env{"tool", 1, 2, "obs", "game", "ok", 0.5};
+  env.reward = -0.25;
+  rows[0].turns = {{"assistant", 0, 1, "a", "", "", 0.0}, env,
+                   {"assistant", 2, 3, "b", "", "", 0.0}};
+  {
+    RunDb db(path, "grpo", Json::object(), "", false);
+    db.write_step(0, Json::object(), rows, true);
+    auto back = db.read_rollouts(0);
+    ASSERT_EQ(back[0].turns.size(), 3u);
+    EXPECT_DOUBLE_EQ(back[0].turns[1].reward, -0.25);
+    EXPECT_TRUE(std::isnan(back[0].turns[0].reward));
+    db.query("ALTER TABLE rollout_turns DROP COLUMN reward");
+    db.query("UPDATE meta SET value = '4' WHERE key = 'schema_version'");
+  }
+  {
+    auto db = RunDb::open_readonly(path);
+    auto back = db->read_rollouts(0);
+    ASSERT_EQ(back[0].turns.size(), 3u);
+    EXPECT_TRUE(std::isnan(back[0].turns[1].reward));
+    EXPECT_EQ(back[0].turns[1].tool, "game");
+  }
+  RunDb db(path, "grpo", Json::object(), "", true);
+  db.write_step(1, Json::object(), rows, true);
+  EXPECT_DOUBLE_EQ(db.read_rollouts(1)[0].turns[1].reward, -0.25);
+  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "5");
 }
 
 TEST(RunDb, ResumeRewindsToTheCheckpoint) {

@@ -132,7 +132,8 @@ TEST(PythonTool, HostileCellsEndTheEpisode) {
 }
 
 // A command tool from a shell script.
-std::unique_ptr<rollout::Tool> script_tool(const std::string& body, double timeout_s = 1.0) {
+std::unique_ptr<rollout::Tool> script_tool(const std::string& body, double timeout_s = 1.0,
+                                          bool environment = false) {
   static int n = 0;
   const std::string path = (std::filesystem::temp_directory_path() /
                             ("aha_tool_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + ".sh"))
@@ -143,6 +144,7 @@ std::unique_ptr<rollout::Tool> script_tool(const std::string& body, double timeo
   o.name = "t";
   o.argv = {path};
   o.timeout_s = timeout_s;
+  o.environment = environment;
   return make_command_tool(o);
 }
 
@@ -179,6 +181,34 @@ TEST(CommandTool, SpeaksJsonLinesAndSurvivesBadPrograms) {
   }
 }
 
+TEST(CommandTool, EnvironmentResetsStepsWithRewardsAndEnds) {
+  // reset: the prompt echoed back; each step: reward = its number, done at the third.
+  auto env = script_tool(
+      "read -r line; echo '{\"observation\": \"start\"}'\n"
+      "n=0\nwhile read -r line; do n=$((n+1)); d=false; [ $n = 3 ] && d=true;\n"
+      "  echo \"{\\\"observation\\\": \\\"o$n\\\", \\\"reward\\\": $n, \\\"done\\\": $d}\"; done\n",
+      1.0, true);
+  EXPECT_TRUE(env->environment());
+  auto s = env->open("p");
+  const auto first = s->reset();
+  EXPECT_EQ(first.status, ToolStatus::kOk);
+  EXPECT_EQ(first.output, "start");
+  for (int n = 1; n <= 3; ++n) {
+    const auto r = s->call("act");
+    EXPECT_EQ(r.output, "o" + std::to_string(n));
+    EXPECT_DOUBLE_EQ(r.reward, n);
+    EXPECT_EQ(r.done, n == 3);
+  }
+  // Rewards and done are an environment's words: from a plain tool, or malformed, fatal.
+  const char* reply_reward = "read -r line; echo '{\"output\": \"x\", \"reward\": 1}'\n";
+  EXPECT_EQ(script_tool(reply_reward)->open("")->call("x").status, ToolStatus::kFatal);
+  for (const char* bad : {"read -r line; echo '{\"output\": \"x\", \"reward\": \"1\"}'\n",
+                          "read -r line; echo '{\"output\": \"x\", \"done\": 1}'\n",
+                          "read -r line; echo '{\"observation\": 3}'\n"}) {
+    EXPECT_EQ(script_tool(bad, 1.0, true)->open("")->call("x").status, ToolStatus::kFatal) << bad;
+  }
+}
+
 TEST(ToolSet, ConfigErrorsNameTheKey) {
   auto expect_error = [](const Json& j, const std::string& needle) {
     try {
@@ -194,6 +224,11 @@ TEST(ToolSet, ConfigErrorsNameTheKey) {
   expect_error(Json::array({"calculator", "calculator"}), "named twice");
   expect_error(Json::array({Json{{"name", "calculator"}, {"speed", 3}}}), "speed");
   expect_error(Json::array({Json{{"name", "x"}, {"command", 5}}}), "rollout.tools[0].command");
+  const Json env = {{"command", "true"}, {"environment", true}};
+  Json two = Json::array({env, env});
+  two[0]["name"] = "a";
+  two[1]["name"] = "b";
+  expect_error(two, "rollout.tools[1]: a second environment");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <sstream>
@@ -32,24 +33,49 @@ class CommandSession : public rollout::ToolSession {
   CommandSession& operator=(const CommandSession&) = delete;
 
   ToolResult call(const std::string& input) override {
-    if (pid_ <= 0) return {ToolStatus::kFatal, o_.name + ": could not start: " + start_error_};
-    const Json req = {{"tool", o_.name}, {"input", input}, {"prompt", prompt_}, {"turn", turn_++}};
-    std::string line = req.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
-    if (!write_all(line)) return {ToolStatus::kFatal, o_.name + ": the program does not read its input"};
-    std::string reply;
-    if (std::string why = read_line(reply); !why.empty()) return {ToolStatus::kFatal, o_.name + ": " + why};
-    Json j = Json::parse(reply, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("output") || !j["output"].is_string()) {
-      return {ToolStatus::kFatal, o_.name + ": the reply is not {\"output\": string, ...}"};
-    }
-    const std::string status = j.value("status", std::string("ok"));
-    if (status != "ok" && status != "error") {
-      return {ToolStatus::kFatal, o_.name + ": status must be \"ok\" or \"error\""};
-    }
-    return {status == "ok" ? ToolStatus::kOk : ToolStatus::kError, j["output"].get<std::string>()};
+    return exchange({{"tool", o_.name}, {"input", input}, {"prompt", prompt_}, {"turn", turn_++}});
   }
 
+  ToolResult reset() override { return exchange({{"reset", true}, {"prompt", prompt_}}); }
+
  private:
+  // One request line out, one reply line back, within the deadline.
+  ToolResult exchange(const Json& req) {
+    if (pid_ <= 0) return fatal("could not start: " + start_error_);
+    std::string line = req.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+    if (!write_all(line)) return fatal("the program does not read its input");
+    std::string reply;
+    if (std::string why = read_line(reply); !why.empty()) return fatal(why);
+    return parse_reply(Json::parse(reply, nullptr, false));
+  }
+
+  ToolResult fatal(const std::string& why) const { return {ToolStatus::kFatal, o_.name + ": " + why}; }
+
+  // {"output" | "observation": str, "status": "ok" | "error"}; environments may add
+  // "reward": number and "done": bool.
+  ToolResult parse_reply(const Json& j) const {
+    const char* key = j.is_object() && j.contains("observation") ? "observation" : "output";
+    if (!j.is_object() || !j.contains(key) || !j[key].is_string()) {
+      return fatal("the reply is not {\"output\": string, ...}");
+    }
+    const std::string status = j.value("status", std::string("ok"));
+    if (status != "ok" && status != "error") return fatal("status must be \"ok\" or \"error\"");
+    ToolResult r{status == "ok" ? ToolStatus::kOk : ToolStatus::kError, j[key].get<std::string>()};
+    if (j.contains("reward")) {
+      if (!o_.environment) return fatal("a reward from a tool that is not an environment");
+      if (!j["reward"].is_number() || !std::isfinite(j["reward"].get<double>())) {
+        return fatal("reward must be a finite number");
+      }
+      r.reward = j["reward"].get<double>();
+    }
+    if (j.contains("done")) {
+      if (!o_.environment) return fatal("\"done\" from a tool that is not an environment");
+      if (!j["done"].is_boolean()) return fatal("done must be true or false");
+      r.done = j["done"].get<bool>();
+    }
+    return r;
+  }
+
   void start() {
     int in[2], out[2];
     if (pipe2(in, O_CLOEXEC) != 0) {
@@ -164,6 +190,7 @@ class CommandTool : public rollout::Tool {
     if (o_.argv.empty()) fail("[tool ", o_.name, "] needs a command");
   }
   std::string name() const override { return o_.name; }
+  bool environment() const override { return o_.environment; }
   std::unique_ptr<rollout::ToolSession> open(const std::string& prompt) const override {
     return std::make_unique<CommandSession>(o_, prompt);
   }

@@ -40,6 +40,7 @@ std::shared_ptr<rollout::Tool> command_from(StrictReader& r, const std::string& 
     fail(r.where(), ".command must be a string or a non-empty list of strings");
   }
   o.timeout_s = r.get<double>("timeout_s", o.timeout_s);
+  o.environment = r.get<bool>("environment", false);
   if (!(o.timeout_s > 0)) fail(r.where(), ".timeout_s must be > 0");
   return make_command_tool(o);
 }
@@ -69,6 +70,11 @@ ToolSet ToolSet::from_json(const Json& j, const std::string& key) {
     }
     r.finish();
     if (!names.insert(name).second) fail(where, ": tool \"", name, "\" named twice");
+    if (tool->environment()) {
+      for (const auto& t : set.tools_) {
+        if (t->environment()) fail(where, ": a second environment (\"", t->name(), "\" is one): at most one");
+      }
+    }
     set.tools_.push_back(std::move(tool));
   }
   return set;

@@ -84,7 +84,8 @@ void score(std::span<Rollout> rs, const std::vector<const Json*>& rows,
            const tokenizer::Tokenizer* steps_tok) {
   std::vector<rewards::Sample> samples(rs.size());
   for (size_t i = 0; i < rs.size(); ++i) {
-    samples[i] = {rs[i].prompt_text, rs[i].completion_text, rows[i], rs[i].n()};
+    samples[i] = {rs[i].prompt_text, rs[i].completion_text, rows[i], rs[i].n(),
+                  rs[i].turns.empty() ? nullptr : &rs[i].turns};
   }
   auto scored = rewards.score_batch(samples);
   for (size_t i = 0; i < rs.size(); ++i) {
@@ -100,7 +101,8 @@ void score(std::span<Rollout> rs, const std::vector<const Json*>& rows,
     for (const auto& [label, v] : scored[i].rewards) {
       r.reward_parts.emplace_back(label, v, scored[i].details.value(label, Json::object()));
     }
-    if (steps_tok != nullptr) set_step_rewards(r, scored[i].details, *steps_tok);
+    if (steps_tok == nullptr) continue;
+    if (!set_env_step_rewards(r)) set_step_rewards(r, scored[i].details, *steps_tok);
   }
 }
 
@@ -116,6 +118,30 @@ std::vector<Rollout> sample_and_score(const policy::Model<float>& model,
   for (size_t i = 0; i < rs.size(); ++i) rows[i] = prompts[static_cast<size_t>(rs[i].group)].row;
   score(rs, rows, rewards, accuracy);
   return rs;
+}
+
+bool set_env_step_rewards(Rollout& r) {
+  bool any = false;
+  for (const Turn& t : r.turns) {
+    if (!std::isfinite(t.reward) || t.begin <= 0) continue;  // a reset's reward credits no token
+    if (!r.step_ends.empty() && r.step_ends.back() >= t.begin) {
+      r.step_rewards.back() += t.reward;  // two steps with no policy token between them
+    } else {
+      r.step_ends.push_back(t.begin);
+      r.step_rewards.push_back(t.reward);
+    }
+    any = true;
+  }
+  if (!any) return false;
+  if (std::isfinite(r.reward)) {
+    if (r.step_ends.back() == r.n()) {
+      r.step_rewards.back() += r.reward;
+    } else {
+      r.step_ends.push_back(r.n());
+      r.step_rewards.push_back(r.reward);
+    }
+  }
+  return true;
 }
 
 double reward_part(const Rollout& r, const std::string& label) {

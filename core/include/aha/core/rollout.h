@@ -25,6 +25,8 @@ struct Turn {
   std::string tool;    // tool turns: the tool's name
   std::string status;  // tool turns: ok | error (the model sees it) | fatal: ... (episode ended)
   double seconds = 0;  // tool turns: wall time of the call
+  // Environment turns: the reward of the step (NaN: none).
+  double reward = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct Rollout {

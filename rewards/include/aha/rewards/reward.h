@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "aha/core/config.h"
+#include "aha/core/rollout.h"
 
 namespace aha::rewards {
 
@@ -21,6 +22,9 @@ struct Sample {
   std::string_view completion;
   const Json* row = nullptr;
   int64_t n_completion_tokens = -1;  // filled by the trainer when known; length rewards use it
+  // Multi-turn episodes: the turns (assistant text, tool calls, tool results, environment
+  // rewards); null for single-turn samples.
+  const std::vector<Turn>* turns = nullptr;
 };
 
 // A score and why. A sample that cannot be judged scores 0 with details["reason"].

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -55,6 +56,11 @@ enum class ToolStatus {
 struct ToolResult {
   ToolStatus status = ToolStatus::kOk;
   std::string output;  // what the model sees (kOk, kError); kFatal: why the episode ended
+  // Environments: the step's reward (NaN: none; the tool turn records it, and with
+  // grpo.advantage: process it is a step reward) and whether the episode is over (done: it ends
+  // with finish_reason "stop" and the observation is logged, not appended).
+  double reward = std::numeric_limits<double>::quiet_NaN();
+  bool done = false;
 };
 
 const char* tool_status_name(ToolStatus s);
@@ -65,6 +71,9 @@ class ToolSession {
  public:
   virtual ~ToolSession() = default;
   virtual ToolResult call(const std::string& input) = 0;
+  // Environments: the episode's first observation, before the policy's first token (run once,
+  // before any call). Tools keep this default, which is never called.
+  virtual ToolResult reset() { return {}; }
 };
 
 // A tool. Thread-safe: open() and the sessions it returns may run concurrently.
@@ -74,6 +83,9 @@ class Tool {
   virtual std::string name() const = 0;
   // A fresh session for one episode (prompt_text: the episode's prompt, for environments).
   virtual std::unique_ptr<ToolSession> open(const std::string& prompt_text) const = 0;
+  // An environment (reset/step): every episode starts with its reset() observation, and its
+  // step results may carry rewards and end the episode. At most one per run.
+  virtual bool environment() const { return false; }
 };
 
 struct EpisodeOptions {

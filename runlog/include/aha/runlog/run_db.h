@@ -17,7 +17,7 @@ struct sqlite3;
 
 namespace aha::runlog {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 class RunDb {
  public:

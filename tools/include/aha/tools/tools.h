@@ -38,10 +38,16 @@ struct CommandToolOptions {
   std::vector<std::string> argv;  // started once per episode, in the current directory
   double timeout_s = 10.0;        // per call, and for the start
   int64_t max_line_bytes = 1 << 20;
+  bool environment = false;       // reset/step: see below
 };
 // Protocol: for each call aha writes one line {"tool", "input", "prompt", "turn"} to the
 // program's stdin and reads one line {"output": str, "status": "ok" | "error"} from its stdout.
 // No answer in time, a line that is not such an object, or an exit ends the episode (fatal).
+// An environment ("environment": true) is first sent {"reset": true, "prompt"} and answers
+// {"observation": str}, which the episode starts with; its replies to calls (the policy's
+// actions) are {"observation" | "output": str, "reward": number (optional), "done": bool
+// (optional)}: rewards are logged on the turn (step rewards under grpo.advantage: process),
+// done ends the episode.
 std::unique_ptr<rollout::Tool> make_command_tool(const CommandToolOptions& o);
 
 // The tools of `rollout.tools`: ["calculator", "python", {"name", "command", ...}, ...].

@@ -57,6 +57,12 @@ std::vector<Rollout> sample_and_score(const policy::Model<float>& model,
                                       const rewards::RewardSet& rewards,
                                       const std::string& accuracy);
 
+// Per-turn credit from an environment (process supervision's step rewards): each rewarded step
+// ends at the policy's turn that earned it (the token before its tool turn), and r.reward (the
+// reward functions' score) is the last step, at the episode's end. False, and r unchanged,
+// when no turn carries a reward.
+bool set_env_step_rewards(Rollout& r);
+
 // The unweighted score of reward `label` in r.reward_parts (NaN when absent).
 double reward_part(const Rollout& r, const std::string& label);
 
