@@ -114,6 +114,14 @@ TEST(Tokenizer, TemplateProcessingAndConfigTokens) {
   EXPECT_EQ(t.encode("hello", true), (std::vector<int32_t>{300, id_of(t, "hello"), 301}));
   EXPECT_EQ(t.eos_id(), 300);
   EXPECT_EQ(t.pad_id(), 300);
+  // Llama-3.1 wraps it in a Sequence after a ByteLevel step.
+  Json seq = {{"type", "Sequence"},
+              {"processors", Json::array({{{"type", "ByteLevel"}}, j["post_processor"]})}};
+  j["post_processor"] = seq;
+  EXPECT_EQ(Tokenizer::from_json(j, config).encode("hello", true),
+            (std::vector<int32_t>{300, id_of(t, "hello"), 301}));
+  j["post_processor"]["processors"].push_back({{"type", "RobertaProcessing"}});
+  EXPECT_THROW(Tokenizer::from_json(j, config), Error);
 }
 
 TEST(Tokenizer, IgnoreMergesTakesWholeVocabularyPieces) {

@@ -160,25 +160,41 @@ void load_added_tokens(Tokenizer::Impl& t, const Json& j) {
 }
 
 // BOS/EOS from TemplateProcessing ("single": [{SpecialToken}, {Sequence: A}, ...]).
+void load_template_processing(Tokenizer::Impl& t, const Json& j) {
+  bool seen_a = false;
+  for (const Json& item : j.at("single")) {
+    if (item.contains("Sequence")) {
+      seen_a = true;
+      continue;
+    }
+    std::string name = item.at("SpecialToken").at("id").get<std::string>();
+    auto it = t.token_ids.find(name);
+    if (it == t.token_ids.end()) fail("[tokenizer] post_processor token '", name, "' unknown");
+    (seen_a ? t.suffix_ids : t.prefix_ids).push_back(it->second);
+  }
+}
+
 void load_post_processor(Tokenizer::Impl& t, const Json& j, const Json& config) {
   std::string type = j.is_null() ? "" : type_of(j, "post_processor");
-  if (type == "TemplateProcessing") {
-    bool seen_a = false;
-    for (const Json& item : j.at("single")) {
-      if (item.contains("Sequence")) {
-        seen_a = true;
-        continue;
+  if (type == "TemplateProcessing") return load_template_processing(t, j);
+  // Sequence (Llama-3.1): ByteLevel steps add nothing; a TemplateProcessing step adds BOS/EOS.
+  if (type == "Sequence") {
+    bool templated = false;
+    for (const Json& p : j.at("processors")) {
+      std::string step = type_of(p, "post_processor");
+      if (step == "TemplateProcessing" && !templated) {
+        load_template_processing(t, p);
+        templated = true;
+      } else if (step != "ByteLevel") {
+        fail("[tokenizer] post_processor Sequence step '", step,
+             "' is not supported (ByteLevel, one TemplateProcessing)");
       }
-      std::string name = item.at("SpecialToken").at("id").get<std::string>();
-      auto it = t.token_ids.find(name);
-      if (it == t.token_ids.end()) fail("[tokenizer] post_processor token '", name, "' unknown");
-      (seen_a ? t.suffix_ids : t.prefix_ids).push_back(it->second);
     }
-    return;
-  }
-  if (!type.empty() && type != "ByteLevel")
+    if (templated) return;
+  } else if (!type.empty() && type != "ByteLevel") {
     fail("[tokenizer] post_processor type '", type,
-         "' is not supported (ByteLevel, TemplateProcessing)");
+         "' is not supported (ByteLevel, TemplateProcessing, Sequence of those)");
+  }
   // A ByteLevel post-processor adds nothing; HF's Llama tokenizer class adds BOS/EOS from the
   // tokenizer_config flags.
   if (config.is_object()) {

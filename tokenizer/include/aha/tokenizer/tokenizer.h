@@ -4,7 +4,8 @@
 // Supported (see docs/tokenizer.md): model BPE (merges as "a b" strings or ["a","b"] pairs,
 // ignore_merges), added tokens (special or not, lstrip/rstrip), normalizers null / Sequence / NFC,
 // pre-tokenizers Split (Isolated / Removed, Unicode regexes via PCRE2) and ByteLevel, decoder
-// ByteLevel, post-processors ByteLevel / TemplateProcessing, BOS/EOS/PAD from the config.
+// ByteLevel, post-processors ByteLevel / TemplateProcessing / a Sequence of those, BOS/EOS/PAD
+// from the config.
 #pragma once
 
 #include <cstdint>
