@@ -187,8 +187,8 @@ std::string_view unwrap_math(std::string_view s) {
   return s;
 }
 
-// The first and last '=' outside braces and parentheses that are not part of <=, >=, !=;
-// npos when none.
+}  // namespace
+
 std::pair<size_t, size_t> top_level_eqs(std::string_view s) {
   size_t first = std::string_view::npos, last = std::string_view::npos;
   int depth = 0;
@@ -204,8 +204,6 @@ std::pair<size_t, size_t> top_level_eqs(std::string_view s) {
   }
   return {first, last};
 }
-
-}  // namespace
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);

@@ -5,10 +5,15 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace aha::rewards::detail {
 
 std::string_view trim(std::string_view s);
+
+// The first and last '=' outside braces and parentheses that are not part of <=, >=, !=;
+// npos when none.
+std::pair<size_t, size_t> top_level_eqs(std::string_view s);
 
 // The content of a balanced {...} starting at text[open] == '{'; nullopt when unbalanced.
 std::optional<std::string_view> braced(std::string_view text, size_t open);

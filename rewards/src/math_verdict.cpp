@@ -69,6 +69,26 @@ void decimal_comma(std::string& s, const std::string& other) {
   s[comma] = '.';
 }
 
+// "m\angle A = 30", "E[X] = 3.5": a left side the parser does not read, made of names only
+// (no digit), labels the value on its right; nullopt otherwise.
+std::optional<std::string> unread_label_value(const std::string& s) {
+  auto [first, last] = top_level_eqs(s);
+  if (first == std::string::npos || first != last) return std::nullopt;
+  for (size_t i = 0; i < first; ++i) {
+    if (is_digit(s[i])) return std::nullopt;
+  }
+  std::string_view rhs = trim(std::string_view(s).substr(first + 1));
+  if (rhs.empty()) return std::nullopt;
+  return std::string(rhs);
+}
+
+// Parses an answer, else the value of an unread label.
+bool parse_answer(const std::string& s, Tree& t, Budget& budget) {
+  if (parse(s, t, budget)) return true;
+  auto value = budget.ok() ? unread_label_value(s) : std::nullopt;
+  return value && parse(*value, t, budget);
+}
+
 // The variables of a tree (kVar names), in order of appearance.
 std::vector<std::string> variables(const Tree& t) {
   std::vector<std::string> vars;
@@ -132,7 +152,7 @@ MathVerdict math_equal(std::string_view predicted, std::string_view gold,
   decimal_comma(g, p);
   Budget budget(200000, options.time_limit_ms);
   Tree tp, tg;
-  if (!parse(g, tg, budget) || !parse(p, tp, budget)) return MathVerdict::kUnparsable;
+  if (!parse_answer(g, tg, budget) || !parse_answer(p, tp, budget)) return MathVerdict::kUnparsable;
   MathVerdict v = compare_trees(tp, tg, options, budget);
   if (v == MathVerdict::kNotEqual && !options.strict) v = renamed(std::move(tp), tg, options, budget);
   if (!budget.ok()) return MathVerdict::kUnparsable;

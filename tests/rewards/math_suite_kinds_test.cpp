@@ -26,6 +26,8 @@ const SuiteCase kKinds[] = {
   {"EF = 2, GH = 7", "2, 7", Y, kAny}, {"EF = 2, GH = 7", "2, 8", N, kAny},
   {"7", "q(5) = 7", Y, kAny}, {"f(x) = 3x - 1", "y = 3x - 1", Y, kAny},
   {"f(x) = 3x - 1", "y = 3x + 1", N, kAny}, {"g(t) = t^2 + 1", "y = t^2 + 1", Y, kAny},
+  {"m\\angle A = 30", "30", Y, kAny}, {"m\\angle A = 30", "60", N, kAny}, {"E[X] = 3.5", "3.5", Y, kAny},
+  {"E[X] = 3.5", "3", N, kAny},  // a left side the parser does not read still labels
   // an equation between two expressions is no label: its right side alone is not the answer
   {"5 = 2p + q", "2p + q", N, kAny}, {"3y - w = 0", "0", N, kAny}, {"m^2 + n = 4", "4", N, kAny},
   {"4 = 3k + 1", "4", N, kAny}, {"4 = 3k + 1", "1", Y, kAny},  // solved: k = 1
