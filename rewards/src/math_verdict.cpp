@@ -3,6 +3,8 @@
 // variable renaming of the non-strict mode.
 #include <algorithm>
 #include <cctype>
+#include <string>
+#include <vector>
 
 #include "math_internal.h"
 #include "math_text.h"
@@ -82,6 +84,37 @@ std::optional<std::string> unread_label_value(const std::string& s) {
   return std::string(rhs);
 }
 
+// "p=5,q=2;p=7,q=2" -> "(5,2),(7,2)": solution groups separated by ';', each assigning the
+// same names in the same order, are tuples of their values; other text is left alone.
+void assignment_groups(std::string& s) {
+  if (s.find(';') == std::string::npos || s.find('=') == std::string::npos) return;
+  std::vector<std::string> names;
+  std::string out;
+  size_t start = 0;
+  for (int group = 0; start <= s.size() && group < 64; ++group) {
+    size_t end = std::min(s.find(';', start), s.size());
+    std::string_view g = std::string_view(s).substr(start, end - start);
+    std::string tuple;
+    size_t k = 0, at = 0;
+    while (at <= g.size()) {
+      size_t comma = std::min(g.find(',', at), g.size());
+      std::string_view item = trim(g.substr(at, comma - at));
+      size_t eq = item.find('=');
+      if (eq == std::string_view::npos || item.find('=', eq + 1) != std::string_view::npos) return;
+      std::string name(trim(item.substr(0, eq)));
+      if (name.empty() || !std::isalpha(static_cast<unsigned char>(name[0]))) return;
+      if (group == 0) names.push_back(name);
+      if (k >= names.size() || names[k] != name) return;
+      tuple += (k++ ? "," : "") + std::string(trim(item.substr(eq + 1)));
+      at = comma + 1;
+    }
+    if (k != names.size() || k < 2) return;
+    out += (group ? ",(" : "(") + tuple + ")";
+    start = end + 1;
+  }
+  s = out;
+}
+
 // Parses an answer, else the value of an unread label.
 bool parse_answer(const std::string& s, Tree& t, Budget& budget) {
   if (parse(s, t, budget)) return true;
@@ -150,6 +183,10 @@ MathVerdict math_equal(std::string_view predicted, std::string_view gold,
   if (has_prose(p) || has_prose(g)) return MathVerdict::kUnparsable;
   decimal_comma(p, g);
   decimal_comma(g, p);
+  // only against values: two sides both written as assignments compare as equations
+  const bool p_assigns = p.find('=') != std::string::npos;
+  if (g.find('=') == std::string::npos) assignment_groups(p);
+  if (!p_assigns) assignment_groups(g);
   Budget budget(200000, options.time_limit_ms);
   Tree tp, tg;
   if (!parse_answer(g, tg, budget) || !parse_answer(p, tp, budget)) return MathVerdict::kUnparsable;

@@ -28,6 +28,8 @@ const SuiteCase kKinds[] = {
   {"f(x) = 3x - 1", "y = 3x + 1", N, kAny}, {"g(t) = t^2 + 1", "y = t^2 + 1", Y, kAny},
   {"m\\angle A = 30", "30", Y, kAny}, {"m\\angle A = 30", "60", N, kAny}, {"E[X] = 3.5", "3.5", Y, kAny},
   {"E[X] = 3.5", "3", N, kAny},  // a left side the parser does not read still labels
+  {"a=1,b=4;a=4,b=1", "(1,4),(4,1)", Y, kAny}, {"a=1,b=4;a=4,b=1", "(1,4),(1,4)", N, kAny},
+  {"(1,4),(4,1)", "m=4,n=1; m=1,n=4", Y, kAny},
   // an equation between two expressions is no label: its right side alone is not the answer
   {"5 = 2p + q", "2p + q", N, kAny}, {"3y - w = 0", "0", N, kAny}, {"m^2 + n = 4", "4", N, kAny},
   {"4 = 3k + 1", "4", N, kAny}, {"4 = 3k + 1", "1", Y, kAny},  // solved: k = 1
