@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -209,6 +210,41 @@ TEST(CommandTool, EnvironmentResetsStepsWithRewardsAndEnds) {
   }
 }
 
+const std::string kGuessEnv =
+    std::string(AHA_BINARY_DIR) + "/examples/tool_plugin/libaha_guess_env.so";
+
+TEST(PluginTool, EnvironmentThroughTheCAbi) {
+  ToolSet set = ToolSet::from_json(
+      Json::array({Json{{"name", "game"}, {"plugin", kGuessEnv}, {"timeout_s", 0.5},
+                        {"params", {{"step_reward", -0.25}}}}}),
+      "rollout.tools");
+  const rollout::Tool* game = set.tools().at(0);
+  EXPECT_EQ(game->name(), "game");
+  EXPECT_TRUE(game->environment());
+  auto s = game->open("play 3");
+  EXPECT_EQ(s->reset().output, "I chose a digit 0-9. Guess it.\n");
+  auto r = s->call("5");
+  EXPECT_EQ(r.status, ToolStatus::kOk);
+  EXPECT_EQ(r.output, "lower");
+  EXPECT_DOUBLE_EQ(r.reward, -0.25);
+  EXPECT_FALSE(r.done);
+  r = s->call("five");
+  EXPECT_EQ(r.status, ToolStatus::kError);
+  EXPECT_TRUE(std::isnan(r.reward));
+  r = s->call("3");
+  EXPECT_EQ(r.output, "right after 2 guesses");  // the session kept its count
+  EXPECT_DOUBLE_EQ(r.reward, 1.0);
+  EXPECT_TRUE(r.done);
+  EXPECT_EQ(game->open("play 1")->call("boom").status, ToolStatus::kFatal);
+  // A call past its limit ends the episode within the limit; the next call is refused.
+  auto hung = game->open("play 1");
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(hung->call("hang").status, ToolStatus::kFatal);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 3.0);
+  EXPECT_EQ(hung->call("1").status, ToolStatus::kFatal);
+  EXPECT_THROW(game->open("no digit"), Error);
+}
+
 TEST(ToolSet, ConfigErrorsNameTheKey) {
   auto expect_error = [](const Json& j, const std::string& needle) {
     try {
@@ -229,6 +265,11 @@ TEST(ToolSet, ConfigErrorsNameTheKey) {
   two[0]["name"] = "a";
   two[1]["name"] = "b";
   expect_error(two, "rollout.tools[1]: a second environment");
+  expect_error(Json::array({Json{{"name", "g"}, {"plugin", "/nonexistent.so"}}}),
+               "rollout.tools[0]: [tool plugin] cannot load '/nonexistent.so'");
+  expect_error(Json::array({Json{{"name", "g"}, {"plugin", kGuessEnv},
+                                 {"params", {{"step_reward", "x"}}}}}),
+               "create failed: step_reward must be a number");
 }
 
 }  // namespace

@@ -45,6 +45,21 @@ std::shared_ptr<rollout::Tool> command_from(StrictReader& r, const std::string& 
   return make_command_tool(o);
 }
 
+std::shared_ptr<rollout::Tool> plugin_from(StrictReader& r, const std::string& name) {
+  PluginToolOptions o;
+  o.name = name;
+  o.path = r.require<std::string>("plugin");
+  o.params = r.get<Json>("params", Json::object());
+  o.timeout_s = r.get<double>("timeout_s", o.timeout_s);
+  if (!(o.timeout_s > 0)) fail(r.where(), ".timeout_s must be > 0");
+  if (!o.params.is_object()) fail(r.where(), ".params must be an object");
+  try {
+    return make_plugin_tool(o);
+  } catch (const Error& e) {
+    fail(r.where(), ": ", e.what());
+  }
+}
+
 }  // namespace
 
 ToolSet ToolSet::from_json(const Json& j, const std::string& key) {
@@ -61,12 +76,14 @@ ToolSet ToolSet::from_json(const Json& j, const std::string& key) {
     std::shared_ptr<rollout::Tool> tool;
     if (r.has("command")) {
       tool = command_from(r, name);
+    } else if (r.has("plugin")) {
+      tool = plugin_from(r, name);
     } else if (name == "calculator") {
       tool = make_calculator();
     } else if (name == "python") {
       tool = python_from(r);
     } else {
-      fail(where, ": unknown tool \"", name, "\" (built in: calculator, python; others need \"command\")");
+      fail(where, ": unknown tool \"", name, "\" (built in: calculator, python; others need \"command\" or \"plugin\")");
     }
     r.finish();
     if (!names.insert(name).second) fail(where, ": tool \"", name, "\" named twice");

@@ -50,6 +50,16 @@ struct CommandToolOptions {
 // done ends the episode.
 std::unique_ptr<rollout::Tool> make_command_tool(const CommandToolOptions& o);
 
+// A tool or environment from a shared library speaking tool_plugin_abi.h (whether it is an
+// environment is the plugin's to say). Throws aha::Error when it does not load.
+struct PluginToolOptions {
+  std::string name;
+  std::string path;
+  Json params = Json::object();  // given to the plugin's create()
+  double timeout_s = 10.0;       // per call: past it the episode ends (fatal)
+};
+std::unique_ptr<rollout::Tool> make_plugin_tool(const PluginToolOptions& o);
+
 // The tools of `rollout.tools`: ["calculator", "python", {"name", "command", ...}, ...].
 // Throws aha::Error naming the key on a bad entry.
 class ToolSet {
