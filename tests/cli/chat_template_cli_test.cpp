@@ -46,6 +46,10 @@ TEST(ChatTemplateCli, DataTemplateChatRendersThroughTheCheckpointTemplate) {
   expect_one_error_line(run_aha(gen + " --template chat"), "no chat template");
   // Only "chat" needs it.
   EXPECT_EQ(run_aha(base).rc, 0);
+  // A broken template: one error line naming the template line.
+  config["chat_template"] = "{{ bos_token }}\n{% for m in messages %}\n{{ m.content | nosuch }}{% endfor %}";
+  std::ofstream(dir / "model/tokenizer_config.json") << config.dump();
+  expect_one_error_line(run_aha(base + " --set data.template=chat"), "line 3: unknown filter 'nosuch'");
   fs::remove_all(dir);
 }
 
