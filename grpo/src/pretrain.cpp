@@ -39,6 +39,7 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   c.precision = matmul_precision_from(r.get<std::string>("precision", "fp32"), "precision");
   c.max_nan_skips = r.get<int>("max_nan_skips", c.max_nan_skips);
   c.mtp_weight = r.get<double>("mtp_weight", 0.0);
+  c.mtp_detached = r.get<bool>("mtp_detached", false);
   c.optimizer = policy::OptimizerConfig::from_json(r.child("optimizer"));
   Json sched = r.child("schedule");
   r.finish();
@@ -47,6 +48,7 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   if (c.steps < 1 || c.batch_tokens < 1) fail("steps and batch_tokens must be >= 1");
   if (c.max_nan_skips < 0) fail("max_nan_skips must be >= 0");
   if (!(c.mtp_weight >= 0) || !std::isfinite(c.mtp_weight)) fail("mtp_weight must be >= 0");
+  if (c.mtp_detached && !(c.mtp_weight > 0)) fail("mtp_detached needs mtp_weight > 0");
   StrictReader d(c.data, "data");
   if (!d.has("train")) fail("data.train is required");
   for (const char* k : {"train"}) d.get<std::string>(k, "");
@@ -60,6 +62,15 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
 }
 
 namespace {
+
+// The trainable mask of a detached MTP run: the tensors of model.layers.<num_hidden_layers>.
+std::vector<uint8_t> mtp_only(const policy::Model<float>& model) {
+  const std::string prefix =
+      "model.layers." + std::to_string(model.config().num_hidden_layers) + ".";
+  std::vector<uint8_t> mask;
+  for (const auto& e : model.table().entries()) mask.push_back(e.name.rfind(prefix, 0) == 0);
+  return mask;
+}
 
 // The prompt template every document was written with ("" when unknown or mixed).
 void note_template(const Json& row, std::string& templ, bool& first) {
@@ -185,6 +196,7 @@ void Pretrain::open_run(const Json& raw, bool resume) {
   }
   update = std::make_unique<train::UpdateStep>(*model, *opt, cfg.optimizer.max_grad_norm,
                                                cfg.max_nan_skips, db.get());
+  if (cfg.mtp_detached) update->set_trainable(mtp_only(*model));
   checkpoints = std::make_unique<train::Checkpointer>(
       cfg.output_dir, cfg.model, db.get(), train::TrainedState{*model, *opt, *cursor, *update});
   if (resume) checkpoints->resume(resume_dir, step);
@@ -238,8 +250,12 @@ Json Pretrain::train_step() {
                            model->grads().data(), mtp_acts,
                            cfg.mtp_weight * local_mtp / std::max(1.0, sums[3]), dh.data());
     }
-    model->backward(acts, dlp.data(), nullptr, local_pred / std::max(1.0, sums[0]),
-                    mtp ? dh.data() : nullptr, update->ready());
+    if (cfg.mtp_detached) {
+      update->no_backward();  // dh stops here: the trunk takes no gradient
+    } else {
+      model->backward(acts, dlp.data(), nullptr, local_pred / std::max(1.0, sums[0]),
+                      mtp ? dh.data() : nullptr, update->ready());
+    }
   } else {
     update->no_backward();
   }

@@ -66,5 +66,46 @@ TEST(Pretrain, MtpLossFallsAndNeedsTheModule) {
   }
 }
 
+// mtp_detached: only the module learns; every other tensor (trunk, main head) keeps its bits.
+TEST(Pretrain, DetachedMtpTrainsOnlyTheModule) {
+  const std::string ckpt = fresh_dir("mtp_detached_ckpt");
+  Json cfg = policy::ModelConfig::load(tiny_checkpoint() + "/config.json").to_json();
+  cfg["num_nextn_predict_layers"] = 1;
+  policy::Model<float> m(policy::ModelConfig::from_json(cfg));
+  m.init_random(2);
+  policy::SaveOptions so;
+  so.copy_tokenizer_from = tiny_checkpoint();
+  policy::save_model(m, ckpt, so);
+  const std::string out = fresh_dir("pretrain_mtp_detached");
+  Json raw = {{"model", ckpt},
+              {"output_dir", out},
+              {"data", {{"train", "synthetic:addition"}, {"size", 200}}},
+              {"steps", 12},
+              {"batch_tokens", 256},
+              {"mtp_weight", 1.0},
+              {"mtp_detached", true},
+              {"optimizer", {{"weight_decay", 0.1}}},
+              {"schedule", {{"lr", 3e-3}}}};
+  std::vector<double> mtp;
+  pretrain(PretrainConfig::from_json(raw), raw, false,
+           [&](const PretrainReport& r) { mtp.push_back(r.metrics["mtp_loss"]); }, 0);
+  EXPECT_LT(mtp.back(), mtp.front()) << "MTP loss " << mtp.front() << " -> " << mtp.back();
+  auto trained = policy::load_model<float>(out + "/final");
+  const std::string prefix = "model.layers." + std::to_string(m.config().num_hidden_layers) + ".";
+  int64_t moved = 0;
+  for (const auto& e : m.table().entries()) {
+    const bool module = e.name.rfind(prefix, 0) == 0;
+    const float* a = m.params().data() + e.offset;
+    const float* b = trained->params().data() + trained->table().at(e.name).offset;
+    const bool same = std::equal(a, a + e.numel, b);
+    if (!module) EXPECT_TRUE(same) << e.name << " changed";
+    moved += module && !same;
+  }
+  EXPECT_GT(moved, 5);
+  Json bad = raw;
+  bad["mtp_weight"] = 0.0;
+  EXPECT_THROW(PretrainConfig::from_json(bad), Error);
+}
+
 }  // namespace
 }  // namespace aha::grpo

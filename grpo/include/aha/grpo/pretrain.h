@@ -27,6 +27,9 @@ struct PretrainConfig {
   // DeepSeek-V3's multi-token prediction loss weight (lambda; 0: off). Needs a model with
   // num_nextn_predict_layers = 1; its gradient reaches the trunk as in V3's pretraining.
   double mtp_weight = 0.0;
+  // Only the MTP module learns: its loss reaches neither the trunk nor the main head, and the
+  // main loss is logged but not trained on (DeepSeek-V3 §2.2's module on a frozen model).
+  bool mtp_detached = false;
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
   static PretrainConfig from_json(const Json& j);  // strict
