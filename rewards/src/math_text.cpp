@@ -44,7 +44,8 @@ constexpr const char* kAnchors[] = {
     // Spanish, Portuguese, Italian
     "la respuesta es", "respuesta final es", "respuesta final", "respuesta:", "a resposta é",
     "resposta final é", "resposta:", "la risposta è", "risposta finale è", "risposta:",
-    "respuesta es", "resposta é", "risposta è",
+    "respuesta es", "resposta é", "risposta è", "respuesta correcta es", "resultado es",
+    "bonne réponse est", "résultat est", "resultado é",
     // Russian
     "ответ:", "Ответ:", "ответ —", "Ответ —", "ответ равен", "Ответ равен", "ответ -",
     "Ответ -", "окончательный ответ", "Окончательный ответ",

@@ -63,6 +63,10 @@ const SuiteCase kKinds[] = {
   {"3/7", "答案：每份是 (\\frac{3}{7}) 升。", Y, kRaw}, {"3/8", "答案：每份是 (\\frac{3}{7}) 升。", N, kRaw},
   {"0.6", "Réponse : la probabilité est 0,6.", Y, kRaw},
   {"C", "la réponse est C et non B", Y, kRaw}, {"C", "la réponse est B et non C", N, kRaw},
+  {"79", "La respuesta correcta es 79, ya que 100 - 21 = 79 y sobran 21.", Y, kRaw},
+  {"21", "La respuesta correcta es 79, ya que 100 - 21 = 79 y sobran 21.", N, kRaw},
+  {"79", "Le résultat est 79 g, car 100 - 21 = 79 et il en manque 21.", Y, kRaw},
+  {"64", "O resultado é 64, pois 8 vezes 8 dá 64 e sobram 3.", Y, kRaw},
   // --- an approximation is a gloss of the exact value, unless a name precedes it ---
   {"\\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt{2}}{2} \\approx 0.707", Y, kAny},
   {"\\frac{\\sqrt{2}}{2}", "\\frac{\\sqrt{3}}{2} \\approx 0.866", N, kAny},
