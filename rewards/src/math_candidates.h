@@ -24,7 +24,7 @@ class CandidateStream {
   static constexpr size_t kTail = 32768;  // anchors, LaTeX spans, numbers: the last 32 KB
   void run_stage(int stage);
   static bool anchor_after_last_box(std::string_view text);
-  void box_as_completion(std::string_view box);
+  void box_anchor(const std::string& span);
   void add(std::optional<std::string> text, AnswerSource source);
 
   const ExtractOptions& o_;

@@ -224,10 +224,16 @@ void CandidateStream::run_stage(int stage) {
         // a box of prose is read as a completion: "\boxed{B。不是 A}" answers by its first
         // letter, a reasoning in the box by its conclusion (its anchor, then its last number)
         const bool prose = detail::has_prose(*b);
-        if (choice_) add(detail::choice_letter(*b, prose && b->size() > 24), AnswerSource::kChoice);
+        auto anchored = prose ? detail::after_anchor(*b) : std::nullopt;
+        if (choice_) {
+          add(anchored ? detail::choice_letter(*anchored, false)
+                       : detail::choice_letter(*b, prose && b->size() > 24),
+              AnswerSource::kChoice);
+        }
         add(boxed_run(text), AnswerSource::kBoxed);
+        if (anchored) box_anchor(*anchored);
         if (o_.latex) add(detail::last_latex(*b), AnswerSource::kBoxed);  // \boxed{is $(1,2)$}
-        if (prose) box_as_completion(*b);
+        if (prose && !anchored) add(detail::last_number(*b), AnswerSource::kBoxed);
       }
       return;
     case 2:
@@ -283,14 +289,11 @@ void CandidateStream::run_stage(int stage) {
   }
 }
 
-void CandidateStream::box_as_completion(std::string_view box) {
-  if (auto a = detail::after_anchor(box)) {  // "The answer is 3, not 2.": what follows it
-    if (auto v = detail::after_copula(*a)) add(clean_answer(*v), AnswerSource::kBoxed);
-    add(clean_answer(*a), AnswerSource::kBoxed);
-    add(detail::first_number(*a), AnswerSource::kBoxed);
-    return;
-  }
-  add(detail::last_number(box), AnswerSource::kBoxed);
+// The anchored span of a box of prose: "The answer is 3, not 2." -> "3".
+void CandidateStream::box_anchor(const std::string& span) {
+  if (auto v = detail::after_copula(span)) add(clean_answer(*v), AnswerSource::kBoxed);
+  add(clean_answer(span), AnswerSource::kBoxed);
+  add(detail::first_number(span), AnswerSource::kBoxed);
 }
 
 std::vector<Extracted> extract_candidates(std::string_view completion, const ExtractOptions& o,

@@ -112,6 +112,10 @@ const SuiteCase kKinds[] = {
   {"15", "\\boxed{Antwort: 15 Äpfel, nicht 12}", Y, kRaw}, {"12", "\\boxed{Antwort: 15 Äpfel, nicht 12}", N, kRaw},
   {"250", "\\boxed{总共需要 5 × 50 = 250 元。}", Y, kRaw}, {"50", "\\boxed{总共需要 5 × 50 = 250 元。}", N, kRaw},
   {"8", "\\boxed{The largest value is 8.}", Y, kRaw},
+  {"E", "\\boxed{The answer is surely E, as it cannot be C or D}", Y, kRaw},
+  {"D", "\\boxed{The answer is surely E, as it cannot be C or D}", N, kRaw},
+  {"\\frac{1}{2}", "\\boxed{so the ratio comes to $\\frac{1}{2}$ in the end}", Y, kRaw},
+  {"21", "\\boxed{Final answer: the count is 21.}", Y, kRaw},
   // --- unanchored: a number after the last span wins over a formula, not over a value ---
   {"12", "Each divisor $n$ gives a step $d = \\frac{60}{n}$, so there are 12 such sequences.", Y, kRaw},
   {"11", "Each divisor $n$ gives a step $d = \\frac{60}{n}$, so there are 12 such sequences.", N, kRaw},
