@@ -112,6 +112,7 @@ void assignment_groups(std::string& s) {
     out += (group ? ",(" : "(") + tuple + ")";
     start = end + 1;
   }
+  if (start <= s.size()) return;  // more groups than read: leave the text as it is
   s = out;
 }
 
