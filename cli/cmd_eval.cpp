@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "options.h"
 #include "progress.h"
+#include "tool_options.h"
 
 namespace aha::cli {
 
@@ -79,6 +80,8 @@ int cmd_eval(const Args& args) {
       ("precision", po::value(&precision_name)->default_value("fp32"), "matmul precision: fp32 | bf16")
       ("out", po::value(&o.out_jsonl), "per-problem results (JSONL)")
       ("db", po::value(&o.db_path), "also log into a new run database");
+  ToolArgs tool_args;
+  add_tool_options(desc, tool_args);
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha eval --model DIR (--input F.jsonl | --task addition)\n"
@@ -87,6 +90,8 @@ int cmd_eval(const Args& args) {
     return 0;
   }
   data = problems_source(data, input, task);
+  const grpo::EpisodeConfig episodes = tool_episodes(tool_args);
+  o.episodes = episodes.engine_options();
   ThreadLimit tl(threads);
   MatmulPrecisionScope precision(matmul_precision_from(precision_name, "--precision"));
   o.sampling.validate();

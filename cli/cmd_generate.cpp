@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <span>
 
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/threading.h"
@@ -9,11 +10,13 @@
 #include "aha/policy/checkpoint.h"
 #include "aha/tokenizer/chat_template.h"
 #include "aha/tokenizer/tokenizer.h"
+#include "aha/grpo/rollouts.h"
 #include "aha/rollout/engine.h"
 #include "commands.h"
 #include "jsonl.h"
 #include "options.h"
 #include "progress.h"
+#include "tool_options.h"
 
 namespace aha::cli {
 
@@ -42,6 +45,11 @@ Json completion_json(const Rollout& c, const tokenizer::Tokenizer* tok, bool rou
     j["text"] = tok->decode_utf8(tokenizer::known_ids(*tok, c.completion_ids), true);
   }
   if (!c.error.empty()) j["error"] = c.error;
+  if (!c.turns.empty()) {  // an episode: its loss mask and turns, as in a rollout file
+    const Json line = grpo::rollout_to_json(c);
+    j["loss_mask"] = line["loss_mask"];
+    j["turns"] = line["turns"];
+  }
   if (routing) j["routing"] = c.routing;
   return j;
 }
@@ -104,6 +112,8 @@ int cmd_generate(const Args& args) {
       ("max-batch", po::value(&a.max_batch)->default_value(64), "live sequences per step")
       ("naive", po::bool_switch(&a.naive), "naive MLA decode instead of the absorbed one")
       ("routing", po::bool_switch(&a.routing), "write the experts of every token (keep routing)");
+  ToolArgs tool_args;
+  add_tool_options(desc, tool_args);
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha generate --model DIR --prompts F.jsonl --n G [sampling options]\n"
@@ -128,7 +138,14 @@ int cmd_generate(const Args& args) {
         a.templ, [&] { return tokenizer::chat_prompt_renderer(a.model, tok.get()); }));
   }
   const std::vector<rollout::Request> reqs = read_requests(a, tok.get(), templ.get());
+  const grpo::EpisodeConfig episodes = tool_episodes(tool_args);
   rollout::EngineOptions opts;
+  opts.episodes = episodes.engine_options();
+  if (opts.episodes.enabled()) {
+    if (!tok) fail("tools need a tokenizer.json in ", a.model);
+    const tokenizer::Tokenizer* t = tok.get();
+    opts.episodes.tokenize = [t](const std::string& text) { return t->encode(text, false); };
+  }
   opts.seed = a.seed;
   opts.max_batch = a.max_batch;
   opts.absorbed = !a.naive;
@@ -143,6 +160,15 @@ int cmd_generate(const Args& args) {
     progress.update(p.done, p.total, double(p.tokens), p.done == p.total);
   });
   progress.finish();
+  for (auto& c : out) {  // the engine's turn texts are raw bytes: print valid UTF-8
+    for (Turn& t : c.turns) {
+      if (t.end == t.begin) continue;  // an environment's last words: logged, not in the tokens
+      t.text = tok->decode_utf8(
+          tokenizer::known_ids(*tok, std::span<const int32_t>(c.completion_ids.data() + t.begin,
+                                                              t.end - t.begin)),
+          true);
+    }
+  }
   for (const auto& c : out) std::cout << completion_json(c, tok.get(), a.routing).dump() << "\n";
   return 0;
 }

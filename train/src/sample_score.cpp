@@ -72,6 +72,7 @@ std::vector<Rollout> sample(const policy::Model<float>& model, const tokenizer::
     r.completion_text = decode_text(tok, r.completion_ids);
     // The engine's turn texts are raw bytes (a sampled token may end inside a character).
     for (Turn& turn : r.turns) {
+      if (turn.end == turn.begin) continue;  // an environment's last words are not in the tokens
       turn.text = decode_text(tok, std::span<const int32_t>(r.completion_ids.data() + turn.begin,
                                                             turn.end - turn.begin));
     }
