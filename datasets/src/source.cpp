@@ -14,7 +14,7 @@ namespace aha::datasets {
 
 std::vector<std::string> data_keys() {
   return {"train", "eval", "format", "limit", "digits", "synthetic_size", "split", "template",
-          "eval_fraction", "numbers", "max_number"};
+          "eval_fraction", "numbers", "max_number", "system_prompt", "chat_template_kwargs"};
 }
 
 namespace {

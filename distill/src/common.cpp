@@ -13,7 +13,7 @@ namespace aha::distill {
 
 std::vector<std::string> prompt_data_keys() {
   return {"train", "format", "limit", "digits", "synthetic_size", "split", "template",
-          "eval_fraction", "numbers", "max_number"};
+          "eval_fraction", "numbers", "max_number", "system_prompt", "chat_template_kwargs"};
 }
 
 std::string sample_hash(const std::string& prompt, const std::string& completion) {

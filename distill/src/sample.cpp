@@ -272,7 +272,7 @@ SampleStats run_sample(const SampleConfig& cfg,
   auto examples = datasets::load_examples(cfg.data, "train", cfg.seed);
   auto templ = datasets::PromptTemplate::from_config(
       cfg.data.value("template", "r1_zero"),
-      [&] { return tokenizer::chat_prompt_renderer(cfg.teacher, &tok); });
+      [&] { return tokenizer::chat_prompt_renderer(cfg.teacher, &tok, cfg.data); });
   auto rset = rewards::RewardSet::from_json(cfg.rewards, rewards::builtin_registry());
   const std::string label =
       cfg.accuracy_reward.empty() ? rset.labels().front() : cfg.accuracy_reward;

@@ -93,7 +93,7 @@ Json dry_run(const TrainConfig& cfg) {
   auto data = datasets::load_examples(cfg.data, "train", cfg.seed);
   auto templ = datasets::PromptTemplate::from_config(
       cfg.data.value("template", "r1_zero"),
-      [&] { return tokenizer::chat_prompt_renderer(cfg.model, &tok); });
+      [&] { return tokenizer::chat_prompt_renderer(cfg.model, &tok, cfg.data); });
   size_t longest = 0;
   std::string first;
   const size_t n_check = std::min<size_t>(data.size(), 256);

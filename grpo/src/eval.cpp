@@ -44,7 +44,7 @@ Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenize
   if (o.n < 1) fail("--n must be >= 1");
   if (problems.empty()) fail("evaluation: no problems");
   auto templ = datasets::PromptTemplate::from_config(
-      o.templ, [&] { return tokenizer::chat_prompt_renderer(o.model, &tok); });
+      o.templ, [&] { return tokenizer::chat_prompt_renderer(o.model, &tok, o.data); });
   rewards::RewardSet own;
   if (o.reward_set == nullptr) own = rewards::RewardSet::from_json(o.rewards, rewards::builtin_registry());
   const rewards::RewardSet& rewards = o.reward_set != nullptr ? *o.reward_set : own;

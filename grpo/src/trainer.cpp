@@ -82,7 +82,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   std::string templ = cfg.data.value("template", "r1_zero");
   const bool template_changed = warn_on_template_change(cfg.model, templ);
   s.templ = std::make_unique<datasets::PromptTemplate>(datasets::PromptTemplate::from_config(
-      templ, [&] { return tokenizer::chat_prompt_renderer(cfg.model, s.tok.get()); }));
+      templ, [&] { return tokenizer::chat_prompt_renderer(cfg.model, s.tok.get(), cfg.data); }));
   s.rewards = rewards::RewardSet::from_json(
       cfg.rewards, registry != nullptr ? *registry : rewards::builtin_registry());
   s.acc_label = cfg.accuracy_reward.empty() ? s.rewards.labels().front() : cfg.accuracy_reward;

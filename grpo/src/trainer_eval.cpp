@@ -15,6 +15,7 @@ void Trainer::State::run_eval(Json& m) {
   EvalOptions o;
   o.model = cfg.model;  // where data.template "chat" finds the chat template
   o.templ = cfg.data.value("template", "r1_zero");
+  o.data = cfg.data;  // the chat template's system prompt and kwargs
   o.reward_set = &rewards;
   o.accuracy_reward = acc_label;
   o.n = g.eval_n;

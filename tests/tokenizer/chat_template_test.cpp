@@ -137,6 +137,21 @@ TEST(ChatTemplate, NamedTemplatesPickToolUseWhenToolsAreGiven) {
   EXPECT_EQ(t.render(OJson::array(), false, OJson::array({{{"name", "f"}}})), "T1");
 }
 
+// data.system_prompt and data.chat_template_kwargs reach the template as apply_chat_template's
+// system message and extra variables.
+TEST(ChatTemplate, SystemPromptAndKwargsFromTheDataConfig) {
+  namespace fs = std::filesystem;
+  fs::path dir = fs::temp_directory_path() / ("aha_chat_kw_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  std::ofstream(dir / "tokenizer_config.json") << R"({"chat_template": "{% for m in messages %}[{{ m.role }}:{{ m.content }}]{% endfor %}{% if enable_thinking is defined and not enable_thinking %}<nothink>{% endif %}"})";
+  EXPECT_EQ(chat_prompt_renderer(dir.string(), nullptr)("q"), "[user:q]");
+  const Json data = {{"system_prompt", "be brief"}, {"chat_template_kwargs", {{"enable_thinking", false}}}};
+  EXPECT_EQ(chat_prompt_renderer(dir.string(), nullptr, data)("q"), "[system:be brief][user:q]<nothink>");
+  EXPECT_THROW(chat_prompt_renderer(dir.string(), nullptr, Json{{"system_prompt", 3}}), Error);
+  EXPECT_THROW(chat_prompt_renderer(dir.string(), nullptr, Json{{"chat_template_kwargs", "x"}}), Error);
+  fs::remove_all(dir);
+}
+
 TEST(ChatTemplate, LoadsFromACheckpointDirectory) {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("aha_chat_" + std::to_string(::getpid()));

@@ -117,13 +117,28 @@ std::string ChatTemplate::render(const OJson& messages, bool add_generation_prom
   }
 }
 
-std::string ChatTemplate::render_user_prompt(const std::string& text) const {
-  OJson messages = OJson::array({OJson{{"role", "user"}, {"content", text}}});
-  return render(messages, true);
+std::string ChatTemplate::render_user_prompt(const std::string& text, const std::string& system,
+                                             const OJson& extra_context) const {
+  OJson messages = OJson::array();
+  if (!system.empty()) messages.push_back(OJson{{"role", "system"}, {"content", system}});
+  messages.push_back(OJson{{"role", "user"}, {"content", text}});
+  return render(messages, true, nullptr, extra_context);
 }
 
 std::function<std::string(const std::string&)> chat_prompt_renderer(
-    const std::string& checkpoint_dir, const Tokenizer* tok) {
+    const std::string& checkpoint_dir, const Tokenizer* tok, const Json& data) {
+  std::string system;
+  OJson kwargs = nullptr;
+  if (data.is_object()) {
+    if (auto it = data.find("system_prompt"); it != data.end() && !it->is_null()) {
+      if (!it->is_string()) fail("data.system_prompt must be a string");
+      system = it->get<std::string>();
+    }
+    if (auto it = data.find("chat_template_kwargs"); it != data.end() && !it->is_null()) {
+      if (!it->is_object()) fail("data.chat_template_kwargs must be an object");
+      kwargs = OJson::parse(it->dump());
+    }
+  }
   auto tmpl = std::make_shared<const ChatTemplate>(ChatTemplate::load(checkpoint_dir));
   bool tok_adds_bos = false;
   if (tok != nullptr && tok->bos_id()) {
@@ -131,8 +146,8 @@ std::function<std::string(const std::string&)> chat_prompt_renderer(
     tok_adds_bos = !ids.empty() && ids.front() == *tok->bos_id();
   }
   std::string bos = tok_adds_bos ? tmpl->bos_token() : "";
-  return [tmpl, bos](const std::string& text) {
-    std::string out = tmpl->render_user_prompt(text);
+  return [tmpl, bos, system, kwargs](const std::string& text) {
+    std::string out = tmpl->render_user_prompt(text, system, kwargs);
     if (!bos.empty() && out.starts_with(bos)) out.erase(0, bos.size());
     return out;
   };

@@ -47,8 +47,9 @@ Json evaluate(const EvalOptions& options);
 // `templ` (a config name or text) is not: a base only answers prompts shaped like its documents.
 bool warn_on_template_change(const std::string& model_dir, const std::string& templ);
 
-// The same on a model already in memory (evaluation during training): options.model, .data
-// and .db_path are not used; rows (when given) receives one record per completion.
+// The same on a model already in memory (evaluation during training): options.model and .data
+// only locate the chat template and its options (data.template "chat"), .db_path is not used;
+// rows (when given) receives one record per completion.
 Json evaluate_model(const policy::Model<float>& model, const tokenizer::Tokenizer& tok,
                     const std::vector<datasets::Example>& problems, const EvalOptions& options,
                     std::vector<Rollout>* rows = nullptr);

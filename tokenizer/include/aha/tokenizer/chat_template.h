@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "aha/core/config.h"
 #include "aha/tokenizer/jinja.h"
 
 namespace aha::tokenizer {
@@ -31,7 +32,8 @@ class ChatTemplate {
                      const nlohmann::ordered_json& tools = nullptr,
                      const nlohmann::ordered_json& extra_context = nullptr) const;
   // One user message with the generation prompt: what `data.template: chat` makes of a prompt.
-  std::string render_user_prompt(const std::string& text) const;
+  std::string render_user_prompt(const std::string& text, const std::string& system = "",
+                                 const nlohmann::ordered_json& extra_context = nullptr) const;
 
   const std::string& bos_token() const { return bos_token_; }
   const std::string& eos_token() const { return eos_token_; }
@@ -54,7 +56,10 @@ class Tokenizer;
 // through checkpoint_dir's chat template. Prompts are encoded with add_special=true, so the
 // template's leading bos_token is dropped where `tok` adds one itself: the prompt ids are then
 // exactly apply_chat_template's. `tok` may be null (no tokenizer.json): the text stays as is.
+// `data` (optional, a run config's data object): "system_prompt" (a system message before the
+// user's) and "chat_template_kwargs" (extra template variables, e.g. {"enable_thinking": false}
+// for Qwen3), as HF's apply_chat_template takes them. A bad value is an error naming the key.
 std::function<std::string(const std::string&)> chat_prompt_renderer(
-    const std::string& checkpoint_dir, const Tokenizer* tok);
+    const std::string& checkpoint_dir, const Tokenizer* tok, const Json& data = Json());
 
 }  // namespace aha::tokenizer
