@@ -31,17 +31,23 @@ TEST(Pretrain, StopsAfterMaxNanSkipsNonFiniteUpdates) {
   EXPECT_THROW(PretrainConfig::from_json(bad), Error);
 }
 
+// The tiny checkpoint with an MTP module (random weights), saved at dir.
+std::unique_ptr<policy::Model<float>> mtp_checkpoint(const std::string& dir, uint64_t seed) {
+  Json cfg = policy::ModelConfig::load(tiny_checkpoint() + "/config.json").to_json();
+  cfg["num_nextn_predict_layers"] = 1;
+  auto m = std::make_unique<policy::Model<float>>(policy::ModelConfig::from_json(cfg));
+  m->init_random(seed);
+  policy::SaveOptions so;
+  so.copy_tokenizer_from = tiny_checkpoint();
+  policy::save_model(*m, dir, so);
+  return m;
+}
+
 // DeepSeek-V3's MTP loss in pretraining: it falls as the module learns the token after next,
 // and a model without the module is refused by name.
 TEST(Pretrain, MtpLossFallsAndNeedsTheModule) {
   const std::string ckpt = fresh_dir("mtp_ckpt");
-  Json cfg = policy::ModelConfig::load(tiny_checkpoint() + "/config.json").to_json();
-  cfg["num_nextn_predict_layers"] = 1;
-  policy::Model<float> m(policy::ModelConfig::from_json(cfg));
-  m.init_random(1);
-  policy::SaveOptions so;
-  so.copy_tokenizer_from = tiny_checkpoint();
-  policy::save_model(m, ckpt, so);
+  mtp_checkpoint(ckpt, 1);
   Json raw = {{"model", ckpt},
               {"output_dir", fresh_dir("pretrain_mtp")},
               {"data", {{"train", "synthetic:addition"}, {"size", 400}}},
@@ -69,13 +75,7 @@ TEST(Pretrain, MtpLossFallsAndNeedsTheModule) {
 // mtp_detached: only the module learns; every other tensor (trunk, main head) keeps its bits.
 TEST(Pretrain, DetachedMtpTrainsOnlyTheModule) {
   const std::string ckpt = fresh_dir("mtp_detached_ckpt");
-  Json cfg = policy::ModelConfig::load(tiny_checkpoint() + "/config.json").to_json();
-  cfg["num_nextn_predict_layers"] = 1;
-  policy::Model<float> m(policy::ModelConfig::from_json(cfg));
-  m.init_random(2);
-  policy::SaveOptions so;
-  so.copy_tokenizer_from = tiny_checkpoint();
-  policy::save_model(m, ckpt, so);
+  const auto m = mtp_checkpoint(ckpt, 2);
   const std::string out = fresh_dir("pretrain_mtp_detached");
   Json raw = {{"model", ckpt},
               {"output_dir", out},
@@ -91,11 +91,11 @@ TEST(Pretrain, DetachedMtpTrainsOnlyTheModule) {
            [&](const PretrainReport& r) { mtp.push_back(r.metrics["mtp_loss"]); }, 0);
   EXPECT_LT(mtp.back(), mtp.front()) << "MTP loss " << mtp.front() << " -> " << mtp.back();
   auto trained = policy::load_model<float>(out + "/final");
-  const std::string prefix = "model.layers." + std::to_string(m.config().num_hidden_layers) + ".";
+  const std::string prefix = "model.layers." + std::to_string(m->config().num_hidden_layers) + ".";
   int64_t moved = 0;
-  for (const auto& e : m.table().entries()) {
+  for (const auto& e : m->table().entries()) {
     const bool module = e.name.rfind(prefix, 0) == 0;
-    const float* a = m.params().data() + e.offset;
+    const float* a = m->params().data() + e.offset;
     const float* b = trained->params().data() + trained->table().at(e.name).offset;
     const bool same = std::equal(a, a + e.numel, b);
     if (!module) EXPECT_TRUE(same) << e.name << " changed";

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "../policy/test_configs.h"
+#include "byte_text.h"
 #include "aha/policy/model.h"
 #include "aha/rollout/engine.h"
 
@@ -14,12 +15,8 @@ namespace {
 
 constexpr int32_t kEos = 1;
 
-std::string text_of(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (int32_t id : ids) s += static_cast<char>(id);
-  return s;
-}
-std::vector<int32_t> ids_of(const std::string& s) { return {s.begin(), s.end()}; }
+using testing::ids_of;
+using testing::text_of;
 
 // A guessing game: reset names the range; each action is a guess, answered "higher"/"lower"
 // with reward -0.1, and the right guess ends the episode with reward 1. The secret is the

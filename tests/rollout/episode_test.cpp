@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "../policy/test_configs.h"
+#include "byte_text.h"
 #include "aha/core/threading.h"
 #include "aha/policy/model.h"
 #include "aha/rollout/engine.h"
@@ -21,13 +22,8 @@ using policy::ModelConfig;
 
 constexpr int32_t kEos = 1;
 
-// Byte-level "tokenizer": token id = ASCII code (the models have a vocabulary of 128).
-std::string text_of(const std::vector<int32_t>& ids) {
-  std::string s;
-  for (int32_t id : ids) s += static_cast<char>(id);
-  return s;
-}
-std::vector<int32_t> ids_of(const std::string& s) { return {s.begin(), s.end()}; }
+using testing::ids_of;
+using testing::text_of;
 
 std::unique_ptr<Model<float>> make_model(Json j) {
   j["vocab_size"] = 128;
