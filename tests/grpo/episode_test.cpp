@@ -281,5 +281,43 @@ TEST(EpisodeTrain, EpisodesReplayFromExportedRollouts) {
   EXPECT_NEAR(mr["loss"].get<double>(), m["loss"].get<double>(), 1e-6);
 }
 
+// An environment through the whole trainer: every episode starts with its reset observation,
+// its step rewards are stored on the turns and, under process advantages, become step rewards
+// at the ends of the policy's turns; the env reward sums them.
+TEST(EpisodeTrain, EnvironmentStepRewardsReachProcessAdvantages) {
+  auto reg = registry();
+  const std::string out = fresh_dir("episode_env");
+  const std::string env = fresh_dir("env_script") + ".sh";
+  std::ofstream(env) << "#!/bin/bash\nread -r line; echo '{\"observation\": \"go\\n\"}'\n"
+                        "n=0; while read -r line; do n=$((n+1));"
+                        " echo \"{\\\"observation\\\": \\\"s$n\\\", \\\"reward\\\": 0.$n}\"; done\n";
+  std::filesystem::permissions(env, std::filesystem::perms::owner_all);
+  Json raw = tool_config(out, env);
+  raw["rollout"]["tools"][0]["environment"] = true;
+  raw["rewards"] = Json::array({Json{{"name", "env"}}});
+  raw["grpo"]["advantage"] = "process";
+  Json m;
+  Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) { m = r.metrics; });
+  EXPECT_TRUE(std::isfinite(m["loss"].get<double>())) << m.dump();
+  auto db = runlog::RunDb::open_readonly(out + "/run.db");
+  auto rows = db->read_rollouts(1);
+  ASSERT_FALSE(rows.empty());
+  int64_t stepped = 0;
+  for (const Rollout& r : rows) {
+    ASSERT_FALSE(r.turns.empty());
+    EXPECT_EQ(r.turns[0].tool, "t");  // the reset comes first
+    EXPECT_EQ(r.completion_text.rfind("go\n", 0), 0u) << r.completion_text;
+    double sum = 0;
+    for (const Turn& t : r.turns) sum += std::isfinite(t.reward) ? t.reward : 0.0;
+    if (r.finish_reason != "tool_error") {
+      EXPECT_NEAR(r.reward, sum, 1e-12);
+    }
+    stepped += sum > 0;
+  }
+  EXPECT_GT(stepped, 0) << "no episode took a step";
+  auto q = db->query("SELECT COUNT(*) AS n FROM rollout_turns WHERE reward IS NOT NULL");
+  EXPECT_GT(q[0]["n"].get<int64_t>(), 0);
+}
+
 }  // namespace
 }  // namespace aha::grpo
