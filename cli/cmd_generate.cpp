@@ -84,6 +84,28 @@ std::vector<rollout::Request> read_requests(const GenerateArgs& a, const tokeniz
   return reqs;
 }
 
+// The engine's options: sampling seed and batch, decode kind, recording, and the episodes of
+// the tool options (which need the tokenizer).
+rollout::EngineOptions engine_options(const GenerateArgs& a, const tokenizer::Tokenizer* tok,
+                                      const grpo::EpisodeConfig& episodes) {
+  rollout::EngineOptions opts;
+  opts.episodes = episodes.engine_options();
+  if (opts.episodes.enabled()) {
+    if (tok == nullptr) fail("tools need a tokenizer.json in ", a.model);
+    opts.episodes.tokenize = [tok](const std::string& text) { return tok->encode(text, false); };
+  }
+  opts.seed = a.seed;
+  opts.max_batch = a.max_batch;
+  opts.absorbed = !a.naive;
+  opts.record_routing = a.routing;
+  if (tok != nullptr) {
+    opts.detokenize = [tok](const std::vector<int32_t>& ids) {
+      return tok->decode(tokenizer::known_ids(*tok, ids));
+    };
+  }
+  return opts;
+}
+
 }  // namespace
 
 int cmd_generate(const Args& args) {
@@ -139,21 +161,7 @@ int cmd_generate(const Args& args) {
   }
   const std::vector<rollout::Request> reqs = read_requests(a, tok.get(), templ.get());
   const grpo::EpisodeConfig episodes = tool_episodes(tool_args);
-  rollout::EngineOptions opts;
-  opts.episodes = episodes.engine_options();
-  if (opts.episodes.enabled()) {
-    if (!tok) fail("tools need a tokenizer.json in ", a.model);
-    const tokenizer::Tokenizer* t = tok.get();
-    opts.episodes.tokenize = [t](const std::string& text) { return t->encode(text, false); };
-  }
-  opts.seed = a.seed;
-  opts.max_batch = a.max_batch;
-  opts.absorbed = !a.naive;
-  opts.record_routing = a.routing;
-  if (tok) {
-    const tokenizer::Tokenizer* t = tok.get();
-    opts.detokenize = [t](const std::vector<int32_t>& ids) { return t->decode(tokenizer::known_ids(*t, ids)); };
-  }
+  const rollout::EngineOptions opts = engine_options(a, tok.get(), episodes);
   rollout::Engine engine(*model, opts);
   ProgressLine progress("generate", "tok");
   auto out = engine.generate(reqs, [&](const rollout::Progress& p) {
