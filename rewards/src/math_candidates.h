@@ -23,6 +23,8 @@ class CandidateStream {
   static constexpr int kMaxCandidates = 8;
   static constexpr size_t kTail = 32768;  // anchors, LaTeX spans, numbers: the last 32 KB
   void run_stage(int stage);
+  void boxed_stage(std::string_view text);
+  void anchor_stage(std::string_view tail);
   static bool anchor_after_last_box(std::string_view text);
   void box_anchor(const std::string& span);
   void add(std::optional<std::string> text, AnswerSource source);

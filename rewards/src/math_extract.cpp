@@ -204,6 +204,39 @@ void CandidateStream::add(std::optional<std::string> text, AnswerSource source) 
   queue_.push_back({std::move(*text), source});
 }
 
+// The last \boxed{}. A box of prose is read as a completion: "\boxed{B。不是 A}" answers by
+// its first letter, a reasoning in the box by its conclusion (its anchor, then its last number).
+void CandidateStream::boxed_stage(std::string_view text) {
+  auto b = last_boxed(text);
+  if (!b) return;
+  const bool prose = detail::has_prose(*b);
+  auto anchored = prose ? detail::after_anchor(*b) : std::nullopt;
+  if (choice_) {
+    add(anchored ? detail::choice_letter(*anchored, false)
+                 : detail::choice_letter(*b, prose && b->size() > 24),
+        AnswerSource::kChoice);
+  }
+  add(boxed_run(text), AnswerSource::kBoxed);
+  if (anchored) box_anchor(*anchored);
+  if (o_.latex) add(detail::last_latex(*b), AnswerSource::kBoxed);  // \boxed{is $(1,2)$}
+  if (prose && !anchored) add(detail::last_number(*b), AnswerSource::kBoxed);
+}
+
+// What follows the last answer anchor ("the answer is ...").
+void CandidateStream::anchor_stage(std::string_view tail) {
+  auto a = detail::after_anchor(tail);
+  if (!a) return;
+  if (choice_) add(detail::choice_letter(*a, false), AnswerSource::kChoice);
+  if (o_.boxed) add(last_boxed(*a), AnswerSource::kAnswerIs);
+  if (auto v = detail::after_copula(*a)) {  // "the largest $n$ is 34": the value
+    if (o_.latex) add(detail::last_latex(*v), AnswerSource::kAnswerIs);
+    add(clean_answer(*v), AnswerSource::kAnswerIs);
+  }
+  if (o_.latex) add(detail::last_latex(*a), AnswerSource::kAnswerIs);
+  add(clean_answer(*a), AnswerSource::kAnswerIs);
+  add(detail::first_number(*a), AnswerSource::kAnswerIs);
+}
+
 // One extraction target per stage, in priority order.
 void CandidateStream::run_stage(int stage) {
   std::string_view text = text_;
@@ -219,39 +252,13 @@ void CandidateStream::run_stage(int stage) {
       }
       return;
     case 1:
-      if (!o_.boxed) return;
-      if (auto b = last_boxed(text)) {
-        // a box of prose is read as a completion: "\boxed{B。不是 A}" answers by its first
-        // letter, a reasoning in the box by its conclusion (its anchor, then its last number)
-        const bool prose = detail::has_prose(*b);
-        auto anchored = prose ? detail::after_anchor(*b) : std::nullopt;
-        if (choice_) {
-          add(anchored ? detail::choice_letter(*anchored, false)
-                       : detail::choice_letter(*b, prose && b->size() > 24),
-              AnswerSource::kChoice);
-        }
-        add(boxed_run(text), AnswerSource::kBoxed);
-        if (anchored) box_anchor(*anchored);
-        if (o_.latex) add(detail::last_latex(*b), AnswerSource::kBoxed);  // \boxed{is $(1,2)$}
-        if (prose && !anchored) add(detail::last_number(*b), AnswerSource::kBoxed);
-      }
+      if (o_.boxed) boxed_stage(text);
       return;
     case 2:
       if (o_.gsm8k) add(from_gsm8k(text), AnswerSource::kGsm8k);
       return;
     case 3:
-      if (!o_.answer_is) return;
-      if (auto a = detail::after_anchor(tail)) {
-        if (choice_) add(detail::choice_letter(*a, false), AnswerSource::kChoice);
-        if (o_.boxed) add(last_boxed(*a), AnswerSource::kAnswerIs);
-        if (auto v = detail::after_copula(*a)) {  // "the largest $n$ is 34": the value
-          if (o_.latex) add(detail::last_latex(*v), AnswerSource::kAnswerIs);
-          add(clean_answer(*v), AnswerSource::kAnswerIs);
-        }
-        if (o_.latex) add(detail::last_latex(*a), AnswerSource::kAnswerIs);
-        add(clean_answer(*a), AnswerSource::kAnswerIs);
-        add(detail::first_number(*a), AnswerSource::kAnswerIs);
-      }
+      if (o_.answer_is) anchor_stage(tail);
       return;
     case 4:  // a choice gold: letters before the whole text ("(B) 5" -> "B")
       if (!choice_) return;
