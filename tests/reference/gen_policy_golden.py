@@ -61,6 +61,9 @@ CONFIGS = {
         "tie_word_embeddings": False, "hidden_act": "silu",
     },
 }
+# DeepSeek-V3 with its multi-token prediction module (an MoE block, as V3's layer 61).
+CONFIGS["deepseek_v3_mtp"] = dict(CONFIGS["deepseek_v3"], num_nextn_predict_layers=1)
+MTP_WEIGHT = 0.3
 CONFIGS["deepseek_v3_mhc"] = dict(CONFIGS["deepseek_v3"], hc_mult=4, hc_sinkhorn_iters=20,
                                   hc_eps=1e-6)
 CONFIGS["llama_nsa"] = dict(CONFIGS["llama"], num_hidden_layers=2, nsa={
@@ -112,7 +115,9 @@ def make_params(c, gen):
         p[name] = base + torch.randn(n, generator=gen) * std
 
     mat("model.embed_tokens.weight", c["vocab_size"], d, 1.0)
-    for l in range(c["num_hidden_layers"]):
+    # An MTP module (DeepSeek-V3 §2.2) is layer num_hidden_layers: a full block plus the
+    # tensors added below.
+    for l in range(c["num_hidden_layers"] + c.get("num_nextn_predict_layers", 0)):
         pre = f"model.layers.{l}."
         if l in c.get("engram", {}).get("layer_ids", []):
             engram_ref.make_params(c, p, mat, vec, gen, pre, l)
@@ -179,6 +184,14 @@ def make_params(c, gen):
         vec("model.hc_head.hc_scale", 1)
     if not c["tie_word_embeddings"]:
         mat("lm_head.weight", c["vocab_size"], d)
+    if c.get("num_nextn_predict_layers"):
+        pre = f"model.layers.{c['num_hidden_layers']}."
+        mat(pre + "embed_tokens.weight", c["vocab_size"], d, 1.0)
+        vec(pre + "enorm.weight", d)
+        vec(pre + "hnorm.weight", d)
+        mat(pre + "eh_proj.weight", d, 2 * d)
+        vec(pre + "shared_head.norm.weight", d)
+        mat(pre + "shared_head.head.weight", c["vocab_size"], d)
     # Round to fp32 (what the checkpoint stores), then track gradients in float64.
     for k in p:
         p[k] = p[k].to(torch.float32).to(torch.float64).requires_grad_(
@@ -429,25 +442,46 @@ def forward_logprobs_hc(c, p, tokens):
     return logp[:-1].gather(1, tokens[1:].unsqueeze(1)).squeeze(1)
 
 
-def forward_logprobs(c, p, tokens):
+def block(c, p, l, x, tokens):
+    pre = f"model.layers.{l}."
+    eps = c["rms_norm_eps"]
+    if l in c.get("engram", {}).get("layer_ids", []):
+        x = x + engram_ref.engram(c, p, pre, x.unsqueeze(1), tokens.tolist(), l)[:, 0]
+    h = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
+    attn = mla_attention if is_mla(c) else (nsa_attention if c.get("nsa") else gqa_attention)
+    x = x + attn(c, p, pre + "self_attn.", h)
+    h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
+    is_moe = is_mla(c) and c["n_routed_experts"] and l >= c["first_k_dense_replace"]
+    return x + (moe(c, p, pre + "mlp.", h) if is_moe else mlp(p, pre + "mlp.", h))
+
+
+def forward_logprobs(c, p, tokens, final_hidden=None):
+    """final_hidden (a list): receives the normed final hidden states, what MTP reads."""
     if c.get("hc_mult"):
         return forward_logprobs_hc(c, p, tokens)
     x = p["model.embed_tokens.weight"][tokens]
-    eps = c["rms_norm_eps"]
     for l in range(c["num_hidden_layers"]):
-        pre = f"model.layers.{l}."
-        if l in c.get("engram", {}).get("layer_ids", []):
-            x = x + engram_ref.engram(c, p, pre, x.unsqueeze(1), tokens.tolist(), l)[:, 0]
-        h = rms_norm(x, p[pre + "input_layernorm.weight"], eps)
-        attn = mla_attention if is_mla(c) else (nsa_attention if c.get("nsa") else gqa_attention)
-        x = x + attn(c, p, pre + "self_attn.", h)
-        h = rms_norm(x, p[pre + "post_attention_layernorm.weight"], eps)
-        is_moe = is_mla(c) and c["n_routed_experts"] and l >= c["first_k_dense_replace"]
-        x = x + (moe(c, p, pre + "mlp.", h) if is_moe else mlp(p, pre + "mlp.", h))
-    h = rms_norm(x, p["model.norm.weight"], eps)
+        x = block(c, p, l, x, tokens)
+    h = rms_norm(x, p["model.norm.weight"], c["rms_norm_eps"])
+    if final_hidden is not None:
+        final_hidden.append(h)
     head = p["model.embed_tokens.weight"] if c["tie_word_embeddings"] else p["lm_head.weight"]
     logp = F.log_softmax(F.linear(h, head), dim=-1)
     return logp[:-1].gather(1, tokens[1:].unsqueeze(1)).squeeze(1)
+
+
+def mtp_logprobs(c, p, tokens, h):
+    """DeepSeek-V3 §2.2, depth 1: row i combines RMSNorm(Emb(t_{i+1})) and RMSNorm(h_i) through
+    eh_proj, runs one block over rows 0..n-2 (positions from 0) and predicts t_{i+2}."""
+    L, eps = c["num_hidden_layers"], c["rms_norm_eps"]
+    pre = f"model.layers.{L}."
+    e = p[pre + "embed_tokens.weight"][tokens[1:]]
+    a = torch.cat([rms_norm(e, p[pre + "enorm.weight"], eps),
+                   rms_norm(h[:-1], p[pre + "hnorm.weight"], eps)], dim=-1)
+    x = block(c, p, L, F.linear(a, p[pre + "eh_proj.weight"]), tokens[1:])
+    hn = rms_norm(x, p[pre + "shared_head.norm.weight"], eps)
+    logp = F.log_softmax(F.linear(hn, p[pre + "shared_head.head.weight"]), dim=-1)
+    return logp[:-1].gather(1, tokens[2:].unsqueeze(1)).squeeze(1)
 
 
 def main():
@@ -459,13 +493,23 @@ def main():
         seqs = [[int(v) for v in torch.randint(0, c["vocab_size"], (n,), generator=gen)]
                 for n in (7, 1, 12)]
         coefs, logprobs, total = [], [], 0.0
+        mtp_lps = []
         for s in seqs:
             toks = torch.tensor(s)
             coef = torch.randn(len(s) - 1, generator=gen) if len(s) > 1 else torch.zeros(0)
-            lp = forward_logprobs(c, p, toks) if len(s) > 1 else torch.zeros(0)
+            hidden = []
+            lp = forward_logprobs(c, p, toks, hidden) if len(s) > 1 else torch.zeros(0)
             total = total + (lp * coef).sum()
             coefs.append(coef.tolist())
             logprobs.append(lp.tolist())
+            if c.get("num_nextn_predict_layers"):
+                mtp_lps.append(mtp_logprobs(c, p, toks, hidden[0]) if len(s) > 2
+                               else torch.zeros(0))
+        extra = {}
+        if mtp_lps:  # plus MTP_WEIGHT times the MTP loss: the mean -log p(t_{i+2}) over all rows
+            rows = torch.cat(mtp_lps)
+            total = total - MTP_WEIGHT * rows.sum() / rows.numel()
+            extra = {"mtp_weight": MTP_WEIGHT, "mtp_logprobs": [m.tolist() for m in mtp_lps]}
         total.backward()
         d = os.path.join(OUT, name)
         os.makedirs(d, exist_ok=True)
@@ -475,9 +519,10 @@ def main():
         grads = {k: v.grad for k, v in p.items() if v.grad is not None}
         write_safetensors(os.path.join(d, "grads.safetensors"), grads)
         with open(os.path.join(d, "reference.json"), "w") as f:
-            json.dump({"sequences": seqs, "coef": coefs, "logprobs": logprobs,
-                       "objective": "sum over sequences and positions of coef * logprob"},
-                      f)
+            json.dump(dict({"sequences": seqs, "coef": coefs, "logprobs": logprobs,
+                            "objective": "sum over sequences and positions of coef * logprob"
+                                         + (" + mtp_weight * mean MTP loss" if extra else "")},
+                           **extra), f)
         print(name, sum(v.numel() for v in p.values()), "params")
 
 
