@@ -1,4 +1,5 @@
-// `aha bench`: end-to-end throughput figures as JSON lines (gemm peak, train step).
+// `aha bench`: end-to-end throughput figures as JSON lines (gemm peak, train step and its
+// phases).
 #include <tbb/info.h>
 
 #include <sys/resource.h>
@@ -6,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <iostream>
 #include <sstream>
 
@@ -14,6 +16,7 @@
 #include "aha/core/tensor.h"
 #include "aha/core/threading.h"
 #include "aha/policy/model.h"
+#include "aha/policy/optimizer.h"
 #include "aha/policy/presets.h"
 #include "commands.h"
 #include "options.h"
@@ -67,6 +70,35 @@ std::vector<MatmulPrecision> parse_precisions(const std::string& list) {
   if (out.empty()) fail("--precision: empty list");
   return out;
 }
+
+// One timed phase of a training step: best wall time over the iterations and its FLOP count.
+struct Phase {
+  const char* name;
+  double seconds = 1e30;
+  double flops = 0;
+  double gflops() const { return flops / seconds / 1e9; }
+};
+
+Json phase_json(const Phase& p, double roof) {
+  return {{"s", p.seconds}, {"gflop", p.flops / 1e9}, {"gflops", p.gflops()},
+          {"pct_of_roof", 100.0 * p.gflops() / roof}};
+}
+
+// The LM head's three GEMMs (logits = h W^T, dh = dlogits W, dW = dlogits^T h) on their own, at
+// the step's shapes: what the head costs without the log-softmax around it.
+double lm_head_seconds(const float* h, const float* w, int64_t n, int64_t d, int64_t vocab) {
+  std::vector<float> logits(n * vocab), dh(n * d, 0.0f), dw(vocab * d, 0.0f);
+  auto t0 = Clock::now();
+  gemm_xwt(h, w, static_cast<const float*>(nullptr), logits.data(), n, d, vocab);
+  gemm_dyw(logits.data(), w, dh.data(), n, d, vocab);
+  gemm_dytx(logits.data(), h, dw.data(), static_cast<float*>(nullptr), n, d, vocab);
+  return seconds_since(t0);
+}
+
+// Nominal FLOPs per trainable value of the optimizer phase: the clipping norm (square, add) and
+// the AdamW update as written in policy/src/optimizer.cpp (m: 3, v: 4, p: 7 counting sqrt and
+// the divide as one each). Memory-bound: its share of the GEMM roof is small by nature.
+constexpr double kOptimizerFlopsPerParam = 2 + 3 + 4 + 7;
 
 const char* kernel_name(MatmulPrecision p) {
   return p == MatmulPrecision::bf16 ? bf16_kernel() : gemm_backend();
@@ -136,7 +168,10 @@ int bench_train(const Args& args) {
   if (!parse_options(args, desc, vm,
                      "usage: aha bench train [--preset small | --config CFG.json] [--batch 8]\n"
                      "       [--seq-len 128,256,512] [--threads N]\n"
-                     "Times forward+backward of the policy; GFLOP/s counts 3x forward FLOPs.")) {
+                     "Times forward+backward of the policy; GFLOP/s counts 3x forward FLOPs.\n"
+                     "Per phase (JSON \"phases\", table on stderr): forward, backward, optimizer\n"
+                     "(grad clip + AdamW) and the LM head's GEMMs alone, each against the roof\n"
+                     "(aha's GEMM at 1024^3 in this process); docs/performance.md.")) {
     return 0;
   }
   if (iters < 1) fail("--iters must be >= 1");
@@ -148,6 +183,9 @@ int bench_train(const Args& args) {
   model.init_random(0);
   const double peak = gemm_gflops(1024, 3);  // the fp32 roof, before switching precision
   MatmulPrecisionScope scope(prec);
+  // The roof of the phases: the same GEMM at the step's precision, in this process.
+  const double roof = prec == MatmulPrecision::fp32 ? peak : gemm_gflops(1024, 3);
+  policy::Optimizer<float> opt(model.table(), policy::OptimizerConfig{});
   for (int64_t batch : parse_int_list(batches, "--batch")) {
     for (int64_t len : parse_int_list(seq_lens, "--seq-len")) {
       Rng rng(7);
@@ -161,27 +199,60 @@ int bench_train(const Args& args) {
       // Check the output once before timing.
       model.forward(b, {}, acts);
       if (!std::isfinite(acts.logprob[0])) fail("bench: non-finite logprob");
-      double fwd_time = 1e30, step_time = 1e30;
+      std::vector<int64_t> lens(batch, len);
+      const double fwd_flops = policy::forward_flops(cfg, lens);
+      const int64_t n = b.n_tokens(), d = cfg.hidden_size, vocab = cfg.vocab_size;
+      Phase fwd{"forward"}, bwd{"backward"}, opt_phase{"optimizer"}, head{"lm_head"};
+      fwd.flops = fwd_flops;
+      bwd.flops = 2.0 * fwd_flops;
+      opt_phase.flops = kOptimizerFlopsPerParam * double(model.n_params());
+      head.flops = 3.0 * 2.0 * double(n) * double(d) * double(vocab);
+      double step_time = 1e30;
       for (int it = 0; it < iters; ++it) {
         auto t0 = Clock::now();
         model.forward(b, {}, acts);
-        double tf = seconds_since(t0);
+        const double tf = seconds_since(t0);
+        auto t1 = Clock::now();
         model.zero_grad();
         model.backward(acts, dlogprob.data(), nullptr, 1.0, nullptr, nullptr);
-        fwd_time = std::min(fwd_time, tf);
-        step_time = std::min(step_time, seconds_since(t0));
+        const double tb = seconds_since(t1);
+        auto t2 = Clock::now();
+        policy::clip_grad_norm(model.table(), model.grads().data(), 1.0);
+        opt.step(model.params().data(), model.grads().data(), 1e-5);
+        const double to = seconds_since(t2);
+        const double th = lm_head_seconds(acts.h_final.data(),
+                                          model.params().data() + model.lm_head_offset(), n, d,
+                                          vocab);
+        fwd.seconds = std::min(fwd.seconds, tf);
+        bwd.seconds = std::min(bwd.seconds, tb);
+        opt_phase.seconds = std::min(opt_phase.seconds, to);
+        head.seconds = std::min(head.seconds, th);
+        step_time = std::min(step_time, tf + tb);
       }
-      std::vector<int64_t> lens(batch, len);
-      double flops = 3.0 * policy::forward_flops(cfg, lens);
+      double flops = 3.0 * fwd_flops;
       double gflops = flops / step_time / 1e9;
-      Json out = {{"bench", "train"}, {"model", vm.count("config") ? config : preset},
+      const std::string name = vm.count("config") ? config : preset;
+      Json phases;
+      for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) phases[p->name] = phase_json(*p, roof);
+      Json out = {{"bench", "train"}, {"model", name},
                   {"params", model.n_params()}, {"batch", batch}, {"seq_len", len},
-                  {"threads", max_threads()}, {"tokens_per_s", b.n_tokens() / step_time},
-                  {"forward_tokens_per_s", b.n_tokens() / fwd_time},
+                  {"threads", max_threads()}, {"tokens_per_s", n / step_time},
+                  {"forward_tokens_per_s", n / fwd.seconds},
                   {"step_s", step_time}, {"gflops", gflops}, {"gemm_peak_gflops", peak},
-                  {"pct_of_gemm_peak", 100.0 * gflops / peak},
+                  {"pct_of_gemm_peak", 100.0 * gflops / peak}, {"roof_gflops", roof},
+                  {"phases", phases},
                   {"precision", matmul_precision_name(prec)}, {"kernel", kernel_name(prec)},
                   {"peak_rss_mb", peak_rss_mb()}};
+      // The human-readable breakdown goes to stderr: stdout stays one JSON line per point.
+      std::fprintf(stderr, "train %s  batch %lld x %lld  %s  roof %.1f GFLOP/s (gemm 1024^3)\n",
+                   name.c_str(), static_cast<long long>(batch), static_cast<long long>(len),
+                   matmul_precision_name(prec), roof);
+      std::fprintf(stderr, "  %-10s %10s %10s %10s %8s\n", "phase", "ms", "GFLOP", "GFLOP/s",
+                   "% roof");
+      for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) {
+        std::fprintf(stderr, "  %-10s %10.2f %10.3f %10.1f %7.1f%%\n", p->name, 1e3 * p->seconds,
+                     p->flops / 1e9, p->gflops(), 100.0 * p->gflops() / roof);
+      }
       std::cout << out.dump() << std::endl;
     }
   }
