@@ -15,6 +15,7 @@
 #include "aha/datasets/dataset.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/esft.h"
+#include "aha/policy/mtp.h"
 #include "aha/distill/kd_loss.h"
 #include "aha/rollout/engine.h"
 #include "aha/runlog/run_db.h"
@@ -55,8 +56,15 @@ struct Run {
   std::vector<Seq> next_batch();
   std::vector<Seq> on_policy_batch();
   Json train_on(const std::vector<Seq>& drawn, bool sft, bool local = false);
-  double train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
-                     const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll);
+  // This rank's loss sums (the KL term already a mean over all ranks' completion tokens).
+  struct ShareSums {
+    double nll = 0, kl = 0, mtp_nll = 0;
+  };
+  ShareSums train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
+                        const std::vector<float>& is_comp, int64_t n_comp, double mtp_rows,
+                        bool sft);
+  std::vector<float> mtp_term(const policy::Activations<float>& acts,
+                              const std::vector<float>& is_comp, double mtp_rows, double& nll);
   void open_run(const Json& raw, bool resume);
   void setup_esft();
   void log_start(bool resume);
@@ -96,6 +104,9 @@ void Run::load_models() {
     if (!j.contains("eos_token_id") && tok->eos_id()) j["eos_token_id"] = *tok->eos_id();
     student = std::make_unique<policy::Model<float>>(policy::ModelConfig::from_json(j));
     student->init_random(cfg.seed, cfg.init_std);
+  }
+  if (cfg.mtp_weight > 0 && student->mtp() == nullptr) {
+    fail("mtp_weight needs a student with an MTP module (num_nextn_predict_layers: 1)");
   }
   if (student->config().vocab_size < tok->vocab_size()) {
     fail("the student's vocabulary (", student->config().vocab_size,
@@ -228,23 +239,34 @@ Json Run::train_on(const std::vector<Seq>& drawn, bool sft, bool local) {
     const int64_t first = batch.seq_starts[s] + static_cast<int64_t>(seqs[s].prompt.size()) - 1;
     for (int64_t t = first; t < batch.seq_starts[s + 1] - 1; ++t, ++local_comp) is_comp[t] = 1.0f;
   }
-  double counts[2] = {double(local_comp), double(n)};
-  dist::allreduce_sum(counts, 2, "completion token counts");
+  // MTP rows in the loss: main row t-1 of a row t that predicts a completion token.
+  int64_t local_mtp = 0;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    for (int64_t t = batch.seq_starts[s] + 1; t < batch.seq_starts[s + 1]; ++t) local_mtp += is_comp[t] != 0.0f;
+  }
+  double counts[3] = {double(local_comp), double(n), double(local_mtp)};
+  dist::allreduce_sum(counts, 3, "completion token counts");
   const int64_t n_comp = static_cast<int64_t>(counts[0]);
   AHA_CHECK(n_comp > 0, "a batch without completion tokens");
   update->begin();
-  double sums[2] = {0, 0};  // nll, kl over this rank's rows
+  double sums[3] = {0, 0, 0};  // nll, kl, MTP nll over this rank's rows
   if (n > 0) {
-    sums[1] = train_share(seqs, batch, is_comp, n_comp, sft, sums[0]);
+    const ShareSums s = train_share(seqs, batch, is_comp, n_comp, counts[2], sft);
+    sums[0] = s.nll;
+    sums[1] = s.kl;
+    sums[2] = s.mtp_nll;
   } else {
     update->no_backward();
   }
   update->wait();
-  dist::allreduce_sum(sums, 2, "loss sums");
+  dist::allreduce_sum(sums, 3, "loss sums");
+  const bool mtp = sft && cfg.mtp_weight > 0;
+  const double mtp_loss = mtp ? sums[2] / std::max(1.0, counts[2]) : 0.0;
   const double sft_w = sft ? cfg.kd.sft_weight : 0.0;
   const double nll_mean = sums[0] / double(n_comp), kl = sums[1];
   // The NLL counts only when it is trained on (on-policy KD logs it with weight 0).
-  const double loss = (sft_w > 0 ? sft_w * nll_mean : 0.0) + cfg.kd.weight * kl;
+  const double loss =
+      (sft_w > 0 ? sft_w * nll_mean : 0.0) + cfg.kd.weight * kl + cfg.mtp_weight * mtp_loss;
   const double lr = cfg.schedule.at(step);
   const train::UpdateResult u = update->apply(loss, lr, step + 1);
   return Json{{"loss", loss},
@@ -254,13 +276,17 @@ Json Run::train_on(const std::vector<Seq>& drawn, bool sft, bool local) {
               {"grad_norm", u.grad_norm},
               {"tokens", int64_t(counts[1])},
               {"completion_tokens", n_comp},
+              {"mtp_loss", mtp_loss},
               {"epoch", cursor->epoch()}};
 }
 
 // Forward and backward of this rank's sequences into the gradients; returns the KL term and
 // adds the completion tokens' NLL to nll.
-double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
-                        const std::vector<float>& is_comp, int64_t n_comp, bool sft, double& nll) {
+Run::ShareSums Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch,
+                                const std::vector<float>& is_comp, int64_t n_comp,
+                                double mtp_rows, bool sft) {
+  ShareSums sums;
+  double& nll = sums.nll;
   const int64_t n = batch.n_tokens();
   policy::Activations<float> acts;
   student->forward(batch, policy::ForwardOptions{}, acts);
@@ -272,7 +298,7 @@ double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch
     dlp[t] = static_cast<float>(-sft_w / double(n_comp));
   }
   std::vector<float> dh;
-  double kl = 0;
+  double& kl = sums.kl;
   if (cfg.kd.weight > 0) {
     std::vector<float> row_w(n);
     for (int64_t t = 0; t < n; ++t)
@@ -290,10 +316,32 @@ double Run::train_share(const std::vector<Seq>& seqs, const policy::Batch& batch
              student->config().vocab_size) /
          cfg.kd.weight;
   }
+  if (sft && cfg.mtp_weight > 0) {
+    const std::vector<float> dh_mtp = mtp_term(acts, is_comp, mtp_rows, sums.mtp_nll);
+    if (dh.empty()) dh.assign(dh_mtp.size(), 0.0f);
+    for (size_t i = 0; i < dh.size(); ++i) dh[i] += dh_mtp[i];
+  }
   // Gradients are summed over ranks layer by layer while backward runs.
   student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, nullptr, 0.0,
                     dh.empty() ? nullptr : dh.data(), update->ready());
-  return kl;
+  return sums;
+}
+
+// The MTP loss on the completion tokens: its parameter gradients go into the student's, and
+// the returned gradient of the final hidden states carries it into the trunk. nll: this rank's
+// sum of -log p(token after next) over its rows.
+std::vector<float> Run::mtp_term(const policy::Activations<float>& acts,
+                                 const std::vector<float>& is_comp, double mtp_rows, double& nll) {
+  policy::MtpActs<float> m;
+  const auto& c = student->config();
+  policy::mtp_forward(c, *student->mtp(), student->params().data(), acts, m);
+  policy::mtp_keep_rows(m, [&](int64_t main_row) { return is_comp[main_row + 1] != 0.0f; });
+  nll = m.loss * double(m.count);
+  std::vector<float> dh(acts.h_final.size(), 0.0f);
+  // The rank's share of lambda * (the mean over all ranks' rows).
+  policy::mtp_backward(c, *student->mtp(), student->params().data(), student->grads().data(), m,
+                       cfg.mtp_weight * double(m.count) / std::max(1.0, mtp_rows), dh.data());
+  return dh;
 }
 
 void Run::setup_esft() {

@@ -61,6 +61,7 @@ DistillConfig DistillConfig::from_json(const Json& j) {
   c.threads = r.get<int>("threads", c.threads);
   c.max_nan_skips = r.get<int>("max_nan_skips", c.max_nan_skips);
   c.init_std = r.get<double>("init_std", c.init_std);
+  c.mtp_weight = r.get<double>("mtp_weight", c.mtp_weight);
   c.kd = KdConfig::from_json(r.child("kd"));
   c.esft = EsftConfig::from_json(r.child("esft"));
   Json opt = r.child("optimizer");
@@ -80,6 +81,7 @@ DistillConfig DistillConfig::from_json(const Json& j) {
         "is required");
   }
   if (c.steps < 1 || c.batch_tokens < 1) fail("steps and batch_tokens must be >= 1");
+  if (!(c.mtp_weight >= 0) || !std::isfinite(c.mtp_weight)) fail("mtp_weight must be >= 0");
   if (c.save_every < 0 || c.max_nan_skips < 0) fail("save_every and max_nan_skips must be >= 0");
   const bool needs_teacher = c.kd.weight > 0 && c.kd.source == "online";
   if (needs_teacher && c.teacher.empty()) fail("kd.source online needs a teacher");

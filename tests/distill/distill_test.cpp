@@ -332,6 +332,41 @@ TEST(DistillTrain, EsftTrainsOnlySelectedExperts) {
   EXPECT_GT(moved_trainable, 0);
 }
 
+// DeepSeek-V3's MTP loss in SFT: on the completion tokens only, it falls as the module learns;
+// a student without the module is refused by name.
+TEST(DistillTrain, MtpLossOnCompletionTokensFalls) {
+  const std::string mtp_ckpt = (root() / "mtp_init").string();
+  if (!fs::exists(fs::path(mtp_ckpt) / "model.safetensors")) {
+    Json cfg = load_json_file(checkpoint("moe_init", true) + "/config.json");
+    cfg["num_nextn_predict_layers"] = 1;
+    policy::Model<float> m(policy::ModelConfig::from_json(cfg));
+    m.init_random(3);
+    policy::SaveOptions so;
+    so.copy_tokenizer_from = tokenizer_dir();
+    policy::save_model(m, mtp_ckpt, so);
+  }
+  Json c = train_config(fresh("mtp_sft"), truth_jsonl());
+  c.erase("student_config");
+  c["student"] = mtp_ckpt;
+  c["mtp_weight"] = 1.0;
+  c["steps"] = 12;
+  c["schedule"] = {{"lr", 3e-3}};
+  std::vector<double> mtp;
+  run_distill(DistillConfig::from_json(c), c, false, 0,
+              [&](const DistillReport& r) { mtp.push_back(r.metrics["mtp_loss"]); });
+  ASSERT_EQ(mtp.size(), 12u);
+  EXPECT_GT(mtp.front(), 0.0);
+  EXPECT_LT(mtp.back(), mtp.front() - 0.3) << mtp.front() << " -> " << mtp.back();
+  Json plain = train_config(fresh("mtp_plain"), truth_jsonl());
+  plain["mtp_weight"] = 1.0;
+  try {
+    run_distill(DistillConfig::from_json(plain), plain, false);
+    ADD_FAILURE() << "a student without an MTP module was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("num_nextn_predict_layers"), std::string::npos) << e.what();
+  }
+}
+
 TEST(DistillTrain, OnlineAndOnPolicyKdLowerTheKl) {
   const std::string teacher = checkpoint("moe_init", true);
   for (bool on_policy : {false, true}) {

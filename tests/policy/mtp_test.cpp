@@ -26,7 +26,9 @@ const Batch& batch() {
   return b;
 }
 
-TEST(Mtp, LossGradientReachesModuleAndTrunk) {
+// restrict: only rows from odd main rows in the loss (mtp_keep_rows, as SFT keeps completion
+// tokens): the others must take no gradient and leave the normaliser.
+void check_mtp_gradient(bool restrict) {
   Model<double> m(ModelConfig::from_json(tiny_v3_mtp_json()));
   m.init_random(11, 0.3);
   Rng rng(5);
@@ -44,14 +46,19 @@ TEST(Mtp, LossGradientReachesModuleAndTrunk) {
   MtpActs<double> ma;
   auto f = [&] {
     m.forward(batch(), {}, acts);
-    double s = lambda * mtp_forward(c, *m.mtp(), m.params().data(), acts, ma);
+    double loss = mtp_forward(c, *m.mtp(), m.params().data(), acts, ma);
+    if (restrict) {
+      mtp_keep_rows(ma, [](int64_t main_row) { return main_row % 2 == 1; });
+      loss = ma.loss;
+    }
+    double s = lambda * loss;
     for (int64_t t = 0; t < batch().n_tokens(); ++t) {
       if (acts.targets[t] >= 0) s += coef[t] * acts.logprob[t];
     }
     return s;
   };
   f();
-  EXPECT_EQ(ma.count, 4 + 1 + 0 + 3 + 0);  // rows with a token after next
+  EXPECT_EQ(ma.count, restrict ? 2 + 0 + 0 + 1 + 0 : 4 + 1 + 0 + 3 + 0);  // rows in the loss
   for (int64_t t = 0; t < batch().n_tokens(); ++t) {
     if (acts.targets[t] < 0) coef[t] = 0;
   }
@@ -79,6 +86,9 @@ TEST(Mtp, LossGradientReachesModuleAndTrunk) {
   }
   EXPECT_GT(checked, 100u);
 }
+
+TEST(Mtp, LossGradientReachesModuleAndTrunk) { check_mtp_gradient(false); }
+TEST(Mtp, KeptRowsGradient) { check_mtp_gradient(true); }
 
 // The released code concatenates [enorm(embedding) ; hnorm(hidden)]: swapping the halves of
 // eh_proj's input is another function (and the loader must not swap them).

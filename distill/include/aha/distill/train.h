@@ -51,6 +51,9 @@ struct DistillConfig {
   int threads = 0;
   int max_nan_skips = 3;  // more non-finite updates in a row than this end the run
   double init_std = 0.02;
+  // DeepSeek-V3's MTP loss on the completion tokens (lambda; 0: off): the token after next of
+  // every completion token, through the student's MTP module (num_nextn_predict_layers: 1).
+  double mtp_weight = 0.0;
   KdConfig kd;
   EsftConfig esft;
   policy::OptimizerConfig optimizer;

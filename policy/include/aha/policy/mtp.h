@@ -42,6 +42,24 @@ struct MtpActs {
 template <typename T>
 double mtp_forward(const ModelConfig& c, const MtpP& p, const T* P, const Activations<T>& acts,
                    MtpActs<T>& m);
+// Keeps in the loss only the MTP rows whose main-model row src[r] satisfies keep (SFT: rows
+// whose token after next is a completion token); count and loss are recomputed.
+template <typename T, typename Keep>
+void mtp_keep_rows(MtpActs<T>& m, const Keep& keep) {
+  double sum = 0;
+  m.count = 0;
+  for (size_t r = 0; r < m.targets.size(); ++r) {
+    if (m.targets[r] < 0) continue;
+    if (!keep(m.src[r])) {
+      m.targets[r] = -1;
+      continue;
+    }
+    sum -= double(m.logprob[r]);
+    ++m.count;
+  }
+  m.loss = m.count > 0 ? sum / double(m.count) : 0.0;
+}
+
 // Adds weight * d loss / d parameters into G and d (weight * loss) / d h_final into dh_final
 // [n, d] (pass it to Model::backward as dh_final so the gradient reaches the trunk).
 template <typename T>
