@@ -171,7 +171,8 @@ int bench_train(const Args& args) {
                      "Times forward+backward of the policy; GFLOP/s counts 3x forward FLOPs.\n"
                      "Per phase (JSON \"phases\", table on stderr): forward, backward, optimizer\n"
                      "(grad clip + AdamW) and the LM head's GEMMs alone, each against the roof\n"
-                     "(aha's best square GEMM, 256^3 to 1024^3, in this process); docs/performance.md.")) {
+                     "(aha's best square GEMM, 256^3 to 1024^3, in this process);\n"
+                     "docs/performance.md.")) {
     return 0;
   }
   if (iters < 1) fail("--iters must be >= 1");
@@ -247,7 +248,8 @@ int bench_train(const Args& args) {
                   {"precision", matmul_precision_name(prec)}, {"kernel", kernel_name(prec)},
                   {"peak_rss_mb", peak_rss_mb()}};
       // The human-readable breakdown goes to stderr: stdout stays one JSON line per point.
-      std::fprintf(stderr, "train %s  batch %lld x %lld  %s  roof %.1f GFLOP/s (best gemm 256-1024^3)\n",
+      std::fprintf(stderr,
+                   "train %s  batch %lld x %lld  %s  roof %.1f GFLOP/s (best gemm 256-1024^3)\n",
                    name.c_str(), static_cast<long long>(batch), static_cast<long long>(len),
                    matmul_precision_name(prec), roof);
       std::fprintf(stderr, "  %-10s %10s %10s %10s %8s\n", "phase", "ms", "GFLOP", "GFLOP/s",
