@@ -152,6 +152,88 @@ int bench_gemm(const Args& args) {
   return 0;
 }
 
+// What every point of one `bench train` call shares.
+struct TrainBench {
+  policy::Model<float>& model;
+  policy::Optimizer<float>& opt;
+  int iters;
+  double roof, peak;  // the step precision's best GEMM, and the fp32 1024^3 figure
+  std::string name;
+  MatmulPrecision prec;
+};
+
+// One (batch, seq_len) point: timed steps and the per-phase figures; prints the JSON line and
+// the phase table.
+void train_point(const TrainBench& tp, int64_t batch, int64_t len) {
+  const policy::ModelConfig& cfg = tp.model.config();
+  Rng rng(7);
+  std::vector<std::vector<int32_t>> seqs(batch, std::vector<int32_t>(len));
+  for (auto& s : seqs) {
+    for (auto& t : s) t = static_cast<int32_t>(rng.below(cfg.vocab_size));
+  }
+  policy::Batch b = policy::Batch::from_sequences(seqs);
+  policy::Activations<float> acts;
+  std::vector<float> dlogprob(b.n_tokens(), -1.0f / static_cast<float>(b.n_tokens()));
+  // Check the output once before timing.
+  tp.model.forward(b, {}, acts);
+  if (!std::isfinite(acts.logprob[0])) fail("bench: non-finite logprob");
+  std::vector<int64_t> lens(batch, len);
+  const double fwd_flops = policy::forward_flops(cfg, lens);
+  const int64_t n = b.n_tokens(), d = cfg.hidden_size, vocab = cfg.vocab_size;
+  Phase fwd{"forward"}, bwd{"backward"}, opt_phase{"optimizer"}, head{"lm_head"};
+  fwd.flops = fwd_flops;
+  bwd.flops = 2.0 * fwd_flops;
+  opt_phase.flops = kOptimizerFlopsPerParam * double(tp.model.n_params());
+  head.flops = 3.0 * 2.0 * double(n) * double(d) * double(vocab);
+  double step_time = 1e30;
+  for (int it = 0; it < tp.iters; ++it) {
+    auto t0 = Clock::now();
+    tp.model.forward(b, {}, acts);
+    const double tf = seconds_since(t0);
+    auto t1 = Clock::now();
+    tp.model.zero_grad();
+    tp.model.backward(acts, dlogprob.data(), nullptr, 1.0, nullptr, nullptr);
+    const double tb = seconds_since(t1);
+    auto t2 = Clock::now();
+    policy::clip_grad_norm(tp.model.table(), tp.model.grads().data(), 1.0);
+    tp.opt.step(tp.model.params().data(), tp.model.grads().data(), 1e-5);
+    const double to = seconds_since(t2);
+    const double th = lm_head_seconds(acts.h_final.data(),
+                                      tp.model.params().data() + tp.model.lm_head_offset(), n, d,
+                                      vocab);
+    fwd.seconds = std::min(fwd.seconds, tf);
+    bwd.seconds = std::min(bwd.seconds, tb);
+    opt_phase.seconds = std::min(opt_phase.seconds, to);
+    head.seconds = std::min(head.seconds, th);
+    step_time = std::min(step_time, tf + tb);
+  }
+  double flops = 3.0 * fwd_flops;
+  double gflops = flops / step_time / 1e9;
+    Json phases;
+  for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) phases[p->name] = phase_json(*p, tp.roof);
+  Json out = {{"bench", "train"}, {"model", tp.name},
+              {"params", tp.model.n_params()}, {"batch", batch}, {"seq_len", len},
+              {"threads", max_threads()}, {"tokens_per_s", n / step_time},
+              {"forward_tokens_per_s", n / fwd.seconds},
+              {"step_s", step_time}, {"gflops", gflops}, {"gemm_peak_gflops", tp.peak},
+              {"pct_of_gemm_peak", 100.0 * gflops / tp.peak}, {"roof_gflops", tp.roof},
+              {"phases", phases},
+              {"precision", matmul_precision_name(tp.prec)}, {"kernel", kernel_name(tp.prec)},
+              {"peak_rss_mb", peak_rss_mb()}};
+  // The human-readable breakdown goes to stderr: stdout stays one JSON line per point.
+  std::fprintf(stderr,
+               "train %s  batch %lld x %lld  %s  roof %.1f GFLOP/s (best gemm 256-1024^3)\n",
+               tp.name.c_str(), static_cast<long long>(batch), static_cast<long long>(len),
+               matmul_precision_name(tp.prec), tp.roof);
+  std::fprintf(stderr, "  %-10s %10s %10s %10s %8s\n", "phase", "ms", "GFLOP", "GFLOP/s",
+               "% roof");
+  for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) {
+    std::fprintf(stderr, "  %-10s %10.2f %10.3f %10.1f %7.1f%%\n", p->name, 1e3 * p->seconds,
+                 p->flops / 1e9, p->gflops(), 100.0 * p->gflops() / tp.roof);
+  }
+  std::cout << out.dump() << std::endl;
+}
+
 int bench_train(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string preset, config, batches, seq_lens, precision;
@@ -190,75 +272,10 @@ int bench_train(const Args& args) {
   double roof = 0;
   for (int64_t n : {256, 512, 1024}) roof = std::max(roof, gemm_gflops(n, 10));
   policy::Optimizer<float> opt(model.table(), policy::OptimizerConfig{});
+  const TrainBench tp{model, opt, iters, roof, peak, vm.count("config") ? config : preset, prec};
   for (int64_t batch : parse_int_list(batches, "--batch")) {
     for (int64_t len : parse_int_list(seq_lens, "--seq-len")) {
-      Rng rng(7);
-      std::vector<std::vector<int32_t>> seqs(batch, std::vector<int32_t>(len));
-      for (auto& s : seqs) {
-        for (auto& t : s) t = static_cast<int32_t>(rng.below(cfg.vocab_size));
-      }
-      policy::Batch b = policy::Batch::from_sequences(seqs);
-      policy::Activations<float> acts;
-      std::vector<float> dlogprob(b.n_tokens(), -1.0f / static_cast<float>(b.n_tokens()));
-      // Check the output once before timing.
-      model.forward(b, {}, acts);
-      if (!std::isfinite(acts.logprob[0])) fail("bench: non-finite logprob");
-      std::vector<int64_t> lens(batch, len);
-      const double fwd_flops = policy::forward_flops(cfg, lens);
-      const int64_t n = b.n_tokens(), d = cfg.hidden_size, vocab = cfg.vocab_size;
-      Phase fwd{"forward"}, bwd{"backward"}, opt_phase{"optimizer"}, head{"lm_head"};
-      fwd.flops = fwd_flops;
-      bwd.flops = 2.0 * fwd_flops;
-      opt_phase.flops = kOptimizerFlopsPerParam * double(model.n_params());
-      head.flops = 3.0 * 2.0 * double(n) * double(d) * double(vocab);
-      double step_time = 1e30;
-      for (int it = 0; it < iters; ++it) {
-        auto t0 = Clock::now();
-        model.forward(b, {}, acts);
-        const double tf = seconds_since(t0);
-        auto t1 = Clock::now();
-        model.zero_grad();
-        model.backward(acts, dlogprob.data(), nullptr, 1.0, nullptr, nullptr);
-        const double tb = seconds_since(t1);
-        auto t2 = Clock::now();
-        policy::clip_grad_norm(model.table(), model.grads().data(), 1.0);
-        opt.step(model.params().data(), model.grads().data(), 1e-5);
-        const double to = seconds_since(t2);
-        const double th = lm_head_seconds(acts.h_final.data(),
-                                          model.params().data() + model.lm_head_offset(), n, d,
-                                          vocab);
-        fwd.seconds = std::min(fwd.seconds, tf);
-        bwd.seconds = std::min(bwd.seconds, tb);
-        opt_phase.seconds = std::min(opt_phase.seconds, to);
-        head.seconds = std::min(head.seconds, th);
-        step_time = std::min(step_time, tf + tb);
-      }
-      double flops = 3.0 * fwd_flops;
-      double gflops = flops / step_time / 1e9;
-      const std::string name = vm.count("config") ? config : preset;
-      Json phases;
-      for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) phases[p->name] = phase_json(*p, roof);
-      Json out = {{"bench", "train"}, {"model", name},
-                  {"params", model.n_params()}, {"batch", batch}, {"seq_len", len},
-                  {"threads", max_threads()}, {"tokens_per_s", n / step_time},
-                  {"forward_tokens_per_s", n / fwd.seconds},
-                  {"step_s", step_time}, {"gflops", gflops}, {"gemm_peak_gflops", peak},
-                  {"pct_of_gemm_peak", 100.0 * gflops / peak}, {"roof_gflops", roof},
-                  {"phases", phases},
-                  {"precision", matmul_precision_name(prec)}, {"kernel", kernel_name(prec)},
-                  {"peak_rss_mb", peak_rss_mb()}};
-      // The human-readable breakdown goes to stderr: stdout stays one JSON line per point.
-      std::fprintf(stderr,
-                   "train %s  batch %lld x %lld  %s  roof %.1f GFLOP/s (best gemm 256-1024^3)\n",
-                   name.c_str(), static_cast<long long>(batch), static_cast<long long>(len),
-                   matmul_precision_name(prec), roof);
-      std::fprintf(stderr, "  %-10s %10s %10s %10s %8s\n", "phase", "ms", "GFLOP", "GFLOP/s",
-                   "% roof");
-      for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) {
-        std::fprintf(stderr, "  %-10s %10.2f %10.3f %10.1f %7.1f%%\n", p->name, 1e3 * p->seconds,
-                     p->flops / 1e9, p->gflops(), 100.0 * p->gflops() / roof);
-      }
-      std::cout << out.dump() << std::endl;
+      train_point(tp, batch, len);
     }
   }
   return 0;
