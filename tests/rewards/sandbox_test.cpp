@@ -16,6 +16,7 @@
 
 #include "aha/rewards/code.h"
 #include "aha/rewards/sandbox.h"
+#include "sandbox_fixture.h"
 
 namespace aha::rewards {
 namespace {
@@ -65,16 +66,7 @@ void expect_host_healthy() {
   EXPECT_EQ(r.out, "cba\n");
 }
 
-// Without the privilege to make namespaces (an ordinary user without user namespaces, a
-// container's root without CAP_SYS_ADMIN) there is no sandbox: skip, saying so. Any other
-// failure to build one is a test failure.
-void skip_without_sandbox() {
-  static const std::string why = sandbox_unavailable_reason();
-  if (why.find("unshare namespaces") != std::string::npos ||
-      why.find("uid_map") != std::string::npos) {
-    GTEST_SKIP() << "no sandbox for this user here: " << why;
-  }
-}
+using sandbox_fixture::skip_without_sandbox;
 
 class Sandbox : public testing::Test {
  protected:
