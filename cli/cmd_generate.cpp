@@ -2,7 +2,6 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
-#include <span>
 
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/threading.h"
@@ -12,6 +11,7 @@
 #include "aha/tokenizer/tokenizer.h"
 #include "aha/grpo/rollouts.h"
 #include "aha/rollout/engine.h"
+#include "aha/train/sample_score.h"
 #include "commands.h"
 #include "jsonl.h"
 #include "options.h"
@@ -41,9 +41,7 @@ Json completion_json(const Rollout& c, const tokenizer::Tokenizer* tok, bool rou
   Json j = {{"prompt_index", c.group}, {"sample_index", c.sample_index},
             {"ids", c.completion_ids}, {"token_logprobs", c.sampling_dist_logprobs},
             {"policy_logprobs", c.sampled_logprobs}, {"finish_reason", c.finish_reason}};
-  if (tok != nullptr && c.finish_reason != "error") {
-    j["text"] = tok->decode_utf8(tokenizer::known_ids(*tok, c.completion_ids), true);
-  }
+  if (tok != nullptr && c.finish_reason != "error") j["text"] = c.completion_text;
   if (!c.error.empty()) j["error"] = c.error;
   if (!c.turns.empty()) {  // an episode: its loss mask and turns, as in a rollout file
     const Json line = grpo::rollout_to_json(c);
@@ -90,19 +88,12 @@ rollout::EngineOptions engine_options(const GenerateArgs& a, const tokenizer::To
                                       const grpo::EpisodeConfig& episodes) {
   rollout::EngineOptions opts;
   opts.episodes = episodes.engine_options();
-  if (opts.episodes.enabled()) {
-    if (tok == nullptr) fail("tools need a tokenizer.json in ", a.model);
-    opts.episodes.tokenize = [tok](const std::string& text) { return tok->encode(text, false); };
-  }
+  if (opts.episodes.enabled() && tok == nullptr) fail("tools need a tokenizer.json in ", a.model);
   opts.seed = a.seed;
   opts.max_batch = a.max_batch;
   opts.absorbed = !a.naive;
   opts.record_routing = a.routing;
-  if (tok != nullptr) {
-    opts.detokenize = [tok](const std::vector<int32_t>& ids) {
-      return tok->decode(tokenizer::known_ids(*tok, ids));
-    };
-  }
+  if (tok != nullptr) train::use_tokenizer(opts, *tok);
   return opts;
 }
 
@@ -168,14 +159,8 @@ int cmd_generate(const Args& args) {
     progress.update(p.done, p.total, double(p.tokens), p.done == p.total);
   });
   progress.finish();
-  for (auto& c : out) {  // the engine's turn texts are raw bytes: print valid UTF-8
-    for (Turn& t : c.turns) {
-      if (t.end == t.begin) continue;  // an environment's last words: logged, not in the tokens
-      t.text = tok->decode_utf8(
-          tokenizer::known_ids(*tok, std::span<const int32_t>(c.completion_ids.data() + t.begin,
-                                                              t.end - t.begin)),
-          true);
-    }
+  if (tok != nullptr) {
+    for (auto& c : out) train::decode_texts(c, *tok);
   }
   for (const auto& c : out) std::cout << completion_json(c, tok.get(), a.routing).dump() << "\n";
   return 0;

@@ -18,6 +18,7 @@
 #include "aha/policy/mtp.h"
 #include "aha/distill/kd_loss.h"
 #include "aha/rollout/engine.h"
+#include "aha/train/sample_score.h"
 #include "aha/runlog/run_db.h"
 #include "aha/train/checkpointer.h"
 #include "aha/train/run_loop.h"
@@ -148,10 +149,7 @@ std::vector<Seq> Run::on_policy_batch() {
   }
   rollout::EngineOptions eo;
   eo.seed = cfg.seed * 1000003ULL + static_cast<uint64_t>(step);
-  const tokenizer::Tokenizer* t = tok.get();
-  eo.detokenize = [t](const std::vector<int32_t>& ids) {
-    return t->decode(tokenizer::known_ids(*t, ids));
-  };
+  train::use_tokenizer(eo, *tok);
   std::vector<Seq> seqs;
   for (auto& c : rollout::Engine(*student, eo).generate(reqs)) {
     if (c.completion_ids.empty() || c.finish_reason == "error") continue;

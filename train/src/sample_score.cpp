@@ -57,25 +57,13 @@ std::vector<Rollout> sample(const policy::Model<float>& model, const tokenizer::
     if (opts.first_stream >= 0) r.stream = opts.first_stream + static_cast<int64_t>(i);
     reqs.push_back(std::move(r));
   }
-  const tokenizer::Tokenizer* t = &tok;
-  opts.engine.detokenize = [t](const std::vector<int32_t>& ids) {
-    return t->decode(tokenizer::known_ids(*t, ids));
-  };
-  if (opts.engine.episodes.enabled()) {
-    opts.engine.episodes.tokenize = [t](const std::string& text) { return t->encode(text, false); };
-  }
+  use_tokenizer(opts.engine, tok);
   auto rs = rollout::Engine(model, opts.engine).generate(reqs, opts.on_progress);
   for (Rollout& r : rs) {
     const size_t p = static_cast<size_t>(r.group);  // the request's index
     r.prompt_id = prompts[p].id;
     r.prompt_text = reqs[p].text;
-    r.completion_text = decode_text(tok, r.completion_ids);
-    // The engine's turn texts are raw bytes (a sampled token may end inside a character).
-    for (Turn& turn : r.turns) {
-      if (turn.end == turn.begin) continue;  // an environment's last words are not in the tokens
-      turn.text = decode_text(tok, std::span<const int32_t>(r.completion_ids.data() + turn.begin,
-                                                            turn.end - turn.begin));
-    }
+    decode_texts(r, tok);
   }
   return rs;
 }
@@ -145,11 +133,23 @@ bool set_env_step_rewards(Rollout& r) {
   return true;
 }
 
-double reward_part(const Rollout& r, const std::string& label) {
-  for (const auto& [name, v, details] : r.reward_parts) {
-    if (name == label) return v;
+void use_tokenizer(rollout::EngineOptions& eo, const tokenizer::Tokenizer& tok) {
+  const tokenizer::Tokenizer* t = &tok;
+  eo.detokenize = [t](const std::vector<int32_t>& ids) {
+    return t->decode(tokenizer::known_ids(*t, ids));
+  };
+  if (eo.episodes.enabled()) {
+    eo.episodes.tokenize = [t](const std::string& text) { return t->encode(text, false); };
   }
-  return std::nan("");
+}
+
+void decode_texts(Rollout& r, const tokenizer::Tokenizer& tok) {
+  r.completion_text = decode_text(tok, r.completion_ids);
+  for (Turn& turn : r.turns) {
+    if (turn.end == turn.begin) continue;
+    turn.text = decode_text(tok, std::span<const int32_t>(r.completion_ids.data() + turn.begin,
+                                                          turn.end - turn.begin));
+  }
 }
 
 }  // namespace aha::train

@@ -63,7 +63,13 @@ std::vector<Rollout> sample_and_score(const policy::Model<float>& model,
 // when no turn carries a reward.
 bool set_env_step_rewards(Rollout& r);
 
-// The unweighted score of reward `label` in r.reward_parts (NaN when absent).
-double reward_part(const Rollout& r, const std::string& label);
+// The engine's tokenizer callbacks: detokenize (stop strings, tool calls) and, when episodes
+// are on, tokenize (observations).
+void use_tokenizer(rollout::EngineOptions& eo, const tokenizer::Tokenizer& tok);
+
+// completion_text and the turns' texts from the tokens, as valid UTF-8 (the engine's turn texts
+// are raw bytes: a sampled token may end inside a character). A turn without tokens (an
+// environment's last words) keeps its logged text.
+void decode_texts(Rollout& r, const tokenizer::Tokenizer& tok);
 
 }  // namespace aha::train
