@@ -32,15 +32,7 @@ std::string problems_source(const std::string& data, const std::string& input,
 // "math,format" -> [{"name": "math"}, {"name": "format"}]
 Json reward_list(const std::string& names) {
   Json out = Json::array();
-  size_t start = 0;
-  while (start <= names.size()) {
-    const size_t comma = names.find(',', start);
-    const std::string name =
-        names.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!name.empty()) out.push_back(Json{{"name", name}});
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
+  for (const std::string& name : comma_list(names)) out.push_back(Json{{"name", name}});
   return out;
 }
 

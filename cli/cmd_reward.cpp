@@ -10,7 +10,6 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
-#include <sstream>
 
 #include "aha/core/config.h"
 #include "aha/core/error.h"
@@ -44,10 +43,7 @@ Json reward_spec(const po::variables_map& vm) {
     if (!params.is_object()) fail("--params must be a JSON object {name: params}");
   }
   Json spec = Json::array();
-  std::stringstream names(vm["reward"].as<std::string>());
-  std::string name;
-  while (std::getline(names, name, ',')) {
-    if (name.empty()) continue;
+  for (const std::string& name : comma_list(vm["reward"].as<std::string>())) {
     Json entry = {{"name", name}, {"weight", 1.0}};
     if (params.contains(name)) entry["params"] = params[name];
     spec.push_back(entry);

@@ -2,7 +2,6 @@
 // + tokenizer_config.json into a directory (a checkpoint directory or its future home).
 #include <chrono>
 #include <iostream>
-#include <sstream>
 
 #include "aha/tokenizer/bpe_trainer.h"
 #include "aha/tokenizer/tokenizer.h"
@@ -32,9 +31,7 @@ int cmd_tokenizer_train(const Args& args) {
     return 0;
   if (vm.count("special-tokens")) {
     opt.special_tokens.clear();
-    std::stringstream ss(specials);
-    for (std::string s; std::getline(ss, s, ',');)
-      if (!s.empty()) opt.special_tokens.push_back(s);
+    opt.special_tokens = comma_list(specials);
   }
   auto t0 = std::chrono::steady_clock::now();
   std::string out = vm["out"].as<std::string>();

@@ -39,6 +39,20 @@ inline bool parse_options(const std::vector<std::string>& args, po::options_desc
   return true;
 }
 
+// "math,,format" -> {"math", "format"}: the non-empty items of a comma list.
+inline std::vector<std::string> comma_list(const std::string& s) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= s.size()) {
+    const size_t comma = s.find(',', start);
+    std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(std::move(item));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
 // "1,16,64" -> {1, 16, 64}; anything but positive integers is an error naming `what`.
 inline std::vector<int64_t> parse_int_list(const std::string& s, const char* what) {
   std::vector<int64_t> out;

@@ -22,15 +22,7 @@ grpo::EpisodeConfig tool_episodes(const ToolArgs& a) {
     if (j.is_discarded() || !j.is_object()) fail("--rollout must be a JSON object or @file.json");
   }
   if (!a.tools.empty()) {
-    Json list = Json::array();
-    size_t start = 0;
-    while (start <= a.tools.size()) {
-      const size_t comma = a.tools.find(',', start);
-      const std::string name = a.tools.substr(start, comma == std::string::npos ? comma : comma - start);
-      if (!name.empty()) list.push_back(name);
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
+    const std::vector<std::string> list = comma_list(a.tools);
     if (list.empty()) fail("--tools names no tool");
     j["tools"] = list;
   }
