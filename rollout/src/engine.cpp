@@ -40,8 +40,8 @@ struct Live {
   std::string call_tail;  // ToolCall::tail of the call being answered
   bool waiting = false;
   std::map<std::string, std::unique_ptr<ToolSession>> sessions;
-  // Environments: the prompt's logits, sampled from once the reset observation (if any) is in;
-  // true until then.
+  // Environments: the prompt's logits (the first token is sampled from them when the reset
+  // observation is empty), and whether the reset is still running.
   std::vector<float> first_logits;
   bool resetting = false;
 };

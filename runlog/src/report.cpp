@@ -68,13 +68,8 @@ std::string join_ints(const std::vector<int64_t>& v) {
 // The turns of the episodes among `samples` (ids: their rollout ids), as samples[i]["turns"].
 // Databases older than schema v4 have no turns, older than v5 no step rewards.
 void load_turns(const RunDb& db, const std::vector<int64_t>& ids, std::vector<Json>& samples) {
-  if (ids.empty() ||
-      db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rollout_turns'")
-          .empty()) {
-    return;
-  }
-  const bool rewards =
-      !db.query("SELECT 1 FROM pragma_table_info('rollout_turns') WHERE name = 'reward'").empty();
+  if (ids.empty() || !db.has_table("rollout_turns")) return;
+  const bool rewards = db.has_column("rollout_turns", "reward");
   std::map<int64_t, Json> turns;
   for (Json& t : db.query("SELECT rollout_id, role, text, tool, status, seconds, " +
                           std::string(rewards ? "reward" : "NULL AS reward") +

@@ -59,13 +59,15 @@ class RunDb {
 
   // Runs a query and returns rows as JSON objects (column -> value). For tools and tests.
   std::vector<Json> query(const std::string& sql) const;
+  // What an older schema lacks (readers of any version check before they read). The names go
+  // into the SQL as they are: the schema's own names, never user input.
+  bool has_column(const std::string& table, const std::string& column) const;
+  bool has_table(const std::string& table) const;
 
  private:
   RunDb() = default;
   void exec(const std::string& sql) const;
   void migrate();
-  bool has_column(const std::string& table, const std::string& column) const;
-  bool has_table(const std::string& table) const;
   // One writer per run directory: an exclusive lock on <run.db>.lock, held until destruction.
   void lock_run_dir();
 
