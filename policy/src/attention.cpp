@@ -15,6 +15,7 @@ const char* attention_kind_name(AttentionKind kind) {
     case AttentionKind::kMla: return "mla";
     case AttentionKind::kSlidingWindow: return "sliding_window";
     case AttentionKind::kNsa: return "nsa";
+    case AttentionKind::kDsa: return "dsa";
   }
   return "?";
 }
@@ -83,7 +84,7 @@ std::optional<NsaOptions> nsa_options(const ModelConfig& c) {
 AttentionKind attention_kind(const ModelConfig& c, int layer) {
   if (c.is_mla()) {
     nsa_options(c);  // refuses nsa on MLA
-    return AttentionKind::kMla;
+    return c.has_indexer() ? AttentionKind::kDsa : AttentionKind::kMla;
   }
   if (nsa_options(c)) return AttentionKind::kNsa;
   return sliding_window_of(c, layer) > 0 ? AttentionKind::kSlidingWindow : AttentionKind::kGqa;
@@ -97,6 +98,7 @@ std::unique_ptr<Attention> make_attention(ParamTable& t, const std::string& pref
     case AttentionKind::kSlidingWindow:
       return make_gqa(t, prefix, c, rope, sliding_window_of(c, layer));
     case AttentionKind::kNsa: return make_nsa(t, prefix, c, rope, *nsa_options(c));
+    case AttentionKind::kDsa: return make_dsa(t, prefix, c, rope);
   }
   fail("unknown attention kind");
 }

@@ -72,5 +72,7 @@ std::unique_ptr<Attention> make_gqa(ParamTable& t, const std::string& prefix,
                                     const ModelConfig& c, const RopeTable& rope, int64_t window);
 std::unique_ptr<Attention> make_nsa(ParamTable& t, const std::string& prefix,
                                     const ModelConfig& c, const RopeTable& rope, NsaOptions o);
+std::unique_ptr<Attention> make_dsa(ParamTable& t, const std::string& prefix,
+                                    const ModelConfig& c, const RopeTable& rope);
 
 }  // namespace aha::policy

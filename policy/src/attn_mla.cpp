@@ -1,7 +1,10 @@
 // MLA (DeepSeek-V2/V3). Training rebuilds every head's full key and value from the compressed
 // latent; the decode cache holds only the normalised latent and the rotated shared key
 // (kv_lora_rank + qk_rope_head_dim floats per token), and decode folds W_UK into the query and
-// W_UV into the output ("absorbed"), or rebuilds keys and values (the naive oracle).
+// W_UV into the output ("absorbed"), or rebuilds keys and values (the naive oracle). The parts
+// are MlaCore's (attn_mla.h), which DSA shares.
+#include "attn_mla.h"
+
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
@@ -10,221 +13,183 @@
 #include "aha/core/error.h"
 #include "aha/core/gemm_bf16.h"
 #include "aha/policy/layers.h"
-#include "attention_impl.h"
 
 namespace aha::policy {
 
-namespace {
-
-// q, k, v after RoPE [n, H, qk_head_dim] / [n, H, v_head_dim]; the q low-rank path's qa, 1/rms,
-// normed; the kv latent (k_pe before RoPE), 1/rms, normed; o; lse [H, n].
-enum Slot { kQ, kK, kV, kQa, kQaRstd, kQan, kKva, kKvRstd, kKvn, kO, kLse, kSlots };
-
-class MlaAttention final : public AttentionImpl<MlaAttention> {
- public:
-  MlaAttention(ParamTable& t, const std::string& prefix, const ModelConfig& c,
-               const RopeTable& rope)
-      : c_(c), rope_(rope) {
-    const int d = c.hidden_size, H = c.num_attention_heads, dqk = c.qk_head_dim();
-    if (c.q_lora_rank) {
-      q_a_proj_ = add_linear(t, prefix + ".q_a_proj", d, *c.q_lora_rank);
-      q_a_norm_ = add_norm(t, prefix + ".q_a_layernorm.weight", *c.q_lora_rank);
-      q_b_proj_ = add_linear(t, prefix + ".q_b_proj", *c.q_lora_rank, H * dqk);
-    } else {
-      q_proj_ = add_linear(t, prefix + ".q_proj", d, H * dqk);
-    }
-    kv_a_proj_ =
-        add_linear(t, prefix + ".kv_a_proj_with_mqa", d, c.kv_lora_rank + c.qk_rope_head_dim);
-    kv_a_norm_ = add_norm(t, prefix + ".kv_a_layernorm.weight", c.kv_lora_rank);
-    kv_b_proj_ = add_linear(t, prefix + ".kv_b_proj", c.kv_lora_rank,
-                            H * (c.qk_nope_head_dim + c.v_head_dim));
-    o_proj_ = add_linear(t, prefix + ".o_proj", H * c.v_head_dim, d);
-  }
-
-  AttentionKind kind() const override { return AttentionKind::kMla; }
-  int64_t cache_width() const override { return c_.kv_lora_rank + c_.qk_rope_head_dim; }
-  int64_t full_kv_width() const override {
-    return int64_t{c_.num_attention_heads} * (c_.qk_head_dim() + c_.v_head_dim);
-  }
-
-  template <typename T>
-  void fwd(const T* P, const T* x, T* y, const SeqLayout& layout, AttnActs<T>& a) const {
-    a.buf.resize(kSlots);
-    const int64_t n = layout.n_tokens();
-    const int H = c_.num_attention_heads, dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
-    const int dqk = dn + dr, dv = c_.v_head_dim, rkv = c_.kv_lora_rank;
-    const int64_t kv_w = rkv + dr;
-
-    a[kQ].resize(n * H * dqk);
-    if (c_.q_lora_rank) {
-      const int rq = *c_.q_lora_rank;
-      a[kQa].resize(n * rq);
-      a[kQaRstd].resize(n);
-      a[kQan].resize(n * rq);
-      linear_forward(q_a_proj_, P, x, a[kQa].data(), n);
-      rmsnorm_forward(a[kQa].data(), P + q_a_norm_.w, a[kQan].data(), a[kQaRstd].data(), n, rq,
-                      c_.rms_norm_eps);
-      linear_forward(q_b_proj_, P, a[kQan].data(), a[kQ].data(), n);
-    } else {
-      linear_forward(q_proj_, P, x, a[kQ].data(), n);
-    }
-    a[kKva].resize(n * kv_w);
-    a[kKvRstd].resize(n);
-    a[kKvn].resize(n * rkv);
-    linear_forward(kv_a_proj_, P, x, a[kKva].data(), n);
-    rmsnorm_forward(a[kKva].data(), P + kv_a_norm_.w, a[kKvn].data(), a[kKvRstd].data(), n, rkv,
-                    c_.rms_norm_eps, kv_w);
-    Buf<T> kvb(n * H * (dn + dv));
-    linear_forward(kv_b_proj_, P, a[kKvn].data(), kvb.data(), n);
-    Buf<T> kpe(n * dr);
-    for (int64_t t = 0; t < n; ++t) {
-      std::copy_n(a[kKva].data() + t * kv_w + rkv, dr, kpe.data() + t * dr);
-    }
-    rope_.apply(kpe.data(), layout.positions.data(), n, 1, dr, dr, false);
-    rope_.apply(a[kQ].data() + dn, layout.positions.data(), n, H, int64_t{H} * dqk, dqk, false);
-    a[kK].resize(n * H * dqk);
-    a[kV].resize(n * H * dv);
-    for (int64_t t = 0; t < n; ++t) {
-      for (int h = 0; h < H; ++h) {
-        const T* src = kvb.data() + (t * H + h) * (dn + dv);
-        T* kd = a[kK].data() + (t * H + h) * dqk;
-        std::copy_n(src, dn, kd);
-        std::copy_n(kpe.data() + t * dr, dr, kd + dn);
-        std::copy_n(src + dn, dv, a[kV].data() + (t * H + h) * dv);
-      }
-    }
-    a[kO].resize(n * H * dv);
-    a[kLse].resize(int64_t{H} * n);
-    AttnShape s{H, H, dqk, dv, c_.softmax_scale()};
-    attention_forward(a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(), a[kLse].data(),
-                      layout.seq_starts, s);
-    linear_forward(o_proj_, P, a[kO].data(), y, n);
-  }
-
-
-  template <typename T>
-  void bwd(const T* P, T* G, const T* x, const T* dy, T* dx, const SeqLayout& layout,
-           const AttnActs<T>& a) const {
-    const int64_t n = layout.n_tokens();
-    const int H = c_.num_attention_heads, dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
-    const int dqk = dn + dr, dv = c_.v_head_dim, rkv = c_.kv_lora_rank;
-    const int64_t kv_w = rkv + dr;
-
-    Buf<T> d_o(n * H * dv, T(0));
-    linear_backward(o_proj_, P, G, a[kO].data(), dy, d_o.data(), n);
-    Buf<T> dq(n * H * dqk), dk(n * H * dqk), d_v(n * H * dv);
-    AttnShape s{H, H, dqk, dv, c_.softmax_scale()};
-    attention_backward(d_o.data(), a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(),
-                       a[kLse].data(), dq.data(), dk.data(), d_v.data(), layout.seq_starts, s);
-    rope_.apply(dq.data() + dn, layout.positions.data(), n, H, int64_t{H} * dqk, dqk, true);
-
-    // Split dK/dV back into the kv_b output and the shared rotary key.
-    Buf<T> dkvb(n * H * (dn + dv));
-    Buf<T> dkva(n * kv_w, T(0));
-    Buf<T> dkpe(n * dr, T(0));
-    for (int64_t t = 0; t < n; ++t) {
-      for (int h = 0; h < H; ++h) {
-        T* dst = dkvb.data() + (t * H + h) * (dn + dv);
-        const T* dkh = dk.data() + (t * H + h) * dqk;
-        std::copy_n(dkh, dn, dst);
-        std::copy_n(d_v.data() + (t * H + h) * dv, dv, dst + dn);
-        for (int i = 0; i < dr; ++i) dkpe[t * dr + i] += dkh[dn + i];
-      }
-    }
-    rope_.apply(dkpe.data(), layout.positions.data(), n, 1, dr, dr, true);
-    for (int64_t t = 0; t < n; ++t) {
-      std::copy_n(dkpe.data() + t * dr, dr, dkva.data() + t * kv_w + rkv);
-    }
-
-    Buf<T> dkvn(n * rkv, T(0));
-    linear_backward(kv_b_proj_, P, G, a[kKvn].data(), dkvb.data(), dkvn.data(), n);
-    rmsnorm_backward(dkvn.data(), a[kKva].data(), P + kv_a_norm_.w, a[kKvRstd].data(),
-                     dkva.data(), G + kv_a_norm_.w, n, rkv, kv_w);
-    linear_backward(kv_a_proj_, P, G, x, dkva.data(), dx, n);
-
-    if (c_.q_lora_rank) {
-      const int rq = *c_.q_lora_rank;
-      Buf<T> dqan(n * rq, T(0)), dqa(n * rq, T(0));
-      linear_backward(q_b_proj_, P, G, a[kQan].data(), dq.data(), dqan.data(), n);
-      rmsnorm_backward(dqan.data(), a[kQa].data(), P + q_a_norm_.w, a[kQaRstd].data(),
-                       dqa.data(), G + q_a_norm_.w, n, rq);
-      linear_backward(q_a_proj_, P, G, x, dqa.data(), dx, n);
-    } else {
-      linear_backward(q_proj_, P, G, x, dq.data(), dx, n);
-    }
-  }
-
-
-  void cache_rows(const AttnActs<float>& a, int64_t n, float* rows) const override {
-    const int r = c_.kv_lora_rank, dr = c_.qk_rope_head_dim, dqk = c_.qk_head_dim();
-    const int H = c_.num_attention_heads;
-    const int64_t W = cache_width();
-    for (int64_t t = 0; t < n; ++t) {
-      std::copy_n(a[kKvn].data() + t * r, r, rows + t * W);
-      // The rotated shared key is the tail of every head's key; take head 0's.
-      std::copy_n(a[kK].data() + t * H * dqk + c_.qk_nope_head_dim, dr, rows + t * W + r);
-    }
-  }
-
-  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override;
-
- private:
-  // The decode step's sizes: batch, heads, nope/rope/q-k/v head dims, latent rank, cache row
-  // width, softmax scale.
-  struct Dims {
-    int64_t B;
-    int H, dn, dr, dqk, dv, r;
-    int64_t W;
-    float scale;
-  };
-  Dims dims(const DecodeStep& step) const {
-    const int dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
-    return {static_cast<int64_t>(step.rows.size()), c_.num_attention_heads, dn, dr, dn + dr,
-            c_.v_head_dim, c_.kv_lora_rank, cache_width(),
-            static_cast<float>(c_.softmax_scale())};
-  }
-  // o [B, H * v_head_dim] from the rotated queries q [B, H, qk_head_dim] and the caches.
-  void attend_absorbed(const float* P, const float* q, float* o, const DecodeStep& step) const;
-  void attend_naive(const float* P, const float* q, float* o, const DecodeStep& step) const;
-
-  const ModelConfig& c_;
-  const RopeTable& rope_;
-  LinearP q_proj_;  // used when q_lora_rank is null
-  LinearP q_a_proj_, q_b_proj_;
-  NormP q_a_norm_;
-  LinearP kv_a_proj_;  // [kv_lora_rank + qk_rope_head_dim, d_model]
-  NormP kv_a_norm_;
-  LinearP kv_b_proj_;  // [n_heads * (qk_nope_head_dim + v_head_dim), kv_lora_rank]
-  LinearP o_proj_;
-};
-
-void MlaAttention::decode(const float* P, const float* h, float* y,
-                          const DecodeStep& step) const {
-  const ModelConfig& c = c_;
-  const int32_t* positions = step.positions;
-  const int64_t B = static_cast<int64_t>(step.rows.size());
-  const int H = c.num_attention_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim;
-  const int dqk = dn + dr, r = c.kv_lora_rank;
-  const int64_t W = cache_width();
-  Buf<float> q(B * H * dqk);
+MlaCore::MlaCore(ParamTable& t, const std::string& prefix, const ModelConfig& c,
+                 const RopeTable& rope)
+    : c_(c), rope_(rope) {
+  const int d = c.hidden_size, H = c.num_attention_heads, dqk = c.qk_head_dim();
   if (c.q_lora_rank) {
-    const int rq = *c.q_lora_rank;
-    Buf<float> qa(B * rq), qan(B * rq), rstd(B);
-    linear_stable(q_a_proj_, P, h, qa.data(), B);
-    rmsnorm_forward(qa.data(), P + q_a_norm_.w, qan.data(), rstd.data(), B, rq, c.rms_norm_eps);
-    linear_stable(q_b_proj_, P, qan.data(), q.data(), B);
+    q_a_proj_ = add_linear(t, prefix + ".q_a_proj", d, *c.q_lora_rank);
+    q_a_norm_ = add_norm(t, prefix + ".q_a_layernorm.weight", *c.q_lora_rank);
+    q_b_proj_ = add_linear(t, prefix + ".q_b_proj", *c.q_lora_rank, H * dqk);
   } else {
-    linear_stable(q_proj_, P, h, q.data(), B);
+    q_proj_ = add_linear(t, prefix + ".q_proj", d, H * dqk);
+  }
+  kv_a_proj_ =
+      add_linear(t, prefix + ".kv_a_proj_with_mqa", d, c.kv_lora_rank + c.qk_rope_head_dim);
+  kv_a_norm_ = add_norm(t, prefix + ".kv_a_layernorm.weight", c.kv_lora_rank);
+  kv_b_proj_ = add_linear(t, prefix + ".kv_b_proj", c.kv_lora_rank,
+                          H * (c.qk_nope_head_dim + c.v_head_dim));
+  o_proj_ = add_linear(t, prefix + ".o_proj", H * c.v_head_dim, d);
+}
+
+template <typename T>
+void MlaCore::project(const T* P, const T* x, const SeqLayout& layout, AttnActs<T>& a) const {
+  const int64_t n = layout.n_tokens();
+  const int H = c_.num_attention_heads, dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
+  const int dqk = dn + dr, dv = c_.v_head_dim, rkv = c_.kv_lora_rank;
+  const int64_t kv_w = rkv + dr;
+
+  a[kQ].resize(n * H * dqk);
+  if (c_.q_lora_rank) {
+    const int rq = *c_.q_lora_rank;
+    a[kQa].resize(n * rq);
+    a[kQaRstd].resize(n);
+    a[kQan].resize(n * rq);
+    linear_forward(q_a_proj_, P, x, a[kQa].data(), n);
+    rmsnorm_forward(a[kQa].data(), P + q_a_norm_.w, a[kQan].data(), a[kQaRstd].data(), n, rq,
+                    c_.rms_norm_eps);
+    linear_forward(q_b_proj_, P, a[kQan].data(), a[kQ].data(), n);
+  } else {
+    linear_forward(q_proj_, P, x, a[kQ].data(), n);
+  }
+  a[kKva].resize(n * kv_w);
+  a[kKvRstd].resize(n);
+  a[kKvn].resize(n * rkv);
+  linear_forward(kv_a_proj_, P, x, a[kKva].data(), n);
+  rmsnorm_forward(a[kKva].data(), P + kv_a_norm_.w, a[kKvn].data(), a[kKvRstd].data(), n, rkv,
+                  c_.rms_norm_eps, kv_w);
+  Buf<T> kvb(n * H * (dn + dv));
+  linear_forward(kv_b_proj_, P, a[kKvn].data(), kvb.data(), n);
+  Buf<T> kpe(n * dr);
+  for (int64_t t = 0; t < n; ++t) {
+    std::copy_n(a[kKva].data() + t * kv_w + rkv, dr, kpe.data() + t * dr);
+  }
+  rope_.apply(kpe.data(), layout.positions.data(), n, 1, dr, dr, false);
+  rope_.apply(a[kQ].data() + dn, layout.positions.data(), n, H, int64_t{H} * dqk, dqk, false);
+  a[kK].resize(n * H * dqk);
+  a[kV].resize(n * H * dv);
+  for (int64_t t = 0; t < n; ++t) {
+    for (int h = 0; h < H; ++h) {
+      const T* src = kvb.data() + (t * H + h) * (dn + dv);
+      T* kd = a[kK].data() + (t * H + h) * dqk;
+      std::copy_n(src, dn, kd);
+      std::copy_n(kpe.data() + t * dr, dr, kd + dn);
+      std::copy_n(src + dn, dv, a[kV].data() + (t * H + h) * dv);
+    }
+  }
+}
+
+template <typename T>
+void MlaCore::attend(const T* P, T* y, const SeqLayout& layout, AttnActs<T>& a,
+                     const KeyLists* keys) const {
+  const int64_t n = layout.n_tokens();
+  const int H = c_.num_attention_heads, dv = c_.v_head_dim;
+  a[kO].resize(n * H * dv);
+  a[kLse].resize(int64_t{H} * n);
+  AttnShape s{H, H, c_.qk_head_dim(), dv, c_.softmax_scale()};
+  s.selected = keys;
+  attention_forward(a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(), a[kLse].data(),
+                    layout.seq_starts, s);
+  linear_forward(o_proj_, P, a[kO].data(), y, n);
+}
+
+template <typename T>
+void MlaCore::backward(const T* P, T* G, const T* x, const T* dy, T* dx, const SeqLayout& layout,
+                       const AttnActs<T>& a, const KeyLists* keys) const {
+  const int64_t n = layout.n_tokens();
+  const int H = c_.num_attention_heads, dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
+  const int dqk = dn + dr, dv = c_.v_head_dim, rkv = c_.kv_lora_rank;
+  const int64_t kv_w = rkv + dr;
+
+  Buf<T> d_o(n * H * dv, T(0));
+  linear_backward(o_proj_, P, G, a[kO].data(), dy, d_o.data(), n);
+  Buf<T> dq(n * H * dqk), dk(n * H * dqk), d_v(n * H * dv);
+  AttnShape s{H, H, dqk, dv, c_.softmax_scale()};
+  s.selected = keys;
+  attention_backward(d_o.data(), a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(),
+                     a[kLse].data(), dq.data(), dk.data(), d_v.data(), layout.seq_starts, s);
+  rope_.apply(dq.data() + dn, layout.positions.data(), n, H, int64_t{H} * dqk, dqk, true);
+
+  // Split dK/dV back into the kv_b output and the shared rotary key.
+  Buf<T> dkvb(n * H * (dn + dv));
+  Buf<T> dkva(n * kv_w, T(0));
+  Buf<T> dkpe(n * dr, T(0));
+  for (int64_t t = 0; t < n; ++t) {
+    for (int h = 0; h < H; ++h) {
+      T* dst = dkvb.data() + (t * H + h) * (dn + dv);
+      const T* dkh = dk.data() + (t * H + h) * dqk;
+      std::copy_n(dkh, dn, dst);
+      std::copy_n(d_v.data() + (t * H + h) * dv, dv, dst + dn);
+      for (int i = 0; i < dr; ++i) dkpe[t * dr + i] += dkh[dn + i];
+    }
+  }
+  rope_.apply(dkpe.data(), layout.positions.data(), n, 1, dr, dr, true);
+  for (int64_t t = 0; t < n; ++t) {
+    std::copy_n(dkpe.data() + t * dr, dr, dkva.data() + t * kv_w + rkv);
+  }
+
+  Buf<T> dkvn(n * rkv, T(0));
+  linear_backward(kv_b_proj_, P, G, a[kKvn].data(), dkvb.data(), dkvn.data(), n);
+  rmsnorm_backward(dkvn.data(), a[kKva].data(), P + kv_a_norm_.w, a[kKvRstd].data(), dkva.data(),
+                   G + kv_a_norm_.w, n, rkv, kv_w);
+  linear_backward(kv_a_proj_, P, G, x, dkva.data(), dx, n);
+
+  if (c_.q_lora_rank) {
+    const int rq = *c_.q_lora_rank;
+    Buf<T> dqan(n * rq, T(0)), dqa(n * rq, T(0));
+    linear_backward(q_b_proj_, P, G, a[kQan].data(), dq.data(), dqan.data(), n);
+    rmsnorm_backward(dqan.data(), a[kQa].data(), P + q_a_norm_.w, a[kQaRstd].data(), dqa.data(),
+                     G + q_a_norm_.w, n, rq);
+    linear_backward(q_a_proj_, P, G, x, dqa.data(), dx, n);
+  } else {
+    linear_backward(q_proj_, P, G, x, dq.data(), dx, n);
+  }
+}
+
+void MlaCore::latent_rows(const AttnActs<float>& a, int64_t n, float* rows,
+                          int64_t row_width) const {
+  const int r = c_.kv_lora_rank, dr = c_.qk_rope_head_dim, dqk = c_.qk_head_dim();
+  const int H = c_.num_attention_heads;
+  for (int64_t t = 0; t < n; ++t) {
+    std::copy_n(a[kKvn].data() + t * r, r, rows + t * row_width);
+    // The rotated shared key is the tail of every head's key; take head 0's.
+    std::copy_n(a[kK].data() + t * H * dqk + c_.qk_nope_head_dim, dr, rows + t * row_width + r);
+  }
+}
+
+MlaCore::Dims MlaCore::dims(const DecodeStep& step) const {
+  const int dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
+  return {static_cast<int64_t>(step.rows.size()), c_.num_attention_heads, dn, dr, dn + dr,
+          c_.v_head_dim, c_.kv_lora_rank, latent_width(),
+          static_cast<float>(c_.softmax_scale())};
+}
+
+void MlaCore::decode_query(const float* P, const float* h, const DecodeStep& step,
+                           int64_t row_width, float* q, float* qan) const {
+  const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
+  const int32_t* positions = step.positions;
+  if (c_.q_lora_rank) {
+    const int rq = *c_.q_lora_rank;
+    Buf<float> qa(B * rq), rstd(B);
+    linear_stable(q_a_proj_, P, h, qa.data(), B);
+    rmsnorm_forward(qa.data(), P + q_a_norm_.w, qan, rstd.data(), B, rq, c_.rms_norm_eps);
+    linear_stable(q_b_proj_, P, qan, q, B);
+  } else {
+    linear_stable(q_proj_, P, h, q, B);
   }
   Buf<float> kva(B * W), kvn(B * r), rstd(B);
   linear_stable(kv_a_proj_, P, h, kva.data(), B);
-  rmsnorm_forward(kva.data(), P + kv_a_norm_.w, kvn.data(), rstd.data(), B, r, c.rms_norm_eps, W);
+  rmsnorm_forward(kva.data(), P + kv_a_norm_.w, kvn.data(), rstd.data(), B, r, c_.rms_norm_eps,
+                  W);
   rope_.apply(kva.data() + r, positions, B, 1, W, dr, false);
-  rope_.apply(q.data() + dn, positions, B, H, int64_t{H} * dqk, dqk, false);
+  rope_.apply(q + dn, positions, B, H, int64_t{H} * dqk, dqk, false);
   for (int64_t b = 0; b < B; ++b) {
     auto& rows = *step.rows[b];
-    rows.resize((positions[b] + 1) * W);
-    float* row = rows.data() + int64_t{positions[b]} * W;
+    rows.resize((positions[b] + 1) * row_width);
+    float* row = rows.data() + int64_t{positions[b]} * row_width;
     std::copy_n(kvn.data() + b * r, r, row);
     std::copy_n(kva.data() + b * W + r, dr, row + r);
     // Under bf16 the trainer multiplies the latent by kv_b_proj as bf16; the absorbed path uses
@@ -233,11 +198,16 @@ void MlaAttention::decode(const float* P, const float* h, float* y,
       for (int j = 0; j < r; ++j) row[j] = from_bf16(to_bf16(row[j]));
     }
   }
-  Buf<float> o(B * H * c.v_head_dim);
+}
+
+void MlaCore::decode_attend(const float* P, const float* q, float* y, const DecodeStep& step,
+                            int64_t row_width, const KeyLists* keys) const {
+  const int64_t B = static_cast<int64_t>(step.rows.size());
+  Buf<float> o(B * c_.num_attention_heads * c_.v_head_dim);
   if (step.absorbed) {
-    attend_absorbed(P, q.data(), o.data(), step);
+    attend_absorbed(P, q, o.data(), step, row_width, keys);
   } else {
-    attend_naive(P, q.data(), o.data(), step);
+    attend_naive(P, q, o.data(), step, row_width, keys);
   }
   linear_stable(o_proj_, P, o.data(), y, B);
 }
@@ -246,8 +216,8 @@ void MlaAttention::decode(const float* P, const float* h, float* y,
 // over its whole row [latent, rope key]; softmax; o_lat = the weighted sum of latents;
 // o = W_UV_h o_lat. Each step is per row, so the values do not depend on the batch or on the
 // task split below.
-void MlaAttention::attend_absorbed(const float* P, const float* q, float* o,
-                                   const DecodeStep& step) const {
+void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const DecodeStep& step,
+                              int64_t row_width, const KeyLists* keys) const {
   const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
   // [H * (dn + dv), r]: W_UK_h then W_UV_h per head, as the trainer's bf16 kernel sees it.
   std::vector<float> rounded;
@@ -277,20 +247,30 @@ void MlaAttention::attend_absorbed(const float* P, const float* q, float* o,
     }
   });
   // One task per sequence and head group (two groups at small batches to use both cores);
-  // each cached row is read once per group.
+  // each cached row is read once per group. A key list gathers its rows first.
   const int G = (B < 8 && H % 2 == 0) ? 2 : 1, Hg = H / G;
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, B * G, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
-        thread_local std::vector<float> s;
+        thread_local std::vector<float> s, gathered;
         for (int64_t task = range.begin(); task < range.end(); ++task) {
           const int64_t b = task / G, bh = b * H + (task % G) * Hg;
-          const int64_t T = step.positions[b] + 1;
+          int64_t T = step.positions[b] + 1, ld = row_width;
           const float* rows = step.rows[b]->data();
+          if (keys != nullptr) {
+            const std::vector<int32_t>& kb = (*keys)[b];
+            T = static_cast<int64_t>(kb.size());
+            gathered.resize(T * W);
+            for (int64_t j = 0; j < T; ++j) {
+              std::copy_n(rows + int64_t{kb[j]} * row_width, W, gathered.data() + j * W);
+            }
+            rows = gathered.data();
+            ld = W;
+          }
           s.resize(int64_t{Hg} * T);
-          gemm_xwt_rowstable_serial(qcat.data() + bh * W, rows, none, s.data(), Hg, W, T);
+          gemm_xwt_rowstable_serial(qcat.data() + bh * W, rows, none, s.data(), Hg, W, T, W, ld);
           scaled_softmax_rows(s.data(), Hg, T, scale);
-          gemm_xw_seq(s.data(), rows, o_lat.data() + bh * r, Hg, T, r, W);
+          gemm_xw_seq(s.data(), rows, o_lat.data() + bh * r, Hg, T, r, ld);
         }
       },
       tbb::simple_partitioner());
@@ -300,23 +280,29 @@ void MlaAttention::attend_absorbed(const float* P, const float* q, float* o,
   });
 }
 
-// The oracle: rebuild every cached token's keys and values from its latent, then attend.
-void MlaAttention::attend_naive(const float* P, const float* q, float* o,
-                                const DecodeStep& step) const {
+// The oracle: rebuild every attended token's keys and values from its latent, then attend.
+void MlaCore::attend_naive(const float* P, const float* q, float* o, const DecodeStep& step,
+                           int64_t row_width, const KeyLists* keys) const {
   const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
   tbb::parallel_for(int64_t{0}, B, [&](int64_t b) {
-    const int64_t T = step.positions[b] + 1;
+    std::vector<int64_t> at;
+    if (keys != nullptr) {
+      at.assign((*keys)[b].begin(), (*keys)[b].end());
+    } else {
+      for (int64_t j = 0; j <= step.positions[b]; ++j) at.push_back(j);
+    }
+    const int64_t T = static_cast<int64_t>(at.size());
     const float* rows = step.rows[b]->data();
     Buf<float> lat(T * r), kvb(T * H * (dn + dv));
-    for (int64_t j = 0; j < T; ++j) std::copy_n(rows + j * W, r, lat.data() + j * r);
-    gemm_xwt_rowstable(lat.data(), P + kv_b_proj_.w, static_cast<const float*>(nullptr),
-                       kvb.data(), T, r, int64_t{H} * (dn + dv));
+    for (int64_t j = 0; j < T; ++j) std::copy_n(rows + at[j] * row_width, r, lat.data() + j * r);
+    linear_stable(kv_b_proj_, P, lat.data(), kvb.data(), T);  // with its LoRA adapter
     std::vector<float> s(T);
     for (int hh = 0; hh < H; ++hh) {
       const float* qh = q + (b * H + hh) * dqk;
       for (int64_t j = 0; j < T; ++j) {
         const float* kj = kvb.data() + (j * H + hh) * (dn + dv);
-        s[j] = scale * (dot_stable(qh, kj, dn) + dot_stable(qh + dn, rows + j * W + r, dr));
+        const float* pe = rows + at[j] * row_width + r;
+        s[j] = scale * (dot_stable(qh, kj, dn) + dot_stable(qh + dn, pe, dr));
       }
       scaled_softmax_rows(s.data(), 1, T, 1.0f);
       float* oh = o + (b * H + hh) * dv;
@@ -328,6 +314,57 @@ void MlaAttention::attend_naive(const float* P, const float* q, float* o,
     }
   });
 }
+
+#define AHA_MLA_CORE(T)                                                                       \
+  template void MlaCore::project(const T*, const T*, const SeqLayout&, AttnActs<T>&) const;   \
+  template void MlaCore::attend(const T*, T*, const SeqLayout&, AttnActs<T>&,                 \
+                                const KeyLists*) const;                                       \
+  template void MlaCore::backward(const T*, T*, const T*, const T*, T*, const SeqLayout&,     \
+                                  const AttnActs<T>&, const KeyLists*) const;
+AHA_MLA_CORE(float)
+AHA_MLA_CORE(double)
+#undef AHA_MLA_CORE
+
+namespace {
+
+// Dense MLA: the parts over every causal key; the cache row is the latent alone.
+class MlaAttention final : public AttentionImpl<MlaAttention> {
+ public:
+  MlaAttention(ParamTable& t, const std::string& prefix, const ModelConfig& c,
+               const RopeTable& rope)
+      : c_(c), mla_(t, prefix, c, rope) {}
+
+  AttentionKind kind() const override { return AttentionKind::kMla; }
+  int64_t cache_width() const override { return mla_.latent_width(); }
+  int64_t full_kv_width() const override { return mla_.full_kv_width(); }
+
+  template <typename T>
+  void fwd(const T* P, const T* x, T* y, const SeqLayout& layout, AttnActs<T>& a) const {
+    a.buf.resize(kMlaSlots);
+    mla_.project(P, x, layout, a);
+    mla_.attend(P, y, layout, a, static_cast<const KeyLists*>(nullptr));
+  }
+  template <typename T>
+  void bwd(const T* P, T* G, const T* x, const T* dy, T* dx, const SeqLayout& layout,
+           const AttnActs<T>& a) const {
+    mla_.backward(P, G, x, dy, dx, layout, a, static_cast<const KeyLists*>(nullptr));
+  }
+  void cache_rows(const AttnActs<float>& a, int64_t n, float* rows) const override {
+    mla_.latent_rows(a, n, rows, cache_width());
+  }
+  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override {
+    const ModelConfig& c = c_;
+    const int64_t B = static_cast<int64_t>(step.rows.size());
+    Buf<float> q(B * c.num_attention_heads * c.qk_head_dim());
+    Buf<float> qan(c.q_lora_rank ? B * *c.q_lora_rank : 0);
+    mla_.decode_query(P, h, step, cache_width(), q.data(), qan.data());
+    mla_.decode_attend(P, q.data(), y, step, cache_width(), nullptr);
+  }
+
+ private:
+  const ModelConfig& c_;
+  MlaCore mla_;
+};
 
 }  // namespace
 

@@ -66,7 +66,8 @@ void Model<T>::init_random(uint64_t seed, double std) {
   tbb::parallel_for(size_t{0}, entries.size(), [&](size_t i) {
     const ParamEntry& e = entries[i];
     T* p = params_.data() + e.offset;
-    const bool is_norm = e.name.find("norm") != std::string::npos;
+    // DSA's indexer k_norm is a LayerNorm: its bias starts at 0.
+    const bool is_norm = e.name.find("norm") != std::string::npos && !e.name.ends_with(".bias");
     const bool is_vector = e.shape.size() == 1;
     // Hyper-connection scales start at 1 (DeepSeek-V4's init), their biases at 0.
     const bool is_hc_scale = e.name.ends_with("hc.scale") || e.name.ends_with("hc_scale");

@@ -125,6 +125,21 @@ void parse_moe(const Json& j, ModelConfig& c) {
   }
 }
 
+// V3.2's lightning indexer: its query comes from MLA's query latent, and its RoPE covers the
+// first qk_rope_head_dim of its head.
+void parse_indexer(const Json& j, ModelConfig& c) {
+  c.index_n_heads = get_or<int>(j, "index_n_heads", 0);
+  c.index_head_dim = get_or<int>(j, "index_head_dim", 0);
+  c.index_topk = get_or<int>(j, "index_topk", 0);
+  require_positive(c.index_n_heads, "index_n_heads");
+  require_positive(c.index_head_dim, "index_head_dim");
+  require_positive(c.index_topk, "index_topk");
+  if (!c.q_lora_rank) fail("[config.json] q_lora_rank: deepseek_v32's indexer needs a q latent");
+  if (c.index_head_dim < c.qk_rope_head_dim) {
+    fail("[config.json] index_head_dim must be >= qk_rope_head_dim (", c.qk_rope_head_dim, ")");
+  }
+}
+
 void parse_mla(const Json& j, ModelConfig& c) {
   if (j.contains("q_lora_rank") && !j["q_lora_rank"].is_null()) {
     c.q_lora_rank = get_or<int>(j, "q_lora_rank", 0);
@@ -149,6 +164,7 @@ void parse_mla(const Json& j, ModelConfig& c) {
   if (c.first_k_dense_replace > 0 || c.n_routed_experts == 0) {
     require_positive(c.intermediate_size, "intermediate_size");
   }
+  if (c.has_indexer()) parse_indexer(j, c);
 }
 
 void parse_gqa(const Json& j, ModelConfig& c) {
@@ -266,15 +282,15 @@ ModelConfig ModelConfig::from_json(const Json& j) {
     c.model_type = ModelType::kLlama;
   } else if (type == "qwen2") {
     c.model_type = ModelType::kQwen2;
-  } else if (type == "deepseek_v32" || type == "deepseek_v4") {
-    fail("[config.json] model_type '", type, "': ",
-         type == "deepseek_v32" ? "DeepSeek Sparse Attention (the lightning indexer)"
-                                : "DeepSeek-V4's compressed sparse attention",
-         " is not supported yet (aha supports deepseek_v2, deepseek_v3, llama, qwen2; "
+  } else if (type == "deepseek_v32") {
+    c.model_type = ModelType::kDeepseekV32;
+  } else if (type == "deepseek_v4") {
+    fail("[config.json] model_type 'deepseek_v4': DeepSeek-V4's compressed sparse attention is "
+         "not supported yet (aha supports deepseek_v2, deepseek_v3, deepseek_v32, llama, qwen2; "
          "hyper-connections through hc_mult)");
   } else {
     fail("[config.json] unknown model_type '", type,
-         "' (aha supports deepseek_v2, deepseek_v3, llama, qwen2)");
+         "' (aha supports deepseek_v2, deepseek_v3, deepseek_v32, llama, qwen2)");
   }
   c.vocab_size = get_or<int>(j, "vocab_size", 0);
   c.hidden_size = get_or<int>(j, "hidden_size", 0);
@@ -377,6 +393,7 @@ const char* ModelConfig::type_name() const {
   switch (model_type) {
     case ModelType::kDeepseekV2: return "deepseek_v2";
     case ModelType::kDeepseekV3: return "deepseek_v3";
+    case ModelType::kDeepseekV32: return "deepseek_v32";
     case ModelType::kLlama: return "llama";
     case ModelType::kQwen2: return "qwen2";
   }
@@ -420,6 +437,11 @@ void write_mla_keys(const ModelConfig& c, Json& j) {
   j["qk_nope_head_dim"] = c.qk_nope_head_dim;
   j["qk_rope_head_dim"] = c.qk_rope_head_dim;
   j["v_head_dim"] = c.v_head_dim;
+  if (c.has_indexer()) {
+    j["index_n_heads"] = c.index_n_heads;
+    j["index_head_dim"] = c.index_head_dim;
+    j["index_topk"] = c.index_topk;
+  }
   j["attention_bias"] = false;
   j["first_k_dense_replace"] = c.first_k_dense_replace;
   j["moe_layer_freq"] = c.moe_layer_freq;
@@ -446,8 +468,9 @@ void write_mla_keys(const ModelConfig& c, Json& j) {
 Json ModelConfig::to_json() const {
   Json j = raw.is_object() ? raw : Json::object();
   j["model_type"] = type_name();
-  j["architectures"] = {is_mla() ? (model_type == ModelType::kDeepseekV2 ? "DeepseekV2ForCausalLM"
-                                                                         : "DeepseekV3ForCausalLM")
+  j["architectures"] = {is_mla() ? (model_type == ModelType::kDeepseekV2   ? "DeepseekV2ForCausalLM"
+                                    : model_type == ModelType::kDeepseekV3 ? "DeepseekV3ForCausalLM"
+                                                                           : "DeepseekV32ForCausalLM")
                                  : (model_type == ModelType::kLlama ? "LlamaForCausalLM"
                                                                     : "Qwen2ForCausalLM")};
   j["vocab_size"] = vocab_size;

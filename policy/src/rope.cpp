@@ -79,10 +79,11 @@ RopeTable::RopeTable(const ModelConfig& c, int max_pos)
 
 template <typename T>
 void RopeTable::apply(T* x, const int32_t* positions, int64_t n_tokens, int n_heads,
-                      int64_t row_stride, int64_t head_stride, bool inverse) const {
+                      int64_t row_stride, int64_t head_stride, bool inverse,
+                      RopeStyle style) const {
   const int half = dim_ / 2;
-  const int64_t i_stride = style_ == RopeStyle::kInterleaved ? 2 : 1;
-  const int64_t pair_off = style_ == RopeStyle::kInterleaved ? 1 : half;
+  const int64_t i_stride = style == RopeStyle::kInterleaved ? 2 : 1;
+  const int64_t pair_off = style == RopeStyle::kInterleaved ? 1 : half;
   const T sign = inverse ? T(-1) : T(1);
   for_chunks(n_tokens, 64, [&](int64_t, int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
@@ -107,8 +108,8 @@ void RopeTable::apply(T* x, const int32_t* positions, int64_t n_tokens, int n_he
 }
 
 template void RopeTable::apply<float>(float*, const int32_t*, int64_t, int, int64_t, int64_t,
-                                      bool) const;
+                                      bool, RopeStyle) const;
 template void RopeTable::apply<double>(double*, const int32_t*, int64_t, int, int64_t, int64_t,
-                                       bool) const;
+                                       bool, RopeStyle) const;
 
 }  // namespace aha::policy

@@ -363,6 +363,13 @@ TEST(GradCheck, WholeModelNativeSparseAttention) {
   check_model(testing::tiny_llama_nsa2_json(), 0.3, {.temperature = 0.8, .kept_sets = true});
 }
 
+// DeepSeek Sparse Attention with its selection held fixed: rows past index_topk attend to 3
+// keys; the indexer's tensors get no gradient from the logprobs (and none by differences).
+TEST(GradCheck, WholeModelDeepSeekSparseAttention) {
+  check_model(testing::tiny_v32_json(), 0.3);
+  check_model(testing::tiny_v32_json(2), 0.3, {.temperature = 0.8, .kept_sets = true});
+}
+
 TEST(GradCheck, WholeModelReplayedRouting) {
   Json j = testing::tiny_v2_json();
   j["aux_loss_alpha"] = 0.5;

@@ -44,6 +44,10 @@ std::vector<Op> op_table() {
   return {
       {"mla_v3", tiny_v3_json, 1, Part::kAttention, Fd::kInputAndParams, 2e-6, 2e-5,
        Perf::kTrainAndDecode},
+      {"dsa_v32", []() { return testing::tiny_v32_json(); }, 1, Part::kAttention,
+       Fd::kInputAndParams, 2e-6, 2e-5, Perf::kTrainAndDecode},
+      {"block_dsa", []() { return testing::tiny_v32_json(); }, 0, Part::kBlock, Fd::kInput, 2e-6,
+       2e-5, Perf::kNone},
       {"mla_v2", tiny_v2_json, 0, Part::kAttention, Fd::kInputAndParams, 2e-6, 2e-5,
        Perf::kTrainAndDecode},
       {"gqa_llama", tiny_llama_json, 0, Part::kAttention, Fd::kInputAndParams, 2e-6, 2e-5,
@@ -274,7 +278,8 @@ TEST_P(OpTest, DecodeMatchesForward) {
             << op.name << (absorbed ? " absorbed" : " naive") << " token " << t << " dim " << i;
       }
     }
-    if (lp.attn->kind() != AttentionKind::kMla) break;  // only MLA has two decode paths
+    // only MLA and DSA (MLA over the selected keys) have two decode paths
+    if (lp.attn->kind() != AttentionKind::kMla && lp.attn->kind() != AttentionKind::kDsa) break;
   }
 }
 

@@ -21,6 +21,17 @@ inline Json tiny_v3_json() {
                                 {"original_max_position_embeddings", 16}}}};
 }
 
+// DeepSeek-V3.2's sparse attention on the tiny V3 shapes: each query past position 2 keeps 3
+// keys chosen by a 2-head indexer of width 8.
+inline Json tiny_v32_json(int index_topk = 3) {
+  Json j = tiny_v3_json();
+  j["model_type"] = "deepseek_v32";
+  j["index_n_heads"] = 2;
+  j["index_head_dim"] = 8;
+  j["index_topk"] = index_topk;
+  return j;
+}
+
 inline Json tiny_v2_json() {
   return Json{{"model_type", "deepseek_v2"}, {"vocab_size", 41}, {"hidden_size", 16},
               {"num_hidden_layers", 2}, {"num_attention_heads", 3}, {"intermediate_size", 20},

@@ -4,7 +4,8 @@ gradients from an independent PyTorch implementation written after the Hugging F
 code of DeepSeek-V2/V3 (de-interleaving rotate-half RoPE, YaRN, MoE gate with torch.topk),
 Llama and Qwen2, DeepSeek-V4's manifold-constrained hyper-connections (written after the
 mHC paper and HF's DeepSeek-V4 modeling code: streams [seq, m, d], comb applied transposed by a
-matmul) and Engram (engram_ref.py, after deepseek-ai/Engram's demo). Gradients come from autograd in float64.
+matmul), Engram (engram_ref.py, after deepseek-ai/Engram's demo) and DeepSeek-V3.2's sparse
+attention (dsa_ref.py, after DeepSeek's fixed V3.2 inference code). Gradients come from autograd in float64.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tests/reference/gen_policy_golden.py [NAME...]
 (no names: every model)
@@ -18,6 +19,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
+import dsa_ref
 import engram_ref
 
 torch.set_default_dtype(torch.float64)
@@ -485,8 +487,11 @@ def mtp_logprobs(c, p, tokens, h):
 
 
 def main():
-    names = sys.argv[1:] or list(CONFIGS)
+    names = sys.argv[1:] or list(CONFIGS) + ["deepseek_v32"]
     for name in names:
+        if name == "deepseek_v32":  # DeepSeek Sparse Attention: logprobs and selections
+            dsa_ref.write_case(os.path.join(OUT, name), write_safetensors)
+            continue
         c = CONFIGS[name]
         gen = torch.Generator().manual_seed(1234)
         p = make_params(c, gen)

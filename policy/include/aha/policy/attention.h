@@ -2,8 +2,9 @@
 // asks which kind it is: the training forward/backward, the prefill's cache rows and the
 // one-token decode over the caches are all methods of the kind. Kinds today: GQA/MHA
 // (Llama/Qwen2), MLA (DeepSeek-V2/V3: full keys rebuilt from the latent for training, absorbed
-// or naive decode over the latent cache), sliding-window GQA (Qwen2's use_sliding_window) and
-// native sparse attention on GQA projections (NSA).
+// or naive decode over the latent cache), sliding-window GQA (Qwen2's use_sliding_window),
+// native sparse attention on GQA projections (NSA) and DeepSeek Sparse Attention (DSA: MLA over
+// the keys a lightning indexer selects, DeepSeek-V3.2).
 // docs/architecture.md says how to add one.
 #pragma once
 
@@ -46,7 +47,7 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
                         const AttnShape& s);
 
 // ---- Kinds ----
-enum class AttentionKind { kGqa, kMla, kSlidingWindow, kNsa };
+enum class AttentionKind { kGqa, kMla, kSlidingWindow, kNsa, kDsa };
 const char* attention_kind_name(AttentionKind kind);
 
 // What a kind's forward keeps for its backward and for the prefill's cache rows: buffers the
@@ -63,6 +64,10 @@ struct AttnActs {
   Buf<T>& operator[](size_t i) { return buf[i]; }
   const Buf<T>& operator[](size_t i) const { return buf[i]; }
 };
+
+// The keys over which DSA's indexer loss compares its distribution with the main attention's:
+// every causal key (the dense warm-up) or the selected ones (the sparse stage).
+enum class IndexerSupport { kDense, kSparse };
 
 // One decode step of one layer: every sequence b advances by one token at positions[b], which
 // is also the number of tokens already in its cache.
@@ -106,6 +111,20 @@ class Attention {
   // n tokens of the forward that filled `a` [n, selection_width()] (prefill records them).
   virtual int64_t selection_width() const { return 0; }
   virtual void selection_rows(const AttnActs<float>& a, int64_t n, int32_t* out) const {}
+
+  // DSA: the indexer's KL loss to the main attention, summed over the n tokens of the forward
+  // that filled `a` (x its input); adds weight * its gradient into G, into the indexer's own
+  // tensors only (its inputs are detached). Other kinds: 0.
+  virtual double indexer_loss(const float* P, float* G, const float* x, const SeqLayout& layout,
+                              const AttnActs<float>& a, IndexerSupport support,
+                              double weight) const {
+    return 0;
+  }
+  virtual double indexer_loss(const double* P, double* G, const double* x,
+                              const SeqLayout& layout, const AttnActs<double>& a,
+                              IndexerSupport support, double weight) const {
+    return 0;
+  }
 };
 
 // Native sparse attention (config key "nsa", GQA models): compressed blocks of block_size

@@ -12,7 +12,7 @@
 
 namespace aha::policy {
 
-enum class ModelType { kDeepseekV2, kDeepseekV3, kLlama, kQwen2 };
+enum class ModelType { kDeepseekV2, kDeepseekV3, kDeepseekV32, kLlama, kQwen2 };
 enum class ScoreFunc { kSoftmax, kSigmoid };
 enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
 
@@ -77,6 +77,12 @@ struct ModelConfig {
   int qk_rope_head_dim = 0;
   int v_head_dim = 0;
 
+  // DeepSeek Sparse Attention (deepseek_v32): the lightning indexer's heads, head width and the
+  // keys each query keeps (attn_dsa.cpp); 0 on other models.
+  int index_n_heads = 0;
+  int index_head_dim = 0;
+  int index_topk = 0;
+
   // DeepSeekMoE
   int n_routed_experts = 0;  // 0: every layer dense
   int n_shared_experts = 0;
@@ -117,8 +123,10 @@ struct ModelConfig {
   Json to_json() const;
 
   bool is_mla() const {
-    return model_type == ModelType::kDeepseekV2 || model_type == ModelType::kDeepseekV3;
+    return model_type == ModelType::kDeepseekV2 || model_type == ModelType::kDeepseekV3 ||
+           model_type == ModelType::kDeepseekV32;
   }
+  bool has_indexer() const { return model_type == ModelType::kDeepseekV32; }
   bool is_moe_layer(int layer) const {
     return is_mla() && n_routed_experts > 0 && layer >= first_k_dense_replace &&
            layer % moe_layer_freq == 0;

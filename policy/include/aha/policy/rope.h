@@ -26,7 +26,14 @@ class RopeTable {
   // heads `head_stride` apart. inverse=true applies the transpose (the backward).
   template <typename T>
   void apply(T* x, const int32_t* positions, int64_t n_tokens, int n_heads, int64_t row_stride,
-             int64_t head_stride, bool inverse) const;
+             int64_t head_stride, bool inverse) const {
+    apply(x, positions, n_tokens, n_heads, row_stride, head_stride, inverse, style_);
+  }
+  // The same frequencies in another pairing: DSA's indexer rotates rotate-half pairs on a model
+  // whose MLA rotates interleaved ones.
+  template <typename T>
+  void apply(T* x, const int32_t* positions, int64_t n_tokens, int n_heads, int64_t row_stride,
+             int64_t head_stride, bool inverse, RopeStyle style) const;
 
  private:
   int dim_;
