@@ -28,7 +28,8 @@ std::vector<Json> all_configs() {
           policy::testing::tiny_llama_json(),  policy::testing::tiny_qwen2_json(),
           policy::testing::tiny_v3_mhc_json(), policy::testing::tiny_llama_mhc_json(),
           policy::testing::tiny_llama_nsa_json(), policy::testing::tiny_llama_nsa2_json(),
-          policy::testing::tiny_llama_engram_json(), policy::testing::tiny_v3_mhc_engram_json()};
+          policy::testing::tiny_llama_engram_json(), policy::testing::tiny_v3_mhc_engram_json(),
+          policy::testing::tiny_v32_json()};
 }
 
 // Logits of every position from the training-path forward.
