@@ -1,4 +1,4 @@
-// What the attention kinds share (internal to the policy module): the linear projections, the
+// What the attention kinds share (internal to the policy module): the linear projections (linear.h), the
 // batch-invariant softmax of the decode path, and the adapter that routes the float and double
 // overloads of the Attention interface to one template per kind.
 #pragma once
@@ -7,33 +7,9 @@
 
 #include "aha/core/tensor.h"
 #include "aha/policy/attention.h"
+#include "linear.h"  // linear_forward, linear_stable, linear_backward (with LoRA)
 
 namespace aha::policy {
-
-template <typename T>
-const T* bias_of(const T* params, const LinearP& p) {
-  return p.b == kNoParam ? nullptr : params + p.b;
-}
-
-// y = x W^T + b
-template <typename T>
-void linear_forward(const LinearP& p, const T* params, const T* x, T* y, int64_t n) {
-  gemm_xwt(x, params + p.w, bias_of(params, p), y, n, p.n_in, p.n_out);
-}
-
-// The same with the batch-invariant GEMM (decode path).
-inline void linear_stable(const LinearP& p, const float* params, const float* x, float* y,
-                          int64_t n) {
-  gemm_xwt_rowstable(x, params + p.w, bias_of(params, p), y, n, p.n_in, p.n_out);
-}
-
-// dx += dy W (when dx is set), dW += dy^T x, db += sum dy
-template <typename T>
-void linear_backward(const LinearP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
-                     int64_t n) {
-  if (dx != nullptr) gemm_dyw(dy, params + p.w, dx, n, p.n_in, p.n_out);
-  gemm_dytx(dy, x, grads + p.w, p.b == kNoParam ? nullptr : grads + p.b, n, p.n_in, p.n_out);
-}
 
 // Row-wise softmax of s [n_rows, n] in place after multiplying by `scale`. The same operations
 // for a row whatever the other rows, so it keeps the decode batch invariant.

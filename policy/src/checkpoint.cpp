@@ -61,6 +61,7 @@ void load_weights(Model<T>& model, const TensorArchive& archive) {
   const std::optional<Fp8BlockFormat> format = fp8_format_of(model.config().raw);
   size_t used = 0;
   for (const ParamEntry& e : model.table().entries()) {
+    if (e.adapter) continue;  // LoRA adapters: load_adapters
     T* w = model.params().data() + e.offset;
     if (archive.info(e.name).dtype == DType::kF8E4M3) {
       load_fp8(archive, e, format, w);
@@ -84,7 +85,7 @@ void load_weights(Model<T>& model, const TensorArchive& archive) {
 }
 
 template <typename T>
-std::unique_ptr<Model<T>> load_model(const std::string& dir) {
+std::unique_ptr<Model<T>> load_model(const std::string& dir, const LoraConfig& lora) {
   if (!fs::is_directory(dir)) fail("[load_model] ", dir, " is not a directory");
   fs::path cfg = fs::path(dir) / "config.json";
   if (!fs::exists(cfg)) fail("[load_model] ", dir, " has no config.json");
@@ -94,6 +95,7 @@ std::unique_ptr<Model<T>> load_model(const std::string& dir) {
   } catch (const Error& e) {
     fail(cfg.string(), ": ", e.what());
   }
+  c.lora = lora;
   auto model = std::make_unique<Model<T>>(c);
   const auto start = std::chrono::steady_clock::now();
   TensorArchive archive(dir);
@@ -101,6 +103,12 @@ std::unique_ptr<Model<T>> load_model(const std::string& dir) {
   spdlog::debug("loaded the weights of {} in {:.3f} s", dir,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return model;
+}
+
+template <typename T>
+std::unique_ptr<Model<T>> load_model(const std::string& dir) {
+  const LoraConfig none;
+  return load_model<T>(dir, none);
 }
 
 void write_dir_atomic(const std::string& dir, const std::function<void(const std::string&)>& fill) {
@@ -164,11 +172,16 @@ void save_model(const Model<T>& model, const std::string& dir, const SaveOptions
   // FP8 codes and scales, alive until written (a deque never moves its elements).
   std::deque<std::vector<uint8_t>> codes;
   std::deque<std::vector<float>> scales;
+  std::deque<std::vector<T>> merged;  // LoRA: W + s B A (the adapters are not written)
   for (const ParamEntry& e : model.table().entries()) {
+    if (e.adapter) continue;
     TensorToWrite t;
     t.name = e.name;
     t.shape = e.shape;
     t.data = model.params().data() + e.offset;
+    if (std::vector<T> w; merged_weight(model, e, w)) {
+      t.data = merged.emplace_back(std::move(w)).data();
+    }
     t.src_dtype = sizeof(T) == 8 ? DType::kF64 : DType::kF32;
     // The routing bias steers selection at fine resolution: it stays fp32 like in V3 releases;
     // hyper-connection weights stay fp32 as in DeepSeek-V4's (HF keeps them fp32 strictly).
@@ -182,7 +195,7 @@ void save_model(const Model<T>& model, const std::string& dir, const SaveOptions
       std::vector<uint8_t>& q = codes.emplace_back(e.numel);
       std::vector<float>& s = scales.emplace_back(static_cast<size_t>(sshape[0] * sshape[1]));
       try {
-        fp8_quantize<T>(model.params().data() + e.offset, n, k, *opts.fp8, q.data(), s.data());
+        fp8_quantize<T>(static_cast<const T*>(t.data), n, k, *opts.fp8, q.data(), s.data());
       } catch (const Error& err) {
         fail("[save_model] ", e.name, ": ", err.what());
       }
@@ -221,6 +234,8 @@ void save_model(const Model<T>& model, const std::string& dir, const SaveOptions
 
 template std::unique_ptr<Model<float>> load_model<float>(const std::string&);
 template std::unique_ptr<Model<double>> load_model<double>(const std::string&);
+template std::unique_ptr<Model<float>> load_model<float>(const std::string&, const LoraConfig&);
+template std::unique_ptr<Model<double>> load_model<double>(const std::string&, const LoraConfig&);
 template void load_weights<float>(Model<float>&, const TensorArchive&);
 template void load_weights<double>(Model<double>&, const TensorArchive&);
 template void save_model<float>(const Model<float>&, const std::string&, const SaveOptions&);

@@ -215,7 +215,9 @@ void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T*
         row[y] += static_cast<T>(g * inv_temp);
       }
     });
-    gemm_dytx(logits.data(), h + t0 * dim, dw, static_cast<T*>(nullptr), rows, dim, vocab);
+    if (dw != nullptr) {  // null: a frozen LM head (LoRA)
+      gemm_dytx(logits.data(), h + t0 * dim, dw, static_cast<T*>(nullptr), rows, dim, vocab);
+    }
     gemm_dyw(logits.data(), w, dh + t0 * dim, rows, dim, vocab);
   }
 }

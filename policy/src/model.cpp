@@ -23,6 +23,11 @@ Batch Batch::from_sequences(const std::vector<std::vector<int32_t>>& seqs) {
 
 ModelLayout::ModelLayout(const ModelConfig& c) {
   const int d = c.hidden_size;
+  if (c.lora.on()) {  // the adapters go after the base, which keeps its offsets
+    ModelConfig base = c;
+    base.lora = LoraConfig{};
+    table.set_lora(&c.lora, ModelLayout(base).table.total());
+  }
   rope = std::make_unique<RopeTable>(c, std::min(c.max_position_embeddings, kMaxRopePositions));
   embed = table.add("model.embed_tokens.weight", {c.vocab_size, d});
   for (int l = 0; l < c.num_hidden_layers; ++l) {
@@ -34,6 +39,7 @@ ModelLayout::ModelLayout(const ModelConfig& c) {
   if (c.has_hc()) hc_head = add_hc_head(table, c);
   lm_head = c.tie_word_embeddings ? embed : table.add("lm_head.weight", {c.vocab_size, d});
   if (c.num_nextn_predict_layers > 0) mtp = add_mtp(table, c, *rope);
+  table.set_lora(nullptr, 0);  // c may not outlive the table
 }
 
 template <typename T>
@@ -88,8 +94,28 @@ void Model<T>::init_random(uint64_t seed, double std) {
 }
 
 template <typename T>
+void Model<T>::init_adapters(uint64_t seed) {
+  const auto& entries = table_.entries();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const ParamEntry& e = entries[i];
+    if (!e.adapter) continue;
+    T* p = params_.data() + e.offset;
+    if (e.name.ends_with(".lora_B.weight")) {
+      std::fill(p, p + e.numel, T(0));
+      continue;
+    }
+    // PEFT's kaiming_uniform_(a = sqrt(5)) on [rank, n_in]: bound = 1 / sqrt(n_in).
+    const double bound = 1.0 / std::sqrt(double(e.shape[1]));
+    Rng rng(seed, i);
+    for (size_t j = 0; j < e.numel; ++j) p[j] = static_cast<T>((2 * rng.uniform() - 1) * bound);
+  }
+}
+
+template <typename T>
 void Model<T>::zero_grad() {
-  std::fill(grads_.begin(), grads_.end(), T(0));
+  // LoRA: the frozen base's gradients are never read (backward skips its weight GEMMs).
+  const size_t from = adapter_begin() < table_.total() ? adapter_begin() : 0;
+  std::fill(grads_.begin() + static_cast<std::ptrdiff_t>(from), grads_.end(), T(0));
 }
 
 namespace {
@@ -195,6 +221,8 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
 template <typename T>
 std::vector<std::pair<size_t, size_t>> Model<T>::grad_ranges() const {
   const int L = c_.num_hidden_layers;
+  // LoRA: only the adapters (the tail) have gradients; they are final when backward ends.
+  if (adapter_begin() < table_.total()) return {{adapter_begin(), table_.total()}};
   std::vector<std::pair<size_t, size_t>> r{{layer_begin_[L], table_.total()}};
   for (int l = L - 1; l >= 0; --l) r.emplace_back(layer_begin_[l], layer_begin_[l + 1]);
   r.emplace_back(0, layer_begin_[0]);
@@ -204,8 +232,9 @@ std::vector<std::pair<size_t, size_t>> Model<T>::grad_ranges() const {
 template <typename T>
 void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* dentropy,
                         double aux_weight, const T* dh_final, const GradsReady* ready) {
+  const bool frozen = adapter_begin() < table_.total();  // LoRA: the base learns nothing
   auto report = [&](size_t b, size_t e) {
-    if (ready != nullptr && e > b) (*ready)(b, e);
+    if (ready != nullptr && e > b && !frozen) (*ready)(b, e);
   };
   const int64_t n = acts.layout.n_tokens();
   const int d = c_.hidden_size;
@@ -216,7 +245,8 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
   Buf<T> dh(n * d, T(0));
   if (dlogprob != nullptr || dentropy != nullptr) {
     logprob_backward(dlogprob, dentropy, acts.h_final.data(), P + lm_head_, acts.targets.data(),
-                     acts.lse.data(), dh.data(), G + lm_head_, n, d, c_.vocab_size,
+                     acts.lse.data(), dh.data(), frozen ? nullptr : G + lm_head_, n, d,
+                     c_.vocab_size,
                      acts.temperature, acts.kept.empty() ? nullptr : &acts.kept);
   }
   if (dh_final != nullptr) {
@@ -241,9 +271,10 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
     block_backward(c_, layers_[l], P, G, acts.layers[l], acts.layout, dx.data(), aux_coef);
     report(layer_begin_[l], layer_begin_[l + 1]);
   }
+  if (frozen && ready != nullptr) (*ready)(adapter_begin(), table_.total());
   // Every stream started as a copy of the embedding.
   const int streams = c_.has_hc() ? c_.hc_mult : 1;
-  for (int64_t t = 0; t < n; ++t) {
+  for (int64_t t = 0; t < n && !frozen; ++t) {
     T* row = G + embed_ + int64_t{acts.tokens[t]} * d;
     for (int p = 0; p < streams; ++p) {
       const T* g = dx.data() + (t * streams + p) * d;

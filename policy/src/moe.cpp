@@ -336,7 +336,9 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
   });
   if (aux_coef != 0.0) balance_loss_grad(c, layout, a, aux_coef, dlogits.data());
   gemm_dyw(dlogits.data(), params + p.gate.w, dx, n, d, E);
-  gemm_dytx(dlogits.data(), x, grads + p.gate.w, static_cast<T*>(nullptr), n, d, E);
+  if (!p.gate.frozen) {  // LoRA: the router is part of the frozen base
+    gemm_dytx(dlogits.data(), x, grads + p.gate.w, static_cast<T*>(nullptr), n, d, E);
+  }
 }
 
 #define AHA_INSTANTIATE_MOE(T)                                                                  \

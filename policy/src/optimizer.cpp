@@ -59,8 +59,9 @@ double LrSchedule::at(int64_t step) const {
 template <typename T>
 double clip_grad_norm(const ParamTable& table, T* grads, double max_norm) {
   double ss = 0;
+  const bool lora = table.base_total() < table.total();  // then only the adapters learn
   for (const ParamEntry& e : table.entries()) {
-    if (!e.trainable) continue;
+    if (!e.trainable || (lora && !e.adapter)) continue;
     for (size_t i = 0; i < e.numel; ++i) {
       double g = grads[e.offset + i];
       ss += g * g;
@@ -70,6 +71,7 @@ double clip_grad_norm(const ParamTable& table, T* grads, double max_norm) {
   if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
   T scale = static_cast<T>(max_norm / (norm + 1e-6));
   for (const ParamEntry& e : table.entries()) {
+    if (lora && !e.adapter) continue;
     for (size_t i = 0; i < e.numel; ++i) grads[e.offset + i] *= scale;
   }
   return norm;
@@ -78,19 +80,28 @@ double clip_grad_norm(const ParamTable& table, T* grads, double max_norm) {
 template <typename T>
 Optimizer<T>::Optimizer(const ParamTable& table, const OptimizerConfig& config)
     : table_(table), cfg_(config), trainable_(table.entries().size(), 1) {
+  const bool lora = table.base_total() < table.total();
+  size_t n = 0;
+  moment_at_.assign(table.entries().size(), kNoParam);
   for (size_t i = 0; i < table.entries().size(); ++i) {
-    trainable_[i] = table.entries()[i].trainable ? 1 : 0;
+    const ParamEntry& e = table.entries()[i];
+    trainable_[i] = e.trainable && (!lora || e.adapter) ? 1 : 0;
+    // Moments for what may learn: set_trainable can only freeze, never unfreeze.
+    if (!trainable_[i]) continue;
+    moment_at_[i] = n;
+    n += e.numel;
   }
   if (cfg_.kind == "adamw") {
-    m_.assign(table.total(), T(0));
-    v_.assign(table.total(), T(0));
+    m_.assign(n, T(0));
+    v_.assign(n, T(0));
   }
 }
 
 template <typename T>
 void Optimizer<T>::set_trainable(const std::string& name, bool trainable) {
   const ParamEntry& e = table_.at(name);
-  trainable_[&e - table_.entries().data()] = trainable && e.trainable;
+  const size_t k = &e - table_.entries().data();
+  trainable_[k] = trainable && moment_at_[k] != kNoParam;
 }
 
 template <typename T>
@@ -122,8 +133,8 @@ void Optimizer<T>::step(T* params, const T* grads, double lr) {
     T* p = params + e.offset;
     const T* g = grads + e.offset;
     const double wd = e.shape.size() >= 2 ? cfg_.weight_decay : 0.0;
-    T* m = cfg_.kind == "sgd" ? nullptr : m_.data() + e.offset;
-    T* v = cfg_.kind == "sgd" ? nullptr : v_.data() + e.offset;
+    T* m = cfg_.kind == "sgd" ? nullptr : m_.data() + moment_at_[k];
+    T* v = cfg_.kind == "sgd" ? nullptr : v_.data() + moment_at_[k];
     if (!e.sparse_rows) {
       update(p, g, m, v, e.numel, lr, wd, bc1, bc2);
       return;
@@ -144,9 +155,11 @@ void Optimizer<T>::save(const std::string& path) const {
   std::vector<TensorToWrite> tensors;
   const DType src = sizeof(T) == 8 ? DType::kF64 : DType::kF32;
   if (cfg_.kind == "adamw") {
-    for (const ParamEntry& e : table_.entries()) {
-      tensors.push_back({"exp_avg." + e.name, e.shape, m_.data() + e.offset, src, src});
-      tensors.push_back({"exp_avg_sq." + e.name, e.shape, v_.data() + e.offset, src, src});
+    for (size_t k = 0; k < table_.entries().size(); ++k) {
+      const ParamEntry& e = table_.entries()[k];
+      if (moment_at_[k] == kNoParam) continue;
+      tensors.push_back({"exp_avg." + e.name, e.shape, m_.data() + moment_at_[k], src, src});
+      tensors.push_back({"exp_avg_sq." + e.name, e.shape, v_.data() + moment_at_[k], src, src});
     }
   }
   write_safetensors(path, tensors, {{"step", std::to_string(t_)}, {"kind", cfg_.kind}});
@@ -163,9 +176,11 @@ void Optimizer<T>::load(const std::string& path) {
   t_ = std::stoll(step->second);
   if (cfg_.kind != "adamw") return;
   TensorArchive archive(path);
-  for (const ParamEntry& e : table_.entries()) {
-    archive.read<T>("exp_avg." + e.name, e.shape, m_.data() + e.offset);
-    archive.read<T>("exp_avg_sq." + e.name, e.shape, v_.data() + e.offset);
+  for (size_t k = 0; k < table_.entries().size(); ++k) {
+    const ParamEntry& e = table_.entries()[k];
+    if (moment_at_[k] == kNoParam) continue;
+    archive.read<T>("exp_avg." + e.name, e.shape, m_.data() + moment_at_[k]);
+    archive.read<T>("exp_avg_sq." + e.name, e.shape, v_.data() + moment_at_[k]);
   }
 }
 

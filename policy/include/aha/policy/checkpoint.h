@@ -20,6 +20,10 @@ namespace aha::policy {
 // size of config.json's quantization_config.
 template <typename T>
 std::unique_ptr<Model<T>> load_model(const std::string& dir);
+// The same with LoRA adapters (lora.on()) after the base: zero until init_adapters or
+// load_adapters.
+template <typename T>
+std::unique_ptr<Model<T>> load_model(const std::string& dir, const LoraConfig& lora);
 
 template <typename T>
 void load_weights(Model<T>& model, const TensorArchive& archive);
@@ -36,6 +40,18 @@ struct SaveOptions {
 
 template <typename T>
 void save_model(const Model<T>& model, const std::string& dir, const SaveOptions& opts = {});
+
+// LoRA in the PEFT layout: adapter_config.json (peft_type LORA, r, lora_alpha, ...) and
+// adapter_model.safetensors with base_model.model.<layer>.lora_A.weight [r, n_in] and
+// lora_B.weight [n_out, r] in F32. save_model itself writes the merged W + s B A.
+template <typename T>
+void save_adapters(const Model<T>& model, const std::string& dir);
+// Reads the adapters of `dir` into the model's; rank, alpha and the adapted layers must match.
+template <typename T>
+void load_adapters(Model<T>& model, const std::string& dir);
+// W + s B A into `out` when the base weight e has an adapter (false: it has none).
+template <typename T>
+bool merged_weight(const Model<T>& model, const ParamEntry& e, std::vector<T>& out);
 
 // Replaces `dir` by the directory `fill` writes into a fresh temp directory: a crash midway
 // leaves the old `dir` intact.

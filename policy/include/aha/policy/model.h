@@ -95,6 +95,11 @@ class Model {
 
   // HF-style init: normal(0, std) for matrices and embeddings, ones for norms, zero biases.
   void init_random(uint64_t seed, double std = 0.02);
+  // LoRA (config().lora): PEFT's init of the adapters, A Kaiming-uniform (a = sqrt(5)), B zero,
+  // so that the adapted model starts equal to the base.
+  void init_adapters(uint64_t seed);
+  // First value of the adapters (== params().size() without): the frozen base is [0, this).
+  size_t adapter_begin() const { return table_.base_total(); }
   void zero_grad();
 
   // Per-token logprobs of each next token (and what backward needs, in acts).

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "aha/core/config.h"
+#include "aha/policy/lora.h"
 
 namespace aha::policy {
 
@@ -112,6 +113,9 @@ struct ModelConfig {
 
   std::optional<int> bos_token_id;
   std::optional<int> eos_token_id;
+
+  // LoRA adapters (lora.h): set by the trainer, never read from or written to config.json.
+  LoraConfig lora;
 
   // The config.json this was read from: keys aha does not use are written back unchanged.
   Json raw = Json::object();

@@ -63,6 +63,9 @@ class Optimizer {
   const ParamTable& table_;
   OptimizerConfig cfg_;
   std::vector<char> trainable_;
+  // AdamW moments of the trainable entries only, packed: entry k's at moment_at_[k] (frozen
+  // base weights under LoRA hold no state).
+  std::vector<size_t> moment_at_;
   std::vector<T> m_, v_;
   int64_t t_ = 0;
 };

@@ -1,0 +1,37 @@
+// LoRA (Hu et al. 2021): low-rank adapters on chosen linear layers, y = x W^T + s (x A^T) B^T
+// with A [rank, n_in], B [n_out, rank] and s = alpha / rank (alpha / sqrt(rank) with rsLoRA).
+// With adapters on, the base weights are frozen: only A and B learn (see docs/model.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "aha/core/config.h"
+
+namespace aha::policy {
+
+struct LoraConfig {
+  int rank = 0;  // 0: no adapters
+  double alpha = 16;
+  // Applied to the adapter's input in the update's forward only; sampling and the logprobs
+  // recorded at sampling use no dropout (docs/model.md).
+  double dropout = 0;
+  // HF module names (q_proj, kv_a_proj_with_mqa, kv_b_proj, q_a_proj, q_b_proj, o_proj, k_proj,
+  // v_proj, gate_proj, up_proj, down_proj); the MLP names cover dense and shared-expert MLPs.
+  std::vector<std::string> target_modules = {"q_proj", "k_proj", "v_proj", "o_proj"};
+  bool target_experts = false;  // also the routed experts' gate/up/down_proj
+  bool use_rslora = false;      // s = alpha / sqrt(rank)
+  std::string base_model;       // written as adapter_config.json's base_model_name_or_path
+  std::string adapter;          // a PEFT adapter directory to start from ("": PEFT's init)
+
+  bool on() const { return rank > 0; }
+  double scale() const;
+  // Whether the linear layer named `prefix` (model.layers.3.self_attn.q_proj) gets an adapter.
+  bool targets(const std::string& prefix) const;
+  // Strict: an unknown key or a bad value throws aha::Error naming it ("lora.rnak").
+  static LoraConfig from_json(const Json& j);
+  Json to_json() const;
+};
+
+}  // namespace aha::policy
