@@ -13,7 +13,8 @@ using policy::Buf;
 using policy::ModelConfig;
 
 Decoder::Decoder(const policy::Model<float>& model, bool absorbed)
-    : model_(model), absorbed_(absorbed) {
+    // An adapter on kv_b_proj would have to be absorbed too; the naive path applies it as is.
+    : model_(model), absorbed_(absorbed && !model.config().lora.targets("self_attn.kv_b_proj")) {
   for (const policy::LayerP& lp : model.layers()) {
     cache_width_.push_back(lp.attn->cache_width());
     full_kv_width_ += lp.attn->full_kv_width();
