@@ -40,7 +40,8 @@ CREATE TABLE IF NOT EXISTS rollouts (
   finish_reason TEXT NOT NULL,
   reward        REAL,                 -- weighted total
   advantage     REAL,
-  correct       INTEGER               -- 1/0 from the accuracy reward, NULL when none
+  correct       INTEGER,              -- 1/0 from the accuracy reward (NULL: none)
+  policy_version INTEGER              -- v6: updates the sampling weights had seen (NULL: unknown)
 );
 CREATE INDEX IF NOT EXISTS rollouts_by_step ON rollouts(run_id, step);
 CREATE INDEX IF NOT EXISTS rollouts_by_prompt ON rollouts(run_id, prompt_id);

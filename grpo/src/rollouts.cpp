@@ -204,6 +204,12 @@ void read_logged(const LineReader& r, Rollout& x) {
     if (!l->is_boolean()) r.bad("\"learn\" must be true or false");
     x.learn = l->get<bool>();
   }
+  if (const Json* v = r.find("policy_version"); v != nullptr) {
+    if (!v->is_number_integer() || v->get<int64_t>() < 0) {
+      r.bad("\"policy_version\" must be a step count >= 0");
+    }
+    x.policy_version = v->get<int64_t>();
+  }
   const Json* parts = r.find("rewards");
   if (parts == nullptr) return;
   if (!parts->is_object()) r.bad("\"rewards\" must map reward names to values");
@@ -288,7 +294,7 @@ Rollout rollout_from_json(const Json& j, const std::string& where, int64_t line,
       "prompt_id", "prompt_ids", "completion_ids", "reward", "old_logprobs", "ref_logprobs",
       "advantage", "routed_experts", "sampling_mask", "step_rewards", "finish_reason",
       "sample_index", "prompt", "completion", "rewards", "reward_details", "group", "correct",
-      "advantage_used", "learn", "loss_mask", "turns"};
+      "advantage_used", "learn", "loss_mask", "turns", "policy_version"};
   if (!j.is_object()) fail(where, ":", line, ": each line must be a JSON object");
   for (const auto& [k, v] : j.items()) {
     if (std::find(kKnown.begin(), kKnown.end(), k) == kKnown.end()) {
@@ -389,6 +395,7 @@ Json rollout_to_json(const Rollout& x) {
   if (x.correct >= 0) j["correct"] = x.correct;
   if (std::isfinite(x.logged_advantage)) j["advantage_used"] = x.logged_advantage;
   if (!x.learn) j["learn"] = false;
+  if (x.policy_version >= 0) j["policy_version"] = x.policy_version;
   if (!x.prompt_text.empty()) j["prompt"] = x.prompt_text;
   if (!x.completion_text.empty()) j["completion"] = x.completion_text;
   return j;

@@ -111,6 +111,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   s.setup_esft(resume);
   if (resume) s.restore(s.checkpoints->resume(ckpt, s.step), ckpt);
   if (s.db) s.log_start(resume);
+  s.start_queue(ckpt);
 }
 
 void Trainer::State::log_start(bool resume) {
@@ -187,8 +188,15 @@ void Trainer::State::save_checkpoint() {
   const Json own = {
       {"ref_changed", ref_changed}, {"best_eval", best_eval}, {"best_step", best_step},
       {"entropy_coef", entropy_coef}};
+  // The steps sampled ahead go with the checkpoint (their weights are gone from it); waiting
+  // for them also leaves the sampler idle, so the data cursor it advances is saved as it stands.
+  const std::vector<SampledBatch> ahead = queue ? queue->pending() : std::vector<SampledBatch>{};
   checkpoints->save("", step, own, [&](const fs::path& dir) {
     if (ref_changed) policy::save_model(*ref, (dir / "reference").string());
+    if (!queue) return;
+    Json q = Json::array();
+    for (const SampledBatch& b : ahead) q.push_back(batch_to_json(b));
+    save_json_file((dir / "rollout_queue.json").string(), q);
   });
   checkpoints->prune(cfg.grpo.keep_checkpoints, best_step);  // the best by eval stays
 }

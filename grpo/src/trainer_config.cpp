@@ -69,6 +69,7 @@ void read_schedule(StrictReader& r, GrpoConfig& g) {
   g.save_every = r.get<int>("save_every", g.save_every);
   g.report_every = r.get<int>("report_every", g.report_every);
   g.max_batch = r.get<int>("max_batch", g.max_batch);
+  g.max_staleness = r.get<int>("max_staleness", g.max_staleness);
   g.log_tokens = r.get<bool>("log_tokens", g.log_tokens);
   g.threads = r.get<int>("threads", g.threads);
   g.checksum_every = r.get<int>("checksum_every", g.checksum_every);
@@ -97,6 +98,8 @@ void check_schedule(const GrpoConfig& g) {
   if (g.eval_every < 0 || g.eval_n < 1 || g.eval_size < 1 || g.keep_checkpoints < 0) {
     fail("grpo.eval_every and keep_checkpoints must be >= 0, eval_n and eval_size >= 1");
   }
+  // Each step ahead holds one more batch of rollouts and one more copy of the weights.
+  if (g.max_staleness < 0 || g.max_staleness > 8) fail("grpo.max_staleness must be in [0, 8]");
 }
 
 void check_objective(const GrpoConfig& g) {
@@ -218,6 +221,10 @@ TrainConfig TrainConfig::from_json(const Json& j) {
     fail("grpo.eval_every needs data.eval (a JSONL path or synthetic:<task>, with data.split)");
   }
   if (!c.rewards.is_array() || c.rewards.empty()) fail("rewards must be a non-empty array");
+  if (c.grpo.max_staleness > 0 && !c.rollouts.empty()) {
+    fail("grpo.max_staleness samples ahead of training; with rollouts (a rollout file) nothing "
+         "is sampled: drop one of them");
+  }
   // accuracy_reward must name one of the rewards (by label, else name), checked here so that
   // --dry-run and the run agree.
   if (!c.accuracy_reward.empty()) {

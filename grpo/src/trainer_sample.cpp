@@ -1,17 +1,25 @@
 // Sampling a step's rollouts: prompts from the data cursor, G completions each from the
 // rollout engine, rule-based rewards, and DAPO's dynamic sampling (groups whose rewards are all
 // equal teach nothing: they are logged but left out, and fresh prompts refill the batch).
+// Under asynchronous rollouts this runs on the rollout queue's thread: it reads the config, data,
+// tokenizer, template and rewards (all immutable) and advances the data cursor, which only it
+// touches while the queue lives; run.db stays with the trainer's thread.
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <filesystem>
 #include <span>
 
 #include "aha/core/dist.h"
+#include "aha/core/error.h"
+#include "aha/policy/checkpoint.h"
 #include "aha/rollout/engine.h"
 #include "aha/train/sample_score.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -52,11 +60,27 @@ rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Mode
   return eo;
 }
 
+// This rank's groups of a rollout file: a contiguous share of the groups.
+std::vector<Rollout> file_share(const std::vector<Rollout>& file) {
+  if (!dist::active()) return file;
+  int64_t groups = 0;
+  for (const Rollout& r : file) groups = std::max(groups, r.group + 1);
+  const auto [lo, hi] = dist::share(groups);
+  std::vector<Rollout> out;
+  for (const Rollout& r : file) {
+    if (r.group >= lo && r.group < hi) out.push_back(r);
+  }
+  return out;
+}
+
 }  // namespace
 
-std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
+SampledBatch Trainer::State::sample_rollouts(const policy::Model<float>& model, int64_t at,
+                                             int64_t version) const {
   const GrpoConfig& g = cfg.grpo;
-  std::vector<Rollout> rs;
+  SampledBatch batch;
+  Json& m = batch.metrics;
+  std::vector<Rollout>& rs = batch.rollouts;
   double t_rollout = 0, t_reward = 0;
   int64_t gen_tokens = 0, useful = 0, dropped = 0, next_group = 0;
   const int rounds = g.dynamic_sampling ? g.dynamic_sampling_max_rounds : 1;
@@ -74,9 +98,9 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
     train::SampleOptions so;
     so.n = g.group_size;
     so.sampling = cfg.sampling;
-    so.engine = engine_options(cfg, *policy, step, round);
+    so.engine = engine_options(cfg, model, at - 1, round);
     so.first_stream = lo;
-    auto sampled = train::sample(*policy, *tok, *templ, prompts, so);
+    auto sampled = train::sample(model, *tok, *templ, prompts, so);
     auto t1 = Clock::now();
 
     const size_t first = rs.size();
@@ -85,6 +109,7 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
       rows.push_back(prompts[r.group].row);
       r.group += next_group + lo;
       r.learn = !(g.mask_truncated && r.finish_reason == "length");
+      r.policy_version = version;
       gen_tokens += r.n();
       rs.push_back(std::move(r));
     }
@@ -115,12 +140,57 @@ std::vector<Rollout> Trainer::State::sample_rollouts(Json& m) {
     m["sampling_rounds"] = round;
     m["groups_useful"] = useful;
     if (useful < g.prompts_per_step) {
-      log_event(step + 1, "warn", "dynamic_sampling",
-                "only " + std::to_string(useful) + " of " + std::to_string(g.prompts_per_step) +
-                    " groups had unequal rewards after " + std::to_string(round) + " rounds");
+      batch.warnings.push_back("only " + std::to_string(useful) + " of " +
+                               std::to_string(g.prompts_per_step) +
+                               " groups had unequal rewards after " + std::to_string(round) +
+                               " rounds");
     }
   }
-  return rs;
+  return batch;
+}
+
+std::vector<Rollout> Trainer::State::step_rollouts(Json& m) {
+  if (!file_rollouts.empty()) return file_share(file_rollouts);
+  SampledBatch b;
+  if (queue) {
+    queue->publish(step, policy->params());
+    const auto t0 = Clock::now();
+    b = queue->take(step + 1);
+    // How long training waited for rollouts: near 0 when sampling keeps ahead.
+    m["time_wait_rollout"] = secs(t0, Clock::now());
+  } else {
+    b = sample_rollouts(*policy, step + 1, step);
+  }
+  for (const std::string& w : b.warnings) log_event(step + 1, "warn", "dynamic_sampling", w);
+  m.update(b.metrics);
+  m["staleness"] = step - b.version;
+  return std::move(b.rollouts);
+}
+
+void Trainer::State::start_queue(const std::string& dir) {
+  const GrpoConfig& g = cfg.grpo;
+  if (g.max_staleness == 0) return;
+  if (dist::active()) {
+    // The sampling thread's collectives (dynamic sampling, token counts) would interleave with
+    // the trainer's gradient all-reduce in a different order on each rank.
+    fail("grpo.max_staleness runs on one rank for now: drop it or run without mpirun");
+  }
+  std::vector<SampledBatch> queued;
+  const fs::path file = fs::path(dir) / "rollout_queue.json";
+  if (!dir.empty() && fs::exists(file)) {
+    const auto limits = rollout_limits(policy->config(), policy->rope().max_pos());
+    for (const Json& b : load_json_file(file.string())) queued.push_back(batch_from_json(b, limits));
+  }
+  if (g.is_correction == IsCorrection::kNone) {
+    log_event(step, "warn", "staleness",
+              "grpo.max_staleness > 0 learns from rollouts of older weights without correcting "
+              "for them: set grpo.is_correction (tis or mis)");
+  }
+  queue = std::make_unique<RolloutQueue>(
+      policy::load_model<float>(cfg.model), g.max_staleness, step, g.steps, std::move(queued),
+      [this](const policy::Model<float>& model, int64_t at, int64_t version) {
+        return sample_rollouts(model, at, version);
+      });
 }
 
 }  // namespace aha::grpo

@@ -19,6 +19,7 @@
 #include "aha/runlog/run_db.h"
 #include "aha/train/checkpointer.h"
 #include "aha/train/update_step.h"
+#include "rollout_queue.h"
 
 namespace aha::grpo {
 
@@ -47,11 +48,21 @@ struct Trainer::State {
   bool ref_changed = false;  // the reference drifted from its checkpoint (reset or EMA)
 
   std::vector<Rollout> file_rollouts;  // --rollouts: what every step learns from
+  // Asynchronous rollouts (grpo.max_staleness > 0). Declared last: it is destroyed first, and
+  // its thread reads the members above.
+  std::unique_ptr<RolloutQueue> queue;
 
   // One GRPO step (trainer_step.cpp); returns the step's metrics.
   Json run_step();
-  // Samples and scores a step's groups (trainer_sample.cpp); dynamic sampling refills here.
-  std::vector<Rollout> sample_rollouts(Json& m);
+  // Samples and scores the groups of step `at` (1-based) with `model`, whose weights have seen
+  // `version` updates (trainer_sample.cpp); dynamic sampling refills here.
+  SampledBatch sample_rollouts(const policy::Model<float>& model, int64_t at,
+                               int64_t version) const;
+  // This step's groups: from the rollout file, the rollout queue, or sampled now.
+  std::vector<Rollout> step_rollouts(Json& m);
+  // grpo.max_staleness > 0: starts the rollout queue with what the checkpoint in dir had
+  // sampled ahead ("" or none: nothing).
+  void start_queue(const std::string& dir);
   // Logprobs, advantages and the updates of one step (trainer_update.cpp).
   struct PassOptions {
     double temperature = 1.0;

@@ -53,25 +53,12 @@ std::vector<Rollout> gather_rollouts(const std::vector<Rollout>& mine, RolloutLi
   return all;
 }
 
-// This rank's groups of a rollout file: a contiguous share of the groups.
-std::vector<Rollout> file_share(const std::vector<Rollout>& file) {
-  if (!dist::active()) return file;
-  int64_t groups = 0;
-  for (const Rollout& r : file) groups = std::max(groups, r.group + 1);
-  const auto [lo, hi] = dist::share(groups);
-  std::vector<Rollout> out;
-  for (const Rollout& r : file) {
-    if (r.group >= lo && r.group < hi) out.push_back(r);
-  }
-  return out;
-}
-
 }  // namespace
 
 Json Trainer::State::run_step() {
   const GrpoConfig& g = cfg.grpo;
   Json m = Json::object();
-  std::vector<Rollout> rs = file_rollouts.empty() ? sample_rollouts(m) : file_share(file_rollouts);
+  std::vector<Rollout> rs = step_rollouts(m);
   learn(rs, m);
   ++step;
   if (ref && g.ref_reset_every > 0 && step % g.ref_reset_every == 0) {

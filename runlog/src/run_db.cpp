@@ -256,6 +256,10 @@ void RunDb::migrate() {
   if (version > 0 && version < 5 && !has_column("rollout_turns", "reward")) {
     exec("ALTER TABLE rollout_turns ADD COLUMN reward REAL");
   }
+  // v6: rollouts.policy_version (asynchronous rollouts).
+  if (version > 0 && version < 6 && !has_column("rollouts", "policy_version")) {
+    exec("ALTER TABLE rollouts ADD COLUMN policy_version INTEGER");
+  }
   exec("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
        std::to_string(kSchemaVersion) + "')");
 }
@@ -412,8 +416,8 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
     st.step();
     Stmt ro(db_,
             "INSERT INTO rollouts(run_id, step, prompt_id, group_index, sample_index, prompt, "
-            "completion, n_tokens, finish_reason, reward, advantage, correct) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+            "completion, n_tokens, finish_reason, reward, advantage, correct, policy_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
     Stmt rw(db_, "INSERT INTO rewards(rollout_id, name, value, details) VALUES (?, ?, ?, ?)");
     Stmt tk(db_,
             "INSERT INTO rollout_tokens(rollout_id, prompt_ids, completion_ids, old_logprobs, "
@@ -433,6 +437,11 @@ void RunDb::write_step(int64_t step, const Json& metrics, const std::vector<Roll
         ro.bind_null(12);
       } else {
         ro.bind(12, int64_t{r.correct});
+      }
+      if (r.policy_version < 0) {
+        ro.bind_null(13);
+      } else {
+        ro.bind(13, r.policy_version);
       }
       ro.step();
       const int64_t rid = sqlite3_last_insert_rowid(db_);
@@ -460,7 +469,8 @@ std::vector<Rollout> RunDb::read_rollouts(int64_t step) const {
          "r.n_tokens, r.finish_reason, r.reward, r.advantage, r.correct, t.prompt_ids, "
          "t.completion_ids, t.old_logprobs, t.ref_logprobs, t.routing, t.routing_layers, " +
          std::string(has_column("rollout_tokens", "sampling_mask") ? "t.sampling_mask, " : "NULL, ") +
-         std::string(has_column("rollout_tokens", "loss_mask") ? "t.loss_mask " : "NULL ") +
+         std::string(has_column("rollout_tokens", "loss_mask") ? "t.loss_mask, " : "NULL, ") +
+         std::string(has_column("rollouts", "policy_version") ? "r.policy_version " : "NULL ") +
          "FROM rollouts r LEFT JOIN rollout_tokens t ON t.rollout_id = r.id "
          "WHERE r.run_id = ? AND r.step = ? ORDER BY r.id");
   s.bind(1, run_id_).bind(2, step);
@@ -479,6 +489,7 @@ std::vector<Rollout> RunDb::read_rollouts(int64_t step) const {
     r.logged_advantage = column_real(q, 9);
     r.correct = sqlite3_column_type(q, 10) == SQLITE_NULL ? -1 : sqlite3_column_int(q, 10);
     if (sqlite3_column_type(q, 11) != SQLITE_NULL) read_tokens(q, 11, r);
+    if (sqlite3_column_type(q, 19) != SQLITE_NULL) r.policy_version = sqlite3_column_int64(q, 19);
     out.push_back(std::move(r));
   }
   if (has_table("rollout_turns")) {

@@ -133,7 +133,7 @@ TEST(RunDb, TokenRecordsAndTheV2Migration) {
   auto migrated = db.read_rollouts(1);
   ASSERT_EQ(migrated.size(), 2u);
   EXPECT_EQ(migrated[0].kept_ids, rows[0].kept_ids);
-  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "5");
+  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "6");
   EXPECT_EQ(db.query("SELECT COUNT(*) AS n FROM rollout_turns")[0]["n"], 0);  // v4 table added
 }
 
@@ -167,7 +167,34 @@ TEST(RunDb, TurnRewardsAndTheV4Migration) {
   RunDb db(path, "grpo", Json::object(), "", true);
   db.write_step(1, Json::object(), rows, true);
   EXPECT_DOUBLE_EQ(db.read_rollouts(1)[0].turns[1].reward, -0.25);
-  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "5");
+  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "6");
+}
+
+// v6 adds the policy version of each rollout (asynchronous rollouts): a v5 database reads
+// (version unknown) and migrates on the next write.
+TEST(RunDb, PolicyVersionsAndTheV5Migration) {
+  const std::string path = fresh("versions");
+  std::vector<Rollout> rows(2);
+  rows[0].completion_ids = {1};
+  rows[0].policy_version = 7;
+  rows[1].completion_ids = {2};
+  {
+    RunDb db(path, "grpo", Json::object(), "", false);
+    db.write_step(0, Json::object(), rows, true);
+    auto back = db.read_rollouts(0);
+    EXPECT_EQ(back[0].policy_version, 7);
+    EXPECT_EQ(back[1].policy_version, -1);
+    db.query("ALTER TABLE rollouts DROP COLUMN policy_version");
+    db.query("UPDATE meta SET value = '5' WHERE key = 'schema_version'");
+  }
+  {
+    auto db = RunDb::open_readonly(path);
+    EXPECT_EQ(db->read_rollouts(0)[0].policy_version, -1);
+  }
+  RunDb db(path, "grpo", Json::object(), "", true);
+  db.write_step(1, Json::object(), rows, true);
+  EXPECT_EQ(db.read_rollouts(1)[0].policy_version, 7);
+  EXPECT_EQ(db.query("SELECT value FROM meta WHERE key = 'schema_version'")[0]["value"], "6");
 }
 
 TEST(RunDb, ResumeRewindsToTheCheckpoint) {

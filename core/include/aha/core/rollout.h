@@ -65,6 +65,9 @@ struct Rollout {
   std::vector<uint8_t> loss_mask;
   std::vector<Turn> turns;        // empty for single-turn rollouts
   bool learn = true;              // false: logged, but out of the loss (dynamic sampling, ...)
+  // The weights that sampled it: the number of updates they had seen (-1: unknown). Behind the
+  // step that learns from it under asynchronous rollouts (grpo.max_staleness).
+  int64_t policy_version = -1;
   double logged_advantage = 0;    // the advantage used (mean over tokens), for the run log
   int64_t n() const { return static_cast<int64_t>(completion_ids.size()); }
   // Whether completion token t is the policy's (in the loss).

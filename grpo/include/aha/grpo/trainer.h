@@ -71,6 +71,9 @@ struct GrpoConfig {
   int save_every = 0;             // checkpoint every N steps (0: only at the end)
   int report_every = 0;           // write <output_dir>/report.html every N steps (0: off)
   int max_batch = 64;             // live sequences in the rollout engine
+  // Asynchronous rollouts: > 0 samples step j's groups on a second thread while earlier steps
+  // train, with the weights after step max(start, j - 1 - max_staleness) (0: synchronous).
+  int max_staleness = 0;
   bool log_tokens = true;         // token ids and logprobs in run.db (export-rollouts needs them)
   int threads = 0;
   int checksum_every = 10;        // MPI: compare a weight checksum across ranks every N steps

@@ -17,7 +17,7 @@ struct sqlite3;
 
 namespace aha::runlog {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 
 class RunDb {
  public:
