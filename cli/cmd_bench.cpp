@@ -213,6 +213,10 @@ void train_point(const TrainBench& tp, int64_t batch, int64_t len) {
   for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) phases[p->name] = phase_json(*p, tp.roof);
   Json out = {{"bench", "train"}, {"model", tp.name},
               {"params", tp.model.n_params()}, {"batch", batch}, {"seq_len", len},
+              {"lora_rank", cfg.lora.rank},
+              {"trainable_params", cfg.lora.on() ? int64_t(tp.model.params().size() -
+                                                           tp.model.adapter_begin())
+                                                 : tp.model.n_params()},
               {"threads", max_threads()}, {"tokens_per_s", n / step_time},
               {"forward_tokens_per_s", n / fwd.seconds},
               {"step_s", step_time}, {"gflops", gflops}, {"gemm_peak_gflops", tp.peak},
@@ -237,7 +241,7 @@ void train_point(const TrainBench& tp, int64_t batch, int64_t len) {
 int bench_train(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string preset, config, batches, seq_lens, precision;
-  int threads = 0, iters = 3;
+  int threads = 0, iters = 3, lora_rank = 0;
   desc.add_options()
       ("preset", po::value(&preset)->default_value("small"), "tiny | small | base | tiny-mhc | small-mhc | tiny-engram | tiny-v41 | tiny-nsa")
       ("config", po::value(&config), "an HF config.json instead of a preset")
@@ -245,7 +249,9 @@ int bench_train(const Args& args) {
       ("seq-len", po::value(&seq_lens)->default_value("256"), "tokens per sequence (list)")
       ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
       ("iters", po::value(&iters)->default_value(3), "timed steps per point")
-      ("precision", po::value(&precision)->default_value("fp32"), "matmul precision: fp32 | bf16");
+      ("precision", po::value(&precision)->default_value("fp32"), "matmul precision: fp32 | bf16")
+      ("lora-rank", po::value(&lora_rank)->default_value(0),
+       "LoRA adapters of this rank on every attention and MLP projection, base frozen (0: full)");
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha bench train [--preset small | --config CFG.json] [--batch 8]\n"
@@ -262,8 +268,15 @@ int bench_train(const Args& args) {
   const MatmulPrecision prec = matmul_precision_from(precision, "--precision");
   Json j = vm.count("config") ? load_json_file(config) : policy::preset_config(preset);
   policy::ModelConfig cfg = policy::ModelConfig::from_json(j);
+  if (lora_rank > 0) {
+    cfg.lora.rank = lora_rank;
+    cfg.lora.target_modules = {"q_proj", "k_proj", "v_proj", "o_proj", "q_a_proj", "q_b_proj",
+                               "kv_a_proj_with_mqa", "kv_b_proj", "gate_proj", "up_proj",
+                               "down_proj"};
+  }
   policy::Model<float> model(cfg);
   model.init_random(0);
+  model.init_adapters(1);
   const double peak = gemm_gflops(1024, 3);  // the fp32 roof, before switching precision
   MatmulPrecisionScope scope(prec);
   // The roof of the phases: aha's best GEMM at the step's precision in this process, over the

@@ -86,7 +86,7 @@ void Run::load_models() {
   if (tok_dir.empty()) fail("no tokenizer.json in the student, tokenizer or teacher directory");
   tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tok_dir));
   if (!cfg.student.empty()) {
-    student = policy::load_model<float>(cfg.student);
+    student = train::load_policy(cfg.student, cfg.lora, cfg.seed);
   } else {
     // The teacher's (possibly padded) vocabulary when there is one, so logit KD can line up.
     int vocab = tok->vocab_size();

@@ -66,7 +66,11 @@ DistillConfig DistillConfig::from_json(const Json& j) {
   c.esft = EsftConfig::from_json(r.child("esft"));
   Json opt = r.child("optimizer");
   Json sched = r.child("schedule");
+  c.lora = policy::LoraConfig::from_json(r.child("lora"));
+  if (c.lora.base_model.empty()) c.lora.base_model = c.student;
   r.finish();
+  if (c.lora.on() && c.student.empty()) fail("lora needs a student checkpoint to adapt");
+  if (c.lora.on() && c.esft.enabled) fail("lora and esft both choose what trains: use one");
   c.optimizer = policy::OptimizerConfig::from_json(opt);
   if (!sched.contains("total_steps")) sched["total_steps"] = c.steps;
   c.schedule = policy::LrSchedule::from_json(sched);

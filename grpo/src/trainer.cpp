@@ -58,10 +58,10 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
     fail("the model ", cfg.model, " has no tokenizer.json (GRPO needs text for the rewards)");
   }
   if (has_tok) s.tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(cfg.model));
-  s.policy = policy::load_model<float>(cfg.model);
+  s.policy = train::load_policy(cfg.model, cfg.lora, cfg.seed);
   if (cfg.grpo.beta > 0 || cfg.grpo.kl_reward_coef > 0 || !cfg.reference.empty()) {
     s.ref = policy::load_model<float>(cfg.reference.empty() ? cfg.model : cfg.reference);
-    if (s.ref->params().size() != s.policy->params().size()) {
+    if (s.ref->params().size() != s.policy->adapter_begin()) {
       fail("the reference model's architecture differs from the policy's");
     }
   }
@@ -180,6 +180,7 @@ void Trainer::State::setup_esft(bool resume) {
 Trainer::~Trainer() = default;
 
 int64_t Trainer::step() const { return s_->step; }
+const policy::Model<float>& Trainer::policy() const { return *s_->policy; }
 std::string Trainer::run_db_path() const {
   return (fs::path(s_->cfg.output_dir) / "run.db").string();
 }

@@ -206,7 +206,12 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   c.grpo = GrpoConfig::from_json(r.child("grpo"));
   Json opt = r.child("optimizer");
   Json sched = r.child("schedule");
+  c.lora = policy::LoraConfig::from_json(r.child("lora"));
+  if (c.lora.base_model.empty()) c.lora.base_model = c.model;
   r.finish();
+  if (c.lora.on() && !c.grpo.esft.is_null()) {
+    fail("lora and grpo.esft both choose what trains: use one");
+  }
   // R1-Zero defaults where the config is silent: temperature 1, lr 3e-6.
   c.sampling = rollout::SamplingParams::from_json(sampling);
   c.optimizer = policy::OptimizerConfig::from_json(opt);

@@ -16,6 +16,7 @@ namespace fs = std::filesystem;
 namespace {
 constexpr const char* kStateFile = "trainer_state.json";
 constexpr const char* kOptimizerFile = "optimizer.safetensors";
+constexpr const char* kAdapterDir = "adapter";  // LoRA: the adapters alone (PEFT layout)
 }  // namespace
 
 Checkpointer::Checkpointer(std::string output_dir, std::string tokenizer_dir, runlog::RunDb* db,
@@ -42,6 +43,21 @@ std::vector<Checkpointer::Entry> Checkpointer::complete(const fs::path& output_d
   return found;
 }
 
+std::unique_ptr<policy::Model<float>> load_policy(const std::string& dir,
+                                                  const policy::LoraConfig& lora, uint64_t seed) {
+  auto model = policy::load_model<float>(dir, lora);
+  if (!lora.on()) return model;
+  if (model->adapter_begin() == model->params().size()) {
+    fail("lora.target_modules match no layer of ", dir);
+  }
+  if (lora.adapter.empty()) {
+    model->init_adapters(seed);
+  } else {
+    policy::load_adapters(*model, lora.adapter);
+  }
+  return model;
+}
+
 std::string Checkpointer::latest(const fs::path& output_dir) {
   const std::vector<Entry> found = complete(output_dir);
   return found.empty() ? std::string() : found.front().dir.string();
@@ -53,6 +69,9 @@ std::string Checkpointer::save_weights(const std::string& name, const ExtraFiles
   policy::SaveOptions so;
   so.copy_tokenizer_from = tokenizer_dir_;
   policy::save_model(state_.model, dir.string(), so);
+  if (state_.model.config().lora.on()) {
+    policy::save_adapters(state_.model, (dir / kAdapterDir).string());
+  }
   if (extra) extra(dir);
   return dir.string();
 }
@@ -74,6 +93,11 @@ std::string Checkpointer::save(const std::string& name, int64_t step, Json own,
 Json Checkpointer::load(const std::string& dir, policy::Model<float>& model,
                         policy::Optimizer<float>& opt) {
   Json state = load_json_file((fs::path(dir) / kStateFile).string());
+  if (model.config().lora.on()) {  // the base stays the run's; only the adapters learned
+    policy::load_adapters(model, (fs::path(dir) / kAdapterDir).string());
+    opt.load((fs::path(dir) / kOptimizerFile).string());
+    return state;
+  }
   auto loaded = policy::load_model<float>(dir);
   if (loaded->params().size() != model.params().size()) fail(dir, ": architecture differs");
   model.params() = loaded->params();

@@ -58,6 +58,7 @@ struct DistillConfig {
   EsftConfig esft;
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
+  policy::LoraConfig lora;  // "lora": adapters on the student, its base frozen (as aha train)
   static DistillConfig from_json(const Json& j);  // strict
 };
 

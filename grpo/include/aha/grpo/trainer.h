@@ -12,6 +12,7 @@
 #include "aha/datasets/dataset.h"
 #include "aha/grpo/advantages.h"
 #include "aha/grpo/loss.h"
+#include "aha/policy/model.h"
 #include "aha/policy/optimizer.h"
 #include "aha/rewards/reward.h"
 #include "aha/rollout/episode.h"
@@ -115,6 +116,7 @@ struct TrainConfig {
   GrpoConfig grpo;
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
+  policy::LoraConfig lora;       // "lora": adapters on a frozen base (rank 0: full fine-tuning)
   // Parses strictly: unknown keys anywhere are errors. Defaults are R1-Zero's.
   static TrainConfig from_json(const Json& j);
 };
@@ -143,6 +145,7 @@ class Trainer {
   void run(const std::function<void(const StepReport&)>& on_step = {}, int64_t max_steps = 0);
   int64_t step() const;
   std::string run_db_path() const;
+  const policy::Model<float>& policy() const;  // the model being trained (tests)
 
  private:
   struct State;

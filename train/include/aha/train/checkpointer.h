@@ -1,6 +1,7 @@
 // The checkpoint directories of a training run, the same for GRPO, pretraining and
 // distillation. A checkpoint holds the weights in the HF layout (written atomically, with the
-// tokenizer files), optimizer.safetensors, any files of the trainer's own, and
+// tokenizer files; with LoRA the merged W + s B A, and the adapters alone in adapter/ in the
+// PEFT layout, which a resume reads onto the run's base), optimizer.safetensors, any files of the trainer's own, and
 // trainer_state.json (step, data cursor, non-finite streak and the trainer's own keys), written
 // last: a directory without it is incomplete and never resumed from.
 #pragma once
@@ -8,6 +9,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,6 +29,11 @@ struct TrainedState {
   datasets::DataCursor& cursor;
   UpdateStep& update;
 };
+
+// The model a run trains: the checkpoint in `dir`, with LoRA adapters after it when lora.on()
+// (PEFT's init from `seed`, or the PEFT directory lora.adapter) and the base frozen.
+std::unique_ptr<policy::Model<float>> load_policy(const std::string& dir,
+                                                  const policy::LoraConfig& lora, uint64_t seed);
 
 // Not thread-safe; one per run directory.
 class Checkpointer {
