@@ -100,6 +100,9 @@ bool RolloutQueue::can_sample() const {
 }
 
 void RolloutQueue::publish(int64_t version, const std::vector<float>& params) {
+  // A sampler of another layout (adapters the trainer has and it lacks) would read the
+  // weights at the wrong offsets.
+  AHA_CHECK(params.size() == sampler_->params().size());
   std::lock_guard<std::mutex> lk(mu_);
   published_ = version;
   // Only versions some step still to be sampled will use are kept (at most staleness + 1).

@@ -79,6 +79,8 @@ SampledBatch Trainer::State::sample_rollouts(const policy::Model<float>& model, 
                                              int64_t version) const {
   const GrpoConfig& g = cfg.grpo;
   SampledBatch batch;
+  batch.step = at;
+  batch.version = version;
   Json& m = batch.metrics;
   std::vector<Rollout>& rs = batch.rollouts;
   double t_rollout = 0, t_reward = 0;

@@ -50,6 +50,13 @@ TEST(AsyncRollouts, EachStepIsSampledByTheWeightsItsStalenessNames) {
   Trainer(TrainConfig::from_json(ra), ra, false, &reg).run();
   Trainer(TrainConfig::from_json(rf), rf, false, &reg).run();
   auto ca = completions(a), cf = completions(frozen);
+  {  // a synchronous run samples every step with the trainer's own weights
+    auto db = runlog::RunDb::open_readonly(frozen + "/run.db");
+    for (const auto& row : db->query("SELECT metrics FROM steps")) {
+      EXPECT_EQ(Json::parse(row.at("metrics").get<std::string>())["staleness"], 0);
+    }
+    EXPECT_EQ(db->read_rollouts(3).at(0).policy_version, 2);
+  }
   EXPECT_EQ(ca[1], cf[1]);
   EXPECT_EQ(ca[2], cf[2]) << "step 2 must be sampled by the initial weights";
   EXPECT_NE(ca[3], cf[3]) << "step 3 must be sampled by the weights after step 1";
