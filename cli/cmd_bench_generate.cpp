@@ -48,7 +48,7 @@ int bench_generate(const Args& args) {
   std::string preset, config, batches, prompt_lens, precision_name;
   int new_tokens = 64, threads = 0;
   bool naive = false;
-  desc.add_options()("preset", po::value(&preset)->default_value("small"), "tiny | small | base | tiny-mhc | small-mhc | tiny-engram | tiny-v41 | tiny-nsa")(
+  desc.add_options()("preset", po::value(&preset)->default_value("small"), "tiny | small | base | tiny-mhc | small-mhc | tiny-engram | tiny-v41 | tiny-nsa | small-dsa")(
       "config", po::value(&config), "an HF config.json instead of a preset")(
       "batch", po::value(&batches)->default_value("1,16,64"), "concurrent sequences (list)")(
       "prompt-len", po::value(&prompt_lens)->default_value("64"), "prompt tokens (list)")(

@@ -22,7 +22,7 @@ int cmd_init(const Args& args) {
   double init_std = 0.02;
   desc.add_options()
       ("config", po::value(&config), "HF config.json of the model")
-      ("preset", po::value(&preset), "built-in config instead: tiny | small | base | tiny-mhc | small-mhc | tiny-engram | tiny-v41 | tiny-nsa")
+      ("preset", po::value(&preset), "built-in config instead: tiny | small | base | tiny-mhc | small-mhc | tiny-engram | tiny-v41 | tiny-nsa | small-dsa")
       ("out", po::value(&out)->required(), "checkpoint directory to write")
       ("seed", po::value(&seed)->default_value(0), "initialisation seed")
       ("std", po::value(&init_std)->default_value(0.02, "0.02"), "std of the normal init")

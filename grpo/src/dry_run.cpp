@@ -37,6 +37,17 @@ Json model_plan(const policy::ModelConfig& c, const std::string& dir) {
                {"moe_layers", moe_layers},
                {"mtp_layers", c.num_nextn_predict_layers},
                {"hyper_connections", c.hc_mult}};
+  if (c.has_indexer()) {  // DeepSeek Sparse Attention: the lightning indexer of each layer
+    Json first_layer = Json::array();
+    int64_t n = 0;
+    for (const auto& e : layout.table.entries()) {
+      if (e.name.find(".self_attn.indexer.") == std::string::npos) continue;
+      ++n;
+      if (e.name.starts_with("model.layers.0.")) first_layer.push_back({e.name, e.shape});
+    }
+    plan["indexer"] = {{"index_n_heads", c.index_n_heads}, {"index_head_dim", c.index_head_dim},
+                       {"index_topk", c.index_topk}, {"tensors", n}, {"layer_0", first_layer}};
+  }
   if (const auto f = policy::fp8_format_of(c.raw)) {
     plan["fp8"] = {{"weight_block_size", {f->block_n, f->block_k}}, {"ue8m0", f->ue8m0}};
   }

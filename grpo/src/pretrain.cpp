@@ -15,6 +15,7 @@
 #include "aha/datasets/dataset.h"
 #include "aha/datasets/synthetic.h"
 #include "aha/policy/checkpoint.h"
+#include "aha/policy/indexer_loss.h"
 #include "aha/tokenizer/tokenizer.h"
 #include "aha/runlog/run_db.h"
 #include "aha/train/checkpointer.h"
@@ -40,6 +41,8 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   c.max_nan_skips = r.get<int>("max_nan_skips", c.max_nan_skips);
   c.mtp_weight = r.get<double>("mtp_weight", 0.0);
   c.mtp_detached = r.get<bool>("mtp_detached", false);
+  c.indexer_loss_weight = r.get<double>("indexer_loss_weight", 0.0);
+  const std::string stage = r.get<std::string>("indexer_stage", "sparse");
   c.optimizer = policy::OptimizerConfig::from_json(r.child("optimizer"));
   Json sched = r.child("schedule");
   r.finish();
@@ -49,6 +52,17 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   if (c.max_nan_skips < 0) fail("max_nan_skips must be >= 0");
   if (!(c.mtp_weight >= 0) || !std::isfinite(c.mtp_weight)) fail("mtp_weight must be >= 0");
   if (c.mtp_detached && !(c.mtp_weight > 0)) fail("mtp_detached needs mtp_weight > 0");
+  if (!(c.indexer_loss_weight >= 0) || !std::isfinite(c.indexer_loss_weight)) {
+    fail("indexer_loss_weight must be >= 0");
+  }
+  if (stage != "dense" && stage != "sparse") {
+    fail("indexer_stage must be \"dense\" or \"sparse\", got \"", stage, "\"");
+  }
+  c.indexer_stage =
+      stage == "dense" ? policy::IndexerSupport::kDense : policy::IndexerSupport::kSparse;
+  if (c.indexer_stage == policy::IndexerSupport::kDense && c.mtp_detached) {
+    fail("indexer_stage \"dense\" trains the indexer alone: it excludes mtp_detached");
+  }
   StrictReader d(c.data, "data");
   if (!d.has("train")) fail("data.train is required");
   for (const char* k : {"train"}) d.get<std::string>(k, "");
@@ -64,6 +78,15 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
 namespace {
 
 // The trainable mask of a detached MTP run: the tensors of model.layers.<num_hidden_layers>.
+// The lightning indexers' tensors: all that learns in the indexer's dense warm-up.
+std::vector<uint8_t> indexer_only(const policy::Model<float>& model) {
+  std::vector<uint8_t> mask;
+  for (const auto& e : model.table().entries()) {
+    mask.push_back(e.name.find(".self_attn.indexer.") != std::string::npos);
+  }
+  return mask;
+}
+
 std::vector<uint8_t> mtp_only(const policy::Model<float>& model) {
   const std::string prefix =
       "model.layers." + std::to_string(model.config().num_hidden_layers) + ".";
@@ -143,6 +166,10 @@ struct Pretrain {
 
   explicit Pretrain(const PretrainConfig& c)
       : cfg(c), tok(tokenizer::Tokenizer::load(c.model)), model(policy::load_model<float>(c.model)) {
+    if (c.indexer_loss_weight > 0 && !model->config().has_indexer()) {
+      fail("indexer_loss_weight needs a deepseek_v32 model (DeepSeek Sparse Attention) in ",
+           c.model, "/config.json");
+    }
     if (c.mtp_weight > 0 && model->mtp() == nullptr) {
       fail("mtp_weight needs a model with an MTP module (num_nextn_predict_layers: 1 in ",
            c.model, "/config.json)");
@@ -197,6 +224,9 @@ void Pretrain::open_run(const Json& raw, bool resume) {
   update = std::make_unique<train::UpdateStep>(*model, *opt, cfg.optimizer.max_grad_norm,
                                                cfg.max_nan_skips, db.get());
   if (cfg.mtp_detached) update->set_trainable(mtp_only(*model));
+  if (cfg.indexer_loss_weight > 0 && cfg.indexer_stage == policy::IndexerSupport::kDense) {
+    update->set_trainable(indexer_only(*model));
+  }
   checkpoints = std::make_unique<train::Checkpointer>(
       cfg.output_dir, cfg.model, db.get(), train::TrainedState{*model, *opt, *cursor, *update});
   if (resume) checkpoints->resume(resume_dir, step);
@@ -238,6 +268,15 @@ Json Pretrain::train_step() {
   dist::allreduce_sum(sums, 5, "pretrain token counts");
   const int64_t n_pred = static_cast<int64_t>(sums[0]);
   const double nll = sums[1];
+  // The rank's share of the indexer loss's mean over all ranks' tokens, added before backward
+  // so that the gradient sums it starts include it.
+  double indexer = 0;
+  if (cfg.indexer_loss_weight > 0 && !batch_docs.empty()) {
+    const double share = double(acts.layout.n_tokens()) / std::max(1.0, sums[2]);
+    indexer = share * policy::indexer_loss(*model, acts, cfg.indexer_stage,
+                                           cfg.indexer_loss_weight * share);
+  }
+  if (cfg.indexer_loss_weight > 0) dist::allreduce_sum(&indexer, 1, "pretrain indexer loss");
   if (!batch_docs.empty()) {
     std::vector<float> dlp(acts.logprob.size(), 0.0f);
     for (size_t t = 0; t < dlp.size(); ++t) {
@@ -266,7 +305,8 @@ Json Pretrain::train_step() {
   return Json{{"loss", nll / double(n_pred)}, {"ppl", std::exp(nll / double(n_pred))},
               {"lr", lr}, {"grad_norm", u.grad_norm}, {"tokens", int64_t(sums[2])},
               {"tokens_per_s", sums[2] / dt}, {"aux_loss", acts.aux_loss},
-              {"epoch", cursor->epoch()}, {"mtp_loss", mtp ? sums[4] / std::max(1.0, sums[3]) : 0.0}};
+              {"epoch", cursor->epoch()}, {"mtp_loss", mtp ? sums[4] / std::max(1.0, sums[3]) : 0.0},
+              {"indexer_loss", indexer}};
 }
 
 }  // namespace

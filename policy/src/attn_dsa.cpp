@@ -170,19 +170,20 @@ void DsaAttention::index_project(const T* P, const T* x, const T* qan, const int
   rope_.apply(a[kIk].data(), positions, n, 1, dI, dI, false, RopeStyle::kHalf);
 }
 
+// One GEMM of the query's heads against the keys (the batch-invariant kernel, so prefill and
+// decode score alike), then the weighted ReLU sum over heads in head order.
 template <typename T>
 void DsaAttention::score_row(const T* q, const T* w, const T* k, int64_t ldk, int64_t count,
                              T* out) const {
   const int HI = c_.index_n_heads, dI = c_.index_head_dim;
-  for (int64_t j = 0; j < count; ++j) {
-    const T* kj = k + j * ldk;
-    T s = 0;
-    for (int h = 0; h < HI; ++h) {
-      T u = 0;
-      for (int e = 0; e < dI; ++e) u += q[h * dI + e] * kj[e];
-      s += w[h] * std::max(u, T(0));
-    }
-    out[j] = s;
+  thread_local std::vector<T> u;
+  u.resize(int64_t{HI} * count);
+  gemm_xwt_rowstable_serial(q, k, static_cast<const T*>(nullptr), u.data(), HI, dI, count, dI,
+                            ldk);
+  std::fill(out, out + count, T(0));
+  for (int h = 0; h < HI; ++h) {
+    const T* uh = u.data() + int64_t{h} * count;
+    for (int64_t j = 0; j < count; ++j) out[j] += w[h] * std::max(uh[j], T(0));
   }
 }
 

@@ -19,8 +19,8 @@ Json v3_base(int vocab, int d, int layers, int heads) {
 }  // namespace
 
 std::vector<std::string> preset_names() {
-  return {"tiny",        "small",    "base",    "tiny-mhc",
-          "small-mhc",   "tiny-engram", "tiny-v41", "tiny-nsa"};
+  return {"tiny",        "small",    "base",     "tiny-mhc", "small-mhc",
+          "tiny-engram", "tiny-v41", "tiny-nsa", "small-dsa"};
 }
 
 Json preset_config(const std::string& name) {
@@ -53,6 +53,14 @@ Json preset_config(const std::string& name) {
                 {"bos_token_id", 0}, {"eos_token_id", 1},
                 {"nsa", Json{{"block_size", 16}, {"block_counts", 4}, {"window_size", 64}}}};
   }
+  // "small-dsa": small as DeepSeek-V3.2 (a 4-head indexer of width 32 keeping 256 keys per
+  // query) with a 16k context, for decode at long context.
+  if (name == "small-dsa") {
+    j = preset_config("small");
+    j.update(Json{{"model_type", "deepseek_v32"}, {"index_n_heads", 4}, {"index_head_dim", 32},
+                  {"index_topk", 256}, {"max_position_embeddings", 16384}});
+    return j;
+  }
   if (name == "tiny") {
     j = v3_base(512, 128, 4, 4);
     j.update(Json{{"q_lora_rank", nullptr}, {"kv_lora_rank", 64}, {"qk_nope_head_dim", 32},
@@ -76,7 +84,8 @@ Json preset_config(const std::string& name) {
                   {"topk_group", 2}, {"routed_scaling_factor", 2.0}});
   } else {
     fail("unknown preset '", name,
-         "' (known: tiny, small, base, tiny-mhc, small-mhc, tiny-engram, tiny-v41, tiny-nsa)");
+         "' (known: tiny, small, base, tiny-mhc, small-mhc, tiny-engram, tiny-v41, tiny-nsa, "
+         "small-dsa)");
   }
   return j;
 }

@@ -78,7 +78,8 @@ std::string tiny_variant(const std::string& name, const Json& extra) {
 }
 
 // The same task learns with DeepSeek-V4's four hyper-connection streams, on a GQA model
-// with native sparse attention whose sampled block selections the update replays, with Engram
+// with native sparse attention whose sampled block selections the update replays, with
+// DeepSeek Sparse Attention (8 keys per query, replayed the same way), with Engram
 // (sparse table updates) and with Engram on four streams (V4.1 style) and its tables frozen.
 TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
   Json gqa = policy::ModelConfig::from_json(Json{{"model_type", "llama"}, {"vocab_size", 300},
@@ -92,11 +93,15 @@ TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
   Json frozen = engram;
   frozen["freeze_table"] = true;
   for (const auto& [name, extra] : std::vector<std::pair<std::string, Json>>{
-           {"mhc", Json{{"hc_mult", 4}}}, {"nsa", gqa}, {"engram", Json{{"engram", engram}}},
+           {"mhc", Json{{"hc_mult", 4}}}, {"nsa", gqa},
+           {"dsa", Json{{"model_type", "deepseek_v32"}, {"q_lora_rank", 32}, {"index_n_heads", 2},
+                        {"index_head_dim", 32}, {"index_topk", 8}}},
+           {"engram", Json{{"engram", engram}}},
            {"v41_frozen_table", Json{{"hc_mult", 4}, {"engram", frozen}}}}) {
     Json raw = base_config(fresh_dir("learn_" + name));
     raw["model"] = tiny_variant(name + "_ckpt", extra);
-    if (name == "nsa") raw["grpo"]["keep_routing"] = true;  // replay the sampler's blocks
+    // replay the sampler's blocks or keys
+    if (name == "nsa" || name == "dsa") raw["grpo"]["keep_routing"] = true;
     raw["grpo"]["steps"] = 14;
     raw["grpo"]["save_every"] = 0;
     auto reg = registry();

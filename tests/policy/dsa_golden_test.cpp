@@ -19,7 +19,8 @@ void check_dsa_golden(double lp_tol) {
   const auto seqs = j["sequences"].get<std::vector<std::vector<int32_t>>>();
   const auto want_lp = j["logprobs"].get<std::vector<std::vector<double>>>();
   // [sequence][layer][token]: the ascending key positions the reference kept.
-  const auto want_sel = j["selected"].get<std::vector<std::vector<std::vector<std::vector<int32_t>>>>>();
+  using Keys = std::vector<int32_t>;
+  const auto want_sel = j["selected"].get<std::vector<std::vector<std::vector<Keys>>>>();
   auto model = load_model<T>(dir);
   ASSERT_EQ(model->layers()[0].attn->kind(), AttentionKind::kDsa);
   const Batch batch = Batch::from_sequences(seqs);

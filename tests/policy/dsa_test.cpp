@@ -3,12 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <numeric>
 
 #include "aha/core/rng.h"
 #include "aha/policy/indexer_loss.h"
 #include "aha/policy/model.h"
+#include "aha/policy/presets.h"
 #include "test_configs.h"
 
 namespace aha::policy {
@@ -156,7 +159,8 @@ TEST(Dsa, IndexerRopeIsRotateHalfOnTheFirstDims) {
     std::vector<double> halfk = k, inter = k;
     for (int i = 0; i < half; ++i) {
       const float angle = static_cast<float>(t) * static_cast<float>(r.m->rope().inv_freq()[i]);
-      const double cs = static_cast<float>(std::cos(angle)), sn = static_cast<float>(std::sin(angle));
+      const double cs = static_cast<float>(std::cos(angle));
+      const double sn = static_cast<float>(std::sin(angle));
       halfk[i] = k[i] * cs - k[i + half] * sn;
       halfk[i + half] = k[i] * sn + k[i + half] * cs;
       inter[2 * i] = k[2 * i] * cs - k[2 * i + 1] * sn;
@@ -244,6 +248,40 @@ TEST(Dsa, IndexerLossGradientMatchesFiniteDifferences) {
       }
     }
     EXPECT_GT(checked, 40);
+  }
+}
+
+// Opt-in timing of one layer's decode step over an L-token cache of random rows, dense MLA
+// (preset small) against DSA (small-dsa: 256 keys per query), one sequence. No assertions:
+//   AHA_OP_PERF=1 aha_policy_test --gtest_filter=Dsa.DecodePerf
+TEST(Dsa, DecodePerf) {
+  if (std::getenv("AHA_OP_PERF") == nullptr) GTEST_SKIP() << "perf mode: set AHA_OP_PERF=1";
+  for (const char* preset : {"small", "small-dsa"}) {
+    Json j = preset_config(preset);
+    j["max_position_embeddings"] = 32768;
+    Model<float> m(ModelConfig::from_json(j));
+    m.init_random(1, 0.02);
+    const Attention& attn = *m.layers()[1].attn;
+    const int d = m.config().hidden_size;
+    const std::vector<double> hd = normal_vec(d, 2);
+    const std::vector<float> h(hd.begin(), hd.end());
+    std::vector<float> y(d);
+    for (int64_t L : {1024, 4096, 16384, 32000}) {
+      const std::vector<double> rd = normal_vec(L * attn.cache_width(), 3);
+      std::vector<float> rows(rd.begin(), rd.end());
+      const int steps = 16;
+      const auto t0 = std::chrono::steady_clock::now();
+      for (int32_t pos = int32_t(L); pos < L + steps; ++pos) {
+        DecodeStep step;
+        step.rows = {&rows};
+        step.positions = &pos;
+        attn.decode(m.params().data(), h.data(), y.data(), step);
+      }
+      const double ms = std::chrono::duration<double, std::milli>(
+                            std::chrono::steady_clock::now() - t0).count() / steps;
+      std::printf("decode %-9s L=%6lld  %8.3f ms/token/layer  (%.0f tokens/s per layer)\n",
+                  preset, static_cast<long long>(L), ms, 1000.0 / ms);
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/config.h"
+#include "aha/policy/attention.h"
 #include "aha/policy/optimizer.h"
 
 namespace aha::grpo {
@@ -30,6 +31,12 @@ struct PretrainConfig {
   // Only the MTP module learns: its loss reaches neither the trunk nor the main head, and the
   // main loss is logged but not trained on (DeepSeek-V3 §2.2's module on a frozen model).
   bool mtp_detached = false;
+  // DeepSeek Sparse Attention (deepseek_v32): the weight of the indexer's KL loss to the main
+  // attention (0: off), over every causal key with only the indexer learning ("dense": V3.2's
+  // warm-up) or over each query's selection beside the LM loss ("sparse"). The indexer's input
+  // is detached either way.
+  double indexer_loss_weight = 0.0;
+  policy::IndexerSupport indexer_stage = policy::IndexerSupport::kSparse;
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
   static PretrainConfig from_json(const Json& j);  // strict
