@@ -46,19 +46,34 @@ int cmd_runs(const Args& args) {
   const Json& c = counts[0];
   std::cout << "  " << c["steps"] << " steps, " << c["rollouts"] << " rollouts, "
             << c["checkpoints"] << " checkpoints, " << c["warnings"] << " warnings\n\n";
+  // The newest warnings in full: "no_signal" (every group's rewards equal, nothing learned),
+  // NaN skips, staleness and the like are what a user must not miss.
+  auto warns = db->query(
+      "SELECT step, level, kind, message FROM events WHERE level != 'info' ORDER BY id DESC "
+      "LIMIT 5");
+  for (auto it = warns.rbegin(); it != warns.rend(); ++it) {
+    const Json& w = *it;
+    std::cout << "  " << w["level"].get<std::string>() << " at step " << w["step"] << " ("
+              << w["kind"].get<std::string>() << "): " << w["message"].get<std::string>() << "\n";
+  }
+  if (!warns.empty()) std::cout << "\n";
   auto steps = db->query(
       "SELECT step, json_extract(metrics, '$.reward_mean') AS reward, json_extract(metrics, "
       "'$.accuracy') AS acc, json_extract(metrics, '$.kl') AS kl, json_extract(metrics, "
       "'$.loss') AS loss, json_extract(metrics, '$.completion_len_mean') AS len, "
-      "json_extract(metrics, '$.tokens_per_s') AS tps FROM steps ORDER BY step DESC LIMIT " +
+      "json_extract(metrics, '$.tokens_per_s') AS tps, json_extract(metrics, "
+      "'$.frac_reward_zero_std') AS flat FROM steps ORDER BY step DESC LIMIT " +
       std::to_string(std::max(1, last)));
-  std::printf("%6s %9s %9s %9s %9s %8s %9s\n", "step", "reward", "accuracy", "kl", "loss", "len",
-              "tok/s");
+  // flat: the share of groups whose rewards were all equal (no advantage, nothing to learn).
+  std::printf("%6s %9s %9s %9s %9s %8s %9s %6s\n", "step", "reward", "accuracy", "kl", "loss",
+              "len", "tok/s", "flat");
   for (auto it = steps.rbegin(); it != steps.rend(); ++it) {
     const Json& s = *it;
-    std::printf("%6lld %9s %9s %9s %9s %8s %9s\n", static_cast<long long>(s["step"].get<int64_t>()),
-                num(s["reward"]).c_str(), num(s["acc"]).c_str(), num(s["kl"]).c_str(),
-                num(s["loss"]).c_str(), num(s["len"], "%.1f").c_str(), num(s["tps"], "%.0f").c_str());
+    std::printf("%6lld %9s %9s %9s %9s %8s %9s %6s\n",
+                static_cast<long long>(s["step"].get<int64_t>()), num(s["reward"]).c_str(),
+                num(s["acc"]).c_str(), num(s["kl"]).c_str(), num(s["loss"]).c_str(),
+                num(s["len"], "%.1f").c_str(), num(s["tps"], "%.0f").c_str(),
+                num(s["flat"], "%.2f").c_str());
   }
   return 0;
 }

@@ -47,6 +47,7 @@ int cmd_train(const Args& args) {
   auto start = std::chrono::steady_clock::now();
   const int64_t first = trainer.step();
   Json first_metrics, last_metrics;
+  int flat_steps = 0;  // steps in a row where every group's rewards were equal
   trainer.run(
       [&](const grpo::StepReport& r) {
         if (dist::rank() != 0) return;  // one progress line per job, not per rank
@@ -56,13 +57,19 @@ int cmd_train(const Args& args) {
         const Json& m = r.metrics;
         if (first_metrics.is_null()) first_metrics = m;
         last_metrics = m;
+        flat_steps = m.value("frac_reward_zero_std", 0.0) >= 1.0 ? flat_steps + 1 : 0;
+        // The trainer's own warning comes after 5 such steps; the line says it from the third.
+        const std::string no_signal =
+            flat_steps >= 3 ? "  NO SIGNAL: all groups' rewards equal for " +
+                                  std::to_string(flat_steps) + " steps"
+                            : "";
         std::fprintf(stderr,
                      "[train] step %lld/%lld  reward %.3f  acc %.3f  kl %.4f  len %.1f  "
-                     "%.0f tok/s  %.1fs/step  ETA %d:%02d:%02d\n",
+                     "%.0f tok/s  %.1fs/step  ETA %d:%02d:%02d%s\n",
                      static_cast<long long>(r.step), static_cast<long long>(r.total_steps),
                      m.value("reward_mean", 0.0), m.value("accuracy", 0.0), m.value("kl", 0.0),
                      m.value("completion_len_mean", 0.0), m.value("tokens_per_s", 0.0), per,
-                     eta / 3600, (eta / 60) % 60, eta % 60);
+                     eta / 3600, (eta / 60) % 60, eta % 60, no_signal.c_str());
       },
       max_steps);
   if (dist::rank() == 0) {
