@@ -14,6 +14,7 @@
 #include "aha/core/error.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/rollout/engine.h"
+#include "aha/train/checkpointer.h"
 #include "aha/train/sample_score.h"
 #include "trainer_state.h"
 
@@ -189,7 +190,8 @@ void Trainer::State::start_queue(const std::string& dir) {
               "for them: set grpo.is_correction (tis or mis)");
   }
   queue = std::make_unique<RolloutQueue>(
-      policy::load_model<float>(cfg.model), g.max_staleness, step, g.steps, std::move(queued),
+      train::load_policy(cfg.model, cfg.lora, cfg.seed), g.max_staleness, step, g.steps,
+      std::move(queued),
       [this](const policy::Model<float>& model, int64_t at, int64_t version) {
         return sample_rollouts(model, at, version);
       });
