@@ -332,6 +332,32 @@ TEST(DistillTrain, EsftTrainsOnlySelectedExperts) {
   EXPECT_GT(moved_trainable, 0);
 }
 
+// SFT with LoRA on a pretrained student: final/ is the merged model (it moved), final/adapter/ the
+// PEFT files, whose adapters on the student's base give the merged model back; LoRA needs a
+// student checkpoint.
+TEST(DistillTrain, LoraAdaptsAFrozenStudent) {
+  const std::string out = fresh("lora");
+  Json c = train_config(out, truth_jsonl());
+  c.erase("student_config");
+  c["student"] = checkpoint("lora_student", false);
+  c["lora"] = {{"rank", 4}, {"alpha", 8}, {"target_modules", {"q_proj", "v_proj", "down_proj"}}};
+  c["schedule"] = {{"lr", 1e-2}};
+  c["steps"] = 3;
+  run_distill(DistillConfig::from_json(c), c, false);
+  auto base = policy::load_model<float>(c["student"].get<std::string>());
+  auto merged = policy::load_model<float>(out + "/final");
+  EXPECT_FALSE(merged->params() == base->params()) << "the adapters learned nothing";
+  const DistillConfig dc = DistillConfig::from_json(c);
+  auto adapted = policy::load_model<float>(c["student"].get<std::string>(), dc.lora);
+  policy::load_adapters(*adapted, out + "/final/adapter");
+  const std::string again = fresh("lora_merged_again");
+  policy::save_model(*adapted, again);
+  EXPECT_TRUE(policy::load_model<float>(again)->params() == merged->params());
+  Json bad = train_config(fresh("lora_bad"), truth_jsonl());
+  bad["lora"] = {{"rank", 4}};
+  EXPECT_THROW(DistillConfig::from_json(bad), Error);  // student_config: nothing to adapt
+}
+
 // DeepSeek-V3's MTP loss in SFT: on the completion tokens only, it falls as the module learns;
 // a student without the module is refused by name.
 TEST(DistillTrain, MtpLossOnCompletionTokensFalls) {
