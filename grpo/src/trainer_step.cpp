@@ -6,6 +6,7 @@
 #include <map>
 
 #include "aha/core/dist.h"
+#include "aha/policy/checkpoint.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
@@ -53,6 +54,18 @@ std::vector<Rollout> gather_rollouts(const std::vector<Rollout>& mine, RolloutLi
   return all;
 }
 
+// The policy as plain weights in the reference's layout: its parameters, or with LoRA the
+// merged W + s B A (into `merged`), since the reference has no adapters.
+const std::vector<float>& plain_weights(const policy::Model<float>& m, std::vector<float>& merged) {
+  if (m.adapter_begin() == m.params().size()) return m.params();
+  merged.assign(m.params().begin(), m.params().begin() + m.adapter_begin());
+  std::vector<float> w;
+  for (const policy::ParamEntry& e : m.table().entries()) {
+    if (policy::merged_weight(m, e, w)) std::copy(w.begin(), w.end(), merged.begin() + e.offset);
+  }
+  return merged;
+}
+
 }  // namespace
 
 Json Trainer::State::run_step() {
@@ -62,11 +75,13 @@ Json Trainer::State::run_step() {
   learn(rs, m);
   ++step;
   if (ref && g.ref_reset_every > 0 && step % g.ref_reset_every == 0) {
-    ref->params() = policy->params();
+    std::vector<float> merged;
+    ref->params() = plain_weights(*policy, merged);
     ref_changed = true;
   } else if (ref && g.ref_ema > 0) {
     auto& rp = ref->params();
-    const auto& pp = policy->params();
+    std::vector<float> merged;
+    const std::vector<float>& pp = plain_weights(*policy, merged);
     for (size_t i = 0; i < rp.size(); ++i) rp[i] = static_cast<float>((1 - g.ref_ema) * rp[i] + g.ref_ema * pp[i]);
     ref_changed = true;
   }

@@ -104,6 +104,21 @@ TEST(LoraTrainer, ResumeEqualsStraightRun) {
   }
 }
 
+// A reference reset copies the policy's function: with adapters, the merged weights.
+TEST(LoraTrainer, ReferenceResetTakesTheMergedPolicy) {
+  auto reg = registry();
+  const std::string out = fresh_dir("lora_ref_reset");
+  Json raw = lora_config(out);
+  raw["grpo"]["steps"] = 2;
+  raw["grpo"]["ref_reset_every"] = 2;
+  Trainer(TrainConfig::from_json(raw), raw, false, &reg).run();
+  auto merged = policy::load_model<float>(out + "/checkpoint-2");
+  auto ref = policy::load_model<float>(out + "/checkpoint-2/reference");
+  auto base = policy::load_model<float>(tiny_checkpoint());
+  EXPECT_TRUE(ref->params() == merged->params());
+  EXPECT_FALSE(ref->params() == base->params());
+}
+
 // lora.adapter starts a run from saved adapters: its first step's sampling sees them.
 TEST(LoraTrainer, StartsFromAnAdapterDirectory) {
   auto reg = registry();
