@@ -31,6 +31,7 @@ void read_objective(StrictReader& r, GrpoConfig& g) {
   g.sapo_tau_pos = r.get<double>("sapo_tau_pos", g.sapo_tau_pos);
   g.sapo_tau_neg = r.get<double>("sapo_tau_neg", g.sapo_tau_neg);
   g.entropy_coef = r.get<double>("entropy_coef", g.entropy_coef);
+  g.mtp_weight = r.get<double>("mtp_weight", g.mtp_weight);
   g.entropy_target = r.get<double>("entropy_target", g.entropy_target);
   g.entropy_coef_lr = r.get<double>("entropy_coef_lr", g.entropy_coef_lr);
   g.is_correction = parse_is_correction(r.get<std::string>("is_correction", "none"));
@@ -118,6 +119,7 @@ void check_objective(const GrpoConfig& g) {
   if (g.entropy_target >= 0 && g.entropy_coef < 0) {
     fail("grpo.entropy_coef must be >= 0 with an entropy_target (it is the starting coefficient)");
   }
+  if (!(g.mtp_weight >= 0) || !std::isfinite(g.mtp_weight)) fail("grpo.mtp_weight must be >= 0");
   if (g.dual_clip != 0 && g.dual_clip <= 1) fail("grpo.dual_clip must be 0 (off) or > 1");
   if (g.ref_ema < 0 || g.ref_ema > 1) fail("grpo.ref_ema must be in [0, 1]");
   if ((g.policy_loss == PolicyLoss::kCispo || g.policy_loss == PolicyLoss::kGmpo) &&

@@ -75,7 +75,16 @@ struct Trainer::State {
     int64_t updates = 0, skipped = 0;
     std::vector<std::vector<int64_t>> loads;
     policy::Activations<float> acts;
+    double mtp[2] = {0, 0};  // grpo.mtp_weight: summed -log p(token after next), rows
   };
+  // grpo.mtp_weight (trainer_mtp.cpp): which of the packed minibatch's n main rows the MTP loss
+  // covers (count: how many), and its term: parameter gradients into the policy's, the
+  // returned gradient of acts.h_final for the trunk; nll receives this rank's summed loss.
+  std::vector<uint8_t> mtp_rows(const std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                                const std::vector<int64_t>& offs, int64_t n,
+                                double& count) const;
+  std::vector<float> mtp_term(const policy::Activations<float>& acts,
+                              const std::vector<uint8_t>& keep, double global_rows, double& nll);
   void learn(std::vector<Rollout>& rs, Json& m);
   // One global minibatch: this rank's part idx (possibly empty) forward, loss and backward,
   // gradients summed over ranks, then the optimizer step or a non-finite skip.

@@ -378,6 +378,10 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
     }
   }
   dist::allreduce_sum(t.entropy, 2, "entropy sums");
+  if (g.mtp_weight > 0) {
+    dist::allreduce_sum(t.mtp, 2, "MTP loss sums");
+    m["mtp_loss"] = t.mtp[1] > 0 ? t.mtp[0] / t.mtp[1] : 0.0;
+  }
   if (dist::active() && g.num_iterations > 0) sum_loads_over_ranks(policy->config(), t.loads);
   if (g.bias_update_gamma > 0 && !t.loads.empty()) policy->update_routing_bias(t.loads, g.bias_update_gamma);
   auto t2 = Clock::now();
@@ -413,6 +417,8 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
   MinibatchSums sums;
   std::vector<std::vector<double>> dlogp, dentropy;
   LossMetrics lm;
+  std::vector<uint8_t> mtp_keep;
+  double mtp_count = 0;
   if (!idx.empty()) {
     pol.run(rs, idx, true, it == 0 || lc.entropy_coef != 0, acts, lp, offs);
     std::vector<SeqTerms> terms(idx.size());
@@ -434,9 +440,14 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
     if (it == 0) accumulate_loads(t.loads, policy->expert_loads(acts));
     lm = grpo_loss(terms, lc, dlogp, dentropy);
     sums.set(lm, static_cast<int64_t>(idx.size()) - lm.masked_seqs, token_weighted);
+    if (g.mtp_weight > 0) {
+      mtp_keep = mtp_rows(rs, idx, offs, static_cast<int64_t>(acts.logprob.size()), mtp_count);
+    }
   }
   dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
   dist::allreduce_max(sums.max.data(), sums.max.size(), "minibatch loss max");
+  double mtp_global = mtp_count;
+  if (g.mtp_weight > 0) dist::allreduce_sum(&mtp_global, 1, "MTP row counts");
   if (!idx.empty()) {
     // This rank's share of the global aggregation (1 on a single rank).
     const double W = token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
@@ -450,8 +461,15 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
         if (!de.empty()) de[offs[k] + j] = static_cast<float>(f * dentropy[k][j]);
       }
     }
+    std::vector<float> dh;
+    if (g.mtp_weight > 0 && mtp_global > 0) {
+      double nll = 0;
+      dh = mtp_term(acts, mtp_keep, mtp_global, nll);
+      t.mtp[0] += nll;
+      t.mtp[1] += mtp_count;
+    }
     policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), g.aux_loss_weight * f,
-                     nullptr, update->ready());
+                     dh.empty() ? nullptr : dh.data(), update->ready());
   } else {
     update->no_backward();
   }

@@ -38,6 +38,9 @@ struct GrpoConfig {
   LossAgg loss_agg = LossAgg::kSeqMeanTokenMean;
   PolicyLoss policy_loss = PolicyLoss::kClip;  // clip | cispo | sapo | gmpo (loss.h)
   double entropy_coef = 0.0;    // entropy bonus (loss -= coef * H of each token's distribution)
+  // Weight of the multi-token-prediction loss on the completions' policy tokens (0: off; the
+  // policy needs an MTP module).
+  double mtp_weight = 0.0;
   // Adaptive entropy bonus: when entropy_target >= 0, after every step
   // coef = max(0, coef + entropy_coef_lr * (entropy_target - mean entropy)), starting at
   // entropy_coef (the coefficient is saved with checkpoints).
