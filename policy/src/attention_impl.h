@@ -1,6 +1,6 @@
-// What the attention kinds share (internal to the policy module): the linear projections (linear.h), the
-// batch-invariant softmax of the decode path, and the adapter that routes the float and double
-// overloads of the Attention interface to one template per kind.
+// What the attention kinds share (internal to the policy module): the linear projections
+// (linear.h), the batch-invariant softmax of the decode path, and the adapter that routes the
+// float and double overloads of the Attention interface to one template per kind.
 #pragma once
 
 #include <cstdint>
