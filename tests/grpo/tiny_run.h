@@ -7,12 +7,14 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "aha/core/config.h"
 #include "aha/tokenizer/bpe_trainer.h"
 #include "aha/policy/checkpoint.h"
 #include "aha/policy/presets.h"
 #include "aha/rewards/reward.h"
+#include "aha/runlog/run_db.h"
 
 namespace aha::grpo::testing_tiny {
 
@@ -73,6 +75,16 @@ inline rewards::RewardRegistry registry() {
   rewards::RewardRegistry r = rewards::builtin_registry();
   r.add("sevens", [](const Json&) { return std::make_unique<SevensReward>(); });
   return r;
+}
+
+// Each step's metrics in the run.db of run directory dir, in step order.
+inline std::vector<Json> step_metrics(const std::string& dir) {
+  auto db = runlog::RunDb::open_readonly(dir + "/run.db");
+  std::vector<Json> out;
+  for (const Json& row : db->query("SELECT metrics FROM steps ORDER BY step")) {
+    out.push_back(Json::parse(row.at("metrics").get<std::string>()));
+  }
+  return out;
 }
 
 inline std::string fresh_dir(const std::string& name) {
