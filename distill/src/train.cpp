@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <filesystem>
 
 #include "aha/core/dist.h"
@@ -286,6 +287,12 @@ Run::ShareSums Run::train_share(const std::vector<Seq>& seqs, const policy::Batc
   ShareSums sums;
   double& nll = sums.nll;
   const int64_t n = batch.n_tokens();
+  // LoRA dropout in this step's forward and backward only (policy/lora.h), a mask per step.
+  std::optional<policy::LoraDropoutScope> dropout;
+  if (cfg.lora.dropout > 0) {
+    dropout.emplace(student->params().data(),
+                    cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(step) * 1000003ULL);
+  }
   policy::Activations<float> acts;
   student->forward(batch, policy::ForwardOptions{}, acts);
   const double sft_w = sft ? cfg.kd.sft_weight : 0.0;

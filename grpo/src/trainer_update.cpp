@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
@@ -419,6 +420,14 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
   LossMetrics lm;
   std::vector<uint8_t> mtp_keep;
   double mtp_count = 0;
+  // LoRA dropout in this update's forward and backward only (policy/lora.h); a mask per
+  // minibatch, the same on a resume.
+  std::optional<policy::LoraDropoutScope> dropout;
+  if (cfg.lora.dropout > 0 && !idx.empty()) {
+    dropout.emplace(policy->params().data(),
+                    cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(step) * 1000003ULL +
+                        uint64_t(it) * 7919ULL + uint64_t(t.updates + t.skipped));
+  }
   if (!idx.empty()) {
     pol.run(rs, idx, true, it == 0 || lc.entropy_coef != 0, acts, lp, offs);
     std::vector<SeqTerms> terms(idx.size());

@@ -8,6 +8,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
+#include "aha/policy/lora.h"
 #include "aha/policy/params.h"
 #include "aha/policy/seq_layout.h"
 
@@ -18,11 +19,30 @@ const T* bias_of(const T* params, const LinearP& p) {
   return p.b == kNoParam ? nullptr : params + p.b;
 }
 
-// y += s (x A^T) B^T. rowstable: each row's result depends on that row alone (decode).
+// The adapter's dropout mask [n, n_in] (lora.h) when a LoraDropoutScope is active for this
+// parameter block and the layer has dropout; empty otherwise.
+template <typename T>
+Buf<T> lora_mask(const LinearP& p, const T* params, int64_t n) {
+  uint64_t seed = 0;
+  if (p.lora_dropout <= 0 || !lora_dropout_active(params, &seed)) return Buf<T>();
+  Buf<T> m(n * p.n_in);
+  for (int64_t i = 0; i < n * p.n_in; ++i) {
+    m[i] = static_cast<T>(lora_dropout_mask(seed, p.lora_a, uint64_t(i), p.lora_dropout));
+  }
+  return m;
+}
+
+// y += s (x A^T) B^T. rowstable: each row's result depends on that row alone (decode, which never
+// drops). The training path applies the dropout of an active scope to x.
 template <typename T>
 void lora_forward(const LinearP& p, const T* params, const T* x, T* y, int64_t n, bool rowstable) {
   const T* none = nullptr;
   Buf<T> t(n * p.rank), u(rowstable ? n * p.n_out : 0);
+  Buf<T> xd = rowstable ? Buf<T>() : lora_mask(p, params, n);
+  if (!xd.empty()) {
+    for (int64_t i = 0; i < n * p.n_in; ++i) xd[i] *= x[i];
+    x = xd.data();
+  }
   if (rowstable) {
     gemm_xwt_rowstable(x, params + p.lora_a, none, t.data(), n, p.n_in, p.rank);
   } else {
@@ -81,6 +101,14 @@ void linear_backward(const LinearP& p, const T* params, T* grads, const T* x, co
   }
   if (p.lora_a == kNoParam) return;
   const T s = static_cast<T>(p.lora_scale);
+  // With dropout (mask m): the adapter saw x m, so dA takes x m and dx gets (dt A) m.
+  const Buf<T> mask = lora_mask(p, params, n);
+  Buf<T> xd;
+  if (!mask.empty()) {
+    xd.resize(n * p.n_in);
+    for (int64_t i = 0; i < n * p.n_in; ++i) xd[i] = x[i] * mask[i];
+    x = xd.data();
+  }
   Buf<T> t(n * p.rank), dt(n * p.rank, T(0));
   gemm_xwt(x, params + p.lora_a, static_cast<const T*>(nullptr), t.data(), n, p.n_in, p.rank);
   for (T& v : t) v *= s;
@@ -88,7 +116,14 @@ void linear_backward(const LinearP& p, const T* params, T* grads, const T* x, co
   gemm_dyw(dy, params + p.lora_b, dt.data(), n, p.rank, p.n_out);
   for (T& v : dt) v *= s;
   gemm_dytx(dt.data(), x, grads + p.lora_a, static_cast<T*>(nullptr), n, p.n_in, p.rank);
-  if (dx != nullptr) gemm_dyw(dt.data(), params + p.lora_a, dx, n, p.n_in, p.rank);
+  if (dx == nullptr) return;
+  if (mask.empty()) {
+    gemm_dyw(dt.data(), params + p.lora_a, dx, n, p.n_in, p.rank);
+    return;
+  }
+  Buf<T> dxa(n * p.n_in, T(0));
+  gemm_dyw(dt.data(), params + p.lora_a, dxa.data(), n, p.n_in, p.rank);
+  for (int64_t i = 0; i < n * p.n_in; ++i) dx[i] += dxa[i] * mask[i];
 }
 
 }  // namespace aha::policy

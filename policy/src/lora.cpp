@@ -2,6 +2,7 @@
 #include "aha/policy/lora.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 
 #include "aha/core/error.h"
@@ -47,8 +48,6 @@ LoraConfig LoraConfig::from_json(const Json& j) {
   if (c.rank < 0) fail("lora.rank must be >= 0 (0: no adapters)");
   if (!(c.alpha > 0)) fail("lora.alpha must be > 0");
   if (!(c.dropout >= 0 && c.dropout < 1)) fail("lora.dropout must be in [0, 1)");
-  // Dropout would make the update's forward differ from the sampler's: not yet supported.
-  if (c.dropout != 0) fail("lora.dropout: only 0 is supported (docs/model.md)");
   if (c.on() && c.target_modules.empty()) fail("lora.target_modules must not be empty");
   for (const std::string& m : c.target_modules) {
     if (std::find(kLoraModules.begin(), kLoraModules.end(), m) == kLoraModules.end()) {
@@ -67,6 +66,41 @@ Json LoraConfig::to_json() const {
               {"use_rslora", use_rslora},
               {"base_model", base_model},
               {"adapter", adapter}};
+}
+
+namespace {
+
+std::atomic<const void*> g_dropout_params{nullptr};
+std::atomic<uint64_t> g_dropout_seed{0};
+
+uint64_t mix(uint64_t z) {  // splitmix64's finaliser
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+}  // namespace
+
+LoraDropoutScope::LoraDropoutScope(const void* params, uint64_t seed) {
+  AHA_CHECK(g_dropout_params.load() == nullptr, "nested LoRA dropout scopes");
+  g_dropout_seed.store(seed);
+  g_dropout_params.store(params);
+}
+
+LoraDropoutScope::~LoraDropoutScope() { g_dropout_params.store(nullptr); }
+
+bool lora_dropout_active(const void* params, uint64_t* seed) {
+  if (params == nullptr || g_dropout_params.load() != params) return false;
+  *seed = g_dropout_seed.load();
+  return true;
+}
+
+double lora_dropout_mask(uint64_t seed, size_t lora_a, uint64_t i, double p) {
+  const uint64_t h = mix(seed ^ mix(uint64_t(lora_a) + 0x9E3779B97F4A7C15ULL) ^
+                         (i * 0xD6E8FEB86659FD93ULL));
+  // The top 53 bits as a uniform in [0, 1).
+  const double u = double(h >> 11) * (1.0 / 9007199254740992.0);
+  return u < p ? 0.0 : 1.0 / (1.0 - p);
 }
 
 }  // namespace aha::policy

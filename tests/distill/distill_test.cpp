@@ -353,6 +353,13 @@ TEST(DistillTrain, LoraAdaptsAFrozenStudent) {
   const std::string again = fresh("lora_merged_again");
   policy::save_model(*adapted, again);
   EXPECT_TRUE(policy::load_model<float>(again)->params() == merged->params());
+  // LoRA dropout reaches the SFT update: the same run with it ends elsewhere.
+  Json d = c;
+  d["output_dir"] = fresh("lora_dropout");
+  d["lora"]["dropout"] = 0.2;
+  run_distill(DistillConfig::from_json(d), d, false);
+  EXPECT_FALSE(policy::load_model<float>(d["output_dir"].get<std::string>() + "/final")->params() ==
+               merged->params());
   Json bad = train_config(fresh("lora_bad"), truth_jsonl());
   bad["lora"] = {{"rank", 4}};
   EXPECT_THROW(DistillConfig::from_json(bad), Error);  // student_config: nothing to adapt

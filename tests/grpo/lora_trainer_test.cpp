@@ -78,30 +78,40 @@ TEST(LoraTrainer, BaseStaysFrozenWhileAdaptersLearn) {
 }
 
 // 2 steps, kill, resume, 2 more: the adapters, the optimizer moments and every step's metrics
-// equal a straight 4-step run bit for bit.
+// equal a straight 4-step run bit for bit, also with LoRA dropout (its masks are a function of
+// the seed, step and minibatch). Dropout changes the update's losses, not the sampling.
 TEST(LoraTrainer, ResumeEqualsStraightRun) {
   auto reg = registry();
-  const std::string a = fresh_dir("lora_straight"), b = fresh_dir("lora_resumed");
-  Json ra = lora_config(a), rb = lora_config(b);
-  Trainer(TrainConfig::from_json(ra), ra, false, &reg).run();
-  Trainer(TrainConfig::from_json(rb), rb, false, &reg).run({}, 2);
-  {
-    Trainer resumed(TrainConfig::from_json(rb), rb, true, &reg);
-    EXPECT_EQ(resumed.step(), 2);
-    resumed.run();
+  std::vector<std::vector<Json>> straight;
+  for (const double dropout : {0.0, 0.1}) {
+    const std::string tag = dropout > 0 ? "_dropout" : "";
+    const std::string a = fresh_dir("lora_straight" + tag), b = fresh_dir("lora_resumed" + tag);
+    Json ra = lora_config(a), rb = lora_config(b);
+    ra["lora"]["dropout"] = rb["lora"]["dropout"] = dropout;
+    Trainer(TrainConfig::from_json(ra), ra, false, &reg).run();
+    Trainer(TrainConfig::from_json(rb), rb, false, &reg).run({}, 2);
+    {
+      Trainer resumed(TrainConfig::from_json(rb), rb, true, &reg);
+      EXPECT_EQ(resumed.step(), 2);
+      resumed.run();
+    }
+    for (const char* f : {"adapter/adapter_model.safetensors", "optimizer.safetensors",
+                          "model.safetensors"}) {
+      EXPECT_EQ(bytes(a + "/checkpoint-4/" + f), bytes(b + "/checkpoint-4/" + f))
+          << f << " after 2 + 2 steps differs from 4 steps" << tag;
+    }
+    const std::vector<Json> ma = step_metrics(a), mb = step_metrics(b);
+    ASSERT_EQ(ma.size(), 4u);
+    ASSERT_EQ(mb.size(), 4u);
+    for (size_t i = 0; i < 4; ++i) {
+      EXPECT_EQ(ma[i]["loss"], mb[i]["loss"]) << i << tag;
+      EXPECT_EQ(ma[i]["reward_mean"], mb[i]["reward_mean"]) << i << tag;
+    }
+    straight.push_back(ma);
   }
-  for (const char* f : {"adapter/adapter_model.safetensors", "optimizer.safetensors",
-                        "model.safetensors"}) {
-    EXPECT_EQ(bytes(a + "/checkpoint-4/" + f), bytes(b + "/checkpoint-4/" + f))
-        << f << " after 2 + 2 steps differs from 4 steps";
-  }
-  const std::vector<Json> ma = step_metrics(a), mb = step_metrics(b);
-  ASSERT_EQ(ma.size(), 4u);
-  ASSERT_EQ(mb.size(), 4u);
-  for (size_t i = 0; i < 4; ++i) {
-    EXPECT_EQ(ma[i]["loss"], mb[i]["loss"]) << i;
-    EXPECT_EQ(ma[i]["reward_mean"], mb[i]["reward_mean"]) << i;
-  }
+  // Step 1 samples with the same (initial) weights either way; its update sees dropped inputs.
+  EXPECT_EQ(straight[0][0]["reward_mean"], straight[1][0]["reward_mean"]);
+  EXPECT_NE(straight[0][0]["loss"], straight[1][0]["loss"]);
 }
 
 // A reference reset copies the policy's function: with adapters, the merged weights.

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include "aha/core/rng.h"
 #include "aha/core/safetensors.h"
@@ -56,8 +58,11 @@ Batch test_batch() {
 
 // Objective sum_t coef_t logprob_t; the adapters' gradients against central differences, and
 // the base's gradient left at zero (frozen: no weight GEMM ran).
+// With dropout, a LoraDropoutScope holds one mask through every evaluation.
 void check_adapter_grads(const Json& j, const LoraConfig& l) {
   auto m = adapted<double>(j, l, 7);
+  std::optional<LoraDropoutScope> dropout;
+  if (l.dropout > 0) dropout.emplace(m->params().data(), 99);
   const Batch batch = test_batch();
   Rng rng(21);
   std::vector<double> coef(batch.n_tokens());
@@ -129,13 +134,55 @@ TEST(Lora, TargetsAndScale) {
   EXPECT_DOUBLE_EQ(l.scale(), 5.0 / std::sqrt(3.0));
 }
 
+TEST(Lora, AdapterGradsWithDropoutDeepseekV3) {
+  LoraConfig l = lora_of(kMlaAll, true);
+  l.dropout = 0.3;
+  check_adapter_grads(testing::tiny_v3_json(), l);
+}
+
+// Dropout acts only inside a scope for this model's parameters: elsewhere (sampling, pi_old,
+// another model) the adapted model computes what it computes without dropout.
+TEST(Lora, DropoutOnlyInItsScopeAndAtItsRate) {
+  LoraConfig l = lora_of(kMlaAll, true);
+  auto plain = adapted<float>(testing::tiny_v3_json(), l, 7);
+  l.dropout = 0.3;
+  auto dropped = adapted<float>(testing::tiny_v3_json(), l, 7);
+  const Batch batch = test_batch();
+  Activations<float> a, b, c;
+  ForwardOptions fo;
+  // Bit for bit (rows without a target hold NaN, which == would call unequal).
+  auto same = [](const Buf<float>& x, const Buf<float>& y) {
+    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  };
+  plain->forward(batch, fo, a);
+  dropped->forward(batch, fo, b);
+  EXPECT_TRUE(same(a.logprob, b.logprob)) << "no scope: no dropout";
+  {
+    LoraDropoutScope other(plain->params().data(), 5);
+    dropped->forward(batch, fo, c);
+    EXPECT_TRUE(same(a.logprob, c.logprob)) << "a scope for another model's block";
+  }
+  {
+    LoraDropoutScope mine(dropped->params().data(), 5);
+    dropped->forward(batch, fo, c);
+  }
+  EXPECT_FALSE(same(a.logprob, c.logprob)) << "in its scope the adapters see dropped inputs";
+  int64_t zeros = 0;
+  const int64_t n = 200000;
+  for (int64_t i = 0; i < n; ++i) zeros += lora_dropout_mask(11, 123, uint64_t(i), 0.3) == 0.0;
+  EXPECT_NEAR(double(zeros) / double(n), 0.3, 0.005);
+  EXPECT_EQ(lora_dropout_mask(11, 123, 7, 0.3), lora_dropout_mask(11, 123, 7, 0.3));
+  EXPECT_DOUBLE_EQ(lora_dropout_mask(11, 123, 1, 0.0), 1.0);
+}
+
 TEST(Lora, ConfigErrorsNameTheKey) {
   using testing::expect_error;
   expect_error([] { LoraConfig::from_json(Json{{"rnak", 8}}); }, "rnak");
   expect_error([] { LoraConfig::from_json(Json{{"rank", -1}}); }, "lora.rank");
   expect_error([] { LoraConfig::from_json(Json{{"rank", 4}, {"alpha", 0}}); }, "lora.alpha");
   expect_error([] { LoraConfig::from_json(Json{{"target_modules", {"qproj"}}}); }, "qproj");
-  expect_error([] { LoraConfig::from_json(Json{{"dropout", 0.1}}); }, "lora.dropout");
+  expect_error([] { LoraConfig::from_json(Json{{"dropout", 1.0}}); }, "lora.dropout");
+  expect_error([] { LoraConfig::from_json(Json{{"dropout", -0.1}}); }, "lora.dropout");
   expect_error([] { LoraConfig::from_json(Json{{"rank", "8"}}); }, "lora.rank");
   const LoraConfig ok = LoraConfig::from_json(
       Json{{"rank", 8}, {"alpha", 16}, {"target_modules", {"q_proj", "down_proj"}}});

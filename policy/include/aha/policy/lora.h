@@ -34,4 +34,24 @@ struct LoraConfig {
   Json to_json() const;
 };
 
+// LoRA dropout (lora.dropout = p > 0) in the update's forward and backward only: while a scope
+// lives, the adapters of the model whose parameter block starts at `params` see their input
+// with each element dropped with probability p and the rest scaled by 1 / (1 - p). The mask is
+// a counter-based hash of the seed, the adapter and the element, so backward recomputes the
+// forward's mask and no thread count or batch split changes it. Every other model (the sampler
+// of asynchronous rollouts has its own block), the decode path and the logprobs recorded at
+// sampling or recomputed as pi_old see no dropout. One scope at a time.
+class LoraDropoutScope {
+ public:
+  LoraDropoutScope(const void* params, uint64_t seed);
+  ~LoraDropoutScope();
+  LoraDropoutScope(const LoraDropoutScope&) = delete;
+  LoraDropoutScope& operator=(const LoraDropoutScope&) = delete;
+};
+// Whether a scope is active for this parameter block, and its seed.
+bool lora_dropout_active(const void* params, uint64_t* seed);
+// The mask multiplier (0 or 1 / (1 - p)) of element i of the input of the adapter whose A
+// starts at offset lora_a.
+double lora_dropout_mask(uint64_t seed, size_t lora_a, uint64_t i, double p);
+
 }  // namespace aha::policy
