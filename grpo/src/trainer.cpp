@@ -63,7 +63,12 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
     fail("grpo.mtp_weight needs a policy with an MTP module (num_nextn_predict_layers: 1 in ",
          cfg.model, "/config.json)");
   }
-  if (cfg.grpo.beta > 0 || cfg.grpo.kl_reward_coef > 0 || !cfg.reference.empty()) {
+  const bool wants_ref = cfg.grpo.beta > 0 || cfg.grpo.kl_reward_coef > 0 || !cfg.reference.empty();
+  // Under LoRA the reference is the base itself: the policy with its adapters off, so no second
+  // copy of the base (unless the reference moves by reset or EMA).
+  s.ref_is_base = wants_ref && cfg.lora.on() && cfg.reference.empty() &&
+                  cfg.grpo.ref_reset_every == 0 && cfg.grpo.ref_ema == 0;
+  if (wants_ref && !s.ref_is_base) {
     s.ref = policy::load_model<float>(cfg.reference.empty() ? cfg.model : cfg.reference);
     if (s.ref->params().size() != s.policy->adapter_begin()) {
       fail("the reference model's architecture differs from the policy's");
@@ -125,7 +130,9 @@ void Trainer::State::log_start(bool resume) {
                   {"model", cfg.model},
                   {"model_type", mc.type_name()},
                   {"parameters", policy->params().size()},
-                  {"reference", ref ? (cfg.reference.empty() ? cfg.model : cfg.reference) : "none"},
+                  {"reference", !has_ref()     ? "none"
+                                : ref_is_base ? cfg.model + " (the policy without its adapters)"
+                                : cfg.reference.empty() ? cfg.model : cfg.reference},
                   {"data", cfg.rollouts.empty() ? cfg.data.value("train", "") : cfg.rollouts},
                   {"examples", cfg.rollouts.empty() ? data.size() : file_rollouts.size()},
                   {"template", cfg.data.value("template", "r1_zero")},

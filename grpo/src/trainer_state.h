@@ -29,6 +29,9 @@ struct Trainer::State {
   std::unique_ptr<ThreadLimit> threads;
   std::unique_ptr<MatmulPrecisionScope> precision;
   std::unique_ptr<policy::Model<float>> policy, ref;
+  // LoRA with a fixed reference: the reference is the policy with its adapters off (ref null).
+  bool ref_is_base = false;
+  bool has_ref() const { return ref || ref_is_base; }
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::vector<datasets::Example> data;
   std::unique_ptr<datasets::DataCursor> cursor;

@@ -137,7 +137,7 @@ LossConfig Trainer::State::loss_config() const {
   lc.level = g.ratio_level;
   lc.agg = g.loss_agg;
   lc.kl = g.kl_estimator;
-  lc.beta = g.kl_in_reward || !ref ? 0.0 : g.beta;
+  lc.beta = g.kl_in_reward || !has_ref() ? 0.0 : g.beta;
   lc.max_completion_len = cfg.sampling.max_new_tokens;
   lc.offpolicy_delta = g.offpolicy_delta;
   lc.policy = g.policy_loss;
@@ -169,7 +169,7 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
         rs[i].old_logprobs.clear();
       }
       if (rs[i].old_logprobs.empty()) need_old.push_back(i);
-      if (ref && rs[i].ref_logprobs.empty()) need_ref.push_back(i);
+      if (has_ref() && rs[i].ref_logprobs.empty()) need_ref.push_back(i);
     }
     if (!need_old.empty()) {
       pol.run(rs, need_old, false, false, acts, lp, offs);
@@ -189,6 +189,8 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
       }
     }
     if (!need_ref.empty()) {
+      std::optional<policy::LoraOffScope> base;
+      if (ref_is_base) base.emplace(policy->params().data());
       rf.run(rs, need_ref, false, false, acts, lp, offs);
       for (size_t k = 0; k < need_ref.size(); ++k) rs[need_ref[k]].ref_logprobs = lp[k];
     }
@@ -262,7 +264,7 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
     shaped[i] = rs[i].reward;
     group[i] = rs[i].group;
     const double kl_coef = g.kl_in_reward ? g.beta : g.kl_reward_coef;
-    if (kl_coef > 0 && ref && !rs[i].ref_logprobs.empty()) {
+    if (kl_coef > 0 && has_ref() && !rs[i].ref_logprobs.empty()) {
       double kl = 0;
       for (int64_t j = 0; j < rs[i].n(); ++j) {
         if (rs[i].in_loss(j)) kl += double(rs[i].old_logprobs[j]) - rs[i].ref_logprobs[j];
@@ -433,7 +435,7 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
     std::vector<SeqTerms> terms(idx.size());
     for (size_t k = 0; k < idx.size(); ++k) {
       const Rollout& r = rs[idx[k]];
-      terms[k] = {lp[k].data(), r.old_logprobs.data(), ref ? r.ref_logprobs.data() : nullptr,
+      terms[k] = {lp[k].data(), r.old_logprobs.data(), has_ref() ? r.ref_logprobs.data() : nullptr,
                   adv[idx[k]].data(), r.n(),
                   lc.entropy_coef != 0 ? acts.entropy.data() + offs[k] : nullptr,
                   r.is_weights.empty() ? nullptr : r.is_weights.data(),

@@ -36,6 +36,7 @@ Buf<T> lora_mask(const LinearP& p, const T* params, int64_t n) {
 // drops). The training path applies the dropout of an active scope to x.
 template <typename T>
 void lora_forward(const LinearP& p, const T* params, const T* x, T* y, int64_t n, bool rowstable) {
+  if (lora_off(params)) return;  // the base alone: the KL reference under LoRA
   const T* none = nullptr;
   Buf<T> t(n * p.rank), u(rowstable ? n * p.n_out : 0);
   Buf<T> xd = rowstable ? Buf<T>() : lora_mask(p, params, n);

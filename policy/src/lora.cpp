@@ -72,6 +72,7 @@ namespace {
 
 std::atomic<const void*> g_dropout_params{nullptr};
 std::atomic<uint64_t> g_dropout_seed{0};
+std::atomic<const void*> g_off_params{nullptr};
 
 uint64_t mix(uint64_t z) {  // splitmix64's finaliser
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
@@ -88,6 +89,15 @@ LoraDropoutScope::LoraDropoutScope(const void* params, uint64_t seed) {
 }
 
 LoraDropoutScope::~LoraDropoutScope() { g_dropout_params.store(nullptr); }
+
+LoraOffScope::LoraOffScope(const void* params) {
+  AHA_CHECK(g_off_params.load() == nullptr, "nested LoRA-off scopes");
+  g_off_params.store(params);
+}
+
+LoraOffScope::~LoraOffScope() { g_off_params.store(nullptr); }
+
+bool lora_off(const void* params) { return params != nullptr && g_off_params.load() == params; }
 
 bool lora_dropout_active(const void* params, uint64_t* seed) {
   if (params == nullptr || g_dropout_params.load() != params) return false;

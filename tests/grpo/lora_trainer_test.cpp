@@ -114,6 +114,42 @@ TEST(LoraTrainer, ResumeEqualsStraightRun) {
   EXPECT_NE(straight[0][0]["loss"], straight[1][0]["loss"]);
 }
 
+// With a fixed reference, the reference is the base: the policy with its adapters off, not a
+// second copy. The reference logprobs logged at step 3 (adapters moved by then) equal the base
+// checkpoint's own on the same sequences, and differ from the adapted policy's.
+TEST(LoraTrainer, ReferenceIsTheBaseWithAdaptersOff) {
+  auto reg = registry();
+  const std::string out = fresh_dir("lora_ref_base");
+  Json raw = lora_config(out);
+  raw["grpo"]["steps"] = 3;
+  ASSERT_GT(raw["grpo"]["beta"].get<double>(), 0.0);
+  Trainer(TrainConfig::from_json(raw), raw, false, &reg).run();
+  auto db = runlog::RunDb::open_readonly(out + "/run.db");
+  const std::vector<Rollout> rs = db->read_rollouts(3);
+  ASSERT_FALSE(rs.empty());
+  std::vector<std::vector<int32_t>> seqs;
+  for (const Rollout& r : rs) {
+    seqs.push_back(r.prompt_ids);
+    seqs.back().insert(seqs.back().end(), r.completion_ids.begin(), r.completion_ids.end());
+  }
+  const policy::Batch batch = policy::Batch::from_sequences(seqs);
+  auto base = policy::load_model<float>(tiny_checkpoint());
+  policy::Activations<float> acts;
+  base->forward(batch, policy::ForwardOptions{}, acts);
+  double max_ref = 0, max_old = 0;
+  for (size_t k = 0; k < rs.size(); ++k) {
+    const int64_t off = batch.seq_starts[k] + static_cast<int64_t>(rs[k].prompt_ids.size()) - 1;
+    ASSERT_EQ(rs[k].ref_logprobs.size(), rs[k].completion_ids.size());
+    for (int64_t j = 0; j < rs[k].n(); ++j) {
+      const double b = acts.logprob[off + j];
+      max_ref = std::max(max_ref, std::abs(double(rs[k].ref_logprobs[j]) - b));
+      max_old = std::max(max_old, std::abs(double(rs[k].old_logprobs[j]) - b));
+    }
+  }
+  EXPECT_LT(max_ref, 1e-5) << "the reference is not the base";
+  EXPECT_GT(max_old, 1e-3) << "the adapters did not move the policy away from the base";
+}
+
 // A reference reset copies the policy's function: with adapters, the merged weights.
 TEST(LoraTrainer, ReferenceResetTakesTheMergedPolicy) {
   auto reg = registry();

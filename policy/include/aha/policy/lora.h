@@ -48,6 +48,17 @@ class LoraDropoutScope {
   LoraDropoutScope(const LoraDropoutScope&) = delete;
   LoraDropoutScope& operator=(const LoraDropoutScope&) = delete;
 };
+// While one lives, the model whose parameter block starts at `params` computes without its
+// adapters: the base it was loaded with, which under LoRA is the KL reference (PEFT's
+// disable_adapter), so no second copy of the base is needed. One scope at a time.
+class LoraOffScope {
+ public:
+  explicit LoraOffScope(const void* params);
+  ~LoraOffScope();
+  LoraOffScope(const LoraOffScope&) = delete;
+  LoraOffScope& operator=(const LoraOffScope&) = delete;
+};
+bool lora_off(const void* params);
 // Whether a scope is active for this parameter block, and its seed.
 bool lora_dropout_active(const void* params, uint64_t* seed);
 // The mask multiplier (0 or 1 / (1 - p)) of element i of the input of the adapter whose A
