@@ -337,16 +337,10 @@ Run::ShareSums Run::train_share(const std::vector<Seq>& seqs, const policy::Batc
 // sum of -log p(token after next) over its rows.
 std::vector<float> Run::mtp_term(const policy::Activations<float>& acts,
                                  const std::vector<float>& is_comp, double mtp_rows, double& nll) {
-  policy::MtpActs<float> m;
-  const auto& c = student->config();
-  policy::mtp_forward(c, *student->mtp(), student->params().data(), acts, m);
-  policy::mtp_keep_rows(m, [&](int64_t main_row) { return is_comp[main_row + 1] != 0.0f; });
-  nll = m.loss * double(m.count);
-  std::vector<float> dh(acts.h_final.size(), 0.0f);
-  // The rank's share of lambda * (the mean over all ranks' rows).
-  policy::mtp_backward(c, *student->mtp(), student->params().data(), student->grads().data(), m,
-                       cfg.mtp_weight * double(m.count) / std::max(1.0, mtp_rows), dh.data());
-  return dh;
+  return policy::mtp_term(
+      student->config(), *student->mtp(), student->params().data(), student->grads().data(), acts,
+      [&](int64_t main_row) { return is_comp[main_row + 1] != 0.0f; }, cfg.mtp_weight, mtp_rows,
+      nll);
 }
 
 void Run::setup_esft() {

@@ -32,17 +32,10 @@ std::vector<uint8_t> Trainer::State::mtp_rows(const std::vector<Rollout>& rs,
 std::vector<float> Trainer::State::mtp_term(const policy::Activations<float>& acts,
                                             const std::vector<uint8_t>& keep, double global_rows,
                                             double& nll) {
-  const policy::ModelConfig& c = policy->config();
-  policy::MtpActs<float> m;
-  policy::mtp_forward(c, *policy->mtp(), policy->params().data(), acts, m);
-  policy::mtp_keep_rows(m, [&](int64_t main_row) { return keep[main_row] != 0; });
-  nll = m.loss * double(m.count);
-  std::vector<float> dh(acts.h_final.size(), 0.0f);
-  // This rank's share of lambda * (the mean over every rank's rows of the minibatch).
-  policy::mtp_backward(c, *policy->mtp(), policy->params().data(), policy->grads().data(), m,
-                       cfg.grpo.mtp_weight * double(m.count) / std::max(1.0, global_rows),
-                       dh.data());
-  return dh;
+  return policy::mtp_term(
+      policy->config(), *policy->mtp(), policy->params().data(), policy->grads().data(), acts,
+      [&](int64_t main_row) { return keep[main_row] != 0; }, cfg.grpo.mtp_weight, global_rows,
+      nll);
 }
 
 }  // namespace aha::grpo

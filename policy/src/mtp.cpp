@@ -128,11 +128,28 @@ void mtp_backward(const ModelConfig& c, const MtpP& p, const T* P, T* G, const M
   }
 }
 
+template <typename T>
+std::vector<T> mtp_term(const ModelConfig& c, const MtpP& p, const T* P, T* G,
+                        const Activations<T>& acts, const std::function<bool(int64_t)>& keep,
+                        double weight, double global_rows, double& nll) {
+  MtpActs<T> m;
+  mtp_forward(c, p, P, acts, m);
+  mtp_keep_rows(m, keep);
+  nll = m.loss * double(m.count);
+  std::vector<T> dh(acts.h_final.size(), T(0));
+  mtp_backward(c, p, P, G, m, weight * double(m.count) / std::max(1.0, global_rows), dh.data());
+  return dh;
+}
+
 #define AHA_INSTANTIATE_MTP(T)                                                                 \
   template double mtp_forward<T>(const ModelConfig&, const MtpP&, const T*,                   \
                                  const Activations<T>&, MtpActs<T>&);                         \
   template void mtp_backward<T>(const ModelConfig&, const MtpP&, const T*, T*,                \
-                                const MtpActs<T>&, double, T*);
+                                const MtpActs<T>&, double, T*);                               \
+  template std::vector<T> mtp_term<T>(const ModelConfig&, const MtpP&, const T*, T*,          \
+                                      const Activations<T>&,                                  \
+                                      const std::function<bool(int64_t)>&, double, double,    \
+                                      double&);
 
 AHA_INSTANTIATE_MTP(float)
 AHA_INSTANTIATE_MTP(double)

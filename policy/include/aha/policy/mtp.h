@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "aha/policy/block.h"
@@ -65,5 +66,14 @@ void mtp_keep_rows(MtpActs<T>& m, const Keep& keep) {
 template <typename T>
 void mtp_backward(const ModelConfig& c, const MtpP& p, const T* P, T* G, const MtpActs<T>& m,
                   double weight, T* dh_final);
+
+// The MTP term of a fine-tuning loss over the rows whose main row satisfies keep: forward, keep,
+// then the parameter gradients into G of weight * (kept rows) / global_rows, which is this rank's
+// share of weight * (the mean over all ranks' global_rows rows). Returns d/d h_final for
+// Model::backward; nll receives this rank's summed -log p(token after next).
+template <typename T>
+std::vector<T> mtp_term(const ModelConfig& c, const MtpP& p, const T* P, T* G,
+                        const Activations<T>& acts, const std::function<bool(int64_t)>& keep,
+                        double weight, double global_rows, double& nll);
 
 }  // namespace aha::policy
