@@ -141,6 +141,32 @@ std::vector<T> mtp_term(const ModelConfig& c, const MtpP& p, const T* P, T* G,
   return dh;
 }
 
+void mtp_decode(const ModelConfig& c, const MtpP& p, const float* P, const int32_t* tokens,
+                const float* hidden, int64_t n, const DecodeStep& step, float* x) {
+  const int d = c.hidden_size;
+  Buf<float> e(n * d), e_h(n * d), h_h(n * d), rstd(n), a(n * 2 * d);
+  for (int64_t r = 0; r < n; ++r) {
+    std::copy_n(P + p.embed + int64_t{tokens[r]} * d, d, e.data() + r * d);
+  }
+  rmsnorm_forward(e.data(), P + p.enorm.w, e_h.data(), rstd.data(), n, d, c.rms_norm_eps);
+  rmsnorm_forward(hidden, P + p.hnorm.w, h_h.data(), rstd.data(), n, d, c.rms_norm_eps);
+  for (int64_t r = 0; r < n; ++r) {  // the embedding half first, as in training
+    std::copy_n(e_h.data() + r * d, d, a.data() + r * 2 * d);
+    std::copy_n(h_h.data() + r * d, d, a.data() + r * 2 * d + d);
+  }
+  linear_stable(p.eh_proj, P, a.data(), x, n);
+  SeqLayout layout;  // n one-token "sequences", as in Decoder::decode
+  for (int64_t r = 0; r <= n; ++r) layout.seq_starts.push_back(r);
+  layout.positions.assign(step.positions, step.positions + n);
+  BlockPass pass;
+  pass.layout = &layout;
+  pass.keep_inputs = false;
+  pass.rowstable = true;
+  pass.decode = &step;
+  LayerActs<float> la;
+  block_forward(c, p.block, P, x, la, pass);
+}
+
 #define AHA_INSTANTIATE_MTP(T)                                                                 \
   template double mtp_forward<T>(const ModelConfig&, const MtpP&, const T*,                   \
                                  const Activations<T>&, MtpActs<T>&);                         \

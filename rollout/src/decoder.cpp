@@ -3,9 +3,11 @@
 #include "aha/rollout/decoder.h"
 
 #include <algorithm>
+#include <map>
 
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
+#include "aha/policy/mtp.h"
 
 namespace aha::rollout {
 
@@ -43,21 +45,28 @@ void Decoder::embed(const int32_t* tokens, int64_t n, Buf<float>& x) const {
   }
 }
 
-void Decoder::head(const float* x, int64_t n, std::vector<float>& logits) const {
+void Decoder::final_hidden(const float* x, int64_t n, float* h) const {
   const ModelConfig& c = model_.config();
   const float* P = model_.params().data();
-  Buf<float> h(n * c.hidden_size), rstd(n), collapsed;
+  Buf<float> rstd(n), collapsed;
   if (c.has_hc()) {  // the streams' final collapse, batch-invariant like the rest of decode
     collapsed.resize(n * c.hidden_size);
     policy::HcActs<float> a;
     policy::hc_collapse(c, model_.hc_head(), P, x, collapsed.data(), a, n, false, true);
     x = collapsed.data();
   }
-  policy::rmsnorm_forward(x, P + model_.final_norm().w, h.data(), rstd.data(), n, c.hidden_size,
+  policy::rmsnorm_forward(x, P + model_.final_norm().w, h, rstd.data(), n, c.hidden_size,
                           c.rms_norm_eps);
+}
+
+void Decoder::head(const float* x, int64_t n, std::vector<float>& logits) const {
+  const ModelConfig& c = model_.config();
+  Buf<float> h(n * c.hidden_size);
+  final_hidden(x, n, h.data());
   logits.resize(n * c.vocab_size);
-  gemm_xwt_rowstable(h.data(), P + model_.lm_head_offset(), static_cast<const float*>(nullptr),
-                     logits.data(), n, c.hidden_size, c.vocab_size);
+  gemm_xwt_rowstable(h.data(), model_.params().data() + model_.lm_head_offset(),
+                     static_cast<const float*>(nullptr), logits.data(), n, c.hidden_size,
+                     c.vocab_size);
 }
 
 std::vector<int32_t> Decoder::engram_context(const std::vector<int32_t>& tokens,
@@ -119,6 +128,10 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
       if (model_.layers()[l].moe) routing->push_back(la.moe.topk);
     }
   }
+  if (cache.draft.on) {  // every prompt row's hidden waits for its module row
+    cache.draft = {true, {}, 0, std::vector<float>(n * c.hidden_size)};
+    final_hidden(x.data(), n, cache.draft.hidden.data());
+  }
   head(x.data() + (n - 1) * c.residual_width(), 1, logits);
 }
 
@@ -128,8 +141,11 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
   const int64_t B = static_cast<int64_t>(tokens.size());
   AHA_CHECK(caches.size() == tokens.size(), "one cache per token");
   std::vector<int32_t> positions(B);
+  std::map<const SeqCache*, int32_t> taken;  // earlier rows of the same sequence this step
   for (int64_t b = 0; b < B; ++b) {
-    positions[b] = static_cast<int32_t>(caches[b]->len);
+    const int32_t k = taken[caches[b]]++;
+    AHA_CHECK(k == 0 || !c.engram, "Engram decodes one token per sequence and step");
+    positions[b] = static_cast<int32_t>(caches[b]->len) + k;
     if (positions[b] >= model_.rope().max_pos()) fail("sequence exceeds the model's context");
   }
   Buf<float> x;
@@ -175,6 +191,77 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
     }
   }
   head(x.data(), B, logits);
+  bool drafting = false;
+  for (const SeqCache* sc : caches) drafting = drafting || sc->draft.on;
+  if (!drafting) return;
+  const int d = c.hidden_size;
+  Buf<float> h(B * d);
+  final_hidden(x.data(), B, h.data());
+  for (int64_t b = 0; b < B; ++b) {
+    auto& pending = caches[b]->draft.hidden;
+    if (caches[b]->draft.on) pending.insert(pending.end(), h.begin() + b * d, h.begin() + (b + 1) * d);
+  }
+}
+
+void Decoder::truncate(SeqCache& cache, int64_t len) const {
+  AHA_CHECK(len <= cache.len && len >= cache.draft.len, "truncate past the draft module's rows");
+  AHA_CHECK(!model_.config().engram, "Engram caches cannot be truncated");
+  for (size_t l = 0; l < cache.rows.size(); ++l) cache.rows[l].resize(len * cache_width_[l]);
+  cache.len = len;
+  if (cache.draft.on) cache.draft.hidden.resize((len - cache.draft.len) * model_.config().hidden_size);
+}
+
+bool Decoder::can_draft() const { return model_.mtp() != nullptr; }
+
+void Decoder::draft(const std::vector<SeqCache*>& caches,
+                    const std::vector<std::vector<int32_t>>& tokens,
+                    std::vector<float>& logits) const {
+  const ModelConfig& c = model_.config();
+  const policy::MtpP* mtp = model_.mtp();
+  AHA_CHECK(mtp != nullptr && caches.size() == tokens.size(), "draft needs the MTP module");
+  const int d = c.hidden_size;
+  std::vector<int32_t> toks, positions;
+  Buf<float> hidden;
+  policy::DecodeStep step;
+  step.absorbed = absorbed_;
+  std::vector<int64_t> last(caches.size(), -1);  // each cache's last row
+  for (size_t b = 0; b < caches.size(); ++b) {
+    SeqCache::Draft& dc = caches[b]->draft;
+    const int64_t k = static_cast<int64_t>(tokens[b].size());
+    AHA_CHECK(dc.on && int64_t(dc.hidden.size()) >= k * d, "more draft rows than pending hidden");
+    for (int64_t i = 0; i < k; ++i) {
+      toks.push_back(tokens[b][i]);
+      positions.push_back(static_cast<int32_t>(dc.len + i));
+      step.rows.push_back(&dc.rows);
+    }
+    hidden.insert(hidden.end(), dc.hidden.begin(), dc.hidden.begin() + k * d);
+    if (k > 0) last[b] = static_cast<int64_t>(toks.size()) - 1;
+  }
+  const int64_t n = static_cast<int64_t>(toks.size());
+  if (n == 0) return;
+  step.positions = positions.data();
+  const float* P = model_.params().data();
+  Buf<float> x(n * d), h(n * d), rstd(n);
+  policy::mtp_decode(c, *mtp, P, toks.data(), hidden.data(), n, step, x.data());
+  policy::rmsnorm_forward(x.data(), P + mtp->head_norm.w, h.data(), rstd.data(), n, d,
+                          c.rms_norm_eps);
+  Buf<float> hl;  // the last rows, one GEMM for all caches
+  for (size_t b = 0; b < caches.size(); ++b) {
+    SeqCache::Draft& dc = caches[b]->draft;
+    const int64_t k = static_cast<int64_t>(tokens[b].size());
+    dc.len += k;
+    dc.hidden.erase(dc.hidden.begin(), dc.hidden.begin() + k * d);
+    if (last[b] >= 0) hl.insert(hl.end(), h.begin() + last[b] * d, h.begin() + (last[b] + 1) * d);
+  }
+  const int64_t m = static_cast<int64_t>(hl.size()) / d;
+  std::vector<float> out(m * c.vocab_size);
+  gemm_xwt_rowstable(hl.data(), P + mtp->head, static_cast<const float*>(nullptr), out.data(), m,
+                     d, c.vocab_size);
+  logits.resize(caches.size() * c.vocab_size);
+  for (size_t b = 0, i = 0; b < caches.size(); ++b) {
+    if (last[b] < 0) continue;
+    std::copy_n(out.data() + (i++) * c.vocab_size, c.vocab_size, logits.data() + b * c.vocab_size);
+  }
 }
 
 }  // namespace aha::rollout

@@ -171,4 +171,88 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
   return out;
 }
 
+void sampling_dist(const float* logits, int vocab, const SamplingParams& p,
+                   const std::vector<int32_t>& history, std::vector<float>& z, SamplingDist& out) {
+  z.assign(logits, logits + vocab);
+  if (p.repetition_penalty != 1.0) apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
+  out.prob.assign(vocab, 0.0);
+  out.kept_ids.clear();
+  out.policy_lse = log_sum_exp(logits, vocab);
+  if (p.greedy()) {
+    const auto top = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
+    out.prob[top] = 1.0;
+    out.n_kept = 1;
+    out.kept_min_logit = z[top];
+    return;
+  }
+  // sample_filtered's weights, in its order, so that the logprobs agree bit for bit.
+  const double inv_t = 1.0 / p.temperature;
+  int kept = vocab;
+  const std::vector<int32_t> order = candidate_order(z, p, vocab, kept);
+  const double zmax = z[order[0]] * inv_t;
+  std::vector<double> w(kept);
+  double total = 0;
+  for (int i = 0; i < kept; ++i) total += (w[i] = std::exp(z[order[i]] * inv_t - zmax));
+  kept = cut_tail(w, kept, total, p);
+  total = 0;
+  for (int i = 0; i < kept; ++i) total += w[i];
+  for (int i = 0; i < kept; ++i) out.prob[order[i]] = w[i] / total;
+  out.n_kept = kept;
+  out.kept_min_logit =
+      is_filtered(p, vocab) ? z[order[kept - 1]] : *std::min_element(z.begin(), z.end());
+  if (kept < vocab) {
+    out.kept_ids.assign(order.begin(), order.begin() + kept);
+    std::sort(out.kept_ids.begin(), out.kept_ids.end());
+  }
+}
+
+namespace {
+
+// Inverse CDF of unnormalised weights w (total their sum) in id order.
+int32_t draw_weights(const std::vector<double>& w, double total, Rng& rng) {
+  const double u = rng.uniform() * total;
+  double cum = 0;
+  int32_t last = -1;
+  for (size_t i = 0; i < w.size(); ++i) {
+    if (w[i] <= 0) continue;
+    cum += w[i];
+    last = static_cast<int32_t>(i);
+    if (u < cum) return last;
+  }
+  AHA_CHECK(last >= 0, "drawing from an empty distribution");
+  return last;  // rounding left u at the very top
+}
+
+}  // namespace
+
+int32_t draw(const std::vector<double>& prob, Rng& rng) {
+  double total = 0;
+  for (double v : prob) total += v;
+  return draw_weights(prob, total, rng);
+}
+
+int32_t speculative_pick(const SamplingDist& p, const std::vector<double>& q, int32_t draft,
+                         Rng& rng, bool& accepted) {
+  const double pd = p.prob[draft], qd = q[draft];
+  accepted = qd > 0 && rng.uniform() * qd < pd;  // u < p(d) / q(d)
+  if (accepted) return draft;
+  std::vector<double> residual(p.prob.size());
+  double total = 0;
+  for (size_t i = 0; i < residual.size(); ++i) {
+    total += (residual[i] = std::max(0.0, p.prob[i] - q[i]));
+  }
+  // p == q leaves nothing, but then the draft was accepted with probability 1.
+  return total > 0 ? draw_weights(residual, total, rng) : draw(p.prob, rng);
+}
+
+TokenSample sample_of(const SamplingDist& p, const float* logits, int32_t token) {
+  TokenSample t;
+  t.token = token;
+  t.logprob = static_cast<float>(std::log(p.prob[token]));
+  t.policy_logprob = static_cast<float>(logits[token] - p.policy_lse);
+  t.n_kept = p.n_kept;
+  t.kept_min_logit = p.kept_min_logit;
+  return t;
+}
+
 }  // namespace aha::rollout

@@ -76,4 +76,11 @@ std::vector<T> mtp_term(const ModelConfig& c, const MtpP& p, const T* P, T* G,
                         const Activations<T>& acts, const std::function<bool(int64_t)>& keep,
                         double weight, double global_rows, double& nll);
 
+// The module as the draft of speculative decoding: row r pairs token t_{j+1} (tokens[r]) with the
+// main model's normed final hidden h_j (hidden [n, d]); enorm/hnorm, eh_proj and the block run
+// over `step`'s caches (the module's own, position j per row) with the decode path's
+// batch-invariant kernels. x [n, d] receives the block's output, before shared_head.
+void mtp_decode(const ModelConfig& c, const MtpP& p, const float* P, const int32_t* tokens,
+                const float* hidden, int64_t n, const DecodeStep& step, float* x);
+
 }  // namespace aha::policy

@@ -22,6 +22,15 @@ struct SeqCache {
   // has none), the short convolution's last (kernel - 1) * max_ngram inputs [rows, streams * d].
   std::vector<int32_t> recent;
   std::vector<std::vector<float>> engram_history;
+  // Speculative decoding with the MTP module (Decoder::draft): the module's block cache, the
+  // positions it holds, and the main model's normed final hidden rows of positions draft_len ..
+  // len - 1, whose module rows are still to run ([len - draft_len, d]). Kept only when set on.
+  struct Draft {
+    bool on = false;
+    std::vector<float> rows;
+    int64_t len = 0;
+    std::vector<float> hidden;
+  } draft;
 };
 
 // Expert ids per MoE layer: [moe layer][n_tokens * K].
@@ -42,9 +51,22 @@ class Decoder {
   void prefill(const std::vector<int32_t>& prompt, SeqCache& cache, std::vector<float>& logits,
                Routing* routing = nullptr) const;
   // Feeds tokens[b] to sequence b at position caches[b]->len, appends to its cache and writes
-  // logits [B, vocab]. routing (optional) receives [moe layer][B * K].
+  // logits [B, vocab]. routing (optional) receives [moe layer][B * K]. A cache listed k times
+  // takes k consecutive tokens in one step (positions len, len + 1, ...: the verification of a
+  // speculative draft); not with Engram, whose n-grams would need the earlier rows' tokens.
   void decode(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
               std::vector<float>& logits, Routing* routing = nullptr) const;
+  // Drops the positions from len on (a rejected draft).
+  void truncate(SeqCache& cache, int64_t len) const;
+
+  // Speculative decoding: whether the model has an MTP module to draft with.
+  bool can_draft() const;
+  // Runs the MTP module over the first tokens[b].size() pending rows of caches[b] (pending row
+  // j pairs the hidden of position j with the token at j + 1, which tokens[b] holds) and writes
+  // the draft logits of each cache's last row [B, vocab]: the module's prediction of the token
+  // two positions after it. A cache with no tokens gets no row (its logits are left as they were).
+  void draft(const std::vector<SeqCache*>& caches,
+             const std::vector<std::vector<int32_t>>& tokens, std::vector<float>& logits) const;
 
  private:
   // x [n, residual_width]: the tokens' embeddings (copied into every hyper-connection stream).
@@ -52,6 +74,8 @@ class Decoder {
   // Final norm and LM head of n rows of x [n, residual_width] into logits [n, vocab]
   // (batch-invariant GEMM).
   void head(const float* x, int64_t n, std::vector<float>& logits) const;
+  // The final collapse and norm of n rows of x into h [n, d].
+  void final_hidden(const float* x, int64_t n, float* h) const;
 
   // Engram: each decoded token's n-gram ids [B, max_ngram] from the caches' recent tokens.
   std::vector<int32_t> engram_context(const std::vector<int32_t>& tokens,

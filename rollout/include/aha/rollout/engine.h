@@ -53,10 +53,16 @@ struct EngineOptions {
   // taken instead of a sample; its logprobs are still the model's (sampled_logprobs at
   // temperature 1, sampling_dist_logprobs at the request's temperature, untruncated).
   std::function<std::optional<int32_t>(const Rollout& so_far)> force_token;
+  // Speculative decoding with the model's MTP module as the draft (num_nextn_predict_layers: 1):
+  // each step feeds a sequence's next token and one drafted token, and keeps the draft by exact
+  // speculative sampling, so completions and recorded logprobs are distributed as plain
+  // sampling's (greedy: the same tokens). Not with tools, force_token or Engram.
+  bool speculative = false;
 };
 
 struct Progress {
   int64_t done = 0, total = 0, tokens = 0;
+  int64_t drafted = 0, accepted = 0;  // speculative decoding: drafts made and kept
 };
 
 class Engine {

@@ -49,4 +49,30 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
                          const std::vector<int32_t>& history, std::vector<float>& scratch,
                          std::vector<int32_t>* kept_ids = nullptr);
 
+// The sampling distribution of one logits row as dense probabilities over the vocabulary (0
+// outside the kept set; one-hot at the penalised argmax when greedy), with the bookkeeping of
+// TokenSample. The probabilities are the ones sample_token draws from, computed the same way, so
+// a token's logprob here equals the one sample_token records for it.
+struct SamplingDist {
+  std::vector<double> prob;
+  int32_t n_kept = 0;
+  float kept_min_logit = 0;
+  std::vector<int32_t> kept_ids;  // ascending; empty when no filter truncated
+  double policy_lse = 0;          // log-sum-exp of the raw row (temperature 1)
+};
+void sampling_dist(const float* logits, int vocab, const SamplingParams& params,
+                   const std::vector<int32_t>& history, std::vector<float>& scratch,
+                   SamplingDist& out);
+// Draws a token from dense probabilities (inverse CDF in id order).
+int32_t draw(const std::vector<double>& prob, Rng& rng);
+
+// Speculative sampling (Leviathan et al. 2023; Chen et al. 2023): `draft` was drawn from q;
+// accept it with probability min(1, p(draft) / q(draft)), else draw from max(0, p - q)
+// renormalised. The returned token is distributed as p exactly, whatever q is. When greedy (p
+// one-hot) this keeps the draft only if it is p's token.
+int32_t speculative_pick(const SamplingDist& p, const std::vector<double>& q, int32_t draft,
+                         Rng& rng, bool& accepted);
+// The TokenSample of `token` under p (logits: the raw row p was made from).
+TokenSample sample_of(const SamplingDist& p, const float* logits, int32_t token);
+
 }  // namespace aha::rollout
