@@ -26,7 +26,7 @@ struct GenerateArgs {
   std::string model, prompts, templ, precision;
   int n = 1, threads = 0, max_batch = 64;
   uint64_t seed = 0;
-  bool naive = false, routing = false;
+  bool naive = false, routing = false, speculative = false;
   rollout::SamplingParams params;
   std::vector<std::string> stop;
 };
@@ -93,6 +93,7 @@ rollout::EngineOptions engine_options(const GenerateArgs& a, const tokenizer::To
   opts.max_batch = a.max_batch;
   opts.absorbed = !a.naive;
   opts.record_routing = a.routing;
+  opts.speculative = a.speculative;
   if (tok != nullptr) train::use_tokenizer(opts, *tok);
   return opts;
 }
@@ -124,7 +125,10 @@ int cmd_generate(const Args& args) {
       ("precision", po::value(&a.precision)->default_value("fp32"), "matmul precision: fp32 | bf16")
       ("max-batch", po::value(&a.max_batch)->default_value(64), "live sequences per step")
       ("naive", po::bool_switch(&a.naive), "naive MLA decode instead of the absorbed one")
-      ("routing", po::bool_switch(&a.routing), "write the experts of every token (keep routing)");
+      ("routing", po::bool_switch(&a.routing), "write the experts of every token (keep routing)")
+      ("speculative", po::bool_switch(&a.speculative),
+       "speculative decoding with the model's MTP module as the draft (exact: the same "
+       "distribution, greedy the same tokens)");
   ToolArgs tool_args;
   add_tool_options(desc, tool_args);
   po::variables_map vm;
@@ -153,12 +157,25 @@ int cmd_generate(const Args& args) {
   const std::vector<rollout::Request> reqs = read_requests(a, tok.get(), templ.get());
   const grpo::EpisodeConfig episodes = tool_episodes(tool_args);
   const rollout::EngineOptions opts = engine_options(a, tok.get(), episodes);
-  rollout::Engine engine(*model, opts);
+  std::unique_ptr<rollout::Engine> engine;
+  try {
+    engine = std::make_unique<rollout::Engine>(*model, opts);
+  } catch (const Error& e) {
+    if (!a.speculative) throw;
+    fail("--speculative: ", e.what());
+  }
   ProgressLine progress("generate", "tok");
-  auto out = engine.generate(reqs, [&](const rollout::Progress& p) {
+  rollout::Progress last;
+  auto out = engine->generate(reqs, [&](const rollout::Progress& p) {
     progress.update(p.done, p.total, double(p.tokens), p.done == p.total);
+    last = p;
   });
   progress.finish();
+  if (a.speculative) {
+    std::cerr << "speculative: " << last.drafted << " drafts, " << last.accepted << " kept ("
+              << (last.drafted > 0 ? 100.0 * double(last.accepted) / double(last.drafted) : 0.0)
+              << "%)\n";
+  }
   if (tok != nullptr) {
     for (auto& c : out) train::decode_texts(c, *tok);
   }

@@ -71,6 +71,7 @@ void read_schedule(StrictReader& r, GrpoConfig& g) {
   g.report_every = r.get<int>("report_every", g.report_every);
   g.max_batch = r.get<int>("max_batch", g.max_batch);
   g.max_staleness = r.get<int>("max_staleness", g.max_staleness);
+  g.speculative = r.get<bool>("speculative", g.speculative);
   g.log_tokens = r.get<bool>("log_tokens", g.log_tokens);
   g.threads = r.get<int>("threads", g.threads);
   g.checksum_every = r.get<int>("checksum_every", g.checksum_every);
@@ -228,6 +229,9 @@ TrainConfig TrainConfig::from_json(const Json& j) {
     fail("grpo.eval_every needs data.eval (a JSONL path or synthetic:<task>, with data.split)");
   }
   if (!c.rewards.is_array() || c.rewards.empty()) fail("rewards must be a non-empty array");
+  if (c.grpo.speculative && !c.episodes.tools.empty()) {
+    fail("grpo.speculative does not run tool-using episodes (rollout.tools): drop one of them");
+  }
   if (c.grpo.max_staleness > 0 && !c.rollouts.empty()) {
     fail("grpo.max_staleness samples ahead of training; with rollouts (a rollout file) nothing "
          "is sampled: drop one of them");

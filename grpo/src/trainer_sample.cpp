@@ -58,6 +58,12 @@ rollout::EngineOptions engine_options(const TrainConfig& cfg, const policy::Mode
   eo.record_routing = g.keep_routing && !policy.replay_widths().empty();
   eo.record_kept_ids = g.keep_sampling_mask;
   eo.episodes = cfg.episodes.engine_options();
+  eo.speculative = g.speculative;
+  if (g.speculative && policy.mtp() == nullptr) {
+    fail("grpo.speculative drafts with the policy's MTP module, and it has none "
+         "(num_nextn_predict_layers: 1)");
+  }
+  if (g.speculative && policy.config().engram) fail("grpo.speculative does not run Engram models");
   return eo;
 }
 

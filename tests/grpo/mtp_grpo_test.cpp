@@ -111,5 +111,40 @@ TEST(MtpGrpo, LossEqualsTheModulesOwnAndTrainingItHelps) {
   EXPECT_THROW(TrainConfig::from_json(plain), Error);
 }
 
+// grpo.speculative samples with the MTP module as the draft: greedy rollouts are the plain ones
+// token for token, with the same recorded logprobs; a policy without the module is refused by
+// the key's name.
+TEST(MtpGrpo, SpeculativeRolloutsAreThePlainOnes) {
+  auto reg = registry();
+  std::vector<std::vector<Rollout>> runs;
+  for (const bool speculative : {false, true}) {
+    const std::string out = fresh_dir(speculative ? "mtp_spec" : "mtp_spec_off");
+    Json raw = base_config(out);
+    raw["model"] = mtp_checkpoint();
+    raw["grpo"]["speculative"] = speculative;
+    raw["grpo"]["steps"] = 2;
+    raw["grpo"]["save_every"] = 0;
+    raw["sampling"]["temperature"] = 0.0;
+    Trainer(TrainConfig::from_json(raw), raw, false, &reg).run();
+    auto db = runlog::RunDb::open_readonly(out + "/run.db");
+    runs.push_back(db->read_rollouts(1));
+    for (const Rollout& r : db->read_rollouts(2)) runs.back().push_back(r);
+  }
+  ASSERT_EQ(runs[0].size(), runs[1].size());
+  ASSERT_FALSE(runs[0].empty());
+  for (size_t i = 0; i < runs[0].size(); ++i) {
+    EXPECT_EQ(runs[1][i].completion_ids, runs[0][i].completion_ids) << "rollout " << i;
+    EXPECT_EQ(runs[1][i].sampled_logprobs, runs[0][i].sampled_logprobs) << "rollout " << i;
+  }
+  Json plain = base_config(fresh_dir("mtp_spec_plain"));
+  plain["grpo"]["speculative"] = true;
+  try {
+    Trainer(TrainConfig::from_json(plain), plain, false, &reg).run();
+    ADD_FAILURE() << "a policy without an MTP module was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("grpo.speculative"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace aha::grpo

@@ -78,6 +78,9 @@ struct GrpoConfig {
   // Asynchronous rollouts: > 0 samples step j's groups on a second thread while earlier steps
   // train, with the weights after step max(start, j - 1 - max_staleness) (0: synchronous).
   int max_staleness = 0;
+  // Speculative decoding of the rollouts with the policy's MTP module as the draft (exact: the
+  // samples are the policy's). Pair with mtp_weight to keep the draft in step with the policy.
+  bool speculative = false;
   bool log_tokens = true;         // token ids and logprobs in run.db (export-rollouts needs them)
   int threads = 0;
   int checksum_every = 10;        // MPI: compare a weight checksum across ranks every N steps
