@@ -77,6 +77,28 @@ RopeScaling parse_rope_scaling(const Json& j) {
   return rs;
 }
 
+// Device-limited routing: devices are contiguous expert blocks; groups (when also limited) must
+// nest inside devices, so that the devices' mask leaves whole groups to choose from.
+void parse_device_limit(const Json& j, ModelConfig& c) {
+  c.n_devices = get_or<int>(j, "n_devices", 1);
+  c.topk_devices = get_or<int>(j, "topk_devices", c.n_devices);
+  require_positive(c.n_devices, "n_devices");
+  require_positive(c.topk_devices, "topk_devices");
+  if (c.n_routed_experts % c.n_devices) fail("[config.json] n_routed_experts % n_devices != 0");
+  if (c.topk_devices > c.n_devices) fail("[config.json] topk_devices > n_devices");
+  if (c.topk_devices * (c.n_routed_experts / c.n_devices) < c.num_experts_per_tok) {
+    fail("[config.json] topk_devices devices hold fewer experts than num_experts_per_tok");
+  }
+  if (c.topk_devices < c.n_devices && c.topk_method != TopkMethod::kGreedy && c.n_group > 1) {
+    if (c.n_group % c.n_devices) {
+      fail("[config.json] n_group % n_devices != 0 (groups nest in devices)");
+    }
+    if (c.topk_group > c.topk_devices * (c.n_group / c.n_devices)) {
+      fail("[config.json] topk_group > the groups of topk_devices devices");
+    }
+  }
+}
+
 // DeepSeekMoE: experts, routing (scoring function, top-k method, groups) and the balance loss.
 void parse_moe(const Json& j, ModelConfig& c) {
   c.n_shared_experts = get_or<int>(j, "n_shared_experts", 0);
@@ -123,6 +145,7 @@ void parse_moe(const Json& j, ModelConfig& c) {
       c.topk_group * (c.n_routed_experts / c.n_group) < c.num_experts_per_tok) {
     fail("[config.json] topk_group groups hold fewer experts than num_experts_per_tok");
   }
+  parse_device_limit(j, c);
 }
 
 // V3.2's lightning indexer: its query comes from MLA's query latent, and its RoPE covers the
@@ -452,6 +475,10 @@ void write_mla_keys(const ModelConfig& c, Json& j) {
     j["moe_intermediate_size"] = c.moe_intermediate_size;
     j["n_group"] = c.n_group;
     j["topk_group"] = c.topk_group;
+    if (c.n_devices > 1) {
+      j["n_devices"] = c.n_devices;
+      j["topk_devices"] = c.topk_devices;
+    }
     j["norm_topk_prob"] = c.norm_topk_prob;
     j["routed_scaling_factor"] = c.routed_scaling_factor;
     j["aux_loss_alpha"] = c.aux_loss_alpha;

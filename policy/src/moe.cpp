@@ -46,6 +46,35 @@ void top_k(const T* v, int n, int k, int32_t* out) {
   std::copy_n(idx.begin(), k, out);
 }
 
+enum class BlockScore { kMax, kTopTwoSum };
+
+// Keeps the n_keep of n_blocks contiguous expert blocks with the highest scores (a block's best
+// choice value, or its two best summed) and masks the others' experts with -inf (DeepSeek's
+// reference) rather than 0, so that a masked expert can never win. Groups (V2/V3) and devices
+// (V2's device-limited routing) are both such blocks.
+template <typename T>
+void limit_blocks(std::vector<T>& choice, int n_blocks, int n_keep, BlockScore how) {
+  const int E = static_cast<int>(choice.size()), per = E / n_blocks;
+  std::vector<T> block_score(n_blocks);
+  for (int g = 0; g < n_blocks; ++g) {
+    const T* s = choice.data() + g * per;
+    if (how == BlockScore::kMax) {
+      block_score[g] = *std::max_element(s, s + per);
+    } else {
+      int32_t best[2];
+      top_k(s, per, 2, best);
+      block_score[g] = s[best[0]] + s[best[1]];
+    }
+  }
+  std::vector<int32_t> kept(n_keep);
+  top_k(block_score.data(), n_blocks, n_keep, kept.data());
+  std::vector<char> keep(n_blocks, 0);
+  for (int32_t g : kept) keep[g] = 1;
+  for (int e = 0; e < E; ++e) {
+    if (!keep[e / per]) choice[e] = -std::numeric_limits<T>::infinity();
+  }
+}
+
 template <typename T>
 void select_impl(const ModelConfig& c, const T* scores, const T* bias, int32_t* topk) {
   const int E = c.n_routed_experts, K = c.num_experts_per_tok;
@@ -53,27 +82,15 @@ void select_impl(const ModelConfig& c, const T* scores, const T* bias, int32_t* 
   if (c.topk_method == TopkMethod::kNoauxTc && bias != nullptr) {
     for (int e = 0; e < E; ++e) choice[e] += bias[e];
   }
+  // Devices first: their experts with the highest affinity (V2: "select M devices that have
+  // experts with the highest affinity scores"); groups nest inside them (model_config.cpp).
+  if (c.topk_devices < c.n_devices) {
+    limit_blocks(choice, c.n_devices, c.topk_devices, BlockScore::kMax);
+  }
   if (c.topk_method != TopkMethod::kGreedy && c.n_group > 1) {
-    const int G = c.n_group, per = E / G;
-    std::vector<T> group_score(G);
-    for (int g = 0; g < G; ++g) {
-      const T* s = choice.data() + g * per;
-      if (c.topk_method == TopkMethod::kGroupLimitedGreedy) {
-        group_score[g] = *std::max_element(s, s + per);
-      } else {  // noaux_tc: sum of the group's two best biased scores
-        int32_t best[2];
-        top_k(s, per, 2, best);
-        group_score[g] = s[best[0]] + s[best[1]];
-      }
-    }
-    std::vector<int32_t> groups(c.topk_group);
-    top_k(group_score.data(), G, c.topk_group, groups.data());
-    std::vector<char> keep(G, 0);
-    for (int32_t g : groups) keep[g] = 1;
-    // -inf (DeepSeek's reference) rather than 0: a masked expert can never win.
-    for (int e = 0; e < E; ++e) {
-      if (!keep[e / per]) choice[e] = -std::numeric_limits<T>::infinity();
-    }
+    limit_blocks(choice, c.n_group, c.topk_group,
+                 c.topk_method == TopkMethod::kGroupLimitedGreedy ? BlockScore::kMax
+                                                                   : BlockScore::kTopTwoSum);
   }
   top_k(choice.data(), E, K, topk);
 }

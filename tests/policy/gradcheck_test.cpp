@@ -370,6 +370,21 @@ TEST(GradCheck, WholeModelDeepSeekSparseAttention) {
   check_model(testing::tiny_v32_json(2), 0.3, {.temperature = 0.8, .kept_sets = true});
 }
 
+// Device-limited routing only changes which experts are chosen; the backward through the kept
+// ones is the same function (V3: 2 devices of 4 experts, one kept; V2: 3 devices of 2, one kept).
+TEST(GradCheck, WholeModelDeviceLimitedRouting) {
+  Json v3 = testing::tiny_v3_json();
+  v3["n_devices"] = 2;
+  v3["topk_devices"] = 1;
+  check_model(v3, 0.3);
+  Json v2 = testing::tiny_v2_json();
+  v2["n_devices"] = 3;
+  v2["topk_devices"] = 1;
+  v2["topk_group"] = 1;
+  v2["aux_loss_alpha"] = 0.5;
+  check_model(v2, 0.3, {.aux_weight = 1.0});
+}
+
 TEST(GradCheck, WholeModelReplayedRouting) {
   Json j = testing::tiny_v2_json();
   j["aux_loss_alpha"] = 0.5;

@@ -93,6 +93,11 @@ struct ModelConfig {
   int moe_layer_freq = 1;
   int n_group = 1;
   int topk_group = 1;
+  // Device-limited routing (DeepSeek-V2 2.1.3; aha keys): the experts form n_devices contiguous
+  // blocks (one per expert-parallel rank) and a token's experts come from at most topk_devices
+  // of them, the blocks holding its highest affinities. topk_devices == n_devices: off.
+  int n_devices = 1;
+  int topk_devices = 1;
   ScoreFunc scoring_func = ScoreFunc::kSoftmax;
   TopkMethod topk_method = TopkMethod::kGreedy;
   bool norm_topk_prob = false;
