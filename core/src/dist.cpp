@@ -1,6 +1,7 @@
 // MPI collectives with a time limit: non-blocking operations polled against a deadline.
 #include "aha/core/dist.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,7 @@ namespace aha::dist {
 namespace {
 
 double g_timeout = 600.0;
+Traffic g_traffic;
 int g_rank = 0, g_size = 1;
 bool g_inited = false;
 
@@ -44,6 +46,7 @@ void wait_all(std::vector<MPI_Request>& reqs, const char* what) {
 template <typename T>
 void allreduce(T* data, size_t n, MPI_Datatype type, MPI_Op op, const char* what) {
   if (g_size == 1 || n == 0) return;
+  g_traffic.allreduce_bytes += static_cast<int64_t>(n * sizeof(T));
   const size_t per = std::max<size_t>(1, kBucketBytes / sizeof(T));
   std::vector<MPI_Request> reqs;
   for (size_t a = 0; a < n; a += per) {
@@ -113,6 +116,7 @@ AsyncSum::~AsyncSum() {
 void AsyncSum::start(float* data, size_t n) {
 #ifdef AHA_WITH_MPI
   if (g_size == 1 || n == 0) return;
+  g_traffic.allreduce_bytes += static_cast<int64_t>(n * sizeof(float));
   const size_t per = kBucketBytes / sizeof(float);
   for (size_t a = 0; a < n; a += per) {
     auto* req = new MPI_Request;
@@ -219,6 +223,87 @@ std::vector<std::string> gather_to_root(const std::string& mine, const char* wha
 #else
   return {mine};
 #endif
+}
+
+Traffic traffic() { return g_traffic; }
+
+void allgather_blocks(float* data, size_t per, const char* what) {
+  if (g_size == 1 || per == 0) return;
+#ifdef AHA_WITH_MPI
+  AHA_CHECK(per < (size_t{1} << 31), "allgather_blocks: ", per, " values per rank");
+  g_traffic.allgather_bytes += static_cast<int64_t>(per * sizeof(float));
+  std::vector<MPI_Request> req(1);
+  MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, static_cast<int>(per), MPI_FLOAT,
+                 MPI_COMM_WORLD, &req[0]);
+  wait_all(req, what);
+#else
+  (void)data;
+  (void)what;
+#endif
+}
+
+std::vector<int64_t> alltoall_counts(const std::vector<int64_t>& send, int per, const char* what) {
+  AHA_CHECK(static_cast<int>(send.size()) == per * g_size, "alltoall_counts: ", send.size(),
+            " counts for ", g_size, " ranks of ", per);
+  if (g_size == 1) return send;
+  std::vector<int64_t> recv(send.size());
+#ifdef AHA_WITH_MPI
+  std::vector<MPI_Request> req(1);
+  MPI_Ialltoall(send.data(), per, MPI_INT64_T, recv.data(), per, MPI_INT64_T, MPI_COMM_WORLD,
+                &req[0]);
+  wait_all(req, what);
+#else
+  (void)what;
+#endif
+  return recv;
+}
+
+namespace {
+
+template <typename T>
+void alltoallv_impl(const T* send, const std::vector<int64_t>& send_counts, T* recv,
+                    const std::vector<int64_t>& recv_counts, const char* what) {
+  AHA_CHECK(static_cast<int>(send_counts.size()) == g_size &&
+                static_cast<int>(recv_counts.size()) == g_size,
+            "alltoallv: counts for ", send_counts.size(), " and ", recv_counts.size(), " ranks");
+  if (g_size == 1) {
+    std::copy_n(send, send_counts[0], recv);
+    return;
+  }
+#ifdef AHA_WITH_MPI
+  std::vector<int> sc(g_size), so(g_size), rc(g_size), ro(g_size);
+  int64_t s_off = 0, r_off = 0;
+  for (int q = 0; q < g_size; ++q) {
+    constexpr int64_t kMax = int64_t{1} << 31;  // MPI's int counts and displacements
+    AHA_CHECK(s_off + send_counts[q] < kMax && r_off + recv_counts[q] < kMax,
+              "alltoallv: more than 2^31 values");
+    sc[q] = static_cast<int>(send_counts[q]);
+    so[q] = static_cast<int>(s_off);
+    rc[q] = static_cast<int>(recv_counts[q]);
+    ro[q] = static_cast<int>(r_off);
+    s_off += send_counts[q];
+    r_off += recv_counts[q];
+    if (q != g_rank) g_traffic.alltoall_bytes += send_counts[q] * static_cast<int64_t>(sizeof(T));
+  }
+  const MPI_Datatype type = sizeof(T) == sizeof(float) ? MPI_FLOAT : MPI_DOUBLE;
+  std::vector<MPI_Request> req(1);
+  MPI_Ialltoallv(send, sc.data(), so.data(), type, recv, rc.data(), ro.data(), type,
+                 MPI_COMM_WORLD, &req[0]);
+  wait_all(req, what);
+#else
+  (void)what;
+#endif
+}
+
+}  // namespace
+
+void alltoallv(const float* send, const std::vector<int64_t>& send_counts, float* recv,
+               const std::vector<int64_t>& recv_counts, const char* what) {
+  alltoallv_impl(send, send_counts, recv, recv_counts, what);
+}
+void alltoallv(const double* send, const std::vector<int64_t>& send_counts, double* recv,
+               const std::vector<int64_t>& recv_counts, const char* what) {
+  alltoallv_impl(send, send_counts, recv, recv_counts, what);
 }
 
 void barrier(const char* what) {

@@ -110,6 +110,7 @@ void Run::load_models() {
   if (cfg.mtp_weight > 0 && student->mtp() == nullptr) {
     fail("mtp_weight needs a student with an MTP module (num_nextn_predict_layers: 1)");
   }
+  train::apply_parallel(cfg.parallel, *student);
   if (student->config().vocab_size < tok->vocab_size()) {
     fail("the student's vocabulary (", student->config().vocab_size,
          ") is smaller than the tokenizer's (", tok->vocab_size(), ")");
@@ -254,6 +255,11 @@ Json Run::train_on(const std::vector<Seq>& drawn, bool sft, bool local) {
     sums[0] = s.nll;
     sums[1] = s.kl;
     sums[2] = s.mtp_nll;
+  } else if (cfg.parallel.expert_parallel()) {
+    // The other ranks' rows still visit this rank's experts, forward and backward.
+    policy::Activations<float> idle;
+    student->forward_idle(idle);
+    student->backward_idle(idle, update->ready());
   } else {
     update->no_backward();
   }
@@ -294,7 +300,9 @@ Run::ShareSums Run::train_share(const std::vector<Seq>& seqs, const policy::Batc
                     cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(step) * 1000003ULL);
   }
   policy::Activations<float> acts;
-  student->forward(batch, policy::ForwardOptions{}, acts);
+  policy::ForwardOptions fo;
+  fo.expert_parallel = cfg.parallel.expert_parallel();
+  student->forward(batch, fo, acts);
   const double sft_w = sft ? cfg.kd.sft_weight : 0.0;
   std::vector<float> dlp(n, 0.0f);
   for (int64_t t = 0; t < n; ++t) {

@@ -68,6 +68,7 @@ DistillConfig DistillConfig::from_json(const Json& j) {
   Json sched = r.child("schedule");
   c.lora = policy::LoraConfig::from_json(r.child("lora"));
   if (c.lora.base_model.empty()) c.lora.base_model = c.student;
+  c.parallel = train::ParallelConfig::from_json(r.child("parallel"));
   r.finish();
   if (c.lora.on() && c.student.empty()) fail("lora needs a student checkpoint to adapt");
   if (c.lora.on() && c.esft.enabled) fail("lora and esft both choose what trains: use one");

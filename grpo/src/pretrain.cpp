@@ -43,6 +43,7 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   c.mtp_detached = r.get<bool>("mtp_detached", false);
   c.indexer_loss_weight = r.get<double>("indexer_loss_weight", 0.0);
   const std::string stage = r.get<std::string>("indexer_stage", "sparse");
+  c.parallel = train::ParallelConfig::from_json(r.child("parallel"));
   c.optimizer = policy::OptimizerConfig::from_json(r.child("optimizer"));
   Json sched = r.child("schedule");
   r.finish();
@@ -174,6 +175,7 @@ struct Pretrain {
       fail("mtp_weight needs a model with an MTP module (num_nextn_predict_layers: 1 in ",
            c.model, "/config.json)");
     }
+    train::apply_parallel(c.parallel, *model);
   }
   void load_docs();
   void open_run(const Json& raw, bool resume);
@@ -235,6 +237,7 @@ void Pretrain::open_run(const Json& raw, bool resume) {
 // One optimizer step on batch_tokens of whole documents; returns the step's metrics.
 Json Pretrain::train_step() {
   auto t0 = Clock::now();
+  const dist::Traffic sent0 = dist::traffic();
   std::vector<std::vector<int32_t>> batch_docs;
   int64_t n_tokens = 0;
   while (n_tokens < cfg.batch_tokens) {
@@ -248,9 +251,12 @@ Json Pretrain::train_step() {
   double sums[5] = {0, 0, 0, 0, 0};  // predicted tokens, nll, tokens, MTP rows, MTP nll
   const bool mtp = cfg.mtp_weight > 0;
   update->begin();
+  const bool ep = cfg.parallel.expert_parallel();
   if (!batch_docs.empty()) {
     const policy::Batch batch = policy::Batch::from_sequences(batch_docs);
-    model->forward(batch, {}, acts);
+    policy::ForwardOptions fo;
+    fo.expert_parallel = ep;
+    model->forward(batch, fo, acts);
     for (size_t t = 0; t < acts.targets.size(); ++t) {
       if (acts.targets[t] < 0) continue;
       sums[0] += 1;
@@ -263,6 +269,8 @@ Json Pretrain::train_step() {
       sums[3] = double(mtp_acts.count);
       sums[4] = loss * double(mtp_acts.count);
     }
+  } else if (ep) {
+    model->forward_idle(acts);  // the other ranks' rows still visit this rank's experts
   }
   const double local_pred = sums[0], local_mtp = sums[3];
   dist::allreduce_sum(sums, 5, "pretrain token counts");
@@ -295,6 +303,8 @@ Json Pretrain::train_step() {
       model->backward(acts, dlp.data(), nullptr, local_pred / std::max(1.0, sums[0]),
                       mtp ? dh.data() : nullptr, update->ready());
     }
+  } else if (ep && !cfg.mtp_detached) {
+    model->backward_idle(acts, update->ready());
   } else {
     update->no_backward();
   }
@@ -302,11 +312,17 @@ Json Pretrain::train_step() {
   const train::UpdateResult u = update->apply(nll, lr, step + 1);
   ++step;
   const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-  return Json{{"loss", nll / double(n_pred)}, {"ppl", std::exp(nll / double(n_pred))},
-              {"lr", lr}, {"grad_norm", u.grad_norm}, {"tokens", int64_t(sums[2])},
-              {"tokens_per_s", sums[2] / dt}, {"aux_loss", acts.aux_loss},
-              {"epoch", cursor->epoch()}, {"mtp_loss", mtp ? sums[4] / std::max(1.0, sums[3]) : 0.0},
-              {"indexer_loss", indexer}};
+  Json m{{"loss", nll / double(n_pred)}, {"ppl", std::exp(nll / double(n_pred))},
+         {"lr", lr}, {"grad_norm", u.grad_norm}, {"tokens", int64_t(sums[2])},
+         {"tokens_per_s", sums[2] / dt}, {"aux_loss", acts.aux_loss},
+         {"epoch", cursor->epoch()}, {"mtp_loss", mtp ? sums[4] / std::max(1.0, sums[3]) : 0.0},
+         {"indexer_loss", indexer}};
+  if (dist::active()) {  // rank 0's bytes to other ranks this step (docs/scaling.md)
+    const dist::Traffic sent = dist::traffic();
+    m["alltoall_bytes"] = sent.alltoall_bytes - sent0.alltoall_bytes;
+    m["allreduce_bytes"] = sent.allreduce_bytes - sent0.allreduce_bytes;
+  }
+  return m;
 }
 
 }  // namespace

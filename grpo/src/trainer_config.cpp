@@ -211,6 +211,7 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   Json sched = r.child("schedule");
   c.lora = policy::LoraConfig::from_json(r.child("lora"));
   if (c.lora.base_model.empty()) c.lora.base_model = c.model;
+  c.parallel = train::ParallelConfig::from_json(r.child("parallel"));
   r.finish();
   if (c.lora.on() && !c.grpo.esft.is_null()) {
     fail("lora and grpo.esft both choose what trains: use one");

@@ -28,6 +28,9 @@ struct PackedForward {
   double temperature = 1.0;
   bool replay_routing = false;  // keep routing: force the experts recorded at sampling
   bool keep_mask = false;       // keep sampling mask: renormalise over the recorded kept sets
+  // The update's forward with parallel.ep: experts sharded, every rank in step (scoring
+  // forwards, whose chunk counts differ between ranks, run whole).
+  bool expert_parallel = false;
 
   void run(const std::vector<Rollout>& rs, const std::vector<size_t>& idx, bool keep_acts,
            bool entropy, policy::Activations<float>& acts, std::vector<std::vector<float>>& logp,
@@ -46,6 +49,7 @@ struct PackedForward {
     fo.temperature = temperature;
     fo.keep_activations = keep_acts;
     fo.entropy = entropy;
+    fo.expert_parallel = expert_parallel;
     std::vector<std::vector<int32_t>> replay;
     if (replay_routing) {
       replay = routing_of(rs, idx, batch);
@@ -412,7 +416,8 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
                                       StepTotals& t) {
   const GrpoConfig& g = cfg.grpo;
   const bool token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
-  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask};
+  const bool ep = cfg.parallel.expert_parallel();
+  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask, ep};
   policy::Activations<float>& acts = t.acts;
   std::vector<std::vector<float>> lp;
   std::vector<int64_t> offs;
@@ -454,6 +459,8 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
     if (g.mtp_weight > 0) {
       mtp_keep = mtp_rows(rs, idx, offs, static_cast<int64_t>(acts.logprob.size()), mtp_count);
     }
+  } else if (ep) {
+    policy->forward_idle(acts);  // the other ranks' rows still visit this rank's experts
   }
   dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
   dist::allreduce_max(sums.max.data(), sums.max.size(), "minibatch loss max");
@@ -481,6 +488,8 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
     }
     policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), g.aux_loss_weight * f,
                      dh.empty() ? nullptr : dh.data(), update->ready());
+  } else if (ep) {
+    policy->backward_idle(acts, update->ready());
   } else {
     update->no_backward();
   }

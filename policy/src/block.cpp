@@ -52,7 +52,8 @@ template <typename T>
 void ffn_sublayer(const ModelConfig& c, const LayerP& lp, const T* P, const T* h, T* y,
                   LayerActs<T>& la, const BlockPass& pass) {
   if (lp.moe) {
-    moe_forward(c, lp.moe_p, P, h, y, *pass.layout, la.moe, pass.forced_topk, pass.rowstable);
+    moe_forward(c, lp.moe_p, P, h, y, *pass.layout, la.moe, pass.forced_topk, pass.rowstable,
+                pass.ep);
   } else {
     mlp_forward(lp.mlp_p, P, h, y, pass.layout->n_tokens(), la.mlp, false, pass.rowstable);
   }

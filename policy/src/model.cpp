@@ -195,6 +195,7 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
       pass.forced_selection = next_replay(w);
     }
     if (layers_[l].moe) pass.forced_topk = next_replay(c_.num_experts_per_tok);
+    pass.ep = opts.expert_parallel ? &ep_ : nullptr;
     block_forward(c_, layers_[l], params_.data(), x.data(), la, pass);
     if (layers_[l].moe) acts.aux_loss += la.moe.aux_loss;
   }
@@ -281,6 +282,49 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
       for (int i = 0; i < d; ++i) row[i] += g[i];
     }
   }
+  report(0, layer_begin_[0]);
+}
+
+template <typename T>
+void Model<T>::set_expert_parallel(const ExpertParallel& ep) {
+  AHA_CHECK(ep.size >= 1 && ep.rank >= 0 && ep.rank < ep.size, "expert parallel rank ", ep.rank,
+            " of ", ep.size);
+  if (ep.size > 1 && (c_.n_routed_experts == 0 || c_.n_routed_experts % ep.size != 0)) {
+    fail("expert parallelism over ", ep.size, " ranks needs n_routed_experts divisible by ",
+         ep.size, " (the model has ", c_.n_routed_experts, ")");
+  }
+  ep_ = ep;
+}
+
+template <typename T>
+void Model<T>::forward_idle(Activations<T>& acts) const {
+  acts = Activations<T>{};
+  acts.layout.seq_starts = {0};
+  acts.layers.resize(c_.num_hidden_layers);
+  for (int l = 0; l < c_.num_hidden_layers; ++l) {
+    if (!layers_[l].moe) continue;
+    moe_forward(c_, layers_[l].moe_p, params_.data(), static_cast<const T*>(nullptr),
+                static_cast<T*>(nullptr), acts.layout, acts.layers[l].moe, nullptr, false, &ep_);
+  }
+}
+
+template <typename T>
+void Model<T>::backward_idle(const Activations<T>& acts, const GradsReady* ready) {
+  // The same report points as backward(), with no gradient of this rank's own.
+  const bool frozen = adapter_begin() < table_.total();
+  auto report = [&](size_t b, size_t e) {
+    if (ready != nullptr && e > b && !frozen) (*ready)(b, e);
+  };
+  report(layer_begin_[c_.num_hidden_layers], table_.total());
+  for (int l = c_.num_hidden_layers - 1; l >= 0; --l) {
+    if (layers_[l].moe) {
+      moe_backward(c_, layers_[l].moe_p, params_.data(), grads_.data(),
+                   static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
+                   static_cast<T*>(nullptr), acts.layout, acts.layers[l].moe, 0.0);
+    }
+    report(layer_begin_[l], layer_begin_[l + 1]);
+  }
+  if (frozen && ready != nullptr) (*ready)(adapter_begin(), table_.total());
   report(0, layer_begin_[0]);
 }
 

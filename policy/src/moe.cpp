@@ -11,6 +11,7 @@
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
 #include "aha/policy/moe.h"
+#include "moe_ep.h"
 
 namespace aha::policy {
 
@@ -262,30 +263,66 @@ void balance_loss_grad(const ModelConfig& c, const SeqLayout& layout, const MoeA
   }
 }
 
+// Each expert's gradients are its own; its input gradient goes to a private buffer dxe[e].
+template <typename T>
+void local_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads,
+                            const T* dy, const MoeActs<T>& a, std::vector<Buf<T>>& dxe) {
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  tbb::parallel_for(0, E, [&](int e) {
+    const auto& slots = a.slots[e];
+    const int64_t m = static_cast<int64_t>(slots.size());
+    if (m == 0) return;
+    Buf<T> dye(m * d);
+    for (int64_t r = 0; r < m; ++r) {
+      T w = a.weights[slots[r]];
+      const T* src = dy + (slots[r] / K) * d;
+      for (int i = 0; i < d; ++i) dye[r * d + i] = w * src[i];
+    }
+    dxe[e].assign(m * d, T(0));
+    mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye.data(), dxe[e].data(), m,
+                 a.expert_acts[e]);
+  });
+}
+
 }  // namespace
 
 template <typename T>
 void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
                  const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
-                 bool rowstable) {
+                 bool rowstable, const ExpertParallel* ep) {
   const int64_t n = layout.n_tokens();
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
-  route(c, p, params, x, n, a, forced_topk, rowstable);
+  a.ep = ep != nullptr ? *ep : ExpertParallel{};
+  if (n > 0) {
+    route(c, p, params, x, n, a, forced_topk, rowstable);
+  } else {  // an expert-parallel rank without tokens still serves the others
+    a.scores.clear();
+    a.topk.clear();
+    a.weights.clear();
+  }
   a.slots.assign(E, {});
   for (int64_t i = 0; i < n * K; ++i) a.slots[a.topk[i]].push_back(static_cast<int32_t>(i));
-  a.xin.resize(E);
-  a.out.resize(E);
-  a.expert_acts.resize(E);
-  tbb::parallel_for(0, E, [&](int e) {
-    const auto& slots = a.slots[e];
-    const int64_t m = static_cast<int64_t>(slots.size());
-    a.xin[e].resize(m * d);
-    a.out[e].resize(m * d);
-    if (m == 0) return;
-    for (int64_t r = 0; r < m; ++r) std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
-    mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e],
-                false, rowstable);
-  });
+  if (a.ep.on()) {
+    ep_experts_forward(c, p, params, x, a, rowstable);
+  } else {
+    a.xin.resize(E);
+    a.out.resize(E);
+    a.expert_acts.resize(E);
+    tbb::parallel_for(0, E, [&](int e) {
+      const auto& slots = a.slots[e];
+      const int64_t m = static_cast<int64_t>(slots.size());
+      a.xin[e].resize(m * d);
+      a.out[e].resize(m * d);
+      if (m == 0) return;
+      for (int64_t r = 0; r < m; ++r) {
+        std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
+      }
+      mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e],
+                  false, rowstable);
+    });
+  }
+  a.aux_loss = 0;
+  if (n == 0) return;
   // Combine in (token, k) order so the sum does not depend on scheduling.
   const std::vector<int32_t> row_of = expert_rows(a, n, K);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
@@ -310,24 +347,15 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
                   double aux_coef) {
   const int64_t n = layout.n_tokens();
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  std::vector<Buf<T>> dxe(E);
+  if (a.ep.on()) {
+    ep_experts_backward(c, p, params, grads, dy, a, dxe);
+    if (n == 0) return;
+  } else {
+    local_experts_backward(c, p, params, grads, dy, a, dxe);
+  }
   if (p.has_shared) mlp_backward(p.shared, params, grads, x, dy, dx, n, a.shared_acts);
   const std::vector<int32_t> row_of = expert_rows(a, n, K);
-  // Each expert's gradients are its own; its input gradient goes to a private buffer.
-  std::vector<Buf<T>> dxe(E);
-  tbb::parallel_for(0, E, [&](int e) {
-    const auto& slots = a.slots[e];
-    const int64_t m = static_cast<int64_t>(slots.size());
-    if (m == 0) return;
-    Buf<T> dye(m * d);
-    for (int64_t r = 0; r < m; ++r) {
-      T w = a.weights[slots[r]];
-      const T* src = dy + (slots[r] / K) * d;
-      for (int i = 0; i < d; ++i) dye[r * d + i] = w * src[i];
-    }
-    dxe[e].assign(m * d, T(0));
-    mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye.data(), dxe[e].data(), m,
-                 a.expert_acts[e]);
-  });
   // Per token: the experts' input gradients into dx, the combine weights' into the router.
   Buf<T> dlogits(n * E, T(0));
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
@@ -360,7 +388,8 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
 
 #define AHA_INSTANTIATE_MOE(T)                                                                  \
   template void moe_forward<T>(const ModelConfig&, const MoeP&, const T*, const T*, T*,          \
-                               const SeqLayout&, MoeActs<T>&, const int32_t*, bool);            \
+                               const SeqLayout&, MoeActs<T>&, const int32_t*, bool,          \
+                               const ExpertParallel*);                                         \
   template void moe_backward<T>(const ModelConfig&, const MoeP&, const T*, T*, const T*,         \
                                 const T*, T*, const SeqLayout&, const MoeActs<T>&, double);
 

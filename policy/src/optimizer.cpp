@@ -105,6 +105,37 @@ void Optimizer<T>::set_trainable(const std::string& name, bool trainable) {
 }
 
 template <typename T>
+void Optimizer<T>::hold_only(const std::vector<uint8_t>& held) {
+  AHA_CHECK(held.size() == table_.entries().size() && t_ == 0, "hold_only on ", held.size(),
+            " entries after ", t_, " steps");
+  size_t n = 0;
+  for (size_t k = 0; k < held.size(); ++k) {
+    if (!held[k]) {
+      trainable_[k] = 0;
+      moment_at_[k] = kNoParam;
+    }
+    if (moment_at_[k] == kNoParam) continue;
+    moment_at_[k] = n;
+    n += table_.entries()[k].numel;
+  }
+  if (cfg_.kind == "adamw") {  // still all zero: repacking is a resize
+    m_.assign(n, T(0));
+    v_.assign(n, T(0));
+    m_.shrink_to_fit();
+    v_.shrink_to_fit();
+  }
+}
+
+template <typename T>
+const T* Optimizer<T>::exp_avg(size_t k) const {
+  return cfg_.kind == "adamw" && moment_at_[k] != kNoParam ? m_.data() + moment_at_[k] : nullptr;
+}
+template <typename T>
+const T* Optimizer<T>::exp_avg_sq(size_t k) const {
+  return cfg_.kind == "adamw" && moment_at_[k] != kNoParam ? v_.data() + moment_at_[k] : nullptr;
+}
+
+template <typename T>
 void Optimizer<T>::update(T* p, const T* g, T* m, T* v, size_t n, double lr, double wd,
                           double bc1, double bc2) const {
   if (cfg_.kind == "sgd") {
@@ -151,15 +182,18 @@ void Optimizer<T>::step(T* params, const T* grads, double lr) {
 }
 
 template <typename T>
-void Optimizer<T>::save(const std::string& path) const {
+void Optimizer<T>::save(const std::string& path, const std::vector<Moments>& others) const {
   std::vector<TensorToWrite> tensors;
   const DType src = sizeof(T) == 8 ? DType::kF64 : DType::kF32;
   if (cfg_.kind == "adamw") {
+    std::vector<const T*> m(table_.entries().size()), v(m.size());
+    for (size_t k = 0; k < m.size(); ++k) m[k] = exp_avg(k), v[k] = exp_avg_sq(k);
+    for (const Moments& o : others) m[o.entry] = o.m, v[o.entry] = o.v;
     for (size_t k = 0; k < table_.entries().size(); ++k) {
       const ParamEntry& e = table_.entries()[k];
-      if (moment_at_[k] == kNoParam) continue;
-      tensors.push_back({"exp_avg." + e.name, e.shape, m_.data() + moment_at_[k], src, src});
-      tensors.push_back({"exp_avg_sq." + e.name, e.shape, v_.data() + moment_at_[k], src, src});
+      if (m[k] == nullptr) continue;
+      tensors.push_back({"exp_avg." + e.name, e.shape, m[k], src, src});
+      tensors.push_back({"exp_avg_sq." + e.name, e.shape, v[k], src, src});
     }
   }
   write_safetensors(path, tensors, {{"step", std::to_string(t_)}, {"kind", cfg_.kind}});

@@ -5,41 +5,12 @@
 #include <cmath>
 #include <filesystem>
 
-#include "aha/core/safetensors.h"
-#include "run_aha.h"
+#include "run_mpi.h"
 
 namespace aha::testing {
 namespace {
 
 namespace fs = std::filesystem;
-
-// mpirun with what a container needs (root, no high-speed network), or "" when unavailable.
-std::string mpirun() {
-  if (run_aha("version").out.find("mpi: yes") == std::string::npos) return "";
-  if (std::system("command -v mpirun > /dev/null 2>&1") != 0) return "";
-  // single_copy_mechanism none: containers often forbid the cross-memory attach vader uses.
-  return "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_btl=self,vader "
-         "OMPI_MCA_btl_vader_single_copy_mechanism=none "
-         "OMPI_MCA_rmaps_base_oversubscribe=1 timeout 300 mpirun -np 2 ";
-}
-
-// Runs `aha ARGS` under mpirun; env holds NAME=VALUE pairs for every rank.
-CmdResult run_mpi(const std::string& args, const std::vector<std::string>& env = {}) {
-  namespace fs = std::filesystem;
-  fs::path dir = fs::temp_directory_path() / ("aha_mpi_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  std::string xs;
-  for (const std::string& e : env) xs += "-x " + e + " ";
-  const std::string cmd = mpirun() + xs + AHA_BINARY + " " + args + " > " + (dir / "out").string() +
-                          " 2> " + (dir / "err").string();
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::stringstream ss;
-    ss << std::ifstream(p).rdbuf();
-    return ss.str();
-  };
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir / "out"), slurp(dir / "err")};
-}
 
 // 5 prompts x 4 samples split 2/3 over the ranks, minibatches of 12 sequences: the first
 // minibatch spans both ranks, so the loss normalisation across ranks is exercised; rewards are
@@ -71,19 +42,6 @@ class Mpi : public ::testing::Test {
   fs::path dir_;
   std::string cfg_;
 };
-
-double max_weight_diff(const fs::path& a, const fs::path& b) {
-  TensorArchive x(a.string()), y(b.string());
-  double worst = 0;
-  for (const std::string& name : x.names()) {
-    const TensorInfo& info = x.info(name);
-    std::vector<float> u(info.numel()), v(info.numel());
-    x.read(name, info.shape, u.data());
-    y.read(name, info.shape, v.data());
-    for (size_t i = 0; i < u.size(); ++i) worst = std::max(worst, double(std::abs(u[i] - v[i])));
-  }
-  return worst;
-}
 
 TEST_F(Mpi, TwoRanksGiveTheWeightsOfOne) {
   CmdResult one = run_aha(train("one"));

@@ -178,7 +178,9 @@ TEST(GradCheck, BlockInputs) {
     MoeActs<double> moe;
     check_block_input(
         n, c.hidden_size,
-        [&](const double* x, double* y) { moe_forward(c, lp.moe_p, P, x, y, layout, moe, nullptr, false); },
+        [&](const double* x, double* y) {
+          moe_forward(c, lp.moe_p, P, x, y, layout, moe, nullptr, false, nullptr);
+        },
         [&](const double* x, const double* dy, double* dx) {
           moe_backward(c, lp.moe_p, P, m.grads().data(), x, dy, dx, layout, moe, 0.0);
         },

@@ -105,7 +105,7 @@ void run_forward(const Op& op, const Model<T>& m, const T* x, T* y, const SeqLay
     case Part::kAttention: lp.attn->forward(P, x, y, layout, la.attn); return;
     case Part::kFfn:
       if (lp.moe) {
-        moe_forward(c, lp.moe_p, P, x, y, layout, la.moe, nullptr, false);
+        moe_forward(c, lp.moe_p, P, x, y, layout, la.moe, nullptr, false, nullptr);
       } else {
         mlp_forward(lp.mlp_p, P, x, y, n, la.mlp, false, false);
       }

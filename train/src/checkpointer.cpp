@@ -78,10 +78,15 @@ std::string Checkpointer::save_weights(const std::string& name, const ExtraFiles
 
 std::string Checkpointer::save(const std::string& name, int64_t step, Json own,
                                const ExtraFiles& extra) {
+  // Expert parallel: every rank's experts' moments to rank 0, for one file any run can load.
+  ExpertShards::Gathered others;
+  if (state_.update.shards().on()) {
+    others = state_.update.shards().gather_moments(state_.opt, state_.model.table());
+  }
   const std::string dir =
       save_weights(name.empty() ? "checkpoint-" + std::to_string(step) : name, extra);
   if (dir.empty()) return dir;
-  state_.opt.save((fs::path(dir) / kOptimizerFile).string());
+  state_.opt.save((fs::path(dir) / kOptimizerFile).string(), others.moments);
   own["step"] = step;
   own["cursor"] = state_.cursor.state();
   own["nan_streak"] = state_.update.nan_streak();

@@ -16,8 +16,16 @@ UpdateStep::UpdateStep(policy::Model<float>& model, policy::Optimizer<float>& op
       opt_(opt),
       max_grad_norm_(max_grad_norm),
       max_nan_skips_(max_nan_skips),
-      db_(db) {
-  ready_ = [this](size_t b, size_t e) { grad_sum_.start(model_.grads().data() + b, e - b); };
+      db_(db),
+      shards_(model) {
+  ready_ = [this](size_t b, size_t e) {
+    // Expert parallel: each rank's experts' gradients are complete where they are.
+    if (!shards_.on()) return grad_sum_.start(model_.grads().data() + b, e - b);
+    shards_.outside(b, e, [this](size_t x, size_t y) {
+      grad_sum_.start(model_.grads().data() + x, y - x);
+    });
+  };
+  if (shards_.on()) opt_.hold_only(shards_.held(model_.table()));
 }
 
 void UpdateStep::set_trainable(std::vector<uint8_t> mask) {
@@ -44,10 +52,12 @@ UpdateResult UpdateStep::apply(double loss, double lr, int64_t at_step) {
   // ESFT: frozen tensors neither learn nor count in the gradient norm.
   if (!trainable_.empty()) policy::apply_mask(model_.table(), trainable_, grads);
   UpdateResult r;
-  r.grad_norm = policy::clip_grad_norm(model_.table(), grads, max_grad_norm_);
+  r.grad_norm = shards_.on() ? shards_.clip_grad_norm(model_.table(), grads, max_grad_norm_)
+                             : policy::clip_grad_norm(model_.table(), grads, max_grad_norm_);
   if (std::isfinite(r.grad_norm) && std::isfinite(loss)) {
     nan_streak_ = 0;
     opt_.step(model_.params().data(), grads, lr);
+    if (shards_.on()) shards_.sync_weights(model_.params().data());
     return r;
   }
   r.skipped = true;

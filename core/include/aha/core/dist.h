@@ -46,6 +46,9 @@ class AsyncSum {
   std::vector<void*> reqs_;  // MPI_Request handles (opaque here)
 };
 
+// In place: rank r's block [r * per, (r + 1) * per) of data goes to every rank (each rank's
+// part of a buffer laid out in rank order, e.g. its experts' weights after its optimizer step).
+void allgather_blocks(float* data, size_t per, const char* what);
 // Every rank's vector, concatenated in rank order, on every rank.
 std::vector<double> allgather(const std::vector<double>& mine, const char* what);
 // Where this rank's n items start in that concatenation, and how many there are in all.
@@ -53,6 +56,22 @@ struct Span {
   int64_t first = 0, total = 0;
 };
 Span span_in_all(int64_t n, const char* what);
+// All-to-all (expert parallelism): send[q] goes to rank q. alltoall_counts exchanges `per` counts
+// with every rank (recv[s * per + i] is what rank s sent here); alltoallv moves values whose
+// per-rank counts (in values) both sides already know, packed in rank order.
+std::vector<int64_t> alltoall_counts(const std::vector<int64_t>& send, int per, const char* what);
+void alltoallv(const float* send, const std::vector<int64_t>& send_counts, float* recv,
+               const std::vector<int64_t>& recv_counts, const char* what);
+void alltoallv(const double* send, const std::vector<int64_t>& send_counts, double* recv,
+               const std::vector<int64_t>& recv_counts, const char* what);
+// Bytes this rank has sent to other ranks so far, by kind of collective (for benchmarks):
+// all-to-all payloads to other ranks, allreduce buffers (each counted once, as given) and this
+// rank's blocks of allgather_blocks.
+struct Traffic {
+  int64_t alltoall_bytes = 0, allreduce_bytes = 0, allgather_bytes = 0;
+};
+Traffic traffic();
+
 // Every rank's string on rank 0 (in rank order); other ranks get an empty vector.
 std::vector<std::string> gather_to_root(const std::string& mine, const char* what);
 void barrier(const char* what);

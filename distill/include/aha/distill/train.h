@@ -12,6 +12,7 @@
 #include "aha/core/config.h"
 #include "aha/policy/optimizer.h"
 #include "aha/rollout/sampling.h"
+#include "aha/train/expert_parallel.h"
 
 namespace aha::distill {
 
@@ -59,6 +60,7 @@ struct DistillConfig {
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
   policy::LoraConfig lora;  // "lora": adapters on the student, its base frozen (as aha train)
+  train::ParallelConfig parallel;  // "parallel": {"ep": N}: an MoE student's experts over N ranks
   static DistillConfig from_json(const Json& j);  // strict
 };
 

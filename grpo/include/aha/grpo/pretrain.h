@@ -9,6 +9,7 @@
 #include "aha/core/config.h"
 #include "aha/policy/attention.h"
 #include "aha/policy/optimizer.h"
+#include "aha/train/expert_parallel.h"
 
 namespace aha::grpo {
 
@@ -37,6 +38,7 @@ struct PretrainConfig {
   // is detached either way.
   double indexer_loss_weight = 0.0;
   policy::IndexerSupport indexer_stage = policy::IndexerSupport::kSparse;
+  train::ParallelConfig parallel;  // "parallel": {"ep": N}: experts sharded over N ranks
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
   static PretrainConfig from_json(const Json& j);  // strict

@@ -18,6 +18,7 @@
 #include "aha/rollout/episode.h"
 #include "aha/rollout/sampling.h"
 #include "aha/tools/tools.h"
+#include "aha/train/expert_parallel.h"
 
 namespace aha::grpo {
 
@@ -123,6 +124,7 @@ struct TrainConfig {
   policy::OptimizerConfig optimizer;
   policy::LrSchedule schedule;
   policy::LoraConfig lora;       // "lora": adapters on a frozen base (rank 0: full fine-tuning)
+  train::ParallelConfig parallel;  // "parallel": {"ep": N}: routed experts sharded over N ranks
   // Parses strictly: unknown keys anywhere are errors. Defaults are R1-Zero's.
   static TrainConfig from_json(const Json& j);
 };

@@ -64,6 +64,9 @@ struct BlockPass {
   // Sparse attention: replay this selection [n, selection_width()] (nullptr: choose).
   const int32_t* forced_selection = nullptr;
   bool rowstable = false;              // the batch-invariant kernels of the decode path
+  // MoE: the routed experts sharded over the ranks (expert-parallel training forwards; every
+  // rank walks the same layers); nullptr: every expert runs here (rollouts, scoring).
+  const ExpertParallel* ep = nullptr;
   const DecodeStep* decode = nullptr;  // decode: attention over the caches (float only)
   float* cache_rows = nullptr;         // prefill: the tokens' cache rows [n, cache_width]
   // Engram layers: each token's n-gram ids [n, max_ngram] (engram.h) and the short

@@ -37,6 +37,10 @@ struct ForwardOptions {
   // Keep sampling mask: per packed token, the ids the sampler drew from (nullptr: all). The
   // sets must outlive backward(): Activations keeps the pointers.
   const KeptSets* kept_ids = nullptr;
+  // Run the MoE layers' routed experts sharded over the ranks (Model::set_expert_parallel).
+  // Every rank must make the same sequence of such forwards and their backwards (forward_idle
+  // and backward_idle on a rank without tokens): each MoE layer exchanges rows with all ranks.
+  bool expert_parallel = false;
 };
 
 template <typename T>
@@ -119,6 +123,16 @@ class Model {
   // No defaults: every caller says what the loss depends on.
   void backward(const Activations<T>& acts, const T* dlogprob, const T* dentropy,
                 double aux_weight, const T* dh_final, const GradsReady* ready);
+  // Expert parallelism (ep.size > 1): forwards with ForwardOptions::expert_parallel run only
+  // expert block ep.rank here, on the rows of every rank. Every expert stays allocated, so
+  // scoring and rollouts still run whole on each rank (docs/scaling.md).
+  void set_expert_parallel(const ExpertParallel& ep);
+  const ExpertParallel& expert_parallel() const { return ep_; }
+  // A rank without tokens in an expert-parallel forward/backward: serves the other ranks' rows
+  // in every MoE layer and reports backward's gradient ranges in the same order.
+  void forward_idle(Activations<T>& acts) const;
+  void backward_idle(const Activations<T>& acts, const GradsReady* ready);
+
   // The ranges backward() reports, in its order; together they cover grads() once.
   std::vector<std::pair<size_t, size_t>> grad_ranges() const;
 
@@ -141,6 +155,7 @@ class Model {
   std::vector<LayerP> layers_;
   std::vector<size_t> layer_begin_;  // first parameter offset of each layer, then of the final norm
   std::unique_ptr<RopeTable> rope_;  // before layers_ is filled: the attention kinds refer to it
+  ExpertParallel ep_;
 };
 
 // Largest position the RoPE table covers (min of max_position_embeddings and this cap).

@@ -20,6 +20,16 @@ struct MoeP {
 };
 MoeP add_moe(ParamTable& t, const std::string& prefix, const ModelConfig& c);
 
+// Expert parallelism: the routed experts split into `size` contiguous blocks of equal size,
+// block r run by rank r (Model::set_expert_parallel). size 1: every expert runs here.
+struct ExpertParallel {
+  int rank = 0;
+  int size = 1;
+  bool on() const { return size > 1; }
+  int n_local(int n_experts) const { return n_experts / size; }
+  int first(int n_experts) const { return n_local(n_experts) * rank; }
+};
+
 template <typename T>
 struct MoeActs {
   Buf<T> scores;                               // [n, E] softmax or sigmoid of router logits
@@ -28,6 +38,10 @@ struct MoeActs {
   std::vector<std::vector<int32_t>> slots;     // per expert: t * K + k of its tokens, ascending
   std::vector<Buf<T>> xin, out;                // per expert: gathered inputs, outputs [m_e, d]
   std::vector<MlpActs<T>> expert_acts;
+  // Expert parallel: out[e] holds this rank's rows of every expert (sent back by its owner);
+  // xin and expert_acts only the local experts', over the rows every rank sent, in rank order.
+  ExpertParallel ep;                           // the forward's sharding; backward mirrors it
+  std::vector<int64_t> ep_recv;                // [size, n_local]: rows rank s sent expert j
   MlpActs<T> shared_acts;
   double aux_loss = 0;                         // sequence-wise balance loss (unweighted)
 };
@@ -35,10 +49,12 @@ struct MoeActs {
 // forced_topk: replay the selection recorded at sampling ([n, K]) instead of routing afresh
 // (nullptr: route every token afresh); a token whose first entry is -1 is routed afresh.
 // rowstable: the batch-invariant kernels of the decode path.
+// ep: run the routed experts sharded over the ranks (every rank must call, in the same layer
+// order, with any number of tokens, zero included); nullptr: every expert here.
 template <typename T>
 void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
                  const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
-                 bool rowstable);
+                 bool rowstable, const ExpertParallel* ep);
 // aux_coef: weight of the balance loss in the objective being differentiated (0: ignore it).
 template <typename T>
 void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads, const T* x,

@@ -52,7 +52,20 @@ class Optimizer {
   void step(T* params, const T* grads, double lr);
   int64_t steps() const { return t_; }
 
-  void save(const std::string& path) const;
+  // Expert parallelism: entries with held[k] == 0 (another rank's experts) are frozen here and
+  // keep no moments, which frees their memory. Call before load() and the first step.
+  void hold_only(const std::vector<uint8_t>& held);
+  // Entry k's AdamW moments (nullptr when this instance keeps none, or under SGD).
+  const T* exp_avg(size_t k) const;
+  const T* exp_avg_sq(size_t k) const;
+  // Moments of entries this instance does not keep, written beside its own (what other ranks
+  // hold, gathered for one complete file).
+  struct Moments {
+    size_t entry;
+    const T *m, *v;
+  };
+  void save(const std::string& path, const std::vector<Moments>& others = {}) const;
+  // Reads the moments of the entries this instance keeps (a file with more is fine).
   void load(const std::string& path);
 
  private:

@@ -58,7 +58,8 @@ class Checkpointer {
 
   // Writes <output_dir>/<name> ("checkpoint-<step>" when empty): the weights, the optimizer,
   // extra(dir), then trainer_state.json (`own` plus the step, cursor and streak); recorded in
-  // run.db. Returns the directory ("" on ranks without run.db).
+  // run.db. Returns the directory ("" on ranks without run.db). Every rank calls it (under
+  // expert parallelism the other ranks' expert moments are gathered to rank 0 first).
   std::string save(const std::string& name, int64_t step, Json own, const ExtraFiles& extra);
   // Only the weights (and extra files) in <output_dir>/<name>, e.g. the final model.
   std::string save_weights(const std::string& name, const ExtraFiles& extra) const;

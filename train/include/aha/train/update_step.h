@@ -12,6 +12,7 @@
 #include "aha/policy/model.h"
 #include "aha/policy/optimizer.h"
 #include "aha/runlog/run_db.h"
+#include "aha/train/expert_parallel.h"
 
 namespace aha::train {
 
@@ -49,6 +50,9 @@ class UpdateStep {
   // when that makes more than max_nan_skips skips in a row.
   UpdateResult apply(double loss, double lr, int64_t at_step);
 
+  // Expert parallelism (the model's set_expert_parallel): whose experts are whose; off otherwise.
+  const ExpertShards& shards() const { return shards_; }
+
   // Skips in a row so far; kept in trainer_state.json so that a resume counts on.
   int nan_streak() const { return nan_streak_; }
   void set_nan_streak(int n) { nan_streak_ = n; }
@@ -61,6 +65,7 @@ class UpdateStep {
   runlog::RunDb* db_;
   std::vector<uint8_t> trainable_;
   int nan_streak_ = 0;
+  ExpertShards shards_;  // before grad_sum_'s ranges are known
   dist::AsyncSum grad_sum_;
   policy::Model<float>::GradsReady ready_;
 };

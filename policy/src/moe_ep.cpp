@@ -1,0 +1,184 @@
+// Expert-parallel dispatch and combine of one MoE layer over MPI all-to-alls (moe_ep.h).
+#include "moe_ep.h"
+
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+
+#include "aha/core/dist.h"
+#include "aha/core/error.h"
+
+namespace aha::policy {
+
+namespace {
+
+// Where rows sit on both sides of an exchange. The sender packs rank q's share as the rows of
+// q's experts j = 0..L-1 in a.slots order; the owner holds them as rank s's rows of expert j,
+// s = 0..S-1, so that each local expert sees the rows in global token order (rank 0's tokens
+// first), as one rank would.
+struct Plan {
+  int S = 1, L = 0, first = 0, d = 0;
+  std::vector<int64_t> recv;              // [S, L]: rows rank s sent local expert j
+  std::vector<int64_t> send_values;       // [S]: values this rank sends rank q
+  std::vector<int64_t> recv_values;       // [S]: values rank s sends here
+  std::vector<int64_t> rows;              // [L]: rows of local expert j over every rank
+  int64_t recv_row(int s, int j) const {  // first row of (s, j) in the received buffer
+    int64_t r = 0;
+    for (int i = 0; i < s * L + j; ++i) r += recv[i];
+    return r;
+  }
+  int64_t expert_row(int s, int j) const {  // first row of rank s within local expert j
+    int64_t r = 0;
+    for (int i = 0; i < s; ++i) r += recv[i * L + j];
+    return r;
+  }
+};
+
+template <typename T>
+Plan make_plan(const ModelConfig& c, const MoeActs<T>& a, std::vector<int64_t> recv) {
+  Plan pl;
+  pl.S = a.ep.size;
+  pl.L = a.ep.n_local(c.n_routed_experts);
+  pl.first = a.ep.first(c.n_routed_experts);
+  pl.d = c.hidden_size;
+  pl.recv = std::move(recv);
+  pl.send_values.assign(pl.S, 0);
+  pl.recv_values.assign(pl.S, 0);
+  pl.rows.assign(pl.L, 0);
+  for (int q = 0; q < pl.S; ++q) {
+    for (int j = 0; j < pl.L; ++j) {
+      pl.send_values[q] += static_cast<int64_t>(a.slots[q * pl.L + j].size()) * pl.d;
+      pl.recv_values[q] += pl.recv[q * pl.L + j] * pl.d;
+      pl.rows[j] += pl.recv[q * pl.L + j];
+    }
+  }
+  return pl;
+}
+
+// The owner's side: the received buffer regrouped per local expert, and back.
+template <typename T>
+void to_experts(const Plan& pl, const Buf<T>& got, std::vector<Buf<T>>& per_expert) {
+  per_expert.resize(pl.L);
+  for (int j = 0; j < pl.L; ++j) per_expert[j].resize(pl.rows[j] * pl.d);
+  for (int s = 0; s < pl.S; ++s) {
+    for (int j = 0; j < pl.L; ++j) {
+      std::copy_n(got.data() + pl.recv_row(s, j) * pl.d, pl.recv[s * pl.L + j] * pl.d,
+                  per_expert[j].data() + pl.expert_row(s, j) * pl.d);
+    }
+  }
+}
+
+template <typename T>
+Buf<T> from_experts(const Plan& pl, const std::vector<const T*>& per_expert) {
+  int64_t total = 0;
+  for (int64_t v : pl.recv_values) total += v;
+  Buf<T> out(total);
+  for (int s = 0; s < pl.S; ++s) {
+    for (int j = 0; j < pl.L; ++j) {
+      std::copy_n(per_expert[j] + pl.expert_row(s, j) * pl.d, pl.recv[s * pl.L + j] * pl.d,
+                  out.data() + pl.recv_row(s, j) * pl.d);
+    }
+  }
+  return out;
+}
+
+// The sender's side: what came back, split into every expert's rows in a.slots order.
+template <typename T>
+void to_slots(const Plan& pl, const MoeActs<T>& a, const Buf<T>& back, std::vector<Buf<T>>& out) {
+  out.resize(a.slots.size());
+  int64_t at = 0;
+  for (size_t e = 0; e < a.slots.size(); ++e) {
+    const int64_t n = static_cast<int64_t>(a.slots[e].size()) * pl.d;
+    out[e].assign(back.data() + at, back.data() + at + n);
+    at += n;
+  }
+}
+
+template <typename T>
+Buf<T> exchange(const Plan& pl, const Buf<T>& send, bool forward_way, const char* what) {
+  const auto& sc = forward_way ? pl.send_values : pl.recv_values;
+  const auto& rc = forward_way ? pl.recv_values : pl.send_values;
+  int64_t total = 0;
+  for (int64_t v : rc) total += v;
+  Buf<T> got(total);
+  dist::alltoallv(send.data(), sc, got.data(), rc, what);
+  return got;
+}
+
+}  // namespace
+
+template <typename T>
+void ep_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x,
+                        MoeActs<T>& a, bool rowstable) {
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  AHA_CHECK(E % a.ep.size == 0, "expert parallel: ", E, " experts over ", a.ep.size, " ranks");
+  std::vector<int64_t> counts(E);
+  for (int e = 0; e < E; ++e) counts[e] = static_cast<int64_t>(a.slots[e].size());
+  const Plan pl =
+      make_plan(c, a, dist::alltoall_counts(counts, E / a.ep.size, "MoE dispatch counts"));
+  a.ep_recv = pl.recv;
+  Buf<T> send;
+  for (int e = 0; e < E; ++e) {
+    for (int32_t slot : a.slots[e])
+      send.insert(send.end(), x + (slot / K) * d, x + (slot / K + 1) * d);
+  }
+  const Buf<T> got = exchange(pl, send, true, "MoE dispatch");
+  std::vector<Buf<T>> xin;
+  to_experts(pl, got, xin);
+  a.xin.assign(E, {});
+  a.expert_acts.assign(E, {});
+  std::vector<Buf<T>> out(pl.L);
+  tbb::parallel_for(0, pl.L, [&](int j) {
+    const int e = pl.first + j;
+    a.xin[e] = std::move(xin[j]);
+    out[j].resize(pl.rows[j] * d);
+    if (pl.rows[j] == 0) return;
+    mlp_forward(p.experts[e], params, a.xin[e].data(), out[j].data(), pl.rows[j], a.expert_acts[e],
+                false, rowstable);
+  });
+  std::vector<const T*> outs(pl.L);
+  for (int j = 0; j < pl.L; ++j) outs[j] = out[j].data();
+  const Buf<T> back = exchange(pl, from_experts(pl, outs), false, "MoE combine");
+  to_slots(pl, a, back, a.out);
+}
+
+template <typename T>
+void ep_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads,
+                         const T* dy, const MoeActs<T>& a, std::vector<Buf<T>>& dxe) {
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const Plan pl = make_plan(c, a, a.ep_recv);
+  // The gradient of each row's output: its combine weight times the token's dy.
+  Buf<T> send;
+  for (int e = 0; e < E; ++e) {
+    for (int32_t slot : a.slots[e]) {
+      const T w = a.weights[slot];
+      const T* src = dy + (slot / K) * d;
+      for (int i = 0; i < d; ++i) send.push_back(w * src[i]);
+    }
+  }
+  const Buf<T> got = exchange(pl, send, true, "MoE backward dispatch");
+  std::vector<Buf<T>> dye, dxl(pl.L);
+  to_experts(pl, got, dye);
+  tbb::parallel_for(0, pl.L, [&](int j) {
+    const int e = pl.first + j;
+    dxl[j].assign(pl.rows[j] * d, T(0));
+    if (pl.rows[j] == 0) return;
+    mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye[j].data(), dxl[j].data(),
+                 pl.rows[j], a.expert_acts[e]);
+  });
+  std::vector<const T*> dxs(pl.L);
+  for (int j = 0; j < pl.L; ++j) dxs[j] = dxl[j].data();
+  const Buf<T> back = exchange(pl, from_experts(pl, dxs), false, "MoE backward combine");
+  to_slots(pl, a, back, dxe);
+}
+
+#define AHA_INSTANTIATE_MOE_EP(T)                                                               \
+  template void ep_experts_forward<T>(const ModelConfig&, const MoeP&, const T*, const T*,      \
+                                      MoeActs<T>&, bool);                                       \
+  template void ep_experts_backward<T>(const ModelConfig&, const MoeP&, const T*, T*, const T*, \
+                                       const MoeActs<T>&, std::vector<Buf<T>>&);
+
+AHA_INSTANTIATE_MOE_EP(float)
+AHA_INSTANTIATE_MOE_EP(double)
+
+}  // namespace aha::policy

@@ -1,0 +1,181 @@
+// Expert parallelism under mpirun on loopback (parallel.ep = 2): the routed experts split over
+// 2 ranks, tokens travel to their experts' rank and back, and training ends with the weights a
+// single rank reaches on the same config (up to fp32 summation order).
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <regex>
+
+#include "aha/core/config.h"
+#include "run_mpi.h"
+
+namespace aha::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+// kB rank 0 sent all-to-all at the last step (from the progress line), or -1.
+double alltoall_kb(const std::string& err) {
+  std::smatch m;
+  if (!std::regex_search(err, m, std::regex(R"(rank 0 sent ([0-9.]+) kB all-to-all)"))) return -1;
+  return std::stod(m[1]);
+}
+
+class MpiEp : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("aha_mpi_ep_" + std::to_string(::getpid()));
+    make_tiny_model(dir_);  // 8 routed experts, 2 per token, in layers 1-3
+    if (HasFatalFailure()) return;
+    cfg_ = (dir_ / "pre.json").string();
+    std::ofstream(cfg_) << R"({"model": ")" << (dir_ / "model").string() << R"(",
+      "output_dir": "unset", "data": {"train": "synthetic:addition", "size": 200}, "steps": 3,
+      "batch_tokens": 300, "threads": 1, "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.2}})";
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string pretrain(const std::string& out) {
+    return "pretrain --config " + cfg_ + " --set output_dir=" + (dir_ / out).string();
+  }
+  // A copy of the tiny model whose config.json sets more keys.
+  std::string model_with(const std::string& name, const Json& keys) {
+    const fs::path to = dir_ / name;
+    fs::create_directories(to);
+    for (const auto& f : fs::directory_iterator(dir_ / "model"))
+      fs::copy(f.path(), to / f.path().filename());
+    Json c = load_json_file((to / "config.json").string());
+    c.update(keys);
+    std::ofstream(to / "config.json") << c.dump(2);
+    return to.string();
+  }
+  void expect_same_weights(const std::string& one, const std::string& two,
+                           const std::string& from) {
+    const double diff = max_weight_diff(dir_ / one / "final/model.safetensors",
+                                        dir_ / two / "final/model.safetensors");
+    const double moved = max_weight_diff(fs::path(from) / "model.safetensors",
+                                         dir_ / one / "final/model.safetensors");
+    std::printf("%s: max |1 rank - 2 ranks EP| = %.3g, max |update| = %.3g\n", two.c_str(), diff,
+                moved);
+    EXPECT_GT(moved, 1e-3);
+    EXPECT_LT(diff, 1e-5);
+  }
+  fs::path dir_;
+  std::string cfg_;
+};
+
+TEST_F(MpiEp, PretrainTwoExpertParallelRanksGiveTheWeightsOfOne) {
+  if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  CmdResult one = run_aha(pretrain("one"));
+  ASSERT_EQ(one.rc, 0) << one.err;
+  CmdResult two = run_mpi(pretrain("ep2") + " --set parallel.ep=2");
+  ASSERT_EQ(two.rc, 0) << two.err;
+  expect_same_weights("one", "ep2", (dir_ / "model").string());
+  EXPECT_GT(alltoall_kb(two.err), 0.0) << "no token travelled to another rank's experts:\n"
+                                       << two.err;
+  // Data parallel alone sends no all-to-all.
+  CmdResult dp = run_mpi(pretrain("dp2"));
+  ASSERT_EQ(dp.rc, 0) << dp.err;
+  EXPECT_EQ(alltoall_kb(dp.err), 0.0) << dp.err;
+}
+
+// Checkpoints under expert parallelism: the weights on every rank are complete, rank 0 writes
+// them in the HF layout and gathers the other rank's expert AdamW moments into the one
+// optimizer.safetensors. A 2-rank EP run paused at step 2 resumes on 1 rank, and a 1-rank run
+// resumes on 2 EP ranks; both end where 4 straight steps on 1 rank end (a missing or wrong
+// moment would move Adam's next steps by about lr).
+TEST_F(MpiEp, ResumeWithAnotherExpertParallelSize) {
+  if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string adam =
+      " --set steps=4 --set optimizer.kind=adamw --set schedule.lr=0.003";
+  CmdResult straight = run_aha(pretrain("straight") + adam);
+  ASSERT_EQ(straight.rc, 0) << straight.err;
+  CmdResult a = run_mpi(pretrain("ep_then_one") + adam + " --set parallel.ep=2 --max-steps 2");
+  ASSERT_EQ(a.rc, 0) << a.err;
+  CmdResult b = run_aha(pretrain("ep_then_one") + adam + " --resume");
+  ASSERT_EQ(b.rc, 0) << b.err;
+  CmdResult c = run_aha(pretrain("one_then_ep") + adam + " --max-steps 2");
+  ASSERT_EQ(c.rc, 0) << c.err;
+  CmdResult d = run_mpi(pretrain("one_then_ep") + adam + " --set parallel.ep=2 --resume");
+  ASSERT_EQ(d.rc, 0) << d.err;
+  expect_same_weights("straight", "ep_then_one", (dir_ / "model").string());
+  expect_same_weights("straight", "one_then_ep", (dir_ / "model").string());
+}
+
+// Device-limited routing with one device per token (each rank holds one device's experts):
+// the same function on 1 rank and on 2 (moe_routing_test counts the devices per token).
+TEST_F(MpiEp, DeviceLimitedRoutingOneDevicePerToken) {
+  if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string model = model_with("m1", {{"n_devices", 2}, {"topk_devices", 1}});
+  const std::string use = " --set model=" + model;
+  CmdResult one = run_aha(pretrain("m1one") + use);
+  ASSERT_EQ(one.rc, 0) << one.err;
+  CmdResult two = run_mpi(pretrain("m1ep2") + use + " --set parallel.ep=2");
+  ASSERT_EQ(two.rc, 0) << two.err;
+  expect_same_weights("m1one", "m1ep2", model);
+}
+
+// GRPO as in mpi_cli_test (5 prompts x 4 samples split 2/3, minibatches of 12 spanning both
+// ranks, the last with no sequence on rank 0, which still serves its experts), with and without
+// keep routing (the experts recorded at sampling replayed in the sharded update).
+TEST_F(MpiEp, GrpoTwoExpertParallelRanksGiveTheWeightsOfOne) {
+  if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string cfg = (dir_ / "grpo.json").string();
+  std::ofstream(cfg) << R"({"model": ")" << (dir_ / "model").string() << R"(",
+    "output_dir": "unset", "seed": 5,
+    "data": {"train": "synthetic:addition", "template": "{prompt}"},
+    "rewards": [{"name": "math"}, {"name": "cosine", "params": {"max_len": 10}}],
+    "accuracy_reward": "math", "sampling": {"max_new_tokens": 10},
+    "grpo": {"steps": 3, "prompts_per_step": 5, "group_size": 4, "beta": 0.02,
+             "minibatch_size": 12, "num_iterations": 2, "threads": 1, "checksum_every": 1,
+             "scale_rewards": "batch"},
+    "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.05}})";
+  for (const std::string keep : {"false", "true"}) {
+    const std::string base = "train --config " + cfg + " --set grpo.keep_routing=" + keep +
+                             " --set output_dir=" + (dir_ / ("g" + keep)).string();
+    CmdResult one = run_aha(base + "1");
+    ASSERT_EQ(one.rc, 0) << one.err;
+    CmdResult two = run_mpi(base + "2 --set parallel.ep=2");
+    ASSERT_EQ(two.rc, 0) << two.err;
+    const fs::path a = dir_ / ("g" + keep + "1/checkpoint-3/model.safetensors");
+    const double diff =
+        max_weight_diff(a, dir_ / ("g" + keep + "2/checkpoint-3/model.safetensors"));
+    const double moved = max_weight_diff(dir_ / "model/model.safetensors", a);
+    std::printf("grpo keep_routing=%s: max |1 rank - 2 ranks EP| = %.3g, max |update| = %.3g\n",
+                keep.c_str(), diff, moved);
+    EXPECT_GT(moved, 1e-3);
+    EXPECT_LT(diff, 1e-5);
+  }
+}
+
+// SFT of an MoE student (the tiny model), 3 SGD steps, as mpi_cli_test's data-parallel distill.
+TEST_F(MpiEp, DistillTwoExpertParallelRanksGiveTheWeightsOfOne) {
+  if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  {
+    std::ofstream sft(dir_ / "sft.jsonl");
+    for (int a = 0; a < 30; ++a) {
+      sft << R"({"prompt": "What is )" << a << R"( + 7?", "completion": "<answer> )" << a + 7
+          << R"( </answer>"})"
+          << "\n";
+    }
+  }
+  const std::string cfg = (dir_ / "distill.json").string();
+  std::ofstream(cfg) << R"({"student": ")" << (dir_ / "model").string()
+                     << R"(", "output_dir": "unset", "data": {"train": ")"
+                     << (dir_ / "sft.jsonl").string() << R"("}, "steps": 3, "batch_tokens": 120,
+    "threads": 1, "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.2}})";
+  const std::string base = "distill train --config " + cfg + " --set output_dir=";
+  CmdResult one = run_aha(base + (dir_ / "d1").string());
+  ASSERT_EQ(one.rc, 0) << one.err;
+  CmdResult two = run_mpi(base + (dir_ / "d2").string() + " --set parallel.ep=2");
+  ASSERT_EQ(two.rc, 0) << two.err;
+  expect_same_weights("d1", "d2", (dir_ / "model").string());
+}
+
+TEST_F(MpiEp, BadParallelKeysAreOneErrorLine) {
+  expect_one_error_line(run_aha(pretrain("bad") + " --set parallel.ep=0"), "parallel.ep");
+  // Two expert-parallel ranks need two ranks.
+  expect_one_error_line(run_aha(pretrain("bad") + " --set parallel.ep=2"), "parallel.ep");
+  expect_one_error_line(run_aha(pretrain("bad") + " --set parallel.pp=2"), "parallel: unknown key");
+}
+
+}  // namespace
+}  // namespace aha::testing

@@ -1,0 +1,63 @@
+// parallel.ep of a training config: the routed experts of every MoE layer sharded over the
+// ranks (expert parallelism), attention, dense layers and shared experts data parallel over the
+// same ranks. Only the training forward/backward of the trained model is sharded: scoring,
+// rollouts and the reference run whole on each rank, which holds every expert (docs/scaling.md).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "aha/core/config.h"
+#include "aha/policy/model.h"
+#include "aha/policy/optimizer.h"
+
+namespace aha::train {
+
+struct ParallelConfig {
+  int ep = 1;  // 1: data parallel only; otherwise the number of ranks
+  bool expert_parallel() const { return ep > 1; }
+  // j: the config's "parallel" object (empty when absent); strict.
+  static ParallelConfig from_json(const Json& j);
+};
+
+// Shards model's routed experts as p says; an error naming parallel.ep when the number of
+// ranks or the model does not allow it.
+void apply_parallel(const ParallelConfig& p, policy::Model<float>& model);
+
+// Which values of an expert-parallel model are whose: the routed experts of every MoE layer in
+// ep blocks, one per rank; everything else replicated. Rank r alone computes the gradient of its
+// experts (its rows came from every rank), so expert gradients are never summed over ranks; its
+// optimizer alone keeps their moments and updates them, and sync_weights() then hands the new
+// values to every rank (which still holds every expert: rollouts and scoring run whole).
+class ExpertShards {
+ public:
+  explicit ExpertShards(const policy::Model<float>& model);
+  bool on() const { return size_ > 1; }
+  // Per table entry: 0 when it lies in another rank's experts.
+  std::vector<uint8_t> held(const policy::ParamTable& table) const;
+  // Calls f on the parts of [begin, end) outside the experts: what is summed over ranks.
+  void outside(size_t begin, size_t end, const std::function<void(size_t, size_t)>& f) const;
+  // policy::clip_grad_norm over all ranks: the replicated part (summed already) plus every
+  // rank's own experts (one allreduce of a number). Returns the norm before clipping.
+  double clip_grad_norm(const policy::ParamTable& table, float* grads, double max_norm) const;
+  // After the optimizer step: every rank's experts' new values to every rank.
+  void sync_weights(float* params) const;
+  // For one complete optimizer file: rank 0 receives every other rank's expert moments
+  // (moments points into data); other ranks get nothing. Every rank must call.
+  struct Gathered {
+    std::vector<float> data;
+    std::vector<policy::Optimizer<float>::Moments> moments;
+  };
+  Gathered gather_moments(const policy::Optimizer<float>& opt,
+                          const policy::ParamTable& table) const;
+
+ private:
+  // The entries of rank r's experts, in table order.
+  std::vector<size_t> entries_of(const policy::ParamTable& table, int r) const;
+  std::vector<std::pair<size_t, size_t>> spans_;  // per MoE layer, all experts' values
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace aha::train
