@@ -89,10 +89,15 @@ std::vector<uint8_t> indexer_only(const policy::Model<float>& model) {
 }
 
 std::vector<uint8_t> mtp_only(const policy::Model<float>& model) {
-  const std::string prefix =
-      "model.layers." + std::to_string(model.config().num_hidden_layers) + ".";
+  const policy::ModelConfig& c = model.config();
   std::vector<uint8_t> mask;
-  for (const auto& e : model.table().entries()) mask.push_back(e.name.rfind(prefix, 0) == 0);
+  for (const auto& e : model.table().entries()) {
+    bool in = false;
+    for (int k = 0; k < c.num_nextn_predict_layers; ++k) {
+      in = in || e.name.rfind("model.layers." + std::to_string(c.num_hidden_layers + k) + ".", 0) == 0;
+    }
+    mask.push_back(in);
+  }
   return mask;
 }
 

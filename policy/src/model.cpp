@@ -88,8 +88,10 @@ void Model<T>::init_random(uint64_t seed, double std) {
   });
   if (mtp_) {  // DeepSeek's MTP module starts with copies of the embedding and the LM head
     const size_t n = size_t(c_.vocab_size) * c_.hidden_size;
-    std::copy_n(params_.data() + embed_, n, params_.data() + mtp_->embed);
-    std::copy_n(params_.data() + lm_head_, n, params_.data() + mtp_->head);
+    for (const MtpModuleP& k : mtp_->modules) {
+      std::copy_n(params_.data() + embed_, n, params_.data() + k.embed);
+      std::copy_n(params_.data() + lm_head_, n, params_.data() + k.head);
+    }
   }
 }
 

@@ -358,10 +358,11 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   parse_hc(j, c);
   parse_engram(j, c);
   c.num_nextn_predict_layers = get_or<int>(j, "num_nextn_predict_layers", 0);
-  if (c.num_nextn_predict_layers < 0 || c.num_nextn_predict_layers > 1) {
-    fail("[config.json] num_nextn_predict_layers must be 0 or 1 (aha runs one MTP module, as "
-         "DeepSeek-V3 ships), got ", c.num_nextn_predict_layers);
+  if (c.num_nextn_predict_layers < 0 || c.num_nextn_predict_layers > 8) {
+    fail("[config.json] num_nextn_predict_layers must be in [0, 8] (DeepSeek-V3 ships 1), got ",
+         c.num_nextn_predict_layers);
   }
+
   if (c.num_nextn_predict_layers > 0 && (!c.is_mla() || c.has_hc())) {
     fail("[config.json] num_nextn_predict_layers: MTP is supported on deepseek_v2/v3 models "
          "without hyper-connections");

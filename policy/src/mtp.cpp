@@ -9,53 +9,69 @@
 
 namespace aha::policy {
 
-MtpP add_mtp(ParamTable& t, const ModelConfig& c, const RopeTable& rope) {
-  const int L = c.num_hidden_layers, d = c.hidden_size;
-  const std::string pre = "model.layers." + std::to_string(L);
-  MtpP p;
+namespace {
+
+MtpModuleP add_module(ParamTable& t, const ModelConfig& c, const RopeTable& rope, int layer) {
+  const int d = c.hidden_size;
+  const std::string pre = "model.layers." + std::to_string(layer);
+  MtpModuleP p;
   p.embed = t.add(pre + ".embed_tokens.weight", {c.vocab_size, d});
   p.enorm = add_norm(t, pre + ".enorm.weight", d);
   p.hnorm = add_norm(t, pre + ".hnorm.weight", d);
   p.eh_proj = add_linear(t, pre + ".eh_proj", 2 * d, d);
-  p.block = add_block(t, c, rope, L);
+  p.block = add_block(t, c, rope, layer);
   p.head_norm = add_norm(t, pre + ".shared_head.norm.weight", d);
   p.head = t.add(pre + ".shared_head.head.weight", {c.vocab_size, d});
   return p;
 }
 
+// Depth k's rows: main row i of every sequence with t_{i+k} in it, reading token t_{i+k} and
+// predicting t_{i+k+1}; h comes from main row i (k = 1) or from the same (sequence, i) row of
+// depth k - 1, whose layout is prev.
 template <typename T>
-double mtp_forward(const ModelConfig& c, const MtpP& p, const T* P, const Activations<T>& acts,
-                   MtpActs<T>& m) {
-  const int d = c.hidden_size;
-  AHA_CHECK(static_cast<int64_t>(acts.h_final.size()) == acts.layout.n_tokens() * d,
-            "the MTP loss needs the main forward's final hidden states");
+void module_rows(const Activations<T>& acts, int k, const SeqLayout* prev, MtpActs<T>& m) {
   m.layout = {};
   m.layout.seq_starts = {0};
   m.inputs.clear();
   m.targets.clear();
   m.src.clear();
+  m.main_row.clear();
   const auto& starts = acts.layout.seq_starts;
   for (size_t s = 0; s + 1 < starts.size(); ++s) {
     const int64_t t0 = starts[s], len = starts[s + 1] - t0;
-    for (int64_t i = 0; i + 1 < len; ++i) {
-      m.src.push_back(t0 + i);
-      m.inputs.push_back(acts.tokens[t0 + i + 1]);
-      m.targets.push_back(i + 2 < len ? acts.tokens[t0 + i + 2] : -1);
+    for (int64_t i = 0; i + k < len; ++i) {
+      m.main_row.push_back(t0 + i);
+      m.src.push_back(prev == nullptr ? t0 + i : prev->seq_starts[s] + i);
+      m.inputs.push_back(acts.tokens[t0 + i + k]);
+      m.targets.push_back(i + k + 1 < len ? acts.tokens[t0 + i + k + 1] : -1);
       m.layout.positions.push_back(static_cast<int32_t>(i));
     }
     m.layout.seq_starts.push_back(static_cast<int64_t>(m.src.size()));
   }
+}
+
+// One module over its rows, h read from H's rows src[r] ([*, d]).
+template <typename T>
+void module_forward(const ModelConfig& c, const MtpModuleP& p, const T* P, const T* H,
+                    MtpActs<T>& m) {
+  const int d = c.hidden_size;
   const int64_t n = static_cast<int64_t>(m.src.size());
   m.e_in.resize(n * d);
   m.h_in.resize(n * d);
   for (int64_t r = 0; r < n; ++r) {
     std::copy_n(P + p.embed + int64_t{m.inputs[r]} * d, d, m.e_in.data() + r * d);
-    std::copy_n(acts.h_final.data() + m.src[r] * d, d, m.h_in.data() + r * d);
+    std::copy_n(H + m.src[r] * d, d, m.h_in.data() + r * d);
   }
   m.e_h.resize(n * d);
   m.e_rstd.resize(n);
   m.h_h.resize(n * d);
   m.h_rstd.resize(n);
+  m.x_out.resize(n * d);
+  m.hn.resize(n * d);
+  m.hn_rstd.resize(n);
+  m.logprob.resize(n);
+  m.lse.resize(n);
+  if (n == 0) return;
   rmsnorm_forward(m.e_in.data(), P + p.enorm.w, m.e_h.data(), m.e_rstd.data(), n, d,
                   c.rms_norm_eps);
   rmsnorm_forward(m.h_in.data(), P + p.hnorm.w, m.h_h.data(), m.h_rstd.data(), n, d,
@@ -65,40 +81,28 @@ double mtp_forward(const ModelConfig& c, const MtpP& p, const T* P, const Activa
     std::copy_n(m.e_h.data() + r * d, d, m.a.data() + r * 2 * d);
     std::copy_n(m.h_h.data() + r * d, d, m.a.data() + r * 2 * d + d);
   }
-  m.x_out.resize(n * d);
   linear_forward(p.eh_proj, P, m.a.data(), m.x_out.data(), n);
   BlockPass pass;
   pass.layout = &m.layout;
   block_forward(c, p.block, P, m.x_out.data(), m.la, pass);
-  m.hn.resize(n * d);
-  m.hn_rstd.resize(n);
   rmsnorm_forward(m.x_out.data(), P + p.head_norm.w, m.hn.data(), m.hn_rstd.data(), n, d,
                   c.rms_norm_eps);
-  m.logprob.resize(n);
-  m.lse.resize(n);
   logprob_forward(m.hn.data(), P + p.head, m.targets.data(), m.logprob.data(),
                   static_cast<T*>(nullptr), m.lse.data(), n, d, c.vocab_size, 1.0,
                   static_cast<const KeptSets*>(nullptr));
-  double sum = 0;
-  m.count = 0;
-  for (int64_t r = 0; r < n; ++r) {
-    if (m.targets[r] < 0) continue;
-    sum -= double(m.logprob[r]);
-    ++m.count;
-  }
-  m.loss = m.count > 0 ? sum / double(m.count) : 0.0;
-  return m.loss;
 }
 
+// coef: d loss / d logprob of every row with a target is -coef. dx_extra (optional): the
+// gradient reaching x_out from the next depth. dh_target: where d/dh goes (rows src[r]).
 template <typename T>
-void mtp_backward(const ModelConfig& c, const MtpP& p, const T* P, T* G, const MtpActs<T>& m,
-                  double weight, T* dh_final) {
+void module_backward(const ModelConfig& c, const MtpModuleP& p, const T* P, T* G,
+                     const MtpActs<T>& m, double coef, const T* dx_extra, T* dh_target) {
   const int d = c.hidden_size;
   const int64_t n = static_cast<int64_t>(m.src.size());
-  if (m.count == 0) return;
+  if (n == 0) return;
   Buf<T> dlogprob(n, T(0));
   for (int64_t r = 0; r < n; ++r) {
-    if (m.targets[r] >= 0) dlogprob[r] = static_cast<T>(-weight / double(m.count));
+    if (m.targets[r] >= 0) dlogprob[r] = static_cast<T>(-coef);
   }
   Buf<T> dhn(n * d, T(0)), dx(n * d, T(0));
   logprob_backward(dlogprob.data(), static_cast<const T*>(nullptr), m.hn.data(), P + p.head,
@@ -106,6 +110,9 @@ void mtp_backward(const ModelConfig& c, const MtpP& p, const T* P, T* G, const M
                    1.0, static_cast<const KeptSets*>(nullptr));
   rmsnorm_backward(dhn.data(), m.x_out.data(), P + p.head_norm.w, m.hn_rstd.data(), dx.data(),
                    G + p.head_norm.w, n, d);
+  if (dx_extra != nullptr) {
+    for (int64_t i = 0; i < n * d; ++i) dx[i] += dx_extra[i];
+  }
   block_backward(c, p.block, P, G, m.la, m.layout, dx.data(), 0.0);
   Buf<T> da(n * 2 * d, T(0));
   linear_backward(p.eh_proj, P, G, m.a.data(), dx.data(), da.data(), n);
@@ -120,11 +127,68 @@ void mtp_backward(const ModelConfig& c, const MtpP& p, const T* P, T* G, const M
                    G + p.hnorm.w, n, d);
   for (int64_t r = 0; r < n; ++r) {
     T* row = G + p.embed + int64_t{m.inputs[r]} * d;
-    T* hrow = dh_final + m.src[r] * d;
+    T* hrow = dh_target + m.src[r] * d;
     for (int i = 0; i < d; ++i) {
       row[i] += de_in[r * d + i];
       hrow[i] += dh_in[r * d + i];
     }
+  }
+}
+
+template <typename Acts>  // MtpActs<T>, const or not
+Acts& depth(Acts& m, size_t k) {  // k = 1..D
+  return k == 1 ? m : m.deeper[k - 2];
+}
+
+}  // namespace
+
+MtpP add_mtp(ParamTable& t, const ModelConfig& c, const RopeTable& rope) {
+  MtpP p;
+  for (int k = 0; k < c.num_nextn_predict_layers; ++k) {
+    p.modules.push_back(add_module(t, c, rope, c.num_hidden_layers + k));
+  }
+  return p;
+}
+
+template <typename T>
+double mtp_forward(const ModelConfig& c, const MtpP& p, const T* P, const Activations<T>& acts,
+                   MtpActs<T>& m) {
+  AHA_CHECK(static_cast<int64_t>(acts.h_final.size()) == acts.layout.n_tokens() * c.hidden_size,
+            "the MTP loss needs the main forward's final hidden states");
+  const size_t D = p.modules.size();
+  AHA_CHECK(D >= 1, "no MTP module");
+  m.deeper.resize(D - 1);
+  double sum = 0;
+  for (size_t k = 1; k <= D; ++k) {
+    MtpActs<T>& mk = depth(m, k);
+    const MtpActs<T>* prev = k == 1 ? nullptr : &depth(m, k - 1);
+    module_rows(acts, static_cast<int>(k), prev != nullptr ? &prev->layout : nullptr, mk);
+    module_forward(c, p.modules[k - 1], P, prev != nullptr ? prev->x_out.data() : acts.h_final.data(),
+                   mk);
+    int64_t count = 0;
+    for (size_t r = 0; r < mk.targets.size(); ++r) {
+      if (mk.targets[r] < 0) continue;
+      sum -= double(mk.logprob[r]);
+      ++count;
+    }
+    if (k == 1) m.count = count;
+  }
+  m.loss = m.count > 0 ? sum / double(m.count) / double(D) : 0.0;
+  return m.loss;
+}
+
+template <typename T>
+void mtp_backward(const ModelConfig& c, const MtpP& p, const T* P, T* G, const MtpActs<T>& m,
+                  double weight, T* dh_final) {
+  if (m.count == 0) return;
+  const size_t D = p.modules.size();
+  const double coef = weight / double(m.count) / double(D);
+  // dxo[k]: the gradient that depth k + 1 sends into depth k's block output.
+  std::vector<Buf<T>> dxo(D + 1);
+  for (size_t k = 1; k < D; ++k) dxo[k].assign(depth(m, k).src.size() * c.hidden_size, T(0));
+  for (size_t k = D; k >= 1; --k) {
+    module_backward(c, p.modules[k - 1], P, G, depth(m, k), coef,
+                    k < D ? dxo[k].data() : nullptr, k == 1 ? dh_final : dxo[k - 1].data());
   }
 }
 
@@ -141,7 +205,7 @@ std::vector<T> mtp_term(const ModelConfig& c, const MtpP& p, const T* P, T* G,
   return dh;
 }
 
-void mtp_decode(const ModelConfig& c, const MtpP& p, const float* P, const int32_t* tokens,
+void mtp_decode(const ModelConfig& c, const MtpModuleP& p, const float* P, const int32_t* tokens,
                 const float* hidden, int64_t n, const DecodeStep& step, float* x) {
   const int d = c.hidden_size;
   Buf<float> e(n * d), e_h(n * d), h_h(n * d), rstd(n), a(n * 2 * d);

@@ -217,8 +217,8 @@ void Decoder::draft(const std::vector<SeqCache*>& caches,
                     const std::vector<std::vector<int32_t>>& tokens,
                     std::vector<float>& logits) const {
   const ModelConfig& c = model_.config();
-  const policy::MtpP* mtp = model_.mtp();
-  AHA_CHECK(mtp != nullptr && caches.size() == tokens.size(), "draft needs the MTP module");
+  AHA_CHECK(model_.mtp() != nullptr && caches.size() == tokens.size(), "draft needs MTP");
+  const policy::MtpModuleP* mtp = &model_.mtp()->modules[0];  // depth 1 drafts
   const int d = c.hidden_size;
   std::vector<int32_t> toks, positions;
   Buf<float> hidden;

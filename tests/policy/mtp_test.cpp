@@ -14,9 +14,9 @@
 namespace aha::policy {
 namespace {
 
-Json tiny_v3_mtp_json() {
+Json tiny_v3_mtp_json(int depth = 1) {
   Json j = testing::tiny_v3_json();
-  j["num_nextn_predict_layers"] = 1;
+  j["num_nextn_predict_layers"] = depth;
   return j;
 }
 
@@ -28,8 +28,10 @@ const Batch& batch() {
 
 // restrict: only rows from odd main rows in the loss (mtp_keep_rows, as SFT keeps completion
 // tokens): the others must take no gradient and leave the normaliser.
-void check_mtp_gradient(bool restrict) {
-  Model<double> m(ModelConfig::from_json(tiny_v3_mtp_json()));
+// depth 2: the second module reads the first's block output; the gradient reaches both, the
+// trunk and the first module through that chain.
+void check_mtp_gradient(bool restrict, int depth = 1) {
+  Model<double> m(ModelConfig::from_json(tiny_v3_mtp_json(depth)));
   m.init_random(11, 0.3);
   Rng rng(5);
   for (const auto& e : m.table().entries()) {
@@ -89,6 +91,47 @@ void check_mtp_gradient(bool restrict) {
 
 TEST(Mtp, LossGradientReachesModuleAndTrunk) { check_mtp_gradient(false); }
 TEST(Mtp, KeptRowsGradient) { check_mtp_gradient(true); }
+TEST(Mtp, DepthTwoGradient) { check_mtp_gradient(false, 2); }
+TEST(Mtp, DepthTwoKeptRowsGradient) { check_mtp_gradient(true, 2); }
+
+// Depth 2 (DeepSeek-V3 §2.2 with D = 2): module 2 has a row for every main row i with t_{i+2}
+// in its sequence, reads t_{i+2} and module 1's block output at (sequence, i), predicts t_{i+3};
+// the loss is (1/2)(CE_1 + CE_2) / (module 1's rows with a target), as the paper normalises
+// every depth by the same length.
+TEST(Mtp, DepthTwoChainsTheModules) {
+  Model<double> m(ModelConfig::from_json(tiny_v3_mtp_json(2)));
+  m.init_random(3, 0.3);
+  const ModelConfig& c = m.config();
+  ASSERT_EQ(m.mtp()->modules.size(), 2u);
+  Activations<double> acts;
+  m.forward(batch(), {}, acts);
+  MtpActs<double> ma;
+  const double loss = mtp_forward(c, *m.mtp(), m.params().data(), acts, ma);
+  ASSERT_EQ(ma.deeper.size(), 1u);
+  const MtpActs<double>& m2 = ma.deeper[0];
+  EXPECT_EQ(m2.src.size(), 4u + 1 + 0 + 3 + 0);
+  EXPECT_EQ(m2.inputs, (std::vector<int32_t>{9, 2, 7, 3, 8, 30, 1, 0}));
+  EXPECT_EQ(m2.targets, (std::vector<int32_t>{2, 7, 3, -1, -1, 1, 0, -1}));
+  double s1 = 0, s2 = 0;
+  for (size_t r = 0; r < ma.targets.size(); ++r) s1 -= ma.targets[r] >= 0 ? ma.logprob[r] : 0;
+  for (size_t r = 0; r < m2.targets.size(); ++r) s2 -= m2.targets[r] >= 0 ? m2.logprob[r] : 0;
+  EXPECT_EQ(ma.count, 8);
+  EXPECT_NEAR(loss, (s1 + s2) / 2 / 8, 1e-12);
+  // Module 2 reads module 1's output: changing module 1's block moves module 2's logprobs.
+  const std::vector<double> before(m2.logprob.begin(), m2.logprob.end());
+  *m.param("model.layers.2.eh_proj.weight") += 0.5;
+  mtp_forward(c, *m.mtp(), m.params().data(), acts, ma);
+  EXPECT_GT(std::abs(ma.deeper[0].logprob[0] - before[0]), 1e-9);
+  // Its tensors are layer L + 1's and survive a save and load.
+  EXPECT_TRUE(m.table().contains("model.layers.3.eh_proj.weight"));
+  const std::string dir = ::testing::TempDir() + "/aha_mtp2_ckpt";
+  Model<float> mf(ModelConfig::from_json(tiny_v3_mtp_json(2)));
+  mf.init_random(3, 0.3);
+  save_model(mf, dir);
+  auto back = load_model<float>(dir);
+  EXPECT_EQ(back->config().num_nextn_predict_layers, 2);
+  EXPECT_EQ(back->params(), mf.params());
+}
 
 // The released code concatenates [enorm(embedding) ; hnorm(hidden)]: swapping the halves of
 // eh_proj's input is another function (and the loader must not swap them).
@@ -145,7 +188,9 @@ TEST(Mtp, CheckpointCarriesTheModuleUnderLayerL) {
 
 TEST(Mtp, ConfigChecks) {
   Json j = tiny_v3_mtp_json();
-  j["num_nextn_predict_layers"] = 2;
+  j["num_nextn_predict_layers"] = 9;
+  EXPECT_THROW(ModelConfig::from_json(j), Error);
+  j["num_nextn_predict_layers"] = -1;
   EXPECT_THROW(ModelConfig::from_json(j), Error);
   Json hc = testing::tiny_v3_mhc_json();
   hc["num_nextn_predict_layers"] = 1;

@@ -93,7 +93,7 @@ class Model {
   const NormP& final_norm() const { return final_norm_; }
   const HcP& hc_head() const { return hc_head_; }  // off without hyper-connections
   // The multi-token prediction module (num_nextn_predict_layers = 1), or null.
-  const MtpP* mtp() const { return mtp_ ? &*mtp_ : nullptr; }
+  const MtpP* mtp() const { return mtp_ ? &*mtp_ : nullptr; }  // its modules, depth 1 first
   const RopeTable& rope() const { return *rope_; }
   int64_t n_params() const;  // trainable values, tied weights counted once
 
