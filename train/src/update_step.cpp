@@ -25,7 +25,30 @@ UpdateStep::UpdateStep(policy::Model<float>& model, policy::Optimizer<float>& op
       grad_sum_.start(model_.grads().data() + x, y - x);
     });
   };
-  if (shards_.on()) opt_.hold_only(shards_.held(model_.table()));
+  if (shards_.on()) {
+    opt_.hold_only(shards_.held(model_.table()));
+    log_optimizer_state();
+  }
+}
+
+void UpdateStep::log_optimizer_state() const {
+  double mine = 0, all = 0;  // AdamW moment bytes here, and on a rank that held every expert
+  for (size_t k = 0; k < model_.table().entries().size(); ++k) {
+    const policy::ParamEntry& e = model_.table().entries()[k];
+    if (!e.trainable) continue;
+    const double bytes = 2.0 * double(e.numel) * sizeof(float);
+    all += bytes;
+    if (opt_.exp_avg(k) != nullptr) mine += bytes;
+  }
+  const std::vector<double> per_rank = dist::allgather({mine}, "optimizer state sizes");
+  if (dist::rank() != 0 || mine == 0) return;  // SGD: no moments
+  std::string list;
+  for (double b : per_rank) {
+    if (!list.empty()) list += '/';
+    list += std::to_string(int64_t(b / 1e6));
+  }
+  spdlog::info("expert parallel over {} ranks: AdamW moments {} MB per rank ({} MB unsharded)",
+               per_rank.size(), list, int64_t(all / 1e6));
 }
 
 void UpdateStep::set_trainable(std::vector<uint8_t> mask) {

@@ -58,6 +58,8 @@ class UpdateStep {
   void set_nan_streak(int n) { nan_streak_ = n; }
 
  private:
+  void log_optimizer_state() const;  // expert parallel: each rank's AdamW moment bytes
+
   policy::Model<float>& model_;
   policy::Optimizer<float>& opt_;
   double max_grad_norm_;
