@@ -1,15 +1,9 @@
-// `aha bench`: end-to-end throughput figures as JSON lines (gemm peak, train step and its
-// phases).
-#include <tbb/info.h>
-
-#include <sys/resource.h>
-
-#include <array>
-#include <chrono>
+// `aha bench`: end-to-end throughput figures as JSON lines. This file: the dispatch of the kinds
+// and `bench train` (a training step and its phases); gemm and generate have their own files.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <iostream>
-#include <sstream>
 
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
@@ -18,81 +12,15 @@
 #include "aha/policy/model.h"
 #include "aha/policy/optimizer.h"
 #include "aha/policy/presets.h"
-#include "commands.h"
+#include "bench.h"
 #include "options.h"
 
 namespace aha::cli {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Best-of-repeats GFLOP/s of y[m, n] = x[m, k] w[n, k]^T (the linear layer's kernel).
-double gemm_gflops(int64_t m, int64_t n, int64_t k, int repeats) {
-  std::vector<float> x(m * k), w(n * k), y(m * n);
-  Rng rng(1);
-  for (auto& v : x) v = static_cast<float>(rng.normal());
-  for (auto& v : w) v = static_cast<float>(rng.normal());
-  gemm_xwt(x.data(), w.data(), static_cast<const float*>(nullptr), y.data(), m, k, n);
-  double best = 1e30;
-  for (int r = 0; r < repeats; ++r) {
-    auto t0 = Clock::now();
-    gemm_xwt(x.data(), w.data(), static_cast<const float*>(nullptr), y.data(), m, k, n);
-    best = std::min(best, seconds_since(t0));
-  }
-  return 2.0 * m * n * k / best / 1e9;
-}
-
-double gemm_gflops(int64_t n, int repeats) { return gemm_gflops(n, n, n, repeats); }
-
-// Peak resident set of the process so far (Linux reports KiB).
-double peak_rss_mb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return double(u.ru_maxrss) / 1024.0;
-}
-
-// "fp32,bf16" -> the precisions to run, each checked.
-std::vector<MatmulPrecision> parse_precisions(const std::string& list) {
-  std::vector<MatmulPrecision> out;
-  std::stringstream ss(list);
-  for (std::string item; std::getline(ss, item, ',');) {
-    MatmulPrecision p;
-    if (!parse_matmul_precision(item.c_str(), &p)) {
-      fail("--precision: '", item, "' is not fp32 or bf16");
-    }
-    out.push_back(p);
-  }
-  if (out.empty()) fail("--precision: empty list");
-  return out;
-}
-
-// One timed phase of a training step: best wall time over the iterations and its FLOP count.
-struct Phase {
-  const char* name;
-  double seconds = 1e30;
-  double flops = 0;
-  double gflops() const { return flops / seconds / 1e9; }
-};
-
-Json phase_json(const Phase& p, double roof) {
-  return {{"s", p.seconds}, {"gflop", p.flops / 1e9}, {"gflops", p.gflops()},
-          {"pct_of_roof", 100.0 * p.gflops() / roof}};
-}
-
-// The LM head's three GEMMs (logits = h W^T, dh = dlogits W, dW = dlogits^T h) on their own, at
-// the step's shapes: what the head costs without the log-softmax around it.
-double lm_head_seconds(const float* h, const float* w, int64_t n, int64_t d, int64_t vocab) {
-  std::vector<float> logits(n * vocab), dh(n * d, 0.0f), dw(vocab * d, 0.0f);
-  auto t0 = Clock::now();
-  gemm_xwt(h, w, static_cast<const float*>(nullptr), logits.data(), n, d, vocab);
-  gemm_dyw(logits.data(), w, dh.data(), n, d, vocab);
-  gemm_dytx(logits.data(), h, dw.data(), static_cast<float*>(nullptr), n, d, vocab);
-  return seconds_since(t0);
+const char* kernel_name(MatmulPrecision p) {
+  return p == MatmulPrecision::bf16 ? bf16_kernel() : gemm_backend();
 }
 
 // Nominal FLOPs per trainable value of the optimizer phase: the clipping norm (square, add) and
@@ -100,56 +28,15 @@ double lm_head_seconds(const float* h, const float* w, int64_t n, int64_t d, int
 // the divide as one each). Memory-bound: its share of the GEMM roof is small by nature.
 constexpr double kOptimizerFlopsPerParam = 2 + 3 + 4 + 7;
 
-const char* kernel_name(MatmulPrecision p) {
-  return p == MatmulPrecision::bf16 ? bf16_kernel() : gemm_backend();
-}
-
-// "MxNxK" -> {m, n, k}.
-std::array<int64_t, 3> parse_shape(const std::string& s) {
-  std::array<int64_t, 3> d{};
-  char x1 = 0, x2 = 0;
-  std::stringstream ss(s);
-  if (!(ss >> d[0] >> x1 >> d[1] >> x2 >> d[2]) || x1 != 'x' || x2 != 'x' || !ss.eof() ||
-      d[0] < 1 || d[1] < 1 || d[2] < 1) {
-    fail("--shapes: '", s, "' is not MxNxK with positive sizes");
-  }
-  return d;
-}
-
-int bench_gemm(const Args& args) {
-  po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
-  std::string sizes, shapes, precisions;
-  int threads = 0, repeats = 5;
-  desc.add_options()
-      ("sizes", po::value(&sizes)->default_value("256,512,1024,2048"), "square sizes n")
-      ("shapes", po::value(&shapes), "MxNxK list instead (y[M,N] = x[M,K] w[N,K]^T)")
-      ("precision", po::value(&precisions)->default_value("fp32"), "fp32, bf16 or fp32,bf16")
-      ("threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")
-      ("repeats", po::value(&repeats)->default_value(5), "timed repeats (best is reported)");
-  po::variables_map vm;
-  if (!parse_options(args, desc, vm,
-                     "usage: aha bench gemm [--sizes 512,1024 | --shapes 256x4096x1024]\n"
-                     "       [--precision fp32,bf16] [--threads N]")) {
-    return 0;
-  }
-  ThreadLimit limit(threads);
-  std::vector<std::array<int64_t, 3>> dims;
-  if (vm.count("shapes")) {
-    std::stringstream ss(shapes);
-    for (std::string item; std::getline(ss, item, ',');) dims.push_back(parse_shape(item));
-  } else {
-    for (int64_t n : parse_int_list(sizes, "--sizes")) dims.push_back({n, n, n});
-  }
-  for (const auto& d : dims) {
-    for (MatmulPrecision p : parse_precisions(precisions)) {
-      MatmulPrecisionScope scope(p);
-      Json j = {{"bench", "gemm"}, {"m", d[0]}, {"n", d[1]}, {"k", d[2]},
-                {"precision", matmul_precision_name(p)}, {"kernel", kernel_name(p)},
-                {"threads", max_threads()}, {"gflops", gemm_gflops(d[0], d[1], d[2], repeats)}};
-      std::cout << j.dump() << std::endl;
-    }
-  }
-  return 0;
+// The LM head's three GEMMs (logits = h W^T, dh = dlogits W, dW = dlogits^T h) on their own, at
+// the step's shapes: what the head costs without the log-softmax around it.
+double lm_head_seconds(const float* h, const float* w, int64_t n, int64_t d, int64_t vocab) {
+  std::vector<float> logits(n * vocab), dh(n * d, 0.0f), dw(vocab * d, 0.0f);
+  auto t0 = BenchClock::now();
+  gemm_xwt(h, w, static_cast<const float*>(nullptr), logits.data(), n, d, vocab);
+  gemm_dyw(logits.data(), w, dh.data(), n, d, vocab);
+  gemm_dytx(logits.data(), h, dw.data(), static_cast<float*>(nullptr), n, d, vocab);
+  return seconds_since(t0);
 }
 
 // What every point of one `bench train` call shares.
@@ -187,14 +74,14 @@ void train_point(const TrainBench& tp, int64_t batch, int64_t len) {
   head.flops = 3.0 * 2.0 * double(n) * double(d) * double(vocab);
   double step_time = 1e30;
   for (int it = 0; it < tp.iters; ++it) {
-    auto t0 = Clock::now();
+    auto t0 = BenchClock::now();
     tp.model.forward(b, {}, acts);
     const double tf = seconds_since(t0);
-    auto t1 = Clock::now();
+    auto t1 = BenchClock::now();
     tp.model.zero_grad();
     tp.model.backward(acts, dlogprob.data(), nullptr, 1.0, nullptr, nullptr);
     const double tb = seconds_since(t1);
-    auto t2 = Clock::now();
+    auto t2 = BenchClock::now();
     policy::clip_grad_norm(tp.model.table(), tp.model.grads().data(), 1.0);
     tp.opt.step(tp.model.params().data(), tp.model.grads().data(), 1e-5);
     const double to = seconds_since(t2);
@@ -209,7 +96,7 @@ void train_point(const TrainBench& tp, int64_t batch, int64_t len) {
   }
   double flops = 3.0 * fwd_flops;
   double gflops = flops / step_time / 1e9;
-    Json phases;
+  Json phases;
   for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) phases[p->name] = phase_json(*p, tp.roof);
   Json out = {{"bench", "train"}, {"model", tp.name},
               {"params", tp.model.n_params()}, {"batch", batch}, {"seq_len", len},
@@ -225,16 +112,12 @@ void train_point(const TrainBench& tp, int64_t batch, int64_t len) {
               {"precision", matmul_precision_name(tp.prec)}, {"kernel", kernel_name(tp.prec)},
               {"peak_rss_mb", peak_rss_mb()}};
   // The human-readable breakdown goes to stderr: stdout stays one JSON line per point.
-  std::fprintf(stderr,
-               "train %s  batch %lld x %lld  %s  roof %.1f GFLOP/s (best gemm 256-1024^3)\n",
-               tp.name.c_str(), static_cast<long long>(batch), static_cast<long long>(len),
-               matmul_precision_name(tp.prec), tp.roof);
-  std::fprintf(stderr, "  %-10s %10s %10s %10s %8s\n", "phase", "ms", "GFLOP", "GFLOP/s",
-               "% roof");
-  for (const Phase* p : {&fwd, &bwd, &opt_phase, &head}) {
-    std::fprintf(stderr, "  %-10s %10.2f %10.3f %10.1f %7.1f%%\n", p->name, 1e3 * p->seconds,
-                 p->flops / 1e9, p->gflops(), 100.0 * p->gflops() / tp.roof);
-  }
+  char title[160];
+  std::snprintf(title, sizeof title,
+                "train %s  batch %lld x %lld  %s  roof %.1f GFLOP/s (best gemm 256-1024^3)",
+                tp.name.c_str(), static_cast<long long>(batch), static_cast<long long>(len),
+                matmul_precision_name(tp.prec), tp.roof);
+  print_phase_table(title, {fwd, bwd, opt_phase, head}, tp.roof);
   std::cout << out.dump() << std::endl;
 }
 
@@ -277,13 +160,10 @@ int bench_train(const Args& args) {
   policy::Model<float> model(cfg);
   model.init_random(0);
   model.init_adapters(1);
-  const double peak = gemm_gflops(1024, 3);  // the fp32 roof, before switching precision
+  const double peak = gemm_gflops(1024, 1024, 1024, 3);  // fp32, before switching precision
   MatmulPrecisionScope scope(prec);
-  // The roof of the phases: aha's best GEMM at the step's precision in this process, over the
-  // square sizes `aha bench gemm` runs (best of 10 each: a 1024^3 product alone is a few ms,
-  // and one slow sitting on a shared machine put the step's phases above it).
-  double roof = 0;
-  for (int64_t n : {256, 512, 1024}) roof = std::max(roof, gemm_gflops(n, 10));
+  // The roof of the phases: aha's best GEMM at the step's precision in this process.
+  const double roof = gemm_roof_gflops();
   policy::Optimizer<float> opt(model.table(), policy::OptimizerConfig{});
   const TrainBench tp{model, opt, iters, roof, peak, vm.count("config") ? config : preset, prec};
   for (int64_t batch : parse_int_list(batches, "--batch")) {

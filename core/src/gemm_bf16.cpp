@@ -10,6 +10,7 @@
 #include "aha/core/gemm_bf16.h"
 
 #include "aha/core/error.h"
+#include "aha/core/machine.h"
 #include "bf16_pack.h"
 
 #include <tbb/blocked_range2d.h>
@@ -285,6 +286,16 @@ MatmulPrecision matmul_precision_from(const std::string& name, const std::string
     fail(key, ": '", name, "' is not a matmul precision (fp32 or bf16)");
   }
   return p;
+}
+
+bool cpu_has_amx_bf16() {
+#if defined(__x86_64__)
+  static const bool has =
+      __builtin_cpu_supports("amx-tile") != 0 && __builtin_cpu_supports("amx-bf16") != 0;
+  return has;
+#else
+  return false;
+#endif
 }
 
 const char* bf16_kernel() { return use_hw() ? "avx512bf16" : "emulated"; }

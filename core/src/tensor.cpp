@@ -6,6 +6,7 @@
 #include "aha/core/tensor.h"
 
 #include "aha/core/gemm_bf16.h"
+#include "aha/core/machine.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -21,16 +22,49 @@ namespace aha {
 
 namespace {
 
-// Tiles of at least ~32 MFLOP and whole multiples of 16 rows: a BLAS call amortises its
-// packing of the shared operand only over enough rows, and 2-32 tiles keep every core busy.
-int64_t tile_rows(int64_t n_rows, int64_t flops_per_row) {
-  constexpr int64_t kMinTileFlops = int64_t{32} << 20, kMaxTiles = 32;
-  int64_t rows = std::max<int64_t>(1, kMinTileFlops / std::max<int64_t>(1, flops_per_row));
-  rows = std::max(rows, (n_rows + kMaxTiles - 1) / kMaxTiles);
-  // At least 4 tiles when there are rows enough: 2-4 cores stay busy on mid-size products.
-  rows = std::min(rows, std::max<int64_t>(16, (n_rows + 3) / 4));
-  rows = (rows + 15) / 16 * 16;
-  return std::min(rows, std::max<int64_t>(n_rows, 1));
+// A fixed grid of tiles for C[M, N] = op(A)[M, K] op(B)[K, N], from the sizes alone (never the
+// thread count, so a run repeats bit for bit on any number of threads). Every tile is one BLAS
+// call, and every call packs its own slices of both operands: a grid of r x c tiles packs A c
+// times and B r times, where one multi-threaded BLAS call packs each once. So:
+// - tiles of at least kMinTileFlops (a power-of-two count, at most kMaxTiles): the old policy's
+//   32-MFLOP tiles were up to 32 row slices that each packed the whole weight; at model shapes
+//   that redundant packing was the gap to one direct OpenBLAS call (docs/performance.md);
+// - at least kMinTiles when the sizes allow (tiles of kMinSplitFlops or more), so 2-4 cores share
+//   mid-size products;
+// - of the r x c splits of that count, the one that packs the fewest values (c M + r N per k):
+//   rows for tall products, columns for wide ones, both for square ones. Tile edges are
+//   multiples of 16, the micro-kernels' row blocks.
+struct TileGrid {
+  int64_t rows, cols;  // a tile's height and width
+};
+
+TileGrid tile_grid(int64_t m, int64_t n, int64_t k) {
+  constexpr double kMinTileFlops = 256.0 * (1 << 20), kMinSplitFlops = 2.0 * (1 << 20);
+  constexpr int64_t kMaxTiles = 32, kMinTiles = 4, kAlign = 16;
+  const double flops = 2.0 * double(m) * double(n) * double(k);
+  int64_t tiles = 1;
+  while (tiles < kMaxTiles && flops / double(2 * tiles) >= kMinTileFlops) tiles *= 2;
+  while (tiles < kMinTiles && flops / double(2 * tiles) >= kMinSplitFlops &&
+         (m / kAlign) * (n / kAlign) >= 2 * tiles) {
+    tiles *= 2;
+  }
+  auto round_up = [](int64_t v) { return (v + kAlign - 1) / kAlign * kAlign; };
+  for (; tiles > 1; tiles /= 2) {
+    int64_t best_r = 0;
+    double best_cost = 0;
+    for (int64_t r = tiles; r >= 1; r /= 2) {
+      const int64_t c = tiles / r;
+      if ((r > 1 && m < kAlign * r) || (c > 1 && n < kAlign * c)) continue;
+      const double cost = double(c) * double(m) + double(r) * double(n);
+      if (best_r == 0 || cost < best_cost) best_r = r, best_cost = cost;
+    }
+    if (best_r != 0) {
+      const int64_t c = tiles / best_r;
+      return {best_r > 1 ? round_up((m + best_r - 1) / best_r) : m,
+              c > 1 ? round_up((n + c - 1) / c) : n};
+    }
+  }
+  return {std::max<int64_t>(m, 1), std::max<int64_t>(n, 1)};
 }
 
 #ifdef AHA_WITH_OPENBLAS
@@ -81,6 +115,17 @@ void for_tiles(int64_t n, int64_t rows_per_tile, F&& f) {
                     tbb::simple_partitioner());
 }
 
+// f(r0, r1, c0, c1) for every tile of tile_grid(m, n, k) over C[m, n], one TBB task each.
+template <typename F>
+void for_grid(int64_t m, int64_t n, int64_t k, F&& f) {
+  const TileGrid g = tile_grid(m, n, k);
+  const int64_t tr = (m + g.rows - 1) / g.rows, tc = (n + g.cols - 1) / g.cols;
+  tbb::parallel_for(int64_t{0}, tr * tc, [&](int64_t t) {
+    const int64_t r0 = t / tc * g.rows, c0 = t % tc * g.cols;
+    f(r0, std::min(m, r0 + g.rows), c0, std::min(n, c0 + g.cols));
+  }, tbb::simple_partitioner());
+}
+
 }  // namespace
 
 // Under `precision: bf16` the float products run on the bf16 kernel (fp64 ones never do:
@@ -109,10 +154,12 @@ void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, i
     });
     return;
   }
-  for_tiles(n, tile_rows(n, 2 * in * out), [&](int64_t r0, int64_t r1) {
-    gemm_tile<T>(false, true, r1 - r0, out, in, x + r0 * in, in, w, in, beta, y + r0 * out, out);
+  for_grid(n, out, in, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    gemm_tile<T>(false, true, r1 - r0, c1 - c0, in, x + r0 * in, in, w + c0 * in, in, beta,
+                 y + r0 * out + c0, out);
     if (b != nullptr) {
-      MatMap<T>(y + r0 * out, r1 - r0, out).rowwise() += CVecMap<T>(b, out).transpose();
+      StridedMap<T>(y + r0 * out + c0, r1 - r0, c1 - c0, Eigen::OuterStride<>(out)).rowwise() +=
+          CVecMap<T>(b + c0, c1 - c0).transpose();
     }
   });
 }
@@ -125,10 +172,25 @@ void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out
       return;
     }
   }
-  for_tiles(n, tile_rows(n, 2 * in * out), [&](int64_t r0, int64_t r1) {
-    gemm_tile<T>(false, false, r1 - r0, in, out, dy + r0 * out, out, w, in, T(1), dx + r0 * in,
-                 in);
+  for_grid(n, in, out, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+    gemm_tile<T>(false, false, r1 - r0, c1 - c0, out, dy + r0 * out, out, w + c0, in, T(1),
+                 dx + r0 * in + c0, in);
   });
+}
+
+// db[o0:o1] += the column sums of dy[n, out] there, each summed over the rows in order. Not
+// Eigen's colwise().sum(): its packet path sums four rows at a time, so which columns it takes
+// depended on db's alignment in memory, and the bits of db with it.
+template <typename T>
+void add_column_sums(const T* dy, int64_t n, int64_t out, int64_t o0, int64_t o1, T* db) {
+  std::vector<T> sum(dy + o0, dy + o1);
+  for (int64_t i = 1; i < n; ++i) {
+    const T* row = dy + i * out;
+    for (int64_t o = o0; o < o1; ++o) sum[o - o0] += row[o];
+  }
+  if (n > 0) {
+    for (int64_t o = o0; o < o1; ++o) db[o] += sum[o - o0];
+  }
 }
 
 template <typename T>
@@ -136,21 +198,36 @@ void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int
   if constexpr (std::is_same_v<T, float>) {
     if (bf16_route()) {
       gemm_bf16(out, in, n, {dy, out, true}, {x, in, true}, dw, in, true, nullptr);
-      if (db != nullptr) {
-        VecMap<T>(db, out) += CMatMap<T>(dy, n, out).colwise().sum().transpose();
-      }
+      if (db != nullptr) add_column_sums(dy, n, out, 0, out, db);
       return;
     }
   }
-  // Split over weight rows: each task owns its slice of dw, no reduction needed.
-  for_tiles(out, tile_rows(out, 2 * n * in), [&](int64_t o0, int64_t o1) {
+  // Split over weight rows and columns (never over the tokens, k): each task owns its block of
+  // dw, no reduction needed; the first column of tiles adds the bias gradient.
+  for_grid(out, in, n, [&](int64_t o0, int64_t o1, int64_t i0, int64_t i1) {
     const int64_t no = o1 - o0;
-    gemm_tile<T>(true, false, no, in, n, dy + o0, out, x, in, T(1), dw + o0 * in, in);
-    if (db != nullptr) {
-      CStridedMap<T> DY(dy + o0, n, no, Eigen::OuterStride<>(out));
-      VecMap<T>(db + o0, no) += DY.colwise().sum().transpose();
-    }
+    gemm_tile<T>(true, false, no, i1 - i0, n, dy + o0, out, x + i0, in, T(1), dw + o0 * in + i0,
+                 in);
+    if (db != nullptr && i0 == 0) add_column_sums(dy, n, out, o0, o1, db);
   });
+}
+
+bool gemm_blas_direct(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a,
+                      int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                      int threads) {
+#ifdef AHA_WITH_OPENBLAS
+  // OpenBLAS's own threads for this call only; back to one thread per call for the tiles.
+  openblas_set_num_threads(threads);
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+              trans_b ? CblasTrans : CblasNoTrans, int(m), int(n), int(k), 1.0f, a, int(lda), b,
+              int(ldb), beta, c, int(ldc));
+  openblas_set_num_threads(1);
+  return true;
+#else
+  (void)trans_a, (void)trans_b, (void)m, (void)n, (void)k, (void)a, (void)lda, (void)b, (void)ldb;
+  (void)beta, (void)c, (void)ldc, (void)threads;
+  return false;
+#endif
 }
 
 const char* gemm_backend() {
