@@ -1,14 +1,20 @@
-// `aha bench generate`: prefill and decode throughput of the rollout engine, and cache memory.
-#include <chrono>
+// `aha bench generate`: prefill and decode throughput of the rollout engine, cache memory, and
+// per phase (prefill, decode, and decode split into attention, MoE/MLP, the rest of the blocks,
+// the LM head and sampling) time, GFLOP, GFLOP/s and share of the GEMM roof.
+#include <algorithm>
+#include <cstdio>
 #include <iostream>
-#include <sstream>
+#include <optional>
+#include <string>
 
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
+#include "aha/core/tensor.h"
 #include "aha/core/threading.h"
 #include "aha/policy/presets.h"
+#include "aha/policy/profile.h"
 #include "aha/rollout/engine.h"
-#include "commands.h"
+#include "bench.h"
 #include "options.h"
 
 namespace aha::cli {
@@ -17,19 +23,23 @@ namespace {
 
 struct Timing {
   double prefill_s = 0, decode_s = 0;
+  // Decode only, from the blocks' profile: whole blocks, their attention and MoE/MLP sublayers.
+  double block_s = 0, attention_s = 0, ffn_s = 0;
 };
 
 // One generate call. All requests fit in one batch, so the engine prefills them all before its
 // first progress report and reports again after every decode step: prefill is the time to the
-// first report, decode the time from the first report to the last.
+// first report, decode the time from the first report to the last. The blocks' profile restarts
+// at the first report, so it holds decode alone.
 Timing run_once(const rollout::Engine& engine, const std::vector<rollout::Request>& reqs) {
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  Clock::time_point first, last;
+  policy::BlockProfile prof;
+  policy::BlockProfileScope scope(prof);
+  const auto t0 = BenchClock::now();
+  BenchClock::time_point first, last;
   bool seen = false;
   auto out = engine.generate(reqs, [&](const rollout::Progress&) {
-    last = Clock::now();
-    if (!seen) first = last;
+    last = BenchClock::now();
+    if (!seen) first = last, prof.reset();
     seen = true;
   });
   for (const auto& c : out) {
@@ -38,7 +48,120 @@ Timing run_once(const rollout::Engine& engine, const std::vector<rollout::Reques
   Timing t;
   t.prefill_s = std::chrono::duration<double>(first - t0).count();
   t.decode_s = std::chrono::duration<double>(last - first).count();
+  t.block_s = 1e-9 * double(prof.block_ns.load());
+  t.attention_s = 1e-9 * double(prof.attention_ns.load());
+  t.ffn_s = 1e-9 * double(prof.ffn_ns.load());
   return t;
+}
+
+// `steps` LM-head products of `rows` rows through the decoder's batch-invariant kernel, alone:
+// the head's share of decode (the decoder does not time its parts).
+double lm_head_seconds(const policy::Model<float>& model, int64_t rows, int64_t steps) {
+  const policy::ModelConfig& c = model.config();
+  std::vector<float> h(rows * c.hidden_size), logits(rows * c.vocab_size);
+  Rng rng(5);
+  for (auto& v : h) v = static_cast<float>(rng.normal());
+  std::optional<Bf16WeightCache> weights;  // as Engine::generate: bf16 weights packed once
+  if (matmul_precision() == MatmulPrecision::bf16) weights.emplace();
+  const float* w = model.params().data() + model.lm_head_offset();
+  const float* none = nullptr;
+  gemm_xwt_rowstable(h.data(), w, none, logits.data(), rows, c.hidden_size, c.vocab_size);
+  const auto t0 = BenchClock::now();
+  for (int64_t s = 0; s < steps; ++s) {
+    gemm_xwt_rowstable(h.data(), w, none, logits.data(), rows, c.hidden_size, c.vocab_size);
+  }
+  return seconds_since(t0);
+}
+
+// The phases of one point. FLOPs are the model's (policy::forward_flops_parts, the naive
+// attention's count: the absorbed decode does the same math in another order): prefill runs the
+// prompts with the head on their last token only; decode adds tokens L .. L + new - 2.
+std::vector<Phase> phases(const policy::Model<float>& model, const Timing& t, int64_t B,
+                          int64_t L, int64_t new_tokens) {
+  const policy::ModelConfig& c = model.config();
+  const policy::ForwardFlops p0 = policy::forward_flops_parts(c, {L});
+  const policy::ForwardFlops p1 = policy::forward_flops_parts(c, {L + new_tokens - 1});
+  const double steps = double(new_tokens - 1), head_per_token = p0.lm_head / double(L);
+  const double head_s = lm_head_seconds(model, B, new_tokens - 1);
+  std::vector<Phase> out;
+  out.push_back({"prefill", t.prefill_s, B * (p0.total() - head_per_token * double(L - 1))});
+  out.push_back({"decode", t.decode_s, B * (p1.total() - p0.total())});
+  out.push_back({"attention", t.attention_s, B * (p1.attention - p0.attention)});
+  out.push_back({"moe_mlp", t.ffn_s, B * (p1.ffn - p0.ffn)});
+  // Norms, residual adds, hyper-connection mixes, Engram.
+  out.push_back({"block_other", std::max(0.0, t.block_s - t.attention_s - t.ffn_s),
+                 B * (p1.other - p0.other)});
+  out.push_back({"lm_head", head_s, B * steps * head_per_token});
+  // What is left of a decode step: sampling, embedding, the final norm, the engine's own work.
+  out.push_back({"sampling_other", std::max(0.0, t.decode_s - t.block_s - head_s), 0.0});
+  return out;
+}
+
+Json phases_json(const std::vector<Phase>& ph, double roof) {
+  Json j;
+  const double decode_s = ph[1].seconds;
+  for (size_t i = 0; i < ph.size(); ++i) {
+    j[ph[i].name] = phase_json(ph[i], roof);
+    // The decode parts' share of a decode step's time.
+    if (i >= 2) j[ph[i].name]["share_of_decode"] = decode_s > 0 ? ph[i].seconds / decode_s : 0.0;
+  }
+  return j;
+}
+
+// What every point of one `bench generate` call shares.
+struct GenerateBench {
+  const policy::Model<float>& model;
+  std::string name;
+  MatmulPrecision prec;
+  int64_t new_tokens;
+  double roof;
+};
+
+void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed) {
+  Rng rng(3);
+  const int V = g.model.config().vocab_size;
+  std::vector<rollout::Request> reqs(B);
+  for (auto& r : reqs) {
+    for (int64_t t = 0; t < L; ++t) r.prompt.push_back(static_cast<int32_t>(rng.below(V)));
+    r.params.max_new_tokens = static_cast<int>(g.new_tokens);
+    r.params.stop_token_ids = {-1};  // never stop early: every sequence decodes new_tokens
+  }
+  rollout::EngineOptions opts;
+  opts.max_batch = static_cast<int>(B);
+  opts.absorbed = absorbed;
+  rollout::Engine engine(g.model, opts);
+  // Best of two runs for each phase: noise from other processes only ever adds time. The
+  // breakdown is the faster decode's.
+  Timing a = run_once(engine, reqs), b = run_once(engine, reqs);
+  Timing t = a.decode_s <= b.decode_s ? a : b;
+  t.prefill_s = std::min(a.prefill_s, b.prefill_s);
+  const double decode_tokens = double(B) * double(g.new_tokens - 1);
+  const std::vector<Phase> ph = phases(g.model, t, B, L, g.new_tokens);
+  const auto& dec = engine.decoder();
+  const int64_t ctx = L + g.new_tokens;
+  Json out = {{"bench", "generate"},
+              {"model", g.name},
+              {"path", absorbed ? "absorbed" : "naive"},
+              {"batch", B},
+              {"prompt_len", L},
+              {"new_tokens", g.new_tokens},
+              {"threads", max_threads()},
+              {"precision", matmul_precision_name(g.prec)},
+              {"prefill_tokens_per_s", double(B * L) / t.prefill_s},
+              {"decode_tokens_per_s", decode_tokens / t.decode_s},
+              {"roof_gflops", g.roof},
+              {"phases", phases_json(ph, g.roof)},
+              {"cache_bytes_per_token", dec.cache_bytes_per_token()},
+              {"full_kv_bytes_per_token", dec.full_kv_bytes_per_token()},
+              {"cache_bytes_per_sequence", dec.cache_bytes_per_token() * ctx}};
+  char title[200];
+  std::snprintf(title, sizeof title,
+                "generate %s %s  batch %lld  prompt %lld  new %lld  %s  roof %.1f GFLOP/s",
+                g.name.c_str(), absorbed ? "absorbed" : "naive", static_cast<long long>(B),
+                static_cast<long long>(L), static_cast<long long>(g.new_tokens),
+                matmul_precision_name(g.prec), g.roof);
+  print_phase_table(title, ph, g.roof);
+  std::cout << out.dump() << std::endl;
 }
 
 }  // namespace
@@ -60,7 +183,11 @@ int bench_generate(const Args& args) {
   if (!parse_options(args, desc, vm,
                      "usage: aha bench generate [--preset small | --config CFG.json]\n"
                      "       [--batch 1,16,64] [--prompt-len 64,256,1024] [--new-tokens 64]\n"
-                     "Decode tokens/s excludes prefill (timed separately).")) {
+                     "Decode tokens/s excludes prefill (timed separately). Per phase (JSON\n"
+                     "\"phases\", table on stderr): prefill, decode, and decode's attention,\n"
+                     "moe_mlp, block_other, lm_head (timed alone) and sampling_other (the rest),\n"
+                     "against the roof (aha's best square GEMM in this process);\n"
+                     "docs/performance.md.")) {
     return 0;
   }
   if (new_tokens < 2) fail("--new-tokens must be >= 2");
@@ -70,45 +197,13 @@ int bench_generate(const Args& args) {
   Json j = vm.count("config") ? load_json_file(config) : policy::preset_config(preset);
   policy::Model<float> model(policy::ModelConfig::from_json(j));
   model.init_random(0);
-  const int V = model.config().vocab_size;
+  const GenerateBench g{model, vm.count("config") ? config : preset, prec, new_tokens,
+                        gemm_roof_gflops()};
   std::vector<bool> modes = {true};
   if (naive) modes.push_back(false);
   for (int64_t B : parse_int_list(batches, "--batch")) {
     for (int64_t L : parse_int_list(prompt_lens, "--prompt-len")) {
-      Rng rng(3);
-      std::vector<rollout::Request> reqs(B);
-      for (auto& r : reqs) {
-        for (int64_t t = 0; t < L; ++t) r.prompt.push_back(static_cast<int32_t>(rng.below(V)));
-        r.params.max_new_tokens = new_tokens;
-        r.params.stop_token_ids = {-1};  // never stop early: every sequence decodes new_tokens
-      }
-      for (bool absorbed : modes) {
-        rollout::EngineOptions opts;
-        opts.max_batch = static_cast<int>(B);
-        opts.absorbed = absorbed;
-        rollout::Engine engine(model, opts);
-        // Best of two runs for each phase: noise from other processes only ever adds time.
-        Timing a = run_once(engine, reqs), b = run_once(engine, reqs);
-        const double t_prefill = std::min(a.prefill_s, b.prefill_s);
-        const double t_decode = std::min(a.decode_s, b.decode_s);
-        double decode_tokens = double(B) * (new_tokens - 1);
-        const auto& dec = engine.decoder();
-        int64_t ctx = L + new_tokens;
-        Json out = {{"bench", "generate"},
-                    {"model", vm.count("config") ? config : preset},
-                    {"path", absorbed ? "absorbed" : "naive"},
-                    {"batch", B},
-                    {"prompt_len", L},
-                    {"new_tokens", new_tokens},
-                    {"threads", max_threads()},
-                    {"precision", matmul_precision_name(prec)},
-                    {"prefill_tokens_per_s", double(B * L) / t_prefill},
-                    {"decode_tokens_per_s", decode_tokens / t_decode},
-                    {"cache_bytes_per_token", dec.cache_bytes_per_token()},
-                    {"full_kv_bytes_per_token", dec.full_kv_bytes_per_token()},
-                    {"cache_bytes_per_sequence", dec.cache_bytes_per_token() * ctx}};
-        std::cout << out.dump() << std::endl;
-      }
+      for (bool absorbed : modes) generate_point(g, B, L, absorbed);
     }
   }
   return 0;

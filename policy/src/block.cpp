@@ -5,6 +5,7 @@
 #include <type_traits>
 
 #include "aha/core/error.h"
+#include "aha/policy/profile.h"
 
 namespace aha::policy {
 
@@ -64,6 +65,8 @@ void ffn_sublayer(const ModelConfig& c, const LayerP& lp, const T* P, const T* h
 template <typename T>
 void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, LayerActs<T>& la,
                    const BlockPass& pass) {
+  BlockProfile* prof = active_block_profile();  // benchmarks only; null otherwise
+  ScopedNs block_time(prof != nullptr ? &prof->block_ns : nullptr);
   const int64_t n = pass.layout->n_tokens();
   const int d = c.hidden_size;
   Buf<T> y(n * d), u(c.has_hc() ? n * d : 0);
@@ -85,8 +88,10 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
     s.rstd.resize(n);
     rmsnorm_forward(in, P + lp.norm(m).w, s.h.data(), s.rstd.data(), n, d, c.rms_norm_eps);
     if (m == Mixer::kAttention) {
+      ScopedNs t(prof != nullptr ? &prof->attention_ns : nullptr);
       attention_sublayer(lp, P, s.h.data(), y.data(), la, pass);
     } else {
+      ScopedNs t(prof != nullptr ? &prof->ffn_ns : nullptr);
       ffn_sublayer(c, lp, P, s.h.data(), y.data(), la, pass);
     }
     if (lp.hc[i].on()) {

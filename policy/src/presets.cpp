@@ -90,44 +90,49 @@ Json preset_config(const std::string& name) {
   return j;
 }
 
-double forward_flops(const ModelConfig& c, const std::vector<int64_t>& seq_lens) {
+ForwardFlops forward_flops_parts(const ModelConfig& c, const std::vector<int64_t>& seq_lens) {
   double n = 0, pairs = 0;
   for (int64_t l : seq_lens) {
     n += double(l);
     pairs += double(l) * double(l + 1) / 2;
   }
   const double d = c.hidden_size, H = c.num_attention_heads;
-  double per_token = 0;  // multiply-adds per token, times 2 at the end
+  ForwardFlops f;  // multiply-adds per token first, times 2 n at the end
   for (int l = 0; l < c.num_hidden_layers; ++l) {
     if (c.is_mla()) {
       const double qk = c.qk_head_dim();
-      per_token += c.q_lora_rank ? d * *c.q_lora_rank + *c.q_lora_rank * H * qk : d * H * qk;
-      per_token += d * (c.kv_lora_rank + c.qk_rope_head_dim);
-      per_token += c.kv_lora_rank * H * (c.qk_nope_head_dim + c.v_head_dim);
-      per_token += H * c.v_head_dim * d;
+      f.attention += c.q_lora_rank ? d * *c.q_lora_rank + *c.q_lora_rank * H * qk : d * H * qk;
+      f.attention += d * (c.kv_lora_rank + c.qk_rope_head_dim);
+      f.attention += c.kv_lora_rank * H * (c.qk_nope_head_dim + c.v_head_dim);
+      f.attention += H * c.v_head_dim * d;
     } else {
       const double hd = c.head_dim, Hk = c.num_key_value_heads;
-      per_token += d * hd * (H + 2 * Hk) + H * hd * d;
+      f.attention += d * hd * (H + 2 * Hk) + H * hd * d;
     }
     if (c.is_moe_layer(l)) {
-      per_token += d * c.n_routed_experts;
-      per_token += 3.0 * d * c.moe_intermediate_size *
-                   (c.num_experts_per_tok + c.n_shared_experts);
+      f.ffn += d * c.n_routed_experts;
+      f.ffn += 3.0 * d * c.moe_intermediate_size * (c.num_experts_per_tok + c.n_shared_experts);
     } else {
-      per_token += 3.0 * d * c.intermediate_size;
+      f.ffn += 3.0 * d * c.intermediate_size;
     }
   }
   if (c.has_hc()) {  // the weights' projections of the streams: two per layer and the head
     const double m = c.hc_mult;
-    per_token += c.num_hidden_layers * 2.0 * ((m + 2) * m * m * d + 2 * m * d) + m * m * d;
+    f.other += c.num_hidden_layers * 2.0 * ((m + 2) * m * m * d + 2 * m * d) + m * m * d;
   }
   if (c.engram) {  // per Engram layer: a key projection per stream and the value projection
     const double m = c.has_hc() ? c.hc_mult : 1;
-    per_token += double(c.engram->layer_ids.size()) * (m + 1) * c.engram->width() * d;
+    f.other += double(c.engram->layer_ids.size()) * (m + 1) * c.engram->width() * d;
   }
-  per_token += d * c.vocab_size;
-  double attn = pairs * H * (c.qk_head_dim() + c.attn_v_dim()) * c.num_hidden_layers;
-  return 2.0 * (per_token * n + attn);
+  f.lm_head = d * c.vocab_size;
+  const double attn = pairs * H * (c.qk_head_dim() + c.attn_v_dim()) * c.num_hidden_layers;
+  f.attention = 2.0 * (f.attention * n + attn);
+  f.ffn *= 2.0 * n, f.lm_head *= 2.0 * n, f.other *= 2.0 * n;
+  return f;
+}
+
+double forward_flops(const ModelConfig& c, const std::vector<int64_t>& seq_lens) {
+  return forward_flops_parts(c, seq_lens).total();
 }
 
 }  // namespace aha::policy

@@ -18,4 +18,13 @@ Json preset_config(const std::string& name);
 // counted K times per token, causal attention counted over its lower triangle).
 double forward_flops(const ModelConfig& c, const std::vector<int64_t>& seq_lens);
 
+// forward_flops split by where the work is: the attention sublayers (projections and the causal
+// score and value products), the MoE or dense MLP sublayers (router included), the LM head,
+// and the rest (hyper-connection mixes, Engram projections). The parts sum to forward_flops.
+struct ForwardFlops {
+  double attention = 0, ffn = 0, lm_head = 0, other = 0;
+  double total() const { return attention + ffn + lm_head + other; }
+};
+ForwardFlops forward_flops_parts(const ModelConfig& c, const std::vector<int64_t>& seq_lens);
+
 }  // namespace aha::policy
