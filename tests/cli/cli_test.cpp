@@ -51,6 +51,8 @@ TEST(Cli, InitThenScore) {
   fs::remove_all(ck2);
   ASSERT_EQ(run("init --preset tiny --seed 3 --out " + ck2).rc, 0);
   EXPECT_EQ(run("score --model " + ck2, "{\"ids\":[1,2,3]}\n").out, l1 + "\n");
+  fs::remove_all(ck);
+  fs::remove_all(ck2);
 }
 
 TEST(Cli, BadInputGivesOneErrorLine) {
@@ -73,6 +75,8 @@ TEST(Cli, BadInputGivesOneErrorLine) {
   expect_one_error_line(run("frobnicate"), "unknown command");
   // A failed init leaves the old checkpoint in place.
   EXPECT_TRUE(fs::exists(ck + "/model.safetensors"));
+  fs::remove_all(ck);
+  fs::remove(cfg);
 }
 
 TEST(Cli, HelpOnEveryCommand) {
