@@ -126,7 +126,24 @@ void for_grid(int64_t m, int64_t n, int64_t k, F&& f) {
   }, tbb::simple_partitioner());
 }
 
+// The weight gradient dW[out, in] = dy^T x sums over the tokens (k). When dW is small against
+// the tokens, a grid over dW's rows and columns packs each tile's slice of the long operands
+// again and again; splitting the tokens instead packs every value once, at the price of one
+// buffer per part and their sum. Returns the tokens per part, or 0 to keep the grid: the part
+// count is the grid's tile count, both from the sizes alone.
+int64_t token_split_rows(int64_t out, int64_t in, int64_t n) {
+  const TileGrid g = tile_grid(out, in, n);
+  const int64_t r = (out + g.rows - 1) / g.rows, c = (in + g.cols - 1) / g.cols, parts = r * c;
+  if (parts == 1 || n < 16 * parts) return 0;
+  const double grid_cost = double(c * out + r * in) * double(n);
+  const double split_cost = double(out + in) * double(n) + 2.0 * double(parts * out) * double(in);
+  if (split_cost >= grid_cost) return 0;
+  return ((n + parts - 1) / parts + 15) / 16 * 16;
+}
+
 }  // namespace
+
+// Under `precision: bf16`}  // namespace
 
 // Under `precision: bf16` the float products run on the bf16 kernel (fp64 ones never do:
 // they are the finite-difference references; callers check T).
@@ -193,6 +210,28 @@ void add_column_sums(const T* dy, int64_t n, int64_t out, int64_t o0, int64_t o1
   }
 }
 
+// dw += dy^T x with the tokens in parts of `rows`: each part's product into its own buffer (one
+// task each), then dw += part 0 + part 1 + ... in that order, whatever the thread count.
+template <typename T>
+void gemm_dytx_token_split(const T* dy, const T* x, T* dw, int64_t n, int64_t in, int64_t out,
+                           int64_t rows) {
+  const int64_t parts = (n + rows - 1) / rows, size = out * in;
+  std::vector<T> part(parts * size);
+  tbb::parallel_for(int64_t{0}, parts, [&](int64_t p) {
+    const int64_t t0 = p * rows, t1 = std::min(n, t0 + rows);
+    gemm_tile<T>(true, false, out, in, t1 - t0, dy + t0 * out, out, x + t0 * in, in, T(0),
+                 part.data() + p * size, in);
+  }, tbb::simple_partitioner());
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, size, 4096),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+    for (int64_t i = r.begin(); i < r.end(); ++i) {
+      T sum = part[i];
+      for (int64_t p = 1; p < parts; ++p) sum += part[p * size + i];
+      dw[i] += sum;
+    }
+  });
+}
+
 template <typename T>
 void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int64_t out) {
   if constexpr (std::is_same_v<T, float>) {
@@ -202,8 +241,13 @@ void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int
       return;
     }
   }
-  // Split over weight rows and columns (never over the tokens, k): each task owns its block of
-  // dw, no reduction needed; the first column of tiles adds the bias gradient.
+  if (const int64_t rows = token_split_rows(out, in, n); rows > 0) {
+    gemm_dytx_token_split(dy, x, dw, n, in, out, rows);
+    if (db != nullptr) add_column_sums(dy, n, out, 0, out, db);
+    return;
+  }
+  // Split over weight rows and columns: each task owns its block of dw, no reduction needed;
+  // the first column of tiles adds the bias gradient.
   for_grid(out, in, n, [&](int64_t o0, int64_t o1, int64_t i0, int64_t i1) {
     const int64_t no = o1 - o0;
     gemm_tile<T>(true, false, no, i1 - i0, n, dy + o0, out, x + i0, in, T(1), dw + o0 * in + i0,

@@ -57,11 +57,10 @@ TEST(Tensor, GemmShapesMatchNaive) {
   for (int64_t j = 0; j < 3 * out; ++j) EXPECT_NEAR(y2[j], y[j], 1e-5);
 }
 
-// Shapes whose products split into a 2 x 2 grid of tiles with ragged edges (rows and columns):
-// every op, bias and bias gradient included, matches the naive sums, and the bits do not depend
-// on the thread count.
-TEST(Tensor, TiledGemmsMatchNaiveAndRepeatForAnyThreadCount) {
-  const int64_t n = 150, in = 300, out = 170;
+// Shapes whose products split into a 2 x 2 grid of tiles with ragged edges (rows and columns),
+// and one whose weight gradient splits the tokens (few weights, many tokens): every op, bias and
+// bias gradient included, matches the naive sums, and the bits do not depend on the thread count.
+void check_tiled_gemms(int64_t n, int64_t in, int64_t out) {
   auto x = randv(n * in, 11), w = randv(out * in, 12), b = randv(out, 13), dy = randv(n * out, 14);
   struct Out {
     std::vector<float> y, dx, dw, db;
@@ -94,7 +93,7 @@ TEST(Tensor, TiledGemmsMatchNaiveAndRepeatForAnyThreadCount) {
     for (int64_t k = 0; k < in; k += 3) {
       double g = 0.25;
       for (int64_t i = 0; i < n; ++i) g += double(dy[i * out + j]) * x[i * in + k];
-      ASSERT_NEAR(all.dw[j * in + k], g, 1e-3) << j << "," << k;
+      ASSERT_NEAR(all.dw[j * in + k], g, 2e-3) << j << "," << k;
     }
   }
   for (int threads : {1, 3}) {
@@ -105,6 +104,11 @@ TEST(Tensor, TiledGemmsMatchNaiveAndRepeatForAnyThreadCount) {
     EXPECT_EQ(o.dw, all.dw) << threads;
     EXPECT_EQ(o.db, all.db) << threads;
   }
+}
+
+TEST(Tensor, TiledGemmsMatchNaiveAndRepeatForAnyThreadCount) {
+  check_tiled_gemms(150, 300, 170);  // 2 x 2 tiles for each op
+  check_tiled_gemms(1000, 40, 50);   // dw from two parts of the tokens
 }
 
 TEST(Tensor, RowStableGemmIsBatchAndThreadInvariant) {
