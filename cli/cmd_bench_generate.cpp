@@ -25,6 +25,7 @@ struct Timing {
   double prefill_s = 0, decode_s = 0;
   // Decode only, from the blocks' profile: whole blocks, their attention and MoE/MLP sublayers.
   double block_s = 0, attention_s = 0, ffn_s = 0;
+  int64_t drafted = 0, accepted = 0;  // speculative decoding
 };
 
 // One generate call. All requests fit in one batch, so the engine prefills them all before its
@@ -37,7 +38,10 @@ Timing run_once(const rollout::Engine& engine, const std::vector<rollout::Reques
   const auto t0 = BenchClock::now();
   BenchClock::time_point first, last;
   bool seen = false;
-  auto out = engine.generate(reqs, [&](const rollout::Progress&) {
+  int64_t drafted = 0, accepted = 0;
+  auto out = engine.generate(reqs, [&](const rollout::Progress& p) {
+    drafted = p.drafted;
+    accepted = p.accepted;
     last = BenchClock::now();
     if (!seen) first = last, prof.reset();
     seen = true;
@@ -51,6 +55,8 @@ Timing run_once(const rollout::Engine& engine, const std::vector<rollout::Reques
   t.block_s = 1e-9 * double(prof.block_ns.load());
   t.attention_s = 1e-9 * double(prof.attention_ns.load());
   t.ffn_s = 1e-9 * double(prof.ffn_ns.load());
+  t.drafted = drafted;
+  t.accepted = accepted;
   return t;
 }
 
@@ -115,7 +121,25 @@ struct GenerateBench {
   MatmulPrecision prec;
   int64_t new_tokens;
   double roof;
+  bool speculative;
 };
+
+// Decode with the MTP module drafting (EngineOptions::speculative): tokens/s (best of two runs),
+// the share of drafts kept and the ratio to plain decode's tokens/s.
+Json speculative_point(const GenerateBench& g, const std::vector<rollout::Request>& reqs,
+                       int64_t B, double plain_tokens_per_s) {
+  rollout::EngineOptions opts;
+  opts.max_batch = static_cast<int>(B);
+  opts.speculative = true;
+  rollout::Engine engine(g.model, opts);
+  const Timing a = run_once(engine, reqs), b = run_once(engine, reqs);
+  const Timing& t = a.decode_s <= b.decode_s ? a : b;
+  const double tps = double(B) * double(g.new_tokens - 1) / t.decode_s;
+  return {{"decode_tokens_per_s", tps},
+          {"drafts", t.drafted},
+          {"kept", t.drafted > 0 ? double(t.accepted) / double(t.drafted) : 0.0},
+          {"vs_plain", tps / plain_tokens_per_s}};
+}
 
 void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed) {
   Rng rng(3);
@@ -161,6 +185,13 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
                 static_cast<long long>(L), static_cast<long long>(g.new_tokens),
                 matmul_precision_name(g.prec), g.roof);
   print_phase_table(title, ph, g.roof);
+  if (g.speculative && absorbed) {
+    out["speculative"] = speculative_point(g, reqs, B, decode_tokens / t.decode_s);
+    std::fprintf(stderr, "speculative: %.0f decode tok/s (%.2fx plain), %.1f%% of drafts kept\n",
+                 out["speculative"]["decode_tokens_per_s"].get<double>(),
+                 out["speculative"]["vs_plain"].get<double>(),
+                 100 * out["speculative"]["kept"].get<double>());
+  }
   std::cout << out.dump() << std::endl;
 }
 
@@ -170,7 +201,7 @@ int bench_generate(const Args& args) {
   po::options_description desc("options", kHelpWidth, kHelpWidth / 2);
   std::string preset, config, batches, prompt_lens, precision_name;
   int new_tokens = 64, threads = 0;
-  bool naive = false;
+  bool naive = false, speculative = false;
   desc.add_options()("preset", po::value(&preset)->default_value("small"), "tiny | small | base | tiny-mhc | small-mhc | tiny-engram | tiny-v41 | tiny-nsa | small-dsa")(
       "config", po::value(&config), "an HF config.json instead of a preset")(
       "batch", po::value(&batches)->default_value("1,16,64"), "concurrent sequences (list)")(
@@ -178,7 +209,10 @@ int bench_generate(const Args& args) {
       "new-tokens", po::value(&new_tokens)->default_value(64), "generated tokens per sequence")(
       "threads", po::value(&threads)->default_value(0), "threads (0 = all cores)")(
       "precision", po::value(&precision_name)->default_value("fp32"), "matmul precision: fp32 | bf16")(
-      "naive", po::bool_switch(&naive), "also time the naive (non-absorbed) MLA decode");
+      "naive", po::bool_switch(&naive), "also time the naive (non-absorbed) MLA decode")(
+      "speculative", po::bool_switch(&speculative),
+      "also time speculative decoding with an MTP module as the draft (added to the config "
+      "when it has none; random weights, so the keep rate is near its ceiling)");
   po::variables_map vm;
   if (!parse_options(args, desc, vm,
                      "usage: aha bench generate [--preset small | --config CFG.json]\n"
@@ -195,10 +229,11 @@ int bench_generate(const Args& args) {
   const MatmulPrecision prec = matmul_precision_from(precision_name, "--precision");
   MatmulPrecisionScope precision(prec);
   Json j = vm.count("config") ? load_json_file(config) : policy::preset_config(preset);
+  if (speculative && j.value("num_nextn_predict_layers", 0) < 1) j["num_nextn_predict_layers"] = 1;
   policy::Model<float> model(policy::ModelConfig::from_json(j));
   model.init_random(0);
   const GenerateBench g{model, vm.count("config") ? config : preset, prec, new_tokens,
-                        gemm_roof_gflops()};
+                        gemm_roof_gflops(), speculative};
   std::vector<bool> modes = {true};
   if (naive) modes.push_back(false);
   for (int64_t B : parse_int_list(batches, "--batch")) {

@@ -58,4 +58,25 @@ TEST(BenchGenerateCli, PrintsPrefillAndDecodePhasesWithFiniteFigures) {
   }
 }
 
+// --speculative adds the MTP-drafted decode beside the plain one (fields only, never values).
+TEST(BenchGenerateCli, SpeculativeReportsKeepRateAndRatio) {
+  CmdResult r = run_aha(
+      "bench generate --preset tiny --batch 2 --prompt-len 4 --new-tokens 4 --threads 1 "
+      "--speculative");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::vector<aha::Json> lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  ASSERT_TRUE(lines[0].contains("speculative")) << r.out;
+  const aha::Json& s = lines[0]["speculative"];
+  for (const char* key : {"decode_tokens_per_s", "kept", "vs_plain"}) {
+    EXPECT_TRUE(finite_number(s, key)) << key << ": " << s.dump();
+  }
+  EXPECT_GT(s["drafts"].get<int64_t>(), 0) << s.dump();
+  EXPECT_NE(r.err.find("speculative:"), std::string::npos) << r.err;
+  // A model kind without MTP support is one error line naming the key.
+  CmdResult bad = run_aha("bench generate --preset tiny-nsa --batch 1 --new-tokens 3 --speculative");
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.err.find("num_nextn_predict_layers"), std::string::npos) << bad.err;
+}
+
 }  // namespace
