@@ -118,36 +118,56 @@ int cut_tail(const std::vector<double>& w, int kept, double total, const Samplin
   return kept;
 }
 
+// The kept candidates of a filtered, tempered distribution: order[0..kept) with weights
+// w[i] = exp(z/T - zmax) summing to total; the kept-set bookkeeping of TokenSample.
+struct Kept {
+  std::vector<int32_t> order;
+  std::vector<double> w;
+  int kept = 0;
+  double total = 0;
+  float min_logit = 0;
+};
+
+Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab) {
+  Kept k;
+  const double inv_t = 1.0 / p.temperature;
+  k.kept = vocab;
+  k.order = candidate_order(z, p, vocab, k.kept);
+  const double zmax = z[k.order[0]] * inv_t;
+  k.w.resize(k.kept);
+  double total = 0;
+  for (int i = 0; i < k.kept; ++i) total += (k.w[i] = std::exp(z[k.order[i]] * inv_t - zmax));
+  k.kept = cut_tail(k.w, k.kept, total, p);
+  for (int i = 0; i < k.kept; ++i) k.total += k.w[i];
+  k.min_logit =
+      is_filtered(p, vocab) ? z[k.order[k.kept - 1]] : *std::min_element(z.begin(), z.end());
+  return k;
+}
+
+// The kept set, ascending, when a filter truncated it.
+void kept_set(const Kept& k, int vocab, std::vector<int32_t>& ids) {
+  if (k.kept >= vocab) return;
+  ids.assign(k.order.begin(), k.order.begin() + k.kept);
+  std::sort(ids.begin(), ids.end());
+}
+
 void sample_filtered(const std::vector<float>& z, const SamplingParams& p, int vocab, Rng& rng,
                      TokenSample& out, std::vector<int32_t>* kept_ids) {
-  const double inv_t = 1.0 / p.temperature;
-  int kept = vocab;
-  const std::vector<int32_t> order = candidate_order(z, p, vocab, kept);
-  const double zmax = z[order[0]] * inv_t;
-  std::vector<double> w(kept);
-  double total = 0;
-  for (int i = 0; i < kept; ++i) total += (w[i] = std::exp(z[order[i]] * inv_t - zmax));
-  kept = cut_tail(w, kept, total, p);
-  total = 0;
-  for (int i = 0; i < kept; ++i) total += w[i];
-  double u = rng.uniform() * total, cum = 0;
-  int pick = kept - 1;
-  for (int i = 0; i < kept; ++i) {
-    cum += w[i];
+  const Kept k = weigh(z, p, vocab);
+  double u = rng.uniform() * k.total, cum = 0;
+  int pick = k.kept - 1;
+  for (int i = 0; i < k.kept; ++i) {
+    cum += k.w[i];
     if (u < cum) {
       pick = i;
       break;
     }
   }
-  out.token = order[pick];
-  out.logprob = static_cast<float>(std::log(w[pick] / total));
-  out.n_kept = kept;
-  out.kept_min_logit =
-      is_filtered(p, vocab) ? z[order[kept - 1]] : *std::min_element(z.begin(), z.end());
-  if (kept_ids != nullptr && kept < vocab) {
-    kept_ids->assign(order.begin(), order.begin() + kept);
-    std::sort(kept_ids->begin(), kept_ids->end());
-  }
+  out.token = k.order[pick];
+  out.logprob = static_cast<float>(std::log(k.w[pick] / k.total));
+  out.n_kept = k.kept;
+  out.kept_min_logit = k.min_logit;
+  if (kept_ids != nullptr) kept_set(k, vocab, *kept_ids);
 }
 
 }  // namespace
@@ -185,25 +205,12 @@ void sampling_dist(const float* logits, int vocab, const SamplingParams& p,
     out.kept_min_logit = z[top];
     return;
   }
-  // sample_filtered's weights, in its order, so that the logprobs agree bit for bit.
-  const double inv_t = 1.0 / p.temperature;
-  int kept = vocab;
-  const std::vector<int32_t> order = candidate_order(z, p, vocab, kept);
-  const double zmax = z[order[0]] * inv_t;
-  std::vector<double> w(kept);
-  double total = 0;
-  for (int i = 0; i < kept; ++i) total += (w[i] = std::exp(z[order[i]] * inv_t - zmax));
-  kept = cut_tail(w, kept, total, p);
-  total = 0;
-  for (int i = 0; i < kept; ++i) total += w[i];
-  for (int i = 0; i < kept; ++i) out.prob[order[i]] = w[i] / total;
-  out.n_kept = kept;
-  out.kept_min_logit =
-      is_filtered(p, vocab) ? z[order[kept - 1]] : *std::min_element(z.begin(), z.end());
-  if (kept < vocab) {
-    out.kept_ids.assign(order.begin(), order.begin() + kept);
-    std::sort(out.kept_ids.begin(), out.kept_ids.end());
-  }
+  // sample_filtered's weights, so that the logprobs agree bit for bit.
+  const Kept k = weigh(z, p, vocab);
+  for (int i = 0; i < k.kept; ++i) out.prob[k.order[i]] = k.w[i] / k.total;
+  out.n_kept = k.kept;
+  out.kept_min_logit = k.min_logit;
+  kept_set(k, vocab, out.kept_ids);
 }
 
 namespace {

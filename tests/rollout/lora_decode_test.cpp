@@ -130,18 +130,7 @@ TEST(LoraDecode, RecordedLogprobsEqualScoring) {
     auto reqs = testing::requests_for(m->config().vocab_size, 3, 4, 12);
     auto out = engine.generate(reqs);
     ASSERT_EQ(out.size(), 12u);
-    for (const Rollout& comp : out) {
-      ASSERT_NE(comp.finish_reason, "error") << comp.error;
-      std::vector<int32_t> seq = reqs[comp.group].prompt;
-      seq.insert(seq.end(), comp.completion_ids.begin(), comp.completion_ids.end());
-      policy::Activations<float> acts;
-      m->forward(policy::Batch::from_sequences({seq}), {}, acts);
-      const size_t p = reqs[comp.group].prompt.size();
-      for (size_t i = 0; i < comp.completion_ids.size(); ++i) {
-        EXPECT_NEAR(comp.sampled_logprobs[i], acts.logprob[p - 1 + i], 1e-4)
-            << m->config().type_name() << " token " << i;
-      }
-    }
+    testing::expect_logprobs_match_forward(*m, reqs, out);
   }
 }
 
