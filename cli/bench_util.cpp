@@ -40,17 +40,18 @@ double peak_rss_mb() {
 }
 
 Json phase_json(const Phase& p, double roof) {
-  return {{"s", p.seconds}, {"gflop", p.flops / 1e9}, {"gflops", p.gflops()},
+  return {{"s", p.seconds},
+          {"gflop", p.flops / 1e9},
+          {"gflops", p.gflops()},
           {"pct_of_roof", 100.0 * p.gflops() / roof}};
 }
 
 void print_phase_table(const std::string& title, const std::vector<Phase>& phases, double roof) {
   std::fprintf(stderr, "%s\n", title.c_str());
-  std::fprintf(stderr, "  %-16s %10s %10s %10s %8s\n", "phase", "ms", "GFLOP", "GFLOP/s",
-               "% roof");
+  std::fprintf(stderr, "  %-16s %10s %10s %10s %8s\n", "phase", "ms", "GFLOP", "GFLOP/s", "% roof");
   for (const Phase& p : phases) {
-    std::fprintf(stderr, "  %-16s %10.2f %10.3f %10.1f %7.1f%%\n", p.name.c_str(),
-                 1e3 * p.seconds, p.flops / 1e9, p.gflops(), 100.0 * p.gflops() / roof);
+    std::fprintf(stderr, "  %-16s %10.2f %10.3f %10.1f %7.1f%%\n", p.name.c_str(), 1e3 * p.seconds,
+                 p.flops / 1e9, p.gflops(), 100.0 * p.gflops() / roof);
   }
 }
 

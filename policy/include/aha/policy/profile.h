@@ -37,9 +37,9 @@ class ScopedNs {
       : counter_(counter), t0_(counter ? Clock::now() : Clock::time_point{}) {}
   ~ScopedNs() {
     if (counter_ != nullptr) {
-      counter_->fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0_)
-                              .count(),
-                          std::memory_order_relaxed);
+      counter_->fetch_add(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0_).count(),
+          std::memory_order_relaxed);
     }
   }
   ScopedNs(const ScopedNs&) = delete;
