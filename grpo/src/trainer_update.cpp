@@ -6,7 +6,11 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <optional>
+#include <string>
+#include <thread>
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
@@ -95,6 +99,19 @@ struct PackedForward {
     return replay;
   }
 };
+
+// For the expert-parallel tests: AHA_FAULT=stall:RANK:STEP stops that rank just before step
+// STEP's first update, so that the others wait in the update's first all-to-all (trainer.cpp's
+// exit/hang faults fire at the start of a step, before any expert exchange).
+void stall_before_update(int64_t step) {
+  const char* f = std::getenv("AHA_FAULT");
+  char kind[8] = {0};
+  int rank = -1;
+  long long at = -1;
+  if (f == nullptr || std::sscanf(f, "%7[a-z]:%d:%lld", kind, &rank, &at) != 3) return;
+  if (std::string(kind) != "stall" || rank != dist::rank() || at != step) return;
+  while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
 
 std::vector<size_t> range_of(size_t a, size_t b) {
   std::vector<size_t> v;
@@ -416,6 +433,7 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
                                       StepTotals& t) {
   const GrpoConfig& g = cfg.grpo;
   const bool token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
+  stall_before_update(step + 1);
   const bool ep = cfg.parallel.expert_parallel();
   PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask, ep};
   policy::Activations<float>& acts = t.acts;

@@ -170,6 +170,25 @@ TEST_F(MpiEp, DistillTwoExpertParallelRanksGiveTheWeightsOfOne) {
   expect_same_weights("d1", "d2", (dir_ / "model").string());
 }
 
+// A rank that stops responding inside an expert-parallel update: the other rank's all-to-all
+// times out and the job ends with the rank and the exchange named.
+TEST_F(MpiEp, ARankThatHangsInAnUpdateTimesOut) {
+  if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string cfg = (dir_ / "hang.json").string();
+  std::ofstream(cfg) << R"({"model": ")" << (dir_ / "model").string() << R"(",
+    "output_dir": "unset", "seed": 5, "data": {"train": "synthetic:addition", "template": "{prompt}"},
+    "rewards": [{"name": "math"}], "sampling": {"max_new_tokens": 6},
+    "grpo": {"steps": 3, "prompts_per_step": 2, "group_size": 2, "threads": 1},
+    "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.05}, "parallel": {"ep": 2}})";
+  const auto t0 = std::chrono::steady_clock::now();
+  CmdResult r = run_mpi("train --config " + cfg + " --set output_dir=" + (dir_ / "hang").string(),
+                        {"AHA_FAULT=stall:1:2", "AHA_MPI_TIMEOUT=5"});
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.err.find("error: rank 0 of 2: MoE dispatch counts timed out"), std::string::npos)
+      << r.err;
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
+}
+
 TEST_F(MpiEp, BadParallelKeysAreOneErrorLine) {
   expect_one_error_line(run_aha(pretrain("bad") + " --set parallel.ep=0"), "parallel.ep");
   // Two expert-parallel ranks need two ranks.
