@@ -159,9 +159,11 @@ ModelPoint model_point(OpCase& k, int threads, int rounds, double min_time) {
   ModelPoint p;
   check_same(k, threads);
   for (int r = 0; r < rounds; ++r) {
-    // The direct BLAS's threads spin for a while after its calls (and TBB's briefly after
-    // aha's): let them go to sleep before the other side runs.
-    if (threads > 1) std::this_thread::sleep_for(milliseconds(100));
+    // The direct BLAS's threads spin for a while after its calls (OpenBLAS: 2^28 time-stamp
+    // ticks, 0.13 s at this machine's 2.1 GHz counter; 100 ms left them spinning through aha's
+    // whole turn, which then ran on one core), and TBB's briefly after aha's: let them go to
+    // sleep before the other side runs.
+    if (threads > 1) std::this_thread::sleep_for(milliseconds(300));
     p.aha_s = std::min(p.aha_s, best_seconds([&] { k.run_aha(); }, min_time));
     if (threads > 1) std::this_thread::sleep_for(milliseconds(20));
     p.has_blas = k.run_blas(threads);
