@@ -9,25 +9,15 @@
 #include <vector>
 
 #include "aha/core/config.h"
+#include "bench_json.h"
 #include "run_aha.h"
 
 namespace {
 
 using aha::testing::CmdResult;
+using aha::testing::finite_number;
+using aha::testing::json_lines;
 using aha::testing::run_aha;
-
-bool finite_number(const aha::Json& j, const char* key) {
-  return j.contains(key) && j[key].is_number() && std::isfinite(j[key].get<double>());
-}
-
-std::vector<aha::Json> json_lines(const std::string& out) {
-  std::vector<aha::Json> lines;
-  std::stringstream ss(out);
-  for (std::string line; std::getline(ss, line);) {
-    if (!line.empty()) lines.push_back(aha::Json::parse(line));
-  }
-  return lines;
-}
 
 TEST(BenchGemmCli, ModelShapesPrintAhaAndBlasFiguresAndASummary) {
   CmdResult r = run_aha(

@@ -7,16 +7,14 @@
 #include <string>
 
 #include "aha/core/config.h"
+#include "bench_json.h"
 #include "run_aha.h"
 
 namespace {
 
 using aha::testing::CmdResult;
+using aha::testing::finite_number;
 using aha::testing::run_aha;
-
-bool finite_number(const aha::Json& j, const char* key) {
-  return j.contains(key) && j[key].is_number() && std::isfinite(j[key].get<double>());
-}
 
 TEST(BenchTrainCli, PrintsEveryPhaseWithFiniteFigures) {
   CmdResult r = run_aha("bench train --preset small --iters 1 --batch 1 --seq-len 8 --threads 1");
