@@ -98,6 +98,33 @@ rollout::EngineOptions engine_options(const GenerateArgs& a, const tokenizer::To
   return opts;
 }
 
+// Generates with a progress line; with speculative decoding, the drafts and the keep rate on
+// stderr after it.
+std::vector<Rollout> run_engine(const policy::Model<float>& model,
+                                const rollout::EngineOptions& opts,
+                                const std::vector<rollout::Request>& reqs) {
+  std::unique_ptr<rollout::Engine> engine;
+  try {
+    engine = std::make_unique<rollout::Engine>(model, opts);
+  } catch (const Error& e) {
+    if (!opts.speculative) throw;
+    fail("--speculative: ", e.what());
+  }
+  ProgressLine progress("generate", "tok");
+  rollout::Progress last;
+  auto out = engine->generate(reqs, [&](const rollout::Progress& p) {
+    progress.update(p.done, p.total, double(p.tokens), p.done == p.total);
+    last = p;
+  });
+  progress.finish();
+  if (opts.speculative) {
+    std::cerr << "speculative: " << last.drafted << " drafts, " << last.accepted << " kept ("
+              << (last.drafted > 0 ? 100.0 * double(last.accepted) / double(last.drafted) : 0.0)
+              << "%)\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 int cmd_generate(const Args& args) {
@@ -157,25 +184,7 @@ int cmd_generate(const Args& args) {
   const std::vector<rollout::Request> reqs = read_requests(a, tok.get(), templ.get());
   const grpo::EpisodeConfig episodes = tool_episodes(tool_args);
   const rollout::EngineOptions opts = engine_options(a, tok.get(), episodes);
-  std::unique_ptr<rollout::Engine> engine;
-  try {
-    engine = std::make_unique<rollout::Engine>(*model, opts);
-  } catch (const Error& e) {
-    if (!a.speculative) throw;
-    fail("--speculative: ", e.what());
-  }
-  ProgressLine progress("generate", "tok");
-  rollout::Progress last;
-  auto out = engine->generate(reqs, [&](const rollout::Progress& p) {
-    progress.update(p.done, p.total, double(p.tokens), p.done == p.total);
-    last = p;
-  });
-  progress.finish();
-  if (a.speculative) {
-    std::cerr << "speculative: " << last.drafted << " drafts, " << last.accepted << " kept ("
-              << (last.drafted > 0 ? 100.0 * double(last.accepted) / double(last.drafted) : 0.0)
-              << "%)\n";
-  }
+  std::vector<Rollout> out = run_engine(*model, opts, reqs);
   if (tok != nullptr) {
     for (auto& c : out) train::decode_texts(c, *tok);
   }

@@ -185,6 +185,7 @@ struct Pretrain {
   void load_docs();
   void open_run(const Json& raw, bool resume);
   Json train_step();
+  std::vector<std::vector<int32_t>> draw_share();
   // What the base was trained on, kept beside its weights: GRPO and eval warn when they prompt
   // it with another template (a base only answers prompts shaped like its documents).
   void save_data_note(const fs::path& dir) const {
@@ -243,16 +244,7 @@ void Pretrain::open_run(const Json& raw, bool resume) {
 Json Pretrain::train_step() {
   auto t0 = Clock::now();
   const dist::Traffic sent0 = dist::traffic();
-  std::vector<std::vector<int32_t>> batch_docs;
-  int64_t n_tokens = 0;
-  while (n_tokens < cfg.batch_tokens) {
-    const auto& d = docs[cursor->next(1)[0]];
-    n_tokens += static_cast<int64_t>(d.size());
-    batch_docs.push_back(d);
-  }
-  // Every rank draws the same documents and trains on its contiguous share of them.
-  const auto [lo, hi] = dist::share(static_cast<int64_t>(batch_docs.size()));
-  batch_docs = std::vector<std::vector<int32_t>>(batch_docs.begin() + lo, batch_docs.begin() + hi);
+  const std::vector<std::vector<int32_t>> batch_docs = draw_share();
   double sums[5] = {0, 0, 0, 0, 0};  // predicted tokens, nll, tokens, MTP rows, MTP nll
   const bool mtp = cfg.mtp_weight > 0;
   update->begin();
@@ -329,6 +321,19 @@ Json Pretrain::train_step() {
     m["allgather_bytes"] = sent.allgather_bytes - sent0.allgather_bytes;
   }
   return m;
+}
+
+// Documents up to batch_tokens; every rank draws the same ones and keeps its contiguous share.
+std::vector<std::vector<int32_t>> Pretrain::draw_share() {
+  std::vector<std::vector<int32_t>> all;
+  int64_t n_tokens = 0;
+  while (n_tokens < cfg.batch_tokens) {
+    const auto& d = docs[cursor->next(1)[0]];
+    n_tokens += static_cast<int64_t>(d.size());
+    all.push_back(d);
+  }
+  const auto [lo, hi] = dist::share(static_cast<int64_t>(all.size()));
+  return {all.begin() + lo, all.begin() + hi};
 }
 
 }  // namespace

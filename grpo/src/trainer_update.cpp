@@ -427,6 +427,33 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   if (!t.loads.empty()) m["expert_load"] = t.loads;
 }
 
+namespace {
+
+// Per-sequence gradients [k][j], scaled by f, into the packed rows (offs[k] + j) of n.
+void scatter_scaled(const std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                    const std::vector<int64_t>& offs, double f,
+                    const std::vector<std::vector<double>>& per_seq, size_t n,
+                    std::vector<float>& out) {
+  out.assign(n, 0.0f);
+  for (size_t k = 0; k < idx.size(); ++k) {
+    for (int64_t j = 0; j < rs[idx[k]].n(); ++j) {
+      out[offs[k] + j] = static_cast<float>(f * per_seq[k][j]);
+    }
+  }
+}
+
+// The policy tokens' entropies into sum_count {sum, count} (the step's mean entropy).
+template <typename Sums>
+void add_entropy(const Rollout& r, const float* entropy, Sums& sum_count) {
+  for (int64_t j = 0; j < r.n(); ++j) {
+    if (!r.in_loss(j)) continue;
+    sum_count[0] += entropy[j];
+    sum_count[1] += 1.0;
+  }
+}
+
+}  // namespace
+
 void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std::vector<size_t>& idx,
                                       const std::vector<std::vector<double>>& adv, int it,
                                       const LossConfig& lc, const PassOptions& po, double lr,
@@ -463,13 +490,7 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
                   lc.entropy_coef != 0 ? acts.entropy.data() + offs[k] : nullptr,
                   r.is_weights.empty() ? nullptr : r.is_weights.data(),
                   r.loss_mask.empty() ? nullptr : r.loss_mask.data()};
-      if (it == 0) {
-        for (int64_t j = 0; j < r.n(); ++j) {
-          if (!r.in_loss(j)) continue;
-          t.entropy[0] += acts.entropy[offs[k] + j];
-          t.entropy[1] += 1.0;
-        }
-      }
+      if (it == 0) add_entropy(r, acts.entropy.data() + offs[k], t.entropy);
     }
     if (it == 0) accumulate_loads(t.loads, policy->expert_loads(acts));
     lm = grpo_loss(terms, lc, dlogp, dentropy);
@@ -489,14 +510,9 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
     const double W = token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
     const double own = token_weighted ? double(lm.tokens) : double(idx.size() - lm.masked_seqs);
     const double f = W > 0 ? own / W : 0.0;
-    std::vector<float> dl(acts.logprob.size(), 0.0f), de;
-    if (lc.entropy_coef != 0) de.assign(acts.logprob.size(), 0.0f);
-    for (size_t k = 0; k < idx.size(); ++k) {
-      for (int64_t j = 0; j < rs[idx[k]].n(); ++j) {
-        dl[offs[k] + j] = static_cast<float>(f * dlogp[k][j]);
-        if (!de.empty()) de[offs[k] + j] = static_cast<float>(f * dentropy[k][j]);
-      }
-    }
+    std::vector<float> dl, de;
+    scatter_scaled(rs, idx, offs, f, dlogp, acts.logprob.size(), dl);
+    if (lc.entropy_coef != 0) scatter_scaled(rs, idx, offs, f, dentropy, acts.logprob.size(), de);
     std::vector<float> dh;
     if (g.mtp_weight > 0 && mtp_global > 0) {
       double nll = 0;
