@@ -60,11 +60,15 @@ void Decoder::final_hidden(const float* x, int64_t n, float* h) const {
 }
 
 void Decoder::head(const float* x, int64_t n, std::vector<float>& logits) const {
-  const ModelConfig& c = model_.config();
-  Buf<float> h(n * c.hidden_size);
+  Buf<float> h(n * model_.config().hidden_size);
   final_hidden(x, n, h.data());
+  head_of_hidden(h.data(), n, logits);
+}
+
+void Decoder::head_of_hidden(const float* h, int64_t n, std::vector<float>& logits) const {
+  const ModelConfig& c = model_.config();
   logits.resize(n * c.vocab_size);
-  gemm_xwt_rowstable(h.data(), model_.params().data() + model_.lm_head_offset(),
+  gemm_xwt_rowstable(h, model_.params().data() + model_.lm_head_offset(),
                      static_cast<const float*>(nullptr), logits.data(), n, c.hidden_size,
                      c.vocab_size);
 }
@@ -131,6 +135,8 @@ void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
   if (cache.draft.on) {  // every prompt row's hidden waits for its module row
     cache.draft = {true, {}, 0, std::vector<float>(n * c.hidden_size)};
     final_hidden(x.data(), n, cache.draft.hidden.data());
+    head_of_hidden(cache.draft.hidden.data() + (n - 1) * c.hidden_size, 1, logits);
+    return;
   }
   head(x.data() + (n - 1) * c.residual_width(), 1, logits);
 }
@@ -190,13 +196,16 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
       if (static_cast<int>(r.size()) >= c.engram->max_ngram_size) r.erase(r.begin());
     }
   }
-  head(x.data(), B, logits);
   bool drafting = false;
   for (const SeqCache* sc : caches) drafting = drafting || sc->draft.on;
-  if (!drafting) return;
+  if (!drafting) {
+    head(x.data(), B, logits);
+    return;
+  }
   const int d = c.hidden_size;
-  Buf<float> h(B * d);
+  Buf<float> h(B * d);  // normed once for the head and the draft module
   final_hidden(x.data(), B, h.data());
+  head_of_hidden(h.data(), B, logits);
   for (int64_t b = 0; b < B; ++b) {
     auto& pending = caches[b]->draft.hidden;
     if (caches[b]->draft.on) pending.insert(pending.end(), h.begin() + b * d, h.begin() + (b + 1) * d);

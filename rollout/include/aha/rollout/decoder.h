@@ -74,6 +74,8 @@ class Decoder {
   // Final norm and LM head of n rows of x [n, residual_width] into logits [n, vocab]
   // (batch-invariant GEMM).
   void head(const float* x, int64_t n, std::vector<float>& logits) const;
+  // The LM head alone, from rows already through final_hidden.
+  void head_of_hidden(const float* h, int64_t n, std::vector<float>& logits) const;
   // The final collapse and norm of n rows of x into h [n, d].
   void final_hidden(const float* x, int64_t n, float* h) const;
 
