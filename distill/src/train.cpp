@@ -86,8 +86,13 @@ void Run::load_models() {
   }
   if (tok_dir.empty()) fail("no tokenizer.json in the student, tokenizer or teacher directory");
   tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(tok_dir));
+  if (cfg.parallel.expert_parallel() && (cfg.lora.on() || cfg.kd.on_policy || cfg.esft.enabled)) {
+    fail("parallel.ep shards the student's experts: it does not support LoRA, kd.on_policy ",
+         "(sampling runs the whole student) or esft yet");
+  }
   if (!cfg.student.empty()) {
-    student = train::load_policy(cfg.student, cfg.lora, cfg.seed);
+    student = train::load_policy(cfg.student, cfg.lora, cfg.seed,
+                                 train::expert_parallel_for(cfg.parallel, cfg.student, true));
   } else {
     // The teacher's (possibly padded) vocabulary when there is one, so logit KD can line up.
     int vocab = tok->vocab_size();
@@ -104,13 +109,14 @@ void Run::load_models() {
     if (!j.contains("vocab_size")) j["vocab_size"] = vocab;
     if (!j.contains("bos_token_id") && tok->bos_id()) j["bos_token_id"] = *tok->bos_id();
     if (!j.contains("eos_token_id") && tok->eos_id()) j["eos_token_id"] = *tok->eos_id();
-    student = std::make_unique<policy::Model<float>>(policy::ModelConfig::from_json(j));
+    policy::ModelConfig sc = policy::ModelConfig::from_json(j);
+    sc.ep = train::expert_parallel_for(cfg.parallel, sc, true);
+    student = std::make_unique<policy::Model<float>>(sc);
     student->init_random(cfg.seed, cfg.init_std);
   }
   if (cfg.mtp_weight > 0 && student->mtp() == nullptr) {
     fail("mtp_weight needs a student with an MTP module (num_nextn_predict_layers: 1)");
   }
-  train::apply_parallel(cfg.parallel, *student);
   if (student->config().vocab_size < tok->vocab_size()) {
     fail("the student's vocabulary (", student->config().vocab_size,
          ") is smaller than the tokenizer's (", tok->vocab_size(), ")");
@@ -472,8 +478,9 @@ Json run_distill(const DistillConfig& cfg, const Json& raw, bool resume, int64_t
       if (save) run.save_checkpoint();
     }
   });
-  if (!run.db) return m;
+  // Sharded experts: every rank writes its share of the final model.
   if (run.step >= cfg.steps) run.checkpoints->save_weights("final", {});
+  if (!run.db) return m;
   run.db->finish(run.step >= cfg.steps ? "finished" : "paused");
   return m;
 }

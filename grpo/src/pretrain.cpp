@@ -171,7 +171,11 @@ struct Pretrain {
   int64_t step = 0;
 
   explicit Pretrain(const PretrainConfig& c)
-      : cfg(c), tok(tokenizer::Tokenizer::load(c.model)), model(policy::load_model<float>(c.model)) {
+      : cfg(c),
+        tok(tokenizer::Tokenizer::load(c.model)),
+        // parallel.ep: each rank loads and keeps only its own experts.
+        model(policy::load_model<float>(c.model, policy::LoraConfig{},
+                                        train::expert_parallel_for(c.parallel, c.model, true))) {
     if (c.indexer_loss_weight > 0 && !model->config().has_indexer()) {
       fail("indexer_loss_weight needs a deepseek_v32 model (DeepSeek Sparse Attention) in ",
            c.model, "/config.json");
@@ -180,7 +184,6 @@ struct Pretrain {
       fail("mtp_weight needs a model with an MTP module (num_nextn_predict_layers: 1 in ",
            c.model, "/config.json)");
     }
-    train::apply_parallel(c.parallel, *model);
   }
   void load_docs();
   void open_run(const Json& raw, bool resume);
@@ -355,14 +358,18 @@ void pretrain(const PretrainConfig& cfg, const Json& raw, bool resume,
       if (loop.save_after(p.step)) p.save_state();
     }
   });
+  // Sharded experts: every rank writes its share of the final model.
+  std::string final_dir;
+  if (p.step >= cfg.steps) {
+    final_dir =
+        p.checkpoints->save_weights("final", [&p](const fs::path& dir) { p.save_data_note(dir); });
+  }
   if (!p.db) return;
   if (p.step < cfg.steps) {
     p.db->finish("paused");
     spdlog::info("paused at step {}/{}: continue with --resume", p.step, cfg.steps);
     return;
   }
-  const std::string final_dir =
-      p.checkpoints->save_weights("final", [&p](const fs::path& dir) { p.save_data_note(dir); });
   p.db->finish("finished");
   spdlog::info("pretraining done in {:.1f}s: {}",
                std::chrono::duration<double>(Clock::now() - start).count(), final_dir);

@@ -58,7 +58,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
     fail("the model ", cfg.model, " has no tokenizer.json (GRPO needs text for the rewards)");
   }
   if (has_tok) s.tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(cfg.model));
-  s.policy = train::load_policy(cfg.model, cfg.lora, cfg.seed);
+  s.policy = train::load_policy(cfg.model, cfg.lora, cfg.seed, policy::ExpertParallel{});
   train::apply_parallel(cfg.parallel, *s.policy);
   if (cfg.grpo.mtp_weight > 0 && s.policy->mtp() == nullptr) {
     fail("grpo.mtp_weight needs a policy with an MTP module (num_nextn_predict_layers: 1 in ",

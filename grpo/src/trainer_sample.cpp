@@ -196,8 +196,8 @@ void Trainer::State::start_queue(const std::string& dir) {
               "for them: set grpo.is_correction (tis or mis)");
   }
   queue = std::make_unique<RolloutQueue>(
-      train::load_policy(cfg.model, cfg.lora, cfg.seed), g.max_staleness, step, g.steps,
-      std::move(queued),
+      train::load_policy(cfg.model, cfg.lora, cfg.seed, policy::ExpertParallel{}), g.max_staleness,
+      step, g.steps, std::move(queued),
       [this](const policy::Model<float>& model, int64_t at, int64_t version) {
         return sample_rollouts(model, at, version);
       });

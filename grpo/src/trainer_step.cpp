@@ -71,8 +71,15 @@ const std::vector<float>& plain_weights(const policy::Model<float>& m, std::vect
 Json Trainer::State::run_step() {
   const GrpoConfig& g = cfg.grpo;
   Json m = Json::object();
+  const dist::Traffic sent0 = dist::traffic();
   std::vector<Rollout> rs = step_rollouts(m);
   learn(rs, m);
+  if (dist::active()) {  // rank 0's bytes to other ranks this step (docs/scaling.md)
+    const dist::Traffic sent = dist::traffic();
+    m["alltoall_bytes"] = sent.alltoall_bytes - sent0.alltoall_bytes;
+    m["allreduce_bytes"] = sent.allreduce_bytes - sent0.allreduce_bytes;
+    m["allgather_bytes"] = sent.allgather_bytes - sent0.allgather_bytes;
+  }
   ++step;
   if (ref && g.ref_reset_every > 0 && step % g.ref_reset_every == 0) {
     std::vector<float> merged;

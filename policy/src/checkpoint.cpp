@@ -79,13 +79,19 @@ void load_weights(Model<T>& model, const TensorArchive& archive) {
     ++used;
   }
   size_t total = archive.names().size();
-  if (total > used) {
+  if (total > used && !model.config().ep.sharded) {  // sharded: the others' experts
     spdlog::warn("checkpoint holds {} tensors the model does not use (ignored)", total - used);
   }
 }
 
 template <typename T>
 std::unique_ptr<Model<T>> load_model(const std::string& dir, const LoraConfig& lora) {
+  return load_model<T>(dir, lora, ExpertParallel{});
+}
+
+template <typename T>
+std::unique_ptr<Model<T>> load_model(const std::string& dir, const LoraConfig& lora,
+                                     const ExpertParallel& ep) {
   if (!fs::is_directory(dir)) fail("[load_model] ", dir, " is not a directory");
   fs::path cfg = fs::path(dir) / "config.json";
   if (!fs::exists(cfg)) fail("[load_model] ", dir, " has no config.json");
@@ -96,6 +102,7 @@ std::unique_ptr<Model<T>> load_model(const std::string& dir, const LoraConfig& l
     fail(cfg.string(), ": ", e.what());
   }
   c.lora = lora;
+  c.ep = ep;
   auto model = std::make_unique<Model<T>>(c);
   const auto start = std::chrono::steady_clock::now();
   TensorArchive archive(dir);
@@ -162,8 +169,33 @@ int sweep_partial_writes(const std::string& dir) {
 }
 
 template <typename T>
-void save_model(const Model<T>& model, const std::string& dir, const SaveOptions& opts) {
+void save_model_files(const Model<T>& model, const std::string& tmp, const SaveOptions& opts) {
   const ModelConfig& c = model.config();
+  Json cfg = c.to_json();
+  set_quantization_config(cfg, opts.fp8);
+  cfg["torch_dtype"] = opts.dtype == DType::kBF16  ? "bfloat16"
+                       : opts.dtype == DType::kF16 ? "float16"
+                                                   : "float32";
+  save_json_file((fs::path(tmp) / "config.json").string(), cfg);
+  if (c.engram && c.engram->compression && !c.engram->compression->empty()) {
+    save_engram_compression((fs::path(tmp) / kEngramCompressionFile).string(),
+                            *c.engram->compression);
+  }
+  Json gen = Json::object();
+  if (c.bos_token_id) gen["bos_token_id"] = *c.bos_token_id;
+  if (c.eos_token_id) gen["eos_token_id"] = *c.eos_token_id;
+  save_json_file((fs::path(tmp) / "generation_config.json").string(), gen);
+  if (!opts.copy_tokenizer_from.empty()) {
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
+      fs::path src = fs::path(opts.copy_tokenizer_from) / f;
+      if (fs::exists(src)) fs::copy_file(src, fs::path(tmp) / f);
+    }
+  }
+}
+
+template <typename T>
+void save_model(const Model<T>& model, const std::string& dir, const SaveOptions& opts) {
+  AHA_CHECK(!model.config().ep.sharded, "save_model of a sharded model: save_expert_shard");
   if (opts.fp8 && (opts.fp8->block_n <= 0 || opts.fp8->block_k <= 0)) {
     fail("[save_model] FP8 block size [", opts.fp8->block_n, ", ", opts.fp8->block_k,
          "] must be positive");
@@ -209,26 +241,7 @@ void save_model(const Model<T>& model, const std::string& dir, const SaveOptions
   }
   write_dir_atomic(dir, [&](const std::string& tmp) {
     write_checkpoint_tensors(tmp, tensors, opts.max_shard_bytes);
-    Json cfg = c.to_json();
-    set_quantization_config(cfg, opts.fp8);
-    cfg["torch_dtype"] = opts.dtype == DType::kBF16  ? "bfloat16"
-                         : opts.dtype == DType::kF16 ? "float16"
-                                                     : "float32";
-    save_json_file((fs::path(tmp) / "config.json").string(), cfg);
-    if (c.engram && c.engram->compression && !c.engram->compression->empty()) {
-      save_engram_compression((fs::path(tmp) / kEngramCompressionFile).string(),
-                              *c.engram->compression);
-    }
-    Json gen = Json::object();
-    if (c.bos_token_id) gen["bos_token_id"] = *c.bos_token_id;
-    if (c.eos_token_id) gen["eos_token_id"] = *c.eos_token_id;
-    save_json_file((fs::path(tmp) / "generation_config.json").string(), gen);
-    if (!opts.copy_tokenizer_from.empty()) {
-      for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"}) {
-        fs::path src = fs::path(opts.copy_tokenizer_from) / f;
-        if (fs::exists(src)) fs::copy_file(src, fs::path(tmp) / f);
-      }
-    }
+    save_model_files(model, tmp, opts);
   });
 }
 
@@ -236,9 +249,16 @@ template std::unique_ptr<Model<float>> load_model<float>(const std::string&);
 template std::unique_ptr<Model<double>> load_model<double>(const std::string&);
 template std::unique_ptr<Model<float>> load_model<float>(const std::string&, const LoraConfig&);
 template std::unique_ptr<Model<double>> load_model<double>(const std::string&, const LoraConfig&);
+template std::unique_ptr<Model<float>> load_model<float>(const std::string&, const LoraConfig&,
+                                                         const ExpertParallel&);
+template std::unique_ptr<Model<double>> load_model<double>(const std::string&, const LoraConfig&,
+                                                           const ExpertParallel&);
 template void load_weights<float>(Model<float>&, const TensorArchive&);
 template void load_weights<double>(Model<double>&, const TensorArchive&);
 template void save_model<float>(const Model<float>&, const std::string&, const SaveOptions&);
 template void save_model<double>(const Model<double>&, const std::string&, const SaveOptions&);
+template void save_model_files<float>(const Model<float>&, const std::string&, const SaveOptions&);
+template void save_model_files<double>(const Model<double>&, const std::string&,
+                                       const SaveOptions&);
 
 }  // namespace aha::policy

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
@@ -57,6 +58,7 @@ Model<T>::Model(const ModelConfig& c) : c_(c) {
   layer_begin_ = std::move(layout.layer_begin);
   params_.assign(table_.total(), T(0));
   grads_.assign(table_.total(), T(0));
+  if (c_.ep.on()) set_expert_parallel(c_.ep);
 }
 
 template <typename T>
@@ -69,6 +71,18 @@ int64_t Model<T>::n_params() const {
 template <typename T>
 void Model<T>::init_random(uint64_t seed, double std) {
   const auto& entries = table_.entries();
+  // A tensor's stream is its index in the whole model, so sharded experts start as on one rank.
+  std::vector<uint64_t> stream(entries.size());
+  std::iota(stream.begin(), stream.end(), uint64_t{0});
+  if (c_.ep.sharded) {
+    ModelConfig whole = c_;
+    whole.ep = ExpertParallel{};
+    const ModelLayout full(whole);
+    const ParamEntry* first = full.table.entries().data();
+    for (size_t i = 0; i < entries.size(); ++i) {
+      stream[i] = static_cast<uint64_t>(&full.table.at(entries[i].name) - first);
+    }
+  }
   tbb::parallel_for(size_t{0}, entries.size(), [&](size_t i) {
     const ParamEntry& e = entries[i];
     T* p = params_.data() + e.offset;
@@ -82,7 +96,7 @@ void Model<T>::init_random(uint64_t seed, double std) {
     } else if (is_vector) {  // biases and the routing bias
       std::fill(p, p + e.numel, T(0));
     } else {
-      Rng rng(seed, i);  // one stream per tensor: init does not depend on scheduling
+      Rng rng(seed, stream[i]);  // one stream per tensor: init does not depend on scheduling
       for (size_t j = 0; j < e.numel; ++j) p[j] = static_cast<T>(rng.normal() * std);
     }
   });
@@ -291,6 +305,9 @@ template <typename T>
 void Model<T>::set_expert_parallel(const ExpertParallel& ep) {
   AHA_CHECK(ep.size >= 1 && ep.rank >= 0 && ep.rank < ep.size, "expert parallel rank ", ep.rank,
             " of ", ep.size);
+  // The allocation follows the config's sharding, fixed at construction.
+  AHA_CHECK(ep.sharded == c_.ep.sharded && (!ep.sharded || ep.rank == c_.ep.rank),
+            "set_expert_parallel cannot change a sharded model's experts");
   if (ep.size > 1 && (c_.n_routed_experts == 0 || c_.n_routed_experts % ep.size != 0)) {
     fail("expert parallelism over ", ep.size, " ranks needs n_routed_experts divisible by ",
          ep.size, " (the model has ", c_.n_routed_experts, ")");

@@ -22,9 +22,11 @@ MoeP add_moe(ParamTable& t, const std::string& prefix, const ModelConfig& c) {
   if (c.topk_method == TopkMethod::kNoauxTc) {
     p.e_bias = t.add(prefix + ".gate.e_score_correction_bias", {c.n_routed_experts}, false);
   }
+  // Sharded expert parallelism: another rank's experts get no storage (and no table entry).
+  p.experts.resize(c.n_routed_experts);
   for (int e = 0; e < c.n_routed_experts; ++e) {
-    p.experts.push_back(add_mlp(t, prefix + ".experts." + std::to_string(e), d,
-                                c.moe_intermediate_size));
+    if (!c.ep.holds(e, c.n_routed_experts)) continue;
+    p.experts[e] = add_mlp(t, prefix + ".experts." + std::to_string(e), d, c.moe_intermediate_size);
   }
   if (c.n_shared_experts > 0) {
     p.has_shared = true;
@@ -292,6 +294,10 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
                  bool rowstable, const ExpertParallel* ep) {
   const int64_t n = layout.n_tokens();
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  if (ep == nullptr && c.ep.sharded) {
+    fail("parallel.ep = ", c.ep.size, ": this rank holds only its own experts, so this forward ",
+         "(rollouts, scoring or eval of the whole model) cannot run here");
+  }
   a.ep = ep != nullptr ? *ep : ExpertParallel{};
   if (n > 0) {
     route(c, p, params, x, n, a, forced_topk, rowstable);

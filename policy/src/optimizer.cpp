@@ -5,12 +5,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <memory>
 #include <numbers>
 
 #include "aha/core/error.h"
 #include "aha/core/safetensors.h"
 
 namespace aha::policy {
+
+namespace fs = std::filesystem;
 
 OptimizerConfig OptimizerConfig::from_json(const Json& j) {
   StrictReader r(j, "optimizer");
@@ -209,12 +213,33 @@ void Optimizer<T>::load(const std::string& path) {
   }
   t_ = std::stoll(step->second);
   if (cfg_.kind != "adamw") return;
-  TensorArchive archive(path);
+  // Sharded expert parallelism writes the other ranks' expert moments beside the file as
+  // <stem>-ep*.safetensors (train/checkpointer.cpp); a tensor is read from the first holding it.
+  std::vector<std::unique_ptr<TensorArchive>> archives;
+  archives.push_back(std::make_unique<TensorArchive>(path));
+  const fs::path p(path);
+  std::vector<std::string> more;
+  std::error_code ec;
+  for (const auto& f : fs::directory_iterator(p.parent_path(), ec)) {
+    const std::string name = f.path().filename().string();
+    if (name.starts_with(p.stem().string() + "-ep") && name.ends_with(".safetensors")) {
+      more.push_back(f.path().string());
+    }
+  }
+  std::sort(more.begin(), more.end());
+  for (const std::string& m : more) archives.push_back(std::make_unique<TensorArchive>(m));
   for (size_t k = 0; k < table_.entries().size(); ++k) {
     const ParamEntry& e = table_.entries()[k];
     if (moment_at_[k] == kNoParam) continue;
-    archive.read<T>("exp_avg." + e.name, e.shape, m_.data() + moment_at_[k]);
-    archive.read<T>("exp_avg_sq." + e.name, e.shape, v_.data() + moment_at_[k]);
+    const TensorArchive* a = archives.front().get();
+    for (const auto& x : archives) {
+      if (x->contains("exp_avg." + e.name)) {
+        a = x.get();
+        break;
+      }
+    }
+    a->read<T>("exp_avg." + e.name, e.shape, m_.data() + moment_at_[k]);
+    a->read<T>("exp_avg_sq." + e.name, e.shape, v_.data() + moment_at_[k]);
   }
 }
 

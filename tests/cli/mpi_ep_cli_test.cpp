@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <regex>
+#include <sstream>
 
 #include "aha/core/config.h"
 #include "run_mpi.h"
@@ -49,10 +50,9 @@ class MpiEp : public ::testing::Test {
   }
   void expect_same_weights(const std::string& one, const std::string& two,
                            const std::string& from) {
-    const double diff = max_weight_diff(dir_ / one / "final/model.safetensors",
-                                        dir_ / two / "final/model.safetensors");
-    const double moved = max_weight_diff(fs::path(from) / "model.safetensors",
-                                         dir_ / one / "final/model.safetensors");
+    // Directories: an EP run's checkpoint is one HF shard per rank plus the index.
+    const double diff = max_weight_diff(dir_ / one / "final", dir_ / two / "final");
+    const double moved = max_weight_diff(fs::path(from), dir_ / one / "final");
     std::printf("%s: max |1 rank - 2 ranks EP| = %.3g, max |update| = %.3g\n", two.c_str(), diff,
                 moved);
     EXPECT_GT(moved, 1e-3);
@@ -77,9 +77,9 @@ TEST_F(MpiEp, PretrainTwoExpertParallelRanksGiveTheWeightsOfOne) {
   EXPECT_EQ(alltoall_kb(dp.err), 0.0) << dp.err;
 }
 
-// Checkpoints under expert parallelism: the weights on every rank are complete, rank 0 writes
-// them in the HF layout and gathers the other rank's expert AdamW moments into the one
-// optimizer.safetensors. A 2-rank EP run paused at step 2 resumes on 1 rank, and a 1-rank run
+// Checkpoints under expert parallelism: each rank writes its own experts (and their AdamW
+// moments) as one HF shard, rank 0 the index. A 2-rank EP run paused at step 2 resumes on 1 rank,
+// and a 1-rank run
 // resumes on 2 EP ranks; both end where 4 straight steps on 1 rank end (a missing or wrong
 // moment would move Adam's next steps by about lr).
 TEST_F(MpiEp, ResumeWithAnotherExpertParallelSize) {
@@ -98,6 +98,58 @@ TEST_F(MpiEp, ResumeWithAnotherExpertParallelSize) {
   ASSERT_EQ(d.rc, 0) << d.err;
   expect_same_weights("straight", "ep_then_one", (dir_ / "model").string());
   expect_same_weights("straight", "one_then_ep", (dir_ / "model").string());
+}
+
+// The routed experts' weights, gradients and AdamW moments per rank, from the log line.
+std::vector<double> expert_mb(const std::string& err, const std::string& what) {
+  std::smatch m;
+  const std::regex re("routed experts per rank: .*" + what + " ([0-9./]+) MB");
+  if (!std::regex_search(err, m, re)) return {};
+  std::vector<double> out;
+  std::stringstream ss(m[1].str());
+  for (std::string x; std::getline(ss, x, '/');) out.push_back(std::stod(x));
+  return out;
+}
+
+// Under parallel.ep = 2 each rank allocates half the routed experts' weights, gradients and
+// moments, and its checkpoint shard holds exactly its own experts: rank 1's shard has experts
+// 4-7 of every MoE layer and nothing replicated; no file holds an expert twice.
+TEST_F(MpiEp, EachRankHoldsAndWritesOnlyItsExperts) {
+  if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string adam = " --set optimizer.kind=adamw --set schedule.lr=0.003";
+  CmdResult one = run_aha(pretrain("mem1") + adam);
+  ASSERT_EQ(one.rc, 0) << one.err;
+  CmdResult two = run_mpi(pretrain("mem2") + adam + " --set parallel.ep=2");
+  ASSERT_EQ(two.rc, 0) << two.err;
+  for (const char* what : {"weights", "gradients", "AdamW moments"}) {
+    const std::vector<double> w1 = expert_mb(one.err, what), w2 = expert_mb(two.err, what);
+    ASSERT_EQ(w1.size(), 1u) << what << "\n" << one.err;
+    ASSERT_EQ(w2.size(), 2u) << what << "\n" << two.err;
+    std::printf("%s: 1 rank %.3f MB, 2 EP ranks %.3f / %.3f MB\n", what, w1[0], w2[0], w2[1]);
+    EXPECT_GT(w1[0], 0.0);
+    for (double w : w2) EXPECT_NEAR(w, w1[0] / 2, 0.002) << what;
+  }
+  const fs::path final_dir = dir_ / "mem2/final";
+  TensorArchive r0((final_dir / "model-00001-of-00002.safetensors").string());
+  TensorArchive r1((final_dir / "model-00002-of-00002.safetensors").string());
+  const std::regex expert(R"(\.mlp\.experts\.([0-9]+)\.)");
+  int n1 = 0;
+  for (const std::string& name : r1.names()) {
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(name, m, expert)) << "rank 1 wrote a replicated " << name;
+    EXPECT_GE(std::stoi(m[1]), 4) << name;
+    EXPECT_FALSE(r0.contains(name)) << name << " written twice";
+    ++n1;
+  }
+  EXPECT_EQ(n1, 3 * 3 * 4);  // 3 MoE layers x 4 experts x (gate, up, down)
+  for (const std::string& name : r0.names()) {
+    std::smatch m;
+    if (std::regex_search(name, m, expert)) EXPECT_LT(std::stoi(m[1]), 4) << name;
+  }
+  EXPECT_TRUE(fs::exists(final_dir / "model.safetensors.index.json"));
+  EXPECT_FALSE(fs::exists(final_dir / "model.safetensors"));
+  // A single rank loads it whole: the straight comparison of the pretraining test.
+  EXPECT_LT(max_weight_diff(dir_ / "mem1/final", final_dir), 1e-5);
 }
 
 // Device-limited routing with one device per token (each rank holds one device's experts):
@@ -135,10 +187,9 @@ TEST_F(MpiEp, GrpoTwoExpertParallelRanksGiveTheWeightsOfOne) {
     ASSERT_EQ(one.rc, 0) << one.err;
     CmdResult two = run_mpi(base + "2 --set parallel.ep=2");
     ASSERT_EQ(two.rc, 0) << two.err;
-    const fs::path a = dir_ / ("g" + keep + "1/checkpoint-3/model.safetensors");
-    const double diff =
-        max_weight_diff(a, dir_ / ("g" + keep + "2/checkpoint-3/model.safetensors"));
-    const double moved = max_weight_diff(dir_ / "model/model.safetensors", a);
+    const fs::path a = dir_ / ("g" + keep + "1/checkpoint-3");
+    const double diff = max_weight_diff(a, dir_ / ("g" + keep + "2/checkpoint-3"));
+    const double moved = max_weight_diff(dir_ / "model", a);
     std::printf("grpo keep_routing=%s: max |1 rank - 2 ranks EP| = %.3g, max |update| = %.3g\n",
                 keep.c_str(), diff, moved);
     EXPECT_GT(moved, 1e-3);

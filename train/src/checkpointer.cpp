@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <regex>
 
+#include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/policy/checkpoint.h"
 
@@ -44,8 +45,9 @@ std::vector<Checkpointer::Entry> Checkpointer::complete(const fs::path& output_d
 }
 
 std::unique_ptr<policy::Model<float>> load_policy(const std::string& dir,
-                                                  const policy::LoraConfig& lora, uint64_t seed) {
-  auto model = policy::load_model<float>(dir, lora);
+                                                  const policy::LoraConfig& lora, uint64_t seed,
+                                                  const policy::ExpertParallel& ep) {
+  auto model = policy::load_model<float>(dir, lora, ep);
   if (!lora.on()) return model;
   if (model->adapter_begin() == model->params().size()) {
     fail("lora.target_modules match no layer of ", dir);
@@ -63,7 +65,44 @@ std::string Checkpointer::latest(const fs::path& output_dir) {
   return found.empty() ? std::string() : found.front().dir.string();
 }
 
+std::string Checkpointer::save_sharded(const std::string& name, bool optimizer,
+                                       const ExtraFiles& extra) const {
+  // Every rank stages its shard (and moments) beside the checkpoint, under a name that
+  // sweep_partial_writes removes after a kill; rank 0 then moves them in with the index.
+  const fs::path staging = output_dir_ / ("." + name + ".tmp.ep");
+  const int rank = dist::rank(), size = dist::size();
+  std::error_code ec;
+  if (rank == 0) {
+    fs::remove_all(staging, ec);
+    fs::create_directories(staging);
+  }
+  dist::barrier("checkpoint staging");
+  const fs::path shard = staging / policy::expert_shard_file(rank, size);
+  policy::save_expert_shard(state_.model, shard.string());
+  if (optimizer) {
+    const std::string file =
+        rank == 0 ? kOptimizerFile : "optimizer-ep" + std::to_string(rank) + ".safetensors";
+    state_.opt.save((staging / file).string());
+  }
+  dist::barrier("checkpoint shards");
+  if (db_ == nullptr) return {};
+  const fs::path dir = output_dir_ / name;
+  policy::SaveOptions so;
+  so.copy_tokenizer_from = tokenizer_dir_;
+  policy::write_dir_atomic(dir.string(), [&](const std::string& tmp) {
+    for (const auto& f : fs::directory_iterator(staging)) {
+      fs::rename(f.path(), fs::path(tmp) / f.path().filename());
+    }
+    policy::save_expert_shard_index(state_.model, tmp);
+    policy::save_model_files(state_.model, tmp, so);
+  });
+  fs::remove_all(staging, ec);
+  if (extra) extra(dir);
+  return dir.string();
+}
+
 std::string Checkpointer::save_weights(const std::string& name, const ExtraFiles& extra) const {
+  if (state_.model.config().ep.sharded) return save_sharded(name, false, extra);
   if (db_ == nullptr) return {};  // rank 0 owns the checkpoints and run.db
   const fs::path dir = output_dir_ / name;
   policy::SaveOptions so;
@@ -78,15 +117,22 @@ std::string Checkpointer::save_weights(const std::string& name, const ExtraFiles
 
 std::string Checkpointer::save(const std::string& name, int64_t step, Json own,
                                const ExtraFiles& extra) {
-  // Expert parallel: every rank's experts' moments to rank 0, for one file any run can load.
-  ExpertShards::Gathered others;
-  if (state_.update.shards().on()) {
-    others = state_.update.shards().gather_moments(state_.opt, state_.model.table());
+  const std::string dir_name = name.empty() ? "checkpoint-" + std::to_string(step) : name;
+  std::string dir;
+  if (state_.model.config().ep.sharded) {
+    dir = save_sharded(dir_name, true, extra);
+    if (dir.empty()) return dir;
+  } else {
+    // Expert parallel with every expert held: the other ranks' expert moments to rank 0, for
+    // one file any run can load.
+    ExpertShards::Gathered others;
+    if (state_.update.shards().on()) {
+      others = state_.update.shards().gather_moments(state_.opt, state_.model.table());
+    }
+    dir = save_weights(dir_name, extra);
+    if (dir.empty()) return dir;
+    state_.opt.save((fs::path(dir) / kOptimizerFile).string(), others.moments);
   }
-  const std::string dir =
-      save_weights(name.empty() ? "checkpoint-" + std::to_string(step) : name, extra);
-  if (dir.empty()) return dir;
-  state_.opt.save((fs::path(dir) / kOptimizerFile).string(), others.moments);
   own["step"] = step;
   own["cursor"] = state_.cursor.state();
   own["nan_streak"] = state_.update.nan_streak();
@@ -103,7 +149,8 @@ Json Checkpointer::load(const std::string& dir, policy::Model<float>& model,
     opt.load((fs::path(dir) / kOptimizerFile).string());
     return state;
   }
-  auto loaded = policy::load_model<float>(dir);
+  // Sharded experts: this rank reads only its own, whatever the EP size that wrote them.
+  auto loaded = policy::load_model<float>(dir, policy::LoraConfig{}, model.config().ep);
   if (loaded->params().size() != model.params().size()) fail(dir, ": architecture differs");
   model.params() = loaded->params();
   opt.load((fs::path(dir) / kOptimizerFile).string());

@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <string>
 
 #include "aha/core/dist.h"
@@ -19,9 +20,9 @@ ParallelConfig ParallelConfig::from_json(const Json& j) {
   return p;
 }
 
-void apply_parallel(const ParallelConfig& p, policy::Model<float>& model) {
-  if (!p.expert_parallel()) return;
-  const policy::ModelConfig& c = model.config();
+policy::ExpertParallel expert_parallel_for(const ParallelConfig& p, const policy::ModelConfig& c,
+                                           bool sharded) {
+  if (!p.expert_parallel()) return {};
   if (p.ep != dist::size()) {
     fail("parallel.ep = ", p.ep, " must equal the number of ranks (", dist::size(),
          "): run under mpirun -np ", p.ep, " (expert x data parallel groups are not supported)");
@@ -35,7 +36,23 @@ void apply_parallel(const ParallelConfig& p, policy::Model<float>& model) {
          ") when topk_devices limits each token's devices");
   }
   if (c.lora.rank > 0) fail("parallel.ep does not support LoRA adapters yet");
-  model.set_expert_parallel({dist::rank(), p.ep});
+  if (sharded && c.num_nextn_predict_layers > 0) {
+    fail("parallel.ep does not support a model with MTP layers (num_nextn_predict_layers) yet");
+  }
+  return {dist::rank(), p.ep, sharded};
+}
+
+policy::ExpertParallel expert_parallel_for(const ParallelConfig& p, const std::string& dir,
+                                           bool sharded) {
+  if (!p.expert_parallel()) return {};
+  return expert_parallel_for(
+      p, policy::ModelConfig::load((std::filesystem::path(dir) / "config.json").string()),
+      sharded);
+}
+
+void apply_parallel(const ParallelConfig& p, policy::Model<float>& model) {
+  if (!p.expert_parallel()) return;
+  model.set_expert_parallel(expert_parallel_for(p, model.config(), false));
 }
 
 namespace {
@@ -44,14 +61,17 @@ namespace {
 // order, so expert block r of ep.size is the r-th of as many equal parts.
 std::vector<std::pair<size_t, size_t>> expert_spans(const policy::Model<float>& model) {
   const policy::ModelConfig& c = model.config();
+  // Sharded: only this rank's block has storage.
+  const int first = c.ep.sharded ? c.ep.first(c.n_routed_experts) : 0;
+  const int n = c.ep.sharded ? c.ep.n_local(c.n_routed_experts) : c.n_routed_experts;
   std::vector<std::pair<size_t, size_t>> spans;
   for (const policy::LayerP& lp : model.layers()) {
     if (!lp.moe) continue;
-    const policy::LinearP& last = lp.moe_p.experts.back().down_proj;
-    const size_t begin = lp.moe_p.experts.front().gate_proj.w;
+    const policy::LinearP& last = lp.moe_p.experts[first + n - 1].down_proj;
+    const size_t begin = lp.moe_p.experts[first].gate_proj.w;
     const size_t end = last.w + size_t(last.n_in) * size_t(last.n_out);
     const size_t per = 3 * size_t(c.hidden_size) * size_t(c.moe_intermediate_size);
-    AHA_CHECK(end - begin == per * lp.moe_p.experts.size(), "experts not contiguous");
+    AHA_CHECK(end - begin == per * size_t(n), "experts not contiguous");
     spans.emplace_back(begin, end);
   }
   return spans;
@@ -60,16 +80,21 @@ std::vector<std::pair<size_t, size_t>> expert_spans(const policy::Model<float>& 
 }  // namespace
 
 ExpertShards::ExpertShards(const policy::Model<float>& model)
-    : rank_(model.expert_parallel().rank), size_(model.expert_parallel().size) {
+    : rank_(model.expert_parallel().rank),
+      size_(model.expert_parallel().size),
+      sharded_(model.config().ep.sharded) {
   if (on()) spans_ = expert_spans(model);
 }
 
 std::vector<size_t> ExpertShards::entries_of(const policy::ParamTable& table, int r) const {
   std::vector<size_t> out;
+  if (sharded_ && r != rank_) return out;  // only this rank's experts are in the table
   const auto& entries = table.entries();
+  const int blocks = sharded_ ? 1 : size_;
+  if (sharded_) r = 0;
   for (size_t k = 0; k < entries.size(); ++k) {
     for (auto [b, e] : spans_) {
-      const size_t per = (e - b) / size_;
+      const size_t per = (e - b) / blocks;
       if (entries[k].offset >= b + r * per && entries[k].offset < b + (r + 1) * per)
         out.push_back(k);
     }
@@ -124,6 +149,7 @@ double ExpertShards::clip_grad_norm(const policy::ParamTable& table, float* grad
 }
 
 void ExpertShards::sync_weights(float* params) const {
+  if (sharded_) return;  // no rank keeps a copy of another's experts
   for (auto [b, e] : spans_) dist::allgather_blocks(params + b, (e - b) / size_, "expert weights");
 }
 

@@ -25,30 +25,33 @@ UpdateStep::UpdateStep(policy::Model<float>& model, policy::Optimizer<float>& op
       grad_sum_.start(model_.grads().data() + x, y - x);
     });
   };
-  if (shards_.on()) {
-    opt_.hold_only(shards_.held(model_.table()));
-    log_optimizer_state();
-  }
+  if (shards_.on()) opt_.hold_only(shards_.held(model_.table()));
+  if (model_.config().n_routed_experts > 0) log_memory();
 }
 
-void UpdateStep::log_optimizer_state() const {
-  double mine = 0, all = 0;  // AdamW moment bytes here, and on a rank that held every expert
+void UpdateStep::log_memory() const {
+  // What this rank allocates for the routed experts: weights, their gradients (grads() mirrors
+  // params()) and AdamW moments. bench/mpi/expert_parallel.sh reads this line.
+  double mine[3] = {0, 0, 0};
   for (size_t k = 0; k < model_.table().entries().size(); ++k) {
     const policy::ParamEntry& e = model_.table().entries()[k];
-    if (!e.trainable) continue;
-    const double bytes = 2.0 * double(e.numel) * sizeof(float);
-    all += bytes;
-    if (opt_.exp_avg(k) != nullptr) mine += bytes;
+    if (e.name.find(".mlp.experts.") == std::string::npos) continue;
+    const double bytes = double(e.numel) * sizeof(float);
+    mine[0] += bytes;
+    mine[1] += bytes;
+    if (opt_.exp_avg(k) != nullptr) mine[2] += 2 * bytes;
   }
-  const std::vector<double> per_rank = dist::allgather({mine}, "optimizer state sizes");
-  if (dist::rank() != 0 || mine == 0) return;  // SGD: no moments
-  std::string list;
-  for (double b : per_rank) {
-    if (!list.empty()) list += '/';
-    list += std::to_string(int64_t(b / 1e6));
+  const std::vector<double> all =
+      dist::allgather({mine[0], mine[1], mine[2]}, "expert memory sizes");
+  if (dist::rank() != 0) return;
+  std::string list[3];
+  for (size_t r = 0; r < all.size() / 3; ++r) {
+    for (int i = 0; i < 3; ++i) {
+      list[i] += fmt::format("{}{:.3f}", r > 0 ? "/" : "", all[3 * r + i] / 1e6);
+    }
   }
-  spdlog::info("expert parallel over {} ranks: AdamW moments {} MB per rank ({} MB unsharded)",
-               per_rank.size(), list, int64_t(all / 1e6));
+  spdlog::info("routed experts per rank: weights {} MB, gradients {} MB, AdamW moments {} MB",
+               list[0], list[1], list[2]);
 }
 
 void UpdateStep::set_trainable(std::vector<uint8_t> mask) {

@@ -25,6 +25,11 @@ std::unique_ptr<Model<T>> load_model(const std::string& dir);
 template <typename T>
 std::unique_ptr<Model<T>> load_model(const std::string& dir, const LoraConfig& lora);
 
+// The same with the routed experts sharded (ep.sharded): reads only this rank's experts.
+template <typename T>
+std::unique_ptr<Model<T>> load_model(const std::string& dir, const LoraConfig& lora,
+                                     const ExpertParallel& ep);
+
 template <typename T>
 void load_weights(Model<T>& model, const TensorArchive& archive);
 
@@ -40,6 +45,17 @@ struct SaveOptions {
 
 template <typename T>
 void save_model(const Model<T>& model, const std::string& dir, const SaveOptions& opts = {});
+
+// Expert parallelism with sharded experts: a checkpoint is the HF shards
+// model-0000{r+1}-of-0000{N}.safetensors, rank r writing its own (rank 0: every replicated
+// tensor and its experts; rank r > 0: only its experts), plus the index, which rank 0 can write
+// alone since the config says whose each expert is. No rank ever holds another's experts.
+std::string expert_shard_file(int rank, int size);
+void save_expert_shard(const Model<float>& model, const std::string& path);
+void save_expert_shard_index(const Model<float>& model, const std::string& dir);
+// What save_model writes beside the tensors: config.json, generation_config.json, the tokenizer.
+template <typename T>
+void save_model_files(const Model<T>& model, const std::string& dir, const SaveOptions& opts);
 
 // LoRA in the PEFT layout: adapter_config.json (peft_type LORA, r, lora_alpha, ...) and
 // adapter_model.safetensors with base_model.model.<layer>.lora_A.weight [r, n_in] and

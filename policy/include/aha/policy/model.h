@@ -124,8 +124,9 @@ class Model {
   void backward(const Activations<T>& acts, const T* dlogprob, const T* dentropy,
                 double aux_weight, const T* dh_final, const GradsReady* ready);
   // Expert parallelism (ep.size > 1): forwards with ForwardOptions::expert_parallel run only
-  // expert block ep.rank here, on the rows of every rank. Every expert stays allocated, so
-  // scoring and rollouts still run whole on each rank (docs/scaling.md).
+  // expert block ep.rank here, on the rows of every rank. Here every expert stays allocated, so
+  // scoring and rollouts still run whole (GRPO); config().ep.sharded models allocate only their
+  // block from the start (docs/scaling.md) and cannot be set here.
   void set_expert_parallel(const ExpertParallel& ep);
   const ExpertParallel& expert_parallel() const { return ep_; }
   // A rank without tokens in an expert-parallel forward/backward: serves the other ranks' rows

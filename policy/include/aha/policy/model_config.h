@@ -55,6 +55,23 @@ struct EngramConfig {
   bool in_layer(int l) const;
 };
 
+// Expert parallelism: the routed experts split into `size` contiguous blocks of equal size,
+// block r run by rank r. size 1: every expert runs here.
+struct ExpertParallel {
+  int rank = 0;
+  int size = 1;
+  // true: this rank allocates only its block (weights, gradients); the other experts have no
+  // storage, so the model runs only expert-parallel forwards. false: every expert is allocated,
+  // and forwards without ForwardOptions::expert_parallel run whole (GRPO's rollouts, scoring).
+  bool sharded = false;
+  bool on() const { return size > 1; }
+  int n_local(int n_experts) const { return n_experts / size; }
+  int first(int n_experts) const { return n_local(n_experts) * rank; }
+  bool holds(int expert, int n_experts) const {
+    return !sharded || (expert >= first(n_experts) && expert < first(n_experts) + n_local(n_experts));
+  }
+};
+
 struct ModelConfig {
   ModelType model_type = ModelType::kDeepseekV3;
   int vocab_size = 0;
@@ -121,6 +138,8 @@ struct ModelConfig {
 
   // LoRA adapters (lora.h): set by the trainer, never read from or written to config.json.
   LoraConfig lora;
+  // Expert parallelism: set by the trainer (parallel.ep), never in config.json.
+  ExpertParallel ep;
 
   // The config.json this was read from: keys aha does not use are written back unchanged.
   Json raw = Json::object();

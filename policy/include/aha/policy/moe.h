@@ -14,21 +14,11 @@ namespace aha::policy {
 struct MoeP {
   LinearP gate;               // router [n_routed_experts, d_model], no bias
   size_t e_bias = kNoParam;   // e_score_correction_bias [n_routed_experts] (noaux_tc only)
-  std::vector<MlpP> experts;  // routed experts
+  std::vector<MlpP> experts;  // routed experts; unallocated (kNoParam) where !c.ep.holds(e)
   bool has_shared = false;
   MlpP shared;                // shared experts fused into one MLP (as in HF checkpoints)
 };
 MoeP add_moe(ParamTable& t, const std::string& prefix, const ModelConfig& c);
-
-// Expert parallelism: the routed experts split into `size` contiguous blocks of equal size,
-// block r run by rank r (Model::set_expert_parallel). size 1: every expert runs here.
-struct ExpertParallel {
-  int rank = 0;
-  int size = 1;
-  bool on() const { return size > 1; }
-  int n_local(int n_experts) const { return n_experts / size; }
-  int first(int n_experts) const { return n_local(n_experts) * rank; }
-};
 
 template <typename T>
 struct MoeActs {

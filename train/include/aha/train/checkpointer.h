@@ -31,9 +31,11 @@ struct TrainedState {
 };
 
 // The model a run trains: the checkpoint in `dir`, with LoRA adapters after it when lora.on()
-// (PEFT's init from `seed`, or the PEFT directory lora.adapter) and the base frozen.
+// (PEFT's init from `seed`, or the PEFT directory lora.adapter) and the base frozen; ep: the
+// expert sharding it is built with (expert_parallel_for; sharded: only this rank's experts load).
 std::unique_ptr<policy::Model<float>> load_policy(const std::string& dir,
-                                                  const policy::LoraConfig& lora, uint64_t seed);
+                                                  const policy::LoraConfig& lora, uint64_t seed,
+                                                  const policy::ExpertParallel& ep);
 
 // Not thread-safe; one per run directory.
 class Checkpointer {
@@ -58,10 +60,12 @@ class Checkpointer {
 
   // Writes <output_dir>/<name> ("checkpoint-<step>" when empty): the weights, the optimizer,
   // extra(dir), then trainer_state.json (`own` plus the step, cursor and streak); recorded in
-  // run.db. Returns the directory ("" on ranks without run.db). Every rank calls it (under
-  // expert parallelism the other ranks' expert moments are gathered to rank 0 first).
+  // run.db. Returns the directory ("" on ranks without run.db). Every rank calls it: under
+  // expert parallelism each rank writes its own experts' shard and moments (sharded model) or
+  // the other ranks' expert moments are gathered to rank 0 (every expert held).
   std::string save(const std::string& name, int64_t step, Json own, const ExtraFiles& extra);
-  // Only the weights (and extra files) in <output_dir>/<name>, e.g. the final model.
+  // Only the weights (and extra files) in <output_dir>/<name>, e.g. the final model. Every
+  // rank calls it when the experts are sharded.
   std::string save_weights(const std::string& name, const ExtraFiles& extra) const;
   // A resume from dir ("" when there is none: start afresh): restores weights, optimizer,
   // cursor and streak, sets step, rewinds run.db to it (to 0 without a checkpoint) and returns
@@ -75,6 +79,8 @@ class Checkpointer {
   void prune(int keep, int64_t also_keep) const;
 
  private:
+  // A sharded model's checkpoint: each rank's shard, the index, and (optimizer) the moments.
+  std::string save_sharded(const std::string& name, bool optimizer, const ExtraFiles& extra) const;
   std::filesystem::path output_dir_;
   std::string tokenizer_dir_;
   runlog::RunDb* db_;

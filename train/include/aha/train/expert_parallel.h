@@ -1,11 +1,12 @@
 // parallel.ep of a training config: the routed experts of every MoE layer sharded over the
 // ranks (expert parallelism), attention, dense layers and shared experts data parallel over the
-// same ranks. Only the training forward/backward of the trained model is sharded: scoring,
-// rollouts and the reference run whole on each rank, which holds every expert (docs/scaling.md).
+// same ranks. Pretraining and distillation allocate only each rank's experts (sharded); GRPO
+// keeps every expert on each rank for its rollouts and scoring (docs/scaling.md).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -22,19 +23,26 @@ struct ParallelConfig {
   static ParallelConfig from_json(const Json& j);
 };
 
-// Shards model's routed experts as p says; an error naming parallel.ep when the number of
-// ranks or the model does not allow it.
+// The sharding a model of config c is built with under p (size 1: none), sharded: each rank
+// allocates only its experts. An error naming parallel.ep when the ranks or c do not allow it.
+policy::ExpertParallel expert_parallel_for(const ParallelConfig& p, const policy::ModelConfig& c,
+                                           bool sharded);
+// The same for the model in checkpoint directory `dir` (reads its config.json).
+policy::ExpertParallel expert_parallel_for(const ParallelConfig& p, const std::string& dir,
+                                           bool sharded);
+// Runs model's routed experts sharded as p says, every expert staying allocated (GRPO).
 void apply_parallel(const ParallelConfig& p, policy::Model<float>& model);
 
 // Which values of an expert-parallel model are whose: the routed experts of every MoE layer in
 // ep blocks, one per rank; everything else replicated. Rank r alone computes the gradient of its
 // experts (its rows came from every rank), so expert gradients are never summed over ranks; its
-// optimizer alone keeps their moments and updates them, and sync_weights() then hands the new
-// values to every rank (which still holds every expert: rollouts and scoring run whole).
+// optimizer alone keeps their moments and updates them. A sharded model holds nothing else; an
+// unsharded one (GRPO) gets every rank's new values from sync_weights().
 class ExpertShards {
  public:
   explicit ExpertShards(const policy::Model<float>& model);
   bool on() const { return size_ > 1; }
+  bool sharded() const { return sharded_; }
   // Per table entry: 0 when it lies in another rank's experts.
   std::vector<uint8_t> held(const policy::ParamTable& table) const;
   // Calls f on the parts of [begin, end) outside the experts: what is summed over ranks.
@@ -56,8 +64,10 @@ class ExpertShards {
  private:
   // The entries of rank r's experts, in table order.
   std::vector<size_t> entries_of(const policy::ParamTable& table, int r) const;
-  std::vector<std::pair<size_t, size_t>> spans_;  // per MoE layer, all experts' values
+  // Per MoE layer, the values of every expert held here: all of them, or (sharded) this rank's.
+  std::vector<std::pair<size_t, size_t>> spans_;
   int rank_ = 0, size_ = 1;
+  bool sharded_ = false;
 };
 
 }  // namespace aha::train

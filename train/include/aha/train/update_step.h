@@ -58,7 +58,7 @@ class UpdateStep {
   void set_nan_streak(int n) { nan_streak_ = n; }
 
  private:
-  void log_optimizer_state() const;  // expert parallel: each rank's AdamW moment bytes
+  void log_memory() const;  // each rank's bytes for the routed experts (MoE models)
 
   policy::Model<float>& model_;
   policy::Optimizer<float>& opt_;
