@@ -79,6 +79,23 @@ double lm_head_seconds(const policy::Model<float>& model, int64_t rows, int64_t 
   return seconds_since(t0);
 }
 
+// The prompts prefilled one at a time, as the engine did before it prefilled the admitted
+// prompts together (best of two): the batching's gain, measured in the same run.
+double prefill_alone_seconds(const rollout::Decoder& dec,
+                             const std::vector<rollout::Request>& reqs) {
+  double best = 1e30;
+  for (int rep = 0; rep < 2; ++rep) {
+    const auto t0 = BenchClock::now();
+    for (const auto& r : reqs) {
+      rollout::SeqCache cache;
+      std::vector<float> logits;
+      dec.prefill(r.prompt, cache, logits);
+    }
+    best = std::min(best, seconds_since(t0));
+  }
+  return best;
+}
+
 // The phases of one point. FLOPs are the model's (policy::forward_flops_parts, the naive
 // attention's count: the absorbed decode does the same math in another order): prefill runs the
 // prompts with the head on their last token only; decode adds tokens L .. L + new - 2.
@@ -163,6 +180,7 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
   const std::vector<Phase> ph = phases(g.model, t, B, L, g.new_tokens);
   const auto& dec = engine.decoder();
   const int64_t ctx = L + g.new_tokens;
+  const Phase alone{"prefill_alone", prefill_alone_seconds(dec, reqs), ph[0].flops};
   Json out = {{"bench", "generate"},
               {"model", g.name},
               {"path", absorbed ? "absorbed" : "naive"},
@@ -175,6 +193,8 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
               {"decode_tokens_per_s", decode_tokens / t.decode_s},
               {"roof_gflops", g.roof},
               {"phases", phases_json(ph, g.roof)},
+              {"prefill_alone", phase_json(alone, g.roof)},
+              {"prefill_alone_tokens_per_s", double(B * L) / alone.seconds},
               {"cache_bytes_per_token", dec.cache_bytes_per_token()},
               {"full_kv_bytes_per_token", dec.full_kv_bytes_per_token()},
               {"cache_bytes_per_sequence", dec.cache_bytes_per_token() * ctx}};
@@ -185,6 +205,8 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
                 static_cast<long long>(L), static_cast<long long>(g.new_tokens),
                 matmul_precision_name(g.prec), g.roof);
   print_phase_table(title, ph, g.roof);
+  std::fprintf(stderr, "prefill one prompt at a time: %.1f GFLOP/s (%.0f%% of the roof)\n",
+               alone.gflops(), g.roof > 0 ? 100 * alone.gflops() / g.roof : 0.0);
   if (g.speculative && absorbed) {
     out["speculative"] = speculative_point(g, reqs, B, decode_tokens / t.decode_s);
     std::fprintf(stderr, "speculative: %.0f decode tok/s (%.2fx plain), %.1f%% of drafts kept\n",

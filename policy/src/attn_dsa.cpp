@@ -55,7 +55,7 @@ class DsaAttention final : public AttentionImpl<DsaAttention> {
   void fwd(const T* P, const T* x, T* y, const SeqLayout& layout, AttnActs<T>& a) const {
     a.buf.resize(kSlots);
     mla_.project(P, x, layout, a);
-    index_project(P, x, a[kQan].data(), layout.positions.data(), layout.n_tokens(), a, false);
+    index_project(P, x, a[kQan].data(), layout.positions.data(), layout.n_tokens(), a, a.rowstable);
     select(layout, a);
     mla_.attend(P, y, layout, a, &a.selected);
   }

@@ -39,16 +39,16 @@ class GqaAttention final : public AttentionImpl<GqaAttention> {
     a[kQ].resize(n * Hq * hd);
     a[kK].resize(n * Hk * hd);
     a[kV].resize(n * Hk * hd);
-    linear_forward(q_, P, x, a[kQ].data(), n);
-    linear_forward(k_, P, x, a[kK].data(), n);
-    linear_forward(v_, P, x, a[kV].data(), n);
+    linear_forward(q_, P, x, a[kQ].data(), n, a.rowstable);
+    linear_forward(k_, P, x, a[kK].data(), n, a.rowstable);
+    linear_forward(v_, P, x, a[kV].data(), n, a.rowstable);
     rope_.apply(a[kQ].data(), layout.positions.data(), n, Hq, int64_t{Hq} * hd, hd, false);
     rope_.apply(a[kK].data(), layout.positions.data(), n, Hk, int64_t{Hk} * hd, hd, false);
     a[kO].resize(n * Hq * hd);
     a[kLse].resize(int64_t{Hq} * n);
     attention_forward(a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(), a[kLse].data(),
                       layout.seq_starts, shape());
-    linear_forward(o_, P, a[kO].data(), y, n);
+    linear_forward(o_, P, a[kO].data(), y, n, a.rowstable);
   }
 
   template <typename T>

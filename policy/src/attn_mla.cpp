@@ -48,21 +48,21 @@ void MlaCore::project(const T* P, const T* x, const SeqLayout& layout, AttnActs<
     a[kQa].resize(n * rq);
     a[kQaRstd].resize(n);
     a[kQan].resize(n * rq);
-    linear_forward(q_a_proj_, P, x, a[kQa].data(), n);
+    linear_forward(q_a_proj_, P, x, a[kQa].data(), n, a.rowstable);
     rmsnorm_forward(a[kQa].data(), P + q_a_norm_.w, a[kQan].data(), a[kQaRstd].data(), n, rq,
                     c_.rms_norm_eps);
-    linear_forward(q_b_proj_, P, a[kQan].data(), a[kQ].data(), n);
+    linear_forward(q_b_proj_, P, a[kQan].data(), a[kQ].data(), n, a.rowstable);
   } else {
-    linear_forward(q_proj_, P, x, a[kQ].data(), n);
+    linear_forward(q_proj_, P, x, a[kQ].data(), n, a.rowstable);
   }
   a[kKva].resize(n * kv_w);
   a[kKvRstd].resize(n);
   a[kKvn].resize(n * rkv);
-  linear_forward(kv_a_proj_, P, x, a[kKva].data(), n);
+  linear_forward(kv_a_proj_, P, x, a[kKva].data(), n, a.rowstable);
   rmsnorm_forward(a[kKva].data(), P + kv_a_norm_.w, a[kKvn].data(), a[kKvRstd].data(), n, rkv,
                   c_.rms_norm_eps, kv_w);
   Buf<T> kvb(n * H * (dn + dv));
-  linear_forward(kv_b_proj_, P, a[kKvn].data(), kvb.data(), n);
+  linear_forward(kv_b_proj_, P, a[kKvn].data(), kvb.data(), n, a.rowstable);
   Buf<T> kpe(n * dr);
   for (int64_t t = 0; t < n; ++t) {
     std::copy_n(a[kKva].data() + t * kv_w + rkv, dr, kpe.data() + t * dr);
@@ -93,7 +93,7 @@ void MlaCore::attend(const T* P, T* y, const SeqLayout& layout, AttnActs<T>& a,
   s.selected = keys;
   attention_forward(a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(), a[kLse].data(),
                     layout.seq_starts, s);
-  linear_forward(o_proj_, P, a[kO].data(), y, n);
+  linear_forward(o_proj_, P, a[kO].data(), y, n, a.rowstable);
 }
 
 template <typename T>

@@ -279,10 +279,10 @@ void NsaAttention::fwd(const T* P, const T* x, T* y, const SeqLayout& layout,
   a[kK].resize(n * kw);
   a[kV].resize(n * kw);
   a[kGate].resize(n * Hq * 3);
-  linear_forward(q_, P, x, a[kQ].data(), n);
-  linear_forward(k_, P, x, a[kK].data(), n);
-  linear_forward(v_, P, x, a[kV].data(), n);
-  linear_forward(g_, P, x, a[kGate].data(), n);
+  linear_forward(q_, P, x, a[kQ].data(), n, a.rowstable);
+  linear_forward(k_, P, x, a[kK].data(), n, a.rowstable);
+  linear_forward(v_, P, x, a[kV].data(), n, a.rowstable);
+  linear_forward(g_, P, x, a[kGate].data(), n, a.rowstable);
   for (T& g : a[kGate]) g = sigmoid(g);
   rope_.apply(a[kQ].data(), layout.positions.data(), n, Hq, int64_t{Hq} * hd, hd, false);
   rope_.apply(a[kK].data(), layout.positions.data(), n, Hk, kw, hd, false);
@@ -331,7 +331,7 @@ void NsaAttention::fwd(const T* P, const T* x, T* y, const SeqLayout& layout,
       }
     }
   }
-  linear_forward(o_, P, a[kO].data(), y, n);
+  linear_forward(o_, P, a[kO].data(), y, n, a.rowstable);
 }
 
 // The selection branch, per kv group, over the forward's blocks.

@@ -43,6 +43,7 @@ void attention_sublayer(const LayerP& lp, const T* P, const T* h, T* y, LayerAct
     fail("decode runs in float only");
   }
   la.attn.replay = pass.forced_selection;
+  la.attn.rowstable = pass.rowstable;
   lp.attn->forward(P, h, y, *pass.layout, la.attn);
   if constexpr (std::is_same_v<T, float>) {
     if (pass.cache_rows != nullptr) lp.attn->cache_rows(la.attn, pass.layout->n_tokens(), pass.cache_rows);

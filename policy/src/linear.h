@@ -72,6 +72,17 @@ void linear_stable(const LinearP& p, const T* params, const T* x, T* y, int64_t 
   if (p.lora_a != kNoParam) lora_forward(p, params, x, y, n, true);
 }
 
+// Either kernel (attention's projections: the batch-invariant one when a prefill asks for it).
+template <typename T>
+void linear_forward(const LinearP& p, const T* params, const T* x, T* y, int64_t n,
+                    bool rowstable) {
+  if (rowstable) {
+    linear_stable(p, params, x, y, n);
+  } else {
+    linear_forward(p, params, x, y, n);
+  }
+}
+
 // y = x W^T (+ y when accumulate) (+ the adapter), either kernel: the MLP's projections.
 template <typename T>
 void linear_any(const LinearP& p, const T* params, const T* x, T* y, int64_t n, bool accumulate,

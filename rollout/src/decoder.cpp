@@ -90,59 +90,167 @@ std::vector<int32_t> Decoder::engram_context(const std::vector<int32_t>& tokens,
 
 void Decoder::prefill(const std::vector<int32_t>& prompt, SeqCache& cache,
                       std::vector<float>& logits, Routing* routing) const {
+  std::vector<Routing> routings;
+  prefill({&prompt}, {&cache}, logits, routing != nullptr ? &routings : nullptr);
+  if (routing != nullptr) *routing = std::move(routings[0]);
+}
+
+void Decoder::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
+                      const std::vector<SeqCache*>& caches, std::vector<float>& logits,
+                      std::vector<Routing>* routings) const {
+  const ModelConfig& c = model_.config();
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  AHA_CHECK(caches.size() == prompts.size(), "one cache per prompt");
+  if (routings != nullptr) routings->assign(B, {});
+  if (B == 0) return;
+  if (c.engram) {  // one prompt per pass (prefill_engram)
+    std::vector<float> one;
+    logits.resize(B * c.vocab_size);
+    for (int64_t b = 0; b < B; ++b) {
+      prefill_engram(*prompts[b], *caches[b], one, routings != nullptr ? &(*routings)[b] : nullptr);
+      std::copy(one.begin(), one.end(), logits.begin() + b * c.vocab_size);
+    }
+    return;
+  }
+  // Every prompt row as a decode row of its own (a cache listed once per row takes consecutive
+  // positions): the decode path's kernels are batch-invariant throughout, attention included.
+  std::vector<int32_t> tokens;
+  std::vector<SeqCache*> rows;
+  std::vector<int64_t> starts = {0}, last;
+  for (int64_t b = 0; b < B; ++b) {
+    const std::vector<int32_t>& p = *prompts[b];
+    AHA_CHECK(!p.empty(), "empty prompt");
+    SeqCache& sc = *caches[b];
+    sc.rows.assign(c.num_hidden_layers, {});
+    sc.len = 0;
+    if (sc.draft.on) sc.draft = {true, {}, 0, {}};
+    tokens.insert(tokens.end(), p.begin(), p.end());
+    rows.insert(rows.end(), p.size(), &sc);
+    starts.push_back(static_cast<int64_t>(tokens.size()));
+    last.push_back(starts.back() - 1);
+  }
+  Routing all;
+  Buf<float> x;
+  forward_rows(tokens, rows, routings != nullptr ? &all : nullptr, x);
+  rows_out(x, rows, last, logits);
+  if (routings == nullptr) return;
+  for (const std::vector<int32_t>& layer : all) {  // [n * width] into each prompt's rows
+    const int64_t width = static_cast<int64_t>(layer.size()) / starts.back();
+    for (int64_t b = 0; b < B; ++b) {
+      (*routings)[b].emplace_back(layer.begin() + starts[b] * width,
+                                  layer.begin() + starts[b + 1] * width);
+    }
+  }
+}
+
+// Engram's n-grams and short convolution need the prompt's earlier tokens in the pass: a pass
+// over the one prompt's rows with the training layout (batch-invariant GEMMs; always alone).
+void Decoder::prefill_engram(const std::vector<int32_t>& prompt, SeqCache& cache,
+                             std::vector<float>& logits, Routing* routing) const {
   const ModelConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(prompt.size());
   AHA_CHECK(n > 0, "empty prompt");
   policy::SeqLayout layout;
   layout.seq_starts = {0, n};
   for (int64_t t = 0; t < n; ++t) layout.positions.push_back(static_cast<int32_t>(t));
-  Buf<float> x;
-  embed(prompt.data(), n, x);
   cache.rows.assign(c.num_hidden_layers, {});
   cache.len = n;
-  if (routing != nullptr) routing->clear();
-  policy::LayerActs<float> la;
-  std::vector<int32_t> ngram_ids;
-  if (c.engram) {
-    const int N = c.engram->max_ngram_size;
-    ngram_ids = policy::engram_ngram_ids(prompt.data(), layout, N);
-    cache.recent.assign(prompt.end() - std::min<int64_t>(n, N - 1), prompt.end());
-    cache.engram_history.assign(c.num_hidden_layers, {});
-  }
+  Buf<float> x;
+  embed(prompt.data(), n, x);
+  const int N = c.engram->max_ngram_size;
+  const std::vector<int32_t> ngram_ids = policy::engram_ngram_ids(prompt.data(), layout, N);
+  cache.recent.assign(prompt.end() - std::min<int64_t>(n, N - 1), prompt.end());
+  cache.engram_history.assign(c.num_hidden_layers, {});
+  std::vector<Routing> routings(1);
   for (int l = 0; l < c.num_hidden_layers; ++l) {
-    auto& rows = cache.rows[l];
-    rows.resize(n * cache_width_[l]);
-    policy::BlockPass pass;
-    pass.layout = &layout;
-    pass.keep_inputs = false;
-    pass.cache_rows = rows.data();
-    pass.ngram_ids = ngram_ids.data();
-    if (model_.layers()[l].engram.on()) {
-      cache.engram_history[l].resize(policy::engram_history_rows(c) * c.residual_width());
-      pass.engram.history_out = cache.engram_history[l].data();
-    }
-    policy::block_forward(c, model_.layers()[l], model_.params().data(), x.data(), la, pass);
-    if (routing != nullptr) {  // in Model::replay_widths() order
-      const policy::Attention& attn = *model_.layers()[l].attn;
-      if (const int64_t w = attn.selection_width(); w > 0) {
-        std::vector<int32_t> sel(n * w);
-        attn.selection_rows(la.attn, n, sel.data());
-        routing->push_back(std::move(sel));
-      }
-      if (model_.layers()[l].moe) routing->push_back(la.moe.topk);
-    }
+    prefill_layer(l, layout, {&cache}, ngram_ids, x, routing != nullptr ? &routings : nullptr);
   }
-  if (cache.draft.on) {  // every prompt row's hidden waits for its module row
-    cache.draft = {true, {}, 0, std::vector<float>(n * c.hidden_size)};
-    final_hidden(x.data(), n, cache.draft.hidden.data());
-    head_of_hidden(cache.draft.hidden.data() + (n - 1) * c.hidden_size, 1, logits);
+  if (routing != nullptr) *routing = std::move(routings[0]);
+  prefill_logits(layout, {&cache}, x, logits);
+}
+
+// One layer of a prefill: every prompt's rows through the block at once, with the batch-invariant
+// kernels, then each prompt's cache rows and routing split off.
+void Decoder::prefill_layer(int l, const policy::SeqLayout& layout,
+                            const std::vector<SeqCache*>& caches,
+                            const std::vector<int32_t>& ngram_ids, Buf<float>& x,
+                            std::vector<Routing>* routings) const {
+  const ModelConfig& c = model_.config();
+  const int64_t n = layout.n_tokens(), w = cache_width_[l];
+  const size_t B = caches.size();
+  Buf<float> rows(n * w);
+  policy::BlockPass pass;
+  pass.layout = &layout;
+  pass.keep_inputs = false;
+  pass.rowstable = true;
+  pass.cache_rows = rows.data();
+  pass.ngram_ids = ngram_ids.data();
+  if (model_.layers()[l].engram.on()) {
+    caches[0]->engram_history[l].resize(policy::engram_history_rows(c) * c.residual_width());
+    pass.engram.history_out = caches[0]->engram_history[l].data();
+  }
+  policy::LayerActs<float> la;
+  policy::block_forward(c, model_.layers()[l], model_.params().data(), x.data(), la, pass);
+  for (size_t b = 0; b < B; ++b) {
+    caches[b]->rows[l].assign(rows.begin() + layout.seq_starts[b] * w,
+                              rows.begin() + layout.seq_starts[b + 1] * w);
+  }
+  if (routings == nullptr) return;
+  auto split = [&](const std::vector<int32_t>& all) {  // [n * width] into each prompt's rows
+    const int64_t width = n > 0 ? static_cast<int64_t>(all.size()) / n : 0;
+    for (size_t b = 0; b < B; ++b) {
+      (*routings)[b].emplace_back(all.begin() + layout.seq_starts[b] * width,
+                                  all.begin() + layout.seq_starts[b + 1] * width);
+    }
+  };
+  const policy::Attention& attn = *model_.layers()[l].attn;  // in Model::replay_widths() order
+  if (const int64_t sw = attn.selection_width(); sw > 0) {
+    std::vector<int32_t> sel(n * sw);
+    attn.selection_rows(la.attn, n, sel.data());
+    split(sel);
+  }
+  if (model_.layers()[l].moe) split(la.moe.topk);
+}
+
+// Each prompt's last-row logits [B, vocab]; a drafting cache also keeps all its rows' hidden.
+void Decoder::prefill_logits(const policy::SeqLayout& layout, const std::vector<SeqCache*>& caches,
+                             const Buf<float>& x, std::vector<float>& logits) const {
+  const ModelConfig& c = model_.config();
+  const int64_t B = static_cast<int64_t>(caches.size()), rw = c.residual_width();
+  const int d = c.hidden_size;
+  bool drafting = false;
+  for (const SeqCache* sc : caches) drafting = drafting || sc->draft.on;
+  if (!drafting) {
+    Buf<float> last(B * rw);
+    for (int64_t b = 0; b < B; ++b) {
+      std::copy_n(x.data() + (layout.seq_starts[b + 1] - 1) * rw, rw, last.data() + b * rw);
+    }
+    head(last.data(), B, logits);
     return;
   }
-  head(x.data() + (n - 1) * c.residual_width(), 1, logits);
+  const int64_t n = layout.n_tokens();
+  Buf<float> h(n * d), last(B * d);  // every prompt row's hidden waits for its module row
+  final_hidden(x.data(), n, h.data());
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t s0 = layout.seq_starts[b], s1 = layout.seq_starts[b + 1];
+    std::copy_n(h.data() + (s1 - 1) * d, d, last.data() + b * d);
+    if (!caches[b]->draft.on) continue;
+    caches[b]->draft = {true, {}, 0, std::vector<float>(h.begin() + s0 * d, h.begin() + s1 * d)};
+  }
+  head_of_hidden(last.data(), B, logits);
 }
 
 void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
                      std::vector<float>& logits, Routing* routing) const {
+  Buf<float> x;
+  forward_rows(tokens, caches, routing, x);
+  std::vector<int64_t> all(tokens.size());
+  for (size_t b = 0; b < all.size(); ++b) all[b] = static_cast<int64_t>(b);
+  rows_out(x, caches, all, logits);
+}
+
+void Decoder::forward_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
+                           Routing* routing, Buf<float>& x) const {
   const ModelConfig& c = model_.config();
   const int64_t B = static_cast<int64_t>(tokens.size());
   AHA_CHECK(caches.size() == tokens.size(), "one cache per token");
@@ -154,7 +262,6 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
     positions[b] = static_cast<int32_t>(caches[b]->len) + k;
     if (positions[b] >= model_.rope().max_pos()) fail("sequence exceeds the model's context");
   }
-  Buf<float> x;
   embed(tokens.data(), B, x);
   policy::SeqLayout layout;  // B one-token "sequences" for the MoE balance statistics
   for (int64_t b = 0; b <= B; ++b) layout.seq_starts.push_back(b);
@@ -196,20 +303,33 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
       if (static_cast<int>(r.size()) >= c.engram->max_ngram_size) r.erase(r.begin());
     }
   }
+}
+
+void Decoder::rows_out(const Buf<float>& x, const std::vector<SeqCache*>& caches,
+                       const std::vector<int64_t>& out_rows, std::vector<float>& logits) const {
+  const ModelConfig& c = model_.config();
+  const int64_t B = static_cast<int64_t>(caches.size()), rw = c.residual_width();
+  const int64_t m = static_cast<int64_t>(out_rows.size());
+  const bool every_row = m == B;  // decode: the rows are the logits' rows already
   bool drafting = false;
   for (const SeqCache* sc : caches) drafting = drafting || sc->draft.on;
   if (!drafting) {
-    head(x.data(), B, logits);
-    return;
+    if (every_row) return head(x.data(), B, logits);
+    Buf<float> picked(m * rw);
+    for (int64_t i = 0; i < m; ++i) std::copy_n(x.data() + out_rows[i] * rw, rw, picked.data() + i * rw);
+    return head(picked.data(), m, logits);
   }
   const int d = c.hidden_size;
   Buf<float> h(B * d);  // normed once for the head and the draft module
   final_hidden(x.data(), B, h.data());
-  head_of_hidden(h.data(), B, logits);
   for (int64_t b = 0; b < B; ++b) {
     auto& pending = caches[b]->draft.hidden;
     if (caches[b]->draft.on) pending.insert(pending.end(), h.begin() + b * d, h.begin() + (b + 1) * d);
   }
+  if (every_row) return head_of_hidden(h.data(), B, logits);
+  Buf<float> picked(m * d);
+  for (int64_t i = 0; i < m; ++i) std::copy_n(h.data() + out_rows[i] * d, d, picked.data() + i * d);
+  head_of_hidden(picked.data(), m, logits);
 }
 
 void Decoder::truncate(SeqCache& cache, int64_t len) const {

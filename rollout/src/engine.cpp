@@ -85,6 +85,9 @@ GenerateRun::GenerateRun(const Decoder& decoder, const EngineOptions& opts,
 }
 
 void GenerateRun::admit() {
+  // The groups admitted together are prefilled together (their prompts share the GEMMs).
+  std::vector<std::pair<size_t, int64_t>> starts;  // (request, cache bytes per sequence)
+  int64_t starting = 0, starting_bytes = 0;
   while (!pending_.empty()) {
     const size_t pi = pending_.front();
     const Request& r = requests_[pi];
@@ -92,9 +95,10 @@ void GenerateRun::admit() {
         std::min<int64_t>(static_cast<int64_t>(r.prompt.size()) + r.params.max_new_tokens,
                           max_pos_) *
         decoder_.cache_bytes_per_token();
-    const bool fits = static_cast<int64_t>(live_.size()) + r.n <= opts_.max_batch &&
-                      budget_used_ + want * r.n <= opts_.cache_budget_bytes;
-    if (!fits && !live_.empty()) return;
+    const bool fits =
+        static_cast<int64_t>(live_.size()) + starting + r.n <= opts_.max_batch &&
+        budget_used_ + starting_bytes + want * r.n <= opts_.cache_budget_bytes;
+    if (!fits && !(live_.empty() && starts.empty())) break;
     pending_.pop_front();
     std::string err = check_prompt(r.prompt, c_, max_pos_);
     if (!err.empty()) {
@@ -106,8 +110,11 @@ void GenerateRun::admit() {
       }
       continue;
     }
-    start_group(pi, want);
+    starts.emplace_back(pi, want);
+    starting += r.n;
+    starting_bytes += want * r.n;
   }
+  start_groups(starts);
   if (runner_) dispatch_calls();
 }
 
@@ -200,19 +207,38 @@ void GenerateRun::finish(Live& s, const char* reason) {
   s.done = true;
 }
 
-void GenerateRun::start_group(size_t pi, int64_t want) {
-  const Request& r = requests_[pi];
-  SeqCache prompt_cache;
-  std::vector<float> prompt_logits;
-  Routing prompt_routing;
-  prompt_cache.draft.on = opts_.speculative;
-  decoder_.prefill(r.prompt, prompt_cache, prompt_logits,
-                   opts_.record_routing ? &prompt_routing : nullptr);
-  if (opts_.speculative) {  // the MTP module's prompt rows, once for the group
-    std::vector<float> unused;
-    decoder_.draft({&prompt_cache}, {std::vector<int32_t>(r.prompt.begin() + 1, r.prompt.end())},
-                   unused);
+void GenerateRun::start_groups(const std::vector<std::pair<size_t, int64_t>>& starts) {
+  if (starts.empty()) return;
+  const size_t G = starts.size();
+  std::vector<SeqCache> prompt_caches(G);
+  std::vector<const std::vector<int32_t>*> prompts;
+  std::vector<SeqCache*> caches;
+  for (size_t g = 0; g < G; ++g) {
+    prompts.push_back(&requests_[starts[g].first].prompt);
+    prompt_caches[g].draft.on = opts_.speculative;
+    caches.push_back(&prompt_caches[g]);
   }
+  std::vector<float> logits;
+  std::vector<Routing> routings;
+  decoder_.prefill(prompts, caches, logits, opts_.record_routing ? &routings : nullptr);
+  if (opts_.speculative) {  // the MTP module's prompt rows, once per group
+    std::vector<std::vector<int32_t>> next;
+    for (const auto* p : prompts) next.emplace_back(p->begin() + 1, p->end());
+    std::vector<float> unused;
+    decoder_.draft(caches, next, unused);
+  }
+  for (size_t g = 0; g < G; ++g) {
+    const float* row = logits.data() + g * c_.vocab_size;
+    start_group(starts[g].first, starts[g].second, prompt_caches[g],
+                std::vector<float>(row, row + c_.vocab_size),
+                opts_.record_routing ? routings[g] : Routing{});
+  }
+}
+
+void GenerateRun::start_group(size_t pi, int64_t want, const SeqCache& prompt_cache,
+                              const std::vector<float>& prompt_logits,
+                              const Routing& prompt_routing) {
+  const Request& r = requests_[pi];
   for (int s = 0; s < r.n; ++s) {
     auto seq = std::make_unique<Live>();
     seq->out.group = static_cast<int64_t>(pi);

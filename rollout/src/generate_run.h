@@ -89,8 +89,11 @@ class GenerateRun {
 
   static void finish(Live& s, const char* reason);
 
-  // Prefills prompt pi once and starts its n sequences from copies of the cache.
-  void start_group(size_t pi, int64_t want);
+  // Prefills the admitted prompts together, once each, and starts their groups.
+  void start_groups(const std::vector<std::pair<size_t, int64_t>>& starts);
+  // Starts the n sequences of prompt pi from copies of its prefilled cache.
+  void start_group(size_t pi, int64_t want, const SeqCache& prompt_cache,
+                   const std::vector<float>& prompt_logits, const Routing& prompt_routing);
 
   // Samples the next token of `s` from its logits row and decides whether it is done.
   void advance(Live& s, const float* row, std::vector<float>& buf) const;

@@ -216,6 +216,57 @@ TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
   }
 }
 
+// Prompts prefilled together share every GEMM: each still gets the bits (last-row logits, cache
+// rows, routing) it gets alone, in any mix and at any thread count.
+TEST(Decode, PrefillTogetherIsBitwiseEachPromptAlone) {
+  std::vector<Json> configs = all_configs();
+  configs.push_back(wide_v3_json());
+  for (const Json& j : configs) {
+    auto m = make_model(j, 0.1);
+    const int V = m->config().vocab_size;
+    Decoder dec(*m);
+    std::vector<std::vector<int32_t>> prompts;
+    for (int len : {5, 1, 17, 9, 33, 3, 4, 6}) {
+      prompts.emplace_back();
+      for (int t = 0; t < len; ++t) prompts.back().push_back((t * 7 + len) % V);
+    }
+    std::vector<SeqCache> alone(prompts.size());
+    std::vector<std::vector<float>> alone_logits(prompts.size());
+    std::vector<Routing> alone_routing(prompts.size());
+    {
+      ThreadLimit one(1);
+      for (size_t b = 0; b < prompts.size(); ++b) {
+        dec.prefill(prompts[b], alone[b], alone_logits[b], &alone_routing[b]);
+      }
+    }
+    for (int threads : {1, 2}) {
+      ThreadLimit limit(threads);
+      // All of them, then every other one in reverse order.
+      for (const std::vector<size_t>& mix :
+           {std::vector<size_t>{0, 1, 2, 3, 4, 5, 6, 7}, {4, 2, 0}, {5, 6, 7, 3, 5}}) {
+        std::vector<const std::vector<int32_t>*> ps;
+        std::vector<SeqCache> caches(mix.size());
+        std::vector<SeqCache*> cs;
+        for (size_t i = 0; i < mix.size(); ++i) {
+          ps.push_back(&prompts[mix[i]]);
+          cs.push_back(&caches[i]);
+        }
+        std::vector<float> logits;
+        std::vector<Routing> routing;
+        dec.prefill(ps, cs, logits, &routing);
+        for (size_t i = 0; i < mix.size(); ++i) {
+          const size_t b = mix[i];
+          const std::vector<float> row(logits.begin() + i * V, logits.begin() + (i + 1) * V);
+          EXPECT_EQ(row, alone_logits[b]) << m->config().type_name() << " prompt " << b;
+          EXPECT_EQ(caches[i].rows, alone[b].rows) << m->config().type_name() << " prompt " << b;
+          EXPECT_EQ(caches[i].len, alone[b].len);
+          EXPECT_EQ(routing[i], alone_routing[b]) << m->config().type_name() << " prompt " << b;
+        }
+      }
+    }
+  }
+}
+
 TEST(Decode, CacheHoldsOnlyTheLatent) {
   auto m = make_model(policy::testing::tiny_v3_json());
   Decoder dec(*m);

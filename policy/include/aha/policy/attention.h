@@ -61,6 +61,9 @@ struct AttnActs {
   // selection_width() ids per token (the sampler's choice, so training attends to the same
   // keys); nullptr: choose.
   const int32_t* replay = nullptr;
+  // Set by the caller before forward (BlockPass::rowstable): the projections use the decode
+  // path's batch-invariant GEMM, as the block's other sublayers do.
+  bool rowstable = false;
   Buf<T>& operator[](size_t i) { return buf[i]; }
   const Buf<T>& operator[](size_t i) const { return buf[i]; }
 };

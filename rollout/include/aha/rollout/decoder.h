@@ -50,6 +50,12 @@ class Decoder {
   // Runs the prompt through the model, fills `cache` and writes the last position's logits.
   void prefill(const std::vector<int32_t>& prompt, SeqCache& cache, std::vector<float>& logits,
                Routing* routing = nullptr) const;
+  // Several prompts at once: their rows share every GEMM, through the decode path's
+  // batch-invariant kernels, so each prompt gets the bits it gets alone, in any mix. logits [B, vocab]: each prompt's last
+  // row; routings (optional) receives each prompt's routing.
+  void prefill(const std::vector<const std::vector<int32_t>*>& prompts,
+               const std::vector<SeqCache*>& caches, std::vector<float>& logits,
+               std::vector<Routing>* routings = nullptr) const;
   // Feeds tokens[b] to sequence b at position caches[b]->len, appends to its cache and writes
   // logits [B, vocab]. routing (optional) receives [moe layer][B * K]. A cache listed k times
   // takes k consecutive tokens in one step (positions len, len + 1, ...: the verification of a
@@ -71,6 +77,21 @@ class Decoder {
  private:
   // x [n, residual_width]: the tokens' embeddings (copied into every hyper-connection stream).
   void embed(const int32_t* tokens, int64_t n, policy::Buf<float>& x) const;
+  // The blocks over one row per token (caches[b] takes tokens[b] at its next position, a cache
+  // listed k times k consecutive ones) into x [n, residual_width]; appends to the caches.
+  void forward_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
+                    Routing* routing, policy::Buf<float>& x) const;
+  // The logits [out_rows, vocab] of the chosen rows of x (caches: one per row, as forward_rows);
+  // a drafting cache keeps every one of its rows' hidden for the MTP module.
+  void rows_out(const policy::Buf<float>& x, const std::vector<SeqCache*>& caches,
+                const std::vector<int64_t>& out_rows, std::vector<float>& logits) const;
+  void prefill_engram(const std::vector<int32_t>& prompt, SeqCache& cache,
+                      std::vector<float>& logits, Routing* routing) const;
+  void prefill_layer(int l, const policy::SeqLayout& layout, const std::vector<SeqCache*>& caches,
+                     const std::vector<int32_t>& ngram_ids, policy::Buf<float>& x,
+                     std::vector<Routing>* routings) const;
+  void prefill_logits(const policy::SeqLayout& layout, const std::vector<SeqCache*>& caches,
+                      const policy::Buf<float>& x, std::vector<float>& logits) const;
   // Final norm and LM head of n rows of x [n, residual_width] into logits [n, vocab]
   // (batch-invariant GEMM).
   void head(const float* x, int64_t n, std::vector<float>& logits) const;
