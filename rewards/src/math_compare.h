@@ -40,6 +40,7 @@ class Comparer {
   Cmp scalars_swapped(int a_inner, int b);
   Cmp in_order(const std::vector<int>& xs, const std::vector<int>& ys);
   Cmp any_order(const std::vector<int>& xs, const std::vector<int>& ys);
+  Cmp matched_one_to_one(const std::vector<int>& xs, const std::vector<int>& ys);
   static bool set_elements(const Tree& t, int idx, std::vector<int>& out);
   Cmp collections(int a, int b);
   Cmp pm_set(int scalar, int set, bool scalar_in_a);

@@ -49,9 +49,38 @@ Cmp Comparer::in_order(const std::vector<int>& xs, const std::vector<int>& ys) {
   return Cmp::kEqual;
 }
 
-// Order-insensitive: every element of xs matches a distinct element of ys (greedy).
+// Order-insensitive. When the gold names no element twice, the answer is the set of its
+// elements, as Math-Verify's sets: "(1,2), (3,4), (1,2)" equals "(3,4), (1,2)". When it repeats
+// one ("1, 1, 2"), multiplicities count: "1, 2, 2" does not equal it.
 Cmp Comparer::any_order(const std::vector<int>& xs, const std::vector<int>& ys) {
-  if (xs.size() != ys.size()) return Cmp::kNotEqual;
+  if (xs.size() == ys.size()) {
+    Cmp r = matched_one_to_one(xs, ys);
+    if (r != Cmp::kNotEqual) return r;
+  }
+  const Tree& gold_tree = a_is_pred_ ? tb_ : ta_;
+  const std::vector<int>& gold = a_is_pred_ ? ys : xs;
+  Comparer within(gold_tree, gold_tree, o_, budget_);
+  for (size_t i = 0; i < gold.size(); ++i) {
+    for (size_t j = i + 1; j < gold.size(); ++j) {
+      Cmp r = within.compare(gold[i], gold[j]);
+      if (r == Cmp::kEqual || (r == Cmp::kInvalid && !budget_.ok())) return Cmp::kNotEqual;
+    }
+  }
+  auto covered = [&](const std::vector<int>& from, const std::vector<int>& to, bool from_a) {
+    for (int f : from) {
+      bool found = false;
+      for (size_t j = 0; j < to.size() && !found; ++j) {
+        found = (from_a ? compare(f, to[j]) : compare(to[j], f)) == Cmp::kEqual;
+      }
+      if (!found) return false;
+    }
+    return true;
+  };
+  return covered(xs, ys, true) && covered(ys, xs, false) ? Cmp::kEqual : Cmp::kNotEqual;
+}
+
+// Every element of xs matches a distinct element of ys (greedy).
+Cmp Comparer::matched_one_to_one(const std::vector<int>& xs, const std::vector<int>& ys) {
   std::vector<bool> used(ys.size(), false);
   for (int x : xs) {
     bool found = false;

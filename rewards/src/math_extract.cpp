@@ -1,6 +1,7 @@
 // Answer extraction: the candidate answers of a completion in priority order (<answer> tag,
 // \boxed, anchors in several languages, GSM8K "####", the whole text, the last LaTeX span, the
 // last number, choice letters) and the gold answer of a dataset row.
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <utility>
@@ -92,8 +93,8 @@ std::optional<std::string> last_boxed(std::string_view text) {
 
 namespace {
 
-// Whether the text between two boxes joins them into one answer: spacing, punctuation and
-// LaTeX wrappers only, or a few words among which a conjunction ("\\quad \\text{and} \\quad",
+// Whether the text between two boxes joins them into one answer: spacing, punctuation,
+// operators and LaTeX wrappers only, or a few words among which a conjunction ("\\quad \\text{and} \\quad",
 // "papers and", "for part (a) and"); never digits or an equation.
 bool joins_boxes(std::string_view gap) {
   if (gap.size() > 80) return false;
@@ -129,7 +130,10 @@ bool joins_boxes(std::string_view gap) {
     while (j < words.size() && words[j] != ' ') ++j;
     if (j == i) break;
     std::string_view w(words.data() + i, j - i);
-    ++n_words;
+    // operators alone are no words: "\boxed{35} ++ \boxed{4}" in one formula is one answer
+    n_words += std::any_of(w.begin(), w.end(), [](char c) {
+      return std::isalpha(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80;
+    });
     for (const char* k : {"and", "or", "et", "ou", "und", "oder", "y", "o", "e", "и", "или",
                           "和", "或", "及", "以及", "と"}) {
       conjunction = conjunction || w == k;

@@ -94,7 +94,7 @@ struct Node {
   bool approx = false;     // kNum written with a decimal point or exponent
   int decimals = -1;       // kNum: digits after the decimal point (no exponent), else -1
   double d = 0.0;          // kNum inexact value
-  std::string name;        // kVar name, kFunc name, kRel operator
+  std::string name;        // kVar name, kFunc name, kRel operator, "chain" for a = b = c
   std::vector<int> kids;   // collections
 };
 

@@ -113,8 +113,10 @@ class Parser {
       if (right < 0) return -1;
       if (name == "=") {
         // a chain "x = 2 + 3 = 5" keeps the first left side and the last right side
-        int lhs = tree_.nodes[left].kind == K::kEq ? tree_.nodes[left].a : left;
+        bool chain = tree_.nodes[left].kind == K::kEq;
+        int lhs = chain ? tree_.nodes[left].a : left;
         left = binary(K::kEq, lhs, right);
+        if (left >= 0 && chain) tree_.nodes[left].name = "chain";
       } else {
         left = binary(K::kRel, left, right);
         if (left >= 0) tree_.nodes[left].name = name;

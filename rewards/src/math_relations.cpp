@@ -62,7 +62,10 @@ Cmp Comparer::rel_vs_interval(const Tree& tr, int rel, const Tree& ti, int inter
 Cmp Comparer::relations(int a, int b) {
   const Node& x = ta_.nodes[a];
   const Node& y = tb_.nodes[b];
-  if (x.kind != y.kind && !o_.allow_set_relation) return Cmp::kNotEqual;
+  // Math-Verify's asymmetry: a gold inequality always accepts the interval it describes (the
+  // more explicit answer); a gold interval accepts an inequality only with allow_set_relation.
+  const Node& gold = a_is_pred_ ? y : x;
+  if (x.kind != y.kind && gold.kind != K::kRel && !o_.allow_set_relation) return Cmp::kNotEqual;
   if (x.kind == K::kRel && (y.kind == K::kInterval || y.kind == K::kTuple)) {
     return rel_vs_interval(ta_, a, tb_, b, true);
   }

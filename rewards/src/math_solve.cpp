@@ -69,15 +69,16 @@ Cmp Comparer::equations(int a, int b) {
   }
   // "x = 3", "f(2) = 5" vs "3", "5": a label's value. A gold equation between two expressions
   // ("7 = 11a + c", "2x + z = 1") is no label, and its right side alone is not the answer; a
-  // predicted one is read by its last side, as Math-Verify does.
+  // predicted one, and a gold chain of computation ("1 = a = x = 0"), are read by their last
+  // side, as Math-Verify does.
   if (x.kind == K::kEq) {
     if (is_label(ta_, x.a)) return compare(x.b, b);
     if (is_label(ta_, x.b)) return compare(x.a, b);
-    return a_is_pred_ ? compare(x.b, b) : Cmp::kNotEqual;
+    return a_is_pred_ || x.name == "chain" ? compare(x.b, b) : Cmp::kNotEqual;
   }
   if (is_label(tb_, y.a)) return compare(a, y.b);
   if (is_label(tb_, y.b)) return compare(a, y.a);
-  return a_is_pred_ ? Cmp::kNotEqual : compare(a, y.b);
+  return a_is_pred_ && y.name != "chain" ? Cmp::kNotEqual : compare(a, y.b);
 }
 
 // Equation solving: a gold "x^2 = 4" against predicted solutions "x = \pm 2", "x = 2, x = -2",

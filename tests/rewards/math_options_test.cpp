@@ -43,12 +43,23 @@ TEST(MathOptions, StrictVariableNames) {
   EXPECT_EQ(check("a + 2b", "2x + y", loose), MathVerdict::kEqual);  // a->y, b->x
 }
 
-TEST(MathOptions, SetRelationComparisonCanBeTurnedOff) {
-  MathOptions no_rel;
-  no_rel.allow_set_relation = false;
-  EXPECT_EQ(check("x > 2", "(2, \\infty)"), MathVerdict::kEqual);
-  EXPECT_EQ(check("x > 2", "(2, \\infty)", no_rel), MathVerdict::kNotEqual);
-  EXPECT_EQ(check("x > 2", "2 < x", no_rel), MathVerdict::kEqual);
+// Math-Verify's asymmetry: a gold inequality accepts its interval always, a gold interval
+// accepts the inequality only with allow_set_relation (off by default).
+TEST(MathOptions, SetRelationComparisonIsOneWayUnlessAllowed) {
+  MathOptions rel;
+  rel.allow_set_relation = true;
+  EXPECT_EQ(check("(2, \\infty)", "x > 2"), MathVerdict::kEqual);
+  EXPECT_EQ(check("[-2, 7]", "-2 \\le x \\le 7"), MathVerdict::kEqual);
+  EXPECT_EQ(check("x > 2", "(2, \\infty)"), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("x > 2", "(2, \\infty)", rel), MathVerdict::kEqual);
+  EXPECT_EQ(check("x \\in [-2, 7]", "-2 \\le x \\le 7"), MathVerdict::kEqual);
+  EXPECT_EQ(check("-2 \\le x \\le 7", "x \\in [-2, 7]"), MathVerdict::kNotEqual);
+  EXPECT_EQ(check("-2 \\le x \\le 7", "x \\in [-2, 7]", rel), MathVerdict::kEqual);
+  EXPECT_EQ(check("x < -1 \\text{ or } x > 2", "(-\\infty, -1) \\cup (2, \\infty)"),
+            MathVerdict::kNotEqual);
+  EXPECT_EQ(check("(-\\infty, -1) \\cup (2, \\infty)", "x < -1 \\text{ or } x > 2"),
+            MathVerdict::kEqual);
+  EXPECT_EQ(check("x > 2", "2 < x"), MathVerdict::kEqual);
 }
 
 TEST(MathOptions, EquationSolvingCanBeTurnedOff) {

@@ -33,6 +33,15 @@ const SuiteCase kKinds[] = {
   // an equation between two expressions is no label: its right side alone is not the answer
   {"5 = 2p + q", "2p + q", N, kAny}, {"3y - w = 0", "0", N, kAny}, {"m^2 + n = 4", "4", N, kAny},
   {"4 = 3k + 1", "4", N, kAny}, {"4 = 3k + 1", "1", Y, kAny},  // solved: k = 1
+  // a gold chain of computation is read by its last side
+  {"1 = b = y = 6", "6", Y, kAny}, {"1 = b = y = 6", "1", N, kAny},
+  // a solution list repeated in the answer is the same set; a gold that repeats a value counts it
+  {"(2,5),(5,2)", "(5,2),(2,5),(5,2)", Y, kAny}, {"(2,5),(5,2)", "(5,2),(5,2)", N, kAny},
+  {"3, 3, 4", "3, 4, 4", N, kAny}, {"3, 3, 4", "4, 3, 3", Y, kAny},
+  // boxes in one formula with only operators between them are one answer
+  {"$\\boxed{7 \\text{ cm}} + + \\boxed{2}$", "7, 2", Y, kAny},
+  {"$\\boxed{7 \\text{ cm}} + + \\boxed{2}$", "2", N, kAny},
+  {"7, 2", "so $\\boxed{7} \\;|\\; \\boxed{2}$", Y, kRaw},
   // a predicted equation is read by its last side; restating the problem scores 0
   {"12", "3 \\cdot 4 = 12", Y, kAny}, {"5", "2x + 3 = 13", N, kAny}, {"k = 2", "k^2 = 4", N, kAny},
   // --- inequalities: the same up to a factor (flipped by a negative one), chains on a label ---
@@ -40,8 +49,8 @@ const SuiteCase kKinds[] = {
   {"3x \\le 6", "x \\le 2", Y, kAny}, {"3x \\le 6", "x < 2", N, kAny}, {"x > 1", "2x > 3", N, kAny},
   {"2 < f(t) < 5", "(2, 5)", Y, kAny}, {"2 < f(t) < 5", "[2, 5]", N, kAny},
   {"-1 \\le g(x) \\le 1", "[-1, 1]", Y, kAny}, {"-1 \\le g(x) \\le 1", "(-1, 1)", N, kAny},
-  {"(-\\infty, -1) \\cup (2, \\infty)", "x < -1 \\text{ or } x > 2", Y, kAny},
-  {"(-\\infty, -1) \\cup (2, \\infty)", "x < -1 \\text{ or } x \\ge 2", N, kAny},
+  {"x < -1 \\text{ or } x > 2", "(-\\infty, -1) \\cup (2, \\infty)", Y, kAny},
+  {"x < -1 \\text{ or } x \\ge 2", "(-\\infty, -1) \\cup (2, \\infty)", N, kAny},
   {"t \\le 0 \\text{ or } t > 3", "(-\\infty, 0] \\cup (3, \\infty)", Y, kAny},
   // --- several boxes joined by spacing, a conjunction or a few words with one ---
   {"3, 8", "So $\\boxed{3} \\quad \\text{and} \\quad \\boxed{8}$", Y, kRaw},

@@ -88,7 +88,9 @@ struct MathOptions {
   int n_points = 6;             // random evaluation points for expressions with variables
   bool percent_equiv = true;    // "50%" also matches "50" and "0.5"
   bool strict = true;           // variable names matter: f(x) = x^2 is not f(y) = y^2
-  bool allow_set_relation = true;  // "x > 2" equals "(2, \infty)"
+  // A gold interval "(2, \infty)" accepts the inequality "x > 2" (a gold inequality always
+  // accepts its interval). Off by default, as Math-Verify's allow_set_relation_comp.
+  bool allow_set_relation = false;
   // An equation of degree <= 2 in one variable equals the list of its real roots, either way
   // round: "x^2 = 4" equals "x = \pm 2", "x = 2, x = -2", "\{-2, 2\}".
   bool solve_equations = true;
