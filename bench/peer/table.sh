@@ -5,10 +5,20 @@
 #
 #   bash bench/peer/table.sh [path/to/aha] [threads]
 #
+# Environment: PEER_THREADS (the peer's torch threads; on a loaded machine OpenMP's spinning
+# makes 2 threads several times slower than 1, so try both), BATCHES (decode batch sizes, the first is the base of the scaling ratio), PROMPT
+# and NEW (prompt and generated tokens), TRAIN (training points, "preset batch seq_len;...").
+# The load (uptime) is printed first: the machine may be shared, so compare only within one run.
+#
 # Needs Debian's python3-torch with libopenblas0-pthread (scripts/setup --peer installs both).
 set -euo pipefail
 AHA=${1:-build/cli/aha}
 THREADS=${2:-2}
+BATCHES=${BATCHES:-1,16,64}
+PROMPT=${PROMPT:-16}
+NEW=${NEW:-32}
+TRAIN=${TRAIN:-small 8 256;base 4 256}  # "preset batch seq_len" entries, ';'-separated
+PEER_THREADS=${PEER_THREADS:-$THREADS}
 PY=${PYTHON:-/usr/bin/python3}
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
@@ -17,10 +27,12 @@ trap 'rm -rf "$WORK"' EXIT
 "$PY" -c 'import torch' 2>/dev/null || { echo "error: $PY has no torch (apt-get install python3-torch libopenblas0-pthread)" >&2; exit 2; }
 
 field() {  # field KEY < json line
-  "$PY" -c 'import json,sys; print(round(json.loads(sys.stdin.readline())[sys.argv[1]], 1))' "$1"
+  "$PY" -c 'import json,sys; v = json.loads(sys.stdin.readline())[sys.argv[1]]; print(v if abs(v) < 0.1 else round(v, 1))' "$1"
 }
 ratio() { "$PY" -c "print(f'{float(\"$1\") / float(\"$2\"):.2f}')"; }
 
+echo "load: $(uptime); aha threads $THREADS, peer threads $PEER_THREADS"
+echo
 echo "| figure | aha | roof or peer | ratio |"
 echo "|---|---|---|---|"
 for n in 512 1024 2048; do
@@ -44,20 +56,39 @@ PY
     echo "| GEMM ${n}³ $prec (GFLOP/s) | $mine | torch.mm $prec $r | $(ratio "$mine" "$r") |"
   done
 done
-for spec in "small 8 256" "base 4 256"; do
+IFS=';' read -ra train_points <<<"$TRAIN"
+for spec in "${train_points[@]}"; do
   set -- $spec
-  "$AHA" init --preset "$1" --out "$WORK/$1" >/dev/null 2>&1
+  [ -f "$WORK/$1/config.json" ] || "$AHA" init --preset "$1" --out "$WORK/$1" >/dev/null
   # The peer in fp32 only: torch 1.13's CPU autocast to bf16 is ~10x slower than its fp32.
-  peer=$("$PY" "$HERE/torch_train.py" --config "$WORK/$1/config.json" --batch "$2" --seq-len "$3" --iters 1 --threads "$THREADS" | field tokens_per_s)
+  "$PY" "$HERE/torch_train.py" --config "$WORK/$1/config.json" --batch "$2" --seq-len "$3" \
+    --iters 1 --threads "$PEER_THREADS" --check >"$WORK/peer_train"
+  peer=$(field tokens_per_s <"$WORK/peer_train")
+  echo "| peer check ($1): max abs log-prob difference from tests/reference (float64) | $(field check_max_abs_logprob_diff <"$WORK/peer_train") | | |"
   for prec in fp32 bf16; do
     mine=$("$AHA" bench train --preset "$1" --batch "$2" --seq-len "$3" --iters 2 --threads "$THREADS" --precision "$prec" | field tokens_per_s)
-    echo "| train $1 $2×$3 $prec (tok/s) | $mine | PyTorch peer (fp32) $peer | $(ratio "$mine" "$peer") |"
+    echo "| train $1 $2×$3 $prec (tok/s) | $mine | PyTorch peer (fp32, $PEER_THREADS thr) $peer | $(ratio "$mine" "$peer") |"
   done
 done
+# Decode: aha and the peer on the same preset, prompt length and token count. The peer's model
+# is checked against tests/reference first (--check: max |delta log p| in float64).
+[ -f "$WORK/small/config.json" ] || "$AHA" init --preset small --out "$WORK/small" >/dev/null
+"$PY" "$HERE/torch_decode.py" --config "$WORK/small/config.json" --batch "$BATCHES" \
+  --prompt-len "$PROMPT" --new-tokens "$NEW" --threads "$PEER_THREADS" --check >"$WORK/peer_decode"
+echo "| peer check: max abs log-prob difference from tests/reference (float64) | $(field check_max_abs_logprob_diff <"$WORK/peer_decode") | | |"
 for prec in fp32 bf16; do
+  "$AHA" bench generate --preset small --batch "$BATCHES" --prompt-len "$PROMPT" \
+    --new-tokens "$NEW" --threads "$THREADS" --precision "$prec" 2>/dev/null >"$WORK/aha_decode"
+  one=""
   while read -r line; do
     b=$(echo "$line" | field batch)
+    b=${b%.0}
     d=$(echo "$line" | field decode_tokens_per_s)
-    echo "| decode small batch ${b%.0} $prec (tok/s) | $d | | |"
-  done < <("$AHA" bench generate --preset small --batch 1,16,64 --new-tokens 32 --threads "$THREADS" --precision "$prec")
+    pre=$(echo "$line" | field prefill_tokens_per_s)
+    [ -z "$one" ] && one=$d
+    peer=$(grep "\"batch\": $b," "$WORK/peer_decode" | field decode_tokens_per_s)
+    peer_pre=$(grep "\"batch\": $b," "$WORK/peer_decode" | field prefill_tokens_per_s)
+    echo "| decode small batch $b $prec (tok/s; ×batch ${BATCHES%%,*}: $(ratio "$d" "$one")) | $d | PyTorch peer (fp32, $PEER_THREADS thr) $peer | $(ratio "$d" "$peer") |"
+    echo "| prefill small batch $b × $PROMPT $prec (tok/s) | $pre | PyTorch peer (fp32, $PEER_THREADS thr) $peer_pre | $(ratio "$pre" "$peer_pre") |"
+  done <"$WORK/aha_decode"
 done

@@ -1,15 +1,16 @@
 #!/usr/bin/env python3
-"""The PyTorch peer of `aha bench train`: the same model (the independent reference of
-tests/reference/gen_policy_golden.py, built from the same HF config.json) timed on the same
-forward + backward, printed as one JSON line like aha's.
+"""The PyTorch peer of `aha bench train`: the same model (torch_model.py, checked against the
+independent reference of tests/reference/gen_policy_golden.py, built from the same HF
+config.json) timed on the same forward + backward, printed as one JSON line like aha's.
 
 Run with Debian's python3-torch and OpenBLAS (libopenblas0-pthread; without it torch falls back
 to the reference BLAS and runs ~50x slower, which the printed torch.mm roof shows):
 
   /usr/bin/python3 bench/peer/torch_train.py --config DIR/config.json --batch 8 --seq-len 256
 
-The reference model runs one sequence at a time (its attention has no padding masks), so a batch
-is a loop over sequences, each with its own backward: what a naive PyTorch trainer does.
+The whole batch [batch, seq_len] goes through each matrix product at once and MoE tokens are
+grouped per expert, as DeepSeek's inference/model.py does: what a PyTorch user writes for speed.
+--check first compares the peer's log-probabilities with the reference's (float64, both printed).
 """
 import argparse
 import json
@@ -20,10 +21,12 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "reference"))
+sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
 
 import gen_policy_golden as ref  # noqa: E402  (sets float64 as default: undone below)
+import torch_model  # noqa: E402
 
 torch.set_default_dtype(torch.float32)
 # The reference's RoPE tables are float64 (for the goldens): the peer runs fp32 throughout.
@@ -52,6 +55,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="0: torch's default")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="bf16: torch.autocast on CPU")
+    ap.add_argument("--check", action="store_true",
+                    help="first compare the model with the reference (float64, 2 x 12 tokens)")
     a = ap.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
@@ -60,16 +65,16 @@ def main():
     gen = torch.Generator().manual_seed(0)
     torch.set_default_dtype(torch.float64)
     p = ref.make_params(c, gen)
+    check = torch_model.check(c, p) if a.check else None
     torch.set_default_dtype(torch.float32)
     p = {k: v.detach().to(torch.float32).requires_grad_(v.requires_grad) for k, v in p.items()}
-    seqs = [torch.randint(0, c["vocab_size"], (a.seq_len,), generator=gen)
-            for _ in range(a.batch)]
+    seqs = torch.randint(0, c["vocab_size"], (a.batch, a.seq_len), generator=gen)
+    model = torch_model.Model(c, p, a.seq_len)
 
     def step():
-        for s in seqs:
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-                lp = ref.forward_logprobs(c, p, s)
-            (-lp.float().mean() / len(seqs)).backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            lp = model.forward_logprobs(seqs)
+        (-lp.float().mean()).backward()
 
     step()  # warm-up
     best = 1e30
@@ -86,7 +91,8 @@ def main():
         "params": sum(v.numel() for v in p.values()), "tokens_per_s": tokens / best,
         "step_s": best, "mm_roof_gflops": mm_roof(1024, torch.float32),
         "mm_roof_bf16_gflops": mm_roof(1024, torch.bfloat16),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        **({"check_max_abs_logprob_diff": max(check)} if check else {})}))
 
 
 if __name__ == "__main__":
