@@ -245,6 +245,13 @@ TEST_F(MpiEp, BadParallelKeysAreOneErrorLine) {
   // Two expert-parallel ranks need two ranks.
   expect_one_error_line(run_aha(pretrain("bad") + " --set parallel.ep=2"), "parallel.ep");
   expect_one_error_line(run_aha(pretrain("bad") + " --set parallel.pp=2"), "parallel: unknown key");
+  // A sharded student cannot run whole: ESFT scores every expert on every rank.
+  const std::string cfg = (dir_ / "d.json").string();
+  std::ofstream(cfg) << R"({"student": ")" << (dir_ / "model").string() << R"(", "output_dir": ")"
+                     << (dir_ / "d").string() << R"(", "data": {"train": "unused.jsonl"}})";
+  expect_one_error_line(
+      run_aha("distill train --config " + cfg + " --set esft.enabled=true --set parallel.ep=2"),
+      "parallel.ep shards the student's experts");
 }
 
 }  // namespace
