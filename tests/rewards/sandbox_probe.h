@@ -2,11 +2,13 @@
 // a sandbox left behind, and a bounded wait. Shared by the library and CLI sandbox tests.
 #pragma once
 
+#include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -44,8 +46,14 @@ inline int processes_with(const std::string& marker) {
        fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
     std::string name = e.path().filename();
     if (name.empty() || name[0] < '0' || name[0] > '9') continue;
-    std::ifstream f(e.path() / "cmdline", std::ios::binary);
-    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    // read(2), not an ifstream: a process that exits meanwhile makes the read fail with ESRCH,
+    // which libstdc++'s filebuf turns into an exception
+    int fd = ::open((e.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    std::string cmd;
+    char buf[4096];
+    for (ssize_t got; (got = ::read(fd, buf, sizeof buf)) > 0;) cmd.append(buf, got);
+    ::close(fd);
     if (cmd.find(marker) != std::string::npos) ++n;
   }
   return n;
