@@ -4,6 +4,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
@@ -105,6 +106,92 @@ Buf<T> exchange(const Plan& pl, const Buf<T>& send, bool forward_way, const char
   return got;
 }
 
+// The forward dispatch sends a token's row once per destination rank, not once per chosen
+// expert there, with a bit mask of its experts on that rank (kMaskBits bits per double, exact).
+constexpr int kMaskBits = 52;
+
+struct Unique {
+  std::vector<std::vector<int32_t>> tokens;  // per destination rank: tokens, ascending
+  std::vector<std::vector<double>> masks;    // per destination rank: [tokens, words]
+  int words = 1;
+};
+
+template <typename T>
+Unique unique_per_rank(const MoeActs<T>& a, int K, int L) {
+  Unique u;
+  u.words = (L + kMaskBits - 1) / kMaskBits;
+  u.tokens.resize(a.ep.size);
+  u.masks.resize(a.ep.size);
+  const int64_t n = static_cast<int64_t>(a.topk.size()) / K;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int k = 0; k < K; ++k) {
+      const int32_t e = a.topk[t * K + k];
+      if (e < 0) continue;
+      const int q = e / L, bit = e - q * L;
+      if (u.tokens[q].empty() || u.tokens[q].back() != t) {
+        u.tokens[q].push_back(static_cast<int32_t>(t));
+        u.masks[q].resize(u.masks[q].size() + u.words, 0.0);
+      }
+      double& word = u.masks[q][u.masks[q].size() - u.words + bit / kMaskBits];
+      word += std::ldexp(1.0, bit % kMaskBits);
+    }
+  }
+  return u;
+}
+
+// The owner's side of the deduplicated dispatch: every received row copied to each of its local
+// experts, rank s's rows of expert j in token order as the per-expert dispatch would place them.
+template <typename T>
+void unique_to_experts(const Plan& pl, const std::vector<int64_t>& recv_rows, int words,
+                       const Buf<T>& got, const std::vector<double>& masks,
+                       std::vector<Buf<T>>& per_expert) {
+  per_expert.resize(pl.L);
+  for (int j = 0; j < pl.L; ++j) per_expert[j].resize(pl.rows[j] * pl.d);
+  int64_t row = 0;
+  for (int s = 0; s < pl.S; ++s) {
+    std::vector<int64_t> at(pl.L);
+    for (int j = 0; j < pl.L; ++j) at[j] = pl.expert_row(s, j);
+    for (int64_t u = 0; u < recv_rows[s]; ++u, ++row) {
+      for (int j = 0; j < pl.L; ++j) {
+        const double word = masks[row * words + j / kMaskBits];
+        if (std::fmod(std::ldexp(word, -(j % kMaskBits)), 2.0) < 1.0) continue;
+        std::copy_n(got.data() + row * pl.d, pl.d, per_expert[j].data() + at[j]++ * pl.d);
+      }
+    }
+    for (int j = 0; j < pl.L; ++j) {
+      AHA_CHECK(at[j] == pl.expert_row(s, j) + pl.recv[s * pl.L + j], "MoE dispatch: rank ", s,
+                " sent ", at[j] - pl.expert_row(s, j), " rows of expert ", j, ", counted ",
+                pl.recv[s * pl.L + j]);
+    }
+  }
+}
+
+// Rows and masks of the deduplicated dispatch (recv_rows: the rows each rank sends here).
+template <typename T>
+void dispatch_unique(const Plan& pl, const Unique& u,
+                                     const std::vector<int64_t>& recv_rows, const T* x,
+                                     Buf<T>& got, std::vector<double>& masks) {
+  std::vector<int64_t> send_v(pl.S), recv_v(pl.S), send_m(pl.S), recv_m(pl.S);
+  Buf<T> send;
+  std::vector<double> send_masks;
+  int64_t total = 0;
+  for (int q = 0; q < pl.S; ++q) {
+    for (int32_t t : u.tokens[q]) {
+      send.insert(send.end(), x + int64_t{t} * pl.d, x + (int64_t{t} + 1) * pl.d);
+    }
+    send_masks.insert(send_masks.end(), u.masks[q].begin(), u.masks[q].end());
+    send_v[q] = static_cast<int64_t>(u.tokens[q].size()) * pl.d;
+    send_m[q] = static_cast<int64_t>(u.masks[q].size());
+    recv_v[q] = recv_rows[q] * pl.d;
+    recv_m[q] = recv_rows[q] * u.words;
+    total += recv_rows[q];
+  }
+  got.resize(total * pl.d);
+  masks.resize(total * u.words);
+  dist::alltoallv(send.data(), send_v, got.data(), recv_v, "MoE dispatch");
+  dist::alltoallv(send_masks.data(), send_m, masks.data(), recv_m, "MoE dispatch masks");
+}
+
 }  // namespace
 
 template <typename T>
@@ -112,19 +199,28 @@ void ep_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, co
                         MoeActs<T>& a, bool rowstable) {
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   AHA_CHECK(E % a.ep.size == 0, "expert parallel: ", E, " experts over ", a.ep.size, " ranks");
-  std::vector<int64_t> counts(E);
-  for (int e = 0; e < E; ++e) counts[e] = static_cast<int64_t>(a.slots[e].size());
-  const Plan pl =
-      make_plan(c, a, dist::alltoall_counts(counts, E / a.ep.size, "MoE dispatch counts"));
-  a.ep_recv = pl.recv;
-  Buf<T> send;
-  for (int e = 0; e < E; ++e) {
-    for (int32_t slot : a.slots[e])
-      send.insert(send.end(), x + (slot / K) * d, x + (slot / K + 1) * d);
+  const int S = a.ep.size, L = E / S;
+  // Per destination: the rows of each of its experts, then the distinct tokens sent there.
+  const Unique u = unique_per_rank(a, K, L);
+  std::vector<int64_t> counts(S * (L + 1));
+  for (int q = 0; q < S; ++q) {
+    for (int j = 0; j < L; ++j) counts[q * (L + 1) + j] = int64_t(a.slots[q * L + j].size());
+    counts[q * (L + 1) + L] = static_cast<int64_t>(u.tokens[q].size());
   }
-  const Buf<T> got = exchange(pl, send, true, "MoE dispatch");
+  const std::vector<int64_t> got_counts =
+      dist::alltoall_counts(counts, L + 1, "MoE dispatch counts");
+  std::vector<int64_t> recv(S * L), recv_rows(S);
+  for (int s = 0; s < S; ++s) {
+    std::copy_n(got_counts.begin() + s * (L + 1), L, recv.begin() + s * L);
+    recv_rows[s] = got_counts[s * (L + 1) + L];
+  }
+  const Plan pl = make_plan(c, a, std::move(recv));
+  a.ep_recv = pl.recv;
+  Buf<T> got;
+  std::vector<double> masks;
+  dispatch_unique(pl, u, recv_rows, x, got, masks);
   std::vector<Buf<T>> xin;
-  to_experts(pl, got, xin);
+  unique_to_experts(pl, recv_rows, u.words, got, masks, xin);
   a.xin.assign(E, {});
   a.expert_acts.assign(E, {});
   std::vector<Buf<T>> out(pl.L);

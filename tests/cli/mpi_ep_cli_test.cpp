@@ -144,7 +144,9 @@ TEST_F(MpiEp, EachRankHoldsAndWritesOnlyItsExperts) {
   EXPECT_EQ(n1, 3 * 3 * 4);  // 3 MoE layers x 4 experts x (gate, up, down)
   for (const std::string& name : r0.names()) {
     std::smatch m;
-    if (std::regex_search(name, m, expert)) EXPECT_LT(std::stoi(m[1]), 4) << name;
+    if (std::regex_search(name, m, expert)) {
+      EXPECT_LT(std::stoi(m[1]), 4) << name;
+    }
   }
   EXPECT_TRUE(fs::exists(final_dir / "model.safetensors.index.json"));
   EXPECT_FALSE(fs::exists(final_dir / "model.safetensors"));
