@@ -149,7 +149,13 @@ std::string number_ending_at(std::string_view s, size_t last) {
   std::string out(s.substr(b, e - b));
   size_t k = e;
   while (k < s.size() && s[k] == ' ') ++k;
-  if (k < s.size() && s[k] == '%') out += '%';
+  std::string_view after = s.substr(k);
+  for (std::string_view pct : {"%", "\\%", "\xef\xbc\x85" /* ％ */, "percent", "per cent"}) {
+    if (after.substr(0, pct.size()) == pct) {
+      out += '%';
+      break;
+    }
+  }
   return out;
 }
 
@@ -167,8 +173,12 @@ const char* const kMathWords[] = {"sin",  "cos",  "tan",  "sec",    "csc",    "c
 
 // Two-letter words that are English, not products of two variables.
 bool stop_word(std::string_view w) {
+  if (w.size() != 2 || !std::islower(static_cast<unsigned char>(w[1]))) return false;
+  // "So", "It", "We" open sentences; "ME" stays a segment's name
+  char lower[2] = {static_cast<char>(std::tolower(static_cast<unsigned char>(w[0]))), w[1]};
+  std::string_view l(lower, 2);
   for (const char* m : {"so", "is", "it", "we", "to", "of", "if", "us", "my", "he", "do", "me"}) {
-    if (w == m) return true;
+    if (l == m) return true;
   }
   return false;
 }
@@ -421,7 +431,9 @@ std::string clean_answer(std::string_view s) {
   std::string label;
   if (auto rest = after_anchor(s)) {  // a label inside the span: "Answer: 9", "答案：9"
     label = std::move(*rest);
-    s = label;
+    s = trim(label);
+    // "\text{Answer: } \frac12": the brace that closed the label's \text goes with it
+    if (!s.empty() && s.front() == '}') s = trim(s.substr(1));
   }
   s = unwrap_math(s);
   while (!s.empty()) {  // trailing sentence punctuation

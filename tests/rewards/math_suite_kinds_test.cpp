@@ -33,6 +33,12 @@ const SuiteCase kKinds[] = {
   // an equation between two expressions is no label: its right side alone is not the answer
   {"5 = 2p + q", "2p + q", N, kAny}, {"3y - w = 0", "0", N, kAny}, {"m^2 + n = 4", "4", N, kAny},
   {"4 = 3k + 1", "4", N, kAny}, {"4 = 3k + 1", "1", Y, kAny},  // solved: k = 1
+  // a label inside the box's \\text, a percent after the last number, a sentence opening "So"
+  {"\\frac{2}{5}", "\\boxed{\\text{Answer: } \\frac25}", Y, kRaw},
+  {"\\frac{2}{5}", "\\boxed{\\textbf{Answer:} \\frac35}", N, kRaw},
+  {"0.35", "The chance is 35\\% overall.", Y, kRaw}, {"0.35", "The chance is 3.5\\% overall.", N, kRaw},
+  {"0.35", "so about 35 percent of them", Y, kRaw},
+  {"31", "So 31 cards of them.", Y, kRaw}, {"31", "So 13 cards of them.", N, kRaw},
   // a gold chain of computation is read by its last side
   {"1 = b = y = 6", "6", Y, kAny}, {"1 = b = y = 6", "1", N, kAny},
   // a solution list repeated in the answer is the same set; a gold that repeats a value counts it
