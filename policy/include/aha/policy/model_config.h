@@ -68,7 +68,8 @@ struct ExpertParallel {
   int n_local(int n_experts) const { return n_experts / size; }
   int first(int n_experts) const { return n_local(n_experts) * rank; }
   bool holds(int expert, int n_experts) const {
-    return !sharded || (expert >= first(n_experts) && expert < first(n_experts) + n_local(n_experts));
+    const int lo = first(n_experts);
+    return !sharded || (expert >= lo && expert < lo + n_local(n_experts));
   }
 };
 
