@@ -50,6 +50,24 @@ void module_rows(const Activations<T>& acts, int k, const SeqLayout* prev, MtpAc
   }
 }
 
+// The module's input rows, shared by training and drafting: a = [RMSNorm(embedding of the
+// next token) ; RMSNorm(h)], the embedding half first. e_in receives the gathered embeddings.
+template <typename T>
+void module_input(const ModelConfig& c, const MtpModuleP& p, const T* P, const int32_t* tokens,
+                  int64_t n, T* e_in, T* e_h, T* e_rstd, const T* h_in, T* h_h, T* h_rstd,
+                  T* a) {
+  const int d = c.hidden_size;
+  for (int64_t r = 0; r < n; ++r) {
+    std::copy_n(P + p.embed + int64_t{tokens[r]} * d, d, e_in + r * d);
+  }
+  rmsnorm_forward(e_in, P + p.enorm.w, e_h, e_rstd, n, d, c.rms_norm_eps);
+  rmsnorm_forward(h_in, P + p.hnorm.w, h_h, h_rstd, n, d, c.rms_norm_eps);
+  for (int64_t r = 0; r < n; ++r) {
+    std::copy_n(e_h + r * d, d, a + r * 2 * d);
+    std::copy_n(h_h + r * d, d, a + r * 2 * d + d);
+  }
+}
+
 // One module over its rows, h read from H's rows src[r] ([*, d]).
 template <typename T>
 void module_forward(const ModelConfig& c, const MtpModuleP& p, const T* P, const T* H,
@@ -58,10 +76,7 @@ void module_forward(const ModelConfig& c, const MtpModuleP& p, const T* P, const
   const int64_t n = static_cast<int64_t>(m.src.size());
   m.e_in.resize(n * d);
   m.h_in.resize(n * d);
-  for (int64_t r = 0; r < n; ++r) {
-    std::copy_n(P + p.embed + int64_t{m.inputs[r]} * d, d, m.e_in.data() + r * d);
-    std::copy_n(H + m.src[r] * d, d, m.h_in.data() + r * d);
-  }
+  for (int64_t r = 0; r < n; ++r) std::copy_n(H + m.src[r] * d, d, m.h_in.data() + r * d);
   m.e_h.resize(n * d);
   m.e_rstd.resize(n);
   m.h_h.resize(n * d);
@@ -72,15 +87,9 @@ void module_forward(const ModelConfig& c, const MtpModuleP& p, const T* P, const
   m.logprob.resize(n);
   m.lse.resize(n);
   if (n == 0) return;
-  rmsnorm_forward(m.e_in.data(), P + p.enorm.w, m.e_h.data(), m.e_rstd.data(), n, d,
-                  c.rms_norm_eps);
-  rmsnorm_forward(m.h_in.data(), P + p.hnorm.w, m.h_h.data(), m.h_rstd.data(), n, d,
-                  c.rms_norm_eps);
   m.a.resize(n * 2 * d);
-  for (int64_t r = 0; r < n; ++r) {
-    std::copy_n(m.e_h.data() + r * d, d, m.a.data() + r * 2 * d);
-    std::copy_n(m.h_h.data() + r * d, d, m.a.data() + r * 2 * d + d);
-  }
+  module_input(c, p, P, m.inputs.data(), n, m.e_in.data(), m.e_h.data(), m.e_rstd.data(),
+               m.h_in.data(), m.h_h.data(), m.h_rstd.data(), m.a.data());
   linear_forward(p.eh_proj, P, m.a.data(), m.x_out.data(), n);
   BlockPass pass;
   pass.layout = &m.layout;
@@ -209,15 +218,8 @@ void mtp_decode(const ModelConfig& c, const MtpModuleP& p, const float* P, const
                 const float* hidden, int64_t n, const DecodeStep& step, float* x) {
   const int d = c.hidden_size;
   Buf<float> e(n * d), e_h(n * d), h_h(n * d), rstd(n), a(n * 2 * d);
-  for (int64_t r = 0; r < n; ++r) {
-    std::copy_n(P + p.embed + int64_t{tokens[r]} * d, d, e.data() + r * d);
-  }
-  rmsnorm_forward(e.data(), P + p.enorm.w, e_h.data(), rstd.data(), n, d, c.rms_norm_eps);
-  rmsnorm_forward(hidden, P + p.hnorm.w, h_h.data(), rstd.data(), n, d, c.rms_norm_eps);
-  for (int64_t r = 0; r < n; ++r) {  // the embedding half first, as in training
-    std::copy_n(e_h.data() + r * d, d, a.data() + r * 2 * d);
-    std::copy_n(h_h.data() + r * d, d, a.data() + r * 2 * d + d);
-  }
+  module_input(c, p, P, tokens, n, e.data(), e_h.data(), rstd.data(), hidden, h_h.data(),
+               rstd.data(), a.data());
   linear_stable(p.eh_proj, P, a.data(), x, n);
   SeqLayout layout;  // n one-token "sequences", as in Decoder::decode
   for (int64_t r = 0; r <= n; ++r) layout.seq_starts.push_back(r);
