@@ -93,32 +93,9 @@ class Model:
 
     def route(self, m, x):
         """The reference's routing, on all rows at once: expert ids and weights [n, K]."""
-        c = self.c
-        n, E, K, G = x.shape[0], c["n_routed_experts"], c["num_experts_per_tok"], c["n_group"]
-        logits = F.linear(x, self.w(m + "gate.weight"))
-        scores = logits.softmax(-1) if c["scoring_func"] == "softmax" else logits.sigmoid()
-        gscores = None
-        if c["topk_method"] == "noaux_tc":
-            choice = scores.detach() + self.w(m + "gate.e_score_correction_bias")
-            gscores = choice.view(n, G, -1).topk(2, dim=-1)[0].sum(-1)
-        elif c["topk_method"] == "group_limited_greedy":
-            choice = scores.detach()
-            gscores = choice.view(n, G, -1).max(dim=-1).values
-        else:
-            choice = scores.detach()
-        if gscores is not None:
-            gidx = torch.topk(gscores, k=c["topk_group"], dim=-1)[1]
-            gmask = torch.zeros_like(gscores).scatter_(1, gidx, 1)
-            smask = gmask.unsqueeze(-1).expand(n, G, E // G).reshape(n, -1)
-            choice = choice.masked_fill(~smask.bool(), float("-inf"))
-        idx = torch.topk(choice, k=K, dim=-1)[1]
-        w = scores.gather(1, idx)
-        norm = K > 1 and c["norm_topk_prob"]
-        if norm:
-            w = w / (w.sum(-1, keepdim=True) + 1e-20)
-        if c["model_type"] == "deepseek_v3" or not norm:
-            w = w * c["routed_scaling_factor"]
-        return idx, w
+        bias = m + "gate.e_score_correction_bias"
+        return ref.route(self.c, x, self.w(m + "gate.weight"),
+                         self.w(bias) if self.c["topk_method"] == "noaux_tc" else None)
 
     def moe(self, l, x):
         """DeepSeekMoE with the tokens of each expert gathered into one batch, as model.py."""

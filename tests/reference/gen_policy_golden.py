@@ -363,14 +363,15 @@ def nsa_attention(c, p, pre, x):
     return F.linear(torch.stack(rows), p[pre + "o_proj.weight"])
 
 
-def moe(c, p, pre, x):
+def route(c, x, gate_w, bias=None):
+    """Expert ids and weights [n, K] of rows x; bias: noaux_tc's e_score_correction_bias."""
     E, K = c["n_routed_experts"], c["num_experts_per_tok"]
-    logits = F.linear(x, p[pre + "gate.weight"])
+    logits = F.linear(x, gate_w)
     scores = logits.softmax(-1) if c["scoring_func"] == "softmax" else logits.sigmoid()
     n = x.shape[0]
     G = c["n_group"]
     if c["topk_method"] == "noaux_tc":
-        choice = scores.detach() + p[pre + "gate.e_score_correction_bias"].unsqueeze(0)
+        choice = scores.detach() + bias.unsqueeze(0)
         gscores = choice.view(n, G, -1).topk(2, dim=-1)[0].sum(-1)
     elif c["topk_method"] == "group_limited_greedy":
         choice = scores.detach()
@@ -389,6 +390,13 @@ def moe(c, p, pre, x):
         w = w / (w.sum(-1, keepdim=True) + 1e-20)
     if c["model_type"] == "deepseek_v3" or not norm:
         w = w * c["routed_scaling_factor"]
+    return idx, w
+
+
+def moe(c, p, pre, x):
+    K = c["num_experts_per_tok"]
+    n = x.shape[0]
+    idx, w = route(c, x, p[pre + "gate.weight"], p.get(pre + "gate.e_score_correction_bias"))
     y = torch.zeros_like(x)
     for t in range(n):
         for k in range(K):
