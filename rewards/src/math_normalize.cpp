@@ -38,7 +38,8 @@ constexpr Replacement kCommands[] = {
 // Commands whose braced argument is plain text: replaced by " content ".
 constexpr const char* kTextCommands[] = {"boxed", "fbox", "text",   "textbf", "textit", "textrm", "mathrm",
                                          "mbox",   "mathbf", "mathit", "textnormal", "hbox",
-                                         "textup", "mathsf", "mathtt"};
+                                         "textup", "mathsf", "mathtt", "mathcal", "mathscr",
+                                         "textsf", "texttt", "emph"};
 
 // Reads a balanced {...} at s[i] == '{'; returns the end index (past '}') or npos.
 size_t skip_braced(std::string_view s, size_t i) {
@@ -513,9 +514,31 @@ bool has_non_ascii(std::string_view s) {
 
 }  // namespace
 
+// ",\!" between digits is MATH's thousands separator, whatever the group sizes
+// ("56,\!01,\!78" is 560178); elsewhere it is a comma.
+static void thin_separators(std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s.compare(i, 3, ",\\!") == 0) {
+      size_t j = i + 3;
+      while (j < s.size() && s[j] == ' ') ++j;
+      bool digits = !out.empty() && std::isdigit(static_cast<unsigned char>(out.back())) &&
+                    j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]));
+      if (!digits) out += ',';
+      i = j - 1;
+      continue;
+    }
+    out += s[i];
+  }
+  s = std::move(out);
+}
+
 std::string normalize(std::string_view input) {
   std::string s(input);
   undouble_backslashes(s);
+  // "185\": a stray backslash at the end (a cut line break) commands nothing
+  if (s.size() >= 2 && s.back() == '\\' && s[s.size() - 2] != '\\') s.pop_back();
   const bool non_ascii = has_non_ascii(s);  // most answers are ASCII: skip the unicode passes
   if (non_ascii) {
     superscripts(s);
@@ -530,10 +553,7 @@ std::string normalize(std::string_view input) {
   }
   if (s.find("mathbb") != std::string::npos) replace_all(s, "\\mathbb{R}", "(-\\infty,\\infty)");
   approximation(s);
-  if (s.find(",\\!") != std::string::npos) {
-    replace_all(s, ",\\! ", ",");
-    replace_all(s, ",\\!", ",");
-  }
+  if (s.find(",\\!") != std::string::npos) thin_separators(s);
   if (s.find(':') != std::string::npos) clock_time(s);
   if (s.find("quad") != std::string::npos) unglue_quads(s);
   if (s.find("{,") != std::string::npos) {  // "14{,}916", "14 {, }916"

@@ -162,7 +162,8 @@ std::string number_ending_at(std::string_view s, size_t last) {
 bool letter_boundary(std::string_view s, size_t i) {
   if (i >= s.size()) return true;
   char c = s[i];
-  return !is_alpha(c) && !is_digit(c) && c != '_' && c != '\\' && c != '^';
+  // "E'" (a prime) is another symbol than the letter E
+  return !is_alpha(c) && !is_digit(c) && c != '_' && c != '\\' && c != '^' && c != '\'';
 }
 
 const char* const kMathWords[] = {"sin",  "cos",  "tan",  "sec",    "csc",    "cot",   "arcsin",

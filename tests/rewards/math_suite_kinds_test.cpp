@@ -39,6 +39,12 @@ const SuiteCase kKinds[] = {
   {"0.35", "The chance is 35\\% overall.", Y, kRaw}, {"0.35", "The chance is 3.5\\% overall.", N, kRaw},
   {"0.35", "so about 35 percent of them", Y, kRaw},
   {"31", "So 31 cards of them.", Y, kRaw}, {"31", "So 13 cards of them.", N, kRaw},
+  // font commands around a letter, a stray backslash at the end, ",\\!" thousands in any
+  // grouping; a primed letter is another symbol
+  {"\\mathcal{C}", "C", Y, kAny}, {"D", "\\mathscr{D}", Y, kAny}, {"\\mathcal{C}", "D", N, kAny},
+  {"417\\", "417", Y, kAny}, {"417", "418\\", N, kAny},
+  {"34,\\!05,\\!120", "3405120", Y, kAny}, {"3405120", "34,\\!05,\\!121", N, kAny},
+  {"D", "D'", N, kAny}, {"D'", "D", N, kAny}, {"D'", "D'", Y, kAny},
   // a gold chain of computation is read by its last side
   {"1 = b = y = 6", "6", Y, kAny}, {"1 = b = y = 6", "1", N, kAny},
   // a solution list repeated in the answer is the same set; a gold that repeats a value counts it
