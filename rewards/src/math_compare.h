@@ -40,7 +40,8 @@ class Comparer {
   Cmp scalars_swapped(int a_inner, int b);
   Cmp in_order(const std::vector<int>& xs, const std::vector<int>& ys);
   Cmp any_order(const std::vector<int>& xs, const std::vector<int>& ys);
-  Cmp matched_one_to_one(const std::vector<int>& xs, const std::vector<int>& ys);
+  Cmp each_matched(const std::vector<int>& from, const std::vector<int>& to, bool from_a,
+                   bool distinct);
   static bool set_elements(const Tree& t, int idx, std::vector<int>& out);
   Cmp collections(int a, int b);
   Cmp pm_set(int scalar, int set, bool scalar_in_a);

@@ -54,7 +54,7 @@ Cmp Comparer::in_order(const std::vector<int>& xs, const std::vector<int>& ys) {
 // one ("1, 1, 2"), multiplicities count: "1, 2, 2" does not equal it.
 Cmp Comparer::any_order(const std::vector<int>& xs, const std::vector<int>& ys) {
   if (xs.size() == ys.size()) {
-    Cmp r = matched_one_to_one(xs, ys);
+    Cmp r = each_matched(xs, ys, true, true);
     if (r != Cmp::kNotEqual) return r;
   }
   const Tree& gold_tree = a_is_pred_ ? tb_ : ta_;
@@ -66,29 +66,25 @@ Cmp Comparer::any_order(const std::vector<int>& xs, const std::vector<int>& ys) 
       if (r == Cmp::kEqual || (r == Cmp::kInvalid && !budget_.ok())) return Cmp::kNotEqual;
     }
   }
-  auto covered = [&](const std::vector<int>& from, const std::vector<int>& to, bool from_a) {
-    for (int f : from) {
-      bool found = false;
-      for (size_t j = 0; j < to.size() && !found; ++j) {
-        found = (from_a ? compare(f, to[j]) : compare(to[j], f)) == Cmp::kEqual;
-      }
-      if (!found) return false;
-    }
-    return true;
-  };
-  return covered(xs, ys, true) && covered(ys, xs, false) ? Cmp::kEqual : Cmp::kNotEqual;
+  Cmp r = each_matched(xs, ys, true, false);
+  return r == Cmp::kEqual ? each_matched(ys, xs, false, false) : r;
 }
 
-// Every element of xs matches a distinct element of ys (greedy).
-Cmp Comparer::matched_one_to_one(const std::vector<int>& xs, const std::vector<int>& ys) {
-  std::vector<bool> used(ys.size(), false);
-  for (int x : xs) {
+// Every element of `from` equals an element of `to` (a distinct one when `distinct`, greedily);
+// from_a: `from` holds nodes of ta_.
+Cmp Comparer::each_matched(const std::vector<int>& from, const std::vector<int>& to, bool from_a,
+                           bool distinct) {
+  std::vector<bool> used(to.size(), false);
+  for (int f : from) {
     bool found = false;
-    for (size_t j = 0; j < ys.size() && !found; ++j) {
+    for (size_t j = 0; j < to.size() && !found; ++j) {
       if (used[j]) continue;
-      Cmp r = compare(x, ys[j]);
+      Cmp r = from_a ? compare(f, to[j]) : compare(to[j], f);
       if (r == Cmp::kInvalid && !budget_.ok()) return Cmp::kInvalid;
-      if (r == Cmp::kEqual) used[j] = found = true;
+      if (r == Cmp::kEqual) {
+        found = true;
+        used[j] = distinct;
+      }
     }
     if (!found) return Cmp::kNotEqual;
   }

@@ -87,6 +87,7 @@ struct Node {
   bool percent = false;    // kNum written with %
   bool bare = false;       // kSet written without braces ("1, 2")
   bool ratio = false;      // kDiv written as a ratio "a : b"
+  bool chain = false;      // kEq written as a chain "a = b = c" (first and last sides kept)
   int a = -1, b = -1;      // children of unary/binary nodes
   int rows = 0, cols = 0;  // kMatrix
   Q q;                     // kNum exact value (when `exact`)
@@ -94,7 +95,7 @@ struct Node {
   bool approx = false;     // kNum written with a decimal point or exponent
   int decimals = -1;       // kNum: digits after the decimal point (no exponent), else -1
   double d = 0.0;          // kNum inexact value
-  std::string name;        // kVar name, kFunc name, kRel operator, "chain" for a = b = c
+  std::string name;        // kVar name, kFunc name, kRel operator
   std::vector<int> kids;   // collections
 };
 

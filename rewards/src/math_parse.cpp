@@ -116,7 +116,7 @@ class Parser {
         bool chain = tree_.nodes[left].kind == K::kEq;
         int lhs = chain ? tree_.nodes[left].a : left;
         left = binary(K::kEq, lhs, right);
-        if (left >= 0 && chain) tree_.nodes[left].name = "chain";
+        if (left >= 0) tree_.nodes[left].chain = chain;
       } else {
         left = binary(K::kRel, left, right);
         if (left >= 0) tree_.nodes[left].name = name;

@@ -74,11 +74,11 @@ Cmp Comparer::equations(int a, int b) {
   if (x.kind == K::kEq) {
     if (is_label(ta_, x.a)) return compare(x.b, b);
     if (is_label(ta_, x.b)) return compare(x.a, b);
-    return a_is_pred_ || x.name == "chain" ? compare(x.b, b) : Cmp::kNotEqual;
+    return a_is_pred_ || x.chain ? compare(x.b, b) : Cmp::kNotEqual;
   }
   if (is_label(tb_, y.a)) return compare(a, y.b);
   if (is_label(tb_, y.b)) return compare(a, y.a);
-  return a_is_pred_ && y.name != "chain" ? Cmp::kNotEqual : compare(a, y.b);
+  return a_is_pred_ && !y.chain ? Cmp::kNotEqual : compare(a, y.b);
 }
 
 // Equation solving: a gold "x^2 = 4" against predicted solutions "x = \pm 2", "x = 2, x = -2",
