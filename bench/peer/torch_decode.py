@@ -18,7 +18,6 @@ sys.path.insert(0, HERE)
 
 import torch  # noqa: E402
 
-import gen_policy_golden as ref  # noqa: E402  (sets float64 as default: undone below)
 import torch_model  # noqa: E402
 
 
@@ -38,24 +37,12 @@ def run(model, c, batch, prompt_len, new_tokens, gen):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", required=True, help="HF config.json (aha init --preset ... --out)")
+    torch_model.add_common_args(ap)
     ap.add_argument("--batch", default="1,16,64", help="comma-separated batch sizes")
     ap.add_argument("--prompt-len", type=int, default=16)
     ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=0, help="0: torch's default")
-    ap.add_argument("--check", action="store_true",
-                    help="first compare the model with the reference (float64, 2 x 12 tokens)")
     a = ap.parse_args()
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    with open(a.config) as f:
-        c = json.load(f)
-    gen = torch.Generator().manual_seed(0)
-    torch.set_default_dtype(torch.float64)
-    p = ref.make_params(c, gen)
-    check = torch_model.check(c, p) if a.check else None
-    torch.set_default_dtype(torch.float32)
-    p = {k: v.detach().to(torch.float32) for k, v in p.items()}
+    c, p, check, gen = torch_model.load(a)
     model = torch_model.Model(c, p, a.prompt_len + a.new_tokens)
     run(model, c, 2, a.prompt_len, 4, gen)  # warm-up
     for b in (int(s) for s in a.batch.split(",")):

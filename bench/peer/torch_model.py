@@ -8,6 +8,8 @@ It reads the parameter dictionary of tests/reference/gen_policy_golden.py (HF na
 reference's, so the peer computes the same model as aha. Dense Llama/Qwen layouts,
 hyper-connections, Engram and sparse attention are not covered (the benchmark presets need none).
 """
+import json
+
 import torch
 import torch.nn.functional as F
 
@@ -19,8 +21,7 @@ def supported(c):
             and not c.get("nsa") and "index_n_heads" not in c)
 
 
-def rms_norm(x, w, eps):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+rms_norm = ref.rms_norm
 
 
 class Rope:
@@ -88,8 +89,7 @@ class Model:
         return F.linear(o.reshape(B, S, H * dv), self.w(a + "o_proj.weight"))
 
     def mlp(self, m, x):
-        return F.linear(F.silu(F.linear(x, self.w(m + "gate_proj.weight"))) *
-                        F.linear(x, self.w(m + "up_proj.weight")), self.w(m + "down_proj.weight"))
+        return ref.mlp(self.p, m, x)
 
     def route(self, m, x):
         """The reference's routing, on all rows at once: expert ids and weights [n, K]."""
@@ -197,3 +197,28 @@ def check(c, p, seq_len=12, prompt=5):
         dec = (lp - want[:, prompt - 1:]).abs().max().item()
     return full, dec
 
+
+
+def add_common_args(ap):
+    """The peers' shared options: the model's config, torch's threads, --check."""
+    ap.add_argument("--config", required=True, help="HF config.json (aha init --preset ... --out)")
+    ap.add_argument("--threads", type=int, default=0, help="0: torch's default")
+    ap.add_argument("--check", action="store_true",
+                    help="first compare the model with the reference (float64, 2 x 12 tokens)")
+
+
+def load(a, grad=False):
+    """The config, the reference's seeded weights in fp32 (trainable ones requiring grad when
+    `grad`), check()'s differences when --check, and the generator for the inputs."""
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    with open(a.config) as f:
+        c = json.load(f)
+    gen = torch.Generator().manual_seed(0)
+    torch.set_default_dtype(torch.float64)
+    p = ref.make_params(c, gen)
+    diffs = check(c, p) if a.check else None
+    torch.set_default_dtype(torch.float32)
+    p = {k: v.detach().to(torch.float32).requires_grad_(grad and v.requires_grad)
+         for k, v in p.items()}
+    return c, p, diffs, gen

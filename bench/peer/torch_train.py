@@ -48,26 +48,14 @@ def mm_roof(n, dtype, repeats=5):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--config", required=True, help="HF config.json (aha init --preset ... --out)")
+    torch_model.add_common_args(ap)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--iters", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=0, help="0: torch's default")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                     help="bf16: torch.autocast on CPU")
-    ap.add_argument("--check", action="store_true",
-                    help="first compare the model with the reference (float64, 2 x 12 tokens)")
     a = ap.parse_args()
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
-    with open(a.config) as f:
-        c = json.load(f)
-    gen = torch.Generator().manual_seed(0)
-    torch.set_default_dtype(torch.float64)
-    p = ref.make_params(c, gen)
-    check = torch_model.check(c, p) if a.check else None
-    torch.set_default_dtype(torch.float32)
-    p = {k: v.detach().to(torch.float32).requires_grad_(v.requires_grad) for k, v in p.items()}
+    c, p, check, gen = torch_model.load(a, grad=True)
     seqs = torch.randint(0, c["vocab_size"], (a.batch, a.seq_len), generator=gen)
     model = torch_model.Model(c, p, a.seq_len)
 
