@@ -155,89 +155,46 @@ void Decoder::prefill_engram(const std::vector<int32_t>& prompt, SeqCache& cache
   for (int64_t t = 0; t < n; ++t) layout.positions.push_back(static_cast<int32_t>(t));
   cache.rows.assign(c.num_hidden_layers, {});
   cache.len = n;
+  if (cache.draft.on) cache.draft = {true, {}, 0, {}};
   Buf<float> x;
   embed(prompt.data(), n, x);
   const int N = c.engram->max_ngram_size;
   const std::vector<int32_t> ngram_ids = policy::engram_ngram_ids(prompt.data(), layout, N);
   cache.recent.assign(prompt.end() - std::min<int64_t>(n, N - 1), prompt.end());
   cache.engram_history.assign(c.num_hidden_layers, {});
-  std::vector<Routing> routings(1);
-  for (int l = 0; l < c.num_hidden_layers; ++l) {
-    prefill_layer(l, layout, {&cache}, ngram_ids, x, routing != nullptr ? &routings : nullptr);
-  }
-  if (routing != nullptr) *routing = std::move(routings[0]);
-  prefill_logits(layout, {&cache}, x, logits);
+  if (routing != nullptr) routing->clear();
+  for (int l = 0; l < c.num_hidden_layers; ++l) prefill_layer(l, layout, cache, ngram_ids, x, routing);
+  rows_out(x, std::vector<SeqCache*>(n, &cache), {n - 1}, logits);
 }
 
-// One layer of a prefill: every prompt's rows through the block at once, with the batch-invariant
-// kernels, then each prompt's cache rows and routing split off.
-void Decoder::prefill_layer(int l, const policy::SeqLayout& layout,
-                            const std::vector<SeqCache*>& caches,
+// One layer of the Engram prefill, with the batch-invariant kernels; appends the layer's
+// selections and routing (in Model::replay_widths() order).
+void Decoder::prefill_layer(int l, const policy::SeqLayout& layout, SeqCache& cache,
                             const std::vector<int32_t>& ngram_ids, Buf<float>& x,
-                            std::vector<Routing>* routings) const {
+                            Routing* routing) const {
   const ModelConfig& c = model_.config();
-  const int64_t n = layout.n_tokens(), w = cache_width_[l];
-  const size_t B = caches.size();
-  Buf<float> rows(n * w);
+  const int64_t n = layout.n_tokens();
+  cache.rows[l].resize(n * cache_width_[l]);
   policy::BlockPass pass;
   pass.layout = &layout;
   pass.keep_inputs = false;
   pass.rowstable = true;
-  pass.cache_rows = rows.data();
+  pass.cache_rows = cache.rows[l].data();
   pass.ngram_ids = ngram_ids.data();
   if (model_.layers()[l].engram.on()) {
-    caches[0]->engram_history[l].resize(policy::engram_history_rows(c) * c.residual_width());
-    pass.engram.history_out = caches[0]->engram_history[l].data();
+    cache.engram_history[l].resize(policy::engram_history_rows(c) * c.residual_width());
+    pass.engram.history_out = cache.engram_history[l].data();
   }
   policy::LayerActs<float> la;
   policy::block_forward(c, model_.layers()[l], model_.params().data(), x.data(), la, pass);
-  for (size_t b = 0; b < B; ++b) {
-    caches[b]->rows[l].assign(rows.begin() + layout.seq_starts[b] * w,
-                              rows.begin() + layout.seq_starts[b + 1] * w);
-  }
-  if (routings == nullptr) return;
-  auto split = [&](const std::vector<int32_t>& all) {  // [n * width] into each prompt's rows
-    const int64_t width = n > 0 ? static_cast<int64_t>(all.size()) / n : 0;
-    for (size_t b = 0; b < B; ++b) {
-      (*routings)[b].emplace_back(all.begin() + layout.seq_starts[b] * width,
-                                  all.begin() + layout.seq_starts[b + 1] * width);
-    }
-  };
-  const policy::Attention& attn = *model_.layers()[l].attn;  // in Model::replay_widths() order
+  if (routing == nullptr) return;
+  const policy::Attention& attn = *model_.layers()[l].attn;
   if (const int64_t sw = attn.selection_width(); sw > 0) {
     std::vector<int32_t> sel(n * sw);
     attn.selection_rows(la.attn, n, sel.data());
-    split(sel);
+    routing->push_back(std::move(sel));
   }
-  if (model_.layers()[l].moe) split(la.moe.topk);
-}
-
-// Each prompt's last-row logits [B, vocab]; a drafting cache also keeps all its rows' hidden.
-void Decoder::prefill_logits(const policy::SeqLayout& layout, const std::vector<SeqCache*>& caches,
-                             const Buf<float>& x, std::vector<float>& logits) const {
-  const ModelConfig& c = model_.config();
-  const int64_t B = static_cast<int64_t>(caches.size()), rw = c.residual_width();
-  const int d = c.hidden_size;
-  bool drafting = false;
-  for (const SeqCache* sc : caches) drafting = drafting || sc->draft.on;
-  if (!drafting) {
-    Buf<float> last(B * rw);
-    for (int64_t b = 0; b < B; ++b) {
-      std::copy_n(x.data() + (layout.seq_starts[b + 1] - 1) * rw, rw, last.data() + b * rw);
-    }
-    head(last.data(), B, logits);
-    return;
-  }
-  const int64_t n = layout.n_tokens();
-  Buf<float> h(n * d), last(B * d);  // every prompt row's hidden waits for its module row
-  final_hidden(x.data(), n, h.data());
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t s0 = layout.seq_starts[b], s1 = layout.seq_starts[b + 1];
-    std::copy_n(h.data() + (s1 - 1) * d, d, last.data() + b * d);
-    if (!caches[b]->draft.on) continue;
-    caches[b]->draft = {true, {}, 0, std::vector<float>(h.begin() + s0 * d, h.begin() + s1 * d)};
-  }
-  head_of_hidden(last.data(), B, logits);
+  if (model_.layers()[l].moe) routing->push_back(la.moe.topk);
 }
 
 void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,

@@ -87,11 +87,9 @@ class Decoder {
                 const std::vector<int64_t>& out_rows, std::vector<float>& logits) const;
   void prefill_engram(const std::vector<int32_t>& prompt, SeqCache& cache,
                       std::vector<float>& logits, Routing* routing) const;
-  void prefill_layer(int l, const policy::SeqLayout& layout, const std::vector<SeqCache*>& caches,
+  void prefill_layer(int l, const policy::SeqLayout& layout, SeqCache& cache,
                      const std::vector<int32_t>& ngram_ids, policy::Buf<float>& x,
-                     std::vector<Routing>* routings) const;
-  void prefill_logits(const policy::SeqLayout& layout, const std::vector<SeqCache*>& caches,
-                      const policy::Buf<float>& x, std::vector<float>& logits) const;
+                     Routing* routing) const;
   // Final norm and LM head of n rows of x [n, residual_width] into logits [n, vocab]
   // (batch-invariant GEMM).
   void head(const float* x, int64_t n, std::vector<float>& logits) const;
