@@ -141,10 +141,12 @@ Cmp Comparer::collections(int a, int b) {
       if (x.rows != y.rows || x.cols != y.cols) return Cmp::kNotEqual;
       return in_order(x.kids, y.kids);
     }
-    // a row or column vector equals a tuple (or bare list) of the same entries
+    // a row or column vector equals a tuple (or bare list) of the same entries, and a list in
+    // brackets, which reads as a closed interval when it has two (`[0.5, 1]`, as MARIO's lists)
     const Node& m = x.kind == K::kMatrix ? x : y;
     const Node& other = x.kind == K::kMatrix ? y : x;
-    bool tuple_like = other.kind == K::kTuple || (other.kind == K::kSet && other.bare);
+    bool tuple_like = other.kind == K::kTuple || (other.kind == K::kSet && other.bare) ||
+                      (other.kind == K::kInterval && other.lo_closed && other.hi_closed);
     if (!tuple_like || (m.rows != 1 && m.cols != 1)) return Cmp::kNotEqual;
     return in_order(x.kids, y.kids);
   }

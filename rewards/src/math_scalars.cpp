@@ -32,7 +32,18 @@ Cmp Comparer::values_equal(const Value& x, const Value& y) const {
   int decimals = x.decimals >= 0 && y.decimals >= 0 ? std::min(x.decimals, y.decimals)
                                                     : std::max(x.decimals, y.decimals);
   if (decimals >= 3) tol = std::max(tol, unc);
-  return diff <= tol * (1 + 1e-9) ? Cmp::kEqual : Cmp::kNotEqual;
+  if (diff <= tol * (1 + 1e-9)) return Cmp::kEqual;
+  // a decimal cut off rather than rounded against a value not written as one (125.663 for 40\pi
+  // = 125.6637..., as MARIO accepts): it lies within one unit of its last place towards zero
+  if (decimals >= 3 && (x.decimals < 0) != (y.decimals < 0)) {
+    const Value& cut = x.decimals >= 0 ? x : y;
+    const Value& full = x.decimals >= 0 ? y : x;
+    if ((cut.d >= 0) == (full.d >= 0) && std::fabs(cut.d) <= std::fabs(full.d) &&
+        diff < 2 * unc * (1 - 1e-9)) {
+      return Cmp::kEqual;
+    }
+  }
+  return Cmp::kNotEqual;
 }
 
 Cmp Comparer::scalars(int a, int b) {

