@@ -3,6 +3,7 @@
 // is linear in the text.
 #include "math_text.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <utility>
@@ -103,10 +104,19 @@ Span next_span(std::string_view s, size_t i) {
   for (; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 1 < s.size()) {
       char d = s[i + 1];
-      if (d == '[' || d == '(') {
-        size_t end = s.find(d == '[' ? "\\]" : "\\)", i + 2);
+      if (d == '[') {
+        size_t end = s.find("\\]", i + 2);
         if (end != std::string_view::npos) return {i, i + 2, end, end + 2};
         return {std::string_view::npos, 0, 0, 0};  // nothing closes it: stop (stays linear)
+      }
+      if (d == '(') {
+        // inline math stays on one line, as `$..$` (Math-Verify's rule): when nothing closes
+        // it there, no later opener on that line can be closed either, so skip to the line's end
+        size_t nl = std::min(s.find('\n', i + 2), s.size());
+        size_t end = s.substr(0, nl).find("\\)", i + 2);
+        if (end != std::string_view::npos) return {i, i + 2, end, end + 2};
+        i = nl;
+        continue;
       }
       ++i;  // \$ and other escapes
       continue;

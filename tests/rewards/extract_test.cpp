@@ -67,6 +67,25 @@ TEST(Extract, LastNumberCanBeTurnedOff) {
   EXPECT_EQ(extract_answer("it is 45% of them").text, "45%");
 }
 
+// Inline math (`$..$`, `\(..\)`) stays on one line, display math (`$$..$$`, `\[..\]`) may not:
+// Math-Verify's rule, which keeps `$5 ... $10` across lines from pairing up as math.
+TEST(Extract, InlineMathStaysOnOneLine) {
+  ExtractOptions latex_only;
+  latex_only.boxed = latex_only.answer_is = latex_only.whole = latex_only.choice = false;
+  latex_only.answer_tag = latex_only.gsm8k = false;
+  latex_only.last_number = false;
+  EXPECT_EQ(extract_answer("Answer \\( 9 \\)", latex_only).text, "9");
+  EXPECT_EQ(extract_answer("Answer $ 9 $", latex_only).text, "9");
+  EXPECT_EQ(extract_answer("Answer \\[ \n 9 \n \\]", latex_only).text, "9");
+  EXPECT_EQ(extract_answer("Answer $$ \n 9 \n $$", latex_only).text, "9");
+  EXPECT_EQ(extract_answer("Answer \\( \n 9 \n \\)", latex_only).source, AnswerSource::kNone);
+  EXPECT_EQ(extract_answer("Answer $ \n 9 \n $", latex_only).source, AnswerSource::kNone);
+  // an unclosed opener does not hide a later span on the next line
+  EXPECT_EQ(extract_answer("a \\( b \\( c\nso \\(7\\)", latex_only).text, "7");
+  // with every target the number is still found, as Math-Verify's default targets find it
+  EXPECT_EQ(extract_answer("Answer \\( \n 9 \n \\)").text, "9");
+}
+
 TEST(Extract, AnswerTagIsTheOnlyCandidate) {
   auto all = extract_candidates("so 8 <answer> > 8 </answer>", ExtractOptions{}, false);
   ASSERT_EQ(all.size(), 1u);
