@@ -181,6 +181,19 @@ const SuiteCase kSuite[] = {
   // --- inequalities ---
   {"x \\ge 3", "x \\geq 3", Y, kAny}, {"x \\ge 3", "3 \\le x", Y, kAny},
   {"x \\ge 3", "x > 3", N, kAny}, {"x < -1", "-1 > x", Y, kAny}, {"x < -1", "x < 1", N, kAny},
+  // one-variable inequalities by the set of reals they describe (a gold inequality accepts the
+  // intervals; the reverse needs allow_set_relation)
+  {"1 \\le |z| \\le \\frac32", "[-\\frac32, -1] \\cup [1, \\frac32]", Y, kAny},
+  {"1 \\le |z| \\le \\frac32", "z \\in [-\\frac32, -1] \\cup [1, \\frac32]", Y, kAny},
+  {"1 \\le |z| \\le \\frac32", "[-\\frac32, -1) \\cup [1, \\frac32]", N, kAny},
+  {"1 \\le |z| \\le \\frac32", "[-2, -1] \\cup [1, \\frac32]", N, kAny},
+  {"x^2 < 4", "(-2, 2)", Y, kAny}, {"x^2 < 4", "-2 < x < 2", Y, kAny},
+  {"x^2 < 4", "-2 < x \\le 2", N, kAny}, {"x^2 \\ge 2", "(-\\infty, -\\sqrt2] \\cup [\\sqrt2, \\infty)", Y, kAny},
+  {"|x - 1| > 2", "(-\\infty, -1) \\cup (3, \\infty)", Y, kAny},
+  {"|x - 1| > 2", "(-\\infty, -1] \\cup (3, \\infty)", N, kAny},
+  {"|x - 1| > 2", "x < -1 \\text{ or } x > 3", Y, kAny}, {"|x - 1| > 2", "x < -1 \\text{ or } x > 2", N, kAny},
+  {"x < -1 \\text{ or } x > 3", "|x-1| > 2", Y, kAny}, {"0 < x < 1", "0 < x^2 < 1", N, kAny},
+  {"x > 2", "y > 2", N, kAny}, {"(-2, 2)", "x^2 < 4", N, kAny},
   // --- symbolic equivalence ---
   {"\\cos x", "\\sin(90^\\circ - x)", Y, kAny}, {"\\cos x", "\\sin(90^\\circ + x)", Y, kAny},
   {"\\cos x", "\\sin(x)", N, kAny}, {"\\sin 30^\\circ", "\\frac{1}{2}", Y, kAny},
