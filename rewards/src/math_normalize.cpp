@@ -182,6 +182,29 @@ bool pair_in_brackets(const std::string& s, size_t i) {
   return s[j + 4] == ')' || s[j + 4] == ']';
 }
 
+// The end of a number written the continental way, dots between groups of three and a decimal
+// comma ("1.000,5", "12.345.678,90"), or several dot groups ("1.000.000"), whose first digits
+// are s[i, j); 0 when it is not one. One dot group alone ("1.000") stays a decimal point.
+size_t european_end(const std::string& s, size_t i, size_t j) {
+  if (j - i > 3 || s[i] == '0') return 0;
+  auto group = [&](size_t k) {
+    return k + 4 <= s.size() && s[k] == '.' && is_digit(s[k + 1]) && is_digit(s[k + 2]) &&
+           is_digit(s[k + 3]) && (k + 4 == s.size() || !is_digit(s[k + 4]));
+  };
+  int groups = 0;
+  while (group(j)) {
+    j += 4;
+    ++groups;
+  }
+  if (groups == 0) return 0;
+  if (j + 1 < s.size() && s[j] == ',' && is_digit(s[j + 1])) {
+    size_t e = j + 1;
+    while (e < s.size() && is_digit(s[e])) ++e;
+    if (e == s.size() || (s[e] != '.' && s[e] != ',')) return e;
+  }
+  return groups >= 2 && (j == s.size() || (s[j] != '.' && s[j] != ',')) ? j : 0;
+}
+
 // "1,234,567" -> "1234567" and "1 234 567" -> "1234567" (groups of exactly three digits).
 // MATH writes "11,\\! 111" (a thin space after the comma): the caller has made that "11,111".
 std::string join_thousands(const std::string& s) {
@@ -197,6 +220,15 @@ std::string join_thousands(const std::string& s) {
     size_t j = i;
     while (j < s.size() && is_digit(s[j])) ++j;
     std::string number(s, i, j - i);
+    if (size_t e = european_end(s, i, j); e != 0) {  // "1.000,5" -> "1000.5"
+      for (size_t k = j; k < e; ++k) {
+        if (s[k] == ',') number += '.';
+        else if (s[k] != '.') number += s[k];
+      }
+      out += number;
+      i = e;
+      continue;
+    }
     // a group of three never follows a lone 0: "0,125" is a decimal comma; "(12,102)" is a pair
     if (j - i <= 3 && number != "0" && !pair_in_brackets(s, i)) {
       while (j + 4 <= s.size() && (s[j] == ',' || s[j] == ' ') && is_digit(s[j + 1]) &&

@@ -78,7 +78,12 @@ const SuiteCase kSuite[] = {
   {"We have 3 + 4 = 7. The answer is 7.", "8", N, kAny}, {"$$x = 4$$", "4", Y, kAny},
   {"The answer is $-\\frac{1}{2}$.", "-0.5", Y, kAny},
   // --- number formats ---
-  {"1000.99", "1000,99", Y, kAny}, {"1000.99", "1.000,99", N, kAny},
+  {"1000.99", "1000,99", Y, kAny}, {"1000.99", "1.000,99", Y, kAny}, {"1000.99", "1.000,98", N, kAny},
+  // the continental way: dot groups with a decimal comma, or several dot groups; one dot group
+  // alone is a decimal point
+  {"1000000", "1.000.000", Y, kAny}, {"12345678.9", "12.345.678,9", Y, kAny},
+  {"1000.5", "The total is 1.000,5 \xE2\x82\xAC", Y, kRaw}, {"1", "1.000", Y, kAny},
+  {"1000", "1.000", N, kAny}, {"1000000", "1.000.0000", N, kAny},
   {"1000.99", "1,000.99", Y, kAny}, {"1000.99", "1,000.99\xE2\x82\xAC", Y, kAny},
   {"1000.99", "\xE2\x82\xAC" "1,000.99", Y, kAny}, {"1000.99", "1,000.98", N, kAny},
   {"2500", "\\$2,500", Y, kAny}, {"2500", "2 500", Y, kAny}, {"12.5", "12,5", Y, kAny},
