@@ -141,6 +141,9 @@ Value apply_function(const std::string& f, const Value& x, const std::optional<V
   return nan_value();
 }
 
+// Sums and products over at most this many integers are evaluated term by term.
+constexpr int64_t kMaxRangeTerms = 1000;
+
 int pm_ordinal(const Tree& t, int idx) {
   int n = 0;
   for (int i = 0; i < idx; ++i) n += t.nodes[i].kind == K::kPm;
@@ -149,6 +152,27 @@ int pm_ordinal(const Tree& t, int idx) {
 
 // Scalar value of a node; nullopt for non-scalars (tuples, sets, equations...).
 }  // namespace
+
+// \sum / \prod over integer bounds, term by term with the index bound; nullopt when a bound
+// is not an integer or the range is too long to add up.
+static std::optional<Value> index_range(EvalCtx& c, const Node& n) {
+  auto lo = eval(c, n.kids[1]);
+  auto hi = lo ? eval(c, n.kids[2]) : std::nullopt;
+  if (!hi || !lo->exact || !hi->exact || lo->q.den != 1 || hi->q.den != 1) return std::nullopt;
+  if (hi->q.num - lo->q.num >= kMaxRangeTerms) return std::nullopt;
+  const bool product = n.name == "prod";
+  Value acc = Value::of_q(Q{product ? 1 : 0, 1});
+  std::vector<Binding> env = c.env;
+  env.push_back(Binding{c.tree.nodes[n.kids[0]].name, Value{}});
+  EvalCtx inner{c.tree, env, c.pm_mask, c.budget};
+  for (i128 k = lo->q.num; k <= hi->q.num; ++k) {
+    env.back().value = Value::of_q(Q{k, 1});
+    auto term = eval(inner, n.a);
+    if (!term) return std::nullopt;
+    acc = arith(product ? K::kMul : K::kAdd, acc, *term);
+  }
+  return acc;
+}
 
 std::optional<Value> eval(EvalCtx& c, int idx) {
   if (!c.budget.step()) return std::nullopt;
@@ -202,6 +226,7 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
       return v;
     }
     case K::kFunc: {
+      if (!n.kids.empty()) return index_range(c, n);
       auto x = eval(c, n.a);
       if (!x) return std::nullopt;
       if ((n.name == "floor" || n.name == "ceil") && x->exact) {  // exact on rationals
@@ -221,8 +246,31 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
   }
 }
 
+bool has_index_range(const Tree& t, int idx) {
+  const Node& n = t.nodes[idx];
+  if (n.kind == K::kFunc && !n.kids.empty()) return true;
+  if (n.a >= 0 && has_index_range(t, n.a)) return true;
+  if (n.b >= 0 && has_index_range(t, n.b)) return true;
+  for (int k : n.kids) {
+    if (has_index_range(t, k)) return true;
+  }
+  return false;
+}
+
 void collect_vars(const Tree& t, int idx, std::vector<std::string>& vars, int& n_pm) {
   const Node& n = t.nodes[idx];
+  if (n.kind == K::kFunc && !n.kids.empty()) {  // a sum's index is bound, not free
+    std::vector<std::string> body;
+    collect_vars(t, n.a, body, n_pm);
+    for (auto& v : body) {
+      if (v != t.nodes[n.kids[0]].name && std::find(vars.begin(), vars.end(), v) == vars.end()) {
+        vars.push_back(std::move(v));
+      }
+    }
+    collect_vars(t, n.kids[1], vars, n_pm);
+    collect_vars(t, n.kids[2], vars, n_pm);
+    return;
+  }
   if (n.kind == K::kVar && std::find(vars.begin(), vars.end(), n.name) == vars.end()) {
     vars.push_back(n.name);
   }

@@ -124,6 +124,9 @@ struct EvalCtx {
 // variables or a spent budget. NaN marks values outside the domain (1/0, sqrt(-1)).
 std::optional<Value> eval(EvalCtx& c, int idx);
 
+// Whether the subtree at idx holds a \sum or \prod (its variables are then sampled as integers).
+bool has_index_range(const Tree& t, int idx);
+
 // The variables of the subtree at idx (appended when new) and its number of \pm nodes.
 void collect_vars(const Tree& t, int idx, std::vector<std::string>& vars, int& n_pm);
 

@@ -433,6 +433,27 @@ class Parser {
     return f;
   }
 
+  // \sum_{k=a}^{b} body, \prod_{k=a}^{b} body: kFunc "sum"/"prod" of the body, kids {k, a, b}.
+  // The body is one product term, as usually read: \sum_{k=1}^{n} k^2 + 1 adds 1 once.
+  int index_range(const std::string& name) {
+    if (!accept("_") || !accept("{") || peek().type != T::kVar) return -1;
+    int index = variable(peek().text);
+    ++pos_;
+    if (index < 0 || !accept("=")) return -1;
+    int lo = sum();
+    if (lo < 0 || !accept("}") || !accept("^")) return -1;
+    int hi = argument();
+    if (hi < 0) return -1;
+    int body = term();
+    if (body < 0) return -1;
+    Node n;
+    n.kind = K::kFunc;
+    n.name = name;
+    n.a = body;
+    n.kids = {index, lo, hi};
+    return add(std::move(n));
+  }
+
   int command(const std::string& name) {
     if (name == "frac") {
       int num = argument();
@@ -464,6 +485,7 @@ class Parser {
       if (n < 0) return -1;
       return binary(K::kBinom, n, argument());
     }
+    if (name == "sum" || name == "prod") return index_range(name);
     if (name == "pi") return leaf(K::kPi);
     if (name == "e") return leaf(K::kE);
     if (name == "infty" || name == "inf") return leaf(K::kInf);

@@ -112,6 +112,8 @@ Cmp Comparer::real_scalars(int a, int b) {
   Rng rng(0x5eed, vars.size());
   std::vector<Binding> env(vars.size());
   int valid = 0;
+  // the bounds of a sum or product must be integers: sample 1..24 there
+  const bool integers = has_index_range(ta_, a) || has_index_range(tb_, b);
   for (int p = 0; p < n_points; ++p) {
     for (size_t i = 0; i < vars.size(); ++i) {
       // small rationals, both signs, never zero: exact arithmetic stays exact
@@ -119,7 +121,11 @@ Cmp Comparer::real_scalars(int a, int b) {
       int64_t den = static_cast<int64_t>(rng.below(5)) + 1;
       if (p % 3 == 2) num = -num;
       Q q;
-      q_make(num * 7 + static_cast<int64_t>(i), den * 3 + 1, q);
+      if (integers) {
+        q = Q{static_cast<i128>(rng.below(24)) + 1, 1};
+      } else {
+        q_make(num * 7 + static_cast<int64_t>(i), den * 3 + 1, q);
+      }
       env[i] = Binding{vars[i], Value::of_q(q)};
     }
     for (unsigned mask = 0; mask < (1u << pm_a); ++mask) {

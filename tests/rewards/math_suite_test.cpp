@@ -199,6 +199,15 @@ const SuiteCase kSuite[] = {
   {"|x - 1| > 2", "x < -1 \\text{ or } x > 3", Y, kAny}, {"|x - 1| > 2", "x < -1 \\text{ or } x > 2", N, kAny},
   {"x < -1 \\text{ or } x > 3", "|x-1| > 2", Y, kAny}, {"0 < x < 1", "0 < x^2 < 1", N, kAny},
   {"x > 2", "y > 2", N, kAny}, {"(-2, 2)", "x^2 < 4", N, kAny},
+  // --- sums and products over an index range, added up term by term at integer points ---
+  {"55", "\\sum_{k=1}^{10} k", Y, kAny}, {"56", "\\sum_{k=1}^{10} k", N, kAny},
+  {"\\frac{n(n+1)}{2}", "\\sum_{k=1}^{n} k", Y, kAny}, {"\\frac{n(n-1)}{2}", "\\sum_{k=1}^{n} k", N, kAny},
+  {"6", "\\prod_{k=1}^{3} k", Y, kAny}, {"n!", "\\prod_{k=1}^{n} k", Y, kAny},
+  {"\\sum_{i=1}^{n} i^2", "\\frac{n(n+1)(2n+1)}{6}", Y, kAny},
+  {"\\sum_{i=1}^{n} i^2", "\\frac{n(n+1)(2n-1)}{6}", N, kAny},
+  {"2^{n+1}-1", "\\sum_{k=0}^{n} 2^k", Y, kAny}, {"\\frac{n}{n+1}", "\\sum_{k=1}^{n} \\frac{1}{k(k+1)}", Y, kAny},
+  {"F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", "F_n = \\sum_{k=0}^{n-1} F_{n-k-1} F_k", Y, kAny},
+  {"F_n = \\sum_{k=0}^{n-1} F_k F_{n-k-1}", "F_n = \\sum_{k=0}^{n-1} F_{n-k} F_k", N, kAny},
   // --- symbolic equivalence ---
   {"\\cos x", "\\sin(90^\\circ - x)", Y, kAny}, {"\\cos x", "\\sin(90^\\circ + x)", Y, kAny},
   {"\\cos x", "\\sin(x)", N, kAny}, {"\\sin 30^\\circ", "\\frac{1}{2}", Y, kAny},
