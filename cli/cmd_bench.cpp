@@ -79,7 +79,7 @@ void train_point(const TrainBench& tp, int64_t batch, int64_t len) {
     const double tf = seconds_since(t0);
     auto t1 = BenchClock::now();
     tp.model.zero_grad();
-    tp.model.backward(acts, dlogprob.data(), nullptr, 1.0, nullptr, nullptr);
+    tp.model.backward(acts, dlogprob.data(), nullptr, {.seq = 1.0, .batch = 1.0}, nullptr, nullptr);
     const double tb = seconds_since(t1);
     auto t2 = BenchClock::now();
     policy::clip_grad_norm(tp.model.table(), tp.model.grads().data(), 1.0);

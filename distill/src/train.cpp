@@ -341,7 +341,7 @@ Run::ShareSums Run::train_share(const std::vector<Seq>& seqs, const policy::Batc
     for (size_t i = 0; i < dh.size(); ++i) dh[i] += dh_mtp[i];
   }
   // Gradients are summed over ranks layer by layer while backward runs.
-  student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, nullptr, 0.0,
+  student->backward(acts, sft_w > 0 ? dlp.data() : nullptr, nullptr, policy::BalanceWeights{},
                     dh.empty() ? nullptr : dh.data(), update->ready());
   return sums;
 }

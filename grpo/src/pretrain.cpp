@@ -176,6 +176,7 @@ struct Pretrain {
         // parallel.ep: each rank loads and keeps only its own experts.
         model(policy::load_model<float>(c.model, policy::LoraConfig{},
                                         train::expert_parallel_for(c.parallel, c.model, true))) {
+    train::check_device_balance(c.parallel, model->config());
     if (c.indexer_loss_weight > 0 && !model->config().has_indexer()) {
       fail("indexer_loss_weight needs a deepseek_v32 model (DeepSeek Sparse Attention) in ",
            c.model, "/config.json");
@@ -300,8 +301,12 @@ Json Pretrain::train_step() {
     if (cfg.mtp_detached) {
       update->no_backward();  // dh stops here: the trunk takes no gradient
     } else {
-      model->backward(acts, dlp.data(), nullptr, local_pred / std::max(1.0, sums[0]),
-                      mtp ? dh.data() : nullptr, update->ready());
+      // The sequence-wise loss's mean is over this rank's sequences: weighted by its share;
+      // the device-level losses' statistics are global already: whole.
+      const policy::BalanceWeights balance{.seq = local_pred / std::max(1.0, sums[0]),
+                                           .batch = 1.0};
+      model->backward(acts, dlp.data(), nullptr, balance, mtp ? dh.data() : nullptr,
+                      update->ready());
     }
   } else if (ep && !cfg.mtp_detached) {
     model->backward_idle(acts, update->ready());
@@ -317,6 +322,10 @@ Json Pretrain::train_step() {
          {"tokens_per_s", sums[2] / dt}, {"aux_loss", acts.aux_loss},
          {"epoch", cursor->epoch()}, {"mtp_loss", mtp ? sums[4] / std::max(1.0, sums[3]) : 0.0},
          {"indexer_loss", indexer}};
+  if (model->config().has_device_balance()) {  // global under parallel.ep: every rank's tokens
+    m["device_balance_loss"] = acts.device_loss;
+    m["comm_balance_loss"] = acts.comm_loss;
+  }
   if (dist::active()) {  // rank 0's bytes to other ranks this step (docs/scaling.md)
     const dist::Traffic sent = dist::traffic();
     m["alltoall_bytes"] = sent.alltoall_bytes - sent0.alltoall_bytes;

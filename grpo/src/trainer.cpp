@@ -60,6 +60,7 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   if (has_tok) s.tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(cfg.model));
   s.policy = train::load_policy(cfg.model, cfg.lora, cfg.seed, policy::ExpertParallel{});
   train::apply_parallel(cfg.parallel, *s.policy);
+  if (cfg.grpo.aux_loss_weight > 0) train::check_device_balance(cfg.parallel, s.policy->config());
   if (cfg.grpo.mtp_weight > 0 && s.policy->mtp() == nullptr) {
     fail("grpo.mtp_weight needs a policy with an MTP module (num_nextn_predict_layers: 1 in ",
          cfg.model, "/config.json)");

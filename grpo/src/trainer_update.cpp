@@ -520,7 +520,10 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
       t.mtp[0] += nll;
       t.mtp[1] += mtp_count;
     }
-    policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), g.aux_loss_weight * f,
+    // The sequence-wise balance loss is a mean over this rank's sequences (its share f); the
+    // device-level ones have global statistics already (the whole weight on every rank).
+    const policy::BalanceWeights balance{.seq = g.aux_loss_weight * f, .batch = g.aux_loss_weight};
+    policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), balance,
                      dh.empty() ? nullptr : dh.data(), update->ready());
   } else if (ep) {
     policy->backward_idle(acts, update->ready());

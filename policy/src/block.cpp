@@ -105,7 +105,8 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
 
 template <typename T>
 void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,
-                    const LayerActs<T>& la, const SeqLayout& layout, T* dx, double aux_coef) {
+                    const LayerActs<T>& la, const SeqLayout& layout, T* dx,
+                    const BalanceWeights& balance) {
   const int64_t n = layout.n_tokens();
   const int d = c.hidden_size;
   const int m = c.hc_mult;
@@ -131,7 +132,7 @@ void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,
     if (mx == Mixer::kAttention) {
       lp.attn->backward(P, G, s.h.data(), dmix, dh.data(), layout, la.attn);
     } else if (lp.moe) {
-      moe_backward(c, lp.moe_p, P, G, s.h.data(), dmix, dh.data(), layout, la.moe, aux_coef);
+      moe_backward(c, lp.moe_p, P, G, s.h.data(), dmix, dh.data(), layout, la.moe, balance);
     } else {
       mlp_backward(lp.mlp_p, P, G, s.h.data(), dmix, dh.data(), n, la.mlp);
     }
@@ -149,7 +150,7 @@ void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,
   template void block_forward<T>(const ModelConfig&, const LayerP&, const T*, T*, LayerActs<T>&, \
                                  const BlockPass&);                                            \
   template void block_backward<T>(const ModelConfig&, const LayerP&, const T*, T*,               \
-                                  const LayerActs<T>&, const SeqLayout&, T*, double);
+                                  const LayerActs<T>&, const SeqLayout&, T*, const BalanceWeights&);
 
 AHA_INSTANTIATE_BLOCK(float)
 AHA_INSTANTIATE_BLOCK(double)

@@ -191,7 +191,7 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
       c_.engram ? engram_ngram_ids(batch.tokens.data(), acts.layout, c_.engram->max_ngram_size)
                 : std::vector<int32_t>{};
   acts.layers.resize(opts.keep_activations ? c_.num_hidden_layers : 1);
-  acts.aux_loss = 0;
+  acts.aux_loss = acts.device_loss = acts.comm_loss = 0;
   int replay_index = 0;
   for (int l = 0; l < c_.num_hidden_layers; ++l) {
     LayerActs<T>& la = acts.layers[opts.keep_activations ? l : 0];
@@ -213,7 +213,11 @@ void Model<T>::forward(const Batch& batch, const ForwardOptions& opts,
     if (layers_[l].moe) pass.forced_topk = next_replay(c_.num_experts_per_tok);
     pass.ep = opts.expert_parallel ? &ep_ : nullptr;
     block_forward(c_, layers_[l], params_.data(), x.data(), la, pass);
-    if (layers_[l].moe) acts.aux_loss += la.moe.aux_loss;
+    if (layers_[l].moe) {
+      acts.aux_loss += la.moe.aux_loss;
+      acts.device_loss += la.moe.device_loss;
+      acts.comm_loss += la.moe.comm_loss;
+    }
   }
   if (c_.has_hc()) {
     acts.x_final.resize(n * d);
@@ -248,7 +252,8 @@ std::vector<std::pair<size_t, size_t>> Model<T>::grad_ranges() const {
 
 template <typename T>
 void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* dentropy,
-                        double aux_weight, const T* dh_final, const GradsReady* ready) {
+                        const BalanceWeights& balance, const T* dh_final,
+                        const GradsReady* ready) {
   const bool frozen = adapter_begin() < table_.total();  // LoRA: the base learns nothing
   auto report = [&](size_t b, size_t e) {
     if (ready != nullptr && e > b && !frozen) (*ready)(b, e);
@@ -283,9 +288,8 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
   }
   // With tied embeddings the LM head's gradient lives in the embedding, reported last.
   report(layer_begin_[c_.num_hidden_layers], table_.total());
-  const double aux_coef = aux_weight * c_.aux_loss_alpha;
   for (int l = c_.num_hidden_layers - 1; l >= 0; --l) {
-    block_backward(c_, layers_[l], P, G, acts.layers[l], acts.layout, dx.data(), aux_coef);
+    block_backward(c_, layers_[l], P, G, acts.layers[l], acts.layout, dx.data(), balance);
     report(layer_begin_[l], layer_begin_[l + 1]);
   }
   if (frozen && ready != nullptr) (*ready)(adapter_begin(), table_.total());
@@ -339,7 +343,7 @@ void Model<T>::backward_idle(const Activations<T>& acts, const GradsReady* ready
     if (layers_[l].moe) {
       moe_backward(c_, layers_[l].moe_p, params_.data(), grads_.data(),
                    static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
-                   static_cast<T*>(nullptr), acts.layout, acts.layers[l].moe, 0.0);
+                   static_cast<T*>(nullptr), acts.layout, acts.layers[l].moe, BalanceWeights{});
     }
     report(layer_begin_[l], layer_begin_[l + 1]);
   }

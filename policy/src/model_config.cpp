@@ -97,6 +97,15 @@ void parse_device_limit(const Json& j, ModelConfig& c) {
       fail("[config.json] topk_group > the groups of topk_devices devices");
     }
   }
+  // With one device both losses are constants (f' = 1, P' = 1): a set alpha would do nothing.
+  for (auto [key, alpha] : {std::pair{"device_balance_alpha", &c.device_balance_alpha},
+                            std::pair{"comm_balance_alpha", &c.comm_balance_alpha}}) {
+    *alpha = get_or<double>(j, key, 0.0);
+    if (!std::isfinite(*alpha) || *alpha < 0) {
+      fail("[config.json] ", key, " must be a finite number >= 0, got ", *alpha);
+    }
+    if (*alpha > 0 && c.n_devices < 2) fail("[config.json] ", key, " > 0 needs n_devices >= 2");
+  }
 }
 
 // DeepSeekMoE: experts, routing (scoring function, top-k method, groups) and the balance loss.
@@ -480,6 +489,8 @@ void write_mla_keys(const ModelConfig& c, Json& j) {
       j["n_devices"] = c.n_devices;
       j["topk_devices"] = c.topk_devices;
     }
+    if (c.device_balance_alpha > 0) j["device_balance_alpha"] = c.device_balance_alpha;
+    if (c.comm_balance_alpha > 0) j["comm_balance_alpha"] = c.comm_balance_alpha;
     j["norm_topk_prob"] = c.norm_topk_prob;
     j["routed_scaling_factor"] = c.routed_scaling_factor;
     j["aux_loss_alpha"] = c.aux_loss_alpha;

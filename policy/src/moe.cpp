@@ -1,5 +1,5 @@
-// DeepSeekMoE (router, expert selection, routed + shared experts, the
-// sequence-wise balance loss), forward and backward.
+// DeepSeekMoE (router, expert selection, routed + shared experts, the balance losses of
+// moe_balance.cpp), forward and backward.
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
@@ -11,6 +11,7 @@
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
 #include "aha/policy/moe.h"
+#include "moe_balance.h"
 #include "moe_ep.h"
 
 namespace aha::policy {
@@ -180,31 +181,6 @@ std::vector<int32_t> expert_rows(const MoeActs<T>& a, int64_t n, int K) {
   return row_of;
 }
 
-// Sequence-wise balance loss: mean over sequences of sum_i f_i * P_i.
-template <typename T>
-double balance_loss(const ModelConfig& c, const SeqLayout& layout, const MoeActs<T>& a) {
-  const int E = c.n_routed_experts, K = c.num_experts_per_tok;
-  double loss = 0;
-  const size_t n_seqs = layout.seq_starts.size() - 1;
-  std::vector<double> f(E), P(E);
-  for (size_t sq = 0; sq < n_seqs; ++sq) {
-    int64_t t0 = layout.seq_starts[sq], t1 = layout.seq_starts[sq + 1];
-    if (t1 == t0) continue;
-    std::fill(f.begin(), f.end(), 0.0);
-    std::fill(P.begin(), P.end(), 0.0);
-    for (int64_t t = t0; t < t1; ++t) {
-      for (int k = 0; k < K; ++k) f[a.topk[t * K + k]] += 1.0;
-      const T* s = a.scores.data() + t * E;
-      double z = c.scoring_func == ScoreFunc::kSigmoid ? std::accumulate(s, s + E, 0.0) : 1.0;
-      for (int e = 0; e < E; ++e) P[e] += s[e] / z;
-    }
-    double l = 0;
-    for (int e = 0; e < E; ++e) l += f[e] * E / (K * double(t1 - t0)) * P[e] / double(t1 - t0);
-    loss += l / n_seqs;
-  }
-  return loss;
-}
-
 // d loss / d router logits of token t from the gradients of its combine weights dw [K].
 template <typename T>
 void router_logit_grad(const ModelConfig& c, const T* s, const int32_t* tk, const T* dw, T* ds,
@@ -227,41 +203,6 @@ void router_logit_grad(const ModelConfig& c, const T* s, const int32_t* tk, cons
     for (int e = 0; e < E; ++e) dl[e] = s[e] * (ds[e] - dot);
   } else {
     for (int e = 0; e < E; ++e) dl[e] = ds[e] * s[e] * (T(1) - s[e]);
-  }
-}
-
-// Adds aux_coef * d(balance loss) / d router logits into dlogits [n, E].
-template <typename T>
-void balance_loss_grad(const ModelConfig& c, const SeqLayout& layout, const MoeActs<T>& a,
-                       double aux_coef, T* dlogits) {
-  const int E = c.n_routed_experts, K = c.num_experts_per_tok;
-  const size_t n_seqs = layout.seq_starts.size() - 1;
-  std::vector<double> f(E), g(E);
-  for (size_t sq = 0; sq < n_seqs; ++sq) {
-    int64_t t0 = layout.seq_starts[sq], t1 = layout.seq_starts[sq + 1];
-    if (t1 == t0) continue;
-    double len = double(t1 - t0);
-    std::fill(f.begin(), f.end(), 0.0);
-    for (int64_t t = t0; t < t1; ++t) {
-      for (int k = 0; k < K; ++k) f[a.topk[t * K + k]] += 1.0;
-    }
-    // g_e = dL/ds'_e where s' are the normalised scores.
-    for (int e = 0; e < E; ++e) g[e] = aux_coef / n_seqs * f[e] * E / (K * len) / len;
-    for (int64_t t = t0; t < t1; ++t) {
-      const T* s = a.scores.data() + t * E;
-      T* dl = dlogits + t * E;
-      if (c.scoring_func == ScoreFunc::kSoftmax) {
-        double dot = 0;
-        for (int e = 0; e < E; ++e) dot += g[e] * s[e];
-        for (int e = 0; e < E; ++e) dl[e] += static_cast<T>(s[e] * (g[e] - dot));
-      } else {
-        double z = std::accumulate(s, s + E, 0.0), dot = 0;
-        for (int e = 0; e < E; ++e) dot += g[e] * s[e] / z;
-        for (int e = 0; e < E; ++e) {
-          dl[e] += static_cast<T>((g[e] - dot) / z * s[e] * (1.0 - s[e]));
-        }
-      }
-    }
   }
 }
 
@@ -327,6 +268,7 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
                   false, rowstable);
     });
   }
+  device_balance_forward(c, n, a);  // before the return: an idle rank still sends its zeros
   a.aux_loss = 0;
   if (n == 0) return;
   // Combine in (token, k) order so the sum does not depend on scheduling.
@@ -350,7 +292,7 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
 template <typename T>
 void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads, const T* x,
                   const T* dy, T* dx, const SeqLayout& layout, const MoeActs<T>& a,
-                  double aux_coef) {
+                  const BalanceWeights& balance) {
   const int64_t n = layout.n_tokens();
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   std::vector<Buf<T>> dxe(E);
@@ -385,7 +327,9 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
                         dlogits.data() + t * E);
     }
   });
-  if (aux_coef != 0.0) balance_loss_grad(c, layout, a, aux_coef, dlogits.data());
+  const double seq_coef = balance.seq * c.aux_loss_alpha;
+  if (seq_coef != 0.0) balance_loss_grad(c, layout, a, seq_coef, dlogits.data());
+  device_balance_grad(c, n, a, balance.batch, dlogits.data());
   gemm_dyw(dlogits.data(), params + p.gate.w, dx, n, d, E);
   if (!p.gate.frozen) {  // LoRA: the router is part of the frozen base
     gemm_dytx(dlogits.data(), x, grads + p.gate.w, static_cast<T*>(nullptr), n, d, E);
@@ -397,7 +341,8 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
                                const SeqLayout&, MoeActs<T>&, const int32_t*, bool,          \
                                const ExpertParallel*);                                         \
   template void moe_backward<T>(const ModelConfig&, const MoeP&, const T*, T*, const T*,         \
-                                const T*, T*, const SeqLayout&, const MoeActs<T>&, double);
+                                const T*, T*, const SeqLayout&, const MoeActs<T>&,          \
+                                const BalanceWeights&);
 
 AHA_INSTANTIATE_MOE(float)
 AHA_INSTANTIATE_MOE(double)

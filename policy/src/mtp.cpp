@@ -122,7 +122,7 @@ void module_backward(const ModelConfig& c, const MtpModuleP& p, const T* P, T* G
   if (dx_extra != nullptr) {
     for (int64_t i = 0; i < n * d; ++i) dx[i] += dx_extra[i];
   }
-  block_backward(c, p.block, P, G, m.la, m.layout, dx.data(), 0.0);
+  block_backward(c, p.block, P, G, m.la, m.layout, dx.data(), BalanceWeights{});
   Buf<T> da(n * 2 * d, T(0));
   linear_backward(p.eh_proj, P, G, m.a.data(), dx.data(), da.data(), n);
   Buf<T> de(n * d), dh(n * d), de_in(n * d, T(0)), dh_in(n * d, T(0));

@@ -167,9 +167,35 @@ TEST_F(MpiEp, DeviceLimitedRoutingOneDevicePerToken) {
   expect_same_weights("m1one", "m1ep2", model);
 }
 
+// DeepSeek-V2's device-level and communication balance losses (2 devices, one per rank): their
+// statistics are summed over the ranks, so 2 EP ranks train the 1-rank objective; the losses
+// move the weights (against a run without them); data parallel alone refuses them.
+TEST_F(MpiEp, DeviceBalanceLossesTwoExpertParallelRanksGiveTheWeightsOfOne) {
+  if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
+  const std::string model = model_with(
+      "db", {{"n_devices", 2}, {"device_balance_alpha", 0.5}, {"comm_balance_alpha", 0.5}});
+  const std::string use = " --set model=" + model;
+  CmdResult one = run_aha(pretrain("dbone") + use);
+  ASSERT_EQ(one.rc, 0) << one.err;
+  CmdResult two = run_mpi(pretrain("dbep2") + use + " --set parallel.ep=2");
+  ASSERT_EQ(two.rc, 0) << two.err;
+  expect_same_weights("dbone", "dbep2", model);
+  CmdResult plain = run_aha(pretrain("dbplain"));
+  ASSERT_EQ(plain.rc, 0) << plain.err;
+  const double effect = max_weight_diff(dir_ / "dbone/final", dir_ / "dbplain/final");
+  std::printf("device balance losses: max |with - without| = %.3g\n", effect);
+  EXPECT_GT(effect, 1e-4);
+  CmdResult dp = run_mpi(pretrain("dbdp2") + use);
+  EXPECT_NE(dp.rc, 0);
+  EXPECT_NE(dp.err.find("device_balance_alpha (config.json) needs parallel.ep = 2"),
+            std::string::npos)
+      << dp.err;
+}
+
 // GRPO as in mpi_cli_test (5 prompts x 4 samples split 2/3, minibatches of 12 spanning both
 // ranks, the last with no sequence on rank 0, which still serves its experts), with and without
-// keep routing (the experts recorded at sampling replayed in the sharded update).
+// keep routing (the experts recorded at sampling replayed in the sharded update), and with keep
+// routing and DeepSeek-V2's device-level and communication balance losses weighing in.
 TEST_F(MpiEp, GrpoTwoExpertParallelRanksGiveTheWeightsOfOne) {
   if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
   const std::string cfg = (dir_ / "grpo.json").string();
@@ -182,18 +208,26 @@ TEST_F(MpiEp, GrpoTwoExpertParallelRanksGiveTheWeightsOfOne) {
              "minibatch_size": 12, "num_iterations": 2, "threads": 1, "checksum_every": 1,
              "scale_rewards": "batch"},
     "optimizer": {"kind": "sgd"}, "schedule": {"lr": 0.05}})";
-  for (const std::string keep : {"false", "true"}) {
-    const std::string base = "train --config " + cfg + " --set grpo.keep_routing=" + keep +
-                             " --set output_dir=" + (dir_ / ("g" + keep)).string();
+  const std::string balance =
+      " --set grpo.keep_routing=true --set grpo.aux_loss_weight=1 --set model=" +
+      model_with("gdb", {{"n_devices", 2}, {"device_balance_alpha", 0.5},
+                         {"comm_balance_alpha", 0.5}});
+  const std::pair<std::string, std::string> cases[] = {
+      {"gfalse", " --set grpo.keep_routing=false"},
+      {"gtrue", " --set grpo.keep_routing=true"},
+      {"gbalance", balance}};
+  for (const auto& [name, sets] : cases) {
+    const std::string base =
+        "train --config " + cfg + sets + " --set output_dir=" + (dir_ / name).string();
     CmdResult one = run_aha(base + "1");
     ASSERT_EQ(one.rc, 0) << one.err;
     CmdResult two = run_mpi(base + "2 --set parallel.ep=2");
     ASSERT_EQ(two.rc, 0) << two.err;
-    const fs::path a = dir_ / ("g" + keep + "1/checkpoint-3");
-    const double diff = max_weight_diff(a, dir_ / ("g" + keep + "2/checkpoint-3"));
+    const fs::path a = dir_ / (name + "1/checkpoint-3");
+    const double diff = max_weight_diff(a, dir_ / (name + "2/checkpoint-3"));
     const double moved = max_weight_diff(dir_ / "model", a);
-    std::printf("grpo keep_routing=%s: max |1 rank - 2 ranks EP| = %.3g, max |update| = %.3g\n",
-                keep.c_str(), diff, moved);
+    std::printf("grpo %s: max |1 rank - 2 ranks EP| = %.3g, max |update| = %.3g\n",
+                name.c_str(), diff, moved);
     EXPECT_GT(moved, 1e-3);
     EXPECT_LT(diff, 1e-5);
   }

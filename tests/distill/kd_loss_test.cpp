@@ -188,7 +188,7 @@ TEST(KdLoss, ModelBackwardWithDhFinalMatchesFiniteDifferences) {
   sparse_kl_forward_backward<double>(acts.h_final.data(), m.params().data() + m.lm_head_offset(),
                                      tg, o, dh.data(), m.grads().data() + m.lm_head_offset(), 16,
                                      33);
-  m.backward(acts, nullptr, nullptr, 0.0, dh.data(), nullptr);
+  m.backward(acts, nullptr, nullptr, policy::BalanceWeights{}, dh.data(), nullptr);
   const double eps = 1e-6;
   size_t checked = 0;
   for (size_t i = 0; i < m.params().size(); i += 7) {

@@ -265,7 +265,7 @@ TEST(Engram, OptimizerUpdatesOnlyTouchedTableRowsOrNoneWhenFrozen) {
     m.forward(batch, ForwardOptions{}, acts);
     std::vector<double> coef(batch.n_tokens(), 1.0);
     m.zero_grad();
-    m.backward(acts, coef.data(), nullptr, 0.0, nullptr, nullptr);
+    m.backward(acts, coef.data(), nullptr, BalanceWeights{}, nullptr, nullptr);
     const std::vector<double> before = m.params();
     OptimizerConfig oc;
     oc.weight_decay = 0.1;

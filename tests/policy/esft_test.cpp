@@ -73,7 +73,7 @@ TEST(Esft, ScoresAreRoutingSharesAndMaskTrainsOnlySelectedExperts) {
   std::vector<float> dlp(acts.logprob.size(), 0.0f);
   for (size_t t = 0; t < dlp.size(); ++t) dlp[t] = acts.targets[t] >= 0 ? -1.0f : 0.0f;
   m.zero_grad();
-  m.backward(acts, dlp.data(), nullptr, 0.0, nullptr, nullptr);
+  m.backward(acts, dlp.data(), nullptr, BalanceWeights{}, nullptr, nullptr);
   apply_mask(m.table(), mask, m.grads().data());
   opt.step(m.params().data(), m.grads().data(), 0.1);
   for (size_t i = 0; i < entries.size(); ++i) {

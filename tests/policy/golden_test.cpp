@@ -45,7 +45,7 @@ void check_golden(const std::string& name, double lp_tol, double grad_rel_tol) {
   }
   EXPECT_LE(max_diff, lp_tol) << name << ": max |logprob - reference|";
   model->zero_grad();
-  model->backward(acts, dlogprob.data(), nullptr, 0.0, nullptr, nullptr);
+  model->backward(acts, dlogprob.data(), nullptr, BalanceWeights{}, nullptr, nullptr);
   TensorArchive ref(dir + "/grads.safetensors");
   size_t checked = 0;
   for (const ParamEntry& e : model->table().entries()) {
@@ -120,7 +120,7 @@ void check_mtp_golden(double lp_tol, double grad_rel_tol) {
   model->zero_grad();
   mtp_backward(model->config(), *model->mtp(), model->params().data(), model->grads().data(), m,
                weight, dh.data());
-  model->backward(acts, dlogprob.data(), nullptr, 0.0, dh.data(), nullptr);
+  model->backward(acts, dlogprob.data(), nullptr, BalanceWeights{}, dh.data(), nullptr);
   TensorArchive ref(dir + "/grads.safetensors");
   for (const ParamEntry& e : model->table().entries()) {
     if (!e.trainable) continue;

@@ -24,7 +24,7 @@ void check(const Json& cfg) {
     seen.emplace_back(lo, hi);
     snapshot.emplace_back(m.grads().begin() + lo, m.grads().begin() + hi);
   };
-  m.backward(acts, dl.data(), nullptr, 0.5, nullptr, &ready);
+  m.backward(acts, dl.data(), nullptr, {.seq = 0.5, .batch = 0.5}, nullptr, &ready);
   std::vector<std::pair<size_t, size_t>> want;
   for (auto r : m.grad_ranges()) {
     if (r.second > r.first) want.push_back(r);

@@ -182,7 +182,7 @@ TEST(GradCheck, BlockInputs) {
           moe_forward(c, lp.moe_p, P, x, y, layout, moe, nullptr, false, nullptr);
         },
         [&](const double* x, const double* dy, double* dx) {
-          moe_backward(c, lp.moe_p, P, m.grads().data(), x, dy, dx, layout, moe, 0.0);
+          moe_backward(c, lp.moe_p, P, m.grads().data(), x, dy, dx, layout, moe, BalanceWeights{});
         },
         std::string("moe dx ") + c.type_name());
   }
@@ -204,7 +204,8 @@ TEST(GradCheck, BlockInputs) {
 
 // The forward options a model-level check exercises: each changes the function differentiated.
 struct ModelCheckOpts {
-  double aux_weight = 0.0;
+  double aux_weight = 0.0;    // of the sequence-wise balance loss (x aux_loss_alpha)
+  double batch_weight = 0.0;  // of the device-level and communication losses (x their alphas)
   double temperature = 1.0;
   bool kept_sets = false;   // keep-sampling-mask: a kept id set for some tokens
   bool replay = false;      // keep routing: every MoE layer replays a fixed, non-greedy selection
@@ -280,7 +281,9 @@ void check_model(const Json& j, double init_std, const ModelCheckOpts& o = {}) {
   }
   auto f = [&] {
     m.forward(batch, fo, acts);
-    double s = o.aux_weight * c.aux_loss_alpha * acts.aux_loss;
+    double s = o.aux_weight * c.aux_loss_alpha * acts.aux_loss +
+               o.batch_weight * (c.device_balance_alpha * acts.device_loss +
+                                 c.comm_balance_alpha * acts.comm_loss);
     for (int64_t t = 0; t < batch.n_tokens(); ++t) {
       if (acts.targets[t] >= 0) s += coef[t] * acts.logprob[t];
       if (o.entropy && acts.targets[t] >= 0) s += ecoef[t] * acts.entropy[t];
@@ -298,8 +301,8 @@ void check_model(const Json& j, double init_std, const ModelCheckOpts& o = {}) {
     if (acts.targets[t] < 0) coef[t] = std::nan("");  // must never be read
   }
   m.zero_grad();
-  m.backward(acts, coef.data(), o.entropy ? ecoef.data() : nullptr, o.aux_weight, nullptr,
-             nullptr);
+  m.backward(acts, coef.data(), o.entropy ? ecoef.data() : nullptr,
+             {.seq = o.aux_weight, .batch = o.batch_weight}, nullptr, nullptr);
   Vec grads = m.grads();
   for (const auto& e : m.table().entries()) {
     if (!e.trainable) continue;
@@ -385,6 +388,28 @@ TEST(GradCheck, WholeModelDeviceLimitedRouting) {
   v2["topk_group"] = 1;
   v2["aux_loss_alpha"] = 0.5;
   check_model(v2, 0.3, {.aux_weight = 1.0});
+}
+
+// DeepSeek-V2's device-level and communication balance losses, each alone and together with
+// the sequence-wise loss: V3 (sigmoid scores, normalised for the losses) on 2 devices without a
+// device limit, V2 (softmax) on 3 devices with one kept per token, and replayed routing.
+TEST(GradCheck, WholeModelDeviceBalanceLosses) {
+  Json v3 = testing::tiny_v3_json();
+  v3["n_devices"] = 2;
+  v3["device_balance_alpha"] = 0.7;
+  check_model(v3, 0.3, {.batch_weight = 1.0});
+  v3.erase("device_balance_alpha");
+  v3["comm_balance_alpha"] = 0.6;
+  check_model(v3, 0.3, {.batch_weight = 0.8});
+  Json v2 = testing::tiny_v2_json();
+  v2["n_devices"] = 3;
+  v2["topk_devices"] = 1;
+  v2["topk_group"] = 1;
+  v2["aux_loss_alpha"] = 0.5;
+  v2["device_balance_alpha"] = 0.4;
+  v2["comm_balance_alpha"] = 0.9;
+  check_model(v2, 0.3, {.aux_weight = 1.0, .batch_weight = 1.5});
+  check_model(v2, 0.3, {.aux_weight = 0.5, .batch_weight = 0.7, .replay = true});
 }
 
 TEST(GradCheck, WholeModelReplayedRouting) {

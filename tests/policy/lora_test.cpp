@@ -78,7 +78,7 @@ void check_adapter_grads(const Json& j, const LoraConfig& l) {
   };
   f();
   std::fill(m->grads().begin(), m->grads().end(), 0.0);
-  m->backward(acts, coef.data(), nullptr, 0.0, nullptr, nullptr);
+  m->backward(acts, coef.data(), nullptr, BalanceWeights{}, nullptr, nullptr);
   const std::vector<double> g = m->grads();
   int adapters = 0;
   for (const ParamEntry& e : m->table().entries()) {

@@ -67,7 +67,7 @@ void check_mtp_gradient(bool restrict, int depth = 1) {
   m.zero_grad();
   std::vector<double> dh(acts.h_final.size(), 0.0);
   mtp_backward(c, *m.mtp(), m.params().data(), m.grads().data(), ma, lambda, dh.data());
-  m.backward(acts, coef.data(), nullptr, 0.0, dh.data(), nullptr);
+  m.backward(acts, coef.data(), nullptr, BalanceWeights{}, dh.data(), nullptr);
   const std::vector<double> g = m.grads();
   size_t checked = 0;
   for (const auto& e : m.table().entries()) {

@@ -139,14 +139,14 @@ void run_backward(const Op& op, Model<T>& m, const T* x, const T* dy, T* dx,
     case Part::kAttention: lp.attn->backward(P, G, x, dy, dx, layout, la.attn); return;
     case Part::kFfn:
       if (lp.moe) {
-        moe_backward(c, lp.moe_p, P, G, x, dy, dx, layout, la.moe, 0.0);
+        moe_backward(c, lp.moe_p, P, G, x, dy, dx, layout, la.moe, BalanceWeights{});
       } else {
         mlp_backward(lp.mlp_p, P, G, x, dy, dx, n, la.mlp);
       }
       return;
     case Part::kBlock: {
       std::vector<T> d(dy, dy + n * c.hidden_size);
-      block_backward(c, lp, P, G, la, layout, d.data(), 0.0);
+      block_backward(c, lp, P, G, la, layout, d.data(), BalanceWeights{});
       for (size_t i = 0; i < d.size(); ++i) dx[i] += d[i];
       return;
     }

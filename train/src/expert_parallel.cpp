@@ -50,6 +50,13 @@ policy::ExpertParallel expert_parallel_for(const ParallelConfig& p, const std::s
       sharded);
 }
 
+void check_device_balance(const ParallelConfig& p, const policy::ModelConfig& c) {
+  if (!c.has_device_balance() || p.expert_parallel() || dist::size() == 1) return;
+  fail(c.device_balance_alpha > 0 ? "device_balance_alpha" : "comm_balance_alpha",
+       " (config.json) needs parallel.ep = ", dist::size(), " under mpirun -np ", dist::size(),
+       ": its statistics are over the whole batch, which only expert parallelism gathers");
+}
+
 void apply_parallel(const ParallelConfig& p, policy::Model<float>& model) {
   if (!p.expert_parallel()) return;
   model.set_expert_parallel(expert_parallel_for(p, model.config(), false));

@@ -71,7 +71,9 @@ struct GrpoConfig {
   int dynamic_sampling_max_rounds = 4;  // sampling rounds per step before going on short
   bool mask_truncated = false;    // exclude completions that hit max_new_tokens from the loss
   double bias_update_gamma = 0.0; // aux-loss-free balancing step (0: off)
-  double aux_loss_weight = 0.0;   // weight of the sequence-wise balance loss (x aux_loss_alpha)
+  // weight of the MoE balance losses: the sequence-wise one (x aux_loss_alpha) and the
+  // device-level and communication ones (x device_balance_alpha, comm_balance_alpha)
+  double aux_loss_weight = 0.0;
   int max_nan_skips = 3;          // stop after this many non-finite updates in a row
   int save_every = 0;             // checkpoint every N steps (0: only at the end)
   int report_every = 0;           // write <output_dir>/report.html every N steps (0: off)

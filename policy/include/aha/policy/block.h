@@ -80,10 +80,11 @@ template <typename T>
 void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, LayerActs<T>& la,
                    const BlockPass& pass);
 // dx [n, residual_width]: d loss / d block output in, d loss / d block input out. Parameter gradients are
-// added into G; aux_coef weights the MoE balance loss.
+// added into G; balance weights the MoE balance losses.
 template <typename T>
 void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,
-                    const LayerActs<T>& la, const SeqLayout& layout, T* dx, double aux_coef);
+                    const LayerActs<T>& la, const SeqLayout& layout, T* dx,
+                    const BalanceWeights& balance);
 
 // Registers layer l's tensors (HF names under model.layers.<l>) and returns its parameters.
 LayerP add_block(ParamTable& t, const ModelConfig& c, const RopeTable& rope, int l);

@@ -52,7 +52,10 @@ struct Activations {
   Buf<T> x_final, h_final, rstd_final, lse;  // x_final [n, d]: the input of the final norm
   Buf<T> logprob;   // [n] log p(targets[t] | ...), NaN where targets[t] < 0
   Buf<T> entropy;   // [n] when requested
-  double aux_loss = 0;  // sum over MoE layers of the balance loss (unweighted)
+  double aux_loss = 0;  // sum over MoE layers of the sequence-wise balance loss (unweighted)
+  // Sums over MoE layers of DeepSeek-V2's device-level and communication balance losses
+  // (unweighted; statistics over every expert-parallel rank's tokens).
+  double device_loss = 0, comm_loss = 0;
   double temperature = 1.0;
   KeptSets kept;    // the forward's ForwardOptions::kept_ids (empty: none)
 };
@@ -109,7 +112,9 @@ class Model {
   // Per-token logprobs of each next token (and what backward needs, in acts).
   void forward(const Batch& batch, const ForwardOptions& opts, Activations<T>& acts) const;
   // Accumulates into grads() the gradient of sum_t dlogprob[t] * logprob[t]
-  // + aux_weight * aux_loss_alpha * acts.aux_loss. dlogprob may be null (no logprob term).
+  // + balance.seq * aux_loss_alpha * acts.aux_loss + balance.batch * (device_balance_alpha *
+  // acts.device_loss + comm_balance_alpha * acts.comm_loss) (moe.h: BalanceWeights).
+  // dlogprob may be null (no logprob term).
   // dh_final, when set, is an extra gradient w.r.t. acts.h_final [n, d] from a loss computed on
   // the final hidden states outside the model (distillation: distill/kd_loss.h, whose LM-head
   // weight gradient the caller has already added to grads()).
@@ -122,7 +127,7 @@ class Model {
   // (an entropy bonus); the entropy is recomputed here, the forward need not have kept it.
   // No defaults: every caller says what the loss depends on.
   void backward(const Activations<T>& acts, const T* dlogprob, const T* dentropy,
-                double aux_weight, const T* dh_final, const GradsReady* ready);
+                const BalanceWeights& balance, const T* dh_final, const GradsReady* ready);
   // Expert parallelism (ep.size > 1): forwards with ForwardOptions::expert_parallel run only
   // expert block ep.rank here, on the rows of every rank. Here every expert stays allocated, so
   // scoring and rollouts still run whole (GRPO); config().ep.sharded models allocate only their

@@ -121,6 +121,11 @@ struct ModelConfig {
   bool norm_topk_prob = false;
   double routed_scaling_factor = 1.0;
   double aux_loss_alpha = 0.0;  // sequence-wise balance loss weight (0: off)
+  // DeepSeek-V2's device-level and communication balance losses (2.2.2, 2.2.3; aha keys) over
+  // the n_devices blocks, with statistics over the whole batch of a forward (0: off).
+  double device_balance_alpha = 0.0;
+  double comm_balance_alpha = 0.0;
+  bool has_device_balance() const { return device_balance_alpha > 0 || comm_balance_alpha > 0; }
 
   // DeepSeek-V3 multi-token prediction modules after the main layers (layer ids
   // num_hidden_layers + k); 0: none.

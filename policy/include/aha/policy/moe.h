@@ -1,5 +1,5 @@
 // DeepSeekMoE: router, expert selection (greedy, group-limited, noaux_tc), routed and shared
-// experts, the sequence-wise balance loss; forward and backward.
+// experts, the balance losses; forward and backward.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +34,22 @@ struct MoeActs {
   std::vector<int64_t> ep_recv;                // [size, n_local]: rows rank s sent expert j
   MlpActs<T> shared_acts;
   double aux_loss = 0;                         // sequence-wise balance loss (unweighted)
+  // DeepSeek-V2's device-level and communication balance losses (unweighted), over every
+  // token of the forward, every expert-parallel rank's included (moe_balance.cpp).
+  double device_loss = 0, comm_loss = 0;
+  // [E] d(device_balance_alpha * device_loss + comm_balance_alpha * comm_loss) / d (a token's
+  // normalised score of expert j): the same for every token; empty when both alphas are 0.
+  std::vector<double> device_score_grad;
+};
+
+// Weights of the balance losses in the objective a backward differentiates (each also times
+// its alpha from the config). seq: the sequence-wise loss, whose mean is over this rank's
+// sequences, so a data-parallel caller passes its share; batch: the device-level and
+// communication losses, whose statistics are already global, so every rank passes the whole
+// weight.
+struct BalanceWeights {
+  double seq = 0;
+  double batch = 0;
 };
 
 // forced_topk: replay the selection recorded at sampling ([n, K]) instead of routing afresh
@@ -45,11 +61,10 @@ template <typename T>
 void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x, T* y,
                  const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
                  bool rowstable, const ExpertParallel* ep);
-// aux_coef: weight of the balance loss in the objective being differentiated (0: ignore it).
 template <typename T>
 void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads, const T* x,
                   const T* dy, T* dx, const SeqLayout& layout, const MoeActs<T>& a,
-                  double aux_coef);
+                  const BalanceWeights& balance);
 
 // Expert selection for one token from its scores (exposed for tests and the decode path).
 void moe_select(const ModelConfig& c, const float* scores, const float* bias, int32_t* topk);

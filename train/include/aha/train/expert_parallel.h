@@ -32,6 +32,11 @@ policy::ExpertParallel expert_parallel_for(const ParallelConfig& p, const std::s
                                            bool sharded);
 // Runs model's routed experts sharded as p says, every expert staying allocated (GRPO).
 void apply_parallel(const ParallelConfig& p, policy::Model<float>& model);
+// The device-level and communication balance losses (config.json) take their statistics over
+// the whole batch, which only an expert-parallel forward reduces across ranks: an error naming
+// the key when they are on under several data-parallel ranks without parallel.ep. (Call it
+// where they weigh in the objective: GRPO only with grpo.aux_loss_weight > 0.)
+void check_device_balance(const ParallelConfig& p, const policy::ModelConfig& c);
 
 // Which values of an expert-parallel model are whose: the routed experts of every MoE layer in
 // ep blocks, one per rank; everything else replicated. Rank r alone computes the gradient of its
