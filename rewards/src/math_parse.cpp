@@ -100,8 +100,23 @@ class Parser {
     return left;
   }
 
+  // The next "=" at bracket depth 0 from pos_, or npos.
+  size_t next_top_level_eq() const {
+    int depth = 0;
+    for (size_t k = pos_; k < toks_.size() && toks_[k].type != T::kEnd; ++k) {
+      if (toks_[k].type != T::kSym) continue;
+      const std::string& x = toks_[k].text;
+      if (x == "(" || x == "[" || x == "{" || x == "\\{") ++depth;
+      if (x == ")" || x == "]" || x == "}" || x == "\\}") --depth;
+      if (depth < 0) return std::string::npos;
+      if (depth == 0 && x == "=") return k;
+    }
+    return std::string::npos;
+  }
+
   int relation() {
     int left = ratio();
+    bool dropped = false;  // a middle side of a chain did not parse ("1 = \zzz = x = 0")
     while (left >= 0) {
       const Token& t = peek();
       if (t.type != T::kSym) break;
@@ -109,12 +124,23 @@ class Parser {
       if (op != "=" && op != "<" && op != ">" && op != "<=" && op != ">=" && op != "!=") break;
       std::string name = op;
       ++pos_;
+      const size_t side = pos_;
       int right = ratio();
+      if (right < 0 && name == "=") {
+        // a chain is read by its ends, so a middle side need not parse (Math-Verify's reading)
+        pos_ = side;
+        size_t next = next_top_level_eq();
+        if (next == std::string::npos) return -1;
+        pos_ = next;
+        dropped = true;
+        continue;
+      }
       if (right < 0) return -1;
       if (name == "=") {
         // a chain "x = 2 + 3 = 5" keeps the first left side and the last right side
-        bool chain = tree_.nodes[left].kind == K::kEq;
-        int lhs = chain ? tree_.nodes[left].a : left;
+        const bool was_eq = tree_.nodes[left].kind == K::kEq;
+        int lhs = was_eq ? tree_.nodes[left].a : left;
+        bool chain = was_eq || dropped;
         left = binary(K::kEq, lhs, right);
         if (left >= 0) tree_.nodes[left].chain = chain;
       } else {
