@@ -130,6 +130,12 @@ bool has_index_range(const Tree& t, int idx);
 // The variables of the subtree at idx (appended when new) and its number of \pm nodes.
 void collect_vars(const Tree& t, int idx, std::vector<std::string>& vars, int& n_pm);
 
+// Number spellings (math_numerals.cpp): "1,234,567" / "1 234 567" / "1.000,5" -> "1234567" /
+// "1000.5"; ",\!" between digits dropped; "0.1\overline{6}" -> "\frac{1}{6}".
+std::string join_thousands(const std::string& s);
+void thin_separators(std::string& s);
+void repeating_decimals(std::string& s);
+
 // Normalised LaTeX (spacing, \left/\right, \dfrac, units, degrees, thousands separators...).
 std::string normalize(std::string_view s);
 

@@ -103,6 +103,23 @@ std::optional<bool> holds(const Tree& t, int idx, const std::string& var, double
   return n.name.size() == 2 ? d >= -tol : d > tol;
 }
 
+// Where two descriptions of a set of reals can differ, given the numbers they mention: each
+// mark, just below and above it, its negative, midpoints between marks, far out, random points.
+std::vector<double> probe_points(std::vector<double> marks) {
+  std::vector<double> points;
+  std::sort(marks.begin(), marks.end());
+  for (size_t i = 0; i < marks.size(); ++i) {
+    double m = marks[i], eps = 1e-6 * std::max(1.0, std::fabs(m));
+    for (double p : {m, m - eps, m + eps, -m}) points.push_back(p);
+    if (i + 1 < marks.size()) points.push_back(0.5 * (m + marks[i + 1]));
+  }
+  double far = marks.empty() ? 10.0 : std::max(std::fabs(marks.front()), std::fabs(marks.back()));
+  for (double p : {0.0, 2 * far + 1, -2 * far - 1, 1e6, -1e6}) points.push_back(p);
+  Rng rng(0x5e7, marks.size());
+  for (int k = 0; k < 16; ++k) points.push_back((static_cast<double>(rng.below(4001)) - 2000) / 97.0);
+  return points;
+}
+
 }  // namespace
 
 // The set of reals a one-variable inequality describes against a union of intervals (or the set
@@ -151,19 +168,8 @@ Cmp Comparer::membership(const Tree& tr, int rel, const Tree& ts, int other) {
       if (n.kind == K::kNum && marks.size() < 64) marks.push_back(n.exact ? n.q.to_double() : n.d);
     }
   }
-  std::vector<double> points;
-  std::sort(marks.begin(), marks.end());
-  for (size_t i = 0; i < marks.size(); ++i) {
-    double m = marks[i], eps = 1e-6 * std::max(1.0, std::fabs(m));
-    for (double p : {m, m - eps, m + eps, -m}) points.push_back(p);
-    if (i + 1 < marks.size()) points.push_back(0.5 * (m + marks[i + 1]));
-  }
-  double far = marks.empty() ? 10.0 : std::max(std::fabs(marks.front()), std::fabs(marks.back()));
-  for (double p : {0.0, 2 * far + 1, -2 * far - 1, 1e6, -1e6}) points.push_back(p);
-  Rng rng(0x5e7, marks.size());
-  for (int k = 0; k < 16; ++k) points.push_back((static_cast<double>(rng.below(4001)) - 2000) / 97.0);
   int compared = 0;
-  for (double p : points) {
+  for (double p : probe_points(marks)) {
     if (!budget_.ok()) return Cmp::kInvalid;
     auto in_rel = holds(tr, rel, vars[0], p, budget_);
     std::optional<bool> in_other;
