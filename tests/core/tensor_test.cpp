@@ -136,13 +136,16 @@ TEST(Tensor, RowStableGemmIsBatchAndThreadInvariant) {
 }
 
 // Awkward sizes: odd and prime widths, k tails (in % 16 != 0), column tails, rows that fall in
-// every tile shape (4x4, 2x8, 1x16), a k so wide (2000) that a task holds only part of the rows and
-// a weight panel only 4 rows. Each row alone, and in any sub-batch, gives the same bits as in the
-// batch of 64; values agree with a double-precision reference.
+// every tile shape (4x4, 2x8, 1x16), a k wide enough (1500) that a task holds only part of the rows
+// and a weight panel only 4 rows, and one (2000) past the cache grid. Each row alone, and in any
+// sub-batch, gives the same bits as in the batch of 64; values agree with a double-precision
+// reference.
 TEST(Tensor, RowStableGemmRowsAreBitwiseIndependentOfTheBatch) {
   const float* none = nullptr;
-  for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{
-           {1, 1}, {15, 17}, {16, 16}, {33, 70}, {144, 65}, {257, 129}, {128, 2048}, {2000, 70}}) {
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},      {15, 17},   {16, 16},
+                                                           {33, 70},    {144, 65},  {257, 129},
+                                                           {128, 2048}, {1500, 70}, {2000, 70}};
+  for (auto [in, out] : shapes) {
     auto x = randv(64 * in, 7), w = randv(out * in, 8), b = randv(out, 9);
     std::vector<float> full(64 * out);
     gemm_xwt_rowstable(x.data(), w.data(), b.data(), full.data(), 64, in, out);
