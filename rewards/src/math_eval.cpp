@@ -174,6 +174,27 @@ static std::optional<Value> index_range(EvalCtx& c, const Node& n) {
   return acc;
 }
 
+// \gcd(a, b, ...) and \lcm(a, b, ...) of integers; nullopt for anything else.
+static std::optional<Value> gcd_lcm(EvalCtx& c, const Node& n) {
+  const Node& args = c.tree.nodes[n.a];
+  if (args.kind != K::kTuple) return std::nullopt;
+  i128 acc = n.name == "gcd" ? 0 : 1;
+  for (int k : args.kids) {
+    auto v = eval(c, k);
+    if (!v || !v->exact || v->q.den != 1) return std::nullopt;
+    i128 x = v->q.num < 0 ? -v->q.num : v->q.num, a = acc, b = x;
+    while (b != 0) a %= b, std::swap(a, b);  // a = gcd(acc, x)
+    if (n.name == "gcd") {
+      acc = a;
+    } else {
+      if (x == 0) return Value::of_q(Q{0, 1});
+      acc = acc / a * x;
+      if (acc > (static_cast<i128>(1) << 100)) return std::nullopt;
+    }
+  }
+  return Value::of_q(Q{acc, 1});
+}
+
 std::optional<Value> eval(EvalCtx& c, int idx) {
   if (!c.budget.step()) return std::nullopt;
   const Node& n = c.tree.nodes[idx];
@@ -227,6 +248,7 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
     }
     case K::kFunc: {
       if (!n.kids.empty()) return index_range(c, n);
+      if (n.name == "gcd" || n.name == "lcm") return gcd_lcm(c, n);
       auto x = eval(c, n.a);
       if (!x) return std::nullopt;
       if ((n.name == "floor" || n.name == "ceil") && x->exact) {  // exact on rationals

@@ -13,7 +13,7 @@ bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0;
 
 constexpr const char* kFunctions[] = {"sin",    "cos",    "tan",  "sec",  "csc",  "cot",
                                       "arcsin", "arccos", "arctan", "sinh", "cosh", "tanh",
-                                      "ln",     "log",    "exp"};
+                                      "ln",     "log",    "exp",    "gcd",  "lcm"};
 
 }  // namespace
 

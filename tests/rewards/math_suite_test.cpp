@@ -202,6 +202,10 @@ const SuiteCase kSuite[] = {
   // --- a chain is read by its ends, so a middle side need not parse ---
   {"1 = \\zzz = x = 0", "0", Y, kAny}, {"1 = \\zzz = x = 0", "1", N, kAny},
   {"5", "x = \\foo{3} = 5", Y, kAny}, {"5", "x = \\foo{3}", N, kAny},
+  // --- gcd and lcm of integers; leading zeros and signs of integers ---
+  {"2", "\\gcd(4, 6)", Y, kAny}, {"4", "\\gcd(4, 6)", N, kAny}, {"12", "\\operatorname{lcm}(4, 6)", Y, kAny},
+  {"24", "\\text{lcm}(4, 6, 8)", Y, kAny}, {"\\gcd(12, 18)", "6", Y, kAny}, {"033", "33", Y, kAny},
+  {"+033", "33", Y, kAny}, {"-0", "0", Y, kAny}, {"000", "0", Y, kAny},
   // --- sums and products over an index range, added up term by term at integer points ---
   {"55", "\\sum_{k=1}^{10} k", Y, kAny}, {"56", "\\sum_{k=1}^{10} k", N, kAny},
   {"\\frac{n(n+1)}{2}", "\\sum_{k=1}^{n} k", Y, kAny}, {"\\frac{n(n-1)}{2}", "\\sum_{k=1}^{n} k", N, kAny},
