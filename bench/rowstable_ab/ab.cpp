@@ -58,11 +58,13 @@ struct Shape {
   const char* what;
 };
 
-// The weights of the decode and prefill products: `small`, `base` and a Qwen2.5-0.5B-shaped MLP.
+// The weights of the decode and prefill products: `small`, `base` and a Qwen2.5-0.5B-shaped MLP;
+// narrow ones like the absorbed attention's per-head products of `small` (k or out 32).
 const Shape kShapes[] = {
     {256, 768, "small mlp up"},      {768, 256, "small mlp down"}, {256, 128, "small expert up"},
     {128, 256, "small expert down"}, {256, 2048, "small lm head"}, {512, 1536, "base mlp up"},
-    {1536, 512, "base mlp down"},    {896, 4864, "0.5B mlp up"},   {4864, 896, "0.5B mlp down"}};
+    {1536, 512, "base mlp down"},    {896, 4864, "0.5B mlp up"},   {4864, 896, "0.5B mlp down"},
+    {32, 128, "narrow k 32"},        {128, 32, "narrow out 32"}};
 const int kRows[] = {1, 16, 64, 1024};
 
 }  // namespace

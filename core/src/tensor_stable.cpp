@@ -231,6 +231,8 @@ struct Grid {
 // Sizes in bytes: the rows of x a task keeps in L2, and the weight rows a panel keeps in L1.
 constexpr int64_t kXBlockBytes = int64_t{256} << 10;
 constexpr int64_t kWPanelBytes = int64_t{24} << 10;
+// Most rows per task, so that a long prefill still splits into many tasks.
+constexpr int64_t kMaxRowBlock = 256;
 // Fewest tasks a parallel GEMM is cut into, so that both cores get work at one row.
 constexpr int64_t kMinTasks = 4;
 
@@ -239,12 +241,17 @@ int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 Grid make_grid(int64_t n, int64_t in, int64_t out) {
   const int64_t row_bytes = 4 * std::max<int64_t>(in, 1);
   Grid gr{n, out, 0, 0, 0};
-  gr.row_block = std::min(n, std::max<int64_t>(4, kXBlockBytes / row_bytes / 4 * 4));
-  gr.col_step = kWPanelBytes >= 16 * row_bytes ? 16 : kWPanelBytes >= 8 * row_bytes ? 8 : 4;
+  gr.row_block =
+      std::min(n, std::max<int64_t>(4, std::min(kMaxRowBlock, kXBlockBytes / row_bytes) / 4 * 4));
+  // As many weight rows per panel as fit, in whole 16-column steps where there are 16 or more: a
+  // narrow k (the absorbed attention's 32) then keeps x's 4-row tile in L1 across a wide panel.
+  const int64_t fit = kWPanelBytes / row_bytes;
+  gr.col_step =
+      fit >= 16 ? std::min<int64_t>(fit, 256) / 16 * 16 : std::max<int64_t>(4, fit / 4 * 4);
   // Columns in multiples of 16, so the 2x8 and 1x16 tiles of leftover rows are never cut short at a
-  // task's edge (a cut tile still computes all 16 outputs).
-  gr.col_block =
-      round_up(std::max<int64_t>(16, 4 * kTaskMacs / (gr.row_block * row_bytes / 4)), 16);
+  // task's edge (a cut tile still computes all 16 outputs); at least one panel per task.
+  gr.col_block = round_up(
+      std::max({int64_t{16}, gr.col_step, 4 * kTaskMacs / (gr.row_block * row_bytes / 4)}), 16);
   const int64_t row_blocks = (n + gr.row_block - 1) / gr.row_block;
   const int64_t cols_wanted = (kMinTasks + row_blocks - 1) / row_blocks;
   gr.col_block = std::min(
