@@ -56,19 +56,7 @@ Plan make_plan(const ModelConfig& c, const MoeActs<T>& a, std::vector<int64_t> r
   return pl;
 }
 
-// The owner's side: the received buffer regrouped per local expert, and back.
-template <typename T>
-void to_experts(const Plan& pl, const Buf<T>& got, std::vector<Buf<T>>& per_expert) {
-  per_expert.resize(pl.L);
-  for (int j = 0; j < pl.L; ++j) per_expert[j].resize(pl.rows[j] * pl.d);
-  for (int s = 0; s < pl.S; ++s) {
-    for (int j = 0; j < pl.L; ++j) {
-      std::copy_n(got.data() + pl.recv_row(s, j) * pl.d, pl.recv[s * pl.L + j] * pl.d,
-                  per_expert[j].data() + pl.expert_row(s, j) * pl.d);
-    }
-  }
-}
-
+// The owner's side: its experts' rows back in the received layout.
 template <typename T>
 Buf<T> from_experts(const Plan& pl, const std::vector<const T*>& per_expert) {
   int64_t total = 0;
@@ -106,56 +94,57 @@ Buf<T> exchange(const Plan& pl, const Buf<T>& send, bool forward_way, const char
   return got;
 }
 
-// The forward dispatch sends a token's row once per destination rank, not once per chosen
-// expert there, with a bit mask of its experts on that rank (kMaskBits bits per double, exact).
+// The forward dispatch and the backward's output gradients move a token's row once per
+// destination rank, not once per chosen expert there. The forward sends its route along: a
+// bit mask of the token's experts on that rank (kMaskBits bits per double, exact), then their
+// combine weights, which the owner keeps to weight the gradients in backward.
 constexpr int kMaskBits = 52;
 
 struct Unique {
   std::vector<std::vector<int32_t>> tokens;  // per destination rank: tokens, ascending
-  std::vector<std::vector<double>> masks;    // per destination rank: [tokens, words]
-  int words = 1;
+  std::vector<std::vector<double>> routes;   // per destination rank: [tokens, words + L]
+  int words = 1, width = 1;
 };
 
 template <typename T>
 Unique unique_per_rank(const MoeActs<T>& a, int K, int L) {
   Unique u;
   u.words = (L + kMaskBits - 1) / kMaskBits;
+  u.width = u.words + L;
   u.tokens.resize(a.ep.size);
-  u.masks.resize(a.ep.size);
+  u.routes.resize(a.ep.size);
   const int64_t n = static_cast<int64_t>(a.topk.size()) / K;
   for (int64_t t = 0; t < n; ++t) {
     for (int k = 0; k < K; ++k) {
       const int32_t e = a.topk[t * K + k];
-      if (e < 0) continue;
-      const int q = e / L, bit = e - q * L;
+      const int q = e / L, j = e - q * L;
       if (u.tokens[q].empty() || u.tokens[q].back() != t) {
         u.tokens[q].push_back(static_cast<int32_t>(t));
-        u.masks[q].resize(u.masks[q].size() + u.words, 0.0);
+        u.routes[q].resize(u.routes[q].size() + u.width, 0.0);
       }
-      double& word = u.masks[q][u.masks[q].size() - u.words + bit / kMaskBits];
-      word += std::ldexp(1.0, bit % kMaskBits);
+      double* route = u.routes[q].data() + u.routes[q].size() - u.width;
+      route[j / kMaskBits] += std::ldexp(1.0, j % kMaskBits);
+      route[u.words + j] = static_cast<double>(a.weights[t * K + k]);
     }
   }
   return u;
 }
 
-// The owner's side of the deduplicated dispatch: every received row copied to each of its local
-// experts, rank s's rows of expert j in token order as the per-expert dispatch would place them.
-template <typename T>
-void unique_to_experts(const Plan& pl, const std::vector<int64_t>& recv_rows, int words,
-                       const Buf<T>& got, const std::vector<double>& masks,
-                       std::vector<Buf<T>>& per_expert) {
-  per_expert.resize(pl.L);
-  for (int j = 0; j < pl.L; ++j) per_expert[j].resize(pl.rows[j] * pl.d);
+// Calls f(row, j, at) for every received row and each local expert j its route names (rows in
+// received order, j ascending); at is the row's place in expert j's batch, rank s's rows of
+// expert j in token order after ranks 0..s-1's, as the per-expert dispatch would place them.
+template <typename F>
+void for_each_placement(const Plan& pl, const std::vector<int64_t>& recv_rows, int width,
+                        const std::vector<double>& routes, F&& f) {
   int64_t row = 0;
   for (int s = 0; s < pl.S; ++s) {
     std::vector<int64_t> at(pl.L);
     for (int j = 0; j < pl.L; ++j) at[j] = pl.expert_row(s, j);
     for (int64_t u = 0; u < recv_rows[s]; ++u, ++row) {
       for (int j = 0; j < pl.L; ++j) {
-        const double word = masks[row * words + j / kMaskBits];
+        const double word = routes[row * width + j / kMaskBits];
         if (std::fmod(std::ldexp(word, -(j % kMaskBits)), 2.0) < 1.0) continue;
-        std::copy_n(got.data() + row * pl.d, pl.d, per_expert[j].data() + at[j]++ * pl.d);
+        f(row, j, at[j]++);
       }
     }
     for (int j = 0; j < pl.L; ++j) {
@@ -166,30 +155,32 @@ void unique_to_experts(const Plan& pl, const std::vector<int64_t>& recv_rows, in
   }
 }
 
-// Rows and masks of the deduplicated dispatch (recv_rows: the rows each rank sends here).
-template <typename T>
-void dispatch_unique(const Plan& pl, const Unique& u,
-                                     const std::vector<int64_t>& recv_rows, const T* x,
-                                     Buf<T>& got, std::vector<double>& masks) {
-  std::vector<int64_t> send_v(pl.S), recv_v(pl.S), send_m(pl.S), recv_m(pl.S);
-  Buf<T> send;
-  std::vector<double> send_masks;
+// One block of `width` values per (token, destination rank), from the senders to the owners
+// (recv_rows: the rows each rank sends here).
+template <typename V>
+std::vector<V> send_per_token(const Plan& pl, const Unique& u,
+                              const std::vector<int64_t>& recv_rows, const std::vector<V>& send,
+                              int64_t width, const char* what) {
+  std::vector<int64_t> send_v(pl.S), recv_v(pl.S);
   int64_t total = 0;
   for (int q = 0; q < pl.S; ++q) {
-    for (int32_t t : u.tokens[q]) {
-      send.insert(send.end(), x + int64_t{t} * pl.d, x + (int64_t{t} + 1) * pl.d);
-    }
-    send_masks.insert(send_masks.end(), u.masks[q].begin(), u.masks[q].end());
-    send_v[q] = static_cast<int64_t>(u.tokens[q].size()) * pl.d;
-    send_m[q] = static_cast<int64_t>(u.masks[q].size());
-    recv_v[q] = recv_rows[q] * pl.d;
-    recv_m[q] = recv_rows[q] * u.words;
-    total += recv_rows[q];
+    send_v[q] = static_cast<int64_t>(u.tokens[q].size()) * width;
+    recv_v[q] = recv_rows[q] * width;
+    total += recv_v[q];
   }
-  got.resize(total * pl.d);
-  masks.resize(total * u.words);
-  dist::alltoallv(send.data(), send_v, got.data(), recv_v, "MoE dispatch");
-  dist::alltoallv(send_masks.data(), send_m, masks.data(), recv_m, "MoE dispatch masks");
+  std::vector<V> got(total);
+  dist::alltoallv(send.data(), send_v, got.data(), recv_v, what);
+  return got;
+}
+
+// This rank's rows (x [n, d]) of its distinct tokens per destination, in Unique order.
+template <typename T>
+Buf<T> rows_per_token(const Unique& u, const T* x, int d) {
+  Buf<T> send;
+  for (const auto& tokens : u.tokens) {
+    for (int32_t t : tokens) send.insert(send.end(), x + int64_t{t} * d, x + (int64_t{t} + 1) * d);
+  }
+  return send;
 }
 
 }  // namespace
@@ -216,17 +207,20 @@ void ep_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, co
   }
   const Plan pl = make_plan(c, a, std::move(recv));
   a.ep_recv = pl.recv;
-  Buf<T> got;
-  std::vector<double> masks;
-  dispatch_unique(pl, u, recv_rows, x, got, masks);
-  std::vector<Buf<T>> xin;
-  unique_to_experts(pl, recv_rows, u.words, got, masks, xin);
+  a.ep_recv_rows = recv_rows;
+  const Buf<T> got = send_per_token(pl, u, recv_rows, rows_per_token(u, x, d), d, "MoE dispatch");
+  std::vector<double> send_routes;
+  for (const auto& r : u.routes) send_routes.insert(send_routes.end(), r.begin(), r.end());
+  a.ep_routes = send_per_token(pl, u, recv_rows, send_routes, u.width, "MoE dispatch routes");
   a.xin.assign(E, {});
   a.expert_acts.assign(E, {});
+  for (int j = 0; j < pl.L; ++j) a.xin[pl.first + j].resize(pl.rows[j] * d);
+  for_each_placement(pl, recv_rows, u.width, a.ep_routes, [&](int64_t row, int j, int64_t at) {
+    std::copy_n(got.data() + row * d, d, a.xin[pl.first + j].data() + at * d);
+  });
   std::vector<Buf<T>> out(pl.L);
   tbb::parallel_for(0, pl.L, [&](int j) {
     const int e = pl.first + j;
-    a.xin[e] = std::move(xin[j]);
     out[j].resize(pl.rows[j] * d);
     if (pl.rows[j] == 0) return;
     mlp_forward(p.experts[e], params, a.xin[e].data(), out[j].data(), pl.rows[j], a.expert_acts[e],
@@ -241,20 +235,21 @@ void ep_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, co
 template <typename T>
 void ep_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads,
                          const T* dy, const MoeActs<T>& a, std::vector<Buf<T>>& dxe) {
-  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const int K = c.num_experts_per_tok, d = c.hidden_size;
   const Plan pl = make_plan(c, a, a.ep_recv);
-  // The gradient of each row's output: its combine weight times the token's dy.
-  Buf<T> send;
-  for (int e = 0; e < E; ++e) {
-    for (int32_t slot : a.slots[e]) {
-      const T w = a.weights[slot];
-      const T* src = dy + (slot / K) * d;
-      for (int i = 0; i < d; ++i) send.push_back(w * src[i]);
-    }
-  }
-  const Buf<T> got = exchange(pl, send, true, "MoE backward dispatch");
-  std::vector<Buf<T>> dye, dxl(pl.L);
-  to_experts(pl, got, dye);
+  // Each token's dy goes once to each rank of its experts; the gradient of each expert row's
+  // output is its combine weight (from the forward's route) times it, as one rank forms it.
+  const Unique u = unique_per_rank(a, K, pl.L);
+  const Buf<T> got =
+      send_per_token(pl, u, a.ep_recv_rows, rows_per_token(u, dy, d), d, "MoE backward dispatch");
+  std::vector<Buf<T>> dye(pl.L), dxl(pl.L);
+  for (int j = 0; j < pl.L; ++j) dye[j].resize(pl.rows[j] * d);
+  for_each_placement(pl, a.ep_recv_rows, u.width, a.ep_routes, [&](int64_t row, int j, int64_t at) {
+    const T w = static_cast<T>(a.ep_routes[row * u.width + u.words + j]);
+    const T* g = got.data() + row * d;
+    T* o = dye[j].data() + at * d;
+    for (int i = 0; i < d; ++i) o[i] = w * g[i];
+  });
   tbb::parallel_for(0, pl.L, [&](int j) {
     const int e = pl.first + j;
     dxl[j].assign(pl.rows[j] * d, T(0));

@@ -1,7 +1,8 @@
-// Expert parallelism inside one MoE layer: this rank's (token, k) rows travel to the ranks that
-// hold their experts (one all-to-all of counts, one of rows), the local experts run on what
-// arrives, and the outputs travel back; backward sends the weighted output gradients the same
-// way and returns the input gradients. Internal to moe.cpp.
+// Expert parallelism inside one MoE layer: each token's row travels once to every rank holding
+// some of its experts (one all-to-all of counts, one of rows and one of routes), the local
+// experts run on what arrives, and each (token, expert) output travels back; backward sends
+// each token's output gradient once per rank the same way and returns the (token, expert) input
+// gradients. Internal to moe.cpp.
 #pragma once
 
 #include <vector>

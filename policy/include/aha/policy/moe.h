@@ -32,6 +32,8 @@ struct MoeActs {
   // xin and expert_acts only the local experts', over the rows every rank sent, in rank order.
   ExpertParallel ep;                           // the forward's sharding; backward mirrors it
   std::vector<int64_t> ep_recv;                // [size, n_local]: rows rank s sent expert j
+  std::vector<int64_t> ep_recv_rows;           // [size]: distinct tokens rank s sent here
+  std::vector<double> ep_routes;               // per token received: its experts here, weights
   MlpActs<T> shared_acts;
   double aux_loss = 0;                         // sequence-wise balance loss (unweighted)
   // DeepSeek-V2's device-level and communication balance losses (unweighted), over every
