@@ -58,6 +58,16 @@ class MpiEp : public ::testing::Test {
     EXPECT_GT(moved, 1e-3);
     EXPECT_LT(diff, 1e-5);
   }
+  // Pretrains on 1 rank (run NAME"one") and on 2 EP ranks (NAME"ep2") with `extra` options; the
+  // same weights come out.
+  void expect_ep2_is_one_rank(const std::string& name, const std::string& extra,
+                              const std::string& from) {
+    CmdResult one = run_aha(pretrain(name + "one") + extra);
+    ASSERT_EQ(one.rc, 0) << one.err;
+    CmdResult two = run_mpi(pretrain(name + "ep2") + extra + " --set parallel.ep=2");
+    ASSERT_EQ(two.rc, 0) << two.err;
+    expect_same_weights(name + "one", name + "ep2", from);
+  }
   fs::path dir_;
   std::string cfg_;
 };
@@ -160,11 +170,7 @@ TEST_F(MpiEp, DeviceLimitedRoutingOneDevicePerToken) {
   if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
   const std::string model = model_with("m1", {{"n_devices", 2}, {"topk_devices", 1}});
   const std::string use = " --set model=" + model;
-  CmdResult one = run_aha(pretrain("m1one") + use);
-  ASSERT_EQ(one.rc, 0) << one.err;
-  CmdResult two = run_mpi(pretrain("m1ep2") + use + " --set parallel.ep=2");
-  ASSERT_EQ(two.rc, 0) << two.err;
-  expect_same_weights("m1one", "m1ep2", model);
+  expect_ep2_is_one_rank("m1", use, model);
 }
 
 // DeepSeek-V2's device-level and communication balance losses (2 devices, one per rank): their
@@ -175,11 +181,8 @@ TEST_F(MpiEp, DeviceBalanceLossesTwoExpertParallelRanksGiveTheWeightsOfOne) {
   const std::string model = model_with(
       "db", {{"n_devices", 2}, {"device_balance_alpha", 0.5}, {"comm_balance_alpha", 0.5}});
   const std::string use = " --set model=" + model;
-  CmdResult one = run_aha(pretrain("dbone") + use);
-  ASSERT_EQ(one.rc, 0) << one.err;
-  CmdResult two = run_mpi(pretrain("dbep2") + use + " --set parallel.ep=2");
-  ASSERT_EQ(two.rc, 0) << two.err;
-  expect_same_weights("dbone", "dbep2", model);
+  expect_ep2_is_one_rank("db", use, model);
+  if (HasFatalFailure()) return;
   CmdResult plain = run_aha(pretrain("dbplain"));
   ASSERT_EQ(plain.rc, 0) << plain.err;
   const double effect = max_weight_diff(dir_ / "dbone/final", dir_ / "dbplain/final");

@@ -73,7 +73,7 @@ void expect_hand_values(int topk_devices, double comm, const std::vector<double>
 }
 
 TEST(DeviceBalanceLoss, HandComputedValues) {
-  for (const std::vector<int64_t> seqs : {std::vector<int64_t>{0, 3}, {0, 1, 3}}) {
+  for (const std::vector<int64_t>& seqs : {std::vector<int64_t>{0, 3}, {0, 1, 3}}) {
     expect_hand_values(2, 8.0 / 15.0, {2.0 / 3.0, 1.0 / 3.0}, seqs);
     expect_hand_values(1, 16.0 / 15.0, {4.0 / 3.0, 2.0 / 3.0}, seqs);
   }
