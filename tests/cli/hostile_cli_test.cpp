@@ -137,11 +137,13 @@ TEST_F(Hostile, NonFiniteWeightsAreRefusedAtLoad) {
 
 TEST_F(Hostile, OneProcessPerRunDirectory) {
   const std::string cfg = train_config("locked", 40);
-  // The first run holds the directory while it trains; the second is refused at once.
+  // The first run holds the directory while it trains; the second is refused at once. `exec`:
+  // the pid killed below is aha's own, not a shell's that would leave aha training on.
   pid_t pid = ::fork();
   if (pid == 0) {
     ::execl("/bin/sh", "sh", "-c",
-            (std::string(AHA_BINARY) + " train --config " + cfg + " > /dev/null 2>&1").c_str(),
+            ("exec " + std::string(AHA_BINARY) + " train --config " + cfg + " > /dev/null 2>&1")
+                .c_str(),
             static_cast<char*>(nullptr));
     ::_exit(127);
   }
