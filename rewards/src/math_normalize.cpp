@@ -420,6 +420,34 @@ void clock_time(std::string& s) {
   s = std::to_string(hour) + ":" + minutes;
 }
 
+// "\{x \mid x > 2\}", "\{x | x > 2\}", "\{x \in \mathbb{R} : x > 2\}": set-builder notation over
+// the reals is its condition, which is then compared as an inequality.
+void set_builder(std::string& s) {
+  for (size_t at = s.find("\\{"); at != std::string::npos; at = s.find("\\{", at + 1)) {
+    size_t i = at + 2;
+    while (i < s.size() && s[i] == ' ') ++i;
+    if (i >= s.size() || !is_alpha(s[i]) || (i + 1 < s.size() && is_alpha(s[i + 1]))) continue;
+    ++i;  // the variable: one letter
+    while (i < s.size() && s[i] == ' ') ++i;
+    for (std::string_view reals : {"\\in \\mathbb{R}", "\\in\\mathbb{R}"}) {
+      if (s.compare(i, reals.size(), reals) == 0) i += reals.size();
+    }
+    while (i < s.size() && s[i] == ' ') ++i;
+    size_t sep = s.compare(i, 4, "\\mid") == 0 ? 4 : (i < s.size() && (s[i] == '|' || s[i] == ':'));
+    if (sep == 0) continue;
+    size_t from = i + sep;
+    int depth = 1;
+    size_t end = from;
+    for (; end + 1 < s.size() && depth > 0; ++end) {
+      if (s.compare(end, 2, "\\{") == 0) ++depth, ++end;
+      else if (s.compare(end, 2, "\\}") == 0 && --depth == 0) break;
+    }
+    if (depth != 0) return;
+    std::string cond = s.substr(from, end - from);
+    s.replace(at, end + 2 - at, cond);
+  }
+}
+
 bool has_non_ascii(std::string_view s) {
   for (char c : s) {
     if (static_cast<unsigned char>(c) >= 0x80) return true;
@@ -446,6 +474,7 @@ std::string normalize(std::string_view input) {
       replace_all(s, deg, "`");  // the parser turns degrees into radians inside trig functions
     }
   }
+  if (s.find("\\{") != std::string::npos) set_builder(s);
   if (s.find("mathbb") != std::string::npos) replace_all(s, "\\mathbb{R}", "(-\\infty,\\infty)");
   approximation(s);
   if (s.find(",\\!") != std::string::npos) thin_separators(s);

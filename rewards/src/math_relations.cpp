@@ -70,8 +70,9 @@ namespace {
 bool is_inequality(const Tree& t, int idx) {
   const Node& n = t.nodes[idx];
   if (n.kind != K::kRel) return false;
-  if (n.name != "<" && n.name != "<=" && n.name != ">" && n.name != ">=") return false;
   const Node& left = t.nodes[n.a];
+  if (n.name == "!=") return left.kind != K::kRel;  // "x \ne 2": all reals but one
+  if (n.name != "<" && n.name != "<=" && n.name != ">" && n.name != ">=") return false;
   return left.kind != K::kRel || is_inequality(t, n.a);
 }
 
@@ -98,8 +99,9 @@ std::optional<bool> holds(const Tree& t, int idx, const std::string& var, double
   EvalCtx c{t, env, 0, b};
   auto l = eval(c, left), r = eval(c, n.b);
   if (!l || !r || std::isnan(l->d) || std::isnan(r->d)) return std::nullopt;
-  double d = n.name[0] == '<' ? r->d - l->d : l->d - r->d;  // > 0 when strictly satisfied
   double tol = 1e-9 * std::max({1.0, std::fabs(l->d), std::fabs(r->d)});
+  if (n.name == "!=") return std::fabs(l->d - r->d) > tol;
+  double d = n.name[0] == '<' ? r->d - l->d : l->d - r->d;  // > 0 when strictly satisfied
   return n.name.size() == 2 ? d >= -tol : d > tol;
 }
 

@@ -199,6 +199,11 @@ const SuiteCase kSuite[] = {
   {"|x - 1| > 2", "x < -1 \\text{ or } x > 3", Y, kAny}, {"|x - 1| > 2", "x < -1 \\text{ or } x > 2", N, kAny},
   {"x < -1 \\text{ or } x > 3", "|x-1| > 2", Y, kAny}, {"0 < x < 1", "0 < x^2 < 1", N, kAny},
   {"x > 2", "y > 2", N, kAny}, {"(-2, 2)", "x^2 < 4", N, kAny},
+  {"x \\ne 2", "(-\\infty, 2) \\cup (2, \\infty)", Y, kAny}, {"x \\ne 2", "(-\\infty, 2] \\cup (2, \\infty)", N, kAny},
+  {"x \\ne 2", "x \\neq 2", Y, kAny}, {"x \\ne 2", "x \\ne 3", N, kAny},
+  // set-builder notation over the reals is its condition
+  {"\\{x \\mid x > 2\\}", "(2, \\infty)", Y, kAny}, {"\\{x | x > 2\\}", "[2, \\infty)", N, kAny},
+  {"\\{x \\in \\mathbb{R} : x > 2\\}", "(2, \\infty)", Y, kAny}, {"\\{1, 2\\}", "\\{2, 1\\}", Y, kAny},
   // --- a chain is read by its ends, so a middle side need not parse ---
   {"1 = \\zzz = x = 0", "0", Y, kAny}, {"1 = \\zzz = x = 0", "1", N, kAny},
   {"5", "x = \\foo{3} = 5", Y, kAny}, {"5", "x = \\foo{3}", N, kAny},
