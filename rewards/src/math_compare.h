@@ -61,6 +61,7 @@ class Comparer {
   static bool rel_to_interval(const Tree& t, int idx, End& lo, End& hi);
   Cmp rel_vs_interval(const Tree& tr, int rel, const Tree& ti, int interval, bool rel_in_a);
   Cmp relations(int a, int b);
+  Cmp rel_vs_set(const Tree& tr, int rel, const Tree& ts, int set, bool rel_in_a);
   Cmp membership(const Tree& tr, int rel, const Tree& ts, int other);
 
   // scalars (math_scalars.cpp)

@@ -198,29 +198,29 @@ Cmp Comparer::membership(const Tree& tr, int rel, const Tree& ts, int other) {
   return compared >= 8 ? Cmp::kEqual : Cmp::kInvalid;
 }
 
+// A relation against an interval, a union of them or an or-list of inequalities: the interval
+// read off the relation where it can be, else the sets of reals the two describe (anything else
+// is not equal).
+Cmp Comparer::rel_vs_set(const Tree& tr, int rel, const Tree& ts, int set, bool rel_in_a) {
+  const K k = ts.nodes[set].kind;
+  if (k == K::kInterval || k == K::kTuple) {
+    Cmp r = rel_vs_interval(tr, rel, ts, set, rel_in_a);
+    if (r == Cmp::kEqual) return r;
+  }
+  return membership(tr, rel, ts, set);
+}
+
 Cmp Comparer::relations(int a, int b) {
   const Node& x = ta_.nodes[a];
   const Node& y = tb_.nodes[b];
   // Math-Verify's asymmetry: a gold inequality always accepts the interval it describes (the
   // more explicit answer); a gold interval accepts an inequality only with allow_set_relation.
-  const Node& gold = a_is_pred_ ? y : x;
-  const bool gold_rel = gold.kind == K::kRel || is_disjunction(a_is_pred_ ? tb_ : ta_, a_is_pred_ ? b : a);
   const bool x_rel = x.kind == K::kRel || is_disjunction(ta_, a);
   const bool y_rel = y.kind == K::kRel || is_disjunction(tb_, b);
+  const bool gold_rel = a_is_pred_ ? y_rel : x_rel;
   if (x_rel != y_rel && !gold_rel && !o_.allow_set_relation) return Cmp::kNotEqual;
-  if (x.kind == K::kRel && y_rel && y.kind != K::kRel) return membership(ta_, a, tb_, b);
-  if (y.kind == K::kRel && x_rel && x.kind != K::kRel) return membership(tb_, b, ta_, a);
-  if (x.kind == K::kRel && (y.kind == K::kInterval || y.kind == K::kTuple)) {
-    Cmp r = rel_vs_interval(ta_, a, tb_, b, true);
-    return r == Cmp::kEqual ? r : membership(ta_, a, tb_, b);
-  }
-  if (y.kind == K::kRel && (x.kind == K::kInterval || x.kind == K::kTuple)) {
-    Cmp r = rel_vs_interval(tb_, b, ta_, a, false);
-    return r == Cmp::kEqual ? r : membership(tb_, b, ta_, a);
-  }
-  if (x.kind == K::kRel && y.kind == K::kUnion) return membership(ta_, a, tb_, b);
-  if (y.kind == K::kRel && x.kind == K::kUnion) return membership(tb_, b, ta_, a);
-  if (x.kind != K::kRel || y.kind != K::kRel) return Cmp::kNotEqual;
+  if (x.kind == K::kRel && y.kind != K::kRel) return rel_vs_set(ta_, a, tb_, b, true);
+  if (y.kind == K::kRel && x.kind != K::kRel) return rel_vs_set(tb_, b, ta_, a, false);
   auto flip = [](const std::string& op) -> std::string {
     if (op == "<") return ">";
     if (op == ">") return "<";
