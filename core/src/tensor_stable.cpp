@@ -302,7 +302,7 @@ void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int
     // row block (0.72-0.91x at in = 4864, also with 16-row blocks); the recursive 2D split of
     // 16-row tasks revisits cached blocks of both operands. Any split gives the same values.
     const int64_t row_grain = std::min<int64_t>(n, 16);
-    const int64_t col_grain = std::max<int64_t>(16, (kTaskMacs / (row_grain * in) + 15) / 16 * 16);
+    const int64_t col_grain = std::max<int64_t>(16, round_up(kTaskMacs / (row_grain * in), 16));
     tbb::parallel_for(
         tbb::blocked_range2d<int64_t>(0, n, row_grain, 0, out, col_grain),
         [&](const tbb::blocked_range2d<int64_t>& r) {

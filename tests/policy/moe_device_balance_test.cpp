@@ -14,14 +14,7 @@ namespace {
 
 // 4 experts on 2 devices, 2 per token, greedy softmax routing without normalisation.
 Json two_device_json(int topk_devices) {
-  Json j = testing::tiny_v2_json();
-  j["n_routed_experts"] = 4;
-  j["num_experts_per_tok"] = 2;
-  j["n_group"] = 1;
-  j["topk_group"] = 1;
-  j["topk_method"] = "greedy";
-  j["n_devices"] = 2;
-  j["topk_devices"] = topk_devices;
+  Json j = testing::device_routing_json(testing::tiny_v2_json(), 4, 2, 2, topk_devices);
   j["device_balance_alpha"] = 0.3;
   j["comm_balance_alpha"] = 0.2;
   return j;

@@ -15,15 +15,8 @@ namespace {
 
 // 16 experts on 4 devices, 4 per token, greedy softmax routing unless the test says otherwise.
 Json device_json(int topk_devices) {
-  Json j = testing::tiny_v3_json();
-  j["n_routed_experts"] = 16;
-  j["num_experts_per_tok"] = 4;
-  j["n_group"] = 1;
-  j["topk_group"] = 1;
-  j["topk_method"] = "greedy";
+  Json j = testing::device_routing_json(testing::tiny_v3_json(), 16, 4, 4, topk_devices);
   j["scoring_func"] = "softmax";
-  j["n_devices"] = 4;
-  j["topk_devices"] = topk_devices;
   return j;
 }
 

@@ -94,6 +94,20 @@ inline Json tiny_llama_nsa_json(int block_size = 1, int block_counts = 3, int wi
 }
 inline Json tiny_llama_nsa2_json() { return tiny_llama_nsa_json(2, 2, 3); }
 
+// `base` with `experts` routed experts in `devices` contiguous blocks, `per_token` per token from
+// at most `topk_devices` blocks, greedy routing without groups (DeepSeek-V2's device limit).
+inline Json device_routing_json(Json base, int experts, int per_token, int devices,
+                                int topk_devices) {
+  base["n_routed_experts"] = experts;
+  base["num_experts_per_tok"] = per_token;
+  base["n_group"] = 1;
+  base["topk_group"] = 1;
+  base["topk_method"] = "greedy";
+  base["n_devices"] = devices;
+  base["topk_devices"] = topk_devices;
+  return base;
+}
+
 // Llama with Engram in both layers: 2- and 3-grams, two heads each, a 4-tap conv (dilation 3).
 inline Json tiny_llama_engram_json() {
   Json j = tiny_llama_json();
