@@ -5,8 +5,8 @@
 
 #include <cmath>
 
-#include "aha/core/error.h"
 #include "aha/policy/model.h"
+#include "checkpoint_helpers.h"
 #include "test_configs.h"
 
 namespace aha::policy {
@@ -73,21 +73,16 @@ TEST(DeviceBalanceLoss, HandComputedValues) {
 }
 
 TEST(DeviceBalanceLoss, BadKeysAreNamed) {
-  auto err = [](Json j) {
-    try {
-      ModelConfig::from_json(j);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
+  auto rejects = [](const Json& j, const std::string& needle) {
+    testing::expect_error([&] { ModelConfig::from_json(j); }, needle);
   };
   for (const char* key : {"device_balance_alpha", "comm_balance_alpha"}) {
     Json j = two_device_json(2);
     j[key] = -0.1;
-    EXPECT_NE(err(j).find(key), std::string::npos) << err(j);
+    rejects(j, key);
     j = testing::tiny_v2_json();  // one device: the loss would be a constant
     j[key] = 0.1;
-    EXPECT_NE(err(j).find(std::string(key) + " > 0 needs n_devices"), std::string::npos) << err(j);
+    rejects(j, std::string(key) + " > 0 needs n_devices");
   }
   // Written back to config.json and read again.
   const ModelConfig c = ModelConfig::from_json(two_device_json(1));
