@@ -40,6 +40,7 @@ class Comparer {
   Cmp scalars_swapped(int a_inner, int b);
   Cmp in_order(const std::vector<int>& xs, const std::vector<int>& ys);
   Cmp any_order(const std::vector<int>& xs, const std::vector<int>& ys);
+  bool gold_order_matters(int a, int b);
   Cmp each_matched(const std::vector<int>& from, const std::vector<int>& to, bool from_a,
                    bool distinct);
   static bool set_elements(const Tree& t, int idx, std::vector<int>& out);

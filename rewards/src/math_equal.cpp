@@ -2,6 +2,8 @@
 // matrices, equations) down to scalars, which compare exactly as rationals where possible and
 // otherwise numerically; expressions with variables are evaluated at seeded random points.
 
+#include <cmath>
+
 #include "math_compare.h"
 
 namespace aha::rewards::detail {
@@ -68,6 +70,31 @@ Cmp Comparer::any_order(const std::vector<int>& xs, const std::vector<int>& ys) 
   }
   Cmp r = each_matched(xs, ys, true, false);
   return r == Cmp::kEqual ? each_matched(ys, xs, false, false) : r;
+}
+
+// Whether a bare gold list meeting a list is compared in order (MathOptions::list_order).
+bool Comparer::gold_order_matters(int a, int b) {
+  const Tree& t = a_is_pred_ ? tb_ : ta_;
+  const Node& gold = t.nodes[a_is_pred_ ? b : a];
+  if (gold.kind != K::kSet || !gold.bare) return false;
+  if (o_.list_order != MathOptions::ListOrder::kAuto) {
+    return o_.list_order == MathOptions::ListOrder::kAsWritten;
+  }
+  if (gold.kids.size() < 3) return false;
+  std::vector<Binding> env;
+  bool ascending = true, descending = true;
+  double last = 0;
+  for (size_t i = 0; i < gold.kids.size(); ++i) {
+    EvalCtx c{t, env, 0, budget_};
+    auto v = eval(c, gold.kids[i]);
+    if (!v || !std::isfinite(v->d)) return false;  // not a list of real numbers
+    if (i > 0) {
+      ascending = ascending && v->d >= last;
+      descending = descending && v->d <= last;
+    }
+    last = v->d;
+  }
+  return !ascending && !descending;
 }
 
 // Every element of `from` equals an element of `to` (a distinct one when `distinct`, greedily);
@@ -158,6 +185,7 @@ Cmp Comparer::collections(int a, int b) {
   }
   if (x.kind == K::kTuple && y.kind == K::kTuple) return in_order(x.kids, y.kids);
   if ((x.kind == K::kSet && y.kind == K::kSet) || (x.kind == K::kUnion && y.kind == K::kUnion)) {
+    if (x.kind == K::kSet && gold_order_matters(a, b)) return in_order(x.kids, y.kids);
     return any_order(x.kids, y.kids);
   }
   // a bare list "1, 2" against a tuple "(1, 2)": in order; a braced set never equals a tuple

@@ -77,6 +77,13 @@ ExtractOptions read_extraction(StrictReader& r) {
   return e;
 }
 
+MathOptions::ListOrder read_list_order(const std::string& name) {
+  if (name == "auto") return MathOptions::ListOrder::kAuto;
+  if (name == "any") return MathOptions::ListOrder::kAny;
+  if (name == "as_written") return MathOptions::ListOrder::kAsWritten;
+  fail("[math] list_order must be auto, any or as_written, got '", name, "'");
+}
+
 // Math: 1 when the extracted answer equals the row's gold answer, else 0.
 class MathReward : public RewardFunction {
  public:
@@ -90,6 +97,7 @@ class MathReward : public RewardFunction {
     options_.strict = r.get<bool>("strict", options_.strict);
     options_.allow_set_relation = r.get<bool>("allow_set_relation", options_.allow_set_relation);
     options_.solve_equations = r.get<bool>("solve_equations", options_.solve_equations);
+    options_.list_order = read_list_order(r.get<std::string>("list_order", "auto"));
     answer_key_ = r.get<std::string>("answer_key", "answer");
     extract_ = read_extraction(r);
     r.finish();

@@ -78,6 +78,34 @@ TEST(MathOptions, EquationSolvingCanBeTurnedOff) {
   EXPECT_EQ(check("x = \\pm i", "x^2 = -1"), MathVerdict::kNotEqual);
 }
 
+// A bare gold list meets a list as a set, except (auto) when its numbers are written neither
+// ascending nor descending: then they are values asked for in turn and their order counts.
+TEST(MathOptions, ListOrder) {
+  MathOptions any, as_written;
+  any.list_order = MathOptions::ListOrder::kAny;
+  as_written.list_order = MathOptions::ListOrder::kAsWritten;
+  const std::string box = "The answer is $\\boxed{";
+  auto in_box = [&](const std::string& p) { return box + p + "}$."; };
+  // auto: sorted golds (either way round) and short lists are sets; the others are ordered
+  EXPECT_EQ(check(in_box("4, 10, -2"), "-2, 4, 10"), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("-10, -8, 4"), "4, -8, -10"), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("3, -5"), "-5, 3"), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("4, .1, 2"), "0.1, 4, 2"), MathVerdict::kNotEqual);
+  EXPECT_EQ(check(in_box("0.1, 4, 2"), "0.1, 4, 2"), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("\\frac{1}{10}, 4, 2"), "0.1, 4, 2"), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("\\{4, 0.1, 2\\}"), "0.1, 4, 2"), MathVerdict::kNotEqual);
+  // a gold with a name, an expression or a braced set is no list of numbers: still a set
+  EXPECT_EQ(check(in_box("x, 3, 1"), "3, x, 1"), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("\\{1, 3, 2\\}"), "\\{3, 1, 2\\}"), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("(1,2), (3,4), (0,0)"), "(3,4), (0,0), (1,2)"), MathVerdict::kEqual);
+  // the options: any order always, or the order written always
+  EXPECT_EQ(check(in_box("4, .1, 2"), "0.1, 4, 2", any), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("4, 10, -2"), "-2, 4, 10", as_written), MathVerdict::kNotEqual);
+  EXPECT_EQ(check(in_box("3, -5"), "-5, 3", as_written), MathVerdict::kNotEqual);
+  EXPECT_EQ(check(in_box("-5, 3"), "-5, 3", as_written), MathVerdict::kEqual);
+  EXPECT_EQ(check(in_box("\\{1, 3, 2\\}"), "\\{3, 1, 2\\}", as_written), MathVerdict::kEqual);
+}
+
 TEST(MathOptions, ThinkModes) {
   const std::string inside = "<think>the answer is 6</think> I am not sure.";
   const std::string after = "<think>the answer is 6</think> The answer is 7.";
@@ -109,6 +137,13 @@ TEST(MathOptions, ExtractionTargetsFromParams) {
   EXPECT_THROW(reg.create("math", {{"extraction", {"nonsense"}}}), Error);
   EXPECT_THROW(reg.create("math", {{"think", "sometimes"}}), Error);
   EXPECT_THROW(reg.create("math", {{"precision", -1}}), Error);
+  EXPECT_THROW(reg.create("math", {{"list_order", "sorted"}}), Error);
+  Json row2 = {{"answer", "0.1, 4, 2"}};
+  Sample s;
+  s.completion = "\\boxed{4, 0.1, 2}";
+  s.row = &row2;
+  EXPECT_EQ(reg.create("math", Json::object())->score(s).score, 0.0);
+  EXPECT_EQ(reg.create("math", {{"list_order", "any"}})->score(s).score, 1.0);
 }
 
 double ms_since(std::chrono::steady_clock::time_point t0) {

@@ -94,6 +94,12 @@ struct MathOptions {
   // An equation of degree <= 2 in one variable equals the list of its real roots, either way
   // round: "x^2 = 4" equals "x = \pm 2", "x = 2, x = -2", "\{-2, 2\}".
   bool solve_equations = true;
+  // How a bare gold list ("10, 4, -2") meets a list: kAny compares it as a set (Math-Verify),
+  // kAsWritten in order (hendrycks MATH), kAuto in order only when the gold lists three or more
+  // real numbers neither ascending nor descending, the sign of values asked for in turn ("find
+  // a, b, c") rather than of a solution set, which is written sorted.
+  enum class ListOrder { kAuto, kAny, kAsWritten };
+  ListOrder list_order = ListOrder::kAuto;
 };
 
 // Whether a predicted answer equals a gold answer. Both are answer strings (already
