@@ -238,7 +238,9 @@ void CandidateStream::anchor_stage(std::string_view tail) {
   }
   if (o_.latex) add(detail::last_latex(*a), AnswerSource::kAnswerIs);
   add(clean_answer(*a), AnswerSource::kAnswerIs);
-  add(detail::first_number(*a), AnswerSource::kAnswerIs);
+  // a box after the anchor is the answer: when it did not parse, its leading number is a piece
+  // of it ("\boxed{10 \bmod 7}" is not 10), not an answer of its own
+  if (!o_.boxed || !last_boxed(*a)) add(detail::first_number(*a), AnswerSource::kAnswerIs);
 }
 
 // One extraction target per stage, in priority order.

@@ -107,6 +107,21 @@ TEST(Extract, CandidatesInOrder) {
   EXPECT_FALSE(is_choice_letter("12"));
 }
 
+// A box after "the answer is" that does not parse is not read for its leading number: the
+// number is a piece of the boxed answer (10 \bmod 7 is 3, not 10), so the box yields nothing.
+TEST(Extract, AnUnreadBoxIsNotReadForItsFirstNumber) {
+  const MathOptions o;
+  const ExtractOptions e;
+  EXPECT_NE(check_math("The final answer is $\\boxed{10 \\bmod 7}$.", "10", o, e).verdict,
+            MathVerdict::kEqual);
+  EXPECT_NE(check_math("The final answer is $\\boxed{3 \\foo 5}$.", "3", o, e).verdict,
+            MathVerdict::kEqual);
+  // a box that parses still decides, and with no box the first number after the anchor counts
+  EXPECT_EQ(check_math("The final answer is $\\boxed{3}$ apples.", "3", o, e).verdict,
+            MathVerdict::kEqual);
+  EXPECT_EQ(check_math("The final answer is 3 \\foo 5.", "3", o, e).verdict, MathVerdict::kEqual);
+}
+
 TEST(Extract, GoldAnswers) {
   EXPECT_EQ(extract_gold("Natalia sold 48/2 = <<48/2=24>>24 clips.\n#### 72"), "72");
   EXPECT_EQ(extract_gold("So the area is $\\boxed{12\\pi}$."), "12\\pi");
