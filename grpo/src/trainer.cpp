@@ -58,8 +58,10 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
     fail("the model ", cfg.model, " has no tokenizer.json (GRPO needs text for the rewards)");
   }
   if (has_tok) s.tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(cfg.model));
-  s.policy = train::load_policy(cfg.model, cfg.lora, cfg.seed, policy::ExpertParallel{});
-  train::apply_parallel(cfg.parallel, *s.policy);
+  // parallel.ep: each rank loads and keeps only its own experts, for rollouts, scoring and
+  // updates alike (every forward runs in lockstep over the ranks).
+  s.policy = train::load_policy(cfg.model, cfg.lora, cfg.seed,
+                                train::expert_parallel_for(cfg.parallel, cfg.model, true));
   if (cfg.grpo.aux_loss_weight > 0) train::check_device_balance(cfg.parallel, s.policy->config());
   if (cfg.grpo.mtp_weight > 0 && s.policy->mtp() == nullptr) {
     fail("grpo.mtp_weight needs a policy with an MTP module (num_nextn_predict_layers: 1 in ",
@@ -71,7 +73,9 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   s.ref_is_base = wants_ref && cfg.lora.on() && cfg.reference.empty() &&
                   cfg.grpo.ref_reset_every == 0 && cfg.grpo.ref_ema == 0;
   if (wants_ref && !s.ref_is_base) {
-    s.ref = policy::load_model<float>(cfg.reference.empty() ? cfg.model : cfg.reference);
+    const std::string ref_dir = cfg.reference.empty() ? cfg.model : cfg.reference;
+    s.ref = policy::load_model<float>(ref_dir, policy::LoraConfig{},
+                                      train::expert_parallel_for(cfg.parallel, ref_dir, true));
     if (s.ref->params().size() != s.policy->adapter_begin()) {
       fail("the reference model's architecture differs from the policy's");
     }

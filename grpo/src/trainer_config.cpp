@@ -88,6 +88,24 @@ void check_esft(const Json& esft) {
   if (prompts < 1) fail("grpo.esft.prompts must be >= 1");
 }
 
+// parallel.ep shards the policy's and the reference's experts for rollouts, scoring and
+// updates alike; what still needs every expert on a rank (or a per-rank state of its own) is
+// refused, one key named.
+void check_expert_parallel(const TrainConfig& c) {
+  const GrpoConfig& g = c.grpo;
+  const char* key = g.speculative                ? "grpo.speculative"
+                    : !c.episodes.tools.empty()  ? "rollout.tools"
+                    : !g.esft.is_null()          ? "grpo.esft"
+                    : g.ref_reset_every > 0      ? "grpo.ref_reset_every"
+                    : g.ref_ema > 0              ? "grpo.ref_ema"
+                    : g.max_staleness > 0        ? "grpo.max_staleness"
+                                                 : nullptr;
+  if (key != nullptr) {
+    fail("parallel.ep = ", c.parallel.ep, " does not support ", key,
+         " yet (the experts are sharded over the ranks): drop one of them");
+  }
+}
+
 void check_schedule(const GrpoConfig& g) {
   if (g.steps < 1 || g.prompts_per_step < 1 || g.group_size < 1 || g.num_iterations < 1) {
     fail("grpo.steps, prompts_per_step, group_size and num_iterations must be >= 1");
@@ -233,6 +251,7 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   if (c.grpo.speculative && !c.episodes.tools.empty()) {
     fail("grpo.speculative does not run tool-using episodes (rollout.tools): drop one of them");
   }
+  if (c.parallel.expert_parallel()) check_expert_parallel(c);
   if (c.grpo.max_staleness > 0 && !c.rollouts.empty()) {
     fail("grpo.max_staleness samples ahead of training; with rollouts (a rollout file) nothing "
          "is sampled: drop one of them");

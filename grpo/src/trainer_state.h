@@ -79,6 +79,9 @@ struct Trainer::State {
     std::vector<std::vector<int64_t>> loads;
     policy::Activations<float> acts;
     double mtp[2] = {0, 0};  // grpo.mtp_weight: summed -log p(token after next), rows
+    // The first pass's device-level and communication balance losses, one pair per global
+    // minibatch (0 where this rank had no sequence); config.json device/comm_balance_alpha.
+    std::vector<double> balance;
   };
   // grpo.mtp_weight (trainer_mtp.cpp): which of the packed minibatch's n main rows the MTP loss
   // covers (count: how many), and its term: parameter gradients into the policy's, the

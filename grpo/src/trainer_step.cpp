@@ -157,14 +157,17 @@ void Trainer::State::warn_if_nothing_to_learn(double frac_flat) {
 
 void Trainer::State::check_ranks_agree() {
   // FNV-1a over the weights' bytes (and the reference's, which EMA moves): every rank must
-  // hold the same bits after the same updates.
-  auto fnv = [](const std::vector<float>& v, uint64_t h) {
-    const auto* b = reinterpret_cast<const unsigned char*>(v.data());
-    for (size_t i = 0; i < v.size() * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
+  // hold the same bits after the same updates. parallel.ep: the replicated values only, each
+  // rank's experts being its own.
+  auto fnv = [](const policy::Model<float>& m, uint64_t h) {
+    const auto* b = reinterpret_cast<const unsigned char*>(m.params().data());
+    train::ExpertShards(m).outside(0, m.params().size(), [&](size_t lo, size_t hi) {
+      for (size_t i = lo * sizeof(float); i < hi * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ULL;
+    });
     return h;
   };
-  uint64_t h = fnv(policy->params(), 1469598103934665603ULL);
-  if (ref) h = fnv(ref->params(), h);
+  uint64_t h = fnv(*policy, 1469598103934665603ULL);
+  if (ref) h = fnv(*ref, h);
   const std::vector<double> all = dist::allgather({double(h >> 32), double(h & 0xffffffffULL)}, "weight checksum");
   for (size_t r = 2; r < all.size(); r += 2) {
     if (all[r] != all[0] || all[r + 1] != all[1]) {

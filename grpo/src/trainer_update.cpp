@@ -32,8 +32,8 @@ struct PackedForward {
   double temperature = 1.0;
   bool replay_routing = false;  // keep routing: force the experts recorded at sampling
   bool keep_mask = false;       // keep sampling mask: renormalise over the recorded kept sets
-  // The update's forward with parallel.ep: experts sharded, every rank in step (scoring
-  // forwards, whose chunk counts differ between ranks, run whole).
+  // parallel.ep: experts sharded, every rank in step (Trainer::State::fill_logprobs evens
+  // out the ranks' numbers of scoring forwards).
   bool expert_parallel = false;
 
   void run(const std::vector<Rollout>& rs, const std::vector<size_t>& idx, bool keep_acts,
@@ -147,6 +147,19 @@ void put_loss_metrics(const LossMetrics& sum, double updates, Json& m) {
   m["masked_seqs"] = sum.masked_seqs;
 }
 
+// DeepSeek-V2's device-level and communication balance losses of the step: their mean over
+// the first pass's minibatches. Under parallel.ep each minibatch's statistics cover every
+// rank's tokens, so the ranks with sequences hold the same value and the others 0 (losses are
+// >= 0): the maximum over ranks is it. Data parallel alone: the largest rank's own value.
+void put_balance_losses(std::vector<double>& balance, Json& m) {
+  dist::allreduce_max(balance.data(), balance.size(), "balance losses");
+  double sums[2] = {0, 0};
+  for (size_t i = 0; i + 1 < balance.size(); i += 2) sums[0] += balance[i], sums[1] += balance[i + 1];
+  const double n = std::max<double>(1.0, double(balance.size() / 2));
+  m["device_balance_loss"] = sums[0] / n;
+  m["comm_balance_loss"] = sums[1] / n;
+}
+
 }  // namespace
 
 LossConfig Trainer::State::loss_config() const {
@@ -170,17 +183,14 @@ LossConfig Trainer::State::loss_config() const {
 
 void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, Json& m) {
   const size_t chunk = cfg.grpo.minibatch_size > 0 ? static_cast<size_t>(cfg.grpo.minibatch_size) : 16;
-  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask};
-  PackedForward rf{ref ? *ref : *policy, po.temperature, false, po.keep_mask};
-  policy::Activations<float> acts;
-  std::vector<std::vector<float>> lp;
-  std::vector<int64_t> offs;
-  double mismatch = 0;
-  int64_t mismatch_n = 0;
+  const bool ep = cfg.parallel.expert_parallel();
+  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask, ep};
+  PackedForward rf{ref ? *ref : *policy, po.temperature, false, po.keep_mask, ep};
+  // The forwards to make, chunk by chunk: pi_old's and the reference's.
+  std::vector<std::vector<size_t>> olds, refs;
   for (size_t a = 0; a < rs.size(); a += chunk) {
-    std::vector<size_t> idx = range_of(a, std::min(rs.size(), a + chunk));
     std::vector<size_t> need_old, need_ref;
-    for (size_t i : idx) {
+    for (size_t i : range_of(a, std::min(rs.size(), a + chunk))) {
       if (rs[i].n() == 0) continue;  // an engine error: nothing to score
       // IS correction of a rollout file: its logprobs are the sampler's; the trainer's own
       // old logprobs are computed here.
@@ -192,29 +202,49 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
       if (rs[i].old_logprobs.empty()) need_old.push_back(i);
       if (has_ref() && rs[i].ref_logprobs.empty()) need_ref.push_back(i);
     }
-    if (!need_old.empty()) {
-      pol.run(rs, need_old, false, false, acts, lp, offs);
-      for (size_t k = 0; k < need_old.size(); ++k) {
-        Rollout& r = rs[need_old[k]];
-        r.old_logprobs = lp[k];
-        // How far the engine's logprobs are from the training forward's (same weights): with
-        // the sampling mask kept, against the sampling distribution itself.
-        const std::vector<float>& rec = po.keep_mask ? r.sampling_dist_logprobs : r.sampled_logprobs;
-        if ((po.keep_mask || po.temperature == 1.0) && rec.size() == lp[k].size()) {
-          for (size_t j = 0; j < lp[k].size(); ++j) {
-            if (!r.in_loss(static_cast<int64_t>(j))) continue;  // observations: no logprob
-            mismatch += std::abs(double(rec[j]) - lp[k][j]);
-            ++mismatch_n;
-          }
+    if (!need_old.empty()) olds.push_back(std::move(need_old));
+    if (!need_ref.empty()) refs.push_back(std::move(need_ref));
+  }
+  // Expert parallel: every rank makes as many forwards of each model as the rank with the
+  // most; a rank out of rollouts serves the others' rows with its experts.
+  double counts[2] = {double(olds.size()), double(refs.size())};
+  if (ep) dist::allreduce_max(counts, 2, "scoring chunk counts");
+  policy::Activations<float> acts;
+  std::vector<std::vector<float>> lp;
+  std::vector<int64_t> offs;
+  double mismatch = 0;
+  int64_t mismatch_n = 0;
+  for (size_t k = 0; k < size_t(counts[0]); ++k) {
+    if (k >= olds.size()) {
+      policy->forward_idle(acts);
+      continue;
+    }
+    const std::vector<size_t>& need_old = olds[k];
+    pol.run(rs, need_old, false, false, acts, lp, offs);
+    for (size_t q = 0; q < need_old.size(); ++q) {
+      Rollout& r = rs[need_old[q]];
+      r.old_logprobs = lp[q];
+      // How far the engine's logprobs are from the training forward's (same weights): with
+      // the sampling mask kept, against the sampling distribution itself.
+      const std::vector<float>& rec = po.keep_mask ? r.sampling_dist_logprobs : r.sampled_logprobs;
+      if ((po.keep_mask || po.temperature == 1.0) && rec.size() == lp[q].size()) {
+        for (size_t j = 0; j < lp[q].size(); ++j) {
+          if (!r.in_loss(static_cast<int64_t>(j))) continue;  // observations: no logprob
+          mismatch += std::abs(double(rec[j]) - lp[q][j]);
+          ++mismatch_n;
         }
       }
     }
-    if (!need_ref.empty()) {
-      std::optional<policy::LoraOffScope> base;
-      if (ref_is_base) base.emplace(policy->params().data());
-      rf.run(rs, need_ref, false, false, acts, lp, offs);
-      for (size_t k = 0; k < need_ref.size(); ++k) rs[need_ref[k]].ref_logprobs = lp[k];
+  }
+  for (size_t k = 0; k < size_t(counts[1]); ++k) {
+    if (k >= refs.size()) {
+      ref->forward_idle(acts);  // parallel.ep has no LoRA, so a reference of its own
+      continue;
     }
+    std::optional<policy::LoraOffScope> base;
+    if (ref_is_base) base.emplace(policy->params().data());
+    rf.run(rs, refs[k], false, false, acts, lp, offs);
+    for (size_t q = 0; q < refs[k].size(); ++q) rs[refs[k][q]].ref_logprobs = lp[q];
   }
   if (mismatch_n > 0) m["logprob_mismatch"] = mismatch / double(mismatch_n);
   if (cfg.grpo.is_correction != IsCorrection::kNone) importance_weights(rs, po, m);
@@ -425,6 +455,7 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   m["skipped_updates"] = t.skipped;
   m["sequences"] = total;
   if (!t.loads.empty()) m["expert_load"] = t.loads;
+  if (policy->config().has_device_balance()) put_balance_losses(t.balance, m);
 }
 
 namespace {
@@ -493,6 +524,9 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
       if (it == 0) add_entropy(r, acts.entropy.data() + offs[k], t.entropy);
     }
     if (it == 0) accumulate_loads(t.loads, policy->expert_loads(acts));
+    if (it == 0 && policy->config().has_device_balance()) {
+      t.balance.insert(t.balance.end(), {acts.device_loss, acts.comm_loss});
+    }
     lm = grpo_loss(terms, lc, dlogp, dentropy);
     sums.set(lm, static_cast<int64_t>(idx.size()) - lm.masked_seqs, token_weighted);
     if (g.mtp_weight > 0) {
@@ -500,6 +534,9 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
     }
   } else if (ep) {
     policy->forward_idle(acts);  // the other ranks' rows still visit this rank's experts
+  }
+  if (idx.empty() && it == 0 && policy->config().has_device_balance()) {
+    t.balance.insert(t.balance.end(), {0.0, 0.0});
   }
   dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
   dist::allreduce_max(sums.max.data(), sums.max.size(), "minibatch loss max");

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
 #include "aha/policy/mtp.h"
@@ -102,7 +103,7 @@ void Decoder::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
   const int64_t B = static_cast<int64_t>(prompts.size());
   AHA_CHECK(caches.size() == prompts.size(), "one cache per prompt");
   if (routings != nullptr) routings->assign(B, {});
-  if (B == 0) return;
+  if (B == 0 && !lockstep()) return;
   if (c.engram) {  // one prompt per pass (prefill_engram)
     std::vector<float> one;
     logits.resize(B * c.vocab_size);
@@ -132,6 +133,7 @@ void Decoder::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
   Routing all;
   Buf<float> x;
   forward_rows(tokens, rows, routings != nullptr ? &all : nullptr, x);
+  if (B == 0) return;  // an expert-parallel rank that only served the others' rows
   rows_out(x, rows, last, logits);
   if (routings == nullptr) return;
   for (const std::vector<int32_t>& layer : all) {  // [n * width] into each prompt's rows
@@ -201,6 +203,7 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
                      std::vector<float>& logits, Routing* routing) const {
   Buf<float> x;
   forward_rows(tokens, caches, routing, x);
+  if (tokens.empty()) return;  // an expert-parallel rank that only served the others' rows
   std::vector<int64_t> all(tokens.size());
   for (size_t b = 0; b < all.size(); ++b) all[b] = static_cast<int64_t>(b);
   rows_out(x, caches, all, logits);
@@ -219,11 +222,20 @@ void Decoder::forward_rows(const std::vector<int32_t>& tokens, const std::vector
     positions[b] = static_cast<int32_t>(caches[b]->len) + k;
     if (positions[b] >= model_.rope().max_pos()) fail("sequence exceeds the model's context");
   }
+  if (routing != nullptr) routing->clear();
+  const policy::ExpertParallel* ep = nullptr;
+  if (lockstep()) {
+    // Every rank makes this call; a pass that no rank has rows for is skipped by all of them.
+    double any = B > 0 ? 1.0 : 0.0;
+    dist::allreduce_max(&any, 1, "decode rows");
+    if (any == 0.0) return;
+    ep = &model_.expert_parallel();
+    if (B == 0) return serve_experts();
+  }
   embed(tokens.data(), B, x);
   policy::SeqLayout layout;  // B one-token "sequences" for the MoE balance statistics
   for (int64_t b = 0; b <= B; ++b) layout.seq_starts.push_back(b);
   layout.positions = positions;
-  if (routing != nullptr) routing->clear();
   policy::LayerActs<float> la;
   policy::DecodeStep step;
   step.positions = positions.data();
@@ -238,6 +250,7 @@ void Decoder::forward_rows(const std::vector<int32_t>& tokens, const std::vector
     pass.keep_inputs = false;
     pass.rowstable = true;
     pass.decode = &step;
+    pass.ep = ep;
     pass.ngram_ids = ngram_ids.data();
     if (model_.layers()[l].engram.on()) {
       for (int64_t b = 0; b < B; ++b) history[b] = caches[b]->engram_history[l].data();
@@ -259,6 +272,26 @@ void Decoder::forward_rows(const std::vector<int32_t>& tokens, const std::vector
       r.push_back(tokens[b]);
       if (static_cast<int>(r.size()) >= c.engram->max_ngram_size) r.erase(r.begin());
     }
+  }
+}
+
+bool Decoder::lockstep() const {
+  const policy::ModelConfig& c = model_.config();
+  return c.ep.sharded && c.ep.on();
+}
+
+void Decoder::serve_experts() const {
+  // As Model::forward_idle, but with the decode path's batch-invariant kernels, which the
+  // ranks sending rows here use for the same experts.
+  const ModelConfig& c = model_.config();
+  policy::SeqLayout none;
+  none.seq_starts = {0};
+  policy::MoeActs<float> acts;
+  for (const policy::LayerP& lp : model_.layers()) {
+    if (!lp.moe) continue;
+    policy::moe_forward(c, lp.moe_p, model_.params().data(), static_cast<const float*>(nullptr),
+                        static_cast<float*>(nullptr), none, acts, nullptr, true,
+                        &model_.expert_parallel());
   }
 }
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <limits>
 
+#include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/core/gemm_bf16.h"
 #include "generate_run.h"
@@ -128,6 +129,8 @@ void GenerateRun::step() {
     if (!s->waiting && !s->done) active.push_back(s.get());
   }
   if (active.empty()) {
+    // Expert parallel: the step is collective; this rank's experts serve the others' rows.
+    if (decoder_.lockstep()) decoder_.decode({}, {}, logits_);
     if (runner_) collect(true);
     return;
   }
@@ -208,7 +211,11 @@ void GenerateRun::finish(Live& s, const char* reason) {
 }
 
 void GenerateRun::start_groups(const std::vector<std::pair<size_t, int64_t>>& starts) {
-  if (starts.empty()) return;
+  if (starts.empty()) {
+    // Expert parallel: every rank prefills together, with or without prompts of its own.
+    if (decoder_.lockstep()) decoder_.prefill({}, {}, logits_);
+    return;
+  }
   const size_t G = starts.size();
   std::vector<SeqCache> prompt_caches(G);
   std::vector<const std::vector<int32_t>*> prompts;
@@ -352,6 +359,14 @@ Engine::Engine(const policy::Model<float>& model, EngineOptions options)
     if (opts_.force_token) fail("speculative decoding does not take forced tokens");
     if (c.engram) fail("speculative decoding does not run Engram models");
   }
+  if (decoder_.lockstep()) {
+    // Lockstep covers the plain decode loop: one prefill and one decode pass per iteration.
+    const char* what = opts_.speculative        ? "speculative decoding"
+                       : opts_.episodes.enabled() ? "tool-using episodes (rollout.tools)"
+                       : model.config().engram    ? "Engram models (config.json engram)"
+                                                  : nullptr;
+    if (what != nullptr) fail("parallel.ep: the sharded rollout engine does not run ", what, " yet");
+  }
 }
 
 std::vector<Rollout> Engine::generate(const std::vector<Request>& requests,
@@ -363,8 +378,13 @@ std::vector<Rollout> Engine::generate(const std::vector<Request>& requests,
   GenerateRun run(decoder_, opts_, requests);
   run.admit();
   run.retire(on_progress);
-  while (run.busy()) {
-    if (cancel != nullptr && cancel->load()) {
+  while (true) {
+    double state[2] = {run.busy() ? 1.0 : 0.0, cancel != nullptr && cancel->load() ? 1.0 : 0.0};
+    // Expert parallel: a rank whose sequences are done steps on while any rank has work, and
+    // a cancel anywhere ends every rank's loop at the same iteration.
+    if (decoder_.lockstep()) dist::allreduce_max(state, 2, "rollout steps");
+    if (state[0] == 0.0) break;
+    if (state[1] != 0.0) {
       run.cancel(on_progress);
       break;
     }

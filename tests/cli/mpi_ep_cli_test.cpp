@@ -3,6 +3,8 @@
 // single rank reaches on the same config (up to fp32 summation order).
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
 #include <sstream>
@@ -196,9 +198,64 @@ TEST_F(MpiEp, DeviceBalanceLossesTwoExpertParallelRanksGiveTheWeightsOfOne) {
 }
 
 // GRPO as in mpi_cli_test (5 prompts x 4 samples split 2/3, minibatches of 12 spanning both
-// ranks, the last with no sequence on rank 0, which still serves its experts), with and without
+// ranks, the last with no sequence on rank 0, which still serves its experts), each rank
+// holding only its experts of the policy and the reference: rollouts decoded in lockstep
+// (a rank whose sequences are done serves the other's rows) and scoring forwards evened out
+// over the ranks. With and without
 // keep routing (the experts recorded at sampling replayed in the sharded update), and with keep
 // routing and DeepSeek-V2's device-level and communication balance losses weighing in.
+// One number per step of a run database's metrics (sqlite3's json_extract), in step order.
+std::vector<double> step_metric(const fs::path& db, const std::string& key) {
+  const std::string cmd = "sqlite3 " + db.string() + " \"SELECT json_extract(metrics, '$." +
+                          key + "') FROM steps ORDER BY step\"";
+  std::vector<double> v;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return v;
+  char line[256];
+  while (std::fgets(line, sizeof line, p) != nullptr) {
+    if (line[0] != '\n') v.push_back(std::strtod(line, nullptr));
+  }
+  ::pclose(p);
+  return v;
+}
+
+// Step 1's rollouts (the same initial weights on both sides) of two GRPO runs given by their
+// `train ...` arguments: the same tokens and recorded routing, bit for bit (the sharded decode
+// is batch invariant like the whole one), and the same pi_old and reference logprobs up to fp32
+// summation order (the sharded scoring forwards).
+void expect_same_rollouts(const std::string& one, const std::string& two, const std::string& name) {
+  auto rollouts = [](const std::string& train_args) {
+    const std::string out_dir = train_args.substr(train_args.rfind("output_dir=") + 11);
+    const std::string db = fs::path(out_dir.substr(0, out_dir.find(' '))) / "run.db";
+    CmdResult r = run_aha("export-rollouts " + db + " --step 1");
+    EXPECT_EQ(r.rc, 0) << r.err;
+    std::vector<Json> rows;
+    std::stringstream ss(r.out);
+    for (std::string line; std::getline(ss, line);) {
+      if (!line.empty()) rows.push_back(Json::parse(line));
+    }
+    return rows;
+  };
+  const std::vector<Json> a = rollouts(one), b = rollouts(two);
+  ASSERT_EQ(a.size(), 20u) << name;
+  ASSERT_EQ(a.size(), b.size()) << name;
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i]["completion_ids"], b[i]["completion_ids"]) << name << " rollout " << i;
+    EXPECT_EQ(a[i].value("routing", Json()), b[i].value("routing", Json())) << name << " " << i;
+    for (const char* k : {"old_logprobs", "ref_logprobs"}) {
+      ASSERT_TRUE(a[i].contains(k) && b[i].contains(k)) << name << " " << k;
+      ASSERT_EQ(a[i][k].size(), b[i][k].size());
+      for (size_t t = 0; t < a[i][k].size(); ++t) {
+        worst = std::max(worst, std::abs(a[i][k][t].get<double>() - b[i][k][t].get<double>()));
+      }
+    }
+  }
+  std::printf("grpo %s step 1: same completions; max |logprob 1 rank - 2 ranks EP| = %.3g\n",
+              name.c_str(), worst);
+  EXPECT_LT(worst, 1e-5) << name;
+}
+
 TEST_F(MpiEp, GrpoTwoExpertParallelRanksGiveTheWeightsOfOne) {
   if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
   const std::string cfg = (dir_ / "grpo.json").string();
@@ -215,9 +272,13 @@ TEST_F(MpiEp, GrpoTwoExpertParallelRanksGiveTheWeightsOfOne) {
       " --set grpo.keep_routing=true --set grpo.aux_loss_weight=1 --set model=" +
       model_with("gdb", {{"n_devices", 2}, {"device_balance_alpha", 0.5},
                          {"comm_balance_alpha", 0.5}});
+  // gidle: 4 live sequences a rank (one group), so rank 0 (2 groups) finishes decoding a
+  // round before rank 1 (3 groups) and serves its experts idle meanwhile; and 4 rollouts a
+  // scoring chunk, so rank 0 makes 2 scoring forwards per model where rank 1 makes 3.
   const std::pair<std::string, std::string> cases[] = {
       {"gfalse", " --set grpo.keep_routing=false"},
       {"gtrue", " --set grpo.keep_routing=true"},
+      {"gidle", " --set grpo.keep_routing=true --set grpo.max_batch=4 --set grpo.minibatch_size=4"},
       {"gbalance", balance}};
   for (const auto& [name, sets] : cases) {
     const std::string base =
@@ -233,6 +294,26 @@ TEST_F(MpiEp, GrpoTwoExpertParallelRanksGiveTheWeightsOfOne) {
                 name.c_str(), diff, moved);
     EXPECT_GT(moved, 1e-3);
     EXPECT_LT(diff, 1e-5);
+    expect_same_rollouts(base + "1", base + "2", name);
+    // Each rank held half the routed experts (policy and reference built sharded).
+    const std::vector<double> w1 = expert_mb(one.err, "weights"), w2 = expert_mb(two.err, "weights");
+    ASSERT_EQ(w1.size(), 1u) << one.err;
+    ASSERT_EQ(w2.size(), 2u) << two.err;
+    for (double w : w2) EXPECT_NEAR(w, w1[0] / 2, 0.002) << two.err;
+  }
+  // DeepSeek-V2's balance losses are step metrics, the same on 1 rank and on 2 EP ranks.
+  const std::vector<double> b1 = step_metric(dir_ / "gbalance1/run.db", "device_balance_loss");
+  const std::vector<double> b2 = step_metric(dir_ / "gbalance2/run.db", "device_balance_loss");
+  const std::vector<double> c2 = step_metric(dir_ / "gbalance2/run.db", "comm_balance_loss");
+  ASSERT_EQ(b1.size(), 3u);
+  ASSERT_EQ(b2.size(), 3u);
+  ASSERT_EQ(c2.size(), 3u);
+  for (size_t i = 0; i < b1.size(); ++i) {
+    std::printf("grpo step %zu device_balance_loss 1 rank %.9g, 2 EP ranks %.9g; comm %.9g\n",
+                i + 1, b1[i], b2[i], c2[i]);
+    EXPECT_GT(b1[i], 0.0);
+    EXPECT_GT(c2[i], 0.0);
+    EXPECT_NEAR(b1[i], b2[i], 1e-6 * b1[i]);
   }
 }
 
@@ -284,6 +365,17 @@ TEST_F(MpiEp, BadParallelKeysAreOneErrorLine) {
   // Two expert-parallel ranks need two ranks.
   expect_one_error_line(run_aha(pretrain("bad") + " --set parallel.ep=2"), "parallel.ep");
   expect_one_error_line(run_aha(pretrain("bad") + " --set parallel.pp=2"), "parallel: unknown key");
+  // GRPO: what the sharded rollouts and scoring do not cover is refused, the key named.
+  const std::string grpo = (dir_ / "g.json").string();
+  std::ofstream(grpo) << R"({"model": ")" << (dir_ / "model").string() << R"(", "output_dir": ")"
+                      << (dir_ / "g").string() << R"(", "data": {"train": "synthetic:addition"},
+    "parallel": {"ep": 2}})";
+  for (const char* key : {"grpo.speculative=true", "grpo.ref_ema=0.1", "grpo.ref_reset_every=2",
+                          "grpo.max_staleness=1"}) {
+    const std::string k(key);
+    expect_one_error_line(run_aha("train --config " + grpo + " --set " + k),
+                          "parallel.ep = 2 does not support " + k.substr(0, k.find('=')));
+  }
   // A sharded student cannot run whole: ESFT scores every expert on every rank.
   const std::string cfg = (dir_ / "d.json").string();
   std::ofstream(cfg) << R"({"student": ")" << (dir_ / "model").string() << R"(", "output_dir": ")"

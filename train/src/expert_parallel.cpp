@@ -57,11 +57,6 @@ void check_device_balance(const ParallelConfig& p, const policy::ModelConfig& c)
        ": its statistics are over the whole batch, which only expert parallelism gathers");
 }
 
-void apply_parallel(const ParallelConfig& p, policy::Model<float>& model) {
-  if (!p.expert_parallel()) return;
-  model.set_expert_parallel(expert_parallel_for(p, model.config(), false));
-}
-
 namespace {
 
 // The routed experts' values of each MoE layer, [begin, end) in params(): experts are added in
@@ -153,11 +148,6 @@ double ExpertShards::clip_grad_norm(const policy::ParamTable& table, float* grad
     for (size_t i = 0; i < e.numel; ++i) grads[e.offset + i] *= scale;
   }
   return norm;
-}
-
-void ExpertShards::sync_weights(float* params) const {
-  if (sharded_) return;  // no rank keeps a copy of another's experts
-  for (auto [b, e] : spans_) dist::allgather_blocks(params + b, (e - b) / size_, "expert weights");
 }
 
 ExpertShards::Gathered ExpertShards::gather_moments(const policy::Optimizer<float>& opt,

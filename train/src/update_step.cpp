@@ -25,6 +25,9 @@ UpdateStep::UpdateStep(policy::Model<float>& model, policy::Optimizer<float>& op
       grad_sum_.start(model_.grads().data() + x, y - x);
     });
   };
+  // An unsharded expert-parallel model would need every rank's new expert weights sent to
+  // every rank after each update; the trainers build their models sharded instead.
+  AHA_CHECK(!shards_.on() || shards_.sharded(), "expert-parallel training of an unsharded model");
   if (shards_.on()) opt_.hold_only(shards_.held(model_.table()));
   if (model_.config().n_routed_experts > 0) log_memory();
 }
@@ -83,7 +86,6 @@ UpdateResult UpdateStep::apply(double loss, double lr, int64_t at_step) {
   if (std::isfinite(r.grad_norm) && std::isfinite(loss)) {
     nan_streak_ = 0;
     opt_.step(model_.params().data(), grads, lr);
-    if (shards_.on()) shards_.sync_weights(model_.params().data());
     return r;
   }
   r.skipped = true;

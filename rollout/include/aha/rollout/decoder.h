@@ -5,6 +5,12 @@
 // ("absorbed"); the naive MLA path rebuilds full keys and values from the latent and is kept as
 // the test oracle and the benchmark baseline.
 // Thread-safe: const methods on a shared Decoder may run concurrently with distinct caches.
+//
+// Expert parallelism (a model built with config().ep.sharded: each rank holds only its block of
+// routed experts): prefill and decode are collective. Every rank must make the same sequence of
+// calls, with any number of rows, none included; each MoE layer then sends the rows to the
+// ranks of their experts and back, and a rank without rows serves the others'. The decode
+// kernels are batch invariant, so the rows get the bits one rank holding every expert gives.
 #pragma once
 
 #include <cstdint>
@@ -65,6 +71,9 @@ class Decoder {
   // Drops the positions from len on (a rejected draft).
   void truncate(SeqCache& cache, int64_t len) const;
 
+  // Whether prefill and decode are collective over the expert-parallel ranks (above).
+  bool lockstep() const;
+
   // Speculative decoding: whether the model has an MTP module to draft with.
   bool can_draft() const;
   // Runs the MTP module over the first tokens[b].size() pending rows of caches[b] (pending row
@@ -90,6 +99,8 @@ class Decoder {
   void prefill_layer(int l, const policy::SeqLayout& layout, SeqCache& cache,
                      const std::vector<int32_t>& ngram_ids, policy::Buf<float>& x,
                      Routing* routing) const;
+  // A lockstep pass without rows of this rank: its experts serve the other ranks' rows.
+  void serve_experts() const;
   // Final norm and LM head of n rows of x [n, residual_width] into logits [n, vocab]
   // (batch-invariant GEMM).
   void head(const float* x, int64_t n, std::vector<float>& logits) const;

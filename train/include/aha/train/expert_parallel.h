@@ -1,7 +1,7 @@
 // parallel.ep of a training config: the routed experts of every MoE layer sharded over the
 // ranks (expert parallelism), attention, dense layers and shared experts data parallel over the
-// same ranks. Pretraining and distillation allocate only each rank's experts (sharded); GRPO
-// keeps every expert on each rank for its rollouts and scoring (docs/scaling.md).
+// same ranks. Pretraining, distillation and GRPO (its rollouts and scoring too) allocate only
+// each rank's experts (sharded; docs/scaling.md).
 #pragma once
 
 #include <cstdint>
@@ -30,8 +30,6 @@ policy::ExpertParallel expert_parallel_for(const ParallelConfig& p, const policy
 // The same for the model in checkpoint directory `dir` (reads its config.json).
 policy::ExpertParallel expert_parallel_for(const ParallelConfig& p, const std::string& dir,
                                            bool sharded);
-// Runs model's routed experts sharded as p says, every expert staying allocated (GRPO).
-void apply_parallel(const ParallelConfig& p, policy::Model<float>& model);
 // The device-level and communication balance losses (config.json) take their statistics over
 // the whole batch, which only an expert-parallel forward reduces across ranks: an error naming
 // the key when they are on under several data-parallel ranks without parallel.ep. (Call it
@@ -41,8 +39,9 @@ void check_device_balance(const ParallelConfig& p, const policy::ModelConfig& c)
 // Which values of an expert-parallel model are whose: the routed experts of every MoE layer in
 // ep blocks, one per rank; everything else replicated. Rank r alone computes the gradient of its
 // experts (its rows came from every rank), so expert gradients are never summed over ranks; its
-// optimizer alone keeps their moments and updates them. A sharded model holds nothing else; an
-// unsharded one (GRPO) gets every rank's new values from sync_weights().
+// optimizer alone keeps their moments and updates them. Training needs a sharded model (no
+// rank keeps a copy of another's experts, so nothing is sent after the update); an unsharded
+// one with expert parallelism set (Model::set_expert_parallel) is for the policy tests only.
 class ExpertShards {
  public:
   explicit ExpertShards(const policy::Model<float>& model);
@@ -55,8 +54,6 @@ class ExpertShards {
   // policy::clip_grad_norm over all ranks: the replicated part (summed already) plus every
   // rank's own experts (one allreduce of a number). Returns the norm before clipping.
   double clip_grad_norm(const policy::ParamTable& table, float* grads, double max_norm) const;
-  // After the optimizer step: every rank's experts' new values to every rank.
-  void sync_weights(float* params) const;
   // For one complete optimizer file: rank 0 receives every other rank's expert moments
   // (moments points into data); other ranks get nothing. Every rank must call.
   struct Gathered {
