@@ -21,6 +21,10 @@ Cmp Comparer::compare(int a, int b) {
   if (x.ratio != y.ratio && (x.ratio ? y : x).kind != K::kDiv) return Cmp::kNotEqual;
   if (x.kind == K::kRel || y.kind == K::kRel) return relations(a, b);
   if (is_collection(x.kind) || is_collection(y.kind)) return collections(a, b);
+  if (x.congruence && y.congruence) {  // two classes: the same modulus, then the same residue
+    Cmp m = compare(x.b, y.b);
+    if (m != Cmp::kEqual) return m;
+  }
   Cmp r = scalars(a, b);
   if (r == Cmp::kNotEqual && o_.percent_equiv) {
     // "50%" also matches "50"

@@ -116,6 +116,14 @@ Value binomial(const Value& n, const Value& k) {
   return Value::of_d(std::exp(lg));
 }
 
+// a mod m for integers (the least non-negative residue); NaN otherwise.
+Value modulo(const Value& a, const Value& m) {
+  if (!a.exact || !m.exact || a.q.den != 1 || m.q.den != 1 || m.q.num == 0) return nan_value();
+  i128 n = m.q.num < 0 ? -m.q.num : m.q.num;
+  i128 r = a.q.num % n;
+  return Value::of_q(Q{r < 0 ? r + n : r, 1});
+}
+
 Value apply_function(const std::string& f, const Value& x, const std::optional<Value>& base) {
   double v = x.d;
   if (f == "sin") return Value::of_d(std::sin(v));
@@ -220,13 +228,14 @@ std::optional<Value> eval(EvalCtx& c, int idx) {
       return v;
     }
     case K::kAdd: case K::kSub: case K::kMul: case K::kDiv: case K::kPow: case K::kPm:
-    case K::kBinom: {
+    case K::kBinom: case K::kMod: {
       auto x = eval(c, n.a);
       if (!x) return std::nullopt;
       auto y = eval(c, n.b);
       if (!y) return std::nullopt;
       if (n.kind == K::kPow) return power(*x, *y);
       if (n.kind == K::kBinom) return binomial(*x, *y);
+      if (n.kind == K::kMod) return modulo(*x, *y);
       if (n.kind == K::kPm) {
         bool minus = (c.pm_mask >> pm_ordinal(c.tree, idx)) & 1u;
         return arith(minus ? K::kSub : K::kAdd, *x, *y);

@@ -71,6 +71,7 @@ class Budget {
 enum class K : uint8_t {
   kNum, kVar, kPi, kE, kInf,
   kAdd, kSub, kMul, kDiv, kPow, kNeg, kPm, kFact, kPercent, kFunc, kAbs, kBinom,
+  kMod,       // a \bmod b: the least non-negative residue (of integers)
   kTuple,     // (a, b) -- also an open interval
   kInterval,  // [a, b), (a, b], [a, b]: flags in lo_closed / hi_closed
   kSet,       // {a, b} or a bare list "a, b": order-insensitive
@@ -88,6 +89,7 @@ struct Node {
   bool bare = false;       // kSet written without braces ("1, 2")
   bool ratio = false;      // kDiv written as a ratio "a : b"
   bool chain = false;      // kEq written as a chain "a = b = c" (first and last sides kept)
+  bool congruence = false; // kMod written as a class "a \pmod{n}": equal classes share n
   int a = -1, b = -1;      // children of unary/binary nodes
   int rows = 0, cols = 0;  // kMatrix
   Q q;                     // kNum exact value (when `exact`)
@@ -135,6 +137,8 @@ void collect_vars(const Tree& t, int idx, std::vector<std::string>& vars, int& n
 std::string join_thousands(const std::string& s);
 void thin_separators(std::string& s);
 void repeating_decimals(std::string& s);
+// "(\bmod 7)", "(\text{mod } 7)", "\pmod 7" -> "\pmod{7}"; "\text{ mod }" between values -> "\bmod".
+void congruences(std::string& s);
 
 // Normalised LaTeX (spacing, \left/\right, \dfrac, units, degrees, thousands separators...).
 std::string normalize(std::string_view s);

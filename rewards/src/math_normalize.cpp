@@ -30,7 +30,7 @@ constexpr Replacement kCommands[] = {
     {"rbrace", "\\}"}, {"langle", "("}, {"rangle", ")"}, {"emptyset", "\\{\\}"},
     {"varnothing", "\\{\\}"}, {"leq", "<="}, {"le", "<="}, {"leqslant", "<="}, {"geq", ">="},
     {"ge", ">="}, {"geqslant", ">="}, {"neq", "!="}, {"ne", "!="}, {"lt", "<"}, {"gt", ">"},
-    {"in", "="}, {"mid", "|"}, {"vert", "|"}, {"lvert", "|"}, {"rvert", "|"}, {"dots", ""},
+    {"in", "="}, {"equiv", "="}, {"mid", "|"}, {"vert", "|"}, {"lvert", "|"}, {"rvert", "|"}, {"dots", ""},
     {"ldots", ""}, {"cdots", ""}, {"infin", "\\infty"}, {"hline", ""}, {"Big", ""},
     {"boldsymbol", ""}, {"bm", ""}, {"vec", ""}, {"overline", ""},
 };
@@ -485,6 +485,7 @@ std::string normalize(std::string_view input) {
   }
   replace_all(s, "{,}", ",");
   replace_all(s, "**", "^");  // Python powers
+  if (s.find("mod") != std::string::npos) congruences(s);
   s = commands_pass(s);
   for (char& c : s) {
     if (c == '\n' || c == '\t' || c == '\r') c = ' ';

@@ -1,6 +1,6 @@
 // How numbers are written, for the math checker's normalisation: thousands separators in their
 // several spellings ("1,234", "1 234", "11,\! 111", "1.000.000"), the continental decimal comma
-// ("1.000,5") and repeating decimals ("0.1\overline{6}").
+// ("1.000,5"), repeating decimals ("0.1\overline{6}") and the spellings of "modulo".
 #include <cctype>
 #include <string>
 
@@ -134,6 +134,87 @@ void thin_separators(std::string& s) {
       continue;
     }
     out += s[i];
+  }
+  s = std::move(out);
+}
+
+namespace {
+
+bool at(std::string_view s, size_t i, std::string_view word) {
+  return s.compare(i, word.size(), word) == 0;
+}
+
+size_t skip_blank(std::string_view s, size_t i) {
+  while (i < s.size()) {
+    if (s[i] == ' ') {
+      ++i;
+    } else if (s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == ' ' || s[i + 1] == ',' ||
+                                                    s[i + 1] == ';' || s[i + 1] == '!')) {
+      i += 2;
+    } else {
+      break;
+    }
+  }
+  return i;
+}
+
+// The end of a "mod" written at s[i] (\bmod, \mod, \text{ mod }, \mathrm{mod},
+// \operatorname{mod}, a bare "mod"), or npos.
+size_t mod_word_end(std::string_view s, size_t i) {
+  for (std::string_view w : {"\\bmod", "\\mod", "mod"}) {
+    size_t e = i + w.size();
+    if (at(s, i, w) && (e == s.size() || !std::isalpha(static_cast<unsigned char>(s[e])))) {
+      return e;
+    }
+  }
+  for (std::string_view w : {"\\text{", "\\textrm{", "\\mathrm{", "\\operatorname{"}) {
+    if (!at(s, i, w)) continue;
+    size_t k = skip_blank(s, i + w.size());
+    if (!at(s, k, "mod")) return std::string_view::npos;
+    k = skip_blank(s, k + 3);
+    return k < s.size() && s[k] == '}' ? k + 1 : std::string_view::npos;
+  }
+  return std::string_view::npos;
+}
+
+// The ')' closing the '(' at s[open], or npos.
+size_t closing_paren(std::string_view s, size_t open) {
+  int depth = 0;
+  for (size_t k = open; k < s.size(); ++k) {
+    if (s[k] == '(') ++depth;
+    if (s[k] == ')' && --depth == 0) return k;
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+void congruences(std::string& s) {
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (size_t i = 0; i < s.size();) {
+    size_t open = at(s, i, "\\left(") ? i + 5 : i;
+    if (s[open] == '(') {
+      size_t w = skip_blank(s, open + 1);
+      size_t e = mod_word_end(s, w);
+      size_t close = e == std::string::npos ? e : closing_paren(s, open);
+      if (close != std::string::npos) {  // "(\bmod 7)", "(\text{mod } 7)": a congruence
+        size_t end = close + 1;
+        if (close >= 6 && at(s, close - 6, "\\right")) close -= 6;
+        out += " \\pmod{" + s.substr(e, close - e) + "}";
+        i = end;
+        continue;
+      }
+    }
+    if (s[i] == '\\' && s[i + 1] != 'b' && s[i + 1] != 'p' && !at(s, i, "\\mod")) {
+      size_t e = mod_word_end(s, i);  // "\text{ mod }" between two values
+      if (e != std::string::npos) {
+        out += " \\bmod ";
+        i = e;
+        continue;
+      }
+    }
+    out += s[i++];
   }
   s = std::move(out);
 }

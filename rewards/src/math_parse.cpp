@@ -92,11 +92,20 @@ class Parser {
 
   // "a : b", a ratio, is the quotient a / b.
   int ratio() {
-    int left = expr();
+    int left = congruence_class(expr());
     while (left >= 0 && accept(":")) {
-      left = binary(K::kDiv, left, expr());
+      left = binary(K::kDiv, left, congruence_class(expr()));
       if (left >= 0) tree_.nodes[left].ratio = true;
     }
+    return left;
+  }
+
+  // "a \\pmod{n}" after a side: the class of a modulo n.
+  int congruence_class(int left) {
+    if (left < 0 || !is_cmd("pmod")) return left;
+    ++pos_;
+    left = binary(K::kMod, left, unary_minus());
+    if (left >= 0) tree_.nodes[left].congruence = true;
     return left;
   }
 
@@ -199,7 +208,8 @@ class Parser {
         return t.text == "(" || t.text == "{";
       case T::kCmd:
         return t.text != "cup" && t.text != "pm" && t.text != "mp" && t.text != "end" &&
-               t.text != "cap" && t.text != "setminus" && t.text != "rfloor" && t.text != "rceil";
+               t.text != "cap" && t.text != "setminus" && t.text != "rfloor" && t.text != "rceil" &&
+               t.text != "pmod";
       default:
         return false;
     }
@@ -216,6 +226,9 @@ class Parser {
         left = binary(K::kMul, left, unary_minus());
       } else if (accept("/")) {
         left = binary(K::kDiv, left, unary_minus());
+      } else if (is_cmd("bmod") || is_cmd("mod")) {
+        ++pos_;
+        left = binary(K::kMod, left, unary_minus());
       } else if (starts_implicit()) {
         const T type = peek().type;
         bool frac_next = type == T::kCmd && peek().text == "frac";

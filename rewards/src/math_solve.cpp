@@ -44,6 +44,10 @@ bool is_label(const Tree& t, int i) {
   }
 }
 
+// Whether a side is a congruence class ("x \\equiv 3 \\pmod 7" reads x = 3 \\pmod 7): such
+// equations compare side by side only, since "up to a factor" would drop the modulus.
+static bool is_class(const Tree& t, int side) { return t.nodes[side].congruence; }
+
 Cmp Comparer::equations(int a, int b) {
   if (o_.solve_equations) {
     if (Cmp solved = solutions(a, b); solved != Cmp::kInvalid) return solved;
@@ -55,6 +59,9 @@ Cmp Comparer::equations(int a, int b) {
     if (l == Cmp::kEqual && compare(x.b, y.b) == Cmp::kEqual) return Cmp::kEqual;
     if (compare(x.a, y.b) == Cmp::kEqual && compare(x.b, y.a) == Cmp::kEqual) {
       return Cmp::kEqual;
+    }
+    if (is_class(ta_, x.a) || is_class(ta_, x.b) || is_class(tb_, y.a) || is_class(tb_, y.b)) {
+      return l == Cmp::kInvalid ? Cmp::kInvalid : Cmp::kNotEqual;
     }
     // "x + y = 1" vs "y = 1 - x", "2x = 6" vs "x = 3": the same equation up to a factor
     double ratio = 0;

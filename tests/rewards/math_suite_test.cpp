@@ -211,6 +211,21 @@ const SuiteCase kSuite[] = {
   {"2", "\\gcd(4, 6)", Y, kAny}, {"4", "\\gcd(4, 6)", N, kAny}, {"12", "\\operatorname{lcm}(4, 6)", Y, kAny},
   {"24", "\\text{lcm}(4, 6, 8)", Y, kAny}, {"\\gcd(12, 18)", "6", Y, kAny}, {"033", "33", Y, kAny},
   {"+033", "33", Y, kAny}, {"-0", "0", Y, kAny}, {"000", "0", Y, kAny},
+  // --- residues and congruences: a \bmod n is the least non-negative residue; a class
+  //     "a \pmod n" equals its residue, and another class only with the same modulus ---
+  {"3", "10 \\bmod 7", Y, kAny}, {"10", "10 \\bmod 7", N, kAny}, {"3", "10 \\mod 7", Y, kAny},
+  {"2", "-5 \\bmod 7", Y, kAny}, {"3", "10 \\text{ mod } 7", Y, kAny}, {"1", "1.5 \\bmod 7", N, kAny},
+  {"3", "x \\equiv 3 \\pmod{7}", Y, kAny}, {"7", "x \\equiv 3 \\pmod{7}", N, kAny},
+  {"3", "n \\equiv 10 \\pmod 7", Y, kAny}, {"4", "n \\equiv 10 \\pmod 7", N, kAny},
+  {"3", "x \\equiv 3 \\ (\\text{mod } 7)", Y, kAny}, {"3", "3 \\pmod{7}", Y, kAny},
+  {"x \\equiv 3 \\pmod 7", "x \\equiv 10 \\pmod 7", Y, kAny},
+  {"x \\equiv 3 \\pmod 7", "x \\equiv 4 \\pmod 7", N, kAny},
+  {"x \\equiv 3 \\pmod 7", "x \\equiv 3 \\pmod 5", N, kAny},
+  {"x \\equiv 3 \\pmod 7", "x \\equiv 3 \\ (\\mathrm{mod}\\ 7)", Y, kAny},
+  {"x \\equiv 3 \\pmod 7", "x \\equiv 3 \\left(\\bmod 7\\right)", Y, kAny},
+  {"x \\equiv 3 \\pmod 7", "x \\equiv 3 (\\operatorname{mod} 7)", Y, kAny},
+  {"n \\equiv 2 \\pmod{4}", "n \\equiv 6 \\pmod{4}", Y, kAny},
+  {"n \\equiv 2 \\pmod{4}", "2n \\equiv 4 \\pmod{4}", N, kAny},
   // --- sums and products over an index range, added up term by term at integer points ---
   {"55", "\\sum_{k=1}^{10} k", Y, kAny}, {"56", "\\sum_{k=1}^{10} k", N, kAny},
   {"\\frac{n(n+1)}{2}", "\\sum_{k=1}^{n} k", Y, kAny}, {"\\frac{n(n-1)}{2}", "\\sum_{k=1}^{n} k", N, kAny},
