@@ -139,6 +139,8 @@ void thin_separators(std::string& s);
 void repeating_decimals(std::string& s);
 // "(\bmod 7)", "(\text{mod } 7)", "\pmod 7" -> "\pmod{7}"; "\text{ mod }" between values -> "\bmod".
 void congruences(std::string& s);
+// A number token ("12", "0.5", "1e-3") as a leaf: exact where it fits, else a double.
+Node number_literal(const std::string& text);
 
 // Normalised LaTeX (spacing, \left/\right, \dfrac, units, degrees, thousands separators...).
 std::string normalize(std::string_view s);

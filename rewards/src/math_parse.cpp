@@ -310,44 +310,7 @@ class Parser {
     return binary(K::kDiv, leaf(K::kPi), add(std::move(n)));
   }
 
-  int number(const std::string& text) {
-    Node n;
-    n.kind = K::kNum;
-    size_t e = text.find_first_of("eE");
-    std::string mant = text.substr(0, e);
-    int64_t exp10 = 0;
-    n.approx = text.find_first_of(".eE") != std::string::npos;
-    if (e != std::string::npos) {  // clamped: "1e99999999999999999999" must not throw
-      size_t k = e + 1;
-      bool negative = k < text.size() && text[k] == '-';
-      if (k < text.size() && (text[k] == '-' || text[k] == '+')) ++k;
-      for (; k < text.size() && exp10 < 100000; ++k) exp10 = exp10 * 10 + (text[k] - '0');
-      if (negative) exp10 = -exp10;
-    }
-    size_t dot = mant.find('.');
-    std::string digits = mant;
-    if (dot != std::string::npos) {
-      if (e == std::string::npos) n.decimals = static_cast<int>(mant.size() - dot - 1);
-      digits.erase(dot, 1);
-      exp10 -= static_cast<int64_t>(mant.size() - dot - 1);
-    }
-    size_t nz = digits.find_first_not_of('0');
-    digits = nz == std::string::npos ? "0" : digits.substr(nz);
-    bool ok = digits.size() <= 36 && exp10 > -30 && exp10 < 30;
-    if (ok) {
-      i128 v = 0;
-      for (char c : digits) v = v * 10 + (c - '0');
-      i128 p = 1;
-      for (int64_t k = 0; k < (exp10 < 0 ? -exp10 : exp10); ++k) p *= 10;
-      Q big;
-      ok = exp10 >= 0 ? q_make(v, 1, big) && q_mul(big, Q{p, 1}, n.q) : q_make(v, p, n.q);
-    }
-    if (!ok) {
-      n.exact = false;
-      n.d = std::strtod(text.c_str(), nullptr);
-    }
-    return add(std::move(n));
-  }
+  int number(const std::string& text) { return add(number_literal(text)); }
 
   int variable(std::string name) {
     Node n;
