@@ -168,9 +168,13 @@ TEST(MathBounds, HostileCompletionsAreDecidedFast) {
   while (brackets.size() < (1u << 20)) brackets += "\\[ 7 + ";
   std::string anchors;
   while (anchors.size() < (1u << 20)) anchors += "answer: 答案是 Ответ: ";
+  std::string mods;  // each "(" opens a congruence whose ")" is found by a scan
+  for (int i = 0; i < 1300; ++i) mods += "(\\bmod ";
+  mods += "7" + std::string(1300, ')');
   const std::string inputs[] = {tower, nest, braces, fracs, digits, megabyte, dollars, brackets,
                                 anchors, "\\boxed{" + digits + "}", "\\boxed{" + tower + "}",
-                                "\\boxed{" + nest + "}", "9^{9^{9^{9^{9^{9}}}}}", "10^{10^{100}}!"};
+                                "\\boxed{" + nest + "}", "9^{9^{9^{9^{9^{9}}}}}", "10^{10^{100}}!",
+                                mods, "\\boxed{" + mods + "}", "9^{9^{9^{9}}} \\bmod 7"};
   for (const auto& in : inputs) {
     for (const char* gold : {"1", "x + 1", "(1, 2)"}) {
       auto t0 = std::chrono::steady_clock::now();
