@@ -375,8 +375,8 @@ TEST_F(MpiEp, DistillTwoExpertParallelRanksGiveTheWeightsOfOne) {
   expect_same_weights("d1", "d2", (dir_ / "model").string());
 }
 
-// A rank that stops responding inside an expert-parallel update: the other rank's all-to-all
-// times out and the job ends with the rank and the exchange named.
+// A rank that stops responding inside an expert-parallel update, or before its rollouts: the
+// other rank's collective times out and the job ends with the rank and the exchange named.
 TEST_F(MpiEp, ARankThatHangsInAnUpdateTimesOut) {
   if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
   const std::string cfg = (dir_ / "hang.json").string();
@@ -392,6 +392,11 @@ TEST_F(MpiEp, ARankThatHangsInAnUpdateTimesOut) {
   EXPECT_NE(r.err.find("error: rank 0 of 2: MoE dispatch counts timed out"), std::string::npos)
       << r.err;
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
+  // One that hangs at the start of step 2: the other waits in the rollouts' first lockstep pass.
+  CmdResult s = run_mpi("train --config " + cfg + " --set output_dir=" + (dir_ / "hang2").string(),
+                        {"AHA_FAULT=hang:1:2", "AHA_MPI_TIMEOUT=5"});
+  EXPECT_NE(s.rc, 0);
+  EXPECT_NE(s.err.find("error: rank 0 of 2: decode rows timed out"), std::string::npos) << s.err;
 }
 
 TEST_F(MpiEp, BadParallelKeysAreOneErrorLine) {
