@@ -3,6 +3,8 @@
 # against the working tree's and one OpenBLAS sgemm call, in one process, interleaved, with a
 # bitwise comparison of the two kernels' outputs. Compiled with the build directory's own flags.
 #   bash bench/rowstable_ab/run.sh BUILD_DIR REV [THREADS [SHAPE_INDEX [ROWS]]]
+# AB_MAIN=bench/rowstable_ab/moe_ab.cpp runs the routed experts' decode phase instead (its own
+# arguments after REV: THREADS LAYERS TOKENS D_MODEL INTER ROUNDS, see that file).
 set -euo pipefail
 build=$1 rev=$2
 shift 2
@@ -20,7 +22,7 @@ c++ $flags -c "$work/old.cpp" -o "$work/old.o"
 # shellcheck disable=SC2086
 c++ $flags -c "$root/core/src/tensor_stable.cpp" -o "$work/new.o"
 # shellcheck disable=SC2086
-c++ $flags -c "$root/bench/rowstable_ab/ab.cpp" -o "$work/ab.o"
+c++ $flags -c "$root/${AB_MAIN:-bench/rowstable_ab/ab.cpp}" -o "$work/ab.o"
 blas=$(grep -m1 '^AHA_OPENBLAS_LIB:' "$build/CMakeCache.txt" | cut -d= -f2)
 c++ "$work/ab.o" "$work/old.o" "$work/new.o" "$build/core/libaha_core.a" "$blas" -ltbb -lfmt -lspdlog \
   -Wl,-rpath,"$(dirname "$blas")" -o "$work/ab"

@@ -79,13 +79,29 @@ inline float tail_dot(float s, const float* a, const float* b, int64_t k0, int64
   return s;
 }
 
+// A cursor over cache lines to fetch ahead of use (the next weight panel while the tiles multiply
+// the current one), one line per 16-wide k step. Fetching changes no value.
+struct Prefetch {
+  const char* next = nullptr;
+  const char* end = nullptr;
+};
+
 // An R x C tile (R * C = 16) of outputs: rows xr[0..R), weight rows wr[0..C). out[r * C + c].
-template <int R, int C>
-inline void tile16(const float* const* xr, const float* const* wr, int64_t in, float* out) {
+// kAhead: also advance pf by a line per k step, into L2 (L1 holds this panel and rows of x).
+template <int R, int C, bool kAhead = false>
+inline void tile16(const float* const* xr, const float* const* wr, int64_t in, float* out,
+                   Prefetch* pf = nullptr) {
   static_assert(R * C == 16);
   V16 acc[16] = {};
+  // The cursor in registers: through the pointer it would be loaded and stored every step.
+  const char* next = kAhead ? pf->next : nullptr;
+  const char* const end = kAhead ? pf->end : nullptr;
   int64_t k = 0;
   for (; k + 16 <= in; k += 16) {
+    if (kAhead && next < end) {
+      __builtin_prefetch(next, 0, 2);
+      next += 64;
+    }
     V16 xv[R], wv[C];
     for (int r = 0; r < R; ++r) xv[r] = loadv<V16>(xr[r] + k);
     for (int c = 0; c < C; ++c) wv[c] = loadv<V16>(wr[c] + k);
@@ -104,6 +120,7 @@ inline void tile16(const float* const* xr, const float* const* wr, int64_t in, f
       }
     }
   }
+  if (kAhead) pf->next = next;
   V16 s = reduce16(acc);
   std::memcpy(out, &s, sizeof(s));
   if (k < in) {
@@ -132,8 +149,9 @@ struct Operands {
 
 // Rows [i0, i1) by columns [j0, j1) of y; every row and column index is clamped into the matrix,
 // so tail tiles recompute valid outputs instead of reading past the end.
-template <int R, int C>
-void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+template <int R, int C, bool kAhead = false>
+void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
+               Prefetch pf = {}) {
   for (int64_t i = i0; i < i1; i += R) {
     const int64_t ni = std::min<int64_t>(R, i1 - i);
     const float* xr[R];
@@ -143,7 +161,7 @@ void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int
       const float* wr[C];
       for (int q = 0; q < C; ++q) wr[q] = g.w + std::min<int64_t>(j + q, g.out - 1) * g.ldw;
       float res[16];
-      tile16<R, C>(xr, wr, g.in, res);
+      tile16<R, C, kAhead>(xr, wr, g.in, res, &pf);
       for (int64_t a = 0; a < ni; ++a) {
         float* yr = g.y + (i + a) * g.ldy + j;
         if (g.b != nullptr) {
@@ -200,6 +218,9 @@ void block(const Operands<double>& g, int64_t i0, int64_t i1, int64_t j0, int64_
 // Multiply-adds per task: below this a GEMM runs on the calling thread.
 constexpr int64_t kTaskMacs = int64_t{1} << 16;
 
+// Rows of a task up to which its 4x4 tiles prefetch the next weight panel.
+constexpr int64_t kPrefetchRows = 64;
+
 // The parallel split: blocks of row_block rows by col_block columns, numbered row block first so
 // that consecutive tasks share the block's rows of x (kept in L2) while panels of weight rows pass.
 // Inside a block, col_step columns at a time run over its 4-row tiles: their weight rows stay in
@@ -216,8 +237,18 @@ struct Grid {
     const int64_t i1 = std::min(n, i0 + row_block), j1 = std::min(out, j0 + col_block);
     const int64_t i4 = i0 + (i1 - i0) / 4 * 4;
     if (i4 > i0) {
+      // Few rows (decode) reuse a panel a few times only, so fetch the next panel meanwhile:
+      // this task's next one, or the first of the next task, which this thread runs next unless
+      // another steals it. Many rows (prefill) hide the first touch behind their reuse.
+      const char* w = reinterpret_cast<const char*>(g.w);
       for (int64_t j = j0; j < j1; j += col_step) {
-        tiles_f32<4, 4>(g, i0, i4, j, std::min(j1, j + col_step));
+        const int64_t je = std::min(j1, j + col_step);
+        if (i4 - i0 <= kPrefetchRows) {
+          const int64_t jn = std::min(j + col_step, out), jn_end = std::min(jn + col_step, out);
+          tiles_f32<4, 4, true>(g, i0, i4, j, je, {w + jn * g.ldw * 4, w + jn_end * g.ldw * 4});
+        } else {
+          tiles_f32<4, 4>(g, i0, i4, j, je);
+        }
       }
     }
     if (i4 < i1) block(g, i4, i1, j0, j1);
