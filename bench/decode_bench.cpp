@@ -1,6 +1,7 @@
 // Decode kernels: the batch-invariant GEMM (vs the plain one) and one decode step of the `small`
 // preset at a fixed context, so a profiler sees decode alone (no prefill).
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
 #include <cmath>
 #include <memory>
@@ -112,4 +113,15 @@ BENCHMARK(BM_DecodeStep)
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// As the aha binary does (cli/main.cpp): freed memory stays in the heap, so a decode step's
+// buffers are not fresh pages (page faults) on every step, which would dominate the profile.
+int main(int argc, char** argv) {
+  mallopt(M_MMAP_THRESHOLD, 256 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  mallopt(M_TOP_PAD, 64 << 20);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
