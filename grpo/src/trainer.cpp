@@ -116,7 +116,11 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
                 "(aha_data.json in the model directory)");
   }
   if (s.db && dist::active()) {
-    s.db->event(0, "info", "ranks", std::to_string(dist::size()) + " data-parallel ranks");
+    s.db->event(0, "info", "ranks",
+                std::to_string(dist::size()) +
+                    (cfg.parallel.expert_parallel()
+                         ? " ranks, the routed experts sharded over them (parallel.ep)"
+                         : " data-parallel ranks"));
   }
   s.update = std::make_unique<train::UpdateStep>(*s.policy, *s.opt, cfg.optimizer.max_grad_norm,
                                                  cfg.grpo.max_nan_skips, s.db.get());
