@@ -12,6 +12,11 @@
 // never prefilled again), and sampling resumes after the last one. Observation tokens carry
 // loss_mask 0 and NaN logprobs; Rollout::turns records the turns. Batch invariance makes an
 // episode independent of when its tool answered.
+//
+// Expert parallel (a model built with sharded experts, decoder.h): generate() is collective.
+// Every rank calls it with its own requests (none included); each loop iteration makes one
+// prefill and one decode pass on every rank, and the loop ends when no rank has work left. Not
+// with speculative decoding, episodes or Engram.
 #pragma once
 
 #include <atomic>
