@@ -4,7 +4,8 @@
 # bitwise comparison of the two kernels' outputs. Compiled with the build directory's own flags.
 #   bash bench/rowstable_ab/run.sh BUILD_DIR REV [THREADS [SHAPE_INDEX [ROWS]]]
 # AB_MAIN=bench/rowstable_ab/moe_ab.cpp runs the routed experts' decode phase instead (its own
-# arguments after REV: THREADS LAYERS TOKENS D_MODEL INTER ROUNDS, see that file).
+# arguments after REV: THREADS LAYERS TOKENS D_MODEL INTER ROUNDS, see that file);
+# AB_MAIN=bench/rowstable_ab/lanes_ab.cpp a measured alternative kernel (IN OUT N_WEIGHTS).
 set -euo pipefail
 build=$1 rev=$2
 shift 2
