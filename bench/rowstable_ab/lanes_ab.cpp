@@ -1,11 +1,12 @@
 // A measured alternative, not aha's kernel: a batch-invariant GEMM with the outputs in the SIMD
 // lanes over weights packed k-major ([out / 16][in][16]), each output one in-order chain of fused
 // multiply-adds over k, against gemm_xwt_rowstable (a 16-lane dot product and its reduction tree
-// per output) at 16 rows, a routed expert's rows at decode batch 64. Either gives each row the
-// same bits in any batch; they differ from each other. Cycling through N_WEIGHTS distinct weights
-// makes them arrive cold (500 of 256 x 128 = 65 MB). One thread, CPU time, best of 7 turns.
+// per output) at 16 rows (a routed expert's rows at decode batch 64) or ROWS, a multiple of 16.
+// Either gives each row the same bits in any batch; they differ from each other. Cycling through
+// N_WEIGHTS distinct weights makes them arrive cold (500 of 256 x 128 = 65 MB). One thread, CPU
+// time, best of 7 turns.
 // Run through run.sh (AB_MAIN=bench/rowstable_ab/lanes_ab.cpp; REV is then unused):
-//   lanes_ab IN OUT N_WEIGHTS
+//   lanes_ab IN OUT N_WEIGHTS [ROWS]
 #include <tbb/global_control.h>
 
 #include <algorithm>
@@ -75,11 +76,12 @@ double best_gflops(F f, double flop, int n_weights) {
 
 int main(int argc, char** argv) {
   tbb::global_control gc(tbb::global_control::max_allowed_parallelism, 1);
-  const int64_t n = 16, in = argc > 1 ? std::atoi(argv[1]) : 256;
+  const int64_t in = argc > 1 ? std::atoi(argv[1]) : 256;
   const int64_t out = argc > 2 ? std::atoi(argv[2]) : 128;
   const int n_weights = argc > 3 ? std::atoi(argv[3]) : 1;
-  if (out % 32 != 0) {
-    std::fprintf(stderr, "error: OUT must be a multiple of 32\n");
+  const int64_t n = argc > 4 ? std::atoi(argv[4]) : 16;
+  if (out % 32 != 0 || n % 16 != 0) {
+    std::fprintf(stderr, "error: OUT must be a multiple of 32 and ROWS of 16\n");
     return 1;
   }
   std::mt19937 rng(1);
@@ -116,9 +118,9 @@ int main(int argc, char** argv) {
       [&](int q) { gemm_lanes<16, 1>(x.data(), packed[q].data(), y1.data(), n, in, out); }, flop,
       n_weights);
   std::printf(
-      "16 rows x %lld -> %lld, %d weights (%.1f MB): rowstable %.1f, lanes 8x2 %.1f, lanes 16x1 "
+      "%lld rows x %lld -> %lld, %d weights (%.1f MB): rowstable %.1f, lanes 8x2 %.1f, lanes 16x1 "
       "%.1f GFLOP/s (max rel diff %.1e)\n",
-      static_cast<long long>(in), static_cast<long long>(out), n_weights,
+      static_cast<long long>(n), static_cast<long long>(in), static_cast<long long>(out), n_weights,
       n_weights * in * out * 4 / 1e6, stable, l82, l161, worst);
   return 0;
 }
