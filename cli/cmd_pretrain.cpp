@@ -55,11 +55,9 @@ int cmd_pretrain(const Args& args) {
                  eta % 60);
     if (r.metrics.contains("alltoall_bytes")) {  // under mpirun: what rank 0 sent this step
       std::fprintf(stderr,
-                   "[pretrain] rank 0 sent %.1f kB all-to-all, %.1f kB allreduce, %.1f kB "
-                   "allgather\n",
+                   "[pretrain] rank 0 sent %.1f kB all-to-all, %.1f kB allreduce\n",
                    r.metrics.value("alltoall_bytes", 0.0) / 1e3,
-                   r.metrics.value("allreduce_bytes", 0.0) / 1e3,
-                   r.metrics.value("allgather_bytes", 0.0) / 1e3);
+                   r.metrics.value("allreduce_bytes", 0.0) / 1e3);
     }
   }, max_steps);
   return 0;

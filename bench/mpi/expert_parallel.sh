@@ -34,12 +34,11 @@ run() {  # name launcher extra-args
       printf('%.0f', AVG(json_extract(metrics,'\$.tokens'))),
       printf('%.1f', AVG(COALESCE(json_extract(metrics,'\$.alltoall_bytes'), 0)) / 1e6),
       printf('%.1f', AVG(COALESCE(json_extract(metrics,'\$.allreduce_bytes'), 0)) / 1e6),
-      printf('%.1f', AVG(COALESCE(json_extract(metrics,'\$.allgather_bytes'), 0)) / 1e6),
       '$rss', '$(expert_mb "$1" weights)', '$(expert_mb "$1" gradients)',
       '$(expert_mb "$1" 'AdamW moments')'
       FROM steps WHERE step > 1"
 }
-echo "config|tokens_per_s|tokens_per_step|rank0_alltoall_MB_per_step|rank0_allreduce_MB_per_step|rank0_allgather_MB_per_step|peak_rss_MB_per_rank|expert_weights_MB_per_rank|expert_grads_MB_per_rank|expert_adamw_MB_per_rank (preset $preset, $steps steps of $batch tokens)"
+echo "config|tokens_per_s|tokens_per_step|rank0_alltoall_MB_per_step|rank0_allreduce_MB_per_step|peak_rss_MB_per_rank|expert_weights_MB_per_rank|expert_grads_MB_per_rank|expert_adamw_MB_per_rank (preset $preset, $steps steps of $batch tokens)"
 run rank1 "" ""
 run dp2 "$mpi" ""
 run ep2 "$mpi" "--set parallel.ep=2"

@@ -227,21 +227,6 @@ std::vector<std::string> gather_to_root(const std::string& mine, const char* wha
 
 Traffic traffic() { return g_traffic; }
 
-void allgather_blocks(float* data, size_t per, const char* what) {
-  if (g_size == 1 || per == 0) return;
-#ifdef AHA_WITH_MPI
-  AHA_CHECK(per < (size_t{1} << 31), "allgather_blocks: ", per, " values per rank");
-  g_traffic.allgather_bytes += static_cast<int64_t>(per * sizeof(float));
-  std::vector<MPI_Request> req(1);
-  MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, static_cast<int>(per), MPI_FLOAT,
-                 MPI_COMM_WORLD, &req[0]);
-  wait_all(req, what);
-#else
-  (void)data;
-  (void)what;
-#endif
-}
-
 std::vector<int64_t> alltoall_counts(const std::vector<int64_t>& send, int per, const char* what) {
   AHA_CHECK(static_cast<int>(send.size()) == per * g_size, "alltoall_counts: ", send.size(),
             " counts for ", g_size, " ranks of ", per);

@@ -330,7 +330,6 @@ Json Pretrain::train_step() {
     const dist::Traffic sent = dist::traffic();
     m["alltoall_bytes"] = sent.alltoall_bytes - sent0.alltoall_bytes;
     m["allreduce_bytes"] = sent.allreduce_bytes - sent0.allreduce_bytes;
-    m["allgather_bytes"] = sent.allgather_bytes - sent0.allgather_bytes;
   }
   return m;
 }

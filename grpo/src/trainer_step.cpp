@@ -78,7 +78,6 @@ Json Trainer::State::run_step() {
     const dist::Traffic sent = dist::traffic();
     m["alltoall_bytes"] = sent.alltoall_bytes - sent0.alltoall_bytes;
     m["allreduce_bytes"] = sent.allreduce_bytes - sent0.allreduce_bytes;
-    m["allgather_bytes"] = sent.allgather_bytes - sent0.allgather_bytes;
   }
   ++step;
   if (ref && g.ref_reset_every > 0 && step % g.ref_reset_every == 0) {

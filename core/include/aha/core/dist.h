@@ -46,9 +46,6 @@ class AsyncSum {
   std::vector<void*> reqs_;  // MPI_Request handles (opaque here)
 };
 
-// In place: rank r's block [r * per, (r + 1) * per) of data goes to every rank (each rank's
-// part of a buffer laid out in rank order, e.g. its experts' weights after its optimizer step).
-void allgather_blocks(float* data, size_t per, const char* what);
 // Every rank's vector, concatenated in rank order, on every rank.
 std::vector<double> allgather(const std::vector<double>& mine, const char* what);
 // Where this rank's n items start in that concatenation, and how many there are in all.
@@ -65,10 +62,9 @@ void alltoallv(const float* send, const std::vector<int64_t>& send_counts, float
 void alltoallv(const double* send, const std::vector<int64_t>& send_counts, double* recv,
                const std::vector<int64_t>& recv_counts, const char* what);
 // Bytes this rank has sent to other ranks so far, by kind of collective (for benchmarks):
-// all-to-all payloads to other ranks, allreduce buffers (each counted once, as given) and this
-// rank's blocks of allgather_blocks.
+// all-to-all payloads to other ranks and allreduce buffers (each counted once, as given).
 struct Traffic {
-  int64_t alltoall_bytes = 0, allreduce_bytes = 0, allgather_bytes = 0;
+  int64_t alltoall_bytes = 0, allreduce_bytes = 0;
 };
 Traffic traffic();
 
