@@ -143,8 +143,6 @@ int64_t token_split_rows(int64_t out, int64_t in, int64_t n) {
 
 }  // namespace
 
-// Under `precision: bf16`}  // namespace
-
 // Under `precision: bf16` the float products run on the bf16 kernel (fp64 ones never do:
 // they are the finite-difference references; callers check T).
 static bool bf16_route() { return matmul_precision() == MatmulPrecision::bf16; }
