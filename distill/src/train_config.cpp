@@ -53,6 +53,7 @@ DistillConfig DistillConfig::from_json(const Json& j) {
   c.tokenizer = r.get<std::string>("tokenizer", "");
   c.teacher = r.get<std::string>("teacher", "");
   c.output_dir = r.require<std::string>("output_dir");
+  if (c.output_dir.empty()) fail("output_dir must not be empty");
   c.seed = r.get<uint64_t>("seed", 0);
   c.data = r.child("data");
   c.steps = r.get<int>("steps", c.steps);

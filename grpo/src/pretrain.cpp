@@ -31,6 +31,7 @@ PretrainConfig PretrainConfig::from_json(const Json& j) {
   PretrainConfig c;
   c.model = r.require<std::string>("model");
   c.output_dir = r.require<std::string>("output_dir");
+  if (c.output_dir.empty()) fail("output_dir must not be empty");
   c.seed = r.get<uint64_t>("seed", 0);
   c.data = r.child("data");
   c.steps = r.get<int>("steps", c.steps);

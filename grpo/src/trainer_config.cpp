@@ -215,6 +215,7 @@ TrainConfig TrainConfig::from_json(const Json& j) {
   c.model = r.require<std::string>("model");
   c.reference = r.get<std::string>("reference", "");
   c.output_dir = r.require<std::string>("output_dir");
+  if (c.output_dir.empty()) fail("output_dir must not be empty");
   c.rollouts = r.get<std::string>("rollouts", "");
   c.seed = r.get<uint64_t>("seed", 0);
   c.precision = matmul_precision_from(r.get<std::string>("precision", "fp32"), "precision");

@@ -71,6 +71,10 @@ RewardSet RewardSet::from_json(const Json& spec, const RewardRegistry& registry)
     StrictReader r(spec[i], "rewards[" + std::to_string(i) + "]");
     auto name = r.require<std::string>("name");
     double weight = r.get<double>("weight", 1.0);
+    // a weight near the double's range turns the weighted sum into inf and the advantages into NaN
+    if (!(std::abs(weight) <= 1e6)) {
+      fail("[rewards] rewards[", i, "].weight must be a number of magnitude <= 1e6, got ", weight);
+    }
     auto label = r.get<std::string>("label", name);
     Json params = r.has("params") ? r.child("params") : Json::object();
     r.finish();

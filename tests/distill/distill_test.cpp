@@ -172,6 +172,9 @@ TEST(DistillConfig, BadConfigsAreClearErrors) {
   j["stepz"] = 3;
   EXPECT_THROW(DistillConfig::from_json(j), Error);
   j = good;
+  j["output_dir"] = "";
+  EXPECT_THROW(DistillConfig::from_json(j), Error);
+  j = good;
   j["student"] = "somewhere";
   EXPECT_THROW(DistillConfig::from_json(j), Error);  // both student and student_config
   j = good;

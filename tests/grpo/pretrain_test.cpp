@@ -29,6 +29,9 @@ TEST(Pretrain, StopsAfterMaxNanSkipsNonFiniteUpdates) {
   Json bad = raw;
   bad["max_nan_skips"] = -1;
   EXPECT_THROW(PretrainConfig::from_json(bad), Error);
+  bad = raw;
+  bad["output_dir"] = "";
+  EXPECT_THROW(PretrainConfig::from_json(bad), Error);
 }
 
 // The tiny checkpoint with an MTP module (random weights), saved at dir.

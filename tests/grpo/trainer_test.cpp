@@ -180,6 +180,9 @@ TEST(Trainer, BadConfigsAreClearErrors) {
   raw.erase("model");
   EXPECT_THROW(TrainConfig::from_json(raw), Error);
   raw = base_config(fresh_dir("bad"));
+  raw["output_dir"] = "";
+  EXPECT_THROW(TrainConfig::from_json(raw), Error);
+  raw = base_config(fresh_dir("bad"));
   raw["rewards"] = Json::array({Json{{"name", "nope"}}});
   EXPECT_THROW(Trainer(TrainConfig::from_json(raw), raw, false), Error);
 }

@@ -103,6 +103,11 @@ TEST(Registry, RejectsBadSpecsWithClearErrors) {
   EXPECT_THROW(RewardSet::from_json(Json::parse(R"([{"name": "math", "wieght": 1}])"), registry),
                Error);
   EXPECT_THROW(RewardSet::from_json(Json::parse(R"({"name": "math"})"), registry), Error);
+  // a weight that overflows the weighted sum; -1e6 .. 1e6 is accepted (penalties are negative)
+  EXPECT_THROW(RewardSet::from_json(Json::parse(R"([{"name": "math", "weight": 1e308}])"), registry),
+               Error);
+  EXPECT_NO_THROW(
+      RewardSet::from_json(Json::parse(R"([{"name": "math", "weight": -1e6}])"), registry));
   EXPECT_THROW(RewardSet::from_json(Json::parse(R"([{"name": "math"}, {"name": "math"}])"),
                                     registry),
                Error);
