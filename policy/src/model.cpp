@@ -7,10 +7,29 @@
 #include <cmath>
 #include <numeric>
 
+#include <unistd.h>
+
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
 
 namespace aha::policy {
+
+namespace {
+
+// An absurd config.json (a head dimension of a million) must be one error line, not minutes of
+// paging towards the OOM killer: the parameters and their gradients have to fit in memory.
+void check_fits_in_memory(double bytes) {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page <= 0) return;
+  const double machine = double(pages) * double(page);
+  if (bytes > machine) {
+    fail("[config.json] the model's parameters and gradients need ", bytes / 1e9,
+         " GB, more than this machine's ", machine / 1e9,
+         " GB of memory: check hidden_size, num_hidden_layers and the head and expert sizes");
+  }
+}
+
+}  // namespace
 
 Batch Batch::from_sequences(const std::vector<std::vector<int32_t>>& seqs) {
   Batch b;
@@ -56,6 +75,7 @@ Model<T>::Model(const ModelConfig& c) : c_(c) {
   mtp_ = std::move(layout.mtp);
   layers_ = std::move(layout.layers);
   layer_begin_ = std::move(layout.layer_begin);
+  check_fits_in_memory(2.0 * double(table_.total()) * sizeof(T));
   params_.assign(table_.total(), T(0));
   grads_.assign(table_.total(), T(0));
   if (c_.ep.on()) set_expert_parallel(c_.ep);

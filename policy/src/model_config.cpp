@@ -352,6 +352,9 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   require_positive(c.vocab_size, "vocab_size");
   require_positive(c.hidden_size, "hidden_size");
   require_positive(c.num_hidden_layers, "num_hidden_layers");
+  if (c.num_hidden_layers > 1024) {  // DeepSeek-V3 has 61; a million would take minutes to lay out
+    fail("[config.json] num_hidden_layers must be at most 1024, got ", c.num_hidden_layers);
+  }
   require_positive(c.num_attention_heads, "num_attention_heads");
   require_positive(c.max_position_embeddings, "max_position_embeddings");
   if (!(c.rms_norm_eps > 0)) fail("[config.json] rms_norm_eps must be > 0");

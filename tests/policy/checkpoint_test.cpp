@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 
@@ -75,6 +76,9 @@ TEST(Checkpoint, BadConfigsAreClearErrors) {
   j = testing::tiny_v3_json();
   j["scoring_func"] = "relu";
   expect_error([&] { ModelConfig::from_json(j); }, "scoring_func");
+  j = testing::tiny_v3_json();
+  j["num_hidden_layers"] = 1000000;
+  expect_error([&] { ModelConfig::from_json(j); }, "num_hidden_layers must be at most 1024");
   j = testing::tiny_llama_json();
   j["num_key_value_heads"] = 3;
   expect_error([&] { ModelConfig::from_json(j); }, "multiple of num_key_value_heads");
@@ -100,6 +104,14 @@ TEST(Checkpoint, BadWeightsAreClearErrors) {
   j["num_hidden_layers"] = 3;
   save_json_file(dir + "/config.json", j);
   expect_error([&] { load_model<float>(dir); }, "missing tensor 'model.layers.2.");
+  // A config far larger than its checkpoint fails before the model's memory is allocated
+  // (this one would need about 8 GB of zeroed parameters and gradients).
+  j = testing::tiny_llama_json();
+  j["intermediate_size"] = 40000000;
+  save_json_file(dir + "/config.json", j);
+  const auto t0 = std::chrono::steady_clock::now();
+  expect_error([&] { load_model<float>(dir); }, "the model expects [40000000, 16]");
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 1.0);
   // Truncated weights.
   save_json_file(dir + "/config.json", testing::tiny_llama_json());
   fs::resize_file(dir + "/model.safetensors", fs::file_size(dir + "/model.safetensors") - 10);
