@@ -231,7 +231,8 @@ void CandidateStream::anchor_stage(std::string_view tail) {
   auto a = detail::after_anchor(tail);
   if (!a) return;
   if (choice_) add(detail::choice_letter(*a, false), AnswerSource::kChoice);
-  if (o_.boxed) add(last_boxed(*a), AnswerSource::kAnswerIs);
+  const std::optional<std::string> box = o_.boxed ? last_boxed(*a) : std::nullopt;
+  add(box, AnswerSource::kAnswerIs);
   if (auto v = detail::after_copula(*a)) {  // "the largest $n$ is 34": the value
     if (o_.latex) add(detail::last_latex(*v), AnswerSource::kAnswerIs);
     add(clean_answer(*v), AnswerSource::kAnswerIs);
@@ -240,7 +241,7 @@ void CandidateStream::anchor_stage(std::string_view tail) {
   add(clean_answer(*a), AnswerSource::kAnswerIs);
   // a box after the anchor is the answer: when it did not parse, its leading number is a piece
   // of it ("\boxed{10 \bmod 7}" is not 10), not an answer of its own
-  if (!o_.boxed || !last_boxed(*a)) add(detail::first_number(*a), AnswerSource::kAnswerIs);
+  if (!box) add(detail::first_number(*a), AnswerSource::kAnswerIs);
 }
 
 // One extraction target per stage, in priority order.

@@ -100,7 +100,7 @@ class Parser {
     return left;
   }
 
-  // "a \\pmod{n}" after a side: the class of a modulo n.
+  // "a \pmod{n}" after a side: the class of a modulo n.
   int congruence_class(int left) {
     if (left < 0 || !is_cmd("pmod")) return left;
     ++pos_;

@@ -44,7 +44,7 @@ bool is_label(const Tree& t, int i) {
   }
 }
 
-// Whether a side is a congruence class ("x \\equiv 3 \\pmod 7" reads x = 3 \\pmod 7): such
+// Whether a side is a congruence class ("x \equiv 3 \pmod 7" reads x = 3 \pmod 7): such
 // equations compare side by side only, since "up to a factor" would drop the modulus.
 static bool is_class(const Tree& t, int side) { return t.nodes[side].congruence; }
 
