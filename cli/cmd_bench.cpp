@@ -110,6 +110,7 @@ void train_point(const TrainBench& tp, int64_t batch, int64_t len) {
               {"pct_of_gemm_peak", 100.0 * gflops / tp.peak}, {"roof_gflops", tp.roof},
               {"phases", phases},
               {"precision", matmul_precision_name(tp.prec)}, {"kernel", kernel_name(tp.prec)},
+              {"blas_core", gemm_blas_core()},
               {"peak_rss_mb", peak_rss_mb()}};
   // The human-readable breakdown goes to stderr: stdout stays one JSON line per point.
   char title[160];

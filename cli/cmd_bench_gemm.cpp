@@ -189,7 +189,7 @@ void bench_model_shapes(int64_t tokens, const std::vector<int64_t>& dims, int ro
       const double aha = k.flops() / p.aha_s / 1e9;
       Json j = {{"bench", "gemm"}, {"shape", s.what}, {"op", op_name(op)}, {"n", s.n},
                 {"in", s.in}, {"out", s.out}, {"threads", threads}, {"kernel", gemm_backend()},
-                {"aha_gflops", aha}, {"blas_gflops", nullptr}, {"ratio", nullptr}};
+                {"blas_core", gemm_blas_core()}, {"aha_gflops", aha}, {"blas_gflops", nullptr}, {"ratio", nullptr}};
       double blas = 0;
       if (p.has_blas) {
         blas = k.flops() / p.blas_s / 1e9;
@@ -220,7 +220,7 @@ void bench_plain_shapes(const std::vector<std::array<int64_t, 3>>& dims,
       Json j = {{"bench", "gemm"}, {"m", d[0]}, {"n", d[1]}, {"k", d[2]},
                 {"precision", matmul_precision_name(p)}, {"kernel", kernel_name(p)},
                 {"threads", max_threads()}, {"gflops", gemm_gflops(d[0], d[1], d[2], repeats)},
-                {"amx_bf16", cpu_has_amx_bf16()}};
+                {"amx_bf16", cpu_has_amx_bf16()}, {"blas_core", gemm_blas_core()}};
       std::cout << j.dump() << std::endl;
     }
   }

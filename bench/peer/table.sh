@@ -7,7 +7,10 @@
 #
 # Environment: PEER_THREADS (the peer's torch threads; on a loaded machine OpenMP's spinning
 # makes 2 threads several times slower than 1, so try both), BATCHES (decode batch sizes, the first is the base of the scaling ratio), PROMPT
-# and NEW (prompt and generated tokens), TRAIN (training points, "preset batch seq_len;...").
+# and NEW (prompt and generated tokens), TRAIN (training points, "preset batch seq_len;..."),
+# PEER_BLAS_CORE (OpenBLAS's kernels for torch, as OPENBLAS_CORETYPE; by default the ones aha
+# runs, which `aha bench gemm` prints as blas_core: an AVX-512 CPU where OpenBLAS would pick
+# its AVX2 "Haswell" kernels gets "SkylakeX" on both sides, see docs/performance.md).
 # The load (uptime) is printed first: the machine may be shared, so compare only within one run.
 #
 # Needs Debian's python3-torch with libopenblas0-pthread (scripts/setup --peer installs both).
@@ -27,11 +30,14 @@ trap 'rm -rf "$WORK"' EXIT
 "$PY" -c 'import torch' 2>/dev/null || { echo "error: $PY has no torch (apt-get install python3-torch libopenblas0-pthread)" >&2; exit 2; }
 
 field() {  # field KEY < json line
-  "$PY" -c 'import json,sys; v = json.loads(sys.stdin.readline())[sys.argv[1]]; print(v if abs(v) < 0.1 else round(v, 1))' "$1"
+  "$PY" -c 'import json,sys; v = json.loads(sys.stdin.readline())[sys.argv[1]]; print(v if isinstance(v, str) or abs(v) < 0.1 else round(v, 1))' "$1"
 }
 ratio() { "$PY" -c "print(f'{float(\"$1\") / float(\"$2\"):.2f}')"; }
 
-echo "load: $(uptime); aha threads $THREADS, peer threads $PEER_THREADS"
+PEER_BLAS_CORE=${PEER_BLAS_CORE:-$("$AHA" bench gemm --sizes 64 --repeats 1 | field blas_core)}
+[ "$PEER_BLAS_CORE" = eigen ] || export OPENBLAS_CORETYPE=$PEER_BLAS_CORE
+
+echo "load: $(uptime); aha threads $THREADS, peer threads $PEER_THREADS, peer's OpenBLAS kernels ${OPENBLAS_CORETYPE:-own choice}"
 echo
 echo "| figure | aha | roof or peer | ratio |"
 echo "|---|---|---|---|"

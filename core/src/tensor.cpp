@@ -12,6 +12,8 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #ifdef AHA_WITH_OPENBLAS
@@ -68,9 +70,47 @@ TileGrid tile_grid(int64_t m, int64_t n, int64_t k) {
 }
 
 #ifdef AHA_WITH_OPENBLAS
-// One OpenBLAS thread per call: TBB owns the cores, and calls come from several TBB workers
-// at once (which the pthread build allows; the serial build shares one buffer and does not).
-[[maybe_unused]] const bool kBlasSerial = [] {
+// Debian's OpenBLAS (0.3.21) does not know AMD's AVX-512 cores (Zen 4, Zen 5) and runs its
+// AVX2 "Haswell" kernels there, as it does wherever OPENBLAS_CORETYPE=Haswell is set (a common
+// work-around for old OpenBLAS on new CPUs, set on our own machines): sgemm then runs at half
+// of what the core does, 100 against 185-200 GFLOP/s per core on a Zen 5 EPYC. Its AVX-512
+// "SkylakeX" kernels need only AVX-512 F/CD/BW/DQ/VL (OpenBLAS 0.3.22+ picks them on Zen 4
+// itself). The library chooses in its constructor, before aha runs; its dynamic-arch build
+// exports the functions that choose again. AHA_BLAS_CORE=keep leaves OpenBLAS's choice, any
+// other value names the kernels to use.
+extern "C" void gotoblas_dynamic_init(void) __attribute__((weak));
+extern "C" void gotoblas_dynamic_quit(void) __attribute__((weak));
+
+bool avx2_kernels_on_avx512_cpu() {
+  const std::string core = openblas_get_corename();
+  const bool avx2 = core == "Haswell" || core == "Zen" || core == "Sandybridge";
+  return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512vl");
+}
+
+// The kernels to switch to, or "" to keep OpenBLAS's own choice.
+std::string blas_core_wanted() {
+  const char* asked = std::getenv("AHA_BLAS_CORE");
+  if (asked != nullptr && *asked != '\0') return std::string(asked) == "keep" ? "" : asked;
+  return avx2_kernels_on_avx512_cpu() ? "SkylakeX" : "";
+}
+
+// Runs during static initialisation, before any thread of aha calls BLAS.
+[[maybe_unused]] const bool kBlasReady = [] {
+  const std::string core = blas_core_wanted();
+  if (!core.empty() && gotoblas_dynamic_init != nullptr && gotoblas_dynamic_quit != nullptr) {
+    const char* before = std::getenv("OPENBLAS_CORETYPE");
+    const std::string saved = before != nullptr ? before : "";
+    setenv("OPENBLAS_CORETYPE", core.c_str(), 1);
+    gotoblas_dynamic_quit();
+    gotoblas_dynamic_init();  // an unknown name falls back to OpenBLAS's detection
+    // Child processes (the code sandbox) see the environment they were given.
+    if (before != nullptr) setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
+    else unsetenv("OPENBLAS_CORETYPE");
+  }
+  // One OpenBLAS thread per call: TBB owns the cores, and calls come from several TBB workers
+  // at once (which the pthread build allows; the serial build shares one buffer and does not).
   openblas_set_num_threads(1);
   return true;
 }();
@@ -275,6 +315,14 @@ bool gemm_blas_direct(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
 const char* gemm_backend() {
 #ifdef AHA_WITH_OPENBLAS
   return "openblas";
+#else
+  return "eigen";
+#endif
+}
+
+std::string gemm_blas_core() {
+#ifdef AHA_WITH_OPENBLAS
+  return openblas_get_corename();
 #else
   return "eigen";
 #endif

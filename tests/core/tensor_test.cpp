@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -109,6 +111,22 @@ void check_tiled_gemms(int64_t n, int64_t in, int64_t out) {
 TEST(Tensor, TiledGemmsMatchNaiveAndRepeatForAnyThreadCount) {
   check_tiled_gemms(150, 300, 170);  // 2 x 2 tiles for each op
   check_tiled_gemms(1000, 40, 50);   // dw from two parts of the tokens
+}
+
+// On a CPU with AVX-512, aha runs OpenBLAS's AVX-512 kernels even where OpenBLAS itself (or an
+// OPENBLAS_CORETYPE of the environment) would pick its AVX2 ones; the products above then
+// already ran on them.
+TEST(Tensor, OpenBlasRunsItsAvx512KernelsWhereTheCpuHasThem) {
+  if (std::string(gemm_backend()) != "openblas") GTEST_SKIP() << "built without OpenBLAS";
+  if (std::getenv("AHA_BLAS_CORE") != nullptr) GTEST_SKIP() << "AHA_BLAS_CORE chooses";
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512cd") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+                      __builtin_cpu_supports("avx512vl");
+  if (!avx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const std::string core = gemm_blas_core();
+  EXPECT_NE(core, "Haswell");
+  EXPECT_NE(core, "Zen");
+  EXPECT_NE(core, "Sandybridge");
 }
 
 TEST(Tensor, RowStableGemmIsBatchAndThreadInvariant) {

@@ -5,6 +5,7 @@
 
 #include <Eigen/Core>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace aha {
@@ -41,6 +42,9 @@ void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int
 
 // The kernel behind the three above: "openblas" or "eigen" (for benchmark output).
 const char* gemm_backend();
+
+// OpenBLAS's kernel family in use ("SkylakeX", "Haswell", ...), or "eigen" without OpenBLAS.
+std::string gemm_blas_core();
 
 }  // namespace aha
 
