@@ -10,6 +10,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
+#include "fast_exp.h"
 #include "for_chunks.h"
 
 namespace aha::policy {
@@ -74,7 +75,8 @@ template <typename T>
 void swiglu_forward(const T* g, const T* u, T* a, int64_t n_tokens, int inter) {
   const int64_t total = n_tokens * inter;
   for_chunks(total, kRowChunk * 256, [&](int64_t, int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) a[i] = g[i] / (T(1) + std::exp(-g[i])) * u[i];
+    const VecExp<T> vexp;  // a local: its bounds stay in registers
+    for (int64_t i = i0; i < i1; ++i) a[i] = g[i] / (T(1) + vexp(-g[i])) * u[i];
   });
 }
 
@@ -83,8 +85,9 @@ void swiglu_backward(const T* da, const T* g, const T* u, T* dg, T* du, int64_t 
                      int inter) {
   const int64_t total = n_tokens * inter;
   for_chunks(total, kRowChunk * 256, [&](int64_t, int64_t i0, int64_t i1) {
+    const VecExp<T> vexp;  // a local: its bounds stay in registers
     for (int64_t i = i0; i < i1; ++i) {
-      T sig = T(1) / (T(1) + std::exp(-g[i]));
+      T sig = T(1) / (T(1) + vexp(-g[i]));
       dg[i] = da[i] * u[i] * sig * (T(1) + g[i] * (T(1) - sig));
       du[i] = da[i] * g[i] * sig;
     }
@@ -103,12 +106,18 @@ template <typename T>
 void row_stats(const T* logits, int vocab, double inv_temp, double& lse, double& entropy) {
   double mx = -std::numeric_limits<double>::infinity();
   for (int j = 0; j < vocab; ++j) mx = std::max(mx, logits[j] * inv_temp);
+  // The exponentials a block at a time (a loop that vectorises), then the sums in order.
+  constexpr int kBlock = 256;
+  double e[kBlock];
+  const VecExp<double> vexp;
   double sum = 0, sum_pz = 0;
-  for (int j = 0; j < vocab; ++j) {
-    double z = logits[j] * inv_temp;
-    double e = std::exp(z - mx);
-    sum += e;
-    sum_pz += e * z;
+  for (int j0 = 0; j0 < vocab; j0 += kBlock) {
+    const int m = std::min(kBlock, vocab - j0);
+    for (int j = 0; j < m; ++j) e[j] = vexp(logits[j0 + j] * inv_temp - mx);
+    for (int j = 0; j < m; ++j) {
+      sum += e[j];
+      sum_pz += e[j] * (logits[j0 + j] * inv_temp);
+    }
   }
   lse = mx + std::log(sum);
   entropy = lse - sum_pz / sum;
@@ -180,6 +189,7 @@ void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T*
     gemm_xwt(h + t0 * dim, w, static_cast<const T*>(nullptr), logits.data(), rows, dim, vocab);
     // logits -> dlogits in place: dlp * (onehot(y) - softmax(z)) / temperature
     for_chunks(rows, 8, [&](int64_t, int64_t r0, int64_t r1) {
+      const VecExp<double> vexp;  // a local: its bounds stay in registers
       for (int64_t r = r0; r < r1; ++r) {
         T* row = logits.data() + r * vocab;
         int64_t t = t0 + r;
@@ -194,7 +204,7 @@ void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T*
         double lf = 0, ent = 0;
         if (gh != T(0)) row_stats(row, vocab, inv_temp, lf, ent);
         auto dent = [&](double z) {
-          return gh == T(0) ? 0.0 : -double(gh) * inv_temp * std::exp(z - lf) * (z - lf + ent);
+          return gh == T(0) ? 0.0 : -double(gh) * inv_temp * vexp(z - lf) * (z - lf + ent);
         };
         const double l = lse[t];
         if (const auto* ids = kept_at(kept, t); ids != nullptr) {
@@ -204,12 +214,16 @@ void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T*
             const bool in = k < ids->size() && (*ids)[k] == j;
             k += in;
             const double z = row[j] * inv_temp;
-            row[j] = static_cast<T>((in ? -g * std::exp(z - l) * inv_temp : 0.0) + dent(z));
+            row[j] = static_cast<T>((in ? -g * vexp(z - l) * inv_temp : 0.0) + dent(z));
+          }
+        } else if (gh == T(0)) {  // the common case, without the entropy term: vectorises
+          for (int j = 0; j < vocab; ++j) {
+            row[j] = static_cast<T>(-g * vexp(row[j] * inv_temp - l) * inv_temp);
           }
         } else {
           for (int j = 0; j < vocab; ++j) {
             const double z = row[j] * inv_temp;
-            row[j] = static_cast<T>(-g * std::exp(z - l) * inv_temp + dent(z));
+            row[j] = static_cast<T>(-g * vexp(z - l) * inv_temp + dent(z));
           }
         }
         row[y] += static_cast<T>(g * inv_temp);
