@@ -11,6 +11,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/safetensors.h"
+#include "optimizer_values.h"
 
 namespace aha::policy {
 
@@ -60,24 +61,72 @@ double LrSchedule::at(int64_t step) const {
   return lr * (min_lr_ratio + (1 - min_lr_ratio) * shape);
 }
 
+namespace {
+
+// Fixed-size pieces of a tensor are the unit of parallel work: one tensor (a 150k-token
+// embedding) can be a quarter of the model, and per-tensor tasks left one core idle on it. The
+// pieces depend on the sizes alone, so the gradient norm sums in the same order for any thread
+// count.
+constexpr size_t kPiece = size_t{1} << 15;
+
+struct Piece {
+  size_t entry, begin, end;  // values [begin, end) of the entry
+};
+
+// Pieces of the entries that keep(k) admits, in entry order; whole rows of `rows_of` entries.
+template <typename Keep>
+std::vector<Piece> pieces(const std::vector<ParamEntry>& entries, Keep keep) {
+  std::vector<Piece> out;
+  for (size_t k = 0; k < entries.size(); ++k) {
+    if (!keep(k)) continue;
+    const ParamEntry& e = entries[k];
+    const size_t row = e.sparse_rows ? static_cast<size_t>(e.shape[1]) : 1;
+    const size_t step = std::max(row, kPiece / row * row);
+    for (size_t b = 0; b < e.numel; b += step) out.push_back({k, b, std::min(e.numel, b + step)});
+  }
+  return out;
+}
+
+// Eight interleaved partial sums in double: independent chains the compiler can vectorise,
+// combined in a fixed order.
+template <typename T>
+double sum_squares(const T* g, size_t n) {
+  double acc[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (size_t j = 0; j < 8; ++j) acc[j] += double(g[i + j]) * double(g[i + j]);
+  }
+  for (; i < n; ++i) acc[i % 8] += double(g[i]) * double(g[i]);
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+}  // namespace
+
 template <typename T>
 double clip_grad_norm(const ParamTable& table, T* grads, double max_norm) {
-  double ss = 0;
+  const auto& entries = table.entries();
   const bool lora = table.base_total() < table.total();  // then only the adapters learn
-  for (const ParamEntry& e : table.entries()) {
-    if (!e.trainable || (lora && !e.adapter)) continue;
-    for (size_t i = 0; i < e.numel; ++i) {
-      double g = grads[e.offset + i];
-      ss += g * g;
-    }
-  }
+  const std::vector<Piece> counted = pieces(entries, [&](size_t k) {
+    return entries[k].trainable && (!lora || entries[k].adapter);
+  });
+  std::vector<double> partial(counted.size());
+  tbb::parallel_for(size_t{0}, counted.size(), [&](size_t i) {
+    const Piece& c = counted[i];
+    partial[i] = sum_squares(grads + entries[c.entry].offset + c.begin, c.end - c.begin);
+  });
+  double ss = 0;
+  for (double x : partial) ss += x;
   double norm = std::sqrt(ss);
   if (!std::isfinite(norm) || max_norm <= 0 || norm <= max_norm) return norm;
   T scale = static_cast<T>(max_norm / (norm + 1e-6));
-  for (const ParamEntry& e : table.entries()) {
-    if (lora && !e.adapter) continue;
-    for (size_t i = 0; i < e.numel; ++i) grads[e.offset + i] *= scale;
-  }
+  const std::vector<Piece> scaled = pieces(entries, [&](size_t k) {
+    return !lora || entries[k].adapter;
+  });
+  tbb::parallel_for(size_t{0}, scaled.size(), [&](size_t i) {
+    const Piece& c = scaled[i];
+    T* g = grads + entries[c.entry].offset;
+    for (size_t j = c.begin; j < c.end; ++j) g[j] *= scale;
+  });
   return norm;
 }
 
@@ -142,18 +191,10 @@ const T* Optimizer<T>::exp_avg_sq(size_t k) const {
 template <typename T>
 void Optimizer<T>::update(T* p, const T* g, T* m, T* v, size_t n, double lr, double wd,
                           double bc1, double bc2) const {
-  if (cfg_.kind == "sgd") {
-    for (size_t i = 0; i < n; ++i) p[i] -= static_cast<T>(lr * (g[i] + wd * p[i]));
-    return;
-  }
-  const T b1 = static_cast<T>(cfg_.beta1), b2 = static_cast<T>(cfg_.beta2);
-  const T step = static_cast<T>(lr / bc1), decay = static_cast<T>(1 - lr * wd);
-  const T inv_sqrt_bc2 = static_cast<T>(1 / std::sqrt(bc2)), eps = static_cast<T>(cfg_.eps);
-  for (size_t i = 0; i < n; ++i) {
-    m[i] = b1 * m[i] + (1 - b1) * g[i];
-    v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
-    p[i] = p[i] * decay - step * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
-  }
+  if (cfg_.kind == "sgd") return detail::sgd_values(p, g, n, lr, wd);
+  detail::adamw_values(p, g, m, v, n, static_cast<T>(cfg_.beta1), static_cast<T>(cfg_.beta2),
+                       static_cast<T>(lr / bc1), static_cast<T>(1 - lr * wd),
+                       static_cast<T>(1 / std::sqrt(bc2)), static_cast<T>(cfg_.eps));
 }
 
 template <typename T>
@@ -162,21 +203,24 @@ void Optimizer<T>::step(T* params, const T* grads, double lr) {
   const auto& entries = table_.entries();
   const double bc1 = 1 - std::pow(cfg_.beta1, double(t_));
   const double bc2 = 1 - std::pow(cfg_.beta2, double(t_));
-  tbb::parallel_for(size_t{0}, entries.size(), [&](size_t k) {
-    if (!trainable_[k]) return;
-    const ParamEntry& e = entries[k];
-    T* p = params + e.offset;
-    const T* g = grads + e.offset;
+  const std::vector<Piece> work = pieces(entries, [&](size_t k) { return trainable_[k] != 0; });
+  // Each value's update depends on that value alone: any split gives the same bits.
+  tbb::parallel_for(size_t{0}, work.size(), [&](size_t i) {
+    const Piece& c = work[i];
+    const ParamEntry& e = entries[c.entry];
+    T* p = params + e.offset + c.begin;
+    const T* g = grads + e.offset + c.begin;
     const double wd = e.shape.size() >= 2 ? cfg_.weight_decay : 0.0;
-    T* m = cfg_.kind == "sgd" ? nullptr : m_.data() + moment_at_[k];
-    T* v = cfg_.kind == "sgd" ? nullptr : v_.data() + moment_at_[k];
+    T* m = cfg_.kind == "sgd" ? nullptr : m_.data() + moment_at_[c.entry] + c.begin;
+    T* v = cfg_.kind == "sgd" ? nullptr : v_.data() + moment_at_[c.entry] + c.begin;
+    const size_t n = c.end - c.begin;
     if (!e.sparse_rows) {
-      update(p, g, m, v, e.numel, lr, wd, bc1, bc2);
+      update(p, g, m, v, n, lr, wd, bc1, bc2);
       return;
     }
     // Lazy (SparseAdam-style) update of a lookup table: only rows the batch touched.
     const size_t cols = static_cast<size_t>(e.shape[1]);
-    for (size_t r = 0; r < e.numel / cols; ++r) {
+    for (size_t r = 0; r < n / cols; ++r) {
       const T* gr = g + r * cols;
       if (std::all_of(gr, gr + cols, [](T x) { return x == T(0); })) continue;
       update(p + r * cols, gr, m ? m + r * cols : nullptr, v ? v + r * cols : nullptr, cols, lr,
