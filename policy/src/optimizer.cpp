@@ -73,7 +73,7 @@ struct Piece {
   size_t entry, begin, end;  // values [begin, end) of the entry
 };
 
-// Pieces of the entries that keep(k) admits, in entry order; whole rows of `rows_of` entries.
+// Pieces of the entries that keep(k) admits, in entry order; whole rows of a lookup table.
 template <typename Keep>
 std::vector<Piece> pieces(const std::vector<ParamEntry>& entries, Keep keep) {
   std::vector<Piece> out;
