@@ -6,6 +6,7 @@
 #include "aha/core/tensor.h"
 
 #include "aha/core/gemm_bf16.h"
+#include "aha/core/gemm_serial.h"
 #include "aha/core/machine.h"
 
 #include <tbb/blocked_range.h>
@@ -116,37 +117,6 @@ std::string blas_core_wanted() {
 }();
 #endif
 
-// C[m, n] = op(A) * op(B) + beta * C, all row-major with leading dimensions.
-template <typename T>
-void gemm_tile(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const T* a,
-               int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-#ifdef AHA_WITH_OPENBLAS
-  const auto ta = trans_a ? CblasTrans : CblasNoTrans, tb = trans_b ? CblasTrans : CblasNoTrans;
-  if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), 1.0f, a, int(lda), b, int(ldb),
-                beta, c, int(ldc));
-  } else {
-    cblas_dgemm(CblasRowMajor, ta, tb, int(m), int(n), int(k), 1.0, a, int(lda), b, int(ldb),
-                beta, c, int(ldc));
-  }
-#else
-  using Stride = Eigen::OuterStride<>;
-  using CMap = Eigen::Map<const Mat<T>, Eigen::Unaligned, Stride>;
-  CMap A(a, trans_a ? k : m, trans_a ? m : k, Stride(lda));
-  CMap B(b, trans_b ? n : k, trans_b ? k : n, Stride(ldb));
-  StridedMap<T> C(c, m, n, Stride(ldc));
-  if (beta == T(0)) C.setZero();
-  if (trans_a && trans_b) {
-    C.noalias() += A.transpose() * B.transpose();
-  } else if (trans_a) {
-    C.noalias() += A.transpose() * B;
-  } else if (trans_b) {
-    C.noalias() += A * B.transpose();
-  } else {
-    C.noalias() += A * B;
-  }
-#endif
-}
 
 template <typename F>
 void for_tiles(int64_t n, int64_t rows_per_tile, F&& f) {
@@ -200,7 +170,7 @@ void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, i
   // Few rows (decode): split the output columns instead, so every core still works.
   if (n < 16 && out >= 256) {
     for_tiles(out, std::max<int64_t>(64, (out / 16 + 15) / 16 * 16), [&](int64_t c0, int64_t c1) {
-      gemm_tile<T>(false, true, n, c1 - c0, in, x, in, w + c0 * in, in, beta, y + c0, out);
+      gemm_serial<T>(false, true, n, c1 - c0, in, T(1), x, in, w + c0 * in, in, beta, y + c0, out);
       if (b != nullptr) {
         for (int64_t r = 0; r < n; ++r) {
           for (int64_t c = c0; c < c1; ++c) y[r * out + c] += b[c];
@@ -210,8 +180,8 @@ void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, i
     return;
   }
   for_grid(n, out, in, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-    gemm_tile<T>(false, true, r1 - r0, c1 - c0, in, x + r0 * in, in, w + c0 * in, in, beta,
-                 y + r0 * out + c0, out);
+    gemm_serial<T>(false, true, r1 - r0, c1 - c0, in, T(1), x + r0 * in, in, w + c0 * in, in, beta,
+                   y + r0 * out + c0, out);
     if (b != nullptr) {
       StridedMap<T>(y + r0 * out + c0, r1 - r0, c1 - c0, Eigen::OuterStride<>(out)).rowwise() +=
           CVecMap<T>(b + c0, c1 - c0).transpose();
@@ -228,8 +198,8 @@ void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out
     }
   }
   for_grid(n, in, out, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-    gemm_tile<T>(false, false, r1 - r0, c1 - c0, out, dy + r0 * out, out, w + c0, in, T(1),
-                 dx + r0 * in + c0, in);
+    gemm_serial<T>(false, false, r1 - r0, c1 - c0, out, T(1), dy + r0 * out, out, w + c0, in, T(1),
+                   dx + r0 * in + c0, in);
   });
 }
 
@@ -255,19 +225,22 @@ void gemm_dytx_token_split(const T* dy, const T* x, T* dw, int64_t n, int64_t in
                            int64_t rows) {
   const int64_t parts = (n + rows - 1) / rows, size = out * in;
   std::vector<T> part(parts * size);
-  tbb::parallel_for(int64_t{0}, parts, [&](int64_t p) {
-    const int64_t t0 = p * rows, t1 = std::min(n, t0 + rows);
-    gemm_tile<T>(true, false, out, in, t1 - t0, dy + t0 * out, out, x + t0 * in, in, T(0),
-                 part.data() + p * size, in);
-  }, tbb::simple_partitioner());
+  tbb::parallel_for(
+      int64_t{0}, parts,
+      [&](int64_t p) {
+        const int64_t t0 = p * rows, t1 = std::min(n, t0 + rows);
+        gemm_serial<T>(true, false, out, in, t1 - t0, T(1), dy + t0 * out, out, x + t0 * in, in,
+                       T(0), part.data() + p * size, in);
+      },
+      tbb::simple_partitioner());
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, size, 4096),
                     [&](const tbb::blocked_range<int64_t>& r) {
-    for (int64_t i = r.begin(); i < r.end(); ++i) {
-      T sum = part[i];
-      for (int64_t p = 1; p < parts; ++p) sum += part[p * size + i];
-      dw[i] += sum;
-    }
-  });
+                      for (int64_t i = r.begin(); i < r.end(); ++i) {
+                        T sum = part[i];
+                        for (int64_t p = 1; p < parts; ++p) sum += part[p * size + i];
+                        dw[i] += sum;
+                      }
+                    });
 }
 
 template <typename T>
@@ -288,8 +261,8 @@ void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int
   // the first column of tiles adds the bias gradient.
   for_grid(out, in, n, [&](int64_t o0, int64_t o1, int64_t i0, int64_t i1) {
     const int64_t no = o1 - o0;
-    gemm_tile<T>(true, false, no, i1 - i0, n, dy + o0, out, x + i0, in, T(1), dw + o0 * in + i0,
-                 in);
+    gemm_serial<T>(true, false, no, i1 - i0, n, T(1), dy + o0, out, x + i0, in, T(1),
+                   dw + o0 * in + i0, in);
     if (db != nullptr && i0 == 0) add_column_sums(dy, n, out, o0, o1, db);
   });
 }
