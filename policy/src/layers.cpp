@@ -54,11 +54,20 @@ void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx,
       const T* dyr = dy + t * dim;
       T* dxr = dx + t * x_stride;
       T r = rstd[t];
-      double dot = 0;  // sum_i dy_i w_i x_i
-      for (int i = 0; i < dim; ++i) {
-        dot += static_cast<double>(dyr[i]) * w[i] * xr[i];
-        pw[i] += dyr[i] * xr[i] * r;
+      for (int i = 0; i < dim; ++i) pw[i] += dyr[i] * xr[i] * r;
+      // sum_i dy_i w_i x_i in kLanes interleaved partial sums, added in a fixed order: the
+      // loop vectorises (one running sum is a chain of dependent double adds).
+      constexpr int kLanes = 8;
+      double part[kLanes] = {};
+      int i = 0;
+      for (; i + kLanes <= dim; i += kLanes) {
+        for (int l = 0; l < kLanes; ++l) {
+          part[l] += static_cast<double>(dyr[i + l]) * w[i + l] * xr[i + l];
+        }
       }
+      for (; i < dim; ++i) part[0] += static_cast<double>(dyr[i]) * w[i] * xr[i];
+      double dot = 0;
+      for (double p : part) dot += p;
       T k = static_cast<T>(dot / dim) * r * r * r;
       for (int i = 0; i < dim; ++i) dxr[i] += dyr[i] * w[i] * r - xr[i] * k;
     }

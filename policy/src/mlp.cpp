@@ -1,6 +1,8 @@
 // The SwiGLU MLP, forward and backward.
 #include "aha/policy/mlp.h"
 
+#include <memory>
+
 #include "aha/core/tensor.h"
 #include "aha/policy/layers.h"
 #include "linear.h"
@@ -32,11 +34,13 @@ template <typename T>
 void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
                   int64_t n, const MlpActs<T>& a) {
   const int inter = p.gate_proj.n_out;
-  Buf<T> da(n * inter, T(0)), dg(n * inter), du(n * inter);
+  Buf<T> da(n * inter, T(0));  // accumulated into
+  // Written in full by swiglu_backward: no zeroing.
+  std::unique_ptr<T[]> dg(new T[n * inter]), du(new T[n * inter]);
   linear_backward(p.down_proj, params, grads, a.a.data(), dy, da.data(), n);
-  swiglu_backward(da.data(), a.g.data(), a.u.data(), dg.data(), du.data(), n, inter);
-  linear_backward(p.gate_proj, params, grads, x, dg.data(), dx, n);
-  linear_backward(p.up_proj, params, grads, x, du.data(), dx, n);
+  swiglu_backward(da.data(), a.g.data(), a.u.data(), dg.get(), du.get(), n, inter);
+  linear_backward(p.gate_proj, params, grads, x, dg.get(), dx, n);
+  linear_backward(p.up_proj, params, grads, x, du.get(), dx, n);
 }
 
 #define AHA_INSTANTIATE_MLP(T)                                                                  \
