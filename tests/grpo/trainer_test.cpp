@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include "aha/core/error.h"
@@ -39,24 +40,27 @@ TEST(Trainer, RewardRisesOnALearnableTask) {
   EXPECT_TRUE(fs::exists(out + "/report.html"));
 }
 
-// A 14-step run of raw: the mean reward of the last three steps beats the first three's by 0.1.
+// A run of raw: the mean reward of the last three steps beats the first three's by 0.1.
 void expect_learns(const Json& raw, rewards::RewardRegistry& reg, const std::string& what) {
   std::vector<double> rewards;
   Trainer(TrainConfig::from_json(raw), raw, false, &reg).run([&](const StepReport& r) {
     rewards.push_back(r.metrics["reward_mean"]);
   });
-  ASSERT_EQ(rewards.size(), 14u);
+  const size_t n = rewards.size();
+  ASSERT_EQ(n, size_t(raw["grpo"]["steps"].get<int>()));
   const double first = (rewards[0] + rewards[1] + rewards[2]) / 3;
-  const double last = (rewards[11] + rewards[12] + rewards[13]) / 3;
+  const double last = (rewards[n - 3] + rewards[n - 2] + rewards[n - 1]) / 3;
+  std::printf("%s: mean reward of the first three steps %.3f, of the last three %.3f\n", what.c_str(),
+              first, last);
   EXPECT_GT(last, first + 0.1) << what << ": first steps " << first << ", last steps " << last;
 }
 
-// The other policy objectives learn the same task (each 14 steps, as the clipped loss above).
+// The other policy objectives learn the same task (each 20 steps).
 TEST(Trainer, CispoSapoAndGmpoAlsoLearn) {
   auto reg = registry();
   for (const char* loss : {"cispo", "sapo", "gmpo"}) {
     Json raw = base_config(fresh_dir(std::string("learn_") + loss));
-    raw["grpo"]["steps"] = 14;
+    raw["grpo"]["steps"] = 20;
     raw["grpo"]["save_every"] = 0;
     raw["grpo"]["policy_loss"] = loss;
     if (std::string(loss) == "cispo") raw["grpo"]["eps_high"] = 2.0;  // MiniMax-M1's wide clip
@@ -102,7 +106,9 @@ TEST(Trainer, HyperConnectionAndSparseAttentionModelsLearn) {
     raw["model"] = tiny_variant(name + "_ckpt", extra);
     // replay the sampler's blocks or keys
     if (name == "nsa" || name == "dsa") raw["grpo"]["keep_routing"] = true;
-    raw["grpo"]["steps"] = 14;
+    // 20 steps: at 14 the NSA run's gain was 0.09-0.17 with the GEMM kernel's rounding (OpenBLAS
+    // AVX2 or AVX-512), against a bar of 0.1; at 20 every model gains 0.26 or more on either.
+    raw["grpo"]["steps"] = 20;
     raw["grpo"]["save_every"] = 0;
     auto reg = registry();
     expect_learns(raw, reg, name);
