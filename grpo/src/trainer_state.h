@@ -70,6 +70,9 @@ struct Trainer::State {
   struct PassOptions {
     double temperature = 1.0;
     bool replay_routing = false, keep_mask = false;
+    // One update from the weights that sampled (old_in_update()): the learning rollouts'
+    // pi_old is that update's own forward, not a forward of its own.
+    bool old_in_update = false;
   };
   // What a step's minibatch updates add up (and the activations they reuse).
   struct StepTotals {
@@ -82,6 +85,7 @@ struct Trainer::State {
     // The first pass's device-level and communication balance losses, one pair per global
     // minibatch (0 where this rank had no sequence); config.json device/comm_balance_alpha.
     std::vector<double> balance;
+    double mismatch[2] = {0, 0};  // |sampler - trainer| logprob summed over tokens, tokens
   };
   // grpo.mtp_weight (trainer_mtp.cpp): which of the packed minibatch's n main rows the MTP loss
   // covers (count: how many), and its term: parameter gradients into the policy's, the
@@ -94,10 +98,12 @@ struct Trainer::State {
   void learn(std::vector<Rollout>& rs, Json& m);
   // One global minibatch: this rank's part idx (possibly empty) forward, loss and backward,
   // gradients summed over ranks, then the optimizer step or a non-finite skip.
-  void update_minibatch(const std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+  void update_minibatch(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
                         const std::vector<std::vector<double>>& adv, int iteration,
                         const LossConfig& lc, const PassOptions& po, double lr, StepTotals& t);
-  void fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, Json& m);
+  void fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, double mismatch[2],
+                     Json& m);
+  bool old_in_update(int64_t learning) const;  // see PassOptions::old_in_update
   // TIS/MIS weights of each rollout's tokens (grpo.is_correction), metrics is/*.
   void importance_weights(std::vector<Rollout>& rs, const PassOptions& po, Json& m);
   bool warned_no_sampler_logprobs = false;

@@ -119,6 +119,19 @@ std::vector<size_t> range_of(size_t a, size_t b) {
   return v;
 }
 
+// How far the engine's logprobs are from the training forward's (same weights), into
+// acc = {sum, tokens}: with the sampling mask kept, against the sampling distribution itself.
+void add_mismatch(const Rollout& r, const std::vector<float>& lp, double temperature,
+                  bool keep_mask, double acc[2]) {
+  const std::vector<float>& rec = keep_mask ? r.sampling_dist_logprobs : r.sampled_logprobs;
+  if (!(keep_mask || temperature == 1.0) || rec.size() != lp.size()) return;
+  for (size_t j = 0; j < lp.size(); ++j) {
+    if (!r.in_loss(static_cast<int64_t>(j))) continue;  // observations: no logprob
+    acc[0] += std::abs(double(rec[j]) - lp[j]);
+    acc[1] += 1;
+  }
+}
+
 // Every rank needs the step's global expert loads for an identical routing-bias update (a rank
 // that trained on nothing contributes zeros).
 void sum_loads_over_ranks(const policy::ModelConfig& c, std::vector<std::vector<int64_t>>& loads) {
@@ -181,7 +194,8 @@ LossConfig Trainer::State::loss_config() const {
   return lc;
 }
 
-void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, Json& m) {
+void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po,
+                                   double mismatch[2], Json& m) {
   const size_t chunk = cfg.grpo.minibatch_size > 0 ? static_cast<size_t>(cfg.grpo.minibatch_size) : 16;
   const bool ep = cfg.parallel.expert_parallel();
   PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask, ep};
@@ -199,7 +213,8 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
         rs[i].sampled_logprobs = std::move(rs[i].old_logprobs);
         rs[i].old_logprobs.clear();
       }
-      if (rs[i].old_logprobs.empty()) need_old.push_back(i);
+      const bool in_update = po.old_in_update && rs[i].learn;
+      if (rs[i].old_logprobs.empty() && !in_update) need_old.push_back(i);
       if (has_ref() && rs[i].ref_logprobs.empty()) need_ref.push_back(i);
     }
     if (!need_old.empty()) olds.push_back(std::move(need_old));
@@ -212,8 +227,6 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
   policy::Activations<float> acts;
   std::vector<std::vector<float>> lp;
   std::vector<int64_t> offs;
-  double mismatch = 0;
-  int64_t mismatch_n = 0;
   for (size_t k = 0; k < size_t(counts[0]); ++k) {
     if (k >= olds.size()) {
       policy->forward_idle(acts);
@@ -224,16 +237,7 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
     for (size_t q = 0; q < need_old.size(); ++q) {
       Rollout& r = rs[need_old[q]];
       r.old_logprobs = lp[q];
-      // How far the engine's logprobs are from the training forward's (same weights): with
-      // the sampling mask kept, against the sampling distribution itself.
-      const std::vector<float>& rec = po.keep_mask ? r.sampling_dist_logprobs : r.sampled_logprobs;
-      if ((po.keep_mask || po.temperature == 1.0) && rec.size() == lp[q].size()) {
-        for (size_t j = 0; j < lp[q].size(); ++j) {
-          if (!r.in_loss(static_cast<int64_t>(j))) continue;  // observations: no logprob
-          mismatch += std::abs(double(rec[j]) - lp[q][j]);
-          ++mismatch_n;
-        }
-      }
+      add_mismatch(r, lp[q], po.temperature, po.keep_mask, mismatch);
     }
   }
   for (size_t k = 0; k < size_t(counts[1]); ++k) {
@@ -246,65 +250,20 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
     rf.run(rs, refs[k], false, false, acts, lp, offs);
     for (size_t q = 0; q < refs[k].size(); ++q) rs[refs[k][q]].ref_logprobs = lp[q];
   }
-  if (mismatch_n > 0) m["logprob_mismatch"] = mismatch / double(mismatch_n);
   if (cfg.grpo.is_correction != IsCorrection::kNone) importance_weights(rs, po, m);
 }
 
-void Trainer::State::importance_weights(std::vector<Rollout>& rs, const PassOptions& po, Json& m) {
-  // rho = pi_old(trainer) / pi_sampler per token (or per completion): the sampler's logprobs
-  // are the file's, or the engine's under the same distribution the trainer computes.
+// pi_old is the policy that sampled, and a step of one update starts from it: that update's
+// forward is pi_old's forward, so it is not made twice (as TRL does for num_iterations = 1),
+// and the ratio is exactly 1, as on-policy it should be (a forward of its own packed the
+// rollouts otherwise, and a token in a few hundred differed in its last bit). Not when pi_old
+// is read before the update (a KL in the reward, IS weights), when the update's forward differs
+// from pi_old's (LoRA dropout), or when the step makes several updates.
+bool Trainer::State::old_in_update(int64_t learning) const {
   const GrpoConfig& g = cfg.grpo;
-  const bool tis = g.is_correction == IsCorrection::kTis;
-  const bool seq = g.is_level == RatioLevel::kSequence;
-  double k1 = 0, cut = 0;
-  int64_t tokens = 0, units = 0, missing = 0;
-  for (Rollout& r : rs) {
-    r.is_weights.clear();
-    if (r.n() == 0) continue;
-    // A rollout file's logprobs are taken as given; the engine's are comparable under the
-    // sampling distribution (kept sets) or, at temperature 1, under the untruncated policy.
-    static const std::vector<float> kNone;
-    const std::vector<float>& beh =
-        !file_rollouts.empty()                                 ? r.sampled_logprobs
-        : po.keep_mask && !r.sampling_dist_logprobs.empty()    ? r.sampling_dist_logprobs
-        : po.temperature == 1.0                                ? r.sampled_logprobs
-                                                               : kNone;
-    if (beh.empty() || beh.size() != r.old_logprobs.size()) {
-      ++missing;
-      continue;
-    }
-    r.is_weights.assign(r.old_logprobs.size(), 1.0f);
-    double seq_log = 0;
-    for (size_t t = 0; t < beh.size(); ++t) {
-      if (!r.in_loss(static_cast<int64_t>(t))) continue;  // observations: no sampler logprob
-      const double d = double(r.old_logprobs[t]) - beh[t];  // log rho_t
-      k1 += -d;                                             // KL(sampler || trainer), k1
-      seq_log += d;
-      ++tokens;
-      if (seq) continue;
-      const double rho = std::exp(d);
-      const bool out = tis ? rho > g.is_cap : (rho > g.is_cap || rho < 1.0 / g.is_cap);
-      r.is_weights[t] = static_cast<float>(tis ? std::min(rho, g.is_cap) : (out ? 0.0 : rho));
-      cut += out;
-      ++units;
-    }
-    if (seq) {
-      const double rho = std::exp(std::clamp(seq_log, -50.0, 50.0));
-      const bool out = tis ? rho > g.is_cap : (rho > g.is_cap || rho < 1.0 / g.is_cap);
-      const float w = static_cast<float>(tis ? std::min(rho, g.is_cap) : (out ? 0.0 : rho));
-      std::fill(r.is_weights.begin(), r.is_weights.end(), w);
-      cut += out;
-      ++units;
-    }
-  }
-  if (tokens > 0) m["is/mismatch_k1"] = k1 / double(tokens);
-  if (units > 0) m[tis ? "is/truncated_frac" : "is/masked_frac"] = cut / double(units);
-  if (missing > 0 && !warned_no_sampler_logprobs) {
-    warned_no_sampler_logprobs = true;
-    log_event(step + 1, "warn", "is_correction",
-              std::to_string(missing) + " rollouts have no sampler logprobs under the training "
-              "distribution (sampling at temperature != 1 without keep_sampling_mask): weight 1");
-  }
+  return g.num_iterations == 1 && (g.minibatch_size == 0 || g.minibatch_size >= learning) &&
+         !g.kl_in_reward && g.kl_reward_coef == 0 && g.is_correction == IsCorrection::kNone &&
+         cfg.lora.dropout == 0;
 }
 
 std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Rollout>& rs) const {
@@ -402,14 +361,6 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   po.temperature = cfg.sampling.greedy() ? 1.0 : cfg.sampling.temperature;
   po.replay_routing = g.keep_routing && !policy->replay_widths().empty();
   po.keep_mask = g.keep_sampling_mask;
-  fill_logprobs(rs, po, m);
-  auto t1 = Clock::now();
-  std::vector<std::vector<double>> adv = advantages(rs);
-  for (size_t i = 0; i < rs.size(); ++i) {
-    double s = 0;
-    for (double a : adv[i]) s += a;
-    rs[i].logged_advantage = adv[i].empty() ? 0.0 : s / double(adv[i].size());
-  }
   std::vector<size_t> train_idx;
   for (size_t i = 0; i < rs.size(); ++i) {
     if (rs[i].n() > 0 && rs[i].learn) train_idx.push_back(i);
@@ -419,9 +370,18 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   const dist::Span span = dist::span_in_all(static_cast<int64_t>(train_idx.size()), "sequence counts");
   const int64_t total = span.total, mine_from = span.first;
   const int64_t mine_to = mine_from + static_cast<int64_t>(train_idx.size());
+  po.old_in_update = old_in_update(total);
+  StepTotals t;
+  fill_logprobs(rs, po, t.mismatch, m);
+  auto t1 = Clock::now();
+  std::vector<std::vector<double>> adv = advantages(rs);
+  for (size_t i = 0; i < rs.size(); ++i) {
+    double s = 0;
+    for (double a : adv[i]) s += a;
+    rs[i].logged_advantage = adv[i].empty() ? 0.0 : s / double(adv[i].size());
+  }
   const LossConfig lc = loss_config();
   const int64_t mb = g.minibatch_size > 0 ? g.minibatch_size : std::max<int64_t>(1, total);
-  StepTotals t;
   const double lr = cfg.schedule.at(step);
   for (int it = 0; it < g.num_iterations && total > 0; ++it) {
     for (int64_t a = 0; a < total; a += mb) {
@@ -431,6 +391,7 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
       update_minibatch(rs, idx, adv, it, lc, po, lr, t);
     }
   }
+  if (t.mismatch[1] > 0) m["logprob_mismatch"] = t.mismatch[0] / t.mismatch[1];
   dist::allreduce_sum(t.entropy, 2, "entropy sums");
   if (g.mtp_weight > 0) {
     dist::allreduce_sum(t.mtp, 2, "MTP loss sums");
@@ -485,7 +446,7 @@ void add_entropy(const Rollout& r, const float* entropy, Sums& sum_count) {
 
 }  // namespace
 
-void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+void Trainer::State::update_minibatch(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
                                       const std::vector<std::vector<double>>& adv, int it,
                                       const LossConfig& lc, const PassOptions& po, double lr,
                                       StepTotals& t) {
@@ -515,7 +476,11 @@ void Trainer::State::update_minibatch(const std::vector<Rollout>& rs, const std:
     pol.run(rs, idx, true, it == 0 || lc.entropy_coef != 0, acts, lp, offs);
     std::vector<SeqTerms> terms(idx.size());
     for (size_t k = 0; k < idx.size(); ++k) {
-      const Rollout& r = rs[idx[k]];
+      Rollout& r = rs[idx[k]];
+      if (po.old_in_update && r.old_logprobs.empty()) {
+        r.old_logprobs = lp[k];
+        add_mismatch(r, lp[k], po.temperature, po.keep_mask, t.mismatch);
+      }
       terms[k] = {lp[k].data(), r.old_logprobs.data(), has_ref() ? r.ref_logprobs.data() : nullptr,
                   adv[idx[k]].data(), r.n(),
                   lc.entropy_coef != 0 ? acts.entropy.data() + offs[k] : nullptr,

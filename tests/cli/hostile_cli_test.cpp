@@ -136,9 +136,11 @@ TEST_F(Hostile, NonFiniteWeightsAreRefusedAtLoad) {
 }
 
 TEST_F(Hostile, OneProcessPerRunDirectory) {
-  const std::string cfg = train_config("locked", 40);
-  // The first run holds the directory while it trains; the second is refused at once. `exec`:
-  // the pid killed below is aha's own, not a shell's that would leave aha training on.
+  const std::string cfg = train_config("locked", 100000);
+  // Steps enough that the first run still trains when the second starts (40 steps were, until
+  // GRPO steps got faster); it is killed below. The first run holds the directory while it
+  // trains; the second is refused at once. `exec`: the pid killed below is aha's own, not a
+  // shell's that would leave aha training on.
   pid_t pid = ::fork();
   if (pid == 0) {
     ::execl("/bin/sh", "sh", "-c",
