@@ -189,7 +189,8 @@ void bench_model_shapes(int64_t tokens, const std::vector<int64_t>& dims, int ro
       const double aha = k.flops() / p.aha_s / 1e9;
       Json j = {{"bench", "gemm"}, {"shape", s.what}, {"op", op_name(op)}, {"n", s.n},
                 {"in", s.in}, {"out", s.out}, {"threads", threads}, {"kernel", gemm_backend()},
-                {"blas_core", gemm_blas_core()}, {"aha_gflops", aha}, {"blas_gflops", nullptr}, {"ratio", nullptr}};
+                {"blas_core", gemm_blas_core()}, {"aha_gflops", aha}, {"blas_gflops", nullptr},
+                {"ratio", nullptr}};
       double blas = 0;
       if (p.has_blas) {
         blas = k.flops() / p.blas_s / 1e9;
