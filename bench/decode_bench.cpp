@@ -10,6 +10,7 @@
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
 #include "aha/core/tensor.h"
+#include "aha/core/weight_cache.h"
 #include "aha/policy/presets.h"
 #include "aha/rollout/decoder.h"
 
@@ -29,6 +30,7 @@ void BM_Gemm(benchmark::State& state) {
   auto x = random_vec(n * in, 1), w = random_vec(out * in, 2);
   std::vector<float> y(n * out), ref(n * out);
   const float* none = nullptr;
+  const aha::WeightCache weights;  // as in decode: the weight is packed once
   aha::gemm_xwt(x.data(), w.data(), none, ref.data(), n, in, out);
   auto run = [&] {
     if (kStable) {
@@ -79,6 +81,7 @@ void BM_DecodeStep(benchmark::State& state) {
     model->init_random(0);
   }
   aha::rollout::Decoder dec(*model, state.range(2) != 0);
+  const aha::WeightCache weights;  // as Engine::generate: each weight packed once
   const int V = model->config().vocab_size;
   aha::Rng rng(3);
   std::vector<int32_t> prompt(L);

@@ -4,10 +4,10 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
-#include <optional>
 #include <string>
 
 #include "aha/core/gemm_bf16.h"
+#include "aha/core/weight_cache.h"
 #include "aha/core/rng.h"
 #include "aha/core/tensor.h"
 #include "aha/core/threading.h"
@@ -67,8 +67,7 @@ double lm_head_seconds(const policy::Model<float>& model, int64_t rows, int64_t 
   std::vector<float> h(rows * c.hidden_size), logits(rows * c.vocab_size);
   Rng rng(5);
   for (auto& v : h) v = static_cast<float>(rng.normal());
-  std::optional<Bf16WeightCache> weights;  // as Engine::generate: bf16 weights packed once
-  if (matmul_precision() == MatmulPrecision::bf16) weights.emplace();
+  const WeightCache weights;  // as Engine::generate: weights packed once
   const float* w = model.params().data() + model.lm_head_offset();
   const float* none = nullptr;
   gemm_xwt_rowstable(h.data(), w, none, logits.data(), rows, c.hidden_size, c.vocab_size);
@@ -83,6 +82,7 @@ double lm_head_seconds(const policy::Model<float>& model, int64_t rows, int64_t 
 // prompts together (best of two): the batching's gain, measured in the same run.
 double prefill_alone_seconds(const rollout::Decoder& dec,
                              const std::vector<rollout::Request>& reqs) {
+  const WeightCache weights;  // as Engine::generate
   double best = 1e30;
   for (int rep = 0; rep < 2; ++rep) {
     const auto t0 = BenchClock::now();

@@ -1,5 +1,5 @@
 // Paired A/B of gemm_xwt_rowstable (see run.sh): old_ is the kernel at the given revision, the
-// other the working tree's, blas one cblas_sgemm call on OpenBLAS's threads (as many as TBB's).
+// other the working tree's (with a WeightCache, as in decode), blas one cblas_sgemm call on OpenBLAS's threads (as many as TBB's).
 // Each point: three rounds of the three sides in turn, each side's best call of five turns of at
 // least 20 ms (CPU time on one thread, wall time on more). Prints GFLOP/s, the ratios, and whether
 // both kernels gave the same bits.
@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "aha/core/tensor.h"
+#include "aha/core/weight_cache.h"
 
 namespace aha {
 template <typename T>
@@ -86,6 +87,8 @@ int main(int argc, char** argv) {
     const Shape sh = kShapes[s];
     for (const int n : kRows) {
       if (only_rows >= 0 && n != only_rows) continue;
+      // As in a generate() call, the new kernel keeps its packed copy of the weight.
+      const aha::WeightCache cache;
       std::vector<float> x(n * sh.in), w(sh.out * sh.in), b(sh.out);
       std::vector<float> y_old(n * sh.out), y_new(n * sh.out), y_blas(n * sh.out);
       for (auto* v : {&x, &w, &b}) {

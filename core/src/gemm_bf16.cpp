@@ -6,15 +6,17 @@
 // micro-tile of MR rows by NV panels keeps MR * NV accumulators in registers across the whole k
 // range, so each output is summed in k order no matter which tile computes it. Packing costs
 // O((m + n) k) against the product's O(m n k); decode, whose m is small, reuses its weights'
-// packed copies through a Bf16WeightCache.
+// packed copies through a WeightCache.
 #include "aha/core/gemm_bf16.h"
 
 #include "aha/core/error.h"
 #include "aha/core/machine.h"
 #include "bf16_pack.h"
+#include "weight_cache.h"
 
 #include <tbb/blocked_range2d.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,7 +24,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -344,66 +345,7 @@ void run(const Job& j, bool parallel) {
       tbb::simple_partitioner());
 }
 
-// ---- the weight cache of a decode loop ----
-
-struct CachedWeight {
-  std::once_flag once;
-  std::unique_ptr<uint32_t[]> packed;  // pack_b's panels
-  std::vector<float> rounded;          // or the weight rounded to bf16 and back
-};
-
-struct WeightKey {
-  const float* p;
-  int64_t n, k;
-  bool rounded;
-  bool operator==(const WeightKey& o) const {
-    return p == o.p && n == o.n && k == o.k && rounded == o.rounded;
-  }
-};
-
-struct WeightKeyHash {
-  size_t operator()(const WeightKey& w) const {
-    return std::hash<const void*>()(w.p) ^ (size_t(w.n) * 0x9e3779b97f4a7c15ull) ^
-           (size_t(w.k) << 1) ^ size_t(w.rounded);
-  }
-};
-
 }  // namespace
-
-struct Bf16WeightCache::Impl {
-  std::mutex mu;
-  std::unordered_map<WeightKey, std::shared_ptr<CachedWeight>, WeightKeyHash> map;
-
-  std::shared_ptr<CachedWeight> get(const WeightKey& key) {
-    std::lock_guard<std::mutex> lock(mu);
-    auto& e = map[key];
-    if (!e) e = std::make_shared<CachedWeight>();
-    return e;
-  }
-};
-
-namespace {
-
-std::mutex g_cache_mu;
-int g_cache_users = 0;
-std::shared_ptr<Bf16WeightCache::Impl> g_cache;
-
-std::shared_ptr<Bf16WeightCache::Impl> active_cache() {
-  std::lock_guard<std::mutex> lock(g_cache_mu);
-  return g_cache;
-}
-
-}  // namespace
-
-Bf16WeightCache::Bf16WeightCache() {
-  std::lock_guard<std::mutex> lock(g_cache_mu);
-  if (g_cache_users++ == 0) g_cache = std::make_shared<Impl>();
-}
-
-Bf16WeightCache::~Bf16WeightCache() {
-  std::lock_guard<std::mutex> lock(g_cache_mu);
-  if (--g_cache_users == 0) g_cache.reset();
-}
 
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial) {
@@ -419,22 +361,23 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, in
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
                       const float* w, float* y, int64_t ldy, bool accumulate, const float* bias,
                       bool serial) {
-  const auto cache = active_cache();
-  if (cache == nullptr) {
+  const auto e = cached_weight(w, n, k, WeightForm::bf16_panels);
+  if (e == nullptr) {
     gemm_bf16(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, accumulate, bias, serial);
     return;
   }
   if (m <= 0 || n <= 0) return;
   const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
-  auto e = cache->get({w, n, k, false});
   std::call_once(e->once, [&] {
-    e->packed.reset(new uint32_t[size_t(n_panels * kp * kLanes)]);
-    pack_b({w, k, false}, n, k, e->packed.get(), !serial);
+    e->words.resize(size_t(n_panels * kp * kLanes));
+    // Isolated: while it waits, this thread must not pick up an outer task that asks for the
+    // same weight (call_once would then wait on itself).
+    tbb::this_task_arena::isolate([&] { pack_b({w, k, false}, n, k, e->words.data(), !serial); });
   });
   const bool parallel = !serial && !small(m, n, k);
   Scratch ap(size_t(m * kp));
   pack_a({x, ldx, false}, m, k, ap.data(), parallel);
-  run({m, n, k, kp, n_panels, ap.data(), e->packed.get(), y, ldy, accumulate, bias, use_hw()},
+  run({m, n, k, kp, n_panels, ap.data(), e->words.data(), y, ldy, accumulate, bias, use_hw()},
       parallel);
 }
 
@@ -443,14 +386,13 @@ const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* stor
     v.resize(size_t(size));
     for (int64_t i = 0; i < size; ++i) v[i] = from_bf16(to_bf16(w[i]));
   };
-  const auto cache = active_cache();
-  if (cache == nullptr) {
+  const auto e = cached_weight(w, size, 0, WeightForm::bf16_rounded);
+  if (e == nullptr) {
     fill(*storage);
     return storage->data();
   }
-  auto e = cache->get({w, size, 0, true});
-  std::call_once(e->once, [&] { fill(e->rounded); });
-  return e->rounded.data();
+  std::call_once(e->once, [&] { fill(e->values); });
+  return e->values.data();
 }
 
 }  // namespace aha

@@ -1,8 +1,9 @@
-// Batch-invariant GEMMs for the decode path.
+// Batch-invariant products for the decode path's attention (the weight GEMM is tensor_lanes.cpp).
 //
-// gemm_xwt_rowstable: each output is a dot product accumulated in 16 fixed SIMD lanes in k order
-// (lane l holds k = l, l + 16, ...), reduced by one fixed tree (lane i + lane i+8, then +4, +2,
-// +1), then the k tail added in order. Tiles of 4x4, 2x8 or 1x16 outputs share loads, and their
+// gemm_xwt_rowstable_serial and dot_stable: each output is a dot product accumulated in 16 fixed
+// SIMD lanes in k order (lane l holds k = l, l + 16, ...), reduced by one fixed tree (lane i +
+// lane i+8, then +4, +2, +1), then the k tail added in order. So is gemm_xwt_rowstable<double>
+// (tests and tools). Tiles of 4x4, 2x8 or 1x16 outputs share loads, and their
 // 16 accumulators are reduced together by a transpose-and-add whose pairing is exactly that tree,
 // so an output's value does not depend on the tile it falls in, on the other rows of the batch,
 // on the split into tasks or on the thread count.
@@ -79,29 +80,13 @@ inline float tail_dot(float s, const float* a, const float* b, int64_t k0, int64
   return s;
 }
 
-// A cursor over cache lines to fetch ahead of use (the next weight panel while the tiles multiply
-// the current one), one line per 16-wide k step. Fetching changes no value.
-struct Prefetch {
-  const char* next = nullptr;
-  const char* end = nullptr;
-};
-
 // An R x C tile (R * C = 16) of outputs: rows xr[0..R), weight rows wr[0..C). out[r * C + c].
-// kAhead: also advance pf by a line per k step, into L2 (L1 holds this panel and rows of x).
-template <int R, int C, bool kAhead = false>
-inline void tile16(const float* const* xr, const float* const* wr, int64_t in, float* out,
-                   Prefetch* pf = nullptr) {
+template <int R, int C>
+inline void tile16(const float* const* xr, const float* const* wr, int64_t in, float* out) {
   static_assert(R * C == 16);
   V16 acc[16] = {};
-  // The cursor in registers: through the pointer it would be loaded and stored every step.
-  const char* next = kAhead ? pf->next : nullptr;
-  const char* const end = kAhead ? pf->end : nullptr;
   int64_t k = 0;
   for (; k + 16 <= in; k += 16) {
-    if (kAhead && next < end) {
-      __builtin_prefetch(next, 0, 2);
-      next += 64;
-    }
     V16 xv[R], wv[C];
     for (int r = 0; r < R; ++r) xv[r] = loadv<V16>(xr[r] + k);
     for (int c = 0; c < C; ++c) wv[c] = loadv<V16>(wr[c] + k);
@@ -120,7 +105,6 @@ inline void tile16(const float* const* xr, const float* const* wr, int64_t in, f
       }
     }
   }
-  if (kAhead) pf->next = next;
   V16 s = reduce16(acc);
   std::memcpy(out, &s, sizeof(s));
   if (k < in) {
@@ -149,9 +133,8 @@ struct Operands {
 
 // Rows [i0, i1) by columns [j0, j1) of y; every row and column index is clamped into the matrix,
 // so tail tiles recompute valid outputs instead of reading past the end.
-template <int R, int C, bool kAhead = false>
-void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1,
-               Prefetch pf = {}) {
+template <int R, int C>
+void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   for (int64_t i = i0; i < i1; i += R) {
     const int64_t ni = std::min<int64_t>(R, i1 - i);
     const float* xr[R];
@@ -161,7 +144,7 @@ void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int
       const float* wr[C];
       for (int q = 0; q < C; ++q) wr[q] = g.w + std::min<int64_t>(j + q, g.out - 1) * g.ldw;
       float res[16];
-      tile16<R, C, kAhead>(xr, wr, g.in, res, &pf);
+      tile16<R, C>(xr, wr, g.in, res);
       for (int64_t a = 0; a < ni; ++a) {
         float* yr = g.y + (i + a) * g.ldy + j;
         if (g.b != nullptr) {
@@ -215,81 +198,6 @@ void block(const Operands<double>& g, int64_t i0, int64_t i1, int64_t j0, int64_
   }
 }
 
-// Multiply-adds per task: below this a GEMM runs on the calling thread.
-constexpr int64_t kTaskMacs = int64_t{1} << 16;
-
-// Rows of a task up to which its 4x4 tiles prefetch the next weight panel.
-constexpr int64_t kPrefetchRows = 64;
-
-// The parallel split: blocks of row_block rows by col_block columns, numbered row block first so
-// that consecutive tasks share the block's rows of x (kept in L2) while panels of weight rows pass.
-// Inside a block, col_step columns at a time run over its 4-row tiles: their weight rows stay in
-// L1 while the rows of x stream from L2. The 1-3 rows left over go through block's narrow tiles.
-// Neither the split nor the order changes a value (see the top of the file). Against the earlier
-// split (blocked_range2d of 16-row tasks) 1.11x geomean on one core at the decode and prefill
-// shapes, up to 1.3x at 1,024 rows (bench/rowstable_ab/run.sh; docs/performance.md).
-struct Grid {
-  int64_t n, out, row_block, col_block, col_step;
-  int64_t n_col_blocks() const { return (out + col_block - 1) / col_block; }
-  int64_t n_tasks() const { return (n + row_block - 1) / row_block * n_col_blocks(); }
-  void run(const Operands<float>& g, int64_t t) const {
-    const int64_t i0 = t / n_col_blocks() * row_block, j0 = t % n_col_blocks() * col_block;
-    const int64_t i1 = std::min(n, i0 + row_block), j1 = std::min(out, j0 + col_block);
-    const int64_t i4 = i0 + (i1 - i0) / 4 * 4;
-    if (i4 > i0) {
-      // Few rows (decode) reuse a panel a few times only, so fetch the next panel meanwhile:
-      // this task's next one, or the first of the next task, which this thread runs next unless
-      // another steals it. Many rows (prefill) hide the first touch behind their reuse.
-      const char* w = reinterpret_cast<const char*>(g.w);
-      for (int64_t j = j0; j < j1; j += col_step) {
-        const int64_t je = std::min(j1, j + col_step);
-        if (i4 - i0 <= kPrefetchRows) {
-          const int64_t jn = std::min(j + col_step, out), jn_end = std::min(jn + col_step, out);
-          tiles_f32<4, 4, true>(g, i0, i4, j, je, {w + jn * g.ldw * 4, w + jn_end * g.ldw * 4});
-        } else {
-          tiles_f32<4, 4>(g, i0, i4, j, je);
-        }
-      }
-    }
-    if (i4 < i1) block(g, i4, i1, j0, j1);
-  }
-  void run(const Operands<double>& g, int64_t t) const {
-    const int64_t i0 = t / n_col_blocks() * row_block, j0 = t % n_col_blocks() * col_block;
-    block(g, i0, std::min(n, i0 + row_block), j0, std::min(out, j0 + col_block));
-  }
-};
-
-// Sizes in bytes: the rows of x a task keeps in L2, and the weight rows a panel keeps in L1.
-constexpr int64_t kXBlockBytes = int64_t{256} << 10;
-constexpr int64_t kWPanelBytes = int64_t{24} << 10;
-// Most rows per task, so that a long prefill still splits into many tasks.
-constexpr int64_t kMaxRowBlock = 256;
-// Fewest tasks a parallel GEMM is cut into, so that both cores get work at one row.
-constexpr int64_t kMinTasks = 4;
-
-int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
-
-Grid make_grid(int64_t n, int64_t in, int64_t out) {
-  const int64_t row_bytes = 4 * std::max<int64_t>(in, 1);
-  Grid gr{n, out, 0, 0, 0};
-  gr.row_block =
-      std::min(n, std::max<int64_t>(4, std::min(kMaxRowBlock, kXBlockBytes / row_bytes) / 4 * 4));
-  // As many weight rows per panel as fit, in whole 16-column steps where there are 16 or more: a
-  // narrow k (the absorbed attention's 32) then keeps x's 4-row tile in L1 across a wide panel.
-  const int64_t fit = kWPanelBytes / row_bytes;
-  gr.col_step =
-      fit >= 16 ? std::min<int64_t>(fit, 256) / 16 * 16 : std::max<int64_t>(4, fit / 4 * 4);
-  // Columns in multiples of 16, so the 2x8 and 1x16 tiles of leftover rows are never cut short at a
-  // task's edge (a cut tile still computes all 16 outputs); at least one panel per task.
-  gr.col_block = round_up(
-      std::max({int64_t{16}, gr.col_step, 4 * kTaskMacs / (gr.row_block * row_bytes / 4)}), 16);
-  const int64_t row_blocks = (n + gr.row_block - 1) / gr.row_block;
-  const int64_t cols_wanted = (kMinTasks + row_blocks - 1) / row_blocks;
-  gr.col_block = std::min(
-      gr.col_block, round_up(std::max<int64_t>(16, (out + cols_wanted - 1) / cols_wanted), 16));
-  return gr;
-}
-
 }  // namespace
 
 template <typename T>
@@ -314,41 +222,22 @@ template <typename T>
 void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
                         int64_t out) {
   if (n <= 0 || out <= 0) return;
-  // Under `precision: bf16` the weight products of decode use the kernel training uses: its
-  // outputs are batch-invariant too, and sampler and trainer then compute the same logits.
   if constexpr (sizeof(T) == 4) {
+    // Under `precision: bf16` the weight products of decode use the kernel training uses: its
+    // outputs are batch-invariant too, and sampler and trainer then compute the same logits.
     if (matmul_precision() == MatmulPrecision::bf16) {
       gemm_bf16_weight(n, out, in, x, in, w, y, out, false, b);
-      return;
+    } else {
+      gemm_xwt_lanes(x, w, b, y, n, in, out);
     }
+  } else {
+    const Operands<T> g{x, w, b, y, n, in, out, in, in, out};
+    tbb::parallel_for(tbb::blocked_range2d<int64_t>(0, n, 16, 0, out, 64),
+                      [&](const tbb::blocked_range2d<int64_t>& r) {
+                        block(g, r.rows().begin(), r.rows().end(), r.cols().begin(),
+                              r.cols().end());
+                      });
   }
-  const Operands<T> g{x, w, b, y, n, in, out, in, in, out};
-  const int64_t macs = n * std::max<int64_t>(in, 1) * out;
-  if (macs < 2 * kTaskMacs) {
-    block(g, 0, n, 0, out);
-    return;
-  }
-  if (4 * 4 * std::max<int64_t>(in, 1) > kWPanelBytes) {
-    // Not even four weight rows fit in L1. The grid then only streams the whole weight once per
-    // row block (0.72-0.91x at in = 4864, also with 16-row blocks); the recursive 2D split of
-    // 16-row tasks revisits cached blocks of both operands. Any split gives the same values.
-    const int64_t row_grain = std::min<int64_t>(n, 16);
-    const int64_t col_grain = std::max<int64_t>(16, round_up(kTaskMacs / (row_grain * in), 16));
-    tbb::parallel_for(
-        tbb::blocked_range2d<int64_t>(0, n, row_grain, 0, out, col_grain),
-        [&](const tbb::blocked_range2d<int64_t>& r) {
-          block(g, r.rows().begin(), r.rows().end(), r.cols().begin(), r.cols().end());
-        },
-        tbb::simple_partitioner());
-    return;
-  }
-  const Grid grid = make_grid(n, in, out);
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, grid.n_tasks(), 1),
-      [&](const tbb::blocked_range<int64_t>& r) {
-        for (int64_t t = r.begin(); t < r.end(); ++t) grid.run(g, t);
-      },
-      tbb::simple_partitioner());
 }
 
 namespace {

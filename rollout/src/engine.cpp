@@ -9,7 +9,7 @@
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
-#include "aha/core/gemm_bf16.h"
+#include "aha/core/weight_cache.h"
 #include "generate_run.h"
 
 namespace aha::rollout {
@@ -372,9 +372,8 @@ Engine::Engine(const policy::Model<float>& model, EngineOptions options)
 std::vector<Rollout> Engine::generate(const std::vector<Request>& requests,
                                       const std::function<void(const Progress&)>& on_progress,
                                       const std::atomic<bool>* cancel) const {
-  // Under bf16 each weight is packed once for the whole call instead of once per step.
-  std::optional<Bf16WeightCache> weights;
-  if (matmul_precision() == MatmulPrecision::bf16) weights.emplace();
+  // Each weight is packed once for the whole call instead of once per step.
+  const WeightCache weights;
   GenerateRun run(decoder_, opts_, requests);
   run.admit();
   run.retire(on_progress);

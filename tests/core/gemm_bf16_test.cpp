@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "aha/core/tensor.h"
+#include "aha/core/weight_cache.h"
 
 namespace aha {
 namespace {
@@ -141,7 +142,7 @@ TEST(Bf16, WeightCacheGivesTheSameValuesAndEndsWithItsScope) {
   gemm_bf16(m, n, k, {x.data(), k, false}, {w.data(), k, false}, want.data(), n, false,
             bias.data());
   {
-    Bf16WeightCache cache;
+    WeightCache cache;
     for (int rep = 0; rep < 2; ++rep) {
       gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, false, bias.data());
       ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));

@@ -3,14 +3,17 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "aha/core/rng.h"
 #include "aha/core/threading.h"
+#include "aha/core/weight_cache.h"
 
 namespace aha {
 namespace {
@@ -129,6 +132,20 @@ TEST(Tensor, OpenBlasRunsItsAvx512KernelsWhereTheCpuHasThem) {
   EXPECT_NE(core, "Sandybridge");
 }
 
+// What gemm_xwt_rowstable promises for float: one in-order chain over k, fused where the build
+// has FMA.
+float chain_dot(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+  for (int64_t k = 0; k < n; ++k) {
+#if defined(__FMA__) || defined(__AVX512F__)
+    s = std::fma(a[k], b[k], s);
+#else
+    s = s + a[k] * b[k];
+#endif
+  }
+  return s;
+}
+
 TEST(Tensor, RowStableGemmIsBatchAndThreadInvariant) {
   const int64_t in = 83, out = 70;
   auto x = randv(64 * in, 5), w = randv(out * in, 6);
@@ -150,16 +167,15 @@ TEST(Tensor, RowStableGemmIsBatchAndThreadInvariant) {
       for (int64_t i = 0; i < rows * out; ++i) ASSERT_EQ(part[i], full[9 * out + i]) << rows;
     }
   }
-  EXPECT_EQ(dot_stable(x.data() + 9 * in, w.data() + 3 * in, in), full[9 * out + 3]);
+  EXPECT_EQ(chain_dot(x.data() + 9 * in, w.data() + 3 * in, in), full[9 * out + 3]);
 }
 
-// Awkward sizes: odd and prime widths, k tails (in % 16 != 0), column tails, rows that fall in
-// every tile shape (4x4, 2x8, 1x16), a k wide enough (1500) that a task holds only part of the rows
-// and a weight panel only 4 rows, and one (2000) past the cache grid. Each row alone, and in any
-// sub-batch, gives the same bits as in the batch of 64; values agree with a double-precision
-// reference.
+// Awkward sizes: odd and prime widths, column tails (out % 16 != 0), rows that fall in every
+// tile shape (8, 4, 2 and 1 rows), a k wide enough (1500, 2000) that a task holds only part of
+// the rows. Every output is exactly the in-order chain (then + b); each row alone, and in any
+// sub-batch, on 1 or 2 threads, with a WeightCache or not, gives the same bits as in
+// the batch of 64; values agree with a double-precision reference.
 TEST(Tensor, RowStableGemmRowsAreBitwiseIndependentOfTheBatch) {
-  const float* none = nullptr;
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{1, 1},      {15, 17},   {16, 16},
                                                            {33, 70},    {144, 65},  {257, 129},
                                                            {128, 2048}, {1500, 70}, {2000, 70}};
@@ -167,6 +183,12 @@ TEST(Tensor, RowStableGemmRowsAreBitwiseIndependentOfTheBatch) {
     auto x = randv(64 * in, 7), w = randv(out * in, 8), b = randv(out, 9);
     std::vector<float> full(64 * out);
     gemm_xwt_rowstable(x.data(), w.data(), b.data(), full.data(), 64, in, out);
+    for (int64_t i = 0; i < 64; ++i) {
+      for (int64_t j = 0; j < out; ++j) {
+        const float chain = chain_dot(x.data() + i * in, w.data() + j * in, in) + b[j];
+        ASSERT_EQ(full[i * out + j], chain) << in << "x" << out << " at " << i << "," << j;
+      }
+    }
     for (int64_t i : {0, 5, 62, 63}) {
       for (int64_t j = 0; j < out; ++j) {
         double ref = b[j], mag = std::abs(b[j]);
@@ -179,28 +201,60 @@ TEST(Tensor, RowStableGemmRowsAreBitwiseIndependentOfTheBatch) {
     }
     for (int threads : {1, 2}) {
       ThreadLimit limit(threads);
-      for (auto [first, rows] : std::vector<std::pair<int64_t, int64_t>>{
-               {0, 1}, {63, 1}, {5, 1}, {7, 2}, {9, 3}, {1, 5}, {30, 7}, {0, 64}}) {
-        std::vector<float> part(rows * out), serial(rows * out);
-        gemm_xwt_rowstable(x.data() + first * in, w.data(), b.data(), part.data(), rows, in, out);
-        gemm_xwt_rowstable_serial(x.data() + first * in, w.data(), b.data(), serial.data(), rows,
-                                  in, out);
-        for (int64_t e = 0; e < rows * out; ++e) {
-          ASSERT_EQ(part[e], full[first * out + e]) << in << "x" << out << " rows " << rows;
-          ASSERT_EQ(serial[e], full[first * out + e]) << in << "x" << out << " rows " << rows;
+      for (bool frozen : {false, true}) {
+        std::optional<WeightCache> scope;
+        if (frozen) scope.emplace();
+        for (auto [first, rows] : std::vector<std::pair<int64_t, int64_t>>{
+                 {0, 1}, {63, 1}, {5, 1}, {7, 2}, {9, 3}, {1, 5}, {30, 7}, {3, 13}, {0, 64}}) {
+          std::vector<float> part(rows * out);
+          gemm_xwt_rowstable(x.data() + first * in, w.data(), b.data(), part.data(), rows, in,
+                             out);
+          for (int64_t e = 0; e < rows * out; ++e) {
+            ASSERT_EQ(part[e], full[first * out + e])
+                << in << "x" << out << " rows " << rows << " frozen " << frozen;
+          }
+        }
+        // A weight that starts inside the scope's range: its last rows alone.
+        const int64_t tail = std::min<int64_t>(out, 3);
+        std::vector<float> last(2 * tail);
+        gemm_xwt_rowstable(x.data() + 7 * in, w.data() + (out - tail) * in, b.data() + out - tail,
+                           last.data(), 2, in, tail);
+        for (int64_t r = 0; r < 2; ++r) {
+          for (int64_t c = 0; c < tail; ++c) {
+            ASSERT_EQ(last[r * tail + c], full[(7 + r) * out + out - tail + c]) << in;
+          }
         }
       }
     }
-    float one = 0;
-    gemm_xwt_rowstable(x.data() + 3 * in, w.data() + (out - 1) * in, none, &one, 1, in, 1);
-    EXPECT_EQ(dot_stable(x.data() + 3 * in, w.data() + (out - 1) * in, in), one);
+  }
+}
+
+// The attention's dot-product GEMM: each output is dot_stable of its row and column, in any
+// sub-batch, and strided operands give the same bits.
+TEST(Tensor, SerialDotGemmIsDotStablePerOutput) {
+  for (auto [in, out] : std::vector<std::pair<int64_t, int64_t>>{
+           {1, 1}, {15, 17}, {33, 70}, {144, 65}, {257, 20}}) {
+    auto x = randv(19 * in, 7), w = randv(out * in, 8), b = randv(out, 9);
+    std::vector<float> full(19 * out);
+    gemm_xwt_rowstable_serial(x.data(), w.data(), b.data(), full.data(), 19, in, out);
+    for (int64_t i = 0; i < 19; ++i) {
+      for (int64_t j = 0; j < out; ++j) {
+        ASSERT_EQ(full[i * out + j], dot_stable(x.data() + i * in, w.data() + j * in, in) + b[j]);
+      }
+    }
+    for (auto [first, rows] : std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {5, 3}, {2, 9}}) {
+      std::vector<float> part(rows * out);
+      gemm_xwt_rowstable_serial(x.data() + first * in, w.data(), b.data(), part.data(), rows, in,
+                                out);
+      for (int64_t e = 0; e < rows * out; ++e) ASSERT_EQ(part[e], full[first * out + e]);
+    }
     // Strided operands: a column slice of x and y, every other row of w.
-    std::vector<float> xs(64 * (in + 3)), ws(2 * out * in), ys(64 * (out + 5), -1.f);
-    for (int64_t i = 0; i < 64; ++i) std::copy_n(x.data() + i * in, in, xs.data() + i * (in + 3));
+    std::vector<float> xs(19 * (in + 3)), ws(2 * out * in), ys(19 * (out + 5), -1.f);
+    for (int64_t i = 0; i < 19; ++i) std::copy_n(x.data() + i * in, in, xs.data() + i * (in + 3));
     for (int64_t j = 0; j < out; ++j) std::copy_n(w.data() + j * in, in, ws.data() + 2 * j * in);
-    gemm_xwt_rowstable_serial(xs.data(), ws.data(), b.data(), ys.data(), 64, in, out, in + 3,
+    gemm_xwt_rowstable_serial(xs.data(), ws.data(), b.data(), ys.data(), 19, in, out, in + 3,
                               2 * in, out + 5);
-    for (int64_t i = 0; i < 64; ++i) {
+    for (int64_t i = 0; i < 19; ++i) {
       for (int64_t j = 0; j < out; ++j) ASSERT_EQ(ys[i * (out + 5) + j], full[i * out + j]);
     }
   }

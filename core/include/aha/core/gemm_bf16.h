@@ -76,27 +76,13 @@ struct MatRef {
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial = false);
 
-// While one lives, gemm_bf16_weight packs each weight matrix once and bf16_rounded rounds it
-// once: a decode loop reuses its weights every step, and at small batches packing them would
-// cost more than the product. The weights must not change while one lives (engines hold one for
-// a generate call under bf16; the trainer's updates happen outside it). Scopes may nest and
-// overlap across threads: they share one cache, dropped when the last one ends.
-class Bf16WeightCache {
- public:
-  Bf16WeightCache();
-  ~Bf16WeightCache();
-  Bf16WeightCache(const Bf16WeightCache&) = delete;
-  Bf16WeightCache& operator=(const Bf16WeightCache&) = delete;
-  struct Impl;
-};
-
 // y[m, n] = (accumulate ? y : 0) + x[m, k] w[n, k]^T (+ bias): gemm_bf16 with w a weight (rows
-// every k values), packed once per live Bf16WeightCache. The same values as gemm_bf16.
+// every k values), packed once per live WeightCache (weight_cache.h). The same values as gemm_bf16.
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
                       const float* w, float* y, int64_t ldy, bool accumulate, const float* bias,
                       bool serial = false);
 
-// The `size` values of w rounded to bf16 and back: cached while a Bf16WeightCache lives,
+// The `size` values of w rounded to bf16 and back: cached while a WeightCache lives,
 // otherwise written to *storage. For fp32 code that must multiply by the weights the bf16 kernel
 // sees (MLA's absorbed decode).
 const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* storage);

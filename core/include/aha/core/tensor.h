@@ -50,20 +50,29 @@ std::string gemm_blas_core();
 
 namespace aha {
 
-// y[n, out] = x[n, in] * w[out, in]^T (+ b) where every output element is one dot product in a
-// fixed order: the result of a row does not depend on how many other rows are in the batch or
-// on the thread count. The decode path uses it so sampling is reproducible for any batch mix.
+// y[n, out] = x[n, in] * w[out, in]^T (+ b) where every output element is computed in one fixed
+// order: the result of a row does not depend on how many other rows are in the batch or on the
+// thread count. The decode path uses it so sampling is reproducible for any batch mix. In float,
+// each output is one in-order chain of multiply-adds over k (fused where the build has FMA), then
+// + b (gemm_xwt_lanes); in double, the dot product of dot_stable.
 template <typename T>
 void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
                         int64_t out);
 
-// gemm_xwt_rowstable on the calling thread only (for callers already inside a parallel loop),
-// the same values; rows of x, w and y every ldx, ldw and ldy values (-1: packed).
+// The float form of gemm_xwt_rowstable: the outputs in SIMD lanes over a k-major copy of w
+// (kept while a WeightCache lives, weight_cache.h).
+void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, int64_t n,
+                    int64_t in, int64_t out);
+
+// A batch-invariant dot-product GEMM for attention's products (scores against the cache, the
+// absorbed projections), on the calling thread only (callers are inside a parallel loop); rows of
+// x, w and y every ldx, ldw and ldy values (-1: packed). Each output is dot_stable of its row and
+// column.
 template <typename T>
 void gemm_xwt_rowstable_serial(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
                                int64_t out, int64_t ldx = -1, int64_t ldw = -1, int64_t ldy = -1);
 
-// The same dot product as gemm_xwt_rowstable, for one pair of vectors.
+// A dot product in a fixed order: 16 lanes over k, one reduction tree, the k tail in order.
 template <typename T>
 T dot_stable(const T* a, const T* b, int64_t n);
 

@@ -1,0 +1,245 @@
+// The batch-invariant weight GEMM of the decode path (gemm_xwt_rowstable, float).
+//
+// Each output y[i, j] is one chain over k in order, s = fma(x[i, k], w[j, k], s) from s = 0 (a
+// multiply and an add where the build has no FMA), then + b[j]. The chain is the same whatever
+// the tile, the batch, the split into tasks or the thread count, so a row's result depends on
+// that row alone. The outputs sit in the SIMD lanes: the weight is read as panels of 16 output
+// columns stored k-major ([in][16], zero-padded past `out`), so every step is one broadcast of
+// x, one load of a panel row and one multiply-add per 16 outputs, with no reduction at the end.
+// Against the earlier form (a 16-lane dot product per output and its reduction tree) the weight
+// in L2 gives 1.5-2.0x on one core (bench/rowstable_ab/lanes_ab.cpp, docs/performance.md).
+//
+// The panels are a transposed copy. While a WeightCache lives (one generate() call) a weight's
+// copy is made once and kept; otherwise each call packs the panels it needs into a per-thread
+// buffer. Either gives the same bits.
+#include <tbb/blocked_range.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "aha/core/tensor.h"
+#include "weight_cache.h"
+
+#if defined(__AVX512F__) || defined(__FMA__)
+#include <immintrin.h>
+#endif
+
+namespace aha {
+
+namespace {
+
+constexpr int kLanes = 16;
+typedef float V16 __attribute__((vector_size(64)));
+
+inline V16 load16(const float* p) {
+  V16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// acc + a * b rounded once where the build has FMA (the chain the file's header promises).
+inline V16 fmadd(V16 a, V16 b, V16 acc) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<V16>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a),
+                                               reinterpret_cast<__m512>(b),
+                                               reinterpret_cast<__m512>(acc)));
+#elif defined(__FMA__)
+  __m256 r[2];
+  for (int h = 0; h < 2; ++h) {
+    __m256 ah, bh, ch;
+    std::memcpy(&ah, reinterpret_cast<const char*>(&a) + 32 * h, 32);
+    std::memcpy(&bh, reinterpret_cast<const char*>(&b) + 32 * h, 32);
+    std::memcpy(&ch, reinterpret_cast<const char*>(&acc) + 32 * h, 32);
+    r[h] = _mm256_fmadd_ps(ah, bh, ch);
+  }
+  V16 v;
+  std::memcpy(&v, r, 64);
+  return v;
+#else
+  return acc + a * b;
+#endif
+}
+
+int64_t n_panels(int64_t out) { return (out + kLanes - 1) / kLanes; }
+
+// Panels [p0, p1) of w [out, in] into dst, k-major, zero past `out`.
+void pack_panels(const float* w, int64_t in, int64_t out, int64_t p0, int64_t p1, float* dst) {
+  for (int64_t p = p0; p < p1; ++p) {
+    float* d = dst + (p - p0) * in * kLanes;
+    for (int c = 0; c < kLanes; ++c) {
+      const int64_t j = p * kLanes + c;
+      if (j >= out) {
+        for (int64_t k = 0; k < in; ++k) d[k * kLanes + c] = 0.0f;
+        continue;
+      }
+      const float* src = w + j * in;
+      for (int64_t k = 0; k < in; ++k) d[k * kLanes + c] = src[k];
+    }
+  }
+}
+
+// R rows of x (every ldx values) by NV panels (every in * 16 values from wp): res[r][v * 16 + c].
+template <int R, int NV>
+void tile(const float* x, int64_t ldx, const float* wp, int64_t in, float* res) {
+  V16 acc[R][NV] = {};
+  for (int64_t k = 0; k < in; ++k) {
+    V16 wv[NV];
+    for (int v = 0; v < NV; ++v) wv[v] = load16(wp + (v * in + k) * kLanes);
+    for (int r = 0; r < R; ++r) {
+      const V16 s = V16{} + x[r * ldx + k];
+      for (int v = 0; v < NV; ++v) acc[r][v] = fmadd(s, wv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) std::memcpy(res + (r * NV + v) * kLanes, &acc[r][v], 64);
+  }
+}
+
+struct Job {
+  const float* x;
+  const float* b;
+  float* y;
+  int64_t n, in, out;
+};
+
+// Rows [i, i + R) by panels [p, p + NV); wp points at panel p.
+template <int R, int NV>
+void tile_out(const Job& g, int64_t i, int64_t p, const float* wp) {
+  float res[R * NV * kLanes];
+  tile<R, NV>(g.x + i * g.in, g.in, wp, g.in, res);
+  const int64_t j0 = p * kLanes, nj = std::min<int64_t>(NV * kLanes, g.out - j0);
+  for (int r = 0; r < R; ++r) {
+    float* yr = g.y + (i + r) * g.out + j0;
+    const float* s = res + r * NV * kLanes;
+    if (g.b != nullptr) {
+      for (int64_t c = 0; c < nj; ++c) yr[c] = s[c] + g.b[j0 + c];
+    } else {
+      std::memcpy(yr, s, nj * sizeof(float));
+    }
+  }
+}
+
+// R rows at i over panels [p0, p1) of the packed block wp (which starts at panel p0), NV at a
+// time and then one at a time.
+template <int R, int NV>
+void rows_over(const Job& g, int64_t i, int64_t p0, int64_t p1, const float* wp) {
+  int64_t p = p0;
+  for (; p + NV <= p1; p += NV) tile_out<R, NV>(g, i, p, wp + (p - p0) * g.in * kLanes);
+  for (; p < p1; ++p) tile_out<R, 1>(g, i, p, wp + (p - p0) * g.in * kLanes);
+}
+
+// Rows [i0, i1) by panels [p0, p1). Blocks of 8 rows go two panels at a time (16 accumulators),
+// panel pair outside so the pair stays cached across the blocks; the 1-7 rows left take more
+// panels per tile, so that even one row has 8 independent chains.
+void block(const Job& g, int64_t i0, int64_t i1, int64_t p0, int64_t p1, const float* wp) {
+  const int64_t i8 = i0 + (i1 - i0) / 8 * 8;
+  if (i8 > i0) {
+    int64_t p = p0;
+    for (; p + 2 <= p1; p += 2) {
+      for (int64_t i = i0; i < i8; i += 8) tile_out<8, 2>(g, i, p, wp + (p - p0) * g.in * kLanes);
+    }
+    for (; p < p1; ++p) {
+      for (int64_t i = i0; i < i8; i += 8) tile_out<8, 1>(g, i, p, wp + (p - p0) * g.in * kLanes);
+    }
+  }
+  int64_t i = i8;
+  if (i1 - i >= 4) {
+    rows_over<4, 4>(g, i, p0, p1, wp);
+    i += 4;
+  }
+  if (i1 - i >= 2) {
+    rows_over<2, 4>(g, i, p0, p1, wp);
+    i += 2;
+  }
+  if (i < i1) rows_over<1, 8>(g, i, p0, p1, wp);
+}
+
+// The panels of w kept by the live WeightCache, packed by the first caller; null without one.
+std::shared_ptr<CachedWeight> kept_copy(const float* w, int64_t in, int64_t out) {
+  std::shared_ptr<CachedWeight> e = cached_weight(w, out, in, WeightForm::f32_panels);
+  if (e == nullptr) return e;
+  std::call_once(e->once, [&] {
+    const int64_t P = n_panels(out);
+    e->values.resize(P * in * kLanes);
+    // Isolated: while it waits, this thread must not pick up an outer task that asks for the
+    // same copy (call_once would then wait on itself).
+    tbb::this_task_arena::isolate([&] {
+      tbb::parallel_for(tbb::blocked_range<int64_t>(0, P, 8),
+                        [&](const tbb::blocked_range<int64_t>& r) {
+                          pack_panels(w, in, out, r.begin(), r.end(),
+                                      e->values.data() + r.begin() * in * kLanes);
+                        });
+    });
+  });
+  return e;
+}
+
+// Multiply-adds per task: below this a GEMM runs on the calling thread.
+constexpr int64_t kTaskMacs = int64_t{1} << 16;
+// Bytes of x rows a task keeps in L2, and of panels a task packs or streams at once.
+constexpr int64_t kXBlockBytes = int64_t{256} << 10;
+constexpr int64_t kPanelBlockBytes = int64_t{256} << 10;
+constexpr int64_t kMaxRowBlock = 256;
+constexpr int64_t kMinTasks = 4;
+
+}  // namespace
+
+void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, int64_t n,
+                    int64_t in, int64_t out) {
+  if (n <= 0 || out <= 0) return;
+  const Job g{x, b, y, n, in, out};
+  if (in <= 0) {
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < out; ++j) y[i * out + j] = b != nullptr ? b[j] : 0.0f;
+    }
+    return;
+  }
+  const std::shared_ptr<CachedWeight> kept = kept_copy(w, in, out);
+  const int64_t P = n_panels(out);
+  const int64_t panel_bytes = in * kLanes * 4;
+  const int64_t row_block = std::min(
+      n, std::max<int64_t>(8, std::min(kMaxRowBlock, kXBlockBytes / (in * 4)) / 8 * 8));
+  const int64_t row_blocks = (n + row_block - 1) / row_block;
+  // Panels per task: enough work per task, few enough to keep a packed block in L2, and at
+  // least kMinTasks tasks where there are that many panels.
+  int64_t group = std::max<int64_t>(1, kTaskMacs / (row_block * in * kLanes));
+  group = std::min(group, std::max<int64_t>(1, kPanelBlockBytes / panel_bytes));
+  group = std::max<int64_t>(group, 2);
+  const int64_t groups_wanted = (kMinTasks + row_blocks - 1) / row_blocks;
+  group = std::min(group, std::max<int64_t>(1, (P + groups_wanted - 1) / groups_wanted));
+  const int64_t n_groups = (P + group - 1) / group;
+  static tbb::enumerable_thread_specific<std::vector<float>> scratch;
+  auto run = [&](int64_t t) {
+    const int64_t i0 = t / n_groups * row_block, p0 = t % n_groups * group;
+    const int64_t i1 = std::min(n, i0 + row_block), p1 = std::min(P, p0 + group);
+    const float* wp;
+    if (kept) {
+      wp = kept->values.data() + p0 * in * kLanes;
+    } else {
+      std::vector<float>& buf = scratch.local();
+      buf.resize(group * in * kLanes);
+      pack_panels(w, in, out, p0, p1, buf.data());
+      wp = buf.data();
+    }
+    block(g, i0, i1, p0, p1, wp);
+  };
+  const int64_t tasks = row_blocks * n_groups;
+  if (tasks == 1 || n * in * out < 2 * kTaskMacs) {
+    for (int64_t t = 0; t < tasks; ++t) run(t);
+    return;
+  }
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, tasks, 1),
+      [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t t = r.begin(); t < r.end(); ++t) run(t);
+      },
+      tbb::simple_partitioner());
+}
+
+}  // namespace aha

@@ -1,0 +1,26 @@
+// The entries of the live WeightCache (internal to core).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "aha/core/weight_cache.h"
+
+namespace aha {
+
+enum class WeightForm { f32_panels, bf16_panels, bf16_rounded };
+
+// What one kernel derives from one weight, made once (under `once`) by the first caller.
+struct CachedWeight {
+  std::once_flag once;
+  std::vector<float> values;
+  std::vector<uint32_t> words;
+};
+
+// The live cache's entry for weight w seen as n rows of k values in `form`; null when no
+// WeightCache lives.
+std::shared_ptr<CachedWeight> cached_weight(const float* w, int64_t n, int64_t k, WeightForm form);
+
+}  // namespace aha
