@@ -369,30 +369,33 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
   if (m <= 0 || n <= 0) return;
   const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
   std::call_once(e->once, [&] {
-    e->words.resize(size_t(n_panels * kp * kLanes));
+    e->words.reset(new uint32_t[size_t(n_panels * kp * kLanes)]);
     // Isolated: while it waits, this thread must not pick up an outer task that asks for the
     // same weight (call_once would then wait on itself).
-    tbb::this_task_arena::isolate([&] { pack_b({w, k, false}, n, k, e->words.data(), !serial); });
+    tbb::this_task_arena::isolate([&] { pack_b({w, k, false}, n, k, e->words.get(), !serial); });
   });
   const bool parallel = !serial && !small(m, n, k);
   Scratch ap(size_t(m * kp));
   pack_a({x, ldx, false}, m, k, ap.data(), parallel);
-  run({m, n, k, kp, n_panels, ap.data(), e->words.data(), y, ldy, accumulate, bias, use_hw()},
+  run({m, n, k, kp, n_panels, ap.data(), e->words.get(), y, ldy, accumulate, bias, use_hw()},
       parallel);
 }
 
 const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* storage) {
-  auto fill = [&](std::vector<float>& v) {
-    v.resize(size_t(size));
+  auto fill = [&](float* v) {
     for (int64_t i = 0; i < size; ++i) v[i] = from_bf16(to_bf16(w[i]));
   };
   const auto e = cached_weight(w, size, 0, WeightForm::bf16_rounded);
   if (e == nullptr) {
-    fill(*storage);
+    storage->resize(size_t(size));
+    fill(storage->data());
     return storage->data();
   }
-  std::call_once(e->once, [&] { fill(e->values); });
-  return e->values.data();
+  std::call_once(e->once, [&] {
+    e->values.reset(new float[size_t(size)]);
+    fill(e->values.get());
+  });
+  return e->values.get();
 }
 
 }  // namespace aha

@@ -21,6 +21,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "aha/core/tensor.h"
@@ -42,6 +43,8 @@ inline V16 load16(const float* p) {
   std::memcpy(&v, p, sizeof(v));
   return v;
 }
+
+inline V16 splat(float v) { return V16{v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v}; }
 
 // acc + a * b rounded once where the build has FMA (the chain the file's header promises).
 inline V16 fmadd(V16 a, V16 b, V16 acc) {
@@ -68,18 +71,49 @@ inline V16 fmadd(V16 a, V16 b, V16 acc) {
 
 int64_t n_panels(int64_t out) { return (out + kLanes - 1) / kLanes; }
 
-// Panels [p0, p1) of w [out, in] into dst, k-major, zero past `out`.
+// One stage of a 16x16 transpose: rows a and b, D apart, swap their off-diagonal D-blocks.
+template <int D, size_t... J>
+inline V16 mix_lo(V16 a, V16 b, std::index_sequence<J...>) {
+  return __builtin_shufflevector(a, b, ((J & D) == 0 ? int(J) : int(J) - D + 16)...);
+}
+template <int D, size_t... J>
+inline V16 mix_hi(V16 a, V16 b, std::index_sequence<J...>) {
+  return __builtin_shufflevector(a, b, ((J & D) == 0 ? int(J) + D : int(J) + 16)...);
+}
+template <int D>
+inline void stage(V16* r) {
+  for (int i = 0; i < 16; ++i) {
+    if ((i & D) != 0) continue;
+    const V16 a = r[i], b = r[i + D];
+    r[i] = mix_lo<D>(a, b, std::make_index_sequence<16>());
+    r[i + D] = mix_hi<D>(a, b, std::make_index_sequence<16>());
+  }
+}
+
+// Panels [p0, p1) of w [out, in] into dst, k-major, zero past `out`: 16 x 16 blocks transposed
+// in registers (packing runs once per weight and generate() call, but at one sequence and a short
+// completion it costs as much as the decode).
 void pack_panels(const float* w, int64_t in, int64_t out, int64_t p0, int64_t p1, float* dst) {
   for (int64_t p = p0; p < p1; ++p) {
     float* d = dst + (p - p0) * in * kLanes;
-    for (int c = 0; c < kLanes; ++c) {
-      const int64_t j = p * kLanes + c;
-      if (j >= out) {
-        for (int64_t k = 0; k < in; ++k) d[k * kLanes + c] = 0.0f;
-        continue;
+    const int64_t rows = std::min<int64_t>(kLanes, out - p * kLanes);
+    for (int64_t k0 = 0; k0 < in; k0 += kLanes) {
+      const int64_t nk = std::min<int64_t>(kLanes, in - k0);
+      V16 r[kLanes];
+      for (int c = 0; c < kLanes; ++c) {
+        const float* src = w + (p * kLanes + c) * in + k0;
+        r[c] = V16{};
+        if (c < rows && nk == kLanes) {
+          r[c] = load16(src);
+        } else if (c < rows) {
+          std::memcpy(&r[c], src, nk * sizeof(float));
+        }
       }
-      const float* src = w + j * in;
-      for (int64_t k = 0; k < in; ++k) d[k * kLanes + c] = src[k];
+      stage<8>(r);
+      stage<4>(r);
+      stage<2>(r);
+      stage<1>(r);
+      for (int64_t k = 0; k < nk; ++k) std::memcpy(d + (k0 + k) * kLanes, &r[k], 64);
     }
   }
 }
@@ -92,7 +126,7 @@ void tile(const float* x, int64_t ldx, const float* wp, int64_t in, float* res) 
     V16 wv[NV];
     for (int v = 0; v < NV; ++v) wv[v] = load16(wp + (v * in + k) * kLanes);
     for (int r = 0; r < R; ++r) {
-      const V16 s = V16{} + x[r * ldx + k];
+      const V16 s = splat(x[r * ldx + k]);
       for (int v = 0; v < NV; ++v) acc[r][v] = fmadd(s, wv[v], acc[r][v]);
     }
   }
@@ -126,12 +160,15 @@ void tile_out(const Job& g, int64_t i, int64_t p, const float* wp) {
 }
 
 // R rows at i over panels [p0, p1) of the packed block wp (which starts at panel p0), NV at a
-// time and then one at a time.
+// time, then the panels left NV / 2, NV / 4, ... at a time (a lone chain waits on its own
+// latency every step).
 template <int R, int NV>
 void rows_over(const Job& g, int64_t i, int64_t p0, int64_t p1, const float* wp) {
   int64_t p = p0;
   for (; p + NV <= p1; p += NV) tile_out<R, NV>(g, i, p, wp + (p - p0) * g.in * kLanes);
-  for (; p < p1; ++p) tile_out<R, 1>(g, i, p, wp + (p - p0) * g.in * kLanes);
+  if constexpr (NV > 1) {
+    if (p < p1) rows_over<R, NV / 2>(g, i, p, p1, wp + (p - p0) * g.in * kLanes);
+  }
 }
 
 // Rows [i0, i1) by panels [p0, p1). Blocks of 8 rows go two panels at a time (16 accumulators),
@@ -144,7 +181,7 @@ void block(const Job& g, int64_t i0, int64_t i1, int64_t p0, int64_t p1, const f
     for (; p + 2 <= p1; p += 2) {
       for (int64_t i = i0; i < i8; i += 8) tile_out<8, 2>(g, i, p, wp + (p - p0) * g.in * kLanes);
     }
-    for (; p < p1; ++p) {
+    if (p < p1) {
       for (int64_t i = i0; i < i8; i += 8) tile_out<8, 1>(g, i, p, wp + (p - p0) * g.in * kLanes);
     }
   }
@@ -166,14 +203,14 @@ std::shared_ptr<CachedWeight> kept_copy(const float* w, int64_t in, int64_t out)
   if (e == nullptr) return e;
   std::call_once(e->once, [&] {
     const int64_t P = n_panels(out);
-    e->values.resize(P * in * kLanes);
+    e->values.reset(new float[P * in * kLanes]);
     // Isolated: while it waits, this thread must not pick up an outer task that asks for the
     // same copy (call_once would then wait on itself).
     tbb::this_task_arena::isolate([&] {
       tbb::parallel_for(tbb::blocked_range<int64_t>(0, P, 8),
                         [&](const tbb::blocked_range<int64_t>& r) {
                           pack_panels(w, in, out, r.begin(), r.end(),
-                                      e->values.data() + r.begin() * in * kLanes);
+                                      e->values.get() + r.begin() * in * kLanes);
                         });
     });
   });
@@ -206,13 +243,16 @@ void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, in
   const int64_t row_block = std::min(
       n, std::max<int64_t>(8, std::min(kMaxRowBlock, kXBlockBytes / (in * 4)) / 8 * 8));
   const int64_t row_blocks = (n + row_block - 1) / row_block;
+  const bool parallel = n * in * out >= 2 * kTaskMacs;
   // Panels per task: enough work per task, few enough to keep a packed block in L2, and at
   // least kMinTasks tasks where there are that many panels.
   int64_t group = std::max<int64_t>(1, kTaskMacs / (row_block * in * kLanes));
   group = std::min(group, std::max<int64_t>(1, kPanelBlockBytes / panel_bytes));
-  group = std::max<int64_t>(group, 2);
   const int64_t groups_wanted = (kMinTasks + row_blocks - 1) / row_blocks;
   group = std::min(group, std::max<int64_t>(1, (P + groups_wanted - 1) / groups_wanted));
+  // Enough panels for independent chains: the 8-row tiles take 2 at a time, fewer rows 4 to 8.
+  group = std::max<int64_t>(group, n >= 8 ? 2 : 4);
+  if (!parallel) group = P;
   const int64_t n_groups = (P + group - 1) / group;
   static tbb::enumerable_thread_specific<std::vector<float>> scratch;
   auto run = [&](int64_t t) {
@@ -220,7 +260,7 @@ void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, in
     const int64_t i1 = std::min(n, i0 + row_block), p1 = std::min(P, p0 + group);
     const float* wp;
     if (kept) {
-      wp = kept->values.data() + p0 * in * kLanes;
+      wp = kept->values.get() + p0 * in * kLanes;
     } else {
       std::vector<float>& buf = scratch.local();
       buf.resize(group * in * kLanes);
@@ -230,7 +270,7 @@ void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, in
     block(g, i0, i1, p0, p1, wp);
   };
   const int64_t tasks = row_blocks * n_groups;
-  if (tasks == 1 || n * in * out < 2 * kTaskMacs) {
+  if (tasks == 1 || !parallel) {
     for (int64_t t = 0; t < tasks; ++t) run(t);
     return;
   }

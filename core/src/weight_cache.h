@@ -4,7 +4,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <vector>
 
 #include "aha/core/weight_cache.h"
 
@@ -12,11 +11,13 @@ namespace aha {
 
 enum class WeightForm { f32_panels, bf16_panels, bf16_rounded };
 
-// What one kernel derives from one weight, made once (under `once`) by the first caller.
+// What one kernel derives from one weight, made once (under `once`) by the first caller, who
+// writes every value (not zeroed first: packing a weight once per generate() call is a cost at
+// short completions).
 struct CachedWeight {
   std::once_flag once;
-  std::vector<float> values;
-  std::vector<uint32_t> words;
+  std::unique_ptr<float[]> values;
+  std::unique_ptr<uint32_t[]> words;
 };
 
 // The live cache's entry for weight w seen as n rows of k values in `form`; null when no
