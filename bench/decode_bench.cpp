@@ -30,8 +30,8 @@ void BM_Gemm(benchmark::State& state) {
   auto x = random_vec(n * in, 1), w = random_vec(out * in, 2);
   std::vector<float> y(n * out), ref(n * out);
   const float* none = nullptr;
-  const aha::WeightCache weights;  // as in decode: the weight is packed once
   aha::gemm_xwt(x.data(), w.data(), none, ref.data(), n, in, out);
+  const aha::WeightCache weights(w.data(), out * in);  // as in decode: the weight packed once
   auto run = [&] {
     if (kStable) {
       aha::gemm_xwt_rowstable(x.data(), w.data(), none, y.data(), n, in, out);
@@ -81,7 +81,9 @@ void BM_DecodeStep(benchmark::State& state) {
     model->init_random(0);
   }
   aha::rollout::Decoder dec(*model, state.range(2) != 0);
-  const aha::WeightCache weights;  // as Engine::generate: each weight packed once
+  // As Engine::generate: each weight packed once.
+  const aha::WeightCache weights(model->params().data(),
+                                 static_cast<int64_t>(model->params().size()));
   const int V = model->config().vocab_size;
   aha::Rng rng(3);
   std::vector<int32_t> prompt(L);

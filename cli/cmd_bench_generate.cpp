@@ -67,7 +67,8 @@ double lm_head_seconds(const policy::Model<float>& model, int64_t rows, int64_t 
   std::vector<float> h(rows * c.hidden_size), logits(rows * c.vocab_size);
   Rng rng(5);
   for (auto& v : h) v = static_cast<float>(rng.normal());
-  const WeightCache weights;  // as Engine::generate: weights packed once
+  // As Engine::generate: weights packed once.
+  const WeightCache weights(model.params().data(), static_cast<int64_t>(model.params().size()));
   const float* w = model.params().data() + model.lm_head_offset();
   const float* none = nullptr;
   gemm_xwt_rowstable(h.data(), w, none, logits.data(), rows, c.hidden_size, c.vocab_size);
@@ -82,7 +83,8 @@ double lm_head_seconds(const policy::Model<float>& model, int64_t rows, int64_t 
 // prompts together (best of two): the batching's gain, measured in the same run.
 double prefill_alone_seconds(const rollout::Decoder& dec,
                              const std::vector<rollout::Request>& reqs) {
-  const WeightCache weights;  // as Engine::generate
+  const auto& params = dec.model().params();  // as Engine::generate
+  const WeightCache weights(params.data(), static_cast<int64_t>(params.size()));
   double best = 1e30;
   for (int rep = 0; rep < 2; ++rep) {
     const auto t0 = BenchClock::now();

@@ -87,9 +87,9 @@ int main(int argc, char** argv) {
     const Shape sh = kShapes[s];
     for (const int n : kRows) {
       if (only_rows >= 0 && n != only_rows) continue;
-      // As in a generate() call, the new kernel keeps its packed copy of the weight.
-      const aha::WeightCache cache;
       std::vector<float> x(n * sh.in), w(sh.out * sh.in), b(sh.out);
+      // As in a generate() call, the new kernel keeps its packed copy of the weight.
+      const aha::WeightCache cache(w.data(), sh.out * sh.in);
       std::vector<float> y_old(n * sh.out), y_new(n * sh.out), y_blas(n * sh.out);
       for (auto* v : {&x, &w, &b}) {
         for (float& e : *v) e = normal(rng);

@@ -20,8 +20,8 @@ struct CachedWeight {
   std::unique_ptr<uint32_t[]> words;
 };
 
-// The live cache's entry for weight w seen as n rows of k values in `form`; null when no
-// WeightCache lives.
+// The live cache's entry for weight w seen as n rows of k values in `form` (k = 0: n values);
+// null when no live WeightCache covers those values.
 std::shared_ptr<CachedWeight> cached_weight(const float* w, int64_t n, int64_t k, WeightForm form);
 
 }  // namespace aha

@@ -373,7 +373,8 @@ std::vector<Rollout> Engine::generate(const std::vector<Request>& requests,
                                       const std::function<void(const Progress&)>& on_progress,
                                       const std::atomic<bool>* cancel) const {
   // Each weight is packed once for the whole call instead of once per step.
-  const WeightCache weights;
+  const WeightCache weights(decoder_.model().params().data(),
+                            static_cast<int64_t>(decoder_.model().params().size()));
   GenerateRun run(decoder_, opts_, requests);
   run.admit();
   run.retire(on_progress);

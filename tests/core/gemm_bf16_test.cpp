@@ -142,7 +142,7 @@ TEST(Bf16, WeightCacheGivesTheSameValuesAndEndsWithItsScope) {
   gemm_bf16(m, n, k, {x.data(), k, false}, {w.data(), k, false}, want.data(), n, false,
             bias.data());
   {
-    WeightCache cache;
+    WeightCache cache(w.data(), int64_t(w.size()));
     for (int rep = 0; rep < 2; ++rep) {
       gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, false, bias.data());
       ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));

@@ -203,7 +203,7 @@ TEST(Tensor, RowStableGemmRowsAreBitwiseIndependentOfTheBatch) {
       ThreadLimit limit(threads);
       for (bool frozen : {false, true}) {
         std::optional<WeightCache> scope;
-        if (frozen) scope.emplace();
+        if (frozen) scope.emplace(w.data(), out * in);
         for (auto [first, rows] : std::vector<std::pair<int64_t, int64_t>>{
                  {0, 1}, {63, 1}, {5, 1}, {7, 2}, {9, 3}, {1, 5}, {30, 7}, {3, 13}, {0, 64}}) {
           std::vector<float> part(rows * out);
@@ -227,6 +227,38 @@ TEST(Tensor, RowStableGemmRowsAreBitwiseIndependentOfTheBatch) {
       }
     }
   }
+}
+
+// A WeightCache covers its own range only, and forgets a weight when no live scope covers it:
+// another model's weights changing beside it (an asynchronous sampler and the trainer) and a
+// weight changed between two scopes while a third lives are both seen.
+TEST(Tensor, WeightCacheKeepsOnlyItsRangeAndForgetsItWithTheScope) {
+  const int64_t in = 40, out = 35, n = 3;
+  auto x = randv(n * in, 1), w = randv(out * in, 2), other = randv(out * in, 3);
+  const float* none = nullptr;
+  auto expect_chain = [&](const std::vector<float>& y) {
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t j = 0; j < out; ++j) {
+        ASSERT_EQ(y[i * out + j], chain_dot(x.data() + i * in, w.data() + j * in, in));
+      }
+    }
+  };
+  std::vector<float> y(n * out);
+  const WeightCache beside(other.data(), out * in);  // lives through the whole test
+  gemm_xwt_rowstable(x.data(), w.data(), none, y.data(), n, in, out);
+  expect_chain(y);
+  for (float& v : w) v *= -0.5f;  // w is outside every scope: seen at once
+  gemm_xwt_rowstable(x.data(), w.data(), none, y.data(), n, in, out);
+  expect_chain(y);
+  {
+    const WeightCache scope(w.data(), out * in);
+    gemm_xwt_rowstable(x.data(), w.data(), none, y.data(), n, in, out);
+    expect_chain(y);
+  }
+  for (float& v : w) v += 1.0f;  // between two scopes over w, with `beside` still alive
+  const WeightCache again(w.data(), out * in);
+  gemm_xwt_rowstable(x.data(), w.data(), none, y.data(), n, in, out);
+  expect_chain(y);
 }
 
 // The attention's dot-product GEMM: each output is dot_stable of its row and column, in any
