@@ -173,7 +173,8 @@ void rows_over(const Job& g, int64_t i, int64_t p0, int64_t p1, const float* wp)
 
 // Rows [i0, i1) by panels [p0, p1). Blocks of 8 rows go two panels at a time (16 accumulators),
 // panel pair outside so the pair stays cached across the blocks; the 1-7 rows left take more
-// panels per tile, so that even one row has 8 independent chains.
+// panels per tile (4 for one row: it is bound by the weight streams, not by its chains' latency,
+// and 8 concurrent streams measured slower).
 void block(const Job& g, int64_t i0, int64_t i1, int64_t p0, int64_t p1, const float* wp) {
   const int64_t i8 = i0 + (i1 - i0) / 8 * 8;
   if (i8 > i0) {
@@ -194,7 +195,7 @@ void block(const Job& g, int64_t i0, int64_t i1, int64_t p0, int64_t p1, const f
     rows_over<2, 4>(g, i, p0, p1, wp);
     i += 2;
   }
-  if (i < i1) rows_over<1, 8>(g, i, p0, p1, wp);
+  if (i < i1) rows_over<1, 4>(g, i, p0, p1, wp);
 }
 
 // The panels of w kept by the live WeightCache, packed by the first caller; null without one.
