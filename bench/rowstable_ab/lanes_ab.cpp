@@ -1,8 +1,8 @@
 // The prototype of what is now aha's gemm_xwt_lanes (core/src/tensor_lanes.cpp), kept as measured
 // against the dot-product kernel: a batch-invariant GEMM with the outputs in the SIMD
 // lanes over weights packed k-major ([out / 16][in][16]), each output one in-order chain of fused
-// multiply-adds over k, against gemm_xwt_rowstable (a 16-lane dot product and its reduction tree
-// per output) at 16 rows (a routed expert's rows at decode batch 64) or ROWS, a multiple of 16.
+// multiply-adds over k, against gemm_xwt_rowstable (then a 16-lane dot product and its reduction
+// tree per output; since 376775b this kernel itself) at 16 rows (a routed expert's rows at decode batch 64) or ROWS, a multiple of 16.
 // Either gives each row the same bits in any batch; they differ from each other. Cycling through
 // N_WEIGHTS distinct weights makes them arrive cold (500 of 256 x 128 = 65 MB). One thread, CPU
 // time, best of 7 turns.
