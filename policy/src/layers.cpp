@@ -10,7 +10,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
-#include "fast_exp.h"
+#include "aha/core/fast_exp.h"
 #include "for_chunks.h"
 
 namespace aha::policy {

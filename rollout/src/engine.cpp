@@ -21,11 +21,7 @@ namespace {
 // log softmax(row / temperature)[token] (temperature <= 0: 1).
 float logprob_of(const float* row, int vocab, int32_t token, double temperature) {
   const double inv = temperature > 0 ? 1.0 / temperature : 1.0;
-  double mx = -std::numeric_limits<double>::infinity();
-  for (int v = 0; v < vocab; ++v) mx = std::max(mx, double(row[v]) * inv);
-  double sum = 0;
-  for (int v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) * inv - mx);
-  return static_cast<float>(double(row[token]) * inv - mx - std::log(sum));
+  return static_cast<float>(double(row[token]) * inv - log_sum_exp(row, vocab, inv));
 }
 
 std::string check_prompt(const std::vector<int32_t>& prompt, const policy::ModelConfig& c,

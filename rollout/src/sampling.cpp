@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "aha/core/error.h"
+#include "aha/core/fast_exp.h"
 
 namespace aha::rollout {
 
@@ -41,12 +42,32 @@ SamplingParams SamplingParams::from_json(const Json& j) {
 
 namespace {
 
-double log_sum_exp(const float* z, int n) {
-  float mx = *std::max_element(z, z + n);
+// e^x for x <= 0, exactly 0 where it underflows: VecExp stops at ~1e-308 instead, which would
+// give a masked (-inf) logit a weight.
+inline double exp_or_zero(const VecExp<double>& vexp, double x) {
+  return x < -708.0 ? 0.0 : vexp(x);
+}
+
+}  // namespace
+
+double log_sum_exp(const float* z, int n, double inv_temp) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int i = 0; i < n; ++i) mx = std::max(mx, double(z[i]) * inv_temp);
+  // The exponentials a block at a time (a loop that vectorises; glibc's exp was most of a
+  // sampled token's cost), then the sum in order.
+  constexpr int kBlock = 256;
+  double e[kBlock];
+  const VecExp<double> vexp;  // a local: its bounds stay in registers
   double s = 0;
-  for (int i = 0; i < n; ++i) s += std::exp(double(z[i]) - mx);
+  for (int i0 = 0; i0 < n; i0 += kBlock) {
+    const int m = std::min(kBlock, n - i0);
+    for (int i = 0; i < m; ++i) e[i] = exp_or_zero(vexp, double(z[i0 + i]) * inv_temp - mx);
+    for (int i = 0; i < m; ++i) s += e[i];
+  }
   return mx + std::log(s);
 }
+
+namespace {
 
 // Penalises once per distinct earlier token (HF's rule: divide positive logits, multiply
 // negative ones).
@@ -135,8 +156,10 @@ Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab) {
   k.order = candidate_order(z, p, vocab, k.kept);
   const double zmax = z[k.order[0]] * inv_t;
   k.w.resize(k.kept);
+  const VecExp<double> vexp;
+  for (int i = 0; i < k.kept; ++i) k.w[i] = exp_or_zero(vexp, z[k.order[i]] * inv_t - zmax);
   double total = 0;
-  for (int i = 0; i < k.kept; ++i) total += (k.w[i] = std::exp(z[k.order[i]] * inv_t - zmax));
+  for (int i = 0; i < k.kept; ++i) total += k.w[i];
   k.kept = cut_tail(k.w, k.kept, total, p);
   for (int i = 0; i < k.kept; ++i) k.total += k.w[i];
   k.min_logit =
@@ -187,7 +210,7 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
   } else {
     sample_filtered(z, p, vocab, rng, out, kept_ids);
   }
-  out.policy_logprob = static_cast<float>(logits[out.token] - log_sum_exp(logits, vocab));
+  out.policy_logprob = static_cast<float>(logits[out.token] - log_sum_exp(logits, vocab, 1.0));
   return out;
 }
 
@@ -197,7 +220,7 @@ void sampling_dist(const float* logits, int vocab, const SamplingParams& p,
   if (p.repetition_penalty != 1.0) apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
   out.prob.assign(vocab, 0.0);
   out.kept_ids.clear();
-  out.policy_lse = log_sum_exp(logits, vocab);
+  out.policy_lse = log_sum_exp(logits, vocab, 1.0);
   if (p.greedy()) {
     const auto top = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
     out.prob[top] = 1.0;

@@ -63,6 +63,9 @@ struct SamplingDist {
 void sampling_dist(const float* logits, int vocab, const SamplingParams& params,
                    const std::vector<int32_t>& history, std::vector<float>& scratch,
                    SamplingDist& out);
+// log sum_i exp(z[i] * inv_temp), the exponentials in double (VecExp), summed in id order.
+double log_sum_exp(const float* z, int n, double inv_temp);
+
 // Draws a token from dense probabilities (inverse CDF in id order).
 int32_t draw(const std::vector<double>& prob, Rng& rng);
 
