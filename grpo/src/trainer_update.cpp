@@ -222,6 +222,9 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
   }
   // Expert parallel: every rank makes as many forwards of each model as the rank with the
   // most; a rank out of rollouts serves the others' rows with its experts.
+  size_t separate = 0;  // sequences whose pi_old needs a forward of its own
+  for (const auto& o : olds) separate += o.size();
+  m["pi_old_forwards"] = separate;
   double counts[2] = {double(olds.size()), double(refs.size())};
   if (ep) dist::allreduce_max(counts, 2, "scoring chunk counts");
   policy::Activations<float> acts;

@@ -127,6 +127,27 @@ TEST(Features, ImportanceSamplingCorrection) {
   }
 }
 
+// One update from the weights that sampled takes pi_old from the update's own forward: only the
+// completions that do not learn are scored by a forward of their own. Two updates score them all
+// first.
+TEST(Features, OneUpdateTakesPiOldFromItsOwnForward) {
+  auto reg = registry();
+  Json raw = base_config(fresh_dir("old_in_update"));
+  raw["grpo"]["steps"] = 1;
+  raw["grpo"]["num_iterations"] = 1;
+  raw["grpo"]["minibatch_size"] = 0;
+  const Json one = one_step(raw, reg);
+  raw["output_dir"] = fresh_dir("old_in_update_two");
+  raw["grpo"]["num_iterations"] = 2;
+  const Json two = one_step(raw, reg);
+  const int64_t all = 4 * 6;  // prompts_per_step x group_size, none empty
+  ASSERT_TRUE(one.contains("pi_old_forwards")) << one.dump();
+  EXPECT_GT(one["sequences"].get<int64_t>(), 0) << "a step with nothing to learn proves nothing";
+  EXPECT_EQ(one["pi_old_forwards"].get<int64_t>(), all - one["sequences"].get<int64_t>());
+  EXPECT_EQ(two["pi_old_forwards"].get<int64_t>(), all);
+  EXPECT_EQ(one["ratio_mean"].get<double>(), 1.0) << "pi_old is the update's own forward";
+}
+
 TEST(Features, KeepSamplingMaskMatchesTheSamplerLogprobs) {
   auto reg = registry();
   Json raw = base_config(fresh_dir("keepmask"));
