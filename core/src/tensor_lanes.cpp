@@ -6,8 +6,9 @@
 // that row alone. The outputs sit in the SIMD lanes: the weight is read as panels of 16 output
 // columns stored k-major ([in][16], zero-padded past `out`), so every step is one broadcast of
 // x, one load of a panel row and one multiply-add per 16 outputs, with no reduction at the end.
-// Against the earlier form (a 16-lane dot product per output and its reduction tree) the weight
-// in L2 gives 1.5-2.0x on one core (bench/rowstable_ab/lanes_ab.cpp, docs/performance.md).
+// Against the earlier form (a 16-lane dot product per output and its reduction tree): geomean
+// 1.5x on one core over the model's shapes at 16 to 1,024 rows, up to the core's FMA peak
+// (bench/rowstable_ab/run.sh; docs/performance.md, "The lanes kernel").
 //
 // The panels are a transposed copy. While a WeightCache lives (one generate() call) a weight's
 // copy is made once and kept; otherwise each call packs the panels it needs into a per-thread
