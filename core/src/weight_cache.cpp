@@ -1,7 +1,11 @@
 #include "weight_cache.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <functional>
+#include <string>
 #include <unordered_map>
 #include <utility>
 
@@ -30,6 +34,29 @@ using Range = std::pair<const float*, const float*>;
 std::mutex g_mu;
 std::vector<Range> g_scopes;  // the live scopes' ranges
 std::unordered_map<Key, std::shared_ptr<CachedWeight>, KeyHash> g_map;
+int64_t g_bytes = 0;   // what g_map's entries hold (or will, once made)
+int64_t g_budget = 0;  // the most they may hold; set when the first scope opens
+
+int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
+
+int64_t bytes_of(const Key& key) {
+  switch (key.form) {
+    case WeightForm::f32_panels: return round16(key.n) * key.k * 4;
+    case WeightForm::bf16_panels: return round16(key.n) * ((key.k + 1) / 2) * 4;
+    case WeightForm::bf16_rounded: return key.n * 4;
+  }
+  return 0;
+}
+
+// AHA_WEIGHT_CACHE_MB, or a quarter of the machine's memory: a generate() call of a model that
+// fills much of memory keeps copies of only part of its weights and packs the rest per call,
+// instead of running out of memory. The values are the same either way.
+int64_t budget() {
+  if (const char* e = std::getenv("AHA_WEIGHT_CACHE_MB"); e != nullptr && *e != '\0') {
+    return std::max<int64_t>(0, std::atoll(e)) << 20;
+  }
+  return int64_t(sysconf(_SC_PHYS_PAGES)) * int64_t(sysconf(_SC_PAGESIZE)) / 4;
+}
 
 // Under g_mu.
 bool covered(const float* p, int64_t extent) {
@@ -45,6 +72,7 @@ int64_t extent_of(const Key& key) { return key.k == 0 ? key.n : key.n * key.k; }
 WeightCache::WeightCache(const float* data, int64_t n)
     : begin_(data), end_(data + std::max<int64_t>(n, 0)) {
   std::lock_guard<std::mutex> lock(g_mu);
+  if (g_scopes.empty()) g_budget = budget();
   g_scopes.emplace_back(begin_, end_);
 }
 
@@ -56,6 +84,7 @@ WeightCache::~WeightCache() {
     if (covered(it->first.p, extent_of(it->first))) {
       ++it;
     } else {
+      g_bytes -= bytes_of(it->first);
       dropped.push_back(std::move(it->second));
       it = g_map.erase(it);
     }
@@ -67,9 +96,16 @@ std::shared_ptr<CachedWeight> cached_weight(const float* w, int64_t n, int64_t k
   const Key key{w, n, k, form};
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_scopes.empty() || !covered(w, extent_of(key))) return nullptr;
-  auto& e = g_map[key];
-  if (!e) e = std::make_shared<CachedWeight>();
-  return e;
+  auto it = g_map.find(key);
+  if (it != g_map.end()) return it->second;
+  if (g_bytes + bytes_of(key) > g_budget) return nullptr;
+  g_bytes += bytes_of(key);
+  return g_map.emplace(key, std::make_shared<CachedWeight>()).first->second;
+}
+
+int64_t weight_cache_bytes() {
+  std::lock_guard<std::mutex> lock(g_mu);
+  return g_bytes;
 }
 
 }  // namespace aha

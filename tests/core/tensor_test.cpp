@@ -259,6 +259,25 @@ TEST(Tensor, WeightCacheKeepsOnlyItsRangeAndForgetsItWithTheScope) {
   const WeightCache again(w.data(), out * in);
   gemm_xwt_rowstable(x.data(), w.data(), none, y.data(), n, in, out);
   expect_chain(y);
+  EXPECT_EQ(weight_cache_bytes(), (out + 15) / 16 * 16 * in * 4) << "w's panels, kept";
+}
+
+// Past AHA_WEIGHT_CACHE_MB the weights are packed per call: nothing is kept, the same values.
+TEST(Tensor, WeightCacheKeepsNothingPastItsBudget) {
+  const int64_t in = 40, out = 35, n = 3;
+  auto x = randv(n * in, 1), w = randv(out * in, 2);
+  std::vector<float> y(n * out), want(n * out);
+  gemm_xwt_rowstable(x.data(), w.data(), static_cast<const float*>(nullptr), want.data(), n, in,
+                     out);
+  ASSERT_EQ(setenv("AHA_WEIGHT_CACHE_MB", "0", 1), 0);
+  {
+    const WeightCache scope(w.data(), out * in);  // the budget is read as the first scope opens
+    gemm_xwt_rowstable(x.data(), w.data(), static_cast<const float*>(nullptr), y.data(), n, in,
+                       out);
+    EXPECT_EQ(weight_cache_bytes(), 0);
+    EXPECT_EQ(y, want);
+  }
+  unsetenv("AHA_WEIGHT_CACHE_MB");
 }
 
 // The attention's dot-product GEMM: each output is dot_stable of its row and column, in any

@@ -15,6 +15,8 @@ namespace aha {
 // Only that range is cached: another thread's weights (an asynchronous sampler beside the
 // trainer), activations and other models' weights are packed per call as without one. Scopes
 // may nest and overlap across threads; a copy is dropped when no live scope covers its weight.
+// The copies together stay within AHA_WEIGHT_CACHE_MB (default: a quarter of the machine's
+// memory); the weights past it are packed per call.
 class WeightCache {
  public:
   WeightCache(const float* data, int64_t n);
@@ -26,5 +28,8 @@ class WeightCache {
   const float* begin_;
   const float* end_;
 };
+
+// Bytes the live copies take (for tests and benchmarks).
+int64_t weight_cache_bytes();
 
 }  // namespace aha
