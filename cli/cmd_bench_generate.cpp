@@ -7,10 +7,10 @@
 #include <string>
 
 #include "aha/core/gemm_bf16.h"
-#include "aha/core/weight_cache.h"
 #include "aha/core/rng.h"
 #include "aha/core/tensor.h"
 #include "aha/core/threading.h"
+#include "aha/core/weight_cache.h"
 #include "aha/policy/presets.h"
 #include "aha/policy/profile.h"
 #include "aha/rollout/engine.h"

@@ -1,5 +1,6 @@
 // Paired A/B of gemm_xwt_rowstable (see run.sh): old_ is the kernel at the given revision, the
-// other the working tree's (with a WeightCache, as in decode), blas one cblas_sgemm call on OpenBLAS's threads (as many as TBB's).
+// other the working tree's (with a WeightCache, as in decode), blas one cblas_sgemm call on
+// OpenBLAS's threads (as many as TBB's).
 // Each point: three rounds of the three sides in turn, each side's best call of five turns of at
 // least 20 ms (CPU time on one thread, wall time on more). Prints GFLOP/s, the ratios, and whether
 // both kernels gave the same bits.

@@ -361,12 +361,12 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, in
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
                       const float* w, float* y, int64_t ldy, bool accumulate, const float* bias,
                       bool serial) {
+  if (m <= 0 || n <= 0) return;  // before the cache: an empty product keeps no copy
   const auto e = cached_weight(w, n, k, WeightForm::bf16_panels);
   if (e == nullptr) {
     gemm_bf16(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, accumulate, bias, serial);
     return;
   }
-  if (m <= 0 || n <= 0) return;
   const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
   std::call_once(e->once, [&] {
     e->words.reset(new uint32_t[size_t(n_panels * kp * kLanes)]);

@@ -4,8 +4,6 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
-#include <cmath>
-#include <limits>
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
