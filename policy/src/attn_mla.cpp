@@ -206,7 +206,7 @@ void MlaCore::decode_attend(const float* P, const float* q, float* y, const Deco
                             int64_t row_width, const KeyLists* keys) const {
   const int64_t B = static_cast<int64_t>(step.rows.size());
   Buf<float> o(B * c_.num_attention_heads * c_.v_head_dim);
-  if (step.absorbed) {
+  if (step.absorbed && !(step.prefill && keys == nullptr)) {
     attend_absorbed(P, q, o.data(), step, row_width, keys);
   } else {
     attend_naive(P, q, o.data(), step, row_width, keys);
@@ -284,37 +284,75 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
   });
 }
 
-// The oracle: rebuild every attended token's keys and values from its latent, then attend.
+// Rebuild the attended tokens' keys and values from their latents, once per group of rows that
+// share them, then attend: the naive oracle for decode, and a prompt's rows (step.prefill), where
+// the prompt's keys serve all its rows and cost far less than the absorbed path's products over
+// the latent. A group is a run of rows of one sequence at consecutive positions (a prompt, or
+// the part of it in this pass), or one row with its own key list. Each output is the same for
+// any grouping: a key's rebuilt row depends only on its latent (row-stable products), a score is
+// one in-order chain over [q_nope, q_pe] . [k_nope, k_pe], and the rows' value products run in
+// order over the keys, the ones past a row's own keys adding exact zeros.
 void MlaCore::attend_naive(const float* P, const float* q, float* o, const DecodeStep& step,
                            int64_t row_width, const KeyLists* keys) const {
   const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
-  tbb::parallel_for(int64_t{0}, B, [&](int64_t b) {
-    std::vector<int64_t> at;
-    if (keys != nullptr) {
-      at.assign((*keys)[b].begin(), (*keys)[b].end());
-    } else {
-      for (int64_t j = 0; j <= step.positions[b]; ++j) at.push_back(j);
+  struct Group {
+    int64_t b0, b1;           // rows
+    std::vector<int64_t> at;  // key positions
+    Buf<float> kvb;           // [at.size(), H * (dn + dv)]
+  };
+  std::vector<Group> groups;
+  for (int64_t b = 0; b < B; ++b) {
+    const bool joins = keys == nullptr && !groups.empty() && step.rows[b] == step.rows[b - 1] &&
+                       step.positions[b] == step.positions[b - 1] + 1;
+    if (joins) {
+      groups.back().b1 = b + 1;
+      continue;
     }
-    const int64_t T = static_cast<int64_t>(at.size());
-    const float* rows = step.rows[b]->data();
-    Buf<float> lat(T * r), kvb(T * H * (dn + dv));
-    for (int64_t j = 0; j < T; ++j) std::copy_n(rows + at[j] * row_width, r, lat.data() + j * r);
-    linear_stable(kv_b_proj_, P, lat.data(), kvb.data(), T);  // with its LoRA adapter
-    std::vector<float> s(T);
-    for (int hh = 0; hh < H; ++hh) {
-      const float* qh = q + (b * H + hh) * dqk;
-      for (int64_t j = 0; j < T; ++j) {
-        const float* kj = kvb.data() + (j * H + hh) * (dn + dv);
-        const float* pe = rows + at[j] * row_width + r;
-        s[j] = scale * (dot_stable(qh, kj, dn) + dot_stable(qh + dn, pe, dr));
+    Group g{b, b + 1, {}, {}};
+    if (keys != nullptr) g.at.assign((*keys)[b].begin(), (*keys)[b].end());
+    groups.push_back(std::move(g));
+  }
+  for (Group& g : groups) {
+    if (keys == nullptr) {
+      for (int64_t j = 0; j <= step.positions[g.b1 - 1]; ++j) g.at.push_back(j);
+    }
+    const int64_t T = static_cast<int64_t>(g.at.size());
+    const float* rows = step.rows[g.b0]->data();
+    Buf<float> lat(T * r);
+    for (int64_t j = 0; j < T; ++j) std::copy_n(rows + g.at[j] * row_width, r, lat.data() + j * r);
+    g.kvb.resize(T * H * (dn + dv));
+    linear_stable(kv_b_proj_, P, lat.data(), g.kvb.data(), T);  // with its LoRA adapter
+  }
+  const int64_t kBlock = 128;  // query rows per product: bounds the masked work past the diagonal
+  tbb::parallel_for(int64_t{0}, static_cast<int64_t>(groups.size()) * H, [&](int64_t task) {
+    const Group& g = groups[task / H];
+    const int hh = static_cast<int>(task % H);
+    const int64_t T = static_cast<int64_t>(g.at.size());
+    const float* rows = step.rows[g.b0]->data();
+    Buf<float> k(T * dqk), qh, s;
+    const float* none = nullptr;
+    for (int64_t j = 0; j < T; ++j) {
+      std::copy_n(g.kvb.data() + (j * H + hh) * (dn + dv), dn, k.data() + j * dqk);
+      std::copy_n(rows + g.at[j] * row_width + r, dr, k.data() + j * dqk + dn);
+    }
+    for (int64_t i0 = g.b0; i0 < g.b1; i0 += kBlock) {
+      const int64_t m = std::min(kBlock, g.b1 - i0);
+      // Keys visible to each row: its causal prefix, or its whole list.
+      auto seen = [&](int64_t b) { return keys != nullptr ? T : int64_t{step.positions[b]} + 1; };
+      const int64_t Tb = seen(i0 + m - 1);
+      qh.resize(m * dqk);
+      for (int64_t i = 0; i < m; ++i) {
+        std::copy_n(q + ((i0 + i) * H + hh) * dqk, dqk, qh.data() + i * dqk);
       }
-      scaled_softmax_rows(s.data(), 1, T, 1.0f);
-      float* oh = o + (b * H + hh) * dv;
-      std::fill(oh, oh + dv, 0.0f);
-      for (int64_t j = 0; j < T; ++j) {
-        const float* vj = kvb.data() + (j * H + hh) * (dn + dv) + dn;
-        for (int k = 0; k < dv; ++k) oh[k] += s[j] * vj[k];
+      s.resize(m * Tb);
+      gemm_xwt_rowstable(qh.data(), k.data(), none, s.data(), m, dqk, Tb);
+      for (int64_t i = 0; i < m; ++i) {
+        const int64_t n = seen(i0 + i);
+        scaled_softmax_rows(s.data() + i * Tb, 1, n, scale);
+        std::fill(s.data() + i * Tb + n, s.data() + (i + 1) * Tb, 0.0f);
       }
+      gemm_xw_seq(s.data(), g.kvb.data() + hh * (dn + dv) + dn, o + (i0 * H + hh) * dv, m, Tb, dv,
+                  int64_t{H} * (dn + dv), Tb, int64_t{H} * dv);
     }
   });
 }

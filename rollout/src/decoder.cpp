@@ -15,6 +15,12 @@ namespace aha::rollout {
 using policy::Buf;
 using policy::ModelConfig;
 
+namespace {
+// Rows per prefill pass: enough to fill the weight products, few enough that a pass's buffers
+// stay small (1,024 rows of `small` are about 20 MB in all).
+constexpr int64_t kPrefillRows = 1024;
+}  // namespace
+
 Decoder::Decoder(const policy::Model<float>& model, bool absorbed)
     // An adapter on kv_b_proj would have to be absorbed too; the naive path applies it as is.
     : model_(model), absorbed_(absorbed && !model.config().lora.targets("self_attn.kv_b_proj")) {
@@ -117,7 +123,7 @@ void Decoder::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
   // positions): the decode path's kernels are batch-invariant throughout, attention included.
   std::vector<int32_t> tokens;
   std::vector<SeqCache*> rows;
-  std::vector<int64_t> starts = {0}, last;
+  std::vector<int64_t> last;
   for (int64_t b = 0; b < B; ++b) {
     const std::vector<int32_t>& p = *prompts[b];
     AHA_CHECK(!p.empty(), "empty prompt");
@@ -127,21 +133,53 @@ void Decoder::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
     if (sc.draft.on) sc.draft = {true, {}, 0, {}};
     tokens.insert(tokens.end(), p.begin(), p.end());
     rows.insert(rows.end(), p.size(), &sc);
-    starts.push_back(static_cast<int64_t>(tokens.size()));
-    last.push_back(starts.back() - 1);
+    last.push_back(static_cast<int64_t>(tokens.size()) - 1);
   }
   Routing all;
-  Buf<float> x;
-  forward_rows(tokens, rows, routings != nullptr ? &all : nullptr, x);
-  if (B == 0) return;  // an expert-parallel rank that only served the others' rows
-  rows_out(x, rows, last, logits);
-  if (routings == nullptr) return;
+  prefill_rows(tokens, rows, last, logits, routings != nullptr ? &all : nullptr);
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  if (B == 0 || routings == nullptr) return;
   for (const std::vector<int32_t>& layer : all) {  // [n * width] into each prompt's rows
-    const int64_t width = static_cast<int64_t>(layer.size()) / starts.back();
-    for (int64_t b = 0; b < B; ++b) {
-      (*routings)[b].emplace_back(layer.begin() + starts[b] * width,
-                                  layer.begin() + starts[b + 1] * width);
+    const int64_t width = static_cast<int64_t>(layer.size()) / n;
+    for (int64_t b = 0, start = 0; b < B; start = last[b++] + 1) {
+      (*routings)[b].emplace_back(layer.begin() + start * width,
+                                  layer.begin() + (last[b] + 1) * width);
     }
+  }
+}
+
+// The rows go through in passes of at most kPrefillRows, in order: each row's bits are those of
+// one pass over all of them (its cache's earlier rows are written by then), while a pass's
+// buffers stay in the caches and under glibc's mmap threshold (one pass over 64 prompts of 256
+// tokens spent a sixth of its time in the page faults of fresh 75 MB buffers).
+void Decoder::prefill_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& rows,
+                           const std::vector<int64_t>& last, std::vector<float>& logits,
+                           Routing* all) const {
+  const int64_t n = static_cast<int64_t>(tokens.size()), B = static_cast<int64_t>(last.size());
+  int64_t passes = (n + kPrefillRows - 1) / kPrefillRows;
+  if (lockstep()) {  // every rank makes as many passes as the rank with the most rows
+    double most = static_cast<double>(passes);
+    dist::allreduce_max(&most, 1, "prefill passes");
+    passes = static_cast<int64_t>(most);
+  }
+  logits.clear();
+  std::vector<float> part_logits;
+  for (int64_t k = 0, next_last = 0; k < passes; ++k) {
+    const int64_t lo = std::min(n, k * kPrefillRows), hi = std::min(n, lo + kPrefillRows);
+    const std::vector<int32_t> part_tokens(tokens.begin() + lo, tokens.begin() + hi);
+    const std::vector<SeqCache*> part_rows(rows.begin() + lo, rows.begin() + hi);
+    Routing part;
+    Buf<float> x;
+    forward_rows(part_tokens, part_rows, all != nullptr ? &part : nullptr, x, true);
+    if (lo == hi) continue;  // an expert-parallel rank that only served the others' rows
+    for (size_t l = 0; l < part.size(); ++l) {
+      if (all->size() <= l) all->emplace_back();
+      (*all)[l].insert((*all)[l].end(), part[l].begin(), part[l].end());
+    }
+    std::vector<int64_t> out;  // the prompts' last rows in this pass
+    for (; next_last < B && last[next_last] < hi; ++next_last) out.push_back(last[next_last] - lo);
+    rows_out(x, part_rows, out, part_logits);
+    logits.insert(logits.end(), part_logits.begin(), part_logits.end());
   }
 }
 
@@ -210,7 +248,7 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
 }
 
 void Decoder::forward_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
-                           Routing* routing, Buf<float>& x) const {
+                           Routing* routing, Buf<float>& x, bool prefill) const {
   const ModelConfig& c = model_.config();
   const int64_t B = static_cast<int64_t>(tokens.size());
   AHA_CHECK(caches.size() == tokens.size(), "one cache per token");
@@ -240,6 +278,7 @@ void Decoder::forward_rows(const std::vector<int32_t>& tokens, const std::vector
   policy::DecodeStep step;
   step.positions = positions.data();
   step.absorbed = absorbed_;
+  step.prefill = prefill;
   step.rows.resize(B);
   const std::vector<int32_t> ngram_ids = engram_context(tokens, caches);
   std::vector<float*> history(B);

@@ -392,11 +392,13 @@ TEST_F(MpiEp, ARankThatHangsInAnUpdateTimesOut) {
   EXPECT_NE(r.err.find("error: rank 0 of 2: MoE dispatch counts timed out"), std::string::npos)
       << r.err;
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 120.0);
-  // One that hangs at the start of step 2: the other waits in the rollouts' first lockstep pass.
+  // One that hangs at the start of step 2: the other waits in the rollouts' first collective,
+  // where the ranks agree on the number of prefill passes.
   CmdResult s = run_mpi("train --config " + cfg + " --set output_dir=" + (dir_ / "hang2").string(),
                         {"AHA_FAULT=hang:1:2", "AHA_MPI_TIMEOUT=5"});
   EXPECT_NE(s.rc, 0);
-  EXPECT_NE(s.err.find("error: rank 0 of 2: decode rows timed out"), std::string::npos) << s.err;
+  EXPECT_NE(s.err.find("error: rank 0 of 2: prefill passes timed out"), std::string::npos)
+      << s.err;
 }
 
 TEST_F(MpiEp, BadParallelKeysAreOneErrorLine) {

@@ -311,6 +311,7 @@ TEST(Tensor, SerialDotGemmIsDotStablePerOutput) {
   }
 }
 
+// Also of zeros past a row's own k (MLA's prefill pads each row's scores past its causal keys).
 TEST(Tensor, SequentialXwRowsAreIndependentOfTheBatch) {
   for (auto [k, out] :
        std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {7, 16}, {65, 33}, {32, 128}, {100, 47}}) {
@@ -328,11 +329,23 @@ TEST(Tensor, SequentialXwRowsAreIndependentOfTheBatch) {
         ASSERT_NEAR(full[i * out + j], ref, 1e-5 * mag + 1e-6) << k << "x" << out;
       }
     }
-    for (auto [first, rows] :
-         std::vector<std::pair<int64_t, int64_t>>{{0, 1}, {12, 1}, {3, 4}, {2, 9}}) {
+    for (auto [first, rows] : std::vector<std::pair<int64_t, int64_t>>{
+             {0, 1}, {12, 1}, {3, 4}, {2, 9}, {1, 2}, {5, 7}}) {
       std::vector<float> part(rows * out);
       gemm_xw_seq(x.data() + first * k, w.data(), part.data(), rows, k, out, ldw);
       for (int64_t e = 0; e < rows * out; ++e) ASSERT_EQ(part[e], full[first * out + e]) << k;
+    }
+    // Row i keeps its first k_i terms, zeros after: the same bits as its k_i terms alone.
+    std::vector<float> padded = x;
+    for (int64_t i = 0; i < 13; ++i) {
+      std::fill(padded.begin() + i * k + (i * 5 % k) + 1, padded.begin() + (i + 1) * k, 0.0f);
+    }
+    gemm_xw_seq(padded.data(), w.data(), full.data(), 13, k, out, ldw);
+    for (int64_t i = 0; i < 13; ++i) {
+      const int64_t ki = i * 5 % k + 1;
+      std::vector<float> alone(out);
+      gemm_xw_seq(padded.data() + i * k, w.data(), alone.data(), 1, ki, out, ldw);
+      for (int64_t j = 0; j < out; ++j) ASSERT_EQ(full[i * out + j], alone[j]) << k << " row " << i;
     }
   }
 }

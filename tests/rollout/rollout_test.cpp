@@ -267,6 +267,78 @@ TEST(Decode, PrefillTogetherIsBitwiseEachPromptAlone) {
   }
 }
 
+// A long prefill runs in passes of a bounded number of rows; a prompt split between two passes
+// still gets the bits it gets alone.
+TEST(Decode, PrefillInPassesIsBitwiseEachPromptAlone) {
+  for (const Json& j : {wide_v3_json(), policy::testing::tiny_v32_json()}) {
+    auto m = make_model(j, 0.1);
+    const int V = m->config().vocab_size;
+    const int max_len = m->config().max_position_embeddings - 1;
+    Decoder dec(*m);
+    std::vector<std::vector<int32_t>> prompts;
+    for (int len : {200, 150, 233, 180, 199, 170, 7}) {  // 1,139 rows
+      prompts.emplace_back();
+      for (int t = 0; t < std::min(len, max_len); ++t) prompts.back().push_back((t * 7 + len) % V);
+    }
+    std::vector<const std::vector<int32_t>*> ps;
+    std::vector<SeqCache> caches(prompts.size());
+    std::vector<SeqCache*> cs;
+    for (size_t b = 0; b < prompts.size(); ++b) {
+      ps.push_back(&prompts[b]);
+      cs.push_back(&caches[b]);
+    }
+    std::vector<float> logits;
+    std::vector<Routing> routing;
+    dec.prefill(ps, cs, logits, &routing);
+    ASSERT_EQ(logits.size(), prompts.size() * V);
+    for (size_t b = 0; b < prompts.size(); ++b) {
+      SeqCache alone;
+      std::vector<float> alone_logits;
+      Routing alone_routing;
+      dec.prefill(prompts[b], alone, alone_logits, &alone_routing);
+      const std::vector<float> row(logits.begin() + b * V, logits.begin() + (b + 1) * V);
+      EXPECT_EQ(row, alone_logits) << m->config().type_name() << " prompt " << b;
+      EXPECT_EQ(caches[b].rows, alone.rows) << m->config().type_name() << " prompt " << b;
+      EXPECT_EQ(routing[b], alone_routing) << m->config().type_name() << " prompt " << b;
+    }
+  }
+}
+
+// Prefill rebuilds an MLA prompt's keys and values once for all its rows; each row still gets
+// the bits of the naive oracle decoding the prompt one token at a time (cache, logits, routing).
+// Other kinds: prefill is their decode, token by token.
+TEST(Decode, PrefillIsBitwiseTheOracleDecodingTokenByToken) {
+  for (const Json& j : all_configs()) {
+    auto m = make_model(j, 0.1);
+    if (m->config().engram) continue;  // prefilled with the training layout (prefill_engram)
+    const int V = m->config().vocab_size;
+    std::vector<int32_t> prompt;
+    for (int t = 0; t < 21; ++t) prompt.push_back((t * 5 + 3) % V);
+    SeqCache filled;
+    std::vector<float> logits;
+    Routing routing;
+    Decoder(*m).prefill(prompt, filled, logits, &routing);
+    // A sparse kind's prompt rows attend their selected keys through the absorbed path, as its
+    // decode does; the rest rebuild keys and values as the naive oracle does.
+    const bool keyed = m->layers()[0].attn->selection_width() > 0;
+    Decoder oracle(*m, keyed);
+    SeqCache stepped;
+    std::vector<float> step_logits;
+    Routing step_routing;
+    oracle.prefill({prompt[0]}, stepped, step_logits, &step_routing);
+    for (size_t t = 1; t < prompt.size(); ++t) {
+      Routing r;
+      oracle.decode({prompt[t]}, {&stepped}, step_logits, &r);
+      for (size_t l = 0; l < r.size(); ++l) {
+        step_routing[l].insert(step_routing[l].end(), r[l].begin(), r[l].end());
+      }
+    }
+    EXPECT_EQ(logits, step_logits) << m->config().type_name();
+    EXPECT_EQ(filled.rows, stepped.rows) << m->config().type_name();
+    EXPECT_EQ(routing, step_routing) << m->config().type_name();
+  }
+}
+
 TEST(Decode, CacheHoldsOnlyTheLatent) {
   auto m = make_model(policy::testing::tiny_v3_json());
   Decoder dec(*m);

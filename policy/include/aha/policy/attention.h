@@ -78,6 +78,9 @@ struct DecodeStep {
   std::vector<std::vector<float>*> rows;  // per sequence: this layer's cache, appended to
   const int32_t* positions = nullptr;
   bool absorbed = true;  // MLA: absorbed attention over the latent (false: the naive oracle)
+  // The rows are prompts' (many per sequence, at consecutive positions): MLA rebuilds each
+  // prompt's keys and values once instead of absorbing (attn_mla.cpp).
+  bool prefill = false;
   // Sparse kinds: receives each sequence's selection, selection_width() ids per sequence.
   std::vector<int32_t>* selections = nullptr;
 };

@@ -88,8 +88,14 @@ class Decoder {
   void embed(const int32_t* tokens, int64_t n, policy::Buf<float>& x) const;
   // The blocks over one row per token (caches[b] takes tokens[b] at its next position, a cache
   // listed k times k consecutive ones) into x [n, residual_width]; appends to the caches.
+  // prefill: the rows are prompts' (DecodeStep::prefill).
   void forward_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
-                    Routing* routing, policy::Buf<float>& x) const;
+                    Routing* routing, policy::Buf<float>& x, bool prefill = false) const;
+  // The prompts' rows (a cache listed once per row) through forward_rows in passes; logits of
+  // the rows `last` [last.size(), vocab]; all (optional) receives [moe layer][n * K].
+  void prefill_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& rows,
+                    const std::vector<int64_t>& last, std::vector<float>& logits,
+                    Routing* all) const;
   // The logits [out_rows, vocab] of the chosen rows of x (caches: one per row, as forward_rows);
   // a drafting cache keeps every one of its rows' hidden for the MTP module.
   void rows_out(const policy::Buf<float>& x, const std::vector<SeqCache*>& caches,
