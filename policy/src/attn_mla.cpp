@@ -312,7 +312,9 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     if (keys != nullptr) g.at.assign((*keys)[b].begin(), (*keys)[b].end());
     groups.push_back(std::move(g));
   }
-  for (Group& g : groups) {
+  // Groups in parallel: a 64-token prompt's product is one task of the row-stable GEMM.
+  tbb::parallel_for(size_t{0}, groups.size(), [&](size_t gi) {
+    Group& g = groups[gi];
     if (keys == nullptr) {
       for (int64_t j = 0; j <= step.positions[g.b1 - 1]; ++j) g.at.push_back(j);
     }
@@ -322,7 +324,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     for (int64_t j = 0; j < T; ++j) std::copy_n(rows + g.at[j] * row_width, r, lat.data() + j * r);
     g.kvb.resize(T * H * (dn + dv));
     linear_stable(kv_b_proj_, P, lat.data(), g.kvb.data(), T);  // with its LoRA adapter
-  }
+  });
   const int64_t kBlock = 128;  // query rows per product: bounds the masked work past the diagonal
   tbb::parallel_for(int64_t{0}, static_cast<int64_t>(groups.size()) * H, [&](int64_t task) {
     const Group& g = groups[task / H];
