@@ -47,6 +47,4 @@ bool stop_requested_all() {
   return any > 0;
 }
 
-void reset_stop_request() { g_requests.store(0); }
-
 }  // namespace aha

@@ -17,7 +17,6 @@ struct SftExample {
   std::vector<int64_t> topk_offsets;
   std::vector<int32_t> topk_ids;
   std::vector<float> topk_logprobs;
-  bool has_topk() const { return !topk_offsets.empty(); }
 };
 
 // Reads an SFT JSONL. use_ids: take the completion's teacher token ids ("completion_ids", needed

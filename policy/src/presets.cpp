@@ -83,9 +83,9 @@ Json preset_config(const std::string& name) {
                   {"n_shared_experts", 1}, {"num_experts_per_tok", 4}, {"n_group", 4},
                   {"topk_group", 2}, {"routed_scaling_factor", 2.0}});
   } else {
-    fail("unknown preset '", name,
-         "' (known: tiny, small, base, tiny-mhc, small-mhc, tiny-engram, tiny-v41, tiny-nsa, "
-         "small-dsa)");
+    std::string known;
+    for (const std::string& p : preset_names()) known += (known.empty() ? "" : ", ") + p;
+    fail("unknown preset '", name, "' (known: ", known, ")");
   }
   return j;
 }

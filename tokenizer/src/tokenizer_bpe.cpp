@@ -42,13 +42,6 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-std::string bytes_to_token(std::string_view bytes) {
-  const auto& map = byte_level_map();
-  std::string out;
-  for (unsigned char b : bytes) out += map.byte_to_utf8[b];
-  return out;
-}
-
 // Decodes one UTF-8 code point at s[i] (valid input assumed: token strings come from JSON).
 static uint32_t next_cp(std::string_view s, size_t& i) {
   auto c = uint8_t(s[i++]);

@@ -25,8 +25,6 @@ struct ByteLevelMap {
 };
 const ByteLevelMap& byte_level_map();
 
-// The byte-level form of raw bytes ("\x20the" -> "Ġthe").
-std::string bytes_to_token(std::string_view bytes);
 // The raw bytes of a byte-level token; false when a code point is outside the map.
 bool token_to_bytes(std::string_view token, std::string& bytes);
 void append_utf8(std::string& out, uint32_t cp);

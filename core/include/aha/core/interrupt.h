@@ -11,7 +11,5 @@ void install_interrupt_handler();
 bool stop_requested();
 // The OR of stop_requested() over all ranks (one small allreduce; rank-local without MPI).
 bool stop_requested_all();
-// For tests: forget an earlier request.
-void reset_stop_request();
 
 }  // namespace aha
