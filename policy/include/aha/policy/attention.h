@@ -72,10 +72,11 @@ struct AttnActs {
 // every causal key (the dense warm-up) or the selected ones (the sparse stage).
 enum class IndexerSupport { kDense, kSparse };
 
-// One decode step of one layer: every sequence b advances by one token at positions[b], which
-// is also the number of tokens already in its cache.
+// One decode pass of one layer over B rows: row b is a token at positions[b] of the sequence
+// whose cache is rows[b]. A cache listed k times, in consecutive rows, takes k consecutive
+// tokens (a prompt's rows at prefill, a speculative draft's verification).
 struct DecodeStep {
-  std::vector<std::vector<float>*> rows;  // per sequence: this layer's cache, appended to
+  std::vector<std::vector<float>*> rows;  // per row: this layer's cache, appended to
   const int32_t* positions = nullptr;
   bool absorbed = true;  // MLA: absorbed attention over the latent (false: the naive oracle)
   // The rows are prompts' (many per sequence, at consecutive positions): MLA rebuilds each
