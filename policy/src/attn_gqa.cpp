@@ -100,7 +100,7 @@ void GqaAttention::decode(const float* P, const float* h, float* y,
   const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
   const int64_t kw = kv_width(), W = cache_width();
   const int32_t* positions = step.positions;
-  Buf<float> q(B * Hq * hd), k(B * kw), v(B * kw);
+  ScratchBuf<float> q(B * Hq * hd), k(B * kw), v(B * kw);
   linear_stable(q_, P, h, q.data(), B);
   linear_stable(k_, P, h, k.data(), B);
   linear_stable(v_, P, h, v.data(), B);
@@ -115,7 +115,7 @@ void GqaAttention::decode(const float* P, const float* h, float* y,
   }
   const float scale = static_cast<float>(c_.softmax_scale());
   const int group = Hq / Hk;
-  Buf<float> o(B * Hq * hd);
+  ScratchBuf<float> o(B * Hq * hd);
   // One task per sequence and kv head: the query heads of its group are the rows of one score
   // GEMM against the cached keys (the last window_ of them), then of one in-order GEMM with the
   // cached values.

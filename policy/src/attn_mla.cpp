@@ -175,14 +175,14 @@ void MlaCore::decode_query(const float* P, const float* h, const DecodeStep& ste
   const int32_t* positions = step.positions;
   if (c_.q_lora_rank) {
     const int rq = *c_.q_lora_rank;
-    Buf<float> qa(B * rq), rstd(B);
+    ScratchBuf<float> qa(B * rq), rstd(B);
     linear_stable(q_a_proj_, P, h, qa.data(), B);
     rmsnorm_forward(qa.data(), P + q_a_norm_.w, qan, rstd.data(), B, rq, c_.rms_norm_eps);
     linear_stable(q_b_proj_, P, qan, q, B);
   } else {
     linear_stable(q_proj_, P, h, q, B);
   }
-  Buf<float> kva(B * W), kvn(B * r), rstd(B);
+  ScratchBuf<float> kva(B * W), kvn(B * r), rstd(B);
   linear_stable(kv_a_proj_, P, h, kva.data(), B);
   rmsnorm_forward(kva.data(), P + kv_a_norm_.w, kvn.data(), rstd.data(), B, r, c_.rms_norm_eps,
                   W);
@@ -205,7 +205,7 @@ void MlaCore::decode_query(const float* P, const float* h, const DecodeStep& ste
 void MlaCore::decode_attend(const float* P, const float* q, float* y, const DecodeStep& step,
                             int64_t row_width, const KeyLists* keys) const {
   const int64_t B = static_cast<int64_t>(step.rows.size());
-  Buf<float> o(B * c_.num_attention_heads * c_.v_head_dim);
+  ScratchBuf<float> o(B * c_.num_attention_heads * c_.v_head_dim);
   if (step.absorbed && !(step.prefill && keys == nullptr)) {
     attend_absorbed(P, q, o.data(), step, row_width, keys);
   } else {
@@ -298,7 +298,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
   struct Group {
     int64_t b0, b1;           // rows
     std::vector<int64_t> at;  // key positions
-    Buf<float> kvb;           // [at.size(), H * (dn + dv)]
+    ScratchBuf<float> kvb;    // [at.size(), H * (dn + dv)]
   };
   std::vector<Group> groups;
   for (int64_t b = 0; b < B; ++b) {
@@ -320,7 +320,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     }
     const int64_t T = static_cast<int64_t>(g.at.size());
     const float* rows = step.rows[g.b0]->data();
-    Buf<float> lat(T * r);
+    ScratchBuf<float> lat(T * r);
     for (int64_t j = 0; j < T; ++j) std::copy_n(rows + g.at[j] * row_width, r, lat.data() + j * r);
     g.kvb.resize(T * H * (dn + dv));
     linear_stable(kv_b_proj_, P, lat.data(), g.kvb.data(), T);  // with its LoRA adapter
@@ -331,7 +331,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     const int hh = static_cast<int>(task % H);
     const int64_t T = static_cast<int64_t>(g.at.size());
     const float* rows = step.rows[g.b0]->data();
-    Buf<float> k(T * dqk), qh, s;
+    ScratchBuf<float> k(T * dqk), qh, s;
     const float* none = nullptr;
     for (int64_t j = 0; j < T; ++j) {
       std::copy_n(g.kvb.data() + (j * H + hh) * (dn + dv), dn, k.data() + j * dqk);
@@ -399,8 +399,8 @@ class MlaAttention final : public AttentionImpl<MlaAttention> {
   void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override {
     const ModelConfig& c = c_;
     const int64_t B = static_cast<int64_t>(step.rows.size());
-    Buf<float> q(B * c.num_attention_heads * c.qk_head_dim());
-    Buf<float> qan(c.q_lora_rank ? B * *c.q_lora_rank : 0);
+    ScratchBuf<float> q(B * c.num_attention_heads * c.qk_head_dim());
+    ScratchBuf<float> qan(c.q_lora_rank ? B * *c.q_lora_rank : 0);
     mla_.decode_query(P, h, step, cache_width(), q.data(), qan.data());
     mla_.decode_attend(P, q.data(), y, step, cache_width(), nullptr);
   }

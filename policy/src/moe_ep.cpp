@@ -72,8 +72,8 @@ Buf<T> from_experts(const Plan& pl, const std::vector<const T*>& per_expert) {
 }
 
 // The sender's side: what came back, split into every expert's rows in a.slots order.
-template <typename T>
-void to_slots(const Plan& pl, const MoeActs<T>& a, const Buf<T>& back, std::vector<Buf<T>>& out) {
+template <typename T, typename Rows>
+void to_slots(const Plan& pl, const MoeActs<T>& a, const Buf<T>& back, std::vector<Rows>& out) {
   out.resize(a.slots.size());
   int64_t at = 0;
   for (size_t e = 0; e < a.slots.size(); ++e) {

@@ -18,7 +18,7 @@ MlpP add_mlp(ParamTable& t, const std::string& prefix, int d_model, int inter);
 
 template <typename T>
 struct MlpActs {
-  Buf<T> g, u, a;  // [n, inter]
+  ScratchBuf<T> g, u, a;  // [n, inter], written in full by the forward
 };
 
 // y is written, or added to when accumulate is set. rowstable: use the batch-invariant GEMM

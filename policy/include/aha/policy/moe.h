@@ -26,7 +26,7 @@ struct MoeActs {
   std::vector<int32_t> topk;                   // [n, K] selected experts
   Buf<T> weights;                              // [n, K] combine weights
   std::vector<std::vector<int32_t>> slots;     // per expert: t * K + k of its tokens, ascending
-  std::vector<Buf<T>> xin, out;                // per expert: gathered inputs, outputs [m_e, d]
+  std::vector<ScratchBuf<T>> xin, out;         // per expert: gathered inputs, outputs [m_e, d]
   std::vector<MlpActs<T>> expert_acts;
   // Expert parallel: out[e] holds this rank's rows of every expert (sent back by its owner);
   // xin and expert_acts only the local experts', over the rows every rank sent, in rank order.

@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <utility>
 #include <vector>
 
 namespace aha::policy {
@@ -15,5 +17,31 @@ struct SeqLayout {
 
 template <typename T>
 using Buf = std::vector<T>;
+
+// An allocator whose value-initialisation leaves new elements unset instead of zeroing them.
+template <typename T>
+struct NoInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = NoInitAllocator<U>;
+  };
+  NoInitAllocator() = default;
+  template <typename U>
+  NoInitAllocator(const NoInitAllocator<U>&) {}
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    if constexpr (sizeof...(Args) == 0) {
+      ::new (static_cast<void*>(p)) U;
+    } else {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  }
+};
+
+// A buffer every element of which is written before it is read: growing it does not zero it.
+// Decode builds its activations afresh on every pass, and zeroing them on the calling thread
+// was a tenth of a two-thread prefill.
+template <typename T>
+using ScratchBuf = std::vector<T, NoInitAllocator<T>>;
 
 }  // namespace aha::policy
