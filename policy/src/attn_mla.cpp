@@ -347,7 +347,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
         std::copy_n(q + ((i0 + i) * H + hh) * dqk, dqk, qh.data() + i * dqk);
       }
       s.resize(m * Tb);
-      gemm_xwt_rowstable(qh.data(), k.data(), none, s.data(), m, dqk, Tb);
+      gemm_xwt_lanes(qh.data(), k.data(), none, s.data(), m, dqk, Tb);  // fp32 under bf16 too
       for (int64_t i = 0; i < m; ++i) {
         const int64_t n = seen(i0 + i);
         scaled_softmax_rows(s.data() + i * Tb, 1, n, scale);
