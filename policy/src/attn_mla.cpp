@@ -289,16 +289,22 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
 // the prompt's keys serve all its rows and cost far less than the absorbed path's products over
 // the latent. A group is a run of rows of one sequence at consecutive positions (a prompt, or
 // the part of it in this pass), or one row with its own key list. Each output is the same for
-// any grouping: a key's rebuilt row depends only on its latent (row-stable products), a score is
-// one in-order chain over [q_nope, q_pe] . [k_nope, k_pe], and the rows' value products run in
-// order over the keys, the ones past a row's own keys adding exact zeros.
+// any grouping: a key's rebuilt row depends only on its latent (row-stable products, one chain
+// per output whichever columns share the call), a score is one in-order chain over
+// [q_nope, q_pe] . [k_nope, k_pe], and the rows' value products run in order over the keys, the
+// ones past a row's own keys adding exact zeros.
+//
+// A task is one group and one head, and rebuilds that head's keys and values alone: it holds
+// T (dn + dv) values where the whole layer's would be H times as many (for DeepSeek-V3's 128
+// heads, as much as the latent cache of every layer for the same tokens), and they are read
+// back while still in this core's cache.
 void MlaCore::attend_naive(const float* P, const float* q, float* o, const DecodeStep& step,
                            int64_t row_width, const KeyLists* keys) const {
   const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
   struct Group {
     int64_t b0, b1;           // rows
     std::vector<int64_t> at;  // key positions
-    ScratchBuf<float> kvb;    // [at.size(), H * (dn + dv)]
+    ScratchBuf<float> lat;    // [at.size(), r]: their latents, packed for the products
   };
   std::vector<Group> groups;
   for (int64_t b = 0; b < B; ++b) {
@@ -312,7 +318,6 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     if (keys != nullptr) g.at.assign((*keys)[b].begin(), (*keys)[b].end());
     groups.push_back(std::move(g));
   }
-  // Groups in parallel: a 64-token prompt's product is one task of the row-stable GEMM.
   tbb::parallel_for(size_t{0}, groups.size(), [&](size_t gi) {
     Group& g = groups[gi];
     if (keys == nullptr) {
@@ -320,10 +325,10 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     }
     const int64_t T = static_cast<int64_t>(g.at.size());
     const float* rows = step.rows[g.b0]->data();
-    ScratchBuf<float> lat(T * r);
-    for (int64_t j = 0; j < T; ++j) std::copy_n(rows + g.at[j] * row_width, r, lat.data() + j * r);
-    g.kvb.resize(T * H * (dn + dv));
-    linear_stable(kv_b_proj_, P, lat.data(), g.kvb.data(), T);  // with its LoRA adapter
+    g.lat.resize(T * r);
+    for (int64_t j = 0; j < T; ++j) {
+      std::copy_n(rows + g.at[j] * row_width, r, g.lat.data() + j * r);
+    }
   });
   const int64_t kBlock = 128;  // query rows per product: bounds the masked work past the diagonal
   tbb::parallel_for(int64_t{0}, static_cast<int64_t>(groups.size()) * H, [&](int64_t task) {
@@ -331,10 +336,12 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     const int hh = static_cast<int>(task % H);
     const int64_t T = static_cast<int64_t>(g.at.size());
     const float* rows = step.rows[g.b0]->data();
-    ScratchBuf<float> k(T * dqk), qh, s;
+    ScratchBuf<float> kv(T * (dn + dv)), k(T * dqk), qh, s;
+    // With its LoRA adapter.
+    linear_stable_cols(kv_b_proj_, P, g.lat.data(), kv.data(), T, hh * (dn + dv), dn + dv);
     const float* none = nullptr;
     for (int64_t j = 0; j < T; ++j) {
-      std::copy_n(g.kvb.data() + (j * H + hh) * (dn + dv), dn, k.data() + j * dqk);
+      std::copy_n(kv.data() + j * (dn + dv), dn, k.data() + j * dqk);
       std::copy_n(rows + g.at[j] * row_width + r, dr, k.data() + j * dqk + dn);
     }
     for (int64_t i0 = g.b0; i0 < g.b1; i0 += kBlock) {
@@ -353,8 +360,8 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
         scaled_softmax_rows(s.data() + i * Tb, 1, n, scale);
         std::fill(s.data() + i * Tb + n, s.data() + (i + 1) * Tb, 0.0f);
       }
-      gemm_xw_seq(s.data(), g.kvb.data() + hh * (dn + dv) + dn, o + (i0 * H + hh) * dv, m, Tb, dv,
-                  int64_t{H} * (dn + dv), Tb, int64_t{H} * dv);
+      gemm_xw_seq(s.data(), kv.data() + dn, o + (i0 * H + hh) * dv, m, Tb, dv, dn + dv, Tb,
+                  int64_t{H} * dv);
     }
   });
 }

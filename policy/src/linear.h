@@ -33,12 +33,16 @@ Buf<T> lora_mask(const LinearP& p, const T* params, int64_t n) {
 }
 
 // y += s (x A^T) B^T. rowstable: each row's result depends on that row alone (decode, which never
-// drops). The training path applies the dropout of an active scope to x.
+// drops); it may give output columns [j0, j0 + nj) only (y then [n, nj]). The training path
+// applies the dropout of an active scope to x.
 template <typename T>
-void lora_forward(const LinearP& p, const T* params, const T* x, T* y, int64_t n, bool rowstable) {
+void lora_forward(const LinearP& p, const T* params, const T* x, T* y, int64_t n, bool rowstable,
+                  int64_t j0 = 0, int64_t nj = -1) {
   if (lora_off(params)) return;  // the base alone: the KL reference under LoRA
+  if (nj < 0) nj = p.n_out;
+  AHA_CHECK(rowstable || (j0 == 0 && nj == p.n_out), "column range on the training path");
   const T* none = nullptr;
-  Buf<T> t(n * p.rank), u(rowstable ? n * p.n_out : 0);
+  Buf<T> t(n * p.rank), u(rowstable ? n * nj : 0);
   Buf<T> xd = rowstable ? Buf<T>() : lora_mask(p, params, n);
   if (!xd.empty()) {
     for (int64_t i = 0; i < n * p.n_in; ++i) xd[i] *= x[i];
@@ -54,8 +58,8 @@ void lora_forward(const LinearP& p, const T* params, const T* x, T* y, int64_t n
     gemm_xwt(t.data(), params + p.lora_b, none, y, n, p.rank, p.n_out, true);
     return;
   }
-  gemm_xwt_rowstable(t.data(), params + p.lora_b, none, u.data(), n, p.rank, p.n_out);
-  for (int64_t i = 0; i < n * p.n_out; ++i) y[i] += u[i];
+  gemm_xwt_rowstable(t.data(), params + p.lora_b + j0 * p.rank, none, u.data(), n, p.rank, nj);
+  for (int64_t i = 0; i < n * nj; ++i) y[i] += u[i];
 }
 
 // y = x W^T + b (+ the adapter)
@@ -70,6 +74,16 @@ template <typename T>
 void linear_stable(const LinearP& p, const T* params, const T* x, T* y, int64_t n) {
   gemm_xwt_rowstable(x, params + p.w, bias_of(params, p), y, n, p.n_in, p.n_out);
   if (p.lora_a != kNoParam) lora_forward(p, params, x, y, n, true);
+}
+
+// Output columns [j0, j0 + nj) of linear_stable into y [n, nj], each the bits it has in the
+// whole product (one chain per output, whichever columns share the call).
+template <typename T>
+void linear_stable_cols(const LinearP& p, const T* params, const T* x, T* y, int64_t n, int64_t j0,
+                        int64_t nj) {
+  const T* b = bias_of(params, p);
+  gemm_xwt_rowstable(x, params + p.w + j0 * p.n_in, b == nullptr ? b : b + j0, y, n, p.n_in, nj);
+  if (p.lora_a != kNoParam) lora_forward(p, params, x, y, n, true, j0, nj);
 }
 
 // Either kernel (attention's projections: the batch-invariant one when a prefill asks for it).

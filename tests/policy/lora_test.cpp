@@ -1,6 +1,7 @@
 // LoRA: the adapters' gradients by finite differences at model level, the frozen base (no
 // gradient, no optimizer state), the merged export equal to the adapted model, the PEFT layout
-// round trip, the config's errors and the golden from PyTorch (tests/reference/gen_lora.py).
+// round trip, the config's errors, the golden from PyTorch (tests/reference/gen_lora.py) and
+// the decode path's column slices (bitwise the whole product).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
 #include "aha/core/safetensors.h"
 #include "aha/policy/checkpoint.h"
@@ -354,6 +356,38 @@ TEST(Lora, LinearLayerMatchesPyTorch) {
     const std::vector<double> want = k["y"];
     for (size_t i = 0; i < want.size(); ++i) {
       EXPECT_NEAR(yf[i], want[i], 1e-4 * (1 + std::abs(want[i]))) << "decode y[" << i << "]";
+    }
+  }
+}
+
+// The naive MLA prefill rebuilds one head's keys at a time (linear_stable_cols): every column
+// must carry the bits it has in the whole product, in fp32 and bf16, with an adapter and a bias,
+// for slices that start anywhere in a 16-lane panel.
+TEST(Lora, StableColumnSlicesAreBitwiseTheWholeProduct) {
+  for (const MatmulPrecision prec : {MatmulPrecision::fp32, MatmulPrecision::bf16}) {
+    for (const bool adapter : {false, true}) {
+      const MatmulPrecisionScope scope(prec);
+      const int64_t n = 37, n_in = 72, n_out = 150;
+      LoraConfig l = lora_of({"q_proj"}, false, 8);
+      ParamTable t;
+      if (adapter) t.set_lora(&l, size_t(n_out * (n_in + 1) + 1024));
+      const LinearP p = add_linear(t, "m.q_proj", int(n_in), int(n_out), true);
+      ASSERT_EQ(p.lora_a != kNoParam, adapter);
+      Rng rng(11);
+      std::vector<float> P(t.total()), x(n * n_in), whole(n * n_out);
+      for (float& v : P) v = static_cast<float>(rng.normal());
+      for (float& v : x) v = static_cast<float>(rng.normal());
+      linear_stable(p, P.data(), x.data(), whole.data(), n);
+      for (const auto [j0, nj] :
+           {std::pair<int64_t, int64_t>{0, 150}, {0, 25}, {25, 25}, {7, 64}, {100, 50}, {149, 1}}) {
+        std::vector<float> part(n * nj);
+        linear_stable_cols(p, P.data(), x.data(), part.data(), n, j0, nj);
+        for (int64_t i = 0; i < n; ++i) {
+          ASSERT_EQ(std::memcmp(part.data() + i * nj, whole.data() + i * n_out + j0, nj * 4), 0)
+              << "bf16 " << (prec == MatmulPrecision::bf16) << " adapter " << adapter << " columns "
+              << j0 << "+" << nj << " row " << i;
+        }
+      }
     }
   }
 }
