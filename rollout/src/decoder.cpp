@@ -373,7 +373,7 @@ bool Decoder::can_draft() const { return model_.mtp() != nullptr; }
 
 void Decoder::draft(const std::vector<SeqCache*>& caches,
                     const std::vector<std::vector<int32_t>>& tokens,
-                    std::vector<float>& logits) const {
+                    std::vector<float>& logits, bool prompt) const {
   const ModelConfig& c = model_.config();
   AHA_CHECK(model_.mtp() != nullptr && caches.size() == tokens.size(), "draft needs MTP");
   const policy::MtpModuleP* mtp = &model_.mtp()->modules[0];  // depth 1 drafts
@@ -382,6 +382,7 @@ void Decoder::draft(const std::vector<SeqCache*>& caches,
   Buf<float> hidden;
   policy::DecodeStep step;
   step.absorbed = absorbed_;
+  step.prefill = prompt;
   std::vector<int64_t> last(caches.size(), -1);  // each cache's last row
   for (size_t b = 0; b < caches.size(); ++b) {
     SeqCache::Draft& dc = caches[b]->draft;

@@ -226,7 +226,7 @@ void GenerateRun::start_groups(const std::vector<std::pair<size_t, int64_t>>& st
     std::vector<std::vector<int32_t>> next;
     for (const auto* p : prompts) next.emplace_back(p->begin() + 1, p->end());
     std::vector<float> unused;
-    decoder_.draft(caches, next, unused);
+    decoder_.draft(caches, next, unused, true);
   }
   for (size_t g = 0; g < G; ++g) {
     const float* row = logits.data() + g * c_.vocab_size;

@@ -216,34 +216,39 @@ TEST(Speculative, RecordedRoutingReplays) {
 // The draft is the MTP module of training: Decoder::draft's logits for the last prompt row give
 // the same log-probabilities as mtp_forward over the prompt and the token that follows it (a
 // wrong draft would not change any output, only how many drafts are kept, so nothing else sees it).
+// Both forms of the first pass: the prompt's rows together (the engine's) and as decode rows.
 TEST(Speculative, DraftLogitsAreTheTrainingModulesPrediction) {
   for (const Json& j : mtp_configs()) {
-    auto m = mtp_model(j);
-    Decoder dec(*m);
-    const std::vector<int32_t> prompt = {3, 14, 1, 5, 9, 2, 6};
-    SeqCache cache;
-    cache.draft.on = true;
-    std::vector<float> logits, draft;
-    dec.prefill(prompt, cache, logits);
-    dec.draft({&cache}, {std::vector<int32_t>(prompt.begin() + 1, prompt.end())}, draft);
-    const int64_t vocab = m->config().vocab_size;
-    ASSERT_EQ(static_cast<int64_t>(draft.size()), vocab);
-    double mx = draft[0];
-    for (float v : draft) mx = std::max(mx, double(v));
-    double z = 0;
-    for (float v : draft) z += std::exp(double(v) - mx);
-    const double lse = mx + std::log(z);
-    for (int32_t next : {0, 4, 7}) {  // the token after the prompt: module row L-2's target
-      std::vector<int32_t> seq = prompt;
-      seq.push_back(next);
-      seq.push_back(1);  // a target for row L-1 too; it does not move row L-2
-      policy::Activations<float> acts;
-      m->forward(policy::Batch::from_sequences({seq}), {}, acts);
-      policy::MtpActs<float> ma;
-      policy::mtp_forward(m->config(), *m->mtp(), m->params().data(), acts, ma);
-      const size_t row = prompt.size() - 2;
-      ASSERT_EQ(ma.targets[row], next);
-      EXPECT_NEAR(ma.logprob[row], double(draft[next]) - lse, 2e-4) << j.dump();
+    for (const bool prompt_pass : {true, false}) {
+      auto m = mtp_model(j);
+      Decoder dec(*m);
+      const std::vector<int32_t> prompt = {3, 14, 1, 5, 9, 2, 6};
+      SeqCache cache;
+      cache.draft.on = true;
+      std::vector<float> logits, draft;
+      dec.prefill(prompt, cache, logits);
+      dec.draft({&cache}, {std::vector<int32_t>(prompt.begin() + 1, prompt.end())}, draft,
+                prompt_pass);
+      const int64_t vocab = m->config().vocab_size;
+      ASSERT_EQ(static_cast<int64_t>(draft.size()), vocab);
+      double mx = draft[0];
+      for (float v : draft) mx = std::max(mx, double(v));
+      double z = 0;
+      for (float v : draft) z += std::exp(double(v) - mx);
+      const double lse = mx + std::log(z);
+      for (int32_t next : {0, 4, 7}) {  // the token after the prompt: module row L-2's target
+        std::vector<int32_t> seq = prompt;
+        seq.push_back(next);
+        seq.push_back(1);  // a target for row L-1 too; it does not move row L-2
+        policy::Activations<float> acts;
+        m->forward(policy::Batch::from_sequences({seq}), {}, acts);
+        policy::MtpActs<float> ma;
+        policy::mtp_forward(m->config(), *m->mtp(), m->params().data(), acts, ma);
+        const size_t row = prompt.size() - 2;
+        ASSERT_EQ(ma.targets[row], next);
+        EXPECT_NEAR(ma.logprob[row], double(draft[next]) - lse, 2e-4)
+            << "prompt pass " << prompt_pass << " " << j.dump();
+      }
     }
   }
 }

@@ -80,8 +80,10 @@ class Decoder {
   // j pairs the hidden of position j with the token at j + 1, which tokens[b] holds) and writes
   // the draft logits of each cache's last row [B, vocab]: the module's prediction of the token
   // two positions after it. A cache with no tokens gets no row (its logits are left as they were).
+  // prompt: the rows are the prompts' (DecodeStep::prefill), the module's first pass.
   void draft(const std::vector<SeqCache*>& caches,
-             const std::vector<std::vector<int32_t>>& tokens, std::vector<float>& logits) const;
+             const std::vector<std::vector<int32_t>>& tokens, std::vector<float>& logits,
+             bool prompt = false) const;
 
  private:
   // x [n, residual_width]: the tokens' embeddings (copied into every hyper-connection stream).
