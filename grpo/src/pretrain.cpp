@@ -190,6 +190,7 @@ struct Pretrain {
   void load_docs();
   void open_run(const Json& raw, bool resume);
   Json train_step();
+  void backward(bool has_rows, const double* sums, double local_pred, double local_mtp);
   std::vector<std::vector<int32_t>> draw_share();
   // What the base was trained on, kept beside its weights: GRPO and eval warn when they prompt
   // it with another template (a base only answers prompts shaped like its documents).
@@ -245,6 +246,40 @@ void Pretrain::open_run(const Json& raw, bool resume) {
   if (resume) checkpoints->resume(resume_dir, step);
 }
 
+// The step's backward: mean NLL over every rank's predicted tokens (sums[0]), the MTP term's
+// share (local_mtp of sums[3] rows), or only the collectives of a rank without rows.
+void Pretrain::backward(bool has_rows, const double* sums, double local_pred, double local_mtp) {
+  const bool mtp = cfg.mtp_weight > 0;
+  if (!has_rows) {
+    if (cfg.parallel.expert_parallel() && !cfg.mtp_detached) {
+      model->backward_idle(acts, update->ready());
+    } else {
+      update->no_backward();
+    }
+    return;
+  }
+  const auto n_pred = static_cast<float>(sums[0]);
+  std::vector<float> dlp(acts.logprob.size(), 0.0f);
+  for (size_t t = 0; t < dlp.size(); ++t) {
+    if (acts.targets[t] >= 0) dlp[t] = -1.0f / n_pred;
+  }
+  std::vector<float> dh;
+  if (mtp) {  // the rank's share of lambda * (global mean MTP loss)
+    dh.assign(acts.h_final.size(), 0.0f);
+    policy::mtp_backward(model->config(), *model->mtp(), model->params().data(),
+                         model->grads().data(), mtp_acts,
+                         cfg.mtp_weight * local_mtp / std::max(1.0, sums[3]), dh.data());
+  }
+  if (cfg.mtp_detached) {
+    update->no_backward();  // dh stops here: the trunk takes no gradient
+    return;
+  }
+  // The sequence-wise loss's mean is over this rank's sequences: weighted by its share; the
+  // device-level losses' statistics are global already: whole.
+  const policy::BalanceWeights balance{.seq = local_pred / std::max(1.0, sums[0]), .batch = 1.0};
+  model->backward(acts, dlp.data(), nullptr, balance, mtp ? dh.data() : nullptr, update->ready());
+}
+
 // One optimizer step on batch_tokens of whole documents; returns the step's metrics.
 Json Pretrain::train_step() {
   auto t0 = Clock::now();
@@ -287,33 +322,7 @@ Json Pretrain::train_step() {
                                            cfg.indexer_loss_weight * share);
   }
   if (cfg.indexer_loss_weight > 0) dist::allreduce_sum(&indexer, 1, "pretrain indexer loss");
-  if (!batch_docs.empty()) {
-    std::vector<float> dlp(acts.logprob.size(), 0.0f);
-    for (size_t t = 0; t < dlp.size(); ++t) {
-      if (acts.targets[t] >= 0) dlp[t] = -1.0f / static_cast<float>(n_pred);
-    }
-    std::vector<float> dh;
-    if (mtp) {  // the rank's share of lambda * (global mean MTP loss)
-      dh.assign(acts.h_final.size(), 0.0f);
-      policy::mtp_backward(model->config(), *model->mtp(), model->params().data(),
-                           model->grads().data(), mtp_acts,
-                           cfg.mtp_weight * local_mtp / std::max(1.0, sums[3]), dh.data());
-    }
-    if (cfg.mtp_detached) {
-      update->no_backward();  // dh stops here: the trunk takes no gradient
-    } else {
-      // The sequence-wise loss's mean is over this rank's sequences: weighted by its share;
-      // the device-level losses' statistics are global already: whole.
-      const policy::BalanceWeights balance{.seq = local_pred / std::max(1.0, sums[0]),
-                                           .batch = 1.0};
-      model->backward(acts, dlp.data(), nullptr, balance, mtp ? dh.data() : nullptr,
-                      update->ready());
-    }
-  } else if (ep && !cfg.mtp_detached) {
-    model->backward_idle(acts, update->ready());
-  } else {
-    update->no_backward();
-  }
+  backward(!batch_docs.empty(), sums, local_pred, local_mtp);
   const double lr = cfg.schedule.at(step);
   const train::UpdateResult u = update->apply(nll, lr, step + 1);
   ++step;
