@@ -58,41 +58,8 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
     fail("the model ", cfg.model, " has no tokenizer.json (GRPO needs text for the rewards)");
   }
   if (has_tok) s.tok = std::make_unique<tokenizer::Tokenizer>(tokenizer::Tokenizer::load(cfg.model));
-  // parallel.ep: each rank loads and keeps only its own experts, for rollouts, scoring and
-  // updates alike (every forward runs in lockstep over the ranks).
-  s.policy = train::load_policy(cfg.model, cfg.lora, cfg.seed,
-                                train::expert_parallel_for(cfg.parallel, cfg.model, true));
-  if (cfg.grpo.aux_loss_weight > 0) train::check_device_balance(cfg.parallel, s.policy->config());
-  if (cfg.grpo.mtp_weight > 0 && s.policy->mtp() == nullptr) {
-    fail("grpo.mtp_weight needs a policy with an MTP module (num_nextn_predict_layers: 1 in ",
-         cfg.model, "/config.json)");
-  }
-  const bool wants_ref = cfg.grpo.beta > 0 || cfg.grpo.kl_reward_coef > 0 || !cfg.reference.empty();
-  // Under LoRA the reference is the base itself: the policy with its adapters off, so no second
-  // copy of the base (unless the reference moves by reset or EMA).
-  s.ref_is_base = wants_ref && cfg.lora.on() && cfg.reference.empty() &&
-                  cfg.grpo.ref_reset_every == 0 && cfg.grpo.ref_ema == 0;
-  if (wants_ref && !s.ref_is_base) {
-    const std::string ref_dir = cfg.reference.empty() ? cfg.model : cfg.reference;
-    s.ref = policy::load_model<float>(ref_dir, policy::LoraConfig{},
-                                      train::expert_parallel_for(cfg.parallel, ref_dir, true));
-    if (s.ref->params().size() != s.policy->adapter_begin()) {
-      fail("the reference model's architecture differs from the policy's");
-    }
-  }
-  if (cfg.rollouts.empty()) {
-    s.data = datasets::load_examples(cfg.data, "train", cfg.seed);
-    if (cfg.grpo.eval_every > 0) {
-      s.eval_data = datasets::load_examples(cfg.data, "eval", cfg.seed);
-      if (static_cast<int64_t>(s.eval_data.size()) > cfg.grpo.eval_size) {
-        s.eval_data.resize(static_cast<size_t>(cfg.grpo.eval_size));
-      }
-    }
-  } else {
-    s.file_rollouts = read_rollout_file(
-        cfg.rollouts, rollout_limits(s.policy->config(), s.policy->rope().max_pos()));
-    spdlog::info("{}: {} rollouts; every step learns from all of them", cfg.rollouts, s.file_rollouts.size());
-  }
+  s.load_models();
+  s.load_data();
   s.cursor = std::make_unique<datasets::DataCursor>(static_cast<int64_t>(s.data.size()), cfg.seed);
   std::string templ = cfg.data.value("template", "r1_zero");
   const bool template_changed = warn_on_template_change(cfg.model, templ);
@@ -131,6 +98,51 @@ Trainer::Trainer(const TrainConfig& cfg, const Json& raw, bool resume,
   if (resume) s.restore(s.checkpoints->resume(ckpt, s.step), ckpt);
   if (s.db) s.log_start(resume);
   s.start_queue(ckpt);
+}
+
+// The policy (its own experts only under parallel.ep, for rollouts, scoring and updates alike)
+// and the reference, where the loss or the reward needs one.
+void Trainer::State::load_models() {
+  // parallel.ep: each rank loads and keeps only its own experts, for rollouts, scoring and
+  // updates alike (every forward runs in lockstep over the ranks).
+  policy = train::load_policy(cfg.model, cfg.lora, cfg.seed,
+                              train::expert_parallel_for(cfg.parallel, cfg.model, true));
+  if (cfg.grpo.aux_loss_weight > 0) train::check_device_balance(cfg.parallel, policy->config());
+  if (cfg.grpo.mtp_weight > 0 && policy->mtp() == nullptr) {
+    fail("grpo.mtp_weight needs a policy with an MTP module (num_nextn_predict_layers: 1 in ",
+         cfg.model, "/config.json)");
+  }
+  const bool wants_ref = cfg.grpo.beta > 0 || cfg.grpo.kl_reward_coef > 0 || !cfg.reference.empty();
+  // Under LoRA the reference is the base itself: the policy with its adapters off, so no second
+  // copy of the base (unless the reference moves by reset or EMA).
+  ref_is_base = wants_ref && cfg.lora.on() && cfg.reference.empty() &&
+                cfg.grpo.ref_reset_every == 0 && cfg.grpo.ref_ema == 0;
+  if (wants_ref && !ref_is_base) {
+    const std::string ref_dir = cfg.reference.empty() ? cfg.model : cfg.reference;
+    ref = policy::load_model<float>(ref_dir, policy::LoraConfig{},
+                                    train::expert_parallel_for(cfg.parallel, ref_dir, true));
+    if (ref->params().size() != policy->adapter_begin()) {
+      fail("the reference model's architecture differs from the policy's");
+    }
+  }
+}
+
+// The prompts (train and eval) or, with a rollout file, its rollouts.
+void Trainer::State::load_data() {
+  if (cfg.rollouts.empty()) {
+    data = datasets::load_examples(cfg.data, "train", cfg.seed);
+    if (cfg.grpo.eval_every > 0) {
+      eval_data = datasets::load_examples(cfg.data, "eval", cfg.seed);
+      if (static_cast<int64_t>(eval_data.size()) > cfg.grpo.eval_size) {
+        eval_data.resize(static_cast<size_t>(cfg.grpo.eval_size));
+      }
+    }
+  } else {
+    file_rollouts = read_rollout_file(
+        cfg.rollouts, rollout_limits(policy->config(), policy->rope().max_pos()));
+    spdlog::info("{}: {} rollouts; every step learns from all of them", cfg.rollouts,
+                 file_rollouts.size());
+  }
 }
 
 void Trainer::State::log_start(bool resume) {

@@ -112,6 +112,8 @@ struct Trainer::State {
   void save_checkpoint();
   // run.db belongs to rank 0: events of other ranks go to their log only.
   void log_event(int64_t at, const std::string& level, const std::string& kind, const std::string& msg);
+  void load_models();
+  void load_data();
   void setup_esft(bool resume);
   void check_ranks_agree();
   void warn_if_nothing_to_learn(double frac_flat);
