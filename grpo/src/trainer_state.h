@@ -101,6 +101,14 @@ struct Trainer::State {
   void update_minibatch(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
                         const std::vector<std::vector<double>>& adv, int iteration,
                         const LossConfig& lc, const PassOptions& po, double lr, StepTotals& t);
+  struct Minibatch;  // trainer_update.cpp
+  void minibatch_forward(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                         const std::vector<std::vector<double>>& adv, int iteration,
+                         const LossConfig& lc, const PassOptions& po, StepTotals& t,
+                         Minibatch& mb);
+  void minibatch_backward(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                          const LossConfig& lc, double W, double mtp_global, StepTotals& t,
+                          Minibatch& mb);
   void fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, double mismatch[2],
                      Json& m);
   bool old_in_update(int64_t learning) const;  // see PassOptions::old_in_update

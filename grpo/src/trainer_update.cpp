@@ -449,24 +449,25 @@ void add_entropy(const Rollout& r, const float* entropy, Sums& sum_count) {
 
 }  // namespace
 
-void Trainer::State::update_minibatch(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
-                                      const std::vector<std::vector<double>>& adv, int it,
-                                      const LossConfig& lc, const PassOptions& po, double lr,
-                                      StepTotals& t) {
-  const GrpoConfig& g = cfg.grpo;
-  const bool token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
-  stall_before_update(step + 1);
-  const bool ep = cfg.parallel.expert_parallel();
-  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask, ep};
-  policy::Activations<float>& acts = t.acts;
+// One minibatch's forward pass, loss terms and gradients on this rank.
+struct Trainer::State::Minibatch {
+  bool token_weighted = false;  // the loss aggregates over tokens (token-mean, BNPO)
   std::vector<std::vector<float>> lp;
   std::vector<int64_t> offs;
-  update->begin();
-  MinibatchSums sums;
   std::vector<std::vector<double>> dlogp, dentropy;
   LossMetrics lm;
   std::vector<uint8_t> mtp_keep;
   double mtp_count = 0;
+};
+
+void Trainer::State::update_minibatch(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                                      const std::vector<std::vector<double>>& adv, int it,
+                                      const LossConfig& lc, const PassOptions& po, double lr,
+                                      StepTotals& t) {
+  stall_before_update(step + 1);
+  Minibatch mb;
+  mb.token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
+  update->begin();
   // LoRA dropout in this update's forward and backward only (policy/lora.h); a mask per
   // minibatch, the same on a resume.
   std::optional<policy::LoraDropoutScope> dropout;
@@ -475,67 +476,19 @@ void Trainer::State::update_minibatch(std::vector<Rollout>& rs, const std::vecto
                     cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(step) * 1000003ULL +
                         uint64_t(it) * 7919ULL + uint64_t(t.updates + t.skipped));
   }
+  minibatch_forward(rs, idx, adv, it, lc, po, t, mb);
+  MinibatchSums sums;
   if (!idx.empty()) {
-    pol.run(rs, idx, true, it == 0 || lc.entropy_coef != 0, acts, lp, offs);
-    std::vector<SeqTerms> terms(idx.size());
-    for (size_t k = 0; k < idx.size(); ++k) {
-      Rollout& r = rs[idx[k]];
-      if (po.old_in_update && r.old_logprobs.empty()) {
-        r.old_logprobs = lp[k];
-        add_mismatch(r, lp[k], po.temperature, po.keep_mask, t.mismatch);
-      }
-      terms[k] = {lp[k].data(), r.old_logprobs.data(), has_ref() ? r.ref_logprobs.data() : nullptr,
-                  adv[idx[k]].data(), r.n(),
-                  lc.entropy_coef != 0 ? acts.entropy.data() + offs[k] : nullptr,
-                  r.is_weights.empty() ? nullptr : r.is_weights.data(),
-                  r.loss_mask.empty() ? nullptr : r.loss_mask.data()};
-      if (it == 0) add_entropy(r, acts.entropy.data() + offs[k], t.entropy);
-    }
-    if (it == 0) accumulate_loads(t.loads, policy->expert_loads(acts));
-    if (it == 0 && policy->config().has_device_balance()) {
-      t.balance.insert(t.balance.end(), {acts.device_loss, acts.comm_loss});
-    }
-    lm = grpo_loss(terms, lc, dlogp, dentropy);
-    sums.set(lm, static_cast<int64_t>(idx.size()) - lm.masked_seqs, token_weighted);
-    if (g.mtp_weight > 0) {
-      mtp_keep = mtp_rows(rs, idx, offs, static_cast<int64_t>(acts.logprob.size()), mtp_count);
-    }
-  } else if (ep) {
-    policy->forward_idle(acts);  // the other ranks' rows still visit this rank's experts
-  }
-  if (idx.empty() && it == 0 && policy->config().has_device_balance()) {
-    t.balance.insert(t.balance.end(), {0.0, 0.0});
+    sums.set(mb.lm, static_cast<int64_t>(idx.size()) - mb.lm.masked_seqs, mb.token_weighted);
   }
   dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
   dist::allreduce_max(sums.max.data(), sums.max.size(), "minibatch loss max");
-  double mtp_global = mtp_count;
-  if (g.mtp_weight > 0) dist::allreduce_sum(&mtp_global, 1, "MTP row counts");
-  if (!idx.empty()) {
-    // This rank's share of the global aggregation (1 on a single rank).
-    const double W = token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
-    const double own = token_weighted ? double(lm.tokens) : double(idx.size() - lm.masked_seqs);
-    const double f = W > 0 ? own / W : 0.0;
-    std::vector<float> dl, de;
-    scatter_scaled(rs, idx, offs, f, dlogp, acts.logprob.size(), dl);
-    if (lc.entropy_coef != 0) scatter_scaled(rs, idx, offs, f, dentropy, acts.logprob.size(), de);
-    std::vector<float> dh;
-    if (g.mtp_weight > 0 && mtp_global > 0) {
-      double nll = 0;
-      dh = mtp_term(acts, mtp_keep, mtp_global, nll);
-      t.mtp[0] += nll;
-      t.mtp[1] += mtp_count;
-    }
-    // The sequence-wise balance loss is a mean over this rank's sequences (its share f); the
-    // device-level ones have global statistics already (the whole weight on every rank).
-    const policy::BalanceWeights balance{.seq = g.aux_loss_weight * f, .batch = g.aux_loss_weight};
-    policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), balance,
-                     dh.empty() ? nullptr : dh.data(), update->ready());
-  } else if (ep) {
-    policy->backward_idle(acts, update->ready());
-  } else {
-    update->no_backward();
-  }
-  const LossMetrics gm = sums.global(token_weighted);
+  double mtp_global = mb.mtp_count;
+  if (cfg.grpo.mtp_weight > 0) dist::allreduce_sum(&mtp_global, 1, "MTP row counts");
+  const double W =
+      mb.token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
+  minibatch_backward(rs, idx, lc, W, mtp_global, t, mb);
+  const LossMetrics gm = sums.global(mb.token_weighted);
   const train::UpdateResult u = update->apply(gm.loss, lr, step + 1);
   if (u.skipped) {
     ++t.skipped;
@@ -544,6 +497,87 @@ void Trainer::State::update_minibatch(std::vector<Rollout>& rs, const std::vecto
   ++t.updates;
   t.grad_norm_sum += u.grad_norm;
   t.sum.add(gm);
+}
+
+// The forward over this rank's rows idx (an idle pass for the other ranks' rows under
+// parallel.ep), the loss terms and their gradients; on the first iteration also the step's
+// entropy, expert loads and balance losses.
+void Trainer::State::minibatch_forward(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                                       const std::vector<std::vector<double>>& adv, int it,
+                                       const LossConfig& lc, const PassOptions& po,
+                                       StepTotals& t, Minibatch& mb) {
+  const bool ep = cfg.parallel.expert_parallel();
+  policy::Activations<float>& acts = t.acts;
+  if (idx.empty()) {
+    if (ep) policy->forward_idle(acts);  // the other ranks' rows still visit this rank's experts
+    if (it == 0 && policy->config().has_device_balance()) {
+      t.balance.insert(t.balance.end(), {0.0, 0.0});
+    }
+    return;
+  }
+  PackedForward pol{*policy, po.temperature, po.replay_routing, po.keep_mask, ep};
+  pol.run(rs, idx, true, it == 0 || lc.entropy_coef != 0, acts, mb.lp, mb.offs);
+  std::vector<SeqTerms> terms(idx.size());
+  for (size_t k = 0; k < idx.size(); ++k) {
+    Rollout& r = rs[idx[k]];
+    if (po.old_in_update && r.old_logprobs.empty()) {
+      r.old_logprobs = mb.lp[k];
+      add_mismatch(r, mb.lp[k], po.temperature, po.keep_mask, t.mismatch);
+    }
+    terms[k] = {mb.lp[k].data(), r.old_logprobs.data(),
+                has_ref() ? r.ref_logprobs.data() : nullptr, adv[idx[k]].data(), r.n(),
+                lc.entropy_coef != 0 ? acts.entropy.data() + mb.offs[k] : nullptr,
+                r.is_weights.empty() ? nullptr : r.is_weights.data(),
+                r.loss_mask.empty() ? nullptr : r.loss_mask.data()};
+    if (it == 0) add_entropy(r, acts.entropy.data() + mb.offs[k], t.entropy);
+  }
+  if (it == 0) accumulate_loads(t.loads, policy->expert_loads(acts));
+  if (it == 0 && policy->config().has_device_balance()) {
+    t.balance.insert(t.balance.end(), {acts.device_loss, acts.comm_loss});
+  }
+  mb.lm = grpo_loss(terms, lc, mb.dlogp, mb.dentropy);
+  if (cfg.grpo.mtp_weight > 0) {
+    mb.mtp_keep =
+        mtp_rows(rs, idx, mb.offs, static_cast<int64_t>(acts.logprob.size()), mb.mtp_count);
+  }
+}
+
+// This rank's backward: its share of the global aggregation (W, the minibatch's live sequences
+// or tokens over every rank), the MTP term over mtp_global rows, the balance losses.
+void Trainer::State::minibatch_backward(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                                        const LossConfig& lc, double W, double mtp_global,
+                                        StepTotals& t, Minibatch& mb) {
+  const GrpoConfig& g = cfg.grpo;
+  policy::Activations<float>& acts = t.acts;
+  if (idx.empty()) {
+    if (cfg.parallel.expert_parallel()) {
+      policy->backward_idle(acts, update->ready());
+    } else {
+      update->no_backward();
+    }
+    return;
+  }
+  // This rank's share of the global aggregation (1 on a single rank).
+  const double own =
+      mb.token_weighted ? double(mb.lm.tokens) : double(idx.size() - mb.lm.masked_seqs);
+  const double f = W > 0 ? own / W : 0.0;
+  std::vector<float> dl, de;
+  scatter_scaled(rs, idx, mb.offs, f, mb.dlogp, acts.logprob.size(), dl);
+  if (lc.entropy_coef != 0) {
+    scatter_scaled(rs, idx, mb.offs, f, mb.dentropy, acts.logprob.size(), de);
+  }
+  std::vector<float> dh;
+  if (g.mtp_weight > 0 && mtp_global > 0) {
+    double nll = 0;
+    dh = mtp_term(acts, mb.mtp_keep, mtp_global, nll);
+    t.mtp[0] += nll;
+    t.mtp[1] += mb.mtp_count;
+  }
+  // The sequence-wise balance loss is a mean over this rank's sequences (its share f); the
+  // device-level ones have global statistics already (the whole weight on every rank).
+  const policy::BalanceWeights balance{.seq = g.aux_loss_weight * f, .batch = g.aux_loss_weight};
+  policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), balance,
+                   dh.empty() ? nullptr : dh.data(), update->ready());
 }
 
 void accumulate_loads(std::vector<std::vector<int64_t>>& into, std::vector<std::vector<int64_t>> l) {
