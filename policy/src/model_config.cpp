@@ -294,6 +294,21 @@ void parse_engram(const Json& j, ModelConfig& c) {
   c.engram = std::move(g);
 }
 
+ModelType parse_model_type(const Json& j) {
+  const std::string type = get_or<std::string>(j, "model_type", "");
+  if (type == "deepseek_v2") return ModelType::kDeepseekV2;
+  if (type == "deepseek_v3") return ModelType::kDeepseekV3;
+  if (type == "deepseek_v32") return ModelType::kDeepseekV32;
+  if (type == "llama") return ModelType::kLlama;
+  if (type == "qwen2") return ModelType::kQwen2;
+  const char* supported = "aha supports deepseek_v2, deepseek_v3, deepseek_v32, llama, qwen2";
+  if (type == "deepseek_v4") {
+    fail("[config.json] model_type 'deepseek_v4': DeepSeek-V4's compressed sparse attention is "
+         "not supported yet (", supported, "; hyper-connections through hc_mult)");
+  }
+  fail("[config.json] unknown model_type '", type, "' (", supported, ")");
+}
+
 }  // namespace
 
 bool EngramConfig::in_layer(int l) const {
@@ -305,25 +320,7 @@ ModelConfig ModelConfig::from_json(const Json& j) {
   ModelConfig c;
   c.raw = j;
   fp8_format_of(j);  // an unknown quantization_config fails here, not at the first weight
-  std::string type = get_or<std::string>(j, "model_type", "");
-  if (type == "deepseek_v2") {
-    c.model_type = ModelType::kDeepseekV2;
-  } else if (type == "deepseek_v3") {
-    c.model_type = ModelType::kDeepseekV3;
-  } else if (type == "llama") {
-    c.model_type = ModelType::kLlama;
-  } else if (type == "qwen2") {
-    c.model_type = ModelType::kQwen2;
-  } else if (type == "deepseek_v32") {
-    c.model_type = ModelType::kDeepseekV32;
-  } else if (type == "deepseek_v4") {
-    fail("[config.json] model_type 'deepseek_v4': DeepSeek-V4's compressed sparse attention is "
-         "not supported yet (aha supports deepseek_v2, deepseek_v3, deepseek_v32, llama, qwen2; "
-         "hyper-connections through hc_mult)");
-  } else {
-    fail("[config.json] unknown model_type '", type,
-         "' (aha supports deepseek_v2, deepseek_v3, deepseek_v32, llama, qwen2)");
-  }
+  c.model_type = parse_model_type(j);
   c.vocab_size = get_or<int>(j, "vocab_size", 0);
   c.hidden_size = get_or<int>(j, "hidden_size", 0);
   c.num_hidden_layers = get_or<int>(j, "num_hidden_layers", 0);
