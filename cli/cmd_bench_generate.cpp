@@ -199,7 +199,8 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
               {"prefill_alone_tokens_per_s", double(B * L) / alone.seconds},
               {"cache_bytes_per_token", dec.cache_bytes_per_token()},
               {"full_kv_bytes_per_token", dec.full_kv_bytes_per_token()},
-              {"cache_bytes_per_sequence", dec.cache_bytes_per_token() * ctx}};
+              {"cache_bytes_per_sequence", dec.cache_bytes_per_token() * ctx},
+              {"peak_rss_mb", peak_rss_mb()}};  // the process's so far: the largest point's
   char title[200];
   std::snprintf(title, sizeof title,
                 "generate %s %s  batch %lld  prompt %lld  new %lld  %s  roof %.1f GFLOP/s",

@@ -27,9 +27,11 @@ TEST(BenchGenerateCli, PrintsPrefillAndDecodePhasesWithFiniteFigures) {
   ASSERT_EQ(lines.size(), 2u) << r.out;  // one line per batch size
   for (const aha::Json& j : lines) {
     EXPECT_EQ(j["bench"], "generate");
-    for (const char* key : {"prefill_tokens_per_s", "decode_tokens_per_s", "roof_gflops"}) {
+    for (const char* key :
+         {"prefill_tokens_per_s", "decode_tokens_per_s", "roof_gflops", "peak_rss_mb"}) {
       EXPECT_TRUE(finite_number(j, key)) << key << ": " << j.dump();
     }
+    EXPECT_GT(j["peak_rss_mb"].get<double>(), 1.0) << j.dump();
     ASSERT_TRUE(j.contains("phases")) << j.dump();
     for (const char* phase : {"prefill", "decode", "attention", "moe_mlp", "block_other",
                               "lm_head", "sampling_other"}) {
