@@ -294,14 +294,26 @@ void parse_engram(const Json& j, ModelConfig& c) {
   c.engram = std::move(g);
 }
 
+const char* model_type_name(ModelType t) {
+  switch (t) {
+    case ModelType::kDeepseekV2: return "deepseek_v2";
+    case ModelType::kDeepseekV3: return "deepseek_v3";
+    case ModelType::kDeepseekV32: return "deepseek_v32";
+    case ModelType::kLlama: return "llama";
+    case ModelType::kQwen2: return "qwen2";
+  }
+  return nullptr;  // past the last ModelType (an enum class holds any int)
+}
+
+// The inverse of model_type_name, over the types in their order.
 ModelType parse_model_type(const Json& j) {
   const std::string type = get_or<std::string>(j, "model_type", "");
-  if (type == "deepseek_v2") return ModelType::kDeepseekV2;
-  if (type == "deepseek_v3") return ModelType::kDeepseekV3;
-  if (type == "deepseek_v32") return ModelType::kDeepseekV32;
-  if (type == "llama") return ModelType::kLlama;
-  if (type == "qwen2") return ModelType::kQwen2;
-  const char* supported = "aha supports deepseek_v2, deepseek_v3, deepseek_v32, llama, qwen2";
+  std::string supported = "aha supports ";
+  for (int i = 0; model_type_name(static_cast<ModelType>(i)) != nullptr; ++i) {
+    const auto t = static_cast<ModelType>(i);
+    if (type == model_type_name(t)) return t;
+    supported += (i == 0 ? "" : ", ") + std::string(model_type_name(t));
+  }
   if (type == "deepseek_v4") {
     fail("[config.json] model_type 'deepseek_v4': DeepSeek-V4's compressed sparse attention is "
          "not supported yet (", supported, "; hyper-connections through hc_mult)");
@@ -423,14 +435,8 @@ const char* rope_type_name(RopeType type) {
 }
 
 const char* ModelConfig::type_name() const {
-  switch (model_type) {
-    case ModelType::kDeepseekV2: return "deepseek_v2";
-    case ModelType::kDeepseekV3: return "deepseek_v3";
-    case ModelType::kDeepseekV32: return "deepseek_v32";
-    case ModelType::kLlama: return "llama";
-    case ModelType::kQwen2: return "qwen2";
-  }
-  return "?";
+  const char* name = model_type_name(model_type);
+  return name != nullptr ? name : "?";
 }
 
 double ModelConfig::softmax_scale() const {
