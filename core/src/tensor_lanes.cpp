@@ -13,6 +13,8 @@
 // The panels are a transposed copy. While a WeightCache lives (one generate() call) a weight's
 // copy is made once and kept; otherwise each call packs the panels it needs into a per-thread
 // buffer. Either gives the same bits.
+// tbb::is_inside_task (a preview in oneTBB 2021): whether a GEMM is nested in another loop's task.
+#define TBB_PREVIEW_TASK_GROUP_EXTENSIONS 1
 #include <tbb/blocked_range.h>
 #include <tbb/enumerable_thread_specific.h>
 #include <tbb/parallel_for.h>
@@ -226,6 +228,8 @@ constexpr int64_t kXBlockBytes = int64_t{256} << 10;
 constexpr int64_t kPanelBlockBytes = int64_t{256} << 10;
 constexpr int64_t kMaxRowBlock = 256;
 constexpr int64_t kMinTasks = 4;
+// Multiply-adds below which a GEMM called from inside a task stays on its thread.
+constexpr int64_t kNestedSerialMacs = int64_t{1} << 22;
 
 }  // namespace
 
@@ -245,7 +249,12 @@ void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, in
   const int64_t row_block = std::min(
       n, std::max<int64_t>(8, std::min(kMaxRowBlock, kXBlockBytes / (in * 4)) / 8 * 8));
   const int64_t row_blocks = (n + row_block - 1) / row_block;
-  const bool parallel = n * in * out >= 2 * kTaskMacs;
+  // Inside another loop's task (an expert of a MoE layer) a small product runs on this thread:
+  // the loop already feeds the cores, and its tasks of a few microseconds cost more to split
+  // than they saved (the experts' decode phase of `small` at 16 rows: 1.07-1.19x on 2 threads).
+  const int64_t macs = n * in * out;
+  const bool parallel =
+      macs >= 2 * kTaskMacs && !(macs < kNestedSerialMacs && tbb::is_inside_task());
   // Panels per task: enough work per task, few enough to keep a packed block in L2, and at
   // least kMinTasks tasks where there are that many panels.
   int64_t group = std::max<int64_t>(1, kTaskMacs / (row_block * in * kLanes));

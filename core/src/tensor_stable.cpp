@@ -164,10 +164,14 @@ void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int
   }
 }
 
-// Any block of rows: 4-row tiles, then the 1-3 leftover rows in 2x8 and 1x16 tiles.
+// Any block of rows: 8-row tiles, then 4-row tiles, then the 1-3 leftover rows in 2x8 and 1x16
+// tiles. Decode's scores are 8 or more heads against a sequence's cache: 8x2 tiles read each
+// cached row once (4x4 tiles read it once per 4 heads) and prefetch half as many lines per output.
 void block(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
-  const int64_t i4 = i0 + (i1 - i0) / 4 * 4;
-  if (i4 > i0) tiles_f32<4, 4>(g, i0, i4, j0, j1);
+  const int64_t i8 = i0 + (i1 - i0) / 8 * 8;
+  if (i8 > i0) tiles_f32<8, 2>(g, i0, i8, j0, j1);
+  const int64_t i4 = i8 + (i1 - i8) / 4 * 4;
+  if (i4 > i8) tiles_f32<4, 4>(g, i8, i4, j0, j1);
   int64_t i = i4;
   if (i1 - i >= 2) {
     tiles_f32<2, 8>(g, i, i + 2, j0, j1);
