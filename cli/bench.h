@@ -45,4 +45,7 @@ void print_phase_table(const std::string& title, const std::vector<Phase>& phase
 // `aha bench gemm` (dispatched by cmd_bench).
 int bench_gemm(const Args& args);
 
+// `aha bench memory` (dispatched by cmd_bench): read bandwidth, cmd_bench_memory.cpp.
+int bench_memory(const Args& args);
+
 }  // namespace aha::cli

@@ -179,13 +179,14 @@ int bench_train(const Args& args) {
 
 int cmd_bench(const Args& args) {
   const std::string usage =
-      "usage: aha bench <gemm|train|generate|tokenize|reward> [options]   (aha bench <kind> --help)";
+      "usage: aha bench <gemm|memory|train|generate|tokenize|reward> [options]   (aha bench <kind> --help)";
   if (args.empty() || args[0] == "--help" || args[0] == "-h") {
     std::cout << usage << "\n";
     return args.empty() ? 2 : 0;
   }
   Args rest(args.begin() + 1, args.end());
   if (args[0] == "gemm") return bench_gemm(rest);
+  if (args[0] == "memory") return bench_memory(rest);
   if (args[0] == "train") return bench_train(rest);
   if (args[0] == "tokenize") return bench_tokenize(rest);
   if (args[0] == "generate") return bench_generate(rest);

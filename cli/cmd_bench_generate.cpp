@@ -2,6 +2,7 @@
 // per phase (prefill, decode, and decode split into attention, MoE/MLP, the rest of the blocks,
 // the LM head and sampling) time, GFLOP, GFLOP/s and share of the GEMM roof.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -133,6 +134,36 @@ Json phases_json(const std::vector<Phase>& ph, double roof) {
   return j;
 }
 
+// Bytes a decode step reads, estimated: every weight once, except the input embedding's rows no
+// token looks up and the routed experts no token chose (routing spread evenly: an expert is idle
+// with probability (1 - k/E)^B), at 4 bytes a value in fp32 and 2 under bf16 (the kernels'
+// packed copies); and every cached row of every sequence once, at the decode's mean context.
+// `aha bench memory` gives the machine's read bandwidth to compare the rate with.
+struct StreamBytes {
+  double weights = 0, cache = 0;
+};
+
+StreamBytes decode_stream_bytes(const policy::Model<float>& model, const rollout::Decoder& dec,
+                                int64_t B, int64_t L, int64_t new_tokens, MatmulPrecision prec) {
+  const policy::ModelConfig& c = model.config();
+  const double value_bytes = prec == MatmulPrecision::bf16 ? 2.0 : 4.0;
+  double values = double(model.params().size()), routed = 0;
+  if (!c.tie_word_embeddings) {
+    values -= double(c.vocab_size - std::min<int64_t>(B, c.vocab_size)) * c.hidden_size;
+  }
+  for (int l = 0; l < c.num_hidden_layers; ++l) {
+    if (c.is_moe_layer(l)) {
+      routed += 3.0 * c.n_routed_experts * c.hidden_size * c.moe_intermediate_size;
+    }
+  }
+  if (routed > 0) {
+    const double k_of_e = double(c.num_experts_per_tok) / c.n_routed_experts;
+    values -= routed * std::pow(1.0 - k_of_e, double(B));
+  }
+  const double mean_context = double(L) + double(new_tokens) / 2.0;
+  return {values * value_bytes, double(B) * mean_context * double(dec.cache_bytes_per_token())};
+}
+
 // What every point of one `bench generate` call shares.
 struct GenerateBench {
   const policy::Model<float>& model;
@@ -183,6 +214,9 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
   const auto& dec = engine.decoder();
   const int64_t ctx = L + g.new_tokens;
   const Phase alone{"prefill_alone", prefill_alone_seconds(dec, reqs), ph[0].flops};
+  const StreamBytes stream = decode_stream_bytes(g.model, dec, B, L, g.new_tokens, g.prec);
+  const double read_gbps =
+      (stream.weights + stream.cache) * double(g.new_tokens - 1) / t.decode_s / 1e9;
   Json out = {{"bench", "generate"},
               {"model", g.name},
               {"path", absorbed ? "absorbed" : "naive"},
@@ -200,6 +234,9 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
               {"cache_bytes_per_token", dec.cache_bytes_per_token()},
               {"full_kv_bytes_per_token", dec.full_kv_bytes_per_token()},
               {"cache_bytes_per_sequence", dec.cache_bytes_per_token() * ctx},
+              {"decode_weight_mb_per_step", stream.weights / 1e6},
+              {"decode_cache_mb_per_step", stream.cache / 1e6},
+              {"decode_read_gbps", read_gbps},
               {"peak_rss_mb", peak_rss_mb()}};  // the process's so far: the largest point's
   char title[200];
   std::snprintf(title, sizeof title,
@@ -210,6 +247,11 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
   print_phase_table(title, ph, g.roof);
   std::fprintf(stderr, "prefill one prompt at a time: %.1f GFLOP/s (%.0f%% of the roof)\n",
                alone.gflops(), g.roof > 0 ? 100 * alone.gflops() / g.roof : 0.0);
+  std::fprintf(stderr,
+               "decode reads ~%.1f MB a step (weights %.1f, cache %.1f): %.1f GB/s "
+               "(aha bench memory gives the machine's)\n",
+               (stream.weights + stream.cache) / 1e6, stream.weights / 1e6, stream.cache / 1e6,
+               read_gbps);
   if (g.speculative && absorbed) {
     out["speculative"] = speculative_point(g, reqs, B, decode_tokens / t.decode_s);
     std::fprintf(stderr, "speculative: %.0f decode tok/s (%.2fx plain), %.1f%% of drafts kept\n",

@@ -64,6 +64,10 @@ PY
     echo "| GEMM ${n}³ $prec (GFLOP/s) | $mine | torch.mm $prec $r | $(ratio "$mine" "$r") |"
   done
 done
+# The memory roof: decode at batch 16 and 64 streams every weight once a step, so its rate in
+# GB/s (the decode rows below) is compared with what the machine reads.
+mem=$("$AHA" bench memory --threads "$THREADS" 2>/dev/null | field read_gbps)
+echo "| memory read, 512 MiB (GB/s) | $mem | | |"
 IFS=';' read -ra train_points <<<"$TRAIN"
 for spec in "${train_points[@]}"; do
   set -- $spec
@@ -99,5 +103,7 @@ for prec in fp32 bf16; do
     peer_pre=$(grep "\"batch\": $b," "$WORK/peer_decode" | field prefill_tokens_per_s)
     echo "| decode small batch $b $prec (tok/s; ×batch ${BATCHES%%,*}: $(ratio "$d" "$one")) | $d | PyTorch peer (fp32, $PEER_THREADS thr) $peer | $(ratio "$d" "$peer") |"
     echo "| prefill small batch $b × $PROMPT $prec (tok/s) | $pre | PyTorch peer (fp32, $PEER_THREADS thr) $peer_pre | $(ratio "$pre" "$peer_pre") |"
+    gbps=$(echo "$line" | field decode_read_gbps)
+    echo "| decode small batch $b $prec: reads (GB/s, estimated bytes a step) | $gbps | memory read $mem | $(ratio "$gbps" "$mem") |"
   done <"$WORK/aha_decode"
 done

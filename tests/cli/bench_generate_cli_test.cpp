@@ -47,7 +47,20 @@ TEST(BenchGenerateCli, PrintsPrefillAndDecodePhasesWithFiniteFigures) {
       EXPECT_GT(j["phases"][phase]["gflop"].get<double>(), 0.0) << phase;
     }
     EXPECT_TRUE(finite_number(j["phases"]["attention"], "share_of_decode")) << j.dump();
+    for (const char* key :
+         {"decode_weight_mb_per_step", "decode_cache_mb_per_step", "decode_read_gbps"}) {
+      EXPECT_TRUE(finite_number(j, key)) << key << ": " << j.dump();
+      EXPECT_GT(j[key].get<double>(), 0.0) << key;
+    }
+    // Every sequence's cache rows at the decode's mean context (4 + 3 / 2 tokens).
+    const double cache_mb = double(j["batch"].get<int64_t>()) * 5.5 *
+                            double(j["cache_bytes_per_token"].get<int64_t>()) / 1e6;
+    EXPECT_NEAR(j["decode_cache_mb_per_step"].get<double>(), cache_mb, 1e-9 * cache_mb);
+    EXPECT_NE(r.err.find("decode reads ~"), std::string::npos) << r.err;
   }
+  // A batch of 3 touches at least the weights a batch of 1 does (more routed experts).
+  EXPECT_GE(lines[1]["decode_weight_mb_per_step"].get<double>(),
+            lines[0]["decode_weight_mb_per_step"].get<double>());
 }
 
 // --speculative adds the MTP-drafted decode beside the plain one (fields only, never values).
