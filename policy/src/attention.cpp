@@ -1,10 +1,17 @@
-// The choice of attention kind per layer, and the softmax the decode kernels share.
+// The choice of attention kind per layer, and what the decode kernels share: the softmax and
+// the split of a step's rows over the cores.
 #include "aha/policy/attention.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "aha/core/error.h"
+#include "aha/core/threading.h"
 #include "attention_impl.h"
 
 namespace aha::policy {
@@ -129,6 +136,46 @@ inline V16 exp_nonpos(V16 x) {
 }
 
 }  // namespace
+
+bool decode_row_blocks(const DecodeStep& step,
+                       const std::function<void(const DecodeStep&, int64_t)>& fn) {
+  constexpr int64_t kMinRows = 8;
+  const int64_t B = static_cast<int64_t>(step.rows.size());
+  const int threads = max_threads();
+  if (step.prefill || step.selections != nullptr || threads < 2 || B < 2 * kMinRows) return false;
+  const int64_t blocks = std::min<int64_t>(threads, B / kMinRows);
+  std::vector<int64_t> cut = {0};
+  for (int64_t k = 1; k < blocks; ++k) {
+    int64_t b = std::max(cut.back() + 1, B * k / blocks);
+    while (b < B && step.rows[b] == step.rows[b - 1]) ++b;
+    if (b < B) cut.push_back(b);
+  }
+  cut.push_back(B);
+  if (cut.size() < 3) return false;
+  std::vector<std::pair<const void*, size_t>> owner;
+  for (size_t i = 0; i + 1 < cut.size(); ++i) {
+    for (int64_t b = cut[i]; b < cut[i + 1]; ++b) owner.emplace_back(step.rows[b], i);
+  }
+  std::sort(owner.begin(), owner.end());
+  for (size_t i = 1; i < owner.size(); ++i) {
+    if (owner[i].first == owner[i - 1].first && owner[i].second != owner[i - 1].second) {
+      return false;
+    }
+  }
+  tbb::parallel_for(
+      tbb::blocked_range<size_t>(0, cut.size() - 1, 1),
+      [&](const tbb::blocked_range<size_t>& r) {
+        for (size_t i = r.begin(); i < r.end(); ++i) {
+          DecodeStep block;
+          block.rows.assign(step.rows.begin() + cut[i], step.rows.begin() + cut[i + 1]);
+          block.positions = step.positions + cut[i];
+          block.absorbed = step.absorbed;
+          fn(block, cut[i]);
+        }
+      },
+      tbb::simple_partitioner());
+  return true;
+}
 
 void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
   for (int64_t i = 0; i < n_rows; ++i) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "aha/core/tensor.h"
 #include "aha/policy/attention.h"
@@ -14,6 +15,17 @@ namespace aha::policy {
 // Row-wise softmax of s [n_rows, n] in place after multiplying by `scale`. The same operations
 // for a row whatever the other rows, so it keeps the decode batch invariant.
 void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale);
+
+// Runs fn(block, b0) on blocks of a decode step's rows (b0: the block's first row), one block per
+// core, each block's products on its own thread; false, with nothing run, when the step is a
+// prefill, carries selections, is under 16 rows or runs on one thread. At a batch of tens of rows
+// a projection split by columns is tasks of a few microseconds whose fork and join cost as much
+// (MLA's query projections ran 1.1x faster on two threads than on one). Every row's values
+// depend on that row alone, so blocks give the bits of the whole step. The rows of one cache
+// (consecutive positions of a speculative step) stay in one block; a cache that two blocks would
+// share (resized from two threads) keeps the step whole.
+bool decode_row_blocks(const DecodeStep& step,
+                       const std::function<void(const DecodeStep&, int64_t)>& fn);
 
 // A kind implements template <T> fwd(P, x, y, layout, a) and bwd(P, G, x, dy, dx, layout, a);
 // this turns them into the interface's float and double overloads.

@@ -77,9 +77,16 @@ class GqaAttention final : public AttentionImpl<GqaAttention> {
     }
   }
 
-  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override;
+  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override {
+    const int64_t d = c_.hidden_size;
+    const bool split = decode_row_blocks(step, [&](const DecodeStep& block, int64_t b0) {
+      decode_rows(P, h + b0 * d, y + b0 * d, block);
+    });
+    if (!split) decode_rows(P, h, y, step);
+  }
 
  private:
+  void decode_rows(const float* P, const float* h, float* y, const DecodeStep& step) const;
   int64_t kv_width() const { return int64_t{c_.num_key_value_heads} * c_.head_dim; }
   AttnShape shape() const {
     AttnShape s{c_.num_attention_heads, c_.num_key_value_heads, c_.head_dim, c_.head_dim,
@@ -94,8 +101,8 @@ class GqaAttention final : public AttentionImpl<GqaAttention> {
   LinearP q_, k_, v_, o_;
 };
 
-void GqaAttention::decode(const float* P, const float* h, float* y,
-                          const DecodeStep& step) const {
+void GqaAttention::decode_rows(const float* P, const float* h, float* y,
+                               const DecodeStep& step) const {
   const int64_t B = static_cast<int64_t>(step.rows.size());
   const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
   const int64_t kw = kv_width(), W = cache_width();

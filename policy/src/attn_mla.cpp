@@ -404,6 +404,15 @@ class MlaAttention final : public AttentionImpl<MlaAttention> {
     mla_.latent_rows(a, n, rows, cache_width());
   }
   void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override {
+    const int64_t d = c_.hidden_size;
+    const bool split = decode_row_blocks(step, [&](const DecodeStep& block, int64_t b0) {
+      decode_rows(P, h + b0 * d, y + b0 * d, block);
+    });
+    if (!split) decode_rows(P, h, y, step);
+  }
+
+ private:
+  void decode_rows(const float* P, const float* h, float* y, const DecodeStep& step) const {
     const ModelConfig& c = c_;
     const int64_t B = static_cast<int64_t>(step.rows.size());
     ScratchBuf<float> q(B * c.num_attention_heads * c.qk_head_dim());
@@ -412,7 +421,6 @@ class MlaAttention final : public AttentionImpl<MlaAttention> {
     mla_.decode_attend(P, q.data(), y, step, cache_width(), nullptr);
   }
 
- private:
   const ModelConfig& c_;
   MlaCore mla_;
 };

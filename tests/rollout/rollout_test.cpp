@@ -164,12 +164,14 @@ TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
     auto m = make_model(j, 0.1);
     const int V = m->config().vocab_size;
     Decoder dec(*m);
-    const int n_seqs = 9;
+    // 18 rows at even steps: two threads decode the attention in blocks of rows
+    // (decode_row_blocks); the 9 of odd steps run whole.
+    const int n_seqs = 18;
     std::vector<SeqCache> prefilled(n_seqs);
     std::vector<int32_t> next(n_seqs);
     for (int b = 0; b < n_seqs; ++b) {
       std::vector<int32_t> prompt;
-      for (int t = 0; t < 3 + 11 * b; ++t) prompt.push_back((t * 7 + b) % V);
+      for (int t = 0; t < 3 + 11 * (b % 9) + b / 9; ++t) prompt.push_back((t * 7 + b) % V);
       std::vector<float> logits;
       dec.prefill(prompt, prefilled[b], logits);
       next[b] = (b * 5 + 1) % V;
@@ -427,8 +429,12 @@ TEST(Engine, BadPromptsFailAloneAndFinishReasons) {
   EXPECT_NE(out[5].error.find("context"), std::string::npos);
   EXPECT_NE(out[6].error.find("outside the vocabulary"), std::string::npos);
   for (int i = 0; i < 4; ++i) {
-    if (out[i].finish_reason == "length") EXPECT_EQ(out[i].completion_ids.size(), 4u);
-    if (out[i].finish_reason == "stop") EXPECT_EQ(out[i].completion_ids.back(), 0);
+    if (out[i].finish_reason == "length") {
+      EXPECT_EQ(out[i].completion_ids.size(), 4u);
+    }
+    if (out[i].finish_reason == "stop") {
+      EXPECT_EQ(out[i].completion_ids.back(), 0);
+    }
   }
   std::atomic<bool> cancel{true};
   auto cut = engine.generate(requests_for(V, 2, 2, 4), {}, &cancel);
