@@ -156,12 +156,19 @@ Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab) {
   k.order = candidate_order(z, p, vocab, k.kept);
   const double zmax = z[k.order[0]] * inv_t;
   k.w.resize(k.kept);
+  // The candidates' logits gathered first: read through `order`, the exponentials stayed scalar.
+  for (int i = 0; i < k.kept; ++i) k.w[i] = z[k.order[i]];
   const VecExp<double> vexp;
-  for (int i = 0; i < k.kept; ++i) k.w[i] = exp_or_zero(vexp, z[k.order[i]] * inv_t - zmax);
+  for (int i = 0; i < k.kept; ++i) k.w[i] = exp_or_zero(vexp, k.w[i] * inv_t - zmax);
   double total = 0;
   for (int i = 0; i < k.kept; ++i) total += k.w[i];
+  const int weighed = k.kept;
   k.kept = cut_tail(k.w, k.kept, total, p);
-  for (int i = 0; i < k.kept; ++i) k.total += k.w[i];
+  if (k.kept == weighed) {
+    k.total = total;  // the same sum in the same order
+  } else {
+    for (int i = 0; i < k.kept; ++i) k.total += k.w[i];
+  }
   k.min_logit =
       is_filtered(p, vocab) ? z[k.order[k.kept - 1]] : *std::min_element(z.begin(), z.end());
   return k;
