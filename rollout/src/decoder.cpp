@@ -36,6 +36,11 @@ int64_t Decoder::cache_bytes_per_token() const {
   return floats * int64_t{sizeof(float)};
 }
 
+void Decoder::reserve(SeqCache& cache, int64_t tokens) const {
+  if (cache.rows.size() < cache_width_.size()) cache.rows.resize(cache_width_.size());
+  for (size_t l = 0; l < cache_width_.size(); ++l) cache.rows[l].reserve(tokens * cache_width_[l]);
+}
+
 int64_t Decoder::full_kv_bytes_per_token() const {
   return full_kv_width_ * int64_t{sizeof(float)};
 }

@@ -246,6 +246,10 @@ void GenerateRun::start_group(size_t pi, int64_t want, const SeqCache& prompt_ca
     seq->out.sample_index = s;
     seq->out.prompt_ids = r.prompt;
     seq->out.prompt_text = r.text;
+    // Room for the whole sequence first: the copy keeps it, and the decode steps then append
+    // without reallocating (the budget already counts these bytes).
+    const int64_t token_bytes = decoder_.cache_bytes_per_token();
+    if (token_bytes > 0) decoder_.reserve(seq->cache, want / token_bytes);
     seq->cache = prompt_cache;
     const uint64_t stream =
         r.stream >= 0 ? static_cast<uint64_t>(r.stream) : static_cast<uint64_t>(pi);

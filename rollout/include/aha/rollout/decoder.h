@@ -52,6 +52,9 @@ class Decoder {
   int64_t cache_bytes_per_token() const;
   // What a cache of full keys and values would need, for comparison.
   int64_t full_kv_bytes_per_token() const;
+  // Room for `tokens` positions in each layer's cache rows (the layers made if missing), so that
+  // decode steps append in place instead of reallocating and copying a growing cache.
+  void reserve(SeqCache& cache, int64_t tokens) const;
 
   // Runs the prompt through the model, fills `cache` and writes the last position's logits.
   void prefill(const std::vector<int32_t>& prompt, SeqCache& cache, std::vector<float>& logits,
