@@ -167,7 +167,9 @@ TEST(Environment, EmptyResetSamplesFromThePromptAndLogprobsMatchTraining) {
         EXPECT_NEAR(r.sampled_logprobs[t], acts.logprob[p - 1 + t], 1e-4) << t;
       }
       EXPECT_GT(own, 0);
-      if (env == &silent) EXPECT_TRUE(r.in_loss(0));  // nothing to feed: the first token is sampled
+      if (env == &silent) {
+        EXPECT_TRUE(r.in_loss(0));  // nothing to feed: the first token is sampled
+      }
     }
   }
 }
