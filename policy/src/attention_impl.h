@@ -28,10 +28,22 @@ bool decode_row_blocks(const DecodeStep& step,
                        const std::function<void(const DecodeStep&, int64_t)>& fn);
 
 // A kind implements template <T> fwd(P, x, y, layout, a) and bwd(P, G, x, dy, dx, layout, a);
-// this turns them into the interface's float and double overloads.
+// this turns them into the interface's float and double overloads. It also implements
+// decode_rows(P, h, y, step), which this runs on blocks of the step's rows where
+// decode_row_blocks splits it, on the whole step otherwise.
 template <class Kind>
 class AttentionImpl : public Attention {
  public:
+  explicit AttentionImpl(const ModelConfig& c) : d_model_(c.hidden_size) {}
+
+  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override {
+    const int64_t d = d_model_;
+    const bool split = decode_row_blocks(step, [&](const DecodeStep& block, int64_t b0) {
+      self().decode_rows(P, h + b0 * d, y + b0 * d, block);
+    });
+    if (!split) self().decode_rows(P, h, y, step);
+  }
+
   void forward(const float* P, const float* x, float* y, const SeqLayout& layout,
                AttnActs<float>& a) const override {
     self().fwd(P, x, y, layout, a);
@@ -51,6 +63,7 @@ class AttentionImpl : public Attention {
 
  private:
   const Kind& self() const { return static_cast<const Kind&>(*this); }
+  int64_t d_model_;
 };
 
 // Factories of the kinds (attention.cpp picks one per layer).

@@ -36,7 +36,7 @@ class DsaAttention final : public AttentionImpl<DsaAttention> {
  public:
   DsaAttention(ParamTable& t, const std::string& prefix, const ModelConfig& c,
                const RopeTable& rope)
-      : c_(c), rope_(rope), mla_(t, prefix, c, rope) {
+      : AttentionImpl(c), c_(c), rope_(rope), mla_(t, prefix, c, rope) {
     const std::string ip = prefix + ".indexer";
     const int HI = c.index_n_heads, dI = c.index_head_dim;
     wq_b_ = add_linear(t, ip + ".wq_b", *c.q_lora_rank, HI * dI);
@@ -70,7 +70,7 @@ class DsaAttention final : public AttentionImpl<DsaAttention> {
     mla_.latent_rows(a, n, rows, W);
     for (int64_t t = 0; t < n; ++t) std::copy_n(a[kIk].data() + t * dI, dI, rows + t * W + lw);
   }
-  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override;
+  void decode_rows(const float* P, const float* h, float* y, const DecodeStep& step) const;
 
   // Per token, its selected key positions in ascending order, -1 padded to index_topk.
   int64_t selection_width() const override { return c_.index_topk; }
@@ -225,8 +225,8 @@ void DsaAttention::select(const SeqLayout& layout, AttnActs<T>& a) const {
   });
 }
 
-void DsaAttention::decode(const float* P, const float* h, float* y,
-                          const DecodeStep& step) const {
+void DsaAttention::decode_rows(const float* P, const float* h, float* y,
+                               const DecodeStep& step) const {
   const int64_t B = static_cast<int64_t>(step.rows.size());
   const int64_t W = cache_width(), lw = mla_.latent_width(), dI = c_.index_head_dim;
   const int64_t K = c_.index_topk;

@@ -18,7 +18,7 @@ class GqaAttention final : public AttentionImpl<GqaAttention> {
  public:
   GqaAttention(ParamTable& t, const std::string& prefix, const ModelConfig& c,
                const RopeTable& rope, int64_t window)
-      : c_(c), rope_(rope), window_(window) {
+      : AttentionImpl(c), c_(c), rope_(rope), window_(window) {
     const int d = c.hidden_size, hd = c.head_dim;
     q_ = add_linear(t, prefix + ".q_proj", d, c.num_attention_heads * hd, c.attention_bias);
     k_ = add_linear(t, prefix + ".k_proj", d, c.num_key_value_heads * hd, c.attention_bias);
@@ -77,16 +77,9 @@ class GqaAttention final : public AttentionImpl<GqaAttention> {
     }
   }
 
-  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override {
-    const int64_t d = c_.hidden_size;
-    const bool split = decode_row_blocks(step, [&](const DecodeStep& block, int64_t b0) {
-      decode_rows(P, h + b0 * d, y + b0 * d, block);
-    });
-    if (!split) decode_rows(P, h, y, step);
-  }
+  void decode_rows(const float* P, const float* h, float* y, const DecodeStep& step) const;
 
  private:
-  void decode_rows(const float* P, const float* h, float* y, const DecodeStep& step) const;
   int64_t kv_width() const { return int64_t{c_.num_key_value_heads} * c_.head_dim; }
   AttnShape shape() const {
     AttnShape s{c_.num_attention_heads, c_.num_key_value_heads, c_.head_dim, c_.head_dim,

@@ -383,7 +383,7 @@ class MlaAttention final : public AttentionImpl<MlaAttention> {
  public:
   MlaAttention(ParamTable& t, const std::string& prefix, const ModelConfig& c,
                const RopeTable& rope)
-      : c_(c), mla_(t, prefix, c, rope) {}
+      : AttentionImpl(c), c_(c), mla_(t, prefix, c, rope) {}
 
   AttentionKind kind() const override { return AttentionKind::kMla; }
   int64_t cache_width() const override { return mla_.latent_width(); }
@@ -403,15 +403,6 @@ class MlaAttention final : public AttentionImpl<MlaAttention> {
   void cache_rows(const AttnActs<float>& a, int64_t n, float* rows) const override {
     mla_.latent_rows(a, n, rows, cache_width());
   }
-  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override {
-    const int64_t d = c_.hidden_size;
-    const bool split = decode_row_blocks(step, [&](const DecodeStep& block, int64_t b0) {
-      decode_rows(P, h + b0 * d, y + b0 * d, block);
-    });
-    if (!split) decode_rows(P, h, y, step);
-  }
-
- private:
   void decode_rows(const float* P, const float* h, float* y, const DecodeStep& step) const {
     const ModelConfig& c = c_;
     const int64_t B = static_cast<int64_t>(step.rows.size());
@@ -421,6 +412,7 @@ class MlaAttention final : public AttentionImpl<MlaAttention> {
     mla_.decode_attend(P, q.data(), y, step, cache_width(), nullptr);
   }
 
+ private:
   const ModelConfig& c_;
   MlaCore mla_;
 };

@@ -29,7 +29,7 @@ class NsaAttention final : public AttentionImpl<NsaAttention> {
  public:
   NsaAttention(ParamTable& t, const std::string& prefix, const ModelConfig& c,
                const RopeTable& rope, NsaOptions o)
-      : c_(c), rope_(rope), o_opts_(o) {
+      : AttentionImpl(c), c_(c), rope_(rope), o_opts_(o) {
     const int d = c.hidden_size, hd = c.head_dim, Hq = c.num_attention_heads;
     q_ = add_linear(t, prefix + ".q_proj", d, Hq * hd, c.attention_bias);
     k_ = add_linear(t, prefix + ".k_proj", d, c.num_key_value_heads * hd, c.attention_bias);
@@ -59,7 +59,7 @@ class NsaAttention final : public AttentionImpl<NsaAttention> {
     }
   }
 
-  void decode(const float* P, const float* h, float* y, const DecodeStep& step) const override;
+  void decode_rows(const float* P, const float* h, float* y, const DecodeStep& step) const;
 
   // Per token and kv group, the selected blocks in ascending order, -1 padded to block_counts.
   int64_t selection_width() const override {
@@ -488,8 +488,8 @@ void attend_rows(const float* q, int heads, const std::vector<int64_t>& rows, co
   gemm_xw_seq(s.data(), kv.data() + R * hd, out, heads, R, hd, hd);
 }
 
-void NsaAttention::decode(const float* P, const float* h, float* y,
-                          const DecodeStep& step) const {
+void NsaAttention::decode_rows(const float* P, const float* h, float* y,
+                               const DecodeStep& step) const {
   const int64_t B = static_cast<int64_t>(step.rows.size());
   const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
   const int G = group();

@@ -160,7 +160,11 @@ TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
   wide_engram["engram"] = Json{{"max_ngram_size", 3}, {"n_head_per_ngram", 4},
                                {"n_embed_per_ngram", 32}, {"layer_ids", {0, 1}},
                                {"engram_vocab_size", {101, 103}}, {"kernel_size", 4}};
-  for (const Json& j : {wide_v3_json(), wide_llama_json(), wide_mhc, wide_nsa, wide_engram}) {
+  Json wide_dsa = wide_v3_json();  // V3.2: an indexer keeping 5 keys per query
+  wide_dsa.update(Json{{"model_type", "deepseek_v32"}, {"index_n_heads", 2},
+                       {"index_head_dim", 8}, {"index_topk", 5}});
+  for (const Json& j :
+       {wide_v3_json(), wide_llama_json(), wide_mhc, wide_nsa, wide_engram, wide_dsa}) {
     auto m = make_model(j, 0.1);
     const int V = m->config().vocab_size;
     Decoder dec(*m);
