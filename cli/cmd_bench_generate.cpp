@@ -287,7 +287,8 @@ int bench_generate(const Args& args) {
                      "Decode tokens/s excludes prefill (timed separately). Per phase (JSON\n"
                      "\"phases\", table on stderr): prefill, decode, and decode's attention,\n"
                      "moe_mlp, block_other, lm_head (timed alone) and sampling_other (the rest),\n"
-                     "against the roof (aha's best square GEMM in this process);\n"
+                     "against the roof (aha's best square GEMM in this process), and the bytes\n"
+                     "a decode step reads and their rate (aha bench memory gives the machine's);\n"
                      "docs/performance.md.")) {
     return 0;
   }
