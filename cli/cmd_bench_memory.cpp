@@ -10,6 +10,7 @@
 #include <iostream>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "aha/core/threading.h"
 #include "bench.h"

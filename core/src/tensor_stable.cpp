@@ -148,7 +148,7 @@ void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int
       // two tiles and at least 8 rows ahead, or the short tiles wait on memory (the loads were
       // 60% of this loop). 8x2 tiles two ahead (4 rows) ran 1.1-1.2x slower from memory than
       // 8 rows ahead; 16 or 32 rows ahead were no better than 4.
-      constexpr int kAhead = C * 2 > 8 ? C * 2 : 8;
+      constexpr int kAhead = std::max(2 * C, 8);
       for (int q = 0; q < C; ++q) {
         const float* ahead = g.w + std::min<int64_t>(j + kAhead + q, g.out - 1) * g.ldw;
         for (int64_t k = 0; k < g.in; k += 16) __builtin_prefetch(ahead + k);

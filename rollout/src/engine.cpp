@@ -86,10 +86,7 @@ void GenerateRun::admit() {
   while (!pending_.empty()) {
     const size_t pi = pending_.front();
     const Request& r = requests_[pi];
-    const int64_t want =
-        std::min<int64_t>(static_cast<int64_t>(r.prompt.size()) + r.params.max_new_tokens,
-                          max_pos_) *
-        decoder_.cache_bytes_per_token();
+    const int64_t want = sequence_tokens(r) * decoder_.cache_bytes_per_token();
     const bool fits =
         static_cast<int64_t>(live_.size()) + starting + r.n <= opts_.max_batch &&
         budget_used_ + starting_bytes + want * r.n <= opts_.cache_budget_bytes;
@@ -248,8 +245,7 @@ void GenerateRun::start_group(size_t pi, int64_t want, const SeqCache& prompt_ca
     seq->out.prompt_text = r.text;
     // Room for the whole sequence first: the copy keeps it, and the decode steps then append
     // without reallocating (the budget already counts these bytes).
-    const int64_t token_bytes = decoder_.cache_bytes_per_token();
-    if (token_bytes > 0) decoder_.reserve(seq->cache, want / token_bytes);
+    decoder_.reserve(seq->cache, sequence_tokens(r));
     seq->cache = prompt_cache;
     const uint64_t stream =
         r.stream >= 0 ? static_cast<uint64_t>(r.stream) : static_cast<uint64_t>(pi);
