@@ -164,7 +164,11 @@ void tile_out(const Job& g, int64_t i, int64_t p, const float* wp) {
   for (int r = 0; r < R; ++r) {
     float* yr = g.y + (i + r) * g.out + j0;
     const float* s = res + r * NV * kLanes;
-    if (g.b != nullptr) {
+    if (g.b == nullptr && nj == NV * kLanes) {
+      // A whole tile: a copy of fixed size, which compiles to vector stores (a copy of nj values
+      // calls memmove, 7% of a prefill's time).
+      std::memcpy(yr, s, NV * kLanes * sizeof(float));
+    } else if (g.b != nullptr) {
       for (int64_t c = 0; c < nj; ++c) yr[c] = s[c] + g.b[j0 + c];
     } else {
       std::memcpy(yr, s, nj * sizeof(float));

@@ -180,10 +180,24 @@ bool decode_row_blocks(const DecodeStep& step,
 void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
   for (int64_t i = 0; i < n_rows; ++i) {
     float* r = s + i * n;
-    float mx = -std::numeric_limits<float>::infinity();
-    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, r[j] *= scale);
-    V16 acc = {};
+    // The max 16 lanes at a time: it is exact, so any order gives the serial loop's value, and a
+    // lane updates as std::max does (m < v ? v : m), passing a NaN over.
+    constexpr float kLow = -std::numeric_limits<float>::infinity();
+    V16 m16 = {kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow,
+               kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow};
     int64_t j = 0;
+    for (; j + 16 <= n; j += 16) {
+      V16 v;
+      __builtin_memcpy(&v, r + j, sizeof(v));
+      v *= scale;
+      __builtin_memcpy(r + j, &v, sizeof(v));
+      m16 = m16 < v ? v : m16;
+    }
+    float mx = kLow;
+    for (int k = 0; k < 16; ++k) mx = std::max(mx, m16[k]);
+    for (; j < n; ++j) mx = std::max(mx, r[j] *= scale);
+    V16 acc = {};
+    j = 0;
     for (; j + 16 <= n; j += 16) {
       V16 v;
       __builtin_memcpy(&v, r + j, sizeof(v));

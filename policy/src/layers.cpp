@@ -19,6 +19,31 @@ namespace {
 
 constexpr int64_t kRowChunk = 64;
 
+// Rows [t0, t1) of x: each row's sum of squares in double, in order, so a row's norm depends on
+// that row alone. Eight rows run together: one row's chain waits on the add's latency at every
+// term, eight independent chains overlap (prefill and batched decode norm thousands of rows).
+template <typename T>
+void sums_of_squares(const T* x, int64_t stride, int dim, int64_t t0, int64_t t1, double* ss) {
+  constexpr int kRows = 8;
+  int64_t t = t0;
+  for (; t + kRows <= t1; t += kRows) {
+    double s[kRows] = {};
+    const T* xr = x + t * stride;
+    for (int i = 0; i < dim; ++i) {
+      for (int r = 0; r < kRows; ++r) {
+        s[r] += static_cast<double>(xr[r * stride + i]) * xr[r * stride + i];
+      }
+    }
+    std::copy_n(s, kRows, ss + (t - t0));
+  }
+  for (; t < t1; ++t) {
+    const T* xr = x + t * stride;
+    double s = 0;
+    for (int i = 0; i < dim; ++i) s += static_cast<double>(xr[i]) * xr[i];
+    ss[t - t0] = s;
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -29,12 +54,12 @@ void rmsnorm_forward(const T* x, const T* w, T* y, T* rstd, int64_t n_tokens, in
                      int64_t x_stride) {
   if (x_stride < 0) x_stride = dim;
   for_chunks(n_tokens, kRowChunk, [&](int64_t, int64_t t0, int64_t t1) {
+    double ss[kRowChunk];
+    sums_of_squares(x, x_stride, dim, t0, t1, ss);
     for (int64_t t = t0; t < t1; ++t) {
       const T* xr = x + t * x_stride;
       T* yr = y + t * dim;
-      double ss = 0;
-      for (int i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
-      T r = static_cast<T>(1.0 / std::sqrt(ss / dim + eps));
+      T r = static_cast<T>(1.0 / std::sqrt(ss[t - t0] / dim + eps));
       rstd[t] = r;
       for (int i = 0; i < dim; ++i) yr[i] = xr[i] * r * w[i];
     }

@@ -1,0 +1,75 @@
+// Row kernels that prefill and batched decode run over many rows at once: RMSNorm (rows summed
+// eight at a time) and the attention softmax (its max taken 16 lanes at a time). Each row's
+// result must be the bits of its serial definition, whatever rows share the call.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "aha/policy/layers.h"
+#include "../../policy/src/attention_impl.h"
+
+namespace aha::policy {
+namespace {
+
+std::vector<float> random_floats(size_t n, unsigned seed, float scale = 1.0f) {
+  std::mt19937 g(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(g);
+  return v;
+}
+
+TEST(RowKernels, RmsnormRowsAreTheirSerialDefinition) {
+  // 21 rows: two groups of eight and five left over; rows every 300 values (a strided input).
+  const int64_t n = 21, stride = 300;
+  const int dim = 257;
+  const double eps = 1e-6;
+  const std::vector<float> x = random_floats(n * stride, 1, 3.0f), w = random_floats(dim, 2);
+  std::vector<float> y(n * dim), rstd(n);
+  rmsnorm_forward(x.data(), w.data(), y.data(), rstd.data(), n, dim, eps, stride);
+  for (int64_t t = 0; t < n; ++t) {
+    const float* xr = x.data() + t * stride;
+    double ss = 0;
+    for (int i = 0; i < dim; ++i) ss += static_cast<double>(xr[i]) * xr[i];
+    const float r = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
+    ASSERT_EQ(rstd[t], r) << "row " << t;
+    for (int i = 0; i < dim; ++i) ASSERT_EQ(y[t * dim + i], xr[i] * r * w[i]) << "row " << t;
+    // The row alone gives the same bits.
+    std::vector<float> y1(dim), r1(1);
+    rmsnorm_forward(xr, w.data(), y1.data(), r1.data(), 1, dim, eps, stride);
+    ASSERT_EQ(r1[0], rstd[t]);
+    for (int i = 0; i < dim; ++i) ASSERT_EQ(y1[i], y[t * dim + i]);
+  }
+}
+
+TEST(RowKernels, SoftmaxTakesTheMaxOfTheWholeRow) {
+  // 37 keys: two 16-lane blocks and a tail of 5. Row 0 peaks in the tail, row 1 in the first
+  // block, row 2 in the second; row 3 has keys at -inf, which weigh at most e^-87 of the peak
+  // (the kernel's exp clamps its argument there). The peaks are large enough that a max missing
+  // them overflows the exponential.
+  const int64_t rows = 4, n = 37;
+  const float scale = 0.7f;
+  std::vector<float> s = random_floats(rows * n, 3);
+  s[0 * n + 35] = 200.0f;
+  s[1 * n + 3] = 200.0f;
+  s[2 * n + 20] = 200.0f;
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int64_t j : {0, 17, 36}) s[3 * n + j] = -inf;
+  const std::vector<float> in = s;
+  scaled_softmax_rows(s.data(), rows, n, scale);
+  for (int64_t i = 0; i < rows; ++i) {
+    double mx = -inf, sum = 0;
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, double(in[i * n + j] * scale));
+    for (int64_t j = 0; j < n; ++j) sum += std::exp(double(in[i * n + j] * scale) - mx);
+    for (int64_t j = 0; j < n; ++j) {
+      const double want = std::exp(double(in[i * n + j] * scale) - mx) / sum;
+      ASSERT_NEAR(s[i * n + j], want, 2e-6 * want + 1e-30) << "row " << i << " key " << j;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace aha::policy
