@@ -51,8 +51,21 @@ inline double exp_or_zero(const VecExp<double>& vexp, double x) {
 }  // namespace
 
 double log_sum_exp(const float* z, int n, double inv_temp) {
-  double mx = -std::numeric_limits<double>::infinity();
-  for (int i = 0; i < n; ++i) mx = std::max(mx, double(z[i]) * inv_temp);
+  // The max 8 lanes at a time (one chain of compares waited on each one's latency): it is exact,
+  // so any order gives the serial loop's value, and a lane updates as std::max does, passing a
+  // NaN over.
+  typedef double V8 __attribute__((vector_size(64)));
+  constexpr double kLow = -std::numeric_limits<double>::infinity();
+  V8 m8 = {kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow};
+  int i = 0;
+  for (; i + 8 <= n; i += 8) {
+    V8 v;
+    for (int l = 0; l < 8; ++l) v[l] = double(z[i + l]) * inv_temp;
+    m8 = m8 < v ? v : m8;
+  }
+  double mx = kLow;
+  for (int l = 0; l < 8; ++l) mx = std::max(mx, m8[l]);
+  for (; i < n; ++i) mx = std::max(mx, double(z[i]) * inv_temp);
   // The exponentials a block at a time (a loop that vectorises; glibc's exp was most of a
   // sampled token's cost), then the sum in order.
   constexpr int kBlock = 256;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "../policy/test_configs.h"
@@ -537,6 +538,21 @@ TEST(Sampling, FiltersAndGreedy) {
   SamplingParams bad;
   bad.top_p = 0;
   EXPECT_THROW(bad.validate(), Error);
+}
+
+TEST(Sampling, LogSumExpTakesTheMaxOfTheWholeRow) {
+  // 2,053 logits (8-lane blocks and a tail of 5) at temperature 0.5: the peak sits in the tail,
+  // then in a block. At 2,000 a max that missed it would overflow the exponentials.
+  for (int peak : {2050, 1000}) {
+    std::vector<float> z(2053);
+    for (size_t i = 0; i < z.size(); ++i) z[i] = static_cast<float>(std::sin(0.37 * i));
+    z[peak] = 2000.0f;
+    z[7] = -std::numeric_limits<float>::infinity();
+    double mx = 4000.0, sum = 0;
+    for (float v : z) sum += std::exp(double(v) * 2.0 - mx);
+    EXPECT_NEAR(log_sum_exp(z.data(), static_cast<int>(z.size()), 2.0), mx + std::log(sum), 1e-9)
+        << "peak at " << peak;
+  }
 }
 
 TEST(Sampling, FrequenciesFollowTheDistribution) {
