@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "aha/core/error.h"
 #include "aha/core/tensor.h"
 
 #include "aha/core/gemm_bf16.h"
@@ -33,6 +34,18 @@ inline V loadv(const void* p) {
   V v;
   std::memcpy(&v, p, sizeof(v));
   return v;
+}
+
+// A block of 32 bf16 values stored as 16 floats: float l holds value l in its low half and value
+// l + 16 in its high half, so two ALU operations widen them into the two 16-lane vectors of the
+// block, in order (a bf16 is the top half of its float: exact).
+inline void load_bf16x32(const float* p, V16& first, V16& second) {
+  typedef uint32_t U32x16 __attribute__((vector_size(64)));
+  U32x16 u;
+  std::memcpy(&u, p, sizeof(u));
+  const U32x16 lo = u << 16, hi = u & 0xffff0000u;
+  std::memcpy(&first, &lo, sizeof(first));
+  std::memcpy(&second, &hi, sizeof(second));
 }
 
 // ---- float: 16 lanes ----
@@ -82,15 +95,19 @@ inline float tail_dot(float s, const float* a, const float* b, int64_t k0, int64
 }
 
 // An R x C tile (R * C = 16) of outputs: rows xr[0..R), weight rows wr[0..C). out[r * C + c].
-template <int R, int C>
-inline void tile16(const float* const* xr, const float* const* wr, int64_t in, float* out) {
+// Packed: a weight row's first `packed` values (a multiple of 32) are bf16 in blocks of 32
+// (load_bf16x32), widened as loaded, so the outputs are those over the widened rows (a template
+// parameter: a run-time test in the loop cost the float form a quarter of its speed).
+template <int R, int C, bool Packed>
+__attribute__((always_inline)) inline void tile16(const float* const* xr,
+                                                  const float* const* wr, int64_t in,
+                                                  int64_t packed, float* out) {
   static_assert(R * C == 16);
   V16 acc[16] = {};
-  int64_t k = 0;
-  for (; k + 16 <= in; k += 16) {
-    V16 xv[R], wv[C];
+  // Step k: the loads of x, then the multiply-adds (the weight vectors given).
+  auto step = [&](int64_t k, V16* wv) __attribute__((always_inline)) {
+    V16 xv[R];
     for (int r = 0; r < R; ++r) xv[r] = loadv<V16>(xr[r] + k);
-    for (int c = 0; c < C; ++c) wv[c] = loadv<V16>(wr[c] + k);
     // Keep every operand in a register: otherwise GCC folds the loads into the multiply-adds
     // and issues R * C loads per step instead of R + C (load ports, not FMAs, then bound it).
 #if defined(__AVX512F__)
@@ -105,12 +122,40 @@ inline void tile16(const float* const* xr, const float* const* wr, int64_t in, f
         acc[m / 4 + 4 * (m % 4)] += xv[r] * wv[c];
       }
     }
+  };
+  // Value k >= packed of a weight row sits at float k - packed / 2.
+  const int64_t shift = Packed ? packed / 2 : 0;
+  int64_t k = 0;
+  if constexpr (Packed) {
+    typedef uint32_t U32x16 __attribute__((vector_size(64)));
+    for (; k < packed; k += 32) {
+      U32x16 u[C];
+      V16 wv[C];
+      for (int c = 0; c < C; ++c) u[c] = loadv<U32x16>(wr[c] + k / 2);
+      for (int c = 0; c < C; ++c) {
+        const U32x16 lo = u[c] << 16;
+        std::memcpy(&wv[c], &lo, sizeof(lo));
+      }
+      step(k, wv);
+      for (int c = 0; c < C; ++c) {
+        const U32x16 hi = u[c] & 0xffff0000u;
+        std::memcpy(&wv[c], &hi, sizeof(hi));
+      }
+      step(k + 16, wv);
+    }
+  }
+  for (; k + 16 <= in; k += 16) {
+    V16 wv[C];
+    for (int c = 0; c < C; ++c) wv[c] = loadv<V16>(wr[c] + k - shift);
+    step(k, wv);
   }
   V16 s = reduce16(acc);
   std::memcpy(out, &s, sizeof(s));
   if (k < in) {
     for (int r = 0; r < R; ++r) {
-      for (int c = 0; c < C; ++c) out[r * C + c] = tail_dot(out[r * C + c], xr[r], wr[c], k, in);
+      for (int c = 0; c < C; ++c) {
+        out[r * C + c] = tail_dot(out[r * C + c], xr[r] + shift, wr[c], k - shift, in - shift);
+      }
     }
   }
 }
@@ -130,11 +175,12 @@ struct Operands {
   const T* b;
   T* y;
   int64_t n, in, out, ldx, ldw, ldy;
+  int64_t packed = 0;  // w's rows: leading bf16 values (tile16)
 };
 
 // Rows [i0, i1) by columns [j0, j1) of y; every row and column index is clamped into the matrix,
 // so tail tiles recompute valid outputs instead of reading past the end.
-template <int R, int C>
+template <int R, int C, bool Packed>
 void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   for (int64_t i = i0; i < i1; i += R) {
     const int64_t ni = std::min<int64_t>(R, i1 - i);
@@ -149,12 +195,13 @@ void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int
       // 60% of this loop). 8x2 tiles two ahead (4 rows) ran 1.1-1.2x slower from memory than
       // 8 rows ahead; 16 or 32 rows ahead were no better than 4.
       constexpr int kAhead = std::max(2 * C, 8);
+      const int64_t row_floats = g.in - g.packed / 2;
       for (int q = 0; q < C; ++q) {
         const float* ahead = g.w + std::min<int64_t>(j + kAhead + q, g.out - 1) * g.ldw;
-        for (int64_t k = 0; k < g.in; k += 16) __builtin_prefetch(ahead + k);
+        for (int64_t k = 0; k < row_floats; k += 16) __builtin_prefetch(ahead + k);
       }
       float res[16];
-      tile16<R, C>(xr, wr, g.in, res);
+      tile16<R, C, Packed>(xr, wr, g.in, g.packed, res);
       for (int64_t a = 0; a < ni; ++a) {
         float* yr = g.y + (i + a) * g.ldy + j;
         if (g.b != nullptr) {
@@ -170,17 +217,22 @@ void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int
 // Any block of rows: 8-row tiles, then 4-row tiles, then the 1-3 leftover rows in 2x8 and 1x16
 // tiles. Decode's scores are 8 or more heads against a sequence's cache: 8x2 tiles read each
 // cached row once (4x4 tiles read it once per 4 heads) and prefetch half as many lines per output.
-void block(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+template <bool Packed>
+void block_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
   const int64_t i8 = i0 + (i1 - i0) / 8 * 8;
-  if (i8 > i0) tiles_f32<8, 2>(g, i0, i8, j0, j1);
+  if (i8 > i0) tiles_f32<8, 2, Packed>(g, i0, i8, j0, j1);
   const int64_t i4 = i8 + (i1 - i8) / 4 * 4;
-  if (i4 > i8) tiles_f32<4, 4>(g, i8, i4, j0, j1);
+  if (i4 > i8) tiles_f32<4, 4, Packed>(g, i8, i4, j0, j1);
   int64_t i = i4;
   if (i1 - i >= 2) {
-    tiles_f32<2, 8>(g, i, i + 2, j0, j1);
+    tiles_f32<2, 8, Packed>(g, i, i + 2, j0, j1);
     i += 2;
   }
-  if (i < i1) tiles_f32<1, 16>(g, i, i1, j0, j1);
+  if (i < i1) tiles_f32<1, 16, Packed>(g, i, i1, j0, j1);
+}
+
+void block(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int64_t j1) {
+  block_f32<false>(g, i0, i1, j0, j1);
 }
 
 // ---- double: the original 8-lane form (tests and tools only) ----
@@ -265,15 +317,21 @@ inline T fmadd1(T a, T b, T acc) {
 #endif
 }
 
-// R rows by NV vectors of columns of y = x w, each output an in-order chain over k.
-template <typename T, int R, int NV>
+// R rows by NV vectors of columns of y = x w, each output an in-order chain over k. Packed
+// (float only): w's rows are blocks of 32 bf16 values (load_bf16x32), w at the tile's block.
+template <typename T, int R, int NV, bool Packed = false>
 void xw_tile(const T* x, const T* w, T* y, int64_t k, int64_t ldx, int64_t ldw, int64_t ldy) {
   typedef T V __attribute__((vector_size(64)));
   constexpr int kL = 64 / sizeof(T);
   V acc[R][NV] = {};
   for (int64_t t = 0; t < k; ++t) {
     V wv[NV];
-    for (int v = 0; v < NV; ++v) wv[v] = loadv<V>(w + t * ldw + v * kL);
+    if constexpr (Packed) {
+      static_assert(NV == 2, "a packed block is 32 columns");
+      load_bf16x32(w + t * ldw, wv[0], wv[1]);
+    } else {
+      for (int v = 0; v < NV; ++v) wv[v] = loadv<V>(w + t * ldw + v * kL);
+    }
     for (int r = 0; r < R; ++r) {
       const T s = x[r * ldx + t];
       for (int v = 0; v < NV; ++v) acc[r][v] += s * wv[v];
@@ -302,7 +360,65 @@ void xw_rows(const T* x, const T* w, T* y, int64_t k, int64_t out, int64_t ldx, 
   }
 }
 
+// All columns of rows [0, n) of a packed product, a block of 32 at a time.
+template <int R>
+void xw_rows_packed(const float* x, const float* w, float* y, int64_t k, int64_t out,
+                    int64_t ldx, int64_t ldw, int64_t ldy) {
+  for (int64_t j = 0; j < out; j += 32) {
+    xw_tile<float, R, 2, true>(x, w + j / 2, y + j, k, ldx, ldw, ldy);
+  }
+}
+
 }  // namespace
+
+void pack_bf16_blocks(const float* x, int64_t n, float* packed) {
+  AHA_CHECK(n % 32 == 0, "pack_bf16_blocks: ", n, " values, not a multiple of 32");
+  for (int64_t b = 0; b < n; b += 32) {
+    for (int l = 0; l < 16; ++l) {
+      const uint32_t w = uint32_t{to_bf16(x[b + l])} | uint32_t{to_bf16(x[b + 16 + l])} << 16;
+      std::memcpy(packed + b / 2 + l, &w, 4);
+    }
+  }
+}
+
+void unpack_bf16_blocks(const float* packed, int64_t n, float* x) {
+  AHA_CHECK(n % 32 == 0, "unpack_bf16_blocks: ", n, " values, not a multiple of 32");
+  for (int64_t b = 0; b < n; b += 32) {
+    V16 first, second;
+    load_bf16x32(packed + b / 2, first, second);
+    std::memcpy(x + b, &first, sizeof(first));
+    std::memcpy(x + b + 16, &second, sizeof(second));
+  }
+}
+
+void gemm_xw_seq_packed(const float* x, const float* w, float* y, int64_t n, int64_t k,
+                        int64_t out, int64_t ldw, int64_t ldx, int64_t ldy) {
+  AHA_CHECK(out % 32 == 0, "gemm_xw_seq_packed: ", out, " columns, not a multiple of 32");
+  if (ldx < 0) ldx = k;
+  if (ldy < 0) ldy = out;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) xw_rows_packed<8>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+  if (n - i >= 4) {
+    xw_rows_packed<4>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+    i += 4;
+  }
+  if (n - i >= 2) {
+    xw_rows_packed<2>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+    i += 2;
+  }
+  if (i < n) xw_rows_packed<1>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+}
+
+void gemm_xwt_rowstable_serial_packed(const float* x, const float* w, int64_t packed, float* y,
+                                      int64_t n, int64_t in, int64_t out, int64_t ldx,
+                                      int64_t ldw, int64_t ldy) {
+  AHA_CHECK(packed % 32 == 0 && packed <= in, "gemm_xwt_rowstable_serial_packed: ", packed,
+            " bf16 values of ", in, ", not a multiple of 32");
+  if (n <= 0 || out <= 0) return;
+  Operands<float> g{x, w, nullptr, y, n, in, out, ldx < 0 ? in : ldx, ldw, ldy < 0 ? out : ldy};
+  g.packed = packed;
+  block_f32<true>(g, 0, n, 0, out);
+}
 
 template <typename T>
 void gemm_xw_seq(const T* x, const T* w, T* y, int64_t n, int64_t k, int64_t out, int64_t ldw,

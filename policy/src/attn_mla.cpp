@@ -151,21 +151,49 @@ void MlaCore::backward(const T* P, T* G, const T* x, const T* dy, T* dx, const S
   }
 }
 
-void MlaCore::latent_rows(const AttnActs<float>& a, int64_t n, float* rows,
-                          int64_t row_width) const {
-  const int r = c_.kv_lora_rank, dr = c_.qk_rope_head_dim, dqk = c_.qk_head_dim();
-  const int H = c_.num_attention_heads;
-  for (int64_t t = 0; t < n; ++t) {
-    std::copy_n(a[kKvn].data() + t * r, r, rows + t * row_width);
-    // The rotated shared key is the tail of every head's key; take head 0's.
-    std::copy_n(a[kK].data() + t * H * dqk + c_.qk_nope_head_dim, dr, rows + t * row_width + r);
+bool MlaCore::packed_latent() const {
+  // The kernels widen blocks of 32 values.
+  return matmul_precision_setting() == MatmulPrecision::bf16 && c_.kv_lora_rank % 32 == 0;
+}
+
+void MlaCore::store_latent(const float* latent, const float* rope_key, float* row) const {
+  const int r = c_.kv_lora_rank, dr = c_.qk_rope_head_dim;
+  if (packed_latent()) {
+    pack_bf16_blocks(latent, r, row);
+  } else if (matmul_precision() == MatmulPrecision::bf16) {
+    // Under bf16 the trainer multiplies the latent by kv_b_proj as bf16; the absorbed path uses
+    // the latent directly, so it caches what the trainer's kernel sees.
+    for (int j = 0; j < r; ++j) row[j] = from_bf16(to_bf16(latent[j]));
+  } else {
+    std::copy_n(latent, r, row);
+  }
+  std::copy_n(rope_key, dr, row + latent_floats());
+}
+
+void MlaCore::load_latent(const float* row, float* out, bool packed) const {
+  if (packed) {
+    unpack_bf16_blocks(row, c_.kv_lora_rank, out);
+  } else {
+    std::copy_n(row, c_.kv_lora_rank, out);
   }
 }
 
+void MlaCore::latent_rows(const AttnActs<float>& a, int64_t n, float* rows,
+                          int64_t row_width) const {
+  const int r = c_.kv_lora_rank, dqk = c_.qk_head_dim();
+  const int H = c_.num_attention_heads;
+  for (int64_t t = 0; t < n; ++t) {
+    // The rotated shared key is the tail of every head's key; take head 0's.
+    store_latent(a[kKvn].data() + t * r, a[kK].data() + t * H * dqk + c_.qk_nope_head_dim,
+                 rows + t * row_width);
+  }
+}
+
+// W is the width the scores run over, [latent, rope key], however the cache stores the latent.
 MlaCore::Dims MlaCore::dims(const DecodeStep& step) const {
   const int dn = c_.qk_nope_head_dim, dr = c_.qk_rope_head_dim;
   return {static_cast<int64_t>(step.rows.size()), c_.num_attention_heads, dn, dr, dn + dr,
-          c_.v_head_dim, c_.kv_lora_rank, latent_width(),
+          c_.v_head_dim, c_.kv_lora_rank, int64_t{c_.kv_lora_rank} + dr,
           static_cast<float>(c_.softmax_scale())};
 }
 
@@ -191,14 +219,8 @@ void MlaCore::decode_query(const float* P, const float* h, const DecodeStep& ste
   for (int64_t b = 0; b < B; ++b) {
     auto& rows = *step.rows[b];
     rows.resize((positions[b] + 1) * row_width);
-    float* row = rows.data() + int64_t{positions[b]} * row_width;
-    std::copy_n(kvn.data() + b * r, r, row);
-    std::copy_n(kva.data() + b * W + r, dr, row + r);
-    // Under bf16 the trainer multiplies the latent by kv_b_proj as bf16; the absorbed path uses
-    // the latent directly, so it caches what the trainer's kernel sees.
-    if (matmul_precision() == MatmulPrecision::bf16) {
-      for (int j = 0; j < r; ++j) row[j] = from_bf16(to_bf16(row[j]));
-    }
+    store_latent(kvn.data() + b * r, kva.data() + b * W + r,
+                 rows.data() + int64_t{positions[b]} * row_width);
   }
 }
 
@@ -251,7 +273,10 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
     }
   });
   // One task per sequence and head group (two groups at small batches to use both cores);
-  // each cached row is read once per group. A key list gathers its rows first.
+  // each cached row is read once per group. A key list gathers its rows first. A bf16 latent is
+  // widened as the products load it.
+  const bool packed = packed_latent();
+  const int64_t lw = latent_width();
   const int G = (B < 8 && H % 2 == 0) ? 2 : 1, Hg = H / G;
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, B * G, 1),
@@ -264,17 +289,25 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
           if (keys != nullptr) {
             const std::vector<int32_t>& kb = (*keys)[b];
             T = static_cast<int64_t>(kb.size());
-            gathered.resize(T * W);
+            gathered.resize(T * lw);
             for (int64_t j = 0; j < T; ++j) {
-              std::copy_n(rows + int64_t{kb[j]} * row_width, W, gathered.data() + j * W);
+              std::copy_n(rows + int64_t{kb[j]} * row_width, lw, gathered.data() + j * lw);
             }
             rows = gathered.data();
-            ld = W;
+            ld = lw;
           }
           s.resize(int64_t{Hg} * T);
-          gemm_xwt_rowstable_serial(qcat.get() + bh * W, rows, none, s.data(), Hg, W, T, W, ld);
-          scaled_softmax_rows(s.data(), Hg, T, scale);
-          gemm_xw_seq(s.data(), rows, o_lat.get() + bh * r, Hg, T, r, ld);
+          float* o_b = o_lat.get() + bh * r;
+          if (packed) {
+            gemm_xwt_rowstable_serial_packed(qcat.get() + bh * W, rows, r, s.data(), Hg, W, T, W,
+                                             ld, T);
+            scaled_softmax_rows(s.data(), Hg, T, scale);
+            gemm_xw_seq_packed(s.data(), rows, o_b, Hg, T, r, ld);
+          } else {
+            gemm_xwt_rowstable_serial(qcat.get() + bh * W, rows, none, s.data(), Hg, W, T, W, ld);
+            scaled_softmax_rows(s.data(), Hg, T, scale);
+            gemm_xw_seq(s.data(), rows, o_b, Hg, T, r, ld);
+          }
         }
       },
       tbb::simple_partitioner());
@@ -301,6 +334,8 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
 void MlaCore::attend_naive(const float* P, const float* q, float* o, const DecodeStep& step,
                            int64_t row_width, const KeyLists* keys) const {
   const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
+  const bool packed = packed_latent();
+  const int64_t lat = packed ? r / 2 : r;  // floats of a row's latent
   struct Group {
     int64_t b0, b1;           // rows
     std::vector<int64_t> at;  // key positions
@@ -327,7 +362,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     const float* rows = step.rows[g.b0]->data();
     g.lat.resize(T * r);
     for (int64_t j = 0; j < T; ++j) {
-      std::copy_n(rows + g.at[j] * row_width, r, g.lat.data() + j * r);
+      load_latent(rows + g.at[j] * row_width, g.lat.data() + j * r, packed);
     }
   });
   const int64_t kBlock = 128;  // query rows per product: bounds the masked work past the diagonal
@@ -342,7 +377,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     const float* none = nullptr;
     for (int64_t j = 0; j < T; ++j) {
       std::copy_n(kv.data() + j * (dn + dv), dn, k.data() + j * dqk);
-      std::copy_n(rows + g.at[j] * row_width + r, dr, k.data() + j * dqk + dn);
+      std::copy_n(rows + g.at[j] * row_width + lat, dr, k.data() + j * dqk + dn);
     }
     for (int64_t i0 = g.b0; i0 < g.b1; i0 += kBlock) {
       const int64_t m = std::min(kBlock, g.b1 - i0);

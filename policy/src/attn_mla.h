@@ -24,8 +24,19 @@ class MlaCore {
  public:
   MlaCore(ParamTable& t, const std::string& prefix, const ModelConfig& c, const RopeTable& rope);
 
-  // Floats of the latent and the rotated shared key: the head of each cache row.
-  int64_t latent_width() const { return c_.kv_lora_rank + c_.qk_rope_head_dim; }
+  // Under `precision: bf16` the cache holds the latent as bf16 (pack_bf16_blocks, tensor.h): the
+  // trainer rounds it to bf16 (its kv_b_proj product's operand), so the cache loses nothing, and
+  // decode reads half the bytes. The process-wide setting decides, so every thread agrees; a Decoder
+  // refuses a precision changed after it sized its caches.
+  bool packed_latent() const;
+  // Floats of the latent and the rotated shared key as cached: the head of each cache row.
+  int64_t latent_width() const { return latent_floats() + c_.qk_rope_head_dim; }
+  int64_t latent_floats() const {
+    return packed_latent() ? c_.kv_lora_rank / 2 : c_.kv_lora_rank;
+  }
+  // A cached row's latent as floats, out[kv_lora_rank]. `packed`: packed_latent(), which the
+  // caller reads once for a whole step.
+  void load_latent(const float* row, float* out, bool packed) const;
   int64_t full_kv_width() const {
     return int64_t{c_.num_attention_heads} * (c_.qk_head_dim() + c_.v_head_dim);
   }
@@ -64,6 +75,8 @@ class MlaCore {
     float scale;
   };
   Dims dims(const DecodeStep& step) const;
+  // Writes a token's normed latent and rotated shared key at the head of its cache row.
+  void store_latent(const float* latent, const float* rope_key, float* row) const;
   // o [B, H * v_head_dim] from the rotated queries q [B, H, qk_head_dim] and the caches.
   void attend_absorbed(const float* P, const float* q, float* o, const DecodeStep& step,
                        int64_t row_width, const KeyLists* keys) const;

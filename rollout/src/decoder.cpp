@@ -23,10 +23,20 @@ constexpr int64_t kPrefillRows = 1024;
 
 Decoder::Decoder(const policy::Model<float>& model, bool absorbed)
     // An adapter on kv_b_proj would have to be absorbed too; the naive path applies it as is.
-    : model_(model), absorbed_(absorbed && !model.config().lora.targets("self_attn.kv_b_proj")) {
+    : model_(model),
+      absorbed_(absorbed && !model.config().lora.targets("self_attn.kv_b_proj")),
+      precision_(matmul_precision_setting()) {
   for (const policy::LayerP& lp : model.layers()) {
     cache_width_.push_back(lp.attn->cache_width());
     full_kv_width_ += lp.attn->full_kv_width();
+  }
+}
+
+void Decoder::check_precision() const {
+  if (matmul_precision_setting() != precision_) {
+    fail("the matmul precision changed from ", matmul_precision_name(precision_), " to ",
+         matmul_precision_name(matmul_precision_setting()),
+         " after the decoder was made: its caches are laid out for the first");
   }
 }
 
@@ -192,6 +202,7 @@ void Decoder::prefill_rows(const std::vector<int32_t>& tokens, const std::vector
 // over the one prompt's rows with the training layout (batch-invariant GEMMs; always alone).
 void Decoder::prefill_engram(const std::vector<int32_t>& prompt, SeqCache& cache,
                              std::vector<float>& logits, Routing* routing) const {
+  check_precision();
   const ModelConfig& c = model_.config();
   const int64_t n = static_cast<int64_t>(prompt.size());
   AHA_CHECK(n > 0, "empty prompt");
@@ -254,6 +265,7 @@ void Decoder::decode(const std::vector<int32_t>& tokens, const std::vector<SeqCa
 
 void Decoder::forward_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
                            Routing* routing, Buf<float>& x, bool prefill) const {
+  check_precision();
   const ModelConfig& c = model_.config();
   const int64_t B = static_cast<int64_t>(tokens.size());
   AHA_CHECK(caches.size() == tokens.size(), "one cache per token");

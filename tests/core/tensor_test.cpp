@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "aha/core/error.h"
 #include "aha/core/rng.h"
 #include "aha/core/threading.h"
 #include "aha/core/weight_cache.h"
@@ -348,6 +349,43 @@ TEST(Tensor, SequentialXwRowsAreIndependentOfTheBatch) {
       for (int64_t j = 0; j < out; ++j) ASSERT_EQ(full[i * out + j], alone[j]) << k << " row " << i;
     }
   }
+}
+
+// The decode cache's rows under bf16: `packed` leading values as bf16 blocks, then floats. The
+// products over them have the bits of the float products over the widened rows.
+TEST(Tensor, PackedBf16RowsGiveTheBitsOfTheirWidenedRows) {
+  for (auto [packed, rest] : std::vector<std::pair<int64_t, int64_t>>{
+           {32, 0}, {32, 16}, {64, 16}, {128, 16}, {128, 9}, {96, 35}}) {
+    const int64_t in = packed + rest, ld = packed / 2 + rest + 3;  // rows with a gap after them
+    for (int64_t T : {1, 2, 7, 16, 37}) {
+      const std::vector<float> src = randv(T * in, 12);
+      std::vector<float> rows(T * ld, -7.0f), wide(T * in);
+      for (int64_t t = 0; t < T; ++t) {
+        pack_bf16_blocks(src.data() + t * in, packed, rows.data() + t * ld);
+        std::copy_n(src.data() + t * in + packed, rest, rows.data() + t * ld + packed / 2);
+        unpack_bf16_blocks(rows.data() + t * ld, packed, wide.data() + t * in);
+        std::copy_n(src.data() + t * in + packed, rest, wide.data() + t * in + packed);
+        for (int64_t j = 0; j < packed; ++j) {  // bf16 rounding: within half a bf16 ulp
+          ASSERT_NEAR(wide[t * in + j], src[t * in + j], std::abs(src[t * in + j]) / 256);
+        }
+      }
+      // Scores: 11 query rows against the T rows; values: those weights times the latents.
+      const int64_t n = 11;
+      const std::vector<float> q = randv(n * in, 13);
+      std::vector<float> s_wide(n * T), s_packed(n * T, 5.0f);
+      const float* none = nullptr;
+      gemm_xwt_rowstable_serial(q.data(), wide.data(), none, s_wide.data(), n, in, T, in, in, T);
+      gemm_xwt_rowstable_serial_packed(q.data(), rows.data(), packed, s_packed.data(), n, in, T,
+                                       in, ld, T);
+      for (int64_t e = 0; e < n * T; ++e) ASSERT_EQ(s_packed[e], s_wide[e]) << packed << "/" << T;
+      std::vector<float> o_wide(n * packed), o_packed(n * packed, 5.0f);
+      gemm_xw_seq(s_wide.data(), wide.data(), o_wide.data(), n, T, packed, in);
+      gemm_xw_seq_packed(s_wide.data(), rows.data(), o_packed.data(), n, T, packed, ld);
+      for (int64_t e = 0; e < n * packed; ++e) ASSERT_EQ(o_packed[e], o_wide[e]) << packed;
+    }
+  }
+  std::vector<float> x(48), y(24);
+  EXPECT_THROW(pack_bf16_blocks(x.data(), 48, y.data()), Error);
 }
 
 }  // namespace

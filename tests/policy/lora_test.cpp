@@ -378,7 +378,7 @@ TEST(Lora, StableColumnSlicesAreBitwiseTheWholeProduct) {
       for (float& v : P) v = static_cast<float>(rng.normal());
       for (float& v : x) v = static_cast<float>(rng.normal());
       linear_stable(p, P.data(), x.data(), whole.data(), n);
-      for (const auto [j0, nj] :
+      for (const auto& [j0, nj] :
            {std::pair<int64_t, int64_t>{0, 150}, {0, 25}, {25, 25}, {7, 64}, {100, 50}, {149, 1}}) {
         std::vector<float> part(n * nj);
         linear_stable_cols(p, P.data(), x.data(), part.data(), n, j0, nj);

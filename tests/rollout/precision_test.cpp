@@ -7,12 +7,15 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <string>
 
 #include "../policy/test_configs.h"
 #include "test_requests.h"
+#include "aha/core/error.h"
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/threading.h"
 #include "aha/policy/model.h"
+#include "aha/rollout/decoder.h"
 #include "aha/rollout/engine.h"
 
 namespace aha::rollout {
@@ -26,6 +29,12 @@ std::unique_ptr<policy::Model<float>> make_model(const Json& j) {
 
 using testing::requests_for;
 
+// A config whose latent rank the bf16 cache packs (a multiple of 32).
+Json packable(Json j) {
+  j["kv_lora_rank"] = 32;
+  return j;
+}
+
 std::vector<float> score(const policy::Model<float>& m, const std::vector<int32_t>& seq) {
   policy::Batch b = policy::Batch::from_sequences({seq});
   policy::Activations<float> acts;
@@ -37,7 +46,10 @@ TEST(Precision, Bf16SamplerAndTrainerAgreeAndDriftFromFp32IsBounded) {
   for (const Json& j : {policy::testing::tiny_v3_json(), policy::testing::tiny_v2_json(),
                         policy::testing::tiny_llama_json(), policy::testing::tiny_qwen2_json(),
                         policy::testing::tiny_v3_mhc_engram_json(),
-                        policy::testing::tiny_llama_nsa_json()}) {
+                        policy::testing::tiny_llama_nsa_json(),
+                        packable(policy::testing::tiny_v3_json()),
+                        packable(policy::testing::tiny_v32_json()),
+                        packable(policy::testing::tiny_v3_mhc_engram_json())}) {
     auto m = make_model(j);
     std::vector<Rollout> out;
     auto reqs = requests_for(m->config().vocab_size, 3, 4, 12);
@@ -94,7 +106,9 @@ ByKey by_key(const std::vector<Rollout>& v) {
 
 TEST(Precision, Bf16SamplingIsTheSameForAnyThreadsAndBatchMix) {
   MatmulPrecisionScope bf16(MatmulPrecision::bf16);
-  for (const Json& j : {policy::testing::tiny_v3_json(), policy::testing::tiny_llama_json()}) {
+  for (const Json& j : {policy::testing::tiny_v3_json(), policy::testing::tiny_llama_json(),
+                        packable(policy::testing::tiny_v3_json()),
+                        packable(policy::testing::tiny_v32_json())}) {
     auto m = make_model(j);
     auto reqs = requests_for(m->config().vocab_size, 5, 3, 10);
     EngineOptions opts;
@@ -114,6 +128,42 @@ TEST(Precision, Bf16SamplingIsTheSameForAnyThreadsAndBatchMix) {
       }
     }
   }
+}
+
+// Under bf16 the MLA cache holds the latent as bf16 (the trainer rounds it so): half its bytes,
+// the rotated key in fp32. A Decoder refuses a precision changed after it sized its caches.
+TEST(Precision, Bf16CacheHoldsTheLatentAsBf16) {
+  auto m = make_model(packable(policy::testing::tiny_v3_json()));
+  const auto& c = m->config();
+  {
+    MatmulPrecisionScope bf16(MatmulPrecision::bf16);
+    Decoder dec(*m), naive(*m, false);
+    EXPECT_EQ(dec.cache_bytes_per_token(),
+              int64_t{4} * c.num_hidden_layers * (c.kv_lora_rank / 2 + c.qk_rope_head_dim));
+    // The absorbed and the naive decode read the packed rows alike (another order of the same
+    // math: close, not equal).
+    SeqCache cache, cache_naive;
+    std::vector<float> logits, logits_naive;
+    dec.prefill({3, 4, 5, 9, 2}, cache, logits);
+    naive.prefill({3, 4, 5, 9, 2}, cache_naive, logits_naive);
+    for (int32_t t : {7, 1, 8}) {
+      dec.decode({t}, {&cache}, logits);
+      naive.decode({t}, {&cache_naive}, logits_naive);
+      for (size_t v = 0; v < logits.size(); ++v) ASSERT_NEAR(logits[v], logits_naive[v], 2e-3);
+    }
+    MatmulPrecisionScope fp32(MatmulPrecision::fp32);
+    try {
+      dec.decode({6}, {&cache}, logits);
+      ADD_FAILURE() << "a decode under another precision ran";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("precision changed from bf16 to fp32"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  Decoder dec(*m);
+  EXPECT_EQ(dec.cache_bytes_per_token(),
+            int64_t{4} * c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim));
 }
 
 }  // namespace

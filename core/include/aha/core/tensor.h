@@ -72,6 +72,15 @@ template <typename T>
 void gemm_xwt_rowstable_serial(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in,
                                int64_t out, int64_t ldx = -1, int64_t ldw = -1, int64_t ldy = -1);
 
+// The same with each row of w holding its first `packed` values (a multiple of 32) as bf16, then
+// its other in - packed values as floats, rows ldw floats apart: the decode cache's rows under
+// bf16. The bf16 go in blocks of 32 as 16 floats, float l of a block holding value l in its low
+// half and value l + 16 in its high half (pack_bf16_blocks). Each output has the bits
+// gemm_xwt_rowstable_serial gives over the widened rows.
+void gemm_xwt_rowstable_serial_packed(const float* x, const float* w, int64_t packed, float* y,
+                                      int64_t n, int64_t in, int64_t out, int64_t ldx,
+                                      int64_t ldw, int64_t ldy);
+
 // A dot product in a fixed order: 16 lanes over k, one reduction tree, the k tail in order.
 template <typename T>
 T dot_stable(const T* a, const T* b, int64_t n);
@@ -83,5 +92,13 @@ T dot_stable(const T* a, const T* b, int64_t n);
 template <typename T>
 void gemm_xw_seq(const T* x, const T* w, T* y, int64_t n, int64_t k, int64_t out, int64_t ldw,
                  int64_t ldx = -1, int64_t ldy = -1);
+// The same over rows of w holding `out` bf16 values (a multiple of 32) in those blocks, ldw
+// floats apart: each output has gemm_xw_seq's bits over the widened rows.
+void gemm_xw_seq_packed(const float* x, const float* w, float* y, int64_t n, int64_t k,
+                        int64_t out, int64_t ldw, int64_t ldx = -1, int64_t ldy = -1);
+
+// n values (a multiple of 32) rounded to bf16 into n / 2 floats in the blocks above, and back.
+void pack_bf16_blocks(const float* x, int64_t n, float* packed);
+void unpack_bf16_blocks(const float* packed, int64_t n, float* x);
 
 }  // namespace aha

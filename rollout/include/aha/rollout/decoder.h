@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "aha/core/gemm_bf16.h"
 #include "aha/policy/model.h"
 
 namespace aha::rollout {
@@ -124,8 +125,13 @@ class Decoder {
   std::vector<int32_t> engram_context(const std::vector<int32_t>& tokens,
                                       const std::vector<SeqCache*>& caches) const;
 
+  // The cache rows' layout follows the matmul precision (a bf16 MLA latent is stored as bf16):
+  // one changed after construction would misread them, so prefill and decode refuse it.
+  void check_precision() const;
+
   const policy::Model<float>& model_;
   bool absorbed_;
+  MatmulPrecision precision_;
   std::vector<int64_t> cache_width_;  // per layer
   int64_t full_kv_width_ = 0;         // summed over layers
 };
