@@ -1,8 +1,8 @@
 // MLA (DeepSeek-V2/V3). Training rebuilds every head's full key and value from the compressed
 // latent; the decode cache holds only the normalised latent and the rotated shared key
-// (kv_lora_rank + qk_rope_head_dim floats per token), and decode folds W_UK into the query and
-// W_UV into the output ("absorbed"), or rebuilds keys and values (the naive oracle). The parts
-// are MlaCore's (attn_mla.h), which DSA shares.
+// (kv_lora_rank + qk_rope_head_dim floats per token; the latent as bf16 under bf16), and decode
+// folds W_UK into the query and W_UV into the output ("absorbed"), or rebuilds keys and values
+// (the naive oracle). The parts are MlaCore's (attn_mla.h), which DSA shares.
 #include "attn_mla.h"
 
 #include <tbb/blocked_range.h>

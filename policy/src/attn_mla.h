@@ -26,8 +26,8 @@ class MlaCore {
 
   // Under `precision: bf16` the cache holds the latent as bf16 (pack_bf16_blocks, tensor.h): the
   // trainer rounds it to bf16 (its kv_b_proj product's operand), so the cache loses nothing, and
-  // decode reads half the bytes. The process-wide setting decides, so every thread agrees; a Decoder
-  // refuses a precision changed after it sized its caches.
+  // decode reads half the bytes. The process-wide setting decides, so every thread agrees; a
+  // Decoder refuses a precision changed after it sized its caches.
   bool packed_latent() const;
   // Floats of the latent and the rotated shared key as cached: the head of each cache row.
   int64_t latent_width() const { return latent_floats() + c_.qk_rope_head_dim; }
