@@ -5,20 +5,19 @@
 
 #include <cmath>
 #include <limits>
-#include <random>
 #include <vector>
 
+#include "aha/core/rng.h"
 #include "aha/policy/layers.h"
 #include "../../policy/src/attention_impl.h"
 
 namespace aha::policy {
 namespace {
 
-std::vector<float> random_floats(size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 g(seed);
-  std::normal_distribution<float> d(0.0f, scale);
+std::vector<float> random_floats(size_t n, uint64_t seed, float scale = 1.0f) {
+  Rng rng(seed);
   std::vector<float> v(n);
-  for (float& x : v) x = d(g);
+  for (float& x : v) x = scale * static_cast<float>(rng.normal());
   return v;
 }
 
