@@ -127,6 +127,8 @@ __attribute__((always_inline)) inline void tile16(const float* const* xr,
   const int64_t shift = Packed ? packed / 2 : 0;
   int64_t k = 0;
   if constexpr (Packed) {
+    // load_bf16x32's widening, the second half made after the first step: both halves live at
+    // once left too few registers for the tile.
     typedef uint32_t U32x16 __attribute__((vector_size(64)));
     for (; k < packed; k += 32) {
       U32x16 u[C];
