@@ -335,7 +335,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
                            int64_t row_width, const KeyLists* keys) const {
   const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
   const bool packed = packed_latent();
-  const int64_t lat = packed ? r / 2 : r;  // floats of a row's latent
+  const int64_t lat = latent_floats();
   struct Group {
     int64_t b0, b1;           // rows
     std::vector<int64_t> at;  // key positions

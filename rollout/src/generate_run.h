@@ -92,12 +92,12 @@ class GenerateRun {
 
   // Prefills the admitted prompts together, once each, and starts their groups.
   void start_groups(const std::vector<std::pair<size_t, int64_t>>& starts);
-  // Starts the n sequences of prompt pi from copies of its prefilled cache.
   // The positions a request's sequence may reach: its cache's reserved length.
   int64_t sequence_tokens(const Request& r) const {
     return std::min<int64_t>(static_cast<int64_t>(r.prompt.size()) + r.params.max_new_tokens,
                              max_pos_);
   }
+  // Starts the n sequences of prompt pi from copies of its prefilled cache.
   void start_group(size_t pi, int64_t want, const SeqCache& prompt_cache,
                    const std::vector<float>& prompt_logits, const Routing& prompt_routing);
 
