@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
@@ -344,9 +345,16 @@ void xw_tile(const T* x, const T* w, T* y, int64_t k, int64_t ldx, int64_t ldw, 
   }
 }
 
-template <typename T, int R>
+// All columns of R rows. Packed: w's rows are blocks of 32 bf16 (out a multiple of 32).
+template <typename T, int R, bool Packed>
 void xw_rows(const T* x, const T* w, T* y, int64_t k, int64_t out, int64_t ldx, int64_t ldw,
              int64_t ldy) {
+  if constexpr (Packed) {
+    for (int64_t j = 0; j < out; j += 32) {
+      xw_tile<T, R, 2, true>(x, w + j / 2, y + j, k, ldx, ldw, ldy);
+    }
+    return;
+  }
   constexpr int kL = 64 / sizeof(T);
   int64_t j = 0;
   for (; j + 2 * kL <= out; j += 2 * kL) xw_tile<T, R, 2>(x, w + j, y + j, k, ldx, ldw, ldy);
@@ -362,13 +370,21 @@ void xw_rows(const T* x, const T* w, T* y, int64_t k, int64_t out, int64_t ldx, 
   }
 }
 
-// All columns of rows [0, n) of a packed product, a block of 32 at a time.
-template <int R>
-void xw_rows_packed(const float* x, const float* w, float* y, int64_t k, int64_t out,
-                    int64_t ldx, int64_t ldw, int64_t ldy) {
-  for (int64_t j = 0; j < out; j += 32) {
-    xw_tile<float, R, 2, true>(x, w + j / 2, y + j, k, ldx, ldw, ldy);
-  }
+// Rows [0, n) of y = x w: blocks of 8 rows share each loaded w vector; the leftover rows go 4,
+// 2, 1 at a time.
+template <typename T, bool Packed>
+void xw_seq(const T* x, const T* w, T* y, int64_t n, int64_t k, int64_t out, int64_t ldw,
+            int64_t ldx, int64_t ldy) {
+  int64_t i = 0;
+  auto rows = [&](auto r) {
+    constexpr int R = decltype(r)::value;
+    xw_rows<T, R, Packed>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+    i += R;
+  };
+  while (i + 8 <= n) rows(std::integral_constant<int, 8>{});
+  if (n - i >= 4) rows(std::integral_constant<int, 4>{});
+  if (n - i >= 2) rows(std::integral_constant<int, 2>{});
+  if (i < n) rows(std::integral_constant<int, 1>{});
 }
 
 }  // namespace
@@ -396,19 +412,7 @@ void unpack_bf16_blocks(const float* packed, int64_t n, float* x) {
 void gemm_xw_seq_packed(const float* x, const float* w, float* y, int64_t n, int64_t k,
                         int64_t out, int64_t ldw, int64_t ldx, int64_t ldy) {
   AHA_CHECK(out % 32 == 0, "gemm_xw_seq_packed: ", out, " columns, not a multiple of 32");
-  if (ldx < 0) ldx = k;
-  if (ldy < 0) ldy = out;
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) xw_rows_packed<8>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
-  if (n - i >= 4) {
-    xw_rows_packed<4>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
-    i += 4;
-  }
-  if (n - i >= 2) {
-    xw_rows_packed<2>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
-    i += 2;
-  }
-  if (i < n) xw_rows_packed<1>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+  xw_seq<float, true>(x, w, y, n, k, out, ldw, ldx < 0 ? k : ldx, ldy < 0 ? out : ldy);
 }
 
 void gemm_xwt_rowstable_serial_packed(const float* x, const float* w, int64_t packed, float* y,
@@ -425,20 +429,7 @@ void gemm_xwt_rowstable_serial_packed(const float* x, const float* w, int64_t pa
 template <typename T>
 void gemm_xw_seq(const T* x, const T* w, T* y, int64_t n, int64_t k, int64_t out, int64_t ldw,
                  int64_t ldx, int64_t ldy) {
-  if (ldx < 0) ldx = k;
-  if (ldy < 0) ldy = out;
-  // Blocks of 8 rows share each loaded w vector; the leftover rows go 4, 2, 1 at a time.
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) xw_rows<T, 8>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
-  if (n - i >= 4) {
-    xw_rows<T, 4>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
-    i += 4;
-  }
-  if (n - i >= 2) {
-    xw_rows<T, 2>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
-    i += 2;
-  }
-  if (i < n) xw_rows<T, 1>(x + i * ldx, w, y + i * ldy, k, out, ldx, ldw, ldy);
+  xw_seq<T, false>(x, w, y, n, k, out, ldw, ldx < 0 ? k : ldx, ldy < 0 ? out : ldy);
 }
 
 template void gemm_xwt_rowstable<float>(const float*, const float*, const float*, float*, int64_t,
