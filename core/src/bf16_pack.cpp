@@ -77,9 +77,13 @@ void interleave(const MatRef& r, int64_t col0, int64_t nc, int64_t p0, int64_t n
 }  // namespace
 
 void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out) {
-  const int64_t kp = (k + 1) / 2;
+  const int64_t kp = (k + 1) / 2, stride = pair_stride(k);
+  for (int64_t i = i0; i < i1; ++i) {
+    uint32_t* o = out + (i - i0) * stride;
+    std::fill(o + kp, o + stride, 0u);
+  }
   if (!r.trans) {
-    for (int64_t i = i0; i < i1; ++i) row_pairs(r.p + i * r.ld, k, out + (i - i0) * kp);
+    for (int64_t i = i0; i < i1; ++i) row_pairs(r.p + i * r.ld, k, out + (i - i0) * stride);
     return;
   }
   // Transposed: 16 rows at a time are 16 contiguous values of two source rows per pair.
@@ -90,7 +94,7 @@ void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out
       const int64_t np = std::min<int64_t>(kLanes, kp - p0);
       interleave(r, b0, nr, p0, np, k, blk, kLanes);  // blk[pp * 16 + row]
       for (int64_t row = 0; row < nr; ++row) {
-        uint32_t* o = out + (b0 + row - i0) * kp + p0;
+        uint32_t* o = out + (b0 + row - i0) * stride + p0;
         for (int64_t pp = 0; pp < np; ++pp) o[pp] = blk[pp * kLanes + row];
       }
     }
@@ -99,6 +103,7 @@ void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out
 
 void pack_panel(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
+  std::fill(out + kp * kLanes, out + pair_stride(k) * kLanes, 0u);
   if (r.trans) {
     interleave(r, j0, nc, 0, kp, k, out, kLanes);
     return;

@@ -10,12 +10,21 @@ namespace aha::bf16 {
 
 constexpr int kLanes = 16;
 
-// Rows [i0, i1) of r as pairs: out[(i - i0) * kp + p] holds r(i, 2p) in its low half and
-// r(i, 2p + 1) (0 past k) in its high half; kp = (k + 1) / 2.
+// Packed rows and panels hold their pairs at a stride rounded up to whole blocks of 16 pairs, the
+// k depth of one AMX tile, with zero pairs past kp = (k + 1) / 2: the AMX kernel then loads
+// whole tiles, and the layout stays the same whichever kernel runs (cached weights are packed
+// once).
+constexpr int64_t kPairBlock = 16;
+inline int64_t pair_stride(int64_t k) {
+  return ((k + 1) / 2 + kPairBlock - 1) / kPairBlock * kPairBlock;
+}
+
+// Rows [i0, i1) of r as pairs: out[(i - i0) * pair_stride(k) + p] holds r(i, 2p) in its low
+// half and r(i, 2p + 1) (0 past k) in its high half.
 void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out);
 
-// Panel q: columns 16q .. 16q + 15 of r's rows (r(j, .) for j in the panel) as [pair][16],
-// columns past n zero.
+// Panel q: columns 16q .. 16q + 15 of r's rows (r(j, .) for j in the panel) as
+// [pair_stride(k)][16], columns past n zero.
 void pack_panel(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out);
 
 }  // namespace aha::bf16

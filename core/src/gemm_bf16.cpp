@@ -11,6 +11,7 @@
 
 #include "aha/core/error.h"
 #include "aha/core/machine.h"
+#include "bf16_amx.h"
 #include "bf16_pack.h"
 #include "weight_cache.h"
 
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -35,7 +37,9 @@ namespace aha {
 namespace {
 
 std::atomic<MatmulPrecision> g_precision{MatmulPrecision::fp32};
-std::atomic<bool> g_force_emulation{false};
+
+enum class Kernel { amx, hw, emu };
+constexpr const char* kKernelNames[] = {"amx", "avx512bf16", "emulated"};
 
 constexpr int kMR = 8;   // rows per micro-tile
 constexpr int kNV = 3;   // 16-column panels per micro-tile
@@ -49,7 +53,38 @@ bool cpu_bf16() {
 #endif
 }
 
-bool use_hw() { return cpu_bf16() && !g_force_emulation.load(std::memory_order_relaxed); }
+bool can_run(Kernel k) {
+  return k == Kernel::emu || (k == Kernel::hw && cpu_bf16()) ||
+         (k == Kernel::amx && bf16::amx_usable());
+}
+
+Kernel parse_kernel(const std::string& name, const std::string& key) {
+  for (Kernel k : {Kernel::amx, Kernel::hw, Kernel::emu}) {
+    if (name != kKernelNames[int(k)]) continue;
+    if (!can_run(k)) fail(key, ": this CPU cannot run the bf16 kernel '", name, "'");
+    return k;
+  }
+  fail(key, ": '", name, "' is not a bf16 kernel (amx, avx512bf16 or emulated)");
+}
+
+// AHA_BF16_KERNEL when set, else the fastest kernel the CPU runs.
+Kernel default_kernel() {
+  const char* env = std::getenv("AHA_BF16_KERNEL");
+  if (env != nullptr && *env != '\0') return parse_kernel(env, "AHA_BF16_KERNEL");
+  return can_run(Kernel::amx) ? Kernel::amx : can_run(Kernel::hw) ? Kernel::hw : Kernel::emu;
+}
+
+std::atomic<int> g_kernel{-1};  // a Kernel once chosen
+
+Kernel kernel() {
+  int k = g_kernel.load(std::memory_order_relaxed);
+  if (k < 0) {
+    int unset = -1;
+    g_kernel.compare_exchange_strong(unset, int(default_kernel()));
+    k = g_kernel.load();
+  }
+  return Kernel(k);
+}
 
 uint32_t bits(float x) {
   uint32_t u;
@@ -95,9 +130,9 @@ using bf16::pack_rows;
 
 #if defined(__x86_64__)
 template <int MR, int NV>
-__attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, int64_t kp,
-                                                             const uint32_t* b, int64_t pstride,
-                                                             float* out) {
+__attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, int64_t lda,
+                                                             int64_t kp, const uint32_t* b,
+                                                             int64_t pstride, float* out) {
   __m512 acc[MR][NV];
   for (int r = 0; r < MR; ++r) {
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -108,7 +143,7 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, i
       bv[v] = (__m512bh)_mm512_loadu_si512(b + v * pstride + p * kLanes);
     }
     for (int r = 0; r < MR; ++r) {
-      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(a[r * kp + p]));
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(a[r * lda + p]));
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
     }
   }
@@ -138,7 +173,8 @@ float lo_half(uint32_t w) { return hi_half(w << 16); }
 // The same sums without AVX512-BF16: each product of two bf16 values is exact in fp32, so the
 // two adds per pair round exactly as VDPBF16PS's do.
 template <int MR, int NV>
-void micro_emu(const uint32_t* a, int64_t kp, const uint32_t* b, int64_t pstride, float* out) {
+void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, int64_t pstride,
+               float* out) {
   V16 acc[MR][NV] = {};
   for (int64_t p = 0; p < kp; ++p) {
     V16 bhi[NV], blo[NV];
@@ -149,7 +185,7 @@ void micro_emu(const uint32_t* a, int64_t kp, const uint32_t* b, int64_t pstride
       blo[v] = as_float(w << 16);
     }
     for (int r = 0; r < MR; ++r) {
-      const uint32_t w = a[r * kp + p];
+      const uint32_t w = a[r * lda + p];
       const float ah = hi_half(w), al = lo_half(w);
       for (int v = 0; v < NV; ++v) {
         acc[r][v] = acc[r][v] + ah * bhi[v];
@@ -162,7 +198,7 @@ void micro_emu(const uint32_t* a, int64_t kp, const uint32_t* b, int64_t pstride
   }
 }
 
-using Micro = void (*)(const uint32_t*, int64_t, const uint32_t*, int64_t, float*);
+using Micro = void (*)(const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, float*);
 
 template <int MR, int NV>
 Micro pick_one(bool hw) {
@@ -198,37 +234,57 @@ Micro pick(int rows, int panels, bool hw) {
 
 struct Job {
   int64_t m, n, k, kp, n_panels;
-  const uint32_t* ap;  // [m][kp]
-  const uint32_t* bp;  // [n_panels][kp][16]
+  int64_t stride;      // pair_stride(k): pairs per packed row and per panel
+  const uint32_t* ap;  // [m + 16][stride], the 16 rows past m zero
+  const uint32_t* bp;  // [n_panels][stride][16]
   float* c;
   int64_t ldc;
   bool accumulate;
   const float* bias;
-  bool hw;
+  Kernel kernel;
 };
+
+constexpr int kAmxRows = 32, kAmxPanels = 2;
+
+// Writes a computed tile (out[r][v][16], `panels` panels) to rows i.. and panels q.. of c.
+void store_tile(const Job& j, const float* tile, int64_t i, int rows, int64_t q, int panels) {
+  for (int r = 0; r < rows; ++r) {
+    float* cr = j.c + (i + r) * j.ldc;
+    for (int v = 0; v < panels; ++v) {
+      const int64_t c0 = (q + v) * kLanes;
+      const int64_t nc = std::min<int64_t>(kLanes, j.n - c0);
+      const float* s = tile + (r * panels + v) * kLanes;
+      for (int64_t c = 0; c < nc; ++c) {
+        float y = j.accumulate ? cr[c0 + c] + s[c] : s[c];
+        if (j.bias != nullptr) y += j.bias[c0 + c];
+        cr[c0 + c] = y;
+      }
+    }
+  }
+}
 
 // Rows [i0, i1) by panels [q0, q1).
 void run_block(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
-  alignas(64) float tile[kMR * kNV * kLanes];
-  const int64_t pstride = j.kp * kLanes;
-  for (int64_t q = q0; q < q1; q += kNV) {
-    const int panels = int(std::min<int64_t>(kNV, q1 - q));
+  alignas(64) float tile[kAmxRows * kAmxPanels * kLanes];
+  static_assert(kAmxRows * kAmxPanels >= kMR * kNV);
+  const int64_t pstride = j.stride * kLanes;
+  const bool amx = j.kernel == Kernel::amx;
+  const int step = amx ? kAmxPanels : kNV;
+  for (int64_t q = q0; q < q1; q += step) {
+    const int panels = int(std::min<int64_t>(step, q1 - q));
     for (int64_t i = i0; i < i1;) {
-      const int rows = tile_rows(i1 - i);
-      pick(rows, panels, j.hw)(j.ap + i * j.kp, j.kp, j.bp + q * pstride, pstride, tile);
-      for (int r = 0; r < rows; ++r) {
-        float* cr = j.c + (i + r) * j.ldc;
-        for (int v = 0; v < panels; ++v) {
-          const int64_t c0 = (q + v) * kLanes;
-          const int64_t nc = std::min<int64_t>(kLanes, j.n - c0);
-          const float* s = tile + (r * panels + v) * kLanes;
-          for (int64_t c = 0; c < nc; ++c) {
-            float y = j.accumulate ? cr[c0 + c] + s[c] : s[c];
-            if (j.bias != nullptr) y += j.bias[c0 + c];
-            cr[c0 + c] = y;
-          }
-        }
+      const uint32_t* a = j.ap + i * j.stride;
+      const uint32_t* b = j.bp + q * pstride;
+      int rows;
+      if (amx) {
+        // A tile of 16 rows past i1 reads other rows (or the zero padding) and stores none.
+        rows = int(std::min<int64_t>(kAmxRows, i1 - i));
+        bf16::amx_tile(rows > 16 ? 2 : 1, panels, a, j.stride, j.stride, b, pstride, tile);
+      } else {
+        rows = tile_rows(i1 - i);
+        pick(rows, panels, j.kernel == Kernel::hw)(a, j.stride, j.kp, b, pstride, tile);
       }
+      store_tile(j, tile, i, rows, q, panels);
       i += rows;
     }
   }
@@ -299,8 +355,10 @@ bool cpu_has_amx_bf16() {
 #endif
 }
 
-const char* bf16_kernel() { return use_hw() ? "avx512bf16" : "emulated"; }
-void set_bf16_force_emulation(bool on) { g_force_emulation.store(on); }
+const char* bf16_kernel() { return kKernelNames[int(kernel())]; }
+void set_bf16_kernel(const std::string& name, const std::string& key) {
+  g_kernel.store(int(parse_kernel(name, key)));
+}
 
 namespace {
 
@@ -309,26 +367,30 @@ constexpr int64_t kRowBlock = 64, kPanelBlock = 4 * kNV;
 
 bool small(int64_t m, int64_t n, int64_t k) { return m * n * k < (int64_t{1} << 18); }
 
+// Rows of a past m that a 16-row AMX tile may read: zero.
+constexpr int64_t kPadRows = 16;
+
 void pack_a(const MatRef& a, int64_t m, int64_t k, uint32_t* ap, bool parallel) {
-  const int64_t kp = (k + 1) / 2;
+  const int64_t stride = bf16::pair_stride(k);
+  std::fill(ap + m * stride, ap + (m + kPadRows) * stride, 0u);
   if (!parallel) {
     pack_rows(a, 0, m, k, ap);
     return;
   }
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, m, kRowBlock),
                     [&](const tbb::blocked_range<int64_t>& r) {
-                      pack_rows(a, r.begin(), r.end(), k, ap + r.begin() * kp);
+                      pack_rows(a, r.begin(), r.end(), k, ap + r.begin() * stride);
                     });
 }
 
 void pack_b(const MatRef& b, int64_t n, int64_t k, uint32_t* bp, bool parallel) {
-  const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
+  const int64_t pstride = bf16::pair_stride(k) * kLanes, n_panels = (n + kLanes - 1) / kLanes;
   if (!parallel) {
-    for (int64_t q = 0; q < n_panels; ++q) pack_panel(b, q, n, k, bp + q * kp * kLanes);
+    for (int64_t q = 0; q < n_panels; ++q) pack_panel(b, q, n, k, bp + q * pstride);
     return;
   }
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_panels, 4), [&](const auto& r) {
-    for (int64_t q = r.begin(); q < r.end(); ++q) pack_panel(b, q, n, k, bp + q * kp * kLanes);
+    for (int64_t q = r.begin(); q < r.end(); ++q) pack_panel(b, q, n, k, bp + q * pstride);
   });
 }
 
@@ -350,12 +412,14 @@ void run(const Job& j, bool parallel) {
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial) {
   if (m <= 0 || n <= 0) return;
-  const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
+  const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
+  const int64_t n_panels = (n + kLanes - 1) / kLanes;
   const bool parallel = !serial && !small(m, n, k);
-  Scratch ap(size_t(m * kp)), bp(size_t(n_panels * kp * kLanes));
+  Scratch ap(size_t((m + kPadRows) * stride)), bp(size_t(n_panels * stride * kLanes));
   pack_a(a, m, k, ap.data(), parallel);
   pack_b(b, n, k, bp.data(), parallel);
-  run({m, n, k, kp, n_panels, ap.data(), bp.data(), c, ldc, accumulate, bias, use_hw()}, parallel);
+  run({m, n, k, kp, n_panels, stride, ap.data(), bp.data(), c, ldc, accumulate, bias, kernel()},
+      parallel);
 }
 
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
@@ -367,17 +431,19 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
     gemm_bf16(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, accumulate, bias, serial);
     return;
   }
-  const int64_t kp = (k + 1) / 2, n_panels = (n + kLanes - 1) / kLanes;
+  const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
+  const int64_t n_panels = (n + kLanes - 1) / kLanes;
   std::call_once(e->once, [&] {
-    e->words.reset(new uint32_t[size_t(n_panels * kp * kLanes)]);
+    e->words.reset(new uint32_t[size_t(n_panels * stride * kLanes)]);
     // Isolated: while it waits, this thread must not pick up an outer task that asks for the
     // same weight (call_once would then wait on itself).
     tbb::this_task_arena::isolate([&] { pack_b({w, k, false}, n, k, e->words.get(), !serial); });
   });
   const bool parallel = !serial && !small(m, n, k);
-  Scratch ap(size_t(m * kp));
+  Scratch ap(size_t((m + kPadRows) * stride));
   pack_a({x, ldx, false}, m, k, ap.data(), parallel);
-  run({m, n, k, kp, n_panels, ap.data(), e->words.get(), y, ldy, accumulate, bias, use_hw()},
+  run({m, n, k, kp, n_panels, stride, ap.data(), e->words.get(), y, ldy, accumulate, bias,
+       kernel()},
       parallel);
 }
 

@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "aha/core/error.h"
 #include "aha/core/tensor.h"
 #include "aha/core/weight_cache.h"
 
@@ -24,6 +26,55 @@ std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
 }
 
 float round_bf16(float x) { return from_bf16(to_bf16(x)); }
+
+// Runs products on one bf16 kernel while it lives; `ok` is false where the CPU cannot run it.
+class KernelScope {
+ public:
+  explicit KernelScope(const char* name) : prev_(bf16_kernel()) {
+    try {
+      set_bf16_kernel(name);
+      ok = true;
+    } catch (const Error&) {
+      ok = false;
+    }
+  }
+  ~KernelScope() { set_bf16_kernel(prev_); }
+  KernelScope(const KernelScope&) = delete;
+  KernelScope& operator=(const KernelScope&) = delete;
+  bool ok = false;
+
+ private:
+  std::string prev_;
+};
+
+// Calls f(m, n, k, a, b, layout, c, bias) for every layout of a and b, odd k and tails of rows
+// and columns (shapes past one AMX tile of 32 rows and 16 pairs included), with c = 0.5 + a b^T
+// + bias accumulated.
+template <typename F>
+void for_every_layout_and_tail(F&& check) {
+  for (int64_t m : {1, 3, 8, 13, 17, 70}) {
+    for (int64_t n : {1, 17, 48, 100}) {
+      for (int64_t k : {1, 2, 7, 64, 129}) {
+        auto a = randn(size_t(m * k), 1), b = randn(size_t(n * k), 2), bias = randn(size_t(n), 3);
+        std::vector<float> at(a.size()), bt(b.size());
+        for (int64_t i = 0; i < m; ++i) {
+          for (int64_t q = 0; q < k; ++q) at[q * m + i] = a[i * k + q];
+        }
+        for (int64_t j = 0; j < n; ++j) {
+          for (int64_t q = 0; q < k; ++q) bt[q * n + j] = b[j * k + q];
+        }
+        for (int layout = 0; layout < 4; ++layout) {
+          const bool ta = layout & 1, tb = layout & 2;
+          MatRef ra{ta ? at.data() : a.data(), ta ? m : k, ta};
+          MatRef rb{tb ? bt.data() : b.data(), tb ? n : k, tb};
+          std::vector<float> c(size_t(m * n), 0.5f);
+          gemm_bf16(m, n, k, ra, rb, c.data(), n, true, bias.data());
+          check(m, n, k, a, b, layout, c, bias);
+        }
+      }
+    }
+  }
+}
 
 // The documented sum, written plainly: pairs in k order, high element first.
 float reference(const float* a, const float* b, int64_t k) {
@@ -59,55 +110,85 @@ TEST(Bf16, RoundingIsNearestEvenAndFlushesSubnormals) {
 // Every layout, odd k and tails of rows and columns give exactly the documented sums.
 TEST(Bf16, GemmIsTheDocumentedSumForEveryLayoutAndTail) {
   std::printf("bf16 kernel on this CPU: %s\n", bf16_kernel());
-  for (bool emulate : {false, true}) {
-    set_bf16_force_emulation(emulate);
-    for (int64_t m : {1, 3, 8, 13, 70}) {
-      for (int64_t n : {1, 17, 48, 100}) {
-        for (int64_t k : {1, 2, 7, 64, 129}) {
-          auto a = randn(size_t(m * k), 1), b = randn(size_t(n * k), 2), bias = randn(size_t(n), 3);
-          std::vector<float> at(a.size()), bt(b.size());
-          for (int64_t i = 0; i < m; ++i) {
-            for (int64_t q = 0; q < k; ++q) at[q * m + i] = a[i * k + q];
-          }
-          for (int64_t j = 0; j < n; ++j) {
-            for (int64_t q = 0; q < k; ++q) bt[q * n + j] = b[j * k + q];
-          }
-          for (int layout = 0; layout < 4; ++layout) {
-            const bool ta = layout & 1, tb = layout & 2;
-            MatRef ra{ta ? at.data() : a.data(), ta ? m : k, ta};
-            MatRef rb{tb ? bt.data() : b.data(), tb ? n : k, tb};
-            std::vector<float> c(size_t(m * n), 0.5f);
-            gemm_bf16(m, n, k, ra, rb, c.data(), n, true, bias.data());
-            for (int64_t i = 0; i < m; ++i) {
-              for (int64_t j = 0; j < n; ++j) {
-                const float want = 0.5f + reference(&a[i * k], &b[j * k], k) + bias[j];
-                ASSERT_EQ(c[i * n + j], want) << emulate << " " << m << "x" << n << "x" << k
-                                              << " layout " << layout << " at " << i << "," << j;
-              }
-            }
-          }
+  for (const char* name : {"avx512bf16", "emulated"}) {
+    KernelScope kernel(name);
+    if (!kernel.ok) continue;  // no AVX512-BF16: the emulation alone
+    for_every_layout_and_tail([&](int64_t m, int64_t n, int64_t k, const auto& a, const auto& b,
+                                  int layout, const auto& c, const auto& bias) {
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t j = 0; j < n; ++j) {
+          const float want = 0.5f + reference(&a[i * k], &b[j * k], k) + bias[j];
+          ASSERT_EQ(c[i * n + j], want) << name << " " << m << "x" << n << "x" << k << " layout "
+                                        << layout << " at " << i << "," << j;
         }
       }
-    }
+    });
   }
-  set_bf16_force_emulation(false);
 }
 
-// A row's outputs do not depend on the batch around it, the thread count or serial mode.
+// AMX sums the same exact products in its own order: within fp32 rounding of the exact sum, for
+// every layout and tail (a tile that read a wrong row, pair block or panel would be off by O(1)).
+TEST(Bf16, AmxSumsTheBf16ProductsForEveryLayoutAndTail) {
+  KernelScope kernel("amx");
+  if (!kernel.ok) GTEST_SKIP() << "no AMX-BF16 on this CPU";
+  for_every_layout_and_tail([&](int64_t m, int64_t n, int64_t k, const auto& a, const auto& b,
+                                int layout, const auto& c, const auto& bias) {
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        double exact = 0.0, mag = 0.0;
+        for (int64_t q = 0; q < k; ++q) {
+          const double prod = double(round_bf16(a[i * k + q])) * round_bf16(b[j * k + q]);
+          exact += prod;
+          mag += std::abs(prod);
+        }
+        const double want = 0.5 + exact + bias[j];
+        const double tol = (mag + 1.0 + std::abs(bias[j])) * std::ldexp(1.0, -20);
+        ASSERT_NEAR(c[i * n + j], want, tol) << m << "x" << n << "x" << k << " layout " << layout
+                                             << " at " << i << "," << j;
+      }
+    }
+  });
+}
+
+TEST(Bf16, KernelNamesAreChecked) {
+  try {
+    set_bf16_kernel("fp8");
+    FAIL() << "an unknown kernel was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("AHA_BF16_KERNEL: 'fp8' is not a bf16 kernel"),
+              std::string::npos)
+        << e.what();
+  }
+  KernelScope emulated("emulated");
+  EXPECT_TRUE(emulated.ok);
+  EXPECT_STREQ(bf16_kernel(), "emulated");
+}
+
+// A row's outputs do not depend on the batch around it, its place in a tile, the thread count
+// or serial mode, under every kernel the CPU runs.
 TEST(Bf16, RowsAreBatchAndThreadInvariant) {
-  const int64_t k = 384, n = 200;
+  const int64_t k = 384, n = 200, rows = 70, target = 21;
   auto w = randn(size_t(n * k), 7, 0.05f);
-  auto x = randn(size_t(37 * k), 8);
-  std::vector<float> alone(n);
-  gemm_bf16(1, n, k, {x.data() + 5 * k, k, false}, {w.data(), k, false}, alone.data(), n, false,
-            nullptr, true);
-  for (int threads : {1, 2}) {
-    tbb::global_control gc(tbb::global_control::max_allowed_parallelism, threads);
-    for (int64_t m : {6, 9, 37}) {
-      std::vector<float> c(size_t(m * n));
-      gemm_bf16(m, n, k, {x.data(), k, false}, {w.data(), k, false}, c.data(), n, false, nullptr);
-      ASSERT_EQ(0, std::memcmp(c.data() + 5 * n, alone.data(), n * sizeof(float)))
-          << threads << " threads, batch " << m;
+  auto x = randn(size_t(rows * k), 8);
+  for (const char* name : {"amx", "avx512bf16", "emulated"}) {
+    KernelScope kernel(name);
+    if (!kernel.ok) continue;
+    std::vector<float> alone(n);
+    gemm_bf16(1, n, k, {x.data() + target * k, k, false}, {w.data(), k, false}, alone.data(), n,
+              false, nullptr, true);
+    for (int threads : {1, 2}) {
+      tbb::global_control gc(tbb::global_control::max_allowed_parallelism, threads);
+      // The batch starts at row `first`: the target row sits at place target - first.
+      for (int64_t first : {0, 4, 5, 16, 20, 21}) {
+        for (int64_t m : {target - first + 1, target - first + 9, rows - first}) {
+          std::vector<float> c(size_t(m * n));
+          gemm_bf16(m, n, k, {x.data() + first * k, k, false}, {w.data(), k, false}, c.data(), n,
+                    false, nullptr);
+          ASSERT_EQ(0, std::memcmp(c.data() + (target - first) * n, alone.data(),
+                                   n * sizeof(float)))
+              << name << ", " << threads << " threads, rows " << first << ".." << first + m;
+        }
+      }
     }
   }
 }

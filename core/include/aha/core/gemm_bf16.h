@@ -1,13 +1,15 @@
 // bf16 matrix products with fp32 accumulation, and the process-wide matmul precision that
 // routes the linear layers' GEMMs (tensor.h) to them.
 //
-// Numerics (the same on every machine): both operands are rounded to bf16 (round to nearest
-// even, bf16 subnormals flushed to zero as AVX512-BF16 does), each output is one fp32
-// accumulator that adds the exact products of k pairs in k order (for pair p: first
-// a[2p+1]*b[2p+1], then a[2p]*b[2p], each add rounded once). On CPUs with AVX512-BF16 that is
-// one VDPBF16PS per pair; elsewhere an emulation gives the same bits. An output therefore does
-// not depend on the other rows or columns, on tiling or on the thread count: the decode path and
-// the training forward share one kernel, so sampling and scoring see the same logits.
+// Numerics: both operands are rounded to bf16 (round to nearest even, bf16 subnormals flushed
+// to zero as AVX512-BF16 does) and the products are summed in fp32. Under the avx512bf16 and
+// emulated kernels each output is one fp32 accumulator that adds the exact products of k pairs
+// in k order (for pair p: first a[2p+1]*b[2p+1], then a[2p]*b[2p], each add rounded once): the
+// same bits on every machine. Under amx (the default where the CPU has AMX-BF16) the tile unit
+// adds each block of 16 pairs, in k order, with its own internal order and rounding, so outputs
+// differ from those in the last bits. Under every kernel an output does not depend on the other
+// rows or columns, on tiling or on the thread count: the decode path and the training forward
+// share one kernel, so sampling and scoring see the same logits.
 #pragma once
 
 #include <cstdint>
@@ -59,10 +61,14 @@ class Fp32MatmulScope {
   bool prev_;
 };
 
-// "avx512bf16" when the CPU runs VDPBF16PS, else "emulated" (same results, fp32 speed).
+// The bf16 micro-kernel products run on: "amx" (Intel AMX tiles), "avx512bf16" (VDPBF16PS) or
+// "emulated" (avx512bf16's bits at fp32 speed). The default is AHA_BF16_KERNEL when set, else the
+// fastest the CPU runs.
 const char* bf16_kernel();
-// Forces the emulation even where the CPU has AVX512-BF16 (tests compare the two).
-void set_bf16_force_emulation(bool on);
+// Chooses the kernel by name; fails naming `key` when the name is unknown or the CPU cannot run
+// it. Set it before work starts: a model's outputs under amx differ in the last bits from the
+// other two.
+void set_bf16_kernel(const std::string& name, const std::string& key = "AHA_BF16_KERNEL");
 
 // One operand of gemm_bf16: element (i, k) is p[i * ld + k], or p[k * ld + i] when trans.
 struct MatRef {

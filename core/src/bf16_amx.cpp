@@ -1,0 +1,111 @@
+// AMX micro-kernels for gemm_bf16 (see bf16_amx.h).
+#include "bf16_amx.h"
+
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__linux__)
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define AHA_AMX 1
+#endif
+
+namespace aha::bf16 {
+
+#if AHA_AMX
+
+namespace {
+
+// Linux keeps the 8 KiB tile state off until a process asks (arch_prctl ARCH_REQ_XCOMP_PERM for
+// XFEATURE_XTILEDATA); without the grant the first tile instruction raises SIGILL.
+constexpr int kArchReqXcompPerm = 0x1023;
+constexpr int kXfeatureXtiledata = 18;
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Every tile 16 rows of 64 bytes: 0-3 accumulators, 4-5 rows of a, 6-7 panels of b. A thread
+// loads the configuration once; nothing else in the process touches the tiles.
+thread_local bool t_configured = false;
+
+__attribute__((target("amx-tile"))) void configure() {
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = 16;
+    cfg.colsb[t] = 64;
+  }
+  _tile_loadconfig(&cfg);
+  t_configured = true;
+}
+
+// Tile numbers must be constants, hence one instantiation per shape.
+template <int RG, int NP>
+__attribute__((target("amx-tile,amx-bf16"))) void tile_kernel(const uint32_t* a, int64_t lda,
+                                                               int64_t pairs, const uint32_t* b,
+                                                               int64_t pstride, float* out) {
+  if (!t_configured) configure();
+  const int64_t a_bytes = lda * 4;
+  _tile_zero(0);
+  if (NP == 2) _tile_zero(1);
+  if (RG == 2) _tile_zero(2);
+  if (RG == 2 && NP == 2) _tile_zero(3);
+  for (int64_t p = 0; p < pairs; p += 16) {
+    _tile_loadd(4, a + p, a_bytes);
+    _tile_loadd(6, b + p * 16, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    if (NP == 2) {
+      _tile_loadd(7, b + pstride + p * 16, 64);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    if (RG == 2) {
+      _tile_loadd(5, a + 16 * lda + p, a_bytes);
+      _tile_dpbf16ps(2, 5, 6);
+      if (NP == 2) _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  const int64_t out_bytes = NP * 64;
+  _tile_stored(0, out, out_bytes);
+  if (NP == 2) _tile_stored(1, out + 16, out_bytes);
+  if (RG == 2) _tile_stored(2, out + 16 * NP * 16, out_bytes);
+  if (RG == 2 && NP == 2) _tile_stored(3, out + 16 * NP * 16 + 16, out_bytes);
+}
+
+bool request_tiles() {
+  if (__builtin_cpu_supports("amx-tile") == 0 || __builtin_cpu_supports("amx-bf16") == 0) {
+    return false;
+  }
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+
+}  // namespace
+
+bool amx_usable() {
+  static const bool ok = request_tiles();
+  return ok;
+}
+
+void amx_tile(int rg, int np, const uint32_t* a, int64_t lda, int64_t pairs, const uint32_t* b,
+              int64_t pstride, float* out) {
+  if (rg == 2) {
+    np == 2 ? tile_kernel<2, 2>(a, lda, pairs, b, pstride, out)
+            : tile_kernel<2, 1>(a, lda, pairs, b, pstride, out);
+  } else {
+    np == 2 ? tile_kernel<1, 2>(a, lda, pairs, b, pstride, out)
+            : tile_kernel<1, 1>(a, lda, pairs, b, pstride, out);
+  }
+}
+
+#else
+
+bool amx_usable() { return false; }
+// Never called: amx_usable() is false here.
+void amx_tile(int, int, const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, float*) {}
+
+#endif
+
+}  // namespace aha::bf16
