@@ -29,26 +29,32 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// Every tile 16 rows of 64 bytes: 0-3 accumulators, 4-5 rows of a, 6-7 panels of b. A thread
-// loads the configuration once; nothing else in the process touches the tiles.
-thread_local bool t_configured = false;
+// Tiles 0-3 accumulate, 4-5 hold rows of a, 6-7 panels of b, every row 64 bytes. The first row
+// group (tiles 0, 1, 4) has r1 rows, the second (2, 3, 5) r2: a tile of fewer than 16 rows
+// costs less (decode at batch 1 multiplies one row). A thread reloads the configuration only
+// when the rows change; nothing else in the process touches the tiles.
+thread_local int t_rows[2] = {0, 0};
 
-__attribute__((target("amx-tile"))) void configure() {
+__attribute__((target("amx-tile"))) void configure(int r1, int r2) {
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {
-    cfg.rows[t] = 16;
+    const bool second = t == 2 || t == 3 || t == 5;
+    cfg.rows[t] = uint8_t(t >= 6 ? 16 : second ? r2 : r1);
     cfg.colsb[t] = 64;
   }
   _tile_loadconfig(&cfg);
-  t_configured = true;
+  t_rows[0] = r1;
+  t_rows[1] = r2;
 }
 
 // Tile numbers must be constants, hence one instantiation per shape.
 template <int RG, int NP>
-__attribute__((target("amx-tile,amx-bf16"))) void tile_kernel(const uint32_t* a, int64_t lda,
-                                                               int64_t pairs, const uint32_t* b,
-                                                               int64_t pstride, float* out) {
-  if (!t_configured) configure();
+__attribute__((target("amx-tile,amx-bf16"))) void tile_kernel(int rows, const uint32_t* a,
+                                                               int64_t lda, int64_t pairs,
+                                                               const uint32_t* b, int64_t pstride,
+                                                               float* out) {
+  const int r1 = rows < 16 ? rows : 16, r2 = RG == 2 ? rows - 16 : 16;
+  if (t_rows[0] != r1 || t_rows[1] != r2) configure(r1, r2);
   const int64_t a_bytes = lda * 4;
   _tile_zero(0);
   if (NP == 2) _tile_zero(1);
@@ -89,14 +95,14 @@ bool amx_usable() {
   return ok;
 }
 
-void amx_tile(int rg, int np, const uint32_t* a, int64_t lda, int64_t pairs, const uint32_t* b,
+void amx_tile(int rows, int np, const uint32_t* a, int64_t lda, int64_t pairs, const uint32_t* b,
               int64_t pstride, float* out) {
-  if (rg == 2) {
-    np == 2 ? tile_kernel<2, 2>(a, lda, pairs, b, pstride, out)
-            : tile_kernel<2, 1>(a, lda, pairs, b, pstride, out);
+  if (rows > 16) {
+    np == 2 ? tile_kernel<2, 2>(rows, a, lda, pairs, b, pstride, out)
+            : tile_kernel<2, 1>(rows, a, lda, pairs, b, pstride, out);
   } else {
-    np == 2 ? tile_kernel<1, 2>(a, lda, pairs, b, pstride, out)
-            : tile_kernel<1, 1>(a, lda, pairs, b, pstride, out);
+    np == 2 ? tile_kernel<1, 2>(rows, a, lda, pairs, b, pstride, out)
+            : tile_kernel<1, 1>(rows, a, lda, pairs, b, pstride, out);
   }
 }
 

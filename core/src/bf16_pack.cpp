@@ -5,6 +5,7 @@
 #include "bf16_pack.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 namespace aha::bf16 {
@@ -50,6 +51,41 @@ inline uint32_t pair1(const MatRef& r, int64_t i, int64_t p, int64_t k) {
   return lo | (hi << 16);
 }
 
+// A 16 x 16 block of words transposed in registers: four rounds, each swapping the
+// off-diagonal h x h sub-blocks of every 2h x 2h block (h = 8, 4, 2, 1) with one two-source
+// shuffle per row. 64 shuffles instead of 256 scalar loads and stores.
+template <int H>
+inline void swap_blocks(U16* x) {
+  static constexpr auto masks = [] {
+    std::array<std::array<uint32_t, kLanes>, 2> m{};
+    for (int c = 0; c < kLanes; ++c) {
+      m[0][c] = (c & H) ? kLanes + c - H : c;
+      m[1][c] = (c & H) ? kLanes + c : c + H;
+    }
+    return m;
+  }();
+  U16 lo, hi;
+  std::memcpy(&lo, masks[0].data(), sizeof(lo));
+  std::memcpy(&hi, masks[1].data(), sizeof(hi));
+  for (int i = 0; i < kLanes; ++i) {
+    if (i & H) continue;
+    const U16 a = x[i], b = x[i + H];
+    x[i] = __builtin_shuffle(a, b, lo);
+    x[i + H] = __builtin_shuffle(a, b, hi);
+  }
+}
+
+// dst[c * dst_stride + r] = src[r * 16 + c] for r < rows (16 rows readable), c < cols.
+inline void transpose16(const uint32_t* src, int64_t cols, uint32_t* dst, int64_t dst_stride) {
+  U16 x[kLanes];
+  std::memcpy(x, src, sizeof(x));
+  swap_blocks<8>(x);
+  swap_blocks<4>(x);
+  swap_blocks<2>(x);
+  swap_blocks<1>(x);
+  for (int64_t c = 0; c < cols; ++c) std::memcpy(dst + c * dst_stride, &x[c], sizeof(U16));
+}
+
 // A contiguous source row of k values -> kp pairs (the bf16 values in order, zero-padded).
 void row_pairs(const float* src, int64_t k, uint32_t* dst) {
   uint16_t* h = reinterpret_cast<uint16_t*>(dst);
@@ -86,29 +122,33 @@ void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out
     for (int64_t i = i0; i < i1; ++i) row_pairs(r.p + i * r.ld, k, out + (i - i0) * stride);
     return;
   }
-  // Transposed: 16 rows at a time are 16 contiguous values of two source rows per pair.
+  // Transposed: 16 rows at a time are 16 contiguous values of two source rows per pair. Rows
+  // inner, so the 32 source rows of a block of pairs are read along their length (64 bytes a
+  // row per block of rows would leave every read a cache miss).
   alignas(64) uint32_t blk[kLanes * kLanes];
-  for (int64_t b0 = i0; b0 < i1; b0 += kLanes) {
-    const int64_t nr = std::min<int64_t>(kLanes, i1 - b0);
-    for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
-      const int64_t np = std::min<int64_t>(kLanes, kp - p0);
+  for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
+    const int64_t np = std::min<int64_t>(kLanes, kp - p0);
+    for (int64_t b0 = i0; b0 < i1; b0 += kLanes) {
+      const int64_t nr = std::min<int64_t>(kLanes, i1 - b0);
       interleave(r, b0, nr, p0, np, k, blk, kLanes);  // blk[pp * 16 + row]
-      for (int64_t row = 0; row < nr; ++row) {
-        uint32_t* o = out + (b0 + row - i0) * stride + p0;
-        for (int64_t pp = 0; pp < np; ++pp) o[pp] = blk[pp * kLanes + row];
+      uint32_t* o = out + (b0 - i0) * stride + p0;
+      if (np == kLanes) {
+        transpose16(blk, nr, o, stride);  // rows past nr are not written
+      } else {
+        for (int64_t row = 0; row < nr; ++row) {
+          for (int64_t pp = 0; pp < np; ++pp) o[row * stride + pp] = blk[pp * kLanes + row];
+        }
       }
     }
   }
 }
 
-void pack_panel(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out) {
+namespace {
+
+// Panel q of a row-major r: each of the 16 rows converts 16 pairs into a block, written out
+// transposed.
+void pack_panel_rows(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
-  std::fill(out + kp * kLanes, out + pair_stride(k) * kLanes, 0u);
-  if (r.trans) {
-    interleave(r, j0, nc, 0, kp, k, out, kLanes);
-    return;
-  }
-  // Row-major: each of the 16 rows converts 16 pairs into a block, written out transposed.
   alignas(64) uint32_t blk[kLanes * kLanes];
   for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
     const int64_t np = std::min<int64_t>(kLanes, kp - p0);
@@ -122,8 +162,34 @@ void pack_panel(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out)
         for (int64_t pp = 0; pp < np; ++pp) row[pp] = pair1(r, j0 + c, p0 + pp, k);
       }
     }
+    if (np == kLanes) {
+      transpose16(blk, kLanes, out + p0 * kLanes, kLanes);
+      continue;
+    }
     for (int64_t pp = 0; pp < np; ++pp) {
       for (int64_t c = 0; c < kLanes; ++c) out[(p0 + pp) * kLanes + c] = blk[c * kLanes + pp];
+    }
+  }
+}
+
+}  // namespace
+
+void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, uint32_t* out) {
+  const int64_t kp = (k + 1) / 2, pstride = pair_stride(k) * kLanes;
+  for (int64_t q = q0; q < q1; ++q) {
+    uint32_t* o = out + (q - q0) * pstride;
+    std::fill(o + kp * kLanes, o + pstride, 0u);
+  }
+  if (!r.trans) {
+    for (int64_t q = q0; q < q1; ++q) pack_panel_rows(r, q, n, k, out + (q - q0) * pstride);
+    return;
+  }
+  // Transposed: a pair interleaves two source rows. Panels inner, for the reason of pack_rows.
+  for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
+    const int64_t np = std::min<int64_t>(kLanes, kp - p0);
+    for (int64_t q = q0; q < q1; ++q) {
+      const int64_t j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
+      interleave(r, j0, nc, p0, np, k, out + (q - q0) * pstride + p0 * kLanes, kLanes);
     }
   }
 }

@@ -23,8 +23,9 @@ inline int64_t pair_stride(int64_t k) {
 // half and r(i, 2p + 1) (0 past k) in its high half.
 void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out);
 
-// Panel q: columns 16q .. 16q + 15 of r's rows (r(j, .) for j in the panel) as
-// [pair_stride(k)][16], columns past n zero.
-void pack_panel(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out);
+// Panels [q0, q1), one every pair_stride(k) * 16 words of out: panel q holds columns
+// 16q .. 16q + 15 of r's rows (r(j, .) for j in the panel) as [pair_stride(k)][16], columns past
+// n zero.
+void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, uint32_t* out);
 
 }  // namespace aha::bf16

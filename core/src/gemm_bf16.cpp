@@ -123,7 +123,7 @@ class Scratch {
 };
 
 using bf16::kLanes;
-using bf16::pack_panel;
+using bf16::pack_panels;
 using bf16::pack_rows;
 
 // ---- micro-kernels: out[r][v * 16 + c] = the tile's sums ----
@@ -235,7 +235,7 @@ Micro pick(int rows, int panels, bool hw) {
 struct Job {
   int64_t m, n, k, kp, n_panels;
   int64_t stride;      // pair_stride(k): pairs per packed row and per panel
-  const uint32_t* ap;  // [m + 16][stride], the 16 rows past m zero
+  const uint32_t* ap;  // [m][stride]
   const uint32_t* bp;  // [n_panels][stride][16]
   float* c;
   int64_t ldc;
@@ -254,6 +254,20 @@ void store_tile(const Job& j, const float* tile, int64_t i, int rows, int64_t q,
       const int64_t c0 = (q + v) * kLanes;
       const int64_t nc = std::min<int64_t>(kLanes, j.n - c0);
       const float* s = tile + (r * panels + v) * kLanes;
+      if (nc == kLanes) {  // whole panel: the same adds, 16 lanes at a time
+        V16 y, t;
+        std::memcpy(&y, s, sizeof(y));
+        if (j.accumulate) {
+          std::memcpy(&t, cr + c0, sizeof(t));
+          y = t + y;
+        }
+        if (j.bias != nullptr) {
+          std::memcpy(&t, j.bias + c0, sizeof(t));
+          y = y + t;
+        }
+        std::memcpy(cr + c0, &y, sizeof(y));
+        continue;
+      }
       for (int64_t c = 0; c < nc; ++c) {
         float y = j.accumulate ? cr[c0 + c] + s[c] : s[c];
         if (j.bias != nullptr) y += j.bias[c0 + c];
@@ -277,9 +291,8 @@ void run_block(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
       const uint32_t* b = j.bp + q * pstride;
       int rows;
       if (amx) {
-        // A tile of 16 rows past i1 reads other rows (or the zero padding) and stores none.
         rows = int(std::min<int64_t>(kAmxRows, i1 - i));
-        bf16::amx_tile(rows > 16 ? 2 : 1, panels, a, j.stride, j.stride, b, pstride, tile);
+        bf16::amx_tile(rows, panels, a, j.stride, j.stride, b, pstride, tile);
       } else {
         rows = tile_rows(i1 - i);
         pick(rows, panels, j.kernel == Kernel::hw)(a, j.stride, j.kp, b, pstride, tile);
@@ -367,12 +380,8 @@ constexpr int64_t kRowBlock = 64, kPanelBlock = 4 * kNV;
 
 bool small(int64_t m, int64_t n, int64_t k) { return m * n * k < (int64_t{1} << 18); }
 
-// Rows of a past m that a 16-row AMX tile may read: zero.
-constexpr int64_t kPadRows = 16;
-
 void pack_a(const MatRef& a, int64_t m, int64_t k, uint32_t* ap, bool parallel) {
   const int64_t stride = bf16::pair_stride(k);
-  std::fill(ap + m * stride, ap + (m + kPadRows) * stride, 0u);
   if (!parallel) {
     pack_rows(a, 0, m, k, ap);
     return;
@@ -386,11 +395,11 @@ void pack_a(const MatRef& a, int64_t m, int64_t k, uint32_t* ap, bool parallel) 
 void pack_b(const MatRef& b, int64_t n, int64_t k, uint32_t* bp, bool parallel) {
   const int64_t pstride = bf16::pair_stride(k) * kLanes, n_panels = (n + kLanes - 1) / kLanes;
   if (!parallel) {
-    for (int64_t q = 0; q < n_panels; ++q) pack_panel(b, q, n, k, bp + q * pstride);
+    pack_panels(b, 0, n_panels, n, k, bp);
     return;
   }
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_panels, 4), [&](const auto& r) {
-    for (int64_t q = r.begin(); q < r.end(); ++q) pack_panel(b, q, n, k, bp + q * pstride);
+    pack_panels(b, r.begin(), r.end(), n, k, bp + r.begin() * pstride);
   });
 }
 
@@ -415,7 +424,7 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, in
   const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
   const int64_t n_panels = (n + kLanes - 1) / kLanes;
   const bool parallel = !serial && !small(m, n, k);
-  Scratch ap(size_t((m + kPadRows) * stride)), bp(size_t(n_panels * stride * kLanes));
+  Scratch ap(size_t(m * stride)), bp(size_t(n_panels * stride * kLanes));
   pack_a(a, m, k, ap.data(), parallel);
   pack_b(b, n, k, bp.data(), parallel);
   run({m, n, k, kp, n_panels, stride, ap.data(), bp.data(), c, ldc, accumulate, bias, kernel()},
@@ -440,7 +449,7 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
     tbb::this_task_arena::isolate([&] { pack_b({w, k, false}, n, k, e->words.get(), !serial); });
   });
   const bool parallel = !serial && !small(m, n, k);
-  Scratch ap(size_t((m + kPadRows) * stride));
+  Scratch ap(size_t(m * stride));
   pack_a({x, ldx, false}, m, k, ap.data(), parallel);
   run({m, n, k, kp, n_panels, stride, ap.data(), e->words.get(), y, ldy, accumulate, bias,
        kernel()},
