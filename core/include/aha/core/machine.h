@@ -1,6 +1,6 @@
 // What the machine offers beyond aha's own kernels, for benchmarks: the linked BLAS called
-// directly on its own threads (the reference aha's tiles are measured against), and CPU
-// features aha detects but does not use yet.
+// directly on its own threads (the reference aha's tiles are measured against), and the CPU
+// features benchmarks print.
 #pragma once
 
 #include <cstdint>
@@ -16,7 +16,8 @@ bool gemm_blas_direct(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
                       int threads);
 
 // True when the CPU has AMX tiles with bf16 (Intel Sapphire Rapids and later), checked at run
-// time. No kernel of aha uses AMX yet: the bf16 kernel runs AVX512-BF16 or its emulation.
+// time. The bf16 GEMM then runs on them by default (bf16_kernel() in gemm_bf16.h says which
+// kernel runs; Linux must also grant the tile state, which it checks itself).
 bool cpu_has_amx_bf16();
 
 }  // namespace aha
