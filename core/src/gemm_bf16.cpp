@@ -4,7 +4,9 @@
 // a(i, 2p) in its low half and a(i, 2p+1) in its high half, the layout VDPBF16PS reads from a
 // broadcast), b into panels of 16 columns, pair-interleaved ([panel][pair][16 columns]). A
 // micro-tile of MR rows by NV panels keeps MR * NV accumulators in registers across the whole k
-// range, so each output is summed in k order no matter which tile computes it. Packing costs
+// range, so each output is summed in k order no matter which tile computes it; under AMX
+// (bf16_amx.h) a micro-tile is 32 rows by 2 panels in tile registers, the same layouts loaded as
+// tiles, their pairs at a stride of whole 16-pair blocks (bf16_pack.h). Packing costs
 // O((m + n) k) against the product's O(m n k); decode, whose m is small, reuses its weights'
 // packed copies through a WeightCache.
 #include "aha/core/gemm_bf16.h"
