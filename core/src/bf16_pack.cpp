@@ -8,6 +8,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__AVX512BF16__)
+#include <immintrin.h>
+#endif
+
 namespace aha::bf16 {
 
 namespace {
@@ -19,6 +23,12 @@ typedef uint16_t H16 __attribute__((vector_size(32)));
 
 // 16 floats -> their bf16 bits in the low half of each lane (to_bf16, lane-wise).
 inline U16 cvt(const float* src) {
+#if defined(__AVX512BF16__)
+  // Built for a CPU with AVX512-BF16: VCVTNEPS2BF16 rounds exactly as to_bf16 (nearest even,
+  // subnormals to signed zero, NaN quieted by setting bit 6), without consulting MXCSR.
+  const __m256bh h = _mm512_cvtneps_pbh(_mm512_loadu_ps(src));
+  return (U16)_mm512_cvtepu16_epi32((__m256i)h);
+#else
   U16 u;
   std::memcpy(&u, src, sizeof(u));
   const U16 rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
@@ -26,6 +36,7 @@ inline U16 cvt(const float* src) {
   const U16 sub = (U16)((u & 0x7f800000u) == 0u);
   const U16 special = (nan & ((u >> 16) | 0x40u)) | (sub & ((u >> 16) & 0x8000u));
   return (special & (nan | sub)) | (rounded & ~(nan | sub));
+#endif
 }
 
 // The same for n < 16 values (the rest read as zero).

@@ -107,6 +107,71 @@ TEST(Bf16, RoundingIsNearestEvenAndFlushesSubnormals) {
   EXPECT_TRUE(std::isinf(from_bf16(to_bf16(3.4e38f))));  // rounds past the largest bf16
 }
 
+float from_bits(uint32_t u) {
+  float x;
+  std::memcpy(&x, &u, 4);
+  return x;
+}
+
+// The packing (vectorised, by instruction where the build's CPU converts to bf16) rounds every
+// operand as to_bf16 does: ties to even, subnormals to zero, overflow to infinity, NaN kept. Through products with the identity, for both operands and every layout, at widths that
+// take the whole-vector and the tail conversions.
+TEST(Bf16, PackingRoundsLikeToBf16) {
+  const std::vector<uint32_t> finite = {0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f80ffffu,
+                                        0x00000001u, 0x807fffffu, 0x7f7f0000u, 0xbf7fffffu,
+                                        0x40490fdbu, 0x00800000u, 0x80000000u, 0x3eaaaaabu};
+  for (int64_t k : {16, 32, 35}) {
+    const int64_t m = 20;
+    std::vector<float> a(size_t(m * k)), eye(size_t(k * k), 0.0f);
+    for (int64_t i = 0; i < m * k; ++i) {  // the values with either sign
+      a[i] = from_bits(finite[size_t(i) % finite.size()] ^ (uint32_t(i / 7) << 31));
+    }
+    for (int64_t q = 0; q < k; ++q) eye[q * k + q] = 1.0f;
+    std::vector<float> at(a.size());
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t q = 0; q < k; ++q) at[q * m + i] = a[i * k + q];
+    }
+    for (int layout = 0; layout < 4; ++layout) {
+      const bool ta = layout & 1, swap = layout & 2;
+      MatRef ra{ta ? at.data() : a.data(), ta ? m : k, ta}, re{eye.data(), k, false};
+      std::vector<float> c(size_t(m * k));
+      if (swap) {  // c^T = I a^T: a is the second operand
+        gemm_bf16(k, m, k, re, ra, c.data(), m, false, nullptr);
+      } else {
+        gemm_bf16(m, k, k, ra, re, c.data(), k, false, nullptr);
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t q = 0; q < k; ++q) {
+          const float got = swap ? c[q * m + i] : c[i * k + q];
+          const float want = round_bf16(a[i * k + q]);
+          // A zero's sign is lost to the sum (-0 + 0 = +0), so zeros compare as values.
+          if (want == 0.0f) {
+            ASSERT_EQ(got, 0.0f) << "k " << k << " layout " << layout << " at " << i << "," << q;
+            continue;
+          }
+          ASSERT_EQ(std::memcmp(&got, &want, 4), 0)
+              << "k " << k << " layout " << layout << " at " << i << "," << q << ": " << got
+              << " for " << want;
+        }
+      }
+    }
+  }
+  // Non-finite values poison their row (x * 0 is NaN); the row must be NaN or infinite, and a
+  // value that rounds past the largest bf16 gives infinity on the diagonal's row.
+  for (float v : {std::nanf(""), -std::nanf(""), from_bits(0x7f7fffffu), INFINITY}) {
+    const int64_t k = 32;
+    std::vector<float> a(size_t(k), 1.0f), one(size_t(k), 0.0f), c(1);
+    a[5] = v;
+    one[5] = 1.0f;
+    gemm_bf16(1, 1, k, {a.data(), k, false}, {one.data(), k, false}, c.data(), 1, false, nullptr);
+    if (std::isnan(v)) {
+      EXPECT_TRUE(std::isnan(c[0])) << v;
+    } else {
+      EXPECT_EQ(c[0], INFINITY) << v;  // 1 * inf, plus exact zeros
+    }
+  }
+}
+
 // Every layout, odd k and tails of rows and columns give exactly the documented sums.
 TEST(Bf16, GemmIsTheDocumentedSumForEveryLayoutAndTail) {
   std::printf("bf16 kernel on this CPU: %s\n", bf16_kernel());
