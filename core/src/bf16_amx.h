@@ -17,9 +17,10 @@ namespace aha::bf16 {
 // request it); false on CPUs without AMX-BF16 or where the request fails.
 bool amx_usable();
 
-// out[r][v][16] (`rows` rows, 1 to 32; np panels, 1 or 2) = the sums over `pairs` pairs (a
-// multiple of 16) of the rows of a (every `lda` words) and np panels of b (every `pstride` words).
+// out[r * ldo + v * 16 + c] (`rows` rows, 1 to 32; np panels, 1 or 2) = the sums over `pairs`
+// pairs (a multiple of 16) of the rows of a (every `lda` words) and np panels of b (every
+// `pstride` words).
 void amx_tile(int rows, int np, const uint32_t* a, int64_t lda, int64_t pairs, const uint32_t* b,
-              int64_t pstride, float* out);
+              int64_t pstride, float* out, int64_t ldo);
 
 }  // namespace aha::bf16

@@ -279,26 +279,65 @@ void store_tile(const Job& j, const float* tile, int64_t i, int rows, int64_t q,
   }
 }
 
-// Rows [i0, i1) by panels [q0, q1).
-void run_block(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
-  alignas(64) float tile[kAmxRows * kAmxPanels * kLanes];
-  static_assert(kAmxRows * kAmxPanels >= kMR * kNV);
+// Rows [i0, i1) by panels [q0, q1) on AMX. A tile whose sums are c's values (no accumulate,
+// no bias, whole panels) is stored straight into c. Any other is stored to a buffer and written
+// after the next tile's instructions are issued: reading a buffer the tile unit has just stored
+// waits for those stores, and the tile unit works on meanwhile.
+void run_block_amx(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
+  constexpr int64_t kTile = kAmxRows * kAmxPanels * kLanes;
+  alignas(64) float bufs[2][kTile];
   const int64_t pstride = j.stride * kLanes;
-  const bool amx = j.kernel == Kernel::amx;
-  const int step = amx ? kAmxPanels : kNV;
-  for (int64_t q = q0; q < q1; q += step) {
-    const int panels = int(std::min<int64_t>(step, q1 - q));
+  const bool direct = !j.accumulate && j.bias == nullptr;
+  struct Pending {
+    const float* tile = nullptr;
+    int64_t i = 0, q = 0;
+    int rows = 0, panels = 0;
+  } pending;
+  int cur = 0;
+  for (int64_t q = q0; q < q1; q += kAmxPanels) {
+    const int panels = int(std::min<int64_t>(kAmxPanels, q1 - q));
+    const bool whole = (q + panels) * kLanes <= j.n;
     for (int64_t i = i0; i < i1;) {
+      const int rows = int(std::min<int64_t>(kAmxRows, i1 - i));
       const uint32_t* a = j.ap + i * j.stride;
       const uint32_t* b = j.bp + q * pstride;
-      int rows;
-      if (amx) {
-        rows = int(std::min<int64_t>(kAmxRows, i1 - i));
-        bf16::amx_tile(rows, panels, a, j.stride, j.stride, b, pstride, tile);
+      if (direct && whole) {
+        bf16::amx_tile(rows, panels, a, j.stride, j.stride, b, pstride,
+                       j.c + i * j.ldc + q * kLanes, j.ldc);
       } else {
-        rows = tile_rows(i1 - i);
-        pick(rows, panels, j.kernel == Kernel::hw)(a, j.stride, j.kp, b, pstride, tile);
+        bf16::amx_tile(rows, panels, a, j.stride, j.stride, b, pstride, bufs[cur],
+                       panels * kLanes);
       }
+      if (pending.tile != nullptr) {
+        store_tile(j, pending.tile, pending.i, pending.rows, pending.q, pending.panels);
+        pending.tile = nullptr;
+      }
+      if (!(direct && whole)) {
+        pending = {bufs[cur], i, q, rows, panels};
+        cur ^= 1;
+      }
+      i += rows;
+    }
+  }
+  if (pending.tile != nullptr) {
+    store_tile(j, pending.tile, pending.i, pending.rows, pending.q, pending.panels);
+  }
+}
+
+// Rows [i0, i1) by panels [q0, q1).
+void run_block(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
+  if (j.kernel == Kernel::amx) {
+    run_block_amx(j, i0, i1, q0, q1);
+    return;
+  }
+  alignas(64) float tile[kMR * kNV * kLanes];
+  const int64_t pstride = j.stride * kLanes;
+  for (int64_t q = q0; q < q1; q += kNV) {
+    const int panels = int(std::min<int64_t>(kNV, q1 - q));
+    for (int64_t i = i0; i < i1;) {
+      const int rows = tile_rows(i1 - i);
+      pick(rows, panels, j.kernel == Kernel::hw)(j.ap + i * j.stride, j.stride, j.kp,
+                                                 j.bp + q * pstride, pstride, tile);
       store_tile(j, tile, i, rows, q, panels);
       i += rows;
     }
