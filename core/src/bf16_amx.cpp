@@ -30,9 +30,11 @@ struct alignas(64) TileConfig {
 };
 
 // Tiles 0-3 accumulate, 4-5 hold rows of a, 6-7 panels of b, every row 64 bytes. The first row
-// group (tiles 0, 1, 4) has r1 rows, the second (2, 3, 5) r2: a tile of fewer than 16 rows
-// costs less (decode at batch 1 multiplies one row). A thread reloads the configuration only
-// when the rows change; nothing else in the process touches the tiles.
+// group (tiles 0, 1, 4) has r1 rows, the second (2, 3, 5) r2: a tile holds only the rows it
+// computes (decode at batch 1 multiplies one row; a 16-row tile of a would load 16 cache lines
+// for it, while TDPBF16PS takes as long for one row as for 16). Loading a configuration costs
+// about 200 cycles, so a thread keeps its configuration until the rows change; nothing else in
+// the process touches the tiles.
 thread_local int t_rows[2] = {0, 0};
 
 __attribute__((target("amx-tile"))) void configure(int r1, int r2) {

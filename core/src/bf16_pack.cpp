@@ -86,7 +86,7 @@ inline void swap_blocks(U16* x) {
   }
 }
 
-// dst[c * dst_stride + r] = src[r * 16 + c] for r < rows (16 rows readable), c < cols.
+// dst[c * dst_stride + r] = src[r * 16 + c] for the 16 rows r of src and its first cols columns.
 inline void transpose16(const uint32_t* src, int64_t cols, uint32_t* dst, int64_t dst_stride) {
   U16 x[kLanes];
   std::memcpy(x, src, sizeof(x));
