@@ -1,7 +1,7 @@
 // AMX micro-kernels for gemm_bf16 (see bf16_amx.h).
 #include "bf16_amx.h"
 
-#include <cstring>
+#include "aha/core/machine.h"
 
 #if defined(__x86_64__) && defined(__linux__)
 #include <immintrin.h>
@@ -84,10 +84,8 @@ __attribute__((target("amx-tile,amx-bf16"))) void tile_kernel(int rows, const ui
 }
 
 bool request_tiles() {
-  if (__builtin_cpu_supports("amx-tile") == 0 || __builtin_cpu_supports("amx-bf16") == 0) {
-    return false;
-  }
-  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  return cpu_has_amx_bf16() &&
+         syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
 }
 
 }  // namespace

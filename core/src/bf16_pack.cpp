@@ -125,31 +125,26 @@ void interleave(const MatRef& r, int64_t col0, int64_t nc, int64_t p0, int64_t n
 
 void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, stride = pair_stride(k);
-  for (int64_t i = i0; i < i1; ++i) {
-    uint32_t* o = out + (i - i0) * stride;
-    std::fill(o + kp, o + stride, 0u);
-  }
   if (!r.trans) {
-    for (int64_t i = i0; i < i1; ++i) row_pairs(r.p + i * r.ld, k, out + (i - i0) * stride);
+    for (int64_t i = i0; i < i1; ++i) {
+      uint32_t* o = out + (i - i0) * stride;
+      row_pairs(r.p + i * r.ld, k, o);
+      std::fill(o + kp, o + stride, 0u);
+    }
     return;
   }
   // Transposed: 16 rows at a time are 16 contiguous values of two source rows per pair. Rows
   // inner, so the 32 source rows of a block of pairs are read along their length (64 bytes a
-  // row per block of rows would leave every read a cache miss).
+  // row per block of rows would leave every read a cache miss). The last block's pairs past kp
+  // are zero: they are the padding up to the stride.
   alignas(64) uint32_t blk[kLanes * kLanes];
   for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
     const int64_t np = std::min<int64_t>(kLanes, kp - p0);
     for (int64_t b0 = i0; b0 < i1; b0 += kLanes) {
       const int64_t nr = std::min<int64_t>(kLanes, i1 - b0);
       interleave(r, b0, nr, p0, np, k, blk, kLanes);  // blk[pp * 16 + row]
-      uint32_t* o = out + (b0 - i0) * stride + p0;
-      if (np == kLanes) {
-        transpose16(blk, nr, o, stride);  // rows past nr are not written
-      } else {
-        for (int64_t row = 0; row < nr; ++row) {
-          for (int64_t pp = 0; pp < np; ++pp) o[row * stride + pp] = blk[pp * kLanes + row];
-        }
-      }
+      std::fill(blk + np * kLanes, blk + kLanes * kLanes, 0u);
+      transpose16(blk, nr, out + (b0 - i0) * stride + p0, stride);  // rows past nr unwritten
     }
   }
 }
@@ -157,7 +152,7 @@ void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out
 namespace {
 
 // Panel q of a row-major r: each of the 16 rows converts 16 pairs into a block, written out
-// transposed.
+// transposed; the last block's pairs past kp are zero, the padding up to the stride.
 void pack_panel_rows(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
   alignas(64) uint32_t blk[kLanes * kLanes];
@@ -171,15 +166,10 @@ void pack_panel_rows(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t*
         row_pairs(r.p + (j0 + c) * r.ld + 2 * p0, 2 * kLanes, row);
       } else {
         for (int64_t pp = 0; pp < np; ++pp) row[pp] = pair1(r, j0 + c, p0 + pp, k);
+        std::fill(row + np, row + kLanes, 0u);
       }
     }
-    if (np == kLanes) {
-      transpose16(blk, kLanes, out + p0 * kLanes, kLanes);
-      continue;
-    }
-    for (int64_t pp = 0; pp < np; ++pp) {
-      for (int64_t c = 0; c < kLanes; ++c) out[(p0 + pp) * kLanes + c] = blk[c * kLanes + pp];
-    }
+    transpose16(blk, kLanes, out + p0 * kLanes, kLanes);
   }
 }
 
@@ -187,13 +177,13 @@ void pack_panel_rows(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t*
 
 void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, pstride = pair_stride(k) * kLanes;
-  for (int64_t q = q0; q < q1; ++q) {
-    uint32_t* o = out + (q - q0) * pstride;
-    std::fill(o + kp * kLanes, o + pstride, 0u);
-  }
   if (!r.trans) {
     for (int64_t q = q0; q < q1; ++q) pack_panel_rows(r, q, n, k, out + (q - q0) * pstride);
     return;
+  }
+  for (int64_t q = q0; q < q1; ++q) {
+    uint32_t* o = out + (q - q0) * pstride;
+    std::fill(o + kp * kLanes, o + pstride, 0u);
   }
   // Transposed: a pair interleaves two source rows. Panels inner, for the reason of pack_rows.
   for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {

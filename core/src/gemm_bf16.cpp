@@ -296,12 +296,12 @@ void run_block_amx(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1)
   int cur = 0;
   for (int64_t q = q0; q < q1; q += kAmxPanels) {
     const int panels = int(std::min<int64_t>(kAmxPanels, q1 - q));
-    const bool whole = (q + panels) * kLanes <= j.n;
+    const bool into_c = direct && (q + panels) * kLanes <= j.n;  // whole panels
     for (int64_t i = i0; i < i1;) {
       const int rows = int(std::min<int64_t>(kAmxRows, i1 - i));
       const uint32_t* a = j.ap + i * j.stride;
       const uint32_t* b = j.bp + q * pstride;
-      if (direct && whole) {
+      if (into_c) {
         bf16::amx_tile(rows, panels, a, j.stride, j.stride, b, pstride,
                        j.c + i * j.ldc + q * kLanes, j.ldc);
       } else {
@@ -312,7 +312,7 @@ void run_block_amx(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1)
         store_tile(j, pending.tile, pending.i, pending.rows, pending.q, pending.panels);
         pending.tile = nullptr;
       }
-      if (!(direct && whole)) {
+      if (!into_c) {
         pending = {bufs[cur], i, q, rows, panels};
         cur ^= 1;
       }

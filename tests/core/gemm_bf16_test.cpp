@@ -47,6 +47,15 @@ class KernelScope {
   std::string prev_;
 };
 
+// a (rows x cols, row-major) transposed.
+std::vector<float> transposed(const std::vector<float>& a, int64_t rows, int64_t cols) {
+  std::vector<float> t(a.size());
+  for (int64_t i = 0; i < rows; ++i) {
+    for (int64_t q = 0; q < cols; ++q) t[q * rows + i] = a[i * cols + q];
+  }
+  return t;
+}
+
 // Calls f(m, n, k, a, b, layout, c, bias) for every layout of a and b, odd k and tails of rows
 // and columns (shapes past one AMX tile of 32 rows and 16 pairs included), with c = 0.5 + a b^T
 // + bias accumulated.
@@ -56,13 +65,7 @@ void for_every_layout_and_tail(F&& check) {
     for (int64_t n : {1, 17, 48, 100}) {
       for (int64_t k : {1, 2, 7, 64, 129}) {
         auto a = randn(size_t(m * k), 1), b = randn(size_t(n * k), 2), bias = randn(size_t(n), 3);
-        std::vector<float> at(a.size()), bt(b.size());
-        for (int64_t i = 0; i < m; ++i) {
-          for (int64_t q = 0; q < k; ++q) at[q * m + i] = a[i * k + q];
-        }
-        for (int64_t j = 0; j < n; ++j) {
-          for (int64_t q = 0; q < k; ++q) bt[q * n + j] = b[j * k + q];
-        }
+        const auto at = transposed(a, m, k), bt = transposed(b, n, k);
         for (int layout = 0; layout < 4; ++layout) {
           const bool ta = layout & 1, tb = layout & 2;
           MatRef ra{ta ? at.data() : a.data(), ta ? m : k, ta};
@@ -114,8 +117,9 @@ float from_bits(uint32_t u) {
 }
 
 // The packing (vectorised, by instruction where the build's CPU converts to bf16) rounds every
-// operand as to_bf16 does: ties to even, subnormals to zero, overflow to infinity, NaN kept. Through products with the identity, for both operands and every layout, at widths that
-// take the whole-vector and the tail conversions.
+// operand as to_bf16 does: ties to even, subnormals to zero, overflow to infinity, NaN kept.
+// Through products with the identity, for both operands and every layout, at widths that take
+// the whole-vector and the tail conversions.
 TEST(Bf16, PackingRoundsLikeToBf16) {
   const std::vector<uint32_t> finite = {0x3f808000u, 0x3f818000u, 0x3f808001u, 0x3f80ffffu,
                                         0x00000001u, 0x807fffffu, 0x7f7f0000u, 0xbf7fffffu,
@@ -127,10 +131,7 @@ TEST(Bf16, PackingRoundsLikeToBf16) {
       a[i] = from_bits(finite[size_t(i) % finite.size()] ^ (uint32_t(i / 7) << 31));
     }
     for (int64_t q = 0; q < k; ++q) eye[q * k + q] = 1.0f;
-    std::vector<float> at(a.size());
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t q = 0; q < k; ++q) at[q * m + i] = a[i * k + q];
-    }
+    const auto at = transposed(a, m, k);
     for (int layout = 0; layout < 4; ++layout) {
       const bool ta = layout & 1, swap = layout & 2;
       MatRef ra{ta ? at.data() : a.data(), ta ? m : k, ta}, re{eye.data(), k, false};
