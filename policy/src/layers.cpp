@@ -140,21 +140,21 @@ template <typename T>
 void row_stats(const T* logits, int vocab, double inv_temp, double& lse, double& entropy) {
   double mx = -std::numeric_limits<double>::infinity();
   for (int j = 0; j < vocab; ++j) mx = std::max(mx, logits[j] * inv_temp);
-  // The exponentials a block at a time (a loop that vectorises), then the sums in order.
+  // The exponentials a block at a time (a loop that vectorises), then the sums as the sampler's
+  // log_sum_exp sums them (LaneSum), so that both give one lse for one row.
   constexpr int kBlock = 256;
-  double e[kBlock];
+  double e[kBlock], pz[kBlock];
   const VecExp<double> vexp;
-  double sum = 0, sum_pz = 0;
+  LaneSum sum, sum_pz;
   for (int j0 = 0; j0 < vocab; j0 += kBlock) {
     const int m = std::min(kBlock, vocab - j0);
     for (int j = 0; j < m; ++j) e[j] = vexp(logits[j0 + j] * inv_temp - mx);
-    for (int j = 0; j < m; ++j) {
-      sum += e[j];
-      sum_pz += e[j] * (logits[j0 + j] * inv_temp);
-    }
+    for (int j = 0; j < m; ++j) pz[j] = e[j] * (logits[j0 + j] * inv_temp);
+    sum.add(e, m);
+    sum_pz.add(pz, m);
   }
-  lse = mx + std::log(sum);
-  entropy = lse - sum_pz / sum;
+  lse = mx + std::log(sum.total());
+  entropy = lse - sum_pz.total() / sum.total();
 }
 
 // log-sum-exp of logits / temperature over a kept set only.

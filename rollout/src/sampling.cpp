@@ -48,6 +48,54 @@ inline double exp_or_zero(const VecExp<double>& vexp, double x) {
   return x < -708.0 ? 0.0 : vexp(x);
 }
 
+typedef float F16 __attribute__((vector_size(64)));
+
+// The index of z's first largest (want_max) or first smallest value, as std::max_element and
+// std::min_element give it: the extreme 16 lanes at a time, then the first value equal to it.
+// Those scalar loops (one compare and one conditional move each, every one waiting on the last)
+// were half of a sampled token's cost. Ties of -0 and +0 fall to the first, as there; with a NaN
+// the library's loops run instead.
+int first_extreme(const float* z, int n, bool want_max) {
+  auto library = [&] {
+    return static_cast<int>((want_max ? std::max_element(z, z + n) : std::min_element(z, z + n)) -
+                            z);
+  };
+  const int whole = n / 16 * 16;
+  if (whole == 0) return library();
+  typedef int32_t I16 __attribute__((vector_size(64)));
+  F16 m;
+  std::memcpy(&m, z, sizeof(m));
+  I16 nan = m != m;
+  for (int i = 16; i < whole; i += 16) {
+    F16 v;
+    std::memcpy(&v, z + i, sizeof(v));
+    m = want_max ? (m < v ? v : m) : (v < m ? v : m);
+    nan |= v != v;
+  }
+  float best = m[0];
+  bool any_nan = false;
+  for (int l = 0; l < 16; ++l) {
+    best = want_max ? std::max(best, m[l]) : std::min(best, m[l]);
+    any_nan |= nan[l] != 0;
+  }
+  for (int i = whole; i < n; ++i) {
+    best = want_max ? std::max(best, z[i]) : std::min(best, z[i]);
+    any_nan |= z[i] != z[i];
+  }
+  if (any_nan) return library();
+  int j = 0;
+  for (; j < whole; j += 16) {
+    F16 v;
+    std::memcpy(&v, z + j, sizeof(v));
+    const I16 hit = v == best;
+    bool any = false;
+    for (int l = 0; l < 16; ++l) any |= hit[l] != 0;
+    if (any) break;
+  }
+  while (z[j] != best) ++j;
+  return j;
+}
+
 }  // namespace
 
 double log_sum_exp(const float* z, int n, double inv_temp) {
@@ -58,26 +106,28 @@ double log_sum_exp(const float* z, int n, double inv_temp) {
   constexpr double kLow = -std::numeric_limits<double>::infinity();
   V8 m8 = {kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow};
   int i = 0;
+  typedef float F8 __attribute__((vector_size(32)));
   for (; i + 8 <= n; i += 8) {
-    V8 v;
-    for (int l = 0; l < 8; ++l) v[l] = double(z[i + l]) * inv_temp;
+    F8 f;
+    std::memcpy(&f, z + i, sizeof(f));
+    const V8 v = __builtin_convertvector(f, V8) * inv_temp;
     m8 = m8 < v ? v : m8;
   }
   double mx = kLow;
   for (int l = 0; l < 8; ++l) mx = std::max(mx, m8[l]);
   for (; i < n; ++i) mx = std::max(mx, double(z[i]) * inv_temp);
   // The exponentials a block at a time (a loop that vectorises; glibc's exp was most of a
-  // sampled token's cost), then the sum in order.
+  // sampled token's cost), summed as the trainer's row_stats sums them (LaneSum).
   constexpr int kBlock = 256;
   double e[kBlock];
   const VecExp<double> vexp;  // a local: its bounds stay in registers
-  double s = 0;
+  LaneSum s;
   for (int i0 = 0; i0 < n; i0 += kBlock) {
     const int m = std::min(kBlock, n - i0);
     for (int i = 0; i < m; ++i) e[i] = exp_or_zero(vexp, double(z[i0 + i]) * inv_temp - mx);
-    for (int i = 0; i < m; ++i) s += e[i];
+    s.add(e, m);
   }
-  return mx + std::log(s);
+  return mx + std::log(s.total());
 }
 
 namespace {
@@ -109,8 +159,7 @@ std::vector<int32_t> candidate_order(const std::vector<float>& z, const Sampling
   std::iota(order.begin(), order.end(), 0);
   kept = vocab;
   if (!is_filtered(p, vocab)) {
-    const int32_t top = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
-    std::swap(order[0], order[top]);
+    std::swap(order[0], order[first_extreme(z.data(), vocab, true)]);
   } else if (p.top_k > 0 && p.top_k < vocab) {
     kept = p.top_k;
     auto by_logit = [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
@@ -173,17 +222,20 @@ Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab) {
   for (int i = 0; i < k.kept; ++i) k.w[i] = z[k.order[i]];
   const VecExp<double> vexp;
   for (int i = 0; i < k.kept; ++i) k.w[i] = exp_or_zero(vexp, k.w[i] * inv_t - zmax);
-  double total = 0;
-  for (int i = 0; i < k.kept; ++i) total += k.w[i];
+  LaneSum all;
+  all.add(k.w.data(), k.kept);
+  const double total = all.total();
   const int weighed = k.kept;
   k.kept = cut_tail(k.w, k.kept, total, p);
   if (k.kept == weighed) {
     k.total = total;  // the same sum in the same order
   } else {
-    for (int i = 0; i < k.kept; ++i) k.total += k.w[i];
+    LaneSum kept;
+    kept.add(k.w.data(), k.kept);
+    k.total = kept.total();
   }
   k.min_logit =
-      is_filtered(p, vocab) ? z[k.order[k.kept - 1]] : *std::min_element(z.begin(), z.end());
+      is_filtered(p, vocab) ? z[k.order[k.kept - 1]] : z[first_extreme(z.data(), vocab, false)];
   return k;
 }
 
@@ -223,7 +275,7 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
   if (p.repetition_penalty != 1.0) apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
   TokenSample out;
   if (p.greedy()) {
-    out.token = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
+    out.token = first_extreme(z.data(), vocab, true);
     out.logprob = 0.0f;
     out.n_kept = 1;
     out.kept_min_logit = z[out.token];
@@ -242,7 +294,7 @@ void sampling_dist(const float* logits, int vocab, const SamplingParams& p,
   out.kept_ids.clear();
   out.policy_lse = log_sum_exp(logits, vocab, 1.0);
   if (p.greedy()) {
-    const auto top = static_cast<int32_t>(std::max_element(z.begin(), z.end()) - z.begin());
+    const int32_t top = first_extreme(z.data(), vocab, true);
     out.prob[top] = 1.0;
     out.n_kept = 1;
     out.kept_min_logit = z[top];

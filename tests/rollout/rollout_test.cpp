@@ -9,6 +9,7 @@
 #include "../policy/test_configs.h"
 #include "test_requests.h"
 #include "aha/core/threading.h"
+#include "aha/policy/layers.h"
 #include "aha/policy/model.h"
 #include "aha/rollout/engine.h"
 
@@ -552,6 +553,60 @@ TEST(Sampling, LogSumExpTakesTheMaxOfTheWholeRow) {
     for (float v : z) sum += std::exp(double(v) * 2.0 - mx);
     EXPECT_NEAR(log_sum_exp(z.data(), static_cast<int>(z.size()), 2.0), mx + std::log(sum), 1e-9)
         << "peak at " << peak;
+  }
+}
+
+// The sampler's log-sum-exp and the trainer's (policy::logprob_forward's row statistics) sum
+// the same exponentials in one order, so one row gives one lse to the bit: at every vocabulary
+// size around LaneSum's 8 lanes and the 256-value blocks, and at temperatures other than 1. The
+// trainer's logits are the row itself (an identity LM head, exact in double).
+TEST(Sampling, SamplerAndTrainerGiveOneLse) {
+  Rng rng(23);
+  for (int vocab : {1, 7, 8, 9, 63, 255, 256, 257, 300, 515}) {
+    std::vector<float> z(vocab);
+    for (float& v : z) v = static_cast<float>(6.0 * rng.normal());
+    std::vector<double> h(z.begin(), z.end()), eye(size_t(vocab) * vocab, 0.0);
+    for (int j = 0; j < vocab; ++j) eye[size_t(j) * vocab + j] = 1.0;
+    for (double temperature : {1.0, 0.7}) {
+      const int32_t target = vocab - 1;
+      double logprob = 0, entropy = 0, lse = 0;
+      policy::logprob_forward(h.data(), eye.data(), &target, &logprob, &entropy, &lse, 1, vocab,
+                              vocab, temperature, nullptr);
+      EXPECT_EQ(lse, log_sum_exp(z.data(), vocab, 1.0 / temperature))
+          << "vocab " << vocab << " temperature " << temperature;
+    }
+  }
+}
+
+// The sampler finds the largest and smallest logit 16 lanes at a time: it must name the ones
+// std::max_element and std::min_element name (the first of ties, -0 against +0 included), at
+// every length and place, and with a NaN in the row.
+TEST(Sampling, ExtremesAreTheFirstOfTheirTies) {
+  Rng rng(17);
+  std::vector<float> scratch;
+  SamplingParams greedy;
+  greedy.temperature = 0.0;
+  const SamplingParams plain;
+  for (int n : {1, 2, 15, 16, 17, 31, 32, 33, 47, 64, 100, 2053}) {
+    for (int trial = 0; trial < 24; ++trial) {
+      std::vector<float> z(n);
+      // Few distinct values, so ties are common; zeros of both signs.
+      for (float& v : z) v = static_cast<float>(static_cast<int>(rng.uniform() * 5) - 2);
+      for (float& v : z) {
+        if (v == 0.0f && rng.uniform() < 0.5) v = -0.0f;
+      }
+      if (trial % 3 == 1) z[static_cast<size_t>(rng.uniform() * n)] = 7.0f;
+      if (trial % 3 == 2) z[static_cast<size_t>(rng.uniform() * n)] = -7.0f;
+      if (trial % 8 == 7) z[static_cast<size_t>(rng.uniform() * n)] = std::nanf("");
+      const std::string at = "n " + std::to_string(n) + " trial " + std::to_string(trial);
+      const auto top = std::max_element(z.begin(), z.end()) - z.begin();
+      EXPECT_EQ(sample_token(z.data(), n, greedy, rng, {}, scratch).token, top) << at;
+      if (std::any_of(z.begin(), z.end(), [](float v) { return std::isnan(v); })) continue;
+      const float low = *std::min_element(z.begin(), z.end());
+      const float got = sample_token(z.data(), n, plain, rng, {}, scratch).kept_min_logit;
+      EXPECT_EQ(std::signbit(got), std::signbit(low)) << at;
+      EXPECT_EQ(got, low) << at;
+    }
   }
 }
 
