@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "aha/core/error.h"
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
 #include "aha/core/tensor.h"
 #include "aha/core/weight_cache.h"
@@ -70,10 +71,12 @@ BENCHMARK(BM_Gemm<false>)
     ->MeasureProcessCPUTime()
     ->UseRealTime();
 
-// Args: batch, context length, absorbed. One decode step per iteration; the caches are cut back
-// to the context length each time, so the context stays fixed.
+// Args: batch, context length, absorbed, bf16 (precision: bf16; 0 for fp32). One decode step per
+// iteration; the caches are cut back to the context length each time, so the context stays fixed.
 void BM_DecodeStep(benchmark::State& state) {
   const int64_t B = state.range(0), L = state.range(1);
+  const aha::MatmulPrecisionScope precision(state.range(3) != 0 ? aha::MatmulPrecision::bf16
+                                                                : aha::MatmulPrecision::fp32);
   static std::unique_ptr<aha::policy::Model<float>> model;
   if (!model) {
     model = std::make_unique<aha::policy::Model<float>>(
@@ -108,10 +111,11 @@ void BM_DecodeStep(benchmark::State& state) {
       benchmark::Counter(double(B) * state.iterations(), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_DecodeStep)
-    ->ArgsProduct({{1, 16, 64}, {64, 256, 1024}, {1}})
-    ->Args({64, 512, 0})
-    ->Args({64, 1024, 0})
-    ->Args({64, 512, 1})
+    ->ArgsProduct({{1, 16, 64}, {64, 256, 1024}, {1}, {0}})
+    ->Args({64, 512, 0, 0})
+    ->Args({64, 1024, 0, 0})
+    ->Args({64, 512, 1, 0})
+    ->ArgsProduct({{1, 16, 64}, {32}, {1}, {1}})  // the peer table's short contexts, bf16
     ->MeasureProcessCPUTime()  // CPU column: all threads, a steadier figure on a shared machine
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include "aha/core/error.h"
 #include "aha/core/fast_exp.h"
@@ -98,15 +99,17 @@ int first_extreme(const float* z, int n, bool want_max) {
 
 }  // namespace
 
-double log_sum_exp(const float* z, int n, double inv_temp) {
-  // The max 8 lanes at a time (one chain of compares waited on each one's latency): it is exact,
-  // so any order gives the serial loop's value, and a lane updates as std::max does, passing a
-  // NaN over.
+namespace {
+
+// The largest z * inv_temp, 8 lanes at a time (one chain of compares waited on each one's
+// latency): it is exact, so any order gives the serial loop's value, and a lane updates as
+// std::max does, passing a NaN over.
+double scaled_max(const float* z, int n, double inv_temp) {
   typedef double V8 __attribute__((vector_size(64)));
+  typedef float F8 __attribute__((vector_size(32)));
   constexpr double kLow = -std::numeric_limits<double>::infinity();
   V8 m8 = {kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow};
   int i = 0;
-  typedef float F8 __attribute__((vector_size(32)));
   for (; i + 8 <= n; i += 8) {
     F8 f;
     std::memcpy(&f, z + i, sizeof(f));
@@ -116,15 +119,27 @@ double log_sum_exp(const float* z, int n, double inv_temp) {
   double mx = kLow;
   for (int l = 0; l < 8; ++l) mx = std::max(mx, m8[l]);
   for (; i < n; ++i) mx = std::max(mx, double(z[i]) * inv_temp);
-  // The exponentials a block at a time (a loop that vectorises; glibc's exp was most of a
-  // sampled token's cost), summed as the trainer's row_stats sums them (LaneSum).
+  return mx;
+}
+
+// e[j] = exp(z[j] * inv_temp - mx), 0 where it underflows: a loop that vectorises (glibc's exp
+// was most of a sampled token's cost).
+void scaled_exps(const float* z, int n, double inv_temp, double mx, double* e) {
+  const VecExp<double> vexp;  // a local: its bounds stay in registers
+  for (int j = 0; j < n; ++j) e[j] = exp_or_zero(vexp, double(z[j]) * inv_temp - mx);
+}
+
+}  // namespace
+
+double log_sum_exp(const float* z, int n, double inv_temp) {
+  const double mx = scaled_max(z, n, inv_temp);
+  // A block at a time, summed as the trainer's row_stats sums them (LaneSum).
   constexpr int kBlock = 256;
   double e[kBlock];
-  const VecExp<double> vexp;  // a local: its bounds stay in registers
   LaneSum s;
   for (int i0 = 0; i0 < n; i0 += kBlock) {
     const int m = std::min(kBlock, n - i0);
-    for (int i = 0; i < m; ++i) e[i] = exp_or_zero(vexp, double(z[i0 + i]) * inv_temp - mx);
+    scaled_exps(z + i0, m, inv_temp, mx, e);
     s.add(e, m);
   }
   return mx + std::log(s.total());
@@ -209,19 +224,37 @@ struct Kept {
   int kept = 0;
   double total = 0;
   float min_logit = 0;
+  std::optional<double> raw_lse;  // log_sum_exp(logits, vocab, 1.0), where weighing made it
 };
 
-Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab) {
+// raw: z is the logits themselves (no repetition penalty).
+Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab, bool raw) {
   Kept k;
   const double inv_t = 1.0 / p.temperature;
   k.kept = vocab;
   k.order = candidate_order(z, p, vocab, k.kept);
   const double zmax = z[k.order[0]] * inv_t;
   k.w.resize(k.kept);
-  // The candidates' logits gathered first: read through `order`, the exponentials stayed scalar.
-  for (int i = 0; i < k.kept; ++i) k.w[i] = z[k.order[i]];
-  const VecExp<double> vexp;
-  for (int i = 0; i < k.kept; ++i) k.w[i] = exp_or_zero(vexp, k.w[i] * inv_t - zmax);
+  if (k.kept == vocab) {
+    // Every candidate: the exponentials in id order, then gathered through `order`. At
+    // temperature 1 on the raw row they are log_sum_exp's own (the same arguments, when its
+    // max is zmax), so the policy's log-sum-exp costs one more sum instead of a second pass.
+    thread_local std::vector<double> e;
+    e.resize(vocab);
+    scaled_exps(z.data(), vocab, inv_t, zmax, e.data());
+    for (int i = 0; i < vocab; ++i) k.w[i] = e[k.order[i]];
+    if (raw && inv_t == 1.0 && scaled_max(z.data(), vocab, 1.0) == zmax) {
+      LaneSum s;
+      s.add(e.data(), vocab);
+      k.raw_lse = zmax + std::log(s.total());
+    }
+  } else {
+    // The candidates' logits gathered first: read through `order`, the exponentials stayed
+    // scalar.
+    std::vector<float> picked(k.kept);
+    for (int i = 0; i < k.kept; ++i) picked[i] = z[k.order[i]];
+    scaled_exps(picked.data(), k.kept, inv_t, zmax, k.w.data());
+  }
   LaneSum all;
   all.add(k.w.data(), k.kept);
   const double total = all.total();
@@ -246,9 +279,11 @@ void kept_set(const Kept& k, int vocab, std::vector<int32_t>& ids) {
   std::sort(ids.begin(), ids.end());
 }
 
-void sample_filtered(const std::vector<float>& z, const SamplingParams& p, int vocab, Rng& rng,
-                     TokenSample& out, std::vector<int32_t>* kept_ids) {
-  const Kept k = weigh(z, p, vocab);
+// Returns the raw row's log-sum-exp where weighing made it on the way (Kept::raw_lse).
+std::optional<double> sample_filtered(const std::vector<float>& z, const SamplingParams& p,
+                                      int vocab, bool raw, Rng& rng, TokenSample& out,
+                                      std::vector<int32_t>* kept_ids) {
+  const Kept k = weigh(z, p, vocab, raw);
   double u = rng.uniform() * k.total, cum = 0;
   int pick = k.kept - 1;
   for (int i = 0; i < k.kept; ++i) {
@@ -263,6 +298,7 @@ void sample_filtered(const std::vector<float>& z, const SamplingParams& p, int v
   out.n_kept = k.kept;
   out.kept_min_logit = k.min_logit;
   if (kept_ids != nullptr) kept_set(k, vocab, *kept_ids);
+  return k.raw_lse;
 }
 
 }  // namespace
@@ -274,15 +310,17 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
   z.assign(logits, logits + vocab);
   if (p.repetition_penalty != 1.0) apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
   TokenSample out;
+  std::optional<double> lse;
   if (p.greedy()) {
     out.token = first_extreme(z.data(), vocab, true);
     out.logprob = 0.0f;
     out.n_kept = 1;
     out.kept_min_logit = z[out.token];
   } else {
-    sample_filtered(z, p, vocab, rng, out, kept_ids);
+    lse = sample_filtered(z, p, vocab, p.repetition_penalty == 1.0, rng, out, kept_ids);
   }
-  out.policy_logprob = static_cast<float>(logits[out.token] - log_sum_exp(logits, vocab, 1.0));
+  if (!lse) lse = log_sum_exp(logits, vocab, 1.0);
+  out.policy_logprob = static_cast<float>(logits[out.token] - *lse);
   return out;
 }
 
@@ -292,8 +330,8 @@ void sampling_dist(const float* logits, int vocab, const SamplingParams& p,
   if (p.repetition_penalty != 1.0) apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
   out.prob.assign(vocab, 0.0);
   out.kept_ids.clear();
-  out.policy_lse = log_sum_exp(logits, vocab, 1.0);
   if (p.greedy()) {
+    out.policy_lse = log_sum_exp(logits, vocab, 1.0);
     const int32_t top = first_extreme(z.data(), vocab, true);
     out.prob[top] = 1.0;
     out.n_kept = 1;
@@ -301,7 +339,8 @@ void sampling_dist(const float* logits, int vocab, const SamplingParams& p,
     return;
   }
   // sample_filtered's weights, so that the logprobs agree bit for bit.
-  const Kept k = weigh(z, p, vocab);
+  const Kept k = weigh(z, p, vocab, p.repetition_penalty == 1.0);
+  out.policy_lse = k.raw_lse ? *k.raw_lse : log_sum_exp(logits, vocab, 1.0);
   for (int i = 0; i < k.kept; ++i) out.prob[k.order[i]] = k.w[i] / k.total;
   out.n_kept = k.kept;
   out.kept_min_logit = k.min_logit;

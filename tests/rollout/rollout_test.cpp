@@ -578,6 +578,35 @@ TEST(Sampling, SamplerAndTrainerGiveOneLse) {
   }
 }
 
+// At temperature 1 on the raw row the sampler takes the policy's log-sum-exp from its own
+// exponentials: it must be log_sum_exp's to the bit, and so under every other setting, in
+// sample_token and sampling_dist alike.
+TEST(Sampling, PolicyLogprobIsTheRawRowsLogSumExp) {
+  Rng rng(29);
+  std::vector<float> scratch;
+  for (int vocab : {5, 16, 37, 2051}) {
+    std::vector<float> logits(vocab);
+    for (float& v : logits) v = static_cast<float>(4.0 * rng.normal());
+    const double lse = log_sum_exp(logits.data(), vocab, 1.0);
+    for (int setting = 0; setting < 6; ++setting) {
+      SamplingParams p;
+      p.temperature = setting == 1 ? 0.6 : setting == 5 ? 0.0 : 1.0;
+      if (setting == 2) p.top_p = 0.9;
+      if (setting == 3) p.top_k = 3;
+      if (setting == 4) p.repetition_penalty = 1.3;
+      const std::vector<int32_t> history = {0, 1, 2};
+      const std::string at = "vocab " + std::to_string(vocab) + " setting " + std::to_string(setting);
+      for (int draw = 0; draw < 4; ++draw) {
+        const TokenSample t = sample_token(logits.data(), vocab, p, rng, history, scratch);
+        EXPECT_EQ(t.policy_logprob, static_cast<float>(logits[t.token] - lse)) << at;
+      }
+      SamplingDist d;
+      sampling_dist(logits.data(), vocab, p, history, scratch, d);
+      EXPECT_EQ(d.policy_lse, lse) << at;
+    }
+  }
+}
+
 // The sampler finds the largest and smallest logit 16 lanes at a time: it must name the ones
 // std::max_element and std::min_element name (the first of ties, -0 against +0 included), at
 // every length and place, and with a NaN in the row.
