@@ -97,10 +97,6 @@ int first_extreme(const float* z, int n, bool want_max) {
   return j;
 }
 
-}  // namespace
-
-namespace {
-
 // The largest z * inv_temp, 8 lanes at a time (one chain of compares waited on each one's
 // latency): it is exact, so any order gives the serial loop's value, and a lane updates as
 // std::max does, passing a NaN over.
