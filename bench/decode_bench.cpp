@@ -115,7 +115,7 @@ BENCHMARK(BM_DecodeStep)
     ->Args({64, 512, 0, 0})
     ->Args({64, 1024, 0, 0})
     ->Args({64, 512, 1, 0})
-    ->ArgsProduct({{1, 16, 64}, {32}, {1}, {1}})  // the peer table's short contexts, bf16
+    ->ArgsProduct({{1, 16, 64}, {32, 256, 1024}, {1}, {1}})  // bf16: the peer table's context, longer ones
     ->MeasureProcessCPUTime()  // CPU column: all threads, a steadier figure on a shared machine
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
