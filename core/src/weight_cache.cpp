@@ -1,5 +1,7 @@
 #include "weight_cache.h"
 
+#include "bf16_pack.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,7 +44,7 @@ int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 int64_t bytes_of(const Key& key) {
   switch (key.form) {
     case WeightForm::f32_panels: return round16(key.n) * key.k * 4;
-    case WeightForm::bf16_panels: return round16(key.n) * ((key.k + 1) / 2) * 4;
+    case WeightForm::bf16_panels: return round16(key.n) * bf16::pair_stride(key.k) * 4;
     case WeightForm::bf16_rounded: return key.n * 4;
   }
   return 0;
