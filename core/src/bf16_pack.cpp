@@ -4,8 +4,9 @@
 // pairs held in L1.
 #include "bf16_pack.h"
 
+#include "transpose16.h"
+
 #include <algorithm>
-#include <array>
 #include <cstring>
 
 #if defined(__AVX512BF16__)
@@ -62,38 +63,11 @@ inline uint32_t pair1(const MatRef& r, int64_t i, int64_t p, int64_t k) {
   return lo | (hi << 16);
 }
 
-// A 16 x 16 block of words transposed in registers: four rounds, each swapping the
-// off-diagonal h x h sub-blocks of every 2h x 2h block (h = 8, 4, 2, 1) with one two-source
-// shuffle per row. 64 shuffles instead of 256 scalar loads and stores.
-template <int H>
-inline void swap_blocks(U16* x) {
-  static constexpr auto masks = [] {
-    std::array<std::array<uint32_t, kLanes>, 2> m{};
-    for (int c = 0; c < kLanes; ++c) {
-      m[0][c] = (c & H) ? kLanes + c - H : c;
-      m[1][c] = (c & H) ? kLanes + c : c + H;
-    }
-    return m;
-  }();
-  U16 lo, hi;
-  std::memcpy(&lo, masks[0].data(), sizeof(lo));
-  std::memcpy(&hi, masks[1].data(), sizeof(hi));
-  for (int i = 0; i < kLanes; ++i) {
-    if (i & H) continue;
-    const U16 a = x[i], b = x[i + H];
-    x[i] = __builtin_shuffle(a, b, lo);
-    x[i + H] = __builtin_shuffle(a, b, hi);
-  }
-}
-
 // dst[c * dst_stride + r] = src[r * 16 + c] for the 16 rows r of src and its first cols columns.
 inline void transpose16(const uint32_t* src, int64_t cols, uint32_t* dst, int64_t dst_stride) {
   U16 x[kLanes];
   std::memcpy(x, src, sizeof(x));
-  swap_blocks<8>(x);
-  swap_blocks<4>(x);
-  swap_blocks<2>(x);
-  swap_blocks<1>(x);
+  transpose16x16(x);
   for (int64_t c = 0; c < cols; ++c) std::memcpy(dst + c * dst_stride, &x[c], sizeof(U16));
 }
 

@@ -24,10 +24,10 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
-#include <utility>
 #include <vector>
 
 #include "aha/core/tensor.h"
+#include "transpose16.h"
 #include "weight_cache.h"
 
 #if defined(__AVX512F__) || defined(__FMA__)
@@ -76,25 +76,6 @@ inline V16 fmadd(V16 a, V16 b, V16 acc) {
 
 int64_t n_panels(int64_t out) { return (out + kLanes - 1) / kLanes; }
 
-// One stage of a 16x16 transpose: rows a and b, D apart, swap their off-diagonal D-blocks.
-template <int D, size_t... J>
-inline V16 mix_lo(V16 a, V16 b, std::index_sequence<J...>) {
-  return __builtin_shufflevector(a, b, ((J & D) == 0 ? int(J) : int(J) - D + 16)...);
-}
-template <int D, size_t... J>
-inline V16 mix_hi(V16 a, V16 b, std::index_sequence<J...>) {
-  return __builtin_shufflevector(a, b, ((J & D) == 0 ? int(J) + D : int(J) + 16)...);
-}
-template <int D>
-inline void stage(V16* r) {
-  for (int i = 0; i < 16; ++i) {
-    if ((i & D) != 0) continue;
-    const V16 a = r[i], b = r[i + D];
-    r[i] = mix_lo<D>(a, b, std::make_index_sequence<16>());
-    r[i + D] = mix_hi<D>(a, b, std::make_index_sequence<16>());
-  }
-}
-
 // Panels [p0, p1) of w [out, in] into dst, k-major, zero past `out`: 16 x 16 blocks transposed
 // in registers (packing runs once per weight and generate() call, but at one sequence and a short
 // completion it costs as much as the decode).
@@ -114,10 +95,7 @@ void pack_panels(const float* w, int64_t in, int64_t out, int64_t p0, int64_t p1
           std::memcpy(&r[c], src, nk * sizeof(float));
         }
       }
-      stage<8>(r);
-      stage<4>(r);
-      stage<2>(r);
-      stage<1>(r);
+      transpose16x16(r);
       for (int64_t k = 0; k < nk; ++k) std::memcpy(d + (k0 + k) * kLanes, &r[k], 64);
     }
   }
