@@ -247,7 +247,8 @@ Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab, bool
   } else {
     // The candidates' logits gathered first: read through `order`, the exponentials stayed
     // scalar.
-    std::vector<float> picked(k.kept);
+    thread_local std::vector<float> picked;
+    picked.resize(k.kept);
     for (int i = 0; i < k.kept; ++i) picked[i] = z[k.order[i]];
     scaled_exps(picked.data(), k.kept, inv_t, zmax, k.w.data());
   }
