@@ -133,7 +133,11 @@ void swiglu_backward(const T* da, const T* g, const T* u, T* dg, T* du, int64_t 
 
 namespace {
 
-constexpr int64_t kHeadChunk = 32;
+// The head's forward and backward take their logits in chunks of this many rows, from one
+// product (gemm_xwt): the same call shapes give the same bits, so the backward's softmax, built
+// from its own logits and the forward's lse, sums to one under either matmul precision. The
+// sampler's head runs the same kernel.
+constexpr int64_t kHeadRows = 256;
 
 // Row statistics of z = logits / temperature: log-sum-exp, and the entropy of softmax(z).
 template <typename T>
@@ -180,31 +184,35 @@ void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob,
   AHA_CHECK(kept == nullptr || static_cast<int64_t>(kept->size()) == n_tokens, "one kept set per token");
   AHA_CHECK(temperature > 0, temperature);
   const double inv_temp = 1.0 / temperature;
-  CMatMap<T> W(w, vocab, dim);
-  for_chunks(n_tokens, kHeadChunk, [&](int64_t, int64_t t0, int64_t t1) {
-    Mat<T> logits = CMatMap<T>(h + t0 * dim, t1 - t0, dim) * W.transpose();
-    for (int64_t t = t0; t < t1; ++t) {
-      const T* row = logits.data() + (t - t0) * vocab;
-      double l, ent;
-      row_stats(row, vocab, inv_temp, l, ent);
-      lse[t] = static_cast<T>(l);
-      int32_t y = targets[t];
-      if (y < 0) {
-        logprob[t] = std::numeric_limits<T>::quiet_NaN();
-        if (entropy) entropy[t] = std::numeric_limits<T>::quiet_NaN();
-        continue;
-      }
-      AHA_CHECK(y < vocab, "target id ", y, " >= vocab ", vocab);
-      if (const auto* ids = kept_at(kept, t); ids != nullptr) {
-        AHA_CHECK(std::binary_search(ids->begin(), ids->end(), y), "kept set lacks the target ", y);
-        AHA_CHECK(ids->back() < vocab, "kept id ", ids->back(), " >= vocab ", vocab);
-        l = kept_lse(row, *ids, inv_temp);
+  Mat<T> logits;
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kHeadRows) {
+    const int64_t t1 = std::min(n_tokens, t0 + kHeadRows);
+    logits.resize(t1 - t0, vocab);
+    gemm_xwt(h + t0 * dim, w, static_cast<const T*>(nullptr), logits.data(), t1 - t0, dim, vocab);
+    for_chunks(t1 - t0, 8, [&](int64_t, int64_t r0, int64_t r1) {
+      for (int64_t t = t0 + r0; t < t0 + r1; ++t) {
+        const T* row = logits.data() + (t - t0) * vocab;
+        double l, ent;
+        row_stats(row, vocab, inv_temp, l, ent);
         lse[t] = static_cast<T>(l);
+        int32_t y = targets[t];
+        if (y < 0) {
+          logprob[t] = std::numeric_limits<T>::quiet_NaN();
+          if (entropy) entropy[t] = std::numeric_limits<T>::quiet_NaN();
+          continue;
+        }
+        AHA_CHECK(y < vocab, "target id ", y, " >= vocab ", vocab);
+        if (const auto* ids = kept_at(kept, t); ids != nullptr) {
+          AHA_CHECK(std::binary_search(ids->begin(), ids->end(), y), "kept set lacks the target ", y);
+          AHA_CHECK(ids->back() < vocab, "kept id ", ids->back(), " >= vocab ", vocab);
+          l = kept_lse(row, *ids, inv_temp);
+          lse[t] = static_cast<T>(l);
+        }
+        logprob[t] = static_cast<T>(row[y] * inv_temp - l);
+        if (entropy) entropy[t] = static_cast<T>(ent);
       }
-      logprob[t] = static_cast<T>(row[y] * inv_temp - l);
-      if (entropy) entropy[t] = static_cast<T>(ent);
-    }
-  });
+    });
+  }
 }
 
 template <typename T>
@@ -214,10 +222,9 @@ void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T*
                       double temperature, const KeptSets* kept) {
   const double inv_temp = 1.0 / temperature;
   // Chunks run one after another (dw is shared); each GEMM inside is parallel.
-  constexpr int64_t kChunk = 256;
   Mat<T> logits;
-  for (int64_t t0 = 0; t0 < n_tokens; t0 += kChunk) {
-    int64_t t1 = std::min(n_tokens, t0 + kChunk);
+  for (int64_t t0 = 0; t0 < n_tokens; t0 += kHeadRows) {
+    int64_t t1 = std::min(n_tokens, t0 + kHeadRows);
     int64_t rows = t1 - t0;
     logits.resize(rows, vocab);
     gemm_xwt(h + t0 * dim, w, static_cast<const T*>(nullptr), logits.data(), rows, dim, vocab);

@@ -86,11 +86,13 @@ TEST(Precision, Bf16SamplerAndTrainerAgreeAndDriftFromFp32IsBounded) {
     std::printf("%s bf16: sampler-trainer max|dlogprob| %.3g, mean k1 %.3g; |bf16 - fp32| "
                 "logprob max %.3g, mean %.3g\n",
                 m->config().type_name(), mismatch, k1 / double(n), drift, mean_drift);
-    // The sampler and the trainer share the bf16 kernel; what differs is fp32 work around it
-    // (attention order, MLA's absorbed decode), which can flip a bf16 rounding downstream or,
-    // at a near tie, an expert choice. These tiny random models have sharp logits (init 0.3).
-    EXPECT_LT(mismatch, 0.1) << m->config().type_name();
-    EXPECT_LT(std::abs(k1 / double(n)), 2e-3) << m->config().type_name();
+    // The sampler and the trainer share the bf16 kernel, the LM head's included (the trainer's
+    // head ran fp32 before 2026-12-06: 0.007-0.013 here). What differs is fp32 work around it
+    // (attention order, MLA's absorbed decode), which the bf16 rounding of the next product's
+    // input mostly absorbs; it can still flip one rounding or, at a near tie, an expert choice.
+    // These tiny random models have sharp logits (init 0.3).
+    EXPECT_LT(mismatch, 5e-3) << m->config().type_name();
+    EXPECT_LT(std::abs(k1 / double(n)), 5e-4) << m->config().type_name();
     EXPECT_LT(mean_drift, 3e-2) << m->config().type_name();
     EXPECT_GT(mean_drift, 1e-5) << "bf16 should not be fp32 in disguise";
   }
