@@ -160,41 +160,68 @@ bool is_filtered(const SamplingParams& p, int vocab) {
   return (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.0 || p.min_p > 0.0;
 }
 
+// All ids by descending logit, ties to the lower id: std::sort's order of the 64-bit keys
+// (descending-mapped logit bits << 32 | id), as a stable least-significant-digit radix sort of
+// the 32-bit logit keys over the ids in id order, a byte a pass (a pass whose byte is the same
+// for every key is skipped). The comparison sort was most of a top-p token's cost.
+void sort_by_logit(const float* z, int vocab, std::vector<int32_t>& order) {
+  thread_local std::vector<uint32_t> keys, keys2;
+  thread_local std::vector<int32_t> ids2;
+  keys.resize(vocab);
+  keys2.resize(vocab);
+  ids2.resize(vocab);
+  uint32_t count[4][256] = {};
+  for (int32_t i = 0; i < vocab; ++i) {
+    const float v = z[i] + 0.0f;  // -0 -> +0: they compare equal
+    uint32_t u;
+    std::memcpy(&u, &v, sizeof(u));
+    u = (u & 0x80000000u) ? u : ~(u | 0x80000000u) & 0x7fffffffu;
+    keys[i] = u;
+    for (int b = 0; b < 4; ++b) ++count[b][(u >> (8 * b)) & 0xffu];
+  }
+  uint32_t* ku = keys.data();
+  uint32_t* kv = keys2.data();
+  int32_t* iu = order.data();
+  int32_t* iv = ids2.data();
+  for (int b = 0; b < 4; ++b) {
+    const int shift = 8 * b;
+    if (count[b][(ku[0] >> shift) & 0xffu] == uint32_t(vocab)) continue;
+    uint32_t start[256];
+    uint32_t sum = 0;
+    for (int d = 0; d < 256; ++d) {
+      start[d] = sum;
+      sum += count[b][d];
+    }
+    for (int32_t i = 0; i < vocab; ++i) {
+      const uint32_t at = start[(ku[i] >> shift) & 0xffu]++;
+      kv[at] = ku[i];
+      iv[at] = iu[i];
+    }
+    std::swap(ku, kv);
+    std::swap(iu, iv);
+  }
+  if (iu != order.data()) std::copy_n(iu, vocab, order.data());
+}
+
 // Candidate ids whose first `kept` entries are the largest logits in descending order (ties to
-// the lower id), so every filter keeps a prefix. Unfiltered: all ids in id order with the
-// largest moved to the front (the weights are taken relative to order[0]); the sort was most
-// of a decode step's sampling cost at large vocabularies.
-std::vector<int32_t> candidate_order(const std::vector<float>& z, const SamplingParams& p,
+// the lower id), so every filter keeps a prefix. (Unfiltered, weigh needs no order: see Kept.)
+std::vector<int32_t> candidate_order(const float* z, const SamplingParams& p,
                                      int vocab, int& kept) {
   std::vector<int32_t> order(vocab);
   std::iota(order.begin(), order.end(), 0);
   kept = vocab;
-  if (!is_filtered(p, vocab)) {
-    std::swap(order[0], order[first_extreme(z.data(), vocab, true)]);
-  } else if (p.top_k > 0 && p.top_k < vocab) {
+  if (p.top_k > 0 && p.top_k < vocab) {
     kept = p.top_k;
     auto by_logit = [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
     std::partial_sort(order.begin(), order.begin() + kept, order.end(), by_logit);
   } else {
-    // The same order, sorted as one 64-bit key per candidate (a few times faster than the
-    // indirect comparison): high bits the logit mapped to a descending unsigned order, low bits
-    // the id.
-    std::vector<uint64_t> keys(vocab);
-    for (int32_t i = 0; i < vocab; ++i) {
-      const float v = z[i] + 0.0f;  // -0 -> +0: they compare equal
-      uint32_t u;
-      std::memcpy(&u, &v, sizeof(u));
-      u = (u & 0x80000000u) ? u : ~(u | 0x80000000u) & 0x7fffffffu;
-      keys[i] = (uint64_t{u} << 32) | static_cast<uint32_t>(i);
-    }
-    std::sort(keys.begin(), keys.end());
-    for (int32_t i = 0; i < vocab; ++i) order[i] = static_cast<int32_t>(keys[i] & 0xffffffffu);
+    sort_by_logit(z, vocab, order);
   }
   return order;
 }
 
 // Top-p, then min-p, cut the prefix of weights w (w[0] the largest); returns the kept count.
-int cut_tail(const std::vector<double>& w, int kept, double total, const SamplingParams& p) {
+int cut_tail(const double* w, int kept, double total, const SamplingParams& p) {
   if (p.top_p < 1.0) {
     double cum = 0;
     int n = 0;
@@ -212,48 +239,60 @@ int cut_tail(const std::vector<double>& w, int kept, double total, const Samplin
   return kept;
 }
 
-// The kept candidates of a filtered, tempered distribution: order[0..kept) with weights
-// w[i] = exp(z/T - zmax) summing to total; the kept-set bookkeeping of TokenSample.
+// The kept candidates of a filtered, tempered distribution: candidates 0..kept with weights
+// w[i] = exp(z/T - zmax) summing to total; the kept-set bookkeeping of TokenSample. Candidate i
+// is id(i): order[i] under a filter; unfiltered, the ids in id order with the largest moved to
+// the front (ids 0 and `top` trade places), so that the weights are taken relative to w[0]. That
+// order is implicit (no vector of ids, no gathered weights): a sort or a gather was most of a
+// decode step's sampling cost at large vocabularies. w lives in a per-thread buffer, valid until
+// this thread weighs again.
 struct Kept {
-  std::vector<int32_t> order;
-  std::vector<double> w;
+  std::vector<int32_t> order;  // empty when unfiltered
+  int32_t top = 0;
+  const double* w = nullptr;
   int kept = 0;
   double total = 0;
   float min_logit = 0;
   std::optional<double> raw_lse;  // log_sum_exp(logits, vocab, 1.0), where weighing made it
+  int32_t id(int i) const {
+    if (!order.empty()) return order[i];
+    return i == 0 ? top : i == top ? 0 : i;
+  }
 };
 
 // raw: z is the logits themselves (no repetition penalty).
-Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab, bool raw) {
+Kept weigh(const float* z, const SamplingParams& p, int vocab, bool raw) {
   Kept k;
   const double inv_t = 1.0 / p.temperature;
+  thread_local std::vector<double> w;
+  w.resize(vocab);
   k.kept = vocab;
-  k.order = candidate_order(z, p, vocab, k.kept);
-  const double zmax = z[k.order[0]] * inv_t;
-  k.w.resize(k.kept);
-  if (k.kept == vocab) {
-    // Every candidate: the exponentials in id order, then gathered through `order`. At
-    // temperature 1 on the raw row they are log_sum_exp's own (the same arguments, when its
-    // max is zmax), so the policy's log-sum-exp costs one more sum instead of a second pass.
-    thread_local std::vector<double> e;
-    e.resize(vocab);
-    scaled_exps(z.data(), vocab, inv_t, zmax, e.data());
-    for (int i = 0; i < vocab; ++i) k.w[i] = e[k.order[i]];
-    if (raw && inv_t == 1.0 && scaled_max(z.data(), vocab, 1.0) == zmax) {
+  if (!is_filtered(p, vocab)) {
+    // Every candidate: the exponentials in id order. At temperature 1 on the raw row they are
+    // log_sum_exp's own (the same arguments, when its max is zmax), so the policy's
+    // log-sum-exp costs one more sum instead of a second pass. Then the largest trades places
+    // with id 0, which makes them the candidates' weights.
+    k.top = first_extreme(z, vocab, true);
+    const double zmax = z[k.top] * inv_t;
+    scaled_exps(z, vocab, inv_t, zmax, w.data());
+    if (raw && inv_t == 1.0 && scaled_max(z, vocab, 1.0) == zmax) {
       LaneSum s;
-      s.add(e.data(), vocab);
+      s.add(w.data(), vocab);
       k.raw_lse = zmax + std::log(s.total());
     }
+    std::swap(w[0], w[k.top]);
   } else {
+    k.order = candidate_order(z, p, vocab, k.kept);
     // The candidates' logits gathered first: read through `order`, the exponentials stayed
     // scalar.
     thread_local std::vector<float> picked;
     picked.resize(k.kept);
     for (int i = 0; i < k.kept; ++i) picked[i] = z[k.order[i]];
-    scaled_exps(picked.data(), k.kept, inv_t, zmax, k.w.data());
+    scaled_exps(picked.data(), k.kept, inv_t, z[k.order[0]] * inv_t, w.data());
   }
+  k.w = w.data();
   LaneSum all;
-  all.add(k.w.data(), k.kept);
+  all.add(k.w, k.kept);
   const double total = all.total();
   const int weighed = k.kept;
   k.kept = cut_tail(k.w, k.kept, total, p);
@@ -261,11 +300,11 @@ Kept weigh(const std::vector<float>& z, const SamplingParams& p, int vocab, bool
     k.total = total;  // the same sum in the same order
   } else {
     LaneSum kept;
-    kept.add(k.w.data(), k.kept);
+    kept.add(k.w, k.kept);
     k.total = kept.total();
   }
   k.min_logit =
-      is_filtered(p, vocab) ? z[k.order[k.kept - 1]] : z[first_extreme(z.data(), vocab, false)];
+      is_filtered(p, vocab) ? z[k.order[k.kept - 1]] : z[first_extreme(z, vocab, false)];
   return k;
 }
 
@@ -277,7 +316,7 @@ void kept_set(const Kept& k, int vocab, std::vector<int32_t>& ids) {
 }
 
 // Returns the raw row's log-sum-exp where weighing made it on the way (Kept::raw_lse).
-std::optional<double> sample_filtered(const std::vector<float>& z, const SamplingParams& p,
+std::optional<double> sample_filtered(const float* z, const SamplingParams& p,
                                       int vocab, bool raw, Rng& rng, TokenSample& out,
                                       std::vector<int32_t>* kept_ids) {
   const Kept k = weigh(z, p, vocab, raw);
@@ -290,12 +329,21 @@ std::optional<double> sample_filtered(const std::vector<float>& z, const Samplin
       break;
     }
   }
-  out.token = k.order[pick];
+  out.token = k.id(pick);
   out.logprob = static_cast<float>(std::log(k.w[pick] / k.total));
   out.n_kept = k.kept;
   out.kept_min_logit = k.min_logit;
   if (kept_ids != nullptr) kept_set(k, vocab, *kept_ids);
   return k.raw_lse;
+}
+
+// The logits the filters see: the row itself, or a copy in z with the repetition penalty.
+const float* penalised(const float* logits, int vocab, const SamplingParams& p,
+                       const std::vector<int32_t>& history, std::vector<float>& z) {
+  if (p.repetition_penalty == 1.0) return logits;
+  z.assign(logits, logits + vocab);
+  apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
+  return z.data();
 }
 
 }  // namespace
@@ -304,17 +352,16 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
                          const std::vector<int32_t>& history, std::vector<float>& z,
                          std::vector<int32_t>* kept_ids) {
   if (kept_ids != nullptr) kept_ids->clear();
-  z.assign(logits, logits + vocab);
-  if (p.repetition_penalty != 1.0) apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
+  const float* zp = penalised(logits, vocab, p, history, z);
   TokenSample out;
   std::optional<double> lse;
   if (p.greedy()) {
-    out.token = first_extreme(z.data(), vocab, true);
+    out.token = first_extreme(zp, vocab, true);
     out.logprob = 0.0f;
     out.n_kept = 1;
-    out.kept_min_logit = z[out.token];
+    out.kept_min_logit = zp[out.token];
   } else {
-    lse = sample_filtered(z, p, vocab, p.repetition_penalty == 1.0, rng, out, kept_ids);
+    lse = sample_filtered(zp, p, vocab, p.repetition_penalty == 1.0, rng, out, kept_ids);
   }
   if (!lse) lse = log_sum_exp(logits, vocab, 1.0);
   out.policy_logprob = static_cast<float>(logits[out.token] - *lse);
@@ -323,22 +370,21 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
 
 void sampling_dist(const float* logits, int vocab, const SamplingParams& p,
                    const std::vector<int32_t>& history, std::vector<float>& z, SamplingDist& out) {
-  z.assign(logits, logits + vocab);
-  if (p.repetition_penalty != 1.0) apply_repetition_penalty(z, logits, vocab, history, p.repetition_penalty);
+  const float* zp = penalised(logits, vocab, p, history, z);
   out.prob.assign(vocab, 0.0);
   out.kept_ids.clear();
   if (p.greedy()) {
     out.policy_lse = log_sum_exp(logits, vocab, 1.0);
-    const int32_t top = first_extreme(z.data(), vocab, true);
+    const int32_t top = first_extreme(zp, vocab, true);
     out.prob[top] = 1.0;
     out.n_kept = 1;
-    out.kept_min_logit = z[top];
+    out.kept_min_logit = zp[top];
     return;
   }
   // sample_filtered's weights, so that the logprobs agree bit for bit.
-  const Kept k = weigh(z, p, vocab, p.repetition_penalty == 1.0);
+  const Kept k = weigh(zp, p, vocab, p.repetition_penalty == 1.0);
   out.policy_lse = k.raw_lse ? *k.raw_lse : log_sum_exp(logits, vocab, 1.0);
-  for (int i = 0; i < k.kept; ++i) out.prob[k.order[i]] = k.w[i] / k.total;
+  for (int i = 0; i < k.kept; ++i) out.prob[k.id(i)] = k.w[i] / k.total;
   out.n_kept = k.kept;
   out.kept_min_logit = k.min_logit;
   kept_set(k, vocab, out.kept_ids);

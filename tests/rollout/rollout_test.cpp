@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <map>
 
@@ -635,6 +636,54 @@ TEST(Sampling, ExtremesAreTheFirstOfTheirTies) {
       const float got = sample_token(z.data(), n, plain, rng, {}, scratch).kept_min_logit;
       EXPECT_EQ(std::signbit(got), std::signbit(low)) << at;
       EXPECT_EQ(got, low) << at;
+    }
+  }
+}
+
+// Top-p keeps a prefix of the ids sorted by descending logit, ties to the lower id (-0 and +0
+// equal): every kept id outranks every dropped one. Rows with few distinct values (ties, both
+// zeros), rows spread over many magnitudes and both signs (every byte of the sort keys varies),
+// and rows of values a few ulps apart (only the low bytes do).
+TEST(Sampling, TopPKeepsThePrefixOfTheSortedOrder) {
+  Rng rng(31);
+  std::vector<float> scratch;
+  for (int n : {3, 17, 256, 2053}) {
+    for (int trial = 0; trial < 12; ++trial) {
+      std::vector<float> z(n);
+      for (float& v : z) {
+        if (trial % 3 == 0) {
+          v = static_cast<float>(static_cast<int>(rng.uniform() * 7) - 3) * 0.5f;
+        } else if (trial % 3 == 1) {
+          v = static_cast<float>(rng.normal() * std::exp(4.0 * rng.normal()));
+        } else {  // values a few ulps apart: only the keys' low bytes differ
+          uint32_t u;
+          const float one = 1.0f;
+          std::memcpy(&u, &one, sizeof(u));
+          u += static_cast<uint32_t>(rng.uniform() * 600);
+          std::memcpy(&v, &u, sizeof(v));
+        }
+        if (v == 0.0f && rng.uniform() < 0.5) v = -0.0f;
+      }
+      auto outranks = [&](int32_t a, int32_t b) { return z[a] > z[b] || (z[a] == z[b] && a < b); };
+      SamplingParams p;
+      p.top_p = 0.3 + 0.05 * trial;
+      std::vector<int32_t> kept;
+      const TokenSample t = sample_token(z.data(), n, p, rng, {}, scratch, &kept);
+      const std::string at = "n " + std::to_string(n) + " trial " + std::to_string(trial);
+      if (kept.empty()) {  // nothing cut
+        EXPECT_EQ(t.n_kept, n) << at;
+        continue;
+      }
+      ASSERT_EQ(static_cast<int>(kept.size()), t.n_kept) << at;
+      EXPECT_TRUE(std::binary_search(kept.begin(), kept.end(), t.token)) << at;
+      std::vector<char> in(n, 0);
+      for (int32_t id : kept) in[id] = 1;
+      int32_t weakest_kept = kept[0];
+      for (int32_t id : kept) weakest_kept = outranks(weakest_kept, id) ? id : weakest_kept;
+      EXPECT_EQ(z[weakest_kept], t.kept_min_logit) << at;
+      for (int32_t id = 0; id < n; ++id) {
+        if (!in[id]) EXPECT_TRUE(outranks(weakest_kept, id)) << at << " dropped " << id;
+      }
     }
   }
 }
