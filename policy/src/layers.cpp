@@ -139,6 +139,14 @@ namespace {
 // sampler's head runs the same kernel.
 constexpr int64_t kHeadRows = 256;
 
+// The logits of rows [t0, t1): the one product the head's forward and backward both call.
+template <typename T>
+void head_logits(const T* h, const T* w, int64_t t0, int64_t t1, int dim, int vocab,
+                 Mat<T>& logits) {
+  logits.resize(t1 - t0, vocab);
+  gemm_xwt(h + t0 * dim, w, static_cast<const T*>(nullptr), logits.data(), t1 - t0, dim, vocab);
+}
+
 // Row statistics of z = logits / temperature: log-sum-exp, and the entropy of softmax(z).
 template <typename T>
 void row_stats(const T* logits, int vocab, double inv_temp, double& lse, double& entropy) {
@@ -187,8 +195,7 @@ void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob,
   Mat<T> logits;
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kHeadRows) {
     const int64_t t1 = std::min(n_tokens, t0 + kHeadRows);
-    logits.resize(t1 - t0, vocab);
-    gemm_xwt(h + t0 * dim, w, static_cast<const T*>(nullptr), logits.data(), t1 - t0, dim, vocab);
+    head_logits(h, w, t0, t1, dim, vocab, logits);
     for_chunks(t1 - t0, 8, [&](int64_t, int64_t r0, int64_t r1) {
       for (int64_t t = t0 + r0; t < t0 + r1; ++t) {
         const T* row = logits.data() + (t - t0) * vocab;
@@ -226,8 +233,7 @@ void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T*
   for (int64_t t0 = 0; t0 < n_tokens; t0 += kHeadRows) {
     int64_t t1 = std::min(n_tokens, t0 + kHeadRows);
     int64_t rows = t1 - t0;
-    logits.resize(rows, vocab);
-    gemm_xwt(h + t0 * dim, w, static_cast<const T*>(nullptr), logits.data(), rows, dim, vocab);
+    head_logits(h, w, t0, t1, dim, vocab, logits);
     // logits -> dlogits in place: dlp * (onehot(y) - softmax(z)) / temperature
     for_chunks(rows, 8, [&](int64_t, int64_t r0, int64_t r1) {
       const VecExp<double> vexp;  // a local: its bounds stay in registers

@@ -163,7 +163,8 @@ bool is_filtered(const SamplingParams& p, int vocab) {
 // All ids by descending logit, ties to the lower id: std::sort's order of the 64-bit keys
 // (descending-mapped logit bits << 32 | id), as a stable least-significant-digit radix sort of
 // the 32-bit logit keys over the ids in id order, a byte a pass (a pass whose byte is the same
-// for every key is skipped). The comparison sort was most of a top-p token's cost.
+// for every key is skipped). `order` holds the ids in id order on entry. The comparison sort
+// was most of a top-p token's cost.
 void sort_by_logit(const float* z, int vocab, std::vector<int32_t>& order) {
   thread_local std::vector<uint32_t> keys, keys2;
   thread_local std::vector<int32_t> ids2;
@@ -303,8 +304,7 @@ Kept weigh(const float* z, const SamplingParams& p, int vocab, bool raw) {
     kept.add(k.w, k.kept);
     k.total = kept.total();
   }
-  k.min_logit =
-      is_filtered(p, vocab) ? z[k.order[k.kept - 1]] : z[first_extreme(z, vocab, false)];
+  k.min_logit = k.order.empty() ? z[first_extreme(z, vocab, false)] : z[k.order[k.kept - 1]];
   return k;
 }
 
