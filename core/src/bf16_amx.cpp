@@ -44,6 +44,9 @@ __attribute__((target("amx-tile"))) void configure(int r1, int r2) {
     cfg.rows[t] = uint8_t(t >= 6 ? 16 : second ? r2 : r1);
     cfg.colsb[t] = 64;
   }
+  // GCC's _tile_loadconfig declares a read of 8 bytes, not 64: without this barrier the stores
+  // to colsb and rows may be dropped as dead (a scratch build did), and LDTILECFG then faults.
+  asm volatile("" : : "r"(&cfg) : "memory");
   _tile_loadconfig(&cfg);
   t_rows[0] = r1;
   t_rows[1] = r2;

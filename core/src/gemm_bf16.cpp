@@ -11,6 +11,7 @@
 // packed copies through a WeightCache.
 #include "aha/core/gemm_bf16.h"
 
+#include "aha/core/aligned.h"
 #include "aha/core/error.h"
 #include "aha/core/machine.h"
 #include "bf16_amx.h"
@@ -98,7 +99,7 @@ uint32_t bits(float x) {
 // zeroing per call. A pool per thread rather than one buffer, because a TBB worker that waits
 // inside a parallel loop may run another product's tile (nested MoE and attention loops).
 struct Buffer {
-  std::unique_ptr<uint32_t[]> p;
+  AlignedArray<uint32_t> p;
   size_t n = 0;
 };
 thread_local std::vector<Buffer> t_pool;
@@ -111,7 +112,7 @@ class Scratch {
       t_pool.pop_back();
     }
     if (b_.n < n) {
-      b_.p.reset(new uint32_t[n]);  // uninitialised: packing writes every word it reads
+      b_.p = aligned_array<uint32_t>(n);  // uninitialised: packing writes every word it reads
       b_.n = n;
     }
   }
@@ -484,7 +485,7 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
   const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
   const int64_t n_panels = (n + kLanes - 1) / kLanes;
   std::call_once(e->once, [&] {
-    e->words.reset(new uint32_t[size_t(n_panels * stride * kLanes)]);
+    e->words = aligned_array<uint32_t>(size_t(n_panels * stride * kLanes));
     // Isolated: while it waits, this thread must not pick up an outer task that asks for the
     // same weight (call_once would then wait on itself).
     tbb::this_task_arena::isolate([&] { pack_b({w, k, false}, n, k, e->words.get(), !serial); });
@@ -508,7 +509,7 @@ const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* stor
     return storage->data();
   }
   std::call_once(e->once, [&] {
-    e->values.reset(new float[size_t(size)]);
+    e->values = aligned_array<float>(size_t(size));
     fill(e->values.get());
   });
   return e->values.get();

@@ -199,7 +199,7 @@ std::shared_ptr<CachedWeight> kept_copy(const float* w, int64_t in, int64_t out)
   if (e == nullptr) return e;
   std::call_once(e->once, [&] {
     const int64_t P = n_panels(out);
-    e->values.reset(new float[P * in * kLanes]);
+    e->values = aligned_array<float>(size_t(P * in * kLanes));
     // Isolated: while it waits, this thread must not pick up an outer task that asks for the
     // same copy (call_once would then wait on itself).
     tbb::this_task_arena::isolate([&] {

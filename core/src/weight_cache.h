@@ -5,6 +5,7 @@
 #include <memory>
 #include <mutex>
 
+#include "aha/core/aligned.h"
 #include "aha/core/weight_cache.h"
 
 namespace aha {
@@ -16,8 +17,8 @@ enum class WeightForm { f32_panels, bf16_panels, bf16_rounded };
 // short completions).
 struct CachedWeight {
   std::once_flag once;
-  std::unique_ptr<float[]> values;
-  std::unique_ptr<uint32_t[]> words;
+  AlignedArray<float> values;
+  AlignedArray<uint32_t> words;
 };
 
 // The live cache's entry for weight w seen as n rows of k values in `form` (k = 0: n values);

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "aha/core/aligned.h"
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
 #include "aha/core/threading.h"
@@ -386,6 +387,19 @@ TEST(Tensor, PackedBf16RowsGiveTheBitsOfTheirWidenedRows) {
   }
   std::vector<float> x(48), y(24);
   EXPECT_THROW(pack_bf16_blocks(x.data(), 48, y.data()), Error);
+}
+
+// Packed operands and cache rows are read with 64-byte loads and AMX tile rows, each split
+// over two cache lines when the buffer starts 16 bytes into one (malloc's alignment).
+TEST(Aligned, ArraysAndVectorsStartOnACacheLine) {
+  for (size_t n : {size_t{1}, size_t{3}, size_t{17}, size_t{1000}, size_t{40000}, size_t{1} << 20}) {
+    const AlignedArray<float> a = aligned_array<float>(n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(a.get()) % kCacheLine, 0u) << n;
+    std::vector<float, LineAllocator<float>> v(n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % kCacheLine, 0u) << n;
+    v.resize(3 * n + 5);  // a grown vector moves to a new block, aligned too
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % kCacheLine, 0u) << n;
+  }
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <cstdint>
 #include <vector>
 
 #include "aha/core/threading.h"
@@ -16,7 +17,7 @@ namespace {
 
 struct Block {
   int64_t b0;
-  std::vector<std::vector<float>*> rows;
+  std::vector<CacheRows*> rows;
   std::vector<int32_t> positions;
 };
 
@@ -38,7 +39,7 @@ std::vector<Block> blocks_of(const DecodeStep& step) {
 }
 
 struct Step {
-  std::vector<std::vector<float>> caches;
+  std::vector<CacheRows> caches;
   std::vector<int32_t> positions;
   DecodeStep step;
   // Row b uses cache cache_of[b].
@@ -108,6 +109,16 @@ TEST(DecodeRowBlocks, StepsThatCannotSplitRunWhole) {
   const ThreadLimit one(1);
   Step alone(distinct(20));
   EXPECT_TRUE(blocks_of(alone.step).empty());
+}
+
+TEST(DecodeBuffers, CacheRowsAndScratchStartOnACacheLine) {
+  for (size_t n : {size_t{144}, size_t{5000}, size_t{300000}}) {
+    CacheRows rows;
+    rows.reserve(n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(rows.data()) % kCacheLine, 0u) << n;
+    ScratchBuf<float> scratch(n);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(scratch.data()) % kCacheLine, 0u) << n;
+  }
 }
 
 }  // namespace

@@ -188,7 +188,7 @@ TEST(Dsa, DecodeOfOneTokenAfterAPrefillIsThePrefillRow) {
   AttnActs<float> full, pre;
   attn.forward(m.params().data(), x.data(), y_full.data(), layout_of({0, T}), full);
   for (bool absorbed : {true, false}) {
-    std::vector<float> rows((T - 1) * attn.cache_width());
+    CacheRows rows((T - 1) * attn.cache_width());
     attn.forward(m.params().data(), x.data(), y_pre.data(), layout_of({0, T - 1}), pre);
     attn.cache_rows(pre, T - 1, rows.data());
     const int32_t pos = static_cast<int32_t>(T - 1);
@@ -268,7 +268,7 @@ TEST(Dsa, DecodePerf) {
     std::vector<float> y(d);
     for (int64_t L : {1024, 4096, 16384, 32000}) {
       const std::vector<double> rd = normal_vec(L * attn.cache_width(), 3);
-      std::vector<float> rows(rd.begin(), rd.end());
+      CacheRows rows(rd.begin(), rd.end());
       const int steps = 16;
       const auto t0 = std::chrono::steady_clock::now();
       for (int32_t pos = int32_t(L); pos < L + steps; ++pos) {

@@ -238,7 +238,7 @@ TEST_P(OpTest, DecodeMatchesForward) {
   LayerActs<float> la;
   run_forward(op, m, x.data(), y_full.data(), full, la);
   for (bool absorbed : {true, false}) {
-    std::vector<float> rows(split * lp.attn->cache_width());
+    CacheRows rows(split * lp.attn->cache_width());
     const SeqLayout pre = layout_of({0, split});
     std::vector<float> h(x.begin(), x.begin() + split * d);
     BlockPass pass;
@@ -313,7 +313,7 @@ TEST_P(OpTest, Perf) {
   if (op.perf == Perf::kTrainAndDecode && op.part == Part::kAttention) {
     // 64 decode steps of one sequence after a 448-token cache.
     const Attention& attn = *m.layers()[op.layer].attn;
-    std::vector<float> rows(448 * attn.cache_width());
+    CacheRows rows(448 * attn.cache_width());
     const SeqLayout pre = layout_of({0, 448});
     attn.forward(m.params().data(), x.data(), y.data(), pre, la.attn);
     attn.cache_rows(la.attn, 448, rows.data());

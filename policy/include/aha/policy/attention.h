@@ -72,11 +72,15 @@ struct AttnActs {
 // every causal key (the dense warm-up) or the selected ones (the sparse stage).
 enum class IndexerSupport { kDense, kSparse };
 
+// One layer's cache rows of one sequence, on a cache line: decode's products read them with
+// 64-byte loads, each split over two lines when the rows start off one (aligned.h).
+using CacheRows = std::vector<float, LineAllocator<float>>;
+
 // One decode pass of one layer over B rows: row b is a token at positions[b] of the sequence
 // whose cache is rows[b]. A cache listed k times, in consecutive rows, takes k consecutive
 // tokens (a prompt's rows at prefill, a speculative draft's verification).
 struct DecodeStep {
-  std::vector<std::vector<float>*> rows;  // per row: this layer's cache, appended to
+  std::vector<CacheRows*> rows;  // per row: this layer's cache, appended to
   const int32_t* positions = nullptr;
   bool absorbed = true;  // MLA: absorbed attention over the latent (false: the naive oracle)
   // The rows are prompts' (many per sequence, at consecutive positions): MLA rebuilds each

@@ -6,6 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "aha/core/aligned.h"
+
 namespace aha::policy {
 
 // Token layout of a packed batch: sequence boundaries and the position of every token.
@@ -18,9 +20,10 @@ struct SeqLayout {
 template <typename T>
 using Buf = std::vector<T>;
 
-// An allocator whose value-initialisation leaves new elements unset instead of zeroing them.
+// An allocator whose value-initialisation leaves new elements unset instead of zeroing them,
+// and whose blocks start on a cache line (aligned.h: the kernels' 64-byte loads).
 template <typename T>
-struct NoInitAllocator : std::allocator<T> {
+struct NoInitAllocator : LineAllocator<T> {
   template <typename U>
   struct rebind {
     using other = NoInitAllocator<U>;

@@ -23,7 +23,7 @@ namespace aha::rollout {
 
 // One sequence's cache: per layer, `len` rows of that layer's cache width.
 struct SeqCache {
-  std::vector<std::vector<float>> rows;  // [n_layers][len * row width]
+  std::vector<policy::CacheRows> rows;  // [n_layers][len * row width]
   int64_t len = 0;
   // Engram: the last max_ngram - 1 tokens (oldest first) and, per layer (empty where the layer
   // has none), the short convolution's last (kernel - 1) * max_ngram inputs [rows, streams * d].
@@ -34,7 +34,7 @@ struct SeqCache {
   // len - 1, whose module rows are still to run ([len - draft_len, d]). Kept only when set on.
   struct Draft {
     bool on = false;
-    std::vector<float> rows;
+    policy::CacheRows rows;
     int64_t len = 0;
     std::vector<float> hidden;
   } draft;
