@@ -157,10 +157,9 @@ void for_each_placement(const Plan& pl, const std::vector<int64_t>& recv_rows, i
 
 // One block of `width` values per (token, destination rank), from the senders to the owners
 // (recv_rows: the rows each rank sends here).
-template <typename V>
-std::vector<V> send_per_token(const Plan& pl, const Unique& u,
-                              const std::vector<int64_t>& recv_rows, const std::vector<V>& send,
-                              int64_t width, const char* what) {
+template <typename Vec>
+Vec send_per_token(const Plan& pl, const Unique& u, const std::vector<int64_t>& recv_rows,
+                   const Vec& send, int64_t width, const char* what) {
   std::vector<int64_t> send_v(pl.S), recv_v(pl.S);
   int64_t total = 0;
   for (int q = 0; q < pl.S; ++q) {
@@ -168,7 +167,7 @@ std::vector<V> send_per_token(const Plan& pl, const Unique& u,
     recv_v[q] = recv_rows[q] * width;
     total += recv_v[q];
   }
-  std::vector<V> got(total);
+  Vec got(total);
   dist::alltoallv(send.data(), send_v, got.data(), recv_v, what);
   return got;
 }

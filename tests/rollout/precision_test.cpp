@@ -39,7 +39,7 @@ std::vector<float> score(const policy::Model<float>& m, const std::vector<int32_
   policy::Batch b = policy::Batch::from_sequences({seq});
   policy::Activations<float> acts;
   m.forward(b, {}, acts);
-  return acts.logprob;
+  return {acts.logprob.begin(), acts.logprob.end()};
 }
 
 TEST(Precision, Bf16SamplerAndTrainerAgreeAndDriftFromFp32IsBounded) {

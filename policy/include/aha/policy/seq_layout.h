@@ -18,7 +18,7 @@ struct SeqLayout {
 };
 
 template <typename T>
-using Buf = std::vector<T>;
+using Buf = std::vector<T, LineAllocator<T>>;
 
 // An allocator whose value-initialisation leaves new elements unset instead of zeroing them,
 // and whose blocks start on a cache line (aligned.h: the kernels' 64-byte loads).
