@@ -71,10 +71,21 @@ inline void transpose16(const uint32_t* src, int64_t cols, uint32_t* dst, int64_
   for (int64_t c = 0; c < cols; ++c) std::memcpy(dst + c * dst_stride, &x[c], sizeof(U16));
 }
 
+#if defined(__AVX512BF16__)
+// 32 floats -> their bf16 values in order, one VCVTNE2PS2BF16 (the rounding of cvt's VCVTNEPS2BF16;
+// the pair of them was a convert, a widening and a narrowing per 16 values).
+inline __m512i cvt32(const float* src) {
+  return (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(src + kLanes), _mm512_loadu_ps(src));
+}
+#endif
+
 // A contiguous source row of k values -> kp pairs (the bf16 values in order, zero-padded).
 void row_pairs(const float* src, int64_t k, uint32_t* dst) {
   uint16_t* h = reinterpret_cast<uint16_t*>(dst);
   int64_t c = 0;
+#if defined(__AVX512BF16__)
+  for (; c + 2 * kLanes <= k; c += 2 * kLanes) _mm512_storeu_si512(h + c, cvt32(src + c));
+#endif
   for (; c + kLanes <= k; c += kLanes) {
     const H16 v = __builtin_convertvector(cvt(src + c), H16);
     std::memcpy(h + c, &v, sizeof(v));
@@ -87,7 +98,23 @@ void row_pairs(const float* src, int64_t k, uint32_t* dst) {
 // with nc contiguous values from col0): out[(p - p0) * 16 + c].
 void interleave(const MatRef& r, int64_t col0, int64_t nc, int64_t p0, int64_t np, int64_t k,
                 uint32_t* out, int64_t out_stride) {
-  for (int64_t p = p0; p < p0 + np; ++p) {
+  int64_t p = p0;
+#if defined(__AVX512BF16__)
+  if (nc == kLanes) {
+    // Both rows in one conversion (row 2p in the low 16 values, 2p + 1 in the high 16), then
+    // one permutation pairs value l of each.
+    const __m512i pairs = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9,
+                                           24, 8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1,
+                                           16, 0);
+    for (; p < p0 + np && 2 * p + 1 < k; ++p) {
+      const float* lo = r.p + 2 * p * r.ld + col0;
+      const __m512 hi = _mm512_loadu_ps(lo + r.ld);
+      const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, _mm512_loadu_ps(lo));
+      _mm512_storeu_si512(out + (p - p0) * out_stride, _mm512_permutexvar_epi16(pairs, both));
+    }
+  }
+#endif
+  for (; p < p0 + np; ++p) {
     const U16 lo = cvt_strided(r, 2 * p, col0, nc);
     const U16 hi = 2 * p + 1 < k ? cvt_strided(r, 2 * p + 1, col0, nc) : U16{};
     const U16 w = lo | (hi << 16);
