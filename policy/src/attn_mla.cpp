@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "aha/core/aligned.h"
 #include "aha/core/error.h"
 #include "aha/core/gemm_bf16.h"
 #include "aha/policy/layers.h"
@@ -251,7 +252,8 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
   const float* none = nullptr;
   // Every value is written below, so no zeroing: at a prefill's thousands of rows the zeroing
   // (and its page faults) took ~9% of the prefill.
-  std::unique_ptr<float[]> qcat(new float[B * H * W]), o_lat(new float[B * H * r]);
+  const AlignedArray<float> qcat = aligned_array<float>(size_t(B * H * W)),
+                            o_lat = aligned_array<float>(size_t(B * H * r));
   // The absorptions are batch GEMMs per head; small batches run them on this thread.
   auto per_head = [&](auto&& fn) {
     if (B * int64_t{H} * r * (dn + dv) < (int64_t{1} << 17)) {
@@ -281,7 +283,7 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, B * G, 1),
       [&](const tbb::blocked_range<int64_t>& range) {
-        thread_local std::vector<float> s, gathered;
+        thread_local std::vector<float, LineAllocator<float>> s, gathered;
         for (int64_t task = range.begin(); task < range.end(); ++task) {
           const int64_t b = task / G, bh = b * H + (task % G) * Hg;
           int64_t T = step.positions[b] + 1, ld = row_width;
