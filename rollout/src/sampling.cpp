@@ -361,7 +361,7 @@ TokenSample sample_token(const float* logits, int vocab, const SamplingParams& p
     out.n_kept = 1;
     out.kept_min_logit = zp[out.token];
   } else {
-    lse = sample_filtered(zp, p, vocab, p.repetition_penalty == 1.0, rng, out, kept_ids);
+    lse = sample_filtered(zp, p, vocab, zp == logits, rng, out, kept_ids);
   }
   if (!lse) lse = log_sum_exp(logits, vocab, 1.0);
   out.policy_logprob = static_cast<float>(logits[out.token] - *lse);
@@ -382,7 +382,7 @@ void sampling_dist(const float* logits, int vocab, const SamplingParams& p,
     return;
   }
   // sample_filtered's weights, so that the logprobs agree bit for bit.
-  const Kept k = weigh(zp, p, vocab, p.repetition_penalty == 1.0);
+  const Kept k = weigh(zp, p, vocab, zp == logits);
   out.policy_lse = k.raw_lse ? *k.raw_lse : log_sum_exp(logits, vocab, 1.0);
   for (int i = 0; i < k.kept; ++i) out.prob[k.id(i)] = k.w[i] / k.total;
   out.n_kept = k.kept;
