@@ -6,6 +6,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -13,6 +14,10 @@
 #include "aha/core/error.h"
 #include "aha/core/threading.h"
 #include "attention_impl.h"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 namespace aha::policy {
 
@@ -135,6 +140,42 @@ inline V16 exp_nonpos(V16 x) {
   return p * scale;
 }
 
+typedef int32_t I16 __attribute__((vector_size(64)));
+
+// The first m (1-15) values at p, the other lanes `fill`; and back. Masked moves where the CPU
+// has them (a copy of m values is a call to memcpy).
+inline V16 load_part(const float* p, int64_t m, float fill) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<V16>(
+      _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << m) - 1), p));
+#else
+  V16 v = V16{} + fill;
+  __builtin_memcpy(&v, p, size_t(m) * sizeof(float));
+  return v;
+#endif
+}
+
+inline void store_part(float* p, int64_t m, V16 v) {
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << m) - 1), reinterpret_cast<__m512>(v));
+#else
+  __builtin_memcpy(p, &v, size_t(m) * sizeof(float));
+#endif
+}
+
+// The largest lane, halving the lanes in four steps.
+inline float max_across(V16 m) {
+  V16 t = __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+  m = m < t ? t : m;
+  t = __builtin_shufflevector(m, m, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
+  m = m < t ? t : m;
+  t = __builtin_shufflevector(m, m, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+  m = m < t ? t : m;
+  t = __builtin_shufflevector(m, m, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
+  m = m < t ? t : m;
+  return m[0];
+}
+
 }  // namespace
 
 bool decode_row_blocks(const DecodeStep& step,
@@ -178,13 +219,14 @@ bool decode_row_blocks(const DecodeStep& step,
 }
 
 void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
+  constexpr float kLow = -std::numeric_limits<float>::infinity();
+  const I16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   for (int64_t i = 0; i < n_rows; ++i) {
     float* r = s + i * n;
-    // The max 16 lanes at a time: it is exact, so any order gives the serial loop's value, and a
-    // lane updates as std::max does (m < v ? v : m), passing a NaN over.
-    constexpr float kLow = -std::numeric_limits<float>::infinity();
-    V16 m16 = {kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow,
-               kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow};
+    // The max 16 lanes at a time and then across the lanes: it is exact, so any order gives the
+    // serial loop's value, and a lane updates as std::max does (m < v ? v : m), passing a NaN
+    // over. The 1-15 keys left of each pass go through one partial vector.
+    V16 m16 = V16{} + kLow;
     int64_t j = 0;
     for (; j + 16 <= n; j += 16) {
       V16 v;
@@ -193,9 +235,13 @@ void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
       __builtin_memcpy(r + j, &v, sizeof(v));
       m16 = m16 < v ? v : m16;
     }
-    float mx = kLow;
-    for (int k = 0; k < 16; ++k) mx = std::max(mx, m16[k]);
-    for (; j < n; ++j) mx = std::max(mx, r[j] *= scale);
+    if (j < n) {
+      const V16 v = load_part(r + j, n - j, 0.0f) * scale;
+      store_part(r + j, n - j, v);
+      const V16 kept = lane < static_cast<int32_t>(n - j) ? v : V16{} + kLow;
+      m16 = m16 < kept ? kept : m16;
+    }
+    const float mx = max_across(m16);
     V16 acc = {};
     j = 0;
     for (; j + 16 <= n; j += 16) {
@@ -205,15 +251,23 @@ void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
       __builtin_memcpy(r + j, &v, sizeof(v));
       acc += v;
     }
+    // The sum's order is the bits' (lanes 0..15, then the keys left one by one).
     float sum = 0;
     for (int k = 0; k < 16; ++k) sum += acc[k];
-    for (; j < n; ++j) {
-      V16 v = {};
-      v[0] = r[j] - mx;
-      sum += (r[j] = exp_nonpos(v)[0]);
+    if (j < n) {
+      const V16 v = exp_nonpos(load_part(r + j, n - j, mx) - mx);  // lanes past the row: exp(0)
+      store_part(r + j, n - j, v);
+      for (int64_t k = 0; k < n - j; ++k) sum += v[k];
     }
+    // Whole blocks, then the keys left in one masked vector (the plain loop's epilogue was scalar).
     const float inv = 1.0f / sum;
-    for (int64_t k = 0; k < n; ++k) r[k] *= inv;
+    for (j = 0; j + 16 <= n; j += 16) {
+      V16 v;
+      __builtin_memcpy(&v, r + j, sizeof(v));
+      v *= inv;
+      __builtin_memcpy(r + j, &v, sizeof(v));
+    }
+    if (j < n) store_part(r + j, n - j, load_part(r + j, n - j, 0.0f) * inv);
   }
 }
 

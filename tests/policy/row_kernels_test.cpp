@@ -70,5 +70,25 @@ TEST(RowKernels, SoftmaxTakesTheMaxOfTheWholeRow) {
   }
 }
 
+TEST(RowKernels, SoftmaxOfEveryLengthAndTail) {
+  // Lengths 1-50: no whole block, one or more blocks, and each of the 15 tail lengths, with the
+  // peak in the tail; the values beyond the row stay as they were.
+  const float scale = 0.3f;
+  for (int64_t n = 1; n <= 50; ++n) {
+    std::vector<float> s = random_floats(n + 16, 7 + n, 4.0f);
+    s[n - 1] = 60.0f;
+    const std::vector<float> in = s;
+    scaled_softmax_rows(s.data(), 1, n, scale);
+    double mx = -1e300, sum = 0;
+    for (int64_t j = 0; j < n; ++j) mx = std::max(mx, double(in[j] * scale));
+    for (int64_t j = 0; j < n; ++j) sum += std::exp(double(in[j] * scale) - mx);
+    for (int64_t j = 0; j < n; ++j) {
+      const double want = std::exp(double(in[j] * scale) - mx) / sum;
+      ASSERT_NEAR(s[j], want, 2e-6 * want + 1e-30) << "length " << n << " key " << j;
+    }
+    for (int64_t j = n; j < n + 16; ++j) ASSERT_EQ(s[j], in[j]) << "length " << n;
+  }
+}
+
 }  // namespace
 }  // namespace aha::policy
