@@ -222,8 +222,10 @@ void local_experts_backward(const ModelConfig& c, const MoeP& p, const T* params
       for (int i = 0; i < d; ++i) dye[r * d + i] = w * src[i];
     }
     dxe[e].assign(m * d, T(0));
-    mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye.data(), dxe[e].data(), m,
-                 a.expert_acts[e]);
+    gemms_of_loop_task(E, [&] {
+      mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye.data(), dxe[e].data(), m,
+                   a.expert_acts[e]);
+    });
   });
 }
 
@@ -276,8 +278,16 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
       for (int64_t r = 0; r < m; ++r) {
         std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
       }
-      mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e],
-                  false, rowstable);
+      auto run = [&] {
+        mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e],
+                    false, rowstable);
+      };
+      // Row-stable products (decode) keep their own split: their bits do not depend on it.
+      if (rowstable) {
+        run();
+      } else {
+        gemms_of_loop_task(E, run);
+      }
     });
   }
   device_balance_forward(c, n, a);  // before the return: an idle rank still sends its zeros

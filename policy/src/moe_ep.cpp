@@ -8,6 +8,7 @@
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
+#include "aha/core/tensor.h"
 
 namespace aha::policy {
 
@@ -222,8 +223,15 @@ void ep_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, co
     const int e = pl.first + j;
     out[j].resize(pl.rows[j] * d);
     if (pl.rows[j] == 0) return;
-    mlp_forward(p.experts[e], params, a.xin[e].data(), out[j].data(), pl.rows[j], a.expert_acts[e],
-                false, rowstable);
+    auto run = [&] {
+      mlp_forward(p.experts[e], params, a.xin[e].data(), out[j].data(), pl.rows[j],
+                  a.expert_acts[e], false, rowstable);
+    };
+    if (rowstable) {
+      run();
+    } else {
+      gemms_of_loop_task(pl.L, run);
+    }
   });
   std::vector<const T*> outs(pl.L);
   for (int j = 0; j < pl.L; ++j) outs[j] = out[j].data();
@@ -253,8 +261,10 @@ void ep_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T
     const int e = pl.first + j;
     dxl[j].assign(pl.rows[j] * d, T(0));
     if (pl.rows[j] == 0) return;
-    mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye[j].data(), dxl[j].data(),
-                 pl.rows[j], a.expert_acts[e]);
+    gemms_of_loop_task(pl.L, [&] {
+      mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye[j].data(), dxl[j].data(),
+                   pl.rows[j], a.expert_acts[e]);
+    });
   });
   std::vector<const T*> dxs(pl.L);
   for (int j = 0; j < pl.L; ++j) dxs[j] = dxl[j].data();

@@ -2,6 +2,7 @@
 #include "aha/core/tensor.h"
 
 #include <gtest/gtest.h>
+#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cmath>
@@ -116,6 +117,47 @@ void check_tiled_gemms(int64_t n, int64_t in, int64_t out) {
 TEST(Tensor, TiledGemmsMatchNaiveAndRepeatForAnyThreadCount) {
   check_tiled_gemms(150, 300, 170);  // 2 x 2 tiles for each op
   check_tiled_gemms(1000, 40, 50);   // dw from two parts of the tokens
+}
+
+// A product inside another loop's task (an expert of a MoE layer) is one BLAS call: the loop
+// already feeds the cores. Its bits are the same for any thread count, and its values those of
+// the tiled product at the top level.
+TEST(Tensor, NestedGemmsRepeatForAnyThreadCount) {
+  const int64_t n = 150, in = 300, out = 170, tasks = 3;
+  auto x = randv(n * in, 21), w = randv(out * in, 22), dy = randv(n * out, 23);
+  struct Out {
+    std::vector<float> y, dx, dw;
+  };
+  auto one = [&](Out& o) {
+    o = Out{std::vector<float>(n * out), std::vector<float>(n * in, 0.5f),
+            std::vector<float>(out * in, 0.25f)};
+    gemm_xwt(x.data(), w.data(), static_cast<const float*>(nullptr), o.y.data(), n, in, out);
+    gemm_dyw(dy.data(), w.data(), o.dx.data(), n, in, out);
+    gemm_dytx(dy.data(), x.data(), o.dw.data(), static_cast<float*>(nullptr), n, in, out);
+  };
+  auto nested = [&] {
+    std::vector<Out> o(tasks);
+    tbb::parallel_for(int64_t{0}, tasks, [&](int64_t t) { one(o[t]); });
+    return o;
+  };
+  Out top;
+  one(top);
+  const std::vector<Out> all = nested();
+  for (const Out& o : all) {
+    EXPECT_EQ(o.y, all[0].y);
+    for (size_t i = 0; i < o.y.size(); ++i) ASSERT_NEAR(o.y[i], top.y[i], 1e-4) << i;
+    for (size_t i = 0; i < o.dx.size(); ++i) ASSERT_NEAR(o.dx[i], top.dx[i], 1e-4) << i;
+    for (size_t i = 0; i < o.dw.size(); ++i) ASSERT_NEAR(o.dw[i], top.dw[i], 1e-3) << i;
+  }
+  for (int threads : {1, 2, 3}) {
+    ThreadLimit limit(threads);
+    const std::vector<Out> again = nested();
+    for (int64_t t = 0; t < tasks; ++t) {
+      EXPECT_EQ(again[t].y, all[t].y) << threads;
+      EXPECT_EQ(again[t].dx, all[t].dx) << threads;
+      EXPECT_EQ(again[t].dw, all[t].dw) << threads;
+    }
+  }
 }
 
 // On a CPU with AVX-512, aha runs OpenBLAS's AVX-512 kernels even where OpenBLAS itself (or an
