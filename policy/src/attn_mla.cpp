@@ -386,11 +386,11 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
       // Keys visible to each row: its causal prefix, or its whole list.
       auto seen = [&](int64_t b) { return keys != nullptr ? T : int64_t{step.positions[b]} + 1; };
       const int64_t Tb = seen(i0 + m - 1);
-      qh.resize(m * dqk);
+      resize_for_overwrite(qh, m * dqk);
       for (int64_t i = 0; i < m; ++i) {
         std::copy_n(q + ((i0 + i) * H + hh) * dqk, dqk, qh.data() + i * dqk);
       }
-      s.resize(m * Tb);
+      resize_for_overwrite(s, m * Tb);
       gemm_xwt_lanes(qh.data(), k.data(), none, s.data(), m, dqk, Tb);  // fp32 under bf16 too
       for (int64_t i = 0; i < m; ++i) {
         const int64_t n = seen(i0 + i);

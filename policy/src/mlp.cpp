@@ -21,9 +21,9 @@ template <typename T>
 void mlp_forward(const MlpP& p, const T* params, const T* x, T* y, int64_t n, MlpActs<T>& a,
                  bool accumulate, bool rowstable) {
   const int inter = p.gate_proj.n_out;
-  a.g.resize(n * inter);
-  a.u.resize(n * inter);
-  a.a.resize(n * inter);
+  resize_for_overwrite(a.g, n * inter);
+  resize_for_overwrite(a.u, n * inter);
+  resize_for_overwrite(a.a, n * inter);
   linear_any(p.gate_proj, params, x, a.g.data(), n, false, rowstable);
   linear_any(p.up_proj, params, x, a.u.data(), n, false, rowstable);
   swiglu_forward(a.g.data(), a.u.data(), a.a.data(), n, inter);

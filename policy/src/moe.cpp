@@ -272,8 +272,8 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
       const int e = task - first;
       const auto& slots = a.slots[e];
       const int64_t m = static_cast<int64_t>(slots.size());
-      a.xin[e].resize(m * d);
-      a.out[e].resize(m * d);
+      resize_for_overwrite(a.xin[e], m * d);
+      resize_for_overwrite(a.out[e], m * d);
       if (m == 0) return;
       for (int64_t r = 0; r < m; ++r) {
         std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
