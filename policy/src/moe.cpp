@@ -252,7 +252,7 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
   a.slots.assign(E, {});
   for (int64_t i = 0; i < n * K; ++i) a.slots[a.topk[i]].push_back(static_cast<int32_t>(i));
   const bool shared_in_loop = rowstable && p.has_shared && n > 0 && !a.ep.on();
-  std::vector<T> shared_out;
+  ScratchBuf<T> shared_out;  // written in full by the shared expert
   if (a.ep.on()) {
     ep_experts_forward(c, p, params, x, a, rowstable);
   } else {
@@ -293,7 +293,8 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
   device_balance_forward(c, n, a);  // before the return: an idle rank still sends its zeros
   a.aux_loss = 0;
   if (n == 0) return;
-  // Combine in (token, k) order so the sum does not depend on scheduling.
+  // Combine in (token, k) order so the sum does not depend on scheduling; then the shared
+  // expert's row where the loop made it, as linear_any's accumulate would add it.
   const std::vector<int32_t> row_of = expert_rows(a, n, K);
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
     for (int64_t t = r.begin(); t < r.end(); ++t) {
@@ -305,11 +306,13 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
         T w = a.weights[t * K + k];
         for (int i = 0; i < d; ++i) yr[i] += w * o[i];
       }
+      if (shared_in_loop) {
+        const T* sr = shared_out.data() + t * d;
+        for (int i = 0; i < d; ++i) yr[i] += sr[i];
+      }
     }
   });
-  if (shared_in_loop) {
-    for (int64_t i = 0; i < n * d; ++i) y[i] += shared_out[i];
-  } else if (p.has_shared) {
+  if (!shared_in_loop && p.has_shared) {
     mlp_forward(p.shared, params, x, y, n, a.shared_acts, true, rowstable);
   }
   a.aux_loss = balance_loss(c, layout, a);
