@@ -61,9 +61,9 @@ bool loop_feeds_cores(int64_t tasks);
 // f(), one task of a loop of `tasks` (a MoE layer's experts). Where the loop feeds the cores,
 // the three products above run in f as one BLAS call each: a grid of tiles packs each operand
 // once per tile row or column, much of a product's time at the experts' sizes. Like the grid,
-// the choice follows from the sizes and the machine alone, so the bits stay the same for any
-// thread count. Isolated: while f waits on a nested loop, this thread runs only f's own tasks,
-// never another product that wants its grid.
+// the choice follows from the call site, the sizes and the machine, never the thread count, so
+// the bits stay the same for any thread count. Isolated: while f waits on a nested loop, this
+// thread runs only f's own tasks, never another product that wants its grid.
 template <typename F>
 void gemms_of_loop_task(int64_t tasks, F&& f) {
   if (!loop_feeds_cores(tasks)) {
