@@ -229,6 +229,70 @@ void local_experts_backward(const ModelConfig& c, const MoeP& p, const T* params
   });
 }
 
+// The experts of this rank, one task each, on their gathered rows. In decode (row-stable
+// products) `shared` is set and the shared expert is one more task of the loop, the first as the
+// largest: after it, its few-microsecond products split by columns scaled 1.35x on two threads.
+template <typename T>
+void local_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* x,
+                           int64_t n, MoeActs<T>& a, bool rowstable, ScratchBuf<T>* shared) {
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  a.xin.resize(E);
+  a.out.resize(E);
+  a.expert_acts.resize(E);
+  const int first = shared != nullptr ? 1 : 0;
+  tbb::parallel_for(0, E + first, [&](int task) {
+    if (task < first) {
+      resize_for_overwrite(*shared, n * d);
+      mlp_forward(p.shared, params, x, shared->data(), n, a.shared_acts, false, true);
+      return;
+    }
+    const int e = task - first;
+    const auto& slots = a.slots[e];
+    const int64_t m = static_cast<int64_t>(slots.size());
+    resize_for_overwrite(a.xin[e], m * d);
+    resize_for_overwrite(a.out[e], m * d);
+    if (m == 0) return;
+    for (int64_t r = 0; r < m; ++r) {
+      std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
+    }
+    auto run = [&] {
+      mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e],
+                  false, rowstable);
+    };
+    // Row-stable products (decode) keep their own split: their bits do not depend on it.
+    if (rowstable) {
+      run();
+    } else {
+      gemms_of_loop_task(E, run);
+    }
+  });
+}
+
+// y = the experts' outputs weighted and summed in (token, k) order, so the sum does not depend
+// on scheduling; then + the shared expert's row where the loop made it (as linear_any's
+// accumulate would add it).
+template <typename T>
+void combine_experts(const ModelConfig& c, const MoeActs<T>& a, int64_t n, const T* shared, T* y) {
+  const int K = c.num_experts_per_tok, d = c.hidden_size;
+  const std::vector<int32_t> row_of = expert_rows(a, n, K);
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
+    for (int64_t t = r.begin(); t < r.end(); ++t) {
+      T* yr = y + t * d;
+      std::fill(yr, yr + d, T(0));
+      for (int k = 0; k < K; ++k) {
+        int e = a.topk[t * K + k];
+        const T* o = a.out[e].data() + int64_t{row_of[t * K + k]} * d;
+        T w = a.weights[t * K + k];
+        for (int i = 0; i < d; ++i) yr[i] += w * o[i];
+      }
+      if (shared != nullptr) {
+        const T* sr = shared + t * d;
+        for (int i = 0; i < d; ++i) yr[i] += sr[i];
+      }
+    }
+  });
+}
+
 }  // namespace
 
 template <typename T>
@@ -236,7 +300,7 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
                  const SeqLayout& layout, MoeActs<T>& a, const int32_t* forced_topk,
                  bool rowstable, const ExpertParallel* ep) {
   const int64_t n = layout.n_tokens();
-  const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok;
   if (ep == nullptr && c.ep.sharded) {
     fail("parallel.ep = ", c.ep.size, ": this rank holds only its own experts, so this forward ",
          "(rollouts, scoring or eval of the whole model) cannot run here");
@@ -256,62 +320,12 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
   if (a.ep.on()) {
     ep_experts_forward(c, p, params, x, a, rowstable);
   } else {
-    a.xin.resize(E);
-    a.out.resize(E);
-    a.expert_acts.resize(E);
-    // In decode (row-stable products) the shared expert is one more task of this loop, the first
-    // as the largest: after it, its few-microsecond products split by columns scaled 1.35x on two
-    // threads. Its output is added after the combine as linear_any's accumulate adds it.
-    const int first = shared_in_loop ? 1 : 0;
-    tbb::parallel_for(0, E + first, [&](int task) {
-      if (task < first) {
-        shared_out.resize(n * d);
-        mlp_forward(p.shared, params, x, shared_out.data(), n, a.shared_acts, false, true);
-        return;
-      }
-      const int e = task - first;
-      const auto& slots = a.slots[e];
-      const int64_t m = static_cast<int64_t>(slots.size());
-      resize_for_overwrite(a.xin[e], m * d);
-      resize_for_overwrite(a.out[e], m * d);
-      if (m == 0) return;
-      for (int64_t r = 0; r < m; ++r) {
-        std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
-      }
-      auto run = [&] {
-        mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e],
-                    false, rowstable);
-      };
-      // Row-stable products (decode) keep their own split: their bits do not depend on it.
-      if (rowstable) {
-        run();
-      } else {
-        gemms_of_loop_task(E, run);
-      }
-    });
+    local_experts_forward(c, p, params, x, n, a, rowstable, shared_in_loop ? &shared_out : nullptr);
   }
   device_balance_forward(c, n, a);  // before the return: an idle rank still sends its zeros
   a.aux_loss = 0;
   if (n == 0) return;
-  // Combine in (token, k) order so the sum does not depend on scheduling; then the shared
-  // expert's row where the loop made it, as linear_any's accumulate would add it.
-  const std::vector<int32_t> row_of = expert_rows(a, n, K);
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
-    for (int64_t t = r.begin(); t < r.end(); ++t) {
-      T* yr = y + t * d;
-      std::fill(yr, yr + d, T(0));
-      for (int k = 0; k < K; ++k) {
-        int e = a.topk[t * K + k];
-        const T* o = a.out[e].data() + int64_t{row_of[t * K + k]} * d;
-        T w = a.weights[t * K + k];
-        for (int i = 0; i < d; ++i) yr[i] += w * o[i];
-      }
-      if (shared_in_loop) {
-        const T* sr = shared_out.data() + t * d;
-        for (int i = 0; i < d; ++i) yr[i] += sr[i];
-      }
-    }
-  });
+  combine_experts(c, a, n, shared_in_loop ? shared_out.data() : nullptr, y);
   if (!shared_in_loop && p.has_shared) {
     mlp_forward(p.shared, params, x, y, n, a.shared_acts, true, rowstable);
   }
