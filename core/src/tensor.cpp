@@ -11,12 +11,14 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <thread>
 #include <type_traits>
+#include <utility>
 
 #ifdef AHA_WITH_OPENBLAS
 #include <cblas.h>
@@ -46,12 +48,18 @@ struct TileGrid {
   int64_t rows, cols;  // a tile's height and width
 };
 
+// The machine's cores, read once (glibc reads them from /sys on every call).
+int64_t machine_cores() {
+  static const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  return cores;
+}
+
 // Two tiles a core of this machine (a power of two from 4 to 32), so that load from other
 // processes evens out, and no more: on a 2-core Xeon a 2048 x 2048 x 2048 product ran at 255-266
 // GFLOP/s in 32 tiles and 293 in 4, against 318 for one 2-thread OpenBLAS call.
 int64_t max_tiles() {
   static const int64_t tiles = [] {
-    const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+    const int64_t cores = machine_cores();
     int64_t t = 4;
     while (t < 32 && t < 2 * cores) t *= 2;
     return t;
@@ -59,7 +67,7 @@ int64_t max_tiles() {
   return tiles;
 }
 
-// Set by OneGemmTile (gemms_of_loop_task): this thread's products are one tile each.
+// Set by gemms_of_loop_task: this thread's products are one tile each.
 thread_local bool t_one_tile = false;
 
 TileGrid tile_grid(int64_t m, int64_t n, int64_t k) {
@@ -308,11 +316,16 @@ bool gemm_blas_direct(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
 #endif
 }
 
-OneGemmTile::OneGemmTile() : before_(t_one_tile) { t_one_tile = true; }
-OneGemmTile::~OneGemmTile() { t_one_tile = before_; }
-
-bool loop_feeds_cores(int64_t tasks) {
-  return tasks >= 2 * int64_t{std::max(1u, std::thread::hardware_concurrency())};
+void gemms_of_loop_task(int64_t tasks, const std::function<void()>& f) {
+  if (tasks < 2 * machine_cores()) {
+    f();
+    return;
+  }
+  struct OneTile {  // restored on the way out, an exception's too
+    bool before = std::exchange(t_one_tile, true);
+    ~OneTile() { t_one_tile = before; }
+  } scope;
+  tbb::this_task_arena::isolate(f);
 }
 
 const char* gemm_backend() {

@@ -3,12 +3,10 @@
 // Activations are row-major [n_rows, n_cols]; a Linear weight is [n_out, n_in] as in PyTorch.
 #pragma once
 
-#include <tbb/task_arena.h>
-
 #include <Eigen/Core>
 #include <cstdint>
+#include <functional>
 #include <string>
-#include <utility>
 #include <vector>
 
 namespace aha {
@@ -43,36 +41,14 @@ void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out
 template <typename T>
 void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int64_t out);
 
-// While one lives, the three above run as one BLAS call each on this thread (gemms_of_loop_task).
-class OneGemmTile {
- public:
-  OneGemmTile();
-  ~OneGemmTile();
-  OneGemmTile(const OneGemmTile&) = delete;
-  OneGemmTile& operator=(const OneGemmTile&) = delete;
-
- private:
-  bool before_;
-};
-
-// Whether a loop of `tasks` tasks alone feeds this machine's cores (twice as many as cores).
-bool loop_feeds_cores(int64_t tasks);
-
-// f(), one task of a loop of `tasks` (a MoE layer's experts). Where the loop feeds the cores,
-// the three products above run in f as one BLAS call each: a grid of tiles packs each operand
-// once per tile row or column, much of a product's time at the experts' sizes. Like the grid,
-// the choice follows from the call site, the sizes and the machine, never the thread count, so
-// the bits stay the same for any thread count. Isolated: while f waits on a nested loop, this
-// thread runs only f's own tasks, never another product that wants its grid.
-template <typename F>
-void gemms_of_loop_task(int64_t tasks, F&& f) {
-  if (!loop_feeds_cores(tasks)) {
-    f();
-    return;
-  }
-  OneGemmTile scope;
-  tbb::this_task_arena::isolate(std::forward<F>(f));
-}
+// f(), one task of a loop of `tasks` (a MoE layer's experts). Where the loop alone feeds this
+// machine's cores (twice as many tasks as cores), the three products above run in f as one BLAS
+// call each: a grid of tiles packs each operand once per tile row or column, much of a product's
+// time at the experts' sizes. Like the grid, the choice follows from the call site, the sizes
+// and the machine, never the thread count, so the bits stay the same for any thread count.
+// Isolated: while f waits on a nested loop, this thread runs only f's own tasks, never another
+// product that wants its grid.
+void gemms_of_loop_task(int64_t tasks, const std::function<void()>& f);
 
 // The kernel behind the three above: "openblas" or "eigen" (for benchmark output).
 const char* gemm_backend();
