@@ -255,16 +255,10 @@ void local_experts_forward(const ModelConfig& c, const MoeP& p, const T* params,
     for (int64_t r = 0; r < m; ++r) {
       std::copy_n(x + (slots[r] / K) * d, d, a.xin[e].data() + r * d);
     }
-    auto run = [&] {
+    expert_forward_task(E, rowstable, [&] {
       mlp_forward(p.experts[e], params, a.xin[e].data(), a.out[e].data(), m, a.expert_acts[e],
                   false, rowstable);
-    };
-    // Row-stable products (decode) keep their own split: their bits do not depend on it.
-    if (rowstable) {
-      run();
-    } else {
-      gemms_of_loop_task(E, run);
-    }
+    });
   });
 }
 

@@ -223,15 +223,10 @@ void ep_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, co
     const int e = pl.first + j;
     out[j].resize(pl.rows[j] * d);
     if (pl.rows[j] == 0) return;
-    auto run = [&] {
+    expert_forward_task(pl.L, rowstable, [&] {
       mlp_forward(p.experts[e], params, a.xin[e].data(), out[j].data(), pl.rows[j],
                   a.expert_acts[e], false, rowstable);
-    };
-    if (rowstable) {
-      run();
-    } else {
-      gemms_of_loop_task(pl.L, run);
-    }
+    });
   });
   std::vector<const T*> outs(pl.L);
   for (int j = 0; j < pl.L; ++j) outs[j] = out[j].data();
