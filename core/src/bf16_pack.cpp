@@ -4,7 +4,7 @@
 // pairs held in L1.
 #include "bf16_pack.h"
 
-#include "transpose16.h"
+#include "aha/core/transpose16.h"
 
 #include <algorithm>
 #include <cstring>

@@ -27,7 +27,7 @@
 #include <vector>
 
 #include "aha/core/tensor.h"
-#include "transpose16.h"
+#include "aha/core/transpose16.h"
 #include "weight_cache.h"
 
 #if defined(__AVX512F__) || defined(__FMA__)

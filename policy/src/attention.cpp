@@ -14,10 +14,7 @@
 #include "aha/core/error.h"
 #include "aha/core/threading.h"
 #include "attention_impl.h"
-
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "vec16.h"
 
 namespace aha::policy {
 
@@ -114,69 +111,6 @@ std::unique_ptr<Attention> make_attention(ParamTable& t, const std::string& pref
   }
   fail("unknown attention kind");
 }
-
-namespace {
-
-typedef float V16 __attribute__((vector_size(64)));
-
-// exp(x) for x <= 0 (scores minus their maximum), 16 at a time: 2^n * p(f) with a degree-6
-// polynomial on [-ln2/2, ln2/2]; relative error ~2e-7. x is clamped at -87 (exp ~ 1.6e-38).
-inline V16 exp_nonpos(V16 x) {
-  const V16 floor_x = V16{} - 87.0f, shifter = V16{} + 12582912.0f;  // 1.5 * 2^23
-  x = x < floor_x ? floor_x : x;
-  const V16 n = (x * 1.44269504088896341f + shifter) - shifter;  // round to nearest
-  V16 f = x - n * 0.693359375f;
-  f = f - n * -2.12194440e-4f;
-  V16 p = f * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * f + 8.3334519073e-3f;
-  p = p * f + 4.1665795894e-2f;
-  p = p * f + 1.6666665459e-1f;
-  p = p * f + 5.0000001201e-1f;
-  p = p * f * f + f + 1.0f;
-  typedef int32_t I16 __attribute__((vector_size(64)));
-  const I16 e = (__builtin_convertvector(n, I16) + 127) << 23;
-  V16 scale;
-  __builtin_memcpy(&scale, &e, sizeof(e));
-  return p * scale;
-}
-
-typedef int32_t I16 __attribute__((vector_size(64)));
-
-// The first m (1-15) values at p, the other lanes `fill`; and back. Masked moves where the CPU
-// has them (a copy of m values is a call to memcpy).
-inline V16 load_part(const float* p, int64_t m, float fill) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<V16>(
-      _mm512_mask_loadu_ps(_mm512_set1_ps(fill), static_cast<__mmask16>((1u << m) - 1), p));
-#else
-  V16 v = V16{} + fill;
-  __builtin_memcpy(&v, p, size_t(m) * sizeof(float));
-  return v;
-#endif
-}
-
-inline void store_part(float* p, int64_t m, V16 v) {
-#if defined(__AVX512F__)
-  _mm512_mask_storeu_ps(p, static_cast<__mmask16>((1u << m) - 1), reinterpret_cast<__m512>(v));
-#else
-  __builtin_memcpy(p, &v, size_t(m) * sizeof(float));
-#endif
-}
-
-// The largest lane, halving the lanes in four steps.
-inline float max_across(V16 m) {
-  V16 t = __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
-  m = m < t ? t : m;
-  t = __builtin_shufflevector(m, m, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11);
-  m = m < t ? t : m;
-  t = __builtin_shufflevector(m, m, 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
-  m = m < t ? t : m;
-  t = __builtin_shufflevector(m, m, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
-  m = m < t ? t : m;
-  return m[0];
-}
-
-}  // namespace
 
 bool decode_row_blocks(const DecodeStep& step,
                        const std::function<void(const DecodeStep&, int64_t)>& fn) {

@@ -7,11 +7,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 #include "aha/core/error.h"
 #include "aha/core/gemm_serial.h"
 #include "aha/core/tensor.h"
 #include "aha/policy/attention.h"
+#include "attention_fused.h"
 
 namespace aha::policy {
 
@@ -67,6 +69,9 @@ template <typename T>
 void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse,
                        const std::vector<int64_t>& seq_starts, const AttnShape& s) {
   AHA_CHECK(s.n_heads % s.n_kv_heads == 0, s.n_heads, " ", s.n_kv_heads);
+  if constexpr (std::is_same_v<T, float>) {
+    if (fused_attention_fits(s)) return fused_attention_forward(q, k, v, out, lse, seq_starts, s);
+  }
   const int64_t n = seq_starts.back();
   const int64_t qs = int64_t{s.n_heads} * s.qk_dim, ks = int64_t{s.n_kv_heads} * s.qk_dim;
   const int64_t vs = int64_t{s.n_kv_heads} * s.v_dim, os = int64_t{s.n_heads} * s.v_dim;
@@ -112,6 +117,11 @@ template <typename T>
 void attention_backward(const T* dout, const T* q, const T* k, const T* v, const T* out,
                         const T* lse, T* dq, T* dk, T* dv, const std::vector<int64_t>& seq_starts,
                         const AttnShape& s) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (fused_attention_fits(s)) {
+      return fused_attention_backward(dout, q, k, v, out, lse, dq, dk, dv, seq_starts, s);
+    }
+  }
   const int64_t n = seq_starts.back();
   const int64_t qs = int64_t{s.n_heads} * s.qk_dim, ks = int64_t{s.n_kv_heads} * s.qk_dim;
   const int64_t vs = int64_t{s.n_kv_heads} * s.v_dim, os = int64_t{s.n_heads} * s.v_dim;

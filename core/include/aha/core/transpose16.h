@@ -1,4 +1,4 @@
-// A 16 x 16 block of 4-byte values transposed in registers (internal to core), for the kernels
+// A 16 x 16 block of 4-byte values transposed in registers, for the kernels
 // that pack operands k-major: four rounds, each swapping the off-diagonal D x D sub-blocks of
 // every 2D x 2D block (D = 8, 4, 2, 1) with two two-source shuffles per pair of rows. 64
 // shuffles instead of 256 scalar loads and stores.

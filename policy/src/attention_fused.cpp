@@ -1,0 +1,380 @@
+// The training attention's float kernels for plain causal attention with head widths that are
+// multiples of 16: every product is a register tile of 8 rows by 32 columns, the columns in the
+// SIMD lanes, and each output one chain of fused multiply-adds in a fixed order.
+//
+// Why not a BLAS call per product (the general path in attention_kernel.cpp): at these shapes
+// (64 query rows, head widths of 32-192) OpenBLAS spends as much time packing and in its small-
+// matrix paths as multiplying, and a product over a block of keys computes the whole diagonal
+// block that the causal mask then throws away. Here each 8-row tile stops at its own last key,
+// and the softmax runs over the scores while they are still in this core's cache.
+#include "attention_fused.h"
+
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "aha/core/aligned.h"
+#include "aha/core/transpose16.h"
+#include "vec16.h"
+
+namespace aha::policy {
+
+namespace {
+
+constexpr int64_t kQueryBlock = 64;
+
+int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
+
+inline V16 load16(const float* p) {
+  V16 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+
+// Not V16{} + v: 0 + v is not v for v = -0, so the compiler keeps the add before broadcasting.
+inline V16 splat(float v) { return V16{v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v}; }
+
+inline V16 fmadd(V16 a, V16 b, V16 acc) {
+#if defined(__AVX512F__)
+  return reinterpret_cast<V16>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a),
+                                               reinterpret_cast<__m512>(b),
+                                               reinterpret_cast<__m512>(acc)));
+#else
+  return acc + a * b;
+#endif
+}
+
+// c[r * ldc + 16 v + l] (+)= sum over t in [t0, t1) of a[r * ar + t * at] * b[t * ldb + 16 v + l]
+// for r < R, v < NV: one chain per output, t ascending, from 0 or from c's value.
+template <int R, int NV>
+void tile(const float* a, int64_t ar, int64_t at, const float* b, int64_t ldb, int64_t t0,
+          int64_t t1, float* c, int64_t ldc, bool accumulate) {
+  V16 acc[R][NV];
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? load16(c + r * ldc + 16 * v) : V16{};
+  }
+  for (int64_t t = t0; t < t1; ++t) {
+    V16 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = load16(b + t * ldb + 16 * v);
+    for (int r = 0; r < R; ++r) {
+      const V16 s = splat(a[r * ar + t * at]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = fmadd(s, bv[v], acc[r][v]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int v = 0; v < NV; ++v) std::memcpy(c + r * ldc + 16 * v, &acc[r][v], 64);
+  }
+}
+
+// One product over row tiles: rows [0, rows) of c by columns [0, cols(last)), t in
+// [first(row0), last(row_end)) for the tile of rows [row0, row_end); a row r of a is at
+// a + r * ar. The ranges are what the causal mask leaves each tile (its last row's keys).
+struct Product {
+  const float* a;
+  int64_t ar, at;
+  const float* b;
+  int64_t ldb;
+  float* c;
+  int64_t ldc;
+  bool accumulate;
+};
+
+template <int R, typename Range>
+void row_tile(const Product& p, int64_t r0, const Range& range) {
+  const auto [t0, t1, cols] = range(r0, r0 + R);
+  if (t1 <= t0) {
+    if (!p.accumulate) {
+      for (int r = 0; r < R; ++r) std::fill_n(p.c + (r0 + r) * p.ldc, cols, 0.0f);
+    }
+    return;
+  }
+  const float* a = p.a + r0 * p.ar;
+  float* c = p.c + r0 * p.ldc;
+  int64_t col = 0;
+  // 48 columns first where 32 at a time would leave 16: a lone vector's 8 chains wait on the
+  // multiply-add latency and on the loads (qk widths of 48 and 96, keys in steps of 16).
+  if (cols % 32 == 16 && cols >= 48) {
+    tile<R, 3>(a, p.ar, p.at, p.b, p.ldb, t0, t1, c, p.ldc, p.accumulate);
+    col = 48;
+  }
+  for (; col + 32 <= cols; col += 32) {
+    tile<R, 2>(a, p.ar, p.at, p.b + col, p.ldb, t0, t1, c + col, p.ldc, p.accumulate);
+  }
+  if (col < cols) tile<R, 1>(a, p.ar, p.at, p.b + col, p.ldb, t0, t1, c + col, p.ldc, p.accumulate);
+}
+
+template <typename Range>
+void product(const Product& p, int64_t rows, const Range& range) {
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) row_tile<8>(p, r, range);
+  if (r + 4 <= rows) {
+    row_tile<4>(p, r, range);
+    r += 4;
+  }
+  if (r + 2 <= rows) {
+    row_tile<2>(p, r, range);
+    r += 2;
+  }
+  if (r < rows) row_tile<1>(p, r, range);
+}
+
+struct TileRange {
+  int64_t t0, t1, cols;
+};
+
+// x^T into dst [width][ld] (ld = round16(n), zero past n; width a multiple of 16): keys become
+// the lanes of the score products. 16 x 16 blocks in registers: x's rows are a whole head apart,
+// and a strided gather of one value per load was half of the forward's own time.
+void transpose_rows(const float* x, int64_t ldx, int64_t n, int64_t width, float* dst,
+                    int64_t ld) {
+  for (int64_t j0 = 0; j0 < ld; j0 += 16) {
+    const int64_t nj = std::min<int64_t>(16, n - j0);
+    for (int64_t d0 = 0; d0 < width; d0 += 16) {
+      V16 r[16];
+      for (int j = 0; j < 16; ++j) r[j] = j < nj ? load16(x + (j0 + j) * ldx + d0) : V16{};
+      transpose16x16(r);
+      for (int d = 0; d < 16; ++d) std::memcpy(dst + (d0 + d) * ld + j0, &r[d], 64);
+    }
+  }
+}
+
+// The block's score rows s[i * lds + j] for query rows r0 + i (i < rows), keys j < r0 + i + 1:
+// keys past a row's own (up to its tile's last) are computed and then masked by the callers.
+void scores(const float* q, int64_t ldq, const float* kt, int64_t ldk, int64_t width, int64_t r0,
+            int64_t rows, float* s, int64_t lds) {
+  product({q, ldq, 1, kt, ldk, s, lds, false}, rows, [&](int64_t, int64_t end) {
+    return TileRange{0, width, round16(r0 + end)};
+  });
+}
+
+// Keys [0, n) of a score row: e = exp(scale s - max) in place (0 on [n, ld)), two passes; the
+// sum of e is returned in *sum and the max of scale s as the result. The forward divides its
+// output rows by the sums instead of normalising every probability.
+float exp_row(float* p, int64_t n, int64_t ld, float scale, float* sum) {
+  V16 m16 = splat(-INFINITY);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const V16 v = load16(p + j) * scale;
+    m16 = m16 < v ? v : m16;
+  }
+  float mx = max_across(m16);
+  for (int64_t k = j; k < n; ++k) mx = std::max(mx, p[k] * scale);
+  V16 acc = {};
+  for (j = 0; j + 16 <= n; j += 16) {
+    const V16 e = exp_nonpos(load16(p + j) * scale - mx);
+    std::memcpy(p + j, &e, 64);
+    acc += e;
+  }
+  float total = 0;
+  for (int k = 0; k < 16; ++k) total += acc[k];
+  if (j < n) {
+    const V16 e = exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - mx);
+    store_part(p + j, n - j, e);
+    for (int64_t k = 0; k < n - j; ++k) total += e[k];
+  }
+  std::fill(p + n, p + ld, 0.0f);
+  *sum = total;
+  return mx;
+}
+
+// The forward's probabilities again: exp(scale s - lse) on keys [0, n), 0 on [n, ld).
+void probabilities_row(float* p, int64_t n, int64_t ld, float scale, float lse) {
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const V16 e = exp_nonpos(load16(p + j) * scale - lse);
+    std::memcpy(p + j, &e, 64);
+  }
+  if (j < n) store_part(p + j, n - j, exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - lse));
+  std::fill(p + n, p + ld, 0.0f);
+}
+
+struct Dims {
+  int64_t qs, ks, vs, os;  // row strides of q, k, v, out
+  int group;
+};
+
+Dims dims_of(const AttnShape& s) {
+  return {int64_t{s.n_heads} * s.qk_dim, int64_t{s.n_kv_heads} * s.qk_dim,
+          int64_t{s.n_kv_heads} * s.v_dim, int64_t{s.n_heads} * s.v_dim,
+          s.n_heads / s.n_kv_heads};
+}
+
+using Scratch = std::vector<float, LineAllocator<float>>;
+
+}  // namespace
+
+bool fused_attention_fits(const AttnShape& s) {
+  return s.window == 0 && s.selected == nullptr && s.qk_dim % 16 == 0 && s.v_dim % 16 == 0 &&
+         s.qk_dim > 0 && s.v_dim > 0 && s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0;
+}
+
+void fused_attention_forward(const float* q, const float* k, const float* v, float* out,
+                             float* lse, const std::vector<int64_t>& seq_starts,
+                             const AttnShape& s) {
+  const int64_t n = seq_starts.back();
+  const Dims d = dims_of(s);
+  const float scale = static_cast<float>(s.scale);
+  struct Task {
+    size_t seq;
+    int64_t s0, r0, r1;
+    int head;
+  };
+  std::vector<Task> tasks;
+  for (size_t i = 0; i + 1 < seq_starts.size(); ++i) {
+    const int64_t len = seq_starts[i + 1] - seq_starts[i];
+    for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
+      for (int h = 0; h < s.n_heads; ++h) {
+        tasks.push_back({i, seq_starts[i], r0, std::min(len, r0 + kQueryBlock), h});
+      }
+    }
+  }
+  // Every sequence's keys transposed once, per kv head ([head][qk][round16(len)] a sequence),
+  // before the blocks that share them.
+  const size_t n_seqs = seq_starts.size() - 1;
+  std::vector<int64_t> kt_at(n_seqs + 1, 0);
+  for (size_t i = 0; i < n_seqs; ++i) {
+    kt_at[i + 1] = kt_at[i] + int64_t{s.n_kv_heads} * s.qk_dim *
+                                  round16(seq_starts[i + 1] - seq_starts[i]);
+  }
+  // The caller's, kept between calls (no page faults per layer); the tasks see it through
+  // kt_data, as a thread_local named in them would be each worker's own.
+  thread_local Scratch kt;
+  kt.resize(kt_at.back());
+  float* const kt_data = kt.data();
+  tbb::parallel_for(tbb::blocked_range<size_t>(0, n_seqs * s.n_kv_heads, 1),
+                    [&](const tbb::blocked_range<size_t>& range) {
+                      for (size_t ti = range.begin(); ti < range.end(); ++ti) {
+                        const size_t i = ti / s.n_kv_heads;
+                        const int kh = static_cast<int>(ti % s.n_kv_heads);
+                        const int64_t len = seq_starts[i + 1] - seq_starts[i], ld = round16(len);
+                        transpose_rows(k + seq_starts[i] * d.ks + kh * s.qk_dim, d.ks, len,
+                                       s.qk_dim, kt_data + kt_at[i] + kh * s.qk_dim * ld, ld);
+                      }
+                    });
+  tbb::parallel_for(
+      tbb::blocked_range<size_t>(0, tasks.size(), 1),
+      [&](const tbb::blocked_range<size_t>& range) {
+        thread_local Scratch p;
+        float sums[kQueryBlock];
+        for (size_t ti = range.begin(); ti < range.end(); ++ti) {
+          const Task& t = tasks[ti];
+          const int kh = t.head / d.group;
+          const int64_t rows = t.r1 - t.r0, ld = round16(t.r1);
+          const int64_t ldt = round16(seq_starts[t.seq + 1] - t.s0);
+          p.resize(rows * ld);
+          const float* Q = q + (t.s0 + t.r0) * d.qs + t.head * s.qk_dim;
+          scores(Q, d.qs, kt_data + kt_at[t.seq] + kh * s.qk_dim * ldt, ldt, s.qk_dim, t.r0,
+                 rows, p.data(), ld);
+          for (int64_t i = 0; i < rows; ++i) {
+            const float mx = exp_row(p.data() + i * ld, t.r0 + i + 1, ld, scale, &sums[i]);
+            lse[t.head * n + t.s0 + t.r0 + i] = mx + std::log(sums[i]);
+          }
+          float* O = out + (t.s0 + t.r0) * d.os + t.head * s.v_dim;
+          product({p.data(), ld, 1, v + t.s0 * d.vs + kh * s.v_dim, d.vs, O, d.os, false}, rows,
+                  [&](int64_t, int64_t end) {
+                    return TileRange{0, t.r0 + end, s.v_dim};
+                  });
+          for (int64_t i = 0; i < rows; ++i) {
+            const float inv = 1.0f / sums[i];
+            for (int c = 0; c < s.v_dim; ++c) O[i * d.os + c] *= inv;
+          }
+        }
+      },
+      tbb::simple_partitioner());
+}
+
+void fused_attention_backward(const float* dout, const float* q, const float* k, const float* v,
+                              const float* out, const float* lse, float* dq, float* dk, float* dv,
+                              const std::vector<int64_t>& seq_starts, const AttnShape& s) {
+  const int64_t n = seq_starts.back();
+  const Dims d = dims_of(s);
+  const float scale = static_cast<float>(s.scale);
+  const size_t n_seqs = seq_starts.size() - 1;
+  // One task per (sequence, kv head): it owns that slice of dk and dv, so no two tasks write the
+  // same memory and every sum has one order.
+  tbb::parallel_for(
+      tbb::blocked_range<size_t>(0, n_seqs * s.n_kv_heads, 1),
+      [&](const tbb::blocked_range<size_t>& range) {
+        thread_local Scratch kt, vt, p, dp;
+        for (size_t ti = range.begin(); ti < range.end(); ++ti) {
+          const int64_t s0 = seq_starts[ti / s.n_kv_heads];
+          const int64_t len = seq_starts[ti / s.n_kv_heads + 1] - s0;
+          const int kh = static_cast<int>(ti % s.n_kv_heads);
+          const float* K = k + s0 * d.ks + kh * s.qk_dim;
+          const float* V = v + s0 * d.vs + kh * s.v_dim;
+          float* dK = dk + s0 * d.ks + kh * s.qk_dim;
+          float* dV = dv + s0 * d.vs + kh * s.v_dim;
+          for (int64_t j = 0; j < len; ++j) {
+            std::fill_n(dK + j * d.ks, s.qk_dim, 0.0f);
+            std::fill_n(dV + j * d.vs, s.v_dim, 0.0f);
+          }
+          const int64_t ldt = round16(len);
+          kt.resize(s.qk_dim * ldt);
+          vt.resize(s.v_dim * ldt);
+          transpose_rows(K, d.ks, len, s.qk_dim, kt.data(), ldt);
+          transpose_rows(V, d.vs, len, s.v_dim, vt.data(), ldt);
+          for (int h = kh * d.group; h < (kh + 1) * d.group; ++h) {
+            for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
+              const int64_t r1 = std::min(len, r0 + kQueryBlock), rows = r1 - r0;
+              const int64_t ld = round16(r1);
+              const float* Q = q + (s0 + r0) * d.qs + h * s.qk_dim;
+              const float* O = out + (s0 + r0) * d.os + h * s.v_dim;
+              const float* dO = dout + (s0 + r0) * d.os + h * s.v_dim;
+              p.resize(rows * ld);
+              dp.resize(rows * ld);
+              scores(Q, d.qs, kt.data(), ldt, s.qk_dim, r0, rows, p.data(), ld);
+              scores(dO, d.os, vt.data(), ldt, s.v_dim, r0, rows, dp.data(), ld);
+              for (int64_t i = 0; i < rows; ++i) {
+                float* pi = p.data() + i * ld;
+                float* dpi = dp.data() + i * ld;
+                const int64_t keys = r0 + i + 1;
+                probabilities_row(pi, keys, ld, scale, lse[h * n + s0 + r0 + i]);
+                V16 dacc = {};  // D = sum_j dO_ij O_ij
+                for (int64_t c = 0; c < s.v_dim; c += 16) {
+                  dacc = fmadd(load16(dO + i * d.os + c), load16(O + i * d.os + c), dacc);
+                }
+                float D = 0;
+                for (int l = 0; l < 16; ++l) D += dacc[l];
+                // dS = P (dP - D), scaled once for both dQ and dK; 0 past the row's keys
+                // (dP is not computed that far).
+                const int64_t computed = round16(keys);
+                for (int64_t j = 0; j < computed; j += 16) {
+                  const V16 ds = load16(pi + j) * (load16(dpi + j) - D) * scale;
+                  std::memcpy(dpi + j, &ds, 64);
+                }
+                std::fill(dpi + computed, dpi + ld, 0.0f);
+              }
+              product({dp.data(), ld, 1, K, d.ks, dq + (s0 + r0) * d.qs + h * s.qk_dim, d.qs,
+                       false},
+                      rows, [&](int64_t, int64_t end) {
+                        return TileRange{0, r0 + end, s.qk_dim};
+                      });
+              // dK += dS^T Q and dV += P^T dO over the keys of this block's rows: a key tile
+              // starting at j0 takes the query rows from the first that sees j0.
+              const auto from_key = [&](int64_t j0, int64_t) {
+                return TileRange{std::max<int64_t>(0, j0 - r0), rows, 0};
+              };
+              product({dp.data(), 1, ld, Q, d.qs, dK, d.ks, true}, r1,
+                      [&](int64_t j0, int64_t e) {
+                        TileRange t = from_key(j0, e);
+                        t.cols = s.qk_dim;
+                        return t;
+                      });
+              product({p.data(), 1, ld, dO, d.os, dV, d.vs, true}, r1,
+                      [&](int64_t j0, int64_t e) {
+                        TileRange t = from_key(j0, e);
+                        t.cols = s.v_dim;
+                        return t;
+                      });
+            }
+          }
+        }
+      },
+      tbb::simple_partitioner());
+}
+
+}  // namespace aha::policy
