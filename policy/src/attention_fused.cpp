@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <tuple>
 #include <vector>
 
 #include "aha/core/aligned.h"
@@ -205,6 +206,12 @@ Dims dims_of(const AttnShape& s) {
 
 using Scratch = std::vector<float, LineAllocator<float>>;
 
+// Room for n values. Only grows: a resize down and up again zeroes the regrown part, and every
+// value used is written before it is read.
+void grow(Scratch& v, int64_t n) {
+  if (static_cast<int64_t>(v.size()) < n) v.resize(n);
+}
+
 }  // namespace
 
 bool fused_attention_fits(const AttnShape& s) {
@@ -243,7 +250,7 @@ void fused_attention_forward(const float* q, const float* k, const float* v, flo
   // The caller's, kept between calls (no page faults per layer); the tasks see it through
   // kt_data, as a thread_local named in them would be each worker's own.
   thread_local Scratch kt;
-  kt.resize(kt_at.back());
+  grow(kt, kt_at.back());
   float* const kt_data = kt.data();
   tbb::parallel_for(tbb::blocked_range<size_t>(0, n_seqs * s.n_kv_heads, 1),
                     [&](const tbb::blocked_range<size_t>& range) {
@@ -265,7 +272,7 @@ void fused_attention_forward(const float* q, const float* k, const float* v, flo
           const int kh = t.head / d.group;
           const int64_t rows = t.r1 - t.r0, ld = round16(t.r1);
           const int64_t ldt = round16(seq_starts[t.seq + 1] - t.s0);
-          p.resize(rows * ld);
+          grow(p, rows * ld);
           const float* Q = q + (t.s0 + t.r0) * d.qs + t.head * s.qk_dim;
           scores(Q, d.qs, kt_data + kt_at[t.seq] + kh * s.qk_dim * ldt, ldt, s.qk_dim, t.r0,
                  rows, p.data(), ld);
@@ -308,13 +315,11 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
           const float* V = v + s0 * d.vs + kh * s.v_dim;
           float* dK = dk + s0 * d.ks + kh * s.qk_dim;
           float* dV = dv + s0 * d.vs + kh * s.v_dim;
-          for (int64_t j = 0; j < len; ++j) {
-            std::fill_n(dK + j * d.ks, s.qk_dim, 0.0f);
-            std::fill_n(dV + j * d.vs, s.v_dim, 0.0f);
-          }
           const int64_t ldt = round16(len);
-          kt.resize(s.qk_dim * ldt);
-          vt.resize(s.v_dim * ldt);
+          grow(kt, s.qk_dim * ldt);
+          grow(vt, s.v_dim * ldt);
+          grow(p, kQueryBlock * ldt);
+          grow(dp, kQueryBlock * ldt);
           transpose_rows(K, d.ks, len, s.qk_dim, kt.data(), ldt);
           transpose_rows(V, d.vs, len, s.v_dim, vt.data(), ldt);
           for (int h = kh * d.group; h < (kh + 1) * d.group; ++h) {
@@ -324,8 +329,6 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
               const float* Q = q + (s0 + r0) * d.qs + h * s.qk_dim;
               const float* O = out + (s0 + r0) * d.os + h * s.v_dim;
               const float* dO = dout + (s0 + r0) * d.os + h * s.v_dim;
-              p.resize(rows * ld);
-              dp.resize(rows * ld);
               scores(Q, d.qs, kt.data(), ldt, s.qk_dim, r0, rows, p.data(), ld);
               scores(dO, d.os, vt.data(), ldt, s.v_dim, r0, rows, dp.data(), ld);
               for (int64_t i = 0; i < rows; ++i) {
@@ -354,22 +357,22 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
                         return TileRange{0, r0 + end, s.qk_dim};
                       });
               // dK += dS^T Q and dV += P^T dO over the keys of this block's rows: a key tile
-              // starting at j0 takes the query rows from the first that sees j0.
-              const auto from_key = [&](int64_t j0, int64_t) {
-                return TileRange{std::max<int64_t>(0, j0 - r0), rows, 0};
+              // starting at j0 takes the query rows from the first that sees j0. The block's own
+              // keys [r0, r1) are first reached here by the group's first head, which writes
+              // them instead of adding to them (no zeroing pass over dk and dv).
+              const bool first_head = h == kh * d.group;
+              const auto keys = [&](const float* a, const float* b, int64_t ldb, float* c,
+                                    int64_t ldc, int64_t width) {
+                for (const auto [k0, k1, fresh] :
+                     {std::tuple{int64_t{0}, r0, false}, std::tuple{r0, r1, first_head}}) {
+                  product({a + k0, 1, ld, b, ldb, c + k0 * ldc, ldc, !fresh}, k1 - k0,
+                          [&](int64_t j0, int64_t) {
+                            return TileRange{std::max<int64_t>(0, k0 + j0 - r0), rows, width};
+                          });
+                }
               };
-              product({dp.data(), 1, ld, Q, d.qs, dK, d.ks, true}, r1,
-                      [&](int64_t j0, int64_t e) {
-                        TileRange t = from_key(j0, e);
-                        t.cols = s.qk_dim;
-                        return t;
-                      });
-              product({p.data(), 1, ld, dO, d.os, dV, d.vs, true}, r1,
-                      [&](int64_t j0, int64_t e) {
-                        TileRange t = from_key(j0, e);
-                        t.cols = s.v_dim;
-                        return t;
-                      });
+              keys(dp.data(), Q, d.qs, dK, d.ks, s.qk_dim);
+              keys(p.data(), dO, d.os, dV, d.vs, s.v_dim);
             }
           }
         }
