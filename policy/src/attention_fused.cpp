@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "aha/core/aligned.h"
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/transpose16.h"
 #include "vec16.h"
 
@@ -294,13 +295,97 @@ void fused_attention_forward(const float* q, const float* k, const float* v, flo
       tbb::simple_partitioner());
 }
 
+namespace {
+
+// One (sequence, kv head) of the backward: its keys and values, their transposes, and the
+// gradients it owns.
+struct KvSlice {
+  const float* K;
+  const float* V;
+  const float* kt;
+  const float* vt;
+  float* dK;
+  float* dV;
+  int64_t len, ldt;
+};
+
+// One query block [r0, r1) of one head: dq for its rows; dk and dv of its keys added to (the
+// block's own keys written by the group's first head). Under bf16 the four gradient products
+// round their operands to bf16 on the AMX / VDPBF16PS kernel, as a linear layer's do; the
+// scores are recomputed in fp32 so that P is the forward's.
+void backward_block(const float* Q, const float* O, const float* dO, float* dQ, const float* lse,
+                    const KvSlice& kv, const Dims& d, const AttnShape& s, int64_t r0, int64_t r1,
+                    bool first_head, bool bf16, float* p, float* dp) {
+  const int64_t rows = r1 - r0, ld = round16(r1);
+  const float scale = static_cast<float>(s.scale);
+  scores(Q, d.qs, kv.kt, kv.ldt, s.qk_dim, r0, rows, p, ld);
+  if (bf16) {
+    gemm_bf16(rows, r1, s.v_dim, {dO, d.os, false}, {kv.V, d.vs, false}, dp, ld, false, nullptr,
+              true);
+  } else {
+    scores(dO, d.os, kv.vt, kv.ldt, s.v_dim, r0, rows, dp, ld);
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    float* pi = p + i * ld;
+    float* dpi = dp + i * ld;
+    const int64_t keys = r0 + i + 1;
+    probabilities_row(pi, keys, ld, scale, lse[i]);
+    V16 dacc = {};  // D = sum_j dO_ij O_ij
+    for (int64_t c = 0; c < s.v_dim; c += 16) {
+      dacc = fmadd(load16(dO + i * d.os + c), load16(O + i * d.os + c), dacc);
+    }
+    float D = 0;
+    for (int l = 0; l < 16; ++l) D += dacc[l];
+    // dS = P (dP - D), scaled once for both dQ and dK; 0 past the row's keys (dP is not
+    // computed that far).
+    const int64_t computed = std::min(round16(keys), r1) / 16 * 16;
+    int64_t j = 0;
+    for (; j < computed; j += 16) {
+      const V16 ds = load16(pi + j) * (load16(dpi + j) - D) * scale;
+      std::memcpy(dpi + j, &ds, 64);
+    }
+    for (; j < keys; ++j) dpi[j] = pi[j] * (dpi[j] - D) * scale;
+    std::fill(dpi + j, dpi + ld, 0.0f);
+  }
+  // dK += dS^T Q and dV += P^T dO over the keys of this block's rows: the keys before the block,
+  // then its own (written, not added to, by the group's first head).
+  const std::tuple<int64_t, int64_t, bool> parts[] = {{0, r0, false}, {r0, r1, first_head}};
+  if (bf16) {
+    gemm_bf16(rows, s.qk_dim, r1, {dp, ld, false}, {kv.K, d.ks, true}, dQ, d.qs, false, nullptr,
+              true);
+    for (const auto& [k0, k1, fresh] : parts) {
+      if (k1 <= k0) continue;
+      gemm_bf16(k1 - k0, s.qk_dim, rows, {dp + k0, ld, true}, {Q, d.qs, true}, kv.dK + k0 * d.ks,
+                d.ks, !fresh, nullptr, true);
+      gemm_bf16(k1 - k0, s.v_dim, rows, {p + k0, ld, true}, {dO, d.os, true}, kv.dV + k0 * d.vs,
+                d.vs, !fresh, nullptr, true);
+    }
+    return;
+  }
+  product({dp, ld, 1, kv.K, d.ks, dQ, d.qs, false}, rows, [&](int64_t, int64_t end) {
+    return TileRange{0, r0 + end, s.qk_dim};
+  });
+  // A key tile starting at j0 takes the query rows from the first that sees j0.
+  for (const auto& [k0, k1, fresh] : parts) {
+    const auto from = [&, k0 = k0](int64_t width) {
+      return [&, k0, width](int64_t j0, int64_t) {
+        return TileRange{std::max<int64_t>(0, k0 + j0 - r0), rows, width};
+      };
+    };
+    product({dp + k0, 1, ld, Q, d.qs, kv.dK + k0 * d.ks, d.ks, !fresh}, k1 - k0, from(s.qk_dim));
+    product({p + k0, 1, ld, dO, d.os, kv.dV + k0 * d.vs, d.vs, !fresh}, k1 - k0, from(s.v_dim));
+  }
+}
+
+}  // namespace
+
 void fused_attention_backward(const float* dout, const float* q, const float* k, const float* v,
                               const float* out, const float* lse, float* dq, float* dk, float* dv,
                               const std::vector<int64_t>& seq_starts, const AttnShape& s) {
   const int64_t n = seq_starts.back();
   const Dims d = dims_of(s);
-  const float scale = static_cast<float>(s.scale);
   const size_t n_seqs = seq_starts.size() - 1;
+  const bool bf16 = matmul_precision() == MatmulPrecision::bf16;  // the caller's thread decides
   // One task per (sequence, kv head): it owns that slice of dk and dv, so no two tasks write the
   // same memory and every sum has one order.
   tbb::parallel_for(
@@ -311,68 +396,23 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
           const int64_t s0 = seq_starts[ti / s.n_kv_heads];
           const int64_t len = seq_starts[ti / s.n_kv_heads + 1] - s0;
           const int kh = static_cast<int>(ti % s.n_kv_heads);
-          const float* K = k + s0 * d.ks + kh * s.qk_dim;
-          const float* V = v + s0 * d.vs + kh * s.v_dim;
-          float* dK = dk + s0 * d.ks + kh * s.qk_dim;
-          float* dV = dv + s0 * d.vs + kh * s.v_dim;
           const int64_t ldt = round16(len);
           grow(kt, s.qk_dim * ldt);
           grow(vt, s.v_dim * ldt);
           grow(p, kQueryBlock * ldt);
           grow(dp, kQueryBlock * ldt);
-          transpose_rows(K, d.ks, len, s.qk_dim, kt.data(), ldt);
-          transpose_rows(V, d.vs, len, s.v_dim, vt.data(), ldt);
+          const KvSlice kv{k + s0 * d.ks + kh * s.qk_dim, v + s0 * d.vs + kh * s.v_dim,
+                           kt.data(), vt.data(), dk + s0 * d.ks + kh * s.qk_dim,
+                           dv + s0 * d.vs + kh * s.v_dim, len, ldt};
+          transpose_rows(kv.K, d.ks, len, s.qk_dim, kt.data(), ldt);
+          if (!bf16) transpose_rows(kv.V, d.vs, len, s.v_dim, vt.data(), ldt);
           for (int h = kh * d.group; h < (kh + 1) * d.group; ++h) {
             for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
-              const int64_t r1 = std::min(len, r0 + kQueryBlock), rows = r1 - r0;
-              const int64_t ld = round16(r1);
-              const float* Q = q + (s0 + r0) * d.qs + h * s.qk_dim;
-              const float* O = out + (s0 + r0) * d.os + h * s.v_dim;
-              const float* dO = dout + (s0 + r0) * d.os + h * s.v_dim;
-              scores(Q, d.qs, kt.data(), ldt, s.qk_dim, r0, rows, p.data(), ld);
-              scores(dO, d.os, vt.data(), ldt, s.v_dim, r0, rows, dp.data(), ld);
-              for (int64_t i = 0; i < rows; ++i) {
-                float* pi = p.data() + i * ld;
-                float* dpi = dp.data() + i * ld;
-                const int64_t keys = r0 + i + 1;
-                probabilities_row(pi, keys, ld, scale, lse[h * n + s0 + r0 + i]);
-                V16 dacc = {};  // D = sum_j dO_ij O_ij
-                for (int64_t c = 0; c < s.v_dim; c += 16) {
-                  dacc = fmadd(load16(dO + i * d.os + c), load16(O + i * d.os + c), dacc);
-                }
-                float D = 0;
-                for (int l = 0; l < 16; ++l) D += dacc[l];
-                // dS = P (dP - D), scaled once for both dQ and dK; 0 past the row's keys
-                // (dP is not computed that far).
-                const int64_t computed = round16(keys);
-                for (int64_t j = 0; j < computed; j += 16) {
-                  const V16 ds = load16(pi + j) * (load16(dpi + j) - D) * scale;
-                  std::memcpy(dpi + j, &ds, 64);
-                }
-                std::fill(dpi + computed, dpi + ld, 0.0f);
-              }
-              product({dp.data(), ld, 1, K, d.ks, dq + (s0 + r0) * d.qs + h * s.qk_dim, d.qs,
-                       false},
-                      rows, [&](int64_t, int64_t end) {
-                        return TileRange{0, r0 + end, s.qk_dim};
-                      });
-              // dK += dS^T Q and dV += P^T dO over the keys of this block's rows: a key tile
-              // starting at j0 takes the query rows from the first that sees j0. The block's own
-              // keys [r0, r1) are first reached here by the group's first head, which writes
-              // them instead of adding to them (no zeroing pass over dk and dv).
-              const bool first_head = h == kh * d.group;
-              const auto keys = [&](const float* a, const float* b, int64_t ldb, float* c,
-                                    int64_t ldc, int64_t width) {
-                for (const auto [k0, k1, fresh] :
-                     {std::tuple{int64_t{0}, r0, false}, std::tuple{r0, r1, first_head}}) {
-                  product({a + k0, 1, ld, b, ldb, c + k0 * ldc, ldc, !fresh}, k1 - k0,
-                          [&](int64_t j0, int64_t) {
-                            return TileRange{std::max<int64_t>(0, k0 + j0 - r0), rows, width};
-                          });
-                }
-              };
-              keys(dp.data(), Q, d.qs, dK, d.ks, s.qk_dim);
-              keys(p.data(), dO, d.os, dV, d.vs, s.v_dim);
+              const int64_t at = (s0 + r0) * d.os + h * s.v_dim;
+              backward_block(q + (s0 + r0) * d.qs + h * s.qk_dim, out + at, dout + at,
+                             dq + (s0 + r0) * d.qs + h * s.qk_dim, lse + h * n + s0 + r0, kv, d,
+                             s, r0, std::min(len, r0 + kQueryBlock), h == kh * d.group, bf16,
+                             p.data(), dp.data());
             }
           }
         }

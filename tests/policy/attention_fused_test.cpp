@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../../policy/src/attention_fused.h"
+#include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
 #include "aha/policy/attention.h"
 
@@ -104,6 +105,44 @@ TEST(AttentionFused, SameBitsOnAnyThreadCount) {
   EXPECT_EQ(all.dq, one.dq);
   EXPECT_EQ(all.dk, one.dk);
   EXPECT_EQ(all.dv, one.dv);
+}
+
+// Under bf16 the gradient products round their operands to bf16: within bf16's rounding of the
+// double reference (scaled by each tensor's largest value), and not the fp32 values (the path
+// is taken). The forward stays fp32: the sampler's logprobs are the trainer's.
+TEST(AttentionFused, Bf16GradientsAreWithinBf16Rounding) {
+  const std::vector<int64_t> starts = {0, 37, 137, 300};
+  const int64_t n = starts.back();
+  AttnShape s{4, 2, 48, 32, 1.0 / std::sqrt(48.0)};
+  const auto q = normal(n * 4 * 48, 11, 1.5), k = normal(n * 2 * 48, 12, 1.5);
+  const auto v = normal(n * 2 * 32, 13, 1.0), dout = normal(n * 4 * 32, 14, 1.0);
+  std::vector<double> out(n * 4 * 32), lse(4 * n), dq(q.size()), dk(k.size()), dv(v.size());
+  attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), starts, s);
+  attention_backward(dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), dq.data(),
+                     dk.data(), dv.data(), starts, s);
+  const Result fp32 = run_float(to_float(q), to_float(k), to_float(v), to_float(dout), starts, s);
+  Result bf;
+  {
+    MatmulPrecisionScope scope(MatmulPrecision::bf16);
+    bf = run_float(to_float(q), to_float(k), to_float(v), to_float(dout), starts, s);
+  }
+  EXPECT_EQ(bf.out, fp32.out);
+  EXPECT_EQ(bf.lse, fp32.lse);
+  const auto check = [](const std::vector<float>& got, const std::vector<float>& exact32,
+                        const std::vector<double>& want, const char* what) {
+    double peak = 0, worst = 0, moved = 0;
+    for (double w : want) peak = std::max(peak, std::abs(w));
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(got[i])) << what << " " << i;
+      worst = std::max(worst, std::abs(got[i] - want[i]));
+      moved = std::max(moved, double(std::abs(got[i] - exact32[i])));
+    }
+    EXPECT_LT(worst, 2e-2 * peak) << what;
+    EXPECT_GT(moved, 1e-5 * peak) << what << ": the bf16 products were not used";
+  };
+  check(bf.dq, fp32.dq, dq, "dq");
+  check(bf.dk, fp32.dk, dk, "dk");
+  check(bf.dv, fp32.dv, dv, "dv");
 }
 
 // Windows, key selections and widths off the 16 lanes stay on the general path.
