@@ -8,12 +8,15 @@
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/gemm_serial.h"
 #include "aha/core/machine.h"
+#include "aha/core/aligned.h"
+#include "aha/core/transpose16.h"
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -274,11 +277,50 @@ void gemm_dytx_token_split(const T* dy, const T* x, T* dw, int64_t n, int64_t in
                     });
 }
 
+namespace {
+
+// dw[out, in] += dy^T x under bf16. The kernel's left operand is packed with its tokens (k) made
+// contiguous, a transposing pack (16 x 16 register blocks) that costs far more per value than
+// the right operand's, which pairs two token rows. So the narrower of dy and x goes on the left:
+// where out > in the product is dw^T = x^T dy, into a fresh buffer, added to dw transposed.
+void gemm_dytx_bf16(const float* dy, const float* x, float* dw, int64_t n, int64_t in,
+                    int64_t out) {
+  if (out <= in) {
+    gemm_bf16(out, in, n, {dy, out, true}, {x, in, true}, dw, in, true, nullptr);
+    return;
+  }
+  AlignedArray<float> t = aligned_array<float>(size_t(in * out));
+  gemm_bf16(in, out, n, {x, in, true}, {dy, out, true}, t.get(), out, false, nullptr);
+  typedef float V16 __attribute__((vector_size(64)));
+  // Blocks of 16 output rows; within one, 16 x 16 blocks through the register transpose.
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, (out + 15) / 16, 4),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      for (int64_t ob = r.begin(); ob < r.end(); ++ob) {
+                        const int64_t o0 = ob * 16, no = std::min<int64_t>(16, out - o0);
+                        for (int64_t i0 = 0; i0 < in; i0 += 16) {
+                          const int64_t ni = std::min<int64_t>(16, in - i0);
+                          V16 blk[16];
+                          for (int64_t i = 0; i < 16; ++i) {
+                            blk[i] = V16{};
+                            if (i < ni) std::memcpy(&blk[i], t.get() + (i0 + i) * out + o0, no * 4);
+                          }
+                          transpose16x16(blk);  // blk[o][i]
+                          for (int64_t o = 0; o < no; ++o) {
+                            float* d = dw + (o0 + o) * in + i0;
+                            for (int64_t i = 0; i < ni; ++i) d[i] += blk[o][i];
+                          }
+                        }
+                      }
+                    });
+}
+
+}  // namespace
+
 template <typename T>
 void gemm_dytx(const T* dy, const T* x, T* dw, T* db, int64_t n, int64_t in, int64_t out) {
   if constexpr (std::is_same_v<T, float>) {
     if (bf16_route()) {
-      gemm_bf16(out, in, n, {dy, out, true}, {x, in, true}, dw, in, true, nullptr);
+      gemm_dytx_bf16(dy, x, dw, n, in, out);
       if (db != nullptr) add_column_sums(dy, n, out, 0, out, db);
       return;
     }

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "aha/core/error.h"
@@ -278,6 +279,43 @@ TEST(Bf16, ErrorIsThatOfBf16Operands) {
   }
   EXPECT_LT(worst, 2.0 * std::ldexp(1.0, -8));  // two operands, each within 2^-9
   EXPECT_GT(worst, 1e-6);                       // and it is really bf16, not fp32
+}
+
+// A linear layer's weight gradient under bf16 (dw += dy^T x), wide outputs and narrow, ragged
+// sizes: the bf16 products' sum added to dw's old values, under every kernel the CPU has; the
+// same bits under the two whose sums have one documented order whichever operand is on the left.
+TEST(Bf16, WeightGradientIsTheBf16SumForWideAndNarrowOutputs) {
+  MatmulPrecisionScope bf16(MatmulPrecision::bf16);
+  for (const auto [n, in, out] : {std::tuple{37, 20, 45}, std::tuple{37, 45, 20},
+                                  std::tuple{70, 16, 33}, std::tuple{64, 48, 48}}) {
+    SCOPED_TRACE(testing::Message() << n << " tokens, " << in << " -> " << out);
+    const auto dy = randn(size_t(n * out), 21), x = randn(size_t(n * in), 22);
+    const auto dw0 = randn(size_t(out * in), 23);
+    std::vector<float> documented;
+    for (const char* name : {"emulated", "avx512bf16", "amx"}) {
+      KernelScope kernel(name);
+      if (!kernel.ok) continue;
+      std::vector<float> dw = dw0;
+      gemm_dytx(dy.data(), x.data(), dw.data(), static_cast<float*>(nullptr), n, in, out);
+      for (int64_t o = 0; o < out; ++o) {
+        for (int64_t i = 0; i < in; ++i) {
+          double s = dw0[o * in + i], mag = std::abs(s);
+          for (int64_t t = 0; t < n; ++t) {
+            const double p = double(round_bf16(dy[t * out + o])) * round_bf16(x[t * in + i]);
+            s += p;
+            mag += std::abs(p);
+          }
+          ASSERT_NEAR(dw[o * in + i], s, 1e-6 * mag) << name << " " << o << "," << i;
+        }
+      }
+      if (std::string(name) == "amx") continue;
+      if (documented.empty()) {
+        documented = dw;
+      } else {
+        EXPECT_EQ(dw, documented) << name;
+      }
+    }
+  }
 }
 
 // A decode loop's cache packs a weight once: the same values as packing it every call, and a
