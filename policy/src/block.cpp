@@ -84,7 +84,11 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
       hc_collapse(c, lp.hc[i], P, x, u.data(), la.hc[i], n, pass.keep_inputs, pass.rowstable);
       in = u.data();
     }
-    if (pass.keep_inputs) s.x_in.assign(in, in + n * d);
+    // The residual's input is kept by the add below (one pass that reads x once); the collapsed
+    // streams are not the residual, so they are copied here.
+    const bool keep_residual = pass.keep_inputs && !lp.hc[i].on();
+    if (pass.keep_inputs && lp.hc[i].on()) s.x_in.assign(in, in + n * d);
+    if (keep_residual) s.x_in.resize(n * d);
     s.h.resize(n * d);
     s.rstd.resize(n);
     rmsnorm_forward(in, P + lp.norm(m).w, s.h.data(), s.rstd.data(), n, d, c.rms_norm_eps);
@@ -97,6 +101,12 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
     }
     if (lp.hc[i].on()) {
       hc_expand(c, y.data(), x, la.hc[i], n, pass.keep_inputs);
+    } else if (keep_residual) {
+      T* kept = s.x_in.data();
+      for (int64_t j = 0; j < n * d; ++j) {
+        kept[j] = x[j];
+        x[j] += y[j];
+      }
     } else {
       for (int64_t j = 0; j < n * d; ++j) x[j] += y[j];
     }
