@@ -124,6 +124,30 @@ void interleave(const MatRef& r, int64_t col0, int64_t nc, int64_t p0, int64_t n
 
 }  // namespace
 
+namespace {
+
+// Rows [i0, i1) of a transposed r, pairs [p_lo, p_hi) (p_lo a multiple of 16): 16 rows at a time
+// are 16 contiguous values of two source rows per pair. Rows inner, so the 32 source rows of a
+// block of pairs are read along their length (64 bytes a row per block of rows would leave every
+// read a cache miss). The last block's pairs past kp are zero: they are the padding up to the
+// stride.
+void transposed_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t p_lo, int64_t p_hi,
+                     int64_t k, uint32_t* out) {
+  const int64_t stride = pair_stride(k);
+  alignas(64) uint32_t blk[kLanes * kLanes];
+  for (int64_t p0 = p_lo; p0 < p_hi; p0 += kLanes) {
+    const int64_t np = std::min<int64_t>(kLanes, p_hi - p0);
+    for (int64_t b0 = i0; b0 < i1; b0 += kLanes) {
+      const int64_t nr = std::min<int64_t>(kLanes, i1 - b0);
+      interleave(r, b0, nr, p0, np, k, blk, kLanes);  // blk[pp * 16 + row]
+      std::fill(blk + np * kLanes, blk + kLanes * kLanes, 0u);
+      transpose16(blk, nr, out + (b0 - i0) * stride + p0, stride);  // rows past nr unwritten
+    }
+  }
+}
+
+}  // namespace
+
 void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, stride = pair_stride(k);
   if (!r.trans) {
@@ -134,20 +158,12 @@ void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out
     }
     return;
   }
-  // Transposed: 16 rows at a time are 16 contiguous values of two source rows per pair. Rows
-  // inner, so the 32 source rows of a block of pairs are read along their length (64 bytes a
-  // row per block of rows would leave every read a cache miss). The last block's pairs past kp
-  // are zero: they are the padding up to the stride.
-  alignas(64) uint32_t blk[kLanes * kLanes];
-  for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
-    const int64_t np = std::min<int64_t>(kLanes, kp - p0);
-    for (int64_t b0 = i0; b0 < i1; b0 += kLanes) {
-      const int64_t nr = std::min<int64_t>(kLanes, i1 - b0);
-      interleave(r, b0, nr, p0, np, k, blk, kLanes);  // blk[pp * 16 + row]
-      std::fill(blk + np * kLanes, blk + kLanes * kLanes, 0u);
-      transpose16(blk, nr, out + (b0 - i0) * stride + p0, stride);  // rows past nr unwritten
-    }
-  }
+  transposed_rows(r, i0, i1, 0, kp, k, out);
+}
+
+void pack_row_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t m, int64_t k,
+                    uint32_t* out) {
+  transposed_rows(r, 0, m, p_lo, p_hi, k, out);
 }
 
 namespace {
@@ -192,6 +208,18 @@ void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, 
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
       interleave(r, j0, nc, p0, np, k, out + (q - q0) * pstride + p0 * kLanes, kLanes);
+    }
+  }
+}
+
+void pack_panel_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t n, int64_t k,
+                      uint32_t* out) {
+  const int64_t pstride = pair_stride(k) * kLanes, n_panels = (n + kLanes - 1) / kLanes;
+  for (int64_t p0 = p_lo; p0 < p_hi; p0 += kLanes) {
+    const int64_t np = std::min<int64_t>(kLanes, p_hi - p0);
+    for (int64_t q = 0; q < n_panels; ++q) {
+      const int64_t j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
+      interleave(r, j0, nc, p0, np, k, out + q * pstride + p0 * kLanes, kLanes);
     }
   }
 }

@@ -22,10 +22,19 @@ inline int64_t pair_stride(int64_t k) {
 // Rows [i0, i1) of r as pairs: out[(i - i0) * pair_stride(k) + p] holds r(i, 2p) in its low
 // half and r(i, 2p + 1) (0 past k) in its high half.
 void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out);
+// A transposed r's pairs [p_lo, p_hi) (p_lo a multiple of 16) of all m rows, into the whole
+// packed operand `out`: a task reads whole source rows (see pack_panel_pairs).
+void pack_row_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t m, int64_t k,
+                    uint32_t* out);
 
 // Panels [q0, q1), one every pair_stride(k) * 16 words of out: panel q holds columns
 // 16q .. 16q + 15 of r's rows (r(j, .) for j in the panel) as [pair_stride(k)][16], columns past
 // n zero.
 void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, uint32_t* out);
+// A transposed r's pairs [p_lo, p_hi) (p_lo a multiple of 16) of every panel, into the whole
+// packed operand `out` (the padding pairs past (k + 1) / 2 are not written): a task then reads
+// whole source rows, which its blocks of 32 rows keep in L1 across the panels.
+void pack_panel_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t n, int64_t k,
+                      uint32_t* out);
 
 }  // namespace aha::bf16

@@ -428,6 +428,15 @@ void pack_a(const MatRef& a, int64_t m, int64_t k, uint32_t* ap, bool parallel) 
     pack_rows(a, 0, m, k, ap);
     return;
   }
+  if (a.trans) {  // split over the pairs, for the reason of pack_b's
+    const int64_t kp = (k + 1) / 2;
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, (kp + kLanes - 1) / kLanes, 2),
+                      [&](const auto& r) {
+                        bf16::pack_row_pairs(a, r.begin() * kLanes,
+                                             std::min(kp, r.end() * kLanes), m, k, ap);
+                      });
+    return;
+  }
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, m, kRowBlock),
                     [&](const tbb::blocked_range<int64_t>& r) {
                       pack_rows(a, r.begin(), r.end(), k, ap + r.begin() * stride);
@@ -438,6 +447,20 @@ void pack_b(const MatRef& b, int64_t n, int64_t k, uint32_t* bp, bool parallel) 
   const int64_t pstride = bf16::pair_stride(k) * kLanes, n_panels = (n + kLanes - 1) / kLanes;
   if (!parallel) {
     pack_panels(b, 0, n_panels, n, k, bp);
+    return;
+  }
+  if (b.trans) {
+    // Split over the pairs, not the panels: a task's source rows are read whole (a weight
+    // gradient's x or dy, in from L3), not a 64-column stripe of every row by each of 4 tasks.
+    const int64_t kp = (k + 1) / 2;
+    for (int64_t q = 0; q < n_panels; ++q) {
+      std::fill(bp + q * pstride + kp * kLanes, bp + (q + 1) * pstride, 0u);
+    }
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, (kp + kLanes - 1) / kLanes, 2),
+                      [&](const auto& r) {
+                        bf16::pack_panel_pairs(b, r.begin() * kLanes,
+                                               std::min(kp, r.end() * kLanes), n, k, bp);
+                      });
     return;
   }
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_panels, 4), [&](const auto& r) {
