@@ -26,13 +26,10 @@
 #include <mutex>
 #include <vector>
 
+#include "aha/core/simd16.h"
 #include "aha/core/tensor.h"
 #include "aha/core/transpose16.h"
 #include "weight_cache.h"
-
-#if defined(__AVX512F__) || defined(__FMA__)
-#include <immintrin.h>
-#endif
 
 namespace aha {
 
@@ -41,38 +38,10 @@ namespace {
 constexpr int kLanes = 16;
 // Panel rows (k steps, 64 bytes each) that tile() prefetches ahead of the one it reads.
 constexpr int64_t kPrefetchK = 64;
-typedef float V16 __attribute__((vector_size(64)));
-
-inline V16 load16(const float* p) {
-  V16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-inline V16 splat(float v) { return V16{v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v}; }
-
-// acc + a * b rounded once where the build has FMA (the chain the file's header promises).
-inline V16 fmadd(V16 a, V16 b, V16 acc) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<V16>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a),
-                                               reinterpret_cast<__m512>(b),
-                                               reinterpret_cast<__m512>(acc)));
-#elif defined(__FMA__)
-  __m256 r[2];
-  for (int h = 0; h < 2; ++h) {
-    __m256 ah, bh, ch;
-    std::memcpy(&ah, reinterpret_cast<const char*>(&a) + 32 * h, 32);
-    std::memcpy(&bh, reinterpret_cast<const char*>(&b) + 32 * h, 32);
-    std::memcpy(&ch, reinterpret_cast<const char*>(&acc) + 32 * h, 32);
-    r[h] = _mm256_fmadd_ps(ah, bh, ch);
-  }
-  V16 v;
-  std::memcpy(&v, r, 64);
-  return v;
-#else
-  return acc + a * b;
-#endif
-}
+using simd16::fmadd;
+using simd16::load16;
+using simd16::splat;
+using simd16::V16;
 
 int64_t n_panels(int64_t out) { return (out + kLanes - 1) / kLanes; }
 

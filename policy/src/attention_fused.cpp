@@ -20,6 +20,7 @@
 
 #include "aha/core/aligned.h"
 #include "aha/core/gemm_bf16.h"
+#include "aha/core/simd16.h"
 #include "aha/core/transpose16.h"
 #include "vec16.h"
 
@@ -31,24 +32,9 @@ constexpr int64_t kQueryBlock = 64;
 
 int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 
-inline V16 load16(const float* p) {
-  V16 v;
-  std::memcpy(&v, p, sizeof(v));
-  return v;
-}
-
-// Not V16{} + v: 0 + v is not v for v = -0, so the compiler keeps the add before broadcasting.
-inline V16 splat(float v) { return V16{v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v}; }
-
-inline V16 fmadd(V16 a, V16 b, V16 acc) {
-#if defined(__AVX512F__)
-  return reinterpret_cast<V16>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a),
-                                               reinterpret_cast<__m512>(b),
-                                               reinterpret_cast<__m512>(acc)));
-#else
-  return acc + a * b;
-#endif
-}
+using simd16::fmadd;
+using simd16::load16;
+using simd16::splat;
 
 // c[r * ldc + 16 v + l] (+)= sum over t in [t0, t1) of a[r * ar + t * at] * b[t * ldb + 16 v + l]
 // for r < R, v < NV: one chain per output, t ascending, from 0 or from c's value.

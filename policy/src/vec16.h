@@ -4,13 +4,15 @@
 
 #include <cstdint>
 
+#include "aha/core/simd16.h"
+
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
 namespace aha::policy {
 
-typedef float V16 __attribute__((vector_size(64)));
+using simd16::V16;
 
 // exp(x) for x <= 0 (scores minus their maximum), 16 at a time: 2^n * p(f) with a degree-6
 // polynomial on [-ln2/2, ln2/2]; relative error ~2e-7. x is clamped at -87 (exp ~ 1.6e-38).
