@@ -11,6 +11,7 @@
 
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
@@ -206,79 +207,94 @@ bool fused_attention_fits(const AttnShape& s) {
          s.qk_dim > 0 && s.v_dim > 0 && s.n_kv_heads > 0 && s.n_heads % s.n_kv_heads == 0;
 }
 
+namespace {
+
+struct ForwardTask {
+  size_t seq;
+  int64_t s0, r0, r1;  // the sequence's first token; the query rows [r0, r1) within it
+  int head;
+};
+
+// One query block of one head: its scores against the transposed keys kt (rows every ldt
+// values), the softmax's lse, and its output rows.
+void forward_block(const ForwardTask& t, const float* q, const float* kt, int64_t ldt,
+                   const float* v, float* out, float* lse, int64_t n, const Dims& d,
+                   const AttnShape& s, Scratch& p) {
+  const int kh = t.head / d.group;
+  const float scale = static_cast<float>(s.scale);
+  const int64_t rows = t.r1 - t.r0, ld = round16(t.r1);
+  grow(p, rows * ld);
+  float sums[kQueryBlock];
+  scores(q + (t.s0 + t.r0) * d.qs + t.head * s.qk_dim, d.qs, kt, ldt, s.qk_dim, t.r0, rows,
+         p.data(), ld);
+  for (int64_t i = 0; i < rows; ++i) {
+    const float mx = exp_row(p.data() + i * ld, t.r0 + i + 1, ld, scale, &sums[i]);
+    lse[t.head * n + t.s0 + t.r0 + i] = mx + std::log(sums[i]);
+  }
+  float* O = out + (t.s0 + t.r0) * d.os + t.head * s.v_dim;
+  product({p.data(), ld, 1, v + t.s0 * d.vs + kh * s.v_dim, d.vs, O, d.os, false}, rows,
+          [&](int64_t, int64_t end) {
+            return TileRange{0, t.r0 + end, s.v_dim};
+          });
+  for (int64_t i = 0; i < rows; ++i) {
+    const float inv = 1.0f / sums[i];
+    for (int c = 0; c < s.v_dim; ++c) O[i * d.os + c] *= inv;
+  }
+}
+
+}  // namespace
+
 void fused_attention_forward(const float* q, const float* k, const float* v, float* out,
                              float* lse, const std::vector<int64_t>& seq_starts,
                              const AttnShape& s) {
   const int64_t n = seq_starts.back();
   const Dims d = dims_of(s);
-  const float scale = static_cast<float>(s.scale);
-  struct Task {
-    size_t seq;
-    int64_t s0, r0, r1;
-    int head;
-  };
-  std::vector<Task> tasks;
-  for (size_t i = 0; i + 1 < seq_starts.size(); ++i) {
+  const size_t n_seqs = seq_starts.size() - 1;
+  std::vector<ForwardTask> tasks;
+  // Every sequence's keys transposed once, per kv head ([head][qk][round16(len)] a sequence),
+  // before the blocks that share them.
+  std::vector<int64_t> kt_at(n_seqs + 1, 0);
+  for (size_t i = 0; i < n_seqs; ++i) {
     const int64_t len = seq_starts[i + 1] - seq_starts[i];
     for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
       for (int h = 0; h < s.n_heads; ++h) {
         tasks.push_back({i, seq_starts[i], r0, std::min(len, r0 + kQueryBlock), h});
       }
     }
-  }
-  // Every sequence's keys transposed once, per kv head ([head][qk][round16(len)] a sequence),
-  // before the blocks that share them.
-  const size_t n_seqs = seq_starts.size() - 1;
-  std::vector<int64_t> kt_at(n_seqs + 1, 0);
-  for (size_t i = 0; i < n_seqs; ++i) {
-    kt_at[i + 1] = kt_at[i] + int64_t{s.n_kv_heads} * s.qk_dim *
-                                  round16(seq_starts[i + 1] - seq_starts[i]);
+    kt_at[i + 1] = kt_at[i] + int64_t{s.n_kv_heads} * s.qk_dim * round16(len);
   }
   // The caller's, kept between calls (no page faults per layer); the tasks see it through
-  // kt_data, as a thread_local named in them would be each worker's own.
+  // kt_data, as a thread_local named in them would be each worker's own. Isolated: while this
+  // thread waits on the loops below it must not take up an outer task that comes back here and
+  // resizes the same buffer (a caller inside another parallel loop).
   thread_local Scratch kt;
   grow(kt, kt_at.back());
   float* const kt_data = kt.data();
-  tbb::parallel_for(tbb::blocked_range<size_t>(0, n_seqs * s.n_kv_heads, 1),
-                    [&](const tbb::blocked_range<size_t>& range) {
-                      for (size_t ti = range.begin(); ti < range.end(); ++ti) {
-                        const size_t i = ti / s.n_kv_heads;
-                        const int kh = static_cast<int>(ti % s.n_kv_heads);
-                        const int64_t len = seq_starts[i + 1] - seq_starts[i], ld = round16(len);
-                        transpose_rows(k + seq_starts[i] * d.ks + kh * s.qk_dim, d.ks, len,
-                                       s.qk_dim, kt_data + kt_at[i] + kh * s.qk_dim * ld, ld);
-                      }
-                    });
-  tbb::parallel_for(
-      tbb::blocked_range<size_t>(0, tasks.size(), 1),
-      [&](const tbb::blocked_range<size_t>& range) {
-        thread_local Scratch p;
-        float sums[kQueryBlock];
-        for (size_t ti = range.begin(); ti < range.end(); ++ti) {
-          const Task& t = tasks[ti];
-          const int kh = t.head / d.group;
-          const int64_t rows = t.r1 - t.r0, ld = round16(t.r1);
-          const int64_t ldt = round16(seq_starts[t.seq + 1] - t.s0);
-          grow(p, rows * ld);
-          const float* Q = q + (t.s0 + t.r0) * d.qs + t.head * s.qk_dim;
-          scores(Q, d.qs, kt_data + kt_at[t.seq] + kh * s.qk_dim * ldt, ldt, s.qk_dim, t.r0,
-                 rows, p.data(), ld);
-          for (int64_t i = 0; i < rows; ++i) {
-            const float mx = exp_row(p.data() + i * ld, t.r0 + i + 1, ld, scale, &sums[i]);
-            lse[t.head * n + t.s0 + t.r0 + i] = mx + std::log(sums[i]);
+  tbb::this_task_arena::isolate([&] {
+    tbb::parallel_for(tbb::blocked_range<size_t>(0, n_seqs * s.n_kv_heads, 1),
+                      [&](const tbb::blocked_range<size_t>& range) {
+                        for (size_t ti = range.begin(); ti < range.end(); ++ti) {
+                          const size_t i = ti / s.n_kv_heads;
+                          const int kh = static_cast<int>(ti % s.n_kv_heads);
+                          const int64_t len = seq_starts[i + 1] - seq_starts[i];
+                          transpose_rows(k + seq_starts[i] * d.ks + kh * s.qk_dim, d.ks, len,
+                                         s.qk_dim, kt_data + kt_at[i] + kh * s.qk_dim * round16(len),
+                                         round16(len));
+                        }
+                      });
+    tbb::parallel_for(
+        tbb::blocked_range<size_t>(0, tasks.size(), 1),
+        [&](const tbb::blocked_range<size_t>& range) {
+          thread_local Scratch p;
+          for (size_t ti = range.begin(); ti < range.end(); ++ti) {
+            const ForwardTask& t = tasks[ti];
+            const int64_t ldt = round16(seq_starts[t.seq + 1] - t.s0);
+            forward_block(t, q, kt_data + kt_at[t.seq] + (t.head / d.group) * s.qk_dim * ldt, ldt,
+                          v, out, lse, n, d, s, p);
           }
-          float* O = out + (t.s0 + t.r0) * d.os + t.head * s.v_dim;
-          product({p.data(), ld, 1, v + t.s0 * d.vs + kh * s.v_dim, d.vs, O, d.os, false}, rows,
-                  [&](int64_t, int64_t end) {
-                    return TileRange{0, t.r0 + end, s.v_dim};
-                  });
-          for (int64_t i = 0; i < rows; ++i) {
-            const float inv = 1.0f / sums[i];
-            for (int c = 0; c < s.v_dim; ++c) O[i * d.os + c] *= inv;
-          }
-        }
-      },
-      tbb::simple_partitioner());
+        },
+        tbb::simple_partitioner());
+  });
 }
 
 namespace {
