@@ -118,8 +118,7 @@ struct TileRange {
 // x^T into dst [width][ld] (ld = round16(n), zero past n; width a multiple of 16): keys become
 // the lanes of the score products. 16 x 16 blocks in registers: x's rows are a whole head apart,
 // and a strided gather of one value per load was half of the forward's own time.
-void transpose_rows(const float* x, int64_t ldx, int64_t n, int64_t width, float* dst,
-                    int64_t ld) {
+void transpose_rows(const float* x, int64_t ldx, int64_t n, int64_t width, float* dst, int64_t ld) {
   for (int64_t j0 = 0; j0 < ld; j0 += 16) {
     const int64_t nj = std::min<int64_t>(16, n - j0);
     for (int64_t d0 = 0; d0 < width; d0 += 16) {
@@ -188,8 +187,7 @@ struct Dims {
 
 Dims dims_of(const AttnShape& s) {
   return {int64_t{s.n_heads} * s.qk_dim, int64_t{s.n_kv_heads} * s.qk_dim,
-          int64_t{s.n_kv_heads} * s.v_dim, int64_t{s.n_heads} * s.v_dim,
-          s.n_heads / s.n_kv_heads};
+          int64_t{s.n_kv_heads} * s.v_dim, int64_t{s.n_heads} * s.v_dim, s.n_heads / s.n_kv_heads};
 }
 
 using Scratch = std::vector<float, LineAllocator<float>>;
@@ -244,9 +242,8 @@ void forward_block(const ForwardTask& t, const float* q, const float* kt, int64_
 
 }  // namespace
 
-void fused_attention_forward(const float* q, const float* k, const float* v, float* out,
-                             float* lse, const std::vector<int64_t>& seq_starts,
-                             const AttnShape& s) {
+void fused_attention_forward(const float* q, const float* k, const float* v, float* out, float* lse,
+                             const std::vector<int64_t>& seq_starts, const AttnShape& s) {
   const int64_t n = seq_starts.back();
   const Dims d = dims_of(s);
   const size_t n_seqs = seq_starts.size() - 1;
@@ -277,9 +274,9 @@ void fused_attention_forward(const float* q, const float* k, const float* v, flo
                           const size_t i = ti / s.n_kv_heads;
                           const int kh = static_cast<int>(ti % s.n_kv_heads);
                           const int64_t len = seq_starts[i + 1] - seq_starts[i];
+                          const int64_t ld = round16(len);
                           transpose_rows(k + seq_starts[i] * d.ks + kh * s.qk_dim, d.ks, len,
-                                         s.qk_dim, kt_data + kt_at[i] + kh * s.qk_dim * round16(len),
-                                         round16(len));
+                                         s.qk_dim, kt_data + kt_at[i] + kh * s.qk_dim * ld, ld);
                         }
                       });
     tbb::parallel_for(
@@ -403,18 +400,18 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
           grow(vt, s.v_dim * ldt);
           grow(p, kQueryBlock * ldt);
           grow(dp, kQueryBlock * ldt);
-          const KvSlice kv{k + s0 * d.ks + kh * s.qk_dim, v + s0 * d.vs + kh * s.v_dim,
-                           kt.data(), vt.data(), dk + s0 * d.ks + kh * s.qk_dim,
-                           dv + s0 * d.vs + kh * s.v_dim, len, ldt};
+          const KvSlice kv{
+              k + s0 * d.ks + kh * s.qk_dim,  v + s0 * d.vs + kh * s.v_dim,  kt.data(), vt.data(),
+              dk + s0 * d.ks + kh * s.qk_dim, dv + s0 * d.vs + kh * s.v_dim, len,       ldt};
           transpose_rows(kv.K, d.ks, len, s.qk_dim, kt.data(), ldt);
           if (!bf16) transpose_rows(kv.V, d.vs, len, s.v_dim, vt.data(), ldt);
           for (int h = kh * d.group; h < (kh + 1) * d.group; ++h) {
             for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
               const int64_t at = (s0 + r0) * d.os + h * s.v_dim;
               backward_block(q + (s0 + r0) * d.qs + h * s.qk_dim, out + at, dout + at,
-                             dq + (s0 + r0) * d.qs + h * s.qk_dim, lse + h * n + s0 + r0, kv, d,
-                             s, r0, std::min(len, r0 + kQueryBlock), h == kh * d.group, bf16,
-                             p.data(), dp.data());
+                             dq + (s0 + r0) * d.qs + h * s.qk_dim, lse + h * n + s0 + r0, kv, d, s,
+                             r0, std::min(len, r0 + kQueryBlock), h == kh * d.group, bf16, p.data(),
+                             dp.data());
             }
           }
         }

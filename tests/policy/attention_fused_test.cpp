@@ -1,6 +1,8 @@
 // The float training attention's register-tile kernels (attention_fused.cpp) against the general
 // path in double (one BLAS call per product, a separate softmax), over packed sequences whose
 // lengths fall on and off every tile and block edge, with and without grouped keys.
+#include "../../policy/src/attention_fused.h"
+
 #include <gtest/gtest.h>
 #include <tbb/global_control.h>
 
@@ -8,7 +10,6 @@
 #include <limits>
 #include <vector>
 
-#include "../../policy/src/attention_fused.h"
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/rng.h"
 #include "aha/policy/attention.h"
@@ -65,9 +66,11 @@ TEST(AttentionFused, MatchesTheGeneralPathInDouble) {
   std::vector<int64_t> starts = {0};
   for (int64_t l : lens) starts.push_back(starts.back() + l);
   const int64_t n = starts.back();
-  for (const Case& c : {Case{4, 2, 48, 32}, Case{2, 2, 16, 16}, Case{3, 1, 32, 64}}) {
-    SCOPED_TRACE(testing::Message() << c.heads << "/" << c.kv_heads << " qk " << c.qk << " v "
-                                    << c.v);
+  // DeepSeek-V3's widths (192 / 128) and one of 80 (48 + 32 columns a tile) among them.
+  for (const Case& c : {Case{4, 2, 48, 32}, Case{2, 2, 16, 16}, Case{3, 1, 32, 64},
+                        Case{2, 1, 192, 128}, Case{2, 2, 80, 16}}) {
+    SCOPED_TRACE(testing::Message()
+                 << c.heads << "/" << c.kv_heads << " qk " << c.qk << " v " << c.v);
     AttnShape s{c.heads, c.kv_heads, c.qk, c.v, 1.0 / std::sqrt(double(c.qk))};
     ASSERT_TRUE(fused_attention_fits(s));
     // Sharp enough that the softmax's max matters (scores of a few units).
@@ -76,8 +79,8 @@ TEST(AttentionFused, MatchesTheGeneralPathInDouble) {
     std::vector<double> out(n * c.heads * c.v), lse(c.heads * n), dq(q.size()), dk(k.size()),
         dv(v.size());
     attention_forward(q.data(), k.data(), v.data(), out.data(), lse.data(), starts, s);
-    attention_backward(dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(),
-                       dq.data(), dk.data(), dv.data(), starts, s);
+    attention_backward(dout.data(), q.data(), k.data(), v.data(), out.data(), lse.data(), dq.data(),
+                       dk.data(), dv.data(), starts, s);
     const Result f = run_float(to_float(q), to_float(k), to_float(v), to_float(dout), starts, s);
     expect_close(f.out, out, 2e-5, "out");
     expect_close(f.lse, lse, 2e-5, "lse");

@@ -24,9 +24,8 @@ inline V16 splat(float v) { return V16{v, v, v, v, v, v, v, v, v, v, v, v, v, v,
 // acc + a * b rounded once where the build has FMA (the chains the kernels promise).
 inline V16 fmadd(V16 a, V16 b, V16 acc) {
 #if defined(__AVX512F__)
-  return reinterpret_cast<V16>(_mm512_fmadd_ps(reinterpret_cast<__m512>(a),
-                                               reinterpret_cast<__m512>(b),
-                                               reinterpret_cast<__m512>(acc)));
+  return reinterpret_cast<V16>(_mm512_fmadd_ps(
+      reinterpret_cast<__m512>(a), reinterpret_cast<__m512>(b), reinterpret_cast<__m512>(acc)));
 #elif defined(__FMA__)
   __m256 r[2];
   for (int h = 0; h < 2; ++h) {
