@@ -287,7 +287,8 @@ TEST(Bf16, ErrorIsThatOfBf16Operands) {
 TEST(Bf16, WeightGradientIsTheBf16SumForWideAndNarrowOutputs) {
   MatmulPrecisionScope bf16(MatmulPrecision::bf16);
   for (const auto [n, in, out] : {std::tuple{37, 20, 45}, std::tuple{37, 45, 20},
-                                  std::tuple{70, 16, 33}, std::tuple{64, 48, 48}}) {
+                                  std::tuple{70, 16, 33}, std::tuple{64, 48, 48},
+                                  std::tuple{300, 64, 200}}) {
     SCOPED_TRACE(testing::Message() << n << " tokens, " << in << " -> " << out);
     const auto dy = randn(size_t(n * out), 21), x = randn(size_t(n * in), 22);
     const auto dw0 = randn(size_t(out * in), 23);
@@ -307,6 +308,12 @@ TEST(Bf16, WeightGradientIsTheBf16SumForWideAndNarrowOutputs) {
           }
           ASSERT_NEAR(dw[o * in + i], s, 1e-6 * mag) << name << " " << o << "," << i;
         }
+      }
+      {  // the same bits on one thread (the packing's and the transposed add's splits)
+        std::vector<float> one = dw0;
+        tbb::global_control limit(tbb::global_control::max_allowed_parallelism, 1);
+        gemm_dytx(dy.data(), x.data(), one.data(), static_cast<float*>(nullptr), n, in, out);
+        EXPECT_EQ(one, dw) << name;
       }
       if (std::string(name) == "amx") continue;
       if (documented.empty()) {

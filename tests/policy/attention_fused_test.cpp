@@ -90,24 +90,29 @@ TEST(AttentionFused, MatchesTheGeneralPathInDouble) {
   }
 }
 
-// The sums have one order whatever the thread count: the same bits on one thread and on all.
+// The sums have one order whatever the thread count: the same bits on one thread and on all,
+// under either precision (the bf16 gradient products run whole on their task's thread).
 TEST(AttentionFused, SameBitsOnAnyThreadCount) {
   const std::vector<int64_t> starts = {0, 90, 100, 229};
   const int64_t n = starts.back();
   AttnShape s{4, 2, 48, 32, 0.2};
   const auto q = to_float(normal(n * 4 * 48, 5, 1.0)), k = to_float(normal(n * 2 * 48, 6, 1.0));
   const auto v = to_float(normal(n * 2 * 32, 7, 1.0)), dout = to_float(normal(n * 4 * 32, 8, 1.0));
-  const Result all = run_float(q, k, v, dout, starts, s);
-  Result one;
-  {
-    tbb::global_control limit(tbb::global_control::max_allowed_parallelism, 1);
-    one = run_float(q, k, v, dout, starts, s);
+  for (const MatmulPrecision p : {MatmulPrecision::fp32, MatmulPrecision::bf16}) {
+    SCOPED_TRACE(matmul_precision_name(p));
+    MatmulPrecisionScope precision(p);
+    const Result all = run_float(q, k, v, dout, starts, s);
+    Result one;
+    {
+      tbb::global_control limit(tbb::global_control::max_allowed_parallelism, 1);
+      one = run_float(q, k, v, dout, starts, s);
+    }
+    EXPECT_EQ(all.out, one.out);
+    EXPECT_EQ(all.lse, one.lse);
+    EXPECT_EQ(all.dq, one.dq);
+    EXPECT_EQ(all.dk, one.dk);
+    EXPECT_EQ(all.dv, one.dv);
   }
-  EXPECT_EQ(all.out, one.out);
-  EXPECT_EQ(all.lse, one.lse);
-  EXPECT_EQ(all.dq, one.dq);
-  EXPECT_EQ(all.dk, one.dk);
-  EXPECT_EQ(all.dv, one.dv);
 }
 
 // Under bf16 the gradient products round their operands to bf16: within bf16's rounding of the
