@@ -192,36 +192,42 @@ void pack_panel_rows(const MatRef& r, int64_t q, int64_t n, int64_t k, uint32_t*
 
 }  // namespace
 
-void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, uint32_t* out) {
+namespace {
+
+// Panels [q0, q1) of a transposed r (out starts at panel q0), pairs [p_lo, p_hi) (p_lo a
+// multiple of 16): a pair interleaves two source rows. Panels inner, for the reason of
+// pack_rows. Whoever packs the last pairs also zeroes every panel's padding past them.
+void transposed_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t p_lo, int64_t p_hi,
+                       int64_t n, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, pstride = pair_stride(k) * kLanes;
-  if (!r.trans) {
-    for (int64_t q = q0; q < q1; ++q) pack_panel_rows(r, q, n, k, out + (q - q0) * pstride);
-    return;
-  }
-  for (int64_t q = q0; q < q1; ++q) {
-    uint32_t* o = out + (q - q0) * pstride;
-    std::fill(o + kp * kLanes, o + pstride, 0u);
-  }
-  // Transposed: a pair interleaves two source rows. Panels inner, for the reason of pack_rows.
-  for (int64_t p0 = 0; p0 < kp; p0 += kLanes) {
-    const int64_t np = std::min<int64_t>(kLanes, kp - p0);
+  for (int64_t p0 = p_lo; p0 < p_hi; p0 += kLanes) {
+    const int64_t np = std::min<int64_t>(kLanes, p_hi - p0);
     for (int64_t q = q0; q < q1; ++q) {
       const int64_t j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
       interleave(r, j0, nc, p0, np, k, out + (q - q0) * pstride + p0 * kLanes, kLanes);
     }
   }
+  if (p_hi != kp) return;
+  for (int64_t q = q0; q < q1; ++q) {
+    uint32_t* o = out + (q - q0) * pstride;
+    std::fill(o + kp * kLanes, o + pstride, 0u);
+  }
+}
+
+}  // namespace
+
+void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, uint32_t* out) {
+  if (!r.trans) {
+    const int64_t pstride = pair_stride(k) * kLanes;
+    for (int64_t q = q0; q < q1; ++q) pack_panel_rows(r, q, n, k, out + (q - q0) * pstride);
+    return;
+  }
+  transposed_panels(r, q0, q1, 0, (k + 1) / 2, n, k, out);
 }
 
 void pack_panel_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t n, int64_t k,
                       uint32_t* out) {
-  const int64_t pstride = pair_stride(k) * kLanes, n_panels = (n + kLanes - 1) / kLanes;
-  for (int64_t p0 = p_lo; p0 < p_hi; p0 += kLanes) {
-    const int64_t np = std::min<int64_t>(kLanes, p_hi - p0);
-    for (int64_t q = 0; q < n_panels; ++q) {
-      const int64_t j0 = q * kLanes, nc = std::min<int64_t>(kLanes, n - j0);
-      interleave(r, j0, nc, p0, np, k, out + q * pstride + p0 * kLanes, kLanes);
-    }
-  }
+  transposed_panels(r, 0, (n + kLanes - 1) / kLanes, p_lo, p_hi, n, k, out);
 }
 
 }  // namespace aha::bf16

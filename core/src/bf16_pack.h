@@ -32,8 +32,8 @@ void pack_row_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t m, int6
 // n zero.
 void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, uint32_t* out);
 // A transposed r's pairs [p_lo, p_hi) (p_lo a multiple of 16) of every panel, into the whole
-// packed operand `out` (the padding pairs past (k + 1) / 2 are not written): a task then reads
-// whole source rows, which its blocks of 32 rows keep in L1 across the panels.
+// packed operand `out` (the padding past (k + 1) / 2 by the call whose p_hi is that): a task
+// then reads whole source rows, which its blocks of 32 rows keep in L1 across the panels.
 void pack_panel_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t n, int64_t k,
                       uint32_t* out);
 

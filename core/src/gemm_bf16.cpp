@@ -453,9 +453,6 @@ void pack_b(const MatRef& b, int64_t n, int64_t k, uint32_t* bp, bool parallel) 
     // Split over the pairs, not the panels: a task's source rows are read whole (a weight
     // gradient's x or dy, in from L3), not a 64-column stripe of every row by each of 4 tasks.
     const int64_t kp = (k + 1) / 2;
-    for (int64_t q = 0; q < n_panels; ++q) {
-      std::fill(bp + q * pstride + kp * kLanes, bp + (q + 1) * pstride, 0u);
-    }
     tbb::parallel_for(tbb::blocked_range<int64_t>(0, (kp + kLanes - 1) / kLanes, 2),
                       [&](const auto& r) {
                         bf16::pack_panel_pairs(b, r.begin() * kLanes,

@@ -7,8 +7,9 @@
 
 #include "aha/core/gemm_bf16.h"
 #include "aha/core/gemm_serial.h"
-#include "aha/core/machine.h"
 #include "aha/core/aligned.h"
+#include "aha/core/machine.h"
+#include "aha/core/simd16.h"
 #include "aha/core/transpose16.h"
 
 #include <tbb/blocked_range.h>
@@ -291,7 +292,7 @@ void gemm_dytx_bf16(const float* dy, const float* x, float* dw, int64_t n, int64
   }
   AlignedArray<float> t = aligned_array<float>(size_t(in * out));
   gemm_bf16(in, out, n, {x, in, true}, {dy, out, true}, t.get(), out, false, nullptr);
-  typedef float V16 __attribute__((vector_size(64)));
+  using simd16::V16;
   // Blocks of 16 output rows; within one, 16 x 16 blocks through the register transpose.
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, (out + 15) / 16, 4),
                     [&](const tbb::blocked_range<int64_t>& r) {

@@ -1,6 +1,6 @@
 // The training attention's float kernels for plain causal attention with head widths that are
-// multiples of 16: every product is a register tile of 8 rows by 32 columns, the columns in the
-// SIMD lanes, and each output one chain of fused multiply-adds in a fixed order.
+// multiples of 16: every product is a register tile of 8 rows by 32 or 48 columns, the columns in
+// the SIMD lanes, and each output one chain of fused multiply-adds in a fixed order.
 //
 // Why not a BLAS call per product (the general path in attention_kernel.cpp): at these shapes
 // (64 query rows, head widths of 32-192) OpenBLAS spends as much time packing and in its small-
@@ -59,9 +59,9 @@ void tile(const float* a, int64_t ar, int64_t at, const float* b, int64_t ldb, i
   }
 }
 
-// One product over row tiles: rows [0, rows) of c by columns [0, cols(last)), t in
-// [first(row0), last(row_end)) for the tile of rows [row0, row_end); a row r of a is at
-// a + r * ar. The ranges are what the causal mask leaves each tile (its last row's keys).
+// One product over row tiles: for the tile of rows [row0, row_end) of c, range(row0, row_end)
+// gives its t range and its columns [0, cols) (a TileRange); a row r of a is at a + r * ar. The
+// ranges are what the causal mask leaves each tile (its last row's keys).
 struct Product {
   const float* a;
   int64_t ar, at;
@@ -180,16 +180,6 @@ void probabilities_row(float* p, int64_t n, int64_t ld, float scale, float lse) 
   std::fill(p + n, p + ld, 0.0f);
 }
 
-struct Dims {
-  int64_t qs, ks, vs, os;  // row strides of q, k, v, out
-  int group;
-};
-
-Dims dims_of(const AttnShape& s) {
-  return {int64_t{s.n_heads} * s.qk_dim, int64_t{s.n_kv_heads} * s.qk_dim,
-          int64_t{s.n_kv_heads} * s.v_dim, int64_t{s.n_heads} * s.v_dim, s.n_heads / s.n_kv_heads};
-}
-
 using Scratch = std::vector<float, LineAllocator<float>>;
 
 // Room for n values. Only grows: a resize down and up again zeroes the regrown part, and every
@@ -216,7 +206,7 @@ struct ForwardTask {
 // One query block of one head: its scores against the transposed keys kt (rows every ldt
 // values), the softmax's lse, and its output rows.
 void forward_block(const ForwardTask& t, const float* q, const float* kt, int64_t ldt,
-                   const float* v, float* out, float* lse, int64_t n, const Dims& d,
+                   const float* v, float* out, float* lse, int64_t n, const AttnStrides& d,
                    const AttnShape& s, Scratch& p) {
   const int kh = t.head / d.group;
   const float scale = static_cast<float>(s.scale);
@@ -245,7 +235,7 @@ void forward_block(const ForwardTask& t, const float* q, const float* kt, int64_
 void fused_attention_forward(const float* q, const float* k, const float* v, float* out, float* lse,
                              const std::vector<int64_t>& seq_starts, const AttnShape& s) {
   const int64_t n = seq_starts.back();
-  const Dims d = dims_of(s);
+  const AttnStrides d = attn_strides(s);
   const size_t n_seqs = seq_starts.size() - 1;
   std::vector<ForwardTask> tasks;
   // Every sequence's keys transposed once, per kv head ([head][qk][round16(len)] a sequence),
@@ -313,8 +303,8 @@ struct KvSlice {
 // round their operands to bf16 on the AMX / VDPBF16PS kernel, as a linear layer's do; the
 // scores are recomputed in fp32 so that P is the forward's.
 void backward_block(const float* Q, const float* O, const float* dO, float* dQ, const float* lse,
-                    const KvSlice& kv, const Dims& d, const AttnShape& s, int64_t r0, int64_t r1,
-                    bool first_head, bool bf16, float* p, float* dp) {
+                    const KvSlice& kv, const AttnStrides& d, const AttnShape& s, int64_t r0,
+                    int64_t r1, bool first_head, bool bf16, float* p, float* dp) {
   const int64_t rows = r1 - r0, ld = round16(r1);
   const float scale = static_cast<float>(s.scale);
   scores(Q, d.qs, kv.kt, kv.ldt, s.qk_dim, r0, rows, p, ld);
@@ -382,7 +372,7 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
                               const float* out, const float* lse, float* dq, float* dk, float* dv,
                               const std::vector<int64_t>& seq_starts, const AttnShape& s) {
   const int64_t n = seq_starts.back();
-  const Dims d = dims_of(s);
+  const AttnStrides d = attn_strides(s);
   const size_t n_seqs = seq_starts.size() - 1;
   const bool bf16 = matmul_precision() == MatmulPrecision::bf16;  // the caller's thread decides
   // One task per (sequence, kv head): it owns that slice of dk and dv, so no two tasks write the
@@ -397,7 +387,7 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
           const int kh = static_cast<int>(ti % s.n_kv_heads);
           const int64_t ldt = round16(len);
           grow(kt, s.qk_dim * ldt);
-          grow(vt, s.v_dim * ldt);
+          if (!bf16) grow(vt, s.v_dim * ldt);  // the bf16 dP product reads the values as rows
           grow(p, kQueryBlock * ldt);
           grow(dp, kQueryBlock * ldt);
           const KvSlice kv{

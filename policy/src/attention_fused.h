@@ -9,6 +9,16 @@
 
 namespace aha::policy {
 
+// Row strides of q, k, v and out, and the query heads per kv head: both paths' layout.
+struct AttnStrides {
+  int64_t qs, ks, vs, os;
+  int group;
+};
+inline AttnStrides attn_strides(const AttnShape& s) {
+  return {int64_t{s.n_heads} * s.qk_dim, int64_t{s.n_kv_heads} * s.qk_dim,
+          int64_t{s.n_kv_heads} * s.v_dim, int64_t{s.n_heads} * s.v_dim, s.n_heads / s.n_kv_heads};
+}
+
 // No window or key selection, head widths multiples of 16.
 bool fused_attention_fits(const AttnShape& s);
 

@@ -73,9 +73,7 @@ void attention_forward(const T* q, const T* k, const T* v, T* out, T* lse,
     if (fused_attention_fits(s)) return fused_attention_forward(q, k, v, out, lse, seq_starts, s);
   }
   const int64_t n = seq_starts.back();
-  const int64_t qs = int64_t{s.n_heads} * s.qk_dim, ks = int64_t{s.n_kv_heads} * s.qk_dim;
-  const int64_t vs = int64_t{s.n_kv_heads} * s.v_dim, os = int64_t{s.n_heads} * s.v_dim;
-  const int group = s.n_heads / s.n_kv_heads;
+  const auto [qs, ks, vs, os, group] = attn_strides(s);
   std::vector<Task> tasks;
   for (size_t i = 0; i + 1 < seq_starts.size(); ++i) {
     int64_t len = seq_starts[i + 1] - seq_starts[i];
@@ -123,9 +121,7 @@ void attention_backward(const T* dout, const T* q, const T* k, const T* v, const
     }
   }
   const int64_t n = seq_starts.back();
-  const int64_t qs = int64_t{s.n_heads} * s.qk_dim, ks = int64_t{s.n_kv_heads} * s.qk_dim;
-  const int64_t vs = int64_t{s.n_kv_heads} * s.v_dim, os = int64_t{s.n_heads} * s.v_dim;
-  const int group = s.n_heads / s.n_kv_heads;
+  const auto [qs, ks, vs, os, group] = attn_strides(s);
   const size_t n_seqs = seq_starts.size() - 1;
   // One task per (sequence, kv head): it owns that slice of dk and dv, so no two tasks write
   // the same memory and the accumulation order is fixed.
