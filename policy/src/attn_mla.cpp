@@ -15,6 +15,7 @@
 #include "aha/core/error.h"
 #include "aha/core/gemm_bf16.h"
 #include "aha/policy/layers.h"
+#include "for_chunks.h"
 
 namespace aha::policy {
 
@@ -81,14 +82,14 @@ void MlaCore::project(const T* P, const T* x, const SeqLayout& layout, AttnActs<
   // Both written in full below: no zeroing.
   std::unique_ptr<T[]> kvb(new T[n * H * (dn + dv)]), kpe(new T[n * dr]);
   linear_forward(kv_b_proj_, P, a[kKvn].data(), kvb.get(), n, a.rowstable);
-  for (int64_t t = 0; t < n; ++t) {
+  for_tokens(n, dr, [&](int64_t t) {
     copy_short(a[kKva].data() + t * kv_w + rkv, dr, kpe.get() + t * dr);
-  }
+  });
   rope_.apply(kpe.get(), layout.positions.data(), n, 1, dr, dr, false);
   rope_.apply(a[kQ].data() + dn, layout.positions.data(), n, H, int64_t{H} * dqk, dqk, false);
   a[kK].resize(n * H * dqk);
   a[kV].resize(n * H * dv);
-  for (int64_t t = 0; t < n; ++t) {
+  for_tokens(n, int64_t{H} * (dqk + dv), [&](int64_t t) {
     for (int h = 0; h < H; ++h) {
       const T* src = kvb.get() + (t * H + h) * (dn + dv);
       T* kd = a[kK].data() + (t * H + h) * dqk;
@@ -96,7 +97,7 @@ void MlaCore::project(const T* P, const T* x, const SeqLayout& layout, AttnActs<
       copy_short(kpe.get() + t * dr, dr, kd + dn);
       copy_short(src + dn, dv, a[kV].data() + (t * H + h) * dv);
     }
-  }
+  });
 }
 
 template <typename T>
@@ -121,7 +122,7 @@ void MlaCore::backward(const T* P, T* G, const T* x, const T* dy, T* dx, const S
   const int dqk = dn + dr, dv = c_.v_head_dim, rkv = c_.kv_lora_rank;
   const int64_t kv_w = rkv + dr;
 
-  Buf<T> d_o(n * H * dv, T(0));
+  ScratchBuf<T> d_o = zeros<T>(n * H * dv);
   linear_backward(o_proj_, P, G, a[kO].data(), dy, d_o.data(), n);
   // attention_backward writes all of dq, dk and d_v, and the loop below all of dkvb: no zeroing
   // (these four were ~1% of a training step in memset).
@@ -134,9 +135,9 @@ void MlaCore::backward(const T* P, T* G, const T* x, const T* dy, T* dx, const S
 
   // Split dK/dV back into the kv_b output and the shared rotary key.
   std::unique_ptr<T[]> dkvb(new T[n * H * (dn + dv)]);
-  Buf<T> dkva(n * kv_w, T(0));
-  Buf<T> dkpe(n * dr, T(0));
-  for (int64_t t = 0; t < n; ++t) {
+  ScratchBuf<T> dkva = zeros<T>(n * kv_w);
+  ScratchBuf<T> dkpe = zeros<T>(n * dr);
+  for_tokens(n, int64_t{H} * (dqk + dv), [&](int64_t t) {
     for (int h = 0; h < H; ++h) {
       T* dst = dkvb.get() + (t * H + h) * (dn + dv);
       const T* dkh = dk.get() + (t * H + h) * dqk;
@@ -144,13 +145,13 @@ void MlaCore::backward(const T* P, T* G, const T* x, const T* dy, T* dx, const S
       copy_short(d_v.get() + (t * H + h) * dv, dv, dst + dn);
       for (int i = 0; i < dr; ++i) dkpe[t * dr + i] += dkh[dn + i];
     }
-  }
+  });
   rope_.apply(dkpe.data(), layout.positions.data(), n, 1, dr, dr, true);
-  for (int64_t t = 0; t < n; ++t) {
+  for_tokens(n, dr, [&](int64_t t) {
     copy_short(dkpe.data() + t * dr, dr, dkva.data() + t * kv_w + rkv);
-  }
+  });
 
-  Buf<T> dkvn(n * rkv, T(0));
+  ScratchBuf<T> dkvn = zeros<T>(n * rkv);
   linear_backward(kv_b_proj_, P, G, a[kKvn].data(), dkvb.get(), dkvn.data(), n);
   rmsnorm_backward(dkvn.data(), a[kKva].data(), P + kv_a_norm_.w, a[kKvRstd].data(), dkva.data(),
                    G + kv_a_norm_.w, n, rkv, kv_w);
@@ -158,7 +159,7 @@ void MlaCore::backward(const T* P, T* G, const T* x, const T* dy, T* dx, const S
 
   if (c_.q_lora_rank) {
     const int rq = *c_.q_lora_rank;
-    Buf<T> dqan(n * rq, T(0)), dqa(n * rq, T(0));
+    ScratchBuf<T> dqan = zeros<T>(n * rq), dqa = zeros<T>(n * rq);
     linear_backward(q_b_proj_, P, G, a[kQan].data(), dq.get(), dqan.data(), n);
     rmsnorm_backward(dqan.data(), a[kQa].data(), P + q_a_norm_.w, a[kQaRstd].data(), dqa.data(),
                      G + q_a_norm_.w, n, rq);

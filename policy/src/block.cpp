@@ -6,6 +6,7 @@
 
 #include "aha/core/error.h"
 #include "aha/policy/profile.h"
+#include "for_chunks.h"
 
 namespace aha::policy {
 
@@ -70,7 +71,9 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
   ScopedNs block_time(prof != nullptr ? &prof->block_ns : nullptr);
   const int64_t n = pass.layout->n_tokens();
   const int d = c.hidden_size;
-  Buf<T> y(n * d), u(c.has_hc() ? n * d : 0);
+  // y is written in full by either sublayer before it is read: no zeroing.
+  ScratchBuf<T> y(static_cast<size_t>(n * d));
+  Buf<T> u(c.has_hc() ? n * d : 0);
   if (lp.engram.on()) {
     AHA_CHECK(pass.ngram_ids != nullptr, "an Engram layer needs the tokens' n-gram ids");
     engram_forward(c, lp.engram, P, pass.ngram_ids, x, la.engram, *pass.layout, pass.engram,
@@ -101,14 +104,13 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
     }
     if (lp.hc[i].on()) {
       hc_expand(c, y.data(), x, la.hc[i], n, pass.keep_inputs);
-    } else if (keep_residual) {
-      T* kept = s.x_in.data();
-      for (int64_t j = 0; j < n * d; ++j) {
-        kept[j] = x[j];
-        x[j] += y[j];
-      }
     } else {
-      for (int64_t j = 0; j < n * d; ++j) x[j] += y[j];
+      T* kept = keep_residual ? s.x_in.data() : nullptr;
+      const T* yv = y.data();
+      for_chunks(n * d, kFillChunk, [&](int64_t, int64_t j0, int64_t j1) {
+        if (kept != nullptr) std::copy(x + j0, x + j1, kept + j0);
+        for (int64_t j = j0; j < j1; ++j) x[j] += yv[j];
+      });
     }
   }
 }
@@ -120,7 +122,8 @@ void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,
   const int64_t n = layout.n_tokens();
   const int d = c.hidden_size;
   const int m = c.hc_mult;
-  Buf<T> dh(n * d), dy(c.has_hc() ? n * d : 0), du(c.has_hc() ? n * d : 0);
+  ScratchBuf<T> dh(static_cast<size_t>(n * d));  // zeroed before each sublayer
+  Buf<T> dy(c.has_hc() ? n * d : 0), du(c.has_hc() ? n * d : 0);
   Buf<T> dpost(c.has_hc() ? n * m : 0), dcomb(c.has_hc() ? n * m * m : 0);
   for (size_t i = kBlockSublayers.size(); i-- > 0;) {
     const Mixer mx = kBlockSublayers[i];
@@ -135,10 +138,10 @@ void block_backward(const ModelConfig& c, const LayerP& lp, const T* P, T* G,
     if (hc) {
       hc_expand_backward(c, la.hc[i], dx, dy.data(), dpost.data(), dcomb.data(), n);
       dmix = dy.data();
-      std::fill(du.begin(), du.end(), T(0));
+      fill_zero(du.data(), n * d);
       dres = du.data();
     }
-    std::fill(dh.begin(), dh.end(), T(0));
+    fill_zero(dh.data(), n * d);
     if (mx == Mixer::kAttention) {
       lp.attn->backward(P, G, s.h.data(), dmix, dh.data(), layout, la.attn);
     } else if (lp.moe) {

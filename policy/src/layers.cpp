@@ -106,26 +106,36 @@ void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx,
 // SwiGLU
 
 template <typename T>
-void swiglu_forward(const T* g, const T* u, T* a, int64_t n_tokens, int inter) {
-  const int64_t total = n_tokens * inter;
-  for_chunks(total, kRowChunk * 256, [&](int64_t, int64_t i0, int64_t i1) {
-    const VecExp<T> vexp;  // a local: its bounds stay in registers
-    for (int64_t i = i0; i < i1; ++i) a[i] = g[i] / (T(1) + vexp(-g[i])) * u[i];
-  });
+void swiglu_forward(const T* g, const T* u, int64_t ld, T* a, int64_t n_tokens, int inter) {
+  for_chunks(n_tokens, std::max<int64_t>(1, kRowChunk * 256 / inter),
+             [&](int64_t, int64_t t0, int64_t t1) {
+               const VecExp<T> vexp;  // a local: its bounds stay in registers
+               for (int64_t t = t0; t < t1; ++t) {
+                 const T* gr = g + t * ld;
+                 const T* ur = u + t * ld;
+                 T* ar = a + t * inter;
+                 for (int i = 0; i < inter; ++i) ar[i] = gr[i] / (T(1) + vexp(-gr[i])) * ur[i];
+               }
+             });
 }
 
 template <typename T>
-void swiglu_backward(const T* da, const T* g, const T* u, T* dg, T* du, int64_t n_tokens,
-                     int inter) {
-  const int64_t total = n_tokens * inter;
-  for_chunks(total, kRowChunk * 256, [&](int64_t, int64_t i0, int64_t i1) {
-    const VecExp<T> vexp;  // a local: its bounds stay in registers
-    for (int64_t i = i0; i < i1; ++i) {
-      T sig = T(1) / (T(1) + vexp(-g[i]));
-      dg[i] = da[i] * u[i] * sig * (T(1) + g[i] * (T(1) - sig));
-      du[i] = da[i] * g[i] * sig;
-    }
-  });
+void swiglu_backward(const T* da, const T* g, const T* u, int64_t ld, T* dg, T* du,
+                     int64_t n_tokens, int inter) {
+  for_chunks(n_tokens, std::max<int64_t>(1, kRowChunk * 256 / inter),
+             [&](int64_t, int64_t t0, int64_t t1) {
+               const VecExp<T> vexp;  // a local: its bounds stay in registers
+               for (int64_t t = t0; t < t1; ++t) {
+                 const T* dar = da + t * inter;
+                 const T *gr = g + t * ld, *ur = u + t * ld;
+                 T *dgr = dg + t * ld, *dur = du + t * ld;
+                 for (int i = 0; i < inter; ++i) {
+                   T sig = T(1) / (T(1) + vexp(-gr[i]));
+                   dgr[i] = dar[i] * ur[i] * sig * (T(1) + gr[i] * (T(1) - sig));
+                   dur[i] = dar[i] * gr[i] * sig;
+                 }
+               }
+             });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,8 +304,8 @@ void logits_forward(const T* h, const T* w, T* logits, int64_t n_rows, int dim, 
   template void rmsnorm_forward<T>(const T*, const T*, T*, T*, int64_t, int, double, int64_t);  \
   template void rmsnorm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, int64_t,    \
                                     int, int64_t);                                             \
-  template void swiglu_forward<T>(const T*, const T*, T*, int64_t, int);                       \
-  template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t, int);        \
+  template void swiglu_forward<T>(const T*, const T*, int64_t, T*, int64_t, int);              \
+  template void swiglu_backward<T>(const T*, const T*, const T*, int64_t, T*, T*, int64_t, int); \
   template void logprob_forward<T>(const T*, const T*, const int32_t*, T*, T*, T*, int64_t,     \
                                    int, int, double, const KeptSets*);                         \
   template void logprob_backward<T>(const T*, const T*, const T*, const T*, const int32_t*,    \

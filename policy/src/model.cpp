@@ -12,6 +12,7 @@
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
 
+#include "for_chunks.h"
 namespace aha::policy {
 
 namespace {
@@ -284,7 +285,7 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
             "backward needs a forward with keep_activations");
   const T* P = params_.data();
   T* G = grads_.data();
-  Buf<T> dh(n * d, T(0));
+  ScratchBuf<T> dh = zeros<T>(n * d);
   if (dlogprob != nullptr || dentropy != nullptr) {
     logprob_backward(dlogprob, dentropy, acts.h_final.data(), P + lm_head_, acts.targets.data(),
                      acts.lse.data(), dh.data(), frozen ? nullptr : G + lm_head_, n, d,
@@ -294,7 +295,7 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
   if (dh_final != nullptr) {
     for (int64_t i = 0; i < n * d; ++i) dh[i] += dh_final[i];
   }
-  Buf<T> dx(n * c_.residual_width(), T(0));
+  ScratchBuf<T> dx = zeros<T>(n * c_.residual_width());
   if (c_.has_hc()) {
     Buf<T> dcollapsed(n * d, T(0));
     rmsnorm_backward(dh.data(), acts.x_final.data(), P + final_norm_.w, acts.rstd_final.data(),

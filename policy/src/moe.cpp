@@ -215,7 +215,7 @@ void local_experts_backward(const ModelConfig& c, const MoeP& p, const T* params
     const auto& slots = a.slots[e];
     const int64_t m = static_cast<int64_t>(slots.size());
     if (m == 0) return;
-    Buf<T> dye(m * d);
+    ScratchBuf<T> dye(static_cast<size_t>(m * d));  // written in full below
     for (int64_t r = 0; r < m; ++r) {
       T w = a.weights[slots[r]];
       const T* src = dy + (slots[r] / K) * d;

@@ -86,11 +86,11 @@ TEST(GradCheck, SwiGlu) {
   Vec g = random_vec(n * inter, 6), u = random_vec(n * inter, 7), c = random_vec(n * inter, 8);
   Vec a(n * inter);
   auto f = [&] {
-    swiglu_forward(g.data(), u.data(), a.data(), n, inter);
+    swiglu_forward(g.data(), u.data(), inter, a.data(), n, inter);
     return dot(a, c);
   };
   Vec dg(n * inter), du(n * inter);
-  swiglu_backward(c.data(), g.data(), u.data(), dg.data(), du.data(), n, inter);
+  swiglu_backward(c.data(), g.data(), u.data(), inter, dg.data(), du.data(), n, inter);
   check_all(f, g, dg, "dg");
   check_all(f, u, du, "du");
 }

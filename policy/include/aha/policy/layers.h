@@ -21,12 +21,14 @@ template <typename T>
 void rmsnorm_backward(const T* dy, const T* x, const T* w, const T* rstd, T* dx, T* dw,
                       int64_t n_tokens, int dim, int64_t x_stride = -1);
 
-// ---- SwiGLU activation: a = silu(g) * u, all [n, inter]; backward writes dg and du ----
+// ---- SwiGLU activation: a = silu(g) * u; backward writes dg and du ----
+// a and da are [n, inter]; g, u, dg and du have their rows `ld` apart (inter for arrays of their
+// own, 2 inter for the halves of one [n, 2 inter] product of gate and up).
 template <typename T>
-void swiglu_forward(const T* g, const T* u, T* a, int64_t n_tokens, int inter);
+void swiglu_forward(const T* g, const T* u, int64_t ld, T* a, int64_t n_tokens, int inter);
 template <typename T>
-void swiglu_backward(const T* da, const T* g, const T* u, T* dg, T* du, int64_t n_tokens,
-                     int inter);
+void swiglu_backward(const T* da, const T* g, const T* u, int64_t ld, T* dg, T* du,
+                     int64_t n_tokens, int inter);
 
 // ---- LM head + log-softmax, chunked over tokens so [n, vocab] logits never exist at once ----
 // For every token t with targets[t] >= 0: logprob[t] = log softmax(h[t] W^T / temperature)[target]

@@ -16,9 +16,12 @@ struct MlpP {
 };
 MlpP add_mlp(ParamTable& t, const std::string& prefix, int d_model, int inter);
 
+// gu holds the gate's and the up projection's outputs: each row [g | u] ([n, 2 inter]) when
+// they ran as one product, else all of g [n, inter] then all of u (mlp.cpp, gate_up). a [n, inter]
+// is silu(g) * u. All are written in full by the forward.
 template <typename T>
 struct MlpActs {
-  ScratchBuf<T> g, u, a;  // [n, inter], written in full by the forward
+  ScratchBuf<T> gu, a;
 };
 
 // y is written, or added to when accumulate is set. rowstable: use the batch-invariant GEMM
