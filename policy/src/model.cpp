@@ -152,7 +152,8 @@ template <typename T>
 void Model<T>::zero_grad() {
   // LoRA: the frozen base's gradients are never read (backward skips its weight GEMMs).
   const size_t from = adapter_begin() < table_.total() ? adapter_begin() : 0;
-  std::fill(grads_.begin() + static_cast<std::ptrdiff_t>(from), grads_.end(), T(0));
+  // On every core: one thread's memset of `small`'s 46 MB was 1-2% of a training step.
+  fill_zero(grads_.data() + from, static_cast<int64_t>(grads_.size() - from));
 }
 
 namespace {
