@@ -73,9 +73,10 @@ for spec in "${train_points[@]}"; do
   set -- $spec
   [ -f "$WORK/$1/config.json" ] || "$AHA" init --preset "$1" --out "$WORK/$1" >/dev/null
   # The peer in fp32 only: torch 1.13's CPU autocast to bf16 is ~10x slower than its fp32. Both
-  # warm up first: the peer one untimed step, aha its first of three (best of the three).
+  # report the best of three timed steps (after one untimed step for the peer, one untimed
+  # forward for aha).
   "$PY" "$HERE/torch_train.py" --config "$WORK/$1/config.json" --batch "$2" --seq-len "$3" \
-    --iters 1 --threads "$PEER_THREADS" --check >"$WORK/peer_train"
+    --iters 3 --threads "$PEER_THREADS" --check >"$WORK/peer_train"
   peer=$(field tokens_per_s <"$WORK/peer_train")
   echo "| peer check ($1): max abs log-prob difference from tests/reference (float64) | $(field check_max_abs_logprob_diff <"$WORK/peer_train") | | |"
   for prec in fp32 bf16; do
