@@ -422,6 +422,17 @@ constexpr int64_t kRowBlock = 64, kPanelBlock = 4 * kNV;
 
 bool small(int64_t m, int64_t n, int64_t k) { return m * n * k < (int64_t{1} << 18); }
 
+// f(p_lo, p_hi) over the (k + 1) / 2 pairs of a transposed operand in parallel, two blocks of
+// 16 pairs a task (p_lo a multiple of 16): the split of its packing by source rows.
+template <typename F>
+void over_pair_blocks(int64_t k, F&& f) {
+  const int64_t kp = (k + 1) / 2;
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, (kp + kLanes - 1) / kLanes, 2),
+                    [&](const tbb::blocked_range<int64_t>& r) {
+                      f(r.begin() * kLanes, std::min(kp, r.end() * kLanes));
+                    });
+}
+
 void pack_a(const MatRef& a, int64_t m, int64_t k, uint32_t* ap, bool parallel) {
   const int64_t stride = bf16::pair_stride(k);
   if (!parallel) {
@@ -429,12 +440,9 @@ void pack_a(const MatRef& a, int64_t m, int64_t k, uint32_t* ap, bool parallel) 
     return;
   }
   if (a.trans) {  // split over the pairs, for the reason of pack_b's
-    const int64_t kp = (k + 1) / 2;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, (kp + kLanes - 1) / kLanes, 2),
-                      [&](const auto& r) {
-                        bf16::pack_row_pairs(a, r.begin() * kLanes,
-                                             std::min(kp, r.end() * kLanes), m, k, ap);
-                      });
+    over_pair_blocks(k, [&](int64_t p_lo, int64_t p_hi) {
+      bf16::pack_row_pairs(a, p_lo, p_hi, m, k, ap);
+    });
     return;
   }
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, m, kRowBlock),
@@ -452,12 +460,9 @@ void pack_b(const MatRef& b, int64_t n, int64_t k, uint32_t* bp, bool parallel) 
   if (b.trans) {
     // Split over the pairs, not the panels: a task's source rows are read whole (a weight
     // gradient's x or dy, in from L3), not a 64-column stripe of every row by each of 4 tasks.
-    const int64_t kp = (k + 1) / 2;
-    tbb::parallel_for(tbb::blocked_range<int64_t>(0, (kp + kLanes - 1) / kLanes, 2),
-                      [&](const auto& r) {
-                        bf16::pack_panel_pairs(b, r.begin() * kLanes,
-                                               std::min(kp, r.end() * kLanes), n, k, bp);
-                      });
+    over_pair_blocks(k, [&](int64_t p_lo, int64_t p_hi) {
+      bf16::pack_panel_pairs(b, p_lo, p_hi, n, k, bp);
+    });
     return;
   }
   tbb::parallel_for(tbb::blocked_range<int64_t>(0, n_panels, 4), [&](const auto& r) {

@@ -139,9 +139,30 @@ void scores(const float* q, int64_t ldq, const float* kt, int64_t ldk, int64_t w
   });
 }
 
-// Keys [0, n) of a score row: e = exp(scale s - max) in place (0 on [n, ld)), two passes; the
-// sum of e is returned in *sum and the max of scale s as the result. The forward divides its
-// output rows by the sums instead of normalising every probability.
+// Keys [0, n) of a score row: p = exp(scale p - shift) in place, 0 on [n, ld). Returns their sum
+// (the 16 lanes' partial sums, then the last keys one by one).
+float exp_shifted_row(float* p, int64_t n, int64_t ld, float scale, float shift) {
+  V16 acc = {};
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const V16 e = exp_nonpos(load16(p + j) * scale - shift);
+    std::memcpy(p + j, &e, 64);
+    acc += e;
+  }
+  float total = 0;
+  for (int k = 0; k < 16; ++k) total += acc[k];
+  if (j < n) {
+    const V16 e = exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - shift);
+    store_part(p + j, n - j, e);
+    for (int64_t k = 0; k < n - j; ++k) total += e[k];
+  }
+  std::fill(p + n, p + ld, 0.0f);
+  return total;
+}
+
+// The forward's softmax numerators: e = exp(scale s - max), their sum in *sum; returns the max
+// of scale s. The forward divides its output rows by the sums instead of normalising every
+// probability.
 float exp_row(float* p, int64_t n, int64_t ld, float scale, float* sum) {
   V16 m16 = splat(-INFINITY);
   int64_t j = 0;
@@ -151,33 +172,8 @@ float exp_row(float* p, int64_t n, int64_t ld, float scale, float* sum) {
   }
   float mx = max_across(m16);
   for (int64_t k = j; k < n; ++k) mx = std::max(mx, p[k] * scale);
-  V16 acc = {};
-  for (j = 0; j + 16 <= n; j += 16) {
-    const V16 e = exp_nonpos(load16(p + j) * scale - mx);
-    std::memcpy(p + j, &e, 64);
-    acc += e;
-  }
-  float total = 0;
-  for (int k = 0; k < 16; ++k) total += acc[k];
-  if (j < n) {
-    const V16 e = exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - mx);
-    store_part(p + j, n - j, e);
-    for (int64_t k = 0; k < n - j; ++k) total += e[k];
-  }
-  std::fill(p + n, p + ld, 0.0f);
-  *sum = total;
+  *sum = exp_shifted_row(p, n, ld, scale, mx);
   return mx;
-}
-
-// The forward's probabilities again: exp(scale s - lse) on keys [0, n), 0 on [n, ld).
-void probabilities_row(float* p, int64_t n, int64_t ld, float scale, float lse) {
-  int64_t j = 0;
-  for (; j + 16 <= n; j += 16) {
-    const V16 e = exp_nonpos(load16(p + j) * scale - lse);
-    std::memcpy(p + j, &e, 64);
-  }
-  if (j < n) store_part(p + j, n - j, exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - lse));
-  std::fill(p + n, p + ld, 0.0f);
 }
 
 using Scratch = std::vector<float, LineAllocator<float>>;
@@ -318,7 +314,7 @@ void backward_block(const float* Q, const float* O, const float* dO, float* dQ, 
     float* pi = p + i * ld;
     float* dpi = dp + i * ld;
     const int64_t keys = r0 + i + 1;
-    probabilities_row(pi, keys, ld, scale, lse[i]);
+    exp_shifted_row(pi, keys, ld, scale, lse[i]);  // the forward's probabilities again
     V16 dacc = {};  // D = sum_j dO_ij O_ij
     for (int64_t c = 0; c < s.v_dim; c += 16) {
       dacc = fmadd(load16(dO + i * d.os + c), load16(O + i * d.os + c), dacc);

@@ -32,7 +32,8 @@ constexpr int64_t kFillChunk = 16384;
 // memset on the calling thread while the other cores waited.
 template <typename T>
 void fill_zero(T* p, int64_t n) {
-  for_chunks(n, kFillChunk, [&](int64_t, int64_t i0, int64_t i1) { std::fill(p + i0, p + i1, T(0)); });
+  for_chunks(n, kFillChunk,
+             [&](int64_t, int64_t i0, int64_t i1) { std::fill(p + i0, p + i1, T(0)); });
 }
 
 // A buffer of n zeros, filled by fill_zero.
