@@ -57,14 +57,23 @@ template <int RG, int NP>
 __attribute__((target("amx-tile,amx-bf16"))) void tile_kernel(int rows, const uint32_t* a,
                                                                int64_t lda, int64_t pairs,
                                                                const uint32_t* b, int64_t pstride,
-                                                               float* out, int64_t ldo) {
+                                                               float* out, int64_t ldo,
+                                                               bool add) {
   const int r1 = rows < 16 ? rows : 16, r2 = RG == 2 ? rows - 16 : 16;
   if (t_rows[0] != r1 || t_rows[1] != r2) configure(r1, r2);
   const int64_t a_bytes = lda * 4;
-  _tile_zero(0);
-  if (NP == 2) _tile_zero(1);
-  if (RG == 2) _tile_zero(2);
-  if (RG == 2 && NP == 2) _tile_zero(3);
+  const int64_t out_bytes = ldo * 4;
+  if (add) {
+    _tile_loadd(0, out, out_bytes);
+    if (NP == 2) _tile_loadd(1, out + 16, out_bytes);
+    if (RG == 2) _tile_loadd(2, out + 16 * ldo, out_bytes);
+    if (RG == 2 && NP == 2) _tile_loadd(3, out + 16 * ldo + 16, out_bytes);
+  } else {
+    _tile_zero(0);
+    if (NP == 2) _tile_zero(1);
+    if (RG == 2) _tile_zero(2);
+    if (RG == 2 && NP == 2) _tile_zero(3);
+  }
   for (int64_t p = 0; p < pairs; p += 16) {
     _tile_loadd(4, a + p, a_bytes);
     _tile_loadd(6, b + p * 16, 64);
@@ -79,7 +88,6 @@ __attribute__((target("amx-tile,amx-bf16"))) void tile_kernel(int rows, const ui
       if (NP == 2) _tile_dpbf16ps(3, 5, 7);
     }
   }
-  const int64_t out_bytes = ldo * 4;
   _tile_stored(0, out, out_bytes);
   if (NP == 2) _tile_stored(1, out + 16, out_bytes);
   if (RG == 2) _tile_stored(2, out + 16 * ldo, out_bytes);
@@ -99,13 +107,13 @@ bool amx_usable() {
 }
 
 void amx_tile(int rows, int np, const uint32_t* a, int64_t lda, int64_t pairs, const uint32_t* b,
-              int64_t pstride, float* out, int64_t ldo) {
+              int64_t pstride, float* out, int64_t ldo, bool add) {
   if (rows > 16) {
-    np == 2 ? tile_kernel<2, 2>(rows, a, lda, pairs, b, pstride, out, ldo)
-            : tile_kernel<2, 1>(rows, a, lda, pairs, b, pstride, out, ldo);
+    np == 2 ? tile_kernel<2, 2>(rows, a, lda, pairs, b, pstride, out, ldo, add)
+            : tile_kernel<2, 1>(rows, a, lda, pairs, b, pstride, out, ldo, add);
   } else {
-    np == 2 ? tile_kernel<1, 2>(rows, a, lda, pairs, b, pstride, out, ldo)
-            : tile_kernel<1, 1>(rows, a, lda, pairs, b, pstride, out, ldo);
+    np == 2 ? tile_kernel<1, 2>(rows, a, lda, pairs, b, pstride, out, ldo, add)
+            : tile_kernel<1, 1>(rows, a, lda, pairs, b, pstride, out, ldo, add);
   }
 }
 
@@ -114,7 +122,7 @@ void amx_tile(int rows, int np, const uint32_t* a, int64_t lda, int64_t pairs, c
 bool amx_usable() { return false; }
 // Never called: amx_usable() is false here.
 void amx_tile(int, int, const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, float*,
-              int64_t) {}
+              int64_t, bool) {}
 
 #endif
 

@@ -19,8 +19,8 @@ bool amx_usable();
 
 // out[r * ldo + v * 16 + c] (`rows` rows, 1 to 32; np panels, 1 or 2) = the sums over `pairs`
 // pairs (a multiple of 16) of the rows of a (every `lda` words) and np panels of b (every
-// `pstride` words).
+// `pstride` words); with add, the unit's sums start from out's values instead of zero.
 void amx_tile(int rows, int np, const uint32_t* a, int64_t lda, int64_t pairs, const uint32_t* b,
-              int64_t pstride, float* out, int64_t ldo);
+              int64_t pstride, float* out, int64_t ldo, bool add = false);
 
 }  // namespace aha::bf16

@@ -148,6 +148,14 @@ void transposed_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t p_lo, int6
 
 }  // namespace
 
+void round_values(const float* src, int64_t n, float* dst) {
+  for (int64_t i = 0; i < n; i += kLanes) {
+    const int64_t len = std::min<int64_t>(kLanes, n - i);
+    const U16 bits = (len == kLanes ? cvt(src + i) : cvt_part(src + i, len)) << 16;
+    std::memcpy(dst + i, &bits, size_t(len) * sizeof(float));
+  }
+}
+
 void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, stride = pair_stride(k);
   if (!r.trans) {

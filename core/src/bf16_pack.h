@@ -37,4 +37,7 @@ void pack_panels(const MatRef& r, int64_t q0, int64_t q1, int64_t n, int64_t k, 
 void pack_panel_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t n, int64_t k,
                       uint32_t* out);
 
+// dst[i] = from_bf16(to_bf16(src[i])) for i < n: values as the kernels see them.
+void round_values(const float* src, int64_t n, float* dst);
+
 }  // namespace aha::bf16

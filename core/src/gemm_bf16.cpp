@@ -245,6 +245,9 @@ struct Job {
   bool accumulate;
   const float* bias;
   Kernel kernel;
+  // With accumulate, amx starts the tile from c's values instead of adding c to the finished
+  // sums (one pass over c, and no wait on the tile unit's stores): other bits than the add after.
+  bool add_in_tile = false;
 };
 
 constexpr int kAmxRows = 32, kAmxPanels = 2;
@@ -280,15 +283,15 @@ void store_tile(const Job& j, const float* tile, int64_t i, int rows, int64_t q,
   }
 }
 
-// Rows [i0, i1) by panels [q0, q1) on AMX. A tile whose sums are c's values (no accumulate,
-// no bias, whole panels) is stored straight into c. Any other is stored to a buffer and written
-// after the next tile's instructions are issued: reading a buffer the tile unit has just stored
-// waits for those stores, and the tile unit works on meanwhile.
+// Rows [i0, i1) by panels [q0, q1) on AMX. A tile over whole panels without a bias, and
+// without accumulate or with add_in_tile, is stored straight into c. Any other is stored to a
+// buffer and written after the next tile's instructions are issued: reading a buffer the tile
+// unit has just stored waits for those stores, and the tile unit works on meanwhile.
 void run_block_amx(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
   constexpr int64_t kTile = kAmxRows * kAmxPanels * kLanes;
   alignas(64) float bufs[2][kTile];
   const int64_t pstride = j.stride * kLanes;
-  const bool direct = !j.accumulate && j.bias == nullptr;
+  const bool direct = j.bias == nullptr && (!j.accumulate || j.add_in_tile);
   struct Pending {
     const float* tile = nullptr;
     int64_t i = 0, q = 0;
@@ -304,7 +307,7 @@ void run_block_amx(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1)
       const uint32_t* b = j.bp + q * pstride;
       if (into_c) {
         bf16::amx_tile(rows, panels, a, j.stride, j.stride, b, pstride,
-                       j.c + i * j.ldc + q * kLanes, j.ldc);
+                       j.c + i * j.ldc + q * kLanes, j.ldc, j.accumulate);
       } else {
         bf16::amx_tile(rows, panels, a, j.stride, j.stride, b, pstride, bufs[cur],
                        panels * kLanes);
@@ -485,8 +488,11 @@ void run(const Job& j, bool parallel) {
 
 }  // namespace
 
-void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
-               bool accumulate, const float* bias, bool serial) {
+namespace {
+
+// gemm_bf16, with add_in_tile as Job's.
+void product(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
+             bool accumulate, const float* bias, bool serial, bool add_in_tile) {
   if (m <= 0 || n <= 0) return;
   const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
   const int64_t n_panels = (n + kLanes - 1) / kLanes;
@@ -494,8 +500,16 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, in
   Scratch ap(size_t(m * stride)), bp(size_t(n_panels * stride * kLanes));
   pack_a(a, m, k, ap.data(), parallel);
   pack_b(b, n, k, bp.data(), parallel);
-  run({m, n, k, kp, n_panels, stride, ap.data(), bp.data(), c, ldc, accumulate, bias, kernel()},
+  run({m, n, k, kp, n_panels, stride, ap.data(), bp.data(), c, ldc, accumulate, bias, kernel(),
+       add_in_tile},
       parallel);
+}
+
+}  // namespace
+
+void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
+               bool accumulate, const float* bias, bool serial) {
+  product(m, n, k, a, b, c, ldc, accumulate, bias, serial, true);
 }
 
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
@@ -504,7 +518,7 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
   if (m <= 0 || n <= 0) return;  // before the cache: an empty product keeps no copy
   const auto e = cached_weight(w, n, k, WeightForm::bf16_panels);
   if (e == nullptr) {
-    gemm_bf16(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, accumulate, bias, serial);
+    product(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, accumulate, bias, serial, false);
     return;
   }
   const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
@@ -524,8 +538,16 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
 }
 
 const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* storage) {
+  // In blocks over the threads: the cached copies are made inside a generate() call's first
+  // decode step, one MLA layer's kv_b at a time.
   auto fill = [&](float* v) {
-    for (int64_t i = 0; i < size; ++i) v[i] = from_bf16(to_bf16(w[i]));
+    constexpr int64_t kBlock = 16384;
+    tbb::this_task_arena::isolate([&] {
+      tbb::parallel_for(int64_t{0}, (size + kBlock - 1) / kBlock, [&](int64_t b) {
+        const int64_t i = b * kBlock;
+        bf16::round_values(w + i, std::min(kBlock, size - i), v + i);
+      });
+    });
   };
   const auto e = cached_weight(w, size, 0, WeightForm::bf16_rounded);
   if (e == nullptr) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <tuple>
@@ -59,21 +60,22 @@ std::vector<float> transposed(const std::vector<float>& a, int64_t rows, int64_t
 
 // Calls f(m, n, k, a, b, layout, c, bias) for every layout of a and b, odd k and tails of rows
 // and columns (shapes past one AMX tile of 32 rows and 16 pairs included), with c = 0.5 + a b^T
-// + bias accumulated.
+// + bias accumulated; and again without a bias (bias all zero), which AMX sums in the tile.
 template <typename F>
 void for_every_layout_and_tail(F&& check) {
   for (int64_t m : {1, 3, 8, 13, 17, 70}) {
     for (int64_t n : {1, 17, 48, 100}) {
       for (int64_t k : {1, 2, 7, 64, 129}) {
         auto a = randn(size_t(m * k), 1), b = randn(size_t(n * k), 2), bias = randn(size_t(n), 3);
+        const std::vector<float> no_bias(size_t(n), 0.0f);
         const auto at = transposed(a, m, k), bt = transposed(b, n, k);
-        for (int layout = 0; layout < 4; ++layout) {
-          const bool ta = layout & 1, tb = layout & 2;
+        for (int layout = 0; layout < 8; ++layout) {
+          const bool ta = layout & 1, tb = layout & 2, with_bias = (layout & 4) == 0;
           MatRef ra{ta ? at.data() : a.data(), ta ? m : k, ta};
           MatRef rb{tb ? bt.data() : b.data(), tb ? n : k, tb};
           std::vector<float> c(size_t(m * n), 0.5f);
-          gemm_bf16(m, n, k, ra, rb, c.data(), n, true, bias.data());
-          check(m, n, k, a, b, layout, c, bias);
+          gemm_bf16(m, n, k, ra, rb, c.data(), n, true, with_bias ? bias.data() : nullptr);
+          check(m, n, k, a, b, layout, c, with_bias ? bias : no_bias);
         }
       }
     }
@@ -327,6 +329,57 @@ TEST(Bf16, WeightGradientIsTheBf16SumForWideAndNarrowOutputs) {
 
 // A decode loop's cache packs a weight once: the same values as packing it every call, and a
 // weight changed after the cache ends is seen.
+// bf16_rounded (MLA's absorbed decode multiplies by these) gives to_bf16's bits for every value,
+// NaN and subnormals included, with or without a live cache, at sizes past one block and tail.
+TEST(Bf16, RoundedCopyIsToBf16BitForBit) {
+  const std::vector<uint32_t> special = {0x3f808000u, 0x3f818000u, 0x3f808001u, 0x00000001u,
+                                         0x807fffffu, 0x7f7fffffu, 0x7fc00001u, 0xff800001u,
+                                         0x7f800000u, 0x80000000u, 0x3eaaaaabu, 0x00800000u};
+  for (int64_t size : {int64_t{1}, int64_t{37}, int64_t{16384 * 2 + 5}}) {
+    std::vector<float> w(static_cast<size_t>(size));
+    for (int64_t i = 0; i < size; ++i) {
+      w[i] = from_bits(special[size_t(i) % special.size()] ^ (uint32_t(i / 5) << 31));
+    }
+    for (bool cached : {false, true}) {
+      std::unique_ptr<WeightCache> cache;
+      if (cached) cache = std::make_unique<WeightCache>(w.data(), size);
+      std::vector<float> storage;
+      const float* r = bf16_rounded(w.data(), size, &storage);
+      for (int64_t i = 0; i < size; ++i) {
+        const uint32_t want = uint32_t(to_bf16(w[i])) << 16;
+        uint32_t got;
+        std::memcpy(&got, r + i, 4);
+        ASSERT_EQ(got, want) << "size " << size << " at " << i << (cached ? " cached" : "");
+      }
+    }
+  }
+}
+
+// The forward's accumulating products (gemm_bf16_weight) add their sums to y after, under every
+// kernel, with or without a live cache: the bits of the decode path's sum-then-add.
+TEST(Bf16, WeightProductAddsItsSumsAfter) {
+  for (const char* name : {"amx", "avx512bf16", "emulated"}) {
+    KernelScope kernel(name);
+    if (!kernel.ok) continue;
+    for (int64_t m : {1, 16, 40}) {
+      const int64_t n = 48, k = 200;
+      auto x = randn(size_t(m * k), 31), w = randn(size_t(n * k), 32), y0 = randn(size_t(m * n), 33);
+      std::vector<float> sums(size_t(m * n)), want(y0);
+      gemm_bf16(m, n, k, {x.data(), k, false}, {w.data(), k, false}, sums.data(), n, false,
+                nullptr);
+      for (size_t i = 0; i < want.size(); ++i) want[i] += sums[i];
+      for (bool cached : {false, true}) {
+        std::unique_ptr<WeightCache> cache;
+        if (cached) cache = std::make_unique<WeightCache>(w.data(), int64_t(w.size()));
+        std::vector<float> got(y0);
+        gemm_bf16_weight(m, n, k, x.data(), k, w.data(), got.data(), n, true, nullptr);
+        ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
+            << name << " rows " << m << (cached ? " cached" : "");
+      }
+    }
+  }
+}
+
 TEST(Bf16, WeightCacheGivesTheSameValuesAndEndsWithItsScope) {
   const int64_t m = 5, n = 40, k = 33;
   auto x = randn(size_t(m * k), 21), w = randn(size_t(n * k), 22), bias = randn(size_t(n), 23);

@@ -79,11 +79,16 @@ struct MatRef {
 
 // c[i, j] = (accumulate ? c[i, j] : 0) + sum_k a(i, k) * b(j, k) (+ bias[j]); c row-major with
 // rows every ldc values. Parallel over fixed tiles (TBB), or on the calling thread when serial.
+// Under amx, an accumulating product without a bias starts the tile unit's sums from c (the
+// backward's gradient sums: c is read once, by the unit), so its last bits are not those of the
+// sums added to c after, as gemm_bf16_weight adds them.
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial = false);
 
 // y[m, n] = (accumulate ? y : 0) + x[m, k] w[n, k]^T (+ bias): gemm_bf16 with w a weight (rows
-// every k values), packed once per live WeightCache (weight_cache.h). The same values as gemm_bf16.
+// every k values), packed once per live WeightCache (weight_cache.h). The same values as gemm_bf16
+// without accumulate; with it, the sums are added to y after, under every kernel: the forward's
+// products, whose bits the decode path's add (a sum, then y + sum) must match.
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
                       const float* w, float* y, int64_t ldy, bool accumulate, const float* bias,
                       bool serial = false);
