@@ -3,6 +3,7 @@
 #include "aha/rollout/decoder.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 
 #include "aha/core/dist.h"
@@ -21,16 +22,42 @@ namespace {
 constexpr int64_t kPrefillRows = 1024;
 }  // namespace
 
+struct Decoder::KeptActs {
+  std::atomic<bool> busy{false};
+  policy::LayerActs<float> acts;
+};
+
+class Decoder::BorrowedActs {
+ public:
+  BorrowedActs(KeptActs& kept, bool keep) {
+    bool expected = false;
+    if (keep && kept.busy.compare_exchange_strong(expected, true)) owner_ = &kept;
+  }
+  ~BorrowedActs() {
+    if (owner_ != nullptr) owner_->busy.store(false);
+  }
+  BorrowedActs(const BorrowedActs&) = delete;
+  BorrowedActs& operator=(const BorrowedActs&) = delete;
+  policy::LayerActs<float>& get() { return owner_ != nullptr ? owner_->acts : own_; }
+
+ private:
+  KeptActs* owner_ = nullptr;
+  policy::LayerActs<float> own_;
+};
+
 Decoder::Decoder(const policy::Model<float>& model, bool absorbed)
     // An adapter on kv_b_proj would have to be absorbed too; the naive path applies it as is.
     : model_(model),
       absorbed_(absorbed && !model.config().lora.targets("self_attn.kv_b_proj")),
-      precision_(matmul_precision_setting()) {
+      precision_(matmul_precision_setting()),
+      kept_(std::make_unique<KeptActs>()) {
   for (const policy::LayerP& lp : model.layers()) {
     cache_width_.push_back(lp.attn->cache_width());
     full_kv_width_ += lp.attn->full_kv_width();
   }
 }
+
+Decoder::~Decoder() = default;
 
 void Decoder::check_precision() const {
   if (matmul_precision_setting() != precision_) {
@@ -291,7 +318,9 @@ void Decoder::forward_rows(const std::vector<int32_t>& tokens, const std::vector
   policy::SeqLayout layout;  // B one-token "sequences" for the MoE balance statistics
   for (int64_t b = 0; b <= B; ++b) layout.seq_starts.push_back(b);
   layout.positions = positions;
-  policy::LayerActs<float> la;
+  // Prefill's buffers, sized by its prompts, are not kept.
+  BorrowedActs borrowed(*kept_, !prefill);
+  policy::LayerActs<float>& la = borrowed.get();
   policy::DecodeStep step;
   step.positions = positions.data();
   step.absorbed = absorbed_;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <thread>
 
 #include "../policy/test_configs.h"
 #include "test_requests.h"
@@ -218,6 +219,49 @@ TEST(Decode, BatchedLogitsAreBitwiseThoseOfEachSequenceAlone) {
           }
           ++row;
         }
+      }
+    }
+  }
+}
+
+// A Decoder is shared by callers on several threads (each with its own caches): the one that
+// borrows the kept step buffers and the ones that make their own get each sequence's bits.
+TEST(Decode, ConcurrentCallersOnOneDecoderGetEachSequencesBits) {
+  for (const Json& j : {wide_v3_json(), wide_llama_json()}) {
+    auto m = make_model(j, 0.1);
+    const int V = m->config().vocab_size, n_seqs = 8, steps = 3;
+    Decoder dec(*m);
+    std::vector<SeqCache> prefilled(n_seqs);
+    for (int b = 0; b < n_seqs; ++b) {
+      std::vector<int32_t> prompt;
+      for (int t = 0; t < 2 + 5 * b; ++t) prompt.push_back((t * 3 + b) % V);
+      std::vector<float> logits;
+      dec.prefill(prompt, prefilled[b], logits);
+    }
+    auto run = [&](int b0, int b1, std::vector<std::vector<float>>& out) {
+      std::vector<SeqCache> caches(prefilled.begin() + b0, prefilled.begin() + b1);
+      std::vector<SeqCache*> ptrs;
+      for (auto& c : caches) ptrs.push_back(&c);
+      for (int step = 0; step < steps; ++step) {
+        std::vector<int32_t> tokens;
+        for (int b = b0; b < b1; ++b) tokens.push_back((b * 5 + step) % V);
+        std::vector<float> logits;
+        dec.decode(tokens, ptrs, logits);
+        for (int b = b0; b < b1; ++b) {
+          out[b].insert(out[b].end(), logits.begin() + (b - b0) * V,
+                        logits.begin() + (b - b0 + 1) * V);
+        }
+      }
+    };
+    std::vector<std::vector<float>> alone(n_seqs);
+    for (int b = 0; b < n_seqs; ++b) run(b, b + 1, alone);
+    for (int round = 0; round < 4; ++round) {
+      std::vector<std::vector<float>> together(n_seqs);
+      std::vector<std::thread> callers;
+      for (int t = 0; t < 4; ++t) callers.emplace_back([&, t] { run(2 * t, 2 * t + 2, together); });
+      for (auto& c : callers) c.join();
+      for (int b = 0; b < n_seqs; ++b) {
+        ASSERT_EQ(together[b], alone[b]) << m->config().type_name() << " seq " << b;
       }
     }
   }

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "aha/core/gemm_bf16.h"
@@ -46,6 +47,7 @@ using Routing = std::vector<std::vector<int32_t>>;
 class Decoder {
  public:
   Decoder(const policy::Model<float>& model, bool absorbed = true);
+  ~Decoder();
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
 
@@ -129,11 +131,19 @@ class Decoder {
   // one changed after construction would misread them, so prefill and decode refuse it.
   void check_precision() const;
 
+  // A decode step's activation buffers (a few per layer and expert), kept for the next step:
+  // allocating and freeing them every step was 4% of a batch-16 step. One caller at a time
+  // borrows them; a concurrent or nested one (another thread, or a task run while this one
+  // waits) makes its own.
+  struct KeptActs;
+  class BorrowedActs;
+
   const policy::Model<float>& model_;
   bool absorbed_;
   MatmulPrecision precision_;
   std::vector<int64_t> cache_width_;  // per layer
   int64_t full_kv_width_ = 0;         // summed over layers
+  std::unique_ptr<KeptActs> kept_;
 };
 
 }  // namespace aha::rollout
