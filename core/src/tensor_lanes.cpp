@@ -28,6 +28,7 @@
 
 #include "aha/core/simd16.h"
 #include "aha/core/tensor.h"
+#include "nested.h"
 #include "aha/core/transpose16.h"
 #include "weight_cache.h"
 
@@ -194,6 +195,8 @@ constexpr int64_t kNestedSerialMacs = int64_t{1} << 22;
 
 }  // namespace
 
+bool nested_small(int64_t macs) { return macs < kNestedSerialMacs && tbb::is_inside_task(); }
+
 void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, int64_t n,
                     int64_t in, int64_t out) {
   if (n <= 0 || out <= 0) return;
@@ -214,8 +217,7 @@ void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, in
   // the loop already feeds the cores, and its tasks of a few microseconds cost more to split
   // than they saved (the experts' decode phase of `small` at 16 rows: 1.07-1.19x on 2 threads).
   const int64_t macs = n * in * out;
-  const bool parallel =
-      macs >= 2 * kTaskMacs && !(macs < kNestedSerialMacs && tbb::is_inside_task());
+  const bool parallel = macs >= 2 * kTaskMacs && !nested_small(macs);
   // Panels per task: enough work per task, few enough to keep a packed block in L2, and at
   // least kMinTasks tasks where there are that many panels.
   int64_t group = std::max<int64_t>(1, kTaskMacs / (row_block * in * kLanes));

@@ -145,6 +145,7 @@ bool decode_row_blocks(const DecodeStep& step,
           block.rows.assign(step.rows.begin() + cut[i], step.rows.begin() + cut[i + 1]);
           block.positions = step.positions + cut[i];
           block.absorbed = step.absorbed;
+          block.in_row_block = true;
           fn(block, cut[i]);
         }
       },

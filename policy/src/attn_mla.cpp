@@ -271,9 +271,11 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
   // (and its page faults) took ~9% of the prefill.
   const AlignedArray<float> qcat = aligned_array<float>(size_t(B * H * W)),
                             o_lat = aligned_array<float>(size_t(B * H * r));
-  // The absorptions are batch GEMMs per head; small batches run them on this thread.
+  // The absorptions are batch GEMMs per head; small batches, and a row block that already has
+  // a thread of its own, run them on this thread.
+  const bool one_thread = step.in_row_block;
   auto per_head = [&](auto&& fn) {
-    if (B * int64_t{H} * r * (dn + dv) < (int64_t{1} << 17)) {
+    if (one_thread || B * int64_t{H} * r * (dn + dv) < (int64_t{1} << 17)) {
       for (int hh = 0; hh < H; ++hh) fn(hh);
     } else {
       tbb::parallel_for(
@@ -297,39 +299,44 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
   const bool packed = packed_latent();
   const int64_t lw = latent_width();
   const int G = (B < 8 && H % 2 == 0) ? 2 : 1, Hg = H / G;
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, B * G, 1),
-      [&](const tbb::blocked_range<int64_t>& range) {
-        thread_local std::vector<float, LineAllocator<float>> s, gathered;
-        for (int64_t task = range.begin(); task < range.end(); ++task) {
-          const int64_t b = task / G, bh = b * H + (task % G) * Hg;
-          int64_t T = step.positions[b] + 1, ld = row_width;
-          const float* rows = step.rows[b]->data();
-          if (keys != nullptr) {
-            const std::vector<int32_t>& kb = (*keys)[b];
-            T = static_cast<int64_t>(kb.size());
-            gathered.resize(T * lw);
-            for (int64_t j = 0; j < T; ++j) {
-              std::copy_n(rows + int64_t{kb[j]} * row_width, lw, gathered.data() + j * lw);
-            }
-            rows = gathered.data();
-            ld = lw;
-          }
-          s.resize(int64_t{Hg} * T);
-          float* o_b = o_lat.get() + bh * r;
-          if (packed) {
-            gemm_xwt_rowstable_serial_packed(qcat.get() + bh * W, rows, r, s.data(), Hg, W, T, W,
-                                             ld, T);
-            scaled_softmax_rows(s.data(), Hg, T, scale);
-            gemm_xw_seq_packed(s.data(), rows, o_b, Hg, T, r, ld);
-          } else {
-            gemm_xwt_rowstable_serial(qcat.get() + bh * W, rows, none, s.data(), Hg, W, T, W, ld);
-            scaled_softmax_rows(s.data(), Hg, T, scale);
-            gemm_xw_seq(s.data(), rows, o_b, Hg, T, r, ld);
-          }
-        }
-      },
-      tbb::simple_partitioner());
+  auto attend = [&](int64_t task) {
+    thread_local std::vector<float, LineAllocator<float>> s, gathered;
+    const int64_t b = task / G, bh = b * H + (task % G) * Hg;
+    int64_t T = step.positions[b] + 1, ld = row_width;
+    const float* rows = step.rows[b]->data();
+    if (keys != nullptr) {
+      const std::vector<int32_t>& kb = (*keys)[b];
+      T = static_cast<int64_t>(kb.size());
+      gathered.resize(T * lw);
+      for (int64_t j = 0; j < T; ++j) {
+        std::copy_n(rows + int64_t{kb[j]} * row_width, lw, gathered.data() + j * lw);
+      }
+      rows = gathered.data();
+      ld = lw;
+    }
+    s.resize(int64_t{Hg} * T);
+    float* o_b = o_lat.get() + bh * r;
+    if (packed) {
+      gemm_xwt_rowstable_serial_packed(qcat.get() + bh * W, rows, r, s.data(), Hg, W, T, W,
+                                       ld, T);
+      scaled_softmax_rows(s.data(), Hg, T, scale);
+      gemm_xw_seq_packed(s.data(), rows, o_b, Hg, T, r, ld);
+    } else {
+      gemm_xwt_rowstable_serial(qcat.get() + bh * W, rows, none, s.data(), Hg, W, T, W, ld);
+      scaled_softmax_rows(s.data(), Hg, T, scale);
+      gemm_xw_seq(s.data(), rows, o_b, Hg, T, r, ld);
+    }
+  };
+  if (one_thread) {
+    for (int64_t task = 0; task < B * G; ++task) attend(task);
+  } else {
+    tbb::parallel_for(
+        tbb::blocked_range<int64_t>(0, B * G, 1),
+        [&](const tbb::blocked_range<int64_t>& range) {
+          for (int64_t task = range.begin(); task < range.end(); ++task) attend(task);
+        },
+        tbb::simple_partitioner());
+  }
   per_head([&](int hh) {
     gemm_xwt_rowstable_serial(o_lat.get() + hh * r, wkvb + (size_t(hh) * (dn + dv) + dn) * r,
                               none, o + hh * dv, B, r, dv, int64_t{H} * r, r, int64_t{H} * dv);

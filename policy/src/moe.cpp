@@ -42,7 +42,8 @@ namespace {
 // Indices of the k largest values; ties go to the lower index (deterministic).
 template <typename T>
 void top_k(const T* v, int n, int k, int32_t* out) {
-  std::vector<int32_t> idx(n);
+  thread_local std::vector<int32_t> idx;
+  idx.resize(n);
   std::iota(idx.begin(), idx.end(), 0);
   std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t a, int32_t b) {
     return v[a] > v[b] || (v[a] == v[b] && a < b);
@@ -59,7 +60,11 @@ enum class BlockScore { kMax, kTopTwoSum };
 template <typename T>
 void limit_blocks(std::vector<T>& choice, int n_blocks, int n_keep, BlockScore how) {
   const int E = static_cast<int>(choice.size()), per = E / n_blocks;
-  std::vector<T> block_score(n_blocks);
+  // Per thread, not per token: routing a decode step's few tokens was mostly these allocations.
+  thread_local std::vector<T> block_score;
+  thread_local std::vector<int32_t> kept;
+  thread_local std::vector<char> keep;
+  block_score.resize(n_blocks);
   for (int g = 0; g < n_blocks; ++g) {
     const T* s = choice.data() + g * per;
     if (how == BlockScore::kMax) {
@@ -70,9 +75,9 @@ void limit_blocks(std::vector<T>& choice, int n_blocks, int n_keep, BlockScore h
       block_score[g] = s[best[0]] + s[best[1]];
     }
   }
-  std::vector<int32_t> kept(n_keep);
+  kept.resize(n_keep);
   top_k(block_score.data(), n_blocks, n_keep, kept.data());
-  std::vector<char> keep(n_blocks, 0);
+  keep.assign(n_blocks, 0);
   for (int32_t g : kept) keep[g] = 1;
   for (int e = 0; e < E; ++e) {
     if (!keep[e / per]) choice[e] = -std::numeric_limits<T>::infinity();
@@ -82,7 +87,8 @@ void limit_blocks(std::vector<T>& choice, int n_blocks, int n_keep, BlockScore h
 template <typename T>
 void select_impl(const ModelConfig& c, const T* scores, const T* bias, int32_t* topk) {
   const int E = c.n_routed_experts, K = c.num_experts_per_tok;
-  std::vector<T> choice(scores, scores + E);
+  thread_local std::vector<T> choice;
+  choice.assign(scores, scores + E);
   if (c.topk_method == TopkMethod::kNoauxTc && bias != nullptr) {
     for (int e = 0; e < E; ++e) choice[e] += bias[e];
   }
@@ -140,7 +146,7 @@ void route(const ModelConfig& c, const MoeP& p, const T* params, const T* x, int
   a.topk.resize(n * K);
   a.weights.resize(n * K);
   const T* bias = p.e_bias == kNoParam ? nullptr : params + p.e_bias;
-  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 16), [&](const tbb::blocked_range<int64_t>& r) {
+  tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 4), [&](const tbb::blocked_range<int64_t>& r) {
     for (int64_t t = r.begin(); t < r.end(); ++t) {
       T* s = a.scores.data() + t * E;
       if (c.scoring_func == ScoreFunc::kSoftmax) {

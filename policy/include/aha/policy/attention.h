@@ -88,6 +88,8 @@ struct DecodeStep {
   bool prefill = false;
   // Sparse kinds: receives each sequence's selection, selection_width() ids per sequence.
   std::vector<int32_t>* selections = nullptr;
+  // One of decode_row_blocks' blocks, each on its own thread: its loops stay on that thread.
+  bool in_row_block = false;
 };
 
 // One layer's attention. Parameters live in the model's block (offsets); the object holds the

@@ -1,0 +1,13 @@
+// Products nested in another loop's task (internal to core, tensor_lanes.cpp).
+#pragma once
+
+#include <cstdint>
+
+namespace aha {
+
+// True when a product of `macs` multiply-adds is called from inside another parallel loop's task
+// (a decode row block, a MoE expert) and is small enough to run on the calling thread: that loop
+// already feeds the cores, and splitting a product of a few microseconds costs more than it saves.
+bool nested_small(int64_t macs);
+
+}  // namespace aha
