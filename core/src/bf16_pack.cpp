@@ -156,6 +156,13 @@ void round_values(const float* src, int64_t n, float* dst) {
   }
 }
 
+void pack_blocks(const float* src, int64_t n, uint32_t* dst) {
+  for (int64_t b = 0; b < n; b += 2 * kLanes) {
+    const U16 w = cvt(src + b) | (cvt(src + b + kLanes) << 16);
+    std::memcpy(dst + b / 2, &w, sizeof(w));
+  }
+}
+
 void pack_rows(const MatRef& r, int64_t i0, int64_t i1, int64_t k, uint32_t* out) {
   const int64_t kp = (k + 1) / 2, stride = pair_stride(k);
   if (!r.trans) {

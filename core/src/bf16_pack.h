@@ -39,5 +39,8 @@ void pack_panel_pairs(const MatRef& r, int64_t p_lo, int64_t p_hi, int64_t n, in
 
 // dst[i] = from_bf16(to_bf16(src[i])) for i < n: values as the kernels see them.
 void round_values(const float* src, int64_t n, float* dst);
+// n values (a multiple of 32) as bf16 in blocks of 32: word l of a block holds value l in its
+// low half and value l + 16 in its high half (tensor.h's pack_bf16_blocks).
+void pack_blocks(const float* src, int64_t n, uint32_t* dst);
 
 }  // namespace aha::bf16

@@ -22,6 +22,7 @@
 #include "aha/core/tensor.h"
 
 #include "aha/core/gemm_bf16.h"
+#include "bf16_pack.h"
 #include "nested.h"
 
 namespace aha {
@@ -394,12 +395,7 @@ void xw_seq(const T* x, const T* w, T* y, int64_t n, int64_t k, int64_t out, int
 
 void pack_bf16_blocks(const float* x, int64_t n, float* packed) {
   AHA_CHECK(n % 32 == 0, "pack_bf16_blocks: ", n, " values, not a multiple of 32");
-  for (int64_t b = 0; b < n; b += 32) {
-    for (int l = 0; l < 16; ++l) {
-      const uint32_t w = uint32_t{to_bf16(x[b + l])} | uint32_t{to_bf16(x[b + 16 + l])} << 16;
-      std::memcpy(packed + b / 2 + l, &w, 4);
-    }
-  }
+  bf16::pack_blocks(x, n, reinterpret_cast<uint32_t*>(packed));
 }
 
 void unpack_bf16_blocks(const float* packed, int64_t n, float* x) {

@@ -46,6 +46,7 @@ int64_t bytes_of(const Key& key) {
     case WeightForm::f32_panels: return round16(key.n) * key.k * 4;
     case WeightForm::bf16_panels: return round16(key.n) * bf16::pair_stride(key.k) * 4;
     case WeightForm::bf16_rounded: return key.n * 4;
+    case WeightForm::bf16_blocks: return key.n * 2;
   }
   return 0;
 }

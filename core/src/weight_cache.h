@@ -10,7 +10,7 @@
 
 namespace aha {
 
-enum class WeightForm { f32_panels, bf16_panels, bf16_rounded };
+enum class WeightForm { f32_panels, bf16_panels, bf16_rounded, bf16_blocks };
 
 // What one kernel derives from one weight, made once (under `once`) by the first caller, who
 // writes every value (not zeroed first: packing a weight once per generate() call is a cost at

@@ -254,6 +254,47 @@ void MlaCore::decode_attend(const float* P, const float* q, float* y, const Deco
   linear_stable(o_proj_, P, o.data(), y, B);
 }
 
+namespace {
+
+// kv_b's rows [H (dn + dv), r], W_UK_h then W_UV_h per head, as the absorbed decode reads them:
+// under bf16 the values the trainer's kernel sees, as bf16 in blocks of 32 where r allows (half
+// the bytes a row block reads per layer; the widened values, so the same sums).
+struct AbsorbRows {
+  AbsorbRows(const float* w, int64_t rows, int64_t r) {
+    const bool bf16 = matmul_precision() == MatmulPrecision::bf16;
+    blocks = bf16 && r % 32 == 0;
+    ld = blocks ? r / 2 : r;
+    data = blocks ? bf16_blocks(w, rows * r, &copy) : bf16 ? bf16_rounded(w, rows * r, &copy) : w;
+  }
+  const float* row(int64_t i) const { return data + i * ld; }
+  // y[n, r] = x[n, k] rows i0.. (W_UK_h: x q_nope).
+  void xw(const float* x, int64_t i0, float* y, int64_t n, int64_t k, int64_t r, int64_t ldx,
+          int64_t ldy) const {
+    if (blocks) {
+      gemm_xw_seq_packed(x, row(i0), y, n, k, r, ld, ldx, ldy);
+    } else {
+      gemm_xw_seq(x, row(i0), y, n, k, r, ld, ldx, ldy);
+    }
+  }
+  // y[n, out] = x[n, r] rows i0..i0 + out transposed (W_UV_h: o_lat).
+  void xwt(const float* x, int64_t i0, float* y, int64_t n, int64_t r, int64_t out, int64_t ldx,
+           int64_t ldy) const {
+    if (blocks) {
+      gemm_xwt_rowstable_serial_packed(x, row(i0), r, y, n, r, out, ldx, ld, ldy);
+    } else {
+      gemm_xwt_rowstable_serial(x, row(i0), static_cast<const float*>(nullptr), y, n, r, out, ldx,
+                                ld, ldy);
+    }
+  }
+
+  const float* data;
+  int64_t ld;
+  bool blocks;
+  std::vector<float> copy;
+};
+
+}  // namespace
+
 // Per head h: q_lat = W_UK_h^T q_nope, so the score against a cached token is one dot product
 // over its whole row [latent, rope key]; softmax; o_lat = the weighted sum of latents;
 // o = W_UV_h o_lat. Each step is per row, so the values do not depend on the batch or on the
@@ -261,11 +302,7 @@ void MlaCore::decode_attend(const float* P, const float* q, float* y, const Deco
 void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const DecodeStep& step,
                               int64_t row_width, const KeyLists* keys) const {
   const auto [B, H, dn, dr, dqk, dv, r, W, scale] = dims(step);
-  // [H * (dn + dv), r]: W_UK_h then W_UV_h per head, as the trainer's bf16 kernel sees it.
-  std::vector<float> rounded;
-  const float* wkvb = matmul_precision() == MatmulPrecision::bf16
-                          ? bf16_rounded(P + kv_b_proj_.w, int64_t{H} * (dn + dv) * r, &rounded)
-                          : P + kv_b_proj_.w;
+  const AbsorbRows wkvb(P + kv_b_proj_.w, int64_t{H} * (dn + dv), r);
   const float* none = nullptr;
   // Every value is written below, so no zeroing: at a prefill's thousands of rows the zeroing
   // (and its page faults) took ~9% of the prefill.
@@ -287,8 +324,8 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
     }
   };
   per_head([&](int hh) {
-    gemm_xw_seq(q + hh * dqk, wkvb + size_t(hh) * (dn + dv) * r, qcat.get() + hh * W, B, dn, r,
-                r, int64_t{H} * dqk, int64_t{H} * W);
+    wkvb.xw(q + hh * dqk, int64_t{hh} * (dn + dv), qcat.get() + hh * W, B, dn, r,
+            int64_t{H} * dqk, int64_t{H} * W);
     for (int64_t b = 0; b < B; ++b) {
       std::copy_n(q + (b * H + hh) * dqk + dn, dr, qcat.get() + (b * H + hh) * W + r);
     }
@@ -338,8 +375,8 @@ void MlaCore::attend_absorbed(const float* P, const float* q, float* o, const De
         tbb::simple_partitioner());
   }
   per_head([&](int hh) {
-    gemm_xwt_rowstable_serial(o_lat.get() + hh * r, wkvb + (size_t(hh) * (dn + dv) + dn) * r,
-                              none, o + hh * dv, B, r, dv, int64_t{H} * r, r, int64_t{H} * dv);
+    wkvb.xwt(o_lat.get() + hh * r, int64_t{hh} * (dn + dv) + dn, o + hh * dv, B, r, dv,
+             int64_t{H} * r, int64_t{H} * dv);
   });
 }
 

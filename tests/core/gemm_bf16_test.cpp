@@ -355,6 +355,34 @@ TEST(Bf16, RoundedCopyIsToBf16BitForBit) {
   }
 }
 
+// bf16_blocks (MLA's absorbed decode under bf16) holds to_bf16's bits in pack_bf16_blocks' blocks:
+// word l of a block of 32 values holds value l (low half) and value l + 16 (high half).
+TEST(Bf16, BlockCopyIsToBf16InBlocksOf32) {
+  const std::vector<uint32_t> special = {0x3f808000u, 0x3f818000u, 0x3f808001u, 0x00000001u,
+                                         0x807fffffu, 0x7f7fffffu, 0x7fc00001u, 0xff800001u,
+                                         0x7f800000u, 0x80000000u, 0x3eaaaaabu};
+  for (int64_t size : {int64_t{32}, int64_t{16384 * 2 + 96}}) {
+    std::vector<float> w(static_cast<size_t>(size));
+    for (int64_t i = 0; i < size; ++i) {
+      w[i] = from_bits(special[size_t(i) % special.size()] ^ (uint32_t(i / 3) << 31));
+    }
+    for (bool cached : {false, true}) {
+      std::unique_ptr<WeightCache> cache;
+      if (cached) cache = std::make_unique<WeightCache>(w.data(), size);
+      std::vector<float> storage;
+      const float* p = bf16_blocks(w.data(), size, &storage);
+      for (int64_t i = 0; i < size; ++i) {
+        const int64_t block = i / 32, l = i % 32;
+        uint32_t word;
+        std::memcpy(&word, p + block * 16 + l % 16, 4);
+        const uint32_t got = l < 16 ? word & 0xffffu : word >> 16;
+        ASSERT_EQ(got, uint32_t(to_bf16(w[i]))) << "size " << size << " at " << i
+                                                << (cached ? " cached" : "");
+      }
+    }
+  }
+}
+
 // The forward's accumulating products (gemm_bf16_weight) add their sums to y after, under every
 // kernel, with or without a live cache: the bits of the decode path's sum-then-add.
 TEST(Bf16, WeightProductAddsItsSumsAfter) {

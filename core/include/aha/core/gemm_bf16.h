@@ -97,6 +97,9 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
 // otherwise written to *storage. For fp32 code that must multiply by the weights the bf16 kernel
 // sees (MLA's absorbed decode).
 const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* storage);
+// The same values in pack_bf16_blocks' blocks (size a multiple of 32; size / 2 floats): half the
+// bytes to read, for the kernels that widen such rows (tensor.h's *_packed products).
+const float* bf16_blocks(const float* w, int64_t size, std::vector<float>* storage);
 
 // Round to nearest even with subnormals flushed to zero, as the packing does (for references).
 uint16_t to_bf16(float x);
