@@ -327,15 +327,15 @@ TEST(Bf16, WeightGradientIsTheBf16SumForWideAndNarrowOutputs) {
   }
 }
 
-// A decode loop's cache packs a weight once: the same values as packing it every call, and a
-// weight changed after the cache ends is seen.
-// bf16_rounded (MLA's absorbed decode multiplies by these) gives to_bf16's bits for every value,
-// NaN and subnormals included, with or without a live cache, at sizes past one block and tail.
-TEST(Bf16, RoundedCopyIsToBf16BitForBit) {
+// The copies of a weight that MLA's absorbed decode multiplies by give to_bf16's bits for every
+// value, NaN and subnormals included, with or without a live cache, at sizes past one block of
+// the threads' split: bf16_rounded as floats, bf16_blocks in pack_bf16_blocks' blocks (word l of
+// a block of 32 values holds value l in its low half and value l + 16 in its high half).
+TEST(Bf16, CopiesForTheAbsorbedDecodeAreToBf16BitForBit) {
   const std::vector<uint32_t> special = {0x3f808000u, 0x3f818000u, 0x3f808001u, 0x00000001u,
                                          0x807fffffu, 0x7f7fffffu, 0x7fc00001u, 0xff800001u,
                                          0x7f800000u, 0x80000000u, 0x3eaaaaabu, 0x00800000u};
-  for (int64_t size : {int64_t{1}, int64_t{37}, int64_t{16384 * 2 + 5}}) {
+  for (int64_t size : {int64_t{32}, int64_t{37}, int64_t{16384 * 2 + 96}}) {
     std::vector<float> w(static_cast<size_t>(size));
     for (int64_t i = 0; i < size; ++i) {
       w[i] = from_bits(special[size_t(i) % special.size()] ^ (uint32_t(i / 5) << 31));
@@ -343,41 +343,18 @@ TEST(Bf16, RoundedCopyIsToBf16BitForBit) {
     for (bool cached : {false, true}) {
       std::unique_ptr<WeightCache> cache;
       if (cached) cache = std::make_unique<WeightCache>(w.data(), size);
-      std::vector<float> storage;
-      const float* r = bf16_rounded(w.data(), size, &storage);
+      std::vector<float> rounded_storage, blocks_storage;
+      const float* rounded = bf16_rounded(w.data(), size, &rounded_storage);
+      const float* blocks = size % 32 == 0 ? bf16_blocks(w.data(), size, &blocks_storage) : nullptr;
       for (int64_t i = 0; i < size; ++i) {
-        const uint32_t want = uint32_t(to_bf16(w[i])) << 16;
+        const uint32_t want = to_bf16(w[i]);
         uint32_t got;
-        std::memcpy(&got, r + i, 4);
-        ASSERT_EQ(got, want) << "size " << size << " at " << i << (cached ? " cached" : "");
-      }
-    }
-  }
-}
-
-// bf16_blocks (MLA's absorbed decode under bf16) holds to_bf16's bits in pack_bf16_blocks' blocks:
-// word l of a block of 32 values holds value l (low half) and value l + 16 (high half).
-TEST(Bf16, BlockCopyIsToBf16InBlocksOf32) {
-  const std::vector<uint32_t> special = {0x3f808000u, 0x3f818000u, 0x3f808001u, 0x00000001u,
-                                         0x807fffffu, 0x7f7fffffu, 0x7fc00001u, 0xff800001u,
-                                         0x7f800000u, 0x80000000u, 0x3eaaaaabu};
-  for (int64_t size : {int64_t{32}, int64_t{16384 * 2 + 96}}) {
-    std::vector<float> w(static_cast<size_t>(size));
-    for (int64_t i = 0; i < size; ++i) {
-      w[i] = from_bits(special[size_t(i) % special.size()] ^ (uint32_t(i / 3) << 31));
-    }
-    for (bool cached : {false, true}) {
-      std::unique_ptr<WeightCache> cache;
-      if (cached) cache = std::make_unique<WeightCache>(w.data(), size);
-      std::vector<float> storage;
-      const float* p = bf16_blocks(w.data(), size, &storage);
-      for (int64_t i = 0; i < size; ++i) {
-        const int64_t block = i / 32, l = i % 32;
-        uint32_t word;
-        std::memcpy(&word, p + block * 16 + l % 16, 4);
-        const uint32_t got = l < 16 ? word & 0xffffu : word >> 16;
-        ASSERT_EQ(got, uint32_t(to_bf16(w[i]))) << "size " << size << " at " << i
-                                                << (cached ? " cached" : "");
+        std::memcpy(&got, rounded + i, 4);
+        ASSERT_EQ(got, want << 16) << "rounded, size " << size << " at " << i << " " << cached;
+        if (blocks == nullptr) continue;
+        std::memcpy(&got, blocks + i / 32 * 16 + i % 16, 4);
+        ASSERT_EQ(i % 32 < 16 ? got & 0xffffu : got >> 16, want)
+            << "blocks, size " << size << " at " << i << " " << cached;
       }
     }
   }
@@ -408,6 +385,8 @@ TEST(Bf16, WeightProductAddsItsSumsAfter) {
   }
 }
 
+// A decode loop's cache packs a weight once: the same values as packing it every call, and a
+// weight changed after the cache ends is seen.
 TEST(Bf16, WeightCacheGivesTheSameValuesAndEndsWithItsScope) {
   const int64_t m = 5, n = 40, k = 33;
   auto x = randn(size_t(m * k), 21), w = randn(size_t(n * k), 22), bias = randn(size_t(n), 23);
