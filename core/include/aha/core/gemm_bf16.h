@@ -79,9 +79,9 @@ struct MatRef {
 
 // c[i, j] = (accumulate ? c[i, j] : 0) + sum_k a(i, k) * b(j, k) (+ bias[j]); c row-major with
 // rows every ldc values. Parallel over fixed tiles (TBB), or on the calling thread when serial.
-// Under amx, an accumulating product without a bias starts the tile unit's sums from c (the
-// backward's gradient sums: c is read once, by the unit), so its last bits are not those of the
-// sums added to c after, as gemm_bf16_weight adds them.
+// Under amx, an accumulating product without a bias starts the tile unit's sums from c over its
+// whole panels of 16 columns (the backward's gradient sums: c is read once, by the unit), so
+// their last bits are not those of the sums added to c after, as gemm_bf16_weight adds them.
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial = false);
 
