@@ -96,15 +96,19 @@ void BM_DecodeStep(benchmark::State& state) {
   dec.prefill(prompt, first, logits);
   std::vector<aha::rollout::SeqCache> caches(B, first);
   std::vector<aha::rollout::SeqCache*> ptrs;
-  std::vector<int32_t> tokens;
-  for (int64_t b = 0; b < B; ++b) {
-    ptrs.push_back(&caches[b]);
-    tokens.push_back(static_cast<int32_t>(rng.below(V)));
+  for (int64_t b = 0; b < B; ++b) ptrs.push_back(&caches[b]);
+  // Fresh tokens every step, as in generation, so that the steps do not all route to the same
+  // experts (whose weights would then be the only ones read).
+  constexpr int kTokenSets = 64;
+  std::vector<std::vector<int32_t>> tokens(kTokenSets, std::vector<int32_t>(B));
+  for (auto& set : tokens) {
+    for (auto& t : set) t = static_cast<int32_t>(rng.below(V));
   }
-  dec.decode(tokens, ptrs, logits);  // grows each cache once, outside the timing
+  dec.decode(tokens[0], ptrs, logits);  // grows each cache once, outside the timing
+  int64_t step = 0;
   for (auto _ : state) {
     for (auto& c : caches) c.len = L;
-    dec.decode(tokens, ptrs, logits);
+    dec.decode(tokens[step++ % kTokenSets], ptrs, logits);
     benchmark::DoNotOptimize(logits.data());
   }
   state.counters["tok/s"] =
