@@ -28,8 +28,8 @@
 
 #include "aha/core/simd16.h"
 #include "aha/core/tensor.h"
-#include "nested.h"
 #include "aha/core/transpose16.h"
+#include "nested.h"
 #include "weight_cache.h"
 
 namespace aha {

@@ -11,8 +11,8 @@
 
 #include "aha/core/error.h"
 #include "aha/core/rng.h"
-
 #include "for_chunks.h"
+
 namespace aha::policy {
 
 namespace {

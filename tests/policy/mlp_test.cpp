@@ -15,14 +15,6 @@
 namespace aha::policy {
 namespace {
 
-struct PrecisionScope {
-  explicit PrecisionScope(MatmulPrecision p) : before(matmul_precision_setting()) {
-    set_matmul_precision(p);
-  }
-  ~PrecisionScope() { set_matmul_precision(before); }
-  MatmulPrecision before;
-};
-
 std::vector<float> random_floats(size_t n, uint32_t seed, float scale) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> nd(0.0f, scale);
@@ -55,7 +47,7 @@ TEST(Mlp, GateAndUpAsOneProductKeepEachOutputsBits) {
   ASSERT_EQ(p.up_proj.w, p.gate_proj.w + size_t(inter) * d);  // back to back: one product
   const std::vector<float> P = random_floats(t.total(), 1, 0.1f);
   for (MatmulPrecision prec : {MatmulPrecision::fp32, MatmulPrecision::bf16}) {
-    PrecisionScope scope(prec);
+    MatmulPrecisionScope scope(prec);
     for (bool rowstable : {false, true}) {
       for (int64_t n : {1, 7, 300}) {
         const std::vector<float> x = random_floats(size_t(n * d), 2, 1.0f);
@@ -95,7 +87,7 @@ TEST(Mlp, AnAdapterOnOneProjectionKeepsTwoProducts) {
   std::copy(P0.begin(), P0.end(), P1.begin());  // the base tensors come first, then the adapters
   const std::vector<float> x = random_floats(size_t(n * d), 4, 1.0f);
   for (MatmulPrecision prec : {MatmulPrecision::fp32, MatmulPrecision::bf16}) {
-    PrecisionScope scope(prec);
+    MatmulPrecisionScope scope(prec);
     std::vector<float> y0(size_t(n * d)), y1(size_t(n * d));
     MlpActs<float> a0, a1;
     mlp_forward(plain, P0.data(), x.data(), y0.data(), n, a0);
