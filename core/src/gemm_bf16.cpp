@@ -16,6 +16,7 @@
 #include "aha/core/machine.h"
 #include "bf16_amx.h"
 #include "bf16_pack.h"
+#include "nested.h"
 #include "weight_cache.h"
 
 #include <tbb/blocked_range2d.h>
@@ -516,6 +517,9 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
                       const float* w, float* y, int64_t ldy, bool accumulate, const float* bias,
                       bool serial) {
   if (m <= 0 || n <= 0) return;  // before the cache: an empty product keeps no copy
+  // Inside another loop's task (a decode row block, a MoE expert) a small product stays on this
+  // thread, as the lanes kernel's does: that loop already feeds the cores.
+  serial = serial || nested_small(m * n * k);
   const auto e = cached_weight(w, n, k, WeightForm::bf16_panels);
   if (e == nullptr) {
     product(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, accumulate, bias, serial, false);

@@ -1,4 +1,5 @@
-// Products nested in another loop's task (internal to core, tensor_lanes.cpp).
+// Products nested in another loop's task (internal to core; defined in tensor_lanes.cpp, used by
+// the lanes kernel and gemm_bf16_weight).
 #pragma once
 
 #include <cstdint>

@@ -23,7 +23,6 @@
 
 #include "aha/core/gemm_bf16.h"
 #include "bf16_pack.h"
-#include "nested.h"
 
 namespace aha {
 
@@ -297,9 +296,7 @@ void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int
     // Under `precision: bf16` the weight products of decode use the kernel training uses: its
     // outputs are batch-invariant too, and sampler and trainer then compute the same logits.
     if (matmul_precision() == MatmulPrecision::bf16) {
-      // Inside another loop's task (a decode row block, a MoE expert) a small product stays on
-      // this thread, as the lanes kernel's does: that loop already feeds the cores.
-      gemm_bf16_weight(n, out, in, x, in, w, y, out, false, b, nested_small(n * in * out));
+      gemm_bf16_weight(n, out, in, x, in, w, y, out, false, b);
     } else {
       gemm_xwt_lanes(x, w, b, y, n, in, out);
     }
