@@ -204,8 +204,15 @@ void generate_point(const GenerateBench& g, int64_t B, int64_t L, bool absorbed)
   opts.max_batch = static_cast<int>(B);
   opts.absorbed = absorbed;
   rollout::Engine engine(g.model, opts);
-  // Best of two runs for each phase: noise from other processes only ever adds time. The
-  // breakdown is the faster decode's.
+  // Untimed runs for half a second first: right after the roof's GEMMs, a process's first point
+  // ran its two timed runs 1.3-1.5x slower than later points did (batch 1 first: 2,300-2,500
+  // tok/s, last: 3,400, on a 2-core EPYC; one untimed run was not enough), which made the batch
+  // ratios depend on the order of --batch. Then the best of two for each phase: noise from other
+  // processes only ever adds time. The breakdown is the faster decode's.
+  const auto warm = BenchClock::now();
+  do {
+    run_once(engine, reqs);
+  } while (seconds_since(warm) < 0.5);
   Timing a = run_once(engine, reqs), b = run_once(engine, reqs);
   Timing t = a.decode_s <= b.decode_s ? a : b;
   t.prefill_s = std::min(a.prefill_s, b.prefill_s);
