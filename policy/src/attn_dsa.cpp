@@ -136,9 +136,9 @@ template <typename T>
 void DsaAttention::index_project(const T* P, const T* x, const T* qan, const int32_t* positions,
                                  int64_t n, AttnActs<T>& a, bool stable) const {
   const int HI = c_.index_n_heads, dI = c_.index_head_dim;
-  a[kIq].resize(n * HI * dI);
-  a[kIkRaw].resize(n * dI);
-  a[kIw].resize(n * HI);
+  resize_zeroed(a[kIq], n * HI * dI);
+  resize_zeroed(a[kIkRaw], n * dI);
+  resize_zeroed(a[kIw], n * HI);
   auto linear = [&](const LinearP& p, const T* in, T* out) {
     if constexpr (std::is_same_v<T, float>) {
       if (stable) return linear_stable(p, P, in, out, n);
@@ -150,9 +150,9 @@ void DsaAttention::index_project(const T* P, const T* x, const T* qan, const int
   linear(weights_proj_, x, a[kIw].data());
   for (T& w : a[kIw]) w *= static_cast<T>(weight_scale());
   // k = LayerNorm(k_raw) with bias.
-  a[kIk].resize(n * dI);
-  a[kIkMean].resize(n);
-  a[kIkRstd].resize(n);
+  resize_zeroed(a[kIk], n * dI);
+  resize_zeroed(a[kIkMean], n);
+  resize_zeroed(a[kIkRstd], n);
   const T* g = P + k_norm_.w;
   const T* b = P + k_norm_bias_;
   for (int64_t t = 0; t < n; ++t) {

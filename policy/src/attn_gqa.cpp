@@ -36,16 +36,16 @@ class GqaAttention final : public AttentionImpl<GqaAttention> {
     const int64_t n = layout.n_tokens();
     const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
     a.buf.resize(kSlots);
-    a[kQ].resize(n * Hq * hd);
-    a[kK].resize(n * Hk * hd);
-    a[kV].resize(n * Hk * hd);
+    resize_zeroed(a[kQ], n * Hq * hd);
+    resize_zeroed(a[kK], n * Hk * hd);
+    resize_zeroed(a[kV], n * Hk * hd);
     linear_forward(q_, P, x, a[kQ].data(), n, a.rowstable);
     linear_forward(k_, P, x, a[kK].data(), n, a.rowstable);
     linear_forward(v_, P, x, a[kV].data(), n, a.rowstable);
     rope_.apply(a[kQ].data(), layout.positions.data(), n, Hq, int64_t{Hq} * hd, hd, false);
     rope_.apply(a[kK].data(), layout.positions.data(), n, Hk, int64_t{Hk} * hd, hd, false);
-    a[kO].resize(n * Hq * hd);
-    a[kLse].resize(int64_t{Hq} * n);
+    resize_zeroed(a[kO], n * Hq * hd);
+    resize_zeroed(a[kLse], int64_t{Hq} * n);
     attention_forward(a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(), a[kLse].data(),
                       layout.seq_starts, shape());
     linear_forward(o_, P, a[kO].data(), y, n, a.rowstable);

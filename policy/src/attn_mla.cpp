@@ -60,12 +60,12 @@ void MlaCore::project(const T* P, const T* x, const SeqLayout& layout, AttnActs<
   const int dqk = dn + dr, dv = c_.v_head_dim, rkv = c_.kv_lora_rank;
   const int64_t kv_w = rkv + dr;
 
-  a[kQ].resize(n * H * dqk);
+  resize_for_overwrite(a[kQ], n * H * dqk);
   if (c_.q_lora_rank) {
     const int rq = *c_.q_lora_rank;
-    a[kQa].resize(n * rq);
-    a[kQaRstd].resize(n);
-    a[kQan].resize(n * rq);
+    resize_for_overwrite(a[kQa], n * rq);
+    resize_for_overwrite(a[kQaRstd], n);
+    resize_for_overwrite(a[kQan], n * rq);
     linear_forward(q_a_proj_, P, x, a[kQa].data(), n, a.rowstable);
     rmsnorm_forward(a[kQa].data(), P + q_a_norm_.w, a[kQan].data(), a[kQaRstd].data(), n, rq,
                     c_.rms_norm_eps);
@@ -73,9 +73,9 @@ void MlaCore::project(const T* P, const T* x, const SeqLayout& layout, AttnActs<
   } else {
     linear_forward(q_proj_, P, x, a[kQ].data(), n, a.rowstable);
   }
-  a[kKva].resize(n * kv_w);
-  a[kKvRstd].resize(n);
-  a[kKvn].resize(n * rkv);
+  resize_for_overwrite(a[kKva], n * kv_w);
+  resize_for_overwrite(a[kKvRstd], n);
+  resize_for_overwrite(a[kKvn], n * rkv);
   linear_forward(kv_a_proj_, P, x, a[kKva].data(), n, a.rowstable);
   rmsnorm_forward(a[kKva].data(), P + kv_a_norm_.w, a[kKvn].data(), a[kKvRstd].data(), n, rkv,
                   c_.rms_norm_eps, kv_w);
@@ -87,8 +87,8 @@ void MlaCore::project(const T* P, const T* x, const SeqLayout& layout, AttnActs<
   });
   rope_.apply(kpe.get(), layout.positions.data(), n, 1, dr, dr, false);
   rope_.apply(a[kQ].data() + dn, layout.positions.data(), n, H, int64_t{H} * dqk, dqk, false);
-  a[kK].resize(n * H * dqk);
-  a[kV].resize(n * H * dv);
+  resize_for_overwrite(a[kK], n * H * dqk);
+  resize_for_overwrite(a[kV], n * H * dv);
   for_tokens(n, int64_t{H} * (dqk + dv), [&](int64_t t) {
     for (int h = 0; h < H; ++h) {
       const T* src = kvb.get() + (t * H + h) * (dn + dv);
@@ -105,8 +105,8 @@ void MlaCore::attend(const T* P, T* y, const SeqLayout& layout, AttnActs<T>& a,
                      const KeyLists* keys) const {
   const int64_t n = layout.n_tokens();
   const int H = c_.num_attention_heads, dv = c_.v_head_dim;
-  a[kO].resize(n * H * dv);
-  a[kLse].resize(int64_t{H} * n);
+  resize_zeroed(a[kO], n * H * dv);
+  resize_zeroed(a[kLse], int64_t{H} * n);
   AttnShape s{H, H, c_.qk_head_dim(), dv, c_.softmax_scale()};
   s.selected = keys;
   attention_forward(a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(), a[kLse].data(),

@@ -275,10 +275,10 @@ void NsaAttention::fwd(const T* P, const T* x, T* y, const SeqLayout& layout,
   const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
   const int G = group();
   a.buf.assign(kSlots, {});
-  a[kQ].resize(n * Hq * hd);
-  a[kK].resize(n * kw);
-  a[kV].resize(n * kw);
-  a[kGate].resize(n * Hq * 3);
+  resize_zeroed(a[kQ], n * Hq * hd);
+  resize_zeroed(a[kK], n * kw);
+  resize_zeroed(a[kV], n * kw);
+  resize_zeroed(a[kGate], n * Hq * 3);
   linear_forward(q_, P, x, a[kQ].data(), n, a.rowstable);
   linear_forward(k_, P, x, a[kK].data(), n, a.rowstable);
   linear_forward(v_, P, x, a[kV].data(), n, a.rowstable);
@@ -287,18 +287,18 @@ void NsaAttention::fwd(const T* P, const T* x, T* y, const SeqLayout& layout,
   rope_.apply(a[kQ].data(), layout.positions.data(), n, Hq, int64_t{Hq} * hd, hd, false);
   rope_.apply(a[kK].data(), layout.positions.data(), n, Hk, kw, hd, false);
   // Compressed branch, then the selection it implies.
-  a[kKc].resize(n * kw);
-  a[kVc].resize(n * kw);
+  resize_zeroed(a[kKc], n * kw);
+  resize_zeroed(a[kVc], n * kw);
   block_means(a[kK].data(), a[kKc].data(), layout);
   block_means(a[kV].data(), a[kVc].data(), layout);
-  a[kOc].resize(n * Hq * hd);
-  a[kPc].resize(cmp_offsets(layout).back());
+  resize_zeroed(a[kOc], n * Hq * hd);
+  resize_zeroed(a[kPc], cmp_offsets(layout).back());
   compressed_forward(a[kQ].data(), a[kKc].data(), a[kVc].data(), a[kOc].data(), a[kPc].data(),
                      layout);
   select(a[kPc].data(), layout, a.replay, a.selected);
   // Selected blocks: one kernel call per kv group (each group keeps its own blocks).
   a[kOs].assign(n * Hq * hd, T(0));
-  a[kLseS].resize(int64_t{Hk} * G * n);
+  resize_zeroed(a[kLseS], int64_t{Hk} * G * n);
   Buf<T> qg(n * G * hd), kg(n * hd), vg(n * hd), og(n * G * hd);
   for (int kh = 0; kh < Hk; ++kh) {
     per_group(a[kQ].data(), qg.data(), n, kh, G, int64_t{Hq} * hd, true);
@@ -314,14 +314,14 @@ void NsaAttention::fwd(const T* P, const T* x, T* y, const SeqLayout& layout,
   }
   // Sliding window over the same keys.
   a[kOw].assign(n * Hq * hd, T(0));
-  a[kLseW].resize(int64_t{Hq} * n);
+  resize_zeroed(a[kLseW], int64_t{Hq} * n);
   if (o_opts_.window_size > 0) {
     AttnShape s{Hq, Hk, hd, hd, c_.softmax_scale()};
     s.window = o_opts_.window_size;
     attention_forward(a[kQ].data(), a[kK].data(), a[kV].data(), a[kOw].data(), a[kLseW].data(),
                       layout.seq_starts, s);
   }
-  a[kO].resize(n * Hq * hd);
+  resize_zeroed(a[kO], n * Hq * hd);
   for (int64_t t = 0; t < n; ++t) {
     for (int h = 0; h < Hq; ++h) {
       const T* g = a[kGate].data() + (t * Hq + h) * 3;

@@ -91,9 +91,9 @@ void block_forward(const ModelConfig& c, const LayerP& lp, const T* P, T* x, Lay
     // streams are not the residual, so they are copied here.
     const bool keep_residual = pass.keep_inputs && !lp.hc[i].on();
     if (pass.keep_inputs && lp.hc[i].on()) s.x_in.assign(in, in + n * d);
-    if (keep_residual) s.x_in.resize(n * d);
-    s.h.resize(n * d);
-    s.rstd.resize(n);
+    if (keep_residual) resize_for_overwrite(s.x_in, n * d);
+    resize_for_overwrite(s.h, n * d);
+    resize_for_overwrite(s.rstd, n);
     rmsnorm_forward(in, P + lp.norm(m).w, s.h.data(), s.rstd.data(), n, d, c.rms_norm_eps);
     if (m == Mixer::kAttention) {
       ScopedNs t(prof != nullptr ? &prof->attention_ns : nullptr);

@@ -54,7 +54,9 @@ const char* attention_kind_name(AttentionKind kind);
 // kind lays out itself (each kind names its slots), so a new kind adds no fields here.
 template <typename T>
 struct AttnActs {
-  std::vector<Buf<T>> buf;
+  // Not zeroed when grown: each kind sizes its slots with resize_for_overwrite where it writes
+  // them in full, resize_zeroed elsewhere (the zeroing was 5% of a training step).
+  std::vector<ScratchBuf<T>> buf;
   // Sparse kinds: the keys each query was given (backward holds the selection fixed).
   std::vector<std::vector<int32_t>> selected;
   // Sparse kinds, set by the caller before forward: a selection to replay instead of choosing,
@@ -64,8 +66,8 @@ struct AttnActs {
   // Set by the caller before forward (BlockPass::rowstable): the projections use the decode
   // path's batch-invariant GEMM, as the block's other sublayers do.
   bool rowstable = false;
-  Buf<T>& operator[](size_t i) { return buf[i]; }
-  const Buf<T>& operator[](size_t i) const { return buf[i]; }
+  ScratchBuf<T>& operator[](size_t i) { return buf[i]; }
+  const ScratchBuf<T>& operator[](size_t i) const { return buf[i]; }
 };
 
 // The keys over which DSA's indexer loss compares its distribution with the main attention's:

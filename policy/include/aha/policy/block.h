@@ -43,7 +43,7 @@ struct LayerP {
 // [n, d], [n, d], [n].
 template <typename T>
 struct SublayerActs {
-  Buf<T> x_in, h, rstd;
+  ScratchBuf<T> x_in, h, rstd;  // written in full by each forward: not zeroed when grown
 };
 
 template <typename T>

@@ -55,4 +55,13 @@ void resize_for_overwrite(ScratchBuf<T>& b, size_t n) {
   b.resize(n);
 }
 
+// b sized to n with any new elements zeroed, as a Buf's resize does: for buffers whose readers
+// may rely on zeros where nothing was written.
+template <typename T>
+void resize_zeroed(ScratchBuf<T>& b, size_t n) {
+  const size_t old = b.size();
+  b.resize(n);
+  if (n > old) std::fill(b.begin() + static_cast<std::ptrdiff_t>(old), b.end(), T(0));
+}
+
 }  // namespace aha::policy
