@@ -36,9 +36,9 @@ class GqaAttention final : public AttentionImpl<GqaAttention> {
     const int64_t n = layout.n_tokens();
     const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
     a.buf.resize(kSlots);
-    resize_zeroed(a[kQ], n * Hq * hd);
-    resize_zeroed(a[kK], n * Hk * hd);
-    resize_zeroed(a[kV], n * Hk * hd);
+    resize_for_overwrite(a[kQ], n * Hq * hd);
+    resize_for_overwrite(a[kK], n * Hk * hd);
+    resize_for_overwrite(a[kV], n * Hk * hd);
     linear_forward(q_, P, x, a[kQ].data(), n, a.rowstable);
     linear_forward(k_, P, x, a[kK].data(), n, a.rowstable);
     linear_forward(v_, P, x, a[kV].data(), n, a.rowstable);

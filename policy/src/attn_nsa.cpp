@@ -275,10 +275,10 @@ void NsaAttention::fwd(const T* P, const T* x, T* y, const SeqLayout& layout,
   const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
   const int G = group();
   a.buf.assign(kSlots, {});
-  resize_zeroed(a[kQ], n * Hq * hd);
-  resize_zeroed(a[kK], n * kw);
-  resize_zeroed(a[kV], n * kw);
-  resize_zeroed(a[kGate], n * Hq * 3);
+  resize_for_overwrite(a[kQ], n * Hq * hd);
+  resize_for_overwrite(a[kK], n * kw);
+  resize_for_overwrite(a[kV], n * kw);
+  resize_for_overwrite(a[kGate], n * Hq * 3);
   linear_forward(q_, P, x, a[kQ].data(), n, a.rowstable);
   linear_forward(k_, P, x, a[kK].data(), n, a.rowstable);
   linear_forward(v_, P, x, a[kV].data(), n, a.rowstable);
