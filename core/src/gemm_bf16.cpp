@@ -543,7 +543,7 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
 
 namespace {
 
-// A copy made from w `block` values at a time over the threads (convert(src, n, dst) writes n /
+// A copy made from w kBlock values at a time over the threads (convert(src, n, dst) writes n /
 // shrink floats), kept by the live WeightCache, otherwise written to *storage. The cached
 // copies are made inside a generate() call's first decode step, one MLA layer's kv_b at a time.
 template <typename F>
