@@ -164,8 +164,8 @@ void block(const Job& g, int64_t i0, int64_t i1, int64_t p0, int64_t p1, const f
 }
 
 // The panels of w kept by the live WeightCache, packed by the first caller; null without one.
-std::shared_ptr<CachedWeight> kept_copy(const float* w, int64_t in, int64_t out) {
-  std::shared_ptr<CachedWeight> e = cached_weight(w, out, in, WeightForm::f32_panels);
+CachedWeight* kept_copy(const float* w, int64_t in, int64_t out) {
+  CachedWeight* e = cached_weight(w, out, in, WeightForm::f32_panels);
   if (e == nullptr) return e;
   std::call_once(e->once, [&] {
     const int64_t P = n_panels(out);
@@ -207,7 +207,7 @@ void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, in
     }
     return;
   }
-  const std::shared_ptr<CachedWeight> kept = kept_copy(w, in, out);
+  const CachedWeight* kept = kept_copy(w, in, out);
   const int64_t P = n_panels(out);
   const int64_t panel_bytes = in * kLanes * 4;
   const int64_t row_block = std::min(

@@ -5,11 +5,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
+#include <vector>
 
 namespace aha {
 
@@ -24,10 +27,22 @@ struct Key {
   }
 };
 
+// A full mix of every field: weights sit at aligned addresses a fixed size apart, and a plain
+// xor of the fields put many of a model's weights in one bucket chain.
+uint64_t mix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
 struct KeyHash {
   size_t operator()(const Key& w) const {
-    return std::hash<const void*>()(w.p) ^ (size_t(w.n) * 0x9e3779b97f4a7c15ull) ^
-           (size_t(w.k) << 1) ^ (size_t(w.form) << 7);
+    uint64_t h = mix(reinterpret_cast<uintptr_t>(w.p));
+    h = mix(h ^ uint64_t(w.n));
+    h = mix(h ^ uint64_t(w.k));
+    return size_t(mix(h ^ uint64_t(w.form)));
   }
 };
 
@@ -35,7 +50,9 @@ using Range = std::pair<const float*, const float*>;
 
 std::mutex g_mu;
 std::vector<Range> g_scopes;  // the live scopes' ranges
-std::unordered_map<Key, std::shared_ptr<CachedWeight>, KeyHash> g_map;
+std::unordered_map<Key, std::unique_ptr<CachedWeight>, KeyHash> g_map;
+// Bumped (under g_mu) whenever a scope closes, the only time entries are freed.
+std::atomic<uint64_t> g_closes{0};
 int64_t g_bytes = 0;   // what g_map's entries hold (or will, once made)
 int64_t g_budget = 0;  // the most they may hold; set when the first scope opens
 
@@ -70,6 +87,70 @@ bool covered(const float* p, int64_t extent) {
 
 int64_t extent_of(const Key& key) { return key.k == 0 ? key.n : key.n * key.k; }
 
+// The entries this thread has found, valid while no scope has closed since: a decode step looks
+// up each weight once per product, and taking g_mu for each was 2-3% of a batch-16 step, most of
+// it the two threads contending for the lock. An entry seen under a live scope stays until a
+// scope closes; scopes that open only cover more. Open addressing in one array, because the
+// step streams its weights through the caches between lookups: a chained map's nodes were a
+// cache miss or two per lookup.
+class Seen {
+ public:
+  CachedWeight* find(const Key& key, uint64_t closes) {
+    if (closes != closes_) {
+      std::fill(slots_.begin(), slots_.end(), Slot{});
+      used_ = 0;
+      closes_ = closes;
+      return nullptr;
+    }
+    if (slots_.empty()) return nullptr;
+    for (size_t i = KeyHash()(key) & mask();; i = (i + 1) & mask()) {
+      const Slot& s = slots_[i];
+      if (s.entry == nullptr) return nullptr;
+      if (s.key == key) return s.entry;
+    }
+  }
+
+  void add(const Key& key, CachedWeight* entry) {
+    if (2 * (used_ + 1) > slots_.size()) grow();
+    size_t i = KeyHash()(key) & mask();
+    while (slots_[i].entry != nullptr) i = (i + 1) & mask();
+    slots_[i] = Slot{key, entry};
+    ++used_;
+  }
+
+ private:
+  struct Slot {
+    Key key{nullptr, 0, 0, WeightForm::f32_panels};
+    CachedWeight* entry = nullptr;
+  };
+
+  size_t mask() const { return slots_.size() - 1; }
+
+  void grow() {
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(std::max<size_t>(64, 2 * old.size()), Slot{});
+    used_ = 0;
+    for (const Slot& s : old) {
+      if (s.entry != nullptr) add(s.key, s.entry);
+    }
+  }
+
+  uint64_t closes_ = ~uint64_t{0};
+  std::vector<Slot> slots_;  // a power of two, at most half full
+  size_t used_ = 0;
+};
+thread_local Seen t_seen;
+
+CachedWeight* locked_lookup(const Key& key) {
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (g_scopes.empty() || !covered(key.p, extent_of(key))) return nullptr;
+  auto it = g_map.find(key);
+  if (it != g_map.end()) return it->second.get();
+  if (g_bytes + bytes_of(key) > g_budget) return nullptr;
+  g_bytes += bytes_of(key);
+  return g_map.emplace(key, std::make_unique<CachedWeight>()).first->second.get();
+}
+
 }  // namespace
 
 WeightCache::WeightCache(const float* data, int64_t n)
@@ -80,8 +161,9 @@ WeightCache::WeightCache(const float* data, int64_t n)
 }
 
 WeightCache::~WeightCache() {
-  std::vector<std::shared_ptr<CachedWeight>> dropped;  // freed outside the lock
+  std::vector<std::unique_ptr<CachedWeight>> dropped;  // freed outside the lock
   std::lock_guard<std::mutex> lock(g_mu);
+  g_closes.fetch_add(1, std::memory_order_release);
   g_scopes.erase(std::find(g_scopes.begin(), g_scopes.end(), Range{begin_, end_}));
   for (auto it = g_map.begin(); it != g_map.end();) {
     if (covered(it->first.p, extent_of(it->first))) {
@@ -94,16 +176,13 @@ WeightCache::~WeightCache() {
   }
 }
 
-std::shared_ptr<CachedWeight> cached_weight(const float* w, int64_t n, int64_t k,
-                                            WeightForm form) {
+CachedWeight* cached_weight(const float* w, int64_t n, int64_t k, WeightForm form) {
   const Key key{w, n, k, form};
-  std::lock_guard<std::mutex> lock(g_mu);
-  if (g_scopes.empty() || !covered(w, extent_of(key))) return nullptr;
-  auto it = g_map.find(key);
-  if (it != g_map.end()) return it->second;
-  if (g_bytes + bytes_of(key) > g_budget) return nullptr;
-  g_bytes += bytes_of(key);
-  return g_map.emplace(key, std::make_shared<CachedWeight>()).first->second;
+  Seen& seen = t_seen;
+  if (CachedWeight* e = seen.find(key, g_closes.load(std::memory_order_acquire))) return e;
+  CachedWeight* e = locked_lookup(key);
+  if (e != nullptr) seen.add(key, e);
+  return e;
 }
 
 int64_t weight_cache_bytes() {

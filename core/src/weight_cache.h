@@ -2,7 +2,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <mutex>
 
 #include "aha/core/aligned.h"
@@ -22,7 +21,8 @@ struct CachedWeight {
 };
 
 // The live cache's entry for weight w seen as n rows of k values in `form` (k = 0: n values);
-// null when no live WeightCache covers those values.
-std::shared_ptr<CachedWeight> cached_weight(const float* w, int64_t n, int64_t k, WeightForm form);
+// null when no live WeightCache covers those values. The entry lives while a scope covering w
+// does: a caller uses it inside the scope it runs under (a generate() call), as it does w.
+CachedWeight* cached_weight(const float* w, int64_t n, int64_t k, WeightForm form);
 
 }  // namespace aha
