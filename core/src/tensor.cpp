@@ -225,15 +225,17 @@ void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, i
 }
 
 template <typename T>
-void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out) {
+void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out,
+              bool accumulate) {
   if constexpr (std::is_same_v<T, float>) {
     if (bf16_route()) {
-      gemm_bf16(n, in, out, {dy, out, false}, {w, in, true}, dx, in, true, nullptr);
+      gemm_bf16(n, in, out, {dy, out, false}, {w, in, true}, dx, in, accumulate, nullptr);
       return;
     }
   }
+  const T beta = accumulate ? T(1) : T(0);
   for_grid(n, in, out, [&](int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
-    gemm_serial<T>(false, false, r1 - r0, c1 - c0, out, T(1), dy + r0 * out, out, w + c0, in, T(1),
+    gemm_serial<T>(false, false, r1 - r0, c1 - c0, out, T(1), dy + r0 * out, out, w + c0, in, beta,
                    dx + r0 * in + c0, in);
   });
 }
@@ -391,8 +393,9 @@ template void gemm_xwt<float>(const float*, const float*, const float*, float*, 
                               int64_t, bool);
 template void gemm_xwt<double>(const double*, const double*, const double*, double*, int64_t,
                                int64_t, int64_t, bool);
-template void gemm_dyw<float>(const float*, const float*, float*, int64_t, int64_t, int64_t);
-template void gemm_dyw<double>(const double*, const double*, double*, int64_t, int64_t, int64_t);
+template void gemm_dyw<float>(const float*, const float*, float*, int64_t, int64_t, int64_t, bool);
+template void gemm_dyw<double>(const double*, const double*, double*, int64_t, int64_t, int64_t,
+                               bool);
 template void gemm_dytx<float>(const float*, const float*, float*, float*, int64_t, int64_t,
                                int64_t);
 template void gemm_dytx<double>(const double*, const double*, double*, double*, int64_t, int64_t,

@@ -56,8 +56,8 @@ class GqaAttention final : public AttentionImpl<GqaAttention> {
            const AttnActs<T>& a) const {
     const int64_t n = layout.n_tokens();
     const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
-    Buf<T> d_o(n * Hq * hd, T(0));
-    linear_backward(o_, P, G, a[kO].data(), dy, d_o.data(), n);
+    ScratchBuf<T> d_o(static_cast<size_t>(n * Hq * hd));  // written by the first product
+    linear_backward(o_, P, G, a[kO].data(), dy, d_o.data(), n, true);
     Buf<T> dq(n * Hq * hd), dk(n * Hk * hd), d_v(n * Hk * hd);
     attention_backward(d_o.data(), a[kQ].data(), a[kK].data(), a[kV].data(), a[kO].data(),
                        a[kLse].data(), dq.data(), dk.data(), d_v.data(), layout.seq_starts,

@@ -122,8 +122,9 @@ void MlaCore::backward(const T* P, T* G, const T* x, const T* dy, T* dx, const S
   const int dqk = dn + dr, dv = c_.v_head_dim, rkv = c_.kv_lora_rank;
   const int64_t kv_w = rkv + dr;
 
-  ScratchBuf<T> d_o = zeros<T>(n * H * dv);
-  linear_backward(o_proj_, P, G, a[kO].data(), dy, d_o.data(), n);
+  // The first products into d_o, dkvn and dqan write them (dx_fresh): no zeroing.
+  ScratchBuf<T> d_o(static_cast<size_t>(n * H * dv));
+  linear_backward(o_proj_, P, G, a[kO].data(), dy, d_o.data(), n, true);
   // attention_backward writes all of dq, dk and d_v, and the loop below all of dkvb: no zeroing
   // (these four were ~1% of a training step in memset).
   std::unique_ptr<T[]> dq(new T[n * H * dqk]), dk(new T[n * H * dqk]), d_v(new T[n * H * dv]);
@@ -151,16 +152,16 @@ void MlaCore::backward(const T* P, T* G, const T* x, const T* dy, T* dx, const S
     copy_short(dkpe.data() + t * dr, dr, dkva.data() + t * kv_w + rkv);
   });
 
-  ScratchBuf<T> dkvn = zeros<T>(n * rkv);
-  linear_backward(kv_b_proj_, P, G, a[kKvn].data(), dkvb.get(), dkvn.data(), n);
+  ScratchBuf<T> dkvn(static_cast<size_t>(n * rkv));
+  linear_backward(kv_b_proj_, P, G, a[kKvn].data(), dkvb.get(), dkvn.data(), n, true);
   rmsnorm_backward(dkvn.data(), a[kKva].data(), P + kv_a_norm_.w, a[kKvRstd].data(), dkva.data(),
                    G + kv_a_norm_.w, n, rkv, kv_w);
   linear_backward(kv_a_proj_, P, G, x, dkva.data(), dx, n);
 
   if (c_.q_lora_rank) {
     const int rq = *c_.q_lora_rank;
-    ScratchBuf<T> dqan = zeros<T>(n * rq), dqa = zeros<T>(n * rq);
-    linear_backward(q_b_proj_, P, G, a[kQan].data(), dq.get(), dqan.data(), n);
+    ScratchBuf<T> dqan(static_cast<size_t>(n * rq)), dqa = zeros<T>(n * rq);
+    linear_backward(q_b_proj_, P, G, a[kQan].data(), dq.get(), dqan.data(), n, true);
     rmsnorm_backward(dqan.data(), a[kQa].data(), P + q_a_norm_.w, a[kQaRstd].data(), dqa.data(),
                      G + q_a_norm_.w, n, rq);
     linear_backward(q_a_proj_, P, G, x, dqa.data(), dx, n);

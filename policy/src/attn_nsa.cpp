@@ -424,8 +424,8 @@ void NsaAttention::bwd(const T* P, T* G_, const T* x, const T* dy, T* dx, const 
   const int64_t n = layout.n_tokens(), kw = kv_width();
   const int Hq = c_.num_attention_heads, Hk = c_.num_key_value_heads, hd = c_.head_dim;
   const int64_t qw = int64_t{Hq} * hd;
-  Buf<T> d_o(n * qw, T(0));
-  linear_backward(o_, P, G_, a[kO].data(), dy, d_o.data(), n);
+  ScratchBuf<T> d_o(static_cast<size_t>(n * qw));  // written by the first product
+  linear_backward(o_, P, G_, a[kO].data(), dy, d_o.data(), n, true);
   // Gates and the branches' output gradients.
   Buf<T> dgate(n * Hq * 3), doc(n * qw), dos(n * qw), dow(n * qw);
   for (int64_t t = 0; t < n; ++t) {

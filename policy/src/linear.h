@@ -115,13 +115,14 @@ void linear_any(const LinearP& p, const T* params, const T* x, T* y, int64_t n, 
   for (int64_t i = 0; i < n * p.n_out; ++i) y[i] += tmp[i];
 }
 
-// dx += dy W (when dx is set), dW += dy^T x, db += sum dy; a frozen W and b get no gradient.
+// dx += dy W (when dx is set; dx = dy W when dx_fresh: dx's first contribution, not read and
+// needing no zeroing), dW += dy^T x, db += sum dy; a frozen W and b get no gradient.
 // With an adapter (t = x A^T recomputed rather than kept): dB += s dy^T t,
 // dA += s (dy B)^T x, dx += s (dy B) A.
 template <typename T>
 void linear_backward(const LinearP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
-                     int64_t n) {
-  if (dx != nullptr) gemm_dyw(dy, params + p.w, dx, n, p.n_in, p.n_out);
+                     int64_t n, bool dx_fresh = false) {
+  if (dx != nullptr) gemm_dyw(dy, params + p.w, dx, n, p.n_in, p.n_out, !dx_fresh);
   if (!p.frozen) {
     gemm_dytx(dy, x, grads + p.w, p.b == kNoParam ? nullptr : grads + p.b, n, p.n_in, p.n_out);
   }

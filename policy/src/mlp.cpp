@@ -72,10 +72,10 @@ void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T*
   const int inter = p.gate_proj.n_out;
   const std::optional<LinearP> both = gate_up(p);
   const GateUpLayout at = gate_up_layout(both.has_value(), n, inter);
-  ScratchBuf<T> da = zeros<T>(n * inter);  // accumulated into
-  // Written in full by swiglu_backward: no zeroing.
+  // Written in full by the down projection's product and by swiglu_backward: no zeroing.
+  ScratchBuf<T> da(static_cast<size_t>(n * inter));
   std::unique_ptr<T[]> dgu(new T[2 * n * inter]);
-  linear_backward(p.down_proj, params, grads, a.a.data(), dy, da.data(), n);
+  linear_backward(p.down_proj, params, grads, a.a.data(), dy, da.data(), n, true);
   const T* g = a.gu.data();
   swiglu_backward(da.data(), g, g + at.u_offset, at.ld, dgu.get(), dgu.get() + at.u_offset, n,
                   inter);

@@ -33,9 +33,11 @@ template <typename T>
 void gemm_xwt(const T* x, const T* w, const T* b, T* y, int64_t n, int64_t in, int64_t out,
               bool accumulate = false);
 
-// dx[n, in] += dy[n, out] * w[out, in]
+// dx[n, in] += dy[n, out] * w[out, in]; without accumulate dx is written, not read (a gradient
+// whose first contribution this is needs no zeroing first).
 template <typename T>
-void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out);
+void gemm_dyw(const T* dy, const T* w, T* dx, int64_t n, int64_t in, int64_t out,
+              bool accumulate = true);
 
 // dw[out, in] += dy[n, out]^T * x[n, in]; db[out] += column sums of dy (when db != nullptr).
 template <typename T>
