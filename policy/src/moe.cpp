@@ -332,6 +332,27 @@ void moe_forward(const ModelConfig& c, const MoeP& p, const T* params, const T* 
   a.aux_loss = balance_loss(c, layout, a);
 }
 
+namespace {
+
+// sum_i a[i] b[i] in 16 lanes (lane l takes i = l mod 16, in order), then the lanes in order: a
+// fixed order for any thread count that vectorises. One chain of d adds was a serial wait on the
+// add latency for every token and expert, ~2% of a bf16 training step of `small`.
+template <typename T>
+T lane_dot(const T* a, const T* b, int n) {
+  constexpr int kL = 16;
+  T lanes[kL] = {};
+  int i = 0;
+  for (; i + kL <= n; i += kL) {
+    for (int l = 0; l < kL; ++l) lanes[l] += a[i + l] * b[i + l];
+  }
+  for (int l = 0; i + l < n; ++l) lanes[l] += a[i + l] * b[i + l];
+  T sum = 0;
+  for (int l = 0; l < kL; ++l) sum += lanes[l];
+  return sum;
+}
+
+}  // namespace
+
 template <typename T>
 void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads, const T* x,
                   const T* dy, T* dx, const SeqLayout& layout, const MoeActs<T>& a,
@@ -359,12 +380,8 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
         const int64_t row = row_of[t * K + k];
         const T* o = a.out[tk[k]].data() + row * d;
         const T* g = dxe[tk[k]].data() + row * d;
-        T acc = 0;
-        for (int i = 0; i < d; ++i) {
-          acc += dyr[i] * o[i];
-          dxr[i] += g[i];
-        }
-        dw[k] = acc;
+        for (int i = 0; i < d; ++i) dxr[i] += g[i];
+        dw[k] = lane_dot(dyr, o, d);
       }
       router_logit_grad(c, a.scores.data() + t * E, tk, dw.data(), ds.data(),
                         dlogits.data() + t * E);
