@@ -249,6 +249,10 @@ struct Job {
   // With accumulate, amx starts the tile from c's values instead of adding c to the finished
   // sums (one pass over c, and no wait on the tile unit's stores): other bits than the add after.
   bool add_in_tile = false;
+  // Pairs per panel of bp where b was packed over more than k (gemm_bf16_packed); 0: stride.
+  int64_t bstride = 0;
+
+  int64_t panel_words() const { return (bstride > 0 ? bstride : stride) * kLanes; }
 };
 
 constexpr int kAmxRows = 32, kAmxPanels = 2;
@@ -291,7 +295,7 @@ void store_tile(const Job& j, const float* tile, int64_t i, int rows, int64_t q,
 void run_block_amx(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
   constexpr int64_t kTile = kAmxRows * kAmxPanels * kLanes;
   alignas(64) float bufs[2][kTile];
-  const int64_t pstride = j.stride * kLanes;
+  const int64_t pstride = j.panel_words();
   const bool direct = j.bias == nullptr && (!j.accumulate || j.add_in_tile);
   struct Pending {
     const float* tile = nullptr;
@@ -336,7 +340,7 @@ void run_block(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
     return;
   }
   alignas(64) float tile[kMR * kNV * kLanes];
-  const int64_t pstride = j.stride * kLanes;
+  const int64_t pstride = j.panel_words();
   for (int64_t q = q0; q < q1; q += kNV) {
     const int panels = int(std::min<int64_t>(kNV, q1 - q));
     for (int64_t i = i0; i < i1;) {
@@ -513,6 +517,29 @@ void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, in
   product(m, n, k, a, b, c, ldc, accumulate, bias, serial, true);
 }
 
+int64_t bf16_packed_words(int64_t n, int64_t k) {
+  return (n + kLanes - 1) / kLanes * bf16::pair_stride(k) * kLanes;
+}
+
+void pack_bf16_operand(MatRef b, int64_t n, int64_t k, uint32_t* words) {
+  pack_b(b, n, k, words, false);
+}
+
+void gemm_bf16_packed(int64_t m, int64_t n, int64_t k, MatRef a, const uint32_t* b, int64_t b_k,
+                      float* c, int64_t ldc, bool accumulate, bool serial) {
+  AHA_CHECK(k <= b_k && (k == b_k || k % (2 * bf16::kPairBlock) == 0),
+            "gemm_bf16_packed: k = ", k, " of an operand packed over ", b_k);
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
+  const bool parallel = !serial && !small(m, n, k);
+  Scratch ap(size_t(m * stride));
+  pack_a(a, m, k, ap.data(), parallel);
+  Job j{m, n, k, kp, (n + kLanes - 1) / kLanes, stride, ap.data(), b, c, ldc, accumulate, nullptr,
+        kernel(), true};
+  j.bstride = bf16::pair_stride(b_k);
+  run(j, parallel);
+}
+
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
                       const float* w, float* y, int64_t ldy, bool accumulate, const float* bias,
                       bool serial) {
@@ -539,50 +566,6 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
   run({m, n, k, kp, n_panels, stride, ap.data(), e->words.get(), y, ldy, accumulate, bias,
        kernel()},
       parallel);
-}
-
-namespace {
-
-// A copy made from w kBlock values at a time over the threads (convert(src, n, dst) writes n /
-// shrink floats), kept by the live WeightCache, otherwise written to *storage. The cached
-// copies are made inside a generate() call's first decode step, one MLA layer's kv_b at a time.
-template <typename F>
-const float* derived_copy(const float* w, int64_t size, WeightForm form, int64_t shrink,
-                          std::vector<float>* storage, F&& convert) {
-  auto fill = [&](float* v) {
-    constexpr int64_t kBlock = 16384;
-    tbb::this_task_arena::isolate([&] {
-      tbb::parallel_for(int64_t{0}, (size + kBlock - 1) / kBlock, [&](int64_t b) {
-        const int64_t i = b * kBlock;
-        convert(w + i, std::min(kBlock, size - i), v + i / shrink);
-      });
-    });
-  };
-  const auto e = cached_weight(w, size, 0, form);
-  if (e == nullptr) {
-    storage->resize(size_t(size / shrink));
-    fill(storage->data());
-    return storage->data();
-  }
-  std::call_once(e->once, [&] {
-    e->values = aligned_array<float>(size_t(size / shrink));
-    fill(e->values.get());
-  });
-  return e->values.get();
-}
-
-}  // namespace
-
-const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* storage) {
-  return derived_copy(w, size, WeightForm::bf16_rounded, 1, storage, bf16::round_values);
-}
-
-const float* bf16_blocks(const float* w, int64_t size, std::vector<float>* storage) {
-  AHA_CHECK(size % 32 == 0, "bf16_blocks: ", size, " values, not a multiple of 32");
-  return derived_copy(w, size, WeightForm::bf16_blocks, 2, storage,
-                      [](const float* src, int64_t n, float* dst) {
-                        bf16::pack_blocks(src, n, reinterpret_cast<uint32_t*>(dst));
-                      });
 }
 
 }  // namespace aha

@@ -180,7 +180,8 @@ using Scratch = std::vector<float, LineAllocator<float>>;
 
 // Room for n values. Only grows: a resize down and up again zeroes the regrown part, and every
 // value used is written before it is read.
-void grow(Scratch& v, int64_t n) {
+template <typename Vec>
+void grow(Vec& v, int64_t n) {
   if (static_cast<int64_t>(v.size()) < n) v.resize(n);
 }
 
@@ -282,13 +283,17 @@ void fused_attention_forward(const float* q, const float* k, const float* v, flo
 
 namespace {
 
-// One (sequence, kv head) of the backward: its keys and values, their transposes, and the
-// gradients it owns.
+// One (sequence, kv head) of the backward: its keys and values, their transposes (fp32) or
+// their bf16 packing as right operands (k_packed the keys for dS K, v_packed the values for
+// dO V^T: packed once for every query block and head of the group, where each block's products
+// packed the keys and values up to its own again), and the gradients it owns.
 struct KvSlice {
   const float* K;
   const float* V;
   const float* kt;
   const float* vt;
+  const uint32_t* k_packed;
+  const uint32_t* v_packed;
   float* dK;
   float* dV;
   int64_t len, ldt;
@@ -305,8 +310,8 @@ void backward_block(const float* Q, const float* O, const float* dO, float* dQ, 
   const float scale = static_cast<float>(s.scale);
   scores(Q, d.qs, kv.kt, kv.ldt, s.qk_dim, r0, rows, p, ld);
   if (bf16) {
-    gemm_bf16(rows, r1, s.v_dim, {dO, d.os, false}, {kv.V, d.vs, false}, dp, ld, false, nullptr,
-              true);
+    gemm_bf16_packed(rows, r1, s.v_dim, {dO, d.os, false}, kv.v_packed, s.v_dim, dp, ld, false,
+                     true);
   } else {
     scores(dO, d.os, kv.vt, kv.ldt, s.v_dim, r0, rows, dp, ld);
   }
@@ -336,8 +341,8 @@ void backward_block(const float* Q, const float* O, const float* dO, float* dQ, 
   // then its own (written, not added to, by the group's first head).
   const std::tuple<int64_t, int64_t, bool> parts[] = {{0, r0, false}, {r0, r1, first_head}};
   if (bf16) {
-    gemm_bf16(rows, s.qk_dim, r1, {dp, ld, false}, {kv.K, d.ks, true}, dQ, d.qs, false, nullptr,
-              true);
+    gemm_bf16_packed(rows, s.qk_dim, r1, {dp, ld, false}, kv.k_packed, kv.len, dQ, d.qs, false,
+                     true);
     for (const auto& [k0, k1, fresh] : parts) {
       if (k1 <= k0) continue;
       gemm_bf16(k1 - k0, s.qk_dim, rows, {dp + k0, ld, true}, {Q, d.qs, true}, kv.dK + k0 * d.ks,
@@ -377,20 +382,33 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
       tbb::blocked_range<size_t>(0, n_seqs * s.n_kv_heads, 1),
       [&](const tbb::blocked_range<size_t>& range) {
         thread_local Scratch kt, vt, p, dp;
+        thread_local std::vector<uint32_t, LineAllocator<uint32_t>> kp, vp;
         for (size_t ti = range.begin(); ti < range.end(); ++ti) {
           const int64_t s0 = seq_starts[ti / s.n_kv_heads];
           const int64_t len = seq_starts[ti / s.n_kv_heads + 1] - s0;
           const int kh = static_cast<int>(ti % s.n_kv_heads);
           const int64_t ldt = round16(len);
-          grow(kt, s.qk_dim * ldt);
-          if (!bf16) grow(vt, s.v_dim * ldt);  // the bf16 dP product reads the values as rows
+          grow(kt, s.qk_dim * ldt);  // the scores' keys, fp32 under either precision
           grow(p, kQueryBlock * ldt);
           grow(dp, kQueryBlock * ldt);
-          const KvSlice kv{
-              k + s0 * d.ks + kh * s.qk_dim,  v + s0 * d.vs + kh * s.v_dim,  kt.data(), vt.data(),
-              dk + s0 * d.ks + kh * s.qk_dim, dv + s0 * d.vs + kh * s.v_dim, len,       ldt};
-          transpose_rows(kv.K, d.ks, len, s.qk_dim, kt.data(), ldt);
-          if (!bf16) transpose_rows(kv.V, d.vs, len, s.v_dim, vt.data(), ldt);
+          const float* K = k + s0 * d.ks + kh * s.qk_dim;
+          const float* V = v + s0 * d.vs + kh * s.v_dim;
+          if (bf16) {
+            grow(kp, bf16_packed_words(s.qk_dim, len));
+            grow(vp, bf16_packed_words(len, s.v_dim));
+            pack_bf16_operand({K, d.ks, true}, s.qk_dim, len, kp.data());
+            pack_bf16_operand({V, d.vs, false}, len, s.v_dim, vp.data());
+          } else {
+            grow(vt, s.v_dim * ldt);
+          }
+          const KvSlice kv{K,         V,
+                           kt.data(), vt.data(),
+                           kp.data(), vp.data(),
+                           dk + s0 * d.ks + kh * s.qk_dim,
+                           dv + s0 * d.vs + kh * s.v_dim,
+                           len,       ldt};
+          transpose_rows(K, d.ks, len, s.qk_dim, kt.data(), ldt);
+          if (!bf16) transpose_rows(V, d.vs, len, s.v_dim, vt.data(), ldt);
           for (int h = kh * d.group; h < (kh + 1) * d.group; ++h) {
             for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
               const int64_t at = (s0 + r0) * d.os + h * s.v_dim;

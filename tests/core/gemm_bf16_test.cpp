@@ -410,6 +410,46 @@ TEST(Bf16, WeightCacheGivesTheSameValuesAndEndsWithItsScope) {
   EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
 }
 
+// An operand packed once (the training attention's keys and values) gives gemm_bf16's bits on
+// its leading rows and values, under every kernel, both layouts, serial or not, accumulating or
+// not; a depth that is neither the operand's nor a multiple of 32 is refused.
+TEST(Bf16, PackedOperandGivesGemmBf16sBitsOnItsLeadingRowsAndValues) {
+  const int64_t nb = 70, kb = 200;
+  const auto b = randn(size_t(nb * kb), 41);
+  for (const char* name : {"amx", "avx512bf16", "emulated"}) {
+    KernelScope kernel(name);
+    if (!kernel.ok) continue;
+    for (bool trans : {false, true}) {
+      // trans: b holds kb rows of nb values, element (j, t) at t * nb + j.
+      const std::vector<float> src = trans ? transposed(b, nb, kb) : b;
+      const MatRef whole{src.data(), trans ? nb : kb, trans};
+      std::vector<uint32_t> words(size_t(bf16_packed_words(nb, kb)));
+      pack_bf16_operand(whole, nb, kb, words.data());
+      for (auto [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+               {70, 200}, {64, 200}, {33, 128}, {70, 64}, {16, 32}, {5, 200}}) {
+        for (int64_t m : {1, 9, 40}) {
+          const auto a = randn(size_t(m * k), 42), c0 = randn(size_t(m * n), 43);
+          for (bool acc : {false, true}) {
+            for (bool serial : {false, true}) {
+              std::vector<float> want(c0), got(c0);
+              gemm_bf16(m, n, k, {a.data(), k, false}, whole, want.data(), n, acc, nullptr, serial);
+              gemm_bf16_packed(m, n, k, {a.data(), k, false}, words.data(), kb, got.data(), n, acc,
+                               serial);
+              ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
+                  << name << (trans ? " trans" : "") << " n " << n << " k " << k << " m " << m
+                  << (acc ? " acc" : "") << (serial ? " serial" : "");
+            }
+          }
+        }
+      }
+      std::vector<float> c(4 * nb);
+      EXPECT_THROW(gemm_bf16_packed(4, nb, 100, {b.data(), 100, false}, words.data(), kb, c.data(),
+                                    nb, false),
+                   Error);
+    }
+  }
+}
+
 TEST(Bf16, PrecisionNamesParse) {
   MatmulPrecision p;
   EXPECT_TRUE(parse_matmul_precision("bf16", &p));

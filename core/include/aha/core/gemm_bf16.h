@@ -85,6 +85,15 @@ struct MatRef {
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial = false);
 
+// A right operand packed once for several products (the training attention's keys and values,
+// one sequence's for all its blocks of queries): bf16_packed_words(n, k) words, written by
+// pack_bf16_operand on the calling thread. gemm_bf16_packed is gemm_bf16 without a bias against
+// the first n rows and first k values of such an operand packed over b_k values (k = b_k, or a
+// multiple of 32 below it): the same bits as gemm_bf16 on those rows and values.
+int64_t bf16_packed_words(int64_t n, int64_t k);
+void pack_bf16_operand(MatRef b, int64_t n, int64_t k, uint32_t* words);
+void gemm_bf16_packed(int64_t m, int64_t n, int64_t k, MatRef a, const uint32_t* b, int64_t b_k,
+                      float* c, int64_t ldc, bool accumulate, bool serial = false);
 // y[m, n] = (accumulate ? y : 0) + x[m, k] w[n, k]^T (+ bias): gemm_bf16 with w a weight (rows
 // every k values), packed once per live WeightCache (weight_cache.h). The same values as gemm_bf16
 // without accumulate; with it, the sums are added to y after, under every kernel: the forward's
