@@ -249,10 +249,11 @@ struct Job {
   // With accumulate, amx starts the tile from c's values instead of adding c to the finished
   // sums (one pass over c, and no wait on the tile unit's stores): other bits than the add after.
   bool add_in_tile = false;
-  // Pairs per panel of bp where b was packed over more than k (gemm_bf16_packed); 0: stride.
+  // Pairs per panel of bp: stride, or more where b was packed over more than k
+  // (gemm_bf16_packed).
   int64_t bstride = 0;
 
-  int64_t panel_words() const { return (bstride > 0 ? bstride : stride) * kLanes; }
+  int64_t panel_words() const { return bstride * kLanes; }
 };
 
 constexpr int kAmxRows = 32, kAmxPanels = 2;
@@ -493,21 +494,34 @@ void run(const Job& j, bool parallel) {
 
 }  // namespace
 
+int64_t bf16_packed_words(int64_t n, int64_t k) {
+  return (n + kLanes - 1) / kLanes * bf16::pair_stride(k) * kLanes;
+}
+
 namespace {
+
+// c (+)= a b^T against b already packed with b_stride pairs a panel (b_stride >= pair_stride(k));
+// a is packed here. add_in_tile as Job's.
+void product_packed_b(int64_t m, int64_t n, int64_t k, MatRef a, const uint32_t* bp,
+                      int64_t b_stride, float* c, int64_t ldc, bool accumulate, const float* bias,
+                      bool parallel, bool add_in_tile) {
+  const int64_t stride = bf16::pair_stride(k);
+  Scratch ap(size_t(m * stride));
+  pack_a(a, m, k, ap.data(), parallel);
+  run({m, n, k, (k + 1) / 2, (n + kLanes - 1) / kLanes, stride, ap.data(), bp, c, ldc, accumulate,
+       bias, kernel(), add_in_tile, b_stride},
+      parallel);
+}
 
 // gemm_bf16, with add_in_tile as Job's.
 void product(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
              bool accumulate, const float* bias, bool serial, bool add_in_tile) {
   if (m <= 0 || n <= 0) return;
-  const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
-  const int64_t n_panels = (n + kLanes - 1) / kLanes;
   const bool parallel = !serial && !small(m, n, k);
-  Scratch ap(size_t(m * stride)), bp(size_t(n_panels * stride * kLanes));
-  pack_a(a, m, k, ap.data(), parallel);
+  Scratch bp(size_t(bf16_packed_words(n, k)));
   pack_b(b, n, k, bp.data(), parallel);
-  run({m, n, k, kp, n_panels, stride, ap.data(), bp.data(), c, ldc, accumulate, bias, kernel(),
-       add_in_tile},
-      parallel);
+  product_packed_b(m, n, k, a, bp.data(), bf16::pair_stride(k), c, ldc, accumulate, bias, parallel,
+                   add_in_tile);
 }
 
 }  // namespace
@@ -515,10 +529,6 @@ void product(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int6
 void gemm_bf16(int64_t m, int64_t n, int64_t k, MatRef a, MatRef b, float* c, int64_t ldc,
                bool accumulate, const float* bias, bool serial) {
   product(m, n, k, a, b, c, ldc, accumulate, bias, serial, true);
-}
-
-int64_t bf16_packed_words(int64_t n, int64_t k) {
-  return (n + kLanes - 1) / kLanes * bf16::pair_stride(k) * kLanes;
 }
 
 void pack_bf16_operand(MatRef b, int64_t n, int64_t k, uint32_t* words) {
@@ -530,14 +540,8 @@ void gemm_bf16_packed(int64_t m, int64_t n, int64_t k, MatRef a, const uint32_t*
   AHA_CHECK(k <= b_k && (k == b_k || k % (2 * bf16::kPairBlock) == 0),
             "gemm_bf16_packed: k = ", k, " of an operand packed over ", b_k);
   if (m <= 0 || n <= 0) return;
-  const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
-  const bool parallel = !serial && !small(m, n, k);
-  Scratch ap(size_t(m * stride));
-  pack_a(a, m, k, ap.data(), parallel);
-  Job j{m, n, k, kp, (n + kLanes - 1) / kLanes, stride, ap.data(), b, c, ldc, accumulate, nullptr,
-        kernel(), true};
-  j.bstride = bf16::pair_stride(b_k);
-  run(j, parallel);
+  product_packed_b(m, n, k, a, b, bf16::pair_stride(b_k), c, ldc, accumulate, nullptr,
+                   !serial && !small(m, n, k), true);
 }
 
 void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t ldx,
@@ -552,20 +556,14 @@ void gemm_bf16_weight(int64_t m, int64_t n, int64_t k, const float* x, int64_t l
     product(m, n, k, {x, ldx, false}, {w, k, false}, y, ldy, accumulate, bias, serial, false);
     return;
   }
-  const int64_t kp = (k + 1) / 2, stride = bf16::pair_stride(k);
-  const int64_t n_panels = (n + kLanes - 1) / kLanes;
   std::call_once(e->once, [&] {
-    e->words = aligned_array<uint32_t>(size_t(n_panels * stride * kLanes));
+    e->words = aligned_array<uint32_t>(size_t(bf16_packed_words(n, k)));
     // Isolated: while it waits, this thread must not pick up an outer task that asks for the
     // same weight (call_once would then wait on itself).
     tbb::this_task_arena::isolate([&] { pack_b({w, k, false}, n, k, e->words.get(), !serial); });
   });
-  const bool parallel = !serial && !small(m, n, k);
-  Scratch ap(size_t(m * stride));
-  pack_a({x, ldx, false}, m, k, ap.data(), parallel);
-  run({m, n, k, kp, n_panels, stride, ap.data(), e->words.get(), y, ldy, accumulate, bias,
-       kernel()},
-      parallel);
+  product_packed_b(m, n, k, {x, ldx, false}, e->words.get(), bf16::pair_stride(k), y, ldy,
+                   accumulate, bias, !serial && !small(m, n, k), false);
 }
 
 }  // namespace aha

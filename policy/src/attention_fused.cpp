@@ -400,6 +400,7 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
             pack_bf16_operand({V, d.vs, false}, len, s.v_dim, vp.data());
           } else {
             grow(vt, s.v_dim * ldt);
+            transpose_rows(V, d.vs, len, s.v_dim, vt.data(), ldt);
           }
           const KvSlice kv{K,         V,
                            kt.data(), vt.data(),
@@ -408,7 +409,6 @@ void fused_attention_backward(const float* dout, const float* q, const float* k,
                            dv + s0 * d.vs + kh * s.v_dim,
                            len,       ldt};
           transpose_rows(K, d.ks, len, s.qk_dim, kt.data(), ldt);
-          if (!bf16) transpose_rows(V, d.vs, len, s.v_dim, vt.data(), ldt);
           for (int h = kh * d.group; h < (kh + 1) * d.group; ++h) {
             for (int64_t r0 = 0; r0 < len; r0 += kQueryBlock) {
               const int64_t at = (s0 + r0) * d.os + h * s.v_dim;
