@@ -1,5 +1,6 @@
 #include "weight_cache.h"
 
+#include "aha/core/rng.h"
 #include "bf16_pack.h"
 
 #include <unistd.h>
@@ -29,20 +30,12 @@ struct Key {
 
 // A full mix of every field: weights sit at aligned addresses a fixed size apart, and a plain
 // xor of the fields put many of a model's weights in one bucket chain.
-uint64_t mix(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 struct KeyHash {
   size_t operator()(const Key& w) const {
-    uint64_t h = mix(reinterpret_cast<uintptr_t>(w.p));
-    h = mix(h ^ uint64_t(w.n));
-    h = mix(h ^ uint64_t(w.k));
-    return size_t(mix(h ^ uint64_t(w.form)));
+    uint64_t h = splitmix64_mix(reinterpret_cast<uintptr_t>(w.p));
+    h = splitmix64_mix(h ^ uint64_t(w.n));
+    h = splitmix64_mix(h ^ uint64_t(w.k));
+    return size_t(splitmix64_mix(h ^ uint64_t(w.form)));
   }
 };
 

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "aha/core/error.h"
+#include "aha/core/rng.h"
 
 namespace aha::policy {
 
@@ -74,12 +75,6 @@ std::atomic<const void*> g_dropout_params{nullptr};
 std::atomic<uint64_t> g_dropout_seed{0};
 std::atomic<const void*> g_off_params{nullptr};
 
-uint64_t mix(uint64_t z) {  // splitmix64's finaliser
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 }  // namespace
 
 LoraDropoutScope::LoraDropoutScope(const void* params, uint64_t seed) {
@@ -106,8 +101,9 @@ bool lora_dropout_active(const void* params, uint64_t* seed) {
 }
 
 double lora_dropout_mask(uint64_t seed, size_t lora_a, uint64_t i, double p) {
-  const uint64_t h = mix(seed ^ mix(uint64_t(lora_a) + 0x9E3779B97F4A7C15ULL) ^
-                         (i * 0xD6E8FEB86659FD93ULL));
+  const uint64_t h =
+      splitmix64_mix(seed ^ splitmix64_mix(uint64_t(lora_a) + 0x9E3779B97F4A7C15ULL) ^
+                     (i * 0xD6E8FEB86659FD93ULL));
   // The top 53 bits as a uniform in [0, 1).
   const double u = double(h >> 11) * (1.0 / 9007199254740992.0);
   return u < p ? 0.0 : 1.0 / (1.0 - p);
