@@ -130,13 +130,22 @@ using bf16::kLanes;
 using bf16::pack_panels;
 using bf16::pack_rows;
 
-// ---- micro-kernels: out[r][v * 16 + c] = the tile's sums ----
+// ---- micro-kernels: each writes its MR x NV * 16 sums to d.c (rows ldc apart), adding them to
+// c's values under accumulate and then the bias, as store_tile does: a tile over whole panels
+// goes straight to the product's c, so its sums leave the registers once. ----
+
+struct Dest {
+  float* c;
+  int64_t ldc;
+  bool accumulate;
+  const float* bias;  // the tile's first column's, or nullptr
+};
 
 #if defined(__x86_64__)
 template <int MR, int NV>
 __attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, int64_t lda,
                                                              int64_t kp, const uint32_t* b,
-                                                             int64_t pstride, float* out) {
+                                                             int64_t pstride, const Dest& d) {
   __m512 acc[MR][NV];
   for (int r = 0; r < MR; ++r) {
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
@@ -152,7 +161,13 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, i
     }
   }
   for (int r = 0; r < MR; ++r) {
-    for (int v = 0; v < NV; ++v) _mm512_storeu_ps(out + (r * NV + v) * kLanes, acc[r][v]);
+    for (int v = 0; v < NV; ++v) {
+      float* o = d.c + r * d.ldc + v * kLanes;
+      __m512 y = acc[r][v];
+      if (d.accumulate) y = _mm512_add_ps(_mm512_loadu_ps(o), y);
+      if (d.bias != nullptr) y = _mm512_add_ps(y, _mm512_loadu_ps(d.bias + v * kLanes));
+      _mm512_storeu_ps(o, y);
+    }
   }
 }
 #endif
@@ -178,7 +193,7 @@ float lo_half(uint32_t w) { return hi_half(w << 16); }
 // two adds per pair round exactly as VDPBF16PS's do.
 template <int MR, int NV>
 void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, int64_t pstride,
-               float* out) {
+               const Dest& d) {
   V16 acc[MR][NV] = {};
   for (int64_t p = 0; p < kp; ++p) {
     V16 bhi[NV], blo[NV];
@@ -198,11 +213,23 @@ void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, in
     }
   }
   for (int r = 0; r < MR; ++r) {
-    for (int v = 0; v < NV; ++v) std::memcpy(out + (r * NV + v) * kLanes, &acc[r][v], 64);
+    for (int v = 0; v < NV; ++v) {
+      float* o = d.c + r * d.ldc + v * kLanes;
+      V16 y = acc[r][v], t;
+      if (d.accumulate) {
+        std::memcpy(&t, o, sizeof(t));
+        y = t + y;
+      }
+      if (d.bias != nullptr) {
+        std::memcpy(&t, d.bias + v * kLanes, sizeof(t));
+        y = y + t;
+      }
+      std::memcpy(o, &y, sizeof(y));
+    }
   }
 }
 
-using Micro = void (*)(const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, float*);
+using Micro = void (*)(const uint32_t*, int64_t, int64_t, const uint32_t*, int64_t, const Dest&);
 
 template <int MR, int NV>
 Micro pick_one(bool hw) {
@@ -344,11 +371,22 @@ void run_block(const Job& j, int64_t i0, int64_t i1, int64_t q0, int64_t q1) {
   const int64_t pstride = j.panel_words();
   for (int64_t q = q0; q < q1; q += kNV) {
     const int panels = int(std::min<int64_t>(kNV, q1 - q));
+    // A tile whose panels are all whole is written into c by the micro-kernel; the last,
+    // partial panel's tiles go through a buffer that store_tile writes column by column.
+    const bool whole = (q + panels) * kLanes <= j.n;
+    const Dest buffer{tile, panels * kLanes, false, nullptr};
     for (int64_t i = i0; i < i1;) {
       const int rows = tile_rows(i1 - i);
-      pick(rows, panels, j.kernel == Kernel::hw)(j.ap + i * j.stride, j.stride, j.kp,
-                                                 j.bp + q * pstride, pstride, tile);
-      store_tile(j, tile, i, rows, q, panels);
+      const Micro micro = pick(rows, panels, j.kernel == Kernel::hw);
+      const uint32_t *a = j.ap + i * j.stride, *b = j.bp + q * pstride;
+      if (whole) {
+        micro(a, j.stride, j.kp, b, pstride,
+              {j.c + i * j.ldc + q * kLanes, j.ldc, j.accumulate,
+               j.bias == nullptr ? nullptr : j.bias + q * kLanes});
+      } else {
+        micro(a, j.stride, j.kp, b, pstride, buffer);
+        store_tile(j, tile, i, rows, q, panels);
+      }
       i += rows;
     }
   }
