@@ -1,0 +1,137 @@
+// The micro-kernels of bf16_micro.h.
+#include "bf16_micro.h"
+
+#include "bf16_pack.h"
+
+#include <cstring>
+#include <type_traits>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace aha::bf16 {
+
+namespace {
+
+#if defined(__x86_64__)
+template <int MR, int NV>
+__attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, int64_t lda,
+                                                             int64_t kp, const uint32_t* b,
+                                                             int64_t pstride, const Dest& d) {
+  __m512 acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  }
+  for (int64_t p = 0; p < kp; ++p) {
+    __m512bh bv[NV];
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = (__m512bh)_mm512_loadu_si512(b + v * pstride + p * kLanes);
+    }
+    for (int r = 0; r < MR; ++r) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(a[r * lda + p]));
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < NV; ++v) {
+      float* o = d.c + r * d.ldc + v * kLanes;
+      __m512 y = acc[r][v];
+      if (d.accumulate) y = _mm512_add_ps(_mm512_loadu_ps(o), y);
+      if (d.bias != nullptr) y = _mm512_add_ps(y, _mm512_loadu_ps(d.bias + v * kLanes));
+      _mm512_storeu_ps(o, y);
+    }
+  }
+}
+#endif
+
+typedef float V16 __attribute__((vector_size(64)));
+typedef uint32_t U16 __attribute__((vector_size(64)));
+
+inline V16 as_float(U16 u) {
+  V16 f;
+  std::memcpy(&f, &u, sizeof(f));
+  return f;
+}
+
+float hi_half(uint32_t w) {
+  const uint32_t u = w & 0xffff0000u;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+float lo_half(uint32_t w) { return hi_half(w << 16); }
+
+// The same sums without AVX512-BF16: each product of two bf16 values is exact in fp32, so the
+// two adds per pair round exactly as VDPBF16PS's do.
+template <int MR, int NV>
+void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, int64_t pstride,
+               const Dest& d) {
+  V16 acc[MR][NV] = {};
+  for (int64_t p = 0; p < kp; ++p) {
+    V16 bhi[NV], blo[NV];
+    for (int v = 0; v < NV; ++v) {
+      U16 w;
+      std::memcpy(&w, b + v * pstride + p * kLanes, sizeof(w));
+      bhi[v] = as_float(w & 0xffff0000u);
+      blo[v] = as_float(w << 16);
+    }
+    for (int r = 0; r < MR; ++r) {
+      const uint32_t w = a[r * lda + p];
+      const float ah = hi_half(w), al = lo_half(w);
+      for (int v = 0; v < NV; ++v) {
+        acc[r][v] = acc[r][v] + ah * bhi[v];
+        acc[r][v] = acc[r][v] + al * blo[v];
+      }
+    }
+  }
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < NV; ++v) {
+      float* o = d.c + r * d.ldc + v * kLanes;
+      V16 y = acc[r][v], t;
+      if (d.accumulate) {
+        std::memcpy(&t, o, sizeof(t));
+        y = t + y;
+      }
+      if (d.bias != nullptr) {
+        std::memcpy(&t, d.bias + v * kLanes, sizeof(t));
+        y = y + t;
+      }
+      std::memcpy(o, &y, sizeof(y));
+    }
+  }
+}
+
+template <int MR, int NV>
+Micro pick_one(bool hw) {
+#if defined(__x86_64__)
+  if (hw) return &micro_hw<MR, NV>;
+#endif
+  (void)hw;
+  return &micro_emu<MR, NV>;
+}
+
+}  // namespace
+
+int tile_rows(int64_t rows_left) {
+  static_assert(kMR == 8);
+  return rows_left >= 8 ? 8 : rows_left >= 4 ? 4 : rows_left >= 2 ? 2 : 1;
+}
+
+Micro pick_micro(int rows, int panels, bool hw) {
+  static_assert(kNV == 3);
+  auto for_rows = [&](auto mr) -> Micro {
+    constexpr int R = decltype(mr)::value;
+    if (panels >= 3) return pick_one<R, 3>(hw);
+    if (panels == 2) return pick_one<R, 2>(hw);
+    return pick_one<R, 1>(hw);
+  };
+  switch (rows) {
+    case 8: return for_rows(std::integral_constant<int, 8>{});
+    case 4: return for_rows(std::integral_constant<int, 4>{});
+    case 2: return for_rows(std::integral_constant<int, 2>{});
+    default: return for_rows(std::integral_constant<int, 1>{});
+  }
+}
+
+}  // namespace aha::bf16
