@@ -68,7 +68,7 @@ void mlp_forward(const MlpP& p, const T* params, const T* x, T* y, int64_t n, Ml
 
 template <typename T>
 void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
-                  int64_t n, const MlpActs<T>& a) {
+                  int64_t n, const MlpActs<T>& a, bool dx_fresh) {
   const int inter = p.gate_proj.n_out;
   const std::optional<LinearP> both = gate_up(p);
   const GateUpLayout at = gate_up_layout(both.has_value(), n, inter);
@@ -80,10 +80,10 @@ void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T*
   swiglu_backward(da.data(), g, g + at.u_offset, at.ld, dgu.get(), dgu.get() + at.u_offset, n,
                   inter);
   if (both) {
-    linear_backward(*both, params, grads, x, dgu.get(), dx, n);
+    linear_backward(*both, params, grads, x, dgu.get(), dx, n, dx_fresh);
     return;
   }
-  linear_backward(p.gate_proj, params, grads, x, dgu.get(), dx, n);
+  linear_backward(p.gate_proj, params, grads, x, dgu.get(), dx, n, dx_fresh);
   linear_backward(p.up_proj, params, grads, x, dgu.get() + at.u_offset, dx, n);
 }
 
@@ -91,7 +91,7 @@ void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T*
   template void mlp_forward<T>(const MlpP&, const T*, const T*, T*, int64_t, MlpActs<T>&, bool,  \
                                bool);                                                           \
   template void mlp_backward<T>(const MlpP&, const T*, T*, const T*, const T*, T*, int64_t,      \
-                                const MlpActs<T>&);
+                                const MlpActs<T>&, bool);
 
 AHA_INSTANTIATE_MLP(float)
 AHA_INSTANTIATE_MLP(double)

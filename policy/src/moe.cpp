@@ -212,10 +212,11 @@ void router_logit_grad(const ModelConfig& c, const T* s, const int32_t* tk, cons
   }
 }
 
-// Each expert's gradients are its own; its input gradient goes to a private buffer dxe[e].
+// Each expert's gradients are its own; its input gradient is written (not zeroed and added to)
+// into a private buffer dxe[e].
 template <typename T>
 void local_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads,
-                            const T* dy, const MoeActs<T>& a, std::vector<Buf<T>>& dxe) {
+                            const T* dy, const MoeActs<T>& a, std::vector<ScratchBuf<T>>& dxe) {
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
   tbb::parallel_for(0, E, [&](int e) {
     const auto& slots = a.slots[e];
@@ -227,10 +228,10 @@ void local_experts_backward(const ModelConfig& c, const MoeP& p, const T* params
       const T* src = dy + (slots[r] / K) * d;
       for (int i = 0; i < d; ++i) dye[r * d + i] = w * src[i];
     }
-    dxe[e].assign(m * d, T(0));
+    resize_for_overwrite(dxe[e], size_t(m * d));
     gemms_of_loop_task(E, [&] {
       mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye.data(), dxe[e].data(), m,
-                   a.expert_acts[e]);
+                   a.expert_acts[e], true);
     });
   });
 }
@@ -338,7 +339,7 @@ void moe_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads
                   const BalanceWeights& balance) {
   const int64_t n = layout.n_tokens();
   const int E = c.n_routed_experts, K = c.num_experts_per_tok, d = c.hidden_size;
-  std::vector<Buf<T>> dxe(E);
+  std::vector<ScratchBuf<T>> dxe(E);
   if (a.ep.on()) {
     ep_experts_backward(c, p, params, grads, dy, a, dxe);
     if (n == 0) return;

@@ -236,7 +236,7 @@ void ep_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, co
 
 template <typename T>
 void ep_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads,
-                         const T* dy, const MoeActs<T>& a, std::vector<Buf<T>>& dxe) {
+                         const T* dy, const MoeActs<T>& a, std::vector<ScratchBuf<T>>& dxe) {
   const int K = c.num_experts_per_tok, d = c.hidden_size;
   const Plan pl = make_plan(c, a, a.ep_recv);
   // Each token's dy goes once to each rank of its experts; the gradient of each expert row's
@@ -244,7 +244,8 @@ void ep_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T
   const Unique u = unique_per_rank(a, K, pl.L);
   const Buf<T> got =
       send_per_token(pl, u, a.ep_recv_rows, rows_per_token(u, dy, d), d, "MoE backward dispatch");
-  std::vector<Buf<T>> dye(pl.L), dxl(pl.L);
+  std::vector<Buf<T>> dye(pl.L);
+  std::vector<ScratchBuf<T>> dxl(pl.L);
   for (int j = 0; j < pl.L; ++j) dye[j].resize(pl.rows[j] * d);
   for_each_placement(pl, a.ep_recv_rows, u.width, a.ep_routes, [&](int64_t row, int j, int64_t at) {
     const T w = static_cast<T>(a.ep_routes[row * u.width + u.words + j]);
@@ -254,11 +255,11 @@ void ep_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T
   });
   tbb::parallel_for(0, pl.L, [&](int j) {
     const int e = pl.first + j;
-    dxl[j].assign(pl.rows[j] * d, T(0));
+    resize_for_overwrite(dxl[j], size_t(pl.rows[j] * d));  // written by the expert's backward
     if (pl.rows[j] == 0) return;
     gemms_of_loop_task(pl.L, [&] {
       mlp_backward(p.experts[e], params, grads, a.xin[e].data(), dye[j].data(), dxl[j].data(),
-                   pl.rows[j], a.expert_acts[e]);
+                   pl.rows[j], a.expert_acts[e], true);
     });
   });
   std::vector<const T*> dxs(pl.L);
@@ -271,7 +272,7 @@ void ep_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T
   template void ep_experts_forward<T>(const ModelConfig&, const MoeP&, const T*, const T*,      \
                                       MoeActs<T>&, bool);                                       \
   template void ep_experts_backward<T>(const ModelConfig&, const MoeP&, const T*, T*, const T*, \
-                                       const MoeActs<T>&, std::vector<Buf<T>>&);
+                                       const MoeActs<T>&, std::vector<ScratchBuf<T>>&);
 
 AHA_INSTANTIATE_MOE_EP(float)
 AHA_INSTANTIATE_MOE_EP(double)

@@ -34,6 +34,6 @@ void ep_experts_forward(const ModelConfig& c, const MoeP& p, const T* params, co
 // local experts' parameter gradients (over every rank's rows) are added into grads.
 template <typename T>
 void ep_experts_backward(const ModelConfig& c, const MoeP& p, const T* params, T* grads,
-                         const T* dy, const MoeActs<T>& a, std::vector<Buf<T>>& dxe);
+                         const T* dy, const MoeActs<T>& a, std::vector<ScratchBuf<T>>& dxe);
 
 }  // namespace aha::policy

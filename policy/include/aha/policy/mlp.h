@@ -29,8 +29,9 @@ struct MlpActs {
 template <typename T>
 void mlp_forward(const MlpP& p, const T* params, const T* x, T* y, int64_t n, MlpActs<T>& a,
                  bool accumulate = false, bool rowstable = false);
+// dx is added to, or written (not read, needing no zeroing) when dx_fresh.
 template <typename T>
 void mlp_backward(const MlpP& p, const T* params, T* grads, const T* x, const T* dy, T* dx,
-                  int64_t n, const MlpActs<T>& a);
+                  int64_t n, const MlpActs<T>& a, bool dx_fresh = false);
 
 }  // namespace aha::policy
