@@ -14,6 +14,7 @@
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
+#include "aha/core/weight_cache.h"
 #include "trainer_state.h"
 
 namespace aha::grpo {
@@ -227,6 +228,12 @@ void Trainer::State::fill_logprobs(std::vector<Rollout>& rs, const PassOptions& 
   m["pi_old_forwards"] = separate;
   double counts[2] = {double(olds.size()), double(refs.size())};
   if (ep) dist::allreduce_max(counts, 2, "scoring chunk counts");
+  // No weight changes until the update: under bf16 each chunk's products reuse one packed copy
+  // of every weight instead of packing it again (the same values, so the same logprobs).
+  const WeightCache policy_weights(policy->params().data(),
+                                   static_cast<int64_t>(policy->params().size()));
+  std::optional<WeightCache> ref_weights;
+  if (ref) ref_weights.emplace(ref->params().data(), static_cast<int64_t>(ref->params().size()));
   policy::Activations<float> acts;
   std::vector<std::vector<float>> lp;
   std::vector<int64_t> offs;
