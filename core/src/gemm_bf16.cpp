@@ -127,10 +127,10 @@ class Scratch {
 using bf16::kLanes;
 using bf16::kMR;
 using bf16::kNV;
-
-typedef float V16 __attribute__((vector_size(64)));
 using bf16::pack_panels;
 using bf16::pack_rows;
+
+typedef float V16 __attribute__((vector_size(64)));
 
 struct Job {
   int64_t m, n, k, kp, n_panels;
