@@ -285,7 +285,7 @@ TEST(Bf16, ErrorIsThatOfBf16Operands) {
 
 // A linear layer's weight gradient under bf16 (dw += dy^T x), wide outputs and narrow, ragged
 // sizes: the bf16 products' sum added to dw's old values, under every kernel the CPU has; the
-// same bits under the two whose sums have one documented order whichever operand is on the left.
+// same bits under the two whose sums have one documented order.
 TEST(Bf16, WeightGradientIsTheBf16SumForWideAndNarrowOutputs) {
   MatmulPrecisionScope bf16(MatmulPrecision::bf16);
   for (const auto [n, in, out] : {std::tuple{37, 20, 45}, std::tuple{37, 45, 20},
@@ -311,7 +311,7 @@ TEST(Bf16, WeightGradientIsTheBf16SumForWideAndNarrowOutputs) {
           ASSERT_NEAR(dw[o * in + i], s, 1e-6 * mag) << name << " " << o << "," << i;
         }
       }
-      {  // the same bits on one thread (the packing's and the transposed add's splits)
+      {  // the same bits on one thread (the packing's and the product's splits)
         std::vector<float> one = dw0;
         tbb::global_control limit(tbb::global_control::max_allowed_parallelism, 1);
         gemm_dytx(dy.data(), x.data(), one.data(), static_cast<float*>(nullptr), n, in, out);
