@@ -205,6 +205,14 @@ void tiles_f32(const Operands<float>& g, int64_t i0, int64_t i1, int64_t j0, int
       }
       float res[16];
       tile16<R, C, Packed>(xr, wr, g.in, g.packed, res);
+      if (g.b == nullptr && ni == R && nj == C) {
+        // A whole tile without a bias, a row's C outputs at once: the general copy below, one
+        // value and one bias test at a time, took a seventh of decode's scores.
+        for (int a = 0; a < R; ++a) {
+          std::memcpy(g.y + (i + a) * g.ldy + j, res + a * C, sizeof(float) * C);
+        }
+        continue;
+      }
       for (int64_t a = 0; a < ni; ++a) {
         float* yr = g.y + (i + a) * g.ldy + j;
         if (g.b != nullptr) {
