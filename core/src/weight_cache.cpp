@@ -23,8 +23,9 @@ struct Key {
   const float* p;
   int64_t n, k;
   WeightForm form;
+  int64_t variant;
   bool operator==(const Key& o) const {
-    return p == o.p && n == o.n && k == o.k && form == o.form;
+    return p == o.p && n == o.n && k == o.k && form == o.form && variant == o.variant;
   }
 };
 
@@ -35,6 +36,7 @@ struct KeyHash {
     uint64_t h = splitmix64_mix(reinterpret_cast<uintptr_t>(w.p));
     h = splitmix64_mix(h ^ uint64_t(w.n));
     h = splitmix64_mix(h ^ uint64_t(w.k));
+    h = splitmix64_mix(h ^ uint64_t(w.variant));
     return size_t(splitmix64_mix(h ^ uint64_t(w.form)));
   }
 };
@@ -57,6 +59,7 @@ int64_t bytes_of(const Key& key) {
     case WeightForm::bf16_panels: return round16(key.n) * bf16::pair_stride(key.k) * 4;
     case WeightForm::bf16_rounded: return key.n * 4;
     case WeightForm::bf16_blocks: return key.n * 2;
+    case WeightForm::bf16_blocks_tail_t: return key.n * key.k * 2;
   }
   return 0;
 }
@@ -113,7 +116,7 @@ class Seen {
 
  private:
   struct Slot {
-    Key key{nullptr, 0, 0, WeightForm::f32_panels};
+    Key key{nullptr, 0, 0, WeightForm::f32_panels, 0};
     CachedWeight* entry = nullptr;
   };
 
@@ -169,8 +172,9 @@ WeightCache::~WeightCache() {
   }
 }
 
-CachedWeight* cached_weight(const float* w, int64_t n, int64_t k, WeightForm form) {
-  const Key key{w, n, k, form};
+CachedWeight* cached_weight(const float* w, int64_t n, int64_t k, WeightForm form,
+                            int64_t variant) {
+  const Key key{w, n, k, form, variant};
   Seen& seen = t_seen;
   if (CachedWeight* e = seen.find(key, g_closes.load(std::memory_order_acquire))) return e;
   CachedWeight* e = locked_lookup(key);

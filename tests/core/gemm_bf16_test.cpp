@@ -360,6 +360,45 @@ TEST(Bf16, CopiesForTheAbsorbedDecodeAreToBf16BitForBit) {
   }
 }
 
+// MLA's copy with each group's tail rows transposed: group g's first head rows as bf16_blocks
+// lays them out, then for each column c its tail values (rows head .. head + tail - 1) as one
+// row of blocks, to_bf16's bits, with or without a live cache; another split of the same weight
+// is another copy.
+TEST(Bf16, TailTransposedCopyHoldsEachGroupsColumnsAsRows) {
+  const int64_t groups = 3, cols = 64;
+  auto w = randn(size_t(groups * 96 * cols), 41);
+  auto word = [](const float* blocks, int64_t i) {  // value i of a run of blocks
+    uint32_t got;
+    std::memcpy(&got, blocks + i / 32 * 16 + i % 16, 4);
+    return i % 32 < 16 ? got & 0xffffu : got >> 16;
+  };
+  for (bool cached : {false, true}) {
+    std::unique_ptr<WeightCache> cache;
+    if (cached) cache = std::make_unique<WeightCache>(w.data(), int64_t(w.size()));
+    for (const auto& [head, tail] : {std::pair<int64_t, int64_t>{32, 64}, {64, 32}}) {
+      std::vector<float> storage;
+      const float* v = bf16_blocks_tail_transposed(w.data(), groups, head, tail, cols, &storage);
+      const int64_t rows = head + tail;
+      for (int64_t g = 0; g < groups; ++g) {
+        const float* src = w.data() + g * rows * cols;
+        const float* dst = v + g * rows * cols / 2;
+        for (int64_t i = 0; i < head * cols; ++i) {
+          ASSERT_EQ(word(dst, i), to_bf16(src[i])) << "head " << g << " " << i << " " << cached;
+        }
+        for (int64_t c = 0; c < cols; ++c) {
+          for (int64_t j = 0; j < tail; ++j) {
+            ASSERT_EQ(word(dst + (head * cols + c * tail) / 2, j),
+                      to_bf16(src[(head + j) * cols + c]))
+                << "tail " << g << " " << c << " " << j << " " << cached << " " << head;
+          }
+        }
+      }
+    }
+  }
+  std::vector<float> storage;
+  EXPECT_THROW(bf16_blocks_tail_transposed(w.data(), groups, 80, 16, cols, &storage), Error);
+}
+
 // The forward's accumulating products (gemm_bf16_weight) add their sums to y after, under every
 // kernel, with or without a live cache: the bits of the decode path's sum-then-add.
 TEST(Bf16, WeightProductAddsItsSumsAfter) {

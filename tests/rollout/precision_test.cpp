@@ -35,6 +35,13 @@ Json packable(Json j) {
   return j;
 }
 
+// One whose value heads are a multiple of 32 too: W_UV's product runs on its transposed copy.
+Json packable_uv(Json j) {
+  j = packable(std::move(j));
+  j["v_head_dim"] = 32;
+  return j;
+}
+
 std::vector<float> score(const policy::Model<float>& m, const std::vector<int32_t>& seq) {
   policy::Batch b = policy::Batch::from_sequences({seq});
   policy::Activations<float> acts;
@@ -49,7 +56,8 @@ TEST(Precision, Bf16SamplerAndTrainerAgreeAndDriftFromFp32IsBounded) {
                         policy::testing::tiny_llama_nsa_json(),
                         packable(policy::testing::tiny_v3_json()),
                         packable(policy::testing::tiny_v32_json()),
-                        packable(policy::testing::tiny_v3_mhc_engram_json())}) {
+                        packable(policy::testing::tiny_v3_mhc_engram_json()),
+                        packable_uv(policy::testing::tiny_v3_json())}) {
     auto m = make_model(j);
     std::vector<Rollout> out;
     auto reqs = requests_for(m->config().vocab_size, 3, 4, 12);
@@ -110,7 +118,8 @@ TEST(Precision, Bf16SamplingIsTheSameForAnyThreadsAndBatchMix) {
   MatmulPrecisionScope bf16(MatmulPrecision::bf16);
   for (const Json& j : {policy::testing::tiny_v3_json(), policy::testing::tiny_llama_json(),
                         packable(policy::testing::tiny_v3_json()),
-                        packable(policy::testing::tiny_v32_json())}) {
+                        packable(policy::testing::tiny_v32_json()),
+                        packable_uv(policy::testing::tiny_v32_json())}) {
     auto m = make_model(j);
     auto reqs = requests_for(m->config().vocab_size, 5, 3, 10);
     EngineOptions opts;
@@ -134,8 +143,8 @@ TEST(Precision, Bf16SamplingIsTheSameForAnyThreadsAndBatchMix) {
 
 // Under bf16 the MLA cache holds the latent as bf16 (the trainer rounds it so): half its bytes,
 // the rotated key in fp32. A Decoder refuses a precision changed after it sized its caches.
-TEST(Precision, Bf16CacheHoldsTheLatentAsBf16) {
-  auto m = make_model(packable(policy::testing::tiny_v3_json()));
+void bf16_cache_holds_the_latent_as_bf16(const Json& j) {
+  auto m = make_model(j);
   const auto& c = m->config();
   {
     MatmulPrecisionScope bf16(MatmulPrecision::bf16);
@@ -166,6 +175,13 @@ TEST(Precision, Bf16CacheHoldsTheLatentAsBf16) {
   Decoder dec(*m);
   EXPECT_EQ(dec.cache_bytes_per_token(),
             int64_t{4} * c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim));
+}
+
+TEST(Precision, Bf16CacheHoldsTheLatentAsBf16) {
+  for (const Json& j : {packable(policy::testing::tiny_v3_json()),
+                        packable_uv(policy::testing::tiny_v3_json())}) {
+    bf16_cache_holds_the_latent_as_bf16(j);
+  }
 }
 
 }  // namespace

@@ -109,6 +109,12 @@ const float* bf16_rounded(const float* w, int64_t size, std::vector<float>* stor
 // The same values in pack_bf16_blocks' blocks (size a multiple of 32; size / 2 floats): half the
 // bytes to read, for the kernels that widen such rows (tensor.h's *_packed products).
 const float* bf16_blocks(const float* w, int64_t size, std::vector<float>* storage);
+// w's rows (cols values each, a multiple of 32) in groups of head + tail, as bf16 blocks: each
+// group's first head rows as bf16_blocks has them, then its last tail rows (a multiple of 32)
+// transposed, cols rows of tail values. As many bytes as bf16_blocks. For MLA's absorbed decode:
+// W_UV_h's product then runs with its outputs in the lanes, as W_UK_h's does.
+const float* bf16_blocks_tail_transposed(const float* w, int64_t groups, int64_t head,
+                                         int64_t tail, int64_t cols, std::vector<float>* storage);
 
 // Round to nearest even with subnormals flushed to zero, as the packing does (for references).
 uint16_t to_bf16(float x);
