@@ -74,13 +74,16 @@ struct Trainer::State {
     // pi_old is that update's own forward, not a forward of its own.
     bool old_in_update = false;
   };
-  // What a step's minibatch updates add up (and the activations they reuse).
+  // The minibatch updates' activations, kept from step to step: their gigabytes (every token of
+  // a minibatch, every layer) freed at a step's end went back to the system and came back as
+  // page faults and kernel zeroing in the next step's forward.
+  policy::Activations<float> update_acts;
+  // What a step's minibatch updates add up.
   struct StepTotals {
     LossMetrics sum;
     double grad_norm_sum = 0, entropy[2] = {0, 0};
     int64_t updates = 0, skipped = 0;
     std::vector<std::vector<int64_t>> loads;
-    policy::Activations<float> acts;
     double mtp[2] = {0, 0};  // grpo.mtp_weight: summed -log p(token after next), rows
     // The first pass's device-level and communication balance losses, one pair per global
     // minibatch (0 where this rank had no sequence); config.json device/comm_balance_alpha.

@@ -514,7 +514,7 @@ void Trainer::State::minibatch_forward(std::vector<Rollout>& rs, const std::vect
                                        const LossConfig& lc, const PassOptions& po,
                                        StepTotals& t, Minibatch& mb) {
   const bool ep = cfg.parallel.expert_parallel();
-  policy::Activations<float>& acts = t.acts;
+  policy::Activations<float>& acts = update_acts;
   if (idx.empty()) {
     if (ep) policy->forward_idle(acts);  // the other ranks' rows still visit this rank's experts
     if (it == 0 && policy->config().has_device_balance()) {
@@ -555,7 +555,7 @@ void Trainer::State::minibatch_backward(std::vector<Rollout>& rs, const std::vec
                                         const LossConfig& lc, double W, double mtp_global,
                                         StepTotals& t, Minibatch& mb) {
   const GrpoConfig& g = cfg.grpo;
-  policy::Activations<float>& acts = t.acts;
+  policy::Activations<float>& acts = update_acts;
   if (idx.empty()) {
     if (cfg.parallel.expert_parallel()) {
       policy->backward_idle(acts, update->ready());
