@@ -108,6 +108,11 @@ void Trainer::State::load_models() {
   policy = train::load_policy(cfg.model, cfg.lora, cfg.seed,
                               train::expert_parallel_for(cfg.parallel, cfg.model, true));
   if (cfg.grpo.aux_loss_weight > 0) train::check_device_balance(cfg.parallel, policy->config());
+  // The device-level balance losses take their statistics over the whole minibatch's tokens.
+  if (cfg.grpo.micro_batch_size > 0 && policy->config().has_device_balance()) {
+    fail("grpo.micro_batch_size does not support the device-level balance losses of ", cfg.model,
+         "/config.json (device_balance_alpha, comm_balance_alpha) yet: drop one of them");
+  }
   if (cfg.grpo.mtp_weight > 0 && policy->mtp() == nullptr) {
     fail("grpo.mtp_weight needs a policy with an MTP module (num_nextn_predict_layers: 1 in ",
          cfg.model, "/config.json)");

@@ -57,6 +57,7 @@ void read_schedule(StrictReader& r, GrpoConfig& g) {
   g.group_size = r.get<int>("group_size", g.group_size);
   g.num_iterations = r.get<int>("num_iterations", g.num_iterations);
   g.minibatch_size = r.get<int>("minibatch_size", g.minibatch_size);
+  g.micro_batch_size = r.get<int>("micro_batch_size", g.micro_batch_size);
   g.keep_routing = r.get<bool>("keep_routing", g.keep_routing);
   g.keep_sampling_mask = r.get<bool>("keep_sampling_mask", g.keep_sampling_mask);
   g.dynamic_sampling = r.get<bool>("dynamic_sampling", g.dynamic_sampling);
@@ -98,6 +99,7 @@ void check_expert_parallel(const TrainConfig& c) {
                     : !g.esft.is_null()          ? "grpo.esft"
                     : g.ref_reset_every > 0      ? "grpo.ref_reset_every"
                     : g.ref_ema > 0              ? "grpo.ref_ema"
+                    : g.micro_batch_size > 0     ? "grpo.micro_batch_size"
                     : g.max_staleness > 0        ? "grpo.max_staleness"
                                                  : nullptr;
   if (key != nullptr) {
@@ -112,8 +114,14 @@ void check_schedule(const GrpoConfig& g) {
   }
   if (g.checksum_every < 0) fail("grpo.checksum_every must be >= 0");
   if (g.dynamic_sampling_max_rounds < 1) fail("grpo.dynamic_sampling_max_rounds must be >= 1");
-  if (g.minibatch_size < 0 || g.save_every < 0 || g.ref_reset_every < 0 || g.report_every < 0) {
-    fail("grpo.minibatch_size, save_every, report_every and ref_reset_every must be >= 0");
+  if (g.minibatch_size < 0 || g.save_every < 0 || g.ref_reset_every < 0 || g.report_every < 0 ||
+      g.micro_batch_size < 0) {
+    fail("grpo.minibatch_size, micro_batch_size, save_every, report_every and ref_reset_every "
+         "must be >= 0");
+  }
+  // The MTP loss is normalised by the minibatch's rows over every rank before its backward.
+  if (g.micro_batch_size > 0 && g.mtp_weight > 0) {
+    fail("grpo.micro_batch_size does not support grpo.mtp_weight yet: drop one of them");
   }
   if (g.eval_every < 0 || g.eval_n < 1 || g.eval_size < 1 || g.keep_checkpoints < 0) {
     fail("grpo.eval_every and keep_checkpoints must be >= 0, eval_n and eval_size >= 1");

@@ -104,14 +104,39 @@ struct Trainer::State {
   void update_minibatch(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
                         const std::vector<std::vector<double>>& adv, int iteration,
                         const LossConfig& lc, const PassOptions& po, double lr, StepTotals& t);
-  struct Minibatch;  // trainer_update.cpp
+  // One forward's loss terms and gradients on this rank (a minibatch, or one micro-batch).
+  struct Minibatch {
+    bool token_weighted = false;  // the loss aggregates over tokens (token-mean, BNPO)
+    std::vector<std::vector<float>> lp;
+    std::vector<int64_t> offs;
+    std::vector<std::vector<double>> dlogp, dentropy;
+    LossMetrics lm;
+    std::vector<uint8_t> mtp_keep;
+    double mtp_count = 0;
+    // This rank's part of the aggregation: its loss tokens or live sequences.
+    double own(size_t seqs) const {
+      return token_weighted ? double(lm.tokens) : double(int64_t(seqs) - lm.masked_seqs);
+    }
+  };
+  struct MinibatchSums;  // trainer_minibatch.cpp
+  // The seed of an update's LoRA dropout masks (lora.dropout), the same on a resume.
+  uint64_t dropout_seed(int iteration, const StepTotals& t, uint64_t part) const;
+  // grpo.micro_batch_size: the minibatch's rows in parts of that many sequences, each forward
+  // and backward in turn, the gradients summed; sums receives the loss metrics, and the
+  // returned factor is what the summed gradients still need (1 / the global aggregation).
+  double update_micro_batches(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
+                              const std::vector<std::vector<double>>& adv, int iteration,
+                              const LossConfig& lc, const PassOptions& po, StepTotals& t,
+                              MinibatchSums& sums);
   void minibatch_forward(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
                          const std::vector<std::vector<double>>& adv, int iteration,
                          const LossConfig& lc, const PassOptions& po, StepTotals& t,
                          Minibatch& mb);
+  // f: this rank's share of the aggregation (its own / the global total); ready: the gradient
+  // sums' start (Model::backward), on the pass that completes the gradients.
   void minibatch_backward(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
-                          const LossConfig& lc, double W, double mtp_global, StepTotals& t,
-                          Minibatch& mb);
+                          const LossConfig& lc, double f, double mtp_global, StepTotals& t,
+                          Minibatch& mb, const policy::Model<float>::GradsReady* ready);
   void fill_logprobs(std::vector<Rollout>& rs, const PassOptions& po, double mismatch[2],
                      Json& m);
   bool old_in_update(int64_t learning) const;  // see PassOptions::old_in_update

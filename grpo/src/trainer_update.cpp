@@ -6,11 +6,9 @@
 #include <array>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
@@ -100,19 +98,6 @@ struct PackedForward {
     return replay;
   }
 };
-
-// For the expert-parallel tests: AHA_FAULT=stall:RANK:STEP stops that rank just before step
-// STEP's first update, so that the others wait in the update's first all-to-all (trainer.cpp's
-// exit/hang faults fire at the start of a step, before any expert exchange).
-void stall_before_update(int64_t step) {
-  const char* f = std::getenv("AHA_FAULT");
-  char kind[8] = {0};
-  int rank = -1;
-  long long at = -1;
-  if (f == nullptr || std::sscanf(f, "%7[a-z]:%d:%lld", kind, &rank, &at) != 3) return;
-  if (std::string(kind) != "stall" || rank != dist::rank() || at != step) return;
-  while (true) std::this_thread::sleep_for(std::chrono::seconds(1));
-}
 
 std::vector<size_t> range_of(size_t a, size_t b) {
   std::vector<size_t> v;
@@ -333,37 +318,6 @@ std::vector<std::vector<double>> Trainer::State::advantages(const std::vector<Ro
   return adv;
 }
 
-// A minibatch's loss metrics as sums over ranks: each rank contributes its part weighted by
-// its share of the global aggregation (sequences or tokens), so the totals are the metrics of
-// the whole minibatch. On one rank the weights are 1.
-struct MinibatchSums {
-  enum { kLive, kTokens, kLoss, kPg, kKl, kClipLow, kClipHigh, kDual, kRatio, kMasked, kN };
-  std::array<double, kN> v{};
-  std::array<double, 2> max{};  // ratio_max, non-finite loss flag
-
-  void set(const LossMetrics& lm, int64_t live, bool token_weighted) {
-    const double w = token_weighted ? double(lm.tokens) : double(live), t = double(lm.tokens);
-    v = {double(live), t, lm.loss * w, lm.pg_loss * w, lm.kl * t, lm.clip_low_frac * t,
-         lm.clip_high_frac * t, lm.dual_clip_frac * t, lm.ratio_mean * t, double(lm.masked_seqs)};
-    max = {lm.ratio_max, std::isfinite(lm.loss) ? 0.0 : 1.0};
-  }
-  // Global metrics after the sums (call on every rank).
-  LossMetrics global(bool token_weighted) const {
-    LossMetrics g;
-    const double W = token_weighted ? v[kTokens] : v[kLive], T = v[kTokens];
-    if (W > 0) g.loss = v[kLoss] / W, g.pg_loss = v[kPg] / W;
-    if (T > 0) {
-      g.kl = v[kKl] / T, g.clip_low_frac = v[kClipLow] / T, g.clip_high_frac = v[kClipHigh] / T;
-      g.dual_clip_frac = v[kDual] / T, g.ratio_mean = v[kRatio] / T;
-    }
-    g.ratio_max = max[0];
-    g.tokens = static_cast<int64_t>(T);
-    g.masked_seqs = static_cast<int64_t>(v[kMasked]);
-    if (max[1] > 0) g.loss = std::nan("");
-    return g;
-  }
-};
-
 void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   const GrpoConfig& g = cfg.grpo;
   auto t0 = Clock::now();
@@ -429,20 +383,9 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   if (policy->config().has_device_balance()) put_balance_losses(t.balance, m);
 }
 
-namespace {
 
-// Per-sequence gradients [k][j], scaled by f, into the packed rows (offs[k] + j) of n.
-void scatter_scaled(const std::vector<Rollout>& rs, const std::vector<size_t>& idx,
-                    const std::vector<int64_t>& offs, double f,
-                    const std::vector<std::vector<double>>& per_seq, size_t n,
-                    std::vector<float>& out) {
-  out.assign(n, 0.0f);
-  for (size_t k = 0; k < idx.size(); ++k) {
-    for (int64_t j = 0; j < rs[idx[k]].n(); ++j) {
-      out[offs[k] + j] = static_cast<float>(f * per_seq[k][j]);
-    }
-  }
-}
+
+namespace {
 
 // The policy tokens' entropies into sum_count {sum, count} (the step's mean entropy).
 template <typename Sums>
@@ -455,56 +398,6 @@ void add_entropy(const Rollout& r, const float* entropy, Sums& sum_count) {
 }
 
 }  // namespace
-
-// One minibatch's forward pass, loss terms and gradients on this rank.
-struct Trainer::State::Minibatch {
-  bool token_weighted = false;  // the loss aggregates over tokens (token-mean, BNPO)
-  std::vector<std::vector<float>> lp;
-  std::vector<int64_t> offs;
-  std::vector<std::vector<double>> dlogp, dentropy;
-  LossMetrics lm;
-  std::vector<uint8_t> mtp_keep;
-  double mtp_count = 0;
-};
-
-void Trainer::State::update_minibatch(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
-                                      const std::vector<std::vector<double>>& adv, int it,
-                                      const LossConfig& lc, const PassOptions& po, double lr,
-                                      StepTotals& t) {
-  stall_before_update(step + 1);
-  Minibatch mb;
-  mb.token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
-  update->begin();
-  // LoRA dropout in this update's forward and backward only (policy/lora.h); a mask per
-  // minibatch, the same on a resume.
-  std::optional<policy::LoraDropoutScope> dropout;
-  if (cfg.lora.dropout > 0 && !idx.empty()) {
-    dropout.emplace(policy->params().data(),
-                    cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(step) * 1000003ULL +
-                        uint64_t(it) * 7919ULL + uint64_t(t.updates + t.skipped));
-  }
-  minibatch_forward(rs, idx, adv, it, lc, po, t, mb);
-  MinibatchSums sums;
-  if (!idx.empty()) {
-    sums.set(mb.lm, static_cast<int64_t>(idx.size()) - mb.lm.masked_seqs, mb.token_weighted);
-  }
-  dist::allreduce_sum(sums.v.data(), sums.v.size(), "minibatch loss sums");
-  dist::allreduce_max(sums.max.data(), sums.max.size(), "minibatch loss max");
-  double mtp_global = mb.mtp_count;
-  if (cfg.grpo.mtp_weight > 0) dist::allreduce_sum(&mtp_global, 1, "MTP row counts");
-  const double W =
-      mb.token_weighted ? sums.v[MinibatchSums::kTokens] : sums.v[MinibatchSums::kLive];
-  minibatch_backward(rs, idx, lc, W, mtp_global, t, mb);
-  const LossMetrics gm = sums.global(mb.token_weighted);
-  const train::UpdateResult u = update->apply(gm.loss, lr, step + 1);
-  if (u.skipped) {
-    ++t.skipped;
-    return;
-  }
-  ++t.updates;
-  t.grad_norm_sum += u.grad_norm;
-  t.sum.add(gm);
-}
 
 // The forward over this rank's rows idx (an idle pass for the other ranks' rows under
 // parallel.ep), the loss terms and their gradients; on the first iteration also the step's
@@ -547,44 +440,6 @@ void Trainer::State::minibatch_forward(std::vector<Rollout>& rs, const std::vect
     mb.mtp_keep =
         mtp_rows(rs, idx, mb.offs, static_cast<int64_t>(acts.logprob.size()), mb.mtp_count);
   }
-}
-
-// This rank's backward: its share of the global aggregation (W, the minibatch's live sequences
-// or tokens over every rank), the MTP term over mtp_global rows, the balance losses.
-void Trainer::State::minibatch_backward(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
-                                        const LossConfig& lc, double W, double mtp_global,
-                                        StepTotals& t, Minibatch& mb) {
-  const GrpoConfig& g = cfg.grpo;
-  policy::Activations<float>& acts = update_acts;
-  if (idx.empty()) {
-    if (cfg.parallel.expert_parallel()) {
-      policy->backward_idle(acts, update->ready());
-    } else {
-      update->no_backward();
-    }
-    return;
-  }
-  // This rank's share of the global aggregation (1 on a single rank).
-  const double own =
-      mb.token_weighted ? double(mb.lm.tokens) : double(idx.size() - mb.lm.masked_seqs);
-  const double f = W > 0 ? own / W : 0.0;
-  std::vector<float> dl, de;
-  scatter_scaled(rs, idx, mb.offs, f, mb.dlogp, acts.logprob.size(), dl);
-  if (lc.entropy_coef != 0) {
-    scatter_scaled(rs, idx, mb.offs, f, mb.dentropy, acts.logprob.size(), de);
-  }
-  std::vector<float> dh;
-  if (g.mtp_weight > 0 && mtp_global > 0) {
-    double nll = 0;
-    dh = mtp_term(acts, mb.mtp_keep, mtp_global, nll);
-    t.mtp[0] += nll;
-    t.mtp[1] += mb.mtp_count;
-  }
-  // The sequence-wise balance loss is a mean over this rank's sequences (its share f); the
-  // device-level ones have global statistics already (the whole weight on every rank).
-  const policy::BalanceWeights balance{.seq = g.aux_loss_weight * f, .batch = g.aux_loss_weight};
-  policy->backward(acts, dl.data(), de.empty() ? nullptr : de.data(), balance,
-                   dh.empty() ? nullptr : dh.data(), update->ready());
 }
 
 void accumulate_loads(std::vector<std::vector<int64_t>>& into, std::vector<std::vector<int64_t>> l) {

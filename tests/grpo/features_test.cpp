@@ -148,6 +148,42 @@ TEST(Features, OneUpdateTakesPiOldFromItsOwnForward) {
   EXPECT_EQ(one["ratio_mean"].get<double>(), 1.0) << "pi_old is the update's own forward";
 }
 
+// grpo.micro_batch_size: a minibatch's forward and backward in parts whose gradients add up
+// to the whole minibatch's (the same loss, KL and gradient norm up to the order of float sums),
+// for the sequence- and the token-weighted aggregations; keys it cannot serve are refused.
+TEST(Features, MicroBatchesSumToTheMinibatchGradient) {
+  auto reg = registry();
+  for (const char* agg : {"seq-mean-token-mean", "token-mean"}) {
+    Json raw = base_config(fresh_dir("micro_whole"));
+    raw["grpo"]["steps"] = 1;
+    raw["grpo"]["loss_agg"] = agg;
+    const Json whole = one_step(raw, reg);
+    raw["output_dir"] = fresh_dir("micro_parts");
+    raw["grpo"]["micro_batch_size"] = 5;  // minibatches of 12 as 5 + 5 + 2
+    const Json parts = one_step(raw, reg);
+    ASSERT_GT(whole["sequences"].get<int64_t>(), 5) << "the minibatch must split";
+    EXPECT_GT(whole["grad_norm"].get<double>(), 0.0) << agg;
+    for (const char* key : {"loss", "kl", "grad_norm", "ratio_mean", "entropy", "pg_loss"}) {
+      const double a = whole[key].get<double>(), b = parts[key].get<double>();
+      EXPECT_NEAR(a, b, 1e-5 * (1.0 + std::abs(a))) << agg << " " << key;
+    }
+    EXPECT_EQ(whole["updates"], parts["updates"]);
+  }
+  Json raw = base_config(fresh_dir("micro_bad"));
+  raw["grpo"]["micro_batch_size"] = 4;
+  raw["grpo"]["mtp_weight"] = 0.1;
+  try {
+    TrainConfig::from_json(raw);
+    ADD_FAILURE() << "micro_batch_size with mtp_weight was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("grpo.micro_batch_size"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("grpo.mtp_weight"), std::string::npos) << e.what();
+  }
+  raw["grpo"].erase("mtp_weight");
+  raw["grpo"]["micro_batch_size"] = -1;
+  EXPECT_THROW(TrainConfig::from_json(raw), Error);
+}
+
 TEST(Features, KeepSamplingMaskMatchesTheSamplerLogprobs) {
   auto reg = registry();
   Json raw = base_config(fresh_dir("keepmask"));

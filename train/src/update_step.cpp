@@ -2,6 +2,8 @@
 #include "aha/train/update_step.h"
 
 #include <spdlog/spdlog.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
 
 #include <cmath>
 
@@ -75,9 +77,17 @@ void UpdateStep::no_backward() {
 
 void UpdateStep::wait() { grad_sum_.wait("gradient allreduce"); }
 
-UpdateResult UpdateStep::apply(double loss, double lr, int64_t at_step) {
+UpdateResult UpdateStep::apply(double loss, double lr, int64_t at_step, double grad_scale) {
   wait();
   float* grads = model_.grads().data();
+  if (grad_scale != 1.0) {
+    const float s = static_cast<float>(grad_scale);
+    const int64_t n = static_cast<int64_t>(model_.grads().size());
+    tbb::parallel_for(tbb::blocked_range<int64_t>(0, n, 1 << 16),
+                      [&](const tbb::blocked_range<int64_t>& r) {
+                        for (int64_t i = r.begin(); i < r.end(); ++i) grads[i] *= s;
+                      });
+  }
   // ESFT: frozen tensors neither learn nor count in the gradient norm.
   if (!trainable_.empty()) policy::apply_mask(model_.table(), trainable_, grads);
   UpdateResult r;

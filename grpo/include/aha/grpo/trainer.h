@@ -31,6 +31,9 @@ struct GrpoConfig {
   int group_size = 16;          // G (R1-Zero: 16)
   int num_iterations = 1;       // mu: passes over each step's rollouts
   int minibatch_size = 0;       // sequences per optimizer step (0: the whole step batch)
+  // Sequences per forward and backward inside a minibatch, their gradients summed before the
+  // optimizer step (gradient accumulation); 0: the whole minibatch in one pass.
+  int micro_batch_size = 0;
   double beta = 0.001;          // KL weight (0: no reference model)
   KlEstimator kl_estimator = KlEstimator::kK3;
   bool kl_in_reward = false;    // subtract beta * sum k1 from the reward instead of the loss

@@ -45,10 +45,11 @@ class UpdateStep {
   void no_backward();
   // Waits for the gradient sums (apply() waits too).
   void wait();
-  // Waits for the sums, masks, clips and steps with learning rate lr; or, when loss or the
+  // Waits for the sums, scales the gradients by grad_scale (gradients accumulated unnormalised
+  // over micro-batches), masks, clips and steps with learning rate lr; or, when loss or the
   // gradient norm is not finite, skips (a nan_skip event at step `at_step`). Throws aha::Error
   // when that makes more than max_nan_skips skips in a row.
-  UpdateResult apply(double loss, double lr, int64_t at_step);
+  UpdateResult apply(double loss, double lr, int64_t at_step, double grad_scale = 1.0);
 
   // Expert parallelism (the model's set_expert_parallel): whose experts are whose; off otherwise.
   const ExpertShards& shards() const { return shards_; }
