@@ -44,6 +44,9 @@ struct Run {
   std::string tok_dir;
   std::unique_ptr<tokenizer::Tokenizer> tok;
   std::unique_ptr<policy::Model<float>> student, teacher;
+  // The student's activations, kept from step to step: freed at each step's end they went back
+  // to the system and came back as page faults in the next step's forward.
+  policy::Activations<float> acts;
   std::vector<SftExample> data;
   std::unique_ptr<datasets::DataCursor> cursor;
   std::unique_ptr<policy::Optimizer<float>> opt;
@@ -305,7 +308,6 @@ Run::ShareSums Run::train_share(const std::vector<Seq>& seqs, const policy::Batc
     dropout.emplace(student->params().data(),
                     cfg.seed * 0x9E3779B97F4A7C15ULL + uint64_t(step) * 1000003ULL);
   }
-  policy::Activations<float> acts;
   policy::ForwardOptions fo;
   fo.expert_parallel = cfg.parallel.expert_parallel();
   student->forward(batch, fo, acts);
