@@ -79,15 +79,18 @@ TEST(LoraTrainer, BaseStaysFrozenWhileAdaptersLearn) {
 
 // 2 steps, kill, resume, 2 more: the adapters, the optimizer moments and every step's metrics
 // equal a straight 4-step run bit for bit, also with LoRA dropout (its masks are a function of
-// the seed, step and minibatch). Dropout changes the update's losses, not the sampling.
+// the seed, step, minibatch and micro-batch), and with the minibatches in micro-batches.
+// Dropout changes the update's losses, not the sampling.
 TEST(LoraTrainer, ResumeEqualsStraightRun) {
   auto reg = registry();
   std::vector<std::vector<Json>> straight;
-  for (const double dropout : {0.0, 0.1}) {
-    const std::string tag = dropout > 0 ? "_dropout" : "";
+  for (const auto& [dropout, micro] : {std::pair{0.0, 0}, {0.1, 0}, {0.1, 5}}) {
+    const std::string tag =
+        std::string(dropout > 0 ? "_dropout" : "") + (micro > 0 ? "_micro" : "");
     const std::string a = fresh_dir("lora_straight" + tag), b = fresh_dir("lora_resumed" + tag);
     Json ra = lora_config(a), rb = lora_config(b);
     ra["lora"]["dropout"] = rb["lora"]["dropout"] = dropout;
+    ra["grpo"]["micro_batch_size"] = rb["grpo"]["micro_batch_size"] = micro;
     Trainer(TrainConfig::from_json(ra), ra, false, &reg).run();
     Trainer(TrainConfig::from_json(rb), rb, false, &reg).run({}, 2);
     {
