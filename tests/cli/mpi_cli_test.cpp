@@ -54,6 +54,13 @@ TEST_F(Mpi, TwoRanksGiveTheWeightsOfOne) {
   std::printf("max |1 rank - 2 ranks| = %.3g, max |update| = %.3g\n", diff, moved);
   EXPECT_GT(moved, 1e-3);
   EXPECT_LT(diff, 1e-5);
+  // Each rank's part in micro-batches of 3: the normaliser summed over ranks after the last one.
+  CmdResult micro = run_mpi(train("two_micro") + " --set grpo.micro_batch_size=3");
+  ASSERT_EQ(micro.rc, 0) << micro.err;
+  const double micro_diff = max_weight_diff(dir_ / "one/checkpoint-3/model.safetensors",
+                                            dir_ / "two_micro/checkpoint-3/model.safetensors");
+  std::printf("max |1 rank - 2 ranks in micro-batches| = %.3g\n", micro_diff);
+  EXPECT_LT(micro_diff, 1e-5);
   // One database, every rollout of both ranks in it.
   CmdResult runs = run_aha("runs " + (dir_ / "two/run.db").string());
   EXPECT_NE(runs.out.find("3 steps, 60 rollouts"), std::string::npos) << runs.out;
