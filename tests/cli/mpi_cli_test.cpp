@@ -18,11 +18,9 @@ namespace fs = std::filesystem;
 class Mpi : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (mpirun().empty()) GTEST_SKIP() << "aha built without MPI, or no mpirun: skipping the MPI tests";
     // The launcher itself must work here (some sandboxes forbid what it needs); aha's own
     // failures under a working launcher still fail the tests.
-    static const bool launcher_ok = std::system((mpirun() + "true > /dev/null 2>&1").c_str()) == 0;
-    if (!launcher_ok) GTEST_SKIP() << "mpirun cannot start 2 processes on this machine: skipping the MPI tests";
+    if (const std::string why = mpi_unavailable(); !why.empty()) GTEST_SKIP() << why;
     dir_ = fs::temp_directory_path() / ("aha_mpi_run_" + std::to_string(::getpid()));
     aha::testing::make_tiny_model(dir_);
     if (HasFatalFailure()) return;
