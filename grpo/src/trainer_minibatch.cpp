@@ -74,7 +74,7 @@ struct Trainer::State::MinibatchSums {
   // Global metrics after the sums (call on every rank).
   LossMetrics global(bool token_weighted) const {
     LossMetrics g;
-    const double W = token_weighted ? v[kTokens] : v[kLive], T = v[kTokens];
+    const double W = total(token_weighted), T = v[kTokens];
     if (W > 0) g.loss = v[kLoss] / W, g.pg_loss = v[kPg] / W;
     if (T > 0) {
       g.kl = v[kKl] / T, g.clip_low_frac = v[kClipLow] / T, g.clip_high_frac = v[kClipHigh] / T;
@@ -103,7 +103,7 @@ void Trainer::State::update_minibatch(std::vector<Rollout>& rs, const std::vecto
   MinibatchSums sums;
   double grad_scale = 1.0;
   if (cfg.grpo.micro_batch_size > 0) {
-    grad_scale = update_micro_batches(rs, idx, adv, it, lc, po, t, sums);
+    grad_scale = update_micro_batches(rs, idx, adv, it, lc, po, token_weighted, t, sums);
   } else {
     // LoRA dropout in this update's forward and backward only (policy/lora.h); a mask per
     // minibatch, the same on a resume.
@@ -143,9 +143,9 @@ double Trainer::State::update_micro_batches(std::vector<Rollout>& rs,
                                             const std::vector<size_t>& idx,
                                             const std::vector<std::vector<double>>& adv, int it,
                                             const LossConfig& lc, const PassOptions& po,
-                                            StepTotals& t, MinibatchSums& sums) {
+                                            bool token_weighted, StepTotals& t,
+                                            MinibatchSums& sums) {
   const size_t size = static_cast<size_t>(cfg.grpo.micro_batch_size);
-  const bool token_weighted = lc.agg == LossAgg::kTokenMean || lc.agg == LossAgg::kBnpo;
   for (size_t a = 0; a < idx.size(); a += size) {
     const std::vector<size_t> part(idx.begin() + a,
                                    idx.begin() + std::min(idx.size(), a + size));

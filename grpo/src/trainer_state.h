@@ -123,11 +123,12 @@ struct Trainer::State {
   uint64_t dropout_seed(int iteration, const StepTotals& t, uint64_t part) const;
   // grpo.micro_batch_size: the minibatch's rows in parts of that many sequences, each forward
   // and backward in turn, the gradients summed; sums receives the loss metrics, and the
-  // returned factor is what the summed gradients still need (1 / the global aggregation).
+  // returned factor is what the summed gradients still need (1 / the global aggregation, of
+  // tokens when token_weighted, else of live sequences).
   double update_micro_batches(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
                               const std::vector<std::vector<double>>& adv, int iteration,
-                              const LossConfig& lc, const PassOptions& po, StepTotals& t,
-                              MinibatchSums& sums);
+                              const LossConfig& lc, const PassOptions& po, bool token_weighted,
+                              StepTotals& t, MinibatchSums& sums);
   void minibatch_forward(std::vector<Rollout>& rs, const std::vector<size_t>& idx,
                          const std::vector<std::vector<double>>& adv, int iteration,
                          const LossConfig& lc, const PassOptions& po, StepTotals& t,

@@ -3,7 +3,6 @@
 // a replayed step makes exactly the update the online step made.
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -382,8 +381,6 @@ void Trainer::State::learn(std::vector<Rollout>& rs, Json& m) {
   if (!t.loads.empty()) m["expert_load"] = t.loads;
   if (policy->config().has_device_balance()) put_balance_losses(t.balance, m);
 }
-
-
 
 namespace {
 
