@@ -88,8 +88,8 @@ int bench_memory(const Args& args) {
   // Written once so that every page is mapped before any timing.
   for (int64_t i = 0; i < n; ++i) a[i] = static_cast<float>(i & 1023);
   float sink = 0;
-  for (int64_t threads : parse_int_list(thread_list, "--threads")) {
-    if (threads < 0) fail("--threads: ", threads, " is negative");
+  // 0 is the default: all cores.
+  for (int64_t threads : parse_int_list(thread_list, "--threads", 0)) {
     const ThreadLimit limit(static_cast<int>(threads));
     const auto warm = BenchClock::now();
     do {

@@ -53,8 +53,9 @@ inline std::vector<std::string> comma_list(const std::string& s) {
   return out;
 }
 
-// "1,16,64" -> {1, 16, 64}; anything but positive integers is an error naming `what`.
-inline std::vector<int64_t> parse_int_list(const std::string& s, const char* what) {
+// "1,16,64" -> {1, 16, 64}; anything but integers from `least` up is an error naming `what`.
+inline std::vector<int64_t> parse_int_list(const std::string& s, const char* what,
+                                           int64_t least = 1) {
   std::vector<int64_t> out;
   size_t start = 0;
   while (start <= s.size()) {
@@ -62,8 +63,9 @@ inline std::vector<int64_t> parse_int_list(const std::string& s, const char* wha
     std::string item = s.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     char* end = nullptr;
     long long v = std::strtoll(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0) {
-      fail(what, ": expected positive integers separated by commas, got '", s, "'");
+    if (item.empty() || *end != '\0' || v < least) {
+      fail(what, ": expected ", least == 1 ? "positive" : "non-negative",
+           " integers separated by commas, got '", s, "'");
     }
     out.push_back(v);
     if (comma == std::string::npos) break;

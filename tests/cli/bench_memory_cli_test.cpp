@@ -31,6 +31,15 @@ TEST(BenchMemoryCli, PrintsAReadRatePerThreadCount) {
   EXPECT_NE(r.err.find("memory read"), std::string::npos) << r.err;
 }
 
+// The default thread list is 0, all cores: it once failed the positive-integer check.
+TEST(BenchMemoryCli, DefaultThreadsRunOnAllCores) {
+  CmdResult r = run_aha("bench memory --mb 8 --repeats 1");
+  ASSERT_EQ(r.rc, 0) << r.err;
+  const std::vector<aha::Json> lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  EXPECT_GE(lines[0]["threads"].get<int>(), 1) << lines[0].dump();
+}
+
 TEST(BenchMemoryCli, BadOptionsAreOneErrorLine) {
   for (const char* args : {"bench memory --mb 0", "bench memory --repeats 0",
                            "bench memory --mb 8 --threads -1", "bench memory --threads x"}) {
