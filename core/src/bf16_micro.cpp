@@ -14,8 +14,14 @@ namespace aha::bf16 {
 
 namespace {
 
+// Pair p of the tile's row r (Micro's two layouts).
+template <bool APanel>
+inline uint32_t a_pair(const uint32_t* a, int64_t lda, int r, int64_t p) {
+  return APanel ? a[p * kLanes + r] : a[r * lda + p];
+}
+
 #if defined(__x86_64__)
-template <int MR, int NV>
+template <int MR, int NV, bool APanel>
 __attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, int64_t lda,
                                                              int64_t kp, const uint32_t* b,
                                                              int64_t pstride, const Dest& d) {
@@ -29,7 +35,7 @@ __attribute__((target("avx512f,avx512bf16"))) void micro_hw(const uint32_t* a, i
       bv[v] = (__m512bh)_mm512_loadu_si512(b + v * pstride + p * kLanes);
     }
     for (int r = 0; r < MR; ++r) {
-      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(a[r * lda + p]));
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(a_pair<APanel>(a, lda, r, p)));
       for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], av, bv[v]);
     }
   }
@@ -64,7 +70,7 @@ float lo_half(uint32_t w) { return hi_half(w << 16); }
 
 // The same sums without AVX512-BF16: each product of two bf16 values is exact in fp32, so the
 // two adds per pair round exactly as VDPBF16PS's do.
-template <int MR, int NV>
+template <int MR, int NV, bool APanel>
 void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, int64_t pstride,
                const Dest& d) {
   V16 acc[MR][NV] = {};
@@ -77,7 +83,7 @@ void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, in
       blo[v] = as_float(w << 16);
     }
     for (int r = 0; r < MR; ++r) {
-      const uint32_t w = a[r * lda + p];
+      const uint32_t w = a_pair<APanel>(a, lda, r, p);
       const float ah = hi_half(w), al = lo_half(w);
       for (int v = 0; v < NV; ++v) {
         acc[r][v] = acc[r][v] + ah * bhi[v];
@@ -103,12 +109,12 @@ void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, in
 }
 
 template <int MR, int NV>
-Micro pick_one(bool hw) {
+Micro pick_one(bool hw, bool a_panel) {
 #if defined(__x86_64__)
-  if (hw) return &micro_hw<MR, NV>;
+  if (hw) return a_panel ? &micro_hw<MR, NV, true> : &micro_hw<MR, NV, false>;
 #endif
   (void)hw;
-  return &micro_emu<MR, NV>;
+  return a_panel ? &micro_emu<MR, NV, true> : &micro_emu<MR, NV, false>;
 }
 
 }  // namespace
@@ -118,13 +124,13 @@ int tile_rows(int64_t rows_left) {
   return rows_left >= 8 ? 8 : rows_left >= 4 ? 4 : rows_left >= 2 ? 2 : 1;
 }
 
-Micro pick_micro(int rows, int panels, bool hw) {
+Micro pick_micro(int rows, int panels, bool hw, bool a_panel) {
   static_assert(kNV == 3);
   auto for_rows = [&](auto mr) -> Micro {
     constexpr int R = decltype(mr)::value;
-    if (panels >= 3) return pick_one<R, 3>(hw);
-    if (panels == 2) return pick_one<R, 2>(hw);
-    return pick_one<R, 1>(hw);
+    if (panels >= 3) return pick_one<R, 3>(hw, a_panel);
+    if (panels == 2) return pick_one<R, 2>(hw, a_panel);
+    return pick_one<R, 1>(hw, a_panel);
   };
   switch (rows) {
     case 8: return for_rows(std::integral_constant<int, 8>{});
