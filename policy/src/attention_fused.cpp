@@ -36,26 +36,48 @@ int64_t round16(int64_t v) { return (v + 15) / 16 * 16; }
 using simd16::fmadd;
 using simd16::load16;
 using simd16::splat;
+using simd16::store16;
 
 // c[r * ldc + 16 v + l] (+)= sum over t in [t0, t1) of a[r * ar + t * at] * b[t * ldb + 16 v + l]
 // for r < R, v < NV: one chain per output, t ascending, from 0 or from c's value.
-template <int R, int NV>
-void tile(const float* a, int64_t ar, int64_t at, const float* b, int64_t ldb, int64_t t0,
-          int64_t t1, float* c, int64_t ldc, bool accumulate) {
+// t1 > t0. Starting from c is a template argument, the range is never empty and acc is never
+// stored from its address: otherwise GCC kept acc on the stack (zeroed or loaded, spilled and
+// reloaded per tile: a third of a tile over 48 values).
+template <int R, int NV, bool Accumulate>
+void tile_chains(const float* a, int64_t ar, int64_t at, const float* b, int64_t ldb, int64_t t0,
+                 int64_t t1, float* c, int64_t ldc) {
   V16 acc[R][NV];
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV; ++v) acc[r][v] = accumulate ? load16(c + r * ldc + 16 * v) : V16{};
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) acc[r][v] = Accumulate ? load16(c + r * ldc + 16 * v) : V16{};
   }
-  for (int64_t t = t0; t < t1; ++t) {
+  int64_t t = t0;
+  do {
     V16 bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = load16(b + t * ldb + 16 * v);
     for (int r = 0; r < R; ++r) {
       const V16 s = splat(a[r * ar + t * at]);
       for (int v = 0; v < NV; ++v) acc[r][v] = fmadd(s, bv[v], acc[r][v]);
     }
-  }
+  } while (++t < t1);
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV; ++v) std::memcpy(c + r * ldc + 16 * v, &acc[r][v], 64);
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) store16(c + r * ldc + 16 * v, acc[r][v]);
+  }
+}
+
+template <int R, int NV>
+void tile(const float* a, int64_t ar, int64_t at, const float* b, int64_t ldb, int64_t t0,
+          int64_t t1, float* c, int64_t ldc, bool accumulate) {
+  if (t1 <= t0) {
+    if (accumulate) return;
+    for (int r = 0; r < R; ++r) std::fill_n(c + r * ldc, 16 * NV, 0.0f);
+  } else if (accumulate) {
+    tile_chains<R, NV, true>(a, ar, at, b, ldb, t0, t1, c, ldc);
+  } else {
+    tile_chains<R, NV, false>(a, ar, at, b, ldb, t0, t1, c, ldc);
   }
 }
 

@@ -1,5 +1,5 @@
 // 16-float vectors (GCC vector extensions: AVX-512 where the build has it, two or four narrower
-// registers elsewhere) and the three operations the register-tile kernels are made of.
+// registers elsewhere) and the operations the register-tile kernels are made of.
 #pragma once
 
 #include <cstring>
@@ -16,6 +16,13 @@ inline V16 load16(const float* p) {
   V16 v;
   std::memcpy(&v, p, sizeof(v));
   return v;
+}
+
+// A store through a vector type of float's alignment, not a memcpy from the vector's address:
+// taking that address made GCC keep a register tile's accumulators in a copy on the stack.
+inline void store16(float* p, V16 v) {
+  typedef float V16u __attribute__((vector_size(64), aligned(4), may_alias));
+  *reinterpret_cast<V16u*>(p) = v;
 }
 
 // Not V16{} + v: 0 + v is not v for v = -0, so the compiler keeps the add before broadcasting.
