@@ -71,21 +71,11 @@ void pack_panels(const float* w, int64_t in, int64_t out, int64_t p0, int64_t p1
   }
 }
 
-// R rows of x (every ldx values) by NV panels (every in * 16 values from wp):
-// out[r * ldo + v * 16 + c]. A loop that may not run (in = 0), or a copy from acc's address,
-// made GCC keep acc on the stack: zeroed, spilled and reloaded per tile.
+// R rows of x (every ldx values) by NV panels (every in * 16 values from wp): res[r][v * 16 + c].
 template <int R, int NV>
-void tile(const float* x, int64_t ldx, const float* wp, int64_t in, float* out, int64_t ldo) {
-  if (in <= 0) {
-    for (int r = 0; r < R; ++r) std::fill_n(out + r * ldo, NV * kLanes, 0.0f);
-    return;
-  }
-  V16 acc[R][NV];
-  for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < NV; ++v) acc[r][v] = V16{};
-  }
-  int64_t k = 0;
-  do {
+void tile(const float* x, int64_t ldx, const float* wp, int64_t in, float* res) {
+  V16 acc[R][NV] = {};
+  for (int64_t k = 0; k < in; ++k) {
     V16 wv[NV];
     // The panels stream from memory once per decode step (an expert's 16 rows reuse each line
     // 16 times, too few to hide its latency), and the hardware prefetcher runs too short a way
@@ -100,11 +90,9 @@ void tile(const float* x, int64_t ldx, const float* wp, int64_t in, float* out, 
       const V16 s = splat(x[r * ldx + k]);
       for (int v = 0; v < NV; ++v) acc[r][v] = fmadd(s, wv[v], acc[r][v]);
     }
-  } while (++k < in);
-#pragma GCC unroll 8
+  }
   for (int r = 0; r < R; ++r) {
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) simd16::store16(out + r * ldo + v * kLanes, acc[r][v]);
+    for (int v = 0; v < NV; ++v) std::memcpy(res + (r * NV + v) * kLanes, &acc[r][v], 64);
   }
 }
 
@@ -118,17 +106,17 @@ struct Job {
 // Rows [i, i + R) by panels [p, p + NV); wp points at panel p.
 template <int R, int NV>
 void tile_out(const Job& g, int64_t i, int64_t p, const float* wp) {
-  const int64_t j0 = p * kLanes, nj = std::min<int64_t>(NV * kLanes, g.out - j0);
-  if (g.b == nullptr && nj == NV * kLanes) {  // a whole tile: straight from the registers
-    tile<R, NV>(g.x + i * g.in, g.in, wp, g.in, g.y + i * g.out + j0, g.out);
-    return;
-  }
   float res[R * NV * kLanes];
-  tile<R, NV>(g.x + i * g.in, g.in, wp, g.in, res, NV * kLanes);
+  tile<R, NV>(g.x + i * g.in, g.in, wp, g.in, res);
+  const int64_t j0 = p * kLanes, nj = std::min<int64_t>(NV * kLanes, g.out - j0);
   for (int r = 0; r < R; ++r) {
     float* yr = g.y + (i + r) * g.out + j0;
     const float* s = res + r * NV * kLanes;
-    if (g.b != nullptr) {
+    if (g.b == nullptr && nj == NV * kLanes) {
+      // A whole tile: a copy of fixed size, which compiles to vector stores (a copy of nj values
+      // calls memmove, 7% of a prefill's time).
+      std::memcpy(yr, s, NV * kLanes * sizeof(float));
+    } else if (g.b != nullptr) {
       for (int64_t c = 0; c < nj; ++c) yr[c] = s[c] + g.b[j0 + c];
     } else {
       std::memcpy(yr, s, nj * sizeof(float));
