@@ -3,6 +3,8 @@
 
 #include "bf16_pack.h"
 
+#include "aha/core/simd16.h"
+
 #include <cstring>
 #include <type_traits>
 
@@ -96,8 +98,35 @@ float lo_half(uint32_t w) { return hi_half(w << 16); }
 template <int MR, int NV, bool APanel>
 void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, int64_t pstride,
                const Dest& d) {
-  V16 acc[MR][NV] = {};
-  for (int64_t p = 0; p < kp; ++p) {
+  // Laid out as micro_hw, for the same reason (no copy of acc on the stack).
+  float* const c = d.c;
+  const int64_t ldc = d.ldc;
+  const bool accumulate = d.accumulate;
+  const float* const bias = d.bias;
+  auto store = [&](float* o, V16 y, int v) {
+    V16 t;
+    if (accumulate) {
+      std::memcpy(&t, o, sizeof(t));
+      y = t + y;
+    }
+    if (bias != nullptr) {
+      std::memcpy(&t, bias + v * kLanes, sizeof(t));
+      y = y + t;
+    }
+    simd16::store16(o, y);
+  };
+  if (kp <= 0) {
+    for (int r = 0; r < MR; ++r) {
+      for (int v = 0; v < NV; ++v) store(c + r * ldc + v * kLanes, V16{}, v);
+    }
+    return;
+  }
+  V16 acc[MR][NV];
+  for (int r = 0; r < MR; ++r) {
+    for (int v = 0; v < NV; ++v) acc[r][v] = V16{};
+  }
+  int64_t p = 0;
+  do {
     V16 bhi[NV], blo[NV];
     for (int v = 0; v < NV; ++v) {
       U16 w;
@@ -113,21 +142,11 @@ void micro_emu(const uint32_t* a, int64_t lda, int64_t kp, const uint32_t* b, in
         acc[r][v] = acc[r][v] + al * blo[v];
       }
     }
-  }
+  } while (++p < kp);
+#pragma GCC unroll 8
   for (int r = 0; r < MR; ++r) {
-    for (int v = 0; v < NV; ++v) {
-      float* o = d.c + r * d.ldc + v * kLanes;
-      V16 y = acc[r][v], t;
-      if (d.accumulate) {
-        std::memcpy(&t, o, sizeof(t));
-        y = t + y;
-      }
-      if (d.bias != nullptr) {
-        std::memcpy(&t, d.bias + v * kLanes, sizeof(t));
-        y = y + t;
-      }
-      std::memcpy(o, &y, sizeof(y));
-    }
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) store(c + r * ldc + v * kLanes, acc[r][v], v);
   }
 }
 
