@@ -468,15 +468,19 @@ TEST(Bf16, PackedOperandGivesGemmBf16sBitsOnItsLeadingRowsAndValues) {
                {70, 200}, {64, 200}, {33, 128}, {70, 64}, {16, 32}, {5, 200}}) {
         for (int64_t m : {1, 9, 40}) {
           const auto a = randn(size_t(m * k), 42), c0 = randn(size_t(m * n), 43);
-          for (bool acc : {false, true}) {
-            for (bool serial : {false, true}) {
-              std::vector<float> want(c0), got(c0);
-              gemm_bf16(m, n, k, {a.data(), k, false}, whole, want.data(), n, acc, nullptr, serial);
-              gemm_bf16_packed(m, n, k, {a.data(), k, false}, words.data(), kb, got.data(), n, acc,
-                               serial);
-              ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
-                  << name << (trans ? " trans" : "") << " n " << n << " k " << k << " m " << m
-                  << (acc ? " acc" : "") << (serial ? " serial" : "");
+          const auto at = transposed(a, m, k);  // a transposed left operand packs as a panel
+          for (bool a_trans : {false, true}) {
+            const MatRef ra = a_trans ? MatRef{at.data(), m, true} : MatRef{a.data(), k, false};
+            for (bool acc : {false, true}) {
+              for (bool serial : {false, true}) {
+                std::vector<float> want(c0), got(c0);
+                gemm_bf16(m, n, k, ra, whole, want.data(), n, acc, nullptr, serial);
+                gemm_bf16_packed(m, n, k, ra, words.data(), kb, got.data(), n, acc, serial);
+                ASSERT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)))
+                    << name << (trans ? " trans" : "") << (a_trans ? " a_trans" : "") << " n "
+                    << n << " k " << k << " m " << m << (acc ? " acc" : "")
+                    << (serial ? " serial" : "");
+              }
             }
           }
         }
