@@ -2,7 +2,8 @@
 //
 // Both operands are packed once per call: rows of a into k pairs (one 32-bit word holds
 // a(i, 2p) in its low half and a(i, 2p+1) in its high half, the layout VDPBF16PS reads from a
-// broadcast), b into panels of 16 columns, pair-interleaved ([panel][pair][16 columns]). A
+// broadcast), b into panels of 16 columns, pair-interleaved ([panel][pair][16 columns]); a
+// transposed a goes into panels like b's (16 rows a panel), which pack without a transpose. A
 // micro-tile of MR rows by NV panels keeps MR * NV accumulators in registers across the whole k
 // range, so each output is summed in k order no matter which tile computes it; under AMX
 // (bf16_amx.h) a micro-tile is 32 rows by 2 panels in tile registers, the same layouts loaded as
@@ -152,7 +153,7 @@ struct Job {
   bool a_panel = false;
 
   int64_t panel_words() const { return bstride * kLanes; }
-  // Row i's first pair, and the step from row to row, in ap.
+  // Row i's first pair in ap.
   const uint32_t* a_row(int64_t i) const {
     return a_panel ? ap + i / kLanes * stride * kLanes + i % kLanes : ap + i * stride;
   }
