@@ -68,13 +68,11 @@ void tile_chains(const float* a, int64_t ar, int64_t at, const float* b, int64_t
   }
 }
 
+// t1 > t0: row_tile, the only caller, handles an empty range.
 template <int R, int NV>
 void tile(const float* a, int64_t ar, int64_t at, const float* b, int64_t ldb, int64_t t0,
           int64_t t1, float* c, int64_t ldc, bool accumulate) {
-  if (t1 <= t0) {
-    if (accumulate) return;
-    for (int r = 0; r < R; ++r) std::fill_n(c + r * ldc, 16 * NV, 0.0f);
-  } else if (accumulate) {
+  if (accumulate) {
     tile_chains<R, NV, true>(a, ar, at, b, ldb, t0, t1, c, ldc);
   } else {
     tile_chains<R, NV, false>(a, ar, at, b, ldb, t0, t1, c, ldc);

@@ -16,12 +16,11 @@ namespace aha {
 
 inline constexpr std::size_t kCacheLine = 64;
 
-// Blocks from this size up ask the kernel for transparent huge pages (madvise MADV_HUGEPAGE on
-// their whole 2 MiB pages). A training step's activations are gigabytes that a step first
-// touches page by page: 4 KiB faults, each a trip through the kernel (on a paravirtualised
-// guest, about 10 us), were most of the first GRPO step's update and a third of the whole
-// process's time in system calls.
-inline constexpr std::size_t kHugePageAdvice = std::size_t{2} << 20;
+// Asks the kernel for transparent huge pages (madvise MADV_HUGEPAGE) on the whole 2 MiB pages
+// of [p, p + bytes); a block without one is left alone. A training step's activations are
+// gigabytes that a step first touches page by page: 4 KiB faults, each a trip through the kernel
+// (on a paravirtualised guest, about 10 us), were most of the first GRPO step's update and a
+// third of the whole process's time in system calls.
 void advise_huge_pages(void* p, std::size_t bytes) noexcept;
 
 struct AlignedFree {
@@ -38,7 +37,7 @@ AlignedArray<T> aligned_array(std::size_t n) {
   const std::size_t bytes = (n * sizeof(T) + kCacheLine - 1) / kCacheLine * kCacheLine;
   void* p = std::aligned_alloc(kCacheLine, bytes == 0 ? kCacheLine : bytes);
   if (p == nullptr) throw std::bad_alloc();
-  if (bytes >= kHugePageAdvice) advise_huge_pages(p, bytes);
+  advise_huge_pages(p, bytes);
   return AlignedArray<T>(static_cast<T*>(p));
 }
 
@@ -51,7 +50,7 @@ struct LineAllocator {
   LineAllocator(const LineAllocator<U>&) noexcept {}
   T* allocate(std::size_t n) {
     void* p = ::operator new(n * sizeof(T), std::align_val_t(kCacheLine));
-    if (n * sizeof(T) >= kHugePageAdvice) advise_huge_pages(p, n * sizeof(T));
+    advise_huge_pages(p, n * sizeof(T));
     return static_cast<T*>(p);
   }
   void deallocate(T* p, std::size_t) noexcept {
