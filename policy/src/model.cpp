@@ -78,7 +78,6 @@ Model<T>::Model(const ModelConfig& c) : c_(c) {
   layer_begin_ = std::move(layout.layer_begin);
   check_fits_in_memory(2.0 * double(table_.total()) * sizeof(T));
   params_.assign(table_.total(), T(0));
-  grads_.assign(table_.total(), T(0));
   if (c_.ep.on()) set_expert_parallel(c_.ep);
 }
 
@@ -153,7 +152,8 @@ void Model<T>::zero_grad() {
   // LoRA: the frozen base's gradients are never read (backward skips its weight GEMMs).
   const size_t from = adapter_begin() < table_.total() ? adapter_begin() : 0;
   // On every core: one thread's memset of `small`'s 46 MB was 1-2% of a training step.
-  fill_zero(grads_.data() + from, static_cast<int64_t>(grads_.size() - from));
+  std::vector<T>& g = grads();
+  fill_zero(g.data() + from, static_cast<int64_t>(g.size() - from));
 }
 
 namespace {
@@ -285,7 +285,7 @@ void Model<T>::backward(const Activations<T>& acts, const T* dlogprob, const T* 
   AHA_CHECK(static_cast<int>(acts.layers.size()) == c_.num_hidden_layers,
             "backward needs a forward with keep_activations");
   const T* P = params_.data();
-  T* G = grads_.data();
+  T* G = grads().data();
   ScratchBuf<T> dh = zeros<T>(n * d);
   if (dlogprob != nullptr || dentropy != nullptr) {
     logprob_backward(dlogprob, dentropy, acts.h_final.data(), P + lm_head_, acts.targets.data(),
@@ -363,7 +363,7 @@ void Model<T>::backward_idle(const Activations<T>& acts, const GradsReady* ready
   report(layer_begin_[c_.num_hidden_layers], table_.total());
   for (int l = c_.num_hidden_layers - 1; l >= 0; --l) {
     if (layers_[l].moe) {
-      moe_backward(c_, layers_[l].moe_p, params_.data(), grads_.data(),
+      moe_backward(c_, layers_[l].moe_p, params_.data(), grads().data(),
                    static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
                    static_cast<T*>(nullptr), acts.layout, acts.layers[l].moe, BalanceWeights{});
     }

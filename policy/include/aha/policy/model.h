@@ -88,7 +88,12 @@ class Model {
   const ParamTable& table() const { return table_; }
   std::vector<T>& params() { return params_; }
   const std::vector<T>& params() const { return params_; }
-  std::vector<T>& grads() { return grads_; }
+  // Allocated (zeroed) on first use: a model that only samples or scores (generate, eval, GRPO's
+  // reference) never holds a second copy of its parameters' size.
+  std::vector<T>& grads() {
+    if (grads_.size() != params_.size()) grads_.assign(params_.size(), T(0));
+    return grads_;
+  }
   T* param(const std::string& name) { return params_.data() + table_.at(name).offset; }
   const std::vector<LayerP>& layers() const { return layers_; }
   size_t embed_offset() const { return embed_; }
