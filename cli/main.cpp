@@ -1,7 +1,5 @@
 // Entry point of the `aha` binary: dispatches subcommands and turns every escaping error into one
 // `error: ...` line on stderr and a non-zero exit.
-#include <malloc.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +13,7 @@
 #include "aha/core/log.h"
 #include "aha/core/dist.h"
 #include "commands.h"
+#include "process_memory.h"
 
 namespace {
 
@@ -75,19 +74,9 @@ std::string user_message(std::string m) {
 
 }  // namespace
 
-// Decode and training allocate the same large buffers every step and layer. With glibc's
-// defaults each one above ~128 KiB is a fresh mmap (or a trimmed heap top), paid again in page
-// faults and kernel zeroing every time: ~25% of `aha bench generate --batch 64` and ~17% of a
-// small training step, whole process. Keeping freed memory in the heap removes that; peak
-// memory is unchanged (the peak is the peak), only its return to the system waits for exit.
-static void keep_freed_memory() {
-  mallopt(M_MMAP_THRESHOLD, 256 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  mallopt(M_TOP_PAD, 64 << 20);
-}
-
 int main(int argc, char** argv) {
-  keep_freed_memory();
+  aha::cli::heap_on_huge_pages(argv);
+  aha::cli::keep_freed_memory();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
       !std::strcmp(argv[1], "help")) {
     print_usage();
