@@ -6,7 +6,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "aha/core/config.h"
@@ -17,6 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using aha::testing::json_lines;
+using aha::testing::run_aha;
 
 bool kernel_advises_huge_pages() {
   std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
@@ -45,22 +45,14 @@ class ProcessMemoryCli : public ::testing::Test {
 
   // The command reward's details for one line, aha run under `env ENV` (env(1)'s arguments).
   aha::Json child_env(const std::string& env) {
-    const std::string cmd = "env " + env + " timeout 120 " + std::string(AHA_BINARY) +
-                            " reward --reward command --params '{\"command\": {\"command\": \"" +
-                            (dir_ / "env.sh").string() + "\"}}' --input " +
-                            (dir_ / "in.jsonl").string() + " > " + (dir_ / "out").string() +
-                            " 2> " + (dir_ / "err").string();
-    const int status = std::system(cmd.c_str());
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << slurp(dir_ / "err");
-    const auto lines = json_lines(slurp(dir_ / "out"));
-    EXPECT_EQ(lines.size(), 1u) << slurp(dir_ / "out");
+    const aha::testing::CmdResult r =
+        run_aha("reward --reward command --params '{\"command\": {\"command\": \"" +
+                    (dir_ / "env.sh").string() + "\"}}' --input " + (dir_ / "in.jsonl").string(),
+                "", env);
+    EXPECT_EQ(r.rc, 0) << r.err;
+    const auto lines = json_lines(r.out);
+    EXPECT_EQ(lines.size(), 1u) << r.out;
     return lines.empty() ? aha::Json() : lines[0]["details"]["command"];
-  }
-
-  static std::string slurp(const fs::path& p) {
-    std::stringstream ss;
-    ss << std::ifstream(p).rdbuf();
-    return ss.str();
   }
 
   fs::path dir_;

@@ -20,15 +20,17 @@ struct CmdResult {
   std::string out, err;
 };
 
-// `args` is a shell fragment after the binary; stdin is `input`.
-inline CmdResult run_aha(const std::string& args, const std::string& input = "") {
+// `args` is a shell fragment after the binary; stdin is `input`; `env`, when set, is env(1)'s
+// arguments before it ("-u NAME", "NAME=value").
+inline CmdResult run_aha(const std::string& args, const std::string& input = "",
+                         const std::string& env = "") {
   namespace fs = std::filesystem;
   fs::path dir = fs::temp_directory_path() / ("aha_cli_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   std::ofstream(dir / "stdin") << input;
-  std::string cmd = std::string("timeout 120 ") + AHA_BINARY + " " + args + " < " +
-                    (dir / "stdin").string() + " > " + (dir / "stdout").string() + " 2> " +
-                    (dir / "stderr").string();
+  std::string cmd = (env.empty() ? "" : "env " + env + " ") + "timeout 120 " + AHA_BINARY +
+                    " " + args + " < " + (dir / "stdin").string() + " > " +
+                    (dir / "stdout").string() + " 2> " + (dir / "stderr").string();
   int status = std::system(cmd.c_str());
   auto slurp = [](const fs::path& p) {
     std::stringstream ss;
