@@ -444,7 +444,7 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
       load_latent(rows + g.at[j] * row_width, g.lat.data() + j * r, packed);
     }
   });
-  const int64_t kBlock = 128;  // query rows per product: bounds the masked work past the diagonal
+  const int64_t kBlock = 64;  // query rows per product: bounds the masked work past the diagonal
   tbb::parallel_for(int64_t{0}, static_cast<int64_t>(groups.size()) * H, [&](int64_t task) {
     const Group& g = groups[task / H];
     const int hh = static_cast<int>(task % H);
