@@ -6,9 +6,13 @@
 #include <atomic>
 #include <map>
 
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
 #include "aha/core/dist.h"
 #include "aha/core/error.h"
 #include "aha/core/tensor.h"
+#include "aha/core/threading.h"
 #include "aha/policy/mtp.h"
 
 namespace aha::rollout {
@@ -20,6 +24,8 @@ namespace {
 // Rows per prefill pass: enough to fill the weight products, few enough that a pass's buffers
 // stay small (1,024 rows of `small` are about 20 MB in all).
 constexpr int64_t kPrefillRows = 1024;
+// Rows per thread below which a prefill stays one group over all threads (prefill_lanes).
+constexpr int64_t kMinLaneRows = 512;
 }  // namespace
 
 struct Decoder::KeptActs {
@@ -161,12 +167,54 @@ void Decoder::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
     }
     return;
   }
+  const std::vector<int64_t> cut = prefill_lanes(prompts);
+  if (cut.size() <= 2) return prefill_group(prompts, caches, 0, B, logits, routings);
+  // One group of whole prompts per thread, each a task of its own: a thread runs its group's
+  // passes without waiting for the other core at every product, norm and attention (one pass
+  // over all rows forked and joined the two threads some fifty times a layer); a thread whose
+  // group ends first takes the other's product tiles. Each row's bits are those of one pass over
+  // all of them (row-stable kernels; a prompt stays in one group).
+  std::vector<std::vector<float>> part(cut.size() - 1);
+  tbb::parallel_for(
+      tbb::blocked_range<size_t>(0, part.size(), 1),
+      [&](const tbb::blocked_range<size_t>& r) {
+        for (size_t i = r.begin(); i < r.end(); ++i) {
+          prefill_group(prompts, caches, cut[i], cut[i + 1], part[i], routings);
+        }
+      },
+      tbb::simple_partitioner());
+  logits.clear();
+  for (const std::vector<float>& p : part) logits.insert(logits.end(), p.begin(), p.end());
+}
+
+std::vector<int64_t> Decoder::prefill_lanes(
+    const std::vector<const std::vector<int32_t>*>& prompts) const {
+  const int64_t B = static_cast<int64_t>(prompts.size());
+  int64_t n = 0;
+  for (const std::vector<int32_t>* p : prompts) n += static_cast<int64_t>(p->size());
+  const int64_t lanes = lockstep() ? 1 : std::min<int64_t>(max_threads(), n / kMinLaneRows);
+  std::vector<int64_t> cut = {0};
+  for (int64_t b = 0, rows = 0, k = 1; b < B && k < lanes; ++b) {
+    rows += static_cast<int64_t>(prompts[b]->size());
+    if (rows >= n * k / lanes && b + 1 < B) {
+      cut.push_back(b + 1);
+      ++k;
+    }
+  }
+  cut.push_back(B);
+  return cut;
+}
+
+void Decoder::prefill_group(const std::vector<const std::vector<int32_t>*>& prompts,
+                            const std::vector<SeqCache*>& caches, int64_t b0, int64_t b1,
+                            std::vector<float>& logits, std::vector<Routing>* routings) const {
+  const ModelConfig& c = model_.config();
   // Every prompt row as a decode row of its own (a cache listed once per row takes consecutive
   // positions): the decode path's kernels are batch-invariant throughout, attention included.
   std::vector<int32_t> tokens;
   std::vector<SeqCache*> rows;
   std::vector<int64_t> last;
-  for (int64_t b = 0; b < B; ++b) {
+  for (int64_t b = b0; b < b1; ++b) {
     const std::vector<int32_t>& p = *prompts[b];
     AHA_CHECK(!p.empty(), "empty prompt");
     SeqCache& sc = *caches[b];
@@ -180,12 +228,12 @@ void Decoder::prefill(const std::vector<const std::vector<int32_t>*>& prompts,
   Routing all;
   prefill_rows(tokens, rows, last, logits, routings != nullptr ? &all : nullptr);
   const int64_t n = static_cast<int64_t>(tokens.size());
-  if (B == 0 || routings == nullptr) return;
+  if (b0 == b1 || routings == nullptr) return;
   for (const std::vector<int32_t>& layer : all) {  // [n * width] into each prompt's rows
     const int64_t width = static_cast<int64_t>(layer.size()) / n;
-    for (int64_t b = 0, start = 0; b < B; start = last[b++] + 1) {
+    for (int64_t b = b0, start = 0; b < b1; start = last[b - b0] + 1, ++b) {
       (*routings)[b].emplace_back(layer.begin() + start * width,
-                                  layer.begin() + (last[b] + 1) * width);
+                                  layer.begin() + (last[b - b0] + 1) * width);
     }
   }
 }

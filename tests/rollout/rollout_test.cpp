@@ -318,7 +318,8 @@ TEST(Decode, PrefillTogetherIsBitwiseEachPromptAlone) {
   }
 }
 
-// A long prefill runs in passes of a bounded number of rows; a prompt split between two passes
+// A long prefill runs in passes of a bounded number of rows, and with two threads or more in one
+// group of whole prompts per thread; a prompt split between two passes, or in either group,
 // still gets the bits it gets alone.
 TEST(Decode, PrefillInPassesIsBitwiseEachPromptAlone) {
   for (const Json& j : {wide_v3_json(), policy::testing::tiny_v32_json()}) {
@@ -338,19 +339,25 @@ TEST(Decode, PrefillInPassesIsBitwiseEachPromptAlone) {
       ps.push_back(&prompts[b]);
       cs.push_back(&caches[b]);
     }
-    std::vector<float> logits;
-    std::vector<Routing> routing;
-    dec.prefill(ps, cs, logits, &routing);
-    ASSERT_EQ(logits.size(), prompts.size() * V);
-    for (size_t b = 0; b < prompts.size(); ++b) {
-      SeqCache alone;
-      std::vector<float> alone_logits;
-      Routing alone_routing;
-      dec.prefill(prompts[b], alone, alone_logits, &alone_routing);
-      const std::vector<float> row(logits.begin() + b * V, logits.begin() + (b + 1) * V);
-      EXPECT_EQ(row, alone_logits) << m->config().type_name() << " prompt " << b;
-      EXPECT_EQ(caches[b].rows, alone.rows) << m->config().type_name() << " prompt " << b;
-      EXPECT_EQ(routing[b], alone_routing) << m->config().type_name() << " prompt " << b;
+    for (int threads : {1, 2, 3}) {
+      ThreadLimit limit(threads);
+      std::vector<float> logits;
+      std::vector<Routing> routing;
+      dec.prefill(ps, cs, logits, &routing);
+      ASSERT_EQ(logits.size(), prompts.size() * V);
+      for (size_t b = 0; b < prompts.size(); ++b) {
+        SeqCache alone;
+        std::vector<float> alone_logits;
+        Routing alone_routing;
+        dec.prefill(prompts[b], alone, alone_logits, &alone_routing);
+        const std::vector<float> row(logits.begin() + b * V, logits.begin() + (b + 1) * V);
+        const std::string at = std::string(m->config().type_name()) + " prompt " + std::to_string(b) +
+                               ", threads " + std::to_string(threads);
+        EXPECT_EQ(row, alone_logits) << at;
+        EXPECT_EQ(caches[b].rows, alone.rows) << at;
+        EXPECT_EQ(caches[b].len, alone.len) << at;
+        EXPECT_EQ(routing[b], alone_routing) << at;
+      }
     }
   }
 }

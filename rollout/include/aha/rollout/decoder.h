@@ -99,6 +99,13 @@ class Decoder {
   // prefill: the rows are prompts' (DecodeStep::prefill).
   void forward_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& caches,
                     Routing* routing, policy::Buf<float>& x, bool prefill = false) const;
+  // The first prompt of each thread's group, then B: one group unless the prompts have rows
+  // enough for kMinLaneRows a thread (and never in lockstep, whose passes are collective).
+  std::vector<int64_t> prefill_lanes(const std::vector<const std::vector<int32_t>*>& prompts) const;
+  // Prompts [b0, b1) through prefill_rows: logits [b1 - b0, vocab], routings[b] for b in it.
+  void prefill_group(const std::vector<const std::vector<int32_t>*>& prompts,
+                     const std::vector<SeqCache*>& caches, int64_t b0, int64_t b1,
+                     std::vector<float>& logits, std::vector<Routing>* routings) const;
   // The prompts' rows (a cache listed once per row) through forward_rows in passes; logits of
   // the rows `last` [last.size(), vocab]; all (optional) receives [moe layer][n * K].
   void prefill_rows(const std::vector<int32_t>& tokens, const std::vector<SeqCache*>& rows,
