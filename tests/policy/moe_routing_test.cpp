@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "aha/core/rng.h"
@@ -115,6 +116,23 @@ TEST(DeviceLimitedRouting, BadKeysAreNamed) {
   j["n_group"] = 2;  // groups of 8 do not nest in devices of 4
   j["topk_method"] = "group_limited_greedy";
   rejects(j, "n_group % n_devices");
+}
+
+// Greedy routing keeps the K largest scores, largest first, and a tie goes to the lower index:
+// scores from five values, so most tokens have ties, against a stable sort.
+TEST(DeviceLimitedRouting, GreedyTopKLargestFirstTiesToLowerIndex) {
+  const ModelConfig c = ModelConfig::from_json(device_json(4));
+  const int E = c.n_routed_experts, K = c.num_experts_per_tok;
+  Rng rng(11);
+  std::vector<double> s(E);
+  std::vector<int32_t> tk(K), want(E);
+  for (int t = 0; t < 300; ++t) {
+    for (double& v : s) v = std::floor(rng.uniform() * 5) / 4;
+    moe_select(c, s.data(), nullptr, tk.data());
+    for (int e = 0; e < E; ++e) want[e] = e;
+    std::stable_sort(want.begin(), want.end(), [&](int32_t a, int32_t b) { return s[a] > s[b]; });
+    EXPECT_EQ(tk, std::vector<int32_t>(want.begin(), want.begin() + K)) << "token " << t;
+  }
 }
 
 }  // namespace
