@@ -322,15 +322,22 @@ TEST(Decode, PrefillTogetherIsBitwiseEachPromptAlone) {
 // group of whole prompts per thread; a prompt split between two passes, or in either group,
 // still gets the bits it gets alone.
 TEST(Decode, PrefillInPassesIsBitwiseEachPromptAlone) {
-  for (const Json& j : {wide_v3_json(), policy::testing::tiny_v32_json()}) {
+  std::vector<Json> configs = all_configs();  // the lanes: every attention and block kind
+  configs.push_back(wide_v3_json());
+  for (const Json& j : configs) {
     auto m = make_model(j, 0.1);
     const int V = m->config().vocab_size;
     const int max_len = m->config().max_position_embeddings - 1;
     Decoder dec(*m);
+    // At least 1,139 rows (more than a pass, and a group a thread at 2 and 3 threads): prompts
+    // of these lengths, cut at the model's context, until there are as many.
     std::vector<std::vector<int32_t>> prompts;
-    for (int len : {200, 150, 233, 180, 199, 170, 7}) {  // 1,139 rows
+    const std::vector<int> lens = {200, 150, 233, 180, 199, 170, 7};
+    for (size_t i = 0, rows = 0; i < lens.size() || rows < 1139; ++i) {
+      const int len = lens[i % lens.size()];
       prompts.emplace_back();
       for (int t = 0; t < std::min(len, max_len); ++t) prompts.back().push_back((t * 7 + len) % V);
+      rows += prompts.back().size();
     }
     std::vector<const std::vector<int32_t>*> ps;
     std::vector<SeqCache> caches(prompts.size());
