@@ -24,7 +24,9 @@ namespace {
 // Rows per prefill pass: enough to fill the weight products, few enough that a pass's buffers
 // stay small (1,024 rows of `small` are about 20 MB in all).
 constexpr int64_t kPrefillRows = 1024;
-// Rows per thread below which a prefill stays one group over all threads (prefill_lanes).
+// Rows per thread below which a prefill stays one group over all threads (prefill_lanes): at 256
+// rows a thread an fp32 prefill of 8 prompts of 64 tokens ran 1.17x slower in groups (bf16 the
+// same), at 512 and more both ran as fast or faster (1.06-1.1x at 64 prompts of 256).
 constexpr int64_t kMinLaneRows = 512;
 }  // namespace
 
