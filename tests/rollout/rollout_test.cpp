@@ -346,6 +346,15 @@ TEST(Decode, PrefillInPassesIsBitwiseEachPromptAlone) {
       ps.push_back(&prompts[b]);
       cs.push_back(&caches[b]);
     }
+    std::vector<SeqCache> alone(prompts.size());
+    std::vector<std::vector<float>> alone_logits(prompts.size());
+    std::vector<Routing> alone_routing(prompts.size());
+    {
+      ThreadLimit one(1);
+      for (size_t b = 0; b < prompts.size(); ++b) {
+        dec.prefill(prompts[b], alone[b], alone_logits[b], &alone_routing[b]);
+      }
+    }
     for (int threads : {1, 2, 3}) {
       ThreadLimit limit(threads);
       std::vector<float> logits;
@@ -353,17 +362,13 @@ TEST(Decode, PrefillInPassesIsBitwiseEachPromptAlone) {
       dec.prefill(ps, cs, logits, &routing);
       ASSERT_EQ(logits.size(), prompts.size() * V);
       for (size_t b = 0; b < prompts.size(); ++b) {
-        SeqCache alone;
-        std::vector<float> alone_logits;
-        Routing alone_routing;
-        dec.prefill(prompts[b], alone, alone_logits, &alone_routing);
         const std::vector<float> row(logits.begin() + b * V, logits.begin() + (b + 1) * V);
-        const std::string at = std::string(m->config().type_name()) + " prompt " + std::to_string(b) +
-                               ", threads " + std::to_string(threads);
-        EXPECT_EQ(row, alone_logits) << at;
-        EXPECT_EQ(caches[b].rows, alone.rows) << at;
-        EXPECT_EQ(caches[b].len, alone.len) << at;
-        EXPECT_EQ(routing[b], alone_routing) << at;
+        const std::string at = std::string(m->config().type_name()) + " prompt " +
+                               std::to_string(b) + ", threads " + std::to_string(threads);
+        EXPECT_EQ(row, alone_logits[b]) << at;
+        EXPECT_EQ(caches[b].rows, alone[b].rows) << at;
+        EXPECT_EQ(caches[b].len, alone[b].len) << at;
+        EXPECT_EQ(routing[b], alone_routing[b]) << at;
       }
     }
   }
