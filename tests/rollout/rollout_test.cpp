@@ -267,6 +267,22 @@ TEST(Decode, ConcurrentCallersOnOneDecoderGetEachSequencesBits) {
   }
 }
 
+// Each prompt prefilled alone, on one thread: the bits that prompts prefilled together must give.
+struct Alone {
+  std::vector<SeqCache> caches;
+  std::vector<std::vector<float>> logits;
+  std::vector<Routing> routing;
+};
+Alone prefill_alone(const Decoder& dec, const std::vector<std::vector<int32_t>>& prompts) {
+  Alone a{std::vector<SeqCache>(prompts.size()), std::vector<std::vector<float>>(prompts.size()),
+          std::vector<Routing>(prompts.size())};
+  ThreadLimit one(1);
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    dec.prefill(prompts[b], a.caches[b], a.logits[b], &a.routing[b]);
+  }
+  return a;
+}
+
 // Prompts prefilled together share every GEMM: each still gets the bits (last-row logits, cache
 // rows, routing) it gets alone, in any mix and at any thread count.
 TEST(Decode, PrefillTogetherIsBitwiseEachPromptAlone) {
@@ -281,15 +297,7 @@ TEST(Decode, PrefillTogetherIsBitwiseEachPromptAlone) {
       prompts.emplace_back();
       for (int t = 0; t < len; ++t) prompts.back().push_back((t * 7 + len) % V);
     }
-    std::vector<SeqCache> alone(prompts.size());
-    std::vector<std::vector<float>> alone_logits(prompts.size());
-    std::vector<Routing> alone_routing(prompts.size());
-    {
-      ThreadLimit one(1);
-      for (size_t b = 0; b < prompts.size(); ++b) {
-        dec.prefill(prompts[b], alone[b], alone_logits[b], &alone_routing[b]);
-      }
-    }
+    const Alone alone = prefill_alone(dec, prompts);
     for (int threads : {1, 2}) {
       ThreadLimit limit(threads);
       // All of them, then every other one in reverse order.
@@ -308,10 +316,11 @@ TEST(Decode, PrefillTogetherIsBitwiseEachPromptAlone) {
         for (size_t i = 0; i < mix.size(); ++i) {
           const size_t b = mix[i];
           const std::vector<float> row(logits.begin() + i * V, logits.begin() + (i + 1) * V);
-          EXPECT_EQ(row, alone_logits[b]) << m->config().type_name() << " prompt " << b;
-          EXPECT_EQ(caches[i].rows, alone[b].rows) << m->config().type_name() << " prompt " << b;
-          EXPECT_EQ(caches[i].len, alone[b].len);
-          EXPECT_EQ(routing[i], alone_routing[b]) << m->config().type_name() << " prompt " << b;
+          EXPECT_EQ(row, alone.logits[b]) << m->config().type_name() << " prompt " << b;
+          EXPECT_EQ(caches[i].rows, alone.caches[b].rows)
+              << m->config().type_name() << " prompt " << b;
+          EXPECT_EQ(caches[i].len, alone.caches[b].len);
+          EXPECT_EQ(routing[i], alone.routing[b]) << m->config().type_name() << " prompt " << b;
         }
       }
     }
@@ -346,15 +355,7 @@ TEST(Decode, PrefillInPassesIsBitwiseEachPromptAlone) {
       ps.push_back(&prompts[b]);
       cs.push_back(&caches[b]);
     }
-    std::vector<SeqCache> alone(prompts.size());
-    std::vector<std::vector<float>> alone_logits(prompts.size());
-    std::vector<Routing> alone_routing(prompts.size());
-    {
-      ThreadLimit one(1);
-      for (size_t b = 0; b < prompts.size(); ++b) {
-        dec.prefill(prompts[b], alone[b], alone_logits[b], &alone_routing[b]);
-      }
-    }
+    const Alone alone = prefill_alone(dec, prompts);
     for (int threads : {1, 2, 3}) {
       ThreadLimit limit(threads);
       std::vector<float> logits;
@@ -365,10 +366,10 @@ TEST(Decode, PrefillInPassesIsBitwiseEachPromptAlone) {
         const std::vector<float> row(logits.begin() + b * V, logits.begin() + (b + 1) * V);
         const std::string at = std::string(m->config().type_name()) + " prompt " +
                                std::to_string(b) + ", threads " + std::to_string(threads);
-        EXPECT_EQ(row, alone_logits[b]) << at;
-        EXPECT_EQ(caches[b].rows, alone[b].rows) << at;
-        EXPECT_EQ(caches[b].len, alone[b].len) << at;
-        EXPECT_EQ(routing[b], alone_routing[b]) << at;
+        EXPECT_EQ(row, alone.logits[b]) << at;
+        EXPECT_EQ(caches[b].rows, alone.caches[b].rows) << at;
+        EXPECT_EQ(caches[b].len, alone.caches[b].len) << at;
+        EXPECT_EQ(routing[b], alone.routing[b]) << at;
       }
     }
   }
