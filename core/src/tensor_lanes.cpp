@@ -48,16 +48,18 @@ int64_t n_panels(int64_t out) { return (out + kLanes - 1) / kLanes; }
 
 // Panels [p0, p1) of w [out, in] into dst, k-major, zero past `out`: 16 x 16 blocks transposed
 // in registers (packing runs once per weight and generate() call, but at one sequence and a short
-// completion it costs as much as the decode).
-void pack_panels(const float* w, int64_t in, int64_t out, int64_t p0, int64_t p1, float* dst) {
+// completion it costs as much as the decode). Rows of w are ldw apart; they fill the values
+// [col0, col0 + in) of panels dst_in values deep (a key assembled from two sources).
+void pack_panels(const float* w, int64_t in, int64_t out, int64_t p0, int64_t p1, float* dst,
+                 int64_t ldw, int64_t dst_in, int64_t col0) {
   for (int64_t p = p0; p < p1; ++p) {
-    float* d = dst + (p - p0) * in * kLanes;
+    float* d = dst + (p - p0) * dst_in * kLanes + col0 * kLanes;
     const int64_t rows = std::min<int64_t>(kLanes, out - p * kLanes);
     for (int64_t k0 = 0; k0 < in; k0 += kLanes) {
       const int64_t nk = std::min<int64_t>(kLanes, in - k0);
       V16 r[kLanes];
       for (int c = 0; c < kLanes; ++c) {
-        const float* src = w + (p * kLanes + c) * in + k0;
+        const float* src = w + (p * kLanes + c) * ldw + k0;
         r[c] = V16{};
         if (c < rows && nk == kLanes) {
           r[c] = load16(src);
@@ -69,6 +71,10 @@ void pack_panels(const float* w, int64_t in, int64_t out, int64_t p0, int64_t p1
       for (int64_t k = 0; k < nk; ++k) std::memcpy(d + (k0 + k) * kLanes, &r[k], 64);
     }
   }
+}
+
+void pack_panels(const float* w, int64_t in, int64_t out, int64_t p0, int64_t p1, float* dst) {
+  pack_panels(w, in, out, p0, p1, dst, in, in, 0);
 }
 
 // R rows of x (every ldx values) by NV panels (every in * 16 values from wp): res[r][v * 16 + c].
@@ -116,16 +122,17 @@ struct Job {
   const float* b;
   float* y;
   int64_t n, in, out;
+  int64_t ldx, ldy;  // rows of x and y are ldx (>= in) and ldy (>= out) apart
 };
 
 // Rows [i, i + R) by panels [p, p + NV); wp points at panel p.
 template <int R, int NV>
 void tile_out(const Job& g, int64_t i, int64_t p, const float* wp) {
   float res[R * NV * kLanes];
-  tile<R, NV>(g.x + i * g.in, g.in, wp, g.in, res);
+  tile<R, NV>(g.x + i * g.ldx, g.ldx, wp, g.in, res);
   const int64_t j0 = p * kLanes, nj = std::min<int64_t>(NV * kLanes, g.out - j0);
   for (int r = 0; r < R; ++r) {
-    float* yr = g.y + (i + r) * g.out + j0;
+    float* yr = g.y + (i + r) * g.ldy + j0;
     const float* s = res + r * NV * kLanes;
     if (g.b == nullptr && nj == NV * kLanes) {
       // A whole tile: a copy of fixed size, which compiles to vector stores (a copy of nj values
@@ -215,7 +222,7 @@ bool nested_small(int64_t macs) { return macs < kNestedSerialMacs && tbb::is_ins
 void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, int64_t n,
                     int64_t in, int64_t out) {
   if (n <= 0 || out <= 0) return;
-  const Job g{x, b, y, n, in, out};
+  const Job g{x, b, y, n, in, out, in, out};
   if (in <= 0) {
     for (int64_t i = 0; i < n; ++i) {
       for (int64_t j = 0; j < out; ++j) y[i * out + j] = b != nullptr ? b[j] : 0.0f;
@@ -269,6 +276,23 @@ void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, in
         for (int64_t t = r.begin(); t < r.end(); ++t) run(t);
       },
       tbb::simple_partitioner());
+}
+
+int64_t lanes_panel_floats(int64_t in, int64_t out) { return n_panels(out) * in * kLanes; }
+
+void pack_lanes_panels(const float* w, int64_t in, int64_t out, float* wp, int64_t ldw,
+                       int64_t wp_in, int64_t col0) {
+  pack_panels(w, in, out, 0, n_panels(out), wp, ldw < 0 ? in : ldw, wp_in < 0 ? in : wp_in, col0);
+}
+
+void gemm_xwt_lanes_packed(const float* x, int64_t ldx, const float* wp, float* y, int64_t n,
+                           int64_t in, int64_t out, int64_t ldy) {
+  if (n <= 0 || out <= 0) return;
+  if (in <= 0) {
+    for (int64_t i = 0; i < n; ++i) std::fill_n(y + i * ldy, out, 0.0f);
+    return;
+  }
+  block({x, nullptr, y, n, in, out, ldx, ldy}, 0, n, 0, n_panels(out), wp);
 }
 
 }  // namespace aha

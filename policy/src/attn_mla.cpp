@@ -445,37 +445,50 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
     }
   });
   const int64_t kBlock = 64;  // query rows per product: bounds the masked work past the diagonal
+  const int64_t kTileRows = 16;
   tbb::parallel_for(int64_t{0}, static_cast<int64_t>(groups.size()) * H, [&](int64_t task) {
     const Group& g = groups[task / H];
     const int hh = static_cast<int>(task % H);
     const int64_t T = static_cast<int64_t>(g.at.size());
     const float* rows = step.rows[g.b0]->data();
-    ScratchBuf<float> kv(T * (dn + dv)), k(T * dqk), qh, s;
+    ScratchBuf<float> kv(T * (dn + dv)), kp(lanes_panel_floats(dqk, T)), s;
     // With its LoRA adapter.
     linear_stable_cols(kv_b_proj_, P, g.lat.data(), kv.data(), T, hh * (dn + dv), dn + dv);
-    const float* none = nullptr;
-    for (int64_t j = 0; j < T; ++j) {
-      std::copy_n(kv.data() + j * (dn + dv), dn, k.data() + j * dqk);
-      std::copy_n(rows + g.at[j] * row_width + lat, dr, k.data() + j * dqk + dn);
+    // The keys [nope, rope] as the scores' panels, once (each block packed its prefix again
+    // before), straight from their two parts where the keys are the cache's first T rows.
+    pack_lanes_panels(kv.data(), dn, T, kp.data(), dn + dv, dqk, 0);
+    if (keys == nullptr) {
+      pack_lanes_panels(rows + lat, dr, T, kp.data(), row_width, dqk, dn);
+    } else {
+      ScratchBuf<float> rope(T * dr);
+      for (int64_t j = 0; j < T; ++j) {
+        std::copy_n(rows + g.at[j] * row_width + lat, dr, rope.data() + j * dr);
+      }
+      pack_lanes_panels(rope.data(), dr, T, kp.data(), dr, dqk, dn);
     }
+    // Keys visible to each row: its causal prefix, or its whole list.
+    auto seen = [&](int64_t b) { return keys != nullptr ? T : int64_t{step.positions[b]} + 1; };
+    const int64_t ldq = int64_t{H} * dqk;
     for (int64_t i0 = g.b0; i0 < g.b1; i0 += kBlock) {
       const int64_t m = std::min(kBlock, g.b1 - i0);
-      // Keys visible to each row: its causal prefix, or its whole list.
-      auto seen = [&](int64_t b) { return keys != nullptr ? T : int64_t{step.positions[b]} + 1; };
       const int64_t Tb = seen(i0 + m - 1);
-      resize_for_overwrite(qh, m * dqk);
-      for (int64_t i = 0; i < m; ++i) {
-        std::copy_n(q + ((i0 + i) * H + hh) * dqk, dqk, qh.data() + i * dqk);
-      }
       resize_for_overwrite(s, m * Tb);
-      gemm_xwt_lanes(qh.data(), k.data(), none, s.data(), m, dqk, Tb);  // fp32 under bf16 too
-      for (int64_t i = 0; i < m; ++i) {
-        const int64_t n = seen(i0 + i);
-        scaled_softmax_rows(s.data() + i * Tb, 1, n, scale);
-        std::fill(s.data() + i * Tb + n, s.data() + (i + 1) * Tb, 0.0f);
+      // Each tile of rows over the keys its last row sees: the block's own keys past a row are
+      // a quarter of a 256-token prompt's products. A row's sums stop at the same keys (its
+      // zeros past them added nothing), so its bits do not depend on the tiling.
+      for (int64_t u = 0; u < m; u += kTileRows) {
+        const int64_t mu = std::min(kTileRows, m - u), Tu = seen(i0 + u + mu - 1);
+        float* su = s.data() + u * Tb;
+        // fp32 under bf16 too
+        gemm_xwt_lanes_packed(q + ((i0 + u) * H + hh) * dqk, ldq, kp.data(), su, mu, dqk, Tu, Tb);
+        for (int64_t i = 0; i < mu; ++i) {
+          const int64_t n = seen(i0 + u + i);
+          scaled_softmax_rows(su + i * Tb, 1, n, scale);
+          std::fill(su + i * Tb + n, su + i * Tb + Tu, 0.0f);
+        }
+        gemm_xw_seq(su, kv.data() + dn, o + ((i0 + u) * H + hh) * dv, mu, Tu, dv, dn + dv, Tb,
+                    int64_t{H} * dv);
       }
-      gemm_xw_seq(s.data(), kv.data() + dn, o + (i0 * H + hh) * dv, m, Tb, dv, dn + dv, Tb,
-                  int64_t{H} * dv);
     }
   });
 }

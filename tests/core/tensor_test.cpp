@@ -273,6 +273,32 @@ TEST(Tensor, RowStableGemmRowsAreBitwiseIndependentOfTheBatch) {
   }
 }
 
+// Panels packed once, then products over any prefix of their rows into rows ldy apart (attention's
+// scores, each query tile over its causal keys): every output is the in-order chain, the values
+// past `out` and between the rows are left as they were.
+TEST(Tensor, PackedLanesProductsOverAPrefixAreTheChains) {
+  for (auto [in, total] : std::vector<std::pair<int64_t, int64_t>>{{48, 256}, {17, 37}, {5, 16}}) {
+    auto x = randv(19 * in, 21), w = randv(total * in, 22);
+    std::vector<float> wp(lanes_panel_floats(in, total));
+    pack_lanes_panels(w.data(), in, total, wp.data());
+    for (int64_t out : {int64_t{1}, int64_t{16}, total / 2 + 1, total}) {
+      for (int64_t rows : {1, 3, 8, 19}) {
+        const int64_t ldy = total + 5;
+        std::vector<float> y(rows * ldy, -7.0f);
+        gemm_xwt_lanes_packed(x.data(), in, wp.data(), y.data(), rows, in, out, ldy);
+        for (int64_t i = 0; i < rows; ++i) {
+          for (int64_t j = 0; j < ldy; ++j) {
+            const float want =
+                j < out ? chain_dot(x.data() + i * in, w.data() + j * in, in) : -7.0f;
+            ASSERT_EQ(y[i * ldy + j], want)
+                << in << " " << out << " " << rows << " " << i << "," << j;
+          }
+        }
+      }
+    }
+  }
+}
+
 // A WeightCache covers its own range only, and forgets a weight when no live scope covers it:
 // another model's weights changing beside it (an asynchronous sampler and the trainer) and a
 // weight changed between two scopes while a third lives are both seen.

@@ -76,6 +76,18 @@ void gemm_xwt_rowstable(const T* x, const T* w, const T* b, T* y, int64_t n, int
 void gemm_xwt_lanes(const float* x, const float* w, const float* b, float* y, int64_t n,
                     int64_t in, int64_t out);
 
+// gemm_xwt_lanes's panels of w [out, in] made once for a caller that takes several products
+// from them (lanes_panel_floats(in, out) floats at wp), and its product (no bias) on the calling
+// thread over the first `out` rows of such a w (any prefix of the packed rows), rows of x every
+// ldx and of y every ldy values: gemm_xwt_lanes's bits. Attention's scores take each query
+// tile's causal keys alone. Packing may fill a column range: rows of w every ldw values (-1: in)
+// into values [col0, col0 + in) of panels wp_in deep (-1: in), a key assembled from two parts.
+int64_t lanes_panel_floats(int64_t in, int64_t out);
+void pack_lanes_panels(const float* w, int64_t in, int64_t out, float* wp, int64_t ldw = -1,
+                       int64_t wp_in = -1, int64_t col0 = 0);
+void gemm_xwt_lanes_packed(const float* x, int64_t ldx, const float* wp, float* y, int64_t n,
+                           int64_t in, int64_t out, int64_t ldy);
+
 // A batch-invariant dot-product GEMM for attention's products (scores against the cache, the
 // absorbed projections), on the calling thread only (callers are inside a parallel loop); rows of
 // x, w and y every ldx, ldw and ldy values (-1: packed). Each output is dot_stable of its row and
