@@ -159,31 +159,54 @@ void scores(const float* q, int64_t ldq, const float* kt, int64_t ldk, int64_t w
   });
 }
 
-// Keys [0, n) of a score row: p = exp(scale p - shift) in place, 0 on [n, ld). Returns their sum
-// (the 16 lanes' partial sums, then the last keys one by one).
-float exp_shifted_row(float* p, int64_t n, int64_t ld, float scale, float shift) {
+// Keys [0, n) of a score row: p = exp(scale p - shift) in place, 0 on [n, ld). With a sum, its
+// parts in *lanes (each lane's over the whole blocks of 16 keys) and *tail (the last n % 16
+// keys' exponentials, 0 past them), which row_sums adds up. The backward needs no sum.
+template <bool Sum>
+void exp_shifted_row(float* p, int64_t n, int64_t ld, float scale, float shift, V16* lanes,
+                     V16* tail) {
   V16 acc = {};
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
     const V16 e = exp_nonpos(load16(p + j) * scale - shift);
     std::memcpy(p + j, &e, 64);
-    acc += e;
+    if constexpr (Sum) acc += e;
   }
-  float total = 0;
-  for (int k = 0; k < 16; ++k) total += acc[k];
+  V16 rest = {};
   if (j < n) {
-    const V16 e = exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - shift);
-    store_part(p + j, n - j, e);
-    for (int64_t k = 0; k < n - j; ++k) total += e[k];
+    rest = exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - shift);
+    rest = load_part(reinterpret_cast<const float*>(&rest), n - j, 0.0f);
+    store_part(p + j, n - j, rest);
   }
   std::fill(p + n, p + ld, 0.0f);
-  return total;
+  if constexpr (Sum) {
+    *lanes = acc;
+    *tail = rest;
+  }
 }
 
-// The forward's softmax numerators: e = exp(scale s - max), their sum in *sum; returns the max
-// of scale s. The forward divides its output rows by the sums instead of normalising every
-// probability.
-float exp_row(float* p, int64_t n, int64_t ld, float scale, float* sum) {
+// The sums of `rows` (<= 16) rows from exp_shifted_row's parts, each as one row's scalar loop
+// adds them: 0, its 16 lanes in order, then its tail keys in order (a zero past them adds
+// nothing to a positive sum). Sixteen rows at once in the lanes: a row's 32 dependent adds
+// each waited on the one before (a tenth of the attention backward's time).
+void row_sums(const V16* lanes, const V16* tails, int rows, float* out) {
+  V16 a[16], t[16];
+  for (int r = 0; r < 16; ++r) {
+    a[r] = r < rows ? lanes[r] : V16{};
+    t[r] = r < rows ? tails[r] : V16{};
+  }
+  transpose16x16(a);
+  transpose16x16(t);
+  V16 total = {};
+  for (int l = 0; l < 16; ++l) total += a[l];
+  for (int l = 0; l < 16; ++l) total += t[l];
+  std::memcpy(out, &total, sizeof(float) * rows);
+}
+
+// The forward's softmax numerators: e = exp(scale s - max), their sum's parts in *lanes and
+// *tail (row_sums); returns the max of scale s. The forward divides its output rows by the sums
+// instead of normalising every probability.
+float exp_row(float* p, int64_t n, int64_t ld, float scale, V16* lanes, V16* tail) {
   V16 m16 = splat(-INFINITY);
   int64_t j = 0;
   for (; j + 16 <= n; j += 16) {
@@ -192,7 +215,7 @@ float exp_row(float* p, int64_t n, int64_t ld, float scale, float* sum) {
   }
   float mx = max_across(m16);
   for (int64_t k = j; k < n; ++k) mx = std::max(mx, p[k] * scale);
-  *sum = exp_shifted_row(p, n, ld, scale, mx);
+  exp_shifted_row<true>(p, n, ld, scale, mx, lanes, tail);
   return mx;
 }
 
@@ -229,12 +252,18 @@ void forward_block(const ForwardTask& t, const float* q, const float* kt, int64_
   const float scale = static_cast<float>(s.scale);
   const int64_t rows = t.r1 - t.r0, ld = round16(t.r1);
   grow(p, rows * ld);
-  float sums[kQueryBlock];
+  float sums[kQueryBlock], maxes[kQueryBlock];
+  V16 lanes[kQueryBlock], tails[kQueryBlock];
   scores(q + (t.s0 + t.r0) * d.qs + t.head * s.qk_dim, d.qs, kt, ldt, s.qk_dim, t.r0, rows,
          p.data(), ld);
   for (int64_t i = 0; i < rows; ++i) {
-    const float mx = exp_row(p.data() + i * ld, t.r0 + i + 1, ld, scale, &sums[i]);
-    lse[t.head * n + t.s0 + t.r0 + i] = mx + std::log(sums[i]);
+    maxes[i] = exp_row(p.data() + i * ld, t.r0 + i + 1, ld, scale, &lanes[i], &tails[i]);
+  }
+  for (int64_t i = 0; i < rows; i += 16) {
+    row_sums(lanes + i, tails + i, static_cast<int>(std::min<int64_t>(16, rows - i)), sums + i);
+  }
+  for (int64_t i = 0; i < rows; ++i) {
+    lse[t.head * n + t.s0 + t.r0 + i] = maxes[i] + std::log(sums[i]);
   }
   float* O = out + (t.s0 + t.r0) * d.os + t.head * s.v_dim;
   product({p.data(), ld, 1, v + t.s0 * d.vs + kh * s.v_dim, d.vs, O, d.os, false}, rows,
@@ -335,17 +364,25 @@ void backward_block(const float* Q, const float* O, const float* dO, float* dQ, 
   } else {
     scores(dO, d.os, kv.vt, kv.ldt, s.v_dim, r0, rows, dp, ld);
   }
+  // D_i = sum_j dO_ij O_ij: each row's 16 lanes, added up 16 rows at a time (row_sums).
+  float Ds[kQueryBlock];
+  for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+    const int m = static_cast<int>(std::min<int64_t>(16, rows - i0));
+    V16 dacc[16], zero[16] = {};
+    for (int i = 0; i < m; ++i) {
+      dacc[i] = V16{};
+      for (int64_t c = 0; c < s.v_dim; c += 16) {
+        dacc[i] = fmadd(load16(dO + (i0 + i) * d.os + c), load16(O + (i0 + i) * d.os + c), dacc[i]);
+      }
+    }
+    row_sums(dacc, zero, m, Ds + i0);
+  }
   for (int64_t i = 0; i < rows; ++i) {
     float* pi = p + i * ld;
     float* dpi = dp + i * ld;
     const int64_t keys = r0 + i + 1;
-    exp_shifted_row(pi, keys, ld, scale, lse[i]);  // the forward's probabilities again
-    V16 dacc = {};  // D = sum_j dO_ij O_ij
-    for (int64_t c = 0; c < s.v_dim; c += 16) {
-      dacc = fmadd(load16(dO + i * d.os + c), load16(O + i * d.os + c), dacc);
-    }
-    float D = 0;
-    for (int l = 0; l < 16; ++l) D += dacc[l];
+    exp_shifted_row<false>(pi, keys, ld, scale, lse[i], nullptr, nullptr);  // the forward's P
+    const float D = Ds[i];
     // dS = P (dP - D), scaled once for both dQ and dK; 0 past the row's keys (dP is not
     // computed that far).
     const int64_t computed = std::min(round16(keys), r1) / 16 * 16;
