@@ -156,11 +156,11 @@ void head_logits(const T* h, const T* w, int64_t t0, int64_t t1, int dim, int vo
   gemm_xwt(h + t0 * dim, w, static_cast<const T*>(nullptr), logits.data(), t1 - t0, dim, vocab);
 }
 
-// Row statistics of z = logits / temperature: log-sum-exp, and the entropy of softmax(z).
+// Row statistics of z = logits / temperature: log-sum-exp, and the entropy of softmax(z) where
+// `entropy` is set (its sums are a third of the work; the lse's bits do not depend on them).
 template <typename T>
-void row_stats(const T* logits, int vocab, double inv_temp, double& lse, double& entropy) {
-  double mx = -std::numeric_limits<double>::infinity();
-  for (int j = 0; j < vocab; ++j) mx = std::max(mx, logits[j] * inv_temp);
+void row_stats(const T* logits, int vocab, double inv_temp, double& lse, double* entropy) {
+  const double mx = scaled_max(logits, vocab, inv_temp);
   // The exponentials a block at a time (a loop that vectorises), then the sums as the sampler's
   // log_sum_exp sums them (LaneSum), so that both give one lse for one row.
   constexpr int kBlock = 256;
@@ -170,12 +170,13 @@ void row_stats(const T* logits, int vocab, double inv_temp, double& lse, double&
   for (int j0 = 0; j0 < vocab; j0 += kBlock) {
     const int m = std::min(kBlock, vocab - j0);
     for (int j = 0; j < m; ++j) e[j] = vexp(logits[j0 + j] * inv_temp - mx);
-    for (int j = 0; j < m; ++j) pz[j] = e[j] * (logits[j0 + j] * inv_temp);
     sum.add(e, m);
+    if (entropy == nullptr) continue;
+    for (int j = 0; j < m; ++j) pz[j] = e[j] * (logits[j0 + j] * inv_temp);
     sum_pz.add(pz, m);
   }
   lse = mx + std::log(sum.total());
-  entropy = lse - sum_pz.total() / sum.total();
+  if (entropy != nullptr) *entropy = lse - sum_pz.total() / sum.total();
 }
 
 // log-sum-exp of logits / temperature over a kept set only.
@@ -208,8 +209,8 @@ void logprob_forward(const T* h, const T* w, const int32_t* targets, T* logprob,
     for_chunks(t1 - t0, 8, [&](int64_t, int64_t r0, int64_t r1) {
       for (int64_t t = t0 + r0; t < t0 + r1; ++t) {
         const T* row = logits.data() + (t - t0) * vocab;
-        double l, ent;
-        row_stats(row, vocab, inv_temp, l, ent);
+        double l, ent = 0;
+        row_stats(row, vocab, inv_temp, l, entropy != nullptr ? &ent : nullptr);
         lse[t] = static_cast<T>(l);
         int32_t y = targets[t];
         if (y < 0) {
@@ -258,7 +259,7 @@ void logprob_backward(const T* dlogprob, const T* dentropy, const T* h, const T*
         }
         // Entropy of the full distribution p = softmax(z / T): dH/dz_j = -(p_j / T)(log p_j + H).
         double lf = 0, ent = 0;
-        if (gh != T(0)) row_stats(row, vocab, inv_temp, lf, ent);
+        if (gh != T(0)) row_stats(row, vocab, inv_temp, lf, &ent);
         auto dent = [&](double z) {
           return gh == T(0) ? 0.0 : -double(gh) * inv_temp * vexp(z - lf) * (z - lf + ent);
         };

@@ -97,27 +97,6 @@ int first_extreme(const float* z, int n, bool want_max) {
   return j;
 }
 
-// The largest z * inv_temp, 8 lanes at a time (one chain of compares waited on each one's
-// latency): it is exact, so any order gives the serial loop's value, and a lane updates as
-// std::max does, passing a NaN over.
-double scaled_max(const float* z, int n, double inv_temp) {
-  typedef double V8 __attribute__((vector_size(64)));
-  typedef float F8 __attribute__((vector_size(32)));
-  constexpr double kLow = -std::numeric_limits<double>::infinity();
-  V8 m8 = {kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow};
-  int i = 0;
-  for (; i + 8 <= n; i += 8) {
-    F8 f;
-    std::memcpy(&f, z + i, sizeof(f));
-    const V8 v = __builtin_convertvector(f, V8) * inv_temp;
-    m8 = m8 < v ? v : m8;
-  }
-  double mx = kLow;
-  for (int l = 0; l < 8; ++l) mx = std::max(mx, m8[l]);
-  for (; i < n; ++i) mx = std::max(mx, double(z[i]) * inv_temp);
-  return mx;
-}
-
 // e[j] = exp(z[j] * inv_temp - mx), 0 where it underflows: a loop that vectorises (glibc's exp
 // was most of a sampled token's cost).
 void scaled_exps(const float* z, int n, double inv_temp, double mx, double* e) {

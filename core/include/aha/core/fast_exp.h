@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <bit>
 #include <cstdint>
+#include <cstring>
+#include <limits>
 #include <type_traits>
 
 namespace aha {
@@ -103,5 +105,33 @@ class LaneSum {
  private:
   double acc_ __attribute__((vector_size(64))) = {};
 };
+
+// The largest z[j] * inv_temp as a double, 8 lanes at a time (one chain of compares waited on
+// each one's latency, a third of the LM head's softmax statistics): the max is exact, so any
+// order gives the serial loop's value, and a lane updates as std::max does, passing a NaN over.
+// The sampler's softmax and the trainer's take it from here, so both start from one max.
+inline double scaled_max(const float* z, int64_t n, double inv_temp) {
+  typedef double V8 __attribute__((vector_size(64)));
+  typedef float F8 __attribute__((vector_size(32)));
+  constexpr double kLow = -std::numeric_limits<double>::infinity();
+  V8 m8 = {kLow, kLow, kLow, kLow, kLow, kLow, kLow, kLow};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    F8 f;
+    std::memcpy(&f, z + i, sizeof(f));
+    const V8 v = __builtin_convertvector(f, V8) * inv_temp;
+    m8 = m8 < v ? v : m8;
+  }
+  double mx = kLow;
+  for (int l = 0; l < 8; ++l) mx = std::max(mx, m8[l]);
+  for (; i < n; ++i) mx = std::max(mx, double(z[i]) * inv_temp);
+  return mx;
+}
+
+inline double scaled_max(const double* z, int64_t n, double inv_temp) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, z[i] * inv_temp);
+  return mx;
+}
 
 }  // namespace aha
