@@ -154,55 +154,75 @@ bool decode_row_blocks(const DecodeStep& step,
 }
 
 void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
+  scaled_softmax_rows(s, n_rows, n, n, 0, scale);
+}
+
+void scaled_softmax_rows(float* s, int64_t n_rows, int64_t ld, int64_t n0, int64_t step,
+                         float scale) {
   constexpr float kLow = -std::numeric_limits<float>::infinity();
   const I16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-  for (int64_t i = 0; i < n_rows; ++i) {
-    float* r = s + i * n;
-    // The max 16 lanes at a time and then across the lanes: it is exact, so any order gives the
-    // serial loop's value, and a lane updates as std::max does (m < v ? v : m), passing a NaN
-    // over. The 1-15 keys left of each pass go through one partial vector.
-    V16 m16 = V16{} + kLow;
-    int64_t j = 0;
-    for (; j + 16 <= n; j += 16) {
-      V16 v;
-      __builtin_memcpy(&v, r + j, sizeof(v));
-      v *= scale;
-      __builtin_memcpy(r + j, &v, sizeof(v));
-      m16 = m16 < v ? v : m16;
+  // 16 rows at a time: their exponentials and the parts of their sums, the sums (row_sums), then
+  // each row divided by its own.
+  for (int64_t i0 = 0; i0 < n_rows; i0 += 16) {
+    const int m = static_cast<int>(std::min<int64_t>(16, n_rows - i0));
+    V16 lanes[16], tails[16];
+    float sums[16];
+    for (int i = 0; i < m; ++i) {
+      float* r = s + (i0 + i) * ld;
+      const int64_t n = n0 + (i0 + i) * step;
+      // The max 16 lanes at a time and then across the lanes: it is exact, so any order gives
+      // the serial loop's value, and a lane updates as std::max does (m < v ? v : m), passing a
+      // NaN over. The 1-15 keys left of each pass go through one partial vector.
+      V16 m16 = V16{} + kLow;
+      int64_t j = 0;
+      for (; j + 16 <= n; j += 16) {
+        V16 v;
+        __builtin_memcpy(&v, r + j, sizeof(v));
+        v *= scale;
+        __builtin_memcpy(r + j, &v, sizeof(v));
+        m16 = m16 < v ? v : m16;
+      }
+      if (j < n) {
+        const V16 v = load_part(r + j, n - j, 0.0f) * scale;
+        store_part(r + j, n - j, v);
+        const V16 kept = lane < static_cast<int32_t>(n - j) ? v : V16{} + kLow;
+        m16 = m16 < kept ? kept : m16;
+      }
+      const float mx = max_across(m16);
+      V16 acc = {};
+      j = 0;
+      for (; j + 16 <= n; j += 16) {
+        V16 v;
+        __builtin_memcpy(&v, r + j, sizeof(v));
+        v = exp_nonpos(v - mx);
+        __builtin_memcpy(r + j, &v, sizeof(v));
+        acc += v;
+      }
+      // The sum's order is the bits' (lanes 0..15, then the keys left one by one).
+      lanes[i] = acc;
+      tails[i] = V16{};
+      if (j < n) {
+        const V16 v = exp_nonpos(load_part(r + j, n - j, mx) - mx);  // lanes past the row: exp(0)
+        store_part(r + j, n - j, v);
+        tails[i] = lane < static_cast<int32_t>(n - j) ? v : V16{};
+      }
     }
-    if (j < n) {
-      const V16 v = load_part(r + j, n - j, 0.0f) * scale;
-      store_part(r + j, n - j, v);
-      const V16 kept = lane < static_cast<int32_t>(n - j) ? v : V16{} + kLow;
-      m16 = m16 < kept ? kept : m16;
+    row_sums(lanes, tails, m, sums);
+    for (int i = 0; i < m; ++i) {
+      float* r = s + (i0 + i) * ld;
+      const int64_t n = n0 + (i0 + i) * step;
+      // Whole blocks, then the keys left in one masked vector (the plain loop's epilogue was
+      // scalar).
+      const float inv = 1.0f / sums[i];
+      int64_t j = 0;
+      for (; j + 16 <= n; j += 16) {
+        V16 v;
+        __builtin_memcpy(&v, r + j, sizeof(v));
+        v *= inv;
+        __builtin_memcpy(r + j, &v, sizeof(v));
+      }
+      if (j < n) store_part(r + j, n - j, load_part(r + j, n - j, 0.0f) * inv);
     }
-    const float mx = max_across(m16);
-    V16 acc = {};
-    j = 0;
-    for (; j + 16 <= n; j += 16) {
-      V16 v;
-      __builtin_memcpy(&v, r + j, sizeof(v));
-      v = exp_nonpos(v - mx);
-      __builtin_memcpy(r + j, &v, sizeof(v));
-      acc += v;
-    }
-    // The sum's order is the bits' (lanes 0..15, then the keys left one by one).
-    float sum = 0;
-    for (int k = 0; k < 16; ++k) sum += acc[k];
-    if (j < n) {
-      const V16 v = exp_nonpos(load_part(r + j, n - j, mx) - mx);  // lanes past the row: exp(0)
-      store_part(r + j, n - j, v);
-      for (int64_t k = 0; k < n - j; ++k) sum += v[k];
-    }
-    // Whole blocks, then the keys left in one masked vector (the plain loop's epilogue was scalar).
-    const float inv = 1.0f / sum;
-    for (j = 0; j + 16 <= n; j += 16) {
-      V16 v;
-      __builtin_memcpy(&v, r + j, sizeof(v));
-      v *= inv;
-      __builtin_memcpy(r + j, &v, sizeof(v));
-    }
-    if (j < n) store_part(r + j, n - j, load_part(r + j, n - j, 0.0f) * inv);
   }
 }
 

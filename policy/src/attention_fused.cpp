@@ -185,24 +185,6 @@ void exp_shifted_row(float* p, int64_t n, int64_t ld, float scale, float shift, 
   }
 }
 
-// The sums of `rows` (<= 16) rows from exp_shifted_row's parts, each as one row's scalar loop
-// adds them: 0, its 16 lanes in order, then its tail keys in order (a zero past them adds
-// nothing to a positive sum). Sixteen rows at once in the lanes: a row's 32 dependent adds
-// each waited on the one before (a tenth of the attention backward's time).
-void row_sums(const V16* lanes, const V16* tails, int rows, float* out) {
-  V16 a[16], t[16];
-  for (int r = 0; r < 16; ++r) {
-    a[r] = r < rows ? lanes[r] : V16{};
-    t[r] = r < rows ? tails[r] : V16{};
-  }
-  transpose16x16(a);
-  transpose16x16(t);
-  V16 total = {};
-  for (int l = 0; l < 16; ++l) total += a[l];
-  for (int l = 0; l < 16; ++l) total += t[l];
-  std::memcpy(out, &total, sizeof(float) * rows);
-}
-
 // The forward's softmax numerators: e = exp(scale s - max), their sum's parts in *lanes and
 // *tail (row_sums); returns the max of scale s. The forward divides its output rows by the sums
 // instead of normalising every probability.

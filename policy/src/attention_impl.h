@@ -15,6 +15,10 @@ namespace aha::policy {
 // Row-wise softmax of s [n_rows, n] in place after multiplying by `scale`. The same operations
 // for a row whatever the other rows, so it keeps the decode batch invariant.
 void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale);
+// The same over rows ld values apart, row i over its first n0 + i * step values (a prefill's
+// causal rows: step 1), the rest of each row untouched.
+void scaled_softmax_rows(float* s, int64_t n_rows, int64_t ld, int64_t n0, int64_t step,
+                         float scale);
 
 // Runs fn(block, b0) on blocks of a decode step's rows (b0: the block's first row), one block per
 // core, each block's products on its own thread; false, with nothing run, when the step is a

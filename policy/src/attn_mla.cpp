@@ -481,10 +481,11 @@ void MlaCore::attend_naive(const float* P, const float* q, float* o, const Decod
         float* su = s.data() + u * Tb;
         // fp32 under bf16 too
         gemm_xwt_lanes_packed(q + ((i0 + u) * H + hh) * dqk, ldq, kp.data(), su, mu, dqk, Tu, Tb);
+        // Row i sees seen(first) + i keys, or the whole list (step 0).
+        const int64_t first = seen(i0 + u);
+        scaled_softmax_rows(su, mu, Tb, first, keys != nullptr ? 0 : 1, scale);
         for (int64_t i = 0; i < mu; ++i) {
-          const int64_t n = seen(i0 + u + i);
-          scaled_softmax_rows(su + i * Tb, 1, n, scale);
-          std::fill(su + i * Tb + n, su + i * Tb + Tu, 0.0f);
+          std::fill(su + i * Tb + seen(i0 + u + i), su + i * Tb + Tu, 0.0f);
         }
         gemm_xw_seq(su, kv.data() + dn, o + ((i0 + u) * H + hh) * dv, mu, Tu, dv, dn + dv, Tb,
                     int64_t{H} * dv);

@@ -3,8 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 #include "aha/core/simd16.h"
+#include "aha/core/transpose16.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -69,6 +71,25 @@ inline float max_across(V16 m) {
   t = __builtin_shufflevector(m, m, 1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 13, 12, 15, 14);
   m = m < t ? t : m;
   return m[0];
+}
+
+// The sums of `rows` (<= 16) softmax rows from their parts: lanes[r], the 16 lanes' partial sums
+// over the row's whole blocks of 16 keys, and tails[r], its last n % 16 exponentials (0 past
+// them). Each as one row's scalar loop adds them: 0, its 16 lanes in order, then its tail keys
+// in order (a zero past them adds nothing to a positive sum). Sixteen rows at once in the
+// lanes: a row's 16-32 dependent adds each waited on the one before.
+inline void row_sums(const V16* lanes, const V16* tails, int rows, float* out) {
+  V16 a[16], t[16];
+  for (int r = 0; r < 16; ++r) {
+    a[r] = r < rows ? lanes[r] : V16{};
+    t[r] = r < rows ? tails[r] : V16{};
+  }
+  transpose16x16(a);
+  transpose16x16(t);
+  V16 total = {};
+  for (int l = 0; l < 16; ++l) total += a[l];
+  for (int l = 0; l < 16; ++l) total += t[l];
+  std::memcpy(out, &total, sizeof(float) * rows);
 }
 
 }  // namespace aha::policy

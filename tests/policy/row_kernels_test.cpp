@@ -90,5 +90,29 @@ TEST(RowKernels, SoftmaxOfEveryLengthAndTail) {
   }
 }
 
+TEST(RowKernels, SoftmaxOfCausalRowsIsEachRowAlone) {
+  // 37 rows (two groups of 16 and 5) ld values apart, row i over its first n0 + i keys (a
+  // prefill's causal rows) or all over n0 (step 0): each row has the bits of its own call, and
+  // the values past its keys stay as they were.
+  const float scale = 0.45f;
+  const int64_t rows = 37, ld = 80;
+  for (int64_t step : {0, 1}) {
+    for (int64_t n0 : {1, 16, 29}) {
+      std::vector<float> s = random_floats(rows * ld, 11 + n0, 5.0f);
+      const std::vector<float> in = s;
+      scaled_softmax_rows(s.data(), rows, ld, n0, step, scale);
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t n = n0 + i * step;
+        std::vector<float> alone(in.begin() + i * ld, in.begin() + i * ld + n);
+        scaled_softmax_rows(alone.data(), 1, n, scale);
+        for (int64_t j = 0; j < ld; ++j) {
+          ASSERT_EQ(s[i * ld + j], j < n ? alone[j] : in[i * ld + j])
+              << "step " << step << " n0 " << n0 << " row " << i << " key " << j;
+        }
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace aha::policy
