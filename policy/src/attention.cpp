@@ -157,12 +157,40 @@ void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
   scaled_softmax_rows(s, n_rows, n, n, 0, scale);
 }
 
+namespace {
+
+const I16 kLane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+
+// r[0, n) *= f in place; returns the largest product. Whole blocks of 16, then the 1-15 keys left
+// in one masked vector (the plain loop's epilogue was scalar). The max goes 16 lanes at a time
+// and then across the lanes: it is exact, so any order gives the serial loop's value, and a lane
+// updates as std::max does (m < v ? v : m), passing a NaN over.
+float scale_row(float* r, int64_t n, float f) {
+  constexpr float kLow = -std::numeric_limits<float>::infinity();
+  V16 m16 = V16{} + kLow;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    V16 v;
+    __builtin_memcpy(&v, r + j, sizeof(v));
+    v *= f;
+    __builtin_memcpy(r + j, &v, sizeof(v));
+    m16 = m16 < v ? v : m16;
+  }
+  if (j < n) {
+    const V16 v = load_part(r + j, n - j, 0.0f) * f;
+    store_part(r + j, n - j, v);
+    const V16 kept = kLane < static_cast<int32_t>(n - j) ? v : V16{} + kLow;
+    m16 = m16 < kept ? kept : m16;
+  }
+  return max_across(m16);
+}
+
+}  // namespace
+
 void scaled_softmax_rows(float* s, int64_t n_rows, int64_t ld, int64_t n0, int64_t step,
                          float scale) {
-  constexpr float kLow = -std::numeric_limits<float>::infinity();
-  const I16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   // 16 rows at a time: their exponentials and the parts of their sums, the sums (row_sums), then
-  // each row divided by its own.
+  // each row times the reciprocal of its own.
   for (int64_t i0 = 0; i0 < n_rows; i0 += 16) {
     const int m = static_cast<int>(std::min<int64_t>(16, n_rows - i0));
     V16 lanes[16], tails[16];
@@ -170,27 +198,9 @@ void scaled_softmax_rows(float* s, int64_t n_rows, int64_t ld, int64_t n0, int64
     for (int i = 0; i < m; ++i) {
       float* r = s + (i0 + i) * ld;
       const int64_t n = n0 + (i0 + i) * step;
-      // The max 16 lanes at a time and then across the lanes: it is exact, so any order gives
-      // the serial loop's value, and a lane updates as std::max does (m < v ? v : m), passing a
-      // NaN over. The 1-15 keys left of each pass go through one partial vector.
-      V16 m16 = V16{} + kLow;
-      int64_t j = 0;
-      for (; j + 16 <= n; j += 16) {
-        V16 v;
-        __builtin_memcpy(&v, r + j, sizeof(v));
-        v *= scale;
-        __builtin_memcpy(r + j, &v, sizeof(v));
-        m16 = m16 < v ? v : m16;
-      }
-      if (j < n) {
-        const V16 v = load_part(r + j, n - j, 0.0f) * scale;
-        store_part(r + j, n - j, v);
-        const V16 kept = lane < static_cast<int32_t>(n - j) ? v : V16{} + kLow;
-        m16 = m16 < kept ? kept : m16;
-      }
-      const float mx = max_across(m16);
+      const float mx = scale_row(r, n, scale);
       V16 acc = {};
-      j = 0;
+      int64_t j = 0;
       for (; j + 16 <= n; j += 16) {
         V16 v;
         __builtin_memcpy(&v, r + j, sizeof(v));
@@ -204,24 +214,12 @@ void scaled_softmax_rows(float* s, int64_t n_rows, int64_t ld, int64_t n0, int64
       if (j < n) {
         const V16 v = exp_nonpos(load_part(r + j, n - j, mx) - mx);  // lanes past the row: exp(0)
         store_part(r + j, n - j, v);
-        tails[i] = lane < static_cast<int32_t>(n - j) ? v : V16{};
+        tails[i] = kLane < static_cast<int32_t>(n - j) ? v : V16{};
       }
     }
     row_sums(lanes, tails, m, sums);
     for (int i = 0; i < m; ++i) {
-      float* r = s + (i0 + i) * ld;
-      const int64_t n = n0 + (i0 + i) * step;
-      // Whole blocks, then the keys left in one masked vector (the plain loop's epilogue was
-      // scalar).
-      const float inv = 1.0f / sums[i];
-      int64_t j = 0;
-      for (; j + 16 <= n; j += 16) {
-        V16 v;
-        __builtin_memcpy(&v, r + j, sizeof(v));
-        v *= inv;
-        __builtin_memcpy(r + j, &v, sizeof(v));
-      }
-      if (j < n) store_part(r + j, n - j, load_part(r + j, n - j, 0.0f) * inv);
+      scale_row(s + (i0 + i) * ld, n0 + (i0 + i) * step, 1.0f / sums[i]);  // its max unused
     }
   }
 }
