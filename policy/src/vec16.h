@@ -76,8 +76,8 @@ inline float max_across(V16 m) {
 // The sums of `rows` (<= 16) softmax rows from their parts: lanes[r], the 16 lanes' partial sums
 // over the row's whole blocks of 16 keys, and tails[r], its last n % 16 exponentials (0 past
 // them). Each as one row's scalar loop adds them: 0, its 16 lanes in order, then its tail keys
-// in order (a zero past them adds nothing to a positive sum). Sixteen rows at once in the
-// lanes: a row's 16-32 dependent adds each waited on the one before.
+// in order (the zeros past them change no sum begun at +0, which can never be -0). Sixteen rows
+// at once in the lanes: a row's 16-32 dependent adds each waited on the one before.
 inline void row_sums(const V16* lanes, const V16* tails, int rows, float* out) {
   V16 a[16], t[16];
   for (int r = 0; r < 16; ++r) {
