@@ -159,8 +159,6 @@ void scaled_softmax_rows(float* s, int64_t n_rows, int64_t n, float scale) {
 
 namespace {
 
-const I16 kLane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-
 // r[0, n) *= f in place; returns the largest product. Whole blocks of 16, then the 1-15 keys left
 // in one masked vector (the plain loop's epilogue was scalar). The max goes 16 lanes at a time
 // and then across the lanes: it is exact, so any order gives the serial loop's value, and a lane
@@ -179,7 +177,7 @@ float scale_row(float* r, int64_t n, float f) {
   if (j < n) {
     const V16 v = load_part(r + j, n - j, 0.0f) * f;
     store_part(r + j, n - j, v);
-    const V16 kept = kLane < static_cast<int32_t>(n - j) ? v : V16{} + kLow;
+    const V16 kept = first_lanes(v, n - j, kLow);
     m16 = m16 < kept ? kept : m16;
   }
   return max_across(m16);
@@ -214,7 +212,7 @@ void scaled_softmax_rows(float* s, int64_t n_rows, int64_t ld, int64_t n0, int64
       if (j < n) {
         const V16 v = exp_nonpos(load_part(r + j, n - j, mx) - mx);  // lanes past the row: exp(0)
         store_part(r + j, n - j, v);
-        tails[i] = kLane < static_cast<int32_t>(n - j) ? v : V16{};
+        tails[i] = first_lanes(v, n - j, 0.0f);
       }
     }
     row_sums(lanes, tails, m, sums);

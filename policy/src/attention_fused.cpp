@@ -174,8 +174,7 @@ void exp_shifted_row(float* p, int64_t n, int64_t ld, float scale, float shift, 
   }
   V16 rest = {};
   if (j < n) {
-    rest = exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - shift);
-    rest = load_part(reinterpret_cast<const float*>(&rest), n - j, 0.0f);
+    rest = first_lanes(exp_nonpos(load_part(p + j, n - j, 0.0f) * scale - shift), n - j, 0.0f);
     store_part(p + j, n - j, rest);
   }
   std::fill(p + n, p + ld, 0.0f);

@@ -60,6 +60,12 @@ inline void store_part(float* p, int64_t m, V16 v) {
 #endif
 }
 
+// v's first m (0-16) lanes, `fill` in the others: a row's last partial block of keys.
+inline V16 first_lanes(V16 v, int64_t m, float fill) {
+  const I16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return lane < static_cast<int32_t>(m) ? v : V16{} + fill;
+}
+
 // The largest lane, halving the lanes in four steps.
 inline float max_across(V16 m) {
   V16 t = __builtin_shufflevector(m, m, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
